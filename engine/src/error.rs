@@ -1,0 +1,183 @@
+//! Errors, one enum per operation, each message saying what to do about it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Opening a store failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A file of the data directory could not be created, read or written.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// Another `Store` (in this or another process) has the directory open.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A builder option is out of range.
+    InvalidOption(String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, source } => write!(
+                f,
+                "cannot use {}: {source}; check that the data directory exists, is writable and has free space",
+                path.display()
+            ),
+            Self::Locked { path } => write!(
+                f,
+                "the data directory is in use by another ttlcask store (lock {} is held); stop the other process or use another directory",
+                path.display()
+            ),
+            Self::InvalidOption(msg) => write!(f, "invalid store option: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A read failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The record on disk failed its checksum; it is never returned.
+    Corrupt {
+        /// Segment id.
+        segment: u32,
+        /// Offset of the record in the segment.
+        offset: u32,
+    },
+    /// The index points at a segment that is no longer there (a bug; please report it).
+    MissingSegment(u32),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Corrupt { segment, offset } => write!(
+                f,
+                "record at segment {segment} offset {offset} failed its checksum; the disk may be damaged, run `ttlcask verify`"
+            ),
+            Self::MissingSegment(id) => write!(f, "segment {id} is missing; this is a bug in ttlcask-engine"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// A write was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// An earlier write or fsync failed; the store refuses writes until it is reopened.
+    Poisoned(String),
+    /// Writing or syncing failed just now; the store is poisoned from here on.
+    Io(String),
+    /// A key, namespace or value is larger than the store accepts.
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Poisoned(cause) => write!(
+                f,
+                "the store refuses writes after an earlier I/O failure ({cause}); fix the disk and reopen the store"
+            ),
+            Self::Io(cause) => write!(
+                f,
+                "write failed: {cause}; the write may not be durable and the store refuses further writes until reopened"
+            ),
+            Self::TooLarge { what, size, limit } => {
+                write!(f, "{what} of {size} bytes is larger than the limit of {limit} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// An increment failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IncrementError {
+    /// The stored value is not a decimal integer.
+    NotAnInteger,
+    /// The result does not fit in a signed 64-bit integer.
+    Overflow,
+    /// Reading the current value failed.
+    Read(ReadError),
+    /// Writing the new value failed.
+    Write(WriteError),
+}
+
+impl fmt::Display for IncrementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAnInteger => f.write_str("cannot increment a value that is not a decimal integer"),
+            Self::Overflow => f.write_str("the result does not fit in a signed 64-bit integer"),
+            Self::Read(e) => e.fmt(f),
+            Self::Write(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for IncrementError {}
+
+impl From<ReadError> for IncrementError {
+    fn from(e: ReadError) -> Self {
+        Self::Read(e)
+    }
+}
+
+impl From<WriteError> for IncrementError {
+    fn from(e: WriteError) -> Self {
+        Self::Write(e)
+    }
+}
+
+/// A compaction run failed; the store keeps working on its old segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// Writing the new segment failed (for example the disk is full); nothing was removed.
+    Io(String),
+    /// The store is poisoned by an earlier write failure.
+    Poisoned(String),
+}
+
+impl fmt::Display for CompactError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(cause) => write!(
+                f,
+                "compaction failed: {cause}; the old segments were kept, free disk space and try again"
+            ),
+            Self::Poisoned(cause) => write!(f, "compaction refused: the store is poisoned ({cause}); reopen it"),
+        }
+    }
+}
+
+impl std::error::Error for CompactError {}

@@ -1,0 +1,42 @@
+//! `ttlcask-engine`: a durable, log-structured key-value store with namespaces and TTL.
+//!
+//! Items live in namespaces (byte strings; the ttlcask server uses tenant + API + cache).
+//! Every write is appended to a CRC-checked segment file and indexed in memory; reads go
+//! through memory maps. A background compactor rewrites segments that are mostly dead and
+//! deletes wholly expired ones. See `ARCHITECTURE.md` for the on-disk format and the
+//! crash argument.
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! use ttlcask_engine::{Condition, PutOptions, Store};
+//!
+//! let store = Store::open(dir.path())?;
+//! let version = store.put(b"tenant/cache", b"greeting", b"hello", PutOptions::default())?;
+//! let item = store.get(b"tenant/cache", b"greeting")?.expect("just stored");
+//! assert_eq!(&item.value[..], b"hello");
+//! assert_eq!(item.version, version);
+//!
+//! // Conditional writes: only-if-absent fails because the key exists.
+//! let added = store.put_if(b"tenant/cache", b"greeting", b"hi", PutOptions::default(), Condition::Absent)?;
+//! assert_eq!(added, None);
+//!
+//! assert_eq!(store.increment(b"tenant/cache", b"hits", 5, PutOptions::default())?, 5);
+//! assert!(store.delete(b"tenant/cache", b"greeting")?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+mod clock;
+mod error;
+mod options;
+mod store;
+mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
+pub use options::{Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+pub use store::{RecoveryReport, Store};
+pub use types::{
+    BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,
+};

@@ -1,0 +1,136 @@
+//! How a store is opened: durability policy, segment size, clock, compaction.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::OpenError;
+use crate::Store;
+
+/// When an acknowledged write has reached the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A write returns only after fsync; concurrent writers share one fsync (group commit).
+    Always,
+    /// A background thread fsyncs at this interval; a crash loses at most that much.
+    Every(Duration),
+    /// The operating system decides (benchmarks and throwaway data).
+    Never,
+}
+
+/// Options of [`Store`], started by [`Store::builder`].
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use std::time::Duration;
+/// use ttlcask_engine::{Durability, Store};
+/// let store = Store::builder()
+///     .durability(Durability::Every(Duration::from_millis(100)))
+///     .segment_size(8 << 20)
+///     .open(dir.path())?;
+/// # drop(store);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct StoreBuilder {
+    pub(crate) durability: Durability,
+    pub(crate) segment_size: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) compaction_interval: Option<Duration>,
+    pub(crate) compaction_dead_ratio: f64,
+    pub(crate) max_value_size: usize,
+}
+
+impl std::fmt::Debug for StoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBuilder")
+            .field("durability", &self.durability)
+            .field("segment_size", &self.segment_size)
+            .field("compaction_interval", &self.compaction_interval)
+            .field("compaction_dead_ratio", &self.compaction_dead_ratio)
+            .field("max_value_size", &self.max_value_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default size at which the active segment is sealed: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// Smallest segment size accepted.
+pub const MIN_SEGMENT_SIZE: u64 = 4 << 10;
+/// Largest segment size accepted (offsets are 32-bit).
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 31;
+
+impl Default for StoreBuilder {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Always,
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            clock: Arc::new(SystemClock),
+            compaction_interval: Some(Duration::from_secs(30)),
+            compaction_dead_ratio: 0.5,
+            max_value_size: 64 << 20,
+        }
+    }
+}
+
+impl StoreBuilder {
+    /// The durability policy (default [`Durability::Always`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Size at which the active segment is sealed (default 64 MiB, 4 KiB to 2 GiB).
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// The clock used for TTLs (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How often the background compactor looks for work; `None` turns it off
+    /// ([`Store::compact`] still works). Default 30 s.
+    pub fn compaction_interval(mut self, interval: Option<Duration>) -> Self {
+        self.compaction_interval = interval;
+        self
+    }
+
+    /// The dead fraction of a segment above which the background compactor rewrites it
+    /// (default 0.5).
+    pub fn compaction_dead_ratio(mut self, ratio: f64) -> Self {
+        self.compaction_dead_ratio = ratio;
+        self
+    }
+
+    /// Largest value accepted by a write (default 64 MiB).
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// See [`OpenError`]: the directory cannot be used, another store holds its lock, or an
+    /// option is out of range.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Store, OpenError> {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&self.segment_size) {
+            return Err(OpenError::InvalidOption(format!(
+                "segment_size must be between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE} bytes, got {}",
+                self.segment_size
+            )));
+        }
+        if !(self.compaction_dead_ratio > 0.0 && self.compaction_dead_ratio <= 1.0) {
+            return Err(OpenError::InvalidOption(format!(
+                "compaction_dead_ratio must be in (0, 1], got {}",
+                self.compaction_dead_ratio
+            )));
+        }
+        Store::open_with(self, dir.as_ref())
+    }
+}

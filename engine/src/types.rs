@@ -1,0 +1,186 @@
+//! The values that cross the engine's public API.
+
+use bytes::Bytes;
+
+/// A stored item as `get` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The value bytes.
+    pub value: Bytes,
+    /// Unique across the store and increasing with every write (IronCache's `cas`).
+    pub version: u64,
+    /// When the item stops being visible, in milliseconds since the Unix epoch.
+    pub expires_at_ms: Option<u64>,
+    /// The caller's value-kind tag, stored as given.
+    pub kind: u8,
+}
+
+/// Options of a write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Absolute expiry in milliseconds since the Unix epoch; `None` never expires.
+    pub expires_at_ms: Option<u64>,
+    /// A small tag the caller can use to remember how to present the value.
+    pub kind: u8,
+}
+
+impl PutOptions {
+    /// Options with an absolute expiry.
+    pub fn expiring_at(expires_at_ms: u64) -> Self {
+        Self {
+            expires_at_ms: Some(expires_at_ms),
+            kind: 0,
+        }
+    }
+
+    /// The same options with another kind tag.
+    pub fn with_kind(mut self, kind: u8) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// The condition of [`Store::put_if`](crate::Store::put_if).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Store only if no live item has the key (memcached `add`).
+    Absent,
+    /// Store only if a live item has the key (memcached `replace`).
+    Present,
+    /// Store only if the live item's version equals this one (`cas`).
+    VersionIs(u64),
+}
+
+/// What a namespace holds right now (expired items are not counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// The namespace's name.
+    pub name: Vec<u8>,
+    /// Live items.
+    pub items: u64,
+    /// Key and value bytes of the live items.
+    pub live_bytes: u64,
+}
+
+/// One operation of a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BatchOp {
+    Put {
+        namespace: Vec<u8>,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        options: PutOptions,
+    },
+    Delete {
+        namespace: Vec<u8>,
+        key: Vec<u8>,
+    },
+}
+
+/// Writes that are applied together and made durable together.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use ttlcask_engine::{BatchOutcome, PutOptions, Store, WriteBatch};
+/// let store = Store::open(dir.path())?;
+/// let mut batch = WriteBatch::new();
+/// batch.put(b"ns", b"a", b"1", PutOptions::default());
+/// batch.delete(b"ns", b"missing");
+/// let outcomes = store.write_batch(batch)?;
+/// assert!(matches!(outcomes[0], BatchOutcome::Stored { .. }));
+/// assert_eq!(outcomes[1], BatchOutcome::NotFound);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an unconditional put.
+    pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) {
+        self.ops.push(BatchOp::Put {
+            namespace: namespace.to_vec(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            options,
+        });
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, namespace: &[u8], key: &[u8]) {
+        self.ops.push(BatchOp::Delete {
+            namespace: namespace.to_vec(),
+            key: key.to_vec(),
+        });
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The result of one batch operation, in the order of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// The put was stored with this version.
+    Stored {
+        /// The new item's version.
+        version: u64,
+    },
+    /// The delete removed a live item.
+    Deleted,
+    /// The delete found no live item.
+    NotFound,
+}
+
+/// Counters and sizes of a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live items in all namespaces (expired items are not counted).
+    pub items: u64,
+    /// Namespaces.
+    pub namespaces: u64,
+    /// Bytes of records on disk that are still needed.
+    pub live_bytes: u64,
+    /// Bytes of records on disk that compaction can reclaim.
+    pub dead_bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Estimated heap bytes of the in-memory index.
+    pub index_bytes: u64,
+    /// fsync calls made for durability since open.
+    pub fsyncs: u64,
+    /// Writes acknowledged since open.
+    pub writes: u64,
+    /// Compaction runs since open.
+    pub compactions: u64,
+    /// Expired items removed by compaction since open.
+    pub expired_removed: u64,
+}
+
+/// What one compaction run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Segments rewritten.
+    pub segments_rewritten: u64,
+    /// Wholly expired segments deleted without being read.
+    pub segments_deleted_unread: u64,
+    /// Bytes of disk given back.
+    pub bytes_reclaimed: u64,
+    /// Records copied into new segments.
+    pub records_kept: u64,
+    /// Records dropped.
+    pub records_dropped: u64,
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("ttlcask {}", env!("CARGO_PKG_VERSION"));
+}
