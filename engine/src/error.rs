@@ -136,7 +136,9 @@ pub enum IncrementError {
 impl fmt::Display for IncrementError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotAnInteger => f.write_str("cannot increment a value that is not a decimal integer"),
+            Self::NotAnInteger => {
+                f.write_str("cannot increment a value that is not a decimal integer")
+            }
             Self::Overflow => f.write_str("the result does not fit in a signed 64-bit integer"),
             Self::Read(e) => e.fmt(f),
             Self::Write(e) => e.fmt(f),

@@ -28,14 +28,23 @@
 #![deny(clippy::unwrap_used)]
 
 mod clock;
+mod compaction;
 mod error;
+mod format;
+mod hint;
+mod index;
 mod options;
+mod recovery;
+mod segment;
 mod store;
 mod types;
+mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
-pub use options::{Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+pub use options::{
+    Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+};
 pub use store::{RecoveryReport, Store};
 pub use types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,

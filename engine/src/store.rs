@@ -1,13 +1,27 @@
-//! The public handle: [`Store`].
+//! The public handle, [`Store`], and the state it shares with its background thread.
 
-use std::path::Path;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::clock::Clock;
 use crate::error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
-use crate::options::StoreBuilder;
+use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::index::{SegmentSlot, State};
+use crate::options::{Durability, StoreBuilder};
+use crate::recovery;
+use crate::segment::{self, Segment};
 use crate::types::{
-    BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,
+    BatchOp, BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats,
+    WriteBatch,
 };
+use crate::writer::{SyncState, Writer};
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,14 +34,98 @@ pub struct RecoveryReport {
     pub records: u64,
     /// Torn or corrupt tails cut off: (segment id, offset of the cut, bytes dropped).
     pub truncated: Vec<(u32, u64, u64)>,
-    /// Files that were not usable at all and were ignored, with the reason.
+    /// Files that were not usable and were left alone, with the reason.
     pub ignored_files: Vec<String>,
 }
 
-/// A handle to an open store; clones share it. The store closes when the last clone drops.
+/// Counters kept with atomics so that reading them takes no lock.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub fsyncs: AtomicU64,
+    pub writes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub expired_removed: AtomicU64,
+}
+
+/// Everything the handles and the background thread share.
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub options: StoreBuilder,
+    pub clock: Arc<dyn Clock>,
+    pub state: RwLock<State>,
+    pub writer: Mutex<Writer>,
+    pub sync: SyncState,
+    pub poisoned: AtomicBool,
+    pub poison_reason: Mutex<String>,
+    pub counters: Counters,
+    pub report: RecoveryReport,
+    /// Held so that only one compaction (or hint writing) runs at a time.
+    pub compaction: Mutex<()>,
+    pub stop: Mutex<bool>,
+    pub wake: Condvar,
+    _lock: File,
+}
+
+impl Inner {
+    pub(crate) fn durable(&self) -> bool {
+        self.options.durability != Durability::Never
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn poison(&self, reason: String) {
+        let mut r = self.poison_reason.lock();
+        if !self.poisoned.swap(true, Ordering::SeqCst) {
+            *r = reason;
+        }
+    }
+
+    pub(crate) fn check_poison(&self) -> Result<(), WriteError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(WriteError::Poisoned(self.poison_reason.lock().clone()));
+        }
+        Ok(())
+    }
+}
+
+struct Handle {
+    inner: Arc<Inner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        *self.inner.stop.lock() = true;
+        self.inner.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.inner.close();
+    }
+}
+
+/// A handle to an open store; clones share it. The store closes (seals its active segment,
+/// writes hint files and releases its lock) when the last clone drops.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<()>,
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner().dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Store {
@@ -44,61 +142,152 @@ impl Store {
         StoreBuilder::default()
     }
 
-    pub(crate) fn open_with(_options: StoreBuilder, _dir: &Path) -> Result<Self, OpenError> {
-        let _ = &Self { inner: Arc::new(()) }.inner;
-        todo!()
+    fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+
+    pub(crate) fn open_with(options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { path: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let durable = options.durability != Durability::Never;
+        let recovered = recovery::recover(dir, durable).map_err(io_err(dir))?;
+        let mut state = recovered.state;
+        let next_version = recovered.max_version + 1;
+        let active_id = recovered.max_segment_id + 1;
+        let active = Segment::create(dir, active_id, next_version, options.segment_size)
+            .map_err(io_err(dir))?;
+        if durable {
+            segment::sync_dir(dir).map_err(io_err(dir))?;
+        }
+        let active = Arc::new(active);
+        state.segments.insert(
+            active_id,
+            SegmentSlot::new(active.clone(), SEGMENT_HEADER_LEN as u64),
+        );
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            clock: options.clock.clone(),
+            options,
+            state: RwLock::new(state),
+            writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
+            sync: SyncState::default(),
+            poisoned: AtomicBool::new(false),
+            poison_reason: Mutex::new(String::new()),
+            counters: Counters::default(),
+            report: recovered.report,
+            compaction: Mutex::new(()),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            _lock: lock,
+        });
+        let thread = spawn_background(&inner).map_err(io_err(dir))?;
+        Ok(Self {
+            handle: Arc::new(Handle { inner, thread }),
+        })
     }
 
     /// What opening the store found and repaired.
     pub fn recovery_report(&self) -> RecoveryReport {
-        todo!()
+        self.inner().report.clone()
     }
 
     /// The store clock's current time in milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
-        todo!()
+        self.inner().now()
     }
 
     /// Creates a namespace; `Ok(false)` if it already exists.
     ///
     /// # Errors
     /// See [`WriteError`].
-    pub fn create_namespace(&self, _namespace: &[u8]) -> Result<bool, WriteError> {
-        todo!()
+    pub fn create_namespace(&self, namespace: &[u8]) -> Result<bool, WriteError> {
+        self.inner().commit(|f| Ok(f.ensure_namespace(namespace)))
     }
 
-    /// A namespace's item count and bytes, or `None` if it does not exist.
-    pub fn namespace(&self, _namespace: &[u8]) -> Option<NamespaceInfo> {
-        todo!()
+    /// A namespace's live item count and bytes, or `None` if it does not exist.
+    pub fn namespace(&self, namespace: &[u8]) -> Option<NamespaceInfo> {
+        let now = self.now_ms();
+        let st = self.inner().state.read();
+        let ns = st.namespaces.get(namespace)?;
+        Some(namespace_info(namespace, ns, now))
     }
 
-    /// All namespaces whose name starts with `prefix`, sorted by name.
-    pub fn namespaces(&self, _prefix: &[u8]) -> Vec<NamespaceInfo> {
-        todo!()
+    /// Every namespace whose name starts with `prefix`, sorted by name.
+    pub fn namespaces(&self, prefix: &[u8]) -> Vec<NamespaceInfo> {
+        let now = self.now_ms();
+        let st = self.inner().state.read();
+        let mut out: Vec<_> = st
+            .namespaces
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, ns)| namespace_info(name, ns, now))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Removes every item of a namespace with one record; `Ok(false)` if it does not exist.
     ///
     /// # Errors
     /// See [`WriteError`].
-    pub fn clear_namespace(&self, _namespace: &[u8]) -> Result<bool, WriteError> {
-        todo!()
+    pub fn clear_namespace(&self, namespace: &[u8]) -> Result<bool, WriteError> {
+        self.inner().commit(|f| Ok(f.clear(namespace)))
     }
 
     /// Removes a namespace and its items with one record; `Ok(false)` if it does not exist.
     ///
     /// # Errors
     /// See [`WriteError`].
-    pub fn drop_namespace(&self, _namespace: &[u8]) -> Result<bool, WriteError> {
-        todo!()
+    pub fn drop_namespace(&self, namespace: &[u8]) -> Result<bool, WriteError> {
+        self.inner().commit(|f| Ok(f.drop_namespace(namespace)))
     }
 
     /// The live item under `key`, or `None` (also for expired items).
     ///
     /// # Errors
     /// [`ReadError::Corrupt`] if the record fails its checksum.
-    pub fn get(&self, _namespace: &[u8], _key: &[u8]) -> Result<Option<Item>, ReadError> {
-        todo!()
+    pub fn get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, ReadError> {
+        let inner = self.inner();
+        let now = inner.now();
+        let (entry, seg) = {
+            let st = inner.state.read();
+            let Some(entry) = st.live(namespace, key, now).copied() else {
+                return Ok(None);
+            };
+            let seg = st
+                .segments
+                .get(&entry.segment)
+                .map(|s| s.segment.clone())
+                .ok_or(ReadError::MissingSegment(entry.segment))?;
+            (entry, seg)
+        };
+        let corrupt = ReadError::Corrupt {
+            segment: entry.segment,
+            offset: entry.offset,
+        };
+        let e = seg
+            .entry(entry.offset, entry.len)
+            .map_err(|_| corrupt.clone())?;
+        if e.key != key || e.namespace != namespace || e.meta.version != entry.version {
+            return Err(corrupt);
+        }
+        Ok(Some(Item {
+            value: Bytes::copy_from_slice(e.value),
+            version: entry.version,
+            expires_at_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
+            kind: entry.kind,
+        }))
     }
 
     /// Stores `value` under `key`, creating the namespace if needed; returns the new version.
@@ -107,12 +296,14 @@ impl Store {
     /// See [`WriteError`].
     pub fn put(
         &self,
-        _namespace: &[u8],
-        _key: &[u8],
-        _value: &[u8],
-        _options: PutOptions,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
     ) -> Result<u64, WriteError> {
-        todo!()
+        self.inner().check_sizes(namespace, key, value)?;
+        self.inner()
+            .commit(|f| Ok(f.put(namespace, key, value, options)))
     }
 
     /// Stores `value` only if `condition` holds; `Ok(None)` (and nothing stored) otherwise.
@@ -121,21 +312,30 @@ impl Store {
     /// See [`WriteError`].
     pub fn put_if(
         &self,
-        _namespace: &[u8],
-        _key: &[u8],
-        _value: &[u8],
-        _options: PutOptions,
-        _condition: Condition,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        condition: Condition,
     ) -> Result<Option<u64>, WriteError> {
-        todo!()
+        self.inner().check_sizes(namespace, key, value)?;
+        self.inner().commit(|f| {
+            let current = f.live_version(namespace, key);
+            let holds = match condition {
+                Condition::Absent => current.is_none(),
+                Condition::Present => current.is_some(),
+                Condition::VersionIs(v) => current == Some(v),
+            };
+            Ok(holds.then(|| f.put(namespace, key, value, options)))
+        })
     }
 
     /// Deletes `key`; `Ok(false)` if no live item had it.
     ///
     /// # Errors
     /// See [`WriteError`].
-    pub fn delete(&self, _namespace: &[u8], _key: &[u8]) -> Result<bool, WriteError> {
-        todo!()
+    pub fn delete(&self, namespace: &[u8], key: &[u8]) -> Result<bool, WriteError> {
+        self.inner().commit(|f| Ok(f.delete(namespace, key)))
     }
 
     /// Adds `delta` to the decimal integer stored under `key` and returns the result. A missing
@@ -145,25 +345,85 @@ impl Store {
     /// [`IncrementError::NotAnInteger`], [`IncrementError::Overflow`], or a read/write error.
     pub fn increment(
         &self,
-        _namespace: &[u8],
-        _key: &[u8],
-        _delta: i64,
-        _options: PutOptions,
+        namespace: &[u8],
+        key: &[u8],
+        delta: i64,
+        options: PutOptions,
     ) -> Result<i64, IncrementError> {
-        todo!()
+        self.inner().check_sizes(namespace, key, b"")?;
+        self.inner().commit(|f| {
+            let (current, options) = match f.live_value(namespace, key)? {
+                Some((value, existing)) => (parse_integer(&value)?, existing),
+                None => (0, options),
+            };
+            let next = current.checked_add(delta).ok_or(IncrementError::Overflow)?;
+            f.put(namespace, key, next.to_string().as_bytes(), options);
+            Ok(next)
+        })
     }
 
     /// The live keys of a namespace (a snapshot; no order is promised).
-    pub fn keys(&self, _namespace: &[u8]) -> std::vec::IntoIter<Vec<u8>> {
-        todo!()
+    pub fn keys(&self, namespace: &[u8]) -> std::vec::IntoIter<Vec<u8>> {
+        let now = self.now_ms();
+        let st = self.inner().state.read();
+        let keys: Vec<Vec<u8>> = st
+            .namespaces
+            .get(namespace)
+            .map(|ns| {
+                ns.items
+                    .iter()
+                    .filter(|(_, e)| !e.is_expired(now))
+                    .map(|(k, _)| k.to_vec())
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.into_iter()
     }
 
     /// Applies every operation of `batch` in one record and makes it durable together.
     ///
     /// # Errors
     /// See [`WriteError`]; on error none of the batch is acknowledged.
-    pub fn write_batch(&self, _batch: WriteBatch) -> Result<Vec<BatchOutcome>, WriteError> {
-        todo!()
+    pub fn write_batch(&self, batch: WriteBatch) -> Result<Vec<BatchOutcome>, WriteError> {
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put {
+                    namespace,
+                    key,
+                    value,
+                    ..
+                } => self.inner().check_sizes(namespace, key, value)?,
+                BatchOp::Delete { namespace, key } => {
+                    self.inner().check_sizes(namespace, key, b"")?
+                }
+            }
+        }
+        if batch.ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner().commit(|f| {
+            Ok(batch
+                .ops
+                .iter()
+                .map(|op| match op {
+                    BatchOp::Put {
+                        namespace,
+                        key,
+                        value,
+                        options,
+                    } => BatchOutcome::Stored {
+                        version: f.put(namespace, key, value, *options),
+                    },
+                    BatchOp::Delete { namespace, key } => {
+                        if f.delete(namespace, key) {
+                            BatchOutcome::Deleted
+                        } else {
+                            BatchOutcome::NotFound
+                        }
+                    }
+                })
+                .collect())
+        })
     }
 
     /// Makes every acknowledged write durable now, whatever the durability policy.
@@ -171,7 +431,8 @@ impl Store {
     /// # Errors
     /// See [`WriteError`].
     pub fn sync(&self) -> Result<(), WriteError> {
-        todo!()
+        let lsn = self.inner().writer.lock().lsn;
+        self.inner().wait_durable(lsn)
     }
 
     /// Runs one compaction over every sealed segment that has something to reclaim.
@@ -179,11 +440,129 @@ impl Store {
     /// # Errors
     /// See [`CompactError`].
     pub fn compact(&self) -> Result<CompactionReport, CompactError> {
-        todo!()
+        self.inner().compact(None)
     }
 
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
-        todo!()
+        let inner = self.inner();
+        let now = inner.now();
+        let st = inner.state.read();
+        let mut stats = Stats {
+            namespaces: st.namespaces.len() as u64,
+            segments: st.segments.len() as u64,
+            index_bytes: st.heap_bytes(),
+            fsyncs: inner.counters.fsyncs.load(Ordering::Relaxed),
+            writes: inner.counters.writes.load(Ordering::Relaxed),
+            compactions: inner.counters.compactions.load(Ordering::Relaxed),
+            expired_removed: inner.counters.expired_removed.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        for ns in st.namespaces.values() {
+            stats.items += ns.items.values().filter(|e| !e.is_expired(now)).count() as u64;
+        }
+        for slot in st.segments.values() {
+            let entries = slot.data_len.saturating_sub(SEGMENT_HEADER_LEN as u64);
+            stats.dead_bytes += slot.dead;
+            stats.live_bytes += entries.saturating_sub(slot.dead);
+        }
+        stats
     }
+}
+
+fn namespace_info(name: &[u8], ns: &crate::index::Namespace, now: u64) -> NamespaceInfo {
+    let mut items = 0;
+    let mut live_bytes = 0;
+    for (k, e) in ns.items.iter().filter(|(_, e)| !e.is_expired(now)) {
+        items += 1;
+        live_bytes += (k.len() + e.value_len(name.len(), k.len())) as u64;
+    }
+    NamespaceInfo {
+        name: name.to_vec(),
+        items,
+        live_bytes,
+    }
+}
+
+/// Parses an ASCII decimal integer (optional leading `-`).
+fn parse_integer(value: &[u8]) -> Result<i64, IncrementError> {
+    let s = std::str::from_utf8(value).map_err(|_| IncrementError::NotAnInteger)?;
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IncrementError::NotAnInteger);
+    }
+    s.parse::<i64>().map_err(|_| IncrementError::Overflow)
+}
+
+impl Inner {
+    fn check_sizes(&self, namespace: &[u8], key: &[u8], value: &[u8]) -> Result<(), WriteError> {
+        let too_large = |what, size, limit| Err(WriteError::TooLarge { what, size, limit });
+        if namespace.len() > format::MAX_NAMESPACE_LEN {
+            return too_large("namespace", namespace.len(), format::MAX_NAMESPACE_LEN);
+        }
+        if key.len() > format::MAX_KEY_LEN {
+            return too_large("key", key.len(), format::MAX_KEY_LEN);
+        }
+        if value.len() > self.options.max_value_size {
+            return too_large("value", value.len(), self.options.max_value_size);
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and writes missing hints; called once, when the store closes.
+    fn close(&self) {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return;
+        }
+        let _ = self.seal_active_on_close();
+        let _ = self.write_missing_hints();
+    }
+}
+
+/// Starts the thread that runs timed fsyncs (`Durability::Every`), hint writing and
+/// background compaction; none when neither is configured.
+fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
+    let every = match inner.options.durability {
+        Durability::Every(d) => Some(d),
+        _ => None,
+    };
+    let compaction = inner.options.compaction_interval;
+    if every.is_none() && compaction.is_none() {
+        return Ok(None);
+    }
+    let inner = inner.clone();
+    let tick = every
+        .into_iter()
+        .chain(compaction)
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_millis(1));
+    std::thread::Builder::new()
+        .name("ttlcask-background".into())
+        .spawn(move || {
+            let mut last_compaction = Instant::now();
+            loop {
+                {
+                    let mut stop = inner.stop.lock();
+                    if !*stop {
+                        inner.wake.wait_for(&mut stop, tick);
+                    }
+                    if *stop {
+                        return;
+                    }
+                }
+                if every.is_some() {
+                    let lsn = inner.writer.lock().lsn;
+                    let _ = inner.wait_durable(lsn);
+                }
+                if let Some(interval) = compaction {
+                    if last_compaction.elapsed() >= interval {
+                        last_compaction = Instant::now();
+                        let _ = inner.write_missing_hints();
+                        let _ = inner.compact(Some(inner.options.compaction_dead_ratio));
+                    }
+                }
+            }
+        })
+        .map(Some)
 }

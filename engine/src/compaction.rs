@@ -1,0 +1,490 @@
+//! Compaction: reclaim the space of dead records, and write hint files.
+//!
+//! A run picks sealed segments (all with anything to reclaim when called on demand, those
+//! whose dead fraction, expired items included, reaches the configured ratio in the
+//! background). A segment whose records have all expired is deleted without being read. The
+//! others are read in chunks; under the writer lock (so no write races the decision) each
+//! record is kept (copied verbatim), turned into a tombstone, or dropped, the chunk is
+//! appended to an output segment, and index entries move only if they still point at the
+//! record. Outputs are synced and hinted before any input is deleted.
+//!
+//! A record that hides older versions (a tombstone, an expired put, a clear or drop) may
+//! only be dropped when no other segment that existed when it was first written (id at or
+//! below its horizon) is left: otherwise an older record could come back to life on replay.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::CompactError;
+use crate::format::{self, EntryMeta, EntryRef, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::hint::{self, HintEntry, HintWriter};
+use crate::index::{Location, SegmentSlot, State, NEVER};
+use crate::segment::{self, Segment};
+use crate::store::Inner;
+use crate::types::CompactionReport;
+
+/// Bytes of input records handled per writer-lock hold.
+const CHUNK_BYTES: usize = 256 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Copy verbatim.
+    Keep,
+    /// Write a tombstone in its place (it hides older versions); remove it from the index
+    /// if the index still points at it.
+    Tombstone,
+    /// Leave it out; remove it from the index if the index still points at it (expired).
+    Drop,
+}
+
+struct Output {
+    segment: Arc<Segment>,
+    pos: u64,
+}
+
+impl Inner {
+    /// One compaction run. `ratio` None = on demand (anything reclaimable).
+    pub(crate) fn compact(&self, ratio: Option<f64>) -> Result<CompactionReport, CompactError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(CompactError::Poisoned(self.poison_reason.lock().clone()));
+        }
+        let _run = self.compaction.lock();
+        let now = self.now();
+        let (unread, rewrite) = self.pick(ratio, now);
+        let mut report = CompactionReport::default();
+        if unread.is_empty() && rewrite.is_empty() {
+            return Ok(report);
+        }
+        for id in &unread {
+            report.bytes_reclaimed += self.remove_expired_segment(*id);
+            report.segments_deleted_unread += 1;
+        }
+        let mut outputs: Vec<Output> = Vec::new();
+        let mut done = Vec::new();
+        let mut failure = None;
+        for id in rewrite {
+            match self.rewrite_segment(id, now, &mut outputs, &mut report) {
+                Ok(true) => done.push(id),
+                Ok(false) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let sealed = self.seal_outputs(&outputs);
+        if let Err(e) = sealed {
+            // Inputs stay: everything in the outputs is also in them.
+            return Err(CompactError::Io(e.to_string()));
+        }
+        if let Some(e) = failure {
+            return Err(CompactError::Io(e.to_string()));
+        }
+        for id in done {
+            report.bytes_reclaimed += self.delete_segment_files(id);
+            report.segments_rewritten += 1;
+        }
+        segment::sync_dir(&self.dir).map_err(|e| CompactError::Io(e.to_string()))?;
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn pick(&self, ratio: Option<f64>, now: u64) -> (Vec<u32>, Vec<u32>) {
+        let st = self.state.read();
+        let mut expired: HashMap<u32, u64> = HashMap::new();
+        for ns in st.namespaces.values() {
+            for e in ns.items.values().filter(|e| e.is_expired(now)) {
+                *expired.entry(e.segment).or_default() += u64::from(e.len);
+            }
+        }
+        let mut unread = Vec::new();
+        let mut rewrite = Vec::new();
+        for (&id, slot) in st.segments.iter().filter(|(_, s)| s.sealed) {
+            if slot.max_expiry != NEVER
+                && slot.max_expiry <= now
+                && !older_exists(&st, id, slot.max_horizon)
+            {
+                unread.push(id);
+                continue;
+            }
+            let entries = slot.data_len.saturating_sub(SEGMENT_HEADER_LEN as u64);
+            let dead = slot.dead + expired.get(&id).copied().unwrap_or(0);
+            let worth = match ratio {
+                None => dead > 0,
+                Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
+            };
+            if worth {
+                rewrite.push(id);
+            }
+        }
+        (unread, rewrite)
+    }
+
+    /// Deletes a segment whose every record has expired, without reading it.
+    fn remove_expired_segment(&self, id: u32) -> u64 {
+        {
+            let mut st = self.state.write();
+            let mut removed = 0u64;
+            for ns in st.namespaces.values_mut() {
+                let before = ns.items.len();
+                ns.items.retain(|_, e| e.segment != id);
+                removed += (before - ns.items.len()) as u64;
+            }
+            self.counters
+                .expired_removed
+                .fetch_add(removed, Ordering::Relaxed);
+        }
+        self.delete_segment_files(id)
+    }
+
+    fn delete_segment_files(&self, id: u32) -> u64 {
+        let slot = self.state.write().segments.remove(&id);
+        let _ = fs::remove_file(self.dir.join(segment::hint_file_name(id)));
+        let _ = fs::remove_file(self.dir.join(segment::segment_file_name(id)));
+        slot.map_or(0, |s| s.data_len)
+    }
+
+    /// Copies the needed records of segment `id` into outputs; false if it could not be
+    /// read whole (it is then kept).
+    fn rewrite_segment(
+        &self,
+        id: u32,
+        now: u64,
+        outputs: &mut Vec<Output>,
+        report: &mut CompactionReport,
+    ) -> std::io::Result<bool> {
+        let Some((seg, data_len)) = self
+            .state
+            .read()
+            .segments
+            .get(&id)
+            .map(|s| (s.segment.clone(), s.data_len))
+        else {
+            return Ok(false);
+        };
+        let bytes = &seg.bytes()[..(data_len as usize).min(seg.bytes().len())];
+        let mut records: Vec<(usize, EntryRef<'_>)> = Vec::new();
+        let mut at = SEGMENT_HEADER_LEN;
+        while at < bytes.len() {
+            let Ok((body, total)) = format::decode_frame(&bytes[at..]) else {
+                return Ok(false);
+            };
+            for item in format::frame_entries(body) {
+                let Ok((off, e)) = item else { return Ok(false) };
+                records.push((at + FRAME_HEADER_LEN + off, e));
+            }
+            at += total;
+        }
+        let mut start = 0;
+        while start < records.len() {
+            let mut end = start;
+            let mut size = 0;
+            while end < records.len() && (end == start || size + records[end].1.len <= CHUNK_BYTES)
+            {
+                size += records[end].1.len;
+                end += 1;
+            }
+            self.rewrite_chunk(id, &records[start..end], now, outputs, report)?;
+            start = end;
+        }
+        Ok(true)
+    }
+
+    fn rewrite_chunk(
+        &self,
+        id: u32,
+        records: &[(usize, EntryRef<'_>)],
+        now: u64,
+        outputs: &mut Vec<Output>,
+        report: &mut CompactionReport,
+    ) -> std::io::Result<()> {
+        let mut w = self.writer.lock();
+        let decisions: Vec<Decision> = {
+            let st = self.state.read();
+            records
+                .iter()
+                .map(|(_, e)| decide(&st, id, e, now))
+                .collect()
+        };
+        let mut buf = Vec::new();
+        let frame_start = format::begin_frame(&mut buf);
+        // (index into records, offset of the written entry in the frame body)
+        let mut written = Vec::new();
+        for (i, ((_, e), d)) in records.iter().zip(&decisions).enumerate() {
+            let body_off = buf.len() - FRAME_HEADER_LEN;
+            match d {
+                Decision::Keep => {
+                    let mut copy = Vec::with_capacity(e.len);
+                    format::encode_entry(&mut copy, &e.meta, e.namespace, e.key, e.value);
+                    buf.extend_from_slice(&copy);
+                    written.push((i, body_off));
+                }
+                Decision::Tombstone => {
+                    let meta = EntryMeta {
+                        op: Op::Tombstone,
+                        kind: 0,
+                        horizon: e.meta.horizon,
+                        version: e.meta.version,
+                        expires_ms: 0,
+                    };
+                    format::encode_entry(&mut buf, &meta, e.namespace, e.key, b"");
+                    written.push((i, body_off));
+                }
+                Decision::Drop => report.records_dropped += 1,
+            }
+        }
+        let mut placed: Option<(u32, u64)> = None;
+        if !written.is_empty() {
+            format::finish_frame(&mut buf, frame_start);
+            let len = buf.len() as u64;
+            let need_new = outputs
+                .last()
+                .is_none_or(|o| o.pos + len > o.segment.capacity());
+            if need_new {
+                if let Some(last) = outputs.last() {
+                    self.seal_output(last)?;
+                }
+                let out_id = w.allocate_segment_id();
+                let capacity = self
+                    .options
+                    .segment_size
+                    .max(SEGMENT_HEADER_LEN as u64 + len);
+                let seg = Arc::new(Segment::create(
+                    &self.dir,
+                    out_id,
+                    w.next_version,
+                    capacity,
+                )?);
+                self.state.write().segments.insert(
+                    out_id,
+                    SegmentSlot::new(seg.clone(), SEGMENT_HEADER_LEN as u64),
+                );
+                outputs.push(Output {
+                    segment: seg,
+                    pos: SEGMENT_HEADER_LEN as u64,
+                });
+            }
+            let Some(out) = outputs.last_mut() else {
+                return Ok(());
+            };
+            out.segment.write_at(&buf, out.pos)?;
+            placed = Some((out.segment.id, out.pos));
+            out.pos += len;
+        }
+        let mut st = self.state.write();
+        if let Some((out_id, frame_pos)) = placed {
+            let body = &buf[FRAME_HEADER_LEN..];
+            let entries: Vec<_> = format::frame_entries(body).flatten().collect();
+            if let Some(slot) = st.segments.get_mut(&out_id) {
+                slot.data_len = frame_pos + buf.len() as u64;
+                for (_, e) in &entries {
+                    slot.note_entry(e);
+                }
+            }
+            for (&(i, body_off), (_, new_e)) in written.iter().zip(&entries) {
+                let at = frame_pos as usize + FRAME_HEADER_LEN + body_off;
+                let at = u32::try_from(at).unwrap_or(u32::MAX);
+                let old = &records[i].1;
+                report.records_kept += 1;
+                match (decisions[i], old.meta.op) {
+                    (Decision::Keep, Op::Put) => {
+                        move_entry(&mut st, old, out_id, at);
+                    }
+                    (Decision::Keep, Op::CreateNamespace) => {
+                        if let Some(ns) = st.namespaces.get_mut(old.namespace) {
+                            if ns.created_version == old.meta.version {
+                                ns.created_at = Location {
+                                    segment: out_id,
+                                    offset: at,
+                                    len: u32::try_from(new_e.len).unwrap_or(u32::MAX),
+                                };
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (i, d) in decisions.iter().enumerate() {
+            if *d != Decision::Keep {
+                let e = &records[i].1;
+                if remove_if_current(&mut st, e) {
+                    self.counters
+                        .expired_removed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        drop(st);
+        drop(w);
+        Ok(())
+    }
+
+    fn seal_output(&self, out: &Output) -> std::io::Result<()> {
+        out.segment.sync()?;
+        out.segment.truncate(out.pos, true)?;
+        if let Some(slot) = self.state.write().segments.get_mut(&out.segment.id) {
+            slot.sealed = true;
+            slot.data_len = out.pos;
+        }
+        Ok(())
+    }
+
+    fn seal_outputs(&self, outputs: &[Output]) -> std::io::Result<()> {
+        for out in outputs {
+            self.seal_output(out)?;
+            self.write_hint(out.segment.id)?;
+        }
+        if !outputs.is_empty() {
+            segment::sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Writes hint files for sealed segments that have none.
+    pub(crate) fn write_missing_hints(&self) -> std::io::Result<()> {
+        let _run = self.compaction.lock();
+        let ids: Vec<u32> = self
+            .state
+            .read()
+            .segments
+            .iter()
+            .filter(|(_, s)| s.sealed && !s.hinted)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.write_hint(id)?;
+        }
+        Ok(())
+    }
+
+    fn write_hint(&self, id: u32) -> std::io::Result<()> {
+        let Some((seg, data_len)) = self
+            .state
+            .read()
+            .segments
+            .get(&id)
+            .map(|s| (s.segment.clone(), s.data_len))
+        else {
+            return Ok(());
+        };
+        let Some(bytes) = build_hint(&seg, data_len) else {
+            return Ok(());
+        };
+        let path = self.dir.join(segment::hint_file_name(id));
+        hint::write_atomically(&self.dir, &path, &bytes)?;
+        if let Some(slot) = self.state.write().segments.get_mut(&id) {
+            slot.hinted = true;
+        }
+        Ok(())
+    }
+}
+
+/// The hint of a sealed segment, or None if a frame fails its check.
+fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
+    let bytes = seg.bytes().get(..usize::try_from(data_len).ok()?)?;
+    let mut w = HintWriter::new(seg.id, data_len);
+    let mut at = SEGMENT_HEADER_LEN;
+    while at < bytes.len() {
+        let (body, total) = format::decode_frame(&bytes[at..]).ok()?;
+        for item in format::frame_entries(body) {
+            let (off, e) = item.ok()?;
+            w.push(&HintEntry {
+                offset: u32::try_from(at + FRAME_HEADER_LEN + off).ok()?,
+                meta: e.meta,
+                namespace: e.namespace,
+                key: e.key,
+                value_len: u32::try_from(e.value.len()).ok()?,
+            });
+        }
+        at += total;
+    }
+    Some(w.finish())
+}
+
+/// Whether a segment other than `id` with an id at or below `horizon` still exists.
+fn older_exists(st: &State, id: u32, horizon: u32) -> bool {
+    st.segments.range(..=horizon).any(|(&other, _)| other != id)
+}
+
+fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
+    let hides_older = |keep: Decision| {
+        if older_exists(st, id, e.meta.horizon) {
+            keep
+        } else {
+            Decision::Drop
+        }
+    };
+    let ns = st.namespaces.get(e.namespace);
+    let stale = |v: u64| ns.is_none_or(|ns| v <= ns.floor || v < ns.created_version);
+    match e.meta.op {
+        Op::Put => {
+            if stale(e.meta.version) {
+                return Decision::Drop;
+            }
+            let current = ns.and_then(|ns| ns.items.get(e.key));
+            let expired = e.meta.expires_ms != 0 && e.meta.expires_ms <= now;
+            match current {
+                Some(cur) if cur.version > e.meta.version => Decision::Drop,
+                Some(cur) if cur.version == e.meta.version && !expired => Decision::Keep,
+                _ if expired => hides_older(Decision::Tombstone),
+                // Not in the index and not expired: a newer tombstone deleted it.
+                _ => Decision::Drop,
+            }
+        }
+        Op::Tombstone => {
+            if stale(e.meta.version) {
+                return Decision::Drop;
+            }
+            let newer = ns
+                .and_then(|ns| ns.items.get(e.key))
+                .is_some_and(|cur| cur.version > e.meta.version);
+            if newer {
+                Decision::Drop
+            } else {
+                hides_older(Decision::Keep)
+            }
+        }
+        Op::CreateNamespace => {
+            if ns.is_some_and(|ns| ns.created_version == e.meta.version) {
+                Decision::Keep
+            } else {
+                Decision::Drop
+            }
+        }
+        Op::ClearNamespace | Op::DropNamespace => hides_older(Decision::Keep),
+    }
+}
+
+fn move_entry(st: &mut State, old: &EntryRef<'_>, segment: u32, offset: u32) {
+    if let Some(cur) = st
+        .namespaces
+        .get_mut(old.namespace)
+        .and_then(|ns| ns.items.get_mut(old.key))
+    {
+        if cur.version == old.meta.version {
+            cur.segment = segment;
+            cur.offset = offset;
+        }
+    }
+}
+
+fn remove_if_current(st: &mut State, e: &EntryRef<'_>) -> bool {
+    if e.meta.op != Op::Put {
+        return false;
+    }
+    let Some(ns) = st.namespaces.get_mut(e.namespace) else {
+        return false;
+    };
+    if ns
+        .items
+        .get(e.key)
+        .is_some_and(|cur| cur.version == e.meta.version)
+    {
+        ns.items.remove(e.key);
+        return true;
+    }
+    false
+}

@@ -1,0 +1,230 @@
+//! The in-memory index ("keydir"): per namespace, a hash map from key to where the live
+//! record is, plus per-segment accounting of live and dead bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::mem::size_of;
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+
+use crate::format::{self, EntryRef, Op};
+use crate::segment::Segment;
+
+/// Expiry value meaning "never".
+pub const NEVER: u64 = u64::MAX;
+
+/// Where a live record is and what the index needs to answer without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Store-wide version.
+    pub version: u64,
+    /// Expiry in ms, 0 = never.
+    pub expires_ms: u64,
+    /// Segment id.
+    pub segment: u32,
+    /// Offset of the entry in the segment.
+    pub offset: u32,
+    /// Encoded length of the entry.
+    pub len: u32,
+    /// The caller's kind tag.
+    pub kind: u8,
+}
+
+impl Entry {
+    /// Whether the entry is expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_ms != 0 && self.expires_ms <= now_ms
+    }
+
+    /// Length of the value, given the namespace and key lengths.
+    pub fn value_len(&self, namespace_len: usize, key_len: usize) -> usize {
+        (self.len as usize).saturating_sub(format::entry_len(namespace_len, key_len, 0))
+    }
+}
+
+/// Location of a namespace's create record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Segment id.
+    pub segment: u32,
+    /// Offset in the segment.
+    pub offset: u32,
+    /// Encoded length.
+    pub len: u32,
+}
+
+/// One namespace.
+#[derive(Debug)]
+pub struct Namespace {
+    /// Version of the record that created it.
+    pub created_version: u64,
+    /// Where that record is.
+    pub created_at: Location,
+    /// Items with a version at or below this were cleared.
+    pub floor: u64,
+    /// Key → live record.
+    pub items: HashMap<Box<[u8]>, Entry, RandomState>,
+}
+
+impl Namespace {
+    /// An empty namespace created by the record at `created_at`.
+    pub fn new(created_version: u64, created_at: Location) -> Self {
+        Self {
+            created_version,
+            created_at,
+            floor: 0,
+            items: HashMap::default(),
+        }
+    }
+}
+
+/// A segment known to the index and its accounting.
+#[derive(Debug)]
+pub struct SegmentSlot {
+    /// The file.
+    pub segment: Arc<Segment>,
+    /// Bytes written (header and frames).
+    pub data_len: u64,
+    /// Bytes of entries no longer needed by the index.
+    pub dead: u64,
+    /// Latest expiry of any entry, `NEVER` if some entry never expires.
+    pub max_expiry: u64,
+    /// Highest horizon of any entry.
+    pub max_horizon: u32,
+    /// No more appends (not the active segment, not a compaction output being written).
+    pub sealed: bool,
+    /// A valid hint file exists.
+    pub hinted: bool,
+}
+
+impl SegmentSlot {
+    /// A fresh slot for a segment with `data_len` bytes written.
+    pub fn new(segment: Arc<Segment>, data_len: u64) -> Self {
+        Self {
+            segment,
+            data_len,
+            dead: 0,
+            max_expiry: 0,
+            max_horizon: 0,
+            sealed: false,
+            hinted: false,
+        }
+    }
+
+    /// Accounts for one entry written to this segment.
+    pub fn note_entry(&mut self, e: &EntryRef<'_>) {
+        let expiry = if e.meta.op == Op::Put && e.meta.expires_ms != 0 {
+            e.meta.expires_ms
+        } else {
+            NEVER
+        };
+        self.max_expiry = self.max_expiry.max(expiry);
+        self.max_horizon = self.max_horizon.max(e.meta.horizon);
+    }
+}
+
+/// Everything readers need, behind the store's read-write lock.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Namespace name → namespace.
+    pub namespaces: HashMap<Box<[u8]>, Namespace, RandomState>,
+    /// Segment id → segment.
+    pub segments: BTreeMap<u32, SegmentSlot>,
+}
+
+impl State {
+    /// Marks `len` bytes of segment `id` as dead.
+    pub fn mark_dead(&mut self, id: u32, len: u32) {
+        if let Some(slot) = self.segments.get_mut(&id) {
+            slot.dead = (slot.dead + u64::from(len)).min(slot.data_len);
+        }
+    }
+
+    /// Applies one entry just appended at (`segment`, `offset`), in write order.
+    pub fn apply(&mut self, segment: u32, offset: u32, e: &EntryRef<'_>) {
+        let len = u32::try_from(e.len).unwrap_or(u32::MAX);
+        if let Some(slot) = self.segments.get_mut(&segment) {
+            slot.note_entry(e);
+        }
+        match e.meta.op {
+            Op::Put => {
+                let entry = Entry {
+                    version: e.meta.version,
+                    expires_ms: e.meta.expires_ms,
+                    segment,
+                    offset,
+                    len,
+                    kind: e.meta.kind,
+                };
+                let old = self
+                    .namespaces
+                    .get_mut(e.namespace)
+                    .and_then(|ns| ns.items.insert(e.key.into(), entry));
+                if let Some(old) = old {
+                    self.mark_dead(old.segment, old.len);
+                }
+            }
+            Op::Tombstone => {
+                let old = self
+                    .namespaces
+                    .get_mut(e.namespace)
+                    .and_then(|ns| ns.items.remove(e.key));
+                if let Some(old) = old {
+                    self.mark_dead(old.segment, old.len);
+                }
+                self.mark_dead(segment, len);
+            }
+            Op::CreateNamespace => {
+                let at = Location {
+                    segment,
+                    offset,
+                    len,
+                };
+                self.namespaces
+                    .insert(e.namespace.into(), Namespace::new(e.meta.version, at));
+            }
+            Op::ClearNamespace => {
+                if let Some(ns) = self.namespaces.get_mut(e.namespace) {
+                    ns.floor = e.meta.version;
+                    let items = std::mem::take(&mut ns.items);
+                    self.mark_all_dead(items.into_values());
+                }
+                self.mark_dead(segment, len);
+            }
+            Op::DropNamespace => {
+                if let Some(ns) = self.namespaces.remove(e.namespace) {
+                    self.mark_dead(ns.created_at.segment, ns.created_at.len);
+                    self.mark_all_dead(ns.items.into_values());
+                }
+                self.mark_dead(segment, len);
+            }
+        }
+    }
+
+    fn mark_all_dead(&mut self, entries: impl Iterator<Item = Entry>) {
+        for old in entries {
+            self.mark_dead(old.segment, old.len);
+        }
+    }
+
+    /// The live entry of `key`, if any.
+    pub fn live(&self, namespace: &[u8], key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.namespaces
+            .get(namespace)?
+            .items
+            .get(key)
+            .filter(|e| !e.is_expired(now_ms))
+    }
+
+    /// Estimated heap bytes of the index.
+    pub fn heap_bytes(&self) -> u64 {
+        let bucket = size_of::<(Box<[u8]>, Entry)>() + 1;
+        let mut total = 0usize;
+        for (name, ns) in &self.namespaces {
+            total += name.len() + size_of::<(Box<[u8]>, Namespace)>() + 1;
+            total += ns.items.capacity() * bucket;
+            total += ns.items.keys().map(|k| k.len()).sum::<usize>();
+        }
+        total as u64
+    }
+}

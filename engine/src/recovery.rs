@@ -1,0 +1,353 @@
+//! Opening a data directory: read every segment (through its hint when one is valid), cut
+//! torn tails, and rebuild the index.
+//!
+//! Replay does not depend on the order of records: compaction moves records between
+//! segments, so each record is judged by its version. A put or tombstone wins over every
+//! lower version of its key; a clear or drop hides every item of its namespace at or below
+//! its version; a namespace exists when its newest create is newer than its newest drop.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::format::{self, DecodeError, EntryMeta, Op, SEGMENT_HEADER_LEN};
+use crate::hint::{self, HintEntry};
+use crate::index::{Entry, Location, Namespace, SegmentSlot, State};
+use crate::segment::{self, Segment, SegmentOpenError};
+use crate::store::RecoveryReport;
+
+/// What recovery hands to the store.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The rebuilt index.
+    pub state: State,
+    /// Highest version seen anywhere (records and segment headers).
+    pub max_version: u64,
+    /// Highest segment id seen.
+    pub max_segment_id: u32,
+    /// What was found and repaired.
+    pub report: RecoveryReport,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ReplayItem {
+    tombstone: bool,
+    entry: Entry,
+}
+
+#[derive(Debug, Default)]
+struct ReplayNamespace {
+    created: Option<(u64, Location)>,
+    dropped: u64,
+    floor: u64,
+    items: HashMap<Box<[u8]>, ReplayItem>,
+}
+
+/// One entry as replay sees it, from a segment scan or a hint.
+struct Seen<'a> {
+    meta: EntryMeta,
+    namespace: &'a [u8],
+    key: &'a [u8],
+    segment: u32,
+    offset: u32,
+    len: u32,
+}
+
+#[derive(Debug, Default)]
+struct Replay {
+    namespaces: HashMap<Box<[u8]>, ReplayNamespace>,
+    max_version: u64,
+}
+
+impl Replay {
+    fn apply(&mut self, s: &Seen<'_>) {
+        let v = s.meta.version;
+        self.max_version = self.max_version.max(v);
+        let ns = self.namespaces.entry(s.namespace.into()).or_default();
+        let loc = Location {
+            segment: s.segment,
+            offset: s.offset,
+            len: s.len,
+        };
+        match s.meta.op {
+            Op::Put | Op::Tombstone => {
+                if v <= ns.floor {
+                    return;
+                }
+                let newer = ns.items.get(s.key).is_none_or(|cur| cur.entry.version < v);
+                if newer {
+                    let entry = Entry {
+                        version: v,
+                        expires_ms: s.meta.expires_ms,
+                        segment: s.segment,
+                        offset: s.offset,
+                        len: s.len,
+                        kind: s.meta.kind,
+                    };
+                    let tombstone = s.meta.op == Op::Tombstone;
+                    ns.items
+                        .insert(s.key.into(), ReplayItem { tombstone, entry });
+                }
+            }
+            Op::CreateNamespace => {
+                if ns.created.is_none_or(|(cv, _)| cv < v) {
+                    ns.created = Some((v, loc));
+                }
+            }
+            Op::ClearNamespace => ns.floor = ns.floor.max(v),
+            Op::DropNamespace => {
+                ns.floor = ns.floor.max(v);
+                ns.dropped = ns.dropped.max(v);
+            }
+        }
+    }
+
+    fn into_namespaces(self) -> impl Iterator<Item = (Box<[u8]>, Namespace)> {
+        self.namespaces.into_iter().filter_map(|(name, rns)| {
+            let (created_version, created_at) = rns.created?;
+            if created_version <= rns.dropped {
+                return None;
+            }
+            let mut ns = Namespace::new(created_version, created_at);
+            ns.floor = rns.floor;
+            let floor = rns.floor;
+            ns.items.extend(
+                rns.items
+                    .into_iter()
+                    .filter(|(_, it)| !it.tombstone && it.entry.version > floor)
+                    .map(|(k, it)| (k, it.entry)),
+            );
+            Some((name, ns))
+        })
+    }
+}
+
+/// Reads every segment in `dir` and rebuilds the index.
+pub fn recover(dir: &Path, durable: bool) -> std::io::Result<Recovered> {
+    let mut report = RecoveryReport::default();
+    let mut segment_ids = Vec::new();
+    for dirent in fs::read_dir(dir)? {
+        let dirent = dirent?;
+        let name = dirent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(id) = segment::parse_file_name(name, "seg") {
+            segment_ids.push(id);
+        } else if name.ends_with(".tmp") {
+            // A hint that was never renamed into place: never trusted, safe to remove.
+            fs::remove_file(dirent.path())?;
+        }
+    }
+    segment_ids.sort_unstable();
+
+    let mut replay = Replay::default();
+    let mut state = State::default();
+    let mut entry_bytes = HashMap::new();
+    let mut max_segment_id = 0;
+    for id in segment_ids {
+        max_segment_id = max_segment_id.max(id);
+        let path = dir.join(segment::segment_file_name(id));
+        let seg = match Segment::open(&path) {
+            Ok(seg) if seg.id == id => seg,
+            Ok(seg) => {
+                report.ignored_files.push(format!(
+                    "{}: header names segment {}, not {id}",
+                    path.display(),
+                    seg.id
+                ));
+                continue;
+            }
+            Err(SegmentOpenError::Io(e)) => return Err(e),
+            Err(SegmentOpenError::Format(e)) => {
+                report
+                    .ignored_files
+                    .push(format!("{}: not a ttlcask segment ({e:?})", path.display()));
+                continue;
+            }
+        };
+        replay.max_version = replay.max_version.max(seg.base_version);
+        let (seg, slot_stats) = load_segment(dir, seg, &mut replay, &mut report, durable)?;
+        let mut slot = SegmentSlot::new(Arc::new(seg), slot_stats.data_len);
+        slot.max_expiry = slot_stats.max_expiry;
+        slot.max_horizon = slot_stats.max_horizon;
+        slot.sealed = true;
+        slot.hinted = slot_stats.hinted;
+        entry_bytes.insert(id, slot_stats.entry_bytes);
+        state.segments.insert(id, slot);
+    }
+
+    let max_version = replay.max_version;
+    state.namespaces.extend(replay.into_namespaces());
+    account_dead(&mut state, &entry_bytes);
+    Ok(Recovered {
+        state,
+        max_version,
+        max_segment_id,
+        report,
+    })
+}
+
+#[derive(Debug, Default)]
+struct SlotStats {
+    data_len: u64,
+    max_expiry: u64,
+    max_horizon: u32,
+    hinted: bool,
+    entry_bytes: u64,
+}
+
+impl SlotStats {
+    fn note(&mut self, meta: &EntryMeta, len: u32) {
+        let expiry = if meta.op == Op::Put && meta.expires_ms != 0 {
+            meta.expires_ms
+        } else {
+            crate::index::NEVER
+        };
+        self.max_expiry = self.max_expiry.max(expiry);
+        self.max_horizon = self.max_horizon.max(meta.horizon);
+        self.entry_bytes += u64::from(len);
+    }
+}
+
+fn load_segment(
+    dir: &Path,
+    seg: Segment,
+    replay: &mut Replay,
+    report: &mut RecoveryReport,
+    durable: bool,
+) -> std::io::Result<(Segment, SlotStats)> {
+    let id = seg.id;
+    if let Some(stats) = load_from_hint(dir, &seg, replay, report) {
+        return Ok((seg, stats));
+    }
+    report.segments_scanned += 1;
+    let mut stats = SlotStats::default();
+    let bytes = seg.bytes();
+    let mut at = SEGMENT_HEADER_LEN;
+    let garbage;
+    loop {
+        match format::decode_frame(&bytes[at..]) {
+            Ok((body, total)) => {
+                let body_at = at + format::FRAME_HEADER_LEN;
+                let mut seen = Vec::new();
+                let mut bad = false;
+                for item in format::frame_entries(body) {
+                    match item {
+                        Ok((off, e)) => seen.push((body_at + off, e)),
+                        Err(_) => bad = true,
+                    }
+                }
+                if bad {
+                    garbage = true;
+                    break;
+                }
+                for (offset, e) in seen {
+                    let len = u32::try_from(e.len).unwrap_or(u32::MAX);
+                    stats.note(&e.meta, len);
+                    report.records += 1;
+                    replay.apply(&Seen {
+                        meta: e.meta,
+                        namespace: e.namespace,
+                        key: e.key,
+                        segment: id,
+                        offset: u32::try_from(offset).unwrap_or(u32::MAX),
+                        len,
+                    });
+                }
+                at += total;
+            }
+            Err(DecodeError::End) => {
+                garbage = bytes[at..].iter().any(|&b| b != 0);
+                break;
+            }
+            Err(_) => {
+                garbage = true;
+                break;
+            }
+        }
+    }
+    let file_len = bytes.len() as u64;
+    let valid = at as u64;
+    stats.data_len = valid;
+    if garbage {
+        report.truncated.push((id, valid, file_len - valid));
+    }
+    if file_len > valid {
+        seg.truncate(valid, durable)?;
+        let path = seg.path.clone();
+        drop(seg);
+        let seg = Segment::open(&path).map_err(|e| match e {
+            SegmentOpenError::Io(e) => e,
+            SegmentOpenError::Format(e) => std::io::Error::other(format!("{e:?}")),
+        })?;
+        return Ok((seg, stats));
+    }
+    Ok((seg, stats))
+}
+
+fn load_from_hint(
+    dir: &Path,
+    seg: &Segment,
+    replay: &mut Replay,
+    report: &mut RecoveryReport,
+) -> Option<SlotStats> {
+    let path = dir.join(segment::hint_file_name(seg.id));
+    let bytes = fs::read(&path).ok()?;
+    let Ok(hint) = hint::decode(&bytes) else {
+        report.ignored_files.push(format!(
+            "{}: damaged hint, segment scanned instead",
+            path.display()
+        ));
+        return None;
+    };
+    if hint.segment_id != seg.id || hint.data_len != seg.bytes().len() as u64 {
+        report.ignored_files.push(format!(
+            "{}: stale hint, segment scanned instead",
+            path.display()
+        ));
+        return None;
+    }
+    let entries: Vec<HintEntry<'_>> = hint.entries().collect::<Result<_, _>>().ok()?;
+    if entries.iter().any(|e| {
+        (e.offset as usize)
+            .checked_add(e.entry_len())
+            .is_none_or(|end| end as u64 > hint.data_len)
+    }) {
+        return None;
+    }
+    let mut stats = SlotStats {
+        data_len: hint.data_len,
+        hinted: true,
+        ..SlotStats::default()
+    };
+    for e in &entries {
+        let len = u32::try_from(e.entry_len()).unwrap_or(u32::MAX);
+        stats.note(&e.meta, len);
+        report.records += 1;
+        replay.apply(&Seen {
+            meta: e.meta,
+            namespace: e.namespace,
+            key: e.key,
+            segment: seg.id,
+            offset: e.offset,
+            len,
+        });
+    }
+    report.segments_from_hints += 1;
+    Some(stats)
+}
+
+/// Dead bytes of a segment = its entry bytes minus those the index still points at.
+fn account_dead(state: &mut State, entry_bytes: &HashMap<u32, u64>) {
+    let mut live: HashMap<u32, u64> = HashMap::new();
+    for ns in state.namespaces.values() {
+        *live.entry(ns.created_at.segment).or_default() += u64::from(ns.created_at.len);
+        for e in ns.items.values() {
+            *live.entry(e.segment).or_default() += u64::from(e.len);
+        }
+    }
+    for (id, slot) in &mut state.segments {
+        let entries = entry_bytes.get(id).copied().unwrap_or(0);
+        slot.dead = entries.saturating_sub(live.get(id).copied().unwrap_or(0));
+    }
+}

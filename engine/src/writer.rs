@@ -1,0 +1,410 @@
+//! The single appender and group commit.
+//!
+//! Every write takes the writer lock, builds one frame against the current index, appends
+//! it to the active segment with `pwrite`, applies it to the index, and releases the lock.
+//! Under `Durability::Always` it then waits until an fsync covers its frame: the first
+//! waiter becomes the leader and syncs everything appended so far, the others wait for it,
+//! so concurrent writers share one fsync. A failed write or fsync poisons the store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{ReadError, WriteError};
+use crate::format::{self, EntryMeta, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::index::{SegmentSlot, State};
+use crate::options::Durability;
+use crate::segment::{self, Segment};
+use crate::store::Inner;
+use crate::types::PutOptions;
+
+/// The appender's position; guarded by the writer lock.
+#[derive(Debug)]
+pub struct Writer {
+    /// The segment being appended to.
+    pub active: Arc<Segment>,
+    /// Next append offset in the active segment.
+    pub write_pos: u64,
+    /// Id for the next segment created (active or compaction output).
+    pub next_segment_id: u32,
+    /// Version for the next entry.
+    pub next_version: u64,
+    /// Total bytes appended since open: the sequence number group commit waits on.
+    pub lsn: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// A writer appending to `active`, a fresh segment.
+    pub fn new(active: Arc<Segment>, next_segment_id: u32, next_version: u64) -> Self {
+        Self {
+            active,
+            write_pos: SEGMENT_HEADER_LEN as u64,
+            next_segment_id,
+            next_version,
+            lsn: 0,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Allocates a segment id.
+    pub fn allocate_segment_id(&mut self) -> u32 {
+        let id = self.next_segment_id;
+        self.next_segment_id += 1;
+        id
+    }
+}
+
+/// Group-commit bookkeeping.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    state: Mutex<SyncProgress>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncProgress {
+    synced_lsn: u64,
+    leader: bool,
+}
+
+/// One frame being built by an operation, against a read view of the index.
+pub struct Frame<'a> {
+    state: &'a State,
+    now: u64,
+    horizon: u32,
+    next_version: u64,
+    buf: &'a mut Vec<u8>,
+    /// Namespaces created, cleared or dropped by earlier entries of this frame.
+    ns_overlay: HashMap<Vec<u8>, bool>,
+    /// Keys written by earlier entries of this frame: Some(version) = live, None = deleted.
+    key_overlay: HashMap<(Vec<u8>, Vec<u8>), Option<u64>>,
+    cleared: HashSet<Vec<u8>>,
+}
+
+impl Frame<'_> {
+    fn push(
+        &mut self,
+        op: Op,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+    ) -> u64 {
+        let version = self.next_version;
+        self.next_version += 1;
+        let meta = EntryMeta {
+            op,
+            kind: options.kind,
+            horizon: self.horizon,
+            version,
+            expires_ms: options.expires_at_ms.unwrap_or(0),
+        };
+        format::encode_entry(self.buf, &meta, namespace, key, value);
+        version
+    }
+
+    fn namespace_exists(&self, namespace: &[u8]) -> bool {
+        match self.ns_overlay.get(namespace) {
+            Some(&exists) => exists,
+            None => self.state.namespaces.contains_key(namespace),
+        }
+    }
+
+    /// Creates the namespace unless it exists; true if created.
+    pub fn ensure_namespace(&mut self, namespace: &[u8]) -> bool {
+        if self.namespace_exists(namespace) {
+            return false;
+        }
+        self.push(
+            Op::CreateNamespace,
+            namespace,
+            b"",
+            b"",
+            PutOptions::default(),
+        );
+        self.ns_overlay.insert(namespace.to_vec(), true);
+        self.cleared.insert(namespace.to_vec());
+        true
+    }
+
+    /// The version of the live item under `key`, seeing this frame's earlier entries.
+    pub fn live_version(&self, namespace: &[u8], key: &[u8]) -> Option<u64> {
+        if let Some(v) = self.key_overlay.get(&(namespace.to_vec(), key.to_vec())) {
+            return *v;
+        }
+        if self.cleared.contains(namespace) {
+            return None;
+        }
+        self.state.live(namespace, key, self.now).map(|e| e.version)
+    }
+
+    /// The live value and its options (kind, expiry), read from disk.
+    pub fn live_value(
+        &self,
+        namespace: &[u8],
+        key: &[u8],
+    ) -> Result<Option<(Vec<u8>, PutOptions)>, ReadError> {
+        // Increments never share a frame with other writes, so the index is current.
+        let Some(e) = self.state.live(namespace, key, self.now).copied() else {
+            return Ok(None);
+        };
+        let seg = self
+            .state
+            .segments
+            .get(&e.segment)
+            .ok_or(ReadError::MissingSegment(e.segment))?;
+        let corrupt = ReadError::Corrupt {
+            segment: e.segment,
+            offset: e.offset,
+        };
+        let rec = seg
+            .segment
+            .entry(e.offset, e.len)
+            .map_err(|_| corrupt.clone())?;
+        if rec.key != key || rec.meta.version != e.version {
+            return Err(corrupt);
+        }
+        let options = PutOptions {
+            expires_at_ms: (e.expires_ms != 0).then_some(e.expires_ms),
+            kind: e.kind,
+        };
+        Ok(Some((rec.value.to_vec(), options)))
+    }
+
+    /// Appends a put (creating the namespace first if needed) and returns its version.
+    pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) -> u64 {
+        let _ = self.ensure_namespace(namespace);
+        let v = self.push(Op::Put, namespace, key, value, options);
+        self.key_overlay
+            .insert((namespace.to_vec(), key.to_vec()), Some(v));
+        v
+    }
+
+    /// Appends a tombstone if the key is live; true if it was.
+    pub fn delete(&mut self, namespace: &[u8], key: &[u8]) -> bool {
+        if self.live_version(namespace, key).is_none() {
+            return false;
+        }
+        self.push(Op::Tombstone, namespace, key, b"", PutOptions::default());
+        self.key_overlay
+            .insert((namespace.to_vec(), key.to_vec()), None);
+        true
+    }
+
+    /// Appends a clear if the namespace exists; true if it did.
+    pub fn clear(&mut self, namespace: &[u8]) -> bool {
+        if !self.namespace_exists(namespace) {
+            return false;
+        }
+        self.push(
+            Op::ClearNamespace,
+            namespace,
+            b"",
+            b"",
+            PutOptions::default(),
+        );
+        self.forget_keys(namespace);
+        true
+    }
+
+    /// Appends a drop if the namespace exists; true if it did.
+    pub fn drop_namespace(&mut self, namespace: &[u8]) -> bool {
+        if !self.namespace_exists(namespace) {
+            return false;
+        }
+        self.push(
+            Op::DropNamespace,
+            namespace,
+            b"",
+            b"",
+            PutOptions::default(),
+        );
+        self.forget_keys(namespace);
+        self.ns_overlay.insert(namespace.to_vec(), false);
+        true
+    }
+
+    fn forget_keys(&mut self, namespace: &[u8]) {
+        self.key_overlay.retain(|(ns, _), _| ns != namespace);
+        self.cleared.insert(namespace.to_vec());
+    }
+}
+
+impl Inner {
+    /// Runs `build` to fill one frame, appends it, applies it and waits for durability as
+    /// the policy says.
+    pub(crate) fn commit<R, E: From<WriteError>>(
+        &self,
+        build: impl FnOnce(&mut Frame<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.check_poison()?;
+        let (result, lsn) = {
+            let mut w = self.writer.lock();
+            self.check_poison()?;
+            let mut buf = std::mem::take(&mut w.buf);
+            buf.clear();
+            let start = format::begin_frame(&mut buf);
+            let (result, next_version) = {
+                let st = self.state.read();
+                let mut frame = Frame {
+                    state: &st,
+                    now: self.now(),
+                    horizon: w.next_segment_id - 1,
+                    next_version: w.next_version,
+                    buf: &mut buf,
+                    ns_overlay: HashMap::new(),
+                    key_overlay: HashMap::new(),
+                    cleared: HashSet::new(),
+                };
+                let r = build(&mut frame);
+                (r, frame.next_version)
+            };
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    w.buf = buf;
+                    return Err(e);
+                }
+            };
+            if buf.len() == start + FRAME_HEADER_LEN {
+                w.buf = buf;
+                return Ok(result);
+            }
+            format::finish_frame(&mut buf, start);
+            let appended = self.append(&mut w, &buf);
+            w.buf = buf;
+            appended?;
+            w.next_version = next_version;
+            (result, w.lsn)
+        };
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        if self.options.durability == Durability::Always {
+            self.wait_durable(lsn)?;
+        }
+        Ok(result)
+    }
+
+    /// Appends a finished frame to the active segment (rolling over when full) and applies
+    /// its entries to the index.
+    fn append(&self, w: &mut Writer, frame: &[u8]) -> Result<(), WriteError> {
+        let len = frame.len() as u64;
+        if len > u64::from(u32::MAX) - SEGMENT_HEADER_LEN as u64 {
+            return Err(WriteError::TooLarge {
+                what: "write",
+                size: frame.len(),
+                limit: u32::MAX as usize - SEGMENT_HEADER_LEN,
+            });
+        }
+        if w.write_pos + len > w.active.capacity() {
+            self.roll_over(w, len).map_err(|e| self.fail(e))?;
+        }
+        w.active
+            .write_at(frame, w.write_pos)
+            .map_err(|e| self.fail(e))?;
+        let frame_pos = w.write_pos;
+        w.write_pos += len;
+        w.lsn += len;
+        let seg_id = w.active.id;
+        let mut st = self.state.write();
+        if let Some(slot) = st.segments.get_mut(&seg_id) {
+            slot.data_len = w.write_pos;
+        }
+        let body = &frame[FRAME_HEADER_LEN..];
+        for (off, e) in format::frame_entries(body).flatten() {
+            let at = frame_pos as usize + FRAME_HEADER_LEN + off;
+            st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), &e);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: std::io::Error) -> WriteError {
+        let msg = e.to_string();
+        self.poison(msg.clone());
+        WriteError::Io(msg)
+    }
+
+    /// Seals the active segment and starts a new one big enough for `needed` bytes.
+    fn roll_over(&self, w: &mut Writer, needed: u64) -> std::io::Result<()> {
+        self.seal_active(w)?;
+        let id = w.allocate_segment_id();
+        let capacity = self
+            .options
+            .segment_size
+            .max(SEGMENT_HEADER_LEN as u64 + needed);
+        let seg = Arc::new(Segment::create(&self.dir, id, w.next_version, capacity)?);
+        if self.durable() {
+            segment::sync_dir(&self.dir)?;
+        }
+        self.state
+            .write()
+            .segments
+            .insert(id, SegmentSlot::new(seg.clone(), SEGMENT_HEADER_LEN as u64));
+        w.active = seg;
+        w.write_pos = SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+
+    fn seal_active(&self, w: &mut Writer) -> std::io::Result<()> {
+        let durable = self.durable();
+        if durable {
+            w.active.sync()?;
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        w.active.truncate(w.write_pos, durable)?;
+        if let Some(slot) = self.state.write().segments.get_mut(&w.active.id) {
+            slot.sealed = true;
+            slot.data_len = w.write_pos;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment when the store closes (a new one is created on open).
+    pub(crate) fn seal_active_on_close(&self) -> std::io::Result<()> {
+        let w = self.writer.lock();
+        // Closing always syncs, whatever the policy: a clean close loses nothing.
+        w.active.sync()?;
+        w.active.truncate(w.write_pos, true)?;
+        if let Some(slot) = self.state.write().segments.get_mut(&w.active.id) {
+            slot.sealed = true;
+            slot.data_len = w.write_pos;
+        }
+        Ok(())
+    }
+
+    /// Returns once everything up to `lsn` is on disk (or the store is poisoned).
+    pub(crate) fn wait_durable(&self, lsn: u64) -> Result<(), WriteError> {
+        let mut s = self.sync.state.lock();
+        loop {
+            self.check_poison()?;
+            if s.synced_lsn >= lsn {
+                return Ok(());
+            }
+            if s.leader {
+                self.sync.done.wait(&mut s);
+                continue;
+            }
+            s.leader = true;
+            drop(s);
+            let (target, active) = {
+                let w = self.writer.lock();
+                (w.lsn, w.active.clone())
+            };
+            let result = active.sync();
+            s = self.sync.state.lock();
+            s.leader = false;
+            match result {
+                Ok(()) => {
+                    self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    s.synced_lsn = s.synced_lsn.max(target);
+                }
+                Err(e) => {
+                    self.poison(format!("fsync failed: {e}"));
+                }
+            }
+            self.sync.done.notify_all();
+        }
+    }
+}
