@@ -443,6 +443,15 @@ impl Store {
         self.inner().compact(None)
     }
 
+    /// Runs one compaction over the sealed segments whose dead fraction (expired items
+    /// included) is at least `ratio`, as the background compactor does.
+    ///
+    /// # Errors
+    /// See [`CompactError`].
+    pub fn compact_dead_over(&self, ratio: f64) -> Result<CompactionReport, CompactError> {
+        self.inner().compact(Some(ratio))
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
         let inner = self.inner();
