@@ -1,0 +1,169 @@
+//! The admin endpoint (`/admin/…`): tenants and credentials on a running server, protected
+//! by the bearer token the server keeps in `<data-dir>/admin.token` (mode 0600).
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | GET | `/admin/tenants` | | `[TenantRecord]` |
+//! | POST | `/admin/tenants` | `{"name"}` | 201 `TenantRecord` |
+//! | GET | `/admin/credentials[?tenant=]` | | `[CredentialRecord]` (no secrets) |
+//! | POST | `/admin/credentials` | `{"tenant","api","app"?}` | 201 `NewCredential` (secret shown once) |
+//! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
+//!
+//! Errors are `{"error": "…"}`. The same operations on a stopped data dir are in
+//! [`crate::auth::registry`].
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::constant_time_eq;
+use crate::auth::registry::{self, Api, RegistryError};
+use crate::http::{self, blocking, query_param, read_body, Resp};
+use crate::server::AppState;
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
+    http::json(status, &json!({ "error": message.to_string() }))
+}
+
+fn registry_error(e: &RegistryError) -> Resp {
+    let status = match e {
+        RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+        RegistryError::Conflict(_) => StatusCode::CONFLICT,
+        RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+        RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e)
+}
+
+#[derive(Deserialize)]
+struct NewTenant {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct NewCredential {
+    tenant: String,
+    api: String,
+    #[serde(default)]
+    app: Option<String>,
+}
+
+/// Handles `/admin/…`.
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return error(StatusCode::NOT_FOUND, "the admin endpoint is off");
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin token is required (see <data-dir>/admin.token)",
+        );
+    }
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let query = req.uri().query().map(str::to_string);
+    let limit = state.config.limits.admin_body_bytes;
+    match (method, path.as_str()) {
+        (Method::GET, "/admin/tenants") => {
+            let list: Vec<_> = match state.auth.registry().read() {
+                Ok(r) => r.tenants().cloned().collect(),
+                Err(p) => p.into_inner().tenants().cloned().collect(),
+            };
+            http::json(StatusCode::OK, &list)
+        }
+        (Method::POST, "/admin/tenants") => {
+            let body: NewTenant = match parse(req, limit).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match blocking(&state.store, move |s| {
+                registry::create_tenant(s, &body.name)
+            })
+            .await
+            {
+                Ok(Ok(t)) => {
+                    if let Ok(mut r) = state.auth.registry().write() {
+                        r.upsert_tenant(t.clone());
+                    }
+                    http::json(StatusCode::CREATED, &t)
+                }
+                Ok(Err(e)) => registry_error(&e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+        (Method::GET, "/admin/credentials") => {
+            let tenant = query_param(query.as_deref(), "tenant");
+            let list: Vec<_> = match state.auth.registry().read() {
+                Ok(r) => r.credentials(tenant.as_deref()).cloned().collect(),
+                Err(p) => p
+                    .into_inner()
+                    .credentials(tenant.as_deref())
+                    .cloned()
+                    .collect(),
+            };
+            http::json(StatusCode::OK, &list)
+        }
+        (Method::POST, "/admin/credentials") => {
+            let body: NewCredential = match parse(req, limit).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let api: Api = match body.api.parse() {
+                Ok(a) => a,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            };
+            let akka = state.config.akka.clone();
+            let created = blocking(&state.store, move |s| {
+                let signer = akka
+                    .hs256_secret
+                    .as_deref()
+                    .map(|k| (k, akka.issuer.as_str()));
+                registry::create_credential(s, &body.tenant, api, body.app.as_deref(), signer)
+            })
+            .await;
+            match created {
+                Ok(Ok(c)) => {
+                    if let Ok(mut r) = state.auth.registry().write() {
+                        r.upsert_credential(c.credential.clone());
+                    }
+                    http::json(StatusCode::CREATED, &c)
+                }
+                Ok(Err(e)) => registry_error(&e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+        (Method::DELETE, p) if p.starts_with("/admin/credentials/") => {
+            let id = p.trim_start_matches("/admin/credentials/").to_string();
+            let i = id.clone();
+            match blocking(&state.store, move |s| registry::revoke_credential(s, &i)).await {
+                Ok(Ok(())) => {
+                    if let Ok(mut r) = state.auth.registry().write() {
+                        r.remove_credential(&id);
+                    }
+                    http::json(StatusCode::OK, &json!({ "revoked": id }))
+                }
+                Ok(Err(e)) => registry_error(&e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "unknown admin route"),
+    }
+}
+
+async fn parse<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<T, Resp> {
+    let body = read_body(req, limit)
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+}

@@ -1,0 +1,217 @@
+//! Single items: binary `GET`/`POST`/`DELETE /{cacheName}/{key}[/{ttlSeconds}]`, and the JSON
+//! (base64) `GET /get/{cacheName}/{key}` and `POST /set`.
+
+use base64::alphabet::STANDARD;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Request, StatusCode};
+use serde::{Deserialize, Serialize};
+use ttlcask_engine::{PutOptions, WriteError};
+
+use super::{bad_request, storage_error, Ctx};
+use crate::http::{self, blocking, empty, read_body, with_body, Resp};
+
+/// Standard base64; padding optional on input, always written on output.
+pub const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// `{"cacheName","key","success","value"}` of JSON get and batch get.
+#[derive(Serialize)]
+pub struct GetResult {
+    #[serde(rename = "cacheName")]
+    pub cache_name: String,
+    pub key: String,
+    pub success: bool,
+    pub value: String,
+}
+
+/// A JSON item write (`/set` and each batch item).
+#[derive(Deserialize)]
+pub struct CacheRequest {
+    #[serde(default, rename = "cacheName")]
+    pub cache_name: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default, rename = "ttlSeconds")]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A validated write.
+pub struct Write {
+    pub cache_name: String,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub options: PutOptions,
+}
+
+impl CacheRequest {
+    /// Validates names, decodes the value (`Err(true)`: bad base64, which fails a whole
+    /// request), and computes the expiry.
+    pub fn validate(self, ctx: &Ctx<'_>) -> Result<Write, (bool, String)> {
+        let cache_name = self.cache_name.unwrap_or_default();
+        let key = self.key.unwrap_or_default();
+        let value = BASE64
+            .decode(self.value.unwrap_or_default())
+            .map_err(|e| (true, format!("value is not valid base64: {e}")))?;
+        ctx.check_cache_name(&cache_name).map_err(|r| (false, r))?;
+        ctx.check_key(&key).map_err(|r| (false, r))?;
+        let limit = ctx.state.config.limits.akka_value_bytes;
+        if value.len() > limit {
+            return Err((false, format!("value is larger than {limit} bytes")));
+        }
+        Ok(Write {
+            options: PutOptions {
+                expires_at_ms: ctx.expiry(self.ttl_seconds),
+                kind: 0,
+            },
+            cache_name,
+            key,
+            value,
+        })
+    }
+}
+
+fn write_error(e: &WriteError) -> Resp {
+    match e {
+        WriteError::TooLarge { .. } => bad_request(e.to_string()),
+        _ => storage_error(e),
+    }
+}
+
+async fn store_one(ctx: &Ctx<'_>, w: Write) -> Resp {
+    if let Err(reason) = ctx.check_quota().await {
+        return bad_request(reason);
+    }
+    let ns = ctx.ns(&w.cache_name);
+    match blocking(&ctx.state.store, move |s| {
+        s.put(&ns, w.key.as_bytes(), &w.value, w.options)
+    })
+    .await
+    {
+        Ok(Ok(_)) => empty(StatusCode::CREATED),
+        Ok(Err(e)) => write_error(&e),
+        Err(e) => storage_error(e),
+    }
+}
+
+fn check_names(ctx: &Ctx<'_>, cache_name: &str, key: &str) -> Result<(), Resp> {
+    ctx.check_cache_name(cache_name).map_err(bad_request)?;
+    ctx.check_key(key).map_err(bad_request)
+}
+
+/// `GET /{c}/{k}`: the raw value, or 404 with an empty body.
+pub async fn binary_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
+    if let Err(r) = check_names(ctx, &cache_name, &key) {
+        return r;
+    }
+    let ns = ctx.ns(&cache_name);
+    match blocking(&ctx.state.store, move |s| s.get(&ns, key.as_bytes())).await {
+        Ok(Ok(Some(item))) => with_body(StatusCode::OK, "application/octet-stream", item.value),
+        Ok(Ok(None)) => empty(StatusCode::NOT_FOUND),
+        Ok(Err(e)) => storage_error(e),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `POST /{c}/{k}[/{ttlSeconds}]` with an `application/octet-stream` body (201).
+pub async fn binary_post(
+    ctx: &Ctx<'_>,
+    cache_name: String,
+    key: String,
+    ttl: Option<String>,
+    req: Request<Incoming>,
+) -> Resp {
+    if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if !media.eq_ignore_ascii_case("application/octet-stream") {
+            return bad_request("This service only accepts application/octet-stream");
+        }
+    }
+    if let Err(r) = check_names(ctx, &cache_name, &key) {
+        return r;
+    }
+    let ttl_seconds = match ttl.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => return bad_request("ttlSeconds must be an integer"),
+    };
+    let limit = ctx.state.config.limits.akka_value_bytes;
+    let value = match read_body(req, limit).await {
+        Ok(b) => b.to_vec(),
+        Err(e) => return bad_request(e.to_string()),
+    };
+    let write = Write {
+        options: PutOptions {
+            expires_at_ms: ctx.expiry(ttl_seconds),
+            kind: 0,
+        },
+        cache_name,
+        key,
+        value,
+    };
+    store_one(ctx, write).await
+}
+
+/// `DELETE /{c}/{k}` (202; 400 when there is no such item).
+pub async fn delete(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
+    if let Err(r) = check_names(ctx, &cache_name, &key) {
+        return r;
+    }
+    let ns = ctx.ns(&cache_name);
+    let k = key.clone();
+    match blocking(&ctx.state.store, move |s| s.delete(&ns, k.as_bytes())).await {
+        Ok(Ok(true)) => empty(StatusCode::ACCEPTED),
+        Ok(Ok(false)) => bad_request(format!(
+            "No cached object for key {key} in cacheName {cache_name}"
+        )),
+        Ok(Err(e)) => write_error(&e),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `GET /get/{c}/{k}`: always 200; `success: false` and an empty value when missing.
+pub async fn json_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
+    if let Err(r) = check_names(ctx, &cache_name, &key) {
+        return r;
+    }
+    let ns = ctx.ns(&cache_name);
+    let k = key.clone();
+    match blocking(&ctx.state.store, move |s| s.get(&ns, k.as_bytes())).await {
+        Ok(Ok(found)) => http::json(
+            StatusCode::OK,
+            &GetResult {
+                cache_name,
+                key,
+                success: found.is_some(),
+                value: found.map(|i| BASE64.encode(&i.value)).unwrap_or_default(),
+            },
+        ),
+        Ok(Err(e)) => storage_error(e),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `POST /set` with a base64 value (201).
+pub async fn set(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
+    let request: CacheRequest = match ctx.json_body(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match request.validate(ctx) {
+        Ok(write) => store_one(ctx, write).await,
+        Err((_, reason)) => bad_request(reason),
+    }
+}

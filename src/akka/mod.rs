@@ -1,0 +1,271 @@
+//! Akka Cache: cacheName management, binary and JSON (base64) items, and batches, behind a
+//! bearer JWT whose `org` is the tenant. Successes follow the document's Responses sections;
+//! errors are 400 with a plain-text reason, 401 for credentials. Every response carries the
+//! configured `Access-Control-Allow-Origin` (default `*`).
+
+mod batch;
+mod items;
+mod names;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
+use hyper::{Method, Request, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::auth::AkkaCaller;
+use crate::http::{self, read_body, with_body, BodyError, Resp, TEXT};
+use crate::namespace;
+use crate::router::RESERVED_FIRST_SEGMENTS;
+use crate::server::AppState;
+
+/// A plain-text error (the Akka runtime's shape).
+pub fn bad_request(reason: impl Into<String>) -> Resp {
+    with_body(StatusCode::BAD_REQUEST, TEXT, reason.into())
+}
+
+/// A storage failure.
+pub fn storage_error(e: impl std::fmt::Display) -> Resp {
+    with_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        TEXT,
+        format!("storage error: {e}"),
+    )
+}
+
+/// What a handler needs: the state and the verified caller.
+pub struct Ctx<'a> {
+    /// Server state.
+    pub state: &'a AppState,
+    /// The caller.
+    pub caller: AkkaCaller,
+}
+
+impl Ctx<'_> {
+    /// The engine namespace of `cache_name` for this tenant.
+    pub fn ns(&self, cache_name: &str) -> Vec<u8> {
+        namespace::akka_cache(&self.caller.tenant, cache_name)
+    }
+
+    /// Checks a cacheName; `Err` holds the reason.
+    pub fn check_cache_name(&self, name: &str) -> Result<(), String> {
+        if name.is_empty() {
+            return Err("cacheName is required".into());
+        }
+        if name.len() > self.state.config.limits.akka_name_bytes {
+            return Err(format!(
+                "cacheName is longer than {} bytes",
+                self.state.config.limits.akka_name_bytes
+            ));
+        }
+        if RESERVED_FIRST_SEGMENTS.contains(&name) {
+            return Err(format!(
+                "cacheName {name:?} is reserved by another route; choose another name"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a key; `Err` holds the reason.
+    pub fn check_key(&self, key: &str) -> Result<(), String> {
+        if key.is_empty() {
+            return Err("key is required".into());
+        }
+        if key.len() > self.state.config.limits.akka_name_bytes {
+            return Err(format!(
+                "key is longer than {} bytes",
+                self.state.config.limits.akka_name_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The expiry of a write with `ttl_seconds` (≤ 0 or absent: none).
+    pub fn expiry(&self, ttl_seconds: Option<i64>) -> Option<u64> {
+        let ttl = u64::try_from(ttl_seconds?).ok().filter(|&t| t > 0)?;
+        Some(
+            self.state
+                .store
+                .now_ms()
+                .saturating_add(ttl.saturating_mul(1000)),
+        )
+    }
+
+    /// `Err(reason)` when the tenant's quota refuses writes (only when quotas are on).
+    pub async fn check_quota(&self) -> Result<(), String> {
+        let akka = &self.state.config.akka;
+        if !akka.quota_enabled {
+            return Ok(());
+        }
+        let level = self.caller.service_level.as_deref().unwrap_or("free");
+        let limit = match level {
+            "free" => Some(akka.free_max_bytes),
+            "gatling" => akka.gatling_max_bytes,
+            other => {
+                return Err(format!(
+                    "Invalid Service Level ({other}) found in the JWT Token"
+                ))
+            }
+        };
+        let Some(limit) = limit else { return Ok(()) };
+        let prefix = namespace::akka_prefix(&self.caller.tenant);
+        let used = http::blocking(&self.state.store, move |s| {
+            s.namespaces(&prefix)
+                .iter()
+                .map(|n| n.live_bytes)
+                .sum::<u64>()
+        })
+        .await?;
+        if used > limit {
+            return Err(
+                "You've exceeded maximum allow bytes cached for your account level.".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads and parses a JSON body.
+    pub async fn json_body<T: DeserializeOwned>(&self, req: Request<Incoming>) -> Result<T, Resp> {
+        let body = match read_body(req, self.state.config.limits.akka_json_body_bytes).await {
+            Ok(b) => b,
+            Err(e @ BodyError::TooLarge(_)) => return Err(bad_request(e.to_string())),
+            Err(e) => return Err(bad_request(e.to_string())),
+        };
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+enum Route {
+    NameCreate,
+    NameUpdate,
+    NameList,
+    NameGet(String),
+    NameDelete(String),
+    NameKeys(String),
+    NameFlush(String),
+    Set,
+    JsonGet(String, String),
+    BatchCreate,
+    BatchGet,
+    BatchDelete,
+    Get(String, String),
+    Post(String, String, Option<String>),
+    Delete(String, String),
+}
+
+/// `Ok(route)`, `Err(true)` for a known path with the wrong method, `Err(false)` for unknown.
+fn route(method: &Method, segs: Vec<String>) -> Result<Route, bool> {
+    let m = method.clone();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let owned = |x: &str| x.to_string();
+    match s.as_slice() {
+        ["cacheName"] => match m {
+            Method::POST => Ok(Route::NameCreate),
+            Method::PUT => Ok(Route::NameUpdate),
+            _ => Err(true),
+        },
+        ["cacheName", "list"] if m == Method::GET => Ok(Route::NameList),
+        ["cacheName", c] => match m {
+            Method::GET => Ok(Route::NameGet(owned(c))),
+            Method::DELETE => Ok(Route::NameDelete(owned(c))),
+            _ => Err(true),
+        },
+        ["cacheName", c, "keys"] if m == Method::GET => Ok(Route::NameKeys(owned(c))),
+        ["cacheName", c, "flush"] if m == Method::PUT || m == Method::POST => {
+            Ok(Route::NameFlush(owned(c)))
+        }
+        ["cacheName", _, "keys" | "flush"] => Err(true),
+        ["cacheName", ..] => Err(false),
+        ["set"] if m == Method::POST => Ok(Route::Set),
+        ["set"] => Err(true),
+        ["get", c, k] if m == Method::GET => Ok(Route::JsonGet(owned(c), owned(k))),
+        ["get", _, _] => Err(true),
+        ["batch"] => match m {
+            Method::POST => Ok(Route::BatchCreate),
+            Method::DELETE => Ok(Route::BatchDelete),
+            _ => Err(true),
+        },
+        ["batch", "get"] if m == Method::POST => Ok(Route::BatchGet),
+        ["batch", "get"] => Err(true),
+        [first, ..] if RESERVED_FIRST_SEGMENTS.contains(first) => Err(false),
+        [c, k] => match m {
+            Method::GET | Method::HEAD => Ok(Route::Get(owned(c), owned(k))),
+            Method::POST => Ok(Route::Post(owned(c), owned(k), None)),
+            Method::DELETE => Ok(Route::Delete(owned(c), owned(k))),
+            _ => Err(true),
+        },
+        [c, k, ttl] if m == Method::POST => Ok(Route::Post(owned(c), owned(k), Some(owned(ttl)))),
+        [_, _, _] => Err(true),
+        _ => Err(false),
+    }
+}
+
+/// Handles every path no other API or service route claimed.
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+    let mut resp = dispatch(state, req).await;
+    let origin = &state.config.akka.cors_allow_origin;
+    if !origin.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(origin) {
+            resp.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+    }
+    resp
+}
+
+async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
+    if req.method() == Method::OPTIONS {
+        let mut resp = http::empty(StatusCode::NO_CONTENT);
+        let h = resp.headers_mut();
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("Authorization, Content-Type"),
+        );
+        return resp;
+    }
+    let Some(segs) = http::segments(req.uri().path()) else {
+        return bad_request("path segments must be valid UTF-8 after percent-decoding");
+    };
+    let route = match route(req.method(), segs) {
+        Ok(r) => r,
+        Err(true) => return with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed"),
+        Err(false) => return with_body(StatusCode::NOT_FOUND, TEXT, "not found"),
+    };
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, tok) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| tok.trim().to_string())
+        });
+    let Some(token) = token else {
+        return with_body(StatusCode::UNAUTHORIZED, TEXT, "a bearer token is required");
+    };
+    let caller = match state.auth.akka(&token) {
+        Ok(c) => c,
+        Err(reason) => return with_body(StatusCode::UNAUTHORIZED, TEXT, reason),
+    };
+    let ctx = Ctx { state, caller };
+    match route {
+        Route::NameCreate => names::create(&ctx, req).await,
+        Route::NameUpdate => names::update(&ctx, req).await,
+        Route::NameList => names::list(&ctx).await,
+        Route::NameGet(c) => names::get(&ctx, c).await,
+        Route::NameDelete(c) => names::delete(&ctx, c).await,
+        Route::NameKeys(c) => names::keys(&ctx, c).await,
+        Route::NameFlush(c) => names::flush(&ctx, c).await,
+        Route::Set => items::set(&ctx, req).await,
+        Route::JsonGet(c, k) => items::json_get(&ctx, c, k).await,
+        Route::BatchCreate => batch::create(&ctx, req).await,
+        Route::BatchGet => batch::get(&ctx, req).await,
+        Route::BatchDelete => batch::delete(&ctx, req).await,
+        Route::Get(c, k) => items::binary_get(&ctx, c, k).await,
+        Route::Post(c, k, ttl) => items::binary_post(&ctx, c, k, ttl, req).await,
+        Route::Delete(c, k) => items::delete(&ctx, c, k).await,
+    }
+}

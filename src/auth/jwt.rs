@@ -1,0 +1,171 @@
+//! Akka Cache JWT verification: the algorithm is pinned to the configured key (HS256 secret,
+//! RS256 or ES256 public key), `alg: none` is never accepted, `iss` must match, `exp`/`nbf`
+//! are checked when present.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AkkaConfig;
+
+/// `jti` prefix of tokens minted by `ttlcask credential create --api akka`; such tokens are
+/// accepted only while their credential is not revoked.
+pub const JTI_PREFIX: &str = "ttlcask-";
+
+/// The claims the server reads.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Claims {
+    /// The tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The quota level.
+    #[serde(
+        default,
+        rename = "serviceLevel",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_level: Option<String>,
+    /// Token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+/// Verifies bearer tokens against the configured keys.
+pub struct JwtVerifier {
+    issuer: String,
+    hs256: Vec<DecodingKey>,
+    rs256: Option<DecodingKey>,
+    es256: Option<DecodingKey>,
+}
+
+impl JwtVerifier {
+    /// Builds the verifier; `dev` adds the documents' sample HS256 secret.
+    ///
+    /// # Errors
+    /// A message when a configured PEM key cannot be parsed.
+    pub fn new(config: &AkkaConfig, dev: bool) -> Result<Self, String> {
+        let mut hs256 = Vec::new();
+        if let Some(secret) = &config.hs256_secret {
+            hs256.push(DecodingKey::from_secret(secret.as_bytes()));
+        }
+        if dev {
+            hs256.push(DecodingKey::from_secret(super::DEV_AKKA_SECRET.as_bytes()));
+        }
+        let rs256 = match &config.rs256_public_key_pem {
+            Some(pem) => Some(
+                DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|e| format!("invalid akka RS256 public key: {e}"))?,
+            ),
+            None => None,
+        };
+        let es256 = match &config.es256_public_key_pem {
+            Some(pem) => Some(
+                DecodingKey::from_ec_pem(pem.as_bytes())
+                    .map_err(|e| format!("invalid akka ES256 public key: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            issuer: config.issuer.clone(),
+            hs256,
+            rs256,
+            es256,
+        })
+    }
+
+    /// The verified claims of `token`, or why it was refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed JWT: {e}"))?;
+        let keys: Vec<&DecodingKey> = match header.alg {
+            Algorithm::HS256 => self.hs256.iter().collect(),
+            Algorithm::RS256 => self.rs256.iter().collect(),
+            Algorithm::ES256 => self.es256.iter().collect(),
+            other => return Err(format!("JWT algorithm {other:?} is not accepted")),
+        };
+        if keys.is_empty() {
+            return Err(format!(
+                "no key is configured for JWT algorithm {:?}",
+                header.alg
+            ));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["iss"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let mut last = String::new();
+        for key in keys {
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => last = format!("invalid JWT: {e}"),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Mints an HS256 token for `org` (used by `ttlcask credential create --api akka`).
+///
+/// # Errors
+/// A message if signing fails.
+pub fn mint_hs256(secret: &str, issuer: &str, org: &str, jti: &str) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct Minted<'a> {
+        iss: &'a str,
+        org: &'a str,
+        #[serde(rename = "serviceLevel")]
+        service_level: &'a str,
+        jti: String,
+    }
+    let claims = Minted {
+        iss: issuer,
+        org,
+        service_level: "free",
+        jti: format!("{JTI_PREFIX}{jti}"),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| format!("cannot sign JWT: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmciLCJuYW1lIjoiSm9obiBEb2UiLCJzZXJ2aWNlTGV2ZWwiOiJmcmVlIn0.rds8orVxVz149ovTxxYzFIqGmSdWJUlHONem9avKBgQ";
+
+    #[test]
+    fn sample_token_verifies_only_in_dev() {
+        let config = AkkaConfig::default();
+        let dev = JwtVerifier::new(&config, true).expect("no pem");
+        let claims = dev.verify(SAMPLE).expect("sample verifies");
+        assert_eq!(claims.org.as_deref(), Some("ttorg"));
+        assert_eq!(claims.service_level.as_deref(), Some("free"));
+        let prod = JwtVerifier::new(&config, false).expect("no pem");
+        assert!(prod.verify(SAMPLE).is_err());
+    }
+
+    #[test]
+    fn alg_none_and_wrong_issuer_are_refused() {
+        let dev = JwtVerifier::new(&AkkaConfig::default(), true).expect("no pem");
+        // {"alg":"none"}.{"iss":…,"org":"ttorg"}.
+        let none = "eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmcifQ.";
+        assert!(dev.verify(none).is_err());
+        let wrong_iss =
+            mint_hs256(super::super::DEV_AKKA_SECRET, "https://evil", "ttorg", "x").expect("sign");
+        assert!(dev.verify(&wrong_iss).is_err());
+        let good = mint_hs256(
+            super::super::DEV_AKKA_SECRET,
+            crate::config::DEFAULT_AKKA_ISSUER,
+            "ttorg",
+            "x",
+        )
+        .expect("sign");
+        assert!(dev.verify(&good).is_ok());
+    }
+}

@@ -1,0 +1,343 @@
+//! Tenants and credentials: persisted as JSON records in reserved engine namespaces
+//! ([`SYSTEM_TENANTS`], [`SYSTEM_CREDENTIALS`]) and mirrored in memory.
+//!
+//! A secret is `<12-hex id><28-hex secret>` (Flash keys add the `v1:api_` prefix, Akka
+//! credentials are JWTs carrying the id in `jti`). Only its SHA-256 is stored; the id finds
+//! the record and the hash is compared in constant time.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ttlcask_engine::{Condition, PutOptions, Store};
+
+use super::{constant_time_eq, secret_hash};
+use crate::http::{hex, random_hex};
+use crate::namespace::{valid_tenant, SYSTEM_CREDENTIALS, SYSTEM_TENANTS};
+
+const ID_HEX: usize = 12;
+const SECRET_HEX: usize = 40;
+const FLASH_KEY_PREFIX: &str = "v1:api_";
+
+/// Which API a credential is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// Flash Cache API key.
+    Flash,
+    /// IronCache token.
+    Iron,
+    /// Akka Cache JWT.
+    Akka,
+}
+
+impl std::str::FromStr for Api {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "flash" => Ok(Self::Flash),
+            "iron" => Ok(Self::Iron),
+            "akka" => Ok(Self::Akka),
+            other => Err(format!("unknown api {other:?}: use flash, iron or akka")),
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// Name (also the Akka `org`).
+    pub name: String,
+    /// The Flash Cache `ClientId` of this tenant.
+    pub flash_client_id: String,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+}
+
+/// A credential (never holds the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// Public id.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// API.
+    pub api: Api,
+    /// Flash Cache app (the cache its key writes to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+}
+
+/// Why a registry change failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Bad input (name, api, app); the message says what is accepted.
+    Invalid(String),
+    /// The tenant or credential exists already / does not exist.
+    Conflict(String),
+    /// Not found.
+    NotFound(String),
+    /// The store failed.
+    Store(String),
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(m) | Self::Conflict(m) | Self::NotFound(m) | Self::Store(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+fn store_err(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Store(e.to_string())
+}
+
+/// The in-memory mirror of the persisted records.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    tenants: BTreeMap<String, TenantRecord>,
+    credentials: BTreeMap<String, CredentialRecord>,
+}
+
+/// A newly created credential: the record and the secret, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewCredential {
+    /// The record as stored.
+    pub credential: CredentialRecord,
+    /// The secret (API key, token or JWT).
+    pub secret: String,
+    /// For Flash: the tenant's ClientId to send with the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl Registry {
+    /// Reads every record from the store.
+    ///
+    /// # Errors
+    /// A read failed or a record does not parse.
+    pub fn load(store: &Store) -> Result<Self, RegistryError> {
+        let mut registry = Self::default();
+        for key in store.keys(SYSTEM_TENANTS) {
+            if let Some(item) = store.get(SYSTEM_TENANTS, &key).map_err(store_err)? {
+                let t: TenantRecord = serde_json::from_slice(&item.value).map_err(store_err)?;
+                registry.tenants.insert(t.name.clone(), t);
+            }
+        }
+        for key in store.keys(SYSTEM_CREDENTIALS) {
+            if let Some(item) = store.get(SYSTEM_CREDENTIALS, &key).map_err(store_err)? {
+                let c: CredentialRecord = serde_json::from_slice(&item.value).map_err(store_err)?;
+                registry.credentials.insert(c.id.clone(), c);
+            }
+        }
+        Ok(registry)
+    }
+
+    /// A tenant by name.
+    pub fn tenant(&self, name: &str) -> Option<&TenantRecord> {
+        self.tenants.get(name)
+    }
+
+    /// Every tenant, by name.
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantRecord> {
+        self.tenants.values()
+    }
+
+    /// A credential by id.
+    pub fn credential(&self, id: &str) -> Option<&CredentialRecord> {
+        self.credentials.get(id)
+    }
+
+    /// Every credential, optionally of one tenant.
+    pub fn credentials<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a CredentialRecord> {
+        self.credentials
+            .values()
+            .filter(move |c| tenant.is_none_or(|t| c.tenant == t))
+    }
+
+    /// The credential `secret` belongs to, if it is live, of `api`, and its hash matches.
+    pub fn verify(&self, api: Api, secret: &str) -> Option<&CredentialRecord> {
+        let body = match api {
+            Api::Flash => secret.strip_prefix(FLASH_KEY_PREFIX)?,
+            _ => secret,
+        };
+        let cred = self.credentials.get(body.get(..ID_HEX)?)?;
+        let hash = hex(&secret_hash(secret));
+        (cred.api == api && constant_time_eq(hash.as_bytes(), cred.secret_sha256.as_bytes()))
+            .then_some(cred)
+    }
+
+    /// Applies a change made to the store (used by the admin endpoint).
+    pub fn upsert_tenant(&mut self, t: TenantRecord) {
+        self.tenants.insert(t.name.clone(), t);
+    }
+
+    /// Applies a change made to the store.
+    pub fn upsert_credential(&mut self, c: CredentialRecord) {
+        self.credentials.insert(c.id.clone(), c);
+    }
+
+    /// Applies a revocation made to the store.
+    pub fn remove_credential(&mut self, id: &str) {
+        self.credentials.remove(id);
+    }
+}
+
+fn put_record(
+    store: &Store,
+    ns: &[u8],
+    key: &str,
+    value: &impl Serialize,
+    cond: Option<Condition>,
+) -> Result<bool, RegistryError> {
+    let bytes = serde_json::to_vec(value).map_err(store_err)?;
+    match cond {
+        Some(c) => Ok(store
+            .put_if(ns, key.as_bytes(), &bytes, PutOptions::default(), c)
+            .map_err(store_err)?
+            .is_some()),
+        None => store
+            .put(ns, key.as_bytes(), &bytes, PutOptions::default())
+            .map(|_| true)
+            .map_err(store_err),
+    }
+}
+
+/// Creates a tenant.
+///
+/// # Errors
+/// Invalid name, existing tenant, or a store failure.
+pub fn create_tenant(store: &Store, name: &str) -> Result<TenantRecord, RegistryError> {
+    if !valid_tenant(name) {
+        return Err(RegistryError::Invalid(format!(
+            "invalid tenant name {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"
+        )));
+    }
+    let record = TenantRecord {
+        name: name.to_string(),
+        flash_client_id: format!("v1:uid_{}", random_hex(20)),
+        created_ms: store.now_ms(),
+    };
+    if !put_record(
+        store,
+        SYSTEM_TENANTS,
+        name,
+        &record,
+        Some(Condition::Absent),
+    )? {
+        return Err(RegistryError::Conflict(format!(
+            "tenant {name:?} exists already"
+        )));
+    }
+    Ok(record)
+}
+
+/// Reads one tenant from the store.
+///
+/// # Errors
+/// A store failure or a record that does not parse.
+pub fn read_tenant(store: &Store, name: &str) -> Result<Option<TenantRecord>, RegistryError> {
+    match store
+        .get(SYSTEM_TENANTS, name.as_bytes())
+        .map_err(store_err)?
+    {
+        Some(item) => serde_json::from_slice(&item.value)
+            .map(Some)
+            .map_err(store_err),
+        None => Ok(None),
+    }
+}
+
+/// Creates a credential; `akka_signer` is `(hs256 secret, issuer)` used to mint Akka JWTs.
+///
+/// # Errors
+/// Unknown tenant, an `--app` where none applies, no HS256 secret for Akka, or a store failure.
+pub fn create_credential(
+    store: &Store,
+    tenant: &str,
+    api: Api,
+    app: Option<&str>,
+    akka_signer: Option<(&str, &str)>,
+) -> Result<NewCredential, RegistryError> {
+    let record = read_tenant(store, tenant)?
+        .ok_or_else(|| RegistryError::NotFound(format!("no tenant {tenant:?}; create it first")))?;
+    let app = match (api, app) {
+        (Api::Flash, Some(a)) if valid_tenant(a) => Some(a.to_string()),
+        (Api::Flash, Some(a)) => {
+            return Err(RegistryError::Invalid(format!(
+                "invalid app name {a:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"
+            )))
+        }
+        (Api::Flash, None) => Some(super::DEV_FLASH_APP.to_string()),
+        (_, Some(_)) => {
+            return Err(RegistryError::Invalid(
+                "--app applies to flash credentials only".into(),
+            ))
+        }
+        (_, None) => None,
+    };
+    let token = random_hex(SECRET_HEX / 2);
+    let id = token[..ID_HEX].to_string();
+    let secret = match api {
+        Api::Flash => format!("{FLASH_KEY_PREFIX}{token}"),
+        Api::Iron => token,
+        Api::Akka => {
+            let (key, issuer) = akka_signer.ok_or_else(|| {
+                RegistryError::Invalid(
+                    "akka credentials are JWTs signed with [akka] hs256_secret; configure it (or sign tokens with your own RS256/ES256 key)".into(),
+                )
+            })?;
+            super::jwt::mint_hs256(key, issuer, tenant, &id).map_err(RegistryError::Invalid)?
+        }
+    };
+    let credential = CredentialRecord {
+        id: id.clone(),
+        tenant: tenant.to_string(),
+        api,
+        app,
+        secret_sha256: hex(&secret_hash(&secret)),
+        created_ms: store.now_ms(),
+    };
+    if !put_record(
+        store,
+        SYSTEM_CREDENTIALS,
+        &id,
+        &credential,
+        Some(Condition::Absent),
+    )? {
+        return Err(RegistryError::Conflict(
+            "credential id collision; try again".into(),
+        ));
+    }
+    Ok(NewCredential {
+        credential,
+        secret,
+        client_id: (api == Api::Flash).then_some(record.flash_client_id),
+    })
+}
+
+/// Revokes a credential.
+///
+/// # Errors
+/// Unknown id or a store failure.
+pub fn revoke_credential(store: &Store, id: &str) -> Result<(), RegistryError> {
+    if store
+        .delete(SYSTEM_CREDENTIALS, id.as_bytes())
+        .map_err(store_err)?
+    {
+        Ok(())
+    } else {
+        Err(RegistryError::NotFound(format!("no credential {id:?}")))
+    }
+}

@@ -1,0 +1,470 @@
+//! The command line: `ttlcask serve` and the tenant/credential admin commands. Options come
+//! from flags, then `TTLCASK_*` environment variables, then the TOML file, then defaults.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use ttlcask_engine::{Durability, OpenError, Store};
+
+use crate::auth::registry::{self, Api, Registry};
+use crate::config::{self, Config, FileConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+
+/// Name of the admin token file inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// ttlcask: a temporary data store speaking the Flash Cache, IronCache and Akka Cache APIs.
+#[derive(Debug, Parser)]
+#[command(name = "ttlcask", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API credentials.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+}
+
+/// Options of `ttlcask serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:9001].
+    #[arg(long, env = "TTLCASK_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./ttlcask-data].
+    #[arg(long, env = "TTLCASK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// always | every:<ms> | never [default: always].
+    #[arg(long, env = "TTLCASK_DURABILITY")]
+    pub durability: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "TTLCASK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Accept the documents' sample credentials (loopback only).
+    #[arg(long, env = "TTLCASK_DEV")]
+    pub dev: bool,
+    /// Log filter, e.g. `info` or `ttlcask=debug` [default: info].
+    #[arg(long, env = "TTLCASK_LOG")]
+    pub log: Option<String>,
+    /// Akka Cache HS256 secret.
+    #[arg(long, env = "TTLCASK_AKKA_HS256_SECRET", hide_env_values = true)]
+    pub akka_hs256_secret: Option<String>,
+    /// Akka Cache RS256 public key file (PEM).
+    #[arg(long, env = "TTLCASK_AKKA_RS256_PUBLIC_KEY_FILE")]
+    pub akka_rs256_public_key_file: Option<PathBuf>,
+    /// Akka Cache ES256 public key file (PEM).
+    #[arg(long, env = "TTLCASK_AKKA_ES256_PUBLIC_KEY_FILE")]
+    pub akka_es256_public_key_file: Option<PathBuf>,
+    /// Required JWT issuer [default: https://session.firebase.google.com/akka-cache].
+    #[arg(long, env = "TTLCASK_AKKA_ISSUER")]
+    pub akka_issuer: Option<String>,
+}
+
+/// Where an admin command acts: a stopped data dir, or a running server's admin endpoint.
+#[derive(Debug, Args)]
+pub struct AdminTarget {
+    /// Data directory [default: ./ttlcask-data].
+    #[arg(long, env = "TTLCASK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (for the data dir, listen address and Akka secret).
+    #[arg(long, env = "TTLCASK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of a running server; by default it is used when the data dir is locked.
+    #[arg(long, env = "TTLCASK_SERVER")]
+    pub server: Option<String>,
+    /// Admin token [default: read from <data-dir>/admin.token].
+    #[arg(long, env = "TTLCASK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Akka Cache HS256 secret (to mint Akka credentials on a stopped data dir).
+    #[arg(long, env = "TTLCASK_AKKA_HS256_SECRET", hide_env_values = true)]
+    pub akka_hs256_secret: Option<String>,
+}
+
+/// `ttlcask tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Tenant name (1 to 64 of A-Z a-z 0-9 . _ -); also the Akka `org`.
+        name: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+/// `ttlcask credential …`.
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Create a credential; its secret is shown once.
+    Create {
+        /// Owning tenant.
+        #[arg(long)]
+        tenant: String,
+        /// flash | iron | akka.
+        #[arg(long)]
+        api: String,
+        /// Flash Cache app (the cache the key writes to) [default: default].
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// List credentials (never their secrets).
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Revoke a credential by id.
+    Revoke {
+        /// Credential id.
+        id: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+/// Runs a parsed command line; the process exit code is 0 on `Ok`.
+///
+/// # Errors
+/// A message for the user.
+pub fn main(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Tenant(TenantCommand::Create { name, target }) => {
+            admin(&target, Request::CreateTenant(name))
+        }
+        Command::Tenant(TenantCommand::List { target }) => admin(&target, Request::ListTenants),
+        Command::Credential(CredentialCommand::Create {
+            tenant,
+            api,
+            app,
+            target,
+        }) => {
+            let api: Api = api.parse()?;
+            admin(&target, Request::CreateCredential { tenant, api, app })
+        }
+        Command::Credential(CredentialCommand::List { tenant, target }) => {
+            admin(&target, Request::ListCredentials(tenant))
+        }
+        Command::Credential(CredentialCommand::Revoke { id, target }) => {
+            admin(&target, Request::Revoke(id))
+        }
+    }
+}
+
+/// `ttlcask serve` settings after merging flags, env, file and defaults.
+#[derive(Debug)]
+pub struct ServeSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Durability policy.
+    pub durability: Durability,
+    /// Log filter.
+    pub log: String,
+    /// Everything `run` takes.
+    pub config: Config,
+}
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
+    path.map_or_else(|| Ok(FileConfig::default()), config::read_file)
+}
+
+/// Merges flags (and env, which clap already folded in) over the file over defaults.
+///
+/// # Errors
+/// A message naming the bad option.
+pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
+    let file = load_file(args.config.as_deref())?;
+    let listen = config::parse_listen(
+        args.listen
+            .as_deref()
+            .or(file.listen.as_deref())
+            .unwrap_or(DEFAULT_LISTEN),
+    )?;
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let durability = config::parse_durability(
+        args.durability
+            .as_deref()
+            .or(file.durability.as_deref())
+            .unwrap_or("always"),
+    )?;
+    let dev = args.dev || file.dev.unwrap_or(false);
+    let mut akka_file = file.akka;
+    if args.akka_hs256_secret.is_some() {
+        akka_file.hs256_secret = args.akka_hs256_secret;
+    }
+    if let Some(p) = args.akka_rs256_public_key_file {
+        akka_file.rs256_public_key_pem = None;
+        akka_file.rs256_public_key_file = Some(p);
+    }
+    if let Some(p) = args.akka_es256_public_key_file {
+        akka_file.es256_public_key_pem = None;
+        akka_file.es256_public_key_file = Some(p);
+    }
+    if args.akka_issuer.is_some() {
+        akka_file.issuer = args.akka_issuer;
+    }
+    let akka = akka_file.resolve(config::AkkaConfig::default())?;
+    let config = Config {
+        dev,
+        limits: file.limits,
+        akka,
+        admin_token_path: Some(data_dir.join(ADMIN_TOKEN_FILE)),
+    };
+    Ok(ServeSettings {
+        listen,
+        log: args.log.or(file.log).unwrap_or_else(|| "info".to_string()),
+        data_dir,
+        durability,
+        config,
+    })
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let settings = resolve(args)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .map_err(|e| format!("invalid log filter {:?}: {e}", settings.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if settings.config.dev && !settings.listen.ip().is_loopback() {
+        return Err(crate::ServerError::DevNotLoopback(settings.listen.to_string()).to_string());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let dir = settings.data_dir.clone();
+        let durability = settings.durability;
+        let store =
+            tokio::task::spawn_blocking(move || Store::builder().durability(durability).open(&dir))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        crate::run(listener, store, settings.config, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// One admin operation.
+#[derive(Debug)]
+enum Request {
+    CreateTenant(String),
+    ListTenants,
+    CreateCredential {
+        tenant: String,
+        api: Api,
+        app: Option<String>,
+    },
+    ListCredentials(Option<String>),
+    Revoke(String),
+}
+
+fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
+    let file = load_file(target.config.as_deref())?;
+    let data_dir = target
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let akka_secret = target
+        .akka_hs256_secret
+        .clone()
+        .or(file.akka.hs256_secret.clone());
+    let issuer = file
+        .akka
+        .issuer
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_AKKA_ISSUER.to_string());
+    if target.server.is_none() {
+        match Store::open(&data_dir) {
+            Ok(store) => {
+                let out = offline(&store, request, akka_secret.as_deref(), &issuer);
+                let synced = store.sync().map_err(|e| e.to_string());
+                return out.and(synced);
+            }
+            Err(OpenError::Locked { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let server = target
+        .server
+        .clone()
+        .or(file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let token = match &target.admin_token {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(data_dir.join(ADMIN_TOKEN_FILE))
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("cannot read the admin token in {}: {e}", data_dir.display()))?,
+    };
+    online(&server, &token, request)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn offline(
+    store: &Store,
+    request: Request,
+    akka_secret: Option<&str>,
+    issuer: &str,
+) -> Result<(), String> {
+    match request {
+        Request::CreateTenant(name) => {
+            print_json(&registry::create_tenant(store, &name).map_err(|e| e.to_string())?)
+        }
+        Request::ListTenants => {
+            let r = Registry::load(store).map_err(|e| e.to_string())?;
+            print_json(&r.tenants().collect::<Vec<_>>())
+        }
+        Request::CreateCredential { tenant, api, app } => {
+            let signer = akka_secret.map(|k| (k, issuer));
+            let created = registry::create_credential(store, &tenant, api, app.as_deref(), signer)
+                .map_err(|e| e.to_string())?;
+            print_json(&created)
+        }
+        Request::ListCredentials(tenant) => {
+            let r = Registry::load(store).map_err(|e| e.to_string())?;
+            print_json(&r.credentials(tenant.as_deref()).collect::<Vec<_>>())
+        }
+        Request::Revoke(id) => {
+            registry::revoke_credential(store, &id).map_err(|e| e.to_string())?;
+            print_json(&json!({ "revoked": id }))
+        }
+    }
+}
+
+fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
+    let (method, path, body) = match request {
+        Request::CreateTenant(name) => (
+            "POST",
+            "/admin/tenants".to_string(),
+            Some(json!({ "name": name })),
+        ),
+        Request::ListTenants => ("GET", "/admin/tenants".to_string(), None),
+        Request::CreateCredential { tenant, api, app } => {
+            let api = serde_json::to_value(api).map_err(|e| e.to_string())?;
+            (
+                "POST",
+                "/admin/credentials".to_string(),
+                Some(json!({ "tenant": tenant, "api": api, "app": app })),
+            )
+        }
+        Request::ListCredentials(Some(t)) => {
+            ("GET", format!("/admin/credentials?tenant={t}"), None)
+        }
+        Request::ListCredentials(None) => ("GET", "/admin/credentials".to_string(), None),
+        Request::Revoke(id) => ("DELETE", format!("/admin/credentials/{id}"), None),
+    };
+    let (status, reply) = http_call(server, token, method, &path, body.as_ref())?;
+    if (200..300).contains(&status) {
+        print_json(&reply)
+    } else {
+        let msg = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("request failed");
+        Err(format!("server answered {status}: {msg}"))
+    }
+}
+
+/// A minimal blocking HTTP/1.1 call (`Connection: close`, JSON in and out).
+fn http_call(
+    server: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let host = server.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream =
+        TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let timeout = Some(Duration::from_secs(30));
+    stream
+        .set_read_timeout(timeout)
+        .map_err(|e| e.to_string())?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, payload) = text
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed HTTP status line")?;
+    let value = serde_json::from_str(payload).unwrap_or(Value::Null);
+    Ok((status, value))
+}

@@ -1,0 +1,295 @@
+//! Server configuration: defaults, the TOML file, `TTLCASK_*` environment variables and
+//! command-line flags, merged in that order (flags win over env, env over the file).
+//!
+//! Every limit lives in [`Limits`] with its documented default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use ttlcask_engine::Durability;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./ttlcask-data";
+/// Default Akka JWT issuer.
+pub const DEFAULT_AKKA_ISSUER: &str = "https://session.firebase.google.com/akka-cache";
+
+/// Everything `run` needs besides the listener and the store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Accept the documents' sample credentials (loopback only).
+    pub dev: bool,
+    /// Limits on connections, time and sizes.
+    pub limits: Limits,
+    /// Akka Cache: JWT keys, CORS, quota.
+    pub akka: AkkaConfig,
+    /// Where the admin token file lives; `None` disables the admin endpoint.
+    pub admin_token_path: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration with every default, `--dev` as given, and no admin endpoint.
+    pub fn new(dev: bool) -> Self {
+        Self {
+            dev,
+            limits: Limits::default(),
+            akka: AkkaConfig::default(),
+            admin_token_path: None,
+        }
+    }
+}
+
+/// Limits; each has a default documented in README-server.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections served at once; more wait in the kernel's accept queue (default 1024).
+    pub max_connections: usize,
+    /// Time allowed to send the request headers, in milliseconds (default 10 000).
+    pub header_read_timeout_ms: u64,
+    /// Time in-flight requests get to finish at shutdown, in milliseconds (default 30 000).
+    pub shutdown_grace_ms: u64,
+    /// Flash Cache request body (default 5000 bytes, as documented).
+    pub flash_body_bytes: usize,
+    /// Flash Cache DataKey length (default 256).
+    pub flash_key_bytes: usize,
+    /// Flash Cache longest expiry, in seconds (default 30 days).
+    pub flash_max_ttl_secs: u64,
+    /// IronCache request body (default 1 MiB + 16 KiB for the JSON around a 1 MiB value).
+    pub iron_body_bytes: usize,
+    /// IronCache value (default 1 MiB).
+    pub iron_value_bytes: usize,
+    /// IronCache key (default 250 bytes).
+    pub iron_key_bytes: usize,
+    /// IronCache cache name (default 255 bytes).
+    pub iron_cache_name_bytes: usize,
+    /// IronCache longest `expires_in` (default 2 592 000 s = 30 days).
+    pub iron_max_expires_in: u64,
+    /// Akka Cache value (default 8 MiB).
+    pub akka_value_bytes: usize,
+    /// Akka Cache JSON bodies (`/set`, batches; default 16 MiB).
+    pub akka_json_body_bytes: usize,
+    /// Akka Cache key and cacheName length (default 1024 bytes each).
+    pub akka_name_bytes: usize,
+    /// Items in one Akka batch (default 1000).
+    pub akka_batch_items: usize,
+    /// Admin request body (default 64 KiB).
+    pub admin_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout_ms: 10_000,
+            shutdown_grace_ms: 30_000,
+            flash_body_bytes: 5000,
+            flash_key_bytes: 256,
+            flash_max_ttl_secs: 30 * 86_400,
+            iron_body_bytes: (1 << 20) + (16 << 10),
+            iron_value_bytes: 1 << 20,
+            iron_key_bytes: 250,
+            iron_cache_name_bytes: 255,
+            iron_max_expires_in: 2_592_000,
+            akka_value_bytes: 8 << 20,
+            akka_json_body_bytes: 16 << 20,
+            akka_name_bytes: 1024,
+            akka_batch_items: 1000,
+            admin_body_bytes: 64 << 10,
+        }
+    }
+}
+
+impl Limits {
+    /// The header read timeout as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+}
+
+/// Akka Cache options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AkkaConfig {
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// HS256 shared secret.
+    pub hs256_secret: Option<String>,
+    /// RS256 public key, PEM text.
+    pub rs256_public_key_pem: Option<String>,
+    /// ES256 public key, PEM text.
+    pub es256_public_key_pem: Option<String>,
+    /// `Access-Control-Allow-Origin` value on Akka routes; empty turns the header off.
+    pub cors_allow_origin: String,
+    /// Per-tenant byte quota by `serviceLevel` (off by default).
+    pub quota_enabled: bool,
+    /// Bytes a `free` tenant may keep cached (default 3 GiB).
+    pub free_max_bytes: u64,
+    /// Bytes a `gatling` tenant may keep cached; `None` = unlimited (default).
+    pub gatling_max_bytes: Option<u64>,
+}
+
+impl Default for AkkaConfig {
+    fn default() -> Self {
+        Self {
+            issuer: DEFAULT_AKKA_ISSUER.to_string(),
+            hs256_secret: None,
+            rs256_public_key_pem: None,
+            es256_public_key_pem: None,
+            cors_allow_origin: "*".to_string(),
+            quota_enabled: false,
+            free_max_bytes: 3 << 30,
+            gatling_max_bytes: None,
+        }
+    }
+}
+
+/// The TOML file's shape; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub durability: Option<String>,
+    pub dev: Option<bool>,
+    pub log: Option<String>,
+    pub limits: Limits,
+    pub akka: AkkaFileConfig,
+}
+
+/// The `[akka]` table; PEM keys may be given inline or as file paths.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AkkaFileConfig {
+    pub issuer: Option<String>,
+    pub hs256_secret: Option<String>,
+    pub rs256_public_key_pem: Option<String>,
+    pub rs256_public_key_file: Option<PathBuf>,
+    pub es256_public_key_pem: Option<String>,
+    pub es256_public_key_file: Option<PathBuf>,
+    pub cors_allow_origin: Option<String>,
+    pub quota_enabled: Option<bool>,
+    pub free_max_bytes: Option<u64>,
+    pub gatling_max_bytes: Option<u64>,
+}
+
+/// Reads and parses a TOML config file.
+///
+/// # Errors
+/// A message naming the file when it cannot be read or parsed.
+pub fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+}
+
+/// Parses `always`, `never` or `every:<ms>` (also `every:<n>ms` / `every:<n>s`).
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_durability(s: &str) -> Result<Durability, String> {
+    let bad = || format!("invalid durability {s:?}: use always, never or every:<milliseconds>");
+    match s.trim() {
+        "always" => Ok(Durability::Always),
+        "never" => Ok(Durability::Never),
+        other => {
+            let spec = other
+                .strip_prefix("every:")
+                .or_else(|| other.strip_prefix("every "))
+                .ok_or_else(bad)?
+                .trim();
+            let (digits, scale) = if let Some(ms) = spec.strip_suffix("ms") {
+                (ms, 1)
+            } else if let Some(s) = spec.strip_suffix('s') {
+                (s, 1000)
+            } else {
+                (spec, 1)
+            };
+            let n: u64 = digits.trim().parse().map_err(|_| bad())?;
+            if n == 0 {
+                return Err(bad());
+            }
+            Ok(Durability::Every(Duration::from_millis(
+                n.saturating_mul(scale),
+            )))
+        }
+    }
+}
+
+/// Parses a listen address.
+///
+/// # Errors
+/// A message naming the bad address.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|e| format!("invalid listen address {s:?}: {e} (expected e.g. 127.0.0.1:9001)"))
+}
+
+impl AkkaFileConfig {
+    /// Resolves file paths and defaults into an [`AkkaConfig`].
+    ///
+    /// # Errors
+    /// A message naming a key file that cannot be read.
+    pub fn resolve(self, base: AkkaConfig) -> Result<AkkaConfig, String> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read key file {}: {e}", p.display()))
+        };
+        let rs = match (&self.rs256_public_key_pem, &self.rs256_public_key_file) {
+            (Some(pem), _) => Some(pem.clone()),
+            (None, Some(p)) => Some(read(p)?),
+            _ => base.rs256_public_key_pem,
+        };
+        let es = match (&self.es256_public_key_pem, &self.es256_public_key_file) {
+            (Some(pem), _) => Some(pem.clone()),
+            (None, Some(p)) => Some(read(p)?),
+            _ => base.es256_public_key_pem,
+        };
+        Ok(AkkaConfig {
+            issuer: self.issuer.unwrap_or(base.issuer),
+            hs256_secret: self.hs256_secret.or(base.hs256_secret),
+            rs256_public_key_pem: rs,
+            es256_public_key_pem: es,
+            cors_allow_origin: self.cors_allow_origin.unwrap_or(base.cors_allow_origin),
+            quota_enabled: self.quota_enabled.unwrap_or(base.quota_enabled),
+            free_max_bytes: self.free_max_bytes.unwrap_or(base.free_max_bytes),
+            gatling_max_bytes: self.gatling_max_bytes.or(base.gatling_max_bytes),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_forms() {
+        assert_eq!(parse_durability("always"), Ok(Durability::Always));
+        assert_eq!(parse_durability("never"), Ok(Durability::Never));
+        assert_eq!(
+            parse_durability("every:250"),
+            Ok(Durability::Every(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            parse_durability("every:2s"),
+            Ok(Durability::Every(Duration::from_secs(2)))
+        );
+        assert!(parse_durability("every:0").is_err());
+        assert!(parse_durability("sometimes").is_err());
+    }
+
+    #[test]
+    fn file_config_parses() {
+        let f: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:1\"\n[limits]\nmax_connections = 7\n[akka]\nhs256_secret = \"s\"\n",
+        )
+        .expect("valid toml");
+        assert_eq!(f.limits.max_connections, 7);
+        assert_eq!(f.limits.flash_body_bytes, 5000);
+        assert_eq!(f.akka.hs256_secret.as_deref(), Some("s"));
+        assert!(toml::from_str::<FileConfig>("nonsense = 1").is_err());
+    }
+}

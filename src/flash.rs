@@ -1,0 +1,304 @@
+//! Flash Cache: `POST /v1/cache/add`, `PUT /v1/cache/update`, `GET /v1/cache/get`,
+//! `DELETE /v1/cache/delete`. Everything travels in headers (`ClientId`, `Authorization`,
+//! `DataKey`, `ExpiresUtc` in; `RequestId`, `DataKey`, `Success`, `ResponseMessage`, `Count`,
+//! `ExpiresUtc` out); the item is the JSON body. Errors have an empty body and say why in
+//! `ResponseMessage` with `Success: false`.
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
+
+use crate::http::{blocking, empty, random_hex, read_body, with_body, BodyError, Resp, JSON};
+use crate::namespace;
+use crate::server::AppState;
+use crate::time::{format_flash, parse_flash, parse_rfc3339};
+
+/// Attempts of an `update` that keeps the expiry when another writer changes the item.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// One Flash Cache reply: status plus the documented headers.
+struct Reply {
+    status: StatusCode,
+    data_key: Option<String>,
+    message: String,
+    count: u32,
+    expires_ms: Option<u64>,
+    body: Option<Bytes>,
+}
+
+impl Reply {
+    fn ok(status: StatusCode, message: &str, expires_ms: Option<u64>) -> Self {
+        Self {
+            status,
+            data_key: None,
+            message: message.to_string(),
+            count: 1,
+            expires_ms,
+            body: None,
+        }
+    }
+
+    fn fail(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            data_key: None,
+            message: message.into(),
+            count: 0,
+            expires_ms: None,
+            body: None,
+        }
+    }
+
+    fn into_response(self, data_key: Option<&str>) -> Resp {
+        let mut resp = match self.body {
+            Some(body) => with_body(self.status, JSON, body),
+            None => empty(self.status),
+        };
+        let success = self.status.is_success();
+        let headers = resp.headers_mut();
+        set(headers, "requestid", &format!("v1:req_{}", random_hex(20)));
+        if let Some(key) = self.data_key.as_deref().or(data_key) {
+            set(headers, "datakey", key);
+        }
+        set(headers, "success", if success { "true" } else { "false" });
+        set(headers, "responsemessage", &self.message);
+        set(headers, "count", &self.count.to_string());
+        if let Some(ms) = self.expires_ms {
+            set(headers, "expiresutc", &format_flash(ms));
+        }
+        resp
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// A DataKey: 1 to `max` URL-safe characters (`A-Z a-z 0-9 - _ . ~`).
+fn valid_data_key(key: &str, max: usize) -> bool {
+    !key.is_empty()
+        && key.len() <= max
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+}
+
+/// Handles `/v1/cache/…`.
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+    let data_key = header(&req, "datakey").map(str::to_string);
+    let reply = dispatch(state, req).await;
+    reply.into_response(
+        data_key
+            .as_deref()
+            .filter(|k| HeaderValue::from_str(k).is_ok()),
+    )
+}
+
+async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
+    let op = match req.uri().path() {
+        "/v1/cache/add" => (Method::POST, Op::Add),
+        "/v1/cache/update" => (Method::PUT, Op::Update),
+        "/v1/cache/get" => (Method::GET, Op::Get),
+        "/v1/cache/delete" => (Method::DELETE, Op::Delete),
+        _ => {
+            return Reply::fail(
+                StatusCode::NOT_FOUND,
+                "Unknown endpoint; use /v1/cache/add, update, get or delete",
+            )
+        }
+    };
+    let (method, op) = op;
+    if req.method() != method && !(op == Op::Get && req.method() == Method::HEAD) {
+        return Reply::fail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("This endpoint accepts {method} only"),
+        );
+    }
+    let limits = &state.config.limits;
+    let (Some(client_id), Some(api_key)) =
+        (header(&req, "clientid"), header(&req, "authorization"))
+    else {
+        return Reply::fail(
+            StatusCode::UNAUTHORIZED,
+            "ClientId and Authorization headers are required",
+        );
+    };
+    let api_key = api_key.strip_prefix("Bearer ").unwrap_or(api_key).trim();
+    let Some(caller) = state.auth.flash(client_id, api_key) else {
+        return Reply::fail(StatusCode::UNAUTHORIZED, "Invalid ClientId or API key");
+    };
+    let Some(key) = header(&req, "datakey").map(str::to_string) else {
+        return Reply::fail(StatusCode::BAD_REQUEST, "DataKey header is required");
+    };
+    if !valid_data_key(&key, limits.flash_key_bytes) {
+        return Reply::fail(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "DataKey must be 1 to {} URL-safe characters (A-Z a-z 0-9 - _ . ~)",
+                limits.flash_key_bytes
+            ),
+        );
+    }
+    let ns = namespace::flash(&caller.tenant, &caller.app);
+    let store = state.store.clone();
+    let now = store.now_ms();
+    let max_ms = limits.flash_max_ttl_secs.saturating_mul(1000);
+    let expires = match header(&req, "expiresutc") {
+        Some(text) if matches!(op, Op::Add | Op::Update) => {
+            match parse_flash(text).or_else(|| parse_rfc3339(text)) {
+                Some(ms) if ms <= now => {
+                    return Reply::fail(StatusCode::BAD_REQUEST, "ExpiresUtc is in the past")
+                }
+                Some(ms) if ms - now > max_ms => {
+                    return Reply::fail(
+                        StatusCode::BAD_REQUEST,
+                        "ExpiresUtc is more than 30 days ahead",
+                    )
+                }
+                Some(ms) => Some(ms),
+                None => {
+                    return Reply::fail(
+                        StatusCode::BAD_REQUEST,
+                        "ExpiresUtc must be dd/MM/yyyy HH:mm:ss (UTC) or RFC 3339",
+                    )
+                }
+            }
+        }
+        _ => None,
+    };
+    let body = if matches!(op, Op::Add | Op::Update) {
+        match read_body(req, limits.flash_body_bytes).await {
+            Ok(b) => {
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&b).is_err() {
+                    return Reply::fail(StatusCode::BAD_REQUEST, "The body must be valid JSON");
+                }
+                b
+            }
+            Err(BodyError::TooLarge(n)) => {
+                return Reply::fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("HTTP payloads are limited to {n} bytes"),
+                )
+            }
+            Err(e) => return Reply::fail(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    } else {
+        Bytes::new()
+    };
+    let key_bytes = key.into_bytes();
+    let outcome = blocking(&store, move |s| match op {
+        Op::Add => add(s, &ns, &key_bytes, &body, expires.unwrap_or(now + max_ms)),
+        Op::Update => update(s, &ns, &key_bytes, &body, expires),
+        Op::Get => get(s, &ns, &key_bytes),
+        Op::Delete => delete(s, &ns, &key_bytes),
+    })
+    .await;
+    outcome.unwrap_or_else(|e| Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Update,
+    Get,
+    Delete,
+}
+
+fn write_failed(e: &WriteError) -> Reply {
+    match e {
+        WriteError::TooLarge { .. } => Reply::fail(StatusCode::BAD_REQUEST, e.to_string()),
+        _ => Reply::fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Storage error: {e}"),
+        ),
+    }
+}
+
+fn read_item(s: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, Reply> {
+    s.get(ns, key).map_err(|e| {
+        Reply::fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Storage error: {e}"),
+        )
+    })
+}
+
+fn add(s: &Store, ns: &[u8], key: &[u8], body: &[u8], expires: u64) -> Reply {
+    match s.put_if(
+        ns,
+        key,
+        body,
+        PutOptions::expiring_at(expires),
+        Condition::Absent,
+    ) {
+        Ok(Some(_)) => Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires)),
+        Ok(None) => {
+            let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
+            reply.expires_ms = read_item(s, ns, key)
+                .ok()
+                .flatten()
+                .and_then(|i| i.expires_at_ms);
+            reply
+        }
+        Err(e) => write_failed(&e),
+    }
+}
+
+fn update(s: &Store, ns: &[u8], key: &[u8], body: &[u8], expires: Option<u64>) -> Reply {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let item = match read_item(s, ns, key) {
+            Ok(Some(item)) => item,
+            Ok(None) => return Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
+            Err(reply) => return reply,
+        };
+        let keep = expires.or(item.expires_at_ms);
+        let options = PutOptions {
+            expires_at_ms: keep,
+            kind: item.kind,
+        };
+        match s.put_if(ns, key, body, options, Condition::VersionIs(item.version)) {
+            Ok(Some(_)) => return Reply::ok(StatusCode::OK, "Updated successfully", keep),
+            Ok(None) => continue,
+            Err(e) => return write_failed(&e),
+        }
+    }
+    Reply::fail(
+        StatusCode::CONFLICT,
+        "DataKey is being changed by other requests; try again",
+    )
+}
+
+fn get(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
+    match read_item(s, ns, key) {
+        Ok(Some(item)) => {
+            let mut reply = Reply::ok(
+                StatusCode::OK,
+                "Object retrieved successfully",
+                item.expires_at_ms,
+            );
+            reply.body = Some(item.value);
+            reply
+        }
+        Ok(None) => Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
+        Err(reply) => reply,
+    }
+}
+
+fn delete(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
+    match s.delete(ns, key) {
+        Ok(true) => Reply::ok(StatusCode::OK, "Deleted successfully", None),
+        Ok(false) => Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
+        Err(e) => write_failed(&e),
+    }
+}

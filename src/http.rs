@@ -1,0 +1,203 @@
+//! What the three API dialects share: reading a body through a size limit, building
+//! responses, splitting and percent-decoding paths, and running engine calls off the
+//! async workers.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use ttlcask_engine::Store;
+
+/// The response type of every handler.
+pub type Resp = Response<Full<Bytes>>;
+
+/// `application/json`.
+pub const JSON: &str = "application/json";
+/// Plain text, as the Akka runtime answers errors.
+pub const TEXT: &str = "text/plain; charset=UTF-8";
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Larger than the limit (by header or by counting).
+    TooLarge(usize),
+    /// The connection failed while reading.
+    Read(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(limit) => write!(f, "request body is larger than {limit} bytes"),
+            Self::Read(e) => write!(f, "cannot read request body: {e}"),
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes whatever Content-Length says.
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
+}
+
+/// A response with a body and a content type.
+pub fn with_body(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// A response without a body (`Content-Length: 0`).
+pub fn empty(status: StatusCode) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
+    match serde_json::to_vec(value) {
+        Ok(body) => with_body(status, JSON, body),
+        Err(_) => with_body(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            "cannot encode response",
+        ),
+    }
+}
+
+/// Splits a raw path on `/` (ignoring the leading one) and percent-decodes each segment.
+/// `+` stays a literal `+`. `None` if a segment is not valid UTF-8 after decoding.
+pub fn segments(path: &str) -> Option<Vec<String>> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Some(Vec::new());
+    }
+    trimmed.split('/').map(percent_decode).collect()
+}
+
+/// Percent-decodes one segment; a `%` not followed by two hex digits is kept as is.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The value of query parameter `name`, percent-decoded (`+` as a space, as forms encode it).
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(&v.replace('+', " ")))?
+    })
+}
+
+/// Runs `f` on the blocking pool: engine calls do file I/O and may fsync.
+pub async fn blocking<T, F>(store: &Store, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> T + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| format!("internal task failed: {e}"))
+}
+
+/// Random bytes as lowercase hex (request ids, secrets).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::getrandom(&mut buf).is_err() {
+        // The OS generator failing is not recoverable in a sane way; fall back to time-based
+        // bytes so request ids stay unique enough (secrets use `secret_hex`, which errors).
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8;
+        }
+    }
+    hex(&buf)
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_segments() {
+        assert_eq!(
+            segments("/1/a%20b/c+d/%E5%90%8D/%2F"),
+            Some(vec![
+                "1".into(),
+                "a b".into(),
+                "c+d".into(),
+                "名".into(),
+                "/".into()
+            ])
+        );
+        assert_eq!(segments("/"), Some(vec![]));
+        assert_eq!(segments("/a/%ff"), None);
+        assert_eq!(percent_decode("100%"), Some("100%".into()));
+        assert_eq!(percent_decode("%4"), Some("%4".into()));
+        assert_eq!(percent_decode("%41"), Some("A".into()));
+    }
+
+    #[test]
+    fn query() {
+        assert_eq!(
+            query_param(Some("a=1&oauth=x%20y"), "oauth"),
+            Some("x y".into())
+        );
+        assert_eq!(query_param(Some("page"), "page"), Some(String::new()));
+        assert_eq!(query_param(None, "page"), None);
+    }
+}

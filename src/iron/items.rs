@@ -1,0 +1,219 @@
+//! IronCache item calls: put (with `expires_in`, `add`, `replace`, `cas`), get, delete,
+//! increment.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{json, Map, Value};
+use ttlcask_engine::{Condition, IncrementError, PutOptions, WriteError};
+
+use super::{json_object, msg, storage_error, Target, KIND_NUMBER, KIND_STRING};
+use crate::http::{self, blocking, Resp};
+use crate::namespace;
+use crate::time::format_rfc3339;
+
+/// `expires` of an item that never expires, as the real service answered.
+pub const NEVER_EXPIRES: &str = "9999-01-01T00:00:00Z";
+
+fn write_error(e: &WriteError) -> Resp {
+    match e {
+        WriteError::TooLarge { .. } => msg(StatusCode::BAD_REQUEST, &e.to_string()),
+        _ => storage_error(e),
+    }
+}
+
+/// What a put asks for, validated.
+struct PutRequest {
+    value: Vec<u8>,
+    kind: u8,
+    expires_in: Option<u64>,
+    condition: Option<Condition>,
+}
+
+fn parse_put(body: &Map<String, Value>, t: &Target<'_>) -> Result<PutRequest, Resp> {
+    let limits = &t.state.config.limits;
+    let (value, kind) = match body.get("value") {
+        None | Some(Value::Null) => {
+            return Err(msg(StatusCode::NOT_ACCEPTABLE, "value is required"))
+        }
+        Some(Value::String(s)) => (s.clone().into_bytes(), KIND_STRING),
+        Some(Value::Number(n)) => (n.to_string().into_bytes(), KIND_NUMBER),
+        Some(_) => {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                "value must be a string or a number",
+            ))
+        }
+    };
+    if value.len() > limits.iron_value_bytes {
+        return Err(msg(
+            StatusCode::BAD_REQUEST,
+            &format!("value is larger than {} bytes", limits.iron_value_bytes),
+        ));
+    }
+    let expires_in = match body.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => None,
+            Some(secs) if secs <= limits.iron_max_expires_in => Some(secs),
+            _ => {
+                return Err(msg(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "expires_in must be an integer from 0 to {}",
+                        limits.iron_max_expires_in
+                    ),
+                ))
+            }
+        },
+        Some(_) => return Err(msg(StatusCode::BAD_REQUEST, "expires_in must be a number")),
+    };
+    let flag = |name: &str| matches!(body.get(name), Some(Value::Bool(true)));
+    let cas = match body.get("cas") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.as_u64()),
+        Some(Value::String(s)) => Some(s.trim().parse::<u64>().ok()),
+        Some(_) => Some(None),
+    };
+    let condition = match cas {
+        Some(Some(v)) => Some(Condition::VersionIs(v)),
+        Some(None) => {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                "cas must be an unsigned integer",
+            ))
+        }
+        None if flag("add") => Some(Condition::Absent),
+        None if flag("replace") => Some(Condition::Present),
+        None => None,
+    };
+    Ok(PutRequest {
+        value,
+        kind,
+        expires_in,
+        condition,
+    })
+}
+
+/// `PUT …/items/{k}`.
+pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incoming>) -> Resp {
+    let body = match json_object(req, t.state.config.limits.iron_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let put = match parse_put(&body, t) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
+    let result = blocking(&t.state.store, move |s| {
+        let options = PutOptions {
+            expires_at_ms: put
+                .expires_in
+                .map(|secs| s.now_ms().saturating_add(secs * 1000)),
+            kind: put.kind,
+        };
+        match put.condition {
+            None => s.put(&ns, key.as_bytes(), &put.value, options).map(Some),
+            Some(c) => s.put_if(&ns, key.as_bytes(), &put.value, options, c),
+        }
+        .map(|stored| (stored, put.condition))
+    })
+    .await;
+    match result {
+        Ok(Ok((Some(_), _))) => msg(StatusCode::OK, "Stored."),
+        Ok(Ok((None, Some(Condition::Absent)))) => {
+            msg(StatusCode::OK, "Not stored: the item exists already (add).")
+        }
+        Ok(Ok((None, Some(Condition::Present)))) => msg(
+            StatusCode::OK,
+            "Not stored: the item does not exist (replace).",
+        ),
+        Ok(Ok((None, _))) => msg(StatusCode::OK, "Not stored: cas does not match."),
+        Ok(Err(e)) => write_error(&e),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `GET …/items/{k}`.
+pub async fn get(t: &Target<'_>, cache: String, key: String) -> Resp {
+    let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
+    let k = key.clone();
+    match blocking(&t.state.store, move |s| s.get(&ns, k.as_bytes())).await {
+        Ok(Ok(Some(item))) => {
+            let text = String::from_utf8_lossy(&item.value).into_owned();
+            let value = match item.kind {
+                KIND_NUMBER => serde_json::from_str::<serde_json::Number>(&text)
+                    .map(Value::Number)
+                    .unwrap_or(Value::String(text)),
+                _ => Value::String(text),
+            };
+            let expires = item
+                .expires_at_ms
+                .map_or_else(|| NEVER_EXPIRES.to_string(), format_rfc3339);
+            http::json(
+                StatusCode::OK,
+                &json!({
+                    "cache": cache,
+                    "key": key,
+                    "value": value,
+                    "cas": item.version,
+                    "flags": 0,
+                    "expires": expires,
+                }),
+            )
+        }
+        Ok(Ok(None)) => msg(StatusCode::NOT_FOUND, "Item not found"),
+        Ok(Err(e)) => storage_error(e),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `DELETE …/items/{k}`.
+pub async fn delete(t: &Target<'_>, cache: String, key: String) -> Resp {
+    let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
+    match blocking(&t.state.store, move |s| s.delete(&ns, key.as_bytes())).await {
+        Ok(Ok(true)) => msg(StatusCode::OK, "Deleted."),
+        Ok(Ok(false)) => msg(StatusCode::NOT_FOUND, "Item not found"),
+        Ok(Err(e)) => write_error(&e),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `POST …/items/{k}/increment` with `{"amount": n}`.
+pub async fn increment(t: &Target<'_>, cache: String, key: String, req: Request<Incoming>) -> Resp {
+    let body = match json_object(req, t.state.config.limits.iron_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let amount = match body.get("amount") {
+        None | Some(Value::Null) => return msg(StatusCode::NOT_ACCEPTABLE, "amount is required"),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(a) => a,
+            None => return msg(StatusCode::BAD_REQUEST, "amount must be an integer"),
+        },
+        Some(_) => return msg(StatusCode::BAD_REQUEST, "amount must be an integer"),
+    };
+    let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
+    let options = PutOptions {
+        expires_at_ms: None,
+        kind: KIND_NUMBER,
+    };
+    match blocking(&t.state.store, move |s| {
+        s.increment(&ns, key.as_bytes(), amount, options)
+    })
+    .await
+    {
+        Ok(Ok(value)) => http::json(StatusCode::OK, &json!({ "msg": "Added", "value": value })),
+        Ok(Err(IncrementError::NotAnInteger)) => msg(
+            StatusCode::BAD_REQUEST,
+            "Cannot increment or decrement non-numeric value",
+        ),
+        Ok(Err(IncrementError::Overflow)) => msg(
+            StatusCode::BAD_REQUEST,
+            "The result would overflow a 64-bit integer",
+        ),
+        Ok(Err(IncrementError::Write(e))) => write_error(&e),
+        Ok(Err(e)) => storage_error(e),
+        Err(e) => storage_error(e),
+    }
+}

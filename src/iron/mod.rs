@@ -1,0 +1,199 @@
+//! IronCache REST v1 under `/1/projects/{Project ID}/…`, plus `/1/version` and `/version`.
+//!
+//! Every success is 200 with a JSON body (the real clients reject 201/202/204, see
+//! `ironcache-clients.md`); errors are `{"msg": …}` with the document's status codes.
+//! Paths are split on `/` first and each segment percent-decoded; `+` stays literal.
+
+mod caches;
+mod items;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
+
+use crate::http::{self, query_param, Resp};
+use crate::namespace::IRON_PROJECT_LEN;
+use crate::server::AppState;
+
+/// Value kind tag: the value was sent as a JSON string.
+pub const KIND_STRING: u8 = 0;
+/// Value kind tag: the value was sent as a JSON number.
+pub const KIND_NUMBER: u8 = 1;
+
+/// `{"msg": …}` with a status.
+pub fn msg(status: StatusCode, text: &str) -> Resp {
+    http::json(status, &json!({ "msg": text }))
+}
+
+/// What a project-scoped route needs.
+pub struct Target<'a> {
+    /// The tenant that owns the token.
+    pub tenant: String,
+    /// The project id, lower-cased.
+    pub project: String,
+    /// The server state.
+    pub state: &'a AppState,
+}
+
+enum Route {
+    Version,
+    ListCaches,
+    Cache(String),
+    Clear(String),
+    Item(String, String),
+    Increment(String, String),
+}
+
+fn route(segs: &[String]) -> Option<(Route, String)> {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let project = |p: &str| p.to_string();
+    Some(match s.as_slice() {
+        ["version"] | ["1", "version"] => (Route::Version, String::new()),
+        ["1", "projects", p, "caches"] => (Route::ListCaches, project(p)),
+        ["1", "projects", p, "caches", c] if !c.is_empty() => {
+            (Route::Cache(c.to_string()), project(p))
+        }
+        ["1", "projects", p, "caches", c, "clear"] if !c.is_empty() => {
+            (Route::Clear(c.to_string()), project(p))
+        }
+        ["1", "projects", p, "caches", c, "items", k] if !c.is_empty() && !k.is_empty() => {
+            (Route::Item(c.to_string(), k.to_string()), project(p))
+        }
+        ["1", "projects", p, "caches", c, "items", k, "increment"]
+            if !c.is_empty() && !k.is_empty() =>
+        {
+            (Route::Increment(c.to_string(), k.to_string()), project(p))
+        }
+        _ => return None,
+    })
+}
+
+fn token(req: &Request<Incoming>) -> Option<String> {
+    if let Some(value) = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        let value = value.trim();
+        if let Some((scheme, tok)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("oauth") || scheme.eq_ignore_ascii_case("bearer") {
+                return Some(tok.trim().to_string());
+            }
+        }
+    }
+    query_param(req.uri().query(), "oauth")
+}
+
+/// Handles `/1/…` and `/version`.
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+    let Some(segs) = http::segments(req.uri().path()) else {
+        return msg(
+            StatusCode::BAD_REQUEST,
+            "Path segments must be valid UTF-8 after percent-decoding",
+        );
+    };
+    let Some((route, project)) = route(&segs) else {
+        return msg(StatusCode::NOT_FOUND, "Not found");
+    };
+    let method = req.method().clone();
+    let allowed: &[Method] = match &route {
+        Route::Version | Route::ListCaches => &[Method::GET],
+        Route::Cache(_) => &[Method::GET, Method::DELETE],
+        Route::Clear(_) | Route::Increment(..) => &[Method::POST],
+        Route::Item(..) => &[Method::GET, Method::PUT, Method::DELETE],
+    };
+    if !allowed.contains(&method) {
+        return msg(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Invalid HTTP method for this endpoint",
+        );
+    }
+    if let Route::Version = route {
+        return http::json(
+            StatusCode::OK,
+            &json!({ "version": env!("CARGO_PKG_VERSION") }),
+        );
+    }
+    let Some(tenant) = token(&req).and_then(|t| state.auth.iron(&t)) else {
+        return msg(
+            StatusCode::UNAUTHORIZED,
+            "The OAuth token is either not provided or invalid",
+        );
+    };
+    if project.len() != IRON_PROJECT_LEN || !project.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return msg(StatusCode::NOT_FOUND, "Project not found");
+    }
+    let target = Target {
+        tenant,
+        project: project.to_ascii_lowercase(),
+        state,
+    };
+    let limits = &state.config.limits;
+    let cache_ok = |c: &str| c.len() <= limits.iron_cache_name_bytes;
+    let key_ok = |k: &str| k.len() <= limits.iron_key_bytes;
+    match (&route, &method) {
+        (Route::Cache(c) | Route::Clear(c) | Route::Item(c, _) | Route::Increment(c, _), _)
+            if !cache_ok(c) =>
+        {
+            return msg(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Cache name is longer than {} bytes",
+                    limits.iron_cache_name_bytes
+                ),
+            )
+        }
+        (Route::Item(_, k) | Route::Increment(_, k), _) if !key_ok(k) => {
+            return msg(
+                StatusCode::BAD_REQUEST,
+                &format!("Key is longer than {} bytes", limits.iron_key_bytes),
+            )
+        }
+        _ => {}
+    }
+    let query = req.uri().query().map(str::to_string);
+    match (route, method) {
+        (Route::ListCaches, _) => caches::list(&target, query.as_deref()).await,
+        (Route::Cache(c), Method::GET) => caches::info(&target, c).await,
+        (Route::Cache(c), _) => caches::delete(&target, c).await,
+        (Route::Clear(c), _) => caches::clear(&target, c).await,
+        (Route::Item(c, k), Method::GET) => items::get(&target, c, k).await,
+        (Route::Item(c, k), Method::PUT) => items::put(&target, c, k, req).await,
+        (Route::Item(c, k), _) => items::delete(&target, c, k).await,
+        (Route::Increment(c, k), _) => items::increment(&target, c, k, req).await,
+        (Route::Version, _) => msg(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
+/// Reads a JSON object body for a put or increment.
+pub async fn json_object(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, Resp> {
+    let body = match http::read_body(req, limit).await {
+        Ok(b) => b,
+        Err(http::BodyError::TooLarge(n)) => {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                &format!("Request body is larger than {n} bytes"),
+            ))
+        }
+        Err(e) => return Err(msg(StatusCode::BAD_REQUEST, &e.to_string())),
+    };
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(msg(
+            StatusCode::BAD_REQUEST,
+            "The body must be a JSON object",
+        )),
+        Err(e) => Err(msg(StatusCode::BAD_REQUEST, &format!("Invalid JSON: {e}"))),
+    }
+}
+
+/// A storage failure as an IronCache error.
+pub fn storage_error(e: impl std::fmt::Display) -> Resp {
+    msg(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("Storage error: {e}"),
+    )
+}

@@ -1,0 +1,28 @@
+//! `ttlcask`: one server speaking the Flash Cache, IronCache and Akka Cache HTTP APIs over
+//! the `ttlcask-engine` store.
+//!
+//! [`server::run`] is the whole server; `main.rs` parses the command line and calls
+//! [`cli::main`]. A request goes: [`server`] (accept, connection cap, hyper HTTP/1) →
+//! [`router`] (which API) → [`flash`] / [`iron`] / [`akka`] (auth, parse, validate) →
+//! the engine on the blocking pool ([`http::blocking`]) → a response in that API's shape.
+
+// Handlers return `Result<_, Resp>` so that `?` can carry a finished error response out of
+// validation; the response is built once per request, so boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+#![deny(clippy::unwrap_used)]
+
+pub mod admin;
+pub mod akka;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod flash;
+pub mod http;
+pub mod iron;
+pub mod namespace;
+pub mod router;
+pub mod server;
+pub mod time;
+
+pub use config::Config;
+pub use server::{run, AppState, ServerError};

@@ -1,0 +1,205 @@
+//! The whole server in one call: [`run`] accepts connections on a listener, serves each with
+//! hyper's HTTP/1 under a connection cap and a header read timeout, and on shutdown stops
+//! accepting, lets in-flight requests finish, and syncs the store.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+use ttlcask_engine::Store;
+
+use crate::auth::jwt::JwtVerifier;
+use crate::auth::{Authenticator, Registry};
+use crate::config::Config;
+use crate::http::blocking;
+use crate::router;
+
+/// What every request handler can reach.
+pub struct AppState {
+    /// The engine.
+    pub store: Store,
+    /// Limits and API options.
+    pub config: Config,
+    /// Credentials of the three APIs.
+    pub auth: Authenticator,
+    /// The admin endpoint's bearer token, when the endpoint is on.
+    pub admin_token: Option<String>,
+}
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// `--dev` was asked on a non-loopback address.
+    DevNotLoopback(String),
+    /// The configuration is unusable (bad key, unreadable file).
+    Config(String),
+    /// Reading tenants and credentials from the store failed.
+    Registry(String),
+    /// The final sync failed: acknowledged writes may not be durable under `every`/`never`.
+    Sync(String),
+    /// A socket error.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DevNotLoopback(addr) => write!(
+                f,
+                "--dev accepts the public sample credentials and binds loopback only; {addr} is not a loopback address (use 127.0.0.1 or ::1)"
+            ),
+            Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::Registry(m) => write!(f, "cannot read tenants and credentials: {m}"),
+            Self::Sync(m) => write!(f, "final sync failed: {m}"),
+            Self::Io(e) => write!(f, "socket error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<std::io::Error> for ServerError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Serves the three APIs on `listener` until `shutdown` completes, then drains in-flight
+/// requests (up to `limits.shutdown_grace_ms`) and syncs the store.
+///
+/// # Errors
+/// See [`ServerError`].
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    config: Config,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr()?;
+    if config.dev && !addr.ip().is_loopback() {
+        return Err(ServerError::DevNotLoopback(addr.to_string()));
+    }
+    let registry = blocking(&store, Registry::load)
+        .await
+        .map_err(ServerError::Registry)?
+        .map_err(|e| ServerError::Registry(e.to_string()))?;
+    let verifier = JwtVerifier::new(&config.akka, config.dev).map_err(ServerError::Config)?;
+    let admin_token = match &config.admin_token_path {
+        Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::Config)?),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        auth: Authenticator::new(config.dev, registry, verifier),
+        store: store.clone(),
+        admin_token,
+        config,
+    });
+    let limits = state.config.limits.clone();
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout())
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    info!(%addr, dev = state.config.dev, "ttlcask listening");
+
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(router::handle(state, req).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    info!("shutting down: draining in-flight requests");
+    let grace = Duration::from_millis(limits.shutdown_grace_ms);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            ?grace,
+            "connections still open after the grace period; closing them"
+        );
+    }
+    blocking(&store, |s| s.sync().map_err(|e| e.to_string()))
+        .await
+        .map_err(ServerError::Sync)?
+        .map_err(ServerError::Sync)?;
+    info!("store synced; bye");
+    Ok(())
+}
+
+/// Reads the admin token at `path`, or writes a new random one there with mode 0600.
+///
+/// # Errors
+/// A message naming the file when it cannot be read or written.
+pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read admin token {}: {e}", path.display())),
+    }
+    let token = crate::http::random_hex(32);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot write admin token {}: {e}", path.display()))?;
+    use std::io::Write;
+    file.write_all(token.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write admin token {}: {e}", path.display()))?;
+    Ok(token)
+}
