@@ -1,0 +1,220 @@
+//! Test support: start `ttlcask::run` on 127.0.0.1:0 over a temp data dir, and a raw
+//! HTTP/1.1 client over `TcpStream` (exact bytes, `Connection: close`).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use ttlcask::{Config, ServerError};
+use ttlcask_engine::{ManualClock, Store};
+
+/// 2026-03-11T09:38:52Z: 30 days before the Flash document's `ExpiresUtc: 10/04/2026 09:38:52`.
+pub const DOC_NOW_MS: u64 = 1_773_221_932_000;
+
+/// The Akka document's sample JWT.
+pub const SAMPLE_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmciLCJuYW1lIjoiSm9obiBEb2UiLCJzZXJ2aWNlTGV2ZWwiOiJmcmVlIn0.rds8orVxVz149ovTxxYzFIqGmSdWJUlHONem9avKBgQ";
+
+/// How long any single request may take before the test fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub clock: ManualClock,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+/// Opens a store on `dir` with a manual clock.
+pub fn open_store(dir: &Path, clock: &ManualClock) -> Store {
+    Store::builder()
+        .clock(clock.clone())
+        .compaction_interval(None)
+        .open(dir)
+        .expect("open store")
+}
+
+/// Starts a server on `dir` with `config`, after `setup` ran on the store.
+pub async fn start_on(
+    dir: &Path,
+    config: Config,
+    clock: ManualClock,
+    setup: impl FnOnce(&Store),
+) -> TestServer {
+    let store = open_store(dir, &clock);
+    setup(&store);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(ttlcask::run(listener, store, config, async move {
+        let _ = rx.await;
+    }));
+    TestServer {
+        addr,
+        dir: dir.to_path_buf(),
+        clock,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// A `--dev` server on a fresh temp dir, its clock at [`DOC_NOW_MS`].
+pub async fn start_dev() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_on(
+        dir.path(),
+        Config::new(true),
+        ManualClock::new(DOC_NOW_MS),
+        |_| {},
+    )
+    .await;
+    (server, dir)
+}
+
+impl TestServer {
+    /// Stops the server (graceful) and waits for `run` to return.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let handle = self.handle.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+    }
+
+    /// Sends one request.
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        request(self.addr, method, path, headers, body).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// A header by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends raw bytes and parses the response (the server closes after it).
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
+    let run = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.expect("read");
+        buf
+    };
+    let buf = tokio::time::timeout(REQUEST_TIMEOUT, run)
+        .await
+        .expect("request timed out");
+    parse(&buf)
+}
+
+/// Parses one HTTP/1.1 response with a Content-Length body.
+pub fn parse(buf: &[u8]) -> Resp {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if let Some((_, len)) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        body.truncate(len.parse().expect("content-length"));
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Sends one request with `Connection: close` and a Content-Length.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT") {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    raw(addr, &bytes).await
+}
+
+/// Asserts a `RequestId` of `v1:req_` + 40 lowercase hex digits.
+pub fn assert_request_id(resp: &Resp) {
+    let id = resp.header("RequestId").expect("RequestId header");
+    let hex = id.strip_prefix("v1:req_").expect("v1:req_ prefix");
+    assert_eq!(hex.len(), 40, "{id}");
+    assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+}
