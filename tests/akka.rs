@@ -1,0 +1,609 @@
+//! Akka Cache over real HTTP: every curl example of the document replayed with the sample
+//! JWT, then DESIGN.md's decisions (statuses from the Responses sections, cacheName
+//! lifecycle, batch shapes, TTL, content type, JWT checks, CORS, tenants).
+
+mod common;
+
+use common::{start_dev, start_on, TestServer, DOC_NOW_MS, SAMPLE_JWT};
+use serde_json::{json, Value};
+use ttlcask::auth::jwt::mint_hs256;
+use ttlcask::auth::registry::create_tenant;
+use ttlcask::config::DEFAULT_AKKA_ISSUER;
+use ttlcask::Config;
+use ttlcask_engine::ManualClock;
+
+fn bearer() -> String {
+    format!("Bearer {SAMPLE_JWT}")
+}
+
+async fn akka(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> common::Resp {
+    let auth = bearer();
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if let Some(ct) = content_type {
+        headers.push(("Content-Type", ct));
+    }
+    let r = s.req(method, path, &headers, body.as_bytes()).await;
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("*"),
+        "{method} {path}: {r:?}"
+    );
+    r
+}
+
+const JSON: Option<&str> = Some("application/json");
+const OCTET: Option<&str> = Some("application/octet-stream");
+
+fn assert_empty(r: &common::Resp, status: u16) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.header("Content-Length"), Some("0"), "{r:?}");
+    assert!(r.body.is_empty());
+}
+
+fn assert_json(r: &common::Resp, expected: &str) {
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert_eq!(r.text(), expected, "exact body");
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(expected.len().to_string().as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_examples_replay() {
+    let (s, _dir) = start_dev().await;
+    // Cache Name Post.
+    let r = akka(
+        &s,
+        "POST",
+        "/cacheName",
+        JSON,
+        r#"{"cacheName":"cache1", "description":"This is our first test"}"#,
+    )
+    .await;
+    assert_empty(&r, 201);
+    // Cache Name Get (the transcript's exact 77-byte body).
+    let r = akka(&s, "GET", "/cacheName/cache1", JSON, "").await;
+    assert_json(
+        &r,
+        r#"{"cacheName":"cache1","description":"This is our first test","deleted":false}"#,
+    );
+    // Cache Name Put.
+    let r = akka(
+        &s,
+        "PUT",
+        "/cacheName",
+        JSON,
+        r#"{"cacheName":"cache1", "description":"This is our first test modified"}"#,
+    )
+    .await;
+    assert_empty(&r, 202);
+    let r = akka(&s, "GET", "/cacheName/cache1", JSON, "").await;
+    assert_json(
+        &r,
+        r#"{"cacheName":"cache1","description":"This is our first test modified","deleted":false}"#,
+    );
+
+    // Cache Create with TTL (binary), Cache Create (binary).
+    let r = akka(
+        &s,
+        "POST",
+        "/cache1/key1/30",
+        OCTET,
+        "This is our first test",
+    )
+    .await;
+    assert_empty(&r, 201);
+    let r = akka(&s, "POST", "/cache1/key2", OCTET, "This is our second test").await;
+    assert_empty(&r, 201);
+    // Cache Get (JSON): the transcript's exact body.
+    let r = akka(&s, "GET", "/get/cache1/key2", None, "").await;
+    assert_json(
+        &r,
+        r#"{"cacheName":"cache1","key":"key2","success":true,"value":"VGhpcyBpcyBvdXIgc2Vjb25kIHRlc3Q="}"#,
+    );
+    // Cache Set (JSON).
+    let r = akka(
+        &s,
+        "POST",
+        "/set",
+        JSON,
+        r#"{"cacheName":"cache1", "key":"key1", "value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiBvbmU="}"#,
+    )
+    .await;
+    assert_empty(&r, 201);
+
+    // Cache Get (binary) as in the transcript: key32 = payload32.
+    let r = akka(&s, "POST", "/cache1/key32", OCTET, "payload32").await;
+    assert_empty(&r, 201);
+    let r = akka(&s, "POST", "/cache1/key31", OCTET, "payload31").await;
+    assert_empty(&r, 201);
+    let r = akka(&s, "GET", "/cache1/key32", None, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+    assert_eq!(r.header("Content-Length"), Some("9"));
+    assert_eq!(r.text(), "payload32");
+
+    // Cache Name Get Keys.
+    let r = akka(&s, "GET", "/cacheName/cache1/keys", JSON, "").await;
+    assert_json(
+        &r,
+        r#"{"cacheName":"cache1","keys":["key1","key2","key31","key32"]}"#,
+    );
+
+    // Cache Delete.
+    let r = akka(&s, "DELETE", "/cache1/key31", None, "").await;
+    assert_empty(&r, 202);
+
+    // Batch Create: the transcript's exact reply.
+    let batch = r#"{ "cacheRequests" : [{"cacheName":"cache1", "key":"key1", "value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiBvbmU="}, {"cacheName":"cache1", "key":"key2", "value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0d28="}, {"cacheName":"cache1", "key":"key3", "value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0aHJlZQ=="}, {"cacheName":"cache1", "key":"key2", "value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0d28="}]}"#;
+    let r = akka(&s, "POST", "/batch", JSON, batch).await;
+    assert_json(&r, r#"{"complete":true,"results":[]}"#);
+    // Batch Get: the transcript's exact 327-byte reply.
+    let get = r#"{"getCachedBatch" : [{"cacheName":"cache1", "key":"key3"}, {"cacheName":"cache1", "key":"key2"},  {"cacheName":"cache1", "key":"key1"}]}"#;
+    let r = akka(&s, "POST", "/batch/get", JSON, get).await;
+    assert_json(
+        &r,
+        r#"{"complete":true,"results":[{"cacheName":"cache1","key":"key3","success":true,"value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0aHJlZQ=="},{"cacheName":"cache1","key":"key2","success":true,"value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0d28="},{"cacheName":"cache1","key":"key1","success":true,"value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiBvbmU="}]}"#,
+    );
+    // Batch Delete: as the transcript, without the org prefix it leaked.
+    let del = r#"{"getCachedBatch" : [{"cacheName":"cache1", "key":"key3"}, {"cacheName":"cache1", "key":"key2"}]}"#;
+    let r = akka(&s, "DELETE", "/batch", JSON, del).await;
+    assert_json(
+        &r,
+        r#"{"success":true,"cacheDeleteResponses":[{"cacheName":"cache1","key":"key3","success":true},{"cacheName":"cache1","key":"key2","success":true}]}"#,
+    );
+
+    // Cache Name List.
+    let r = akka(&s, "GET", "/cacheName/list", None, "").await;
+    assert_json(
+        &r,
+        r#"[{"cacheName":"cache1","description":"This is our first test modified"}]"#,
+    );
+
+    // Cache Name Flush: items gone, name stays.
+    let r = akka(&s, "PUT", "/cacheName/cache1/flush", JSON, "").await;
+    assert_empty(&r, 202);
+    let r = akka(&s, "GET", "/cacheName/cache1/keys", JSON, "").await;
+    assert_json(&r, r#"{"cacheName":"cache1","keys":[]}"#);
+    let r = akka(&s, "GET", "/cacheName/cache1", JSON, "").await;
+    assert_eq!(r.status, 200);
+
+    // Cache Name Delete (Responses section: 202).
+    let r = akka(&s, "DELETE", "/cacheName/cache1", None, "").await;
+    assert_empty(&r, 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_name_lifecycle() {
+    let (s, _dir) = start_dev().await;
+    for (method, path) in [
+        ("GET", "/cacheName/ghost"),
+        ("GET", "/cacheName/ghost/keys"),
+        ("PUT", "/cacheName/ghost/flush"),
+        ("DELETE", "/cacheName/ghost"),
+    ] {
+        let r = akka(&s, method, path, None, "").await;
+        assert_eq!(r.status, 400, "{method} {path}");
+        assert!(r
+            .header("Content-Type")
+            .unwrap_or("")
+            .starts_with("text/plain"));
+        assert!(
+            !r.text().contains("ttorg"),
+            "no org prefix leaks: {}",
+            r.text()
+        );
+    }
+    let r = akka(
+        &s,
+        "PUT",
+        "/cacheName",
+        JSON,
+        r#"{"cacheName":"ghost","description":"d"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "PUT of an unknown name");
+
+    // Writing creates the name with an empty description.
+    assert_empty(&akka(&s, "POST", "/auto/k", OCTET, "v").await, 201);
+    let r = akka(&s, "GET", "/cacheName/auto", None, "").await;
+    assert_json(
+        &r,
+        r#"{"cacheName":"auto","description":"","deleted":false}"#,
+    );
+
+    // Delete: the name and its items are gone; POST brings it back empty.
+    assert_empty(&akka(&s, "DELETE", "/cacheName/auto", None, "").await, 202);
+    assert_eq!(
+        akka(&s, "GET", "/cacheName/auto", None, "").await.status,
+        400
+    );
+    assert_eq!(
+        akka(&s, "DELETE", "/cacheName/auto", None, "").await.status,
+        400
+    );
+    assert_empty(
+        &akka(&s, "POST", "/cacheName", JSON, r#"{"cacheName":"auto"}"#).await,
+        201,
+    );
+    let r = akka(&s, "GET", "/cacheName/auto/keys", None, "").await;
+    assert_json(&r, r#"{"cacheName":"auto","keys":[]}"#);
+    assert_eq!(akka(&s, "GET", "/auto/k", None, "").await.status, 404);
+
+    // Names that collide with other routes, empty and missing names.
+    for name in [
+        "list",
+        "v1",
+        "1",
+        "healthz",
+        "admin",
+        "batch",
+        "cacheName",
+        "version",
+    ] {
+        let r = akka(
+            &s,
+            "POST",
+            "/cacheName",
+            JSON,
+            &json!({"cacheName": name}).to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{name}");
+    }
+    for body in [r#"{"cacheName":""}"#, r#"{"description":"x"}"#, "not json"] {
+        assert_eq!(
+            akka(&s, "POST", "/cacheName", JSON, body).await.status,
+            400,
+            "{body}"
+        );
+    }
+    let r = akka(&s, "GET", "/cacheName/list", None, "").await;
+    assert_json(&r, r#"[{"cacheName":"auto","description":""}]"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_misses_ttl_and_content_type() {
+    let (s, _dir) = start_dev().await;
+    let r = akka(&s, "GET", "/c/missing", None, "").await;
+    assert_empty(&r, 404);
+    let r = akka(&s, "GET", "/get/c/missing", None, "").await;
+    assert_json(
+        &r,
+        r#"{"cacheName":"c","key":"missing","success":false,"value":""}"#,
+    );
+    let r = akka(&s, "DELETE", "/c/missing", None, "").await;
+    assert_eq!(r.status, 400);
+
+    // Content types: anything but octet-stream is refused; none is taken as octet-stream.
+    let r = akka(
+        &s,
+        "POST",
+        "/c/k",
+        Some("application/x-www-form-urlencoded"),
+        "v",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "This service only accepts application/octet-stream"
+    );
+    assert_eq!(
+        akka(&s, "GET", "/c/k", None, "").await.status,
+        404,
+        "nothing stored"
+    );
+    assert_empty(&akka(&s, "POST", "/c/k", None, "raw").await, 201);
+    assert_eq!(akka(&s, "GET", "/c/k", None, "").await.text(), "raw");
+
+    // TTL: positive expires, 0 / negative / absent mean never; a write without TTL clears it.
+    assert_empty(&akka(&s, "POST", "/c/t10/10", OCTET, "a").await, 201);
+    assert_empty(&akka(&s, "POST", "/c/t0/0", OCTET, "b").await, 201);
+    assert_empty(&akka(&s, "POST", "/c/tneg/-5", OCTET, "c").await, 201);
+    assert_empty(
+        &akka(
+            &s,
+            "POST",
+            "/set",
+            JSON,
+            r#"{"cacheName":"c","key":"j10","value":"YQ==","ttlSeconds":10}"#,
+        )
+        .await,
+        201,
+    );
+    assert_empty(
+        &akka(
+            &s,
+            "POST",
+            "/set",
+            JSON,
+            r#"{"cacheName":"c","key":"j0","value":"YQ==","ttlSeconds":0}"#,
+        )
+        .await,
+        201,
+    );
+    assert_empty(&akka(&s, "POST", "/c/cleared/10", OCTET, "d").await, 201);
+    assert_empty(&akka(&s, "POST", "/c/cleared", OCTET, "e").await, 201);
+    assert_eq!(akka(&s, "POST", "/c/bad/ten", OCTET, "x").await.status, 400);
+    s.clock.advance_ms(11_000);
+    for (key, alive) in [
+        ("t10", false),
+        ("t0", true),
+        ("tneg", true),
+        ("j10", false),
+        ("j0", true),
+        ("cleared", true),
+    ] {
+        assert_eq!(
+            akka(&s, "GET", &format!("/c/{key}"), None, "").await.status == 200,
+            alive,
+            "{key}"
+        );
+    }
+    let keys = akka(&s, "GET", "/cacheName/c/keys", None, "").await.json();
+    assert_eq!(
+        keys["keys"],
+        json!(["cleared", "j0", "k", "t0", "tneg"]),
+        "expired keys are not listed"
+    );
+
+    // JSON set: missing value is empty, bad base64 and missing names are 400, unknown fields ignored.
+    assert_empty(
+        &akka(
+            &s,
+            "POST",
+            "/set",
+            JSON,
+            r#"{"cacheName":"c","key":"empty","extra":1}"#,
+        )
+        .await,
+        201,
+    );
+    let r = akka(&s, "GET", "/c/empty", None, "").await;
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    for body in [
+        r#"{"cacheName":"c","key":"x","value":"!!!"}"#,
+        r#"{"key":"x","value":"YQ=="}"#,
+        r#"{"cacheName":"c","value":"YQ=="}"#,
+        r#"{"cacheName":"c","key":"","value":"YQ=="}"#,
+        "[1]",
+    ] {
+        assert_eq!(
+            akka(&s, "POST", "/set", JSON, body).await.status,
+            400,
+            "{body}"
+        );
+    }
+    assert_eq!(akka(&s, "GET", "/c/x", None, "").await.status, 404);
+
+    // Unknown route and wrong method.
+    assert_eq!(akka(&s, "GET", "/a/b/c/d", None, "").await.status, 404);
+    assert_eq!(akka(&s, "PUT", "/c/k", None, "").await.status, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_failures_are_listed_in_order() {
+    let (s, _dir) = start_dev().await;
+    let body = json!({"cacheRequests": [
+        {"cacheName": "b", "key": "ok1", "value": "MQ=="},
+        {"cacheName": "", "key": "nameless", "value": "Mg=="},
+        {"cacheName": "b", "key": "ok2", "value": "Mw==", "ttlSeconds": 5},
+        {"cacheName": "list", "key": "reserved", "value": "NA=="}
+    ]});
+    let r = akka(&s, "POST", "/batch", JSON, &body.to_string()).await;
+    assert_json(
+        &r,
+        r#"{"complete":false,"results":[{"cacheName":"b","key":"ok1","success":true},{"cacheName":"","key":"nameless","success":false},{"cacheName":"b","key":"ok2","success":true},{"cacheName":"list","key":"reserved","success":false}]}"#,
+    );
+    assert_eq!(akka(&s, "GET", "/b/ok2", None, "").await.text(), "3");
+
+    // One bad base64 value refuses the whole batch.
+    let bad = json!({"cacheRequests": [{"cacheName": "b", "key": "n1", "value": "MQ=="}, {"cacheName": "b", "key": "n2", "value": "%%%"}]});
+    assert_eq!(
+        akka(&s, "POST", "/batch", JSON, &bad.to_string())
+            .await
+            .status,
+        400
+    );
+    assert_eq!(akka(&s, "GET", "/b/n1", None, "").await.status, 404);
+    assert_eq!(
+        akka(&s, "POST", "/batch", JSON, r#"{"nothing":[]}"#)
+            .await
+            .status,
+        400
+    );
+    let r = akka(&s, "POST", "/batch", JSON, r#"{"cacheRequests":[]}"#).await;
+    assert_json(&r, r#"{"complete":true,"results":[]}"#);
+
+    let get = json!({"getCachedBatch": [{"cacheName": "b", "key": "ok1"}, {"cacheName": "b", "key": "nope"}, {"cacheName": "zz", "key": "ok1"}]});
+    let r = akka(&s, "POST", "/batch/get", JSON, &get.to_string()).await;
+    assert_json(
+        &r,
+        r#"{"complete":true,"results":[{"cacheName":"b","key":"ok1","success":true,"value":"MQ=="},{"cacheName":"b","key":"nope","success":false,"value":""},{"cacheName":"zz","key":"ok1","success":false,"value":""}]}"#,
+    );
+
+    let del = json!({"getCachedBatch": [{"cacheName": "b", "key": "ok1"}, {"cacheName": "b", "key": "nope"}]});
+    let r = akka(&s, "DELETE", "/batch", JSON, &del.to_string()).await;
+    assert_json(
+        &r,
+        r#"{"success":false,"cacheDeleteResponses":[{"cacheName":"b","key":"ok1","success":true},{"cacheName":"b","key":"nope","success":false}]}"#,
+    );
+    assert_eq!(akka(&s, "GET", "/b/ok1", None, "").await.status, 404);
+}
+
+fn token(claims: Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_checks() {
+    let (s, _dir) = start_dev().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let iss = DEFAULT_AKKA_ISSUER;
+    let refused = [
+        ("missing", None),
+        ("not a jwt", Some("Bearer abc".to_string())),
+        ("basic scheme", Some(format!("Basic {SAMPLE_JWT}"))),
+        ("alg none", Some("Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmcifQ.".to_string())),
+        ("wrong key", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "ttorg"}), "other-secret")))),
+        ("wrong issuer", Some(format!("Bearer {}", token(json!({"iss": "https://evil", "org": "ttorg"}), "your-256-bit-secret")))),
+        ("no issuer", Some(format!("Bearer {}", token(json!({"org": "ttorg"}), "your-256-bit-secret")))),
+        ("no org", Some(format!("Bearer {}", token(json!({"iss": iss}), "your-256-bit-secret")))),
+        ("expired", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "ttorg", "exp": now - 10}), "your-256-bit-secret")))),
+        ("not yet valid", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "ttorg", "nbf": now + 3600}), "your-256-bit-secret")))),
+        ("unknown tenant", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "stranger"}), "your-256-bit-secret")))),
+    ];
+    for (why, auth) in refused {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let r = s.req("POST", "/c/k", &headers, b"v").await;
+        assert_eq!(r.status, 401, "{why}: {r:?}");
+    }
+    let r = s
+        .req("GET", "/c/k", &[("Authorization", &bearer())], b"")
+        .await;
+    assert_eq!(r.status, 404, "refused writes stored nothing");
+    let fresh = token(
+        json!({"iss": iss, "org": "ttorg", "exp": now + 3600, "nbf": now - 10}),
+        "your-256-bit-secret",
+    );
+    let r = s
+        .req(
+            "POST",
+            "/c/k",
+            &[("Authorization", &format!("Bearer {fresh}"))],
+            b"v",
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_isolated_and_quota_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(false);
+    config.akka.hs256_secret = Some("prod-secret".into());
+    config.akka.quota_enabled = true;
+    config.akka.free_max_bytes = 10;
+    config.akka.cors_allow_origin = "*".into();
+    let s = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |store| {
+        create_tenant(store, "tt").expect("tenant");
+        create_tenant(store, "ttorg").expect("tenant");
+    })
+    .await;
+    let tt = format!(
+        "Bearer {}",
+        token(
+            json!({"iss": DEFAULT_AKKA_ISSUER, "org": "tt"}),
+            "prod-secret"
+        )
+    );
+    // A token minted with a ttlcask jti is valid only while its credential exists.
+    let minted = format!(
+        "Bearer {}",
+        mint_hs256("prod-secret", DEFAULT_AKKA_ISSUER, "tt", "a").expect("sign")
+    );
+    let r = s
+        .req("GET", "/orgc/k", &[("Authorization", &minted)], b"")
+        .await;
+    assert_eq!(r.status, 401);
+    let ttorg = format!(
+        "Bearer {}",
+        token(
+            json!({"iss": DEFAULT_AKKA_ISSUER, "org": "ttorg", "serviceLevel": "gatling"}),
+            "prod-secret"
+        )
+    );
+    let r = s
+        .req("POST", "/c/k", &[("Authorization", &bearer())], b"v")
+        .await;
+    assert_eq!(r.status, 401, "the sample secret needs --dev");
+    // Upstream concatenated org+cache: ("tt","orgc") collided with ("ttorg","c").
+    let r = s
+        .req("POST", "/orgc/k", &[("Authorization", &tt)], b"tt's")
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = s
+        .req("GET", "/c/k", &[("Authorization", &ttorg)], b"")
+        .await;
+    assert_eq!(r.status, 404);
+    let r = s
+        .req("POST", "/c/k", &[("Authorization", &ttorg)], b"ttorg's")
+        .await;
+    assert_eq!(r.status, 201);
+    let r = s
+        .req("GET", "/orgc/k", &[("Authorization", &tt)], b"")
+        .await;
+    assert_eq!(r.text(), "tt's");
+    let r = s
+        .req("GET", "/cacheName/list", &[("Authorization", &ttorg)], b"")
+        .await;
+    assert_eq!(r.json(), json!([{"cacheName": "c", "description": ""}]));
+
+    // Quota (free = 10 bytes here): the write that crosses is accepted, the next refused.
+    let r = s
+        .req(
+            "POST",
+            "/orgc/big",
+            &[("Authorization", &tt)],
+            b"0123456789",
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = s
+        .req("POST", "/orgc/more", &[("Authorization", &tt)], b"x")
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "You've exceeded maximum allow bytes cached for your account level."
+    );
+    let r = s
+        .req(
+            "POST",
+            "/batch",
+            &[("Authorization", &tt)],
+            br#"{"cacheRequests":[{"cacheName":"orgc","key":"b","value":"YQ=="}]}"#,
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"complete": false, "results": [{"cacheName": "orgc", "key": "b", "success": false}]})
+    );
+    // gatling is unlimited; an unknown level is refused.
+    let r = s
+        .req("POST", "/c/big", &[("Authorization", &ttorg)], &[b'x'; 100])
+        .await;
+    assert_eq!(r.status, 201);
+    let odd = format!(
+        "Bearer {}",
+        token(
+            json!({"iss": DEFAULT_AKKA_ISSUER, "org": "ttorg", "serviceLevel": "platinum"}),
+            "prod-secret"
+        )
+    );
+    let r = s
+        .req("POST", "/c/k2", &[("Authorization", &odd)], b"x")
+        .await;
+    assert_eq!(
+        r.text(),
+        "Invalid Service Level (platinum) found in the JWT Token"
+    );
+}
