@@ -99,18 +99,26 @@ impl Inner {
                 *expired.entry(e.segment).or_default() += u64::from(e.len);
             }
         }
-        let mut unread = Vec::new();
+        let mut unread: Vec<u32> = Vec::new();
         let mut rewrite = Vec::new();
         for (&id, slot) in st.segments.iter().filter(|(_, s)| s.sealed) {
-            if slot.max_expiry != NEVER
-                && slot.max_expiry <= now
-                && !older_exists(&st, id, slot.max_horizon)
-            {
+            // Only puts whose expiry has passed: nothing in it can be served again. What its
+            // records hide must be gone already, or be in such a segment too.
+            let wholly_expired = slot.max_expiry != NEVER && slot.max_expiry <= now;
+            let blocked = st
+                .segments
+                .range(..=slot.max_horizon)
+                .any(|(&other, s)| other != id && s.has_puts && !unread.contains(&other));
+            if wholly_expired && !blocked {
                 unread.push(id);
                 continue;
             }
             let entries = slot.data_len.saturating_sub(SEGMENT_HEADER_LEN as u64);
-            let dead = slot.dead + expired.get(&id).copied().unwrap_or(0);
+            let hiding_droppable =
+                slot.hiding > 0 && !older_exists(&st, id, slot.hiding_horizon, false);
+            let dead = slot.dead
+                + expired.get(&id).copied().unwrap_or(0)
+                + if hiding_droppable { slot.hiding } else { 0 };
             let worth = match ratio {
                 None => dead > 0,
                 Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
@@ -281,6 +289,13 @@ impl Inner {
                 slot.data_len = frame_pos + buf.len() as u64;
                 for (_, e) in &entries {
                     slot.note_entry(e);
+                    if matches!(
+                        e.meta.op,
+                        Op::Tombstone | Op::ClearNamespace | Op::DropNamespace
+                    ) {
+                        slot.hiding += e.len as u64;
+                        slot.hiding_horizon = slot.hiding_horizon.max(e.meta.horizon);
+                    }
                 }
             }
             for (&(i, body_off), (_, new_e)) in written.iter().zip(&entries) {
@@ -404,14 +419,19 @@ fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
     Some(w.finish())
 }
 
-/// Whether a segment other than `id` with an id at or below `horizon` still exists.
-fn older_exists(st: &State, id: u32, horizon: u32) -> bool {
-    st.segments.range(..=horizon).any(|(&other, _)| other != id)
+/// Whether a segment other than `id`, with an id at or below `horizon`, still exists that
+/// could hold what a record hides: older item versions (`items_only`), or anything.
+fn older_exists(st: &State, id: u32, horizon: u32, items_only: bool) -> bool {
+    st.segments
+        .range(..=horizon)
+        .any(|(&other, s)| other != id && (s.has_puts || !items_only))
 }
 
 fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
+    // A drop also hides older create records; everything else hides only items.
+    let items_only = e.meta.op != Op::DropNamespace;
     let hides_older = |keep: Decision| {
-        if older_exists(st, id, e.meta.horizon) {
+        if older_exists(st, id, e.meta.horizon, items_only) {
             keep
         } else {
             Decision::Drop

@@ -91,6 +91,13 @@ pub struct SegmentSlot {
     pub max_expiry: u64,
     /// Highest horizon of any entry.
     pub max_horizon: u32,
+    /// Holds at least one put: an older version that could come back if what hides it went.
+    pub has_puts: bool,
+    /// Bytes of hiding records (tombstones, clears, drops) compaction kept here because an
+    /// older segment still existed; reclaimable once no such segment is left.
+    pub hiding: u64,
+    /// Highest horizon of those records.
+    pub hiding_horizon: u32,
     /// No more appends (not the active segment, not a compaction output being written).
     pub sealed: bool,
     /// A valid hint file exists.
@@ -106,6 +113,9 @@ impl SegmentSlot {
             dead: 0,
             max_expiry: 0,
             max_horizon: 0,
+            has_puts: false,
+            hiding: 0,
+            hiding_horizon: 0,
             sealed: false,
             hinted: false,
         }
@@ -120,6 +130,7 @@ impl SegmentSlot {
         };
         self.max_expiry = self.max_expiry.max(expiry);
         self.max_horizon = self.max_horizon.max(e.meta.horizon);
+        self.has_puts |= e.meta.op == Op::Put;
     }
 }
 

@@ -170,6 +170,7 @@ pub fn recover(dir: &Path, durable: bool) -> std::io::Result<Recovered> {
         let mut slot = SegmentSlot::new(Arc::new(seg), slot_stats.data_len);
         slot.max_expiry = slot_stats.max_expiry;
         slot.max_horizon = slot_stats.max_horizon;
+        slot.has_puts = slot_stats.has_puts;
         slot.sealed = true;
         slot.hinted = slot_stats.hinted;
         entry_bytes.insert(id, slot_stats.entry_bytes);
@@ -192,6 +193,7 @@ struct SlotStats {
     data_len: u64,
     max_expiry: u64,
     max_horizon: u32,
+    has_puts: bool,
     hinted: bool,
     entry_bytes: u64,
 }
@@ -205,6 +207,7 @@ impl SlotStats {
         };
         self.max_expiry = self.max_expiry.max(expiry);
         self.max_horizon = self.max_horizon.max(meta.horizon);
+        self.has_puts |= meta.op == Op::Put;
         self.entry_bytes += u64::from(len);
     }
 }

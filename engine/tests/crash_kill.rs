@@ -23,7 +23,9 @@ fn value_for(key: &str) -> Vec<u8> {
 /// The child: only does something when run by the parent.
 #[test]
 fn crash_child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let store = Store::builder()
         .durability(Durability::Always)
         .segment_size(64 << 10)
@@ -40,13 +42,28 @@ fn crash_child_writer() {
                     let acked = if i % 10 == 9 {
                         // Every tenth write is a two-key batch: both or neither.
                         let mut batch = WriteBatch::new();
-                        batch.put(b"crash", key.as_bytes(), &value_for(&key), PutOptions::default());
+                        batch.put(
+                            b"crash",
+                            key.as_bytes(),
+                            &value_for(&key),
+                            PutOptions::default(),
+                        );
                         let twin = format!("{key}-twin");
-                        batch.put(b"crash", twin.as_bytes(), &value_for(&twin), PutOptions::default());
+                        batch.put(
+                            b"crash",
+                            twin.as_bytes(),
+                            &value_for(&twin),
+                            PutOptions::default(),
+                        );
                         store.write_batch(batch).map(|_| vec![key, twin])
                     } else {
                         store
-                            .put(b"crash", key.as_bytes(), &value_for(&key), PutOptions::default())
+                            .put(
+                                b"crash",
+                                key.as_bytes(),
+                                &value_for(&key),
+                                PutOptions::default(),
+                            )
                             .map(|_| vec![key])
                     };
                     let keys = acked.expect("write");
@@ -83,7 +100,12 @@ fn trial(rng: &mut u64) -> usize {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -126,12 +148,23 @@ fn trial(rng: &mut u64) -> usize {
             }
         }
     }
-    assert!(missing.is_empty(), "{} acknowledged writes lost, e.g. {:?}", missing.len(), missing.keys().next());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        missing.len(),
+        missing.keys().next()
+    );
     // A batch is all or nothing, acknowledged or not.
     for key in store.keys(b"crash") {
         let key = String::from_utf8(key).expect("utf8");
         if let Some(base) = key.strip_suffix("-twin") {
-            assert!(store.get(b"crash", base.as_bytes()).expect("read").is_some(), "half a batch: {key}");
+            assert!(
+                store
+                    .get(b"crash", base.as_bytes())
+                    .expect("read")
+                    .is_some(),
+                "half a batch: {key}"
+            );
         }
     }
     acked.len()

@@ -1,0 +1,484 @@
+//! One test per public operation and promise of `Store` that the model test does not pin.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ttlcask_engine::{
+    Clock, Condition, Durability, IncrementError, ManualClock, OpenError, PutOptions, Store,
+    WriteError,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn quiet(dir: &std::path::Path, clock: &ManualClock) -> Result<Store, OpenError> {
+    Store::builder()
+        .durability(Durability::Never)
+        .clock(clock.clone())
+        .compaction_interval(None)
+        .segment_size(4096)
+        .open(dir)
+}
+
+#[test]
+fn a_second_store_on_the_same_directory_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let first = Store::open(dir.path())?;
+    let err = Store::open(dir.path()).expect_err("second open must fail");
+    assert!(matches!(err, OpenError::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("in use"),
+        "message says what is wrong: {err}"
+    );
+    drop(first);
+    Store::open(dir.path())?;
+    Ok(())
+}
+
+#[test]
+fn bad_options_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Store::builder()
+        .segment_size(10)
+        .open(dir.path())
+        .expect_err("too small");
+    assert!(err.to_string().contains("segment_size"), "{err}");
+}
+
+#[test]
+fn expired_items_are_not_returned_counted_or_listed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(10_000);
+    let store = quiet(dir.path(), &clock)?;
+    store.put(b"ns", b"short", b"1", PutOptions::expiring_at(10_500))?;
+    store.put(b"ns", b"long", b"2", PutOptions::expiring_at(20_000))?;
+    store.put(b"ns", b"forever", b"3", PutOptions::default())?;
+    assert_eq!(store.namespace(b"ns").map(|i| i.items), Some(3));
+    clock.advance_ms(500);
+    assert_eq!(store.get(b"ns", b"short")?, None);
+    assert_eq!(store.namespace(b"ns").map(|i| i.items), Some(2));
+    let mut keys: Vec<_> = store.keys(b"ns").collect();
+    keys.sort();
+    assert_eq!(keys, vec![b"forever".to_vec(), b"long".to_vec()]);
+    assert_eq!(store.stats().items, 2);
+    // An expired key counts as absent for conditional writes and deletes.
+    assert!(!store.delete(b"ns", b"short")?);
+    assert!(store
+        .put_if(
+            b"ns",
+            b"short",
+            b"again",
+            PutOptions::default(),
+            Condition::Absent
+        )?
+        .is_some());
+    Ok(())
+}
+
+#[test]
+fn increment_creates_adds_and_rejects_non_integers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    let store = quiet(dir.path(), &clock)?;
+    assert_eq!(
+        store.increment(b"ns", b"n", 5, PutOptions::default().with_kind(2))?,
+        5
+    );
+    assert_eq!(store.increment(b"ns", b"n", -7, PutOptions::default())?, -2);
+    assert_eq!(
+        store.get(b"ns", b"n")?.map(|i| (i.value.to_vec(), i.kind)),
+        Some((b"-2".to_vec(), 2))
+    );
+    store.put(b"ns", b"text", b"hello", PutOptions::default())?;
+    assert_eq!(
+        store.increment(b"ns", b"text", 1, PutOptions::default()),
+        Err(IncrementError::NotAnInteger)
+    );
+    store.put(
+        b"ns",
+        b"big",
+        i64::MAX.to_string().as_bytes(),
+        PutOptions::default(),
+    )?;
+    assert_eq!(
+        store.increment(b"ns", b"big", 1, PutOptions::default()),
+        Err(IncrementError::Overflow)
+    );
+    assert_eq!(
+        &store.get(b"ns", b"big")?.expect("kept").value[..],
+        i64::MAX.to_string().as_bytes()
+    );
+    Ok(())
+}
+
+#[test]
+fn concurrent_increments_are_all_counted() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Never)
+        .open(dir.path())?;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    store
+                        .increment(b"ns", b"hits", 1, PutOptions::default())
+                        .expect("increment");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "thread panicked")?;
+    }
+    assert_eq!(
+        &store.get(b"ns", b"hits")?.expect("present").value[..],
+        b"1000"
+    );
+    Ok(())
+}
+
+#[test]
+fn versions_are_unique_and_increase_across_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    let mut last = 0;
+    for _ in 0..3 {
+        let store = quiet(dir.path(), &clock)?;
+        for i in 0..20u8 {
+            let v = store.put(b"ns", &[i], b"v", PutOptions::default())?;
+            assert!(v > last);
+            last = v;
+        }
+        // Delete the newest key so its version exists only in a tombstone, then compact.
+        store.delete(b"ns", &[19])?;
+        store.compact()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn oversized_values_are_refused_and_nothing_is_stored() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder().max_value_size(100).open(dir.path())?;
+    let err = store
+        .put(b"ns", b"k", &[0; 101], PutOptions::default())
+        .expect_err("too large");
+    assert!(
+        matches!(err, WriteError::TooLarge { what: "value", .. }),
+        "{err}"
+    );
+    assert_eq!(store.get(b"ns", b"k")?, None);
+    assert_eq!(
+        store.namespace(b"ns"),
+        None,
+        "not even the namespace was created"
+    );
+    Ok(())
+}
+
+#[test]
+fn values_larger_than_a_segment_get_a_segment_of_their_own() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    let big = vec![9u8; 20_000];
+    {
+        let store = quiet(dir.path(), &clock)?;
+        store.put(b"ns", b"big", &big, PutOptions::default())?;
+        store.put(b"ns", b"small", b"s", PutOptions::default())?;
+    }
+    let store = quiet(dir.path(), &clock)?;
+    assert_eq!(
+        &store.get(b"ns", b"big")?.expect("present").value[..],
+        &big[..]
+    );
+    Ok(())
+}
+
+#[test]
+fn namespaces_are_listed_by_prefix_with_counts_and_dropped_in_one_record() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    let store = quiet(dir.path(), &clock)?;
+    assert!(store.create_namespace(b"t1/empty")?);
+    assert!(!store.create_namespace(b"t1/empty")?);
+    for i in 0..100u32 {
+        store.put(
+            b"t1/full",
+            &i.to_be_bytes(),
+            b"0123456789",
+            PutOptions::default(),
+        )?;
+    }
+    store.put(b"t2/other", b"k", b"v", PutOptions::default())?;
+    let names: Vec<_> = store
+        .namespaces(b"t1/")
+        .into_iter()
+        .map(|n| (n.name, n.items, n.live_bytes))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (b"t1/empty".to_vec(), 0, 0),
+            (b"t1/full".to_vec(), 100, 1400)
+        ]
+    );
+    let writes_before = store.stats().writes;
+    assert!(store.drop_namespace(b"t1/full")?);
+    assert_eq!(store.stats().writes, writes_before + 1, "drop is one write");
+    assert!(!store.drop_namespace(b"t1/full")?);
+    assert_eq!(store.get(b"t1/full", &0u32.to_be_bytes())?, None);
+    assert!(store.clear_namespace(b"t2/other")?);
+    assert_eq!(
+        store.namespace(b"t2/other").map(|n| n.items),
+        Some(0),
+        "a cleared namespace still exists"
+    );
+    drop(store);
+    let store = quiet(dir.path(), &clock)?;
+    assert_eq!(store.namespaces(b"").len(), 2);
+    assert_eq!(store.namespace(b"t1/full"), None);
+    Ok(())
+}
+
+#[test]
+fn reopening_uses_hint_files_instead_of_scanning() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    {
+        let store = quiet(dir.path(), &clock)?;
+        for i in 0..200u32 {
+            store.put(b"ns", &i.to_be_bytes(), &[1; 100], PutOptions::default())?;
+        }
+    }
+    let store = quiet(dir.path(), &clock)?;
+    let report = store.recovery_report();
+    assert!(report.segments_from_hints > 1, "{report:?}");
+    assert_eq!(report.segments_scanned, 0, "{report:?}");
+    assert_eq!(store.keys(b"ns").count(), 200);
+    Ok(())
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_reported() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    {
+        let store = quiet(dir.path(), &clock)?;
+        store.put(b"ns", b"a", b"kept", PutOptions::default())?;
+    }
+    // Find the newest segment and append half a frame to it, with no hint.
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    let newest = segs.last().ok_or("no segment")?;
+    let _ = std::fs::remove_file(newest.with_extension("hint"));
+    let mut bytes = std::fs::read(newest)?;
+    let good_len = bytes.len() as u64;
+    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 40, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(newest, &bytes)?;
+    let store = quiet(dir.path(), &clock)?;
+    let report = store.recovery_report();
+    assert!(
+        report
+            .truncated
+            .iter()
+            .any(|&(_, at, n)| at == good_len && n == 11),
+        "{report:?}"
+    );
+    assert_eq!(&store.get(b"ns", b"a")?.expect("kept").value[..], b"kept");
+    Ok(())
+}
+
+#[test]
+fn a_flipped_bit_in_a_value_is_never_served() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    {
+        let store = quiet(dir.path(), &clock)?;
+        store.put(b"ns", b"a", b"precious-value", PutOptions::default())?;
+    }
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    for seg in &segs {
+        let mut bytes = std::fs::read(seg)?;
+        if let Some(at) = bytes.windows(14).position(|w| w == b"precious-value") {
+            bytes[at + 3] ^= 0x01;
+            std::fs::write(seg, &bytes)?;
+        }
+    }
+    // The hint is still valid, so the damage is found on read.
+    let store = quiet(dir.path(), &clock)?;
+    assert!(
+        store.get(b"ns", b"a").is_err(),
+        "a damaged record must not be served"
+    );
+    Ok(())
+}
+
+#[test]
+fn wholly_expired_segments_are_deleted_without_reading() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    let store = quiet(dir.path(), &clock)?;
+    // The first segment also holds the namespace's create record, so it is rewritten.
+    let expiring = |at| PutOptions::expiring_at(at);
+    for i in 0..100u32 {
+        store.put(b"ns", &i.to_be_bytes(), &[3; 100], expiring(1_000))?;
+    }
+    clock.set_ms(2_000);
+    store.compact()?;
+    // Later segments that expire whole can then go without being read.
+    for i in 0..100u32 {
+        store.put(b"ns", &i.to_be_bytes(), &[4; 100], expiring(3_000))?;
+    }
+    let segments_before = store.stats().segments;
+    clock.set_ms(4_000);
+    let report = store.compact()?;
+    assert!(report.segments_deleted_unread >= 2, "{report:?}");
+    assert!(store.stats().segments < segments_before);
+    assert!(store.stats().expired_removed > 0);
+    assert_eq!(store.keys(b"ns").count(), 0);
+    drop(store);
+    let store = quiet(dir.path(), &clock)?;
+    assert_eq!(
+        store.keys(b"ns").count(),
+        0,
+        "nothing expired comes back after reopen"
+    );
+    Ok(())
+}
+
+#[test]
+fn compaction_reclaims_overwritten_space_while_reads_and_writes_go_on() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Never)
+        .segment_size(16 << 10)
+        .compaction_interval(None)
+        .open(dir.path())?;
+    for round in 0..5u32 {
+        for i in 0..300u32 {
+            store.put(
+                b"ns",
+                &i.to_be_bytes(),
+                &round.to_le_bytes().repeat(25),
+                PutOptions::default(),
+            )?;
+        }
+    }
+    let dead_before = store.stats().dead_bytes;
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for _ in 0..2_000 {
+                for i in [0u32, 150, 299] {
+                    let item = store
+                        .get(b"ns", &i.to_be_bytes())
+                        .expect("read")
+                        .expect("present");
+                    assert_eq!(item.value.len(), 100);
+                }
+            }
+        })
+    };
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..300u32 {
+                store
+                    .put(
+                        b"ns",
+                        &i.to_be_bytes(),
+                        &9u32.to_le_bytes().repeat(25),
+                        PutOptions::default(),
+                    )
+                    .expect("put");
+            }
+        })
+    };
+    let report = store.compact()?;
+    reader.join().map_err(|_| "reader panicked")?;
+    writer.join().map_err(|_| "writer panicked")?;
+    assert!(report.bytes_reclaimed > 0, "{report:?}");
+    assert!(store.stats().dead_bytes < dead_before);
+    for i in 0..300u32 {
+        assert_eq!(
+            &store.get(b"ns", &i.to_be_bytes())?.expect("present").value[..4],
+            &9u32.to_le_bytes()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn concurrent_durable_writers_share_fsyncs() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Always)
+        .open(dir.path())?;
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50u32 {
+                    store
+                        .put(
+                            b"ns",
+                            format!("{t}-{i}").as_bytes(),
+                            b"v",
+                            PutOptions::default(),
+                        )
+                        .expect("put");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "writer panicked")?;
+    }
+    let stats = store.stats();
+    println!("{} durable writes, {} fsyncs", stats.writes, stats.fsyncs);
+    assert_eq!(stats.writes, 800);
+    assert!(
+        stats.fsyncs < stats.writes,
+        "group commit shares fsyncs: {stats:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn every_policy_syncs_in_the_background() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Every(Duration::from_millis(10)))
+        .compaction_interval(None)
+        .open(dir.path())?;
+    store.put(b"ns", b"k", b"v", PutOptions::default())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.stats().fsyncs == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        store.stats().fsyncs > 0,
+        "the background thread never synced"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_system_clock_is_the_default() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let now = ttlcask_engine::SystemClock.now_ms();
+    assert!(store.now_ms().abs_diff(now) < 60_000);
+    let _shared: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+    Ok(())
+}
