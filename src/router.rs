@@ -28,28 +28,36 @@ pub const RESERVED_FIRST_SEGMENTS: &[&str] = &[
     "list",
 ];
 
-/// Routes one request.
+/// Routes one request and logs it at debug level.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut raw = path.strip_prefix('/').unwrap_or(&path).split('/');
+    let resp = route(&state, req, &path).await;
+    tracing::debug!(%method, path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+async fn route(state: &Arc<AppState>, req: Request<Incoming>, path: &str) -> Resp {
+    let mut raw = path.strip_prefix('/').unwrap_or(path).split('/');
     let first = raw.next().unwrap_or("");
     let second = raw.next();
     match (first, second) {
-        ("v1", Some("cache")) => flash::handle(&state, req).await,
-        ("1", _) | ("version", None) => iron::handle(&state, req).await,
+        ("v1", Some("cache")) => flash::handle(state, req).await,
+        ("1", _) | ("version", None) => iron::handle(state, req).await,
         ("healthz", None) => service(&req, StatusCode::OK, "ok\n"),
         ("metrics", None) | ("openapi.json", None) => service(
             &req,
             StatusCode::NOT_FOUND,
             "not available in this version\n",
         ),
-        ("admin", _) => admin::handle(&state, req).await,
+        ("admin", _) => admin::handle(state, req).await,
         ("", None) => service(
             &req,
             StatusCode::OK,
             concat!("ttlcask ", env!("CARGO_PKG_VERSION"), "\n"),
         ),
-        _ => akka::handle(&state, req).await,
+        _ => akka::handle(state, req).await,
     }
 }
 
