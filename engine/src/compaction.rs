@@ -13,13 +13,13 @@
 //! below its horizon) is left: otherwise an older record could come back to life on replay.
 
 use std::collections::HashMap;
-use std::fs;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::CompactError;
 use crate::format::{self, EntryMeta, EntryRef, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::hint::{self, HintEntry, HintWriter};
+use crate::fs;
+use crate::hint::{HintEntry, HintWriter};
 use crate::index::{Location, SegmentSlot, State, NEVER};
 use crate::segment::{self, Segment};
 use crate::store::Inner;
@@ -86,7 +86,9 @@ impl Inner {
             report.bytes_reclaimed += self.delete_segment_files(id);
             report.segments_rewritten += 1;
         }
-        segment::sync_dir(&self.dir).map_err(|e| CompactError::Io(e.to_string()))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| CompactError::Io(e.to_string()))?;
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
@@ -149,8 +151,10 @@ impl Inner {
 
     fn delete_segment_files(&self, id: u32) -> u64 {
         let slot = self.state.write().segments.remove(&id);
-        let _ = fs::remove_file(self.dir.join(segment::hint_file_name(id)));
-        let _ = fs::remove_file(self.dir.join(segment::segment_file_name(id)));
+        let _ = self.fs.remove(&self.dir.join(segment::hint_file_name(id)));
+        let _ = self
+            .fs
+            .remove(&self.dir.join(segment::segment_file_name(id)));
         slot.map_or(0, |s| s.data_len)
     }
 
@@ -172,7 +176,8 @@ impl Inner {
         else {
             return Ok(false);
         };
-        let bytes = &seg.bytes()[..(data_len as usize).min(seg.bytes().len())];
+        let view = seg.bytes();
+        let bytes = &view[..(data_len as usize).min(view.len())];
         let mut records: Vec<(usize, EntryRef<'_>)> = Vec::new();
         let mut at = SEGMENT_HEADER_LEN;
         while at < bytes.len() {
@@ -260,10 +265,12 @@ impl Inner {
                     .segment_size
                     .max(SEGMENT_HEADER_LEN as u64 + len);
                 let seg = Arc::new(Segment::create(
+                    self.fs.as_ref(),
                     &self.dir,
                     out_id,
                     w.next_version,
                     capacity,
+                    true,
                 )?);
                 self.state.write().segments.insert(
                     out_id,
@@ -353,7 +360,7 @@ impl Inner {
             self.write_hint(out.segment.id)?;
         }
         if !outputs.is_empty() {
-            segment::sync_dir(&self.dir)?;
+            self.fs.sync_dir(&self.dir)?;
         }
         Ok(())
     }
@@ -389,7 +396,7 @@ impl Inner {
             return Ok(());
         };
         let path = self.dir.join(segment::hint_file_name(id));
-        hint::write_atomically(&self.dir, &path, &bytes)?;
+        fs::write_atomically(self.fs.as_ref(), &self.dir, &path, &bytes)?;
         if let Some(slot) = self.state.write().segments.get_mut(&id) {
             slot.hinted = true;
         }
@@ -399,7 +406,8 @@ impl Inner {
 
 /// The hint of a sealed segment, or None if a frame fails its check.
 fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
-    let bytes = seg.bytes().get(..usize::try_from(data_len).ok()?)?;
+    let view = seg.bytes();
+    let bytes = view.get(..usize::try_from(data_len).ok()?)?;
     let mut w = HintWriter::new(seg.id, data_len);
     let mut at = SEGMENT_HEADER_LEN;
     while at < bytes.len() {

@@ -29,13 +29,9 @@
 //! hint is never seen under its real name; one whose CRC or data length does not match is
 //! ignored and the segment is scanned instead.
 
-use std::fs;
-use std::io::{self, Write};
 use std::mem::size_of;
-use std::path::Path;
 
 use crate::format::{self, DecodeError, EntryMeta, Op, FORMAT_VERSION};
-use crate::segment::sync_dir;
 
 const HINT_MAGIC: [u8; 8] = *b"TTLCHNT\0";
 const FORMAT_OFFSET: usize = HINT_MAGIC.len();
@@ -232,18 +228,6 @@ fn parse_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
         value_len: read_u32(b, REC_VALUE_LEN),
     };
     Ok((entry, end))
-}
-
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync the directory.
-pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
 }
 
 #[cfg(test)]

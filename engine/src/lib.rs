@@ -31,17 +31,20 @@ mod clock;
 mod compaction;
 mod error;
 mod format;
+mod fs;
 mod hint;
 mod index;
 mod options;
 mod recovery;
 mod segment;
+pub mod sim;
 mod store;
 mod types;
 mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
+pub use fs::{FileSystem, RealFs, StorageFile, View};
 pub use options::{
     Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::OpenError;
+use crate::fs::{FileSystem, RealFs};
 use crate::Store;
 
 /// When an acknowledged write has reached the disk.
@@ -40,6 +41,7 @@ pub struct StoreBuilder {
     pub(crate) compaction_interval: Option<Duration>,
     pub(crate) compaction_dead_ratio: f64,
     pub(crate) max_value_size: usize,
+    pub(crate) file_system: Arc<dyn FileSystem>,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -70,6 +72,7 @@ impl Default for StoreBuilder {
             compaction_interval: Some(Duration::from_secs(30)),
             compaction_dead_ratio: 0.5,
             max_value_size: 64 << 20,
+            file_system: Arc::new(RealFs),
         }
     }
 }
@@ -110,6 +113,13 @@ impl StoreBuilder {
     /// Largest value accepted by a write (default 64 MiB).
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
+        self
+    }
+
+    /// The file system to use (default [`RealFs`]); tests pass a
+    /// [`SimFs`](crate::sim::SimFs) to simulate crashes and I/O errors.
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.file_system = fs;
         self
     }
 

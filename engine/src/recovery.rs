@@ -7,11 +7,11 @@
 //! its version; a namespace exists when its newest create is newer than its newest drop.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::format::{self, DecodeError, EntryMeta, Op, SEGMENT_HEADER_LEN};
+use crate::fs::FileSystem;
 use crate::hint::{self, HintEntry};
 use crate::index::{Entry, Location, Namespace, SegmentSlot, State};
 use crate::segment::{self, Segment, SegmentOpenError};
@@ -124,18 +124,15 @@ impl Replay {
 }
 
 /// Reads every segment in `dir` and rebuilds the index.
-pub fn recover(dir: &Path, durable: bool) -> std::io::Result<Recovered> {
+pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Result<Recovered> {
     let mut report = RecoveryReport::default();
     let mut segment_ids = Vec::new();
-    for dirent in fs::read_dir(dir)? {
-        let dirent = dirent?;
-        let name = dirent.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(id) = segment::parse_file_name(name, "seg") {
+    for name in fs.list(dir)? {
+        if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
         } else if name.ends_with(".tmp") {
             // A hint that was never renamed into place: never trusted, safe to remove.
-            fs::remove_file(dirent.path())?;
+            fs.remove(&dir.join(name))?;
         }
     }
     segment_ids.sort_unstable();
@@ -147,7 +144,7 @@ pub fn recover(dir: &Path, durable: bool) -> std::io::Result<Recovered> {
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
-        let seg = match Segment::open(&path) {
+        let seg = match Segment::open(fs, &path) {
             Ok(seg) if seg.id == id => seg,
             Ok(seg) => {
                 report.ignored_files.push(format!(
@@ -158,7 +155,15 @@ pub fn recover(dir: &Path, durable: bool) -> std::io::Result<Recovered> {
                 continue;
             }
             Err(SegmentOpenError::Io(e)) => return Err(e),
-            Err(SegmentOpenError::Format(e)) => {
+            Err(SegmentOpenError::Format(_, true)) => {
+                // Created but its header never reached the disk: it holds nothing.
+                fs.remove(&path)?;
+                report
+                    .ignored_files
+                    .push(format!("{}: blank segment removed", path.display()));
+                continue;
+            }
+            Err(SegmentOpenError::Format(e, false)) => {
                 report
                     .ignored_files
                     .push(format!("{}: not a ttlcask segment ({e:?})", path.display()));
@@ -166,7 +171,7 @@ pub fn recover(dir: &Path, durable: bool) -> std::io::Result<Recovered> {
             }
         };
         replay.max_version = replay.max_version.max(seg.base_version);
-        let (seg, slot_stats) = load_segment(dir, seg, &mut replay, &mut report, durable)?;
+        let (seg, slot_stats) = load_segment(fs, dir, seg, &mut replay, &mut report, durable)?;
         let mut slot = SegmentSlot::new(Arc::new(seg), slot_stats.data_len);
         slot.max_expiry = slot_stats.max_expiry;
         slot.max_horizon = slot_stats.max_horizon;
@@ -213,6 +218,7 @@ impl SlotStats {
 }
 
 fn load_segment(
+    fs: &dyn FileSystem,
     dir: &Path,
     seg: Segment,
     replay: &mut Replay,
@@ -220,7 +226,7 @@ fn load_segment(
     durable: bool,
 ) -> std::io::Result<(Segment, SlotStats)> {
     let id = seg.id;
-    if let Some(stats) = load_from_hint(dir, &seg, replay, report) {
+    if let Some(stats) = load_from_hint(fs, dir, &seg, replay, report) {
         return Ok((seg, stats));
     }
     report.segments_scanned += 1;
@@ -228,6 +234,7 @@ fn load_segment(
     let bytes = seg.bytes();
     let mut at = SEGMENT_HEADER_LEN;
     let garbage;
+    // The view borrows the file; it must be gone before the file is cut.
     loop {
         match format::decode_frame(&bytes[at..]) {
             Ok((body, total)) => {
@@ -270,6 +277,7 @@ fn load_segment(
         }
     }
     let file_len = bytes.len() as u64;
+    drop(bytes);
     let valid = at as u64;
     stats.data_len = valid;
     if garbage {
@@ -279,9 +287,9 @@ fn load_segment(
         seg.truncate(valid, durable)?;
         let path = seg.path.clone();
         drop(seg);
-        let seg = Segment::open(&path).map_err(|e| match e {
+        let seg = Segment::open(fs, &path).map_err(|e| match e {
             SegmentOpenError::Io(e) => e,
-            SegmentOpenError::Format(e) => std::io::Error::other(format!("{e:?}")),
+            SegmentOpenError::Format(e, _) => std::io::Error::other(format!("{e:?}")),
         })?;
         return Ok((seg, stats));
     }
@@ -289,13 +297,14 @@ fn load_segment(
 }
 
 fn load_from_hint(
+    fs: &dyn FileSystem,
     dir: &Path,
     seg: &Segment,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> Option<SlotStats> {
     let path = dir.join(segment::hint_file_name(seg.id));
-    let bytes = fs::read(&path).ok()?;
+    let bytes = fs.read(&path).ok()?;
     let Ok(hint) = hint::decode(&bytes) else {
         report.ignored_files.push(format!(
             "{}: damaged hint, segment scanned instead",
@@ -303,7 +312,7 @@ fn load_from_hint(
         ));
         return None;
     };
-    if hint.segment_id != seg.id || hint.data_len != seg.bytes().len() as u64 {
+    if hint.segment_id != seg.id || hint.data_len != seg.capacity() {
         report.ignored_files.push(format!(
             "{}: stale hint, segment scanned instead",
             path.display()

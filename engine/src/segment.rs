@@ -1,17 +1,14 @@
-//! One segment file: a header and frames, appended through `pwrite` and read through a
-//! memory map.
+//! One segment file: a header and frames, appended with `write_at` and read through a
+//! view (a memory map for real files).
 //!
 //! The active segment is pre-allocated to its capacity and mapped whole, so that readers
 //! see appended frames without remapping; sealing cuts the file to the bytes written.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use crate::format::{self, DecodeError, EntryRef, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::fs::{FileSystem, StorageFile, View};
 
 /// File name of segment `id`.
 pub fn segment_file_name(id: u32) -> String {
@@ -41,103 +38,103 @@ pub struct Segment {
     pub path: PathBuf,
     /// The store's next version when the segment was created.
     pub base_version: u64,
-    file: File,
-    map: Mmap,
-}
-
-fn map_file(file: &File) -> io::Result<Mmap> {
-    #[expect(
-        unsafe_code,
-        reason = "segment files are only written by this store (the lock file keeps others out), \
-                  are appended past the bytes readers use, and are never shrunk below them"
-    )]
-    // SAFETY: see the reason above; readers only touch bytes of complete, checked frames.
-    unsafe {
-        Mmap::map(file)
-    }
+    file: Box<dyn StorageFile>,
+    capacity: u64,
 }
 
 impl Segment {
-    /// Creates a new segment file of `capacity` bytes with its header written.
-    pub fn create(dir: &Path, id: u32, base_version: u64, capacity: u64) -> io::Result<Self> {
+    /// Creates a new segment file of `capacity` bytes with its header written (and synced
+    /// when `durable`, so that a segment never exists without its header).
+    pub fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        id: u32,
+        base_version: u64,
+        capacity: u64,
+        durable: bool,
+    ) -> io::Result<Self> {
         let path = dir.join(segment_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        file.write_all_at(
+        let mut file = fs.create(&path)?;
+        file.write_at(
             &format::encode_segment_header(&SegmentHeader { id, base_version }),
             0,
         )?;
+        if durable {
+            file.sync()?;
+        }
         file.set_len(capacity)?;
-        let map = map_file(&file)?;
+        file.map()?;
         Ok(Self {
             id,
             path,
             base_version,
             file,
-            map,
+            capacity,
         })
     }
 
     /// Opens an existing segment file and checks its header.
-    pub fn open(path: &Path) -> Result<Self, SegmentOpenError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(SegmentOpenError::Io)?;
-        let len = file.metadata().map_err(SegmentOpenError::Io)?.len();
-        if len < SEGMENT_HEADER_LEN as u64 {
-            return Err(SegmentOpenError::Format(DecodeError::Truncated));
-        }
-        let map = map_file(&file).map_err(SegmentOpenError::Io)?;
-        let header = format::decode_segment_header(&map).map_err(SegmentOpenError::Format)?;
+    pub fn open(fs: &dyn FileSystem, path: &Path) -> Result<Self, SegmentOpenError> {
+        let mut file = fs.open(path).map_err(SegmentOpenError::Io)?;
+        file.map().map_err(SegmentOpenError::Io)?;
+        let (header, len) = {
+            let view = file.view();
+            let header = format::decode_segment_header(&view).map_err(|e| {
+                let blank = view.iter().take(SEGMENT_HEADER_LEN).all(|&b| b == 0);
+                SegmentOpenError::Format(e, blank)
+            })?;
+            (header, view.len() as u64)
+        };
         Ok(Self {
             id: header.id,
             path: path.to_path_buf(),
             base_version: header.base_version,
             file,
-            map,
+            capacity: len,
         })
     }
 
-    /// The mapped bytes (the whole file as it was when mapped).
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
+    /// The file's bytes.
+    pub fn bytes(&self) -> View<'_> {
+        self.file.view()
     }
 
     /// Bytes the file can hold before it must be sealed.
     pub fn capacity(&self) -> u64 {
-        self.map.len() as u64
+        self.capacity
     }
 
-    /// Decodes and checks the entry at `offset`, `len` bytes long.
-    pub fn entry(&self, offset: u32, len: u32) -> Result<EntryRef<'_>, DecodeError> {
+    /// Decodes and checks the entry at `offset`, `len` bytes long, and hands it to `f`.
+    pub fn with_entry<R>(
+        &self,
+        offset: u32,
+        len: u32,
+        f: impl FnOnce(EntryRef<'_>) -> R,
+    ) -> Result<R, DecodeError> {
+        let view = self.file.view();
         let start = offset as usize;
         let end = start
             .checked_add(len as usize)
             .ok_or(DecodeError::BadField)?;
-        let bytes = self.map.get(start..end).ok_or(DecodeError::Truncated)?;
-        format::decode_entry(bytes)
+        let bytes = view.get(start..end).ok_or(DecodeError::Truncated)?;
+        Ok(f(format::decode_entry(bytes)?))
     }
 
     /// Writes `data` at `offset`.
     pub fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.file.write_all_at(data, offset)
+        self.file.write_at(data, offset)
     }
 
     /// Makes written data durable.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync()
     }
 
     /// Cuts the file to `len` bytes and makes that durable when `durable`.
     pub fn truncate(&self, len: u64, durable: bool) -> io::Result<()> {
         self.file.set_len(len)?;
         if durable {
-            self.file.sync_all()?;
+            self.file.sync()?;
         }
         Ok(())
     }
@@ -148,19 +145,15 @@ impl Segment {
 pub enum SegmentOpenError {
     /// The OS refused.
     Io(io::Error),
-    /// The header is not ours.
-    Format(DecodeError),
-}
-
-/// Makes a directory entry change (create, rename, unlink) durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    /// The header is not ours; true if it is blank (never written or never synced).
+    Format(DecodeError, bool),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::{EntryMeta, Op};
+    use crate::fs::RealFs;
 
     #[test]
     fn file_names_round_trip() {
@@ -173,7 +166,7 @@ mod tests {
     #[test]
     fn written_entries_are_readable_through_the_map() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let seg = Segment::create(dir.path(), 1, 5, 4096)?;
+        let seg = Segment::create(&RealFs, dir.path(), 1, 5, 4096, true)?;
         let mut buf = Vec::new();
         let meta = EntryMeta {
             op: Op::Put,
@@ -184,13 +177,15 @@ mod tests {
         };
         format::encode_entry(&mut buf, &meta, b"n", b"k", b"v");
         seg.write_at(&buf, SEGMENT_HEADER_LEN as u64)?;
-        let e = seg
-            .entry(SEGMENT_HEADER_LEN as u32, buf.len() as u32)
+        let value = seg
+            .with_entry(SEGMENT_HEADER_LEN as u32, buf.len() as u32, |e| {
+                e.value.to_vec()
+            })
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
-        assert_eq!(e.value, b"v");
-        assert!(seg.entry(4090, 100).is_err());
+        assert_eq!(value, b"v");
+        assert!(seg.with_entry(4090, 100, |_| ()).is_err());
         drop(seg);
-        let reopened = Segment::open(&dir.path().join(segment_file_name(1)))
+        let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(1)))
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         assert_eq!((reopened.id, reopened.base_version), (1, 5));
         Ok(())

@@ -1,6 +1,5 @@
 //! The public handle, [`Store`], and the state it shares with its background thread.
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,10 +12,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::clock::Clock;
 use crate::error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
 use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::fs::FileSystem;
 use crate::index::{SegmentSlot, State};
 use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
-use crate::segment::{self, Segment};
+use crate::segment::Segment;
 use crate::types::{
     BatchOp, BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats,
     WriteBatch,
@@ -63,7 +63,8 @@ pub(crate) struct Inner {
     pub compaction: Mutex<()>,
     pub stop: Mutex<bool>,
     pub wake: Condvar,
-    _lock: File,
+    pub fs: Arc<dyn FileSystem>,
+    _lock: Box<dyn Send + Sync>,
 }
 
 impl Inner {
@@ -147,28 +148,28 @@ impl Store {
     }
 
     pub(crate) fn open_with(options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let fs = options.file_system.clone();
+        fs.create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { path: lock_path }),
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
-        }
+        let Some(lock) = fs.try_lock(&lock_path).map_err(io_err(&lock_path))? else {
+            return Err(OpenError::Locked { path: lock_path });
+        };
         let durable = options.durability != Durability::Never;
-        let recovered = recovery::recover(dir, durable).map_err(io_err(dir))?;
+        let recovered = recovery::recover(fs.as_ref(), dir, durable).map_err(io_err(dir))?;
         let mut state = recovered.state;
         let next_version = recovered.max_version + 1;
         let active_id = recovered.max_segment_id + 1;
-        let active = Segment::create(dir, active_id, next_version, options.segment_size)
-            .map_err(io_err(dir))?;
+        let active = Segment::create(
+            fs.as_ref(),
+            dir,
+            active_id,
+            next_version,
+            options.segment_size,
+            durable,
+        )
+        .map_err(io_err(dir))?;
         if durable {
-            segment::sync_dir(dir).map_err(io_err(dir))?;
+            fs.sync_dir(dir).map_err(io_err(dir))?;
         }
         let active = Arc::new(active);
         state.segments.insert(
@@ -177,6 +178,7 @@ impl Store {
         );
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
+            fs,
             clock: options.clock.clone(),
             options,
             state: RwLock::new(state),
@@ -276,14 +278,17 @@ impl Store {
             segment: entry.segment,
             offset: entry.offset,
         };
-        let e = seg
-            .entry(entry.offset, entry.len)
-            .map_err(|_| corrupt.clone())?;
-        if e.key != key || e.namespace != namespace || e.meta.version != entry.version {
-            return Err(corrupt);
-        }
+        let value = seg
+            .with_entry(entry.offset, entry.len, |e| {
+                let same =
+                    e.key == key && e.namespace == namespace && e.meta.version == entry.version;
+                same.then(|| Bytes::copy_from_slice(e.value))
+            })
+            .ok()
+            .flatten()
+            .ok_or(corrupt)?;
         Ok(Some(Item {
-            value: Bytes::copy_from_slice(e.value),
+            value,
             version: entry.version,
             expires_at_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
             kind: entry.kind,

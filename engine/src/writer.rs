@@ -16,7 +16,7 @@ use crate::error::{ReadError, WriteError};
 use crate::format::{self, EntryMeta, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::index::{SegmentSlot, State};
 use crate::options::Durability;
-use crate::segment::{self, Segment};
+use crate::segment::Segment;
 use crate::store::Inner;
 use crate::types::PutOptions;
 
@@ -160,18 +160,19 @@ impl Frame<'_> {
             segment: e.segment,
             offset: e.offset,
         };
-        let rec = seg
+        let value = seg
             .segment
-            .entry(e.offset, e.len)
-            .map_err(|_| corrupt.clone())?;
-        if rec.key != key || rec.meta.version != e.version {
-            return Err(corrupt);
-        }
+            .with_entry(e.offset, e.len, |rec| {
+                (rec.key == key && rec.meta.version == e.version).then(|| rec.value.to_vec())
+            })
+            .ok()
+            .flatten()
+            .ok_or(corrupt)?;
         let options = PutOptions {
             expires_at_ms: (e.expires_ms != 0).then_some(e.expires_ms),
             kind: e.kind,
         };
-        Ok(Some((rec.value.to_vec(), options)))
+        Ok(Some((value, options)))
     }
 
     /// Appends a put (creating the namespace first if needed) and returns its version.
@@ -334,9 +335,18 @@ impl Inner {
             .options
             .segment_size
             .max(SEGMENT_HEADER_LEN as u64 + needed);
-        let seg = Arc::new(Segment::create(&self.dir, id, w.next_version, capacity)?);
-        if self.durable() {
-            segment::sync_dir(&self.dir)?;
+        let durable = self.durable();
+        let seg = Segment::create(
+            self.fs.as_ref(),
+            &self.dir,
+            id,
+            w.next_version,
+            capacity,
+            durable,
+        )?;
+        let seg = Arc::new(seg);
+        if durable {
+            self.fs.sync_dir(&self.dir)?;
         }
         self.state
             .write()

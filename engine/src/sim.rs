@@ -1,0 +1,427 @@
+//! A simulated file system for crash and fault-injection tests.
+//!
+//! [`SimFs`] keeps, per file, what has been written and what an fsync has made durable, and
+//! per directory which names a directory fsync has made durable. It can "crash": take the
+//! image a machine would find after a power cut (durable bytes only, optionally with a torn
+//! prefix of the last unsynced write, or garbage in its place) and fail every later call. It
+//! can also fail chosen calls with an error while going on (for example ENOSPC on writes).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ttlcask_engine::sim::{SimFs, Torn};
+//! use ttlcask_engine::{Durability, PutOptions, Store};
+//!
+//! let fs = SimFs::new();
+//! let store = Store::builder().file_system(Arc::new(fs.clone())).durability(Durability::Always).open("/data")?;
+//! store.put(b"ns", b"k", b"v", PutOptions::default())?;
+//! let image = fs.crash_image_now(Torn::No); // a power cut now
+//! drop(store);
+//! let store = Store::builder().file_system(Arc::new(image)).open("/data")?;
+//! assert!(store.get(b"ns", b"k")?.is_some(), "acknowledged under Always");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::fs::{FileSystem, StorageFile, View};
+
+/// What a crash keeps of the last write that was not yet durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Torn {
+    /// Nothing: only durable bytes survive.
+    No,
+    /// The first `n`/256 of it (at least one byte).
+    Prefix(u8),
+    /// Garbage of its length in its place.
+    Garbage,
+}
+
+#[derive(Debug, Default)]
+struct FileData {
+    durable: Vec<u8>,
+    /// The last write since the last sync: (offset, bytes).
+    last_unsynced: Option<(u64, Vec<u8>)>,
+}
+
+#[derive(Debug, Default)]
+struct SimFile {
+    data: RwLock<Vec<u8>>,
+    meta: Mutex<FileData>,
+}
+
+impl SimFile {
+    fn with_content(bytes: Vec<u8>) -> Self {
+        Self {
+            data: RwLock::new(bytes.clone()),
+            meta: Mutex::new(FileData {
+                durable: bytes,
+                last_unsynced: None,
+            }),
+        }
+    }
+
+    fn image(&self, torn: Torn) -> Vec<u8> {
+        let meta = self.meta.lock();
+        let mut bytes = meta.durable.clone();
+        if let Some((offset, write)) = &meta.last_unsynced {
+            let keep = match torn {
+                Torn::No => 0,
+                Torn::Prefix(n) => (write.len() * usize::from(n) / 256).max(1),
+                Torn::Garbage => write.len(),
+            };
+            let offset = *offset as usize;
+            let end = offset + keep.min(write.len());
+            if bytes.len() < end {
+                bytes.resize(end, 0);
+            }
+            for (i, b) in bytes[offset..end].iter_mut().enumerate() {
+                *b = match torn {
+                    Torn::Garbage => 0xA5 ^ (i as u8).wrapping_mul(31),
+                    _ => write[i],
+                };
+            }
+        }
+        bytes
+    }
+}
+
+#[derive(Debug)]
+struct Control {
+    ops: AtomicU64,
+    crash_at: AtomicU64,
+    crash_torn: Mutex<Torn>,
+    crashed: AtomicBool,
+    crash_image: Mutex<Option<SimFs>>,
+    fail_ops: Mutex<HashSet<u64>>,
+    fail_writes: Mutex<Option<io::ErrorKind>>,
+}
+
+#[derive(Debug, Default)]
+struct Names {
+    live: HashMap<PathBuf, Arc<SimFile>>,
+    durable: HashMap<PathBuf, Arc<SimFile>>,
+    locks: HashSet<PathBuf>,
+}
+
+/// A simulated file system; clones share it.
+#[derive(Debug, Clone)]
+pub struct SimFs {
+    names: Arc<Mutex<Names>>,
+    control: Arc<Control>,
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn crashed_error() -> io::Error {
+    io::Error::other("simulated crash: the machine is down")
+}
+
+impl SimFs {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self {
+            names: Arc::default(),
+            control: Arc::new(Control {
+                ops: AtomicU64::new(0),
+                crash_at: AtomicU64::new(u64::MAX),
+                crash_torn: Mutex::new(Torn::No),
+                crashed: AtomicBool::new(false),
+                crash_image: Mutex::new(None),
+                fail_ops: Mutex::new(HashSet::new()),
+                fail_writes: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Mutating calls (write, set_len, sync, create, rename, remove, directory sync) so far.
+    pub fn ops(&self) -> u64 {
+        self.control.ops.load(Ordering::SeqCst)
+    }
+
+    /// Crash just before mutating call number `op` (0-based): the image is taken then, and
+    /// that call and every later one fail.
+    pub fn crash_at(&self, op: u64, torn: Torn) {
+        *self.control.crash_torn.lock() = torn;
+        self.control.crash_at.store(op, Ordering::SeqCst);
+    }
+
+    /// Whether the planned crash happened.
+    pub fn crashed(&self) -> bool {
+        self.control.crashed.load(Ordering::SeqCst)
+    }
+
+    /// The image taken at the planned crash, if it happened.
+    pub fn crash_image(&self) -> Option<SimFs> {
+        self.control.crash_image.lock().clone()
+    }
+
+    /// Makes mutating call number `op` fail with an I/O error (the file system goes on).
+    pub fn fail_op(&self, op: u64) {
+        self.control.fail_ops.lock().insert(op);
+    }
+
+    /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
+    pub fn fail_writes(&self, kind: Option<io::ErrorKind>) {
+        *self.control.fail_writes.lock() = kind;
+    }
+
+    /// What a machine would find after a power cut right now: a new, independent file system.
+    pub fn crash_image_now(&self, torn: Torn) -> SimFs {
+        let names = self.names.lock();
+        let image = SimFs::new();
+        {
+            let mut new_names = image.names.lock();
+            for (path, file) in &names.durable {
+                let copy = Arc::new(SimFile::with_content(file.image(torn)));
+                new_names.live.insert(path.clone(), copy.clone());
+                new_names.durable.insert(path.clone(), copy);
+            }
+        }
+        image
+    }
+
+    /// Counts a mutating call and applies the fault plan to it.
+    fn op(&self, is_write: bool) -> io::Result<()> {
+        let c = &self.control;
+        if c.crashed.load(Ordering::SeqCst) {
+            return Err(crashed_error());
+        }
+        let n = c.ops.fetch_add(1, Ordering::SeqCst);
+        if n >= c.crash_at.load(Ordering::SeqCst) {
+            if !c.crashed.swap(true, Ordering::SeqCst) {
+                let torn = *c.crash_torn.lock();
+                let image = self.crash_image_now(torn);
+                *c.crash_image.lock() = Some(image);
+            }
+            return Err(crashed_error());
+        }
+        if c.fail_ops.lock().contains(&n) {
+            return Err(io::Error::other(format!("simulated I/O error on call {n}")));
+        }
+        if is_write {
+            if let Some(kind) = *c.fail_writes.lock() {
+                return Err(io::Error::new(kind, "simulated write failure"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SimHandle {
+    fs: SimFs,
+    file: Arc<SimFile>,
+}
+
+impl StorageFile for SimHandle {
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.fs.op(true)?;
+        let offset = usize::try_from(offset).map_err(io::Error::other)?;
+        let mut data = self.file.data.write();
+        let end = offset + buf.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset..end].copy_from_slice(buf);
+        self.file.meta.lock().last_unsynced = Some((offset as u64, buf.to_vec()));
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.fs.op(true)?;
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.file.data.write().resize(len, 0);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.fs.op(false)?;
+        let data = self.file.data.read();
+        let mut meta = self.file.meta.lock();
+        meta.durable.clone_from(&data);
+        meta.last_unsynced = None;
+        Ok(())
+    }
+
+    fn view(&self) -> View<'_> {
+        View::Guard(self.file.data.read())
+    }
+
+    fn map(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
+}
+
+impl FileSystem for SimFs {
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let names = self.names.lock();
+        Ok(names
+            .live
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .collect())
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.op(false)?;
+        let mut names = self.names.lock();
+        if names.live.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                path.display().to_string(),
+            ));
+        }
+        let file = Arc::new(SimFile::default());
+        names.live.insert(path.to_path_buf(), file.clone());
+        Ok(Box::new(SimHandle {
+            fs: self.clone(),
+            file,
+        }))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let file = self
+            .names
+            .lock()
+            .live
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
+        Ok(Box::new(SimHandle {
+            fs: self.clone(),
+            file,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let file = self
+            .names
+            .lock()
+            .live
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
+        let bytes = file.data.read().clone();
+        Ok(bytes)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op(false)?;
+        let mut names = self.names.lock();
+        let file = names.live.remove(from).ok_or_else(|| not_found(from))?;
+        names.live.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.op(false)?;
+        let mut names = self.names.lock();
+        names
+            .live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.op(false)?;
+        let mut names = self.names.lock();
+        names.durable.retain(|p, _| p.parent() != Some(dir));
+        let live: Vec<_> = names
+            .live
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, f)| (p.clone(), f.clone()))
+            .collect();
+        names.durable.extend(live);
+        Ok(())
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        let mut names = self.names.lock();
+        if !names.locks.insert(path.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SimLock {
+            names: self.names.clone(),
+            path: path.to_path_buf(),
+        })))
+    }
+}
+
+struct SimLock {
+    names: Arc<Mutex<Names>>,
+    path: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.names.lock().locks.remove(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_writes_and_names_are_lost_in_a_crash() -> io::Result<()> {
+        let fs = SimFs::new();
+        let dir = Path::new("/d");
+        let a = fs.create(&dir.join("a"))?;
+        a.write_at(b"hello", 0)?;
+        a.sync()?;
+        fs.sync_dir(dir)?;
+        a.write_at(b" world", 5)?;
+        let b = fs.create(&dir.join("b"))?;
+        b.write_at(b"x", 0)?;
+        b.sync()?;
+        let image = fs.crash_image_now(Torn::No);
+        assert_eq!(image.read(&dir.join("a"))?, b"hello");
+        assert!(
+            image.read(&dir.join("b")).is_err(),
+            "name never made durable"
+        );
+        let torn = fs.crash_image_now(Torn::Prefix(128));
+        assert_eq!(torn.read(&dir.join("a"))?, b"hello wo");
+        let garbage = fs.crash_image_now(Torn::Garbage);
+        assert_eq!(garbage.read(&dir.join("a"))?.len(), 11);
+        assert_ne!(&garbage.read(&dir.join("a"))?[5..], b" world");
+        Ok(())
+    }
+
+    #[test]
+    fn a_planned_crash_fails_every_later_call() -> io::Result<()> {
+        let fs = SimFs::new();
+        let f = fs.create(Path::new("/d/f"))?;
+        fs.crash_at(2, Torn::No);
+        f.write_at(b"1", 0)?;
+        assert!(f.sync().is_err());
+        assert!(f.write_at(b"2", 1).is_err());
+        assert!(fs.crashed());
+        assert!(fs.crash_image().is_some());
+        Ok(())
+    }
+}
