@@ -72,6 +72,8 @@ fn workload() -> Vec<Step> {
 type Items = BTreeMap<String, (Vec<u8>, Option<u64>)>;
 /// (namespace, key).
 type ItemKey = (String, String);
+/// Namespace names and (value, version) of every live item.
+type Recovered = (BTreeSet<String>, BTreeMap<ItemKey, (Vec<u8>, u64)>);
 /// Namespace names and visible values.
 type Visible = (BTreeSet<String>, BTreeMap<ItemKey, Vec<u8>>);
 
@@ -220,7 +222,7 @@ fn run(fs: &SimFs, clock: &ManualClock) -> (Model, Model, BTreeMap<ItemKey, u64>
     (acked.clone(), acked, versions)
 }
 
-fn recovered(store: &Store) -> (BTreeSet<String>, BTreeMap<ItemKey, (Vec<u8>, u64)>) {
+fn recovered(store: &Store) -> Recovered {
     let mut names = BTreeSet::new();
     let mut items = BTreeMap::new();
     for info in store.namespaces(b"") {
