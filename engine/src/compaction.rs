@@ -90,6 +90,9 @@ impl Inner {
             .sync_dir(&self.dir)
             .map_err(|e| CompactError::Io(e.to_string()))?;
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_compaction_ms
+            .store(self.now().max(1), Ordering::Relaxed);
         Ok(report)
     }
 

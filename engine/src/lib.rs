@@ -40,6 +40,7 @@ mod segment;
 pub mod sim;
 mod store;
 mod types;
+mod verify;
 mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -51,4 +52,6 @@ pub use options::{
 pub use store::{RecoveryReport, Store};
 pub use types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,
+    FSYNC_BATCH_BUCKETS,
 };
+pub use verify::{verify, verify_with_progress, Damage, VerifyReport};

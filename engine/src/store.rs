@@ -19,7 +19,7 @@ use crate::recovery;
 use crate::segment::Segment;
 use crate::types::{
     BatchOp, BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats,
-    WriteBatch,
+    WriteBatch, FSYNC_BATCH_BUCKETS,
 };
 use crate::writer::{SyncState, Writer};
 
@@ -45,6 +45,23 @@ pub(crate) struct Counters {
     pub writes: AtomicU64,
     pub compactions: AtomicU64,
     pub expired_removed: AtomicU64,
+    /// When the last compaction run that changed something ended (ms since the epoch).
+    pub last_compaction_ms: AtomicU64,
+    /// Group-commit fsyncs by writes covered (see [`FSYNC_BATCH_BUCKETS`]).
+    pub fsync_batches: [AtomicU64; FSYNC_BATCH_BUCKETS],
+    pub fsync_batched_writes: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one group-commit fsync that made `writes` writes durable.
+    pub(crate) fn record_fsync_batch(&self, writes: u64) {
+        let bucket = (0..FSYNC_BATCH_BUCKETS)
+            .find(|&i| Stats::fsync_batch_bound(i).is_none_or(|bound| writes <= bound))
+            .unwrap_or(FSYNC_BATCH_BUCKETS - 1);
+        self.fsync_batches[bucket].fetch_add(1, Ordering::Relaxed);
+        self.fsync_batched_writes
+            .fetch_add(writes, Ordering::Relaxed);
+    }
 }
 
 /// Everything the handles and the background thread share.
@@ -470,6 +487,15 @@ impl Store {
             writes: inner.counters.writes.load(Ordering::Relaxed),
             compactions: inner.counters.compactions.load(Ordering::Relaxed),
             expired_removed: inner.counters.expired_removed.load(Ordering::Relaxed),
+            compacting: inner.compaction.is_locked(),
+            last_compaction_ms: match inner.counters.last_compaction_ms.load(Ordering::Relaxed) {
+                0 => None,
+                ms => Some(ms),
+            },
+            fsync_batches: std::array::from_fn(|i| {
+                inner.counters.fsync_batches[i].load(Ordering::Relaxed)
+            }),
+            fsync_batched_writes: inner.counters.fsync_batched_writes.load(Ordering::Relaxed),
             ..Stats::default()
         };
         for ns in st.namespaces.values() {

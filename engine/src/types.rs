@@ -168,6 +168,36 @@ pub struct Stats {
     pub compactions: u64,
     /// Expired items removed by compaction since open.
     pub expired_removed: u64,
+    /// Whether a compaction (or hint writing) is running right now.
+    pub compacting: bool,
+    /// When the last compaction run that reclaimed something ended, in ms since the epoch
+    /// (store clock); `None` if none has since open.
+    pub last_compaction_ms: Option<u64>,
+    /// Group commit: how many fsyncs (of `Durability::Always` waiters or the
+    /// `Durability::Every` timer) made how many writes durable. Bucket `i` counts fsyncs that
+    /// covered at most [`Stats::fsync_batch_bound`]`(i)` writes (and more than bucket
+    /// `i - 1`'s bound); the last bucket has no bound.
+    pub fsync_batches: [u64; FSYNC_BATCH_BUCKETS],
+    /// Writes made durable by the fsyncs counted in `fsync_batches` (their sum).
+    pub fsync_batched_writes: u64,
+}
+
+/// Buckets of [`Stats::fsync_batches`]: bounds 1, 2, 4, … 2^14, then unbounded.
+pub const FSYNC_BATCH_BUCKETS: usize = 16;
+
+impl Stats {
+    /// Upper bound (inclusive) of writes per fsync of bucket `i` of
+    /// [`Stats::fsync_batches`]: `2^i`, or `None` for the last bucket and beyond.
+    ///
+    /// ```
+    /// use ttlcask_engine::{Stats, FSYNC_BATCH_BUCKETS};
+    /// assert_eq!(Stats::fsync_batch_bound(0), Some(1));
+    /// assert_eq!(Stats::fsync_batch_bound(3), Some(8));
+    /// assert_eq!(Stats::fsync_batch_bound(FSYNC_BATCH_BUCKETS - 1), None);
+    /// ```
+    pub fn fsync_batch_bound(i: usize) -> Option<u64> {
+        (i + 1 < FSYNC_BATCH_BUCKETS).then(|| 1u64 << i)
+    }
 }
 
 /// What one compaction run did.

@@ -33,6 +33,8 @@ pub struct Writer {
     pub next_version: u64,
     /// Total bytes appended since open: the sequence number group commit waits on.
     pub lsn: u64,
+    /// Frames (acknowledgeable writes) appended since open, for the fsync batch histogram.
+    pub frames: u64,
     buf: Vec<u8>,
 }
 
@@ -45,6 +47,7 @@ impl Writer {
             next_segment_id,
             next_version,
             lsn: 0,
+            frames: 0,
             buf: Vec::with_capacity(4096),
         }
     }
@@ -67,6 +70,7 @@ pub struct SyncState {
 #[derive(Debug, Default)]
 struct SyncProgress {
     synced_lsn: u64,
+    synced_frames: u64,
     leader: bool,
 }
 
@@ -308,6 +312,7 @@ impl Inner {
         let frame_pos = w.write_pos;
         w.write_pos += len;
         w.lsn += len;
+        w.frames += 1;
         let seg_id = w.active.id;
         let mut st = self.state.write();
         if let Some(slot) = st.segments.get_mut(&seg_id) {
@@ -398,9 +403,9 @@ impl Inner {
             }
             s.leader = true;
             drop(s);
-            let (target, active) = {
+            let (target, frames, active) = {
                 let w = self.writer.lock();
-                (w.lsn, w.active.clone())
+                (w.lsn, w.frames, w.active.clone())
             };
             let result = active.sync();
             s = self.sync.state.lock();
@@ -409,6 +414,10 @@ impl Inner {
                 Ok(()) => {
                     self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
                     s.synced_lsn = s.synced_lsn.max(target);
+                    if frames > s.synced_frames {
+                        self.counters.record_fsync_batch(frames - s.synced_frames);
+                        s.synced_frames = frames;
+                    }
                 }
                 Err(e) => {
                     self.poison(format!("fsync failed: {e}"));

@@ -1,0 +1,330 @@
+//! A read-only check of a data directory: every segment header, frame and entry CRC, and
+//! every hint file's CRC and records, decoded with the same functions recovery uses.
+//!
+//! It opens no [`Store`](crate::Store), takes no lock and changes nothing, so it can run on
+//! a stopped data dir or next to a running server (whose active segment is then read while
+//! it grows; its pre-allocated zero tail is the end of data, not damage).
+
+use std::path::{Path, PathBuf};
+
+use crate::format::{self, DecodeError, SEGMENT_HEADER_LEN};
+use crate::hint;
+use crate::segment;
+
+/// One damaged place found by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The damaged file.
+    pub file: PathBuf,
+    /// Byte offset of the first bad byte range, where known.
+    pub offset: Option<u64>,
+    /// What is wrong and what opening the store will do about it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(at) => write!(
+                f,
+                "{} at offset {at}: {}",
+                self.file.display(),
+                self.problem
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.problem),
+        }
+    }
+}
+
+/// What [`verify`] checked and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Segment files read.
+    pub segments: u64,
+    /// Hint files read.
+    pub hints: u64,
+    /// Entries whose CRC passed (segment entries and hint records).
+    pub records: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Everything damaged, in file order.
+    pub damage: Vec<Damage>,
+    /// Harmless oddities (leftover temporary files, hints of deleted segments).
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether no damage was found.
+    pub fn is_clean(&self) -> bool {
+        self.damage.is_empty()
+    }
+}
+
+/// Checks every segment and hint file in `dir` without changing anything.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = ttlcask_engine::Store::open(dir.path())?;
+/// # store.put(b"ns", b"k", b"v", Default::default())?;
+/// # drop(store);
+/// let report = ttlcask_engine::verify(dir.path())?;
+/// assert!(report.is_clean(), "{:?}", report.damage);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// An I/O error if the directory cannot be listed or a file cannot be read.
+pub fn verify(dir: impl AsRef<Path>) -> std::io::Result<VerifyReport> {
+    verify_with_progress(dir, |_, _| {})
+}
+
+/// [`verify`], calling `progress(bytes_done, bytes_total)` after each file.
+///
+/// # Errors
+/// An I/O error if the directory cannot be listed or a file cannot be read.
+pub fn verify_with_progress(
+    dir: impl AsRef<Path>,
+    mut progress: impl FnMut(u64, u64),
+) -> std::io::Result<VerifyReport> {
+    let dir = dir.as_ref();
+    let mut segments = Vec::new();
+    let mut hints = Vec::new();
+    let mut report = VerifyReport::default();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(id) = segment::parse_file_name(&name, "seg") {
+            segments.push((id, entry.path(), entry.metadata()?.len()));
+        } else if let Some(id) = segment::parse_file_name(&name, "hint") {
+            hints.push((id, entry.path(), entry.metadata()?.len()));
+        } else if name.ends_with(".tmp") {
+            report.warnings.push(format!(
+                "{}: unfinished temporary file (deleted at the next open)",
+                entry.path().display()
+            ));
+        }
+    }
+    segments.sort_unstable();
+    hints.sort_unstable();
+    let total: u64 = segments.iter().chain(&hints).map(|(_, _, len)| len).sum();
+    let mut done = 0;
+    for (id, path, len) in &segments {
+        check_segment(*id, path, &std::fs::read(path)?, &mut report);
+        done += len;
+        progress(done, total);
+    }
+    for (id, path, len) in &hints {
+        let segment_len = segments
+            .iter()
+            .find(|(s, _, _)| s == id)
+            .map(|(_, _, l)| *l);
+        check_hint(*id, path, &std::fs::read(path)?, segment_len, &mut report);
+        done += len;
+        progress(done, total);
+    }
+    Ok(report)
+}
+
+fn check_segment(id: u32, path: &Path, bytes: &[u8], report: &mut VerifyReport) {
+    report.segments += 1;
+    report.bytes += bytes.len() as u64;
+    let damage = |offset: Option<usize>, problem: String| Damage {
+        file: path.to_path_buf(),
+        offset: offset.map(|o| o as u64),
+        problem,
+    };
+    match format::decode_segment_header(bytes) {
+        Ok(h) if h.id == id => {}
+        Ok(h) => {
+            report.damage.push(damage(
+                Some(0),
+                format!(
+                    "header names segment {}, not {id} (the file is ignored at open)",
+                    h.id
+                ),
+            ));
+            return;
+        }
+        Err(e) => {
+            let problem = if bytes.iter().all(|&b| b == 0) {
+                "blank segment (removed at open; it holds nothing)".to_string()
+            } else {
+                format!("not a ttlcask segment header ({e:?}; the file is ignored at open)")
+            };
+            report.damage.push(damage(Some(0), problem));
+            return;
+        }
+    }
+    let mut at = SEGMENT_HEADER_LEN;
+    loop {
+        match format::decode_frame(&bytes[at..]) {
+            Ok((body, total)) => {
+                let body_at = at + format::FRAME_HEADER_LEN;
+                for item in format::frame_entries(body) {
+                    match item {
+                        Ok(_) => report.records += 1,
+                        Err(e) => {
+                            report.damage.push(damage(
+                                Some(body_at),
+                                format!("entry in frame fails to decode ({e:?}); the frame and everything after it are cut at open"),
+                            ));
+                            return;
+                        }
+                    }
+                }
+                at += total;
+            }
+            Err(DecodeError::End) => {
+                if let Some(p) = bytes[at..].iter().position(|&b| b != 0) {
+                    report.damage.push(damage(
+                        Some(at + p),
+                        "non-zero bytes after the end-of-data marker (not read at open)"
+                            .to_string(),
+                    ));
+                }
+                return;
+            }
+            Err(e) => {
+                report.damage.push(damage(
+                    Some(at),
+                    format!(
+                        "frame fails its check ({e:?}); {} bytes from here are cut at open",
+                        bytes.len() - at
+                    ),
+                ));
+                return;
+            }
+        }
+    }
+}
+
+fn check_hint(
+    id: u32,
+    path: &Path,
+    bytes: &[u8],
+    segment_len: Option<u64>,
+    report: &mut VerifyReport,
+) {
+    report.hints += 1;
+    report.bytes += bytes.len() as u64;
+    let damage = |problem: String| Damage {
+        file: path.to_path_buf(),
+        offset: None,
+        problem: format!("{problem}; it is ignored at open and its segment is scanned instead"),
+    };
+    let Some(segment_len) = segment_len else {
+        report.warnings.push(format!(
+            "{}: hint of a segment that no longer exists (never used)",
+            path.display()
+        ));
+        return;
+    };
+    let decoded = match hint::decode(bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            report
+                .damage
+                .push(damage(format!("hint fails its check ({e:?})")));
+            return;
+        }
+    };
+    if decoded.segment_id != id || decoded.data_len != segment_len {
+        report.damage.push(damage(format!(
+            "hint describes segment {} of {} bytes, but the segment is {id} of {segment_len} bytes",
+            decoded.segment_id, decoded.data_len
+        )));
+        return;
+    }
+    for entry in decoded.entries() {
+        match entry {
+            Ok(_) => report.records += 1,
+            Err(e) => {
+                report
+                    .damage
+                    .push(damage(format!("hint record fails to decode ({e:?})")));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PutOptions, Store};
+
+    fn filled_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for i in 0..50u32 {
+            let key = format!("key-{i}");
+            store
+                .put(b"ns", key.as_bytes(), &[7u8; 100], PutOptions::default())
+                .expect("put");
+        }
+        drop(store); // seals the segment and writes its hint
+        dir
+    }
+
+    fn file_with_ext(dir: &Path, ext: &str) -> PathBuf {
+        std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .expect("file exists")
+    }
+
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[at] ^= 0x40;
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    #[test]
+    fn clean_dir_is_clean() {
+        let dir = filled_dir();
+        let report = verify(dir.path()).expect("verify");
+        assert!(report.is_clean(), "{:?}", report.damage);
+        assert_eq!(report.segments, 1);
+        assert_eq!(report.hints, 1);
+        // 50 puts plus the namespace creation, in the segment and in its hint.
+        assert_eq!(report.records, 2 * 51);
+    }
+
+    #[test]
+    fn flipped_segment_byte_is_reported() {
+        let dir = filled_dir();
+        let seg = file_with_ext(dir.path(), "seg");
+        let len = std::fs::metadata(&seg).expect("meta").len() as usize;
+        flip(&seg, len / 2);
+        let before = std::fs::read(&seg).expect("read");
+        let report = verify(dir.path()).expect("verify");
+        assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
+        assert_eq!(report.damage[0].file, seg);
+        let at = report.damage[0].offset.expect("offset") as usize;
+        assert!(at <= len / 2, "damage at {at}, flipped {}", len / 2);
+        assert_eq!(
+            std::fs::read(&seg).expect("read"),
+            before,
+            "verify is read-only"
+        );
+    }
+
+    #[test]
+    fn flipped_hint_byte_is_reported() {
+        let dir = filled_dir();
+        let hint = file_with_ext(dir.path(), "hint");
+        flip(&hint, 30);
+        let report = verify(dir.path()).expect("verify");
+        assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
+        assert_eq!(report.damage[0].file, hint);
+    }
+
+    #[test]
+    fn progress_reaches_total() {
+        let dir = filled_dir();
+        let mut last = (0, 1);
+        verify_with_progress(dir.path(), |d, t| last = (d, t)).expect("verify");
+        assert_eq!(last.0, last.1);
+    }
+}
