@@ -294,7 +294,7 @@ impl Inner {
         let mut st = self.state.write();
         if let Some((out_id, frame_pos)) = placed {
             let body = &buf[FRAME_HEADER_LEN..];
-            let entries: Vec<_> = format::frame_entries(body).flatten().collect();
+            let entries: Vec<_> = format::own_frame_entries(body).flatten().collect();
             if let Some(slot) = st.segments.get_mut(&out_id) {
                 slot.data_len = frame_pos + buf.len() as u64;
                 for (_, e) in &entries {

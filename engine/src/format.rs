@@ -13,9 +13,13 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 4 | CRC32 of bytes 4..frame end |
+//! | 0 | 4 | CRC32 of the body length followed by every entry's CRC, in order |
 //! | 4 | 4 | body length `n` (> 0) |
 //! | 8 | n | entries, back to back |
+//!
+//! The frame CRC binds the length and the entries together without hashing the payload a
+//! second time: each entry's own CRC covers its bytes, so a frame is valid only if every
+//! entry is, and a torn frame is rejected whole.
 //!
 //! An entry is one operation, with its own CRC so that a read can check it alone:
 //!
@@ -208,6 +212,15 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
 /// # Errors
 /// [`DecodeError::Truncated`], [`DecodeError::BadChecksum`] or [`DecodeError::BadField`].
 pub fn decode_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
+    decode_entry_checked(bytes, true)
+}
+
+/// Decodes an entry that this process has just encoded itself, without the CRC pass.
+pub(crate) fn decode_own_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
+    decode_entry_checked(bytes, false)
+}
+
+fn decode_entry_checked(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeError> {
     if bytes.len() < ENTRY_HEADER_LEN {
         return Err(DecodeError::Truncated);
     }
@@ -223,7 +236,7 @@ pub fn decode_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
         return Err(DecodeError::Truncated);
     }
     let crc = read_u32(bytes, ENTRY_CRC_OFFSET);
-    if crc32fast::hash(&bytes[ENTRY_OP_OFFSET..len]) != crc {
+    if check && crc32fast::hash(&bytes[ENTRY_OP_OFFSET..len]) != crc {
         return Err(DecodeError::BadChecksum);
     }
     let op = Op::from_byte(bytes[ENTRY_OP_OFFSET]).ok_or(DecodeError::BadField)?;
@@ -258,8 +271,27 @@ pub fn finish_frame(out: &mut [u8], start: usize) {
     let body_len = len_u32(out.len() - start - FRAME_HEADER_LEN);
     out[start + FRAME_LEN_OFFSET..start + FRAME_HEADER_LEN]
         .copy_from_slice(&body_len.to_le_bytes());
-    let crc = crc32fast::hash(&out[start + FRAME_LEN_OFFSET..]);
+    let crc = frame_crc(&out[start + FRAME_LEN_OFFSET..]).unwrap_or(0);
     out[start..start + FRAME_LEN_OFFSET].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// CRC of a frame's length field and its entries' CRCs; `None` if the entries do not tile
+/// the body exactly. `bytes` starts at the length field and ends with the body.
+fn frame_crc(bytes: &[u8]) -> Option<u32> {
+    let (len_field, body) = bytes.split_at_checked(FRAME_HEADER_LEN - FRAME_LEN_OFFSET)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(len_field);
+    let mut at = 0;
+    while at < body.len() {
+        let entry = body.get(at..at + ENTRY_HEADER_LEN)?;
+        let len = ENTRY_HEADER_LEN
+            .checked_add(usize::from(read_u16(entry, ENTRY_NS_LEN_OFFSET)))?
+            .checked_add(read_u32(entry, ENTRY_KEY_LEN_OFFSET) as usize)?
+            .checked_add(read_u32(entry, ENTRY_VALUE_LEN_OFFSET) as usize)?;
+        hasher.update(&entry[ENTRY_CRC_OFFSET..ENTRY_OP_OFFSET]);
+        at = at.checked_add(len)?;
+    }
+    (at == body.len()).then(|| hasher.finalize())
 }
 
 /// Checks the frame at the start of `bytes` and returns its body and total length.
@@ -290,22 +322,37 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(&[u8], usize), DecodeError> {
     if bytes.len() < total {
         return Err(DecodeError::Truncated);
     }
-    if crc32fast::hash(&bytes[FRAME_LEN_OFFSET..total]) != crc {
-        return Err(DecodeError::BadChecksum);
+    match frame_crc(&bytes[FRAME_LEN_OFFSET..total]) {
+        Some(c) if c == crc => Ok((&bytes[FRAME_HEADER_LEN..total], total)),
+        Some(_) => Err(DecodeError::BadChecksum),
+        None => Err(DecodeError::BadField),
     }
-    Ok((&bytes[FRAME_HEADER_LEN..total], total))
 }
 
 /// Iterates over the entries of a checked frame body with their offsets in the body.
 pub fn frame_entries(
     body: &[u8],
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
+    entries_with(body, decode_entry)
+}
+
+/// [`frame_entries`] of a frame this process has just built, without the CRC pass.
+pub(crate) fn own_frame_entries(
+    body: &[u8],
+) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
+    entries_with(body, decode_own_entry)
+}
+
+fn entries_with(
+    body: &[u8],
+    decode: fn(&[u8]) -> Result<EntryRef<'_>, DecodeError>,
+) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
     let mut at = 0;
     std::iter::from_fn(move || {
         if at >= body.len() {
             return None;
         }
-        match decode_entry(&body[at..]) {
+        match decode(&body[at..]) {
             Ok(e) => {
                 let here = at;
                 at += e.len;

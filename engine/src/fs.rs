@@ -1,8 +1,10 @@
 //! The engine's file I/O, behind a small trait so that tests can swap in a simulated file
 //! system that loses unsynced data on a "crash" or fails the N-th call (see [`crate::sim`]).
 //!
-//! [`RealFs`] is the default: `pwrite` for appends, a memory map for reads, `flock` for
-//! the directory lock.
+//! [`RealFs`] is the default: a segment's blocks are reserved with `fallocate` when it is
+//! created, so appends are plain copies into its shared memory map (no system call per
+//! write, and no SIGBUS on a full disk); other files use `pwrite`. Reads go through the
+//! map; `fdatasync` makes mapped writes durable too. `flock` locks the directory.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -11,14 +13,14 @@ use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::MmapRaw;
 
 /// Read access to a file's bytes; see [`StorageFile::view`].
 pub enum View<'a> {
     /// Borrowed from a memory map.
     Slice(&'a [u8]),
     /// Borrowed from a simulated file under its lock.
-    Guard(parking_lot::RwLockReadGuard<'a, Vec<u8>>),
+    Guard(parking_lot::MappedRwLockReadGuard<'a, [u8]>),
 }
 
 impl Deref for View<'_> {
@@ -43,6 +45,10 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// The file's bytes as of the last [`StorageFile::map`] (a real file) or now (a simulated
     /// one). Readers only use bytes of complete, checked frames, which never change.
     fn view(&self) -> View<'_>;
+    /// `len` bytes at `start` of [`StorageFile::view`], or `None` if out of bounds. Readers
+    /// of a segment being appended to use this, so that they never borrow bytes that a
+    /// writer may be filling.
+    fn view_range(&self, start: usize, len: usize) -> Option<View<'_>>;
     /// (Re)maps the file at its current length.
     fn map(&mut self) -> io::Result<()>;
 }
@@ -77,16 +83,84 @@ pub struct RealFs;
 #[derive(Debug)]
 struct RealFile {
     file: File,
-    map: Option<Mmap>,
+    map: Option<MmapRaw>,
+    /// Bytes reserved with `fallocate`: appends below this go through the map.
+    allocated: std::sync::atomic::AtomicU64,
+}
+
+impl RealFile {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            map: None,
+            allocated: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn mapped(&self) -> &[u8] {
+        self.map.as_ref().map_or(&[], |m| {
+            #[expect(unsafe_code, reason = "the map lives as long as self")]
+            // SAFETY: the pointer and length come from a live map owned by self.
+            unsafe {
+                std::slice::from_raw_parts(m.as_ptr(), m.len())
+            }
+        })
+    }
+}
+
+/// Reserves the blocks of `[0, len)` so that writes through a map cannot fail.
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(io::Error::other)?;
+    #[expect(unsafe_code, reason = "posix_fallocate has no safe wrapper in std")]
+    // SAFETY: a valid open descriptor and a non-negative range.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
 }
 
 impl StorageFile for RealFile {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        let allocated = self.allocated.load(std::sync::atomic::Ordering::Acquire);
+        if let (Some(map), Some(end)) = (&self.map, end) {
+            if end <= allocated && end <= map.len() as u64 {
+                #[expect(
+                    unsafe_code,
+                    reason = "appends copy into the shared map: no system call per write"
+                )]
+                // SAFETY: the range is inside the live map and reserved on disk; the single
+                // appender writes bytes no reader has been handed yet.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        buf.as_ptr(),
+                        map.as_mut_ptr().add(offset as usize),
+                        buf.len(),
+                    );
+                }
+                return Ok(());
+            }
+        }
         self.file.write_all_at(buf, offset)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        let current = self.file.metadata()?.len();
+        self.file.set_len(len)?;
+        if len > current {
+            // Best effort: where the file system cannot reserve blocks, writes use pwrite.
+            if allocate(&self.file, len).is_ok() {
+                self.allocated
+                    .store(len, std::sync::atomic::Ordering::Release);
+            }
+        } else {
+            self.allocated
+                .fetch_min(len, std::sync::atomic::Ordering::AcqRel);
+        }
+        Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -94,7 +168,12 @@ impl StorageFile for RealFile {
     }
 
     fn view(&self) -> View<'_> {
-        View::Slice(self.map.as_deref().unwrap_or(&[]))
+        View::Slice(self.mapped())
+    }
+
+    fn view_range(&self, start: usize, len: usize) -> Option<View<'_>> {
+        let end = start.checked_add(len)?;
+        self.mapped().get(start..end).map(View::Slice)
     }
 
     fn map(&mut self) -> io::Result<()> {
@@ -102,14 +181,9 @@ impl StorageFile for RealFile {
             self.map = None;
             return Ok(());
         }
-        #[expect(
-            unsafe_code,
-            reason = "segment files are only written by this store (the lock file keeps other \
-                      stores out), appended past the bytes readers use, and never cut below them"
-        )]
-        // SAFETY: see the reason above; readers only touch bytes of complete, checked frames.
-        let map = unsafe { Mmap::map(&self.file)? };
-        self.map = Some(map);
+        // Segment files are only written by this store (the lock file keeps other stores
+        // out), appended past the bytes readers use, and never cut below them.
+        self.map = Some(MmapRaw::map_raw(&self.file)?);
         Ok(())
     }
 }
@@ -135,12 +209,12 @@ impl FileSystem for RealFs {
             .write(true)
             .create_new(true)
             .open(path)?;
-        Ok(Box::new(RealFile { file, map: None }))
+        Ok(Box::new(RealFile::new(file)))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Box::new(RealFile { file, map: None }))
+        Ok(Box::new(RealFile::new(file)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

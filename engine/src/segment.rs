@@ -111,13 +111,11 @@ impl Segment {
         len: u32,
         f: impl FnOnce(EntryRef<'_>) -> R,
     ) -> Result<R, DecodeError> {
-        let view = self.file.view();
-        let start = offset as usize;
-        let end = start
-            .checked_add(len as usize)
-            .ok_or(DecodeError::BadField)?;
-        let bytes = view.get(start..end).ok_or(DecodeError::Truncated)?;
-        Ok(f(format::decode_entry(bytes)?))
+        let bytes = self
+            .file
+            .view_range(offset as usize, len as usize)
+            .ok_or(DecodeError::Truncated)?;
+        Ok(f(format::decode_entry(&bytes)?))
     }
 
     /// Writes `data` at `offset`.

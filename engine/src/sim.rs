@@ -254,7 +254,17 @@ impl StorageFile for SimHandle {
     }
 
     fn view(&self) -> View<'_> {
-        View::Guard(self.file.data.read())
+        View::Guard(parking_lot::RwLockReadGuard::map(
+            self.file.data.read(),
+            |v| v.as_slice(),
+        ))
+    }
+
+    fn view_range(&self, start: usize, len: usize) -> Option<View<'_>> {
+        let end = start.checked_add(len)?;
+        let guard = self.file.data.read();
+        let guard = parking_lot::RwLockReadGuard::try_map(guard, |v| v.get(start..end)).ok()?;
+        Some(View::Guard(guard))
     }
 
     fn map(&mut self) -> io::Result<()> {

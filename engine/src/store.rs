@@ -424,6 +424,7 @@ impl Store {
             return Ok(Vec::new());
         }
         self.inner().commit(|f| {
+            f.track_earlier_entries();
             Ok(batch
                 .ops
                 .iter()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::clock::Clock;
 use crate::error::{ReadError, WriteError};
 use crate::format::{self, EntryMeta, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::index::{SegmentSlot, State};
@@ -74,21 +75,38 @@ struct SyncProgress {
     leader: bool,
 }
 
+/// Per-frame lookups; small and short-lived, so a fixed hasher (no per-map seeding).
+type Overlay<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 /// One frame being built by an operation, against a read view of the index.
 pub struct Frame<'a> {
     state: &'a State,
-    now: u64,
+    clock: &'a dyn Clock,
+    /// The clock read once, when a condition first needs it.
+    now: std::cell::Cell<Option<u64>>,
     horizon: u32,
     next_version: u64,
     buf: &'a mut Vec<u8>,
     /// Namespaces created, cleared or dropped by earlier entries of this frame.
-    ns_overlay: HashMap<Vec<u8>, bool>,
+    ns_overlay: Overlay<Vec<u8>, bool>,
     /// Keys written by earlier entries of this frame: Some(version) = live, None = deleted.
-    key_overlay: HashMap<(Vec<u8>, Vec<u8>), Option<u64>>,
-    cleared: HashSet<Vec<u8>>,
+    key_overlay: Overlay<(Vec<u8>, Vec<u8>), Option<u64>>,
+    cleared: HashSet<Vec<u8>, foldhash::fast::FixedState>,
+    /// Whether later entries of this frame read earlier ones (batches); single operations
+    /// skip the bookkeeping.
+    track: bool,
 }
 
 impl Frame<'_> {
+    fn now(&self) -> u64 {
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = self.clock.now_ms();
+        self.now.set(Some(now));
+        now
+    }
+
     fn push(
         &mut self,
         op: Op,
@@ -117,6 +135,11 @@ impl Frame<'_> {
         }
     }
 
+    /// Makes later entries of this frame see earlier ones (needed by batches).
+    pub fn track_earlier_entries(&mut self) {
+        self.track = true;
+    }
+
     /// Creates the namespace unless it exists; true if created.
     pub fn ensure_namespace(&mut self, namespace: &[u8]) -> bool {
         if self.namespace_exists(namespace) {
@@ -136,13 +159,17 @@ impl Frame<'_> {
 
     /// The version of the live item under `key`, seeing this frame's earlier entries.
     pub fn live_version(&self, namespace: &[u8], key: &[u8]) -> Option<u64> {
-        if let Some(v) = self.key_overlay.get(&(namespace.to_vec(), key.to_vec())) {
-            return *v;
+        if self.track {
+            if let Some(v) = self.key_overlay.get(&(namespace.to_vec(), key.to_vec())) {
+                return *v;
+            }
         }
         if self.cleared.contains(namespace) {
             return None;
         }
-        self.state.live(namespace, key, self.now).map(|e| e.version)
+        self.state
+            .live(namespace, key, self.now())
+            .map(|e| e.version)
     }
 
     /// The live value and its options (kind, expiry), read from disk.
@@ -152,7 +179,7 @@ impl Frame<'_> {
         key: &[u8],
     ) -> Result<Option<(Vec<u8>, PutOptions)>, ReadError> {
         // Increments never share a frame with other writes, so the index is current.
-        let Some(e) = self.state.live(namespace, key, self.now).copied() else {
+        let Some(e) = self.state.live(namespace, key, self.now()).copied() else {
             return Ok(None);
         };
         let seg = self
@@ -183,8 +210,10 @@ impl Frame<'_> {
     pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) -> u64 {
         let _ = self.ensure_namespace(namespace);
         let v = self.push(Op::Put, namespace, key, value, options);
-        self.key_overlay
-            .insert((namespace.to_vec(), key.to_vec()), Some(v));
+        if self.track {
+            self.key_overlay
+                .insert((namespace.to_vec(), key.to_vec()), Some(v));
+        }
         v
     }
 
@@ -194,8 +223,10 @@ impl Frame<'_> {
             return false;
         }
         self.push(Op::Tombstone, namespace, key, b"", PutOptions::default());
-        self.key_overlay
-            .insert((namespace.to_vec(), key.to_vec()), None);
+        if self.track {
+            self.key_overlay
+                .insert((namespace.to_vec(), key.to_vec()), None);
+        }
         true
     }
 
@@ -256,13 +287,15 @@ impl Inner {
                 let st = self.state.read();
                 let mut frame = Frame {
                     state: &st,
-                    now: self.now(),
+                    clock: self.clock.as_ref(),
+                    now: std::cell::Cell::new(None),
                     horizon: w.next_segment_id - 1,
                     next_version: w.next_version,
                     buf: &mut buf,
-                    ns_overlay: HashMap::new(),
-                    key_overlay: HashMap::new(),
-                    cleared: HashSet::new(),
+                    ns_overlay: Overlay::default(),
+                    key_overlay: Overlay::default(),
+                    cleared: HashSet::default(),
+                    track: false,
                 };
                 let r = build(&mut frame);
                 (r, frame.next_version)
@@ -319,7 +352,7 @@ impl Inner {
             slot.data_len = w.write_pos;
         }
         let body = &frame[FRAME_HEADER_LEN..];
-        for (off, e) in format::frame_entries(body).flatten() {
+        for (off, e) in format::own_frame_entries(body).flatten() {
             let at = frame_pos as usize + FRAME_HEADER_LEN + off;
             st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), &e);
         }
