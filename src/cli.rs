@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use ttlcask_engine::{Durability, OpenError, Store};
 
 use crate::auth::registry::{self, Api, Registry};
-use crate::config::{self, Config, FileConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::config::{self, Config, FileConfig, LogFormat, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
 /// Name of the admin token file inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `ttlcask=debug` [default: info].
     #[arg(long, env = "TTLCASK_LOG")]
     pub log: Option<String>,
+    /// Log line format: text or json [default: text].
+    #[arg(long, env = "TTLCASK_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Akka Cache HS256 secret.
     #[arg(long, env = "TTLCASK_AKKA_HS256_SECRET", hide_env_values = true)]
     pub akka_hs256_secret: Option<String>,
@@ -184,6 +187,8 @@ pub struct ServeSettings {
     pub durability: Durability,
     /// Log filter.
     pub log: String,
+    /// Log line format.
+    pub log_format: LogFormat,
     /// Everything `run` takes.
     pub config: Config,
 }
@@ -236,10 +241,12 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
         limits: file.limits,
         akka,
         admin_token_path: Some(data_dir.join(ADMIN_TOKEN_FILE)),
+        metrics_access: file.metrics_access.unwrap_or_default(),
     };
     Ok(ServeSettings {
         listen,
         log: args.log.or(file.log).unwrap_or_else(|| "info".to_string()),
+        log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         data_dir,
         durability,
         config,
@@ -250,10 +257,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = resolve(args)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
         .map_err(|e| format!("invalid log filter {:?}: {e}", settings.log))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     if settings.config.dev && !settings.listen.ip().is_loopback() {
         return Err(crate::ServerError::DevNotLoopback(settings.listen.to_string()).to_string());
     }

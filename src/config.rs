@@ -28,6 +28,32 @@ pub struct Config {
     pub akka: AkkaConfig,
     /// Where the admin token file lives; `None` disables the admin endpoint.
     pub admin_token_path: Option<PathBuf>,
+    /// Who may read `/metrics` and the status page at `/`.
+    pub metrics_access: MetricsAccess,
+}
+
+/// Who may read `/metrics` and the status page (`metrics_access` in the TOML file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Loopback clients, and anyone with the admin token (default).
+    #[default]
+    Local,
+    /// Only requests with the admin token (`Authorization: Bearer …`).
+    Token,
+    /// Everyone.
+    Public,
+}
+
+/// How log lines are written (`--log-format`, `log_format` in the TOML file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Config {
@@ -38,6 +64,7 @@ impl Config {
             limits: Limits::default(),
             akka: AkkaConfig::default(),
             admin_token_path: None,
+            metrics_access: MetricsAccess::default(),
         }
     }
 }
@@ -156,6 +183,8 @@ pub struct FileConfig {
     pub durability: Option<String>,
     pub dev: Option<bool>,
     pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub metrics_access: Option<MetricsAccess>,
     pub limits: Limits,
     pub akka: AkkaFileConfig,
 }

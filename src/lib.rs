@@ -19,9 +19,11 @@ pub mod config;
 pub mod flash;
 pub mod http;
 pub mod iron;
+pub mod metrics;
 pub mod namespace;
 pub mod router;
 pub mod server;
+pub mod status;
 pub mod time;
 
 pub use config::Config;

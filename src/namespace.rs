@@ -79,9 +79,139 @@ pub fn akka_descriptions(tenant: &str) -> Vec<u8> {
     tenant_api(tenant, b'd')
 }
 
+/// What an engine namespace is, read back from its bytes (for export, stats and the
+/// status page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A Flash Cache app.
+    Flash {
+        /// Owning tenant.
+        tenant: String,
+        /// App name.
+        app: String,
+    },
+    /// An IronCache cache.
+    Iron {
+        /// Owning tenant.
+        tenant: String,
+        /// 24-digit project id.
+        project: String,
+        /// Cache name.
+        cache: String,
+    },
+    /// An Akka cacheName.
+    Akka {
+        /// Owning tenant.
+        tenant: String,
+        /// cacheName.
+        cache: String,
+    },
+    /// A tenant's Akka cacheName descriptions.
+    AkkaDescriptions {
+        /// Owning tenant.
+        tenant: String,
+    },
+    /// The server's tenant records.
+    SystemTenants,
+    /// The server's credential records.
+    SystemCredentials,
+}
+
+impl Parsed {
+    /// The owning tenant, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Self::Flash { tenant, .. }
+            | Self::Iron { tenant, .. }
+            | Self::Akka { tenant, .. }
+            | Self::AkkaDescriptions { tenant } => Some(tenant),
+            Self::SystemTenants | Self::SystemCredentials => None,
+        }
+    }
+
+    /// The namespace bytes this names (the inverse of [`parse`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Flash { tenant, app } => flash(tenant, app),
+            Self::Iron {
+                tenant,
+                project,
+                cache,
+            } => iron_cache(tenant, project, cache),
+            Self::Akka { tenant, cache } => akka_cache(tenant, cache),
+            Self::AkkaDescriptions { tenant } => akka_descriptions(tenant),
+            Self::SystemTenants => SYSTEM_TENANTS.to_vec(),
+            Self::SystemCredentials => SYSTEM_CREDENTIALS.to_vec(),
+        }
+    }
+}
+
+/// Reads namespace bytes back; `None` for bytes no ttlcask server writes.
+pub fn parse(ns: &[u8]) -> Option<Parsed> {
+    if ns == SYSTEM_TENANTS {
+        return Some(Parsed::SystemTenants);
+    }
+    if ns == SYSTEM_CREDENTIALS {
+        return Some(Parsed::SystemCredentials);
+    }
+    let (&tag, rest) = ns.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    if tag != b'T' || rest.len() < usize::from(len) + 1 {
+        return None;
+    }
+    let (tenant, rest) = rest.split_at(usize::from(len));
+    let tenant = std::str::from_utf8(tenant).ok()?.to_string();
+    let (&api, rest) = rest.split_first()?;
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
+    Some(match api {
+        b'f' => Parsed::Flash {
+            tenant,
+            app: text(rest)?,
+        },
+        b'i' if rest.len() >= IRON_PROJECT_LEN => Parsed::Iron {
+            tenant,
+            project: text(&rest[..IRON_PROJECT_LEN])?,
+            cache: text(&rest[IRON_PROJECT_LEN..])?,
+        },
+        b'a' => Parsed::Akka {
+            tenant,
+            cache: text(rest)?,
+        },
+        b'd' if rest.is_empty() => Parsed::AkkaDescriptions { tenant },
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_inverts_every_constructor() {
+        let project = "4ccf2c5da3c0f1a4d1000011";
+        for p in [
+            Parsed::Flash {
+                tenant: "t".into(),
+                app: "default".into(),
+            },
+            Parsed::Iron {
+                tenant: "t".into(),
+                project: project.into(),
+                cache: "c/é".into(),
+            },
+            Parsed::Akka {
+                tenant: "ttorg".into(),
+                cache: "".into(),
+            },
+            Parsed::AkkaDescriptions { tenant: "t".into() },
+            Parsed::SystemTenants,
+            Parsed::SystemCredentials,
+        ] {
+            assert_eq!(parse(&p.to_bytes()), Some(p));
+        }
+        assert_eq!(parse(b"Tx"), None);
+        assert_eq!(parse(b"other"), None);
+    }
 
     #[test]
     fn tenants_cannot_collide_by_concatenation() {

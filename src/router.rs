@@ -1,15 +1,23 @@
 //! The one place that decides which API a request belongs to. Precedence (DESIGN.md):
 //! Flash Cache `/v1/cache/…`, IronCache `/1/…` and `/version`, the service routes
 //! (`/healthz`, `/metrics`, `/openapi.json`, `/admin/…`, `/`), then Akka Cache.
+//!
+//! Every request is counted in [`crate::metrics`] and logged once at debug level with its
+//! request id (the client's `X-Request-Id` if it sent one, echoed back; else a generated
+//! one); a 5xx answer is also logged at warn with the same id.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL};
 use hyper::{Method, Request, StatusCode};
 
-use crate::http::{with_body, Resp, TEXT};
+use crate::config::MetricsAccess;
+use crate::http::{blocking, with_body, Resp, JSON, TEXT};
 use crate::server::AppState;
-use crate::{admin, akka, flash, iron};
+use crate::{admin, akka, flash, iron, metrics, status};
 
 /// Names that the service and the other APIs own at the first path segment; Akka refuses
 /// them as cacheNames so that `/{cacheName}/{key}` can never shadow or be shadowed.
@@ -28,42 +36,184 @@ pub const RESERVED_FIRST_SEGMENTS: &[&str] = &[
     "list",
 ];
 
-/// Routes one request and logs it at debug level.
+/// The OpenAPI 3 document of the three dialects and the service routes.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A request id: the client's `X-Request-Id` when it is short printable ASCII, else a
+/// per-process random prefix and a counter (unique, and cheap enough for every request).
+fn request_id(req: &Request<Incoming>) -> (String, bool) {
+    if let Some(given) = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return (given.to_string(), true);
+    }
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| crate::http::random_hex(4));
+    (
+        format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        false,
+    )
+}
+
+/// The client's address, put in the request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Routes one request, counts it and logs it. Without a [`PeerAddr`] extension the client
+/// counts as remote.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
     let started = std::time::Instant::now();
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = route(&state, req, &path).await;
-    tracing::debug!(%method, path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let (id, echo) = request_id(&req);
+    let route_index = metrics::classify(&path);
+    let mut resp = route(&state, req, &path, peer).await;
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.record(route_index, &method, status, elapsed);
+    let (api, route_label) = metrics::ROUTES[route_index];
+    tracing::debug!(request_id = %id, %peer, %method, path, api, status, elapsed_us = elapsed.as_micros() as u64, "request");
+    if status >= 500 {
+        tracing::warn!(request_id = %id, %method, route = route_label, api, status, "request failed with a server error");
+    }
+    if status == 405 && !resp.headers().contains_key(ALLOW) {
+        // RFC 9110: a 405 lists what the resource does accept.
+        if let Some(allow) = metrics::allowed_methods(route_index) {
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+    }
+    if echo {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+    }
     resp
 }
 
-async fn route(state: &Arc<AppState>, req: Request<Incoming>, path: &str) -> Resp {
+async fn route(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    path: &str,
+    peer: SocketAddr,
+) -> Resp {
     let mut raw = path.strip_prefix('/').unwrap_or(path).split('/');
     let first = raw.next().unwrap_or("");
     let second = raw.next();
     match (first, second) {
         ("v1", Some("cache")) => flash::handle(state, req).await,
         ("1", _) | ("version", None) => iron::handle(state, req).await,
-        ("healthz", None) => service(&req, StatusCode::OK, "ok\n"),
-        ("metrics", None) | ("openapi.json", None) => service(
-            &req,
-            StatusCode::NOT_FOUND,
-            "not available in this version\n",
-        ),
+        ("healthz", None) => service(&req, StatusCode::OK, TEXT, "ok\n"),
+        ("openapi.json", None) => service(&req, StatusCode::OK, JSON, OPENAPI_JSON),
+        ("metrics", None) => {
+            if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
+                return r;
+            }
+            let metrics = state.metrics.clone();
+            match blocking(&state.store, move |s| metrics.render(&s.stats())).await {
+                Ok(text) => no_store(with_body(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text,
+                )),
+                Err(e) => with_body(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e),
+            }
+        }
         ("admin", _) => admin::handle(state, req).await,
-        ("", None) => service(
-            &req,
-            StatusCode::OK,
-            concat!("ttlcask ", env!("CARGO_PKG_VERSION"), "\n"),
-        ),
+        ("", None) => {
+            if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
+                return r;
+            }
+            let metrics = state.metrics.clone();
+            let page = blocking(&state.store, move |s| {
+                let (hits, misses) = metrics.hit_miss();
+                status::render(&status::Snapshot {
+                    stats: s.stats(),
+                    namespaces: s.namespaces(b"T"),
+                    uptime: metrics.uptime(),
+                    hits,
+                    misses,
+                    open_connections: metrics.open_connections(),
+                    now_ms: s.now_ms(),
+                })
+            })
+            .await;
+            match page {
+                Ok(html) => no_store(with_body(StatusCode::OK, "text/html; charset=utf-8", html)),
+                Err(e) => with_body(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e),
+            }
+        }
         _ => akka::handle(state, req).await,
     }
 }
 
-fn service(req: &Request<Incoming>, status: StatusCode, body: &'static str) -> Resp {
+fn no_store(mut resp: Resp) -> Resp {
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn get_only(req: &Request<Incoming>) -> Result<(), Resp> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n");
+        return Err(with_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed\n",
+        ));
     }
-    with_body(status, TEXT, body)
+    Ok(())
+}
+
+/// `/metrics` and the status page: loopback clients or the admin token (`local`, the
+/// default), the admin token only (`token`), or everyone (`public`).
+fn operator_access(
+    state: &AppState,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(), Resp> {
+    let has_token = state.admin_token.as_deref().is_some_and(|expected| {
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        crate::auth::constant_time_eq(given.trim().as_bytes(), expected.as_bytes())
+    });
+    let allowed = match state.config.metrics_access {
+        MetricsAccess::Public => true,
+        MetricsAccess::Local => has_token || peer.ip().is_loopback(),
+        MetricsAccess::Token => has_token,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(with_body(
+            StatusCode::UNAUTHORIZED,
+            TEXT,
+            "this page needs the admin token (Authorization: Bearer <data-dir>/admin.token) or a loopback client; see metrics_access\n",
+        ))
+    }
+}
+
+fn service(
+    req: &Request<Incoming>,
+    status: StatusCode,
+    content_type: &str,
+    body: &'static str,
+) -> Resp {
+    if let Err(r) = get_only(req) {
+        return r;
+    }
+    with_body(status, content_type, body)
 }

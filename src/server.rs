@@ -21,6 +21,7 @@ use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
 use crate::http::blocking;
+use crate::metrics::Metrics;
 use crate::router;
 
 /// What every request handler can reach.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The admin endpoint's bearer token, when the endpoint is on.
     pub admin_token: Option<String>,
+    /// Request and connection counters for `/metrics` and the status page.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -103,6 +106,7 @@ pub async fn run(
         store: store.clone(),
         admin_token,
         config,
+        metrics: Arc::new(Metrics::new()),
     });
     let limits = state.config.limits.clone();
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -138,8 +142,10 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        let open = state.metrics.connection_opened();
         let state = state.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(router::PeerAddr(peer));
             let state = state.clone();
             async move { Ok::<_, Infallible>(router::handle(state, req).await) }
         });
@@ -148,6 +154,7 @@ pub async fn run(
             if let Err(e) = conn.await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(open);
             drop(permit);
         });
     }

@@ -1,0 +1,568 @@
+//! Request metrics and the Prometheus text rendering of `GET /metrics`.
+//!
+//! Everything on the request path is a relaxed atomic add into fixed arrays indexed by
+//! route template, method and status, so recording takes no lock and the label set is
+//! bounded (raw paths never become labels). Engine figures come from `Store::stats()` at
+//! scrape time.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use ttlcask_engine::{Stats, FSYNC_BATCH_BUCKETS};
+
+/// Route templates, as `(api, route)` labels. [`classify`] returns an index into this.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("flash", "/v1/cache/add"),
+    ("flash", "/v1/cache/update"),
+    ("flash", "/v1/cache/get"),
+    ("flash", "/v1/cache/delete"),
+    ("flash", "other"),
+    ("iron", "/1/version"),
+    ("iron", "/1/projects/{project}/caches"),
+    ("iron", "/1/projects/{project}/caches/{cache}"),
+    ("iron", "/1/projects/{project}/caches/{cache}/clear"),
+    ("iron", "/1/projects/{project}/caches/{cache}/items/{key}"),
+    (
+        "iron",
+        "/1/projects/{project}/caches/{cache}/items/{key}/increment",
+    ),
+    ("iron", "other"),
+    ("akka", "/cacheName"),
+    ("akka", "/cacheName/list"),
+    ("akka", "/cacheName/{cacheName}"),
+    ("akka", "/cacheName/{cacheName}/keys"),
+    ("akka", "/cacheName/{cacheName}/flush"),
+    ("akka", "/set"),
+    ("akka", "/get/{cacheName}/{key}"),
+    ("akka", "/batch"),
+    ("akka", "/batch/get"),
+    ("akka", "/{cacheName}/{key}"),
+    ("akka", "/{cacheName}/{key}/{ttlSeconds}"),
+    ("akka", "other"),
+    ("service", "/healthz"),
+    ("service", "/metrics"),
+    ("service", "/openapi.json"),
+    ("service", "/"),
+    ("admin", "/admin/..."),
+];
+
+/// The API labels, in the order of the latency histograms.
+pub const APIS: &[&str] = &["flash", "iron", "akka", "service", "admin"];
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "other"];
+const STATUSES: &[u16] = &[
+    200, 201, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 503,
+];
+const STATUS_SLOTS: usize = STATUSES.len() + 1;
+/// Latency bucket bounds in seconds (`+Inf` follows).
+const LATENCY_BOUNDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+const LATENCY_SLOTS: usize = 13;
+
+/// Which [`ROUTES`] entry a raw request path belongs to (mirrors `router::route`).
+pub fn classify(path: &str) -> usize {
+    let index = |api: &str, route: &str| {
+        ROUTES
+            .iter()
+            .position(|&(a, r)| a == api && r == route)
+            .unwrap_or(0)
+    };
+    let segs: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let route = match segs.as_slice() {
+        ["v1", "cache", op] => match *op {
+            "add" | "update" | "get" | "delete" => {
+                return index("flash", &format!("/v1/cache/{op}"))
+            }
+            _ => ("flash", "other"),
+        },
+        ["v1", "cache", ..] => ("flash", "other"),
+        ["version"] | ["1", "version"] => ("iron", "/1/version"),
+        ["1", "projects", _, "caches"] => ("iron", "/1/projects/{project}/caches"),
+        ["1", "projects", _, "caches", _] => ("iron", "/1/projects/{project}/caches/{cache}"),
+        ["1", "projects", _, "caches", _, "clear"] => {
+            ("iron", "/1/projects/{project}/caches/{cache}/clear")
+        }
+        ["1", "projects", _, "caches", _, "items", _] => {
+            ("iron", "/1/projects/{project}/caches/{cache}/items/{key}")
+        }
+        ["1", "projects", _, "caches", _, "items", _, "increment"] => (
+            "iron",
+            "/1/projects/{project}/caches/{cache}/items/{key}/increment",
+        ),
+        ["1", ..] => ("iron", "other"),
+        ["healthz"] => ("service", "/healthz"),
+        ["metrics"] => ("service", "/metrics"),
+        ["openapi.json"] => ("service", "/openapi.json"),
+        [""] => ("service", "/"),
+        ["admin", ..] => ("admin", "/admin/..."),
+        ["cacheName"] => ("akka", "/cacheName"),
+        ["cacheName", "list"] => ("akka", "/cacheName/list"),
+        ["cacheName", _] => ("akka", "/cacheName/{cacheName}"),
+        ["cacheName", _, "keys"] => ("akka", "/cacheName/{cacheName}/keys"),
+        ["cacheName", _, "flush"] => ("akka", "/cacheName/{cacheName}/flush"),
+        ["set"] => ("akka", "/set"),
+        ["get", _, _] => ("akka", "/get/{cacheName}/{key}"),
+        ["batch"] => ("akka", "/batch"),
+        ["batch", "get"] => ("akka", "/batch/get"),
+        [first, ..] if crate::router::RESERVED_FIRST_SEGMENTS.contains(first) => ("akka", "other"),
+        [_, _] => ("akka", "/{cacheName}/{key}"),
+        [_, _, _] => ("akka", "/{cacheName}/{key}/{ttlSeconds}"),
+        _ => ("akka", "other"),
+    };
+    index(route.0, route.1)
+}
+
+/// The methods route `route` accepts, for the `Allow` header of a 405.
+pub fn allowed_methods(route: usize) -> Option<&'static str> {
+    let (_, r) = ROUTES.get(route)?;
+    Some(match *r {
+        "/v1/cache/add" => "POST",
+        "/v1/cache/update" => "PUT",
+        "/v1/cache/get" => "GET, HEAD",
+        "/v1/cache/delete" => "DELETE",
+        "/1/version" | "/1/projects/{project}/caches" => "GET",
+        "/1/projects/{project}/caches/{cache}" => "GET, DELETE",
+        "/1/projects/{project}/caches/{cache}/clear"
+        | "/1/projects/{project}/caches/{cache}/items/{key}/increment" => "POST",
+        "/1/projects/{project}/caches/{cache}/items/{key}" => "GET, PUT, DELETE",
+        "/cacheName" => "POST, PUT, OPTIONS",
+        "/cacheName/list" | "/cacheName/{cacheName}/keys" | "/get/{cacheName}/{key}" => {
+            "GET, OPTIONS"
+        }
+        "/cacheName/{cacheName}" => "GET, DELETE, OPTIONS",
+        "/cacheName/{cacheName}/flush" => "POST, PUT, OPTIONS",
+        "/set" | "/batch/get" | "/{cacheName}/{key}/{ttlSeconds}" => "POST, OPTIONS",
+        "/batch" => "POST, DELETE, OPTIONS",
+        "/{cacheName}/{key}" => "GET, HEAD, POST, DELETE, OPTIONS",
+        "/healthz" | "/metrics" | "/openapi.json" | "/" => "GET, HEAD",
+        _ => return None,
+    })
+}
+
+/// Whether a request on route `route` answered with `status` was a cache lookup, and if
+/// so whether it hit. The Akka JSON and batch reads report themselves with
+/// [`Metrics::lookups`], because they answer 200 either way.
+fn lookup_of(route: usize, method: &Method, status: u16) -> Option<bool> {
+    let (_, r) = ROUTES.get(route)?;
+    let item_read = matches!(
+        *r,
+        "/v1/cache/get" | "/1/projects/{project}/caches/{cache}/items/{key}" | "/{cacheName}/{key}"
+    ) && (method == Method::GET || *r == "/v1/cache/get");
+    match (item_read, status) {
+        (true, 200) => Some(true),
+        (true, 404) => Some(false),
+        _ => None,
+    }
+}
+
+/// The server's counters, shared by every connection.
+pub struct Metrics {
+    requests: Box<[AtomicU64]>,
+    latency: Box<[AtomicU64]>,
+    latency_sum_us: Box<[AtomicU64]>,
+    open_connections: AtomicI64,
+    connections: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn zeros(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl Metrics {
+    /// Empty counters; uptime starts now.
+    pub fn new() -> Self {
+        Self {
+            requests: zeros(ROUTES.len() * METHODS.len() * STATUS_SLOTS),
+            latency: zeros(APIS.len() * LATENCY_SLOTS),
+            latency_sum_us: zeros(APIS.len()),
+            open_connections: AtomicI64::new(0),
+            connections: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Time since the server started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Counts one finished request.
+    pub fn record(&self, route: usize, method: &Method, status: u16, elapsed: Duration) {
+        let m = METHODS
+            .iter()
+            .position(|&x| x == method.as_str())
+            .unwrap_or(METHODS.len() - 1);
+        let s = STATUSES
+            .iter()
+            .position(|&x| x == status)
+            .unwrap_or(STATUSES.len());
+        let route = route.min(ROUTES.len() - 1);
+        let slot = (route * METHODS.len() + m) * STATUS_SLOTS + s;
+        self.requests[slot].fetch_add(1, Ordering::Relaxed);
+        let api = APIS.iter().position(|&a| a == ROUTES[route].0).unwrap_or(0);
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BOUNDS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.latency[api * LATENCY_SLOTS + bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us[api].fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        if let Some(hit) = lookup_of(route, method, status) {
+            self.lookups(u64::from(hit), u64::from(!hit));
+        }
+    }
+
+    /// Counts cache lookups that found (`hits`) or missed (`misses`) their item.
+    pub fn lookups(&self, hits: u64, misses: u64) {
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(misses, Ordering::Relaxed);
+    }
+
+    /// Lookups so far: (hits, misses).
+    pub fn hit_miss(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A connection was accepted; the guard counts it as open until dropped.
+    pub fn connection_opened(self: &std::sync::Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Connections open right now.
+    pub fn open_connections(&self) -> i64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of these counters and `stats`.
+    pub fn render(&self, stats: &Stats) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        let o = &mut out;
+        header(
+            o,
+            "ttlcask_build_info",
+            "gauge",
+            "Version of the running server.",
+        );
+        line(
+            o,
+            "ttlcask_build_info",
+            &format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+            1,
+        );
+        header(
+            o,
+            "ttlcask_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+        );
+        let _ = writeln!(
+            o,
+            "ttlcask_uptime_seconds {:.3}",
+            self.uptime().as_secs_f64()
+        );
+
+        header(
+            o,
+            "ttlcask_http_requests_total",
+            "counter",
+            "HTTP requests answered, by API, route template, method and status.",
+        );
+        for (slot, count) in self.requests.iter().enumerate() {
+            let n = count.load(Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let s = slot % STATUS_SLOTS;
+            let m = (slot / STATUS_SLOTS) % METHODS.len();
+            let (api, route) = ROUTES[slot / STATUS_SLOTS / METHODS.len()];
+            let status = STATUSES
+                .get(s)
+                .map_or_else(|| "other".to_string(), u16::to_string);
+            line(
+                o,
+                "ttlcask_http_requests_total",
+                &format!(
+                    "api=\"{api}\",route=\"{route}\",method=\"{}\",status=\"{status}\"",
+                    METHODS[m]
+                ),
+                n,
+            );
+        }
+        header(
+            o,
+            "ttlcask_http_request_duration_seconds",
+            "histogram",
+            "Time from routing a request to its response, by API.",
+        );
+        for (a, api) in APIS.iter().enumerate() {
+            let mut cumulative = 0;
+            for b in 0..LATENCY_SLOTS {
+                cumulative += self.latency[a * LATENCY_SLOTS + b].load(Ordering::Relaxed);
+                let le = LATENCY_BOUNDS
+                    .get(b)
+                    .map_or_else(|| "+Inf".to_string(), f64::to_string);
+                line(
+                    o,
+                    "ttlcask_http_request_duration_seconds_bucket",
+                    &format!("api=\"{api}\",le=\"{le}\""),
+                    cumulative,
+                );
+            }
+            let sum = self.latency_sum_us[a].load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                o,
+                "ttlcask_http_request_duration_seconds_sum{{api=\"{api}\"}} {sum}"
+            );
+            line(
+                o,
+                "ttlcask_http_request_duration_seconds_count",
+                &format!("api=\"{api}\""),
+                cumulative,
+            );
+        }
+        header(
+            o,
+            "ttlcask_http_open_connections",
+            "gauge",
+            "Connections open now.",
+        );
+        let _ = writeln!(
+            o,
+            "ttlcask_http_open_connections {}",
+            self.open_connections()
+        );
+        header(
+            o,
+            "ttlcask_http_connections_total",
+            "counter",
+            "Connections accepted.",
+        );
+        let _ = writeln!(
+            o,
+            "ttlcask_http_connections_total {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        header(
+            o,
+            "ttlcask_cache_lookups_total",
+            "counter",
+            "Item reads of the three APIs, by whether the item was found.",
+        );
+        let (hits, misses) = self.hit_miss();
+        line(o, "ttlcask_cache_lookups_total", "result=\"hit\"", hits);
+        line(o, "ttlcask_cache_lookups_total", "result=\"miss\"", misses);
+
+        let gauges: [(&str, &str, u64); 6] = [
+            (
+                "items",
+                "Live items (expired ones not counted).",
+                stats.items,
+            ),
+            (
+                "namespaces",
+                "Engine namespaces (caches and apps).",
+                stats.namespaces,
+            ),
+            (
+                "live_bytes",
+                "Bytes of records on disk still needed.",
+                stats.live_bytes,
+            ),
+            (
+                "dead_bytes",
+                "Bytes on disk that compaction can reclaim.",
+                stats.dead_bytes,
+            ),
+            ("segments", "Segment files.", stats.segments),
+            (
+                "index_bytes",
+                "Estimated heap bytes of the in-memory index.",
+                stats.index_bytes,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let name = format!("ttlcask_engine_{name}");
+            header(o, &name, "gauge", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+        let counters: [(&str, &str, u64); 4] = [
+            (
+                "fsyncs_total",
+                "fsync calls for durability since open.",
+                stats.fsyncs,
+            ),
+            (
+                "writes_total",
+                "Writes acknowledged since open.",
+                stats.writes,
+            ),
+            (
+                "compactions_total",
+                "Compaction runs that reclaimed space.",
+                stats.compactions,
+            ),
+            (
+                "expired_removed_total",
+                "Expired items removed by compaction.",
+                stats.expired_removed,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let name = format!("ttlcask_engine_{name}");
+            header(o, &name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+        header(
+            o,
+            "ttlcask_engine_compacting",
+            "gauge",
+            "1 while a compaction or hint writing runs.",
+        );
+        let _ = writeln!(
+            o,
+            "ttlcask_engine_compacting {}",
+            u8::from(stats.compacting)
+        );
+        header(
+            o,
+            "ttlcask_engine_last_compaction_timestamp_seconds",
+            "gauge",
+            "When the last compaction that reclaimed space ended (0: none since start).",
+        );
+        let _ = writeln!(
+            o,
+            "ttlcask_engine_last_compaction_timestamp_seconds {}",
+            stats.last_compaction_ms.unwrap_or(0) as f64 / 1000.0
+        );
+        header(
+            o,
+            "ttlcask_engine_fsync_batch_writes",
+            "histogram",
+            "Group commit: writes made durable by each fsync.",
+        );
+        let mut cumulative = 0;
+        for i in 0..FSYNC_BATCH_BUCKETS {
+            cumulative += stats.fsync_batches[i];
+            let le =
+                Stats::fsync_batch_bound(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            line(
+                o,
+                "ttlcask_engine_fsync_batch_writes_bucket",
+                &format!("le=\"{le}\""),
+                cumulative,
+            );
+        }
+        let _ = writeln!(
+            o,
+            "ttlcask_engine_fsync_batch_writes_sum {}",
+            stats.fsync_batched_writes
+        );
+        let _ = writeln!(o, "ttlcask_engine_fsync_batch_writes_count {cumulative}");
+        out
+    }
+}
+
+/// Keeps a connection counted as open; see [`Metrics::connection_opened`].
+pub struct ConnectionGuard(std::sync::Arc<Metrics>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn line(o: &mut String, name: &str, labels: &str, value: u64) {
+    let _ = writeln!(o, "{name}{{{labels}}} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> (&'static str, &'static str) {
+        ROUTES[classify(path)]
+    }
+
+    #[test]
+    fn paths_map_to_bounded_templates() {
+        assert_eq!(route("/v1/cache/get"), ("flash", "/v1/cache/get"));
+        assert_eq!(route("/v1/cache/zzz"), ("flash", "other"));
+        assert_eq!(route("/version"), ("iron", "/1/version"));
+        assert_eq!(
+            route("/1/projects/4ccf2c5da3c0f1a4d1000011/caches/c/items/k"),
+            ("iron", "/1/projects/{project}/caches/{cache}/items/{key}")
+        );
+        assert_eq!(route("/cacheName/list"), ("akka", "/cacheName/list"));
+        assert_eq!(route("/c/k"), ("akka", "/{cacheName}/{key}"));
+        assert_eq!(
+            route("/c/k/60"),
+            ("akka", "/{cacheName}/{key}/{ttlSeconds}")
+        );
+        assert_eq!(route("/metrics"), ("service", "/metrics"));
+        assert_eq!(route("/"), ("service", "/"));
+        assert_eq!(route("/admin/tenants"), ("admin", "/admin/..."));
+        assert_eq!(route("/a/b/c/d"), ("akka", "other"));
+        assert_eq!(route("/healthz/x"), ("akka", "other"));
+    }
+
+    #[test]
+    fn renders_counters_histograms_and_hits() {
+        let m = Metrics::new();
+        let get = classify("/c/k");
+        m.record(get, &Method::GET, 200, Duration::from_micros(300));
+        m.record(get, &Method::GET, 404, Duration::from_millis(3));
+        m.record(get, &Method::POST, 418, Duration::from_secs(9));
+        let mut stats = Stats::default();
+        stats.fsync_batches[0] = 2;
+        stats.fsync_batches[3] = 1;
+        stats.fsync_batched_writes = 9;
+        let text = m.render(&stats);
+        for expected in [
+            "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"GET\",status=\"200\"} 1",
+            "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"POST\",status=\"other\"} 1",
+            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"0.0005\"} 1",
+            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"0.005\"} 2",
+            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"+Inf\"} 3",
+            "ttlcask_http_request_duration_seconds_count{api=\"akka\"} 3",
+            "ttlcask_cache_lookups_total{result=\"hit\"} 1",
+            "ttlcask_cache_lookups_total{result=\"miss\"} 1",
+            "ttlcask_engine_fsync_batch_writes_bucket{le=\"4\"} 2",
+            "ttlcask_engine_fsync_batch_writes_bucket{le=\"8\"} 3",
+            "ttlcask_engine_fsync_batch_writes_bucket{le=\"+Inf\"} 3",
+            "ttlcask_engine_fsync_batch_writes_sum 9",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+        // Every sample line is `name{labels} value` or `name value`.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = l.rsplit(' ').next().unwrap_or("");
+            assert!(value.parse::<f64>().is_ok(), "bad sample line {l}");
+        }
+    }
+}

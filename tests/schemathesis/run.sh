@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Checks the live server against its own OpenAPI document (/openapi.json) with schemathesis
+# (PyPI): builds `ttlcask`, starts `serve --dev` on a free loopback port with a temp data
+# dir, runs one bounded schemathesis pass per API with that API's sample credentials, stops
+# the server, and exits non-zero if any check failed.
+#
+# Env: TTLCASK_SCHEMATHESIS_EXAMPLES (default 25 per operation),
+#      TTLCASK_SCHEMATHESIS_VENV (default target/schemathesis-venv, reused between runs).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+examples=${TTLCASK_SCHEMATHESIS_EXAMPLES:-25}
+venv=${TTLCASK_SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}
+version=4.32.5
+
+if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+fi
+
+cargo build --quiet --bin ttlcask
+bin="$root/target/debug/ttlcask"
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+base="http://127.0.0.1:$port"
+"$bin" serve --dev --listen "127.0.0.1:$port" --data-dir "$work/data" --durability never \
+    --log warn >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('$base/healthz', timeout=1)" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+
+# An Akka JWT for tenant ttorg, HS256 with the documents' sample secret (accepted in --dev).
+jwt=$(python3 - <<'PY'
+import base64, hashlib, hmac, json
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"iss": "https://session.firebase.google.com/akka-cache", "org": "ttorg",
+                       "serviceLevel": "gatling"}).encode())
+sig = hmac.new(b"your-256-bit-secret", f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+)
+
+# schemathesis keeps its state in ./.schemathesis: keep it out of the repo.
+cd "$work"
+failed=0
+run() {
+    local name=$1
+    shift
+    echo "=== schemathesis: $name"
+    if ! timeout 240 "$venv/bin/st" run "$base/openapi.json" --url "$base" \
+        --max-examples "$examples" --seed 7 --workers 2 --no-color \
+        --suppress-health-check all \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance,missing_required_header,ignored_auth \
+        "$@"; then
+        echo "schemathesis: $name FAILED" >&2
+        failed=1
+    fi
+}
+
+run "Flash Cache" --include-path-regex '^/v1/' \
+    -H 'ClientId: v1:uid_79aec251cd938b1313d7f74611f2c0d1abf894f1' \
+    -H 'Authorization: v1:api_c1c9676fc333043a298551158a22ce64a2796d54'
+run "IronCache" --include-path-regex '^/(1/|version)' \
+    -H 'Authorization: OAuth abc4c7c627376858'
+run "Akka Cache" --exclude-path-regex '^/(v1/|1/|version$|healthz$|metrics$|openapi\.json$|$)' \
+    -H "Authorization: Bearer $jwt"
+run "service routes" --include-path-regex '^/(healthz|metrics|openapi\.json)?$'
+
+kill -TERM "$server_pid"
+wait "$server_pid" || failed=1
+server_pid=""
+if grep -q "panicked" "$work/server.log"; then
+    echo "the server panicked:" >&2
+    cat "$work/server.log" >&2
+    failed=1
+fi
+if [ "$failed" != 0 ]; then
+    exit 1
+fi
+echo "schemathesis: every API passed"
