@@ -8,6 +8,9 @@
 //! | GET | `/admin/credentials[?tenant=]` | | `[CredentialRecord]` (no secrets) |
 //! | POST | `/admin/credentials` | `{"tenant","api","app"?}` | 201 `NewCredential` (secret shown once) |
 //! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
+//! | GET | `/admin/stats` | | engine stats (as `ttlcask stats`) |
+//! | POST | `/admin/compact` | | 200 compaction report |
+//! | GET | `/admin/export` | | JSON lines (as `ttlcask export`) |
 //!
 //! Errors are `{"error": "…"}`. The same operations on a stopped data dir are in
 //! [`crate::auth::registry`].
@@ -151,6 +154,28 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
                 }
                 Ok(Err(e)) => registry_error(&e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+        (Method::GET, "/admin/stats") => {
+            match blocking(&state.store, |s| crate::maintenance::stats_json(&s.stats())).await {
+                Ok(v) => http::json(StatusCode::OK, &v),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+        (Method::POST, "/admin/compact") => match blocking(&state.store, |s| s.compact()).await {
+            Ok(Ok(r)) => http::json(StatusCode::OK, &crate::maintenance::compaction_json(&r)),
+            Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        (Method::GET, "/admin/export") => {
+            let out = blocking(&state.store, |s| {
+                let mut buf = Vec::new();
+                crate::maintenance::export(s, &mut buf, |_, _| {}).map(|_| buf)
+            })
+            .await;
+            match out {
+                Ok(Ok(lines)) => http::with_body(StatusCode::OK, "application/x-ndjson", lines),
+                Ok(Err(e)) | Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }
         }
         _ => error(StatusCode::NOT_FOUND, "unknown admin route"),

@@ -36,6 +36,48 @@ pub enum Command {
     /// Manage API credentials.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Print engine statistics (JSON).
+    Stats {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Run a compaction now and print what it reclaimed.
+    Compact {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Check every segment and hint CRC of a data dir without changing anything.
+    Verify {
+        /// Data directory [default: ./ttlcask-data].
+        #[arg(long, env = "TTLCASK_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file (for the data dir).
+        #[arg(long, env = "TTLCASK_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write every cache and item as JSON lines (base64 values).
+    Export {
+        /// Output file [default: stdout].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Read JSON lines written by `export` into a stopped data dir.
+    Import {
+        /// Input file [default: stdin].
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Items per all-or-nothing batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Data directory [default: ./ttlcask-data].
+        #[arg(long, env = "TTLCASK_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file (for the data dir).
+        #[arg(long, env = "TTLCASK_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Options of `ttlcask serve`.
@@ -173,7 +215,30 @@ pub fn main(cli: Cli) -> Result<(), String> {
         Command::Credential(CredentialCommand::Revoke { id, target }) => {
             admin(&target, Request::Revoke(id))
         }
+        Command::Stats { target } => admin(&target, Request::Stats),
+        Command::Compact { target } => admin(&target, Request::Compact),
+        Command::Export { output, target } => admin(&target, Request::Export(output)),
+        Command::Verify { data_dir, config } => {
+            crate::maintenance_cli::verify(&resolve_data_dir(data_dir, config.as_deref())?)
+        }
+        Command::Import {
+            input,
+            batch,
+            data_dir,
+            config,
+        } => crate::maintenance_cli::import(
+            &resolve_data_dir(data_dir, config.as_deref())?,
+            input.as_deref(),
+            batch,
+        ),
     }
+}
+
+fn resolve_data_dir(flag: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf, String> {
+    let file = load_file(config)?;
+    Ok(flag
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
 }
 
 /// `ttlcask serve` settings after merging flags, env, file and defaults.
@@ -325,6 +390,9 @@ enum Request {
     },
     ListCredentials(Option<String>),
     Revoke(String),
+    Stats,
+    Compact,
+    Export(Option<PathBuf>),
 }
 
 fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
@@ -404,6 +472,9 @@ fn offline(
             registry::revoke_credential(store, &id).map_err(|e| e.to_string())?;
             print_json(&json!({ "revoked": id }))
         }
+        Request::Stats => print_json(&crate::maintenance::stats_json(&store.stats())),
+        Request::Compact => crate::maintenance_cli::compact(store),
+        Request::Export(output) => crate::maintenance_cli::export(store, output.as_deref()),
     }
 }
 
@@ -428,6 +499,18 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
         }
         Request::ListCredentials(None) => ("GET", "/admin/credentials".to_string(), None),
         Request::Revoke(id) => ("DELETE", format!("/admin/credentials/{id}"), None),
+        Request::Stats => ("GET", "/admin/stats".to_string(), None),
+        Request::Compact => ("POST", "/admin/compact".to_string(), None),
+        Request::Export(output) => {
+            let (status, body) = http_call_raw(server, token, "GET", "/admin/export", None)?;
+            if status != 200 {
+                return Err(format!(
+                    "server answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            return crate::maintenance_cli::write_output(output.as_deref(), &body);
+        }
     };
     let (status, reply) = http_call(server, token, method, &path, body.as_ref())?;
     if (200..300).contains(&status) {
@@ -449,6 +532,19 @@ fn http_call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
+    let (status, payload) = http_call_raw(server, token, method, path, body)?;
+    let value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+    Ok((status, value))
+}
+
+/// [`http_call`] returning the raw response body.
+fn http_call_raw(
+    server: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Vec<u8>), String> {
     let host = server.trim_start_matches("http://").trim_end_matches('/');
     let mut stream =
         TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
@@ -466,15 +562,15 @@ fn http_call(
         .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, payload) = text
-        .split_once("\r\n\r\n")
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or("malformed HTTP response")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("malformed HTTP status line")?;
-    let value = serde_json::from_str(payload).unwrap_or(Value::Null);
-    Ok((status, value))
+    Ok((status, raw[split + 4..].to_vec()))
 }

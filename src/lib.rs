@@ -19,6 +19,8 @@ pub mod config;
 pub mod flash;
 pub mod http;
 pub mod iron;
+pub mod maintenance;
+pub mod maintenance_cli;
 pub mod metrics;
 pub mod namespace;
 pub mod router;
