@@ -490,15 +490,9 @@ fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
 }
 
 fn move_entry(st: &mut State, old: &EntryRef<'_>, segment: u32, offset: u32) {
-    if let Some(cur) = st
-        .namespaces
-        .get_mut(old.namespace)
-        .and_then(|ns| ns.items.get_mut(old.key))
-    {
-        if cur.version == old.meta.version {
-            cur.segment = segment;
-            cur.offset = offset;
-        }
+    if let Some(ns) = st.namespaces.get_mut(old.namespace) {
+        ns.items
+            .relocate(old.key, old.meta.version, segment, offset);
     }
 }
 

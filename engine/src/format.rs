@@ -75,7 +75,7 @@ pub const ENTRY_HEADER_LEN: usize = ENTRY_EXPIRES_OFFSET + size_of::<u64>();
 /// Largest namespace name.
 pub const MAX_NAMESPACE_LEN: usize = u16::MAX as usize;
 /// Largest key.
-pub const MAX_KEY_LEN: usize = 1 << 20;
+pub const MAX_KEY_LEN: usize = crate::keydir::MAX_KEY_LEN;
 
 /// What an entry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

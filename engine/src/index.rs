@@ -7,40 +7,13 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use crate::format::{self, EntryRef, Op};
+use crate::format::{EntryRef, Op};
 use crate::segment::Segment;
 
 /// Expiry value meaning "never".
 pub const NEVER: u64 = u64::MAX;
 
-/// Where a live record is and what the index needs to answer without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
-    /// Store-wide version.
-    pub version: u64,
-    /// Expiry in ms, 0 = never.
-    pub expires_ms: u64,
-    /// Segment id.
-    pub segment: u32,
-    /// Offset of the entry in the segment.
-    pub offset: u32,
-    /// Encoded length of the entry.
-    pub len: u32,
-    /// The caller's kind tag.
-    pub kind: u8,
-}
-
-impl Entry {
-    /// Whether the entry is expired at `now_ms`.
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_ms != 0 && self.expires_ms <= now_ms
-    }
-
-    /// Length of the value, given the namespace and key lengths.
-    pub fn value_len(&self, namespace_len: usize, key_len: usize) -> usize {
-        (self.len as usize).saturating_sub(format::entry_len(namespace_len, key_len, 0))
-    }
-}
+pub use crate::keydir::{Entry, KeyDir};
 
 /// Location of a namespace's create record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +36,7 @@ pub struct Namespace {
     /// Items with a version at or below this were cleared.
     pub floor: u64,
     /// Key → live record.
-    pub items: HashMap<Box<[u8]>, Entry, RandomState>,
+    pub items: KeyDir,
 }
 
 impl Namespace {
@@ -73,7 +46,7 @@ impl Namespace {
             created_version,
             created_at,
             floor: 0,
-            items: HashMap::default(),
+            items: KeyDir::default(),
         }
     }
 }
@@ -170,7 +143,7 @@ impl State {
                 let old = self
                     .namespaces
                     .get_mut(e.namespace)
-                    .and_then(|ns| ns.items.insert(e.key.into(), entry));
+                    .and_then(|ns| ns.items.insert(e.key, entry));
                 if let Some(old) = old {
                     self.mark_dead(old.segment, old.len);
                 }
@@ -198,14 +171,14 @@ impl State {
                 if let Some(ns) = self.namespaces.get_mut(e.namespace) {
                     ns.floor = e.meta.version;
                     let items = std::mem::take(&mut ns.items);
-                    self.mark_all_dead(items.into_values());
+                    self.mark_all_dead(items.values());
                 }
                 self.mark_dead(segment, len);
             }
             Op::DropNamespace => {
                 if let Some(ns) = self.namespaces.remove(e.namespace) {
                     self.mark_dead(ns.created_at.segment, ns.created_at.len);
-                    self.mark_all_dead(ns.items.into_values());
+                    self.mark_all_dead(ns.items.values());
                 }
                 self.mark_dead(segment, len);
             }
@@ -219,7 +192,7 @@ impl State {
     }
 
     /// The live entry of `key`, if any.
-    pub fn live(&self, namespace: &[u8], key: &[u8], now_ms: u64) -> Option<&Entry> {
+    pub fn live(&self, namespace: &[u8], key: &[u8], now_ms: u64) -> Option<Entry> {
         self.namespaces
             .get(namespace)?
             .items
@@ -229,12 +202,10 @@ impl State {
 
     /// Estimated heap bytes of the index.
     pub fn heap_bytes(&self) -> u64 {
-        let bucket = size_of::<(Box<[u8]>, Entry)>() + 1;
         let mut total = 0usize;
         for (name, ns) in &self.namespaces {
             total += name.len() + size_of::<(Box<[u8]>, Namespace)>() + 1;
-            total += ns.items.capacity() * bucket;
-            total += ns.items.keys().map(|k| k.len()).sum::<usize>();
+            total += ns.items.heap_bytes();
         }
         total as u64
     }

@@ -34,6 +34,7 @@ mod format;
 mod fs;
 mod hint;
 mod index;
+mod keydir;
 mod options;
 mod recovery;
 mod segment;

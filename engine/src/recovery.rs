@@ -112,12 +112,13 @@ impl Replay {
             let mut ns = Namespace::new(created_version, created_at);
             ns.floor = rns.floor;
             let floor = rns.floor;
-            ns.items.extend(
-                rns.items
-                    .into_iter()
-                    .filter(|(_, it)| !it.tombstone && it.entry.version > floor)
-                    .map(|(k, it)| (k, it.entry)),
-            );
+            let live = rns
+                .items
+                .into_iter()
+                .filter(|(_, it)| !it.tombstone && it.entry.version > floor);
+            for (key, it) in live {
+                ns.items.insert(&key, it.entry);
+            }
             Some((name, ns))
         })
     }

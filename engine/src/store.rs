@@ -281,7 +281,7 @@ impl Store {
         let now = inner.now();
         let (entry, seg) = {
             let st = inner.state.read();
-            let Some(entry) = st.live(namespace, key, now).copied() else {
+            let Some(entry) = st.live(namespace, key, now) else {
                 return Ok(None);
             };
             let seg = st
@@ -325,7 +325,7 @@ impl Store {
     ) -> Result<u64, WriteError> {
         self.inner().check_sizes(namespace, key, value)?;
         self.inner()
-            .commit(|f| Ok(f.put(namespace, key, value, options)))
+            .commit(|f| f.put(namespace, key, value, options))
     }
 
     /// Stores `value` only if `condition` holds; `Ok(None)` (and nothing stored) otherwise.
@@ -348,7 +348,10 @@ impl Store {
                 Condition::Present => current.is_some(),
                 Condition::VersionIs(v) => current == Some(v),
             };
-            Ok(holds.then(|| f.put(namespace, key, value, options)))
+            if !holds {
+                return Ok(None);
+            }
+            f.put(namespace, key, value, options).map(Some)
         })
     }
 
@@ -379,7 +382,7 @@ impl Store {
                 None => (0, options),
             };
             let next = current.checked_add(delta).ok_or(IncrementError::Overflow)?;
-            f.put(namespace, key, next.to_string().as_bytes(), options);
+            f.put(namespace, key, next.to_string().as_bytes(), options)?;
             Ok(next)
         })
     }
@@ -425,7 +428,7 @@ impl Store {
         }
         self.inner().commit(|f| {
             f.track_earlier_entries();
-            Ok(batch
+            batch
                 .ops
                 .iter()
                 .map(|op| match op {
@@ -434,18 +437,16 @@ impl Store {
                         key,
                         value,
                         options,
-                    } => BatchOutcome::Stored {
-                        version: f.put(namespace, key, value, *options),
-                    },
-                    BatchOp::Delete { namespace, key } => {
-                        if f.delete(namespace, key) {
-                            BatchOutcome::Deleted
-                        } else {
-                            BatchOutcome::NotFound
-                        }
-                    }
+                    } => f
+                        .put(namespace, key, value, *options)
+                        .map(|version| BatchOutcome::Stored { version }),
+                    BatchOp::Delete { namespace, key } => Ok(if f.delete(namespace, key) {
+                        BatchOutcome::Deleted
+                    } else {
+                        BatchOutcome::NotFound
+                    }),
                 })
-                .collect())
+                .collect()
         })
     }
 

@@ -18,7 +18,8 @@ pub struct Item {
 /// Options of a write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PutOptions {
-    /// Absolute expiry in milliseconds since the Unix epoch; `None` never expires.
+    /// Absolute expiry in milliseconds since the Unix epoch; `None` never expires. Expiry is
+    /// kept in whole seconds: it is rounded up to the next second (never early).
     pub expires_at_ms: Option<u64>,
     /// A small tag the caller can use to remember how to present the value.
     pub kind: u8,

@@ -97,6 +97,14 @@ pub struct Frame<'a> {
     track: bool,
 }
 
+/// Expiries are kept in whole seconds (rounded up, so never early), from 1970-01-01T00:00:01Z
+/// to the year 2106; 0 on disk means "never".
+pub(crate) fn stored_expiry(expires_at_ms: Option<u64>) -> u64 {
+    expires_at_ms.map_or(0, |ms| {
+        ms.max(1).div_ceil(1000).min(u64::from(u32::MAX)) * 1000
+    })
+}
+
 impl Frame<'_> {
     fn now(&self) -> u64 {
         if let Some(now) = self.now.get() {
@@ -122,7 +130,7 @@ impl Frame<'_> {
             kind: options.kind,
             horizon: self.horizon,
             version,
-            expires_ms: options.expires_at_ms.unwrap_or(0),
+            expires_ms: stored_expiry(options.expires_at_ms),
         };
         format::encode_entry(self.buf, &meta, namespace, key, value);
         version
@@ -179,7 +187,7 @@ impl Frame<'_> {
         key: &[u8],
     ) -> Result<Option<(Vec<u8>, PutOptions)>, ReadError> {
         // Increments never share a frame with other writes, so the index is current.
-        let Some(e) = self.state.live(namespace, key, self.now()).copied() else {
+        let Some(e) = self.state.live(namespace, key, self.now()) else {
             return Ok(None);
         };
         let seg = self
@@ -207,14 +215,35 @@ impl Frame<'_> {
     }
 
     /// Appends a put (creating the namespace first if needed) and returns its version.
-    pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) -> u64 {
+    ///
+    /// # Errors
+    /// [`WriteError::TooLarge`] when the namespace's key directory is full (8 GiB of keys).
+    pub fn put(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+    ) -> Result<u64, WriteError> {
+        let full = self
+            .state
+            .namespaces
+            .get(namespace)
+            .is_some_and(|ns| !ns.items.has_room(key.len()));
+        if full {
+            return Err(WriteError::TooLarge {
+                what: "namespace key directory",
+                size: key.len(),
+                limit: 0,
+            });
+        }
         let _ = self.ensure_namespace(namespace);
         let v = self.push(Op::Put, namespace, key, value, options);
         if self.track {
             self.key_overlay
                 .insert((namespace.to_vec(), key.to_vec()), Some(v));
         }
-        v
+        Ok(v)
     }
 
     /// Appends a tombstone if the key is live; true if it was.

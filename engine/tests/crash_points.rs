@@ -86,10 +86,10 @@ impl Model {
     fn apply(&mut self, step: &Step, now: u64) {
         match step {
             Step::Put(ns, k, v, ttl) => {
-                self.namespaces
-                    .entry(ns)
-                    .or_default()
-                    .insert(k.clone(), (v.clone(), ttl.map(|t| now + t)));
+                self.namespaces.entry(ns).or_default().insert(
+                    k.clone(),
+                    (v.clone(), ttl.map(|t| (now + t).div_ceil(1000) * 1000)),
+                );
             }
             Step::Delete(ns, k) => {
                 if let Some(items) = self.namespaces.get_mut(ns) {

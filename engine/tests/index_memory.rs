@@ -29,7 +29,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const KEYS: usize = 200_000;
 const KEY_LEN: usize = 24;
 
 #[test]
@@ -43,18 +42,22 @@ fn index_bytes_per_key() {
     store
         .put(b"bench", b"warm-up", b"x", PutOptions::default())
         .expect("put");
+    let keys: usize = std::env::var("TTLCASK_INDEX_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
     let before = LIVE.load(Ordering::Relaxed);
     let value = [0x5a; 150];
-    for i in 0..KEYS {
+    for i in 0..keys {
         let key = format!("{i:0width$}", width = KEY_LEN);
         store
             .put(b"bench", key.as_bytes(), &value, PutOptions::default())
             .expect("put");
     }
     let after = LIVE.load(Ordering::Relaxed);
-    let per_key = (after - before) as f64 / KEYS as f64;
+    let per_key = (after - before) as f64 / keys as f64;
     let beyond_key = per_key - KEY_LEN as f64;
-    let estimate = store.stats().index_bytes as f64 / KEYS as f64;
+    let estimate = store.stats().index_bytes as f64 / keys as f64;
     println!(
         "index heap: {per_key:.1} bytes per {KEY_LEN}-byte key ({beyond_key:.1} beyond the key); stats() estimates {estimate:.1}"
     );

@@ -179,7 +179,8 @@ fn run(ops: Vec<Op>) {
                 value,
                 ttl,
             } => {
-                let expires = ttl.map(|t| now + t);
+                // The store keeps expiries in whole seconds, rounded up.
+                let expires = ttl.map(|t| (now + t).div_ceil(1000) * 1000);
                 let opts = PutOptions {
                     expires_at_ms: expires,
                     kind: (key % 3) as u8,
