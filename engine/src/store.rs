@@ -279,31 +279,24 @@ impl Store {
     pub fn get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, ReadError> {
         let inner = self.inner();
         let now = inner.now();
-        let (entry, seg) = {
-            let st = inner.state.read();
-            let Some(entry) = st.live(namespace, key, now) else {
-                return Ok(None);
-            };
-            let seg = st
-                .segments
-                .get(&entry.segment)
-                .map(|s| s.segment.clone())
-                .ok_or(ReadError::MissingSegment(entry.segment))?;
-            (entry, seg)
+        let st = inner.state.read();
+        let Some(entry) = st.live(namespace, key, now) else {
+            return Ok(None);
         };
-        let corrupt = ReadError::Corrupt {
-            segment: entry.segment,
-            offset: entry.offset,
+        let seg = st
+            .segments
+            .get(&entry.segment)
+            .map(|s| &s.segment)
+            .ok_or(ReadError::MissingSegment(entry.segment))?;
+        let value = if entry.len <= COPY_UNDER_LOCK {
+            // Small values are copied under the read lock: no reference count traffic.
+            read_value(seg, &entry, namespace, key)?
+        } else {
+            // Large ones outside it, so that a writer never waits for a long copy.
+            let seg = seg.clone();
+            drop(st);
+            read_value(&seg, &entry, namespace, key)?
         };
-        let value = seg
-            .with_entry(entry.offset, entry.len, |e| {
-                let same =
-                    e.key == key && e.namespace == namespace && e.meta.version == entry.version;
-                same.then(|| Bytes::copy_from_slice(e.value))
-            })
-            .ok()
-            .flatten()
-            .ok_or(corrupt)?;
         Ok(Some(Item {
             value,
             version: entry.version,
@@ -524,6 +517,28 @@ fn namespace_info(name: &[u8], ns: &crate::index::Namespace, now: u64) -> Namesp
         items,
         live_bytes,
     }
+}
+
+/// Records up to this size are read under the index lock.
+const COPY_UNDER_LOCK: u32 = 16 << 10;
+
+/// The value of the record `entry` points at, checked against its CRC, key and version.
+fn read_value(
+    seg: &Segment,
+    entry: &crate::index::Entry,
+    namespace: &[u8],
+    key: &[u8],
+) -> Result<Bytes, ReadError> {
+    seg.with_entry(entry.offset, entry.len, |e| {
+        let same = e.key == key && e.namespace == namespace && e.meta.version == entry.version;
+        same.then(|| Bytes::copy_from_slice(e.value))
+    })
+    .ok()
+    .flatten()
+    .ok_or(ReadError::Corrupt {
+        segment: entry.segment,
+        offset: entry.offset,
+    })
 }
 
 /// Parses an ASCII decimal integer (optional leading `-`).
