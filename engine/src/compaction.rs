@@ -170,13 +170,7 @@ impl Inner {
         outputs: &mut Vec<Output>,
         report: &mut CompactionReport,
     ) -> std::io::Result<bool> {
-        let Some((seg, data_len)) = self
-            .state
-            .read()
-            .segments
-            .get(&id)
-            .map(|s| (s.segment.clone(), s.data_len))
-        else {
+        let Some((seg, data_len)) = self.segment_and_len(id) else {
             return Ok(false);
         };
         let view = seg.bytes();
@@ -385,14 +379,16 @@ impl Inner {
         Ok(())
     }
 
-    fn write_hint(&self, id: u32) -> std::io::Result<()> {
-        let Some((seg, data_len)) = self
-            .state
-            .read()
-            .segments
+    /// A segment and its data length, if it still exists.
+    fn segment_and_len(&self, id: u32) -> Option<(Arc<Segment>, u64)> {
+        let st = self.state.read();
+        st.segments
             .get(&id)
             .map(|s| (s.segment.clone(), s.data_len))
-        else {
+    }
+
+    fn write_hint(&self, id: u32) -> std::io::Result<()> {
+        let Some((seg, data_len)) = self.segment_and_len(id) else {
             return Ok(());
         };
         let Some(bytes) = build_hint(&seg, data_len) else {

@@ -189,19 +189,22 @@ fn len_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn read_u16(b: &[u8], at: usize) -> u16 {
+/// Little-endian u16 at `at` (the caller checked the bounds).
+pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
     let mut a = [0; 2];
     a.copy_from_slice(&b[at..at + 2]);
     u16::from_le_bytes(a)
 }
 
-fn read_u32(b: &[u8], at: usize) -> u32 {
+/// Little-endian u32 at `at` (the caller checked the bounds).
+pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
     let mut a = [0; 4];
     a.copy_from_slice(&b[at..at + 4]);
     u32::from_le_bytes(a)
 }
 
-fn read_u64(b: &[u8], at: usize) -> u64 {
+/// Little-endian u64 at `at` (the caller checked the bounds).
+pub(crate) fn read_u64(b: &[u8], at: usize) -> u64 {
     let mut a = [0; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(a)

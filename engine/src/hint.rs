@@ -31,7 +31,9 @@
 
 use std::mem::size_of;
 
-use crate::format::{self, DecodeError, EntryMeta, Op, FORMAT_VERSION};
+use crate::format::{
+    self, read_u16, read_u32, read_u64, DecodeError, EntryMeta, Op, FORMAT_VERSION,
+};
 
 const HINT_MAGIC: [u8; 8] = *b"TTLCHNT\0";
 const FORMAT_OFFSET: usize = HINT_MAGIC.len();
@@ -120,22 +122,6 @@ impl HintWriter {
         self.buf.extend_from_slice(&crc.to_le_bytes());
         self.buf
     }
-}
-
-fn read_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn read_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 /// A checked hint file.

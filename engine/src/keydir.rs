@@ -21,6 +21,8 @@
 use std::mem::size_of;
 
 use foldhash::fast::RandomState;
+
+use crate::format::{read_u16, read_u32, read_u64};
 use hashbrown::HashTable;
 
 /// Longest key the directory holds.
@@ -86,20 +88,6 @@ impl std::fmt::Debug for KeyDir {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
 fn record_len(key_len: usize) -> usize {
     (HEADER + key_len).next_multiple_of(UNIT)
 }
@@ -115,13 +103,13 @@ fn write_meta(slot: &mut [u8], e: &Entry) {
 }
 
 fn read_meta(slot: &[u8]) -> Entry {
-    let version = u64_at(slot, VERSION_AT);
+    let version = read_u64(slot, VERSION_AT);
     Entry {
         version: version & VERSION_MASK,
-        expires_ms: u64::from(u32_at(slot, EXPIRES_AT)) * 1000,
-        segment: u32_at(slot, SEGMENT_AT),
-        offset: u32_at(slot, OFFSET_AT),
-        len: u32_at(slot, LEN_AT) & !REMOVED,
+        expires_ms: u64::from(read_u32(slot, EXPIRES_AT)) * 1000,
+        segment: read_u32(slot, SEGMENT_AT),
+        offset: read_u32(slot, OFFSET_AT),
+        len: read_u32(slot, LEN_AT) & !REMOVED,
         kind: (version >> VERSION_BITS) as u8,
     }
 }
@@ -129,7 +117,7 @@ fn read_meta(slot: &[u8]) -> Entry {
 /// The key stored in the slot at `unit`.
 fn slot_key(arena: &[u8], unit: u32) -> &[u8] {
     let slot = &arena[unit as usize * UNIT..];
-    let n = usize::from(u16_at(slot, KEY_LEN_AT));
+    let n = usize::from(read_u16(slot, KEY_LEN_AT));
     &slot[HEADER..HEADER + n]
 }
 
@@ -237,9 +225,9 @@ impl KeyDir {
     fn mark_slot(&mut self, unit: u32) -> Entry {
         let at = unit as usize * UNIT;
         let old = read_meta(&self.arena[at..]);
-        let len = u32_at(&self.arena, at + LEN_AT) | REMOVED;
+        let len = read_u32(&self.arena, at + LEN_AT) | REMOVED;
         self.arena[at + LEN_AT..at + KEY_LEN_AT].copy_from_slice(&len.to_le_bytes());
-        let key_len = usize::from(u16_at(&self.arena, at + KEY_LEN_AT));
+        let key_len = usize::from(read_u16(&self.arena, at + KEY_LEN_AT));
         self.live -= 1;
         self.removed_bytes += record_len(key_len);
         old
@@ -273,9 +261,9 @@ impl KeyDir {
         std::iter::from_fn(move || {
             while at < self.arena.len() {
                 let here = at;
-                let key_len = usize::from(u16_at(&self.arena, at + KEY_LEN_AT));
+                let key_len = usize::from(read_u16(&self.arena, at + KEY_LEN_AT));
                 at += record_len(key_len);
-                if u32_at(&self.arena, here + LEN_AT) & REMOVED == 0 {
+                if read_u32(&self.arena, here + LEN_AT) & REMOVED == 0 {
                     return Some((here / UNIT) as u32);
                 }
             }
@@ -306,7 +294,7 @@ impl KeyDir {
         let mut arena = Vec::with_capacity(self.arena.len() - self.removed_bytes);
         for unit in self.units() {
             let at = unit as usize * UNIT;
-            let key_len = usize::from(u16_at(&self.arena, at + KEY_LEN_AT));
+            let key_len = usize::from(read_u16(&self.arena, at + KEY_LEN_AT));
             arena.extend_from_slice(&self.arena[at..at + record_len(key_len)]);
         }
         self.arena = arena;
