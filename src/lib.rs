@@ -17,6 +17,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod flash;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod iron;
 pub mod maintenance;

@@ -32,6 +32,8 @@ mod compaction;
 mod error;
 mod format;
 mod fs;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod hint;
 mod index;
 mod keydir;

@@ -158,6 +158,33 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
     parse(&buf)
 }
 
+/// Like [`raw`], for a server that may die meanwhile: any I/O error, a timeout or a response
+/// that is cut short is an `Err`.
+pub async fn try_raw(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Resp> {
+    let run = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(bytes).await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(REQUEST_TIMEOUT, run).await??;
+    let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "response cut short");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(cut)?;
+    let resp = parse(&buf);
+    let declared = resp
+        .header("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0);
+    if buf.len() - split - 4 < declared {
+        return Err(cut());
+    }
+    Ok(resp)
+}
+
 /// Parses one HTTP/1.1 response with a Content-Length body.
 pub fn parse(buf: &[u8]) -> Resp {
     let split = buf
@@ -198,6 +225,17 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
+    raw(addr, &request_bytes(addr, method, path, headers, body)).await
+}
+
+/// The bytes of one request with `Connection: close` and a Content-Length.
+pub fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
@@ -208,7 +246,7 @@ pub async fn request(
     req.push_str("\r\n");
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
-    raw(addr, &bytes).await
+    bytes
 }
 
 /// Asserts a `RequestId` of `v1:req_` + 40 lowercase hex digits.

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `ttlcask_engine::fuzzing::decode_record`.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| ttlcask_engine::fuzzing::decode_record(data));
