@@ -55,7 +55,10 @@ fn expired_items_are_not_returned_counted_or_listed() -> TestResult {
     assert_eq!(store.namespace(b"ns").map(|i| i.items), Some(3));
     // Expiry is kept in whole seconds, rounded up: never early.
     clock.set_ms(10_999);
-    assert_eq!(store.get(b"ns", b"short")?.and_then(|i| i.expires_at_ms), Some(11_000));
+    assert_eq!(
+        store.get(b"ns", b"short")?.and_then(|i| i.expires_at_ms),
+        Some(11_000)
+    );
     clock.set_ms(11_000);
     assert_eq!(store.get(b"ns", b"short")?, None);
     assert_eq!(store.namespace(b"ns").map(|i| i.items), Some(2));
