@@ -1,0 +1,559 @@
+//! Abuse of the server over raw TCP: oversized and chunked bodies, slow-loris headers, idle
+//! connections beyond the cap, malformed HTTP, bad UTF-8, path tricks, huge batches, deep
+//! JSON, forged JWTs and cross-tenant credentials. Each case checks its documented error,
+//! that nothing was stored, and that the server still answers `/healthz`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{start_on, Resp, TestServer, DOC_NOW_MS, SAMPLE_JWT};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use ttlcask::auth::registry::{create_credential, create_tenant, Api};
+use ttlcask::Config;
+use ttlcask_engine::ManualClock;
+
+const P: &str = "0123456789abcdef01234567";
+const IRON: &str = "OAuth abc4c7c627376858";
+const FLASH_ID: &str = "v1:uid_79aec251cd938b1313d7f74611f2c0d1abf894f1";
+const FLASH_KEY: &str = "v1:api_c1c9676fc333043a298551158a22ce64a2796d54";
+const ISSUER: &str = "https://session.firebase.google.com/akka-cache";
+const BOUND: Duration = Duration::from_secs(20);
+
+struct Abuse {
+    s: TestServer,
+    _dir: tempfile::TempDir,
+    /// tenant `acme`: an IronCache token and an Akka JWT.
+    acme_iron: String,
+    acme_jwt: String,
+}
+
+async fn start() -> Abuse {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.limits.max_connections = 4;
+    config.limits.header_read_timeout_ms = 300;
+    config.limits.akka_value_bytes = 4096;
+    config.akka.hs256_secret = Some("acme-secret".into());
+    let mut creds = Vec::new();
+    let s = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |store| {
+        create_tenant(store, "acme").expect("tenant");
+        let iron = create_credential(store, "acme", Api::Iron, None, None).expect("iron");
+        creds.push(iron.secret);
+        let akka = create_credential(
+            store,
+            "acme",
+            Api::Akka,
+            None,
+            Some(("acme-secret", ISSUER)),
+        )
+        .expect("akka");
+        creds.push(akka.secret);
+    })
+    .await;
+    Abuse {
+        s,
+        _dir: dir,
+        acme_iron: format!("OAuth {}", creds[0]),
+        acme_jwt: format!("Bearer {}", creds[1]),
+    }
+}
+
+/// Sends `bytes` and reads until the server closes; a server that stops reading early
+/// (a refused body) must not fail the test. `None` when it closed without an answer.
+async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Resp> {
+    let run = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let _ = stream.write_all(bytes).await;
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf).await;
+        buf
+    };
+    let buf = tokio::time::timeout(BOUND, run)
+        .await
+        .expect("server answers in time");
+    (!buf.is_empty()).then(|| common::parse(&buf))
+}
+
+async fn req(a: &Abuse, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let bytes = common::request_bytes(a.s.addr, method, path, headers, body);
+    send_raw(a.s.addr, &bytes).await.expect("an answer")
+}
+
+/// The server still serves other clients.
+async fn alive(a: &Abuse) {
+    let r = a.s.req("GET", "/healthz", &[], b"").await;
+    assert_eq!(r.status, 200, "healthz after abuse: {r:?}");
+}
+
+async fn iron_get(a: &Abuse, auth: &str, path: &str) -> Resp {
+    req(
+        a,
+        "GET",
+        &format!("/1/projects/{P}/caches/{path}"),
+        &[("Authorization", auth)],
+        b"",
+    )
+    .await
+}
+
+async fn akka_get(a: &Abuse, path: &str) -> Resp {
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    req(a, "GET", path, &[("Authorization", &bearer)], b"").await
+}
+
+fn flash_headers(key: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("ClientId", FLASH_ID),
+        ("Authorization", FLASH_KEY),
+        ("DataKey", key),
+    ]
+}
+
+/// A chunked request whose body is `total` bytes of `fill`, in 1 KiB chunks.
+fn chunked(head: &str, total: usize, fill: u8) -> Vec<u8> {
+    let mut out =
+        format!("{head}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").into_bytes();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(1024);
+        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        out.extend(std::iter::repeat_n(fill, n));
+        out.extend_from_slice(b"\r\n");
+        left -= n;
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_with_and_without_content_length() {
+    let a = start().await;
+    // Flash: 5000 bytes is the documented limit.
+    let big = format!("{{\"a\":\"{}\"}}", "x".repeat(5000));
+    let r = req(
+        &a,
+        "POST",
+        "/v1/cache/add",
+        &flash_headers("big"),
+        big.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let head = format!(
+        "POST /v1/cache/add HTTP/1.1\r\nHost: x\r\nClientId: {FLASH_ID}\r\nAuthorization: {FLASH_KEY}\r\nDataKey: big\r\n"
+    );
+    let r = send_raw(a.s.addr, &chunked(&head, 6000, b' '))
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 400, "chunked Flash body over the limit: {r:?}");
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("big"), b"").await;
+    assert_eq!(r.status, 404, "nothing stored");
+    alive(&a).await;
+
+    // Akka binary value over the configured 4096 bytes, declared and chunked.
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let h = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    let r = req(&a, "POST", "/c/big", &h, &[7u8; 4097]).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let head = format!(
+        "POST /c/big HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\nContent-Type: application/octet-stream\r\n"
+    );
+    let r = send_raw(a.s.addr, &chunked(&head, 64 << 10, 7))
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 400, "chunked Akka body over the limit: {r:?}");
+    assert_eq!(akka_get(&a, "/c/big").await.status, 404, "nothing stored");
+    alive(&a).await;
+
+    // IronCache: a declared Content-Length far over the limit is refused before reading.
+    let head = format!(
+        "PUT /1/projects/{P}/caches/c/items/big HTTP/1.1\r\nHost: x\r\nAuthorization: {IRON}\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{{\"value\":\""
+    );
+    let r = send_raw(a.s.addr, head.as_bytes()).await.expect("answer");
+    assert_eq!(r.status, 400, "{r:?}");
+    let value = json!({ "value": "v".repeat(1 << 20 | 1) }).to_string();
+    let r = req(
+        &a,
+        "PUT",
+        &format!("/1/projects/{P}/caches/c/items/big"),
+        &[("Authorization", IRON)],
+        value.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "value over 1 MiB: {r:?}");
+    assert_eq!(iron_get(&a, IRON, "c/items/big").await.status, 404);
+    alive(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_and_idle_connections_beyond_the_cap() {
+    let a = start().await;
+    // Headers dribbled slower than the 300 ms header timeout: the server hangs up.
+    let mut slow = TcpStream::connect(a.s.addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let dribble = async {
+        for _ in 0..200 {
+            if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return true;
+            }
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut byte)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {} // a 408 answer, then the close
+                Err(_) => {}
+            }
+        }
+        false
+    };
+    assert!(
+        tokio::time::timeout(BOUND, dribble).await.unwrap_or(false),
+        "a slow-loris connection is closed"
+    );
+    alive(&a).await;
+
+    // Twice the connection cap of idle connections: the server still serves requests
+    // (idle ones time out), and after they go.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(a.s.addr).await.expect("connect"));
+    }
+    alive(&a).await;
+    drop(idle);
+    for _ in 0..8 {
+        alive(&a).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_and_invalid_utf8() {
+    let a = start().await;
+    for bytes in [
+        &b"HELLO\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x00\x01\x02\x03\r\n\r\n",
+    ] {
+        let r = send_raw(a.s.addr, bytes).await;
+        assert!(
+            r.as_ref().is_none_or(|r| r.status == 400),
+            "{:?}: {r:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        alive(&a).await;
+    }
+    // Invalid UTF-8 in a header value: the Flash DataKey is refused (400).
+    let mut raw = format!(
+        "POST /v1/cache/add HTTP/1.1\r\nHost: x\r\nClientId: {FLASH_ID}\r\nAuthorization: {FLASH_KEY}\r\nContent-Length: 2\r\nConnection: close\r\nDataKey: k"
+    )
+    .into_bytes();
+    raw.extend_from_slice(b"\xff\xfe\r\n\r\n{}");
+    let r = send_raw(a.s.addr, &raw).await.expect("answer");
+    assert_eq!(r.status, 400, "{r:?}");
+    // Invalid UTF-8 after percent-decoding, and overlong UTF-8 for '/', in each API.
+    let iron_put = |key: &str| format!("/1/projects/{P}/caches/c/items/{key}");
+    for key in ["%FF", "%C0%AF", "a%E2%82"] {
+        let r = req(
+            &a,
+            "PUT",
+            &iron_put(key),
+            &[("Authorization", IRON)],
+            br#"{"value":"v"}"#,
+        )
+        .await;
+        assert_eq!(r.status, 400, "iron {key}: {r:?}");
+        let bearer = format!("Bearer {SAMPLE_JWT}");
+        let r = req(
+            &a,
+            "POST",
+            &format!("/c/{key}"),
+            &[("Authorization", &bearer)],
+            b"v",
+        )
+        .await;
+        assert_eq!(r.status, 400, "akka {key}: {r:?}");
+    }
+    assert_eq!(
+        iron_get(&a, IRON, "c").await.status,
+        404,
+        "no IronCache cache was created"
+    );
+    alive(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_traversal_and_percent_encoding_tricks() {
+    let a = start().await;
+    let iron = |rest: &str| format!("/1/projects/{P}/caches/{rest}");
+    // A `..` segment is a name like any other, and never reaches another project.
+    let other = "ffffffffffffffffffffffff";
+    let r = req(
+        &a,
+        "PUT",
+        &iron(&format!("../../projects/{other}/caches/c/items/k")),
+        &[("Authorization", IRON)],
+        br#"{"value":"v"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = req(
+        &a,
+        "GET",
+        &format!("/1/projects/{other}/caches/c/items/k"),
+        &[("Authorization", IRON)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "nothing stored in the other project");
+    // `%2F` is part of a key, not a separator: stored under "a/b", not reachable as a/b.
+    let r = req(
+        &a,
+        "PUT",
+        &iron("c/items/a%2Fb"),
+        &[("Authorization", IRON)],
+        br#"{"value":"slash"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(iron_get(&a, IRON, "c/items/a/b").await.status, 404);
+    let r = iron_get(&a, IRON, "c/items/a%2Fb").await;
+    assert_eq!((r.status, r.json()["key"].clone()), (200, json!("a/b")));
+    // `%00` in keys and names.
+    let r = req(&a, "POST", "/v1/cache/add", &flash_headers("a%00b"), b"{}").await;
+    assert_eq!(r.status, 400, "Flash DataKey must be URL-safe: {r:?}");
+    let r = req(&a, "POST", "/v1/cache/add", &flash_headers("../etc"), b"{}").await;
+    assert_eq!(r.status, 400, "Flash DataKey must be URL-safe: {r:?}");
+    // Akka: `..` and encoded separators never reach a reserved route or another cache.
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let ah = [("Authorization", bearer.as_str())];
+    let r = req(&a, "POST", "/c/..%2F..%2Fhealthz", &ah, b"v").await;
+    assert_eq!(r.status, 201, "a key with slashes is a key: {r:?}");
+    let r = akka_get(&a, "/c/..%2F..%2Fhealthz").await;
+    assert_eq!(r.body, b"v");
+    let r = req(&a, "POST", "/healthz%2F/k", &ah, b"v").await;
+    assert!(matches!(r.status, 201 | 400), "{r:?}");
+    // A percent-encoded reserved name (`v1`) is not a cacheName: refused, nothing stored.
+    let r = req(&a, "POST", "/%76%31/k", &ah, b"v").await;
+    assert!(matches!(r.status, 400 | 404), "{r:?}");
+    assert_eq!(akka_get(&a, "/%76%31/k").await.status, 404);
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("k"), b"").await;
+    assert_eq!(r.status, 404, "nothing reached Flash: {r:?}");
+    alive(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_batches_and_deeply_nested_json() {
+    let a = start().await;
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let h = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let items: Vec<_> = (0..1001)
+        .map(|i| json!({"cacheName": "c", "key": format!("k{i}"), "value": "dg=="}))
+        .collect();
+    let r = req(
+        &a,
+        "POST",
+        "/batch",
+        &h,
+        json!(items).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "1001 items: {r:?}");
+    assert_eq!(akka_get(&a, "/c/k0").await.status, 404, "nothing stored");
+
+    let deep = "[".repeat(100_000);
+    for path in ["/batch", "/batch/get", "/set", "/cacheName"] {
+        let r = req(&a, "POST", path, &h, deep.as_bytes()).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+    }
+    let r = req(
+        &a,
+        "POST",
+        "/v1/cache/add",
+        &flash_headers("deep"),
+        "[".repeat(4000).as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let iron_deep = format!("{{\"value\":{}}}", "[".repeat(100_000));
+    let r = req(
+        &a,
+        "PUT",
+        &format!("/1/projects/{P}/caches/c/items/deep"),
+        &[("Authorization", IRON)],
+        iron_deep.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(iron_get(&a, IRON, "c/items/deep").await.status, 404);
+    alive(&a).await;
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hs(alg: jsonwebtoken::Algorithm, claims: serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_jwts_are_refused() {
+    let a = start().await;
+    let claims = json!({"iss": ISSUER, "org": "ttorg"});
+    let unsigned = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let cases = [
+        ("alg none", unsigned),
+        (
+            "HS384",
+            hs(
+                jsonwebtoken::Algorithm::HS384,
+                claims.clone(),
+                "your-256-bit-secret",
+            ),
+        ),
+        (
+            "wrong key",
+            hs(
+                jsonwebtoken::Algorithm::HS256,
+                claims.clone(),
+                "not-the-secret",
+            ),
+        ),
+        (
+            "expired",
+            hs(
+                jsonwebtoken::Algorithm::HS256,
+                json!({"iss": ISSUER, "org": "ttorg", "exp": 1_000_000_000u64}),
+                "your-256-bit-secret",
+            ),
+        ),
+        (
+            "missing org",
+            hs(
+                jsonwebtoken::Algorithm::HS256,
+                json!({"iss": ISSUER}),
+                "your-256-bit-secret",
+            ),
+        ),
+        (
+            "unknown org",
+            hs(
+                jsonwebtoken::Algorithm::HS256,
+                json!({"iss": ISSUER, "org": "nobody"}),
+                "your-256-bit-secret",
+            ),
+        ),
+        (
+            "wrong issuer",
+            hs(
+                jsonwebtoken::Algorithm::HS256,
+                json!({"iss": "https://evil", "org": "ttorg"}),
+                "your-256-bit-secret",
+            ),
+        ),
+        ("garbage", "a.b.c".to_string()),
+    ];
+    for (what, token) in cases {
+        let bearer = format!("Bearer {token}");
+        let h = [
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/octet-stream"),
+        ];
+        let r = req(&a, "POST", "/jwt/k", &h, b"forged").await;
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        alive(&a).await;
+    }
+    assert_eq!(akka_get(&a, "/jwt/k").await.status, 404, "nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_of_one_tenant_on_anothers_project_or_cache() {
+    let a = start().await;
+    // ttorg stores in project P and Akka cache c.
+    let r = req(
+        &a,
+        "PUT",
+        &format!("/1/projects/{P}/caches/c/items/k"),
+        &[("Authorization", IRON)],
+        br#"{"value":"ttorg"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let r = req(&a, "POST", "/c/k", &[("Authorization", &bearer)], b"ttorg").await;
+    assert_eq!(r.status, 201);
+
+    // acme's credentials on the same project id and cacheName see nothing of ttorg's.
+    assert_eq!(iron_get(&a, &a.acme_iron, "c/items/k").await.status, 404);
+    assert_eq!(iron_get(&a, &a.acme_iron, "c").await.status, 404);
+    let r = req(
+        &a,
+        "POST",
+        &format!("/1/projects/{P}/caches/c/clear"),
+        &[("Authorization", &a.acme_iron)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "acme cannot clear ttorg's cache: {r:?}");
+    let r = req(
+        &a,
+        "DELETE",
+        &format!("/1/projects/{P}/caches/c/items/k"),
+        &[("Authorization", &a.acme_iron)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let ah = [("Authorization", a.acme_jwt.as_str())];
+    assert_eq!(req(&a, "GET", "/c/k", &ah, b"").await.status, 404);
+    assert_eq!(req(&a, "GET", "/cacheName/c", &ah, b"").await.status, 400);
+    assert_eq!(
+        req(&a, "DELETE", "/cacheName/c", &ah, b"").await.status,
+        400
+    );
+    assert_eq!(req(&a, "DELETE", "/c/k", &ah, b"").await.status, 400);
+    // A Flash API key with another tenant's ClientId is refused.
+    let client = "v1:uid_ffffffffffffffffffffffffffffffffffffffff";
+    let r = req(
+        &a,
+        "GET",
+        "/v1/cache/get",
+        &[
+            ("ClientId", client),
+            ("Authorization", FLASH_KEY),
+            ("DataKey", "k"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{r:?}");
+
+    // ttorg's items are untouched.
+    let r = iron_get(&a, IRON, "c/items/k").await;
+    assert_eq!(r.json()["value"], "ttorg");
+    assert_eq!(akka_get(&a, "/c/k").await.body, b"ttorg");
+    alive(&a).await;
+}
