@@ -140,6 +140,20 @@ where
         .map_err(|e| format!("internal task failed: {e}"))
 }
 
+/// Reads one item: inline when the engine can answer without waiting for the disk (the
+/// common, hot case: no thread hand-off), else on the blocking pool like [`blocking`].
+pub async fn get_item(
+    store: &Store,
+    namespace: Vec<u8>,
+    key: Vec<u8>,
+) -> Result<Result<Option<ttlcask_engine::Item>, ttlcask_engine::ReadError>, String> {
+    match store.try_get(&namespace, &key) {
+        Ok(found) => Ok(Ok(found)),
+        Err(ttlcask_engine::TryGetError::Read(e)) => Ok(Err(e)),
+        Err(_) => blocking(store, move |s| s.get(&namespace, &key)).await,
+    }
+}
+
 /// Random bytes as lowercase hex (request ids, secrets).
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

@@ -285,6 +285,37 @@ pub fn import(
     Ok(report)
 }
 
+/// `Stats` as JSON (what `ttlcask stats` prints and `GET /admin/stats` answers).
+pub fn stats_json(s: &ttlcask_engine::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "items": s.items,
+        "namespaces": s.namespaces,
+        "live_bytes": s.live_bytes,
+        "dead_bytes": s.dead_bytes,
+        "segments": s.segments,
+        "index_bytes": s.index_bytes,
+        "fsyncs": s.fsyncs,
+        "writes": s.writes,
+        "compactions": s.compactions,
+        "expired_removed": s.expired_removed,
+        "compacting": s.compacting,
+        "last_compaction_ms": s.last_compaction_ms,
+        "fsync_batched_writes": s.fsync_batched_writes,
+        "fsync_batches": s.fsync_batches,
+    })
+}
+
+/// A `CompactionReport` as JSON.
+pub fn compaction_json(r: &ttlcask_engine::CompactionReport) -> serde_json::Value {
+    serde_json::json!({
+        "segments_rewritten": r.segments_rewritten,
+        "segments_deleted_unread": r.segments_deleted_unread,
+        "bytes_reclaimed": r.bytes_reclaimed,
+        "records_kept": r.records_kept,
+        "records_dropped": r.records_dropped,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,35 +402,4 @@ mod tests {
             "failed batch absent"
         );
     }
-}
-
-/// `Stats` as JSON (what `ttlcask stats` prints and `GET /admin/stats` answers).
-pub fn stats_json(s: &ttlcask_engine::Stats) -> serde_json::Value {
-    serde_json::json!({
-        "items": s.items,
-        "namespaces": s.namespaces,
-        "live_bytes": s.live_bytes,
-        "dead_bytes": s.dead_bytes,
-        "segments": s.segments,
-        "index_bytes": s.index_bytes,
-        "fsyncs": s.fsyncs,
-        "writes": s.writes,
-        "compactions": s.compactions,
-        "expired_removed": s.expired_removed,
-        "compacting": s.compacting,
-        "last_compaction_ms": s.last_compaction_ms,
-        "fsync_batched_writes": s.fsync_batched_writes,
-        "fsync_batches": s.fsync_batches,
-    })
-}
-
-/// A `CompactionReport` as JSON.
-pub fn compaction_json(r: &ttlcask_engine::CompactionReport) -> serde_json::Value {
-    serde_json::json!({
-        "segments_rewritten": r.segments_rewritten,
-        "segments_deleted_unread": r.segments_deleted_unread,
-        "bytes_reclaimed": r.bytes_reclaimed,
-        "records_kept": r.records_kept,
-        "records_dropped": r.records_dropped,
-    })
 }

@@ -119,6 +119,36 @@ impl fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
+/// A [`Store::try_get`](crate::Store::try_get) did not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryGetError {
+    /// Answering would wait for the disk (or for a long-held lock); use `get` on a thread
+    /// that may block.
+    WouldBlock,
+    /// The read failed.
+    Read(ReadError),
+}
+
+impl fmt::Display for TryGetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WouldBlock => f.write_str(
+                "the record is not in memory; read it with `get` on a thread that may block",
+            ),
+            Self::Read(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TryGetError {}
+
+impl From<ReadError> for TryGetError {
+    fn from(e: ReadError) -> Self {
+        Self::Read(e)
+    }
+}
+
 /// An increment failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -49,6 +49,10 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// of a segment being appended to use this, so that they never borrow bytes that a
     /// writer may be filling.
     fn view_range(&self, start: usize, len: usize) -> Option<View<'_>>;
+    /// Whether reading `len` bytes at `start` of the view would not wait for the disk.
+    fn is_resident(&self, _start: usize, _len: usize) -> bool {
+        true
+    }
     /// (Re)maps the file at its current length.
     fn map(&mut self) -> io::Result<()>;
 }
@@ -106,6 +110,19 @@ impl RealFile {
             }
         })
     }
+}
+
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        #[expect(unsafe_code, reason = "sysconf has no safe wrapper in std")]
+        // SAFETY: sysconf only reads a configuration value.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(n)
+            .ok()
+            .filter(|n| n.is_power_of_two())
+            .unwrap_or(4096)
+    })
 }
 
 /// Reserves the blocks of `[0, len)` so that writes through a map cannot fail.
@@ -174,6 +191,35 @@ impl StorageFile for RealFile {
     fn view_range(&self, start: usize, len: usize) -> Option<View<'_>> {
         let end = start.checked_add(len)?;
         self.mapped().get(start..end).map(View::Slice)
+    }
+
+    fn is_resident(&self, start: usize, len: usize) -> bool {
+        let Some(map) = &self.map else { return false };
+        let page = page_size();
+        let Some(end) = start
+            .checked_add(len)
+            .filter(|&e| e <= map.len() && len > 0)
+        else {
+            return false;
+        };
+        let base = map.as_ptr() as usize;
+        let first = (base + start) & !(page - 1);
+        let pages = (base + end - first).div_ceil(page);
+        let mut residency = [0u8; 8];
+        if pages > residency.len() {
+            return false;
+        }
+        #[expect(unsafe_code, reason = "mincore has no safe wrapper in std")]
+        // SAFETY: the range lies inside the live map (page-aligned down, which stays within
+        // the map's first page); the vector has one byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                first as *mut libc::c_void,
+                pages * page,
+                residency.as_mut_ptr(),
+            )
+        };
+        rc == 0 && residency[..pages].iter().all(|&r| r & 1 == 1)
     }
 
     fn map(&mut self) -> io::Result<()> {

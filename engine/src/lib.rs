@@ -47,7 +47,7 @@ mod verify;
 mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
+pub use error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
 pub use fs::{FileSystem, RealFs, StorageFile, View};
 pub use options::{
     Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,

@@ -118,6 +118,11 @@ impl Segment {
         Ok(f(format::decode_entry(&bytes)?))
     }
 
+    /// Whether reading the entry at `offset` would not wait for the disk.
+    pub fn is_resident(&self, offset: u32, len: u32) -> bool {
+        self.file.is_resident(offset as usize, len as usize)
+    }
+
     /// Writes `data` at `offset`.
     pub fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_at(data, offset)

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::Clock;
-use crate::error::{CompactError, IncrementError, OpenError, ReadError, WriteError};
+use crate::error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::fs::FileSystem;
 use crate::index::{SegmentSlot, State};
@@ -297,12 +297,32 @@ impl Store {
             drop(st);
             read_value(&seg, &entry, namespace, key)?
         };
-        Ok(Some(Item {
-            value,
-            version: entry.version,
-            expires_at_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
-            kind: entry.kind,
-        }))
+        Ok(Some(Item::from_entry(&entry, value)))
+    }
+
+    /// Like [`Store::get`], but never waits for the disk: [`TryGetError::WouldBlock`] when the
+    /// record's pages are not in memory or the index is write-locked, so that an async caller
+    /// can answer hot reads inline and send only cold ones to a blocking thread.
+    ///
+    /// # Errors
+    /// [`TryGetError::WouldBlock`], or [`TryGetError::Read`] as for `get`.
+    pub fn try_get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, TryGetError> {
+        let inner = self.inner();
+        let now = inner.now();
+        let st = inner.state.try_read().ok_or(TryGetError::WouldBlock)?;
+        let Some(entry) = st.live(namespace, key, now) else {
+            return Ok(None);
+        };
+        let seg = st
+            .segments
+            .get(&entry.segment)
+            .map(|s| &s.segment)
+            .ok_or(ReadError::MissingSegment(entry.segment))?;
+        if entry.len > COPY_UNDER_LOCK || !seg.is_resident(entry.offset, entry.len) {
+            return Err(TryGetError::WouldBlock);
+        }
+        let value = read_value(seg, &entry, namespace, key)?;
+        Ok(Some(Item::from_entry(&entry, value)))
     }
 
     /// Stores `value` under `key`, creating the namespace if needed; returns the new version.
@@ -516,6 +536,17 @@ fn namespace_info(name: &[u8], ns: &crate::index::Namespace, now: u64) -> Namesp
         name: name.to_vec(),
         items,
         live_bytes,
+    }
+}
+
+impl Item {
+    fn from_entry(entry: &crate::index::Entry, value: Bytes) -> Self {
+        Self {
+            value,
+            version: entry.version,
+            expires_at_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
+            kind: entry.kind,
+        }
     }
 }
 

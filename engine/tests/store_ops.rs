@@ -480,6 +480,30 @@ fn every_policy_syncs_in_the_background() -> TestResult {
 }
 
 #[test]
+fn try_get_answers_hot_reads_and_sends_large_ones_to_get() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Never)
+        .open(dir.path())?;
+    store.put(b"ns", b"small", b"hot", PutOptions::default())?;
+    store.put(b"ns", b"large", &[5; 100_000], PutOptions::default())?;
+    assert_eq!(
+        &store.try_get(b"ns", b"small")?.expect("present").value[..],
+        b"hot"
+    );
+    assert_eq!(store.try_get(b"ns", b"missing")?, None);
+    assert_eq!(
+        store.try_get(b"ns", b"large"),
+        Err(ttlcask_engine::TryGetError::WouldBlock)
+    );
+    assert_eq!(
+        store.get(b"ns", b"large")?.expect("present").value.len(),
+        100_000
+    );
+    Ok(())
+}
+
+#[test]
 fn the_system_clock_is_the_default() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;

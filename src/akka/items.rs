@@ -112,7 +112,7 @@ pub async fn binary_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp 
         return r;
     }
     let ns = ctx.ns(&cache_name);
-    match blocking(&ctx.state.store, move |s| s.get(&ns, key.as_bytes())).await {
+    match http::get_item(&ctx.state.store, ns, key.into_bytes()).await {
         Ok(Ok(Some(item))) => with_body(StatusCode::OK, "application/octet-stream", item.value),
         Ok(Ok(None)) => empty(StatusCode::NOT_FOUND),
         Ok(Err(e)) => storage_error(e),
@@ -188,8 +188,7 @@ pub async fn json_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
         return r;
     }
     let ns = ctx.ns(&cache_name);
-    let k = key.clone();
-    match blocking(&ctx.state.store, move |s| s.get(&ns, k.as_bytes())).await {
+    match http::get_item(&ctx.state.store, ns, key.clone().into_bytes()).await {
         Ok(Ok(found)) => http::json(
             StatusCode::OK,
             &GetResult {

@@ -137,8 +137,7 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
 /// `GET …/items/{k}`.
 pub async fn get(t: &Target<'_>, cache: String, key: String) -> Resp {
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
-    let k = key.clone();
-    match blocking(&t.state.store, move |s| s.get(&ns, k.as_bytes())).await {
+    match http::get_item(&t.state.store, ns, key.clone().into_bytes()).await {
         Ok(Ok(Some(item))) => {
             let text = String::from_utf8_lossy(&item.value).into_owned();
             let value = match item.kind {
