@@ -192,12 +192,19 @@ impl State {
     }
 
     /// The live entry of `key`, if any.
-    pub fn live(&self, namespace: &[u8], key: &[u8], now_ms: u64) -> Option<Entry> {
+    /// `now_ms` is only called for an entry that has an expiry: reading the clock costs more
+    /// than the lookup.
+    pub fn live(
+        &self,
+        namespace: &[u8],
+        key: &[u8],
+        now_ms: impl FnOnce() -> u64,
+    ) -> Option<Entry> {
         self.namespaces
             .get(namespace)?
             .items
             .get(key)
-            .filter(|e| !e.is_expired(now_ms))
+            .filter(|e| e.expires_ms == 0 || !e.is_expired(now_ms()))
     }
 
     /// Estimated heap bytes of the index.

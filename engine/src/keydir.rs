@@ -173,9 +173,6 @@ impl KeyDir {
     }
 
     /// Sets the entry of `key`; returns the one it replaced.
-    ///
-    /// # Panics
-    /// Never for keys of at most [`MAX_KEY_LEN`] bytes, which the store checks before writing.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         if let Some(u) = self.find(key) {
             let at = u as usize * UNIT;
@@ -183,6 +180,26 @@ impl KeyDir {
             write_meta(&mut self.arena[at..], &entry);
             return Some(old);
         }
+        self.append(key, entry);
+        None
+    }
+
+    /// Sets the entry of `key` unless the present one has a version at least as new (replay,
+    /// where records arrive in any order).
+    pub fn insert_if_newer(&mut self, key: &[u8], entry: Entry) {
+        if let Some(u) = self.find(key) {
+            let at = u as usize * UNIT;
+            if read_meta(&self.arena[at..]).version < entry.version {
+                write_meta(&mut self.arena[at..], &entry);
+            }
+            return;
+        }
+        self.append(key, entry);
+    }
+
+    /// Adds a key that is not present. Keys longer than [`MAX_KEY_LEN`] (which the store
+    /// refuses before writing) are cut to it.
+    fn append(&mut self, key: &[u8], entry: Entry) {
         let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
         let key = &key[..usize::from(key_len)];
         let start = self.arena.len();
@@ -200,7 +217,6 @@ impl KeyDir {
         let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
         table.insert_unique(hash, unit, |&u| hash_slot(hasher, arena, u));
         self.live += 1;
-        None
     }
 
     /// Removes `key`; returns its entry.

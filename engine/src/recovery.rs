@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::format::{self, DecodeError, EntryMeta, Op, SEGMENT_HEADER_LEN};
 use crate::fs::FileSystem;
 use crate::hint::{self, HintEntry};
-use crate::index::{Entry, Location, Namespace, SegmentSlot, State};
+use crate::index::{Entry, KeyDir, Location, Namespace, SegmentSlot, State};
 use crate::segment::{self, Segment, SegmentOpenError};
 use crate::store::RecoveryReport;
 
@@ -30,18 +30,13 @@ pub struct Recovered {
     pub report: RecoveryReport,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ReplayItem {
-    tombstone: bool,
-    entry: Entry,
-}
-
 #[derive(Debug, Default)]
 struct ReplayNamespace {
     created: Option<(u64, Location)>,
     dropped: u64,
     floor: u64,
-    items: HashMap<Box<[u8]>, ReplayItem>,
+    /// Newest put or tombstone per key; a tombstone is an entry of length 0 (no record is).
+    items: KeyDir,
 }
 
 /// One entry as replay sees it, from a segment scan or a hint.
@@ -56,40 +51,53 @@ struct Seen<'a> {
 
 #[derive(Debug, Default)]
 struct Replay {
-    namespaces: HashMap<Box<[u8]>, ReplayNamespace>,
+    names: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    namespaces: Vec<(Box<[u8]>, ReplayNamespace)>,
+    /// Records come in runs of one namespace: remember the last one's slot.
+    last: Option<usize>,
     max_version: u64,
 }
 
 impl Replay {
+    fn namespace(&mut self, name: &[u8]) -> &mut ReplayNamespace {
+        let slot = match self.last {
+            Some(i) if &*self.namespaces[i].0 == name => i,
+            _ => {
+                let next = self.namespaces.len();
+                let i = *self.names.entry(name.into()).or_insert(next);
+                if i == next {
+                    self.namespaces
+                        .push((name.into(), ReplayNamespace::default()));
+                }
+                self.last = Some(i);
+                i
+            }
+        };
+        &mut self.namespaces[slot].1
+    }
+
     fn apply(&mut self, s: &Seen<'_>) {
         let v = s.meta.version;
         self.max_version = self.max_version.max(v);
-        let ns = self.namespaces.entry(s.namespace.into()).or_default();
+        let ns = self.namespace(s.namespace);
         let loc = Location {
             segment: s.segment,
             offset: s.offset,
             len: s.len,
         };
         match s.meta.op {
-            Op::Put | Op::Tombstone => {
-                if v <= ns.floor {
-                    return;
-                }
-                let newer = ns.items.get(s.key).is_none_or(|cur| cur.entry.version < v);
-                if newer {
-                    let entry = Entry {
-                        version: v,
-                        expires_ms: s.meta.expires_ms,
-                        segment: s.segment,
-                        offset: s.offset,
-                        len: s.len,
-                        kind: s.meta.kind,
-                    };
-                    let tombstone = s.meta.op == Op::Tombstone;
-                    ns.items
-                        .insert(s.key.into(), ReplayItem { tombstone, entry });
-                }
+            Op::Put | Op::Tombstone if v > ns.floor => {
+                let entry = Entry {
+                    version: v,
+                    expires_ms: s.meta.expires_ms,
+                    segment: s.segment,
+                    offset: s.offset,
+                    len: if s.meta.op == Op::Tombstone { 0 } else { s.len },
+                    kind: s.meta.kind,
+                };
+                ns.items.insert_if_newer(s.key, entry);
             }
+            Op::Put | Op::Tombstone => {}
             Op::CreateNamespace => {
                 if ns.created.is_none_or(|(cv, _)| cv < v) {
                     ns.created = Some((v, loc));
@@ -112,13 +120,8 @@ impl Replay {
             let mut ns = Namespace::new(created_version, created_at);
             ns.floor = rns.floor;
             let floor = rns.floor;
-            let live = rns
-                .items
-                .into_iter()
-                .filter(|(_, it)| !it.tombstone && it.entry.version > floor);
-            for (key, it) in live {
-                ns.items.insert(&key, it.entry);
-            }
+            ns.items = rns.items;
+            ns.items.retain(|_, e| e.len != 0 && e.version > floor);
             Some((name, ns))
         })
     }

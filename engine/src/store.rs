@@ -278,9 +278,8 @@ impl Store {
     /// [`ReadError::Corrupt`] if the record fails its checksum.
     pub fn get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, ReadError> {
         let inner = self.inner();
-        let now = inner.now();
         let st = inner.state.read();
-        let Some(entry) = st.live(namespace, key, now) else {
+        let Some(entry) = st.live(namespace, key, || inner.now()) else {
             return Ok(None);
         };
         let seg = st
@@ -308,9 +307,8 @@ impl Store {
     /// [`TryGetError::WouldBlock`], or [`TryGetError::Read`] as for `get`.
     pub fn try_get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, TryGetError> {
         let inner = self.inner();
-        let now = inner.now();
         let st = inner.state.try_read().ok_or(TryGetError::WouldBlock)?;
-        let Some(entry) = st.live(namespace, key, now) else {
+        let Some(entry) = st.live(namespace, key, || inner.now()) else {
             return Ok(None);
         };
         let seg = st
@@ -423,7 +421,7 @@ impl Store {
     /// # Errors
     /// See [`WriteError`]; on error none of the batch is acknowledged.
     pub fn write_batch(&self, batch: WriteBatch) -> Result<Vec<BatchOutcome>, WriteError> {
-        for op in &batch.ops {
+        for op in batch.ops() {
             match op {
                 BatchOp::Put {
                     namespace,
@@ -436,14 +434,15 @@ impl Store {
                 }
             }
         }
-        if batch.ops.is_empty() {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
         self.inner().commit(|f| {
-            f.track_earlier_entries();
+            if batch.has_deletes() {
+                f.track_earlier_entries();
+            }
             batch
-                .ops
-                .iter()
+                .ops()
                 .map(|op| match op {
                     BatchOp::Put {
                         namespace,
@@ -451,7 +450,7 @@ impl Store {
                         value,
                         options,
                     } => f
-                        .put(namespace, key, value, *options)
+                        .put(namespace, key, value, options)
                         .map(|version| BatchOutcome::Stored { version }),
                     BatchOp::Delete { namespace, key } => Ok(if f.delete(namespace, key) {
                         BatchOutcome::Deleted

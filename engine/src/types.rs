@@ -63,22 +63,35 @@ pub struct NamespaceInfo {
     pub live_bytes: u64,
 }
 
-/// One operation of a [`WriteBatch`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BatchOp {
+/// One operation of a [`WriteBatch`], borrowing its bytes from the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchOp<'a> {
     Put {
-        namespace: Vec<u8>,
-        key: Vec<u8>,
-        value: Vec<u8>,
+        namespace: &'a [u8],
+        key: &'a [u8],
+        value: &'a [u8],
         options: PutOptions,
     },
     Delete {
-        namespace: Vec<u8>,
-        key: Vec<u8>,
+        namespace: &'a [u8],
+        key: &'a [u8],
     },
 }
 
+/// Where one operation's bytes are in a batch's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpSpan {
+    /// `None` for a delete.
+    put: Option<PutOptions>,
+    namespace: std::ops::Range<usize>,
+    key: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
 /// Writes that are applied together and made durable together.
+///
+/// The bytes of every operation live in one buffer, so building a batch allocates only
+/// as that buffer grows.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -94,7 +107,9 @@ pub(crate) enum BatchOp {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
-    pub(crate) ops: Vec<BatchOp>,
+    bytes: Vec<u8>,
+    spans: Vec<OpSpan>,
+    deletes: usize,
 }
 
 impl WriteBatch {
@@ -103,32 +118,66 @@ impl WriteBatch {
         Self::default()
     }
 
+    fn push_bytes(&mut self, b: &[u8]) -> std::ops::Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
+
     /// Adds an unconditional put.
     pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) {
-        self.ops.push(BatchOp::Put {
-            namespace: namespace.to_vec(),
-            key: key.to_vec(),
-            value: value.to_vec(),
-            options,
-        });
+        let span = OpSpan {
+            put: Some(options),
+            namespace: self.push_bytes(namespace),
+            key: self.push_bytes(key),
+            value: self.push_bytes(value),
+        };
+        self.spans.push(span);
     }
 
     /// Adds a delete.
     pub fn delete(&mut self, namespace: &[u8], key: &[u8]) {
-        self.ops.push(BatchOp::Delete {
-            namespace: namespace.to_vec(),
-            key: key.to_vec(),
-        });
+        let span = OpSpan {
+            put: None,
+            namespace: self.push_bytes(namespace),
+            key: self.push_bytes(key),
+            value: 0..0,
+        };
+        self.spans.push(span);
+        self.deletes += 1;
     }
 
     /// Number of operations.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.spans.len()
     }
 
     /// Whether the batch holds no operation.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.spans.is_empty()
+    }
+
+    /// Whether a later operation may need to see an earlier one: only deletes look at what
+    /// is live (puts are unconditional).
+    pub(crate) fn has_deletes(&self) -> bool {
+        self.deletes > 0
+    }
+
+    /// The operations, in order.
+    pub(crate) fn ops(&self) -> impl Iterator<Item = BatchOp<'_>> + '_ {
+        self.spans.iter().map(|s| {
+            let namespace = &self.bytes[s.namespace.clone()];
+            let key = &self.bytes[s.key.clone()];
+            match s.put {
+                Some(options) => BatchOp::Put {
+                    namespace,
+                    key,
+                    value: &self.bytes[s.value.clone()],
+                    options,
+                },
+                None => BatchOp::Delete { namespace, key },
+            }
+        })
     }
 }
 

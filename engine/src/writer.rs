@@ -176,7 +176,7 @@ impl Frame<'_> {
             return None;
         }
         self.state
-            .live(namespace, key, self.now())
+            .live(namespace, key, || self.now())
             .map(|e| e.version)
     }
 
@@ -187,7 +187,7 @@ impl Frame<'_> {
         key: &[u8],
     ) -> Result<Option<(Vec<u8>, PutOptions)>, ReadError> {
         // Increments never share a frame with other writes, so the index is current.
-        let Some(e) = self.state.live(namespace, key, self.now()) else {
+        let Some(e) = self.state.live(namespace, key, || self.now()) else {
             return Ok(None);
         };
         let seg = self

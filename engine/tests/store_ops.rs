@@ -504,6 +504,27 @@ fn try_get_answers_hot_reads_and_sends_large_ones_to_get() -> TestResult {
 }
 
 #[test]
+fn a_batch_sees_its_own_earlier_operations() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Never)
+        .open(dir.path())?;
+    store.put(b"ns", b"old", b"1", PutOptions::default())?;
+    let mut batch = ttlcask_engine::WriteBatch::new();
+    batch.delete(b"ns", b"old");
+    batch.delete(b"ns", b"old");
+    batch.put(b"ns", b"new", b"2", PutOptions::default());
+    batch.delete(b"ns", b"new");
+    let outcomes = store.write_batch(batch)?;
+    use ttlcask_engine::BatchOutcome::{Deleted, NotFound};
+    assert_eq!(&outcomes[..2], &[Deleted, NotFound]);
+    assert_eq!(outcomes[3], Deleted);
+    assert_eq!(store.get(b"ns", b"old")?, None);
+    assert_eq!(store.get(b"ns", b"new")?, None);
+    Ok(())
+}
+
+#[test]
 fn the_system_clock_is_the_default() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
