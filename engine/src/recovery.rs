@@ -323,23 +323,32 @@ fn load_from_hint(
         ));
         return None;
     }
-    let entries: Vec<HintEntry<'_>> = hint.entries().collect::<Result<_, _>>().ok()?;
-    if entries.iter().any(|e| {
-        (e.offset as usize)
-            .checked_add(e.entry_len())
-            .is_none_or(|end| end as u64 > hint.data_len)
-    }) {
-        return None;
-    }
     let mut stats = SlotStats {
         data_len: hint.data_len,
         hinted: true,
         ..SlotStats::default()
     };
-    for e in &entries {
+    // Entries are applied as they are decoded. If one turns out bad, the caller scans the
+    // segment instead: replay is idempotent, so what was applied from the hint is harmless.
+    let mut applied = 0;
+    for e in hint.entries() {
+        let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
+            (e.offset as usize)
+                .checked_add(e.entry_len())
+                .is_some_and(|end| end as u64 <= hint.data_len)
+        });
+        let (Ok(e), true) = (e, in_bounds) else {
+            report.records -= applied;
+            report.ignored_files.push(format!(
+                "{}: damaged hint record, segment scanned instead",
+                path.display()
+            ));
+            return None;
+        };
         let len = u32::try_from(e.entry_len()).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
         report.records += 1;
+        applied += 1;
         replay.apply(&Seen {
             meta: e.meta,
             namespace: e.namespace,
@@ -355,7 +364,7 @@ fn load_from_hint(
 
 /// Dead bytes of a segment = its entry bytes minus those the index still points at.
 fn account_dead(state: &mut State, entry_bytes: &HashMap<u32, u64>) {
-    let mut live: HashMap<u32, u64> = HashMap::new();
+    let mut live: HashMap<u32, u64, foldhash::fast::RandomState> = HashMap::default();
     for ns in state.namespaces.values() {
         *live.entry(ns.created_at.segment).or_default() += u64::from(ns.created_at.len);
         for e in ns.items.values() {
