@@ -330,15 +330,14 @@ fn load_from_hint(
     };
     // Entries are applied as they are decoded. If one turns out bad, the caller scans the
     // segment instead: replay is idempotent, so what was applied from the hint is harmless.
-    let mut applied = 0;
-    for e in hint.entries() {
+    for (applied, e) in hint.entries().enumerate() {
         let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
             (e.offset as usize)
                 .checked_add(e.entry_len())
                 .is_some_and(|end| end as u64 <= hint.data_len)
         });
         let (Ok(e), true) = (e, in_bounds) else {
-            report.records -= applied;
+            report.records -= applied as u64;
             report.ignored_files.push(format!(
                 "{}: damaged hint record, segment scanned instead",
                 path.display()
@@ -348,7 +347,6 @@ fn load_from_hint(
         let len = u32::try_from(e.entry_len()).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
         report.records += 1;
-        applied += 1;
         replay.apply(&Seen {
             meta: e.meta,
             namespace: e.namespace,
