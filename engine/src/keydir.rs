@@ -13,10 +13,11 @@
 //! | 24 | 2 | key length |
 //! | 26 | n | key |
 //!
-//! A `hashbrown::HashTable<u32>` maps the key's hash to the record's arena offset (in
-//! two-byte units, so an arena may reach 8 GiB). Removing a key marks its slot; the arena is
-//! rewritten once removed slots make up a quarter of it. The arena grows by 1/32 at a time:
-//! large reallocations are page remaps, not copies.
+//! A `hashbrown::HashTable<u32>` maps the key's hash to the record's place in the arena. The
+//! arena is a list of chunks of at most 256 KiB (a record never straddles two), so it grows
+//! without ever copying what it holds; a place is the chunk number (15 bits) and the offset
+//! in two-byte units (17 bits), so an arena may reach 8 GiB. Removing a key marks its slot;
+//! the arena is rewritten once removed slots make up a quarter of it.
 
 use std::mem::size_of;
 
@@ -40,6 +41,81 @@ const VERSION_BITS: u32 = 56;
 const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
 /// Arena offsets count two-byte units.
 const UNIT: usize = 2;
+/// Bits of a place that give the offset in its chunk (in units).
+const OFFSET_BITS: u32 = 17;
+/// Bytes of a full chunk.
+const CHUNK: usize = UNIT << OFFSET_BITS;
+/// Chunks an arena may have.
+const MAX_CHUNKS: usize = 1 << (32 - OFFSET_BITS);
+
+/// Records in chunks that are never reallocated once full.
+#[derive(Clone, Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+    /// Bytes of records, removed ones included.
+    used: usize,
+}
+
+impl Arena {
+    fn locate(place: u32) -> (usize, usize) {
+        (
+            (place >> OFFSET_BITS) as usize,
+            (place & ((1 << OFFSET_BITS) - 1)) as usize * UNIT,
+        )
+    }
+
+    fn slot(&self, place: u32) -> &[u8] {
+        let (c, at) = Self::locate(place);
+        &self.chunks[c][at..]
+    }
+
+    fn slot_mut(&mut self, place: u32) -> &mut [u8] {
+        let (c, at) = Self::locate(place);
+        &mut self.chunks[c][at..]
+    }
+
+    /// Room for a record of `len` bytes; `None` when the arena is full.
+    fn push(&mut self, len: usize) -> Option<u32> {
+        let fits = self.chunks.last().is_some_and(|c| c.len() + len <= CHUNK);
+        if !fits {
+            if self.chunks.len() >= MAX_CHUNKS {
+                return None;
+            }
+            self.chunks.push(Vec::new());
+        }
+        let c = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[c];
+        let at = chunk.len();
+        if chunk.capacity() < at + len {
+            // Small arenas double; a chunk never grows past CHUNK, so full ones never move.
+            let want = (at + len).next_power_of_two().clamp(256, CHUNK);
+            chunk.reserve_exact(want - at);
+        }
+        chunk.resize(at + len, 0);
+        self.used += len;
+        Some(((c as u32) << OFFSET_BITS) | (at / UNIT) as u32)
+    }
+
+    /// Places of every record, removed ones included, in order.
+    fn places(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            let mut at = 0;
+            std::iter::from_fn(move || {
+                if at >= chunk.len() {
+                    return None;
+                }
+                let here = at;
+                at += record_len(usize::from(read_u16(chunk, here + KEY_LEN_AT)));
+                Some(((c as u32) << OFFSET_BITS) | (here / UNIT) as u32)
+            })
+        })
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::capacity).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+    }
+}
 
 /// Where a live record is and what the index needs to answer without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +150,7 @@ impl Entry {
 #[derive(Clone, Default)]
 pub struct KeyDir {
     table: HashTable<u32>,
-    arena: Vec<u8>,
+    arena: Arena,
     live: usize,
     removed_bytes: usize,
     hasher: RandomState,
@@ -114,17 +190,17 @@ fn read_meta(slot: &[u8]) -> Entry {
     }
 }
 
-/// The key stored in the slot at `unit`.
-fn slot_key(arena: &[u8], unit: u32) -> &[u8] {
-    let slot = &arena[unit as usize * UNIT..];
+/// The key stored in the slot at `place`.
+fn slot_key(arena: &Arena, place: u32) -> &[u8] {
+    let slot = arena.slot(place);
     let n = usize::from(read_u16(slot, KEY_LEN_AT));
     &slot[HEADER..HEADER + n]
 }
 
-/// The table's hash of the key in the slot at `unit` (for rehashing on growth).
-fn hash_slot(hasher: &RandomState, arena: &[u8], unit: u32) -> u64 {
+/// The table's hash of the key in the slot at `place` (for rehashing on growth).
+fn hash_slot(hasher: &RandomState, arena: &Arena, place: u32) -> u64 {
     use std::hash::BuildHasher;
-    hasher.hash_one(slot_key(arena, unit))
+    hasher.hash_one(slot_key(arena, place))
 }
 
 impl KeyDir {
@@ -138,46 +214,46 @@ impl KeyDir {
         self.hasher.hash_one(key)
     }
 
-    fn slot(&self, unit: u32) -> &[u8] {
-        &self.arena[unit as usize * UNIT..]
+    fn slot(&self, place: u32) -> &[u8] {
+        self.arena.slot(place)
     }
 
-    fn key_of(&self, unit: u32) -> &[u8] {
-        slot_key(&self.arena, unit)
+    fn key_of(&self, place: u32) -> &[u8] {
+        slot_key(&self.arena, place)
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hash(key);
-        self.table.find(hash, |&u| self.key_of(u) == key).copied()
+        self.table.find(hash, |&p| self.key_of(p) == key).copied()
     }
 
     /// The entry of `key`.
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
-        self.find(key).map(|u| read_meta(self.slot(u)))
+        self.find(key).map(|p| read_meta(self.slot(p)))
     }
 
     /// Moves the record of `key` if its version is still `version`; true if it was.
     pub fn relocate(&mut self, key: &[u8], version: u64, segment: u32, offset: u32) -> bool {
-        let Some(u) = self.find(key) else {
+        let Some(p) = self.find(key) else {
             return false;
         };
-        let at = u as usize * UNIT;
-        let mut e = read_meta(&self.arena[at..]);
+        let slot = self.arena.slot_mut(p);
+        let mut e = read_meta(slot);
         if e.version != version {
             return false;
         }
         e.segment = segment;
         e.offset = offset;
-        write_meta(&mut self.arena[at..], &e);
+        write_meta(slot, &e);
         true
     }
 
     /// Sets the entry of `key`; returns the one it replaced.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        if let Some(u) = self.find(key) {
-            let at = u as usize * UNIT;
-            let old = read_meta(&self.arena[at..]);
-            write_meta(&mut self.arena[at..], &entry);
+        if let Some(p) = self.find(key) {
+            let slot = self.arena.slot_mut(p);
+            let old = read_meta(slot);
+            write_meta(slot, &entry);
             return Some(old);
         }
         self.append(key, entry);
@@ -187,10 +263,10 @@ impl KeyDir {
     /// Sets the entry of `key` unless the present one has a version at least as new (replay,
     /// where records arrive in any order).
     pub fn insert_if_newer(&mut self, key: &[u8], entry: Entry) {
-        if let Some(u) = self.find(key) {
-            let at = u as usize * UNIT;
-            if read_meta(&self.arena[at..]).version < entry.version {
-                write_meta(&mut self.arena[at..], &entry);
+        if let Some(p) = self.find(key) {
+            let slot = self.arena.slot_mut(p);
+            if read_meta(slot).version < entry.version {
+                write_meta(slot, &entry);
             }
             return;
         }
@@ -198,24 +274,21 @@ impl KeyDir {
     }
 
     /// Adds a key that is not present. Keys longer than [`MAX_KEY_LEN`] (which the store
-    /// refuses before writing) are cut to it.
+    /// refuses before writing) are cut to it; when the arena is full (see
+    /// [`KeyDir::has_room`], checked before writing) the key is not indexed.
     fn append(&mut self, key: &[u8], entry: Entry) {
         let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
         let key = &key[..usize::from(key_len)];
-        let start = self.arena.len();
-        let len = record_len(key.len());
-        if self.arena.capacity() - start < len {
-            self.arena.reserve_exact((start / 32).max(4096).max(len));
-        }
-        self.arena.resize(start + len, 0);
-        let slot = &mut self.arena[start..];
+        let Some(place) = self.arena.push(record_len(key.len())) else {
+            return;
+        };
+        let slot = self.arena.slot_mut(place);
         write_meta(slot, &entry);
         slot[KEY_LEN_AT..HEADER].copy_from_slice(&key_len.to_le_bytes());
         slot[HEADER..HEADER + key.len()].copy_from_slice(key);
-        let unit = u32::try_from(start / UNIT).unwrap_or(u32::MAX);
         let hash = self.hash(key);
         let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
-        table.insert_unique(hash, unit, |&u| hash_slot(hasher, arena, u));
+        table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
         self.live += 1;
     }
 
@@ -225,32 +298,28 @@ impl KeyDir {
         let arena = &self.arena;
         let found = self
             .table
-            .find_entry(hash, |&u| slot_key(arena, u) == key)
+            .find_entry(hash, |&p| slot_key(arena, p) == key)
             .ok()?;
-        let (unit, _) = found.remove();
-        Some(self.mark_removed(unit))
-    }
-
-    fn mark_removed(&mut self, unit: u32) -> Entry {
-        let old = self.mark_slot(unit);
+        let (place, _) = found.remove();
+        let old = self.mark_slot(place);
         self.maybe_rewrite();
-        old
+        Some(old)
     }
 
-    /// Flags the slot at `unit` as removed (the table no longer points at it).
-    fn mark_slot(&mut self, unit: u32) -> Entry {
-        let at = unit as usize * UNIT;
-        let old = read_meta(&self.arena[at..]);
-        let len = read_u32(&self.arena, at + LEN_AT) | REMOVED;
-        self.arena[at + LEN_AT..at + KEY_LEN_AT].copy_from_slice(&len.to_le_bytes());
-        let key_len = usize::from(read_u16(&self.arena, at + KEY_LEN_AT));
+    /// Flags the slot at `place` as removed (the table no longer points at it).
+    fn mark_slot(&mut self, place: u32) -> Entry {
+        let slot = self.arena.slot_mut(place);
+        let old = read_meta(slot);
+        let len = read_u32(slot, LEN_AT) | REMOVED;
+        slot[LEN_AT..KEY_LEN_AT].copy_from_slice(&len.to_le_bytes());
+        let key_len = usize::from(read_u16(slot, KEY_LEN_AT));
         self.live -= 1;
         self.removed_bytes += record_len(key_len);
         old
     }
 
     fn maybe_rewrite(&mut self) {
-        if self.removed_bytes > (1 << 20).max(self.arena.len() / 4) {
+        if self.removed_bytes > (1 << 20).max(self.arena.used / 4) {
             self.rewrite();
         }
     }
@@ -258,75 +327,73 @@ impl KeyDir {
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &Entry) -> bool) {
         let doomed: Vec<u32> = self
-            .units()
-            .filter(|&u| !keep(self.key_of(u), &read_meta(self.slot(u))))
+            .places()
+            .filter(|&p| !keep(self.key_of(p), &read_meta(self.slot(p))))
             .collect();
-        for unit in doomed {
-            let hash = self.hash(self.key_of(unit));
-            if let Ok(found) = self.table.find_entry(hash, |&u| u == unit) {
+        for place in doomed {
+            let hash = self.hash(self.key_of(place));
+            if let Ok(found) = self.table.find_entry(hash, |&p| p == place) {
                 found.remove();
-                self.mark_slot(unit);
+                self.mark_slot(place);
             }
         }
         self.maybe_rewrite();
     }
 
-    /// Arena offsets of the live slots, in arena order.
-    fn units(&self) -> impl Iterator<Item = u32> + '_ {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            while at < self.arena.len() {
-                let here = at;
-                let key_len = usize::from(read_u16(&self.arena, at + KEY_LEN_AT));
-                at += record_len(key_len);
-                if read_u32(&self.arena, here + LEN_AT) & REMOVED == 0 {
-                    return Some((here / UNIT) as u32);
-                }
-            }
-            None
-        })
+    /// Places of the live slots, in arena order.
+    fn places(&self) -> impl Iterator<Item = u32> + '_ {
+        self.arena
+            .places()
+            .filter(|&p| read_u32(self.arena.slot(p), LEN_AT) & REMOVED == 0)
     }
 
     /// Every live (key, entry).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Entry)> + '_ {
-        self.units()
-            .map(|u| (self.key_of(u), read_meta(self.slot(u))))
+        self.places()
+            .map(|p| (self.key_of(p), read_meta(self.slot(p))))
     }
 
     /// Every live entry.
     pub fn values(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.units().map(|u| read_meta(self.slot(u)))
+        self.places().map(|p| read_meta(self.slot(p)))
     }
 
-    /// Whether a key of `key_len` bytes still fits (arena offsets are 32-bit units).
+    /// Whether a key of `key_len` bytes still fits.
     pub fn has_room(&self, key_len: usize) -> bool {
         key_len <= MAX_KEY_LEN
-            && (self.arena.len() - self.removed_bytes + record_len(key_len)) / UNIT
-                < u32::MAX as usize
+            && (self.arena.chunks.len() < MAX_CHUNKS
+                || self
+                    .arena
+                    .chunks
+                    .last()
+                    .is_some_and(|c| c.len() + record_len(key_len) <= CHUNK))
     }
 
     /// Compacts the arena, dropping removed slots, and rebuilds the table.
     fn rewrite(&mut self) {
-        let mut arena = Vec::with_capacity(self.arena.len() - self.removed_bytes);
-        for unit in self.units() {
-            let at = unit as usize * UNIT;
-            let key_len = usize::from(read_u16(&self.arena, at + KEY_LEN_AT));
-            arena.extend_from_slice(&self.arena[at..at + record_len(key_len)]);
+        let mut arena = Arena::default();
+        for place in self.places() {
+            let slot = self.arena.slot(place);
+            let len = record_len(usize::from(read_u16(slot, KEY_LEN_AT)));
+            if let Some(new) = arena.push(len) {
+                arena.slot_mut(new)[..len].copy_from_slice(&slot[..len]);
+            }
         }
         self.arena = arena;
         self.removed_bytes = 0;
         let mut table = HashTable::with_capacity(self.live);
-        for unit in self.units() {
-            let hash = self.hash(self.key_of(unit));
+        let places: Vec<u32> = self.arena.places().collect();
+        for place in places {
+            let hash = self.hash(self.key_of(place));
             let (arena, hasher) = (&self.arena, &self.hasher);
-            table.insert_unique(hash, unit, |&u| hash_slot(hasher, arena, u));
+            table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
         }
         self.table = table;
     }
 
     /// Heap bytes in use (table and arena, capacity included).
     pub fn heap_bytes(&self) -> usize {
-        self.table.allocation_size() + self.arena.capacity()
+        self.table.allocation_size() + self.arena.heap_bytes()
     }
 }
 
@@ -394,7 +461,7 @@ mod tests {
         dir.retain(|_, e| e.version % 10 == 0);
         assert_eq!(dir.len(), 5_000);
         assert!(
-            dir.removed_bytes < dir.arena.len(),
+            dir.removed_bytes < dir.arena.used,
             "rewritten along the way"
         );
         for i in 0..50_000u64 {
