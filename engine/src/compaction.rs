@@ -256,7 +256,7 @@ impl Inner {
                 if let Some(last) = outputs.last() {
                     self.seal_output(last)?;
                 }
-                let out_id = w.allocate_segment_id();
+                let out_id = w.allocate_segment_id()?;
                 let capacity = self
                     .options
                     .segment_size

@@ -22,6 +22,8 @@ pub enum OpenError {
     },
     /// A builder option is out of range.
     InvalidOption(String),
+    /// The directory's contents cannot be used as they are.
+    Damaged(String),
 }
 
 impl fmt::Display for OpenError {
@@ -38,6 +40,10 @@ impl fmt::Display for OpenError {
                 path.display()
             ),
             Self::InvalidOption(msg) => write!(f, "invalid store option: {msg}"),
+            Self::Damaged(why) => write!(
+                f,
+                "the data directory cannot be opened: {why}; run `ttlcask verify` on it"
+            ),
         }
     }
 }

@@ -46,6 +46,11 @@ use std::mem::size_of;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TTLCSEG\0";
 /// Version of the segment, frame and entry layout.
 pub const FORMAT_VERSION: u32 = 1;
+/// Versions are below this (the index keeps 56 bits); a record or header claiming more is
+/// damaged, however its checksum reads.
+pub const VERSION_LIMIT: u64 = 1 << 56;
+/// Segment ids are below this, so that the next id always exists.
+pub const SEGMENT_ID_LIMIT: u32 = u32::MAX - 1;
 
 const MAGIC_OFFSET: usize = 0;
 const FORMAT_OFFSET: usize = MAGIC_OFFSET + SEGMENT_MAGIC.len();
@@ -243,6 +248,9 @@ fn decode_entry_checked(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, Decod
         return Err(DecodeError::BadChecksum);
     }
     let op = Op::from_byte(bytes[ENTRY_OP_OFFSET]).ok_or(DecodeError::BadField)?;
+    if read_u64(bytes, ENTRY_VERSION_OFFSET) >= VERSION_LIMIT {
+        return Err(DecodeError::BadField);
+    }
     let meta = EntryMeta {
         op,
         kind: bytes[ENTRY_KIND_OFFSET],
@@ -401,10 +409,16 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError>
     {
         return Err(DecodeError::BadHeader);
     }
-    Ok(SegmentHeader {
+    let header = SegmentHeader {
         id: read_u32(bytes, SEGMENT_ID_OFFSET),
         base_version: read_u64(bytes, BASE_VERSION_OFFSET),
-    })
+    };
+    // The header has no checksum: fields that would break version or id allocation are
+    // refused outright (found by fuzzing recovery).
+    if header.base_version >= VERSION_LIMIT || header.id >= SEGMENT_ID_LIMIT {
+        return Err(DecodeError::BadHeader);
+    }
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -506,5 +520,11 @@ mod tests {
             decode_segment_header(&bytes[..5]),
             Err(DecodeError::Truncated)
         );
+        // No checksum covers the header, so implausible ids and versions are refused.
+        let huge = encode_segment_header(&SegmentHeader {
+            id: 1,
+            base_version: u64::MAX,
+        });
+        assert_eq!(decode_segment_header(&huge), Err(DecodeError::BadHeader));
     }
 }

@@ -200,6 +200,9 @@ fn parse_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
         5 => Op::DropNamespace,
         _ => return Err(DecodeError::BadField),
     };
+    if read_u64(b, REC_VERSION) >= format::VERSION_LIMIT {
+        return Err(DecodeError::BadField);
+    }
     let entry = HintEntry {
         offset: read_u32(b, REC_OFFSET),
         meta: EntryMeta {

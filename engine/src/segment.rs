@@ -26,7 +26,9 @@ pub fn parse_file_name(name: &str, extension: &str) -> Option<u32> {
     if stem.len() != 10 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok()
+    stem.parse()
+        .ok()
+        .filter(|&id| id < crate::format::SEGMENT_ID_LIMIT)
 }
 
 /// An open segment file and its map.

@@ -174,6 +174,16 @@ impl Store {
         let durable = options.durability != Durability::Never;
         let recovered = recovery::recover(fs.as_ref(), dir, durable).map_err(io_err(dir))?;
         let mut state = recovered.state;
+        // Headers and records above these limits were refused while reading; these checks
+        // keep a crafted directory from exhausting ids or versions (found by fuzzing).
+        if recovered.max_version >= format::VERSION_LIMIT / 2
+            || recovered.max_segment_id >= format::SEGMENT_ID_LIMIT / 2
+        {
+            return Err(OpenError::Damaged(format!(
+                "its highest version ({}) or segment id ({}) is implausibly large",
+                recovered.max_version, recovered.max_segment_id
+            )));
+        }
         let next_version = recovered.max_version + 1;
         let active_id = recovered.max_segment_id + 1;
         let active = Segment::create(

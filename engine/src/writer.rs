@@ -54,10 +54,18 @@ impl Writer {
     }
 
     /// Allocates a segment id.
-    pub fn allocate_segment_id(&mut self) -> u32 {
+    ///
+    /// # Errors
+    /// When the ids are used up (after four billion segments).
+    pub fn allocate_segment_id(&mut self) -> std::io::Result<u32> {
         let id = self.next_segment_id;
+        if id >= format::SEGMENT_ID_LIMIT {
+            return Err(std::io::Error::other(
+                "segment ids are used up; export the data and import it into a new directory",
+            ));
+        }
         self.next_segment_id += 1;
-        id
+        Ok(id)
     }
 }
 
@@ -397,7 +405,7 @@ impl Inner {
     /// Seals the active segment and starts a new one big enough for `needed` bytes.
     fn roll_over(&self, w: &mut Writer, needed: u64) -> std::io::Result<()> {
         self.seal_active(w)?;
-        let id = w.allocate_segment_id();
+        let id = w.allocate_segment_id()?;
         let capacity = self
             .options
             .segment_size
