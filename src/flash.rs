@@ -4,13 +4,17 @@
 //! `ExpiresUtc` out); the item is the JSON body. Errors have an empty body and say why in
 //! `ResponseMessage` with `Success: false`.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
 
-use crate::http::{blocking, empty, random_hex, read_body, with_body, BodyError, Resp, JSON};
+use crate::http::{self, blocking, empty, random_hex, read_body, with_body, BodyError, Resp, JSON};
 use crate::namespace;
 use crate::server::AppState;
 use crate::time::{format_flash, parse_flash, parse_rfc3339};
@@ -22,25 +26,25 @@ const UPDATE_ATTEMPTS: usize = 8;
 struct Reply {
     status: StatusCode,
     data_key: Option<String>,
-    message: String,
+    message: Cow<'static, str>,
     count: u32,
     expires_ms: Option<u64>,
     body: Option<Bytes>,
 }
 
 impl Reply {
-    fn ok(status: StatusCode, message: &str, expires_ms: Option<u64>) -> Self {
+    fn ok(status: StatusCode, message: &'static str, expires_ms: Option<u64>) -> Self {
         Self {
             status,
             data_key: None,
-            message: message.to_string(),
+            message: Cow::Borrowed(message),
             count: 1,
             expires_ms,
             body: None,
         }
     }
 
-    fn fail(status: StatusCode, message: impl Into<String>) -> Self {
+    fn fail(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             status,
             data_key: None,
@@ -51,30 +55,64 @@ impl Reply {
         }
     }
 
-    fn into_response(self, data_key: Option<&str>) -> Resp {
+    fn into_response(self, data_key: Option<HeaderValue>) -> Resp {
         let mut resp = match self.body {
             Some(body) => with_body(self.status, JSON, body),
             None => empty(self.status),
         };
         let success = self.status.is_success();
         let headers = resp.headers_mut();
-        set(headers, "requestid", &format!("v1:req_{}", random_hex(20)));
-        if let Some(key) = self.data_key.as_deref().or(data_key) {
-            set(headers, "datakey", key);
+        headers.insert(REQUEST_ID, request_id());
+        match self.data_key.as_deref() {
+            Some(key) => set(headers, DATA_KEY, key),
+            None => {
+                if let Some(key) = data_key {
+                    headers.insert(DATA_KEY, key);
+                }
+            }
         }
-        set(headers, "success", if success { "true" } else { "false" });
-        set(headers, "responsemessage", &self.message);
-        set(headers, "count", &self.count.to_string());
+        headers.insert(
+            SUCCESS,
+            HeaderValue::from_static(if success { "true" } else { "false" }),
+        );
+        match self.message {
+            Cow::Borrowed(m) => set(headers, RESPONSE_MESSAGE, m),
+            Cow::Owned(m) => set(headers, RESPONSE_MESSAGE, &m),
+        }
+        headers.insert(COUNT, HeaderValue::from(self.count));
         if let Some(ms) = self.expires_ms {
-            set(headers, "expiresutc", &format_flash(ms));
+            set(headers, EXPIRES_UTC, &format_flash(ms));
         }
         resp
     }
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+const REQUEST_ID: HeaderName = HeaderName::from_static("requestid");
+const DATA_KEY: HeaderName = HeaderName::from_static("datakey");
+const SUCCESS: HeaderName = HeaderName::from_static("success");
+const RESPONSE_MESSAGE: HeaderName = HeaderName::from_static("responsemessage");
+const COUNT: HeaderName = HeaderName::from_static("count");
+const EXPIRES_UTC: HeaderName = HeaderName::from_static("expiresutc");
+
+/// `v1:req_` and 40 hex digits, unique per response: a random per-process prefix (96 bits)
+/// and a counter (64 bits), so no system call per request.
+fn request_id() -> HeaderValue {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| format!("v1:req_{}", random_hex(12)));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut id = [0u8; 47];
+    id[..31].copy_from_slice(prefix.as_bytes());
+    for (i, digit) in id[31..].iter_mut().enumerate() {
+        *digit = DIGITS[((n >> (60 - 4 * i)) & 15) as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("v1:req_"))
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), v);
+        headers.insert(name, v);
     }
 }
 
@@ -96,13 +134,17 @@ fn valid_data_key(key: &str, max: usize) -> bool {
 
 /// Handles `/v1/cache/…`.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    let data_key = header(&req, "datakey").map(str::to_string);
+    // Echoed as sent (trimmed), when it is visible ASCII.
+    let data_key = req.headers().get("datakey").and_then(|v| {
+        let trimmed = v.to_str().ok()?.trim();
+        if trimmed.len() == v.len() {
+            Some(v.clone())
+        } else {
+            HeaderValue::from_str(trimmed).ok()
+        }
+    });
     let reply = dispatch(state, req).await;
-    reply.into_response(
-        data_key
-            .as_deref()
-            .filter(|k| HeaderValue::from_str(k).is_ok()),
-    )
+    reply.into_response(data_key)
 }
 
 async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
@@ -197,10 +239,21 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
         Bytes::new()
     };
     let key_bytes = key.into_bytes();
+    if op == Op::Get {
+        // Inline when the engine can answer without the disk (see `http::get_item`).
+        return match http::get_item(&store, ns, key_bytes).await {
+            Ok(Ok(found)) => got(found),
+            Ok(Err(e)) => Reply::fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Storage error: {e}"),
+            ),
+            Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+        };
+    }
     let outcome = blocking(&store, move |s| match op {
         Op::Add => add(s, &ns, &key_bytes, &body, expires.unwrap_or(now + max_ms)),
         Op::Update => update(s, &ns, &key_bytes, &body, expires),
-        Op::Get => get(s, &ns, &key_bytes),
+        Op::Get => read_item(s, &ns, &key_bytes).map_or_else(|r| r, got),
         Op::Delete => delete(s, &ns, &key_bytes),
     })
     .await;
@@ -279,9 +332,9 @@ fn update(s: &Store, ns: &[u8], key: &[u8], body: &[u8], expires: Option<u64>) -
     )
 }
 
-fn get(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
-    match read_item(s, ns, key) {
-        Ok(Some(item)) => {
+fn got(found: Option<Item>) -> Reply {
+    match found {
+        Some(item) => {
             let mut reply = Reply::ok(
                 StatusCode::OK,
                 "Object retrieved successfully",
@@ -290,8 +343,7 @@ fn get(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
             reply.body = Some(item.value);
             reply
         }
-        Ok(None) => Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
-        Err(reply) => reply,
+        None => Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
     }
 }
 

@@ -92,6 +92,20 @@ pub fn segments(path: &str) -> Option<Vec<String>> {
     trimmed.split('/').map(percent_decode).collect()
 }
 
+/// [`segments`] without copying: borrows the segments of a path that has no `%`, and keeps
+/// decoded ones in `decoded` otherwise.
+pub fn split_path<'a>(path: &'a str, decoded: &'a mut Vec<String>) -> Option<Vec<&'a str>> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Some(Vec::new());
+    }
+    if !trimmed.contains('%') {
+        return Some(trimmed.split('/').collect());
+    }
+    *decoded = segments(path)?;
+    Some(decoded.iter().map(String::as_str).collect())
+}
+
 /// Percent-decodes one segment; a `%` not followed by two hex digits is kept as is.
 pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -199,6 +213,21 @@ mod tests {
             ])
         );
         assert_eq!(segments("/"), Some(vec![]));
+        for path in [
+            "/",
+            "/a",
+            "/1/a%20b/c+d/%E5%90%8D/%2F",
+            "/a//b/",
+            "/a/%ff",
+            "/%",
+        ] {
+            let mut decoded = Vec::new();
+            assert_eq!(
+                split_path(path, &mut decoded).map(|v| v.join("\0")),
+                segments(path).map(|v| v.join("\0")),
+                "{path}"
+            );
+        }
         assert_eq!(segments("/a/%ff"), None);
         assert_eq!(percent_decode("100%"), Some("100%".into()));
         assert_eq!(percent_decode("%4"), Some("%4".into()));

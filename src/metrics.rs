@@ -70,14 +70,23 @@ pub fn classify(path: &str) -> usize {
             .position(|&(a, r)| a == api && r == route)
             .unwrap_or(0)
     };
-    let segs: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    let route = match segs.as_slice() {
-        ["v1", "cache", op] => match *op {
-            "add" | "update" | "get" | "delete" => {
-                return index("flash", &format!("/v1/cache/{op}"))
-            }
-            _ => ("flash", "other"),
-        },
+    // Every template has at most 8 segments: the first 9 decide (no allocation per request).
+    let mut buf = [""; 9];
+    let mut n = 0;
+    for seg in path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .take(buf.len())
+    {
+        buf[n] = seg;
+        n += 1;
+    }
+    let route = match &buf[..n] {
+        ["v1", "cache", "add"] => ("flash", "/v1/cache/add"),
+        ["v1", "cache", "update"] => ("flash", "/v1/cache/update"),
+        ["v1", "cache", "get"] => ("flash", "/v1/cache/get"),
+        ["v1", "cache", "delete"] => ("flash", "/v1/cache/delete"),
         ["v1", "cache", ..] => ("flash", "other"),
         ["version"] | ["1", "version"] => ("iron", "/1/version"),
         ["1", "projects", _, "caches"] => ("iron", "/1/projects/{project}/caches"),

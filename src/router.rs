@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL};
+use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL};
 use hyper::{Method, Request, StatusCode};
 
 use crate::config::MetricsAccess;
@@ -39,26 +39,26 @@ pub const RESERVED_FIRST_SEGMENTS: &[&str] = &[
 /// The OpenAPI 3 document of the three dialects and the service routes.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
-const REQUEST_ID_HEADER: &str = "x-request-id";
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A request id: the client's `X-Request-Id` when it is short printable ASCII, else a
-/// per-process random prefix and a counter (unique, and cheap enough for every request).
-fn request_id(req: &Request<Incoming>) -> (String, bool) {
-    if let Some(given) = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return (given.to_string(), true);
-    }
+/// The client's `X-Request-Id` when it is short printable ASCII (it is echoed back).
+fn given_request_id(req: &Request<Incoming>) -> Option<HeaderValue> {
+    req.headers()
+        .get(&REQUEST_ID_HEADER)
+        .filter(|v| {
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+}
+
+/// A generated request id: a per-process random prefix and a counter (unique, and made only
+/// when a log line needs it).
+fn generated_request_id() -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let prefix = PREFIX.get_or_init(|| crate::http::random_hex(4));
-    (
-        format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed)),
-        false,
-    )
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The client's address, put in the request's extensions by the accept loop.
@@ -74,17 +74,25 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
         .get::<PeerAddr>()
         .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let (id, echo) = request_id(&req);
-    let route_index = metrics::classify(&path);
-    let mut resp = route(&state, req, &path, peer).await;
+    // A `Uri` clone shares its bytes: the path outlives the request without a copy.
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let given_id = given_request_id(&req);
+    let route_index = metrics::classify(path);
+    let mut resp = route(&state, req, path, peer).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     state.metrics.record(route_index, &method, status, elapsed);
-    let (api, route_label) = metrics::ROUTES[route_index];
-    tracing::debug!(request_id = %id, %peer, %method, path, api, status, elapsed_us = elapsed.as_micros() as u64, "request");
-    if status >= 500 {
-        tracing::warn!(request_id = %id, %method, route = route_label, api, status, "request failed with a server error");
+    if status >= 500 || tracing::enabled!(tracing::Level::DEBUG) {
+        let id = match &given_id {
+            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            None => generated_request_id(),
+        };
+        let (api, route_label) = metrics::ROUTES[route_index];
+        tracing::debug!(request_id = %id, %peer, %method, path, api, status, elapsed_us = elapsed.as_micros() as u64, "request");
+        if status >= 500 {
+            tracing::warn!(request_id = %id, %method, route = route_label, api, status, "request failed with a server error");
+        }
     }
     if status == 405 && !resp.headers().contains_key(ALLOW) {
         // RFC 9110: a 405 lists what the resource does accept.
@@ -93,10 +101,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
                 .insert(ALLOW, HeaderValue::from_static(allow));
         }
     }
-    if echo {
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-        }
+    if let Some(id) = given_id {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
     resp
 }

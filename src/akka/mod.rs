@@ -153,11 +153,10 @@ enum Route {
 }
 
 /// `Ok(route)`, `Err(true)` for a known path with the wrong method, `Err(false)` for unknown.
-fn route(method: &Method, segs: Vec<String>) -> Result<Route, bool> {
+fn route(method: &Method, s: &[&str]) -> Result<Route, bool> {
     let m = method.clone();
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let owned = |x: &str| x.to_string();
-    match s.as_slice() {
+    match s {
         ["cacheName"] => match m {
             Method::POST => Ok(Route::NameCreate),
             Method::PUT => Ok(Route::NameUpdate),
@@ -203,10 +202,13 @@ fn route(method: &Method, segs: Vec<String>) -> Result<Route, bool> {
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     let mut resp = dispatch(state, req).await;
     let origin = &state.config.akka.cors_allow_origin;
-    if !origin.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(origin) {
-            resp.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        }
+    let value = match origin.as_str() {
+        "" => None,
+        "*" => Some(HeaderValue::from_static("*")),
+        other => HeaderValue::from_str(other).ok(),
+    };
+    if let Some(v) = value {
+        resp.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, v);
     }
     resp
 }
@@ -225,10 +227,11 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
         );
         return resp;
     }
-    let Some(segs) = http::segments(req.uri().path()) else {
+    let mut decoded = Vec::new();
+    let Some(segs) = http::split_path(req.uri().path(), &mut decoded) else {
         return bad_request("path segments must be valid UTF-8 after percent-decoding");
     };
-    let route = match route(req.method(), segs) {
+    let route = match route(req.method(), &segs) {
         Ok(r) => r,
         Err(true) => return with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed"),
         Err(false) => return with_body(StatusCode::NOT_FOUND, TEXT, "not found"),
@@ -239,14 +242,12 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, tok) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| tok.trim().to_string())
+            scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
         });
     let Some(token) = token else {
         return with_body(StatusCode::UNAUTHORIZED, TEXT, "a bearer token is required");
     };
-    let caller = match state.auth.akka(&token) {
+    let caller = match state.auth.akka(token) {
         Ok(c) => c,
         Err(reason) => return with_body(StatusCode::UNAUTHORIZED, TEXT, reason),
     };

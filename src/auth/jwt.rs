@@ -27,6 +27,11 @@ pub struct Claims {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Expiry as sent (jsonwebtoken has checked it); kept so that a cached token can be
+    /// refused once it passes. Any JSON value, so that reading it never refuses a token the
+    /// validation accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<serde_json::Value>,
 }
 
 /// Verifies bearer tokens against the configured keys.

@@ -10,6 +10,7 @@
 
 pub mod jwt;
 pub mod registry;
+pub mod verified;
 
 use std::sync::{Arc, RwLock};
 
@@ -61,12 +62,21 @@ pub struct AkkaCaller {
     pub service_level: Option<String>,
 }
 
+/// Seconds since the Unix epoch, the clock JWT `exp`/`nbf` are checked against.
+pub fn unix_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Resolves credentials of all three APIs.
 #[derive(Clone)]
 pub struct Authenticator {
     dev: bool,
     registry: Arc<RwLock<Registry>>,
     jwt: Arc<jwt::JwtVerifier>,
+    verified: Arc<verified::VerifiedTokens>,
+    clock: fn() -> u64,
 }
 
 impl Authenticator {
@@ -76,7 +86,17 @@ impl Authenticator {
             dev,
             registry: Arc::new(RwLock::new(registry)),
             jwt: Arc::new(jwt),
+            verified: Arc::new(verified::VerifiedTokens::new()),
+            clock: unix_now_secs,
         }
+    }
+
+    /// The same authenticator with another clock for cached JWTs' `exp` (tests move it
+    /// forward instead of sleeping).
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The in-memory registry, for the admin endpoint to update after it wrote the store.
@@ -126,7 +146,48 @@ impl Authenticator {
     }
 
     /// An Akka caller from a bearer token, or the reason it was refused.
+    ///
+    /// The signature and claims of a token are verified once and then held in
+    /// [`verified::VerifiedTokens`] until its `exp`; revocation and the tenant are checked
+    /// against the registry on every request.
     pub fn akka(&self, token: &str) -> Result<AkkaCaller, String> {
+        let claims = match self.verified.get(token, (self.clock)()) {
+            verified::Lookup::Hit(claims) => claims,
+            verified::Lookup::Expired => return Err("invalid JWT: ExpiredSignature".into()),
+            verified::Lookup::Miss => {
+                let (claims, cacheable) = self.verify_jwt(token)?;
+                let claims = Arc::new(claims);
+                if cacheable {
+                    self.verified.insert(token, claims.clone());
+                }
+                claims
+            }
+        };
+        self.with_registry(|r| {
+            if let Some(jti) = claims
+                .jti
+                .as_deref()
+                .and_then(|j| j.strip_prefix(jwt::JTI_PREFIX))
+            {
+                match r.credential(jti) {
+                    Some(c) if c.api == Api::Akka && c.tenant == claims.org => {}
+                    _ => return Err("the JWT was revoked".to_string()),
+                }
+            }
+            if r.tenant(&claims.org).is_none() && !(self.dev && claims.org == DEV_TENANT) {
+                return Err(format!("unknown tenant {:?}", claims.org));
+            }
+            Ok(())
+        })?;
+        Ok(AkkaCaller {
+            tenant: claims.org.clone(),
+            service_level: claims.service_level.clone(),
+        })
+    }
+
+    /// The full check of a token: signature and claims, then `org`. The flag says whether
+    /// the result may be cached: only when `exp` is absent or a whole number of seconds.
+    fn verify_jwt(&self, token: &str) -> Result<(verified::VerifiedClaims, bool), String> {
         let claims = self.jwt.verify(token)?;
         let org = claims
             .org
@@ -135,25 +196,128 @@ impl Authenticator {
         if !crate::namespace::valid_tenant(&org) {
             return Err("the JWT's org is not a valid tenant name".into());
         }
-        self.with_registry(|r| {
-            if let Some(jti) = claims
-                .jti
-                .as_deref()
-                .and_then(|j| j.strip_prefix(jwt::JTI_PREFIX))
-            {
-                match r.credential(jti) {
-                    Some(c) if c.api == Api::Akka && c.tenant == org => {}
-                    _ => return Err("the JWT was revoked".to_string()),
-                }
-            }
-            if r.tenant(&org).is_none() && !(self.dev && org == DEV_TENANT) {
-                return Err(format!("unknown tenant {org:?}"));
-            }
-            Ok(())
-        })?;
-        Ok(AkkaCaller {
-            tenant: org,
-            service_level: claims.service_level.map(|s| s.to_lowercase()),
-        })
+        let (exp, cacheable) = match &claims.exp {
+            None => (None, true),
+            Some(v) => (v.as_u64(), v.as_u64().is_some()),
+        };
+        Ok((
+            verified::VerifiedClaims {
+                org,
+                service_level: claims.service_level.map(|s| s.to_lowercase()),
+                jti: claims.jti,
+                exp,
+            },
+            cacheable,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    use super::*;
+    use crate::config::{AkkaConfig, DEFAULT_AKKA_ISSUER};
+
+    const SECRET: &str = "a-test-secret-of-some-length";
+    const CRED_ID: &str = "0123456789ab";
+
+    fn authenticator() -> Authenticator {
+        let mut registry = Registry::default();
+        registry.upsert_tenant(TenantRecord {
+            name: "acme".into(),
+            flash_client_id: "v1:uid_x".into(),
+            created_ms: 0,
+        });
+        registry.upsert_credential(CredentialRecord {
+            id: CRED_ID.into(),
+            tenant: "acme".into(),
+            api: Api::Akka,
+            app: None,
+            secret_sha256: String::new(),
+            created_ms: 0,
+        });
+        let config = AkkaConfig {
+            hs256_secret: Some(SECRET.into()),
+            ..AkkaConfig::default()
+        };
+        let verifier = jwt::JwtVerifier::new(&config, false).expect("no pem");
+        Authenticator::new(false, registry, verifier)
+    }
+
+    fn token(exp: Option<u64>) -> String {
+        let mut claims = serde_json::json!({
+            "iss": DEFAULT_AKKA_ISSUER,
+            "org": "acme",
+            "jti": format!("{}{CRED_ID}", jwt::JTI_PREFIX),
+        });
+        if let Some(exp) = exp {
+            claims["exp"] = exp.into();
+        }
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("sign")
+    }
+
+    // Found by the review of the verified-token cache (issue 6): a cached token must obey
+    // revocation at once and its exp even though its signature is not checked again.
+    #[test]
+    fn revoked_jwt_is_refused_at_once_even_when_cached() {
+        let auth = authenticator();
+        let jwt = token(None);
+        assert_eq!(auth.akka(&jwt).expect("valid").tenant, "acme");
+        assert_eq!(auth.akka(&jwt).expect("cached").tenant, "acme");
+        assert_eq!(auth.verified.len(), 1);
+        auth.registry()
+            .write()
+            .expect("lock")
+            .remove_credential(CRED_ID);
+        assert_eq!(auth.akka(&jwt), Err("the JWT was revoked".to_string()));
+    }
+
+    static NOW: AtomicU64 = AtomicU64::new(0);
+
+    #[test]
+    fn expired_jwt_is_refused_even_when_cached() {
+        let now = unix_now_secs();
+        NOW.store(now, Ordering::SeqCst);
+        let auth = authenticator().with_clock(|| NOW.load(Ordering::SeqCst));
+        let jwt = token(Some(now + 60));
+        assert!(auth.akka(&jwt).is_ok());
+        assert!(auth.akka(&jwt).is_ok(), "cached");
+        NOW.store(now + 60, Ordering::SeqCst);
+        assert!(auth.akka(&jwt).is_ok(), "valid through its exp second");
+        NOW.store(now + 61, Ordering::SeqCst);
+        assert_eq!(
+            auth.akka(&jwt),
+            Err("invalid JWT: ExpiredSignature".to_string())
+        );
+        // An already expired token is refused by the full check and never cached.
+        let old = token(Some(now - 10));
+        assert!(auth.akka(&old).is_err());
+        assert!(auth.akka(&old).is_err());
+    }
+
+    #[test]
+    fn forged_jwt_is_never_cached() {
+        let auth = authenticator();
+        let good = token(None);
+        // The same header and claims with another signature.
+        let sig = good.rfind('.').expect("three parts") + 1;
+        let flipped = if good.as_bytes()[sig] == b'A' {
+            "B"
+        } else {
+            "A"
+        };
+        let forged = format!("{}{flipped}{}", &good[..sig], &good[sig + 1..]);
+        for _ in 0..2 {
+            assert!(auth.akka(&forged).is_err());
+        }
+        assert!(auth.verified.is_empty());
     }
 }

@@ -1,8 +1,11 @@
 //! IronCache item calls: put (with `expires_in`, `add`, `replace`, `cas`), get, delete,
 //! increment.
 
+use std::borrow::Cow;
+
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use ttlcask_engine::{Condition, IncrementError, PutOptions, WriteError};
 
@@ -134,31 +137,53 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
     }
 }
 
+/// The body of a found item, in the real service's field order.
+#[derive(Serialize)]
+struct ItemBody<'a> {
+    cache: &'a str,
+    key: &'a str,
+    value: ItemValue<'a>,
+    cas: u64,
+    flags: u8,
+    expires: Cow<'a, str>,
+}
+
+/// A value as it was sent: a number comes back as a number.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ItemValue<'a> {
+    Number(serde_json::Number),
+    Text(Cow<'a, str>),
+}
+
 /// `GET …/items/{k}`.
 pub async fn get(t: &Target<'_>, cache: String, key: String) -> Resp {
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
-    match http::get_item(&t.state.store, ns, key.clone().into_bytes()).await {
+    match http::get_item(&t.state.store, ns, key.as_bytes().to_vec()).await {
         Ok(Ok(Some(item))) => {
-            let text = String::from_utf8_lossy(&item.value).into_owned();
+            let text = String::from_utf8_lossy(&item.value);
             let value = match item.kind {
-                KIND_NUMBER => serde_json::from_str::<serde_json::Number>(&text)
-                    .map(Value::Number)
-                    .unwrap_or(Value::String(text)),
-                _ => Value::String(text),
+                KIND_NUMBER => match serde_json::from_str::<serde_json::Number>(&text) {
+                    Ok(n) => ItemValue::Number(n),
+                    Err(_) => ItemValue::Text(text),
+                },
+                _ => ItemValue::Text(text),
             };
             let expires = item
                 .expires_at_ms
-                .map_or_else(|| NEVER_EXPIRES.to_string(), format_rfc3339);
+                .map_or(Cow::Borrowed(NEVER_EXPIRES), |ms| {
+                    Cow::Owned(format_rfc3339(ms))
+                });
             http::json(
                 StatusCode::OK,
-                &json!({
-                    "cache": cache,
-                    "key": key,
-                    "value": value,
-                    "cas": item.version,
-                    "flags": 0,
-                    "expires": expires,
-                }),
+                &ItemBody {
+                    cache: &cache,
+                    key: &key,
+                    value,
+                    cas: item.version,
+                    flags: 0,
+                    expires,
+                },
             )
         }
         Ok(Ok(None)) => msg(StatusCode::NOT_FOUND, "Item not found"),

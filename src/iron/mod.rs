@@ -7,6 +7,8 @@
 mod caches;
 mod items;
 
+use std::borrow::Cow;
+
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
@@ -44,10 +46,9 @@ enum Route {
     Increment(String, String),
 }
 
-fn route(segs: &[String]) -> Option<(Route, String)> {
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+fn route(s: &[&str]) -> Option<(Route, String)> {
     let project = |p: &str| p.to_string();
-    Some(match s.as_slice() {
+    Some(match s {
         ["version"] | ["1", "version"] => (Route::Version, String::new()),
         ["1", "projects", p, "caches"] => (Route::ListCaches, project(p)),
         ["1", "projects", p, "caches", c] if !c.is_empty() => {
@@ -68,7 +69,7 @@ fn route(segs: &[String]) -> Option<(Route, String)> {
     })
 }
 
-fn token(req: &Request<Incoming>) -> Option<String> {
+fn token(req: &Request<Incoming>) -> Option<Cow<'_, str>> {
     if let Some(value) = req
         .headers()
         .get("authorization")
@@ -77,16 +78,17 @@ fn token(req: &Request<Incoming>) -> Option<String> {
         let value = value.trim();
         if let Some((scheme, tok)) = value.split_once(' ') {
             if scheme.eq_ignore_ascii_case("oauth") || scheme.eq_ignore_ascii_case("bearer") {
-                return Some(tok.trim().to_string());
+                return Some(Cow::Borrowed(tok.trim()));
             }
         }
     }
-    query_param(req.uri().query(), "oauth")
+    query_param(req.uri().query(), "oauth").map(Cow::Owned)
 }
 
 /// Handles `/1/…` and `/version`.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    let Some(segs) = http::segments(req.uri().path()) else {
+    let mut decoded = Vec::new();
+    let Some(segs) = http::split_path(req.uri().path(), &mut decoded) else {
         return msg(
             StatusCode::BAD_REQUEST,
             "Path segments must be valid UTF-8 after percent-decoding",
