@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
 
@@ -87,6 +87,7 @@ impl Reply {
     }
 }
 
+const CLIENT_ID: HeaderName = HeaderName::from_static("clientid");
 const REQUEST_ID: HeaderName = HeaderName::from_static("requestid");
 const DATA_KEY: HeaderName = HeaderName::from_static("datakey");
 const SUCCESS: HeaderName = HeaderName::from_static("success");
@@ -116,7 +117,7 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+fn header<'a>(req: &'a Request<Incoming>, name: &HeaderName) -> Option<&'a str> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -135,7 +136,7 @@ fn valid_data_key(key: &str, max: usize) -> bool {
 /// Handles `/v1/cache/…`.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     // Echoed as sent (trimmed), when it is visible ASCII.
-    let data_key = req.headers().get("datakey").and_then(|v| {
+    let data_key = req.headers().get(&DATA_KEY).and_then(|v| {
         let trimmed = v.to_str().ok()?.trim();
         if trimmed.len() == v.len() {
             Some(v.clone())
@@ -168,8 +169,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
         );
     }
     let limits = &state.config.limits;
-    let (Some(client_id), Some(api_key)) =
-        (header(&req, "clientid"), header(&req, "authorization"))
+    let (Some(client_id), Some(api_key)) = (header(&req, &CLIENT_ID), header(&req, &AUTHORIZATION))
     else {
         return Reply::fail(
             StatusCode::UNAUTHORIZED,
@@ -180,7 +180,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
     let Some(caller) = state.auth.flash(client_id, api_key) else {
         return Reply::fail(StatusCode::UNAUTHORIZED, "Invalid ClientId or API key");
     };
-    let Some(key) = header(&req, "datakey").map(str::to_string) else {
+    let Some(key) = header(&req, &DATA_KEY).map(str::to_string) else {
         return Reply::fail(StatusCode::BAD_REQUEST, "DataKey header is required");
     };
     if !valid_data_key(&key, limits.flash_key_bytes) {
@@ -196,7 +196,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
     let store = state.store.clone();
     let now = store.now_ms();
     let max_ms = limits.flash_max_ttl_secs.saturating_mul(1000);
-    let expires = match header(&req, "expiresutc") {
+    let expires = match header(&req, &EXPIRES_UTC) {
         Some(text) if matches!(op, Op::Add | Op::Update) => {
             match parse_flash(text).or_else(|| parse_rfc3339(text)) {
                 Some(ms) if ms <= now => {

@@ -82,6 +82,20 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
     }
 }
 
+/// Appends `s` as a JSON string, escaped as serde_json escapes. Keys and values rarely need
+/// escaping; those are copied in one go instead of byte by byte.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, s).is_err() {
+        // Writing into a Vec cannot fail; keep the output valid JSON regardless.
+        out.extend_from_slice(b"null");
+    }
+}
+
 /// Splits a raw path on `/` (ignoring the leading one) and percent-decodes each segment.
 /// `+` stays a literal `+`. `None` if a segment is not valid UTF-8 after decoding.
 pub fn segments(path: &str) -> Option<Vec<String>> {
@@ -232,6 +246,23 @@ mod tests {
         assert_eq!(percent_decode("100%"), Some("100%".into()));
         assert_eq!(percent_decode("%4"), Some("%4".into()));
         assert_eq!(percent_decode("%41"), Some("A".into()));
+    }
+
+    #[test]
+    fn json_strings_match_serde() {
+        for s in [
+            "",
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "é 名 \u{7f}",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).expect("string"), "{s:?}");
+        }
     }
 
     #[test]

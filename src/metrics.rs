@@ -64,12 +64,12 @@ const LATENCY_SLOTS: usize = 13;
 
 /// Which [`ROUTES`] entry a raw request path belongs to (mirrors `router::route`).
 pub fn classify(path: &str) -> usize {
-    let index = |api: &str, route: &str| {
-        ROUTES
-            .iter()
-            .position(|&(a, r)| a == api && r == route)
-            .unwrap_or(0)
-    };
+    // The index of a template, found when compiling (a typo fails the build).
+    macro_rules! at {
+        ($api:literal, $route:literal) => {
+            const { route_index($api, $route) }
+        };
+    }
     // Every template has at most 8 segments: the first 9 decide (no allocation per request).
     let mut buf = [""; 9];
     let mut n = 0;
@@ -82,46 +82,74 @@ pub fn classify(path: &str) -> usize {
         buf[n] = seg;
         n += 1;
     }
-    let route = match &buf[..n] {
-        ["v1", "cache", "add"] => ("flash", "/v1/cache/add"),
-        ["v1", "cache", "update"] => ("flash", "/v1/cache/update"),
-        ["v1", "cache", "get"] => ("flash", "/v1/cache/get"),
-        ["v1", "cache", "delete"] => ("flash", "/v1/cache/delete"),
-        ["v1", "cache", ..] => ("flash", "other"),
-        ["version"] | ["1", "version"] => ("iron", "/1/version"),
-        ["1", "projects", _, "caches"] => ("iron", "/1/projects/{project}/caches"),
-        ["1", "projects", _, "caches", _] => ("iron", "/1/projects/{project}/caches/{cache}"),
+    match &buf[..n] {
+        ["v1", "cache", "add"] => at!("flash", "/v1/cache/add"),
+        ["v1", "cache", "update"] => at!("flash", "/v1/cache/update"),
+        ["v1", "cache", "get"] => at!("flash", "/v1/cache/get"),
+        ["v1", "cache", "delete"] => at!("flash", "/v1/cache/delete"),
+        ["v1", "cache", ..] => at!("flash", "other"),
+        ["version"] | ["1", "version"] => at!("iron", "/1/version"),
+        ["1", "projects", _, "caches"] => at!("iron", "/1/projects/{project}/caches"),
+        ["1", "projects", _, "caches", _] => at!("iron", "/1/projects/{project}/caches/{cache}"),
         ["1", "projects", _, "caches", _, "clear"] => {
-            ("iron", "/1/projects/{project}/caches/{cache}/clear")
+            at!("iron", "/1/projects/{project}/caches/{cache}/clear")
         }
         ["1", "projects", _, "caches", _, "items", _] => {
-            ("iron", "/1/projects/{project}/caches/{cache}/items/{key}")
+            at!("iron", "/1/projects/{project}/caches/{cache}/items/{key}")
         }
-        ["1", "projects", _, "caches", _, "items", _, "increment"] => (
+        ["1", "projects", _, "caches", _, "items", _, "increment"] => at!(
             "iron",
-            "/1/projects/{project}/caches/{cache}/items/{key}/increment",
+            "/1/projects/{project}/caches/{cache}/items/{key}/increment"
         ),
-        ["1", ..] => ("iron", "other"),
-        ["healthz"] => ("service", "/healthz"),
-        ["metrics"] => ("service", "/metrics"),
-        ["openapi.json"] => ("service", "/openapi.json"),
-        [""] => ("service", "/"),
-        ["admin", ..] => ("admin", "/admin/..."),
-        ["cacheName"] => ("akka", "/cacheName"),
-        ["cacheName", "list"] => ("akka", "/cacheName/list"),
-        ["cacheName", _] => ("akka", "/cacheName/{cacheName}"),
-        ["cacheName", _, "keys"] => ("akka", "/cacheName/{cacheName}/keys"),
-        ["cacheName", _, "flush"] => ("akka", "/cacheName/{cacheName}/flush"),
-        ["set"] => ("akka", "/set"),
-        ["get", _, _] => ("akka", "/get/{cacheName}/{key}"),
-        ["batch"] => ("akka", "/batch"),
-        ["batch", "get"] => ("akka", "/batch/get"),
-        [first, ..] if crate::router::RESERVED_FIRST_SEGMENTS.contains(first) => ("akka", "other"),
-        [_, _] => ("akka", "/{cacheName}/{key}"),
-        [_, _, _] => ("akka", "/{cacheName}/{key}/{ttlSeconds}"),
-        _ => ("akka", "other"),
-    };
-    index(route.0, route.1)
+        ["1", ..] => at!("iron", "other"),
+        ["healthz"] => at!("service", "/healthz"),
+        ["metrics"] => at!("service", "/metrics"),
+        ["openapi.json"] => at!("service", "/openapi.json"),
+        [""] => at!("service", "/"),
+        ["admin", ..] => at!("admin", "/admin/..."),
+        ["cacheName"] => at!("akka", "/cacheName"),
+        ["cacheName", "list"] => at!("akka", "/cacheName/list"),
+        ["cacheName", _] => at!("akka", "/cacheName/{cacheName}"),
+        ["cacheName", _, "keys"] => at!("akka", "/cacheName/{cacheName}/keys"),
+        ["cacheName", _, "flush"] => at!("akka", "/cacheName/{cacheName}/flush"),
+        ["set"] => at!("akka", "/set"),
+        ["get", _, _] => at!("akka", "/get/{cacheName}/{key}"),
+        ["batch"] => at!("akka", "/batch"),
+        ["batch", "get"] => at!("akka", "/batch/get"),
+        [first, ..] if crate::router::RESERVED_FIRST_SEGMENTS.contains(first) => {
+            at!("akka", "other")
+        }
+        [_, _] => at!("akka", "/{cacheName}/{key}"),
+        [_, _, _] => at!("akka", "/{cacheName}/{key}/{ttlSeconds}"),
+        _ => at!("akka", "other"),
+    }
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The position of `(api, route)` in [`ROUTES`].
+const fn route_index(api: &str, route: &str) -> usize {
+    let mut i = 0;
+    while i < ROUTES.len() {
+        if str_eq(ROUTES[i].0, api) && str_eq(ROUTES[i].1, route) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a route template")
 }
 
 /// The methods route `route` accepts, for the `Allow` header of a 405.

@@ -68,11 +68,17 @@ pub struct PeerAddr(pub SocketAddr);
 /// Routes one request, counts it and logs it. Without a [`PeerAddr`] extension the client
 /// counts as remote.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
-    let started = std::time::Instant::now();
     let peer = req
         .extensions()
         .get::<PeerAddr>()
         .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
+    serve(state, req, peer).await
+}
+
+/// [`handle`] for a request from `peer`, as the accept loop calls it (an extension would
+/// allocate a map per request).
+pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let started = std::time::Instant::now();
     let method = req.method().clone();
     // A `Uri` clone shares its bytes: the path outlives the request without a copy.
     let uri = req.uri().clone();

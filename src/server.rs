@@ -144,10 +144,9 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let open = state.metrics.connection_opened();
         let state = state.clone();
-        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(router::PeerAddr(peer));
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(router::handle(state, req).await) }
+            async move { Ok::<_, Infallible>(router::serve(state, req, peer).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

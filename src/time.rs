@@ -90,19 +90,59 @@ impl Civil {
 /// `dd/MM/yyyy HH:mm:ss` in UTC, as Flash Cache shows `ExpiresUtc`.
 pub fn format_flash(ms: u64) -> String {
     let c = Civil::from_unix_ms(ms);
-    format!(
-        "{:02}/{:02}/{:04} {:02}:{:02}:{:02}",
-        c.day, c.month, c.year, c.hour, c.minute, c.second
-    )
+    let mut s = String::with_capacity(19);
+    push2(&mut s, c.day);
+    s.push('/');
+    push2(&mut s, c.month);
+    s.push('/');
+    push_year(&mut s, c.year);
+    s.push(' ');
+    push_clock(&mut s, &c);
+    s
 }
 
 /// RFC 3339 in UTC with a `Z`, e.g. `2026-04-10T09:38:52Z`.
 pub fn format_rfc3339(ms: u64) -> String {
     let c = Civil::from_unix_ms(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    let mut s = String::with_capacity(20);
+    push_year(&mut s, c.year);
+    s.push('-');
+    push2(&mut s, c.month);
+    s.push('-');
+    push2(&mut s, c.day);
+    s.push('T');
+    push_clock(&mut s, &c);
+    s.push('Z');
+    s
+}
+
+// Digit by digit instead of `format!`: these run on every Flash and IronCache read.
+fn push2(s: &mut String, n: u32) {
+    s.push(char::from(b'0' + (n / 10 % 10) as u8));
+    s.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// `HH:mm:ss`.
+fn push_clock(s: &mut String, c: &Civil) {
+    push2(s, c.hour);
+    s.push(':');
+    push2(s, c.minute);
+    s.push(':');
+    push2(s, c.second);
+}
+
+/// At least four digits, as `{:04}`.
+fn push_year(s: &mut String, year: i64) {
+    match u32::try_from(year) {
+        Ok(y) if y <= 9999 => {
+            push2(s, y / 100);
+            push2(s, y % 100);
+        }
+        _ => {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{year:04}");
+        }
+    }
 }
 
 fn number(s: &str) -> Option<u32> {
@@ -215,6 +255,9 @@ mod tests {
     fn known_epochs() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        // Year 10000 needs a fifth digit, as `{:04}` gives.
+        assert_eq!(format_rfc3339(253_402_300_800_000), "10000-01-01T00:00:00Z");
+        assert_eq!(format_flash(253_402_300_800_000), "01/01/10000 00:00:00");
         assert_eq!(
             parse_rfc3339("9999-01-01T00:00:00Z")
                 .map(format_rfc3339)
