@@ -54,12 +54,11 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Bo
 }
 
 /// A response with a body and a content type.
-pub fn with_body(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
+pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(CONTENT_TYPE, v);
-    }
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

@@ -221,7 +221,7 @@ fn operator_access(
 fn service(
     req: &Request<Incoming>,
     status: StatusCode,
-    content_type: &str,
+    content_type: &'static str,
     body: &'static str,
 ) -> Resp {
     if let Err(r) = get_only(req) {
