@@ -84,7 +84,11 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
 /// Appends `s` as a JSON string, escaped as serde_json escapes. Keys and values rarely need
 /// escaping; those are copied in one go instead of byte by byte.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // No early exit, so that the check compiles to vector compares.
+    let needs_escape = s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -112,11 +116,30 @@ pub fn split_path<'a>(path: &'a str, decoded: &'a mut Vec<String>) -> Option<Vec
     if trimmed.is_empty() {
         return Some(Vec::new());
     }
-    if !trimmed.contains('%') {
-        return Some(trimmed.split('/').collect());
+    if !trimmed.bytes().any(|b| b == b'%') {
+        return Some(split_slash(trimmed).collect());
     }
     *decoded = segments(path)?;
     Some(decoded.iter().map(String::as_str).collect())
+}
+
+/// `s.split('/')`, faster on paths: segments are short, and a byte loop beats the setup of
+/// the `char` pattern's memchr on each one.
+pub fn split_slash(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Percent-decodes one segment; a `%` not followed by two hex digits is kept as is.
@@ -261,6 +284,17 @@ mod tests {
             let mut out = Vec::new();
             push_json_str(&mut out, s);
             assert_eq!(out, serde_json::to_vec(s).expect("string"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn splits_like_str_split() {
+        for s in ["", "/", "a", "a/b", "/a//b/", "名/x/", "//"] {
+            assert_eq!(
+                split_slash(s).collect::<Vec<_>>(),
+                s.split('/').collect::<Vec<_>>(),
+                "{s:?}"
+            );
         }
     }
 

@@ -73,12 +73,7 @@ pub fn classify(path: &str) -> usize {
     // Every template has at most 8 segments: the first 9 decide (no allocation per request).
     let mut buf = [""; 9];
     let mut n = 0;
-    for seg in path
-        .strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .take(buf.len())
-    {
+    for seg in crate::http::split_slash(path.strip_prefix('/').unwrap_or(path)).take(buf.len()) {
         buf[n] = seg;
         n += 1;
     }

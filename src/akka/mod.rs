@@ -238,7 +238,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
     };
     let token = req
         .headers()
-        .get("authorization")
+        .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, tok) = v.trim().split_once(' ')?;

@@ -138,7 +138,12 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
 /// `{"cache","key","value","cas","flags","expires"}`. Written by hand: serde_json escapes a
 /// string byte by byte, which was a tenth of an item GET.
 fn item_body(cache: &str, key: &str, item: &ttlcask_engine::Item) -> Vec<u8> {
-    let text = String::from_utf8_lossy(&item.value);
+    // Values are almost always valid UTF-8: check that first (much faster than the lossy
+    // decoder, which is needed only when it fails).
+    let text = match std::str::from_utf8(&item.value) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(&item.value),
+    };
     let mut out = Vec::with_capacity(96 + cache.len() + key.len() + text.len());
     out.extend_from_slice(b"{\"cache\":");
     http::push_json_str(&mut out, cache);

@@ -72,7 +72,7 @@ fn route(s: &[&str]) -> Option<(Route, String)> {
 fn token(req: &Request<Incoming>) -> Option<Cow<'_, str>> {
     if let Some(value) = req
         .headers()
-        .get("authorization")
+        .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
         let value = value.trim();
