@@ -6,7 +6,7 @@
 //! scrape time.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -135,6 +135,21 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
+/// The position in [`APIS`] of each route's API.
+const ROUTE_API: [usize; ROUTES.len()] = {
+    let mut table = [0; ROUTES.len()];
+    let mut r = 0;
+    while r < ROUTES.len() {
+        let mut a = 0;
+        while !str_eq(APIS[a], ROUTES[r].0) {
+            a += 1;
+        }
+        table[r] = a;
+        r += 1;
+    }
+    table
+};
+
 /// The position of `(api, route)` in [`ROUTES`].
 const fn route_index(api: &str, route: &str) -> usize {
     let mut i = 0;
@@ -190,15 +205,38 @@ fn lookup_of(route: usize, method: &Method, status: u16) -> Option<bool> {
     }
 }
 
-/// The server's counters, shared by every connection.
-pub struct Metrics {
-    requests: Box<[AtomicU64]>,
-    latency: Box<[AtomicU64]>,
-    latency_sum_us: Box<[AtomicU64]>,
-    open_connections: AtomicI64,
-    connections: AtomicU64,
+const REQUEST_SLOTS: usize = ROUTES.len() * METHODS.len() * STATUS_SLOTS;
+/// Request counter sets; each thread that records requests writes one of them.
+const SHARDS: usize = 8;
+
+/// One set of request counters, on cache lines of its own: two runtime workers adding to the
+/// same counters on every request would bounce those lines between cores.
+#[repr(align(128))]
+struct Counters {
+    requests: [AtomicU64; REQUEST_SLOTS],
+    latency: [AtomicU64; APIS.len() * LATENCY_SLOTS],
+    latency_sum_us: [AtomicU64; APIS.len()],
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+impl Counters {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            requests: [const { AtomicU64::new(0) }; REQUEST_SLOTS],
+            latency: [const { AtomicU64::new(0) }; APIS.len() * LATENCY_SLOTS],
+            latency_sum_us: [const { AtomicU64::new(0) }; APIS.len()],
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+}
+
+/// The server's counters, shared by every connection.
+pub struct Metrics {
+    shards: Box<[Box<Counters>]>,
+    open_connections: AtomicI64,
+    connections: AtomicU64,
     started: Instant,
 }
 
@@ -208,23 +246,32 @@ impl Default for Metrics {
     }
 }
 
-fn zeros(n: usize) -> Box<[AtomicU64]> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
-}
-
 impl Metrics {
     /// Empty counters; uptime starts now.
     pub fn new() -> Self {
         Self {
-            requests: zeros(ROUTES.len() * METHODS.len() * STATUS_SLOTS),
-            latency: zeros(APIS.len() * LATENCY_SLOTS),
-            latency_sum_us: zeros(APIS.len()),
+            shards: (0..SHARDS).map(|_| Counters::new()).collect(),
             open_connections: AtomicI64::new(0),
             connections: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
             started: Instant::now(),
         }
+    }
+
+    /// The counter set of the calling thread (threads are dealt sets in turn).
+    fn mine(&self) -> &Counters {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        }
+        &self.shards[SHARD.with(|s| *s)]
+    }
+
+    /// The sum over every counter set of the counter `pick` selects.
+    fn total(&self, pick: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|c| pick(c).load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Time since the server started.
@@ -234,25 +281,32 @@ impl Metrics {
 
     /// Counts one finished request.
     pub fn record(&self, route: usize, method: &Method, status: u16, elapsed: Duration) {
-        let m = METHODS
-            .iter()
-            .position(|&x| x == method.as_str())
-            .unwrap_or(METHODS.len() - 1);
+        // Positions in METHODS.
+        let m = match *method {
+            Method::GET => 0,
+            Method::POST => 1,
+            Method::PUT => 2,
+            Method::DELETE => 3,
+            Method::HEAD => 4,
+            Method::OPTIONS => 5,
+            _ => METHODS.len() - 1,
+        };
         let s = STATUSES
             .iter()
             .position(|&x| x == status)
             .unwrap_or(STATUSES.len());
         let route = route.min(ROUTES.len() - 1);
         let slot = (route * METHODS.len() + m) * STATUS_SLOTS + s;
-        self.requests[slot].fetch_add(1, Ordering::Relaxed);
-        let api = APIS.iter().position(|&a| a == ROUTES[route].0).unwrap_or(0);
+        let mine = self.mine();
+        mine.requests[slot].fetch_add(1, Ordering::Relaxed);
+        let api = ROUTE_API[route];
         let secs = elapsed.as_secs_f64();
         let bucket = LATENCY_BOUNDS
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(LATENCY_BOUNDS.len());
-        self.latency[api * LATENCY_SLOTS + bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us[api].fetch_add(
+        mine.latency[api * LATENCY_SLOTS + bucket].fetch_add(1, Ordering::Relaxed);
+        mine.latency_sum_us[api].fetch_add(
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
@@ -263,16 +317,14 @@ impl Metrics {
 
     /// Counts cache lookups that found (`hits`) or missed (`misses`) their item.
     pub fn lookups(&self, hits: u64, misses: u64) {
-        self.hits.fetch_add(hits, Ordering::Relaxed);
-        self.misses.fetch_add(misses, Ordering::Relaxed);
+        let mine = self.mine();
+        mine.hits.fetch_add(hits, Ordering::Relaxed);
+        mine.misses.fetch_add(misses, Ordering::Relaxed);
     }
 
     /// Lookups so far: (hits, misses).
     pub fn hit_miss(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+        (self.total(|c| &c.hits), self.total(|c| &c.misses))
     }
 
     /// A connection was accepted; the guard counts it as open until dropped.
@@ -321,8 +373,8 @@ impl Metrics {
             "counter",
             "HTTP requests answered, by API, route template, method and status.",
         );
-        for (slot, count) in self.requests.iter().enumerate() {
-            let n = count.load(Ordering::Relaxed);
+        for slot in 0..REQUEST_SLOTS {
+            let n = self.total(|c| &c.requests[slot]);
             if n == 0 {
                 continue;
             }
@@ -351,7 +403,7 @@ impl Metrics {
         for (a, api) in APIS.iter().enumerate() {
             let mut cumulative = 0;
             for b in 0..LATENCY_SLOTS {
-                cumulative += self.latency[a * LATENCY_SLOTS + b].load(Ordering::Relaxed);
+                cumulative += self.total(|c| &c.latency[a * LATENCY_SLOTS + b]);
                 let le = LATENCY_BOUNDS
                     .get(b)
                     .map_or_else(|| "+Inf".to_string(), f64::to_string);
@@ -362,7 +414,7 @@ impl Metrics {
                     cumulative,
                 );
             }
-            let sum = self.latency_sum_us[a].load(Ordering::Relaxed) as f64 / 1e6;
+            let sum = self.total(|c| &c.latency_sum_us[a]) as f64 / 1e6;
             let _ = writeln!(
                 o,
                 "ttlcask_http_request_duration_seconds_sum{{api=\"{api}\"}} {sum}"
@@ -561,6 +613,34 @@ mod tests {
         assert_eq!(route("/admin/tenants"), ("admin", "/admin/..."));
         assert_eq!(route("/a/b/c/d"), ("akka", "other"));
         assert_eq!(route("/healthz/x"), ("akka", "other"));
+    }
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let m = std::sync::Arc::new(Metrics::new());
+        let get = classify("/c/k");
+        let threads = SHARDS + 3;
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        m.record(get, &Method::DELETE, 204, Duration::ZERO);
+                    }
+                    m.lookups(1, 2);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("recording thread");
+        }
+        let text = m.render(&Stats::default());
+        let expected = format!(
+            "route=\"/{{cacheName}}/{{key}}\",method=\"DELETE\",status=\"204\"}} {}",
+            threads * 100
+        );
+        assert!(text.contains(&expected), "missing {expected} in\n{text}");
+        assert_eq!(m.hit_miss(), (threads as u64, 2 * threads as u64));
     }
 
     #[test]
