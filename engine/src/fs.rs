@@ -205,10 +205,14 @@ impl StorageFile for RealFile {
         let base = map.as_ptr() as usize;
         let first = (base + start) & !(page - 1);
         let pages = (base + end - first).div_ceil(page);
-        let mut residency = [0u8; 8];
-        if pages > residency.len() {
-            return false;
-        }
+        let mut small = [0u8; 8];
+        let mut large = Vec::new();
+        let residency: &mut [u8] = if pages <= small.len() {
+            &mut small[..pages]
+        } else {
+            large.resize(pages, 0);
+            &mut large
+        };
         #[expect(unsafe_code, reason = "mincore has no safe wrapper in std")]
         // SAFETY: the range lies inside the live map (page-aligned down, which stays within
         // the map's first page); the vector has one byte per page.
@@ -219,7 +223,7 @@ impl StorageFile for RealFile {
                 residency.as_mut_ptr(),
             )
         };
-        rc == 0 && residency[..pages].iter().all(|&r| r & 1 == 1)
+        rc == 0 && residency.iter().all(|&r| r & 1 == 1)
     }
 
     fn map(&mut self) -> io::Result<()> {

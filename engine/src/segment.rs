@@ -6,6 +6,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::format::{self, DecodeError, EntryRef, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::fs::{FileSystem, StorageFile, View};
@@ -42,6 +43,21 @@ pub struct Segment {
     pub base_version: u64,
     file: Box<dyn StorageFile>,
     capacity: u64,
+    /// Until when (monotonic ms, see [`monotonic_ms`]) the whole segment is taken to be in
+    /// memory, from the background residency check.
+    resident_until: AtomicU64,
+}
+
+/// Milliseconds since this process first asked.
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
 }
 
 impl Segment {
@@ -72,6 +88,7 @@ impl Segment {
             base_version,
             file,
             capacity,
+            resident_until: AtomicU64::new(0),
         })
     }
 
@@ -93,6 +110,7 @@ impl Segment {
             base_version: header.base_version,
             file,
             capacity: len,
+            resident_until: AtomicU64::new(0),
         })
     }
 
@@ -120,9 +138,26 @@ impl Segment {
         Ok(f(format::decode_entry(&bytes)?))
     }
 
-    /// Whether reading the entry at `offset` would not wait for the disk.
+    /// Whether reading the entry at `offset` would not wait for the disk: true while the
+    /// last background check found the whole segment in memory, else asked of the kernel
+    /// (a system call, about a microsecond on a VM).
     pub fn is_resident(&self, offset: u32, len: u32) -> bool {
-        self.file.is_resident(offset as usize, len as usize)
+        monotonic_ms() < self.resident_until.load(Ordering::Relaxed)
+            || self.file.is_resident(offset as usize, len as usize)
+    }
+
+    /// Checks whether the first `data_len` bytes are all in memory and, if so, lets reads
+    /// trust that for `valid_ms`. Pages evicted in that window may make a read wait.
+    pub fn check_residency(&self, data_len: u64, valid_ms: u64) {
+        let resident = self
+            .file
+            .is_resident(0, usize::try_from(data_len).unwrap_or(usize::MAX));
+        let until = if resident {
+            monotonic_ms() + valid_ms
+        } else {
+            0
+        };
+        self.resident_until.store(until, Ordering::Relaxed);
     }
 
     /// Writes `data` at `offset`.

@@ -606,6 +606,20 @@ impl Inner {
         Ok(())
     }
 
+    /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].
+    fn check_residency(&self) {
+        let segments: Vec<_> = self
+            .state
+            .read()
+            .segments
+            .values()
+            .map(|s| (s.segment.clone(), s.data_len))
+            .collect();
+        for (segment, data_len) in segments {
+            segment.check_residency(data_len, RESIDENCY_VALID_MS);
+        }
+    }
+
     /// Seals the active segment and writes missing hints; called once, when the store closes.
     fn close(&self) {
         if self.poisoned.load(Ordering::SeqCst) {
@@ -616,8 +630,14 @@ impl Inner {
     }
 }
 
-/// Starts the thread that runs timed fsyncs (`Durability::Every`), hint writing and
-/// background compaction; none when neither is configured.
+/// How often the background thread checks which segments are wholly in memory.
+const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a check is trusted (a little over the interval, so that it never lapses).
+const RESIDENCY_VALID_MS: u64 = 1_500;
+
+/// Starts the thread that runs timed fsyncs (`Durability::Every`), hint writing, background
+/// compaction and the residency check that lets `try_get` skip a system call per read; none
+/// when neither fsyncs nor compaction are timed.
 fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
     let every = match inner.options.durability {
         Durability::Every(d) => Some(d),
@@ -631,14 +651,20 @@ fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>
     let tick = every
         .into_iter()
         .chain(compaction)
+        .chain([RESIDENCY_INTERVAL])
         .min()
-        .unwrap_or(Duration::from_secs(1))
+        .unwrap_or(RESIDENCY_INTERVAL)
         .max(Duration::from_millis(1));
     std::thread::Builder::new()
         .name("ttlcask-background".into())
         .spawn(move || {
             let mut last_compaction = Instant::now();
+            let mut last_residency: Option<Instant> = None;
             loop {
+                if last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL) {
+                    last_residency = Some(Instant::now());
+                    inner.check_residency();
+                }
                 {
                     let mut stop = inner.stop.lock();
                     if !*stop {
