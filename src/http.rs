@@ -204,12 +204,24 @@ pub async fn get_item(
     }
 }
 
-/// Random bytes as lowercase hex (request ids, secrets).
+/// Random bytes from the OS as lowercase hex, for secrets: an error, never a weaker value,
+/// if the OS generator fails.
+///
+/// # Errors
+/// When the operating system's random generator fails.
+pub fn secret_hex(bytes: usize) -> Result<String, String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf)
+        .map_err(|e| format!("the operating system's random generator failed: {e}"))?;
+    Ok(hex(&buf))
+}
+
+/// Random bytes as lowercase hex, for ids that must be unique but not secret (request ids).
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     if getrandom::getrandom(&mut buf).is_err() {
         // The OS generator failing is not recoverable in a sane way; fall back to time-based
-        // bytes so request ids stay unique enough (secrets use `secret_hex`, which errors).
+        // bytes so ids stay unique enough. Secrets use `secret_hex`, which errors instead.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())

@@ -188,7 +188,7 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read admin token {}: {e}", path.display())),
     }
-    let token = crate::http::random_hex(32);
+    let token = crate::http::secret_hex(32)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

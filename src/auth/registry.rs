@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use ttlcask_engine::{Condition, PutOptions, Store};
 
 use super::{constant_time_eq, secret_hash};
-use crate::http::{hex, random_hex};
+use crate::http::{hex, random_hex, secret_hex};
 use crate::namespace::{valid_tenant, SYSTEM_CREDENTIALS, SYSTEM_TENANTS};
 
 const ID_HEX: usize = 12;
@@ -299,7 +299,7 @@ pub fn create_credential(
         }
         (_, None) => None,
     };
-    let token = random_hex(SECRET_HEX / 2);
+    let token = secret_hex(SECRET_HEX / 2).map_err(RegistryError::Store)?;
     let id = token[..ID_HEX].to_string();
     let secret = match api {
         Api::Flash => format!("{FLASH_KEY_PREFIX}{token}"),
