@@ -204,6 +204,43 @@ pub async fn get_item(
     }
 }
 
+/// Stores one item (only if `condition`, when given, holds) and answers once it is durable
+/// under the store's policy: appended inline when that need not wait, then acknowledged by
+/// the engine's sync thread, which shares one fsync among every waiting write; otherwise
+/// (a busy writer, a segment to start) on the blocking pool like [`blocking`].
+/// `Ok(Ok(None))`: the condition failed and nothing was stored.
+pub async fn put_item(
+    store: &Store,
+    namespace: Vec<u8>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    options: ttlcask_engine::PutOptions,
+    condition: Option<ttlcask_engine::Condition>,
+) -> Result<Result<Option<u64>, ttlcask_engine::WriteError>, String> {
+    use ttlcask_engine::DeferredError;
+    match store.try_put_deferred(&namespace, &key, &value, options, condition) {
+        Ok((version, ticket)) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            store.when_durable(ticket, move |r| {
+                let _ = tx.send(r);
+            });
+            match rx.await {
+                Ok(Ok(())) => Ok(Ok(version)),
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(_) => Err("the store closed before the write was durable".into()),
+            }
+        }
+        Err(DeferredError::Write(e)) => Ok(Err(e)),
+        Err(_) => {
+            blocking(store, move |s| match condition {
+                None => s.put(&namespace, &key, &value, options).map(Some),
+                Some(c) => s.put_if(&namespace, &key, &value, options, c),
+            })
+            .await
+        }
+    }
+}
+
 /// Random bytes from the OS as lowercase hex, for secrets: an error, never a weaker value,
 /// if the OS generator fails.
 ///

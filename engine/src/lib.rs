@@ -52,7 +52,7 @@ pub use fs::{FileSystem, RealFs, StorageFile, View};
 pub use options::{
     Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
-pub use store::{RecoveryReport, Store};
+pub use store::{DeferredError, RecoveryReport, Store, Ticket};
 pub use types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,
     FSYNC_BATCH_BUCKETS,

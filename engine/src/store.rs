@@ -21,7 +21,7 @@ use crate::types::{
     BatchOp, BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats,
     WriteBatch, FSYNC_BATCH_BUCKETS,
 };
-use crate::writer::{SyncState, Writer};
+use crate::writer::{Refused, SyncState, Writer};
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +80,10 @@ pub(crate) struct Inner {
     pub compaction: Mutex<()>,
     pub stop: Mutex<bool>,
     pub wake: Condvar,
+    /// Callbacks of deferred writes waiting for an fsync, with the sequence number each needs.
+    pub durable_waiters: Mutex<Vec<(u64, DurableCallback)>>,
+    pub durable_wake: Condvar,
+    pub closing: AtomicBool,
     pub fs: Arc<dyn FileSystem>,
     _lock: Box<dyn Send + Sync>,
 }
@@ -108,21 +112,62 @@ impl Inner {
     }
 }
 
+/// What a deferred write runs once it is durable (or the store failed to make it so).
+pub(crate) type DurableCallback = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
+
 struct Handle {
     inner: Arc<Inner>,
     thread: Option<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         *self.inner.stop.lock() = true;
         self.inner.wake.notify_all();
-        if let Some(t) = self.thread.take() {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        {
+            let _queue = self.inner.durable_waiters.lock();
+            self.inner.durable_wake.notify_all();
+        }
+        for t in [self.thread.take(), self.syncer.take()].into_iter().flatten() {
             let _ = t.join();
         }
         self.inner.close();
     }
 }
+
+/// A deferred write's place in the log; see [`Store::when_durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
+
+/// Why [`Store::try_put_deferred`] did not write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeferredError {
+    /// Writing now would wait (a busy writer, or a new segment to start); use `put` on a
+    /// thread that may block.
+    WouldBlock,
+    /// The write failed.
+    Write(WriteError),
+}
+
+impl From<WriteError> for DeferredError {
+    fn from(e: WriteError) -> Self {
+        Self::Write(e)
+    }
+}
+
+impl std::fmt::Display for DeferredError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::WouldBlock => f.write_str("the write would wait; use `put` on a thread that may block"),
+            Self::Write(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DeferredError {}
 
 /// A handle to an open store; clones share it. The store closes (seals its active segment,
 /// writes hint files and releases its lock) when the last clone drops.
@@ -219,10 +264,18 @@ impl Store {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             _lock: lock,
+            durable_waiters: Mutex::new(Vec::new()),
+            durable_wake: Condvar::new(),
+            closing: AtomicBool::new(false),
         });
         let thread = spawn_background(&inner).map_err(io_err(dir))?;
+        let syncer = spawn_syncer(&inner).map_err(io_err(dir))?;
         Ok(Self {
-            handle: Arc::new(Handle { inner, thread }),
+            handle: Arc::new(Handle {
+                inner,
+                thread,
+                syncer,
+            }),
         })
     }
 
@@ -374,6 +427,70 @@ impl Store {
             }
             f.put(namespace, key, value, options).map(Some)
         })
+    }
+
+    /// Stores `value` (if `condition`, when given, holds) without waiting for the disk:
+    /// the write is applied and visible at once, and [`Store::when_durable`] says when it is
+    /// durable under the store's policy. Refuses with [`DeferredError::WouldBlock`] rather
+    /// than wait for another writer or start a new segment, so an async caller can run it
+    /// on its own threads and fall back to `put` elsewhere.
+    ///
+    /// Returns the new version (`None`: the condition failed and nothing was written) and
+    /// the ticket to wait on.
+    ///
+    /// # Errors
+    /// [`DeferredError::WouldBlock`], or [`DeferredError::Write`] as for `put`.
+    pub fn try_put_deferred(
+        &self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        condition: Option<Condition>,
+    ) -> Result<(Option<u64>, Ticket), DeferredError> {
+        self.inner().check_sizes(namespace, key, value)?;
+        let appended = self.inner().append_frame(true, |f| {
+            if let Some(condition) = condition {
+                let current = f.live_version(namespace, key);
+                let holds = match condition {
+                    Condition::Absent => current.is_none(),
+                    Condition::Present => current.is_some(),
+                    Condition::VersionIs(v) => current == Some(v),
+                };
+                if !holds {
+                    return Ok(None);
+                }
+            }
+            f.put(namespace, key, value, options).map(Some)
+        });
+        match appended {
+            Ok((version, lsn)) => Ok((version, Ticket(lsn))),
+            Err(Refused::WouldBlock) => Err(DeferredError::WouldBlock),
+            Err(Refused::Failed(e)) => Err(DeferredError::Write(e)),
+        }
+    }
+
+    /// Runs `then` once the write behind `ticket` is durable under the store's policy: at
+    /// once for `Every` and `Never` (as for `put`), after the fsync that covers it for
+    /// `Always` (on the store's sync thread, which shares one fsync among every waiting
+    /// write). `then` gets the error if the store is poisoned before that.
+    pub fn when_durable(
+        &self,
+        ticket: Ticket,
+        then: impl FnOnce(Result<(), WriteError>) + Send + 'static,
+    ) {
+        let inner = self.inner();
+        if ticket.0 == 0 || inner.options.durability != Durability::Always {
+            return then(Ok(()));
+        }
+        if let Err(e) = inner.check_poison() {
+            return then(Err(e));
+        }
+        if inner.synced_lsn() >= ticket.0 {
+            return then(Ok(()));
+        }
+        inner.durable_waiters.lock().push((ticket.0, Box::new(then)));
+        inner.durable_wake.notify_one();
     }
 
     /// Deletes `key`; `Ok(false)` if no live item had it.
@@ -628,6 +745,35 @@ impl Inner {
         let _ = self.seal_active_on_close();
         let _ = self.write_missing_hints();
     }
+}
+
+/// Starts the thread that makes deferred writes durable (`Durability::Always` only).
+fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
+    if inner.options.durability != Durability::Always {
+        return Ok(None);
+    }
+    let inner = inner.clone();
+    std::thread::Builder::new()
+        .name("ttlcask-sync".into())
+        .spawn(move || loop {
+            let batch = {
+                let mut queue = inner.durable_waiters.lock();
+                while queue.is_empty() && !inner.closing.load(Ordering::SeqCst) {
+                    inner.durable_wake.wait(&mut queue);
+                }
+                if queue.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut *queue)
+            };
+            // One fsync covers every write waiting now; later ones form the next batch.
+            let target = batch.iter().map(|(lsn, _)| *lsn).max().unwrap_or(0);
+            let result = inner.wait_durable(target);
+            for (_, then) in batch {
+                then(result.clone());
+            }
+        })
+        .map(Some)
 }
 
 /// How often the background thread checks which segments are wholly in memory.

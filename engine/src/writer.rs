@@ -21,6 +21,14 @@ use crate::segment::Segment;
 use crate::store::Inner;
 use crate::types::PutOptions;
 
+/// Why a non-blocking append did not happen.
+pub(crate) enum Refused<E> {
+    /// It would have had to wait (busy writer, or a new segment to start).
+    WouldBlock,
+    /// The operation failed.
+    Failed(E),
+}
+
 /// The appender's position; guarded by the writer lock.
 #[derive(Debug)]
 pub struct Writer {
@@ -313,53 +321,80 @@ impl Inner {
         &self,
         build: impl FnOnce(&mut Frame<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        self.check_poison()?;
-        let (result, lsn) = {
-            let mut w = self.writer.lock();
-            self.check_poison()?;
-            let mut buf = std::mem::take(&mut w.buf);
-            buf.clear();
-            let start = format::begin_frame(&mut buf);
-            let (result, next_version) = {
-                let st = self.state.read();
-                let mut frame = Frame {
-                    state: &st,
-                    clock: self.clock.as_ref(),
-                    now: std::cell::Cell::new(None),
-                    horizon: w.next_segment_id - 1,
-                    next_version: w.next_version,
-                    buf: &mut buf,
-                    ns_overlay: Overlay::default(),
-                    key_overlay: Overlay::default(),
-                    cleared: HashSet::default(),
-                    track: false,
-                };
-                let r = build(&mut frame);
-                (r, frame.next_version)
-            };
-            let result = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    w.buf = buf;
-                    return Err(e);
-                }
-            };
-            if buf.len() == start + FRAME_HEADER_LEN {
-                w.buf = buf;
-                return Ok(result);
+        let (result, lsn) = match self.append_frame(false, build) {
+            Ok(done) => done,
+            Err(Refused::Failed(e)) => return Err(e),
+            // A blocking append never gives up; answer as a failed write rather than panic.
+            Err(Refused::WouldBlock) => {
+                return Err(WriteError::Io("internal: a blocking write gave up".into()).into())
             }
-            format::finish_frame(&mut buf, start);
-            let appended = self.append(&mut w, &buf);
-            w.buf = buf;
-            appended?;
-            w.next_version = next_version;
-            (result, w.lsn)
         };
-        self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        if self.options.durability == Durability::Always {
+        if lsn > 0 && self.options.durability == Durability::Always {
             self.wait_durable(lsn)?;
         }
         Ok(result)
+    }
+
+    /// Builds and appends one frame; returns the operation's result and the append's sequence
+    /// number (0 when nothing was written). `nonblocking` gives up rather than wait for a busy
+    /// writer lock or start a new segment (file creation and fsyncs).
+    pub(crate) fn append_frame<R, E: From<WriteError>>(
+        &self,
+        nonblocking: bool,
+        build: impl FnOnce(&mut Frame<'_>) -> Result<R, E>,
+    ) -> Result<(R, u64), Refused<E>> {
+        let failed = |e: WriteError| Refused::Failed(E::from(e));
+        self.check_poison().map_err(failed)?;
+        let mut w = if nonblocking {
+            self.writer
+                .try_lock_for(std::time::Duration::from_micros(100))
+                .ok_or(Refused::WouldBlock)?
+        } else {
+            self.writer.lock()
+        };
+        self.check_poison().map_err(failed)?;
+        let mut buf = std::mem::take(&mut w.buf);
+        buf.clear();
+        let start = format::begin_frame(&mut buf);
+        let (result, next_version) = {
+            let st = self.state.read();
+            let mut frame = Frame {
+                state: &st,
+                clock: self.clock.as_ref(),
+                now: std::cell::Cell::new(None),
+                horizon: w.next_segment_id - 1,
+                next_version: w.next_version,
+                buf: &mut buf,
+                ns_overlay: Overlay::default(),
+                key_overlay: Overlay::default(),
+                cleared: HashSet::default(),
+                track: false,
+            };
+            let r = build(&mut frame);
+            (r, frame.next_version)
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                w.buf = buf;
+                return Err(Refused::Failed(e));
+            }
+        };
+        if buf.len() == start + FRAME_HEADER_LEN {
+            w.buf = buf;
+            return Ok((result, 0));
+        }
+        format::finish_frame(&mut buf, start);
+        if nonblocking && w.write_pos + buf.len() as u64 > w.active.capacity() {
+            w.buf = buf;
+            return Err(Refused::WouldBlock);
+        }
+        let appended = self.append(&mut w, &buf);
+        w.buf = buf;
+        appended.map_err(failed)?;
+        w.next_version = next_version;
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok((result, w.lsn))
     }
 
     /// Appends a finished frame to the active segment (rolling over when full) and applies
@@ -457,6 +492,11 @@ impl Inner {
             slot.data_len = w.write_pos;
         }
         Ok(())
+    }
+
+    /// The sequence number up to which everything is known durable.
+    pub(crate) fn synced_lsn(&self) -> u64 {
+        self.sync.state.lock().synced_lsn
     }
 
     /// Returns once everything up to `lsn` is on disk (or the store is poisoned).

@@ -90,9 +90,15 @@ async fn store_one(ctx: &Ctx<'_>, w: Write) -> Resp {
         return bad_request(reason);
     }
     let ns = ctx.ns(&w.cache_name);
-    match blocking(&ctx.state.store, move |s| {
-        s.put(&ns, w.key.as_bytes(), &w.value, w.options)
-    })
+    let value = w.value.to_vec();
+    match http::put_item(
+        &ctx.state.store,
+        ns,
+        w.key.into_bytes(),
+        value,
+        w.options,
+        None,
+    )
     .await
     {
         Ok(Ok(_)) => empty(StatusCode::CREATED),

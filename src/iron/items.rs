@@ -105,20 +105,24 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
         Err(r) => return r,
     };
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
-    let result = blocking(&t.state.store, move |s| {
-        let options = PutOptions {
-            expires_at_ms: put
-                .expires_in
-                .map(|secs| s.now_ms().saturating_add(secs * 1000)),
-            kind: put.kind,
-        };
-        match put.condition {
-            None => s.put(&ns, key.as_bytes(), &put.value, options).map(Some),
-            Some(c) => s.put_if(&ns, key.as_bytes(), &put.value, options, c),
-        }
-        .map(|stored| (stored, put.condition))
-    })
-    .await;
+    let store = &t.state.store;
+    let options = PutOptions {
+        expires_at_ms: put
+            .expires_in
+            .map(|secs| store.now_ms().saturating_add(secs * 1000)),
+        kind: put.kind,
+    };
+    let condition = put.condition;
+    let result = http::put_item(
+        store,
+        ns,
+        key.into_bytes(),
+        put.value,
+        options,
+        condition,
+    )
+    .await
+    .map(|r| r.map(|stored| (stored, condition)));
     match result {
         Ok(Ok((Some(_), _))) => msg(StatusCode::OK, "Stored."),
         Ok(Ok((None, Some(Condition::Absent)))) => {
