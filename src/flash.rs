@@ -261,11 +261,39 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
             Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
         };
     }
+    if op == Op::Add {
+        // Appended inline and acknowledged once durable (see `http::put_item`).
+        let expires = expires.unwrap_or(now + max_ms);
+        let options = PutOptions::expiring_at(expires);
+        let stored = http::put_item(
+            &store,
+            ns.clone(),
+            key_bytes.clone(),
+            body.to_vec(),
+            options,
+            Some(Condition::Absent),
+        )
+        .await;
+        return match stored {
+            Ok(Ok(Some(_))) => {
+                Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires))
+            }
+            Ok(Ok(None)) => {
+                let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
+                if let Ok(Ok(Some(item))) = http::get_item(&store, ns, key_bytes).await {
+                    reply.expires_ms = item.expires_at_ms;
+                }
+                reply
+            }
+            Ok(Err(e)) => write_failed(&e),
+            Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+        };
+    }
     let outcome = blocking(&store, move |s| match op {
-        Op::Add => add(s, &ns, &key_bytes, &body, expires.unwrap_or(now + max_ms)),
         Op::Update => update(s, &ns, &key_bytes, &body, expires),
-        Op::Get => read_item(s, &ns, &key_bytes).map_or_else(|r| r, got),
         Op::Delete => delete(s, &ns, &key_bytes),
+        // Add and Get were answered above.
+        Op::Add | Op::Get => read_item(s, &ns, &key_bytes).map_or_else(|r| r, got),
     })
     .await;
     outcome.unwrap_or_else(|e| Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e))
@@ -296,27 +324,6 @@ fn read_item(s: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, Reply> {
             format!("Storage error: {e}"),
         )
     })
-}
-
-fn add(s: &Store, ns: &[u8], key: &[u8], body: &[u8], expires: u64) -> Reply {
-    match s.put_if(
-        ns,
-        key,
-        body,
-        PutOptions::expiring_at(expires),
-        Condition::Absent,
-    ) {
-        Ok(Some(_)) => Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires)),
-        Ok(None) => {
-            let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
-            reply.expires_ms = read_item(s, ns, key)
-                .ok()
-                .flatten()
-                .and_then(|i| i.expires_at_ms);
-            reply
-        }
-        Err(e) => write_failed(&e),
-    }
 }
 
 fn update(s: &Store, ns: &[u8], key: &[u8], body: &[u8], expires: Option<u64>) -> Reply {

@@ -130,7 +130,10 @@ impl Drop for Handle {
             let _queue = self.inner.durable_waiters.lock();
             self.inner.durable_wake.notify_all();
         }
-        for t in [self.thread.take(), self.syncer.take()].into_iter().flatten() {
+        for t in [self.thread.take(), self.syncer.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.join();
         }
         self.inner.close();
@@ -161,7 +164,9 @@ impl From<WriteError> for DeferredError {
 impl std::fmt::Display for DeferredError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::WouldBlock => f.write_str("the write would wait; use `put` on a thread that may block"),
+            Self::WouldBlock => {
+                f.write_str("the write would wait; use `put` on a thread that may block")
+            }
             Self::Write(e) => e.fmt(f),
         }
     }
@@ -489,7 +494,10 @@ impl Store {
         if inner.synced_lsn() >= ticket.0 {
             return then(Ok(()));
         }
-        inner.durable_waiters.lock().push((ticket.0, Box::new(then)));
+        inner
+            .durable_waiters
+            .lock()
+            .push((ticket.0, Box::new(then)));
         inner.durable_wake.notify_one();
     }
 

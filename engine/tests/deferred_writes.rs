@@ -78,7 +78,11 @@ fn starting_a_segment_is_left_to_a_blocking_put() -> TestResult {
     store.try_put_deferred(b"ns", b"a", &big, PutOptions::default(), None)?;
     let refused = store.try_put_deferred(b"ns", b"b", &big, PutOptions::default(), None);
     assert_eq!(refused.err(), Some(DeferredError::WouldBlock));
-    assert_eq!(store.get(b"ns", b"b")?, None, "nothing written when refused");
+    assert_eq!(
+        store.get(b"ns", b"b")?,
+        None,
+        "nothing written when refused"
+    );
     store.put(b"ns", b"b", &big, PutOptions::default())?;
     assert!(store.get(b"ns", b"b")?.is_some());
     Ok(())
@@ -90,8 +94,16 @@ fn a_failed_fsync_reaches_the_callback() -> TestResult {
     let store = open(&fs)?;
     let (_, ticket) = store.try_put_deferred(b"ns", b"k", b"v", PutOptions::default(), None)?;
     fs.fail_op(fs.ops()); // the sync thread's fsync
-    assert!(wait(&store, ticket).is_err(), "an fsync failure is not acknowledged");
-    assert!(store.put(b"ns", b"k2", b"v", PutOptions::default()).is_err(), "poisoned");
+    assert!(
+        wait(&store, ticket).is_err(),
+        "an fsync failure is not acknowledged"
+    );
+    assert!(
+        store
+            .put(b"ns", b"k2", b"v", PutOptions::default())
+            .is_err(),
+        "poisoned"
+    );
     Ok(())
 }
 

@@ -113,16 +113,9 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
         kind: put.kind,
     };
     let condition = put.condition;
-    let result = http::put_item(
-        store,
-        ns,
-        key.into_bytes(),
-        put.value,
-        options,
-        condition,
-    )
-    .await
-    .map(|r| r.map(|stored| (stored, condition)));
+    let result = http::put_item(store, ns, key.into_bytes(), put.value, options, condition)
+        .await
+        .map(|r| r.map(|stored| (stored, condition)));
     match result {
         Ok(Ok((Some(_), _))) => msg(StatusCode::OK, "Stored."),
         Ok(Ok((None, Some(Condition::Absent)))) => {
