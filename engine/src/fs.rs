@@ -55,6 +55,9 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     }
     /// (Re)maps the file at its current length.
     fn map(&mut self) -> io::Result<()>;
+    /// Tells the file that its first `len` bytes are allocated on disk (it was written whole
+    /// beforehand), so appends below that may go through the map.
+    fn mark_allocated(&self, _len: u64) {}
 }
 
 /// Directory-level operations and opening files.
@@ -224,6 +227,11 @@ impl StorageFile for RealFile {
             )
         };
         rc == 0 && residency.iter().all(|&r| r & 1 == 1)
+    }
+
+    fn mark_allocated(&self, len: u64) {
+        self.allocated
+            .store(len, std::sync::atomic::Ordering::Release);
     }
 
     fn map(&mut self) -> io::Result<()> {

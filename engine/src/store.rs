@@ -84,6 +84,9 @@ pub(crate) struct Inner {
     pub durable_waiters: Mutex<Vec<(u64, DurableCallback)>>,
     pub durable_wake: Condvar,
     pub closing: AtomicBool,
+    /// Whether a pre-written spare segment file is ready for the next rollover. Held while
+    /// the spare is written and while it is adopted, so the two never overlap.
+    pub spare_ready: Mutex<bool>,
     pub fs: Arc<dyn FileSystem>,
     _lock: Box<dyn Send + Sync>,
 }
@@ -272,6 +275,7 @@ impl Store {
             durable_waiters: Mutex::new(Vec::new()),
             durable_wake: Condvar::new(),
             closing: AtomicBool::new(false),
+            spare_ready: Mutex::new(false),
         });
         let thread = spawn_background(&inner).map_err(io_err(dir))?;
         let syncer = spawn_syncer(&inner).map_err(io_err(dir))?;
@@ -731,6 +735,28 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes a spare segment for the next rollover if none is ready and the active segment
+    /// is half full (durable stores only: it makes their fsyncs cheaper, and costs a
+    /// segment's worth of zeros written, so small stores never pay it).
+    fn prepare_spare(&self) {
+        if !self.durable() {
+            return;
+        }
+        let half_full = {
+            let w = self.writer.lock();
+            w.write_pos * 2 >= w.active.capacity()
+        };
+        if !half_full {
+            return;
+        }
+        let mut ready = self.spare_ready.lock();
+        if *ready {
+            return;
+        }
+        let path = self.dir.join(SPARE_FILE);
+        *ready = Segment::prepare_spare(self.fs.as_ref(), &path, self.options.segment_size).is_ok();
+    }
+
     /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].
     fn check_residency(&self) {
         let segments: Vec<_> = self
@@ -784,6 +810,9 @@ fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
         .map(Some)
 }
 
+/// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
+pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
+
 /// How often the background thread checks which segments are wholly in memory.
 const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a check is trusted (a little over the interval, so that it never lapses).
@@ -818,6 +847,7 @@ fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>
                 if last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL) {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
+                    inner.prepare_spare();
                 }
                 {
                     let mut stop = inner.stop.lock();

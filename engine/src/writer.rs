@@ -446,14 +446,26 @@ impl Inner {
             .segment_size
             .max(SEGMENT_HEADER_LEN as u64 + needed);
         let durable = self.durable();
-        let seg = Segment::create(
-            self.fs.as_ref(),
-            &self.dir,
-            id,
-            w.next_version,
-            capacity,
-            durable,
-        )?;
+        // A ready spare is adopted unless the background thread is busy writing it.
+        let adopted = match self.spare_ready.try_lock() {
+            Some(mut ready) if *ready && capacity == self.options.segment_size => {
+                *ready = false;
+                let spare = self.dir.join(crate::store::SPARE_FILE);
+                Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, id, w.next_version).ok()
+            }
+            _ => None,
+        };
+        let seg = match adopted {
+            Some(seg) => seg,
+            None => Segment::create(
+                self.fs.as_ref(),
+                &self.dir,
+                id,
+                w.next_version,
+                capacity,
+                durable,
+            )?,
+        };
         let seg = Arc::new(seg);
         if durable {
             self.fs.sync_dir(&self.dir)?;

@@ -533,3 +533,50 @@ fn the_system_clock_is_the_default() -> TestResult {
     let _shared: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
     Ok(())
 }
+
+#[test]
+fn durable_stores_roll_over_into_prewritten_spare_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = Store::builder()
+            .durability(Durability::Always)
+            .segment_size(64 << 10)
+            .compaction_interval(Some(Duration::from_secs(3600)))
+            .open(dir.path())?;
+        // Once the active segment is half full, the background thread writes a spare; wait
+        // (bounded) until it exists.
+        for i in 0..150u32 {
+            store.put(
+                b"ns",
+                &(1_000_000 + i).to_be_bytes(),
+                &[7; 200],
+                PutOptions::default(),
+            )?;
+        }
+        let spare = dir.path().join("spare-segment.tmp");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !spare.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(spare.exists(), "no spare segment was prepared");
+        std::thread::sleep(Duration::from_millis(200));
+        let mut batch = ttlcask_engine::WriteBatch::new();
+        for i in 0..400u32 {
+            batch.put(b"ns", &i.to_be_bytes(), &[9; 200], PutOptions::default());
+        }
+        store.write_batch(batch)?;
+        for i in 400..420u32 {
+            store.put(b"ns", &i.to_be_bytes(), &[8; 200], PutOptions::default())?;
+        }
+    }
+    // Without a background thread no new spare is prepared, so the old one must be gone.
+    let store = Store::builder()
+        .compaction_interval(None)
+        .open(dir.path())?;
+    assert_eq!(store.keys(b"ns").count(), 570);
+    assert!(
+        !dir.path().join("spare-segment.tmp").exists(),
+        "a leftover spare is removed on open"
+    );
+    Ok(())
+}
