@@ -265,6 +265,17 @@ fn reopening_uses_hint_files_instead_of_scanning() -> TestResult {
     Ok(())
 }
 
+/// The segment files of a data directory, oldest first.
+fn segment_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    Ok(segs)
+}
+
 #[test]
 fn a_torn_tail_is_cut_and_reported() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -274,12 +285,7 @@ fn a_torn_tail_is_cut_and_reported() -> TestResult {
         store.put(b"ns", b"a", b"kept", PutOptions::default())?;
     }
     // Find the newest segment and append half a frame to it, with no hint.
-    let mut segs: Vec<_> = std::fs::read_dir(dir.path())?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
+    let segs = segment_files(dir.path())?;
     let newest = segs.last().ok_or("no segment")?;
     let _ = std::fs::remove_file(newest.with_extension("hint"));
     let mut bytes = std::fs::read(newest)?;
@@ -307,12 +313,7 @@ fn a_flipped_bit_in_a_value_is_never_served() -> TestResult {
         let store = quiet(dir.path(), &clock)?;
         store.put(b"ns", b"a", b"precious-value", PutOptions::default())?;
     }
-    let mut segs: Vec<_> = std::fs::read_dir(dir.path())?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
+    let segs = segment_files(dir.path())?;
     for seg in &segs {
         let mut bytes = std::fs::read(seg)?;
         if let Some(at) = bytes.windows(14).position(|w| w == b"precious-value") {
