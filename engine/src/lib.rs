@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+mod background;
 mod clock;
 mod compaction;
 mod error;

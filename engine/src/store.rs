@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::background::{spawn_background, spawn_syncer};
 use crate::clock::Clock;
 use crate::error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
 use crate::format::{self, SEGMENT_HEADER_LEN};
@@ -735,42 +735,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes a spare segment for the next rollover if none is ready and the active segment
-    /// is half full (durable stores only: it makes their fsyncs cheaper, and costs a
-    /// segment's worth of zeros written, so small stores never pay it).
-    fn prepare_spare(&self) {
-        if !self.durable() {
-            return;
-        }
-        let half_full = {
-            let w = self.writer.lock();
-            w.write_pos * 2 >= w.active.capacity()
-        };
-        if !half_full {
-            return;
-        }
-        let mut ready = self.spare_ready.lock();
-        if *ready {
-            return;
-        }
-        let path = self.dir.join(SPARE_FILE);
-        *ready = Segment::prepare_spare(self.fs.as_ref(), &path, self.options.segment_size).is_ok();
-    }
-
-    /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].
-    fn check_residency(&self) {
-        let segments: Vec<_> = self
-            .state
-            .read()
-            .segments
-            .values()
-            .map(|s| (s.segment.clone(), s.data_len))
-            .collect();
-        for (segment, data_len) in segments {
-            segment.check_residency(data_len, RESIDENCY_VALID_MS);
-        }
-    }
-
     /// Seals the active segment and writes missing hints; called once, when the store closes.
     fn close(&self) {
         if self.poisoned.load(Ordering::SeqCst) {
@@ -779,97 +743,4 @@ impl Inner {
         let _ = self.seal_active_on_close();
         let _ = self.write_missing_hints();
     }
-}
-
-/// Starts the thread that makes deferred writes durable (`Durability::Always` only).
-fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
-    if inner.options.durability != Durability::Always {
-        return Ok(None);
-    }
-    let inner = inner.clone();
-    std::thread::Builder::new()
-        .name("ttlcask-sync".into())
-        .spawn(move || loop {
-            let batch = {
-                let mut queue = inner.durable_waiters.lock();
-                while queue.is_empty() && !inner.closing.load(Ordering::SeqCst) {
-                    inner.durable_wake.wait(&mut queue);
-                }
-                if queue.is_empty() {
-                    return;
-                }
-                std::mem::take(&mut *queue)
-            };
-            // One fsync covers every write waiting now; later ones form the next batch.
-            let target = batch.iter().map(|(lsn, _)| *lsn).max().unwrap_or(0);
-            let result = inner.wait_durable(target);
-            for (_, then) in batch {
-                then(result.clone());
-            }
-        })
-        .map(Some)
-}
-
-/// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
-pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
-
-/// How often the background thread checks which segments are wholly in memory.
-const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a check is trusted (a little over the interval, so that it never lapses).
-const RESIDENCY_VALID_MS: u64 = 1_500;
-
-/// Starts the thread that runs timed fsyncs (`Durability::Every`), hint writing, background
-/// compaction and the residency check that lets `try_get` skip a system call per read; none
-/// when neither fsyncs nor compaction are timed.
-fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
-    let every = match inner.options.durability {
-        Durability::Every(d) => Some(d),
-        _ => None,
-    };
-    let compaction = inner.options.compaction_interval;
-    if every.is_none() && compaction.is_none() {
-        return Ok(None);
-    }
-    let inner = inner.clone();
-    let tick = every
-        .into_iter()
-        .chain(compaction)
-        .chain([RESIDENCY_INTERVAL])
-        .min()
-        .unwrap_or(RESIDENCY_INTERVAL)
-        .max(Duration::from_millis(1));
-    std::thread::Builder::new()
-        .name("ttlcask-background".into())
-        .spawn(move || {
-            let mut last_compaction = Instant::now();
-            let mut last_residency: Option<Instant> = None;
-            loop {
-                if last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL) {
-                    last_residency = Some(Instant::now());
-                    inner.check_residency();
-                    inner.prepare_spare();
-                }
-                {
-                    let mut stop = inner.stop.lock();
-                    if !*stop {
-                        inner.wake.wait_for(&mut stop, tick);
-                    }
-                    if *stop {
-                        return;
-                    }
-                }
-                if every.is_some() {
-                    let lsn = inner.writer.lock().lsn;
-                    let _ = inner.wait_durable(lsn);
-                }
-                if let Some(interval) = compaction {
-                    if last_compaction.elapsed() >= interval {
-                        last_compaction = Instant::now();
-                        let _ = inner.write_missing_hints();
-                        let _ = inner.compact(Some(inner.options.compaction_dead_ratio));
-                    }
-                }
-            }
-        })
-        .map(Some)
 }

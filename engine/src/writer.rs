@@ -450,7 +450,7 @@ impl Inner {
         let adopted = match self.spare_ready.try_lock() {
             Some(mut ready) if *ready && capacity == self.options.segment_size => {
                 *ready = false;
-                let spare = self.dir.join(crate::store::SPARE_FILE);
+                let spare = self.dir.join(crate::background::SPARE_FILE);
                 Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, id, w.next_version).ok()
             }
             _ => None,
