@@ -424,18 +424,8 @@ impl Store {
         condition: Condition,
     ) -> Result<Option<u64>, WriteError> {
         self.inner().check_sizes(namespace, key, value)?;
-        self.inner().commit(|f| {
-            let current = f.live_version(namespace, key);
-            let holds = match condition {
-                Condition::Absent => current.is_none(),
-                Condition::Present => current.is_some(),
-                Condition::VersionIs(v) => current == Some(v),
-            };
-            if !holds {
-                return Ok(None);
-            }
-            f.put(namespace, key, value, options).map(Some)
-        })
+        self.inner()
+            .commit(|f| f.put_if(namespace, key, value, options, Some(condition)))
     }
 
     /// Stores `value` (if `condition`, when given, holds) without waiting for the disk:
@@ -459,18 +449,7 @@ impl Store {
     ) -> Result<(Option<u64>, Ticket), DeferredError> {
         self.inner().check_sizes(namespace, key, value)?;
         let appended = self.inner().append_frame(true, |f| {
-            if let Some(condition) = condition {
-                let current = f.live_version(namespace, key);
-                let holds = match condition {
-                    Condition::Absent => current.is_none(),
-                    Condition::Present => current.is_some(),
-                    Condition::VersionIs(v) => current == Some(v),
-                };
-                if !holds {
-                    return Ok(None);
-                }
-            }
-            f.put(namespace, key, value, options).map(Some)
+            f.put_if(namespace, key, value, options, condition)
         });
         match appended {
             Ok((version, lsn)) => Ok((version, Ticket(lsn))),

@@ -19,7 +19,7 @@ use crate::index::{SegmentSlot, State};
 use crate::options::Durability;
 use crate::segment::Segment;
 use crate::store::Inner;
-use crate::types::PutOptions;
+use crate::types::{Condition, PutOptions};
 
 /// Why a non-blocking append did not happen.
 pub(crate) enum Refused<E> {
@@ -260,6 +260,33 @@ impl Frame<'_> {
                 .insert((namespace.to_vec(), key.to_vec()), Some(v));
         }
         Ok(v)
+    }
+
+    /// Appends a put if `condition` (when given) holds for the live item; `Ok(None)` and
+    /// nothing appended otherwise.
+    ///
+    /// # Errors
+    /// As for [`Frame::put`].
+    pub fn put_if(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        condition: Option<Condition>,
+    ) -> Result<Option<u64>, WriteError> {
+        if let Some(condition) = condition {
+            let current = self.live_version(namespace, key);
+            let holds = match condition {
+                Condition::Absent => current.is_none(),
+                Condition::Present => current.is_some(),
+                Condition::VersionIs(v) => current == Some(v),
+            };
+            if !holds {
+                return Ok(None);
+            }
+        }
+        self.put(namespace, key, value, options).map(Some)
     }
 
     /// Appends a tombstone if the key is live; true if it was.
