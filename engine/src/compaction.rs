@@ -342,13 +342,8 @@ impl Inner {
     }
 
     fn seal_output(&self, out: &Output) -> std::io::Result<()> {
-        out.segment.sync()?;
-        out.segment.truncate(out.pos, true)?;
-        if let Some(slot) = self.state.write().segments.get_mut(&out.segment.id) {
-            slot.sealed = true;
-            slot.data_len = out.pos;
-        }
-        Ok(())
+        // Always synced: inputs are deleted on the strength of it, whatever the policy.
+        self.seal_segment(&out.segment, out.pos, true)
     }
 
     fn seal_outputs(&self, outputs: &[Output]) -> std::io::Result<()> {

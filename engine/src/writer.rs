@@ -508,14 +508,9 @@ impl Inner {
 
     fn seal_active(&self, w: &mut Writer) -> std::io::Result<()> {
         let durable = self.durable();
+        self.seal_segment(&w.active, w.write_pos, durable)?;
         if durable {
-            w.active.sync()?;
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
-        w.active.truncate(w.write_pos, durable)?;
-        if let Some(slot) = self.state.write().segments.get_mut(&w.active.id) {
-            slot.sealed = true;
-            slot.data_len = w.write_pos;
         }
         Ok(())
     }
@@ -524,11 +519,24 @@ impl Inner {
     pub(crate) fn seal_active_on_close(&self) -> std::io::Result<()> {
         let w = self.writer.lock();
         // Closing always syncs, whatever the policy: a clean close loses nothing.
-        w.active.sync()?;
-        w.active.truncate(w.write_pos, true)?;
-        if let Some(slot) = self.state.write().segments.get_mut(&w.active.id) {
+        self.seal_segment(&w.active, w.write_pos, true)
+    }
+
+    /// Ends appends to `segment` at `data_len`: synced first when `durable`, cut to its data,
+    /// and marked sealed in the index.
+    pub(crate) fn seal_segment(
+        &self,
+        segment: &Segment,
+        data_len: u64,
+        durable: bool,
+    ) -> std::io::Result<()> {
+        if durable {
+            segment.sync()?;
+        }
+        segment.truncate(data_len, durable)?;
+        if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
             slot.sealed = true;
-            slot.data_len = w.write_pos;
+            slot.data_len = data_len;
         }
         Ok(())
     }
