@@ -250,53 +250,60 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
         Bytes::new()
     };
     let key_bytes = key.into_bytes();
-    if op == Op::Get {
-        // Inline when the engine can answer without the disk (see `http::get_item`).
-        return match http::get_item(&store, ns, key_bytes).await {
-            Ok(Ok(found)) => got(found),
-            Ok(Err(e)) => Reply::fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Storage error: {e}"),
-            ),
-            Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
-        };
+    let done = match op {
+        Op::Get => return get(&store, ns, key_bytes).await,
+        Op::Add => {
+            return add(
+                &store,
+                ns,
+                key_bytes,
+                &body,
+                expires.unwrap_or(now + max_ms),
+            )
+            .await
+        }
+        Op::Update => blocking(&store, move |s| update(s, &ns, &key_bytes, &body, expires)).await,
+        Op::Delete => blocking(&store, move |s| delete(s, &ns, &key_bytes)).await,
+    };
+    done.unwrap_or_else(|e| Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Inline when the engine can answer without the disk (see `http::get_item`).
+async fn get(store: &Store, ns: Vec<u8>, key: Vec<u8>) -> Reply {
+    match http::get_item(store, ns, key).await {
+        Ok(Ok(found)) => got(found),
+        Ok(Err(e)) => Reply::fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Storage error: {e}"),
+        ),
+        Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
-    if op == Op::Add {
-        // Appended inline and acknowledged once durable (see `http::put_item`).
-        let expires = expires.unwrap_or(now + max_ms);
-        let options = PutOptions::expiring_at(expires);
-        let stored = http::put_item(
-            &store,
-            ns.clone(),
-            key_bytes.clone(),
-            body.to_vec(),
-            options,
-            Some(Condition::Absent),
-        )
-        .await;
-        return match stored {
-            Ok(Ok(Some(_))) => {
-                Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires))
-            }
-            Ok(Ok(None)) => {
-                let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
-                if let Ok(Ok(Some(item))) = http::get_item(&store, ns, key_bytes).await {
-                    reply.expires_ms = item.expires_at_ms;
-                }
-                reply
-            }
-            Ok(Err(e)) => write_failed(&e),
-            Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
-        };
-    }
-    let outcome = blocking(&store, move |s| match op {
-        Op::Update => update(s, &ns, &key_bytes, &body, expires),
-        Op::Delete => delete(s, &ns, &key_bytes),
-        // Add and Get were answered above.
-        Op::Add | Op::Get => read_item(s, &ns, &key_bytes).map_or_else(|r| r, got),
-    })
+}
+
+/// Appended inline and acknowledged once durable (see `http::put_item`).
+async fn add(store: &Store, ns: Vec<u8>, key: Vec<u8>, body: &[u8], expires: u64) -> Reply {
+    let options = PutOptions::expiring_at(expires);
+    let stored = http::put_item(
+        store,
+        ns.clone(),
+        key.clone(),
+        body.to_vec(),
+        options,
+        Some(Condition::Absent),
+    )
     .await;
-    outcome.unwrap_or_else(|e| Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e))
+    match stored {
+        Ok(Ok(Some(_))) => Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires)),
+        Ok(Ok(None)) => {
+            let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
+            if let Ok(Ok(Some(item))) = http::get_item(store, ns, key).await {
+                reply.expires_ms = item.expires_at_ms;
+            }
+            reply
+        }
+        Ok(Err(e)) => write_failed(&e),
+        Err(e) => Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
