@@ -10,33 +10,10 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-cargo build --quiet --bin ttlcask
-bin="$root/target/debug/ttlcask"
-
-work=$(mktemp -d)
+source "$root/tests/support/dev-server.sh"
 artifacts="$root/target/browser"
 mkdir -p "$artifacts"
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-base="http://127.0.0.1:$port"
-"$bin" serve --dev --listen "127.0.0.1:$port" --data-dir "$work/data" --durability never \
-    >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request; urllib.request.urlopen('$base/healthz', timeout=1)" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
+start_dev_server
 # One Akka item (the document's sample JWT, tenant ttorg) so the tenant table has a row.
 jwt='eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmciLCJuYW1lIjoiSm9obiBEb2UiLCJzZXJ2aWNlTGV2ZWwiOiJmcmVlIn0.rds8orVxVz149ovTxxYzFIqGmSdWJUlHONem9avKBgQ'
 python3 - "$base" "$jwt" <<'PY'

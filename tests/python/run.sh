@@ -4,40 +4,8 @@
 # that no ~/.iron.json or ./iron.json changes the client's configuration.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-cargo build --quiet --bin ttlcask
-bin="$root/target/debug/ttlcask"
-
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-"$bin" serve --dev --listen "127.0.0.1:$port" --data-dir "$work/data" --durability never \
-    >"$work/server.log" 2>&1 &
-server_pid=$!
-
-ready=""
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null; then
-        ready=yes
-        break
-    fi
-    sleep 0.1
-done
-if [ -z "$ready" ]; then
-    echo "ttlcask did not become healthy; its log:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
+source "$(cd "$(dirname "$0")" && pwd)/../support/dev-server.sh"
+start_dev_server
 
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check iron-cache

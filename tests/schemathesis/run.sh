@@ -19,31 +19,8 @@ if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
 
-cargo build --quiet --bin ttlcask
-bin="$root/target/debug/ttlcask"
-
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-base="http://127.0.0.1:$port"
-"$bin" serve --dev --listen "127.0.0.1:$port" --data-dir "$work/data" --durability never \
-    --log warn >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request; urllib.request.urlopen('$base/healthz', timeout=1)" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
+source "$root/tests/support/dev-server.sh"
+start_dev_server --log warn
 
 # An Akka JWT for tenant ttorg, HS256 with the documents' sample secret (accepted in --dev).
 jwt=$(python3 - <<'PY'
