@@ -70,6 +70,15 @@ pub enum ReadError {
     },
     /// The index points at a segment that is no longer there (a bug; please report it).
     MissingSegment(u32),
+    /// The key's newest record may lie in a damaged range of segment `segment` at `offset`
+    /// (found on open or by compaction): its value is lost, and an older one is never
+    /// returned instead. Writing the key again ends this.
+    Lost {
+        /// Segment id.
+        segment: u32,
+        /// Offset of the damaged range.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for ReadError {
@@ -80,6 +89,10 @@ impl fmt::Display for ReadError {
                 "record at segment {segment} offset {offset} failed its checksum; the disk may be damaged, run `ttlcask verify`"
             ),
             Self::MissingSegment(id) => write!(f, "segment {id} is missing; this is a bug in ttlcask-engine"),
+            Self::Lost { segment, offset } => write!(
+                f,
+                "the key's newest record was in a damaged range of segment {segment} at offset {offset} and is lost; write the key again"
+            ),
         }
     }
 }
@@ -94,6 +107,9 @@ pub enum WriteError {
     Poisoned(String),
     /// Writing or syncing failed just now; the store is poisoned from here on.
     Io(String),
+    /// The disk is full: nothing of the write was stored. Deletes, clears and drops still
+    /// work; writes are taken again once space is free.
+    DiskFull(String),
     /// A key, namespace or value is larger than the store accepts.
     TooLarge {
         /// What was too large.
@@ -115,6 +131,10 @@ impl fmt::Display for WriteError {
             Self::Io(cause) => write!(
                 f,
                 "write failed: {cause}; the write may not be durable and the store refuses further writes until reopened"
+            ),
+            Self::DiskFull(cause) => write!(
+                f,
+                "the disk is full ({cause}); nothing was stored: free space or delete items, then retry"
             ),
             Self::TooLarge { what, size, limit } => {
                 write!(f, "{what} of {size} bytes is larger than the limit of {limit} bytes")

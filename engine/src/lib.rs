@@ -51,9 +51,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
 pub use fs::{FileSystem, RealFs, StorageFile, View};
 pub use options::{
-    Durability, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+    Durability, RecoveryPolicy, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE,
+    MIN_SEGMENT_SIZE,
 };
-pub use store::{DeferredError, RecoveryReport, Store, Ticket};
+pub use store::{DamagedRange, DeferredError, Health, RecoveryReport, Store, Ticket};
 pub use types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,
     FSYNC_BATCH_BUCKETS,

@@ -20,6 +20,20 @@ pub enum Durability {
     Never,
 }
 
+/// What opening a store does about damaged segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecoveryPolicy {
+    /// Keep every intact record, lose only the damaged ones (their keys read as
+    /// [`ReadError::Lost`](crate::ReadError::Lost)), keep the damaged files as evidence and
+    /// report everything in [`RecoveryReport`](crate::RecoveryReport). Only a torn tail of
+    /// the newest segment is cut.
+    #[default]
+    Salvage,
+    /// Refuse to open a data directory with any damage beyond a torn tail of the newest
+    /// segment ([`OpenError::Damaged`] names it), for operators who restore from a backup.
+    Strict,
+}
+
 /// Options of [`Store`], started by [`Store::builder`].
 ///
 /// ```
@@ -42,6 +56,7 @@ pub struct StoreBuilder {
     pub(crate) compaction_dead_ratio: f64,
     pub(crate) max_value_size: usize,
     pub(crate) file_system: Arc<dyn FileSystem>,
+    pub(crate) recovery_policy: RecoveryPolicy,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -73,6 +88,7 @@ impl Default for StoreBuilder {
             compaction_dead_ratio: 0.5,
             max_value_size: 64 << 20,
             file_system: Arc::new(RealFs),
+            recovery_policy: RecoveryPolicy::Salvage,
         }
     }
 }
@@ -81,6 +97,12 @@ impl StoreBuilder {
     /// The durability policy (default [`Durability::Always`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// What opening does about damaged segments (default [`RecoveryPolicy::Salvage`]).
+    pub fn recovery_policy(mut self, policy: RecoveryPolicy) -> Self {
+        self.recovery_policy = policy;
         self
     }
 

@@ -36,6 +36,51 @@ pub struct RecoveryReport {
     pub truncated: Vec<(u32, u64, u64)>,
     /// Files that were not usable and were left alone, with the reason.
     pub ignored_files: Vec<String>,
+    /// Damaged byte ranges found inside segments that were kept (never cut), in segment
+    /// and offset order.
+    pub damaged: Vec<DamagedRange>,
+    /// Keys whose newest record may lie in a damaged range: reads of them return
+    /// [`ReadError::Lost`](crate::ReadError::Lost) until they are written again.
+    pub keys_lost: u64,
+    /// Records read intact from damaged segments (around the damage).
+    pub records_salvaged: u64,
+}
+
+impl RecoveryReport {
+    /// Whether opening found anything damaged, cut or unusable.
+    pub fn is_clean(&self) -> bool {
+        self.truncated.is_empty() && self.ignored_files.is_empty() && self.damaged.is_empty()
+    }
+
+    /// Bytes cut off torn tails.
+    pub fn bytes_cut(&self) -> u64 {
+        self.truncated.iter().map(|t| t.2).sum()
+    }
+}
+
+/// A damaged byte range of a segment, found by recovery or compaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRange {
+    /// Segment id.
+    pub segment: u32,
+    /// Offset of the first damaged byte range in the segment file.
+    pub offset: u64,
+    /// Length of the damaged range in bytes.
+    pub len: u64,
+    /// Records the range held, where the frame's trailer says; `None` if unknown.
+    pub records: Option<u64>,
+    /// What was wrong.
+    pub problem: String,
+}
+
+/// Whether the store takes writes, as a load balancer or supervisor needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Set when an I/O failure poisoned the store: writes are refused until it is reopened.
+    pub poisoned: Option<String>,
+    /// Set while the disk is full: writes are refused (deletes, clears and drops still work)
+    /// until space is free again; the store notices by itself.
+    pub disk_full: bool,
 }
 
 /// Counters kept with atomics so that reading them takes no lock.
@@ -50,6 +95,10 @@ pub(crate) struct Counters {
     /// Group-commit fsyncs by writes covered (see [`FSYNC_BATCH_BUCKETS`]).
     pub fsync_batches: [AtomicU64; FSYNC_BATCH_BUCKETS],
     pub fsync_batched_writes: AtomicU64,
+    /// Reads answered with `ReadError::Lost` or `ReadError::Corrupt`.
+    pub lost_reads: AtomicU64,
+    /// Records compaction could not copy out of damaged segments.
+    pub damaged_records_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -73,6 +122,9 @@ pub(crate) struct Inner {
     pub writer: Mutex<Writer>,
     pub sync: SyncState,
     pub poisoned: AtomicBool,
+    /// Set when a write found no space; cleared by the background thread once a segment
+    /// can be started again.
+    pub disk_full: AtomicBool,
     pub poison_reason: Mutex<String>,
     pub counters: Counters,
     pub report: RecoveryReport,
@@ -265,6 +317,7 @@ impl Store {
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
             sync: SyncState::default(),
             poisoned: AtomicBool::new(false),
+            disk_full: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
             counters: Counters::default(),
             report: recovered.report,
@@ -606,6 +659,19 @@ impl Store {
         self.inner().compact(Some(ratio))
     }
 
+    /// Whether the store takes writes: poisoned (reopen needed) or disk full (clears by
+    /// itself once space is free). Takes no lock but the poison reason's.
+    pub fn health(&self) -> Health {
+        let inner = self.inner();
+        Health {
+            poisoned: inner
+                .poisoned
+                .load(Ordering::SeqCst)
+                .then(|| inner.poison_reason.lock().clone()),
+            disk_full: inner.disk_full.load(Ordering::SeqCst),
+        }
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
         let inner = self.inner();
@@ -628,6 +694,11 @@ impl Store {
                 inner.counters.fsync_batches[i].load(Ordering::Relaxed)
             }),
             fsync_batched_writes: inner.counters.fsync_batched_writes.load(Ordering::Relaxed),
+            lost_reads: inner.counters.lost_reads.load(Ordering::Relaxed),
+            damaged_records_dropped: inner
+                .counters
+                .damaged_records_dropped
+                .load(Ordering::Relaxed),
             ..Stats::default()
         };
         for ns in st.namespaces.values() {

@@ -230,6 +230,11 @@ pub struct Stats {
     pub fsync_batches: [u64; FSYNC_BATCH_BUCKETS],
     /// Writes made durable by the fsyncs counted in `fsync_batches` (their sum).
     pub fsync_batched_writes: u64,
+    /// Reads since open that found a damaged or lost record (each an error, never an older
+    /// value).
+    pub lost_reads: u64,
+    /// Records that compaction could not copy out of damaged segments since open.
+    pub damaged_records_dropped: u64,
 }
 
 /// Buckets of [`Stats::fsync_batches`]: bounds 1, 2, 4, … 2^14, then unbounded.
