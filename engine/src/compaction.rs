@@ -21,6 +21,7 @@ use crate::format::{self, EntryMeta, EntryRef, Op, FRAME_HEADER_LEN, SEGMENT_HEA
 use crate::fs;
 use crate::hint::{HintEntry, HintWriter};
 use crate::index::{Location, SegmentSlot, State, NEVER};
+use crate::scan;
 use crate::segment::{self, Segment};
 use crate::store::Inner;
 use crate::types::CompactionReport;
@@ -153,12 +154,46 @@ impl Inner {
     }
 
     fn delete_segment_files(&self, id: u32) -> u64 {
-        let slot = self.state.write().segments.remove(&id);
+        let slot = {
+            let mut st = self.state.write();
+            let slot = st.segments.remove(&id);
+            if slot.as_ref().is_some_and(|s| s.damaged) {
+                forget_damaged_entries(&mut st, id);
+            }
+            slot
+        };
         let _ = self.fs.remove(&self.dir.join(segment::hint_file_name(id)));
-        let _ = self
-            .fs
-            .remove(&self.dir.join(segment::segment_file_name(id)));
+        let path = self.dir.join(segment::segment_file_name(id));
+        if slot.as_ref().is_some_and(|s| s.damaged) {
+            // Kept as evidence, and so that the next open learns again which keys it lost.
+            let aside = self.dir.join(segment::evidence_file_name(id));
+            if self.fs.rename(&path, &aside).is_ok() {
+                return 0;
+            }
+        }
+        let _ = self.fs.remove(&path);
         slot.map_or(0, |s| s.data_len)
+    }
+
+    /// Records what a scan of segment `id` found damaged: its keys are lost from here on,
+    /// and the segment gets no hint and is moved aside, not deleted, once rewritten.
+    fn note_damage(&self, id: u32, scanned: &scan::Scan<'_>, report: &mut CompactionReport) {
+        let mut st = self.state.write();
+        let mut lost = 0;
+        for d in &scanned.damaged {
+            for s in d.lost.iter().flatten() {
+                st.mark_lost(s, id, d.offset as u64);
+                lost += 1;
+            }
+        }
+        if let Some(slot) = st.segments.get_mut(&id) {
+            slot.damaged = true;
+        }
+        report.damaged_ranges += scanned.damaged.len() as u64 + u64::from(scanned.torn);
+        report.records_lost += lost;
+        self.counters
+            .damaged_records_dropped
+            .fetch_add(lost, Ordering::Relaxed);
     }
 
     /// Copies the needed records of segment `id` into outputs; false if it could not be
@@ -175,18 +210,11 @@ impl Inner {
         };
         let view = seg.bytes();
         let bytes = &view[..(data_len as usize).min(view.len())];
-        let mut records: Vec<(usize, EntryRef<'_>)> = Vec::new();
-        let mut at = SEGMENT_HEADER_LEN;
-        while at < bytes.len() {
-            let Ok((body, total)) = format::decode_frame(&bytes[at..]) else {
-                return Ok(false);
-            };
-            for item in format::frame_entries(body) {
-                let Ok((off, e)) = item else { return Ok(false) };
-                records.push((at + FRAME_HEADER_LEN + off, e));
-            }
-            at += total;
+        let scanned = scan::scan(bytes, &seg.header, false);
+        if !scanned.is_clean() {
+            self.note_damage(id, &scanned, report);
         }
+        let records = scanned.records;
         let mut start = 0;
         while start < records.len() {
             let mut end = start;
@@ -247,7 +275,7 @@ impl Inner {
         }
         let mut placed: Option<(u32, u64)> = None;
         if !written.is_empty() {
-            format::finish_frame(&mut buf, frame_start);
+            format::finish_frame(&mut buf, frame_start, self.salt);
             let len = buf.len() as u64;
             let need_new = outputs
                 .last()
@@ -264,8 +292,7 @@ impl Inner {
                 let seg = Arc::new(Segment::create(
                     self.fs.as_ref(),
                     &self.dir,
-                    out_id,
-                    w.next_version,
+                    self.segment_header(out_id, w.next_version),
                     capacity,
                     true,
                 )?);
@@ -287,7 +314,7 @@ impl Inner {
         }
         let mut st = self.state.write();
         if let Some((out_id, frame_pos)) = placed {
-            let body = &buf[FRAME_HEADER_LEN..];
+            let body = format::own_frame_body(&buf);
             let entries: Vec<_> = format::own_frame_entries(body).flatten().collect();
             if let Some(slot) = st.segments.get_mut(&out_id) {
                 slot.data_len = frame_pos + buf.len() as u64;
@@ -365,7 +392,7 @@ impl Inner {
             .read()
             .segments
             .iter()
-            .filter(|(_, s)| s.sealed && !s.hinted)
+            .filter(|(_, s)| s.sealed && !s.hinted && !s.damaged)
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
@@ -398,27 +425,51 @@ impl Inner {
     }
 }
 
-/// The hint of a sealed segment, or None if a frame fails its check.
+/// The hint of a sealed segment, or None if anything in it is damaged (a hint would forget
+/// which keys the damage holds; the segment is scanned on every open instead).
 fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
     let view = seg.bytes();
     let bytes = view.get(..usize::try_from(data_len).ok()?)?;
+    let scanned = scan::scan(bytes, &seg.header, false);
+    if !scanned.is_clean() || scanned.end != bytes.len() {
+        return None;
+    }
     let mut w = HintWriter::new(seg.id, data_len);
-    let mut at = SEGMENT_HEADER_LEN;
-    while at < bytes.len() {
-        let (body, total) = format::decode_frame(&bytes[at..]).ok()?;
-        for item in format::frame_entries(body) {
-            let (off, e) = item.ok()?;
-            w.push(&HintEntry {
-                offset: u32::try_from(at + FRAME_HEADER_LEN + off).ok()?,
-                meta: e.meta,
-                namespace: e.namespace,
-                key: e.key,
-                value_len: u32::try_from(e.value.len()).ok()?,
-            });
-        }
-        at += total;
+    for (at, e) in scanned.records {
+        w.push(&HintEntry {
+            offset: u32::try_from(at).ok()?,
+            meta: e.meta,
+            namespace: e.namespace,
+            key: e.key,
+            value_len: u32::try_from(e.value.len()).ok()?,
+        });
     }
     Some(w.finish())
+}
+
+/// After a damaged segment's intact records moved out, index entries still pointing into it
+/// are damaged records: they leave the index and their keys are marked lost.
+fn forget_damaged_entries(st: &mut State, id: u32) {
+    let mut gone = Vec::new();
+    for (name, ns) in &st.namespaces {
+        for (key, e) in ns.items.iter().filter(|(_, e)| e.segment == id) {
+            gone.push((name.clone(), key.to_vec(), e.version, e.offset));
+        }
+    }
+    for (name, key, version, offset) in gone {
+        if let Some(ns) = st.namespaces.get_mut(&name) {
+            ns.items.remove(&key);
+        }
+        let (ns_hash, key_hash) = crate::index::lost_key(&name, &key);
+        let s = format::Summary {
+            version,
+            ns_hash,
+            key_hash,
+            len: 0,
+            op: Op::Put as u8,
+        };
+        st.mark_lost(&s, id, u64::from(offset));
+    }
 }
 
 /// Whether a segment other than `id`, with an id at or below `horizon`, still exists that

@@ -44,8 +44,10 @@ use std::mem::size_of;
 
 /// Identifies a segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TTLCSEG\0";
-/// Version of the segment, frame and entry layout.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the segment and frame layout that this release writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The first layout (no frame magic, no trailer, header without a checksum), still read.
+pub const FORMAT_V1: u32 = 1;
 /// Versions are below this (the index keeps 56 bits); a record or header claiming more is
 /// damaged, however its checksum reads.
 pub const VERSION_LIMIT: u64 = 1 << 56;
@@ -56,13 +58,32 @@ const MAGIC_OFFSET: usize = 0;
 const FORMAT_OFFSET: usize = MAGIC_OFFSET + SEGMENT_MAGIC.len();
 const SEGMENT_ID_OFFSET: usize = FORMAT_OFFSET + size_of::<u32>();
 const BASE_VERSION_OFFSET: usize = SEGMENT_ID_OFFSET + size_of::<u32>();
-/// Bytes of the segment header.
-pub const SEGMENT_HEADER_LEN: usize = BASE_VERSION_OFFSET + size_of::<u64>();
+/// Bytes of a format 1 segment header.
+pub const V1_SEGMENT_HEADER_LEN: usize = BASE_VERSION_OFFSET + size_of::<u64>();
+const SALT_OFFSET: usize = V1_SEGMENT_HEADER_LEN;
+const HEADER_CRC_OFFSET: usize = SALT_OFFSET + size_of::<u32>();
+/// Bytes of one copy of a format 2 segment header.
+const V2_HEADER_COPY_LEN: usize = HEADER_CRC_OFFSET + size_of::<u32>();
+/// Bytes of the segment header this release writes: two copies of the format 2 header, so
+/// that one damaged byte cannot orphan the segment.
+pub const SEGMENT_HEADER_LEN: usize = 2 * V2_HEADER_COPY_LEN;
 
 const FRAME_CRC_OFFSET: usize = 0;
 const FRAME_LEN_OFFSET: usize = FRAME_CRC_OFFSET + size_of::<u32>();
-/// Bytes of a frame header.
-pub const FRAME_HEADER_LEN: usize = FRAME_LEN_OFFSET + size_of::<u32>();
+/// Bytes of a format 1 frame header.
+pub const V1_FRAME_HEADER_LEN: usize = FRAME_LEN_OFFSET + size_of::<u32>();
+
+/// First bytes of every format 2 frame: what a scan looks for to resynchronise after
+/// damage.
+pub const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
+const V2_LEN_OFFSET: usize = FRAME_MAGIC.len();
+const V2_CRC_OFFSET: usize = V2_LEN_OFFSET + size_of::<u32>();
+/// Bytes of a format 2 frame header.
+pub const FRAME_HEADER_LEN: usize = V2_CRC_OFFSET + size_of::<u32>();
+/// Bytes of one record summary in a frame trailer.
+pub const SUMMARY_LEN: usize = 8 + 4 + 4 + 4 + 1;
+/// Bytes after the summaries of a trailer: count, body length, CRC.
+pub const TRAILER_END_LEN: usize = 12;
 
 const ENTRY_CRC_OFFSET: usize = 0;
 const ENTRY_OP_OFFSET: usize = ENTRY_CRC_OFFSET + size_of::<u32>();
@@ -123,6 +144,8 @@ pub enum DecodeError {
     BadField,
     /// A zero-length frame: the end of written data.
     End,
+    /// A segment written by a newer release, in this format version.
+    NewerFormat(u32),
 }
 
 /// The fields of an entry header; `ns`, `key` and `value` follow it on disk.
@@ -215,6 +238,15 @@ pub(crate) fn read_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// Encoded length of the entry at the start of `bytes` as its header says, unchecked.
+pub(crate) fn decode_entry_lengths(bytes: &[u8]) -> Option<usize> {
+    let h = bytes.get(..ENTRY_HEADER_LEN)?;
+    ENTRY_HEADER_LEN
+        .checked_add(usize::from(read_u16(h, ENTRY_NS_LEN_OFFSET)))?
+        .checked_add(read_u32(h, ENTRY_KEY_LEN_OFFSET) as usize)?
+        .checked_add(read_u32(h, ENTRY_VALUE_LEN_OFFSET) as usize)
+}
+
 /// Decodes the entry at the start of `bytes`, checking its CRC.
 ///
 /// # Errors
@@ -277,24 +309,72 @@ pub fn begin_frame(out: &mut Vec<u8>) -> usize {
     start
 }
 
-/// Fills in the length and CRC of the frame begun at `start`.
-pub fn finish_frame(out: &mut [u8], start: usize) {
-    let body_len = len_u32(out.len() - start - FRAME_HEADER_LEN);
-    out[start + FRAME_LEN_OFFSET..start + FRAME_HEADER_LEN]
-        .copy_from_slice(&body_len.to_le_bytes());
-    let crc = frame_crc(&out[start + FRAME_LEN_OFFSET..]).unwrap_or(0);
-    out[start..start + FRAME_LEN_OFFSET].copy_from_slice(&crc.to_le_bytes());
+/// Fills in the header of the frame begun at `start` and appends its trailer. `salt` is the
+/// store's (see [`SegmentHeader::salt`]): it seeds both checksums, so bytes that a client
+/// stored inside a value can never pass for a frame when a scan resynchronises.
+pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
+    let body_start = start + FRAME_HEADER_LEN;
+    let body_len = len_u32(out.len() - body_start);
+    out[start..start + V2_LEN_OFFSET].copy_from_slice(&FRAME_MAGIC);
+    out[start + V2_LEN_OFFSET..start + V2_CRC_OFFSET].copy_from_slice(&body_len.to_le_bytes());
+    let crc = v2_frame_crc(&out[start..], salt).unwrap_or(0);
+    out[start + V2_CRC_OFFSET..body_start].copy_from_slice(&crc.to_le_bytes());
+    let trailer_start = out.len();
+    let mut count = 0u32;
+    let mut at = body_start;
+    while at < trailer_start {
+        let Ok(e) = decode_own_entry(&out[at..trailer_start]) else {
+            break;
+        };
+        let summary = Summary::of(&e);
+        at += e.len;
+        summary.encode(out);
+        count += 1;
+    }
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
+    let crc = salted_crc(salt, &[&out[trailer_start..]]);
+    out.extend_from_slice(&crc.to_le_bytes());
 }
 
-/// CRC of a frame's length field and its entries' CRCs; `None` if the entries do not tile
-/// the body exactly. `bytes` starts at the length field and ends with the body.
+/// The entries of a frame built by this process (as [`finish_frame`] left it).
+pub(crate) fn own_frame_body(frame: &[u8]) -> &[u8] {
+    let body_len = read_u32(frame, V2_LEN_OFFSET) as usize;
+    &frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + body_len]
+}
+
+fn salted_crc(salt: u32, parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(salt);
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+/// CRC of a format 1 frame's length field and its entries' CRCs; `None` if the entries do
+/// not tile the body exactly. `bytes` starts at the length field and ends with the body.
 fn frame_crc(bytes: &[u8]) -> Option<u32> {
-    let (len_field, body) = bytes.split_at_checked(FRAME_HEADER_LEN - FRAME_LEN_OFFSET)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(len_field);
+    let (len_field, body) = bytes.split_at_checked(V1_FRAME_HEADER_LEN - FRAME_LEN_OFFSET)?;
+    entry_crcs(crc32fast::Hasher::new(), len_field, body)
+}
+
+/// CRC (seeded with `salt`) of a format 2 frame's magic, length and entries' CRCs; `None`
+/// if the entries do not tile the body. `frame` starts at the magic.
+fn v2_frame_crc(frame: &[u8], salt: u32) -> Option<u32> {
+    let body_len = read_u32(frame.get(..FRAME_HEADER_LEN)?, V2_LEN_OFFSET) as usize;
+    let body = frame.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN.checked_add(body_len)?)?;
+    entry_crcs(
+        crc32fast::Hasher::new_with_initial(salt),
+        &frame[..V2_CRC_OFFSET],
+        body,
+    )
+}
+
+fn entry_crcs(mut hasher: crc32fast::Hasher, head: &[u8], body: &[u8]) -> Option<u32> {
+    hasher.update(head);
     let mut at = 0;
     while at < body.len() {
-        let entry = body.get(at..at + ENTRY_HEADER_LEN)?;
+        let entry = body.get(at..at.checked_add(ENTRY_HEADER_LEN)?)?;
         let len = ENTRY_HEADER_LEN
             .checked_add(usize::from(read_u16(entry, ENTRY_NS_LEN_OFFSET)))?
             .checked_add(read_u32(entry, ENTRY_KEY_LEN_OFFSET) as usize)?
@@ -305,13 +385,13 @@ fn frame_crc(bytes: &[u8]) -> Option<u32> {
     (at == body.len()).then(|| hasher.finalize())
 }
 
-/// Checks the frame at the start of `bytes` and returns its body and total length.
+/// Checks the format 1 frame at the start of `bytes` and returns its body and total length.
 ///
 /// # Errors
 /// [`DecodeError::End`] for a zero length (no more data), [`DecodeError::Truncated`] or
 /// [`DecodeError::BadChecksum`] for a torn or damaged frame.
-pub fn decode_frame(bytes: &[u8]) -> Result<(&[u8], usize), DecodeError> {
-    if bytes.len() < FRAME_HEADER_LEN {
+pub fn decode_v1_frame(bytes: &[u8]) -> Result<(&[u8], usize), DecodeError> {
+    if bytes.len() < V1_FRAME_HEADER_LEN {
         return Err(if bytes.iter().all(|&b| b == 0) {
             DecodeError::End
         } else {
@@ -327,20 +407,192 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(&[u8], usize), DecodeError> {
             DecodeError::BadField
         });
     }
-    let total = FRAME_HEADER_LEN
+    let total = V1_FRAME_HEADER_LEN
         .checked_add(body_len)
         .ok_or(DecodeError::BadField)?;
     if bytes.len() < total {
         return Err(DecodeError::Truncated);
     }
     match frame_crc(&bytes[FRAME_LEN_OFFSET..total]) {
-        Some(c) if c == crc => Ok((&bytes[FRAME_HEADER_LEN..total], total)),
+        Some(c) if c == crc => Ok((&bytes[V1_FRAME_HEADER_LEN..total], total)),
         Some(_) => Err(DecodeError::BadChecksum),
         None => Err(DecodeError::BadField),
     }
 }
 
+/// A format 2 frame whose header checked.
+#[derive(Debug, Clone, Copy)]
+pub struct V2Frame<'a> {
+    /// The entries (each still to be checked against its own CRC).
+    pub body: &'a [u8],
+    /// The record summaries, if the trailer checked too.
+    pub trailer: Option<Trailer<'a>>,
+    /// Bytes of the whole frame, header to trailer.
+    pub total: usize,
+}
+
+/// Checks the format 2 frame at the start of `bytes`.
+///
+/// # Errors
+/// [`DecodeError::End`] where four zero bytes stand instead of the magic,
+/// [`DecodeError::Truncated`], [`DecodeError::BadHeader`] (no magic) or
+/// [`DecodeError::BadChecksum`] for a torn or damaged frame header.
+pub fn decode_v2_frame(bytes: &[u8], salt: u32) -> Result<V2Frame<'_>, DecodeError> {
+    let Some(magic) = bytes.get(..FRAME_MAGIC.len()) else {
+        return Err(if bytes.iter().all(|&b| b == 0) {
+            DecodeError::End
+        } else {
+            DecodeError::Truncated
+        });
+    };
+    if magic != FRAME_MAGIC {
+        return Err(if magic == [0; 4] {
+            DecodeError::End
+        } else {
+            DecodeError::BadHeader
+        });
+    }
+    let head = bytes
+        .get(..FRAME_HEADER_LEN)
+        .ok_or(DecodeError::Truncated)?;
+    let body_len = read_u32(head, V2_LEN_OFFSET) as usize;
+    let body_end = FRAME_HEADER_LEN
+        .checked_add(body_len)
+        .ok_or(DecodeError::BadField)?;
+    if body_len == 0 || body_end > bytes.len() {
+        return Err(DecodeError::Truncated);
+    }
+    if v2_frame_crc(bytes, salt) != Some(read_u32(head, V2_CRC_OFFSET)) {
+        return Err(DecodeError::BadChecksum);
+    }
+    let body = &bytes[FRAME_HEADER_LEN..body_end];
+    // Where the trailer ends if its count is right: one summary per entry of the body.
+    let count = entries_in(body);
+    let total = body_end + count * SUMMARY_LEN + TRAILER_END_LEN;
+    let trailer = bytes
+        .get(..total)
+        .and_then(|b| trailer_ending_at(b, total, salt))
+        .filter(|t| t.body_len == body_len && t.count == count);
+    Ok(V2Frame {
+        body,
+        trailer,
+        total: trailer.map_or(body_end + count * SUMMARY_LEN + TRAILER_END_LEN, |t| {
+            t.frame_len
+        }),
+    })
+}
+
+/// Entries in a body whose header checked (they tile it).
+fn entries_in(body: &[u8]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while let Some(entry) = body.get(at..at + ENTRY_HEADER_LEN) {
+        n += 1;
+        at += ENTRY_HEADER_LEN
+            + usize::from(read_u16(entry, ENTRY_NS_LEN_OFFSET))
+            + read_u32(entry, ENTRY_KEY_LEN_OFFSET) as usize
+            + read_u32(entry, ENTRY_VALUE_LEN_OFFSET) as usize;
+    }
+    n
+}
+
+/// What a frame trailer says about its frame: enough to find every entry and to know which
+/// keys and versions it held when the entries themselves are damaged.
+#[derive(Debug, Clone, Copy)]
+pub struct Trailer<'a> {
+    summaries: &'a [u8],
+    /// Entries in the frame.
+    pub count: usize,
+    /// Bytes of the frame's body.
+    pub body_len: usize,
+    /// Bytes of the whole frame, header to trailer.
+    pub frame_len: usize,
+}
+
+impl Trailer<'_> {
+    /// The record summaries, in entry order.
+    pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
+        self.summaries
+            .chunks_exact(SUMMARY_LEN)
+            .map(Summary::decode)
+    }
+}
+
+/// The trailer of a format 2 frame that ends at `end` in `bytes`, if one checks there.
+pub fn trailer_ending_at(bytes: &[u8], end: usize, salt: u32) -> Option<Trailer<'_>> {
+    let tail = bytes.get(end.checked_sub(TRAILER_END_LEN)?..end)?;
+    let count = read_u32(tail, 0) as usize;
+    let body_len = read_u32(tail, 4) as usize;
+    let summaries_len = count.checked_mul(SUMMARY_LEN)?;
+    let start = end.checked_sub(TRAILER_END_LEN + summaries_len)?;
+    let trailer = &bytes[start..end - 4];
+    if salted_crc(salt, &[trailer]) != read_u32(tail, 8) || count == 0 {
+        return None;
+    }
+    let frame_len = FRAME_HEADER_LEN
+        .checked_add(body_len)?
+        .checked_add(summaries_len + TRAILER_END_LEN)?;
+    (frame_len <= end).then_some(Trailer {
+        summaries: &bytes[start..start + summaries_len],
+        count,
+        body_len,
+        frame_len,
+    })
+}
+
+/// One record as its frame's trailer describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The record's version.
+    pub version: u64,
+    /// CRC32 of its namespace.
+    pub ns_hash: u32,
+    /// CRC32 of its key.
+    pub key_hash: u32,
+    /// Encoded length of the entry.
+    pub len: u32,
+    /// The entry's op byte (see [`Op`]).
+    pub op: u8,
+}
+
+impl Summary {
+    /// The summary of an entry.
+    pub fn of(e: &EntryRef<'_>) -> Self {
+        Self {
+            version: e.meta.version,
+            ns_hash: crc32fast::hash(e.namespace),
+            key_hash: crc32fast::hash(e.key),
+            len: len_u32(e.len),
+            op: e.meta.op as u8,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.ns_hash.to_le_bytes());
+        out.extend_from_slice(&self.key_hash.to_le_bytes());
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.push(self.op);
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        Self {
+            version: read_u64(b, 0),
+            ns_hash: read_u32(b, 8),
+            key_hash: read_u32(b, 12),
+            len: read_u32(b, 16),
+            op: b[20],
+        }
+    }
+
+    /// Whether the record is about one key (a put or tombstone), not a whole namespace.
+    pub fn is_item(&self) -> bool {
+        self.op == Op::Put as u8 || self.op == Op::Tombstone as u8
+    }
+}
+
 /// Iterates over the entries of a checked frame body with their offsets in the body.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn frame_entries(
     body: &[u8],
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
@@ -384,37 +636,96 @@ pub struct SegmentHeader {
     pub id: u32,
     /// The store's next version when the segment was created.
     pub base_version: u64,
+    /// Layout of the segment: [`FORMAT_V1`] or [`FORMAT_VERSION`].
+    pub format: u32,
+    /// Seeds the frame checksums of a format 2 segment (random per store opening).
+    pub salt: u32,
 }
 
-/// Encodes a segment header.
+impl SegmentHeader {
+    /// Where the first frame starts.
+    pub fn data_start(&self) -> usize {
+        if self.format == FORMAT_V1 {
+            V1_SEGMENT_HEADER_LEN
+        } else {
+            SEGMENT_HEADER_LEN
+        }
+    }
+}
+
+/// Encodes a format 2 segment header: two identical copies, each with its own CRC.
 pub fn encode_segment_header(h: &SegmentHeader) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut copy = [0; V2_HEADER_COPY_LEN];
+    copy[MAGIC_OFFSET..FORMAT_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
+    copy[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    copy[SEGMENT_ID_OFFSET..BASE_VERSION_OFFSET].copy_from_slice(&h.id.to_le_bytes());
+    copy[BASE_VERSION_OFFSET..SALT_OFFSET].copy_from_slice(&h.base_version.to_le_bytes());
+    copy[SALT_OFFSET..HEADER_CRC_OFFSET].copy_from_slice(&h.salt.to_le_bytes());
+    let crc = crc32fast::hash(&copy[..HEADER_CRC_OFFSET]);
+    copy[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
     let mut out = [0; SEGMENT_HEADER_LEN];
-    out[MAGIC_OFFSET..FORMAT_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
-    out[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out[SEGMENT_ID_OFFSET..BASE_VERSION_OFFSET].copy_from_slice(&h.id.to_le_bytes());
-    out[BASE_VERSION_OFFSET..SEGMENT_HEADER_LEN].copy_from_slice(&h.base_version.to_le_bytes());
+    out[..V2_HEADER_COPY_LEN].copy_from_slice(&copy);
+    out[V2_HEADER_COPY_LEN..].copy_from_slice(&copy);
     out
 }
 
-/// Decodes a segment header.
+/// Decodes a segment header of format 1 or 2 (for format 2, the first copy whose CRC
+/// checks).
 ///
 /// # Errors
-/// [`DecodeError::Truncated`] or [`DecodeError::BadHeader`].
+/// [`DecodeError::Truncated`], [`DecodeError::BadHeader`], or
+/// [`DecodeError::NewerFormat`] for a segment written by a newer release.
 pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError> {
-    if bytes.len() < SEGMENT_HEADER_LEN {
+    if bytes.len() < V1_SEGMENT_HEADER_LEN {
         return Err(DecodeError::Truncated);
     }
+    let mut newer = None;
+    for copy in [0, V2_HEADER_COPY_LEN] {
+        let Some(b) = bytes.get(copy..copy + V2_HEADER_COPY_LEN) else {
+            continue;
+        };
+        if b[..FORMAT_OFFSET] != SEGMENT_MAGIC
+            || crc32fast::hash(&b[..HEADER_CRC_OFFSET]) != read_u32(b, HEADER_CRC_OFFSET)
+        {
+            continue;
+        }
+        let format = read_u32(b, FORMAT_OFFSET);
+        if format > FORMAT_VERSION {
+            newer = Some(format);
+            continue;
+        }
+        if format != FORMAT_VERSION {
+            continue;
+        }
+        return plausible(SegmentHeader {
+            id: read_u32(b, SEGMENT_ID_OFFSET),
+            base_version: read_u64(b, BASE_VERSION_OFFSET),
+            format,
+            salt: read_u32(b, SALT_OFFSET),
+        });
+    }
+    if let Some(format) = newer {
+        return Err(DecodeError::NewerFormat(format));
+    }
     if bytes[MAGIC_OFFSET..FORMAT_OFFSET] != SEGMENT_MAGIC
-        || read_u32(bytes, FORMAT_OFFSET) != FORMAT_VERSION
+        || read_u32(bytes, FORMAT_OFFSET) != FORMAT_V1
     {
+        if bytes.len() < SEGMENT_HEADER_LEN && read_u32(bytes, FORMAT_OFFSET) == FORMAT_VERSION {
+            return Err(DecodeError::Truncated);
+        }
         return Err(DecodeError::BadHeader);
     }
-    let header = SegmentHeader {
+    // Format 1 headers have no checksum: fields that would break version or id allocation
+    // are refused outright (found by fuzzing recovery).
+    plausible(SegmentHeader {
         id: read_u32(bytes, SEGMENT_ID_OFFSET),
         base_version: read_u64(bytes, BASE_VERSION_OFFSET),
-    };
-    // The header has no checksum: fields that would break version or id allocation are
-    // refused outright (found by fuzzing recovery).
+        format: FORMAT_V1,
+        salt: 0,
+    })
+}
+
+fn plausible(header: SegmentHeader) -> Result<SegmentHeader, DecodeError> {
     if header.base_version >= VERSION_LIMIT || header.id >= SEGMENT_ID_LIMIT {
         return Err(DecodeError::BadHeader);
     }
@@ -483,48 +794,140 @@ mod tests {
         assert_eq!(decode_entry(&buf), Err(DecodeError::BadField));
     }
 
-    #[test]
-    fn frame_round_trips_and_detects_tears() {
+    const SALT: u32 = 0xC0FFEE;
+
+    fn two_entry_frame() -> Vec<u8> {
         let mut buf = Vec::new();
         let start = begin_frame(&mut buf);
         encode_entry(&mut buf, &meta(Op::Put), b"ns", b"a", b"1");
         encode_entry(&mut buf, &meta(Op::Tombstone), b"ns", b"b", b"");
-        finish_frame(&mut buf, start);
-        let (body, total) = decode_frame(&buf).expect("frame");
-        assert_eq!(total, buf.len());
-        let keys: Vec<_> = frame_entries(body)
-            .map(|e| e.expect("entry").1.key.to_vec())
-            .collect();
-        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
-        for cut in 1..buf.len() {
-            assert!(
-                decode_frame(&buf[..cut]).is_err(),
-                "torn frame of {cut} bytes accepted"
-            );
-        }
-        assert_eq!(decode_frame(&[0; 16]), Err(DecodeError::End));
+        finish_frame(&mut buf, start, SALT);
+        buf
     }
 
     #[test]
-    fn segment_header_round_trips() {
-        let h = SegmentHeader {
-            id: 12,
-            base_version: 1 << 40,
-        };
+    fn frame_round_trips_and_detects_tears() {
+        let buf = two_entry_frame();
+        let frame = decode_v2_frame(&buf, SALT).expect("frame");
+        assert_eq!(frame.total, buf.len());
+        let keys: Vec<_> = frame_entries(frame.body)
+            .map(|e| e.expect("entry").1.key.to_vec())
+            .collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
+        let trailer = frame.trailer.expect("the trailer checks");
+        let versions: Vec<_> = trailer
+            .summaries()
+            .map(|s| (s.version, s.key_hash))
+            .collect();
+        assert_eq!(
+            versions,
+            vec![(42, crc32fast::hash(b"a")), (42, crc32fast::hash(b"b"))]
+        );
+        let body_end = FRAME_HEADER_LEN + frame.body.len();
+        for cut in 1..body_end {
+            assert!(
+                decode_v2_frame(&buf[..cut], SALT).is_err(),
+                "torn frame of {cut} bytes accepted"
+            );
+        }
+        assert_eq!(
+            decode_v2_frame(&[0; 16], SALT).err(),
+            Some(DecodeError::End)
+        );
+        // Another store's salt: the header does not check.
+        assert_eq!(
+            decode_v2_frame(&buf, SALT ^ 1).err(),
+            Some(DecodeError::BadChecksum)
+        );
+    }
+
+    #[test]
+    fn the_trailer_alone_places_the_frame() {
+        let buf = two_entry_frame();
+        let mut bad = buf.clone();
+        bad[V2_LEN_OFFSET] ^= 0x40;
+        assert!(decode_v2_frame(&bad, SALT).is_err(), "damaged length");
+        let t = trailer_ending_at(&bad, bad.len(), SALT).expect("trailer checks");
+        assert_eq!((t.count, t.frame_len), (2, buf.len()));
+        assert!(trailer_ending_at(&bad, bad.len() - 1, SALT).is_none());
+        let mut bad_trailer = buf.clone();
+        let n = bad_trailer.len();
+        bad_trailer[n - 20] ^= 1;
+        let frame = decode_v2_frame(&bad_trailer, SALT).expect("header still checks");
+        assert!(frame.trailer.is_none());
+        assert_eq!(frame.total, buf.len());
+    }
+
+    #[test]
+    fn v1_frames_still_decode() {
+        let mut buf = vec![0; V1_FRAME_HEADER_LEN];
+        encode_entry(&mut buf, &meta(Op::Put), b"ns", b"a", b"1");
+        let body_len = len_u32(buf.len() - V1_FRAME_HEADER_LEN);
+        buf[FRAME_LEN_OFFSET..V1_FRAME_HEADER_LEN].copy_from_slice(&body_len.to_le_bytes());
+        let crc = frame_crc(&buf[FRAME_LEN_OFFSET..]).expect("tiles");
+        buf[..FRAME_LEN_OFFSET].copy_from_slice(&crc.to_le_bytes());
+        let (body, total) = decode_v1_frame(&buf).expect("v1 frame");
+        assert_eq!((body.len(), total), (buf.len() - 8, buf.len()));
+        buf[0] ^= 1;
+        assert_eq!(decode_v1_frame(&buf), Err(DecodeError::BadChecksum));
+    }
+
+    fn header(id: u32, base_version: u64) -> SegmentHeader {
+        SegmentHeader {
+            id,
+            base_version,
+            format: FORMAT_VERSION,
+            salt: SALT,
+        }
+    }
+
+    #[test]
+    fn segment_header_round_trips_and_survives_one_damaged_copy() {
+        let h = header(12, 1 << 40);
         let bytes = encode_segment_header(&h);
         assert_eq!(decode_segment_header(&bytes), Ok(h));
-        let mut bad = bytes;
-        bad[0] = b'X';
-        assert_eq!(decode_segment_header(&bad), Err(DecodeError::BadHeader));
+        for i in 0..SEGMENT_HEADER_LEN {
+            let mut bad = bytes;
+            bad[i] ^= 0x08;
+            assert_eq!(decode_segment_header(&bad), Ok(h), "byte {i} flipped");
+        }
+        let mut both = bytes;
+        both[9] ^= 1;
+        both[V2_HEADER_COPY_LEN + 9] ^= 1;
+        assert!(decode_segment_header(&both).is_err());
         assert_eq!(
             decode_segment_header(&bytes[..5]),
             Err(DecodeError::Truncated)
         );
-        // No checksum covers the header, so implausible ids and versions are refused.
-        let huge = encode_segment_header(&SegmentHeader {
-            id: 1,
-            base_version: u64::MAX,
-        });
+        let huge = encode_segment_header(&header(1, u64::MAX));
         assert_eq!(decode_segment_header(&huge), Err(DecodeError::BadHeader));
+    }
+
+    #[test]
+    fn a_newer_format_is_named() {
+        let mut bytes = encode_segment_header(&header(3, 5));
+        for copy in [0, V2_HEADER_COPY_LEN] {
+            bytes[copy + FORMAT_OFFSET..copy + SEGMENT_ID_OFFSET]
+                .copy_from_slice(&3u32.to_le_bytes());
+            let crc = crc32fast::hash(&bytes[copy..copy + HEADER_CRC_OFFSET]);
+            bytes[copy + HEADER_CRC_OFFSET..copy + V2_HEADER_COPY_LEN]
+                .copy_from_slice(&crc.to_le_bytes());
+        }
+        assert_eq!(
+            decode_segment_header(&bytes),
+            Err(DecodeError::NewerFormat(3))
+        );
+    }
+
+    #[test]
+    fn v1_segment_headers_still_decode() {
+        let mut v1 = [0u8; V1_SEGMENT_HEADER_LEN];
+        v1[..8].copy_from_slice(&SEGMENT_MAGIC);
+        v1[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&FORMAT_V1.to_le_bytes());
+        v1[SEGMENT_ID_OFFSET..BASE_VERSION_OFFSET].copy_from_slice(&9u32.to_le_bytes());
+        v1[BASE_VERSION_OFFSET..].copy_from_slice(&77u64.to_le_bytes());
+        let h = decode_segment_header(&v1).expect("v1 header");
+        assert_eq!((h.id, h.base_version, h.format), (9, 77, FORMAT_V1));
+        assert_eq!(h.data_start(), V1_SEGMENT_HEADER_LEN);
     }
 }

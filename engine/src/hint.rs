@@ -31,10 +31,11 @@
 
 use std::mem::size_of;
 
-use crate::format::{
-    self, read_u16, read_u32, read_u64, DecodeError, EntryMeta, Op, FORMAT_VERSION,
-};
+use crate::format::{self, read_u16, read_u32, read_u64, DecodeError, EntryMeta, Op};
 
+/// Layout version of hint files (independent of the segment format: segments of format 1
+/// and 2 have the same entries, so their hints are alike).
+pub const HINT_VERSION: u32 = 1;
 const HINT_MAGIC: [u8; 8] = *b"TTLCHNT\0";
 const FORMAT_OFFSET: usize = HINT_MAGIC.len();
 const SEGMENT_ID_OFFSET: usize = FORMAT_OFFSET + size_of::<u32>();
@@ -90,7 +91,7 @@ impl HintWriter {
     pub fn new(segment_id: u32, data_len: u64) -> Self {
         let mut buf = Vec::with_capacity(4096);
         buf.extend_from_slice(&HINT_MAGIC);
-        buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf.extend_from_slice(&HINT_VERSION.to_le_bytes());
         buf.extend_from_slice(&segment_id.to_le_bytes());
         buf.extend_from_slice(&data_len.to_le_bytes());
         Self { buf }
@@ -142,7 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
     if bytes.len() < HINT_HEADER_LEN + CRC_LEN {
         return Err(DecodeError::Truncated);
     }
-    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || read_u32(bytes, FORMAT_OFFSET) != FORMAT_VERSION {
+    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || read_u32(bytes, FORMAT_OFFSET) != HINT_VERSION {
         return Err(DecodeError::BadHeader);
     }
     let body_end = bytes.len() - CRC_LEN;

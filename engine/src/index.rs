@@ -75,6 +75,9 @@ pub struct SegmentSlot {
     pub sealed: bool,
     /// A valid hint file exists.
     pub hinted: bool,
+    /// Damage was found in it: it gets no hint (every open scans it, to learn again which
+    /// keys are lost), and compaction moves it aside as evidence instead of deleting it.
+    pub damaged: bool,
 }
 
 impl SegmentSlot {
@@ -91,6 +94,7 @@ impl SegmentSlot {
             hiding_horizon: 0,
             sealed: false,
             hinted: false,
+            damaged: false,
         }
     }
 
@@ -107,6 +111,19 @@ impl SegmentSlot {
     }
 }
 
+/// Where a record that damage destroyed was, and its version: reads of its key (or, for a
+/// namespace record, of the namespace's older items) are errors until something newer is
+/// written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostMark {
+    /// Version of the damaged record.
+    pub version: u64,
+    /// Segment that held it.
+    pub segment: u32,
+    /// Offset of the damaged range.
+    pub offset: u64,
+}
+
 /// Everything readers need, behind the store's read-write lock.
 #[derive(Debug, Default)]
 pub struct State {
@@ -114,9 +131,82 @@ pub struct State {
     pub namespaces: HashMap<Box<[u8]>, Namespace, RandomState>,
     /// Segment id → segment.
     pub segments: BTreeMap<u32, SegmentSlot>,
+    /// Items lost to damage, by (CRC32 of namespace, CRC32 of key): empty unless a damaged
+    /// segment was found, so reads pay one emptiness check.
+    pub lost: HashMap<(u32, u32), LostMark, RandomState>,
+    /// Namespace records (create, clear, drop) lost to damage, by CRC32 of the namespace.
+    pub lost_namespaces: HashMap<u32, LostMark, RandomState>,
+}
+
+/// Hashes under which [`State::lost`] names a key.
+pub fn lost_key(namespace: &[u8], key: &[u8]) -> (u32, u32) {
+    (crc32fast::hash(namespace), crc32fast::hash(key))
 }
 
 impl State {
+    /// Records that damage destroyed the record `s` (kept if newer than a mark it replaces).
+    pub fn mark_lost(&mut self, s: &crate::format::Summary, segment: u32, offset: u64) {
+        let mark = LostMark {
+            version: s.version,
+            segment,
+            offset,
+        };
+        let slot = if s.is_item() {
+            self.lost.entry((s.ns_hash, s.key_hash)).or_insert(mark)
+        } else {
+            self.lost_namespaces.entry(s.ns_hash).or_insert(mark)
+        };
+        if slot.version < mark.version {
+            *slot = mark;
+        }
+    }
+
+    /// Whether reading `key` (whose live entry, if any, has version `live`) must fail
+    /// because a newer record of it, or of its namespace, was lost to damage.
+    pub fn lost_check(
+        &self,
+        namespace: &[u8],
+        key: &[u8],
+        live: Option<u64>,
+    ) -> Result<(), crate::error::ReadError> {
+        if self.lost.is_empty() && self.lost_namespaces.is_empty() {
+            return Ok(());
+        }
+        let (ns_hash, key_hash) = lost_key(namespace, key);
+        let newer = |m: &&LostMark| live.is_none_or(|v| m.version > v);
+        let item = self.lost.get(&(ns_hash, key_hash)).filter(newer);
+        // A lost clear or drop may have hidden a live item; a missing item it cannot bring.
+        let ns = self
+            .lost_namespaces
+            .get(&ns_hash)
+            .filter(|m| live.is_some_and(|v| m.version > v));
+        match item.or(ns) {
+            Some(m) => Err(crate::error::ReadError::Lost {
+                segment: m.segment,
+                offset: m.offset,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets lost marks that a newer record of the key (or namespace) makes moot.
+    fn supersede_lost(&mut self, e: &EntryRef<'_>) {
+        if self.lost.is_empty() && self.lost_namespaces.is_empty() {
+            return;
+        }
+        let (ns_hash, key_hash) = lost_key(e.namespace, e.key);
+        match e.meta.op {
+            Op::Put | Op::Tombstone => {
+                self.lost.remove(&(ns_hash, key_hash));
+            }
+            Op::ClearNamespace | Op::DropNamespace => {
+                self.lost.retain(|&(n, _), _| n != ns_hash);
+                self.lost_namespaces.remove(&ns_hash);
+            }
+            Op::CreateNamespace => {}
+        }
+    }
+
     /// Marks `len` bytes of segment `id` as dead.
     pub fn mark_dead(&mut self, id: u32, len: u32) {
         if let Some(slot) = self.segments.get_mut(&id) {
@@ -126,6 +216,7 @@ impl State {
 
     /// Applies one entry just appended at (`segment`, `offset`), in write order.
     pub fn apply(&mut self, segment: u32, offset: u32, e: &EntryRef<'_>) {
+        self.supersede_lost(e);
         let len = u32::try_from(e.len).unwrap_or(u32::MAX);
         if let Some(slot) = self.segments.get_mut(&segment) {
             slot.note_entry(e);

@@ -40,6 +40,7 @@ mod index;
 mod keydir;
 mod options;
 mod recovery;
+mod scan;
 mod segment;
 pub mod sim;
 mod store;

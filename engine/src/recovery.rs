@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::format::{self, DecodeError, EntryMeta, Op, SEGMENT_HEADER_LEN};
+use crate::format::{self, EntryMeta, Op, Summary};
 use crate::fs::FileSystem;
 use crate::hint::{self, HintEntry};
 use crate::index::{Entry, KeyDir, Location, Namespace, SegmentSlot, State};
+use crate::scan;
 use crate::segment::{self, Segment, SegmentOpenError};
-use crate::store::RecoveryReport;
+use crate::store::{DamagedRange, RecoveryReport};
 
 /// What recovery hands to the store.
 #[derive(Debug)]
@@ -56,6 +57,8 @@ struct Replay {
     /// Records come in runs of one namespace: remember the last one's slot.
     last: Option<usize>,
     max_version: u64,
+    /// Records lost to damage: (summary, segment, offset of the damaged range).
+    lost: Vec<(Summary, u32, u64)>,
 }
 
 impl Replay {
@@ -111,19 +114,67 @@ impl Replay {
         }
     }
 
-    fn into_namespaces(self) -> impl Iterator<Item = (Box<[u8]>, Namespace)> {
-        self.namespaces.into_iter().filter_map(|(name, rns)| {
-            let (created_version, created_at) = rns.created?;
-            if created_version <= rns.dropped {
-                return None;
-            }
-            let mut ns = Namespace::new(created_version, created_at);
-            ns.floor = rns.floor;
+    /// Turns the lost records into marks in `state`, leaving out those that a newer
+    /// record of the same key or namespace makes moot.
+    fn mark_lost(&mut self, state: &mut State) {
+        for (s, segment, offset) in std::mem::take(&mut self.lost) {
+            state.mark_lost(&s, segment, offset);
+        }
+        if state.lost.is_empty() && state.lost_namespaces.is_empty() {
+            return;
+        }
+        for (name, rns) in &self.namespaces {
+            let ns_hash = crc32fast::hash(name);
             let floor = rns.floor;
-            ns.items = rns.items;
-            ns.items.retain(|_, e| e.len != 0 && e.version > floor);
-            Some((name, ns))
-        })
+            state
+                .lost
+                .retain(|&(n, _), m| n != ns_hash || m.version > floor);
+            if state
+                .lost_namespaces
+                .get(&ns_hash)
+                .is_some_and(|m| m.version < floor)
+            {
+                state.lost_namespaces.remove(&ns_hash);
+            }
+            if state.lost.keys().all(|&(n, _)| n != ns_hash) {
+                continue;
+            }
+            for (key, e) in rns.items.iter() {
+                let k = (ns_hash, crc32fast::hash(key));
+                if state.lost.get(&k).is_some_and(|m| m.version < e.version) {
+                    state.lost.remove(&k);
+                }
+            }
+        }
+    }
+
+    fn into_namespaces(self, state: &State) -> impl Iterator<Item = (Box<[u8]>, Namespace)> + '_ {
+        self.namespaces
+            .into_iter()
+            .filter_map(move |(name, mut rns)| {
+                if rns.created.is_none() && rns.items.len() > 0 {
+                    // Its create record was lost to damage: the items that survived keep it.
+                    let lost = state.lost_namespaces.get(&crc32fast::hash(&name));
+                    rns.created = lost.map(|m| {
+                        let at = Location {
+                            segment: m.segment,
+                            offset: 0,
+                            len: 0,
+                        };
+                        (m.version, at)
+                    });
+                }
+                let (created_version, created_at) = rns.created?;
+                if created_version <= rns.dropped {
+                    return None;
+                }
+                let mut ns = Namespace::new(created_version, created_at);
+                ns.floor = rns.floor;
+                let floor = rns.floor;
+                ns.items = rns.items;
+                ns.items.retain(|_, e| e.len != 0 && e.version > floor);
+                Some((name, ns))
+            })
     }
 }
 
@@ -131,9 +182,12 @@ impl Replay {
 pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Result<Recovered> {
     let mut report = RecoveryReport::default();
     let mut segment_ids = Vec::new();
+    let mut evidence = Vec::new();
     for name in fs.list(dir)? {
         if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
+        } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
+            evidence.push((id, name));
         } else if name.ends_with(".tmp") {
             // A hint that was never renamed into place: never trusted, safe to remove.
             fs.remove(&dir.join(name))?;
@@ -145,6 +199,11 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
     let mut state = State::default();
     let mut entry_bytes = HashMap::new();
     let mut max_segment_id = 0;
+    for (id, name) in evidence {
+        max_segment_id = max_segment_id.max(id);
+        load_evidence(fs, &dir.join(name), id, &mut replay, &mut report)?;
+    }
+    let newest = segment_ids.last().copied();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
@@ -167,6 +226,17 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
                     .push(format!("{}: blank segment removed", path.display()));
                 continue;
             }
+            Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v), _)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is in segment format version {v}, written by a newer ttlcask; this release reads format versions {} and {}: upgrade ttlcask (nothing was changed)",
+                        path.display(),
+                        format::FORMAT_V1,
+                        format::FORMAT_VERSION
+                    ),
+                ));
+            }
             Err(SegmentOpenError::Format(e, false)) => {
                 report
                     .ignored_files
@@ -175,19 +245,25 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
             }
         };
         replay.max_version = replay.max_version.max(seg.base_version);
-        let (seg, slot_stats) = load_segment(fs, dir, seg, &mut replay, &mut report, durable)?;
+        let is_newest = Some(id) == newest;
+        let (seg, slot_stats) =
+            load_segment(fs, dir, seg, is_newest, &mut replay, &mut report, durable)?;
         let mut slot = SegmentSlot::new(Arc::new(seg), slot_stats.data_len);
         slot.max_expiry = slot_stats.max_expiry;
         slot.max_horizon = slot_stats.max_horizon;
         slot.has_puts = slot_stats.has_puts;
         slot.sealed = true;
         slot.hinted = slot_stats.hinted;
+        slot.damaged = slot_stats.damaged;
         entry_bytes.insert(id, slot_stats.entry_bytes);
         state.segments.insert(id, slot);
     }
 
     let max_version = replay.max_version;
-    state.namespaces.extend(replay.into_namespaces());
+    replay.mark_lost(&mut state);
+    report.keys_lost = state.lost.len() as u64;
+    let namespaces: Vec<_> = replay.into_namespaces(&state).collect();
+    state.namespaces.extend(namespaces);
     account_dead(&mut state, &entry_bytes);
     Ok(Recovered {
         state,
@@ -204,6 +280,7 @@ struct SlotStats {
     max_horizon: u32,
     has_puts: bool,
     hinted: bool,
+    damaged: bool,
     entry_bytes: u64,
 }
 
@@ -225,6 +302,7 @@ fn load_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     seg: Segment,
+    newest: bool,
     replay: &mut Replay,
     report: &mut RecoveryReport,
     durable: bool,
@@ -235,59 +313,55 @@ fn load_segment(
     }
     report.segments_scanned += 1;
     let mut stats = SlotStats::default();
-    let bytes = seg.bytes();
-    let mut at = SEGMENT_HEADER_LEN;
-    let garbage;
-    // The view borrows the file; it must be gone before the file is cut.
-    loop {
-        match format::decode_frame(&bytes[at..]) {
-            Ok((body, total)) => {
-                let body_at = at + format::FRAME_HEADER_LEN;
-                let mut seen = Vec::new();
-                let mut bad = false;
-                for item in format::frame_entries(body) {
-                    match item {
-                        Ok((off, e)) => seen.push((body_at + off, e)),
-                        Err(_) => bad = true,
-                    }
-                }
-                if bad {
-                    garbage = true;
-                    break;
-                }
-                for (offset, e) in seen {
-                    let len = u32::try_from(e.len).unwrap_or(u32::MAX);
-                    stats.note(&e.meta, len);
-                    report.records += 1;
-                    replay.apply(&Seen {
-                        meta: e.meta,
-                        namespace: e.namespace,
-                        key: e.key,
-                        segment: id,
-                        offset: u32::try_from(offset).unwrap_or(u32::MAX),
-                        len,
-                    });
-                }
-                at += total;
-            }
-            Err(DecodeError::End) => {
-                garbage = bytes[at..].iter().any(|&b| b != 0);
-                break;
-            }
-            Err(_) => {
-                garbage = true;
-                break;
-            }
-        }
+    // Read with read(2), not through the map: a sparse tail on a full tmpfs reads as zeros
+    // here, where a page fault on the map would raise SIGBUS.
+    let bytes = fs.read(&seg.path)?;
+    let scanned = scan::scan(&bytes, &seg.header, newest);
+    for (offset, e) in &scanned.records {
+        let len = u32::try_from(e.len).unwrap_or(u32::MAX);
+        stats.note(&e.meta, len);
+        report.records += 1;
+        replay.apply(&Seen {
+            meta: e.meta,
+            namespace: e.namespace,
+            key: e.key,
+            segment: id,
+            offset: u32::try_from(*offset).unwrap_or(u32::MAX),
+            len,
+        });
+    }
+    if !scanned.damaged.is_empty() {
+        report.records_salvaged += scanned.records.len() as u64;
+        stats.damaged = true;
+    }
+    for d in &scanned.damaged {
+        note_damaged(id, d, replay, report);
     }
     let file_len = bytes.len() as u64;
-    drop(bytes);
-    let valid = at as u64;
-    stats.data_len = valid;
-    if garbage {
+    let mut valid = scanned.end as u64;
+    if scanned.torn && !newest {
+        // Only the newest segment can hold a write that was in flight: anything else is
+        // damage, kept byte for byte.
+        note_damaged(
+            id,
+            &scan::Damaged {
+                offset: scanned.end,
+                len: bytes.len() - scanned.end,
+                lost: None,
+                problem: "nothing valid follows this offset",
+            },
+            replay,
+            report,
+        );
+        stats.damaged = true;
+        valid = file_len;
+    } else if scanned.torn {
         report.truncated.push((id, valid, file_len - valid));
     }
+    drop(bytes);
+    stats.data_len = valid;
     if file_len > valid {
+        // A torn tail of the newest segment, or the zeros of its pre-allocated space.
         seg.truncate(valid, durable)?;
         let path = seg.path.clone();
         drop(seg);
@@ -298,6 +372,49 @@ fn load_segment(
         return Ok((seg, stats));
     }
     Ok((seg, stats))
+}
+
+/// Reports a damaged range and remembers the records it held, to mark their keys lost.
+fn note_damaged(id: u32, d: &scan::Damaged, replay: &mut Replay, report: &mut RecoveryReport) {
+    if let Some(lost) = &d.lost {
+        for s in lost {
+            replay.lost.push((*s, id, d.offset as u64));
+        }
+    }
+    report.damaged.push(DamagedRange {
+        segment: id,
+        offset: d.offset as u64,
+        len: d.len as u64,
+        records: d.lost.as_ref().map(|l| l.len() as u64),
+        problem: d.problem.to_string(),
+    });
+}
+
+/// Reads the lost records of a damaged segment that compaction moved aside (its intact
+/// records were copied out then), so that their keys stay lost.
+fn load_evidence(
+    fs: &dyn FileSystem,
+    path: &Path,
+    id: u32,
+    replay: &mut Replay,
+    report: &mut RecoveryReport,
+) -> std::io::Result<()> {
+    let bytes = fs.read(path)?;
+    let header = match format::decode_segment_header(&bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            report.ignored_files.push(format!(
+                "{}: damaged segment kept as evidence, header unreadable ({e:?})",
+                path.display()
+            ));
+            return Ok(());
+        }
+    };
+    let scanned = scan::scan(&bytes, &header, false);
+    for d in &scanned.damaged {
+        note_damaged(id, d, replay, report);
+    }
+    Ok(())
 }
 
 fn load_from_hint(

@@ -21,6 +21,15 @@ pub fn hint_file_name(id: u32) -> String {
     format!("{id:010}.hint")
 }
 
+/// Extension of a damaged segment that compaction moved aside as evidence (after copying
+/// its intact records out): `0000000012.damaged`.
+pub const EVIDENCE_EXTENSION: &str = "damaged";
+
+/// File name of the evidence file of segment `id`.
+pub fn evidence_file_name(id: u32) -> String {
+    format!("{id:010}.{EVIDENCE_EXTENSION}")
+}
+
 /// Parses `0000000012.seg` into 12.
 pub fn parse_file_name(name: &str, extension: &str) -> Option<u32> {
     let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
@@ -41,6 +50,8 @@ pub struct Segment {
     pub path: PathBuf,
     /// The store's next version when the segment was created.
     pub base_version: u64,
+    /// The decoded header (format version, salt).
+    pub header: SegmentHeader,
     file: Box<dyn StorageFile>,
     capacity: u64,
     /// Until when (monotonic ms, see [`monotonic_ms`]) the whole segment is taken to be in
@@ -66,26 +77,32 @@ impl Segment {
     pub fn create(
         fs: &dyn FileSystem,
         dir: &Path,
-        id: u32,
-        base_version: u64,
+        header: SegmentHeader,
         capacity: u64,
         durable: bool,
     ) -> io::Result<Self> {
-        let path = dir.join(segment_file_name(id));
+        let path = dir.join(segment_file_name(header.id));
         let mut file = fs.create(&path)?;
-        file.write_at(
-            &format::encode_segment_header(&SegmentHeader { id, base_version }),
-            0,
-        )?;
-        if durable {
-            file.sync()?;
+        let made = (|| {
+            file.write_at(&format::encode_segment_header(&header), 0)?;
+            if durable {
+                file.sync()?;
+            }
+            file.set_len(capacity)?;
+            file.map()
+        })();
+        if let Err(e) = made {
+            // Nothing is under the segment's name unless it was made whole: a full disk
+            // must not leave a sparse file behind.
+            drop(file);
+            let _ = fs.remove(&path);
+            return Err(e);
         }
-        file.set_len(capacity)?;
-        file.map()?;
         Ok(Self {
-            id,
+            id: header.id,
             path,
-            base_version,
+            base_version: header.base_version,
+            header,
             file,
             capacity,
             resident_until: AtomicU64::new(0),
@@ -115,14 +132,11 @@ impl Segment {
         fs: &dyn FileSystem,
         dir: &Path,
         spare: &Path,
-        id: u32,
-        base_version: u64,
+        header: SegmentHeader,
     ) -> io::Result<Self> {
+        let (id, base_version) = (header.id, header.base_version);
         let mut file = fs.open(spare)?;
-        file.write_at(
-            &format::encode_segment_header(&SegmentHeader { id, base_version }),
-            0,
-        )?;
+        file.write_at(&format::encode_segment_header(&header), 0)?;
         file.sync()?;
         file.map()?;
         let capacity = file.view().len() as u64;
@@ -134,6 +148,7 @@ impl Segment {
             id,
             path,
             base_version,
+            header,
             file,
             capacity,
             resident_until: AtomicU64::new(0),
@@ -156,6 +171,7 @@ impl Segment {
             id: header.id,
             path: path.to_path_buf(),
             base_version: header.base_version,
+            header,
             file,
             capacity: len,
             resident_until: AtomicU64::new(0),
@@ -165,6 +181,11 @@ impl Segment {
     /// The file's bytes.
     pub fn bytes(&self) -> View<'_> {
         self.file.view()
+    }
+
+    /// Where the first frame starts.
+    pub fn data_start(&self) -> u64 {
+        self.header.data_start() as u64
     }
 
     /// Bytes the file can hold before it must be sealed.
@@ -243,13 +264,22 @@ mod tests {
     use crate::format::{EntryMeta, Op};
     use crate::fs::RealFs;
 
+    fn header(id: u32, base_version: u64) -> SegmentHeader {
+        SegmentHeader {
+            id,
+            base_version,
+            format: format::FORMAT_VERSION,
+            salt: 0x5a17,
+        }
+    }
+
     #[test]
     fn a_spare_becomes_a_segment_under_its_name() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let spare = dir.path().join("spare.tmp");
         Segment::prepare_spare(&RealFs, &spare, 8192)?;
         assert_eq!(std::fs::metadata(&spare)?.len(), 8192);
-        let seg = Segment::adopt_spare(&RealFs, dir.path(), &spare, 7, 42)?;
+        let seg = Segment::adopt_spare(&RealFs, dir.path(), &spare, header(7, 42))?;
         assert!(!spare.exists(), "renamed");
         assert_eq!((seg.id, seg.base_version, seg.capacity()), (7, 42, 8192));
         let mut buf = Vec::new();
@@ -285,7 +315,7 @@ mod tests {
     #[test]
     fn written_entries_are_readable_through_the_map() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let seg = Segment::create(&RealFs, dir.path(), 1, 5, 4096, true)?;
+        let seg = Segment::create(&RealFs, dir.path(), header(1, 5), 4096, true)?;
         let mut buf = Vec::new();
         let meta = EntryMeta {
             op: Op::Put,

@@ -140,6 +140,9 @@ pub(crate) struct Inner {
     /// the spare is written and while it is adopted, so the two never overlap.
     pub spare_ready: Mutex<bool>,
     pub fs: Arc<dyn FileSystem>,
+    /// Seeds the frame checksums of every segment this opening writes (see
+    /// `format::finish_frame`).
+    pub salt: u32,
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -150,6 +153,11 @@ impl Inner {
 
     pub(crate) fn now(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The header of a new segment written by this opening of the store.
+    pub(crate) fn segment_header(&self, id: u32, base_version: u64) -> format::SegmentHeader {
+        new_segment_header(id, base_version, self.salt)
     }
 
     pub(crate) fn poison(&self, reason: String) {
@@ -244,6 +252,23 @@ impl std::fmt::Debug for Store {
     }
 }
 
+fn new_segment_header(id: u32, base_version: u64, salt: u32) -> format::SegmentHeader {
+    format::SegmentHeader {
+        id,
+        base_version,
+        format: format::FORMAT_VERSION,
+        salt,
+    }
+}
+
+/// A salt that a client cannot predict: std's `RandomState` keys come from the operating
+/// system's random source.
+fn random_salt() -> u32 {
+    use std::hash::BuildHasher;
+    let h = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    (h ^ (h >> 32)) as u32
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
     move |source| OpenError::Io {
         path: path.to_path_buf(),
@@ -291,11 +316,11 @@ impl Store {
         }
         let next_version = recovered.max_version + 1;
         let active_id = recovered.max_segment_id + 1;
+        let salt = random_salt();
         let active = Segment::create(
             fs.as_ref(),
             dir,
-            active_id,
-            next_version,
+            new_segment_header(active_id, next_version, salt),
             options.segment_size,
             durable,
         )
@@ -309,6 +334,7 @@ impl Store {
             SegmentSlot::new(active.clone(), SEGMENT_HEADER_LEN as u64),
         );
         let inner = Arc::new(Inner {
+            salt,
             dir: dir.to_path_buf(),
             fs,
             clock: options.clock.clone(),
@@ -403,8 +429,15 @@ impl Store {
     /// [`ReadError::Corrupt`] if the record fails its checksum.
     pub fn get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, ReadError> {
         let inner = self.inner();
+        let counted = |e: ReadError| {
+            inner.counters.lost_reads.fetch_add(1, Ordering::Relaxed);
+            e
+        };
         let st = inner.state.read();
-        let Some(entry) = st.live(namespace, key, || inner.now()) else {
+        let live = st.live(namespace, key, || inner.now());
+        st.lost_check(namespace, key, live.map(|e| e.version))
+            .map_err(counted)?;
+        let Some(entry) = live else {
             return Ok(None);
         };
         let seg = st
@@ -414,12 +447,12 @@ impl Store {
             .ok_or(ReadError::MissingSegment(entry.segment))?;
         let value = if entry.len <= COPY_UNDER_LOCK {
             // Small values are copied under the read lock: no reference count traffic.
-            read_value(seg, &entry, namespace, key)?
+            read_value(seg, &entry, namespace, key).map_err(counted)?
         } else {
             // Large ones outside it, so that a writer never waits for a long copy.
             let seg = seg.clone();
             drop(st);
-            read_value(&seg, &entry, namespace, key)?
+            read_value(&seg, &entry, namespace, key).map_err(counted)?
         };
         Ok(Some(Item::from_entry(&entry, value)))
     }
@@ -433,7 +466,15 @@ impl Store {
     pub fn try_get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, TryGetError> {
         let inner = self.inner();
         let st = inner.state.try_read().ok_or(TryGetError::WouldBlock)?;
-        let Some(entry) = st.live(namespace, key, || inner.now()) else {
+        let live = st.live(namespace, key, || inner.now());
+        if st
+            .lost_check(namespace, key, live.map(|e| e.version))
+            .is_err()
+        {
+            // Counted and answered by `get`.
+            return Err(TryGetError::WouldBlock);
+        }
+        let Some(entry) = live else {
             return Ok(None);
         };
         let seg = st
@@ -444,7 +485,9 @@ impl Store {
         if entry.len > COPY_UNDER_LOCK || !seg.is_resident(entry.offset, entry.len) {
             return Err(TryGetError::WouldBlock);
         }
-        let value = read_value(seg, &entry, namespace, key)?;
+        let value = read_value(seg, &entry, namespace, key).inspect_err(|_| {
+            inner.counters.lost_reads.fetch_add(1, Ordering::Relaxed);
+        })?;
         Ok(Some(Item::from_entry(&entry, value)))
     }
 
@@ -705,7 +748,7 @@ impl Store {
             stats.items += ns.items.values().filter(|e| !e.is_expired(now)).count() as u64;
         }
         for slot in st.segments.values() {
-            let entries = slot.data_len.saturating_sub(SEGMENT_HEADER_LEN as u64);
+            let entries = slot.data_len.saturating_sub(slot.segment.data_start());
             stats.dead_bytes += slot.dead;
             stats.live_bytes += entries.saturating_sub(slot.dead);
         }

@@ -268,4 +268,8 @@ pub struct CompactionReport {
     pub records_kept: u64,
     /// Records dropped.
     pub records_dropped: u64,
+    /// Damaged ranges found in the segments read (their intact records were copied).
+    pub damaged_ranges: u64,
+    /// Records known lost in those ranges (their keys read as `ReadError::Lost`).
+    pub records_lost: u64,
 }

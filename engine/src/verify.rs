@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::format::{self, DecodeError, SEGMENT_HEADER_LEN};
+use crate::format;
 use crate::hint;
+use crate::scan;
 use crate::segment;
 
 /// One damaged place found by [`verify`].
@@ -133,8 +134,8 @@ fn check_segment(id: u32, path: &Path, bytes: &[u8], report: &mut VerifyReport) 
         offset: offset.map(|o| o as u64),
         problem,
     };
-    match format::decode_segment_header(bytes) {
-        Ok(h) if h.id == id => {}
+    let header = match format::decode_segment_header(bytes) {
+        Ok(h) if h.id == id => h,
         Ok(h) => {
             report.damage.push(damage(
                 Some(0),
@@ -154,47 +155,30 @@ fn check_segment(id: u32, path: &Path, bytes: &[u8], report: &mut VerifyReport) 
             report.damage.push(damage(Some(0), problem));
             return;
         }
+    };
+    let scanned = scan::scan(bytes, &header, false);
+    report.records += scanned.records.len() as u64;
+    for d in &scanned.damaged {
+        let known = match &d.lost {
+            Some(l) => format!("{} record(s) lost, their keys known", l.len()),
+            None => "what it held is unknown".to_string(),
+        };
+        report.damage.push(damage(
+            Some(d.offset),
+            format!(
+                "{} ({} bytes; {known}; the records around it are kept)",
+                d.problem, d.len
+            ),
+        ));
     }
-    let mut at = SEGMENT_HEADER_LEN;
-    loop {
-        match format::decode_frame(&bytes[at..]) {
-            Ok((body, total)) => {
-                let body_at = at + format::FRAME_HEADER_LEN;
-                for item in format::frame_entries(body) {
-                    match item {
-                        Ok(_) => report.records += 1,
-                        Err(e) => {
-                            report.damage.push(damage(
-                                Some(body_at),
-                                format!("entry in frame fails to decode ({e:?}); the frame and everything after it are cut at open"),
-                            ));
-                            return;
-                        }
-                    }
-                }
-                at += total;
-            }
-            Err(DecodeError::End) => {
-                if let Some(p) = bytes[at..].iter().position(|&b| b != 0) {
-                    report.damage.push(damage(
-                        Some(at + p),
-                        "non-zero bytes after the end-of-data marker (not read at open)"
-                            .to_string(),
-                    ));
-                }
-                return;
-            }
-            Err(e) => {
-                report.damage.push(damage(
-                    Some(at),
-                    format!(
-                        "frame fails its check ({e:?}); {} bytes from here are cut at open",
-                        bytes.len() - at
-                    ),
-                ));
-                return;
-            }
-        }
+    if scanned.torn {
+        report.damage.push(damage(
+            Some(scanned.end),
+            format!(
+                "{} bytes from here hold nothing valid (a torn tail: cut at open if this is the newest segment)",
+                bytes.len() - scanned.end
+            ),
+        ));
     }
 }
 

@@ -411,7 +411,7 @@ impl Inner {
             w.buf = buf;
             return Ok((result, 0));
         }
-        format::finish_frame(&mut buf, start);
+        format::finish_frame(&mut buf, start, self.salt);
         if nonblocking && w.write_pos + buf.len() as u64 > w.active.capacity() {
             w.buf = buf;
             return Err(Refused::WouldBlock);
@@ -450,7 +450,7 @@ impl Inner {
         if let Some(slot) = st.segments.get_mut(&seg_id) {
             slot.data_len = w.write_pos;
         }
-        let body = &frame[FRAME_HEADER_LEN..];
+        let body = format::own_frame_body(frame);
         for (off, e) in format::own_frame_entries(body).flatten() {
             let at = frame_pos as usize + FRAME_HEADER_LEN + off;
             st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), &e);
@@ -478,7 +478,8 @@ impl Inner {
             Some(mut ready) if *ready && capacity == self.options.segment_size => {
                 *ready = false;
                 let spare = self.dir.join(crate::background::SPARE_FILE);
-                Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, id, w.next_version).ok()
+                let header = self.segment_header(id, w.next_version);
+                Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, header).ok()
             }
             _ => None,
         };
@@ -487,8 +488,7 @@ impl Inner {
             None => Segment::create(
                 self.fs.as_ref(),
                 &self.dir,
-                id,
-                w.next_version,
+                self.segment_header(id, w.next_version),
                 capacity,
                 durable,
             )?,
