@@ -14,9 +14,25 @@ use crate::format::{self, EntryMeta, Op, Summary};
 use crate::fs::FileSystem;
 use crate::hint::{self, HintEntry};
 use crate::index::{Entry, KeyDir, Location, Namespace, SegmentSlot, State};
+use crate::options::RecoveryPolicy;
 use crate::scan;
 use crate::segment::{self, Segment, SegmentOpenError};
 use crate::store::{DamagedRange, RecoveryReport};
+
+/// Why recovery did not produce an index.
+#[derive(Debug)]
+pub enum RecoverError {
+    /// The file system refused.
+    Io(std::io::Error),
+    /// Damage that the policy does not accept.
+    Damaged(String),
+}
+
+impl From<std::io::Error> for RecoverError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
 
 /// What recovery hands to the store.
 #[derive(Debug)]
@@ -179,7 +195,15 @@ impl Replay {
 }
 
 /// Reads every segment in `dir` and rebuilds the index.
-pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Result<Recovered> {
+/// Reads every segment in `dir` and rebuilds the index. Under [`RecoveryPolicy::Strict`],
+/// damage other than a torn tail of the newest segment is an error, returned before any
+/// file is changed.
+pub fn recover(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    durable: bool,
+    policy: RecoveryPolicy,
+) -> Result<Recovered, RecoverError> {
     let mut report = RecoveryReport::default();
     let mut segment_ids = Vec::new();
     let mut evidence = Vec::new();
@@ -204,6 +228,7 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
         load_evidence(fs, &dir.join(name), id, &mut replay, &mut report)?;
     }
     let newest = segment_ids.last().copied();
+    let mut loaded = Vec::new();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
@@ -217,7 +242,7 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
                 ));
                 continue;
             }
-            Err(SegmentOpenError::Io(e)) => return Err(e),
+            Err(SegmentOpenError::Io(e)) => return Err(e.into()),
             Err(SegmentOpenError::Format(_, true)) => {
                 // Created but its header never reached the disk: it holds nothing.
                 fs.remove(&path)?;
@@ -227,15 +252,12 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
                 continue;
             }
             Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v), _)) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{} is in segment format version {v}, written by a newer ttlcask; this release reads format versions {} and {}: upgrade ttlcask (nothing was changed)",
-                        path.display(),
-                        format::FORMAT_V1,
-                        format::FORMAT_VERSION
-                    ),
-                ));
+                return Err(RecoverError::Damaged(format!(
+                    "{} is in segment format version {v}, written by a newer ttlcask; this release reads format versions {} and {}: upgrade ttlcask (nothing was changed)",
+                    path.display(),
+                    format::FORMAT_V1,
+                    format::FORMAT_VERSION
+                )));
             }
             Err(SegmentOpenError::Format(e, false)) => {
                 report
@@ -248,6 +270,33 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, durable: bool) -> std::io::Resul
         let is_newest = Some(id) == newest;
         let (seg, slot_stats) =
             load_segment(fs, dir, seg, is_newest, &mut replay, &mut report, durable)?;
+        loaded.push((id, seg, slot_stats));
+    }
+    if policy == RecoveryPolicy::Strict {
+        let mut problems: Vec<String> = report
+            .damaged
+            .iter()
+            .map(|d| {
+                format!(
+                    "segment {} at offset {} ({} bytes): {}",
+                    d.segment, d.offset, d.len, d.problem
+                )
+            })
+            .collect();
+        problems.extend(report.ignored_files.iter().cloned());
+        if !problems.is_empty() {
+            return Err(RecoverError::Damaged(format!(
+                "recovery policy is strict and the data directory is damaged: {}",
+                problems.join("; ")
+            )));
+        }
+    }
+    for (id, seg, slot_stats) in loaded {
+        let seg = if slot_stats.cut {
+            cut(fs, seg, slot_stats.data_len, durable)?
+        } else {
+            seg
+        };
         let mut slot = SegmentSlot::new(Arc::new(seg), slot_stats.data_len);
         slot.max_expiry = slot_stats.max_expiry;
         slot.max_horizon = slot_stats.max_horizon;
@@ -281,6 +330,7 @@ struct SlotStats {
     has_puts: bool,
     hinted: bool,
     damaged: bool,
+    cut: bool,
     entry_bytes: u64,
 }
 
@@ -360,18 +410,21 @@ fn load_segment(
     }
     drop(bytes);
     stats.data_len = valid;
-    if file_len > valid {
-        // A torn tail of the newest segment, or the zeros of its pre-allocated space.
-        seg.truncate(valid, durable)?;
-        let path = seg.path.clone();
-        drop(seg);
-        let seg = Segment::open(fs, &path).map_err(|e| match e {
-            SegmentOpenError::Io(e) => e,
-            SegmentOpenError::Format(e, _) => std::io::Error::other(format!("{e:?}")),
-        })?;
-        return Ok((seg, stats));
-    }
+    // A torn tail of the newest segment, or the zeros of its pre-allocated space: cut once
+    // the policy has accepted what was found.
+    stats.cut = file_len > valid;
     Ok((seg, stats))
+}
+
+/// Cuts `seg` to `len` bytes and opens it again (its map covered the old length).
+fn cut(fs: &dyn FileSystem, seg: Segment, len: u64, durable: bool) -> std::io::Result<Segment> {
+    seg.truncate(len, durable)?;
+    let path = seg.path.clone();
+    drop(seg);
+    Segment::open(fs, &path).map_err(|e| match e {
+        SegmentOpenError::Io(e) => e,
+        SegmentOpenError::Format(e, _) => std::io::Error::other(format!("{e:?}")),
+    })
 }
 
 /// Reports a damaged range and remembers the records it held, to mark their keys lost.

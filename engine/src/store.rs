@@ -302,7 +302,11 @@ impl Store {
             return Err(OpenError::Locked { path: lock_path });
         };
         let durable = options.durability != Durability::Never;
-        let recovered = recovery::recover(fs.as_ref(), dir, durable).map_err(io_err(dir))?;
+        let recovered = recovery::recover(fs.as_ref(), dir, durable, options.recovery_policy)
+            .map_err(|e| match e {
+                recovery::RecoverError::Io(e) => io_err(dir)(e),
+                recovery::RecoverError::Damaged(why) => OpenError::Damaged(why),
+            })?;
         let mut state = recovered.state;
         // Headers and records above these limits were refused while reading; these checks
         // keep a crafted directory from exhausting ids or versions (found by fuzzing).

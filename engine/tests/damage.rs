@@ -1,0 +1,320 @@
+//! Damage enumeration on the simulated file system: a store of several small segments is
+//! closed, then one byte of one file is flipped (or zeroed) at many offsets in turn, with and
+//! without the hint files. Each image must open and, for every key:
+//! - read its newest acknowledged value, or fail with an error (lost to the damage), and
+//!   only keys of the damaged records may fail: at most one frame's worth;
+//! - never read an older value, and never read as absent when it exists;
+//! and the damaged segment file must still be there, named in the recovery report (or, when
+//! a valid hint let open skip the scan, in the error of the read that found it).
+//!
+//! `TTLCASK_DAMAGE_STRIDE` (default 1 for small files) sets how many bytes apart the damaged
+//! offsets are; the counts are printed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ttlcask_engine::sim::{SimFs, Torn};
+use ttlcask_engine::{
+    FileSystem, ManualClock, OpenError, PutOptions, ReadError, RecoveryPolicy, Store, WriteBatch,
+};
+
+const DIR: &str = "/damage";
+/// Largest number of records one frame of the workload holds (the batch).
+const BATCH: usize = 3;
+
+type Model = BTreeMap<(Vec<u8>, Vec<u8>), Option<Vec<u8>>>;
+
+fn open(fs: &SimFs, policy: RecoveryPolicy) -> Result<Store, OpenError> {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(4096)
+        .compaction_interval(None)
+        .recovery_policy(policy)
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+}
+
+/// Puts, overwrites, deletes and a batch over three namespaces, spread over several 4 KiB
+/// segments; returns the acknowledged state (None = deleted).
+fn build(fs: &SimFs) -> Model {
+    let store = open(fs, RecoveryPolicy::Salvage).expect("open");
+    let mut model = Model::new();
+    let mut put = |ns: &[u8], key: String, value: Vec<u8>, model: &mut Model| {
+        store
+            .put(ns, key.as_bytes(), &value, PutOptions::default())
+            .expect("put");
+        model.insert((ns.to_vec(), key.into_bytes()), Some(value));
+    };
+    for i in 0..40u8 {
+        let ns: &[u8] = [b"alpha".as_slice(), b"beta", b"gamma"][usize::from(i % 3)];
+        put(
+            ns,
+            format!("k{i}"),
+            vec![b'a' + i % 26; 60 + usize::from(i) * 3],
+            &mut model,
+        );
+    }
+    // Overwrites and deletes land in later segments than what they hide: exactly what must
+    // not come back when they are damaged.
+    for i in (0..40u8).step_by(4) {
+        let ns: &[u8] = [b"alpha".as_slice(), b"beta", b"gamma"][usize::from(i % 3)];
+        put(ns, format!("k{i}"), vec![b'A' + i % 26; 90], &mut model);
+    }
+    for i in (2..40u8).step_by(6) {
+        let ns: &[u8] = [b"alpha".as_slice(), b"beta", b"gamma"][usize::from(i % 3)];
+        store
+            .delete(ns, format!("k{i}").as_bytes())
+            .expect("delete");
+        model.insert((ns.to_vec(), format!("k{i}").into_bytes()), None);
+    }
+    let mut batch = WriteBatch::new();
+    for (ns, key) in [(b"alpha", "k3"), (b"gamma", "k5"), (b"alpha", "new")] {
+        batch.put(ns, key.as_bytes(), b"from the batch", PutOptions::default());
+        model.insert(
+            (ns.to_vec(), key.as_bytes().to_vec()),
+            Some(b"from the batch".to_vec()),
+        );
+    }
+    store.write_batch(batch).expect("batch");
+    drop(store);
+    model
+}
+
+fn files(fs: &SimFs, ext: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs
+        .list(Path::new(DIR))
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    names.sort();
+    names
+}
+
+fn damage(fs: &SimFs, name: &str, at: usize, zero: bool) -> bool {
+    let path = Path::new(DIR).join(name);
+    let mut bytes = fs.read(&path).expect("read");
+    let Some(b) = bytes.get_mut(at) else {
+        return false;
+    };
+    let before = *b;
+    *b = if zero { 0 } else { before ^ 0x20 };
+    if *b == before {
+        return false;
+    }
+    let f = fs.open(&path).expect("open file");
+    f.write_at(&bytes, 0).expect("write");
+    f.sync().expect("sync");
+    true
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    images: usize,
+    lost_total: usize,
+    lost_max: usize,
+    images_with_loss: usize,
+}
+
+/// Checks one damaged image; returns how many keys it lost.
+fn check(image: &SimFs, model: &Model, what: &str) -> usize {
+    let segments_before = files(image, ".seg").len();
+    let store =
+        open(image, RecoveryPolicy::Salvage).unwrap_or_else(|e| panic!("{what}: open failed: {e}"));
+    let report = store.recovery_report();
+    let mut lost = 0;
+    for ((ns, key), want) in model {
+        let k = String::from_utf8_lossy(key);
+        match (store.get(ns, key), want) {
+            (Ok(Some(item)), Some(v)) => assert!(
+                item.value[..] == v[..],
+                "{what}: {k} reads another (older?) value"
+            ),
+            (Ok(Some(_)), None) => panic!("{what}: deleted key {k} came back"),
+            (Ok(None), Some(_)) => panic!("{what}: {k} silently missing"),
+            (Ok(None), None) => {}
+            (Err(ReadError::Lost { segment, .. }), _) => {
+                lost += 1;
+                assert!(
+                    report.damaged.iter().any(|d| d.segment == segment),
+                    "{what}: {k} lost in segment {segment}, which the report does not name: {report:?}"
+                );
+            }
+            (Err(ReadError::Corrupt { .. }), Some(_)) => lost += 1,
+            (Err(e), _) => panic!("{what}: {k}: {e}"),
+        }
+    }
+    assert!(
+        lost <= BATCH,
+        "{what}: {lost} keys lost, more than one frame holds; report {report:?}"
+    );
+    if lost > 0 || !report.damaged.is_empty() {
+        assert!(
+            report.damaged.iter().all(|d| d.len > 0),
+            "{what}: empty damaged range"
+        );
+    }
+    drop(store);
+    assert_eq!(
+        files(image, ".seg").len(),
+        segments_before + 1,
+        "{what}: a segment file went missing (a new active one is added per open)"
+    );
+    lost
+}
+
+fn enumerate(with_hints: bool) -> Tally {
+    let fs = SimFs::new();
+    let model = build(&fs);
+    let base = fs.crash_image_now(Torn::No);
+    if !with_hints {
+        for h in files(&base, ".hint") {
+            base.remove(&Path::new(DIR).join(h)).expect("remove hint");
+        }
+        base.sync_dir(Path::new(DIR)).expect("sync dir");
+    }
+    let stride: usize = std::env::var("TTLCASK_DAMAGE_STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut tally = Tally::default();
+    let mut targets = files(&base, ".seg");
+    assert!(targets.len() >= 3, "the workload spans several segments");
+    targets.extend(files(&base, ".hint"));
+    for name in &targets {
+        let len = base.read(&Path::new(DIR).join(name)).expect("read").len();
+        for at in (0..len).step_by(stride) {
+            for zero in [false, true] {
+                let image = base.crash_image_now(Torn::No);
+                if !damage(&image, name, at, zero) {
+                    continue;
+                }
+                let what = format!(
+                    "{} byte {at} of {name} (hints {})",
+                    if zero { "zeroed" } else { "flipped" },
+                    if with_hints { "kept" } else { "deleted" }
+                );
+                let lost = check(&image, &model, &what);
+                tally.images += 1;
+                tally.lost_total += lost;
+                tally.lost_max = tally.lost_max.max(lost);
+                tally.images_with_loss += usize::from(lost > 0);
+            }
+        }
+    }
+    eprintln!(
+        "damage (hints {}): {} images, {} lost a key; keys lost per image: max {}, mean {:.3}",
+        if with_hints { "kept" } else { "deleted" },
+        tally.images,
+        tally.images_with_loss,
+        tally.lost_max,
+        tally.lost_total as f64 / tally.images.max(1) as f64
+    );
+    tally
+}
+
+#[test]
+fn one_damaged_byte_costs_at_most_its_frame_without_hints() {
+    let t = enumerate(false);
+    assert!(t.images > 1000, "enumerated {} images", t.images);
+    assert!(
+        t.images_with_loss > 0,
+        "damage to records must cost something"
+    );
+}
+
+#[test]
+fn one_damaged_byte_costs_at_most_its_frame_with_hints() {
+    let t = enumerate(true);
+    assert!(t.images > 1000, "enumerated {} images", t.images);
+}
+
+#[test]
+fn lost_keys_stay_lost_after_compaction_and_reopen_and_a_new_write_ends_it() {
+    let fs = SimFs::new();
+    let model = build(&fs);
+    for h in files(&fs, ".hint") {
+        fs.remove(&Path::new(DIR).join(h)).expect("remove hint");
+    }
+    // Damage a record in the middle of the second segment.
+    let second = files(&fs, ".seg")[1].clone();
+    let len = fs.read(&Path::new(DIR).join(&second)).expect("read").len();
+    assert!(damage(&fs, &second, len / 2, false));
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("open");
+    let report = store.recovery_report();
+    assert!(
+        report.keys_lost >= 1 && !report.damaged.is_empty(),
+        "{report:?}"
+    );
+    let lost: Vec<_> = model
+        .keys()
+        .filter(|(ns, k)| matches!(store.get(ns, k), Err(ReadError::Lost { .. })))
+        .cloned()
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "a damaged record in the middle loses its key"
+    );
+    let c = store.compact().expect("compact");
+    assert!(
+        c.damaged_ranges >= 1,
+        "compaction reports the damage: {c:?}"
+    );
+    assert!(
+        files(&fs, ".damaged").len() == 1,
+        "the damaged segment is kept aside as evidence"
+    );
+    for (ns, k) in &lost {
+        assert!(matches!(store.get(ns, k), Err(ReadError::Lost { .. })));
+    }
+    drop(store);
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("reopen");
+    for ((ns, k), want) in &model {
+        let got = store.get(ns, k);
+        if lost.contains(&(ns.clone(), k.clone())) {
+            assert!(
+                matches!(got, Err(ReadError::Lost { .. })),
+                "stays lost: {got:?}"
+            );
+        } else {
+            assert_eq!(
+                got.expect("read").map(|i| i.value.to_vec()),
+                want.clone(),
+                "intact keys survive compaction of a damaged segment"
+            );
+        }
+    }
+    let (ns, k) = &lost[0];
+    store
+        .put(ns, k, b"again", PutOptions::default())
+        .expect("put");
+    assert_eq!(
+        &store.get(ns, k).expect("read").expect("item").value[..],
+        b"again"
+    );
+    drop(store);
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("reopen");
+    assert_eq!(
+        &store.get(ns, k).expect("read").expect("item").value[..],
+        b"again"
+    );
+}
+
+#[test]
+fn strict_refuses_a_damaged_dir_and_names_the_damage() {
+    let fs = SimFs::new();
+    build(&fs);
+    for h in files(&fs, ".hint") {
+        fs.remove(&Path::new(DIR).join(h)).expect("remove hint");
+    }
+    let first = files(&fs, ".seg")[0].clone();
+    assert!(damage(&fs, &first, 300, false));
+    let before: Vec<_> = files(&fs, "");
+    match open(&fs, RecoveryPolicy::Strict) {
+        Err(OpenError::Damaged(why)) => assert!(why.contains("segment 1"), "{why}"),
+        other => panic!("strict open of a damaged dir: {other:?}"),
+    }
+    assert_eq!(files(&fs, ""), before, "a refused open changes nothing");
+    assert!(open(&fs, RecoveryPolicy::Salvage).is_ok());
+}
