@@ -268,8 +268,7 @@ pub fn recover(
         };
         replay.max_version = replay.max_version.max(seg.base_version);
         let is_newest = Some(id) == newest;
-        let (seg, slot_stats) =
-            load_segment(fs, dir, seg, is_newest, &mut replay, &mut report, durable)?;
+        let (seg, slot_stats) = load_segment(fs, dir, seg, is_newest, &mut replay, &mut report)?;
         loaded.push((id, seg, slot_stats));
     }
     if policy == RecoveryPolicy::Strict {
@@ -355,7 +354,6 @@ fn load_segment(
     newest: bool,
     replay: &mut Replay,
     report: &mut RecoveryReport,
-    durable: bool,
 ) -> std::io::Result<(Segment, SlotStats)> {
     let id = seg.id;
     if let Some(stats) = load_from_hint(fs, dir, &seg, replay, report) {
