@@ -1,11 +1,10 @@
 //! Damage enumeration on the simulated file system: a store of several small segments is
 //! closed, then one byte of one file is flipped (or zeroed) at many offsets in turn, with and
-//! without the hint files. Each image must open and, for every key:
-//! - read its newest acknowledged value, or fail with an error (lost to the damage), and
-//!   only keys of the damaged records may fail: at most one frame's worth;
-//! - never read an older value, and never read as absent when it exists;
-//! and the damaged segment file must still be there, named in the recovery report (or, when
-//! a valid hint let open skip the scan, in the error of the read that found it).
+//! without the hint files. Each image must open, and every key must read its newest
+//! acknowledged value or fail with an error (lost to the damage; only the keys of the
+//! damaged records, at most one frame's worth), never an older value and never absent when
+//! it exists. The damaged segment file must still be there, named in the recovery report
+//! (or, when a valid hint let open skip the scan, in the error of the read that found it).
 //!
 //! `TTLCASK_DAMAGE_STRIDE` (default 1 for small files) sets how many bytes apart the damaged
 //! offsets are; the counts are printed.
@@ -40,7 +39,7 @@ fn open(fs: &SimFs, policy: RecoveryPolicy) -> Result<Store, OpenError> {
 fn build(fs: &SimFs) -> Model {
     let store = open(fs, RecoveryPolicy::Salvage).expect("open");
     let mut model = Model::new();
-    let mut put = |ns: &[u8], key: String, value: Vec<u8>, model: &mut Model| {
+    let put = |ns: &[u8], key: String, value: Vec<u8>, model: &mut Model| {
         store
             .put(ns, key.as_bytes(), &value, PutOptions::default())
             .expect("put");
