@@ -16,8 +16,30 @@ impl Inner {
     /// Writes a spare segment for the next rollover if none is ready and the active segment
     /// is half full (durable stores only: it makes their fsyncs cheaper, and costs a
     /// segment's worth of zeros written, so small stores never pay it).
+    ///
+    /// A spare is made only while two segments plus the space reserve are free, and removed
+    /// once less than a segment is left beside it: the last free space is for data.
     fn prepare_spare(&self) {
         if !self.durable() {
+            return;
+        }
+        let segment = self.options.segment_size;
+        let free = self.fs.free_space(&self.dir);
+        let mut ready = self.spare_ready.lock();
+        let path = self.dir.join(SPARE_FILE);
+        if *ready {
+            if free.is_some_and(|f| f < segment) {
+                *ready = false;
+                let _ = self.fs.remove(&path);
+            }
+            return;
+        }
+        let reserve_missing = if self.space_reserve_held() {
+            0
+        } else {
+            segment
+        };
+        if free.is_some_and(|f| f < 2 * segment + reserve_missing) {
             return;
         }
         let half_full = {
@@ -27,12 +49,54 @@ impl Inner {
         if !half_full {
             return;
         }
-        let mut ready = self.spare_ready.lock();
-        if *ready {
+        *ready = Segment::prepare_spare(self.fs.as_ref(), &path, segment).is_ok();
+        if !*ready {
+            // Never keep a partial spare: it would hold the space it could not fill.
+            let _ = self.fs.remove(&path);
+        }
+    }
+
+    /// Whether the space reserve file exists.
+    pub(crate) fn space_reserve_held(&self) -> bool {
+        *self.space_reserve.lock()
+    }
+
+    /// Makes the space reserve (one segment of allocated space that compaction and writes
+    /// that free space may give up when the disk is full) if it is missing and two segments
+    /// are free.
+    pub(crate) fn ensure_space_reserve(&self) {
+        let mut held = self.space_reserve.lock();
+        if *held {
             return;
         }
-        let path = self.dir.join(SPARE_FILE);
-        *ready = Segment::prepare_spare(self.fs.as_ref(), &path, self.options.segment_size).is_ok();
+        let segment = self.options.segment_size;
+        if self
+            .fs
+            .free_space(&self.dir)
+            .is_none_or(|f| f < 2 * segment)
+        {
+            return;
+        }
+        let path = self.dir.join(RESERVE_FILE);
+        let _ = self.fs.remove(&path);
+        let made = self.fs.create(&path).and_then(|f| {
+            f.set_len(segment)?;
+            f.sync()
+        });
+        *held = made.is_ok();
+        if !*held {
+            let _ = self.fs.remove(&path);
+        }
+    }
+
+    /// Gives the space reserve back to the file system; false if there was none.
+    pub(crate) fn release_space_reserve(&self) -> bool {
+        let mut held = self.space_reserve.lock();
+        if !*held {
+            return false;
+        }
+        *held = false;
+        self.fs.remove(&self.dir.join(RESERVE_FILE)).is_ok()
     }
 
     /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].
@@ -81,6 +145,9 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
 
 /// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
 pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
+/// Name of the space reserve (a `.tmp`: recovery deletes a leftover one, and the store
+/// makes it again).
+pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
 
 /// How often the background thread checks which segments are wholly in memory.
 const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
@@ -116,6 +183,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 if last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL) {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
+                    inner.ensure_space_reserve();
                     inner.prepare_spare();
                 }
                 {

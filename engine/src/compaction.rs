@@ -289,13 +289,15 @@ impl Inner {
                     .options
                     .segment_size
                     .max(SEGMENT_HEADER_LEN as u64 + len);
-                let seg = Arc::new(Segment::create(
-                    self.fs.as_ref(),
-                    &self.dir,
-                    self.segment_header(out_id, w.next_version),
-                    capacity,
-                    true,
-                )?);
+                let header = self.segment_header(out_id, w.next_version);
+                let created = Segment::create(self.fs.as_ref(), &self.dir, header, capacity, true);
+                let seg = Arc::new(match created {
+                    // Out of space: the reserve is there for one compaction output.
+                    Err(e) if fs::is_out_of_space(&e) && self.release_space_reserve() => {
+                        Segment::create(self.fs.as_ref(), &self.dir, header, capacity, true)?
+                    }
+                    other => other?,
+                });
                 self.state.write().segments.insert(
                     out_id,
                     SegmentSlot::new(seg.clone(), SEGMENT_HEADER_LEN as u64),

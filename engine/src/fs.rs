@@ -81,6 +81,17 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// Takes an exclusive lock on `path` for as long as the returned guard lives; `None`
     /// if someone else holds it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>>;
+    /// Bytes free for new data on the file system holding `dir`, if it can tell.
+    fn free_space(&self, _dir: &Path) -> Option<u64> {
+        None
+    }
+}
+
+/// Whether an I/O error means the file system is out of space (or quota).
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
 }
 
 /// The operating system's file system.
@@ -171,10 +182,18 @@ impl StorageFile for RealFile {
         let current = self.file.metadata()?.len();
         self.file.set_len(len)?;
         if len > current {
-            // Best effort: where the file system cannot reserve blocks, writes use pwrite.
-            if allocate(&self.file, len).is_ok() {
-                self.allocated
-                    .store(len, std::sync::atomic::Ordering::Release);
+            match allocate(&self.file, len) {
+                Ok(()) => self
+                    .allocated
+                    .store(len, std::sync::atomic::Ordering::Release),
+                Err(e) if is_out_of_space(&e) => {
+                    // Never leave a sparse tail behind: on a full tmpfs, touching it through
+                    // a map would raise SIGBUS.
+                    let _ = self.file.set_len(current);
+                    return Err(e);
+                }
+                // Where the file system cannot reserve blocks, writes use pwrite.
+                Err(_) => {}
             }
         } else {
             self.allocated
@@ -192,8 +211,18 @@ impl StorageFile for RealFile {
     }
 
     fn view_range(&self, start: usize, len: usize) -> Option<View<'_>> {
+        let map = self.map.as_ref()?;
         let end = start.checked_add(len)?;
-        self.mapped().get(start..end).map(View::Slice)
+        if end > map.len() {
+            return None;
+        }
+        #[expect(unsafe_code, reason = "a shared slice of only the bytes asked for")]
+        // SAFETY: the range lies inside the live map owned by self. Only this range is
+        // borrowed, never the whole map: the appender copies into bytes past every range a
+        // reader is handed (readers only ask for records already appended and indexed, which
+        // are never written again), so no `&[u8]` ever aliases bytes being written.
+        let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr().add(start), len) };
+        Some(View::Slice(bytes))
     }
 
     fn is_resident(&self, start: usize, len: usize) -> bool {
@@ -247,6 +276,26 @@ impl StorageFile for RealFile {
 }
 
 impl FileSystem for RealFs {
+    fn free_space(&self, dir: &Path) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        #[expect(unsafe_code, reason = "statvfs has no safe wrapper in std")]
+        // SAFETY: a NUL-terminated path and a buffer of the right type.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        #[expect(unsafe_code, reason = "initialised by the successful call")]
+        // SAFETY: statvfs returned 0, so it filled the struct.
+        let st = unsafe { st.assume_init() };
+        #[allow(
+            clippy::useless_conversion,
+            reason = "the field types differ by platform"
+        )]
+        u64::from(st.f_bavail).checked_mul(u64::from(st.f_frsize))
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)
     }

@@ -227,7 +227,15 @@ pub fn recover(
         max_segment_id = max_segment_id.max(id);
         load_evidence(fs, &dir.join(name), id, &mut replay, &mut report)?;
     }
-    let newest = segment_ids.last().copied();
+    // The newest segment is the last one holding data: a rollover starts the next segment
+    // before it seals the active one, so an empty later segment does not make the one
+    // before it older (its tail may still be a write torn in flight).
+    let newest = segment_ids
+        .iter()
+        .rev()
+        .find(|&&id| holds_data(fs, &dir.join(segment::segment_file_name(id))))
+        .or(segment_ids.last())
+        .copied();
     let mut loaded = Vec::new();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
@@ -412,6 +420,19 @@ fn load_segment(
     // the policy has accepted what was found.
     stats.cut = file_len > valid;
     Ok((seg, stats))
+}
+
+/// Whether a segment file has a readable header and a first frame.
+fn holds_data(fs: &dyn FileSystem, path: &Path) -> bool {
+    let Ok(seg) = Segment::open(fs, path) else {
+        return false;
+    };
+    let start = seg.header.data_start();
+    // The header's page: written whole, so reading it through the map cannot fault.
+    let bytes = seg.bytes();
+    bytes
+        .get(start..start + 4)
+        .is_some_and(|b| b.iter().any(|&x| x != 0))
 }
 
 /// Cuts `seg` to `len` bytes and opens it again (its map covered the old length).

@@ -100,6 +100,8 @@ struct Control {
     crash_image: Mutex<Option<SimFs>>,
     fail_ops: Mutex<HashSet<u64>>,
     fail_writes: Mutex<Option<io::ErrorKind>>,
+    /// Total bytes the live files may hold (`None`: unlimited).
+    capacity: Mutex<Option<u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +141,7 @@ impl SimFs {
                 crash_image: Mutex::new(None),
                 fail_ops: Mutex::new(HashSet::new()),
                 fail_writes: Mutex::new(None),
+                capacity: Mutex::new(None),
             }),
         }
     }
@@ -173,6 +176,38 @@ impl SimFs {
     /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
     pub fn fail_writes(&self, kind: Option<io::ErrorKind>) {
         *self.control.fail_writes.lock() = kind;
+    }
+
+    /// Limits the bytes all live files may hold together: growing a file past it fails with
+    /// ENOSPC (nothing written), as a full disk does. `None` lifts the limit.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        *self.control.capacity.lock() = bytes;
+    }
+
+    /// Bytes held by the live files.
+    pub fn used(&self) -> u64 {
+        let names = self.names.lock();
+        names
+            .live
+            .values()
+            .map(|f| f.data.read().len() as u64)
+            .sum()
+    }
+
+    /// Fails with ENOSPC if `file` growing to `new_len` bytes would pass the capacity.
+    fn check_growth(&self, file: &SimFile, new_len: usize) -> io::Result<()> {
+        let Some(capacity) = *self.control.capacity.lock() else {
+            return Ok(());
+        };
+        let current = file.data.read().len();
+        if new_len <= current {
+            return Ok(());
+        }
+        let growth = (new_len - current) as u64;
+        if self.used() + growth > capacity {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
     }
 
     /// What a machine would find after a power cut right now: a new, independent file system.
@@ -227,6 +262,7 @@ impl StorageFile for SimHandle {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.fs.op(true)?;
         let offset = usize::try_from(offset).map_err(io::Error::other)?;
+        self.fs.check_growth(&self.file, offset + buf.len())?;
         let mut data = self.file.data.write();
         let end = offset + buf.len();
         if data.len() < end {
@@ -240,6 +276,7 @@ impl StorageFile for SimHandle {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.fs.op(true)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.fs.check_growth(&self.file, len)?;
         self.file.data.write().resize(len, 0);
         Ok(())
     }
@@ -280,6 +317,11 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl FileSystem for SimFs {
+    fn free_space(&self, _dir: &Path) -> Option<u64> {
+        let capacity = (*self.control.capacity.lock())?;
+        Some(capacity.saturating_sub(self.used()))
+    }
+
     fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
     }

@@ -139,6 +139,8 @@ pub(crate) struct Inner {
     /// Whether a pre-written spare segment file is ready for the next rollover. Held while
     /// the spare is written and while it is adopted, so the two never overlap.
     pub spare_ready: Mutex<bool>,
+    /// Whether the space reserve file (see `background::RESERVE_FILE`) is held.
+    pub space_reserve: Mutex<bool>,
     pub fs: Arc<dyn FileSystem>,
     /// Seeds the frame checksums of every segment this opening writes (see
     /// `format::finish_frame`).
@@ -359,7 +361,9 @@ impl Store {
             durable_wake: Condvar::new(),
             closing: AtomicBool::new(false),
             spare_ready: Mutex::new(false),
+            space_reserve: Mutex::new(false),
         });
+        inner.ensure_space_reserve();
         let thread = spawn_background(&inner).map_err(io_err(dir))?;
         let syncer = spawn_syncer(&inner).map_err(io_err(dir))?;
         Ok(Self {

@@ -44,6 +44,8 @@ pub struct Writer {
     pub lsn: u64,
     /// Frames (acknowledgeable writes) appended since open, for the fsync batch histogram.
     pub frames: u64,
+    /// When starting a segment last failed for want of space (cleared by a success).
+    pub out_of_space_at: Option<std::time::Instant>,
     buf: Vec<u8>,
 }
 
@@ -57,6 +59,7 @@ impl Writer {
             next_version,
             lsn: 0,
             frames: 0,
+            out_of_space_at: None,
             buf: Vec::with_capacity(4096),
         }
     }
@@ -89,6 +92,37 @@ struct SyncProgress {
     synced_lsn: u64,
     synced_frames: u64,
     leader: bool,
+}
+
+/// How long a store that found no space waits before trying to start a segment again, where
+/// the file system cannot say how much is free.
+const OUT_OF_SPACE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Whether a frame of `len` bytes fits in the active segment. Writes that store data leave
+/// the last eighth of a segment free, so that deletes, clears and drops still have room
+/// when the disk is full and no new segment can be started.
+fn fits(w: &Writer, len: u64, frees: bool) -> bool {
+    let capacity = w.active.capacity();
+    let empty = w.write_pos <= SEGMENT_HEADER_LEN as u64;
+    let limit = if frees || empty {
+        capacity
+    } else {
+        capacity - capacity / 8
+    };
+    w.write_pos + len <= limit
+}
+
+/// Whether every entry of a frame this process built frees space (tombstones, clears and
+/// drops): such writes may use the reserves.
+fn frame_frees_space(frame: &[u8]) -> bool {
+    format::own_frame_entries(format::own_frame_body(frame)).all(|e| {
+        e.is_ok_and(|(_, e)| {
+            matches!(
+                e.meta.op,
+                Op::Tombstone | Op::ClearNamespace | Op::DropNamespace
+            )
+        })
+    })
 }
 
 /// Per-frame lookups; small and short-lived, so a fixed hasher (no per-map seeding).
@@ -412,7 +446,7 @@ impl Inner {
             return Ok((result, 0));
         }
         format::finish_frame(&mut buf, start, self.salt);
-        if nonblocking && w.write_pos + buf.len() as u64 > w.active.capacity() {
+        if nonblocking && !fits(&w, buf.len() as u64, frame_frees_space(&buf)) {
             w.buf = buf;
             return Err(Refused::WouldBlock);
         }
@@ -435,8 +469,9 @@ impl Inner {
                 limit: u32::MAX as usize - SEGMENT_HEADER_LEN,
             });
         }
-        if w.write_pos + len > w.active.capacity() {
-            self.roll_over(w, len).map_err(|e| self.fail(e))?;
+        let frees = frame_frees_space(frame);
+        if !fits(w, len, frees) {
+            self.roll_over(w, len, frees)?;
         }
         w.active
             .write_at(frame, w.write_pos)
@@ -464,39 +499,28 @@ impl Inner {
         WriteError::Io(msg)
     }
 
-    /// Seals the active segment and starts a new one big enough for `needed` bytes.
-    fn roll_over(&self, w: &mut Writer, needed: u64) -> std::io::Result<()> {
-        self.seal_active(w)?;
-        let id = w.allocate_segment_id()?;
-        let capacity = self
-            .options
-            .segment_size
-            .max(SEGMENT_HEADER_LEN as u64 + needed);
-        let durable = self.durable();
-        // A ready spare is adopted unless the background thread is busy writing it.
-        let adopted = match self.spare_ready.try_lock() {
-            Some(mut ready) if *ready && capacity == self.options.segment_size => {
-                *ready = false;
-                let spare = self.dir.join(crate::background::SPARE_FILE);
-                let header = self.segment_header(id, w.next_version);
-                Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, header).ok()
+    /// Starts a new segment big enough for `needed` bytes, then seals the active one and
+    /// switches to it. Out of space, nothing changes: the active segment keeps taking what
+    /// fits (its reserve is for writes that free space), and the write gets
+    /// [`WriteError::DiskFull`] without poisoning the store.
+    fn roll_over(&self, w: &mut Writer, needed: u64, frees: bool) -> Result<(), WriteError> {
+        let seg = match self.start_segment(w, needed, frees) {
+            Ok(seg) => seg,
+            Err(e) if crate::fs::is_out_of_space(&e) => {
+                w.out_of_space_at = Some(std::time::Instant::now());
+                self.disk_full.store(true, Ordering::SeqCst);
+                return Err(WriteError::DiskFull(e.to_string()));
             }
-            _ => None,
+            Err(e) => return Err(self.fail(e)),
         };
-        let seg = match adopted {
-            Some(seg) => seg,
-            None => Segment::create(
-                self.fs.as_ref(),
-                &self.dir,
-                self.segment_header(id, w.next_version),
-                capacity,
-                durable,
-            )?,
-        };
+        w.out_of_space_at = None;
+        self.disk_full.store(false, Ordering::SeqCst);
         let seg = Arc::new(seg);
-        if durable {
-            self.fs.sync_dir(&self.dir)?;
+        self.seal_active(w).map_err(|e| self.fail(e))?;
+        if self.durable() {
+            self.fs.sync_dir(&self.dir).map_err(|e| self.fail(e))?;
         }
+        let id = seg.id;
         self.state
             .write()
             .segments
@@ -504,6 +528,56 @@ impl Inner {
         w.active = seg;
         w.write_pos = SEGMENT_HEADER_LEN as u64;
         Ok(())
+    }
+
+    /// A new segment file for at least `needed` bytes: the spare if one is ready, else a new
+    /// file of the segment size, else (out of space) smaller ones down to what the write
+    /// needs. A write that frees space may use the space reserve as a last resort.
+    fn start_segment(&self, w: &mut Writer, needed: u64, frees: bool) -> std::io::Result<Segment> {
+        let floor = (SEGMENT_HEADER_LEN as u64 + needed).max(crate::options::MIN_SEGMENT_SIZE);
+        let capacity = self.options.segment_size.max(floor);
+        if let Some(at) = w.out_of_space_at {
+            // Out of space a moment ago: ask the file system before trying again, or, where
+            // it cannot tell, wait a little between attempts.
+            let retry = match self.fs.free_space(&self.dir) {
+                Some(free) => free >= floor,
+                None => at.elapsed() >= OUT_OF_SPACE_RETRY,
+            };
+            if !retry && !frees {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+        }
+        let id = w.allocate_segment_id()?;
+        let header = self.segment_header(id, w.next_version);
+        // A ready spare is adopted unless the background thread is busy writing it.
+        if let Some(mut ready) = self.spare_ready.try_lock() {
+            if *ready && capacity == self.options.segment_size {
+                *ready = false;
+                let spare = self.dir.join(crate::background::SPARE_FILE);
+                if let Ok(seg) = Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, header) {
+                    return Ok(seg);
+                }
+            }
+        }
+        let durable = self.durable();
+        let mut size = capacity;
+        let mut released = false;
+        loop {
+            match Segment::create(self.fs.as_ref(), &self.dir, header, size, durable) {
+                Ok(seg) => return Ok(seg),
+                Err(e) if crate::fs::is_out_of_space(&e) && size > floor => {
+                    size = (size / 2).max(floor);
+                }
+                Err(e) if crate::fs::is_out_of_space(&e) && frees && !released => {
+                    released = true;
+                    if !self.release_space_reserve() {
+                        return Err(e);
+                    }
+                    size = capacity;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn seal_active(&self, w: &mut Writer) -> std::io::Result<()> {
