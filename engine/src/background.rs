@@ -61,20 +61,15 @@ impl Inner {
         *self.space_reserve.lock()
     }
 
-    /// Makes the space reserve (one segment of allocated space that compaction and writes
-    /// that free space may give up when the disk is full) if it is missing and two segments
-    /// are free.
+    /// Makes the space reserve (one segment of allocated space that compaction gives up for
+    /// its output when the disk is full) if it is missing and fits: it comes before data.
     pub(crate) fn ensure_space_reserve(&self) {
         let mut held = self.space_reserve.lock();
         if *held {
             return;
         }
         let segment = self.options.segment_size;
-        if self
-            .fs
-            .free_space(&self.dir)
-            .is_none_or(|f| f < 2 * segment)
-        {
+        if self.fs.free_space(&self.dir).is_none_or(|f| f < segment) {
             return;
         }
         let path = self.dir.join(RESERVE_FILE);

@@ -94,6 +94,8 @@ impl Inner {
         self.counters
             .last_compaction_ms
             .store(self.now().max(1), Ordering::Relaxed);
+        // The reserve is what lets the next run work on a full disk: take it back first.
+        self.ensure_space_reserve();
         Ok(report)
     }
 
@@ -119,7 +121,7 @@ impl Inner {
                 unread.push(id);
                 continue;
             }
-            let entries = slot.data_len.saturating_sub(SEGMENT_HEADER_LEN as u64);
+            let entries = slot.data_len.saturating_sub(slot.segment.data_start());
             let hiding_droppable =
                 slot.hiding > 0 && !older_exists(&st, id, slot.hiding_horizon, false);
             let dead = slot.dead
@@ -130,10 +132,43 @@ impl Inner {
                 Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
             };
             if worth {
-                rewrite.push(id);
+                rewrite.push((id, entries.saturating_sub(dead)));
             }
         }
-        (unread, rewrite)
+        (unread, self.fit_to_space(rewrite))
+    }
+
+    /// The segments to rewrite, `(id, live bytes)`, cut down (most dead first) to what the
+    /// free space and the space reserve can hold as outputs: on a nearly full disk a run
+    /// that cannot place its outputs would reclaim nothing.
+    fn fit_to_space(&self, mut rewrite: Vec<(u32, u64)>) -> Vec<u32> {
+        let Some(free) = self.fs.free_space(&self.dir) else {
+            return rewrite.into_iter().map(|(id, _)| id).collect();
+        };
+        let segment = self.options.segment_size;
+        let reserve = if self.space_reserve_held() {
+            segment
+        } else {
+            0
+        };
+        if free >= 2 * segment {
+            return rewrite.into_iter().map(|(id, _)| id).collect();
+        }
+        // Outputs hold the live records plus frame overhead (generously a quarter more)
+        // and a header per segment.
+        let budget = free + reserve;
+        rewrite.sort_by_key(|&(id, live)| (live, id));
+        let mut need = 0;
+        let mut chosen: Vec<u32> = rewrite
+            .into_iter()
+            .take_while(|&(_, live)| {
+                need += live + live / 4 + SEGMENT_HEADER_LEN as u64;
+                need <= budget
+            })
+            .map(|(id, _)| id)
+            .collect();
+        chosen.sort_unstable();
+        chosen
     }
 
     /// Deletes a segment whose every record has expired, without reading it.
@@ -285,19 +320,8 @@ impl Inner {
                     self.seal_output(last)?;
                 }
                 let out_id = w.allocate_segment_id()?;
-                let capacity = self
-                    .options
-                    .segment_size
-                    .max(SEGMENT_HEADER_LEN as u64 + len);
                 let header = self.segment_header(out_id, w.next_version);
-                let created = Segment::create(self.fs.as_ref(), &self.dir, header, capacity, true);
-                let seg = Arc::new(match created {
-                    // Out of space: the reserve is there for one compaction output.
-                    Err(e) if fs::is_out_of_space(&e) && self.release_space_reserve() => {
-                        Segment::create(self.fs.as_ref(), &self.dir, header, capacity, true)?
-                    }
-                    other => other?,
-                });
+                let seg = Arc::new(self.create_output(header, len)?);
                 self.state.write().segments.insert(
                     out_id,
                     SegmentSlot::new(seg.clone(), SEGMENT_HEADER_LEN as u64),
@@ -370,6 +394,28 @@ impl Inner {
         Ok(())
     }
 
+    /// An output segment for at least `len` bytes of frames: the segment size, or out of
+    /// space, the space reserve given up for it, then smaller sizes down to what `len` needs
+    /// (outputs are cut to their data when sealed).
+    fn create_output(&self, header: format::SegmentHeader, len: u64) -> std::io::Result<Segment> {
+        let floor = SEGMENT_HEADER_LEN as u64 + len;
+        let mut size = self.options.segment_size.max(floor);
+        let mut released = false;
+        loop {
+            match Segment::create(self.fs.as_ref(), &self.dir, header, size, true) {
+                Ok(seg) => return Ok(seg),
+                Err(e) if fs::is_out_of_space(&e) && !released => {
+                    released = true;
+                    self.release_space_reserve();
+                }
+                Err(e) if fs::is_out_of_space(&e) && size > floor => {
+                    size = (size / 2).max(floor);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn seal_output(&self, out: &Output) -> std::io::Result<()> {
         // Always synced: inputs are deleted on the strength of it, whatever the policy.
         self.seal_segment(&out.segment, out.pos, true)
@@ -378,7 +424,11 @@ impl Inner {
     fn seal_outputs(&self, outputs: &[Output]) -> std::io::Result<()> {
         for out in outputs {
             self.seal_output(out)?;
-            self.write_hint(out.segment.id)?;
+            match self.write_hint(out.segment.id) {
+                // A hint only saves a scan at the next open: no space for one is no failure.
+                Err(e) if fs::is_out_of_space(&e) => {}
+                other => other?,
+            }
         }
         if !outputs.is_empty() {
             self.fs.sync_dir(&self.dir)?;

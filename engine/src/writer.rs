@@ -532,7 +532,7 @@ impl Inner {
 
     /// A new segment file for at least `needed` bytes: the spare if one is ready, else a new
     /// file of the segment size, else (out of space) smaller ones down to what the write
-    /// needs. A write that frees space may use the space reserve as a last resort.
+    /// needs. (The space reserve is compaction's: it is what turns deletes into free space.)
     fn start_segment(&self, w: &mut Writer, needed: u64, frees: bool) -> std::io::Result<Segment> {
         let floor = (SEGMENT_HEADER_LEN as u64 + needed).max(crate::options::MIN_SEGMENT_SIZE);
         let capacity = self.options.segment_size.max(floor);
@@ -561,19 +561,11 @@ impl Inner {
         }
         let durable = self.durable();
         let mut size = capacity;
-        let mut released = false;
         loop {
             match Segment::create(self.fs.as_ref(), &self.dir, header, size, durable) {
                 Ok(seg) => return Ok(seg),
                 Err(e) if crate::fs::is_out_of_space(&e) && size > floor => {
                     size = (size / 2).max(floor);
-                }
-                Err(e) if crate::fs::is_out_of_space(&e) && frees && !released => {
-                    released = true;
-                    if !self.release_space_reserve() {
-                        return Err(e);
-                    }
-                    size = capacity;
                 }
                 Err(e) => return Err(e),
             }

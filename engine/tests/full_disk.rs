@@ -1,0 +1,171 @@
+//! A full disk, simulated: `SimFs` with a capacity. Writes that find no space are refused
+//! with `WriteError::DiskFull` and store nothing; the store is not poisoned; reads, deletes,
+//! clears and drops go on; once space is free (the disk grows, or deletes plus compaction
+//! give space back) writes succeed again without reopening; every acknowledged write
+//! survives a power cut and a reopen.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ttlcask_engine::sim::{SimFs, Torn};
+use ttlcask_engine::{FileSystem, ManualClock, PutOptions, Store, WriteError};
+
+const DIR: &str = "/full";
+const SEGMENT: u64 = 8 << 10;
+
+fn open(fs: &SimFs) -> Store {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(SEGMENT)
+        .compaction_interval(None)
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+        .expect("open")
+}
+
+/// Puts 300-byte values until the disk refuses one; returns what was acknowledged.
+fn fill(store: &Store, ns: &[u8], from: usize) -> (BTreeMap<String, Vec<u8>>, String) {
+    let mut acked = BTreeMap::new();
+    for i in from..from + 10_000 {
+        let key = format!("k{i:05}");
+        let value = vec![b'a' + (i % 26) as u8; 300];
+        match store.put(ns, key.as_bytes(), &value, PutOptions::default()) {
+            Ok(_) => {
+                acked.insert(key, value);
+            }
+            Err(WriteError::DiskFull(_)) => return (acked, key),
+            Err(e) => panic!("put {key}: {e}"),
+        }
+    }
+    panic!("the disk never filled");
+}
+
+fn check_all(store: &Store, ns: &[u8], acked: &BTreeMap<String, Vec<u8>>) {
+    for (k, v) in acked {
+        let item = store
+            .get(ns, k.as_bytes())
+            .expect("read")
+            .unwrap_or_else(|| panic!("acknowledged {k} missing"));
+        assert_eq!(&item.value[..], &v[..], "{k}");
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_deletes_and_recovers_when_space_returns() {
+    let fs = SimFs::new();
+    fs.set_capacity(Some(96 << 10));
+    let store = open(&fs);
+    let (mut acked, refused) = fill(&store, b"ns", 0);
+    assert!(
+        acked.len() > 50,
+        "stored {} before the disk filled",
+        acked.len()
+    );
+    assert!(store.health().disk_full, "health says the disk is full");
+    assert_eq!(store.health().poisoned, None, "a full disk does not poison");
+    assert_eq!(
+        store.get(b"ns", refused.as_bytes()).expect("read"),
+        None,
+        "the refused write stored nothing"
+    );
+    // Another put is refused at once, reads go on.
+    assert!(matches!(
+        store.put(b"ns", b"again", b"x", PutOptions::default()),
+        Err(WriteError::DiskFull(_))
+    ));
+    check_all(&store, b"ns", &acked);
+    // Deletes and clears still work on the full disk (the segment's reserve).
+    let doomed: Vec<String> = acked.keys().take(8).cloned().collect();
+    for k in &doomed {
+        assert!(store
+            .delete(b"ns", k.as_bytes())
+            .expect("delete on a full disk"));
+        acked.remove(k);
+    }
+    store
+        .put(b"other", b"x", b"y", PutOptions::default())
+        .map(|_| ())
+        .or_else(|e| match e {
+            WriteError::DiskFull(_) => Ok(()),
+            e => Err(e),
+        })
+        .expect("put in another namespace: stored or refused cleanly");
+    // The disk grows: writes succeed again without reopening.
+    fs.set_capacity(Some(1 << 20));
+    store
+        .put(
+            b"ns",
+            refused.as_bytes(),
+            b"now it fits",
+            PutOptions::default(),
+        )
+        .expect("write after space returned");
+    acked.insert(refused.clone(), b"now it fits".to_vec());
+    assert!(!store.health().disk_full, "the flag clears by itself");
+    let (more, _) = fill(&store, b"ns", 20_000);
+    acked.extend(more);
+    // A power cut now: every acknowledged write is in the image.
+    let image = fs.crash_image_now(Torn::No);
+    drop(store);
+    image.set_capacity(None);
+    let store = open(&image);
+    check_all(&store, b"ns", &acked);
+    for k in &doomed {
+        assert_eq!(
+            store.get(b"ns", k.as_bytes()).expect("read"),
+            None,
+            "{k} stays deleted"
+        );
+    }
+}
+
+#[test]
+fn deletes_and_compaction_give_space_back_on_a_full_disk() {
+    let fs = SimFs::new();
+    fs.set_capacity(Some(128 << 10));
+    let store = open(&fs);
+    assert!(
+        fs.list(Path::new(DIR))
+            .expect("list")
+            .iter()
+            .any(|n| n == "space-reserve.tmp"),
+        "the space reserve is made while space is plenty"
+    );
+    let (acked, _) = fill(&store, b"ns", 0);
+    assert!(store.health().disk_full);
+    // Tombstones take space too: the active segment's reserve (an eighth of it) holds a
+    // few, then compaction (with the space reserve for its output) gives space back.
+    let mut kept = BTreeMap::new();
+    let mut reclaimed = 0;
+    for (i, (k, v)) in acked.iter().enumerate() {
+        if i % 10 == 0 {
+            kept.insert(k.clone(), v.clone());
+            continue;
+        }
+        store
+            .delete(b"ns", k.as_bytes())
+            .expect("delete on a full disk");
+        if i % 5 == 4 {
+            reclaimed += store
+                .compact()
+                .expect("compaction on a full disk")
+                .bytes_reclaimed;
+        }
+    }
+    reclaimed += store.compact().expect("compaction").bytes_reclaimed;
+    assert!(reclaimed > 0);
+    let (more, _) = fill(&store, b"ns", 50_000);
+    assert!(
+        more.len() > 20,
+        "space came back: {} more writes",
+        more.len()
+    );
+    kept.extend(more);
+    check_all(&store, b"ns", &kept);
+    drop(store);
+    // Reopening on the full disk works too.
+    let store = open(&fs);
+    check_all(&store, b"ns", &kept);
+    assert!(store.health().poisoned.is_none());
+}
