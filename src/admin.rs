@@ -25,7 +25,8 @@ use crate::auth::registry::{self, Api, RegistryError};
 use crate::http::{self, blocking, query_param, read_body, Resp};
 use crate::server::AppState;
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
+/// `{"error": message}` with `status`.
+pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
     http::json(status, &json!({ "error": message.to_string() }))
 }
 

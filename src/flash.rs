@@ -144,19 +144,29 @@ fn valid_data_key(key: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
-/// Handles `/v1/cache/…`.
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    // Echoed as sent (trimmed), when it is visible ASCII.
-    let data_key = req.headers().get(&DATA_KEY).and_then(|v| {
+/// The request's `DataKey`, echoed as sent (trimmed) when it is visible ASCII.
+fn echoed_data_key(req: &Request<Incoming>) -> Option<HeaderValue> {
+    req.headers().get(&DATA_KEY).and_then(|v| {
         let trimmed = v.to_str().ok()?.trim();
         if trimmed.len() == v.len() {
             Some(v.clone())
         } else {
             HeaderValue::from_str(trimmed).ok()
         }
-    });
+    })
+}
+
+/// Handles `/v1/cache/…`.
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+    let data_key = echoed_data_key(&req);
     let reply = dispatch(state, req).await;
     reply.into_response(data_key)
+}
+
+/// A Flash error refused before dispatch (by the router): `Success: false` and the reason
+/// in `ResponseMessage`.
+pub fn refuse(req: &Request<Incoming>, status: StatusCode, reason: &'static str) -> Resp {
+    Reply::fail(status, reason).into_response(echoed_data_key(req))
 }
 
 async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {

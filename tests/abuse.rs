@@ -557,3 +557,97 @@ async fn credentials_of_one_tenant_on_anothers_project_or_cache() {
     assert_eq!(akka_get(&a, "/c/k").await.body, b"ttorg");
     alive(&a).await;
 }
+
+/// `line` (method and target) as `version`, with `headers`, then the given `Host` lines.
+fn with_hosts(
+    line: &str,
+    version: &str,
+    headers: &[(&str, &str)],
+    hosts: &[&str],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = format!("{line} {version}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for h in hosts {
+        out.push_str(&format!("Host: {h}\r\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+// RFC 9112 §3.2: issue 11 found all of these answered 200 (and stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_header_is_required_once_and_valid() {
+    let a = start().await;
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let iron_item = format!("/1/projects/{P}/caches/c/items/host");
+    let writes: [(&str, String, Vec<(&str, &str)>, &[u8]); 4] = [
+        ("flash", "POST /v1/cache/add".into(), flash_headers("host"), b"{}"),
+        (
+            "iron",
+            format!("PUT {iron_item}"),
+            vec![("Authorization", IRON)],
+            br#"{"value":"v"}"#,
+        ),
+        (
+            "akka",
+            "POST /c/host".into(),
+            vec![("Authorization", &bearer)],
+            b"v",
+        ),
+        ("service", "GET /healthz".into(), vec![], b""),
+    ];
+    let bad_hosts: [&[&str]; 8] = [
+        &[],
+        &["x", "x"],
+        &["x", "y"],
+        &["a b"],
+        &["user@x"],
+        &["x:port"],
+        &["[::1"],
+        &["x/y"],
+    ];
+    let send = |line: &str, version: &str, headers: &[(&str, &str)], hosts: &[&str], body| {
+        let bytes = with_hosts(line, version, headers, hosts, body);
+        async move { send_raw(a.s.addr, &bytes).await.expect("answer") }
+    };
+    for (api, line, headers, body) in &writes {
+        for hosts in bad_hosts {
+            let r = send(line, "HTTP/1.1", headers, hosts, body).await;
+            assert_eq!(r.status, 400, "{api} HTTP/1.1 Host {hosts:?}: {r:?}");
+            match *api {
+                "flash" => assert_eq!(r.header("Success"), Some("false"), "{r:?}"),
+                "iron" => assert!(r.json()["msg"].as_str().is_some_and(|m| m.contains("Host"))),
+                "akka" => {
+                    assert!(r.text().contains("Host"), "{r:?}");
+                    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+                }
+                _ => assert!(r.text().contains("Host"), "{r:?}"),
+            }
+        }
+        // Two Host lines are refused in HTTP/1.0 too.
+        let r = send(line, "HTTP/1.0", headers, &["x", "y"], body).await;
+        assert_eq!(r.status, 400, "{api} HTTP/1.0 two Hosts: {r:?}");
+    }
+    // Nothing of the refused writes was stored.
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("host"), b"").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = req(&a, "GET", &iron_item, &[("Authorization", IRON)], b"").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(akka_get(&a, "/c/host").await.status, 404);
+    for (api, line, headers, body) in &writes {
+        // HTTP/1.0 may omit Host.
+        let r = send(line, "HTTP/1.0", headers, &[], body).await;
+        assert!(r.status < 300, "{api} HTTP/1.0 without Host: {r:?}");
+        // A valid Host of each form (Flash's add answers 409 once the item exists).
+        for host in ["localhost:9001", "[::1]:9001", "127.0.0.1", "cache.example"] {
+            let r = send(line, "HTTP/1.1", headers, &[host], body).await;
+            assert!(matches!(r.status, 200..=299 | 409), "{api} Host {host:?}: {r:?}");
+        }
+    }
+    alive(&a).await;
+}

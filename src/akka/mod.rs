@@ -200,7 +200,16 @@ fn route(method: &Method, s: &[&str]) -> Result<Route, bool> {
 
 /// Handles every path no other API or service route claimed.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    let mut resp = dispatch(state, req).await;
+    let resp = dispatch(state, req).await;
+    with_cors(state, resp)
+}
+
+/// A plain-text error refused before dispatch (by the router), with the CORS header.
+pub fn refuse(state: &AppState, status: StatusCode, reason: &'static str) -> Resp {
+    with_cors(state, with_body(status, TEXT, reason))
+}
+
+fn with_cors(state: &AppState, mut resp: Resp) -> Resp {
     let origin = &state.config.akka.cors_allow_origin;
     let value = match origin.as_str() {
         "" => None,
