@@ -135,6 +135,23 @@ fn header<'a>(req: &'a Request<Incoming>, name: &HeaderName) -> Option<&'a str> 
         .map(str::trim)
 }
 
+/// Why the credentials are ambiguous, if they are: `ClientId` or `Authorization` sent twice,
+/// or either holding two values (a comma list, as a proxy joins repeated lines). Refused
+/// with 400 rather than resolved by picking one (DESIGN.md "Limits and bad input").
+fn ambiguous_credentials(req: &Request<Incoming>) -> Option<&'static str> {
+    let list = |v: Option<&HeaderValue>| v.is_some_and(|v| v.as_bytes().contains(&b','));
+    match (
+        http::single_header(req.headers(), &CLIENT_ID),
+        http::single_header(req.headers(), &AUTHORIZATION),
+    ) {
+        (Err(_), _) => Some("Send one ClientId header, not several"),
+        (_, Err(_)) => Some("Send one Authorization header (one API key), not several"),
+        (Ok(id), _) if list(id) => Some("Send one ClientId, not a list"),
+        (_, Ok(key)) if list(key) => Some("Send one API key in Authorization, not a list"),
+        _ => None,
+    }
+}
+
 /// A DataKey: 1 to `max` URL-safe characters (`A-Z a-z 0-9 - _ . ~`).
 fn valid_data_key(key: &str, max: usize) -> bool {
     !key.is_empty()
@@ -190,6 +207,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
         );
     }
     let limits = &state.config.limits;
+    if let Some(reason) = ambiguous_credentials(&req) {
+        return Reply::fail(StatusCode::BAD_REQUEST, reason);
+    }
     let (Some(client_id), Some(api_key)) = (header(&req, &CLIENT_ID), header(&req, &AUTHORIZATION))
     else {
         return Reply::fail(

@@ -651,3 +651,104 @@ async fn host_header_is_required_once_and_valid() {
     }
     alive(&a).await;
 }
+
+// Issue 11: each of these picked one credential and answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_credentials_are_refused_not_resolved() {
+    let a = start().await;
+    let other_key = "v1:api_ffffffffffffffffffffffffffffffffffffffff";
+    let other_id = "v1:uid_ffffffffffffffffffffffffffffffffffffffff";
+    let two_keys = format!("{FLASH_KEY}, {other_key}");
+    let flash_cases: [(&str, Vec<(&str, &str)>); 5] = [
+        (
+            "two Authorization",
+            vec![("Authorization", FLASH_KEY), ("Authorization", other_key)],
+        ),
+        (
+            "two identical Authorization",
+            vec![("Authorization", FLASH_KEY), ("Authorization", FLASH_KEY)],
+        ),
+        (
+            "two ClientId",
+            vec![("ClientId", FLASH_ID), ("ClientId", other_id)],
+        ),
+        ("two API keys in one header", vec![("Authorization", &two_keys)]),
+        (
+            "two ClientIds in one header",
+            vec![("ClientId", "v1:uid_a, v1:uid_b")],
+        ),
+    ];
+    for (what, creds) in flash_cases {
+        let mut headers = vec![("DataKey", "amb")];
+        if !creds.iter().any(|(n, _)| *n == "ClientId") {
+            headers.push(("ClientId", FLASH_ID));
+        }
+        if !creds.iter().any(|(n, _)| *n == "Authorization") {
+            headers.push(("Authorization", FLASH_KEY));
+        }
+        headers.extend(creds);
+        let r = req(&a, "POST", "/v1/cache/add", &headers, b"{}").await;
+        assert_eq!(r.status, 400, "flash {what}: {r:?}");
+        assert_eq!(r.header("Success"), Some("false"));
+        assert!(r.header("ResponseMessage").is_some_and(|m| m.contains("one")));
+    }
+    let mut wrong = flash_headers("amb");
+    wrong[1] = ("Authorization", other_key);
+    let r = req(&a, "POST", "/v1/cache/add", &wrong, b"{}").await;
+    assert_eq!(r.status, 401, "a wrong key stays 401: {r:?}");
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("amb"), b"").await;
+    assert_eq!(r.status, 404, "nothing stored: {r:?}");
+
+    // IronCache: header and query.
+    let item = format!("/1/projects/{P}/caches/c/items/amb");
+    let wrong_iron = "OAuth ffffffffffffffffffffffffffffffff";
+    let cases: [(&str, String, Vec<(&str, &str)>); 4] = [
+        (
+            "two Authorization",
+            item.clone(),
+            vec![("Authorization", IRON), ("Authorization", wrong_iron)],
+        ),
+        (
+            "header and a different ?oauth=",
+            format!("{item}?oauth=ffffffffffffffff"),
+            vec![("Authorization", IRON)],
+        ),
+        (
+            "?oauth= twice",
+            format!("{item}?oauth=abc4c7c627376858&oauth=abc4c7c627376858"),
+            vec![],
+        ),
+        (
+            "?oauth= twice, different",
+            format!("{item}?oauth=abc4c7c627376858&oauth=ffff"),
+            vec![],
+        ),
+    ];
+    for (what, path, headers) in cases {
+        let r = req(&a, "PUT", &path, &headers, br#"{"value":"v"}"#).await;
+        assert_eq!(r.status, 400, "iron {what}: {r:?}");
+        assert!(r.json()["msg"].is_string(), "{r:?}");
+    }
+    let r = req(&a, "GET", &item, &[("Authorization", IRON)], b"").await;
+    assert_eq!(r.status, 404, "nothing stored: {r:?}");
+    let r = req(&a, "GET", &item, &[("Authorization", wrong_iron)], b"").await;
+    assert_eq!(r.status, 401, "a wrong token stays 401: {r:?}");
+    let same = format!("{item}?oauth=abc4c7c627376858");
+    let r = req(&a, "PUT", &same, &[("Authorization", IRON)], br#"{"value":"v"}"#).await;
+    assert_eq!(r.status, 200, "the same token twice is not ambiguous: {r:?}");
+
+    // Akka: two bearer tokens, the first valid.
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let r = req(
+        &a,
+        "POST",
+        "/c/amb",
+        &[("Authorization", &bearer), ("Authorization", "Bearer x.y.z")],
+        b"v",
+    )
+    .await;
+    assert_eq!(r.status, 400, "akka two Authorization: {r:?}");
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(akka_get(&a, "/c/amb").await.status, 404, "nothing stored");
+    alive(&a).await;
+}

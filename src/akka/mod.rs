@@ -245,9 +245,11 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
         Err(true) => return with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed"),
         Err(false) => return with_body(StatusCode::NOT_FOUND, TEXT, "not found"),
     };
-    let token = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
+    let Ok(authorization) = http::single_header(req.headers(), &hyper::header::AUTHORIZATION)
+    else {
+        return bad_request("send one Authorization header, not several");
+    };
+    let token = authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, tok) = v.trim().split_once(' ')?;
