@@ -476,6 +476,28 @@ async fn forged_jwts_are_refused() {
         ),
         ("garbage", "a.b.c".to_string()),
     ];
+    // Issue 11: these were taken as if the claim were absent. Time claims are NumericDates.
+    let time_claims = [
+        ("exp negative", json!({"exp": -1})),
+        ("exp a string", json!({"exp": "9999999999"})),
+        ("exp true", json!({"exp": true})),
+        ("exp empty", json!({"exp": ""})),
+        ("exp null", json!({"exp": null})),
+        ("nbf a string", json!({"nbf": "0"})),
+        ("nbf beyond u64", json!({"nbf": 1e300})),
+        ("iat a string", json!({"iat": "yesterday"})),
+        ("iat false", json!({"iat": false})),
+    ];
+    let cases = cases.into_iter().chain(time_claims.into_iter().map(|(what, extra)| {
+        let mut claims = json!({"iss": ISSUER, "org": "ttorg"});
+        for (k, v) in extra.as_object().expect("object") {
+            claims[k] = v.clone();
+        }
+        (
+            what,
+            hs(jsonwebtoken::Algorithm::HS256, claims, "your-256-bit-secret"),
+        )
+    }));
     for (what, token) in cases {
         let bearer = format!("Bearer {token}");
         let h = [
@@ -487,6 +509,14 @@ async fn forged_jwts_are_refused() {
         alive(&a).await;
     }
     assert_eq!(akka_get(&a, "/jwt/k").await.status, 404, "nothing stored");
+    // Numbers of every kind are fine: whole or fractional, a past nbf, any iat.
+    let fine = json!({"iss": ISSUER, "org": "ttorg", "exp": 4e9, "nbf": 1.5, "iat": -3});
+    let bearer = format!(
+        "Bearer {}",
+        hs(jsonwebtoken::Algorithm::HS256, fine, "your-256-bit-secret")
+    );
+    let r = req(&a, "GET", "/jwt/k", &[("Authorization", &bearer)], b"").await;
+    assert_eq!(r.status, 404, "numeric time claims verify: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
