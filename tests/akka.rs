@@ -376,14 +376,34 @@ async fn items_misses_ttl_and_content_type() {
         r#"{"cacheName":"c","value":"YQ=="}"#,
         r#"{"cacheName":"c","key":"","value":"YQ=="}"#,
         "[1]",
+        // ttlSeconds must be an integer (issue 11).
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":"10"}"#,
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":1.5}"#,
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":true}"#,
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":[10]}"#,
     ] {
-        assert_eq!(
-            akka(&s, "POST", "/set", JSON, body).await.status,
-            400,
-            "{body}"
-        );
+        let r = akka(&s, "POST", "/set", JSON, body).await;
+        assert_eq!(r.status, 400, "{body}");
+        if body.contains("ttlSeconds") {
+            assert!(r.text().contains("ttlSeconds must be an integer"), "{r:?}");
+        }
     }
     assert_eq!(akka(&s, "GET", "/c/x", None, "").await.status, 404);
+    // In a batch, a wrong type refuses the whole body: nothing of it is stored.
+    let batch = r#"{"cacheRequests":[{"cacheName":"c","key":"x","value":"YQ=="},{"cacheName":"c","key":"y","value":"YQ==","ttlSeconds":"5"}]}"#;
+    assert_eq!(akka(&s, "POST", "/batch", JSON, batch).await.status, 400);
+    assert_eq!(akka(&s, "GET", "/c/x", None, "").await.status, 404);
+    assert_eq!(akka(&s, "POST", "/c/x/1.5", OCTET, "v").await.status, 400);
+    // null is absent: no expiry.
+    let r = akka(
+        &s,
+        "POST",
+        "/set",
+        JSON,
+        r#"{"cacheName":"c","key":"nullttl","value":"YQ==","ttlSeconds":null}"#,
+    )
+    .await;
+    assert_empty(&r, 201);
 
     // Unknown route and wrong method.
     assert_eq!(akka(&s, "GET", "/a/b/c/d", None, "").await.status, 404);

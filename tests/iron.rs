@@ -223,6 +223,20 @@ async fn put_validation_and_conditions() {
         json!({"value": "x", "expires_in": 2_592_001}),
         json!({"value": "x", "expires_in": -1}),
         json!({"value": "x", "cas": "abc"}),
+        // Issue 11: wrong types were ignored (an add-only write overwrote) or guessed.
+        json!({"value": "x", "add": "yes"}),
+        json!({"value": "x", "add": 1}),
+        json!({"value": "x", "replace": 1}),
+        json!({"value": "x", "replace": "true"}),
+        json!({"value": "x", "expires_in": "60"}),
+        json!({"value": "x", "expires_in": 1.5}),
+        json!({"value": "x", "expires_in": true}),
+        json!({"value": "x", "cas": "+1"}),
+        json!({"value": "x", "cas": " 1"}),
+        json!({"value": "x", "cas": ""}),
+        json!({"value": "x", "cas": -1}),
+        json!({"value": "x", "cas": 1.5}),
+        json!({"value": "x", "cas": true}),
     ] {
         let r = iron(&s, "PUT", &item, Some(bad.clone())).await;
         assert_eq!(r.status, 400, "{bad}");
@@ -255,10 +269,21 @@ async fn put_validation_and_conditions() {
     assert_eq!(got["expires"], "9999-01-01T00:00:00Z");
     let cas = got["cas"].as_u64().expect("cas");
 
-    // add on an existing key: 200, not stored.
+    // add on an existing key: 200, not stored; a wrong-typed add is 400, not an overwrite.
     let r = iron(&s, "PUT", &item, Some(json!({"value": "v2", "add": true}))).await;
     assert_eq!(r.status, 200);
     assert_ne!(r.json()["msg"], "Stored.");
+    let r = iron(&s, "PUT", &item, Some(json!({"value": "v2", "add": "yes"}))).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    // false and null are booleans' "no": a plain put.
+    let r = iron(
+        &s,
+        "PUT",
+        &p("caches/c/items/plain"),
+        Some(json!({"value": "p", "add": false, "replace": null})),
+    )
+    .await;
+    assert_json(&r, 200, json!({"msg": "Stored."}));
     // cas mismatch, as a number and as a string.
     for wrong in [json!(cas + 1000), json!((cas + 1000).to_string())] {
         let r = iron(&s, "PUT", &item, Some(json!({"value": "v3", "cas": wrong}))).await;
