@@ -237,8 +237,19 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
     let store = state.store.clone();
     let now = store.now_ms();
     let max_ms = limits.flash_max_ttl_secs.saturating_mul(1000);
-    let expires = match header(&req, &EXPIRES_UTC) {
-        Some(text) if matches!(op, Op::Add | Op::Update) => {
+    let expires_header = match http::single_header(req.headers(), &EXPIRES_UTC) {
+        Ok(value) => value,
+        Err(_) => {
+            return Reply::fail(
+                StatusCode::BAD_REQUEST,
+                "Send one ExpiresUtc header, not several",
+            )
+        }
+    };
+    let expires = match expires_header {
+        Some(value) if matches!(op, Op::Add | Op::Update) => {
+            // Bytes that are not text are a bad date, not an absent one.
+            let text = value.to_str().map(str::trim).unwrap_or("");
             match parse_flash(text).or_else(|| parse_rfc3339(text)) {
                 Some(ms) if ms <= now => {
                     return Reply::fail(StatusCode::BAD_REQUEST, "ExpiresUtc is in the past")

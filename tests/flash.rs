@@ -130,6 +130,8 @@ async fn expires_utc_rules_and_ttl() {
         "12/04/2026 09:38:53",
         "2026/03/12",
         "31/02/2026 00:00:00",
+        "",
+        "tomorrow",
     ] {
         let mut h = creds("bad");
         h.push(("ExpiresUtc", bad.to_string()));
@@ -139,6 +141,36 @@ async fn expires_utc_rules_and_ttl() {
         let r = call(&s, "GET", "get", &creds("bad"), "").await;
         assert_eq!(r.status, 404, "{bad} stored nothing");
     }
+
+    // Issue 11: bytes that are not UTF-8 were taken as no ExpiresUtc (30 days). And two
+    // ExpiresUtc headers are ambiguous.
+    for (method, op, key) in [("POST", "add", "bad"), ("PUT", "update", "exp")] {
+        let mut raw = common::request_bytes(
+            s.addr,
+            method,
+            &format!("/v1/cache/{op}"),
+            &[
+                ("ClientId", CLIENT_ID),
+                ("Authorization", API_KEY),
+                ("DataKey", key),
+            ],
+            b"{}",
+        );
+        let at = raw.windows(2).position(|w| w == b"\r\n").expect("line") + 2;
+        let header = b"ExpiresUtc: 12/03/2026 \xff\xfe:00:00\r\n";
+        raw.splice(at..at, header.iter().copied());
+        let r = common::raw(s.addr, &raw).await;
+        assert_eq!(r.status, 400, "{op} with non-UTF-8 ExpiresUtc: {r:?}");
+        assert_eq!(r.header("Success"), Some("false"));
+        assert!(r.header("ResponseMessage").is_some_and(|m| m.contains("ExpiresUtc")));
+        let mut h = creds(key);
+        h.push(("ExpiresUtc", "12/03/2026 09:38:52".to_string()));
+        h.push(("ExpiresUtc", "12/03/2026 10:38:52".to_string()));
+        let r = call(&s, method, op, &h, "{}").await;
+        assert_eq!(r.status, 400, "{op} with two ExpiresUtc: {r:?}");
+    }
+    let r = call(&s, "GET", "get", &creds("bad"), "").await;
+    assert_eq!(r.status, 404, "stored nothing");
 
     // Update with a new expiry moves it.
     let mut h = creds("exp");
