@@ -18,7 +18,7 @@ use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
 use crate::http::{self, blocking, random_hex, read_body, BodyError, Resp, JSON};
 use crate::namespace;
 use crate::server::AppState;
-use crate::time::{format_flash, parse_flash, parse_rfc3339};
+use crate::time::{format_flash, parse_flash, parse_rfc3339, stored_expiry};
 
 /// Attempts of an `update` that keeps the expiry when another writer changes the item.
 const UPDATE_ATTEMPTS: usize = 8;
@@ -260,7 +260,8 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
                         "ExpiresUtc is more than 30 days ahead",
                     )
                 }
-                Some(ms) => Some(ms),
+                // Reported as stored: whole seconds, rounded up.
+                Some(ms) => Some(stored_expiry(ms)),
                 None => {
                     return Reply::fail(
                         StatusCode::BAD_REQUEST,
@@ -299,7 +300,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
                 ns,
                 key_bytes,
                 &body,
-                expires.unwrap_or(now + max_ms),
+                expires.unwrap_or_else(|| stored_expiry(now + max_ms)),
             )
             .await
         }

@@ -315,3 +315,35 @@ async fn samples_refused_outside_dev_and_tenants_isolated() {
     let r = call(&s, "GET", "get", &mixed, "").await;
     assert_eq!(r.status, 401);
 }
+
+// Issue 11: at a non-whole second, add answered 16:41:55 while the stored expiry (rounded
+// up to whole seconds) read back 16:41:56. A response reports the expiry stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_expiry_is_the_stored_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(DOC_NOW_MS + 345);
+    let s = start_on(dir.path(), Config::new(true), clock, |_| {}).await;
+    let expires = |r: &common::Resp| r.header("ExpiresUtc").map(str::to_string);
+    // Default 30 days: 09:38:52.345 + 30 days is stored as 09:38:53.
+    let added = call(&s, "POST", "add", &creds("default"), "{}").await;
+    assert_eq!(added.status, 201, "{added:?}");
+    assert_eq!(expires(&added).as_deref(), Some("10/04/2026 09:38:53"));
+    let got = call(&s, "GET", "get", &creds("default"), "").await;
+    assert_eq!(expires(&got), expires(&added));
+    // A fractional RFC 3339 expiry rounds up the same way, on add and on update.
+    let mut h = creds("fraction");
+    h.push(("ExpiresUtc", "2026-03-20T00:00:00.250Z".to_string()));
+    let added = call(&s, "POST", "add", &h, "{}").await;
+    assert_eq!(expires(&added).as_deref(), Some("20/03/2026 00:00:01"));
+    let got = call(&s, "GET", "get", &creds("fraction"), "").await;
+    assert_eq!(expires(&got), expires(&added));
+    let mut h = creds("fraction");
+    h.push(("ExpiresUtc", "2026-03-21T00:00:00.001Z".to_string()));
+    let updated = call(&s, "PUT", "update", &h, "{}").await;
+    assert_eq!(expires(&updated).as_deref(), Some("21/03/2026 00:00:01"));
+    let got = call(&s, "GET", "get", &creds("fraction"), "").await;
+    assert_eq!(expires(&got), expires(&updated));
+    // An update without ExpiresUtc keeps (and reports) the stored expiry.
+    let updated = call(&s, "PUT", "update", &creds("default"), "{}").await;
+    assert_eq!(expires(&updated).as_deref(), Some("10/04/2026 09:38:53"));
+}

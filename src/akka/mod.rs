@@ -79,15 +79,15 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The expiry of a write with `ttl_seconds` (≤ 0 or absent: none).
+    /// The expiry of a write with `ttl_seconds` (≤ 0 or absent: none), as it is stored.
     pub fn expiry(&self, ttl_seconds: Option<i64>) -> Option<u64> {
         let ttl = u64::try_from(ttl_seconds?).ok().filter(|&t| t > 0)?;
-        Some(
-            self.state
-                .store
-                .now_ms()
-                .saturating_add(ttl.saturating_mul(1000)),
-        )
+        let at = self
+            .state
+            .store
+            .now_ms()
+            .saturating_add(ttl.saturating_mul(1000));
+        Some(crate::time::stored_expiry(at))
     }
 
     /// `Err(reason)` when the tenant's quota refuses writes (only when quotas are on).

@@ -9,7 +9,7 @@ use ttlcask_engine::{Condition, IncrementError, PutOptions, WriteError};
 use super::{json_object, msg, storage_error, Target, KIND_NUMBER, KIND_STRING};
 use crate::http::{self, blocking, with_body, Resp, JSON};
 use crate::namespace;
-use crate::time::format_rfc3339;
+use crate::time::{format_rfc3339, stored_expiry};
 
 /// `expires` of an item that never expires, as the real service answered.
 pub const NEVER_EXPIRES: &str = "9999-01-01T00:00:00Z";
@@ -127,7 +127,7 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
     let options = PutOptions {
         expires_at_ms: put
             .expires_in
-            .map(|secs| store.now_ms().saturating_add(secs * 1000)),
+            .map(|secs| stored_expiry(store.now_ms().saturating_add(secs * 1000))),
         kind: put.kind,
     };
     let condition = put.condition;
