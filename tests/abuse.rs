@@ -459,10 +459,10 @@ async fn forged_jwts_are_refused() {
             ),
         ),
         (
-            "unknown org",
+            "org that is no tenant name",
             hs(
                 jsonwebtoken::Algorithm::HS256,
-                json!({"iss": ISSUER, "org": "nobody"}),
+                json!({"iss": ISSUER, "org": "../ttorg"}),
                 "your-256-bit-secret",
             ),
         ),
