@@ -459,7 +459,10 @@ fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
     existing_data_dir(&data_dir)?;
     match Store::open(&data_dir) {
         Ok(store) => {
-            eprintln!("ttlcask: using data dir {} (no server holds it)", shown(&data_dir));
+            eprintln!(
+                "ttlcask: using data dir {} (no server holds it)",
+                shown(&data_dir)
+            );
             let out = offline(&store, request, akka_secret.as_deref(), &issuer);
             let synced = store.sync().map_err(|e| e.to_string());
             out.and(synced)

@@ -177,11 +177,17 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 /// Every value of query parameter `name`, in order, percent-decoded as [`query_param`]
 /// (values that are not UTF-8 after decoding are skipped).
-pub fn query_params<'a>(query: Option<&'a str>, name: &'a str) -> impl Iterator<Item = String> + 'a {
-    query.into_iter().flat_map(|q| q.split('&')).filter_map(move |pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(&v.replace('+', " ")))?
-    })
+pub fn query_params<'a>(
+    query: Option<&'a str>,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then(|| percent_decode(&v.replace('+', " ")))?
+        })
 }
 
 /// A header sent more than once where one value is expected (a credential): refused

@@ -206,8 +206,7 @@ fn valid_host(value: &[u8]) -> bool {
                         .iter()
                         .all(|&b| unreserved(b) || sub_delim(b) || b == b':')
             }
-            _ => std::str::from_utf8(inside)
-                .is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok()),
+            _ => std::str::from_utf8(inside).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok()),
         };
         if !ok {
             return false;
@@ -223,9 +222,9 @@ fn valid_host(value: &[u8]) -> bool {
         while i < host.len() && ok {
             match host[i] {
                 b'%' => {
-                    ok = host.get(i + 1..i + 3).is_some_and(|h| {
-                        h.iter().all(u8::is_ascii_hexdigit)
-                    });
+                    ok = host
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
                     i += 3;
                 }
                 b => {

@@ -488,16 +488,22 @@ async fn forged_jwts_are_refused() {
         ("iat a string", json!({"iat": "yesterday"})),
         ("iat false", json!({"iat": false})),
     ];
-    let cases = cases.into_iter().chain(time_claims.into_iter().map(|(what, extra)| {
-        let mut claims = json!({"iss": ISSUER, "org": "ttorg"});
-        for (k, v) in extra.as_object().expect("object") {
-            claims[k] = v.clone();
-        }
-        (
-            what,
-            hs(jsonwebtoken::Algorithm::HS256, claims, "your-256-bit-secret"),
-        )
-    }));
+    let cases = cases
+        .into_iter()
+        .chain(time_claims.into_iter().map(|(what, extra)| {
+            let mut claims = json!({"iss": ISSUER, "org": "ttorg"});
+            for (k, v) in extra.as_object().expect("object") {
+                claims[k] = v.clone();
+            }
+            (
+                what,
+                hs(
+                    jsonwebtoken::Algorithm::HS256,
+                    claims,
+                    "your-256-bit-secret",
+                ),
+            )
+        }));
     for (what, token) in cases {
         let bearer = format!("Bearer {token}");
         let h = [
@@ -588,6 +594,9 @@ async fn credentials_of_one_tenant_on_anothers_project_or_cache() {
     alive(&a).await;
 }
 
+/// Request headers, as name and value.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// `line` (method and target) as `version`, with `headers`, then the given `Host` lines.
 fn with_hosts(
     line: &str,
@@ -615,8 +624,13 @@ async fn host_header_is_required_once_and_valid() {
     let a = start().await;
     let bearer = format!("Bearer {SAMPLE_JWT}");
     let iron_item = format!("/1/projects/{P}/caches/c/items/host");
-    let writes: [(&str, String, Vec<(&str, &str)>, &[u8]); 4] = [
-        ("flash", "POST /v1/cache/add".into(), flash_headers("host"), b"{}"),
+    let writes: [(&str, String, Headers, &[u8]); 4] = [
+        (
+            "flash",
+            "POST /v1/cache/add".into(),
+            flash_headers("host"),
+            b"{}",
+        ),
         (
             "iron",
             format!("PUT {iron_item}"),
@@ -676,7 +690,10 @@ async fn host_header_is_required_once_and_valid() {
         // A valid Host of each form (Flash's add answers 409 once the item exists).
         for host in ["localhost:9001", "[::1]:9001", "127.0.0.1", "cache.example"] {
             let r = send(line, "HTTP/1.1", headers, &[host], body).await;
-            assert!(matches!(r.status, 200..=299 | 409), "{api} Host {host:?}: {r:?}");
+            assert!(
+                matches!(r.status, 200..=299 | 409),
+                "{api} Host {host:?}: {r:?}"
+            );
         }
     }
     alive(&a).await;
@@ -702,7 +719,10 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
             "two ClientId",
             vec![("ClientId", FLASH_ID), ("ClientId", other_id)],
         ),
-        ("two API keys in one header", vec![("Authorization", &two_keys)]),
+        (
+            "two API keys in one header",
+            vec![("Authorization", &two_keys)],
+        ),
         (
             "two ClientIds in one header",
             vec![("ClientId", "v1:uid_a, v1:uid_b")],
@@ -720,7 +740,9 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
         let r = req(&a, "POST", "/v1/cache/add", &headers, b"{}").await;
         assert_eq!(r.status, 400, "flash {what}: {r:?}");
         assert_eq!(r.header("Success"), Some("false"));
-        assert!(r.header("ResponseMessage").is_some_and(|m| m.contains("one")));
+        assert!(r
+            .header("ResponseMessage")
+            .is_some_and(|m| m.contains("one")));
     }
     let mut wrong = flash_headers("amb");
     wrong[1] = ("Authorization", other_key);
@@ -732,7 +754,7 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
     // IronCache: header and query.
     let item = format!("/1/projects/{P}/caches/c/items/amb");
     let wrong_iron = "OAuth ffffffffffffffffffffffffffffffff";
-    let cases: [(&str, String, Vec<(&str, &str)>); 4] = [
+    let cases: [(&str, String, Headers); 4] = [
         (
             "two Authorization",
             item.clone(),
@@ -764,8 +786,18 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
     let r = req(&a, "GET", &item, &[("Authorization", wrong_iron)], b"").await;
     assert_eq!(r.status, 401, "a wrong token stays 401: {r:?}");
     let same = format!("{item}?oauth=abc4c7c627376858");
-    let r = req(&a, "PUT", &same, &[("Authorization", IRON)], br#"{"value":"v"}"#).await;
-    assert_eq!(r.status, 200, "the same token twice is not ambiguous: {r:?}");
+    let r = req(
+        &a,
+        "PUT",
+        &same,
+        &[("Authorization", IRON)],
+        br#"{"value":"v"}"#,
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "the same token twice is not ambiguous: {r:?}"
+    );
 
     // Akka: two bearer tokens, the first valid.
     let bearer = format!("Bearer {SAMPLE_JWT}");
@@ -773,7 +805,10 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
         &a,
         "POST",
         "/c/amb",
-        &[("Authorization", &bearer), ("Authorization", "Bearer x.y.z")],
+        &[
+            ("Authorization", &bearer),
+            ("Authorization", "Bearer x.y.z"),
+        ],
         b"v",
     )
     .await;

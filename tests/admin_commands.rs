@@ -154,7 +154,13 @@ fn admin_commands_never_create_a_data_dir() {
     std::fs::create_dir(&elsewhere).expect("mkdir");
     let out = ttlcask_in(
         &elsewhere,
-        &["tenant", "create", "acme", "--config", config.to_str().expect("utf-8")],
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let expected = elsewhere.join("ttlcask-data");
@@ -166,7 +172,13 @@ fn admin_commands_never_create_a_data_dir() {
     // import is the one admin command that creates a data dir.
     let dump = tmp.path().join("empty.jsonl");
     std::fs::write(&dump, "").expect("dump");
-    let out = ttlcask(&["import", "--data-dir", m, "-i", dump.to_str().expect("utf-8")]);
+    let out = ttlcask(&[
+        "import",
+        "--data-dir",
+        m,
+        "-i",
+        dump.to_str().expect("utf-8"),
+    ]);
     assert!(out.status.success(), "{out:?}");
     assert!(stderr(&out).contains(m), "{out:?}");
     assert!(missing.is_dir());

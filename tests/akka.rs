@@ -498,7 +498,10 @@ async fn jwt_checks() {
         let r = s.req("POST", "/c/k", &headers, b"v").await;
         assert_eq!(r.status, 401, "{why}: {r:?}");
         if why.starts_with("org not a tenant") || why.starts_with("org too long") {
-            assert!(r.text().contains("a tenant name is 1 to 64 of"), "{why}: {r:?}");
+            assert!(
+                r.text().contains("a tenant name is 1 to 64 of"),
+                "{why}: {r:?}"
+            );
         }
     }
     let r = s
@@ -650,7 +653,10 @@ async fn token_tenants_server(registered_only: bool) -> (TestServer, tempfile::T
 fn org_token(org: &str) -> String {
     format!(
         "Bearer {}",
-        token(json!({"iss": DEFAULT_AKKA_ISSUER, "org": org}), "prod-secret")
+        token(
+            json!({"iss": DEFAULT_AKKA_ISSUER, "org": org}),
+            "prod-secret"
+        )
     )
 }
 
@@ -667,14 +673,26 @@ async fn tenants_come_from_tokens_and_stay_apart() {
         async move { s.req(method, path, &[("Authorization", &auth)], body).await }
     };
     assert_eq!(call("POST", "/c/k", &beta, b"beta's").await.status, 201);
-    let r = call("POST", "/cacheName", &beta, br#"{"cacheName":"d","description":"b"}"#).await;
+    let r = call(
+        "POST",
+        "/cacheName",
+        &beta,
+        br#"{"cacheName":"d","description":"b"}"#,
+    )
+    .await;
     assert_eq!(r.status, 201, "{r:?}");
     // Neither sees the other's caches or items.
     for other in [&alpha, &gamma] {
         assert_eq!(call("GET", "/c/k", other, b"").await.status, 404);
-        assert_eq!(call("GET", "/cacheName/list", other, b"").await.json(), json!([]));
+        assert_eq!(
+            call("GET", "/cacheName/list", other, b"").await.json(),
+            json!([])
+        );
         assert_eq!(call("GET", "/cacheName/c", other, b"").await.status, 400);
-        assert_eq!(call("GET", "/cacheName/d/keys", other, b"").await.status, 400);
+        assert_eq!(
+            call("GET", "/cacheName/d/keys", other, b"").await.status,
+            400
+        );
         assert_eq!(call("DELETE", "/c/k", other, b"").await.status, 400);
         let r = call("GET", "/get/c/k", other, b"").await;
         assert_eq!(r.json()["success"], false);
@@ -688,7 +706,10 @@ async fn tenants_come_from_tokens_and_stay_apart() {
         assert_eq!(r.json()["results"][0]["success"], false, "{r:?}");
     }
     assert_eq!(call("POST", "/c/k", &gamma, b"gamma's").await.status, 201);
-    assert_eq!(call("PUT", "/cacheName/c/flush", &gamma, b"").await.status, 202);
+    assert_eq!(
+        call("PUT", "/cacheName/c/flush", &gamma, b"").await.status,
+        202
+    );
     assert_eq!(call("GET", "/c/k", &beta, b"").await.text(), "beta's");
     assert_eq!(
         call("GET", "/cacheName/list", &beta, b"").await.json(),
@@ -727,16 +748,31 @@ async fn dev_accepts_any_org_signed_with_the_sample_secret() {
 async fn registered_tenants_only_refuses_unregistered_orgs() {
     let (s, _dir) = token_tenants_server(true).await;
     let r = s
-        .req("POST", "/c/k", &[("Authorization", &org_token("alpha"))], b"a")
+        .req(
+            "POST",
+            "/c/k",
+            &[("Authorization", &org_token("alpha"))],
+            b"a",
+        )
         .await;
     assert_eq!(r.status, 201, "a registered org works: {r:?}");
     let r = s
-        .req("POST", "/c/k", &[("Authorization", &org_token("beta"))], b"b")
+        .req(
+            "POST",
+            "/c/k",
+            &[("Authorization", &org_token("beta"))],
+            b"b",
+        )
         .await;
     assert_eq!(r.status, 401, "{r:?}");
     assert!(r.text().contains("registered_tenants_only"), "{r:?}");
     let r = s
-        .req("GET", "/c/k", &[("Authorization", &org_token("alpha"))], b"")
+        .req(
+            "GET",
+            "/c/k",
+            &[("Authorization", &org_token("alpha"))],
+            b"",
+        )
         .await;
     assert_eq!(r.text(), "a", "beta's refused write stored nothing");
 }

@@ -162,7 +162,9 @@ async fn expires_utc_rules_and_ttl() {
         let r = common::raw(s.addr, &raw).await;
         assert_eq!(r.status, 400, "{op} with non-UTF-8 ExpiresUtc: {r:?}");
         assert_eq!(r.header("Success"), Some("false"));
-        assert!(r.header("ResponseMessage").is_some_and(|m| m.contains("ExpiresUtc")));
+        assert!(r
+            .header("ResponseMessage")
+            .is_some_and(|m| m.contains("ExpiresUtc")));
         let mut h = creds(key);
         h.push(("ExpiresUtc", "12/03/2026 09:38:52".to_string()));
         h.push(("ExpiresUtc", "12/03/2026 10:38:52".to_string()));

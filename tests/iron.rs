@@ -389,14 +389,24 @@ async fn expiry_at_a_non_whole_second_reads_back_rounded_up() {
     let clock = ManualClock::new(DOC_NOW_MS + 345);
     let s = start_on(dir.path(), Config::new(true), clock, |_| {}).await;
     let item = p("caches/t/items/k");
-    let r = iron(&s, "PUT", &item, Some(json!({"value": "x", "expires_in": 10}))).await;
+    let r = iron(
+        &s,
+        "PUT",
+        &item,
+        Some(json!({"value": "x", "expires_in": 10})),
+    )
+    .await;
     assert_json(&r, 200, json!({"msg": "Stored."}));
     // 09:38:52.345 + 10 s = 09:39:02.345, stored (and shown) as 09:39:03.
     let expires = iron(&s, "GET", &item, None).await.json()["expires"].clone();
     assert_eq!(expires, "2026-03-11T09:39:03Z");
     s.clock.advance_ms(10_000);
     let r = iron(&s, "GET", &item, None).await;
-    assert_eq!(r.json()["expires"], expires, "live past its 10 s, until the second shown");
+    assert_eq!(
+        r.json()["expires"],
+        expires,
+        "live past its 10 s, until the second shown"
+    );
     s.clock.advance_ms(655);
     assert_eq!(iron(&s, "GET", &item, None).await.status, 404);
 }

@@ -62,7 +62,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::
 /// negative `exp` has passed; an `nbf` too large for jsonwebtoken to read is still ahead.
 /// jsonwebtoken itself takes any other type, or a negative `exp`, as absent.
 fn check_time_claims(claims: &Claims, now_secs: u64) -> Result<(), String> {
-    for (name, value) in [("exp", &claims.exp), ("nbf", &claims.nbf), ("iat", &claims.iat)] {
+    for (name, value) in [
+        ("exp", &claims.exp),
+        ("nbf", &claims.nbf),
+        ("iat", &claims.iat),
+    ] {
         match value {
             None | Some(serde_json::Value::Number(_)) => {}
             Some(other) => {
@@ -234,7 +238,8 @@ mod tests {
 
     #[test]
     fn time_claims_must_be_numbers() {
-        let claims = |v: serde_json::Value| -> Claims { serde_json::from_value(v).expect("claims") };
+        let claims =
+            |v: serde_json::Value| -> Claims { serde_json::from_value(v).expect("claims") };
         let now = 1_000_000;
         for ok in [
             serde_json::json!({}),
@@ -254,7 +259,10 @@ mod tests {
             serde_json::json!({"iat": "now"}),
             serde_json::json!({"iat": [1]}),
         ] {
-            assert!(check_time_claims(&claims(bad.clone()), now).is_err(), "{bad}");
+            assert!(
+                check_time_claims(&claims(bad.clone()), now).is_err(),
+                "{bad}"
+            );
         }
     }
 }
