@@ -25,7 +25,8 @@ use crate::auth::registry::{self, Api, RegistryError};
 use crate::http::{self, blocking, query_param, read_body, Resp};
 use crate::server::AppState;
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
+/// `{"error": message}` with `status`.
+pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
     http::json(status, &json!({ "error": message.to_string() }))
 }
 
@@ -57,9 +58,14 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     let Some(expected) = state.admin_token.as_deref() else {
         return error(StatusCode::NOT_FOUND, "the admin endpoint is off");
     };
-    let given = req
-        .headers()
-        .get("authorization")
+    let Ok(authorization) = http::single_header(req.headers(), &hyper::header::AUTHORIZATION)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send one Authorization header, not several",
+        );
+    };
+    let given = authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");

@@ -219,18 +219,21 @@ pub fn main(cli: Cli) -> Result<(), String> {
         Command::Compact { target } => admin(&target, Request::Compact),
         Command::Export { output, target } => admin(&target, Request::Export(output)),
         Command::Verify { data_dir, config } => {
-            crate::maintenance_cli::verify(&resolve_data_dir(data_dir, config.as_deref())?)
+            let dir = resolve_data_dir(data_dir, config.as_deref())?;
+            existing_data_dir(&dir)?;
+            eprintln!("ttlcask: verifying data dir {}", shown(&dir));
+            crate::maintenance_cli::verify(&dir)
         }
         Command::Import {
             input,
             batch,
             data_dir,
             config,
-        } => crate::maintenance_cli::import(
-            &resolve_data_dir(data_dir, config.as_deref())?,
-            input.as_deref(),
-            batch,
-        ),
+        } => {
+            let dir = resolve_data_dir(data_dir, config.as_deref())?;
+            eprintln!("ttlcask: importing into data dir {}", shown(&dir));
+            crate::maintenance_cli::import(&dir, input.as_deref(), batch)
+        }
     }
 }
 
@@ -395,6 +398,28 @@ enum Request {
     Export(Option<PathBuf>),
 }
 
+/// `dir` as the user should read it: absolute, so that a relative default such as
+/// `./ttlcask-data` says where it was looked for.
+fn shown(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Refuses a data dir that does not exist: only `serve` and `import` create one, so that a
+/// typo or a relative path run from elsewhere never writes into a store no server reads.
+fn existing_data_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(format!(
+        "no data dir at {}: admin commands never create one (only `ttlcask serve` and `ttlcask import` do); \
+         give --data-dir (or data_dir in --config), or --server HOST:PORT for a running server",
+        shown(dir)
+    ))
+}
+
 fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
     let file = load_file(target.config.as_deref())?;
     let data_dir = target
@@ -411,29 +436,55 @@ fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
         .issuer
         .clone()
         .unwrap_or_else(|| config::DEFAULT_AKKA_ISSUER.to_string());
-    if target.server.is_none() {
-        match Store::open(&data_dir) {
-            Ok(store) => {
-                let out = offline(&store, request, akka_secret.as_deref(), &issuer);
-                let synced = store.sync().map_err(|e| e.to_string());
-                return out.and(synced);
-            }
-            Err(OpenError::Locked { .. }) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
     let server = target
         .server
         .clone()
         .or(file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-    let token = match &target.admin_token {
-        Some(t) => t.clone(),
+    let token = || match &target.admin_token {
+        Some(t) => Ok(t.clone()),
         None => std::fs::read_to_string(data_dir.join(ADMIN_TOKEN_FILE))
             .map(|t| t.trim().to_string())
-            .map_err(|e| format!("cannot read the admin token in {}: {e}", data_dir.display()))?,
+            .map_err(|e| {
+                format!(
+                    "cannot read the admin token in {}: {e} (or give --admin-token)",
+                    shown(&data_dir)
+                )
+            }),
     };
-    online(&server, &token, request)
+    if target.server.is_some() {
+        eprintln!("ttlcask: using the server at {server}");
+        return online(&server, &token()?, request);
+    }
+    existing_data_dir(&data_dir)?;
+    match Store::open(&data_dir) {
+        Ok(store) => {
+            eprintln!(
+                "ttlcask: using data dir {} (no server holds it)",
+                shown(&data_dir)
+            );
+            let out = offline(&store, request, akka_secret.as_deref(), &issuer);
+            let synced = store.sync().map_err(|e| e.to_string());
+            out.and(synced)
+        }
+        Err(OpenError::Locked { .. }) => {
+            eprintln!(
+                "ttlcask: data dir {} is locked by a running server; using the server at {server}",
+                shown(&data_dir)
+            );
+            token()
+                .and_then(|token| online(&server, &token, request))
+                .map_err(|e| {
+                    format!(
+                        "data dir {} is locked by a running server, which answers its admin commands; \
+                         tried it at {server}: {e}. If it listens elsewhere, pass --server HOST:PORT \
+                         (or set listen in --config)",
+                        shown(&data_dir)
+                    )
+                })
+        }
+        Err(e) => Err(format!("cannot open data dir {}: {e}", shown(&data_dir))),
+    }
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), String> {

@@ -157,6 +157,9 @@ pub struct AkkaConfig {
     pub free_max_bytes: u64,
     /// Bytes a `gatling` tenant may keep cached; `None` = unlimited (default).
     pub gatling_max_bytes: Option<u64>,
+    /// Refuse a verified JWT whose `org` was not created with `ttlcask tenant create`
+    /// (default off: the token's issuer is the authority on orgs, as upstream).
+    pub registered_tenants_only: bool,
 }
 
 impl Default for AkkaConfig {
@@ -170,6 +173,7 @@ impl Default for AkkaConfig {
             quota_enabled: false,
             free_max_bytes: 3 << 30,
             gatling_max_bytes: None,
+            registered_tenants_only: false,
         }
     }
 }
@@ -203,6 +207,7 @@ pub struct AkkaFileConfig {
     pub quota_enabled: Option<bool>,
     pub free_max_bytes: Option<u64>,
     pub gatling_max_bytes: Option<u64>,
+    pub registered_tenants_only: Option<bool>,
 }
 
 /// Reads and parses a TOML config file.
@@ -286,6 +291,9 @@ impl AkkaFileConfig {
             quota_enabled: self.quota_enabled.unwrap_or(base.quota_enabled),
             free_max_bytes: self.free_max_bytes.unwrap_or(base.free_max_bytes),
             gatling_max_bytes: self.gatling_max_bytes.or(base.gatling_max_bytes),
+            registered_tenants_only: self
+                .registered_tenants_only
+                .unwrap_or(base.registered_tenants_only),
         })
     }
 }

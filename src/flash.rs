@@ -18,7 +18,7 @@ use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
 use crate::http::{self, blocking, random_hex, read_body, BodyError, Resp, JSON};
 use crate::namespace;
 use crate::server::AppState;
-use crate::time::{format_flash, parse_flash, parse_rfc3339};
+use crate::time::{format_flash, parse_flash, parse_rfc3339, stored_expiry};
 
 /// Attempts of an `update` that keeps the expiry when another writer changes the item.
 const UPDATE_ATTEMPTS: usize = 8;
@@ -135,6 +135,23 @@ fn header<'a>(req: &'a Request<Incoming>, name: &HeaderName) -> Option<&'a str> 
         .map(str::trim)
 }
 
+/// Why the credentials are ambiguous, if they are: `ClientId` or `Authorization` sent twice,
+/// or either holding two values (a comma list, as a proxy joins repeated lines). Refused
+/// with 400 rather than resolved by picking one (DESIGN.md "Limits and bad input").
+fn ambiguous_credentials(req: &Request<Incoming>) -> Option<&'static str> {
+    let list = |v: Option<&HeaderValue>| v.is_some_and(|v| v.as_bytes().contains(&b','));
+    match (
+        http::single_header(req.headers(), &CLIENT_ID),
+        http::single_header(req.headers(), &AUTHORIZATION),
+    ) {
+        (Err(_), _) => Some("Send one ClientId header, not several"),
+        (_, Err(_)) => Some("Send one Authorization header (one API key), not several"),
+        (Ok(id), _) if list(id) => Some("Send one ClientId, not a list"),
+        (_, Ok(key)) if list(key) => Some("Send one API key in Authorization, not a list"),
+        _ => None,
+    }
+}
+
 /// A DataKey: 1 to `max` URL-safe characters (`A-Z a-z 0-9 - _ . ~`).
 fn valid_data_key(key: &str, max: usize) -> bool {
     !key.is_empty()
@@ -144,19 +161,29 @@ fn valid_data_key(key: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
-/// Handles `/v1/cache/…`.
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    // Echoed as sent (trimmed), when it is visible ASCII.
-    let data_key = req.headers().get(&DATA_KEY).and_then(|v| {
+/// The request's `DataKey`, echoed as sent (trimmed) when it is visible ASCII.
+fn echoed_data_key(req: &Request<Incoming>) -> Option<HeaderValue> {
+    req.headers().get(&DATA_KEY).and_then(|v| {
         let trimmed = v.to_str().ok()?.trim();
         if trimmed.len() == v.len() {
             Some(v.clone())
         } else {
             HeaderValue::from_str(trimmed).ok()
         }
-    });
+    })
+}
+
+/// Handles `/v1/cache/…`.
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+    let data_key = echoed_data_key(&req);
     let reply = dispatch(state, req).await;
     reply.into_response(data_key)
+}
+
+/// A Flash error refused before dispatch (by the router): `Success: false` and the reason
+/// in `ResponseMessage`.
+pub fn refuse(req: &Request<Incoming>, status: StatusCode, reason: &'static str) -> Resp {
+    Reply::fail(status, reason).into_response(echoed_data_key(req))
 }
 
 async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
@@ -180,6 +207,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
         );
     }
     let limits = &state.config.limits;
+    if let Some(reason) = ambiguous_credentials(&req) {
+        return Reply::fail(StatusCode::BAD_REQUEST, reason);
+    }
     let (Some(client_id), Some(api_key)) = (header(&req, &CLIENT_ID), header(&req, &AUTHORIZATION))
     else {
         return Reply::fail(
@@ -207,8 +237,19 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
     let store = state.store.clone();
     let now = store.now_ms();
     let max_ms = limits.flash_max_ttl_secs.saturating_mul(1000);
-    let expires = match header(&req, &EXPIRES_UTC) {
-        Some(text) if matches!(op, Op::Add | Op::Update) => {
+    let expires_header = match http::single_header(req.headers(), &EXPIRES_UTC) {
+        Ok(value) => value,
+        Err(_) => {
+            return Reply::fail(
+                StatusCode::BAD_REQUEST,
+                "Send one ExpiresUtc header, not several",
+            )
+        }
+    };
+    let expires = match expires_header {
+        Some(value) if matches!(op, Op::Add | Op::Update) => {
+            // Bytes that are not text are a bad date, not an absent one.
+            let text = value.to_str().map(str::trim).unwrap_or("");
             match parse_flash(text).or_else(|| parse_rfc3339(text)) {
                 Some(ms) if ms <= now => {
                     return Reply::fail(StatusCode::BAD_REQUEST, "ExpiresUtc is in the past")
@@ -219,7 +260,8 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
                         "ExpiresUtc is more than 30 days ahead",
                     )
                 }
-                Some(ms) => Some(ms),
+                // Reported as stored: whole seconds, rounded up.
+                Some(ms) => Some(stored_expiry(ms)),
                 None => {
                     return Reply::fail(
                         StatusCode::BAD_REQUEST,
@@ -258,7 +300,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
                 ns,
                 key_bytes,
                 &body,
-                expires.unwrap_or(now + max_ms),
+                expires.unwrap_or_else(|| stored_expiry(now + max_ms)),
             )
             .await
         }

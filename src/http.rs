@@ -172,10 +172,40 @@ fn hex_val(b: u8) -> Option<u8> {
 
 /// The value of query parameter `name`, percent-decoded (`+` as a space, as forms encode it).
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(&v.replace('+', " ")))?
-    })
+    query_params(query, name).next()
+}
+
+/// Every value of query parameter `name`, in order, percent-decoded as [`query_param`]
+/// (values that are not UTF-8 after decoding are skipped).
+pub fn query_params<'a>(
+    query: Option<&'a str>,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then(|| percent_decode(&v.replace('+', " ")))?
+        })
+}
+
+/// A header sent more than once where one value is expected (a credential): refused
+/// rather than resolved by picking one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeated;
+
+/// The only value of header `name`: `Ok(None)` when absent, `Err(Repeated)` when it came
+/// more than once.
+pub fn single_header<'a>(
+    headers: &'a hyper::HeaderMap,
+    name: &hyper::header::HeaderName,
+) -> Result<Option<&'a HeaderValue>, Repeated> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (first, None) => Ok(first),
+        (Some(_), Some(_)) | (None, Some(_)) => Err(Repeated),
+    }
 }
 
 /// Runs `f` on the blocking pool: engine calls do file I/O and may fsync.
@@ -355,5 +385,9 @@ mod tests {
         );
         assert_eq!(query_param(Some("page"), "page"), Some(String::new()));
         assert_eq!(query_param(None, "page"), None);
+        assert_eq!(
+            query_params(Some("oauth=a&x=1&oauth=b"), "oauth").collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST};
+use hyper::{Method, Request, StatusCode, Version};
 
 use crate::config::MetricsAccess;
 use crate::http::{blocking, with_body, Resp, JSON, TEXT};
@@ -85,7 +85,10 @@ pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAdd
     let path = uri.path();
     let given_id = given_request_id(&req);
     let route_index = metrics::classify(path);
-    let mut resp = route(&state, req, path, peer).await;
+    let mut resp = match host_problem(&req) {
+        None => route(&state, req, path, peer).await,
+        Some(reason) => bad_request(&state, &req, metrics::ROUTES[route_index].0, reason),
+    };
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     state.metrics.record(route_index, &method, status, elapsed);
@@ -169,6 +172,99 @@ async fn route(
     }
 }
 
+/// Why the request's `Host` breaks RFC 9112 §3.2, if it does: an HTTP/1.1 request without
+/// one (HTTP/1.0 may omit it), more than one, or a value that is not `uri-host [":" port]`.
+fn host_problem(req: &Request<Incoming>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() >= Version::HTTP_11 => {
+            Some("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)")
+        }
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("more than one Host header (RFC 9112 section 3.2)"),
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
+            Some("the Host header is not a valid host[:port] (RFC 9112 section 3.2)")
+        }
+        (Some(_), None) => None,
+    }
+}
+
+/// `uri-host [":" port]` of RFC 3986: a bracketed IPv6 (or IPvFuture) literal, or a reg-name
+/// (which covers IPv4 addresses), then optional digits. An empty value is valid (RFC 9112
+/// allows it when the target has no authority).
+fn valid_host(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    let (host, rest) = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let (inside, rest) = (&literal[..end], &literal[end + 1..]);
+        let ok = match inside.first() {
+            Some(b'v' | b'V') => {
+                inside.len() > 1
+                    && inside[1..]
+                        .iter()
+                        .all(|&b| unreserved(b) || sub_delim(b) || b == b':')
+            }
+            _ => std::str::from_utf8(inside).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok()),
+        };
+        if !ok {
+            return false;
+        }
+        (&[][..], rest)
+    } else {
+        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+        value.split_at(end)
+    };
+    let reg_name_ok = {
+        let mut i = 0;
+        let mut ok = true;
+        while i < host.len() && ok {
+            match host[i] {
+                b'%' => {
+                    ok = host
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                    i += 3;
+                }
+                b => {
+                    ok = unreserved(b) || sub_delim(b);
+                    i += 1;
+                }
+            }
+        }
+        ok
+    };
+    let port_ok = match rest.split_first() {
+        None => true,
+        Some((b':', port)) => port.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    reg_name_ok && port_ok
+}
+
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// A 400 before routing, in the error shape of the API the path belongs to.
+fn bad_request(state: &AppState, req: &Request<Incoming>, api: &str, reason: &'static str) -> Resp {
+    match api {
+        "flash" => flash::refuse(req, StatusCode::BAD_REQUEST, reason),
+        "iron" => iron::msg(StatusCode::BAD_REQUEST, reason),
+        "akka" => akka::refuse(state, StatusCode::BAD_REQUEST, reason),
+        "admin" => admin::error(StatusCode::BAD_REQUEST, reason),
+        _ => with_body(StatusCode::BAD_REQUEST, TEXT, format!("{reason}\n")),
+    }
+}
+
 fn no_store(mut resp: Resp) -> Resp {
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -228,4 +324,44 @@ fn service(
         return r;
     }
     with_body(status, content_type, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "",
+            "localhost",
+            "localhost:9001",
+            "127.0.0.1:9001",
+            "[::1]:9001",
+            "[::1]",
+            "[v1.fe80::a+en1]",
+            "cache.example.com",
+            "a%41b",
+            "host:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in [
+            "a b",
+            "user@host",
+            "host:90a",
+            "host:1:2",
+            "[::1",
+            "[nope]:1",
+            "[::1]x",
+            "a/b",
+            "a%4",
+            "a%zz",
+            "h\u{e9}",
+            "\"x\"",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+        assert!(!valid_host(b"a\xffb"));
+    }
 }

@@ -102,7 +102,8 @@ pub async fn run(
         None => None,
     };
     let state = Arc::new(AppState {
-        auth: Authenticator::new(config.dev, registry, verifier),
+        auth: Authenticator::new(config.dev, registry, verifier)
+            .registered_tenants_only(config.akka.registered_tenants_only),
         store: store.clone(),
         admin_token,
         config,

@@ -51,6 +51,13 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// The expiry the engine stores for `ms`: whole seconds, rounded up so that nothing expires
+/// early, at most `u32::MAX` seconds (ARCHITECTURE.md "Index"). Every API rounds with this
+/// before it answers, so a response reports the expiry that a later read shows.
+pub fn stored_expiry(ms: u64) -> u64 {
+    ms.max(1).div_ceil(MS_PER_SEC).min(u64::from(u32::MAX)) * MS_PER_SEC
+}
+
 impl Civil {
     /// The calendar time of a Unix time in milliseconds (sub-second part dropped).
     pub fn from_unix_ms(ms: u64) -> Self {
@@ -249,6 +256,34 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-04-10T09:38:52Z"), Some(ms));
         assert_eq!(parse_rfc3339("2026-04-10T11:38:52+02:00"), Some(ms));
         assert_eq!(parse_rfc3339("2026-04-10T09:38:52.250Z"), Some(ms + 250));
+    }
+
+    // The server answers with this rule before the engine applies its own: they must agree.
+    #[test]
+    fn stored_expiry_is_the_engines_rounding() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ttlcask_engine::Store::builder()
+            .clock(ttlcask_engine::ManualClock::new(1_000))
+            .compaction_interval(None)
+            .open(dir.path())
+            .expect("open");
+        let cases = [
+            1_001,
+            1_999,
+            2_000,
+            2_001,
+            1_773_221_932_345,
+            u64::from(u32::MAX) * 1000 - 1,
+            u64::from(u32::MAX) * 1000 + 5,
+            u64::MAX,
+        ];
+        for (i, ms) in cases.into_iter().enumerate() {
+            let key = i.to_le_bytes();
+            let options = ttlcask_engine::PutOptions::expiring_at(ms);
+            store.put(b"ns", &key, b"v", options).expect("put");
+            let item = store.get(b"ns", &key).expect("get").expect("live");
+            assert_eq!(item.expires_at_ms, Some(stored_expiry(ms)), "{ms}");
+        }
     }
 
     #[test]

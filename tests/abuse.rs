@@ -459,10 +459,10 @@ async fn forged_jwts_are_refused() {
             ),
         ),
         (
-            "unknown org",
+            "org that is no tenant name",
             hs(
                 jsonwebtoken::Algorithm::HS256,
-                json!({"iss": ISSUER, "org": "nobody"}),
+                json!({"iss": ISSUER, "org": "../ttorg"}),
                 "your-256-bit-secret",
             ),
         ),
@@ -476,6 +476,34 @@ async fn forged_jwts_are_refused() {
         ),
         ("garbage", "a.b.c".to_string()),
     ];
+    // Issue 11: these were taken as if the claim were absent. Time claims are NumericDates.
+    let time_claims = [
+        ("exp negative", json!({"exp": -1})),
+        ("exp a string", json!({"exp": "9999999999"})),
+        ("exp true", json!({"exp": true})),
+        ("exp empty", json!({"exp": ""})),
+        ("exp null", json!({"exp": null})),
+        ("nbf a string", json!({"nbf": "0"})),
+        ("nbf beyond u64", json!({"nbf": 1e300})),
+        ("iat a string", json!({"iat": "yesterday"})),
+        ("iat false", json!({"iat": false})),
+    ];
+    let cases = cases
+        .into_iter()
+        .chain(time_claims.into_iter().map(|(what, extra)| {
+            let mut claims = json!({"iss": ISSUER, "org": "ttorg"});
+            for (k, v) in extra.as_object().expect("object") {
+                claims[k] = v.clone();
+            }
+            (
+                what,
+                hs(
+                    jsonwebtoken::Algorithm::HS256,
+                    claims,
+                    "your-256-bit-secret",
+                ),
+            )
+        }));
     for (what, token) in cases {
         let bearer = format!("Bearer {token}");
         let h = [
@@ -487,6 +515,14 @@ async fn forged_jwts_are_refused() {
         alive(&a).await;
     }
     assert_eq!(akka_get(&a, "/jwt/k").await.status, 404, "nothing stored");
+    // Numbers of every kind are fine: whole or fractional, a past nbf, any iat.
+    let fine = json!({"iss": ISSUER, "org": "ttorg", "exp": 4e9, "nbf": 1.5, "iat": -3});
+    let bearer = format!(
+        "Bearer {}",
+        hs(jsonwebtoken::Algorithm::HS256, fine, "your-256-bit-secret")
+    );
+    let r = req(&a, "GET", "/jwt/k", &[("Authorization", &bearer)], b"").await;
+    assert_eq!(r.status, 404, "numeric time claims verify: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,5 +591,229 @@ async fn credentials_of_one_tenant_on_anothers_project_or_cache() {
     let r = iron_get(&a, IRON, "c/items/k").await;
     assert_eq!(r.json()["value"], "ttorg");
     assert_eq!(akka_get(&a, "/c/k").await.body, b"ttorg");
+    alive(&a).await;
+}
+
+/// Request headers, as name and value.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
+/// `line` (method and target) as `version`, with `headers`, then the given `Host` lines.
+fn with_hosts(
+    line: &str,
+    version: &str,
+    headers: &[(&str, &str)],
+    hosts: &[&str],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = format!("{line} {version}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for h in hosts {
+        out.push_str(&format!("Host: {h}\r\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+// RFC 9112 §3.2: issue 11 found all of these answered 200 (and stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_header_is_required_once_and_valid() {
+    let a = start().await;
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let iron_item = format!("/1/projects/{P}/caches/c/items/host");
+    let writes: [(&str, String, Headers, &[u8]); 4] = [
+        (
+            "flash",
+            "POST /v1/cache/add".into(),
+            flash_headers("host"),
+            b"{}",
+        ),
+        (
+            "iron",
+            format!("PUT {iron_item}"),
+            vec![("Authorization", IRON)],
+            br#"{"value":"v"}"#,
+        ),
+        (
+            "akka",
+            "POST /c/host".into(),
+            vec![("Authorization", &bearer)],
+            b"v",
+        ),
+        ("service", "GET /healthz".into(), vec![], b""),
+    ];
+    let bad_hosts: [&[&str]; 8] = [
+        &[],
+        &["x", "x"],
+        &["x", "y"],
+        &["a b"],
+        &["user@x"],
+        &["x:port"],
+        &["[::1"],
+        &["x/y"],
+    ];
+    let send = |line: &str, version: &str, headers: &[(&str, &str)], hosts: &[&str], body| {
+        let bytes = with_hosts(line, version, headers, hosts, body);
+        async move { send_raw(a.s.addr, &bytes).await.expect("answer") }
+    };
+    for (api, line, headers, body) in &writes {
+        for hosts in bad_hosts {
+            let r = send(line, "HTTP/1.1", headers, hosts, body).await;
+            assert_eq!(r.status, 400, "{api} HTTP/1.1 Host {hosts:?}: {r:?}");
+            match *api {
+                "flash" => assert_eq!(r.header("Success"), Some("false"), "{r:?}"),
+                "iron" => assert!(r.json()["msg"].as_str().is_some_and(|m| m.contains("Host"))),
+                "akka" => {
+                    assert!(r.text().contains("Host"), "{r:?}");
+                    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+                }
+                _ => assert!(r.text().contains("Host"), "{r:?}"),
+            }
+        }
+        // Two Host lines are refused in HTTP/1.0 too.
+        let r = send(line, "HTTP/1.0", headers, &["x", "y"], body).await;
+        assert_eq!(r.status, 400, "{api} HTTP/1.0 two Hosts: {r:?}");
+    }
+    // Nothing of the refused writes was stored.
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("host"), b"").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = req(&a, "GET", &iron_item, &[("Authorization", IRON)], b"").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(akka_get(&a, "/c/host").await.status, 404);
+    for (api, line, headers, body) in &writes {
+        // HTTP/1.0 may omit Host.
+        let r = send(line, "HTTP/1.0", headers, &[], body).await;
+        assert!(r.status < 300, "{api} HTTP/1.0 without Host: {r:?}");
+        // A valid Host of each form (Flash's add answers 409 once the item exists).
+        for host in ["localhost:9001", "[::1]:9001", "127.0.0.1", "cache.example"] {
+            let r = send(line, "HTTP/1.1", headers, &[host], body).await;
+            assert!(
+                matches!(r.status, 200..=299 | 409),
+                "{api} Host {host:?}: {r:?}"
+            );
+        }
+    }
+    alive(&a).await;
+}
+
+// Issue 11: each of these picked one credential and answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_credentials_are_refused_not_resolved() {
+    let a = start().await;
+    let other_key = "v1:api_ffffffffffffffffffffffffffffffffffffffff";
+    let other_id = "v1:uid_ffffffffffffffffffffffffffffffffffffffff";
+    let two_keys = format!("{FLASH_KEY}, {other_key}");
+    let flash_cases: [(&str, Vec<(&str, &str)>); 5] = [
+        (
+            "two Authorization",
+            vec![("Authorization", FLASH_KEY), ("Authorization", other_key)],
+        ),
+        (
+            "two identical Authorization",
+            vec![("Authorization", FLASH_KEY), ("Authorization", FLASH_KEY)],
+        ),
+        (
+            "two ClientId",
+            vec![("ClientId", FLASH_ID), ("ClientId", other_id)],
+        ),
+        (
+            "two API keys in one header",
+            vec![("Authorization", &two_keys)],
+        ),
+        (
+            "two ClientIds in one header",
+            vec![("ClientId", "v1:uid_a, v1:uid_b")],
+        ),
+    ];
+    for (what, creds) in flash_cases {
+        let mut headers = vec![("DataKey", "amb")];
+        if !creds.iter().any(|(n, _)| *n == "ClientId") {
+            headers.push(("ClientId", FLASH_ID));
+        }
+        if !creds.iter().any(|(n, _)| *n == "Authorization") {
+            headers.push(("Authorization", FLASH_KEY));
+        }
+        headers.extend(creds);
+        let r = req(&a, "POST", "/v1/cache/add", &headers, b"{}").await;
+        assert_eq!(r.status, 400, "flash {what}: {r:?}");
+        assert_eq!(r.header("Success"), Some("false"));
+        assert!(r
+            .header("ResponseMessage")
+            .is_some_and(|m| m.contains("one")));
+    }
+    let mut wrong = flash_headers("amb");
+    wrong[1] = ("Authorization", other_key);
+    let r = req(&a, "POST", "/v1/cache/add", &wrong, b"{}").await;
+    assert_eq!(r.status, 401, "a wrong key stays 401: {r:?}");
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("amb"), b"").await;
+    assert_eq!(r.status, 404, "nothing stored: {r:?}");
+
+    // IronCache: header and query.
+    let item = format!("/1/projects/{P}/caches/c/items/amb");
+    let wrong_iron = "OAuth ffffffffffffffffffffffffffffffff";
+    let cases: [(&str, String, Headers); 4] = [
+        (
+            "two Authorization",
+            item.clone(),
+            vec![("Authorization", IRON), ("Authorization", wrong_iron)],
+        ),
+        (
+            "header and a different ?oauth=",
+            format!("{item}?oauth=ffffffffffffffff"),
+            vec![("Authorization", IRON)],
+        ),
+        (
+            "?oauth= twice",
+            format!("{item}?oauth=abc4c7c627376858&oauth=abc4c7c627376858"),
+            vec![],
+        ),
+        (
+            "?oauth= twice, different",
+            format!("{item}?oauth=abc4c7c627376858&oauth=ffff"),
+            vec![],
+        ),
+    ];
+    for (what, path, headers) in cases {
+        let r = req(&a, "PUT", &path, &headers, br#"{"value":"v"}"#).await;
+        assert_eq!(r.status, 400, "iron {what}: {r:?}");
+        assert!(r.json()["msg"].is_string(), "{r:?}");
+    }
+    let r = req(&a, "GET", &item, &[("Authorization", IRON)], b"").await;
+    assert_eq!(r.status, 404, "nothing stored: {r:?}");
+    let r = req(&a, "GET", &item, &[("Authorization", wrong_iron)], b"").await;
+    assert_eq!(r.status, 401, "a wrong token stays 401: {r:?}");
+    let same = format!("{item}?oauth=abc4c7c627376858");
+    let r = req(
+        &a,
+        "PUT",
+        &same,
+        &[("Authorization", IRON)],
+        br#"{"value":"v"}"#,
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "the same token twice is not ambiguous: {r:?}"
+    );
+
+    // Akka: two bearer tokens, the first valid.
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let r = req(
+        &a,
+        "POST",
+        "/c/amb",
+        &[
+            ("Authorization", &bearer),
+            ("Authorization", "Bearer x.y.z"),
+        ],
+        b"v",
+    )
+    .await;
+    assert_eq!(r.status, 400, "akka two Authorization: {r:?}");
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(akka_get(&a, "/c/amb").await.status, 404, "nothing stored");
     alive(&a).await;
 }

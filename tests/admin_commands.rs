@@ -6,10 +6,26 @@ use std::process::Command;
 use ttlcask_engine::{PutOptions, Store};
 
 fn ttlcask(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+    ttlcask_in(std::path::Path::new("."), args)
+}
+
+/// Runs the binary from `cwd`, without any `TTLCASK_*` setting of the caller's environment.
+fn ttlcask_in(cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ttlcask"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TTLCASK_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .current_dir(cwd)
         .args(args)
         .output()
         .expect("run ttlcask")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -34,6 +50,10 @@ fn maintenance_commands_work_on_a_stopped_data_dir() {
     let da_s = da.to_str().expect("utf-8 path");
     let stats = ttlcask(&["stats", "--data-dir", da_s]);
     assert!(stats.status.success(), "{stats:?}");
+    assert!(
+        stderr(&stats).contains(&format!("using data dir {da_s}")),
+        "says which dir it used: {stats:?}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("json");
     assert_eq!(v["items"], 20);
 
@@ -96,4 +116,100 @@ fn maintenance_commands_work_on_a_stopped_data_dir() {
         bytes,
         "verify is read-only"
     );
+}
+
+// Issue 11: `tenant create acme --config /etc/ttlcask/ttlcask.toml` run from another directory
+// (the sample config says `./ttlcask-data`) exited 0 and wrote into a new, empty store no
+// server reads; `stats`, `export` and `tenant list --data-dir /typo` printed empty output.
+#[test]
+fn admin_commands_never_create_a_data_dir() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("typo");
+    let m = missing.to_str().expect("utf-8 path");
+    let commands: [&[&str]; 10] = [
+        &["tenant", "create", "acme"],
+        &["tenant", "list"],
+        &["credential", "create", "--tenant", "acme", "--api", "iron"],
+        &["credential", "list"],
+        &["credential", "revoke", "0123456789ab"],
+        &["stats"],
+        &["compact"],
+        &["export"],
+        &["verify"],
+        &["export", "-o", "/dev/null"],
+    ];
+    for args in commands {
+        let mut full = args.to_vec();
+        full.extend(["--data-dir", m]);
+        let out = ttlcask(&full);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(stderr(&out).contains(m), "{args:?} names the dir: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert!(!missing.exists(), "{args:?} created the dir");
+    }
+    // The relative default of a config file, from another working directory.
+    let config = tmp.path().join("ttlcask.toml");
+    std::fs::write(&config, "data_dir = \"./ttlcask-data\"\n").expect("config");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let out = ttlcask_in(
+        &elsewhere,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let expected = elsewhere.join("ttlcask-data");
+    assert!(
+        stderr(&out).contains(expected.to_str().expect("utf-8")),
+        "names the absolute dir it looked for: {out:?}"
+    );
+    assert!(!expected.exists());
+    // import is the one admin command that creates a data dir.
+    let dump = tmp.path().join("empty.jsonl");
+    std::fs::write(&dump, "").expect("dump");
+    let out = ttlcask(&[
+        "import",
+        "--data-dir",
+        m,
+        "-i",
+        dump.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stderr(&out).contains(m), "{out:?}");
+    assert!(missing.is_dir());
+}
+
+#[test]
+fn a_locked_data_dir_points_at_the_server_holding_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    // Held as a running server holds it; its admin token is there, but nothing listens on
+    // the address the config gives.
+    let _held = Store::open(&dir).expect("open");
+    std::fs::write(dir.join("admin.token"), "t").expect("token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = tmp.path().join("ttlcask.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n")).expect("config");
+    let d = dir.to_str().expect("utf-8 path");
+    for args in [&["stats"][..], &["tenant", "list"], &["export"]] {
+        let mut full = args.to_vec();
+        full.extend(["--data-dir", d, "--config", config.to_str().expect("utf-8")]);
+        let out = ttlcask(&full);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("data dir {d} is locked by a running server")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(err.contains("--server"), "says how to reach it: {err}");
+    }
 }

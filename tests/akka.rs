@@ -376,14 +376,34 @@ async fn items_misses_ttl_and_content_type() {
         r#"{"cacheName":"c","value":"YQ=="}"#,
         r#"{"cacheName":"c","key":"","value":"YQ=="}"#,
         "[1]",
+        // ttlSeconds must be an integer (issue 11).
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":"10"}"#,
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":1.5}"#,
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":true}"#,
+        r#"{"cacheName":"c","key":"x","value":"YQ==","ttlSeconds":[10]}"#,
     ] {
-        assert_eq!(
-            akka(&s, "POST", "/set", JSON, body).await.status,
-            400,
-            "{body}"
-        );
+        let r = akka(&s, "POST", "/set", JSON, body).await;
+        assert_eq!(r.status, 400, "{body}");
+        if body.contains("ttlSeconds") {
+            assert!(r.text().contains("ttlSeconds must be an integer"), "{r:?}");
+        }
     }
     assert_eq!(akka(&s, "GET", "/c/x", None, "").await.status, 404);
+    // In a batch, a wrong type refuses the whole body: nothing of it is stored.
+    let batch = r#"{"cacheRequests":[{"cacheName":"c","key":"x","value":"YQ=="},{"cacheName":"c","key":"y","value":"YQ==","ttlSeconds":"5"}]}"#;
+    assert_eq!(akka(&s, "POST", "/batch", JSON, batch).await.status, 400);
+    assert_eq!(akka(&s, "GET", "/c/x", None, "").await.status, 404);
+    assert_eq!(akka(&s, "POST", "/c/x/1.5", OCTET, "v").await.status, 400);
+    // null is absent: no expiry.
+    let r = akka(
+        &s,
+        "POST",
+        "/set",
+        JSON,
+        r#"{"cacheName":"c","key":"nullttl","value":"YQ==","ttlSeconds":null}"#,
+    )
+    .await;
+    assert_empty(&r, 201);
 
     // Unknown route and wrong method.
     assert_eq!(akka(&s, "GET", "/a/b/c/d", None, "").await.status, 404);
@@ -468,13 +488,21 @@ async fn jwt_checks() {
         ("no org", Some(format!("Bearer {}", token(json!({"iss": iss}), "your-256-bit-secret")))),
         ("expired", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "ttorg", "exp": now - 10}), "your-256-bit-secret")))),
         ("not yet valid", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "ttorg", "nbf": now + 3600}), "your-256-bit-secret")))),
-        ("unknown tenant", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "stranger"}), "your-256-bit-secret")))),
+        ("org not a tenant name", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "no body"}), "your-256-bit-secret")))),
+        ("org too long", Some(format!("Bearer {}", token(json!({"iss": iss, "org": "o".repeat(65)}), "your-256-bit-secret")))),
+        ("org not a string", Some(format!("Bearer {}", token(json!({"iss": iss, "org": 7}), "your-256-bit-secret")))),
     ];
     for (why, auth) in refused {
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         let r = s.req("POST", "/c/k", &headers, b"v").await;
         assert_eq!(r.status, 401, "{why}: {r:?}");
+        if why.starts_with("org not a tenant") || why.starts_with("org too long") {
+            assert!(
+                r.text().contains("a tenant name is 1 to 64 of"),
+                "{why}: {r:?}"
+            );
+        }
     }
     let r = s
         .req("GET", "/c/k", &[("Authorization", &bearer())], b"")
@@ -606,4 +634,145 @@ async fn tenants_are_isolated_and_quota_applies() {
         r.text(),
         "Invalid Service Level (platinum) found in the JWT Token"
     );
+}
+
+/// A server with the HS256 key `prod-secret` and no `--dev`, `registered_only` as given,
+/// tenant `alpha` registered.
+async fn token_tenants_server(registered_only: bool) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(false);
+    config.akka.hs256_secret = Some("prod-secret".into());
+    config.akka.registered_tenants_only = registered_only;
+    let s = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |store| {
+        create_tenant(store, "alpha").expect("tenant");
+    })
+    .await;
+    (s, dir)
+}
+
+fn org_token(org: &str) -> String {
+    format!(
+        "Bearer {}",
+        token(
+            json!({"iss": DEFAULT_AKKA_ISSUER, "org": org}),
+            "prod-secret"
+        )
+    )
+}
+
+// Issue 11: a verified JWT for an org never registered answered 401 "unknown tenant", even in
+// --dev. The token's issuer is the authority on orgs, as upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_come_from_tokens_and_stay_apart() {
+    let (s, dir) = token_tenants_server(false).await;
+    // beta and gamma were never registered; alpha was. Same key for all three.
+    let (alpha, beta, gamma) = (org_token("alpha"), org_token("beta"), org_token("gamma"));
+    let call = |method: &'static str, path: &'static str, auth: &String, body: &'static [u8]| {
+        let auth = auth.clone();
+        let s = &s;
+        async move { s.req(method, path, &[("Authorization", &auth)], body).await }
+    };
+    assert_eq!(call("POST", "/c/k", &beta, b"beta's").await.status, 201);
+    let r = call(
+        "POST",
+        "/cacheName",
+        &beta,
+        br#"{"cacheName":"d","description":"b"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // Neither sees the other's caches or items.
+    for other in [&alpha, &gamma] {
+        assert_eq!(call("GET", "/c/k", other, b"").await.status, 404);
+        assert_eq!(
+            call("GET", "/cacheName/list", other, b"").await.json(),
+            json!([])
+        );
+        assert_eq!(call("GET", "/cacheName/c", other, b"").await.status, 400);
+        assert_eq!(
+            call("GET", "/cacheName/d/keys", other, b"").await.status,
+            400
+        );
+        assert_eq!(call("DELETE", "/c/k", other, b"").await.status, 400);
+        let r = call("GET", "/get/c/k", other, b"").await;
+        assert_eq!(r.json()["success"], false);
+        let r = call(
+            "POST",
+            "/batch/get",
+            other,
+            br#"{"getCachedBatch":[{"cacheName":"c","key":"k"}]}"#,
+        )
+        .await;
+        assert_eq!(r.json()["results"][0]["success"], false, "{r:?}");
+    }
+    assert_eq!(call("POST", "/c/k", &gamma, b"gamma's").await.status, 201);
+    assert_eq!(
+        call("PUT", "/cacheName/c/flush", &gamma, b"").await.status,
+        202
+    );
+    assert_eq!(call("GET", "/c/k", &beta, b"").await.text(), "beta's");
+    assert_eq!(
+        call("GET", "/cacheName/list", &beta, b"").await.json(),
+        json!([{"cacheName": "c", "description": ""}, {"cacheName": "d", "description": "b"}])
+    );
+    assert_eq!(call("GET", "/c/k", &alpha, b"").await.status, 404);
+    // A tenant seen only in tokens gets no registry record.
+    s.stop().await.expect("stop");
+    let store = common::open_store(dir.path(), &ManualClock::new(DOC_NOW_MS));
+    let registry = ttlcask::auth::Registry::load(&store).expect("registry");
+    let names: Vec<_> = registry.tenants().map(|t| t.name.clone()).collect();
+    assert_eq!(names, ["alpha"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_accepts_any_org_signed_with_the_sample_secret() {
+    let (s, _dir) = start_dev().await;
+    let stranger = format!(
+        "Bearer {}",
+        token(
+            json!({"iss": DEFAULT_AKKA_ISSUER, "org": "stranger"}),
+            "your-256-bit-secret"
+        )
+    );
+    let r = s
+        .req("POST", "/c/k", &[("Authorization", &stranger)], b"s")
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = s
+        .req("GET", "/c/k", &[("Authorization", &bearer())], b"")
+        .await;
+    assert_eq!(r.status, 404, "ttorg does not see stranger's item");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_tenants_only_refuses_unregistered_orgs() {
+    let (s, _dir) = token_tenants_server(true).await;
+    let r = s
+        .req(
+            "POST",
+            "/c/k",
+            &[("Authorization", &org_token("alpha"))],
+            b"a",
+        )
+        .await;
+    assert_eq!(r.status, 201, "a registered org works: {r:?}");
+    let r = s
+        .req(
+            "POST",
+            "/c/k",
+            &[("Authorization", &org_token("beta"))],
+            b"b",
+        )
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.text().contains("registered_tenants_only"), "{r:?}");
+    let r = s
+        .req(
+            "GET",
+            "/c/k",
+            &[("Authorization", &org_token("alpha"))],
+            b"",
+        )
+        .await;
+    assert_eq!(r.text(), "a", "beta's refused write stored nothing");
 }

@@ -130,6 +130,8 @@ async fn expires_utc_rules_and_ttl() {
         "12/04/2026 09:38:53",
         "2026/03/12",
         "31/02/2026 00:00:00",
+        "",
+        "tomorrow",
     ] {
         let mut h = creds("bad");
         h.push(("ExpiresUtc", bad.to_string()));
@@ -139,6 +141,38 @@ async fn expires_utc_rules_and_ttl() {
         let r = call(&s, "GET", "get", &creds("bad"), "").await;
         assert_eq!(r.status, 404, "{bad} stored nothing");
     }
+
+    // Issue 11: bytes that are not UTF-8 were taken as no ExpiresUtc (30 days). And two
+    // ExpiresUtc headers are ambiguous.
+    for (method, op, key) in [("POST", "add", "bad"), ("PUT", "update", "exp")] {
+        let mut raw = common::request_bytes(
+            s.addr,
+            method,
+            &format!("/v1/cache/{op}"),
+            &[
+                ("ClientId", CLIENT_ID),
+                ("Authorization", API_KEY),
+                ("DataKey", key),
+            ],
+            b"{}",
+        );
+        let at = raw.windows(2).position(|w| w == b"\r\n").expect("line") + 2;
+        let header = b"ExpiresUtc: 12/03/2026 \xff\xfe:00:00\r\n";
+        raw.splice(at..at, header.iter().copied());
+        let r = common::raw(s.addr, &raw).await;
+        assert_eq!(r.status, 400, "{op} with non-UTF-8 ExpiresUtc: {r:?}");
+        assert_eq!(r.header("Success"), Some("false"));
+        assert!(r
+            .header("ResponseMessage")
+            .is_some_and(|m| m.contains("ExpiresUtc")));
+        let mut h = creds(key);
+        h.push(("ExpiresUtc", "12/03/2026 09:38:52".to_string()));
+        h.push(("ExpiresUtc", "12/03/2026 10:38:52".to_string()));
+        let r = call(&s, method, op, &h, "{}").await;
+        assert_eq!(r.status, 400, "{op} with two ExpiresUtc: {r:?}");
+    }
+    let r = call(&s, "GET", "get", &creds("bad"), "").await;
+    assert_eq!(r.status, 404, "stored nothing");
 
     // Update with a new expiry moves it.
     let mut h = creds("exp");
@@ -282,4 +316,36 @@ async fn samples_refused_outside_dev_and_tenants_isolated() {
     mixed[0].1 = keys[1].0.clone();
     let r = call(&s, "GET", "get", &mixed, "").await;
     assert_eq!(r.status, 401);
+}
+
+// Issue 11: at a non-whole second, add answered 16:41:55 while the stored expiry (rounded
+// up to whole seconds) read back 16:41:56. A response reports the expiry stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_expiry_is_the_stored_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(DOC_NOW_MS + 345);
+    let s = start_on(dir.path(), Config::new(true), clock, |_| {}).await;
+    let expires = |r: &common::Resp| r.header("ExpiresUtc").map(str::to_string);
+    // Default 30 days: 09:38:52.345 + 30 days is stored as 09:38:53.
+    let added = call(&s, "POST", "add", &creds("default"), "{}").await;
+    assert_eq!(added.status, 201, "{added:?}");
+    assert_eq!(expires(&added).as_deref(), Some("10/04/2026 09:38:53"));
+    let got = call(&s, "GET", "get", &creds("default"), "").await;
+    assert_eq!(expires(&got), expires(&added));
+    // A fractional RFC 3339 expiry rounds up the same way, on add and on update.
+    let mut h = creds("fraction");
+    h.push(("ExpiresUtc", "2026-03-20T00:00:00.250Z".to_string()));
+    let added = call(&s, "POST", "add", &h, "{}").await;
+    assert_eq!(expires(&added).as_deref(), Some("20/03/2026 00:00:01"));
+    let got = call(&s, "GET", "get", &creds("fraction"), "").await;
+    assert_eq!(expires(&got), expires(&added));
+    let mut h = creds("fraction");
+    h.push(("ExpiresUtc", "2026-03-21T00:00:00.001Z".to_string()));
+    let updated = call(&s, "PUT", "update", &h, "{}").await;
+    assert_eq!(expires(&updated).as_deref(), Some("21/03/2026 00:00:01"));
+    let got = call(&s, "GET", "get", &creds("fraction"), "").await;
+    assert_eq!(expires(&got), expires(&updated));
+    // An update without ExpiresUtc keeps (and reports) the stored expiry.
+    let updated = call(&s, "PUT", "update", &creds("default"), "{}").await;
+    assert_eq!(expires(&updated).as_deref(), Some("10/04/2026 09:38:53"));
 }

@@ -223,6 +223,20 @@ async fn put_validation_and_conditions() {
         json!({"value": "x", "expires_in": 2_592_001}),
         json!({"value": "x", "expires_in": -1}),
         json!({"value": "x", "cas": "abc"}),
+        // Issue 11: wrong types were ignored (an add-only write overwrote) or guessed.
+        json!({"value": "x", "add": "yes"}),
+        json!({"value": "x", "add": 1}),
+        json!({"value": "x", "replace": 1}),
+        json!({"value": "x", "replace": "true"}),
+        json!({"value": "x", "expires_in": "60"}),
+        json!({"value": "x", "expires_in": 1.5}),
+        json!({"value": "x", "expires_in": true}),
+        json!({"value": "x", "cas": "+1"}),
+        json!({"value": "x", "cas": " 1"}),
+        json!({"value": "x", "cas": ""}),
+        json!({"value": "x", "cas": -1}),
+        json!({"value": "x", "cas": 1.5}),
+        json!({"value": "x", "cas": true}),
     ] {
         let r = iron(&s, "PUT", &item, Some(bad.clone())).await;
         assert_eq!(r.status, 400, "{bad}");
@@ -255,10 +269,21 @@ async fn put_validation_and_conditions() {
     assert_eq!(got["expires"], "9999-01-01T00:00:00Z");
     let cas = got["cas"].as_u64().expect("cas");
 
-    // add on an existing key: 200, not stored.
+    // add on an existing key: 200, not stored; a wrong-typed add is 400, not an overwrite.
     let r = iron(&s, "PUT", &item, Some(json!({"value": "v2", "add": true}))).await;
     assert_eq!(r.status, 200);
     assert_ne!(r.json()["msg"], "Stored.");
+    let r = iron(&s, "PUT", &item, Some(json!({"value": "v2", "add": "yes"}))).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    // false and null are booleans' "no": a plain put.
+    let r = iron(
+        &s,
+        "PUT",
+        &p("caches/c/items/plain"),
+        Some(json!({"value": "p", "add": false, "replace": null})),
+    )
+    .await;
+    assert_json(&r, 200, json!({"msg": "Stored."}));
     // cas mismatch, as a number and as a string.
     for wrong in [json!(cas + 1000), json!((cas + 1000).to_string())] {
         let r = iron(&s, "PUT", &item, Some(json!({"value": "v3", "cas": wrong}))).await;
@@ -355,6 +380,35 @@ async fn ttl_expiry_with_the_store_clock() {
             .status,
         404
     );
+}
+
+// Issue 11: the expiry reads back as set, in whole seconds, never early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_at_a_non_whole_second_reads_back_rounded_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(DOC_NOW_MS + 345);
+    let s = start_on(dir.path(), Config::new(true), clock, |_| {}).await;
+    let item = p("caches/t/items/k");
+    let r = iron(
+        &s,
+        "PUT",
+        &item,
+        Some(json!({"value": "x", "expires_in": 10})),
+    )
+    .await;
+    assert_json(&r, 200, json!({"msg": "Stored."}));
+    // 09:38:52.345 + 10 s = 09:39:02.345, stored (and shown) as 09:39:03.
+    let expires = iron(&s, "GET", &item, None).await.json()["expires"].clone();
+    assert_eq!(expires, "2026-03-11T09:39:03Z");
+    s.clock.advance_ms(10_000);
+    let r = iron(&s, "GET", &item, None).await;
+    assert_eq!(
+        r.json()["expires"],
+        expires,
+        "live past its 10 s, until the second shown"
+    );
+    s.clock.advance_ms(655);
+    assert_eq!(iron(&s, "GET", &item, None).await.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,8 +39,22 @@ pub struct CacheRequest {
     pub key: Option<String>,
     #[serde(default)]
     pub value: Option<String>,
-    #[serde(default, rename = "ttlSeconds")]
+    #[serde(default, rename = "ttlSeconds", deserialize_with = "ttl_seconds")]
     pub ttl_seconds: Option<i64>,
+}
+
+/// `ttlSeconds`: an integer (above `i64::MAX` is as good as never), or null; any other
+/// type is refused, never ignored (DESIGN.md "Limits and bad input").
+fn ttl_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
+            Ok(Some(n.as_i64().unwrap_or(i64::MAX)))
+        }
+        _ => Err(serde::de::Error::custom(
+            "ttlSeconds must be an integer number of seconds",
+        )),
+    }
 }
 
 /// A validated write.

@@ -79,15 +79,15 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The expiry of a write with `ttl_seconds` (≤ 0 or absent: none).
+    /// The expiry of a write with `ttl_seconds` (≤ 0 or absent: none), as it is stored.
     pub fn expiry(&self, ttl_seconds: Option<i64>) -> Option<u64> {
         let ttl = u64::try_from(ttl_seconds?).ok().filter(|&t| t > 0)?;
-        Some(
-            self.state
-                .store
-                .now_ms()
-                .saturating_add(ttl.saturating_mul(1000)),
-        )
+        let at = self
+            .state
+            .store
+            .now_ms()
+            .saturating_add(ttl.saturating_mul(1000));
+        Some(crate::time::stored_expiry(at))
     }
 
     /// `Err(reason)` when the tenant's quota refuses writes (only when quotas are on).
@@ -200,7 +200,16 @@ fn route(method: &Method, s: &[&str]) -> Result<Route, bool> {
 
 /// Handles every path no other API or service route claimed.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    let mut resp = dispatch(state, req).await;
+    let resp = dispatch(state, req).await;
+    with_cors(state, resp)
+}
+
+/// A plain-text error refused before dispatch (by the router), with the CORS header.
+pub fn refuse(state: &AppState, status: StatusCode, reason: &'static str) -> Resp {
+    with_cors(state, with_body(status, TEXT, reason))
+}
+
+fn with_cors(state: &AppState, mut resp: Resp) -> Resp {
     let origin = &state.config.akka.cors_allow_origin;
     let value = match origin.as_str() {
         "" => None,
@@ -236,14 +245,14 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
         Err(true) => return with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed"),
         Err(false) => return with_body(StatusCode::NOT_FOUND, TEXT, "not found"),
     };
-    let token = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, tok) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
-        });
+    let Ok(authorization) = http::single_header(req.headers(), &hyper::header::AUTHORIZATION)
+    else {
+        return bad_request("send one Authorization header, not several");
+    };
+    let token = authorization.and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, tok) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
+    });
     let Some(token) = token else {
         return with_body(StatusCode::UNAUTHORIZED, TEXT, "a bearer token is required");
     };

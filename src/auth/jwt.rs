@@ -1,6 +1,6 @@
 //! Akka Cache JWT verification: the algorithm is pinned to the configured key (HS256 secret,
 //! RS256 or ES256 public key), `alg: none` is never accepted, `iss` must match, `exp`/`nbf`
-//! are checked when present.
+//! are checked when present, and `exp`/`nbf`/`iat` must be numbers (NumericDates).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -27,11 +27,70 @@ pub struct Claims {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// Expiry as sent (jsonwebtoken has checked it); kept so that a cached token can be
-    /// refused once it passes. Any JSON value, so that reading it never refuses a token the
-    /// validation accepted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Expiry as sent; kept so that a cached token can be refused once it passes. Any JSON
+    /// value (`null` included, as `Some(Null)`): [`JwtVerifier::verify`] refuses all but
+    /// numbers.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exp: Option<serde_json::Value>,
+    /// Not-before, as sent (any JSON value, checked as `exp`).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nbf: Option<serde_json::Value>,
+    /// Issued-at, as sent (any JSON value, checked as `exp`).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iat: Option<serde_json::Value>,
+}
+
+/// A claim that is present, whatever its value: `null` stays `Some(Null)` (serde's `Option`
+/// would make it `None`, i.e. absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// RFC 7519 NumericDates: `exp`, `nbf` and `iat`, when present, must be JSON numbers; a
+/// negative `exp` has passed; an `nbf` too large for jsonwebtoken to read is still ahead.
+/// jsonwebtoken itself takes any other type, or a negative `exp`, as absent.
+fn check_time_claims(claims: &Claims, now_secs: u64) -> Result<(), String> {
+    for (name, value) in [
+        ("exp", &claims.exp),
+        ("nbf", &claims.nbf),
+        ("iat", &claims.iat),
+    ] {
+        match value {
+            None | Some(serde_json::Value::Number(_)) => {}
+            Some(other) => {
+                let kind = match other {
+                    serde_json::Value::Null => "null",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Array(_) => "an array",
+                    _ => "an object",
+                };
+                return Err(format!(
+                    "invalid JWT: the {name} claim must be a number of seconds (NumericDate), not {kind}"
+                ));
+            }
+        }
+    }
+    let seconds = |v: &Option<serde_json::Value>| v.as_ref().and_then(serde_json::Value::as_f64);
+    if seconds(&claims.exp).is_some_and(|exp| exp < 0.0) {
+        return Err("invalid JWT: ExpiredSignature".into());
+    }
+    if seconds(&claims.nbf).is_some_and(|nbf| nbf > now_secs as f64) {
+        return Err("invalid JWT: ImmatureSignature".into());
+    }
+    Ok(())
 }
 
 /// Verifies bearer tokens against the configured keys.
@@ -103,7 +162,10 @@ impl JwtVerifier {
         let mut last = String::new();
         for key in keys {
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => {
+                    check_time_claims(&data.claims, super::unix_now_secs())?;
+                    return Ok(data.claims);
+                }
                 Err(e) => last = format!("invalid JWT: {e}"),
             }
         }
@@ -172,5 +234,35 @@ mod tests {
         )
         .expect("sign");
         assert!(dev.verify(&good).is_ok());
+    }
+
+    #[test]
+    fn time_claims_must_be_numbers() {
+        let claims =
+            |v: serde_json::Value| -> Claims { serde_json::from_value(v).expect("claims") };
+        let now = 1_000_000;
+        for ok in [
+            serde_json::json!({}),
+            serde_json::json!({"exp": now + 1, "nbf": now - 1, "iat": now}),
+            serde_json::json!({"exp": 1e300, "nbf": -5, "iat": 1.5}),
+        ] {
+            assert_eq!(check_time_claims(&claims(ok.clone()), now), Ok(()), "{ok}");
+        }
+        for bad in [
+            serde_json::json!({"exp": "9999999999"}),
+            serde_json::json!({"exp": true}),
+            serde_json::json!({"exp": ""}),
+            serde_json::json!({"exp": null}),
+            serde_json::json!({"exp": -1}),
+            serde_json::json!({"nbf": "0"}),
+            serde_json::json!({"nbf": 1e300}),
+            serde_json::json!({"iat": "now"}),
+            serde_json::json!({"iat": [1]}),
+        ] {
+            assert!(
+                check_time_claims(&claims(bad.clone()), now).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

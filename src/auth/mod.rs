@@ -2,7 +2,8 @@
 //!
 //! - Flash Cache: `ClientId` names the tenant, `Authorization` is an API key bound to an app.
 //! - IronCache: a token in `Authorization: OAuth …` or `?oauth=`.
-//! - Akka Cache: a bearer JWT whose `org` claim is the tenant ([`jwt`]).
+//! - Akka Cache: a bearer JWT whose `org` claim is the tenant ([`jwt`]), registered or not
+//!   (the token's issuer is the authority on orgs) unless `registered_tenants_only` is set.
 //!
 //! `--dev` adds the documents' sample credentials for tenant `ttorg`. Outside `--dev`, tenants
 //! and credentials live in [`registry`], persisted in a reserved engine namespace and mirrored
@@ -77,6 +78,7 @@ pub struct Authenticator {
     jwt: Arc<jwt::JwtVerifier>,
     verified: Arc<verified::VerifiedTokens>,
     clock: fn() -> u64,
+    registered_only: bool,
 }
 
 impl Authenticator {
@@ -88,7 +90,16 @@ impl Authenticator {
             jwt: Arc::new(jwt),
             verified: Arc::new(verified::VerifiedTokens::new()),
             clock: unix_now_secs,
+            registered_only: false,
         }
+    }
+
+    /// The same authenticator refusing Akka tokens whose `org` is not a registered tenant
+    /// (`[akka] registered_tenants_only`); `--dev`'s `ttorg` stays accepted.
+    #[must_use]
+    pub fn registered_tenants_only(mut self, on: bool) -> Self {
+        self.registered_only = on;
+        self
     }
 
     /// The same authenticator with another clock for cached JWTs' `exp` (tests move it
@@ -147,6 +158,11 @@ impl Authenticator {
 
     /// An Akka caller from a bearer token, or the reason it was refused.
     ///
+    /// A token that verifies names its tenant by `org`, registered or not; a tenant seen only
+    /// in tokens gets no registry record. With `registered_tenants_only` the `org` must be
+    /// registered. Tokens that ttlcask minted (`jti` with [`jwt::JTI_PREFIX`]) are accepted
+    /// only while their credential exists, so they stay revocable.
+    ///
     /// The signature and claims of a token are verified once and then held in
     /// [`verified::VerifiedTokens`] until its `exp`; revocation and the tenant are checked
     /// against the registry on every request.
@@ -174,8 +190,14 @@ impl Authenticator {
                     _ => return Err("the JWT was revoked".to_string()),
                 }
             }
-            if r.tenant(&claims.org).is_none() && !(self.dev && claims.org == DEV_TENANT) {
-                return Err(format!("unknown tenant {:?}", claims.org));
+            if self.registered_only
+                && r.tenant(&claims.org).is_none()
+                && !(self.dev && claims.org == DEV_TENANT)
+            {
+                return Err(format!(
+                    "unknown tenant {:?}: this server accepts only registered tenants (registered_tenants_only)",
+                    claims.org
+                ));
             }
             Ok(())
         })?;
@@ -194,7 +216,12 @@ impl Authenticator {
             .filter(|o| !o.is_empty())
             .ok_or("the JWT has no org claim")?;
         if !crate::namespace::valid_tenant(&org) {
-            return Err("the JWT's org is not a valid tenant name".into());
+            const RULE: &str = "a tenant name is 1 to 64 of A-Z a-z 0-9 . _ -";
+            return Err(if org.len() > crate::namespace::MAX_TENANT_LEN {
+                format!("the JWT's org is {} bytes long: {RULE}", org.len())
+            } else {
+                format!("the JWT's org {org:?} is not a valid tenant name: {RULE}")
+            });
         }
         let (exp, cacheable) = match &claims.exp {
             None => (None, true),

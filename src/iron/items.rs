@@ -9,7 +9,7 @@ use ttlcask_engine::{Condition, IncrementError, PutOptions, WriteError};
 use super::{json_object, msg, storage_error, Target, KIND_NUMBER, KIND_STRING};
 use crate::http::{self, blocking, with_body, Resp, JSON};
 use crate::namespace;
-use crate::time::format_rfc3339;
+use crate::time::{format_rfc3339, stored_expiry};
 
 /// `expires` of an item that never expires, as the real service answered.
 pub const NEVER_EXPIRES: &str = "9999-01-01T00:00:00Z";
@@ -65,13 +65,31 @@ fn parse_put(body: &Map<String, Value>, t: &Target<'_>) -> Result<PutRequest, Re
                 ))
             }
         },
-        Some(_) => return Err(msg(StatusCode::BAD_REQUEST, "expires_in must be a number")),
+        Some(_) => {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "expires_in must be an integer from 0 to {}",
+                    limits.iron_max_expires_in
+                ),
+            ))
+        }
     };
-    let flag = |name: &str| matches!(body.get(name), Some(Value::Bool(true)));
+    let flag = |name: &str| match body.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(msg(
+            StatusCode::BAD_REQUEST,
+            &format!("{name} must be true or false"),
+        )),
+    };
+    let (add, replace) = (flag("add")?, flag("replace")?);
     let cas = match body.get("cas") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(n.as_u64()),
-        Some(Value::String(s)) => Some(s.trim().parse::<u64>().ok()),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.parse::<u64>().ok())
+        }
         Some(_) => Some(None),
     };
     let condition = match cas {
@@ -79,11 +97,11 @@ fn parse_put(body: &Map<String, Value>, t: &Target<'_>) -> Result<PutRequest, Re
         Some(None) => {
             return Err(msg(
                 StatusCode::BAD_REQUEST,
-                "cas must be an unsigned integer",
+                "cas must be an unsigned integer, as a number or a string of digits",
             ))
         }
-        None if flag("add") => Some(Condition::Absent),
-        None if flag("replace") => Some(Condition::Present),
+        None if add => Some(Condition::Absent),
+        None if replace => Some(Condition::Present),
         None => None,
     };
     Ok(PutRequest {
@@ -109,7 +127,7 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
     let options = PutOptions {
         expires_at_ms: put
             .expires_in
-            .map(|secs| store.now_ms().saturating_add(secs * 1000)),
+            .map(|secs| stored_expiry(store.now_ms().saturating_add(secs * 1000))),
         kind: put.kind,
     };
     let condition = put.condition;

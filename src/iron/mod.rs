@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::http::{self, query_param, Resp};
+use crate::http::{self, query_params, Resp};
 use crate::namespace::IRON_PROJECT_LEN;
 use crate::server::AppState;
 
@@ -69,20 +69,35 @@ fn route(s: &[&str]) -> Option<(Route, String)> {
     })
 }
 
-fn token(req: &Request<Incoming>) -> Option<Cow<'_, str>> {
-    if let Some(value) = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
+/// The request's token: from `Authorization: OAuth …` (or `Bearer …`), else `?oauth=`.
+/// `Err` when it is ambiguous: two `Authorization` headers, `?oauth=` twice, or a header
+/// token and a different `?oauth=` (DESIGN.md: refused, never resolved by picking one).
+fn token(req: &Request<Incoming>) -> Result<Option<Cow<'_, str>>, &'static str> {
+    let header = http::single_header(req.headers(), &hyper::header::AUTHORIZATION)
+        .map_err(|_| "Send one Authorization header, not several")?
         .and_then(|v| v.to_str().ok())
-    {
-        let value = value.trim();
-        if let Some((scheme, tok)) = value.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("oauth") || scheme.eq_ignore_ascii_case("bearer") {
-                return Some(Cow::Borrowed(tok.trim()));
-            }
-        }
+        .and_then(|value| {
+            let (scheme, tok) = value.trim().split_once(' ')?;
+            (scheme.eq_ignore_ascii_case("oauth") || scheme.eq_ignore_ascii_case("bearer"))
+                .then(|| tok.trim())
+        });
+    let query = req.uri().query();
+    if query.is_none() {
+        // The common case: no query string to look through.
+        return Ok(header.map(Cow::Borrowed));
     }
-    query_param(req.uri().query(), "oauth").map(Cow::Owned)
+    let mut in_query = query_params(query, "oauth");
+    let (first, second) = (in_query.next(), in_query.next());
+    if second.is_some() {
+        return Err("Send the oauth query parameter once, not several times");
+    }
+    match (header, first) {
+        (Some(h), Some(q)) if h != q => Err(
+            "The token in the Authorization header and the oauth query parameter differ; send one",
+        ),
+        (Some(h), _) => Ok(Some(Cow::Borrowed(h))),
+        (None, q) => Ok(q.map(Cow::Owned)),
+    }
 }
 
 /// Handles `/1/…` and `/version`.
@@ -116,7 +131,11 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
             &json!({ "version": env!("CARGO_PKG_VERSION") }),
         );
     }
-    let Some(tenant) = token(&req).and_then(|t| state.auth.iron(&t)) else {
+    let token = match token(&req) {
+        Ok(t) => t,
+        Err(reason) => return msg(StatusCode::BAD_REQUEST, reason),
+    };
+    let Some(tenant) = token.and_then(|t| state.auth.iron(&t)) else {
         return msg(
             StatusCode::UNAUTHORIZED,
             "The OAuth token is either not provided or invalid",
