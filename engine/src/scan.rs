@@ -91,6 +91,17 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
                     }
                 } else {
                     take_frame(&mut scan, at, frame.body, frame.trailer);
+                    let tail = newest && next_v2_frame(bytes, end.min(bytes.len()), salt).is_none();
+                    if frame.trailer.is_none() && !tail {
+                        // Only redundancy is lost (the records checked), but it is damage.
+                        let trailer_at = at + FRAME_HEADER_LEN + frame.body.len();
+                        scan.damaged.push(Damaged {
+                            offset: trailer_at,
+                            len: end.min(bytes.len()) - trailer_at,
+                            lost: Some(Vec::new()),
+                            problem: "a frame trailer fails its checksum (the frame's records are intact)",
+                        });
+                    }
                 }
                 at = end.min(bytes.len());
                 continue;

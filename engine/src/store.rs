@@ -254,6 +254,33 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The active segment of a store being opened: the segment size, or on a full disk smaller
+/// ones, or at last a segment of just its header, which the first write replaces (or is
+/// refused with `DiskFull`): a full disk never keeps a store from opening. True if the disk
+/// was full.
+fn create_active(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    header: format::SegmentHeader,
+    segment_size: u64,
+    durable: bool,
+) -> std::io::Result<(Segment, bool)> {
+    let mut size = segment_size;
+    loop {
+        match Segment::create(fs, dir, header, size, durable) {
+            Ok(seg) => return Ok((seg, size < segment_size)),
+            Err(e) if crate::fs::is_out_of_space(&e) && size > SEGMENT_HEADER_LEN as u64 => {
+                size = if size / 2 >= crate::options::MIN_SEGMENT_SIZE {
+                    size / 2
+                } else {
+                    SEGMENT_HEADER_LEN as u64
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn new_segment_header(id: u32, base_version: u64, salt: u32) -> format::SegmentHeader {
     format::SegmentHeader {
         id,
@@ -323,14 +350,10 @@ impl Store {
         let next_version = recovered.max_version + 1;
         let active_id = recovered.max_segment_id + 1;
         let salt = random_salt();
-        let active = Segment::create(
-            fs.as_ref(),
-            dir,
-            new_segment_header(active_id, next_version, salt),
-            options.segment_size,
-            durable,
-        )
-        .map_err(io_err(dir))?;
+        let header = new_segment_header(active_id, next_version, salt);
+        let (active, disk_full) =
+            create_active(fs.as_ref(), dir, header, options.segment_size, durable)
+                .map_err(io_err(dir))?;
         if durable {
             fs.sync_dir(dir).map_err(io_err(dir))?;
         }
@@ -349,7 +372,7 @@ impl Store {
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
             sync: SyncState::default(),
             poisoned: AtomicBool::new(false),
-            disk_full: AtomicBool::new(false),
+            disk_full: AtomicBool::new(disk_full),
             poison_reason: Mutex::new(String::new()),
             counters: Counters::default(),
             report: recovered.report,
@@ -838,10 +861,12 @@ impl Inner {
 
     /// Seals the active segment and writes missing hints; called once, when the store closes.
     fn close(&self) {
-        if self.poisoned.load(Ordering::SeqCst) {
-            return;
+        if !self.poisoned.load(Ordering::SeqCst) {
+            let _ = self.seal_active_on_close();
+            let _ = self.write_missing_hints();
         }
-        let _ = self.seal_active_on_close();
-        let _ = self.write_missing_hints();
+        // The space reserve is made again at the next open; a closed store holds no space
+        // it does not need.
+        self.release_space_reserve();
     }
 }

@@ -98,6 +98,12 @@ pub fn verify_with_progress(
             segments.push((id, entry.path(), entry.metadata()?.len()));
         } else if let Some(id) = segment::parse_file_name(&name, "hint") {
             hints.push((id, entry.path(), entry.metadata()?.len()));
+        } else if segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION).is_some() {
+            report.damage.push(Damage {
+                file: entry.path(),
+                offset: None,
+                problem: "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as errors while it is here (delete it once inspected to forget them)".to_string(),
+            });
         } else if name.ends_with(".tmp") {
             report.warnings.push(format!(
                 "{}: unfinished temporary file (deleted at the next open)",
