@@ -8,7 +8,7 @@
 //! | GET | `/admin/credentials[?tenant=]` | | `[CredentialRecord]` (no secrets) |
 //! | POST | `/admin/credentials` | `{"tenant","api","app"?}` | 201 `NewCredential` (secret shown once) |
 //! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
-//! | GET | `/admin/stats` | | engine stats (as `ttlcask stats`) |
+//! | GET | `/admin/stats` | | engine stats, disk full, poisoned, recovery report (as `ttlcask stats`) |
 //! | POST | `/admin/compact` | | 200 compaction report |
 //! | GET | `/admin/export` | | JSON lines (as `ttlcask export`) |
 //!
@@ -22,6 +22,7 @@ use serde_json::json;
 
 use crate::auth::constant_time_eq;
 use crate::auth::registry::{self, Api, RegistryError};
+use crate::faults::StorageState;
 use crate::http::{self, blocking, query_param, read_body, Resp};
 use crate::server::AppState;
 
@@ -163,7 +164,11 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
             }
         }
         (Method::GET, "/admin/stats") => {
-            match blocking(&state.store, |s| crate::maintenance::stats_json(&s.stats())).await {
+            let damaged_reads = state.damaged_reads.count();
+            let stats = blocking(&state.store, move |s| {
+                crate::maintenance::stats_json(&s.stats(), &StorageState::of(s, damaged_reads))
+            });
+            match stats.await {
                 Ok(v) => http::json(StatusCode::OK, &v),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }

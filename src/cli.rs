@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use ttlcask_engine::{Durability, OpenError, Store};
+use ttlcask_engine::{Durability, OpenError, RecoveryPolicy, Store, DEFAULT_SEGMENT_SIZE};
 
 use crate::auth::registry::{self, Api, Registry};
 use crate::config::{self, Config, FileConfig, LogFormat, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::faults::StorageState;
 
 /// Name of the admin token file inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -92,6 +93,14 @@ pub struct ServeArgs {
     /// always | every:<ms> | never [default: always].
     #[arg(long, env = "TTLCASK_DURABILITY")]
     pub durability: Option<String>,
+    /// Size at which a segment file is sealed, in bytes or with KiB/MiB/GiB; 4 KiB to 2 GiB
+    /// [default: 64MiB].
+    #[arg(long, env = "TTLCASK_SEGMENT_SIZE", value_name = "BYTES")]
+    pub segment_size: Option<String>,
+    /// What opening a damaged data dir does: salvage (keep intact records, report the
+    /// damage) or strict (refuse to start) [default: salvage].
+    #[arg(long, env = "TTLCASK_RECOVERY", value_enum)]
+    pub recovery: Option<config::Recovery>,
     /// TOML configuration file.
     #[arg(long, env = "TTLCASK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -253,6 +262,10 @@ pub struct ServeSettings {
     pub data_dir: PathBuf,
     /// Durability policy.
     pub durability: Durability,
+    /// Segment size in bytes.
+    pub segment_size: u64,
+    /// What opening a damaged data dir does.
+    pub recovery: RecoveryPolicy,
     /// Log filter.
     pub log: String,
     /// Log line format.
@@ -287,6 +300,12 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
             .or(file.durability.as_deref())
             .unwrap_or("always"),
     )?;
+    let segment_size = match (&args.segment_size, &file.segment_size) {
+        (Some(flag), _) => config::parse_segment_size(flag)?,
+        (None, Some(size)) => size.segment_size()?,
+        (None, None) => DEFAULT_SEGMENT_SIZE,
+    };
+    let recovery = args.recovery.or(file.recovery).unwrap_or_default().into();
     let dev = args.dev || file.dev.unwrap_or(false);
     let mut akka_file = file.akka;
     if args.akka_hs256_secret.is_some() {
@@ -317,6 +336,8 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
         log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         data_dir,
         durability,
+        segment_size,
+        recovery,
         config,
     })
 }
@@ -341,12 +362,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let dir = settings.data_dir.clone();
-        let durability = settings.durability;
-        let store =
-            tokio::task::spawn_blocking(move || Store::builder().durability(durability).open(&dir))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+        let builder = Store::builder()
+            .durability(settings.durability)
+            .segment_size(settings.segment_size)
+            .recovery_policy(settings.recovery);
+        let strict = settings.recovery == RecoveryPolicy::Strict;
+        let store = tokio::task::spawn_blocking(move || builder.open(&dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| match e {
+                OpenError::Damaged(_) if strict => format!(
+                    "{e} (recovery = strict refuses a damaged data dir; restore it from a backup, or start with --recovery salvage to serve every intact record)"
+                ),
+                e => e.to_string(),
+            })?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -523,13 +552,17 @@ fn offline(
             registry::revoke_credential(store, &id).map_err(|e| e.to_string())?;
             print_json(&json!({ "revoked": id }))
         }
-        Request::Stats => print_json(&crate::maintenance::stats_json(&store.stats())),
+        Request::Stats => crate::maintenance_cli::print_stats(&crate::maintenance::stats_json(
+            &store.stats(),
+            &StorageState::of(store, 0),
+        )),
         Request::Compact => crate::maintenance_cli::compact(store),
         Request::Export(output) => crate::maintenance_cli::export(store, output.as_deref()),
     }
 }
 
 fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
+    let is_stats = matches!(request, Request::Stats);
     let (method, path, body) = match request {
         Request::CreateTenant(name) => (
             "POST",
@@ -564,7 +597,9 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
         }
     };
     let (status, reply) = http_call(server, token, method, &path, body.as_ref())?;
-    if (200..300).contains(&status) {
+    if (200..300).contains(&status) && is_stats {
+        crate::maintenance_cli::print_stats(&reply)
+    } else if (200..300).contains(&status) {
         print_json(&reply)
     } else {
         let msg = reply

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use ttlcask_engine::Durability;
+use ttlcask_engine::{
+    Durability, RecoveryPolicy, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
@@ -43,6 +45,38 @@ pub enum MetricsAccess {
     Token,
     /// Everyone.
     Public,
+}
+
+/// What opening the store does about damaged segments (`--recovery`, `recovery` in the
+/// TOML file); the engine's [`RecoveryPolicy`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Recovery {
+    /// Keep every intact record, lose only the damaged ones, keep damaged files, report it
+    /// all (default).
+    #[default]
+    Salvage,
+    /// Refuse to start on a data dir with damage beyond a torn tail of the newest segment.
+    Strict,
+}
+
+impl From<Recovery> for RecoveryPolicy {
+    fn from(r: Recovery) -> Self {
+        match r {
+            Recovery::Salvage => RecoveryPolicy::Salvage,
+            Recovery::Strict => RecoveryPolicy::Strict,
+        }
+    }
+}
+
+/// A byte size in the TOML file: a number of bytes or a string such as `"64MiB"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    /// Bytes.
+    Bytes(u64),
+    /// Text for [`parse_segment_size`].
+    Text(String),
 }
 
 /// How log lines are written (`--log-format`, `log_format` in the TOML file).
@@ -185,6 +219,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub durability: Option<String>,
+    pub segment_size: Option<ByteSize>,
+    pub recovery: Option<Recovery>,
     pub dev: Option<bool>,
     pub log: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -253,6 +289,61 @@ pub fn parse_durability(s: &str) -> Result<Durability, String> {
     }
 }
 
+/// Parses a segment size: bytes, or a number with `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (powers of
+/// 1024), between the engine's bounds (4 KiB and 2 GiB).
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_segment_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale: u64 = match text[digits.len()..].to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        _ => u64::MAX,
+    };
+    let n = digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|_| scale != u64::MAX);
+    match n {
+        Some(n) => check_segment_size(n.saturating_mul(scale)),
+        None => Err(format!(
+            "invalid segment size {s:?}: use a number of bytes, or a number with KiB, MiB or GiB (e.g. 1MiB, 64MiB)"
+        )),
+    }
+}
+
+/// `bytes` if the engine accepts it as a segment size.
+///
+/// # Errors
+/// A message naming the bounds.
+pub fn check_segment_size(bytes: u64) -> Result<u64, String> {
+    if (MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "segment size {bytes} is out of range: it must be from {MIN_SEGMENT_SIZE} (4 KiB) to {MAX_SEGMENT_SIZE} (2 GiB) bytes; the default is {DEFAULT_SEGMENT_SIZE} (64 MiB)"
+        ))
+    }
+}
+
+impl ByteSize {
+    /// The size in bytes, checked as a segment size.
+    ///
+    /// # Errors
+    /// See [`parse_segment_size`].
+    pub fn segment_size(&self) -> Result<u64, String> {
+        match self {
+            Self::Bytes(n) => check_segment_size(*n),
+            Self::Text(s) => parse_segment_size(s),
+        }
+    }
+}
+
 /// Parses a listen address.
 ///
 /// # Errors
@@ -316,6 +407,39 @@ mod tests {
         );
         assert!(parse_durability("every:0").is_err());
         assert!(parse_durability("sometimes").is_err());
+    }
+
+    #[test]
+    fn segment_sizes() {
+        assert_eq!(parse_segment_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_segment_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_segment_size(" 64m "), Ok(64 << 20));
+        assert_eq!(parse_segment_size("4KiB"), Ok(4096));
+        assert_eq!(parse_segment_size("2GiB"), Ok(2 << 30));
+        for bad in [
+            "4095",
+            "3KiB",
+            "3GiB",
+            "0",
+            "",
+            "MiB",
+            "1.5MiB",
+            "12 parsecs",
+            "-1",
+        ] {
+            let e = parse_segment_size(bad).expect_err(bad);
+            assert!(e.contains("segment size"), "{bad}: {e}");
+        }
+        assert!(parse_segment_size("100")
+            .expect_err("too small")
+            .contains("from 4096 (4 KiB) to 2147483648 (2 GiB)"));
+        let f: FileConfig =
+            toml::from_str("segment_size = 1048576\nrecovery = \"strict\"\n").expect("toml");
+        assert_eq!(f.segment_size.map(|s| s.segment_size()), Some(Ok(1 << 20)));
+        assert_eq!(f.recovery, Some(Recovery::Strict));
+        let f: FileConfig = toml::from_str("segment_size = \"8MiB\"\n").expect("toml");
+        assert_eq!(f.segment_size.map(|s| s.segment_size()), Some(Ok(8 << 20)));
+        assert!(toml::from_str::<FileConfig>("recovery = \"maybe\"\n").is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
 
+use crate::faults::{self, DamagedReads};
 use crate::http::{self, blocking, random_hex, read_body, BodyError, Resp, JSON};
 use crate::namespace;
 use crate::server::AppState;
@@ -293,26 +294,26 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
     };
     let key_bytes = key.into_bytes();
     let done = match op {
-        Op::Get => return get(&store, ns, key_bytes).await,
+        Op::Get => return get(state, ns, key_bytes).await,
         Op::Add => {
-            return add(
-                &store,
-                ns,
-                key_bytes,
-                &body,
-                expires.unwrap_or_else(|| stored_expiry(now + max_ms)),
-            )
+            let expires = expires.unwrap_or_else(|| stored_expiry(now + max_ms));
+            return add(state, ns, key_bytes, &body, expires).await;
+        }
+        Op::Update => {
+            let damaged = state.damaged_reads.clone();
+            blocking(&store, move |s| {
+                update(s, &damaged, &ns, &key_bytes, &body, expires)
+            })
             .await
         }
-        Op::Update => blocking(&store, move |s| update(s, &ns, &key_bytes, &body, expires)).await,
         Op::Delete => blocking(&store, move |s| delete(s, &ns, &key_bytes)).await,
     };
     done.unwrap_or_else(|e| Reply::fail(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 /// Inline when the engine can answer without the disk (see `http::get_item`).
-async fn get(store: &Store, ns: Vec<u8>, key: Vec<u8>) -> Reply {
-    match http::get_item(store, ns, key).await {
+async fn get(state: &AppState, ns: Vec<u8>, key: Vec<u8>) -> Reply {
+    match http::get_item(state, ns, key).await {
         Ok(Ok(found)) => got(found),
         Ok(Err(e)) => Reply::fail(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -323,10 +324,10 @@ async fn get(store: &Store, ns: Vec<u8>, key: Vec<u8>) -> Reply {
 }
 
 /// Appended inline and acknowledged once durable (see `http::put_item`).
-async fn add(store: &Store, ns: Vec<u8>, key: Vec<u8>, body: &[u8], expires: u64) -> Reply {
+async fn add(state: &AppState, ns: Vec<u8>, key: Vec<u8>, body: &[u8], expires: u64) -> Reply {
     let options = PutOptions::expiring_at(expires);
     let stored = http::put_item(
-        store,
+        &state.store,
         ns.clone(),
         key.clone(),
         body.to_vec(),
@@ -338,7 +339,7 @@ async fn add(store: &Store, ns: Vec<u8>, key: Vec<u8>, body: &[u8], expires: u64
         Ok(Ok(Some(_))) => Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires)),
         Ok(Ok(None)) => {
             let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
-            if let Ok(Ok(Some(item))) = http::get_item(store, ns, key).await {
+            if let Ok(Ok(Some(item))) = http::get_item(state, ns, key).await {
                 reply.expires_ms = item.expires_at_ms;
             }
             reply
@@ -356,18 +357,25 @@ enum Op {
     Delete,
 }
 
+/// A refused write in Flash's shape: 507 on a full disk, 400 over a limit, else 500.
 fn write_failed(e: &WriteError) -> Reply {
-    match e {
-        WriteError::TooLarge { .. } => Reply::fail(StatusCode::BAD_REQUEST, e.to_string()),
-        _ => Reply::fail(
+    match faults::write_status(e) {
+        StatusCode::INTERNAL_SERVER_ERROR => Reply::fail(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Storage error: {e}"),
         ),
+        status => Reply::fail(status, e.to_string()),
     }
 }
 
-fn read_item(s: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, Reply> {
-    s.get(ns, key).map_err(|e| {
+/// A damaged or lost record reads as absent, as in `get`.
+fn read_item(
+    s: &Store,
+    damaged: &DamagedReads,
+    ns: &[u8],
+    key: &[u8],
+) -> Result<Option<Item>, Reply> {
+    damaged.as_miss(s.get(ns, key)).map_err(|e| {
         Reply::fail(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Storage error: {e}"),
@@ -375,9 +383,16 @@ fn read_item(s: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, Reply> {
     })
 }
 
-fn update(s: &Store, ns: &[u8], key: &[u8], body: &[u8], expires: Option<u64>) -> Reply {
+fn update(
+    s: &Store,
+    damaged: &DamagedReads,
+    ns: &[u8],
+    key: &[u8],
+    body: &[u8],
+    expires: Option<u64>,
+) -> Reply {
     for _ in 0..UPDATE_ATTEMPTS {
-        let item = match read_item(s, ns, key) {
+        let item = match read_item(s, damaged, ns, key) {
             Ok(Some(item)) => item,
             Ok(None) => return Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
             Err(reply) => return reply,
@@ -419,5 +434,31 @@ fn delete(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
         Ok(true) => Reply::ok(StatusCode::OK, "Deleted successfully", None),
         Ok(false) => Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
         Err(e) => write_failed(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_in_flash_shape() {
+        let e = WriteError::DiskFull("no space left on device".into());
+        let resp = write_failed(&e).into_response(HeaderValue::from_str("k").ok());
+        assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let h = resp.headers();
+        assert_eq!(
+            h.get(&SUCCESS).map(HeaderValue::as_bytes),
+            Some(&b"false"[..])
+        );
+        assert_eq!(h.get(&COUNT).map(HeaderValue::as_bytes), Some(&b"0"[..]));
+        assert_eq!(h.get(&DATA_KEY).map(HeaderValue::as_bytes), Some(&b"k"[..]));
+        let message = h
+            .get(&RESPONSE_MESSAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(message.contains("disk is full"), "{message}");
+        let poisoned = write_failed(&WriteError::Poisoned("EIO".into())).into_response(None);
+        assert_eq!(poisoned.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -10,6 +10,8 @@ use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use ttlcask_engine::Store;
 
+use crate::server::AppState;
+
 /// The response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
 
@@ -222,16 +224,20 @@ where
 
 /// Reads one item: inline when the engine can answer without waiting for the disk (the
 /// common, hot case: no thread hand-off), else on the blocking pool like [`blocking`].
+/// A damaged or lost record is a miss (`Ok(Ok(None))`), counted and logged by
+/// [`DamagedReads`](crate::faults::DamagedReads).
 pub async fn get_item(
-    store: &Store,
+    state: &AppState,
     namespace: Vec<u8>,
     key: Vec<u8>,
 ) -> Result<Result<Option<ttlcask_engine::Item>, ttlcask_engine::ReadError>, String> {
-    match store.try_get(&namespace, &key) {
-        Ok(found) => Ok(Ok(found)),
-        Err(ttlcask_engine::TryGetError::Read(e)) => Ok(Err(e)),
-        Err(_) => blocking(store, move |s| s.get(&namespace, &key)).await,
-    }
+    let store = &state.store;
+    let read = match store.try_get(&namespace, &key) {
+        Ok(found) => Ok(found),
+        Err(ttlcask_engine::TryGetError::Read(e)) => Err(e),
+        Err(_) => blocking(store, move |s| s.get(&namespace, &key)).await?,
+    };
+    Ok(state.damaged_reads.as_miss(read))
 }
 
 /// Stores one item (only if `condition`, when given, holds) and answers once it is durable

@@ -5,6 +5,7 @@
 //! [`cli::main`]. A request goes: [`server`] (accept, connection cap, hyper HTTP/1) →
 //! [`router`] (which API) → [`flash`] / [`iron`] / [`akka`] (auth, parse, validate) →
 //! the engine on the blocking pool ([`http::blocking`]) → a response in that API's shape.
+//! [`faults`] holds what every API shares when the disk misbehaves.
 
 // Handlers return `Result<_, Resp>` so that `?` can carry a finished error response out of
 // validation; the response is built once per request, so boxing it would only add noise.
@@ -16,6 +17,7 @@ pub mod akka;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod faults;
 pub mod flash;
 #[doc(hidden)]
 pub mod fuzzing;

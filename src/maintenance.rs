@@ -15,8 +15,9 @@ use std::io::{BufRead, Write};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use ttlcask_engine::{PutOptions, Store, WriteBatch};
+use ttlcask_engine::{PutOptions, ReadError, Store, WriteBatch};
 
+use crate::faults::StorageState;
 use crate::namespace::{self, Parsed};
 
 /// One export line.
@@ -150,8 +151,18 @@ fn namespace_of(line: &Line) -> Result<Vec<u8>, String> {
     Ok(parsed.to_bytes())
 }
 
-/// Writes every namespace and live item of `store` as JSON lines; returns the lines
-/// written. `progress(done, total)` is called per namespace.
+/// What [`export`] wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Lines written.
+    pub lines: u64,
+    /// Keys left out because their newest record is damaged or lost (they read as misses).
+    pub lost: u64,
+}
+
+/// Writes every namespace and live item of `store` as JSON lines. A key whose record is
+/// damaged or lost is left out and counted, as a read of it answers a miss. `progress(done,
+/// total)` is called per namespace.
 ///
 /// # Errors
 /// A message when a read or the output fails.
@@ -159,10 +170,11 @@ pub fn export(
     store: &Store,
     out: &mut impl Write,
     mut progress: impl FnMut(u64, u64),
-) -> Result<u64, String> {
+) -> Result<ExportReport, String> {
     let namespaces = store.namespaces(b"");
     let total = namespaces.len() as u64;
     let mut lines = 0;
+    let mut lost = 0;
     for (i, info) in namespaces.iter().enumerate() {
         let Some(base) = describe(&info.name) else {
             return Err(format!(
@@ -180,8 +192,14 @@ pub fn export(
         let mut keys: Vec<Vec<u8>> = store.keys(&info.name).collect();
         keys.sort();
         for key in keys {
-            let Some(item) = store.get(&info.name, &key).map_err(|e| e.to_string())? else {
-                continue; // expired or deleted meanwhile
+            let item = match store.get(&info.name, &key) {
+                Ok(Some(item)) => item,
+                Ok(None) => continue, // expired or deleted meanwhile
+                Err(ReadError::Lost { .. } | ReadError::Corrupt { .. }) => {
+                    lost += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
             };
             let mut line = base.clone();
             match String::from_utf8(key) {
@@ -196,7 +214,7 @@ pub fn export(
         progress(i as u64 + 1, total);
     }
     out.flush().map_err(|e| e.to_string())?;
-    Ok(lines)
+    Ok(ExportReport { lines, lost })
 }
 
 /// What [`import`] wrote.
@@ -285,9 +303,12 @@ pub fn import(
     Ok(report)
 }
 
-/// `Stats` as JSON (what `ttlcask stats` prints and `GET /admin/stats` answers).
-pub fn stats_json(s: &ttlcask_engine::Stats) -> serde_json::Value {
-    serde_json::json!({
+/// `Stats` and the storage state as JSON (what `ttlcask stats` prints and `GET /admin/stats`
+/// answers): the engine's figures, `disk_full`, `poisoned`, `damaged_reads` (reads the
+/// server answered as misses; 0 on a stopped data dir) and `recovery` (what the last open
+/// found).
+pub fn stats_json(s: &ttlcask_engine::Stats, storage: &StorageState) -> serde_json::Value {
+    let mut v = serde_json::json!({
         "items": s.items,
         "namespaces": s.namespaces,
         "live_bytes": s.live_bytes,
@@ -302,7 +323,14 @@ pub fn stats_json(s: &ttlcask_engine::Stats) -> serde_json::Value {
         "last_compaction_ms": s.last_compaction_ms,
         "fsync_batched_writes": s.fsync_batched_writes,
         "fsync_batches": s.fsync_batches,
-    })
+        "lost_reads": s.lost_reads,
+        "damaged_records_dropped": s.damaged_records_dropped,
+        "damaged_reads": storage.damaged_reads,
+    });
+    if let (Some(out), serde_json::Value::Object(more)) = (v.as_object_mut(), storage.to_json()) {
+        out.extend(more);
+    }
+    v
 }
 
 /// A `CompactionReport` as JSON.

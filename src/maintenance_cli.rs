@@ -26,6 +26,52 @@ fn print_json(v: &serde_json::Value) -> Result<(), String> {
     Ok(())
 }
 
+/// `ttlcask stats`: the JSON on stdout, and on stderr a warning for each thing an operator
+/// must act on (a full disk, a poisoned store, damage found by recovery, damaged reads).
+///
+/// # Errors
+/// When the JSON cannot be written.
+pub fn print_stats(v: &serde_json::Value) -> Result<(), String> {
+    print_json(v)?;
+    for w in stats_warnings(v) {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+/// The warnings [`print_stats`] prints, from the stats JSON.
+pub fn stats_warnings(v: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(reason) = v["poisoned"].as_str() {
+        out.push(format!(
+            "the store is poisoned ({reason}): writes are refused until the server restarts"
+        ));
+    }
+    if v["disk_full"] == true {
+        out.push(
+            "the disk is full: writes get 507 until space is freed (deletes still work)".into(),
+        );
+    }
+    let r = &v["recovery"];
+    if r["clean"] == false {
+        out.push(format!(
+            "opening the store found damage: {} damaged ranges, {} keys lost, {} records salvaged, {} bytes cut, {} files ignored; run `ttlcask verify`",
+            r["damaged"].as_array().map_or(0, Vec::len),
+            r["keys_lost"],
+            r["records_salvaged"],
+            r["bytes_cut"],
+            r["ignored_files"].as_array().map_or(0, Vec::len),
+        ));
+    }
+    if v["damaged_reads"].as_u64().is_some_and(|n| n > 0) {
+        out.push(format!(
+            "{} reads found damaged or lost records and were answered as misses",
+            v["damaged_reads"]
+        ));
+    }
+    out
+}
+
 /// `ttlcask compact` on an open store.
 ///
 /// # Errors
@@ -101,7 +147,7 @@ pub fn export(store: &Store, output: Option<&Path>) -> Result<(), String> {
         pb.set_length(total);
         pb.set_position(done);
     };
-    let lines = match output {
+    let report = match output {
         Some(p) => {
             let file = std::fs::File::create(p)
                 .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
@@ -116,7 +162,13 @@ pub fn export(store: &Store, output: Option<&Path>) -> Result<(), String> {
         None => maintenance::export(store, &mut std::io::stdout().lock(), &mut progress)?,
     };
     pb.finish_and_clear();
-    eprintln!("exported {lines} lines");
+    eprintln!("exported {} lines", report.lines);
+    if report.lost > 0 {
+        eprintln!(
+            "warning: {} keys were left out: their records are damaged or lost (see `ttlcask stats` and `ttlcask verify`)",
+            report.lost
+        );
+    }
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! Everything on the request path is a relaxed atomic add into fixed arrays indexed by
 //! route template, method and status, so recording takes no lock and the label set is
 //! bounded (raw paths never become labels). Engine figures come from `Store::stats()` at
-//! scrape time.
+//! scrape time; the storage health and recovery gauges are appended by
+//! [`StorageState::write_prometheus`](crate::faults::StorageState::write_prometheus).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -53,7 +54,7 @@ pub const APIS: &[&str] = &["flash", "iron", "akka", "service", "admin"];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "other"];
 const STATUSES: &[u16] = &[
-    200, 201, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 503,
+    200, 201, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 503, 507,
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 /// Latency bucket bounds in seconds (`+Inf` follows).
@@ -491,7 +492,7 @@ impl Metrics {
             header(o, &name, "gauge", help);
             let _ = writeln!(o, "{name} {v}");
         }
-        let counters: [(&str, &str, u64); 4] = [
+        let counters: [(&str, &str, u64); 6] = [
             (
                 "fsyncs_total",
                 "fsync calls for durability since open.",
@@ -511,6 +512,16 @@ impl Metrics {
                 "expired_removed_total",
                 "Expired items removed by compaction.",
                 stats.expired_removed,
+            ),
+            (
+                "lost_reads_total",
+                "Reads that found a damaged or lost record (an error, never an older value).",
+                stats.lost_reads,
+            ),
+            (
+                "damaged_records_dropped_total",
+                "Records compaction could not copy out of damaged segments.",
+                stats.damaged_records_dropped,
             ),
         ];
         for (name, help, v) in counters {

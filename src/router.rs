@@ -15,6 +15,7 @@ use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST};
 use hyper::{Method, Request, StatusCode, Version};
 
 use crate::config::MetricsAccess;
+use crate::faults::{self, StorageState};
 use crate::http::{blocking, with_body, Resp, JSON, TEXT};
 use crate::server::AppState;
 use crate::{admin, akka, flash, iron, metrics, status};
@@ -128,14 +129,23 @@ async fn route(
     match (first, second) {
         ("v1", Some("cache")) => flash::handle(state, req).await,
         ("1", _) | ("version", None) => iron::handle(state, req).await,
-        ("healthz", None) => service(&req, StatusCode::OK, TEXT, "ok\n"),
+        ("healthz", None) => match get_only(&req) {
+            Ok(()) => no_store(faults::healthz(&state.store.health())),
+            Err(r) => r,
+        },
         ("openapi.json", None) => service(&req, StatusCode::OK, JSON, OPENAPI_JSON),
         ("metrics", None) => {
             if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
                 return r;
             }
             let metrics = state.metrics.clone();
-            match blocking(&state.store, move |s| metrics.render(&s.stats())).await {
+            let damaged_reads = state.damaged_reads.clone();
+            let text = blocking(&state.store, move |s| {
+                let mut text = metrics.render(&s.stats());
+                StorageState::of(s, damaged_reads.count()).write_prometheus(&mut text);
+                text
+            });
+            match text.await {
                 Ok(text) => no_store(with_body(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -150,10 +160,12 @@ async fn route(
                 return r;
             }
             let metrics = state.metrics.clone();
+            let damaged_reads = state.damaged_reads.clone();
             let page = blocking(&state.store, move |s| {
                 let (hits, misses) = metrics.hit_miss();
                 status::render(&status::Snapshot {
                     stats: s.stats(),
+                    storage: StorageState::of(s, damaged_reads.count()),
                     namespaces: s.namespaces(b"T"),
                     uptime: metrics.uptime(),
                     hits,

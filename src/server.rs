@@ -1,6 +1,7 @@
 //! The whole server in one call: [`run`] accepts connections on a listener, serves each with
 //! hyper's HTTP/1 under a connection cap and a header read timeout, and on shutdown stops
-//! accepting, lets in-flight requests finish, and syncs the store.
+//! accepting, lets in-flight requests finish, and syncs the store. It starts by logging the
+//! store's recovery report (at warn when opening found damage).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +21,7 @@ use ttlcask_engine::Store;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
+use crate::faults::{self, DamagedReads};
 use crate::http::blocking;
 use crate::metrics::Metrics;
 use crate::router;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Request and connection counters for `/metrics` and the status page.
     pub metrics: Arc<Metrics>,
+    /// Reads of damaged or lost records, answered as misses.
+    pub damaged_reads: Arc<DamagedReads>,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -92,6 +96,8 @@ pub async fn run(
     if config.dev && !addr.ip().is_loopback() {
         return Err(ServerError::DevNotLoopback(addr.to_string()));
     }
+    // Damage is never silent: what opening the store found is the first thing logged.
+    faults::log_recovery(&store.recovery_report());
     let registry = blocking(&store, Registry::load)
         .await
         .map_err(ServerError::Registry)?
@@ -108,6 +114,7 @@ pub async fn run(
         admin_token,
         config,
         metrics: Arc::new(Metrics::new()),
+        damaged_reads: Arc::new(DamagedReads::new()),
     });
     let limits = state.config.limits.clone();
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));

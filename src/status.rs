@@ -1,6 +1,7 @@
 //! The status page at `/`: one self-contained HTML document (inline CSS, no scripts, no
-//! external assets) with the version, uptime, engine figures, hit rate, compaction state
-//! and every tenant's caches with their item counts and bytes.
+//! external assets) with the version, uptime, engine figures, hit rate, compaction state,
+//! the storage health (disk full, poisoned, damaged reads, what recovery found at open) and
+//! every tenant's caches with their item counts and bytes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,12 +9,19 @@ use std::time::Duration;
 
 use ttlcask_engine::{NamespaceInfo, Stats};
 
+use crate::faults::StorageState;
 use crate::namespace::{self, Parsed};
+
+/// Findings of each kind listed on the page; the rest are counted (the log and `ttlcask
+/// stats` have them all).
+const FINDINGS_SHOWN: usize = 50;
 
 /// What the page shows, gathered on the blocking pool.
 pub struct Snapshot {
     /// Engine counters and sizes.
     pub stats: Stats,
+    /// Disk full, poisoned, and what recovery found.
+    pub storage: StorageState,
     /// Every tenant namespace (`T…`).
     pub namespaces: Vec<NamespaceInfo>,
     /// Time since the server started.
@@ -78,6 +86,94 @@ struct Row {
     cache: String,
     items: u64,
     bytes: u64,
+}
+
+/// The "Storage health" section: whether writes are taken, damaged reads, and the recovery
+/// report of the last open, one row per finding.
+fn storage_section(st: &StorageState, s: &Stats) -> String {
+    let writes = match (&st.health.poisoned, st.health.disk_full) {
+        (Some(reason), _) => format!(
+            "<b class=\"bad\">refused: the store is poisoned ({}); restart after fixing the disk</b>",
+            escape(reason)
+        ),
+        (None, true) => "<b class=\"bad\">refused: the disk is full (507); reads and deletes go on, writes resume once space is free</b>".to_string(),
+        (None, false) => "accepted".to_string(),
+    };
+    let r = &st.recovery;
+    let mut o = format!(
+        "<h2>Storage health</h2>\n<p id=\"writes\">Writes: {writes}. Disk full: {disk_full}. Poisoned: {poisoned}.</p>\n<p id=\"damaged-reads\">Damaged reads answered as misses: {damaged} (engine: {lost} lost reads; {dropped} damaged records compaction could not copy).</p>\n",
+        disk_full = if st.health.disk_full { "yes" } else { "no" },
+        poisoned = if st.health.poisoned.is_some() { "yes" } else { "no" },
+        damaged = st.damaged_reads,
+        lost = s.lost_reads,
+        dropped = s.damaged_records_dropped,
+    );
+    let _ = writeln!(
+        o,
+        "<p id=\"recovery\">Recovery at open: {}. {} segments from hints, {} scanned, {} records indexed; {} damaged ranges, {} keys lost, {} records salvaged, {} bytes cut from {} tails, {} files ignored.</p>",
+        if r.is_clean() { "clean" } else { "<b class=\"bad\">damage found</b>" },
+        r.segments_from_hints,
+        r.segments_scanned,
+        r.records,
+        r.damaged.len(),
+        r.keys_lost,
+        r.records_salvaged,
+        r.bytes_cut(),
+        r.truncated.len(),
+        r.ignored_files.len(),
+    );
+    if r.is_clean() {
+        return o;
+    }
+    o.push_str("<table id=\"recovery-findings\"><tr><th>Finding</th><th>Segment</th><th>Offset</th><th>Bytes</th><th>Detail</th></tr>\n");
+    let mut hidden = 0;
+    for (i, d) in r.damaged.iter().enumerate() {
+        if i >= FINDINGS_SHOWN {
+            hidden += 1;
+            continue;
+        }
+        let records = d
+            .records
+            .map_or_else(|| "records unknown".to_string(), |n| format!("{n} records"));
+        let _ = writeln!(
+            o,
+            "<tr><td>damaged range</td><td>{:010}.seg</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}; {}</td></tr>",
+            d.segment,
+            d.offset,
+            d.len,
+            escape(&d.problem),
+            records
+        );
+    }
+    for (i, &(segment, offset, bytes)) in r.truncated.iter().enumerate() {
+        if i >= FINDINGS_SHOWN {
+            hidden += 1;
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "<tr><td>tail cut</td><td>{segment:010}.seg</td><td class=\"n\">{offset}</td><td class=\"n\">{bytes}</td><td>torn or damaged tail dropped</td></tr>"
+        );
+    }
+    for (i, file) in r.ignored_files.iter().enumerate() {
+        if i >= FINDINGS_SHOWN {
+            hidden += 1;
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "<tr><td>file ignored</td><td colspan=\"3\"></td><td>{}</td></tr>",
+            escape(file)
+        );
+    }
+    o.push_str("</table>\n");
+    if hidden > 0 {
+        let _ = writeln!(
+            o,
+            "<p>{hidden} more findings are in the start-up log and in <code>ttlcask stats</code>.</p>"
+        );
+    }
+    o
 }
 
 /// Renders the page.
@@ -155,6 +251,7 @@ h1{{margin:0 0 .2rem;font-size:1.6rem}} h2{{font-size:1.15rem;margin:1.6rem 0 .5
 table{{border-collapse:collapse;background:#fff;border:1px solid #d0d7de;min-width:32rem}}
 th,td{{padding:.35rem .8rem;border-bottom:1px solid #eaeef2;text-align:left}}
 td.n{{text-align:right;font-variant-numeric:tabular-nums}} th{{background:#f0f3f6}}
+.bad{{color:#b42318}}
 </style></head><body>
 <h1>ttlcask {version}</h1>
 <div class="sub">up {uptime} · {conns} open connections · <a href="/metrics">metrics</a> · <a href="/openapi.json">OpenAPI</a></div>
@@ -170,7 +267,7 @@ td.n{{text-align:right;font-variant-numeric:tabular-nums}} th{{background:#f0f3f
 </div>
 <h2>Compaction</h2>
 <p id="compaction">Compaction: {compaction}. {compactions} runs reclaimed space since start; {expired} expired items removed.</p>
-<h2>Tenants</h2>
+{storage}<h2>Tenants</h2>
 "#,
         version = env!("CARGO_PKG_VERSION"),
         uptime = human_duration(snap.uptime),
@@ -187,6 +284,7 @@ td.n{{text-align:right;font-variant-numeric:tabular-nums}} th{{background:#f0f3f
         compaction = escape(&compaction),
         compactions = s.compactions,
         expired = s.expired_removed,
+        storage = storage_section(&snap.storage, s),
     );
     if tenants.is_empty() {
         o.push_str("<p>No tenant has stored anything yet.</p>\n");
@@ -229,6 +327,7 @@ mod tests {
                 items: 3,
                 ..Stats::default()
             },
+            storage: StorageState::default(),
             namespaces: vec![
                 NamespaceInfo {
                     name: namespace::akka_cache("ttorg", "<script>"),
@@ -259,5 +358,41 @@ mod tests {
         assert!(html.contains("75.0% (3 hits, 1 misses)"));
         assert!(html.contains("up 1h 2m 5s"));
         assert!(!html.contains("http://") && !html.contains("https://"));
+        assert!(html.contains("Writes: accepted. Disk full: no. Poisoned: no."));
+        assert!(html.contains("Recovery at open: clean."));
+    }
+
+    #[test]
+    fn shows_disk_full_poison_and_recovery_findings() {
+        let storage = StorageState {
+            health: ttlcask_engine::Health {
+                poisoned: Some("fsync <EIO>".into()),
+                disk_full: true,
+            },
+            recovery: ttlcask_engine::RecoveryReport {
+                truncated: vec![(7, 100, 24)],
+                damaged: vec![ttlcask_engine::DamagedRange {
+                    segment: 3,
+                    offset: 4096,
+                    len: 80,
+                    records: None,
+                    problem: "frame CRC mismatch".into(),
+                }],
+                keys_lost: 2,
+                ..Default::default()
+            },
+            damaged_reads: 4,
+        };
+        let html = storage_section(&storage, &Stats::default());
+        assert!(
+            html.contains("the store is poisoned (fsync &lt;EIO&gt;)"),
+            "{html}"
+        );
+        assert!(html.contains("Disk full: yes"));
+        assert!(html.contains("Damaged reads answered as misses: 4"));
+        assert!(html.contains("damage found"));
+        assert!(html.contains("1 damaged ranges, 2 keys lost"));
+        assert!(html.contains("<td>0000000003.seg</td><td class=\"n\">4096</td>"));
+        assert!(html.contains("<td>tail cut</td><td>0000000007.seg</td>"));
     }
 }

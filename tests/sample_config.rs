@@ -12,6 +12,11 @@ fn sample_config_parses_and_matches_the_defaults() {
         Some(std::path::Path::new(config::DEFAULT_DATA_DIR))
     );
     assert_eq!(file.durability.as_deref(), Some("always"));
+    assert_eq!(
+        file.segment_size.map(|s| s.segment_size()),
+        Some(Ok(ttlcask_engine::DEFAULT_SEGMENT_SIZE))
+    );
+    assert_eq!(file.recovery, Some(config::Recovery::Salvage));
     assert_eq!(file.dev, Some(false));
     assert_eq!(file.log.as_deref(), Some("info"));
     assert_eq!(file.log_format, Some(LogFormat::Text));

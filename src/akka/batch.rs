@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use ttlcask_engine::{BatchOutcome, WriteBatch};
 
 use super::items::{CacheRequest, GetResult, Write, BASE64};
-use super::{bad_request, storage_error, Ctx};
+use super::{bad_request, storage_error, write_error, Ctx};
 use crate::http::{self, blocking, Resp};
 
 #[derive(Deserialize)]
@@ -116,7 +116,7 @@ pub async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
     if !batch.is_empty() {
         match blocking(&ctx.state.store, move |s| s.write_batch(batch)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return storage_error(e),
+            Ok(Err(e)) => return write_error(&e),
             Err(e) => return storage_error(e),
         }
     }
@@ -171,11 +171,13 @@ pub async fn get(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
         .into_iter()
         .map(|(c, k, ok)| (ctx.ns(&c), c, k, ok))
         .collect();
+    let damaged = ctx.state.damaged_reads.clone();
     let results = blocking(&ctx.state.store, move |s| {
         refs.into_iter()
             .map(|(ns, cache_name, key, ok)| {
                 let found = if ok {
-                    s.get(&ns, key.as_bytes())
+                    // A damaged or lost record is a miss, as in a single get.
+                    damaged.as_miss(s.get(&ns, key.as_bytes()))
                 } else {
                     Ok(None)
                 };
@@ -221,7 +223,7 @@ pub async fn delete(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
     } else {
         match blocking(&ctx.state.store, move |s| s.write_batch(batch)).await {
             Ok(Ok(o)) => o,
-            Ok(Err(e)) => return storage_error(e),
+            Ok(Err(e)) => return write_error(&e),
             Err(e) => return storage_error(e),
         }
     };

@@ -9,9 +9,9 @@ use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Request, StatusCode};
 use serde::{Deserialize, Serialize};
-use ttlcask_engine::{PutOptions, WriteError};
+use ttlcask_engine::PutOptions;
 
-use super::{bad_request, storage_error, Ctx};
+use super::{bad_request, storage_error, write_error, Ctx};
 use crate::http::{self, blocking, empty, read_body, with_body, Resp};
 
 /// Standard base64; padding optional on input, always written on output.
@@ -92,13 +92,6 @@ impl CacheRequest {
     }
 }
 
-fn write_error(e: &WriteError) -> Resp {
-    match e {
-        WriteError::TooLarge { .. } => bad_request(e.to_string()),
-        _ => storage_error(e),
-    }
-}
-
 async fn store_one(ctx: &Ctx<'_>, w: Write) -> Resp {
     if let Err(reason) = ctx.check_quota().await {
         return bad_request(reason);
@@ -132,7 +125,7 @@ pub async fn binary_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp 
         return r;
     }
     let ns = ctx.ns(&cache_name);
-    match http::get_item(&ctx.state.store, ns, key.into_bytes()).await {
+    match http::get_item(ctx.state, ns, key.into_bytes()).await {
         Ok(Ok(Some(item))) => with_body(StatusCode::OK, "application/octet-stream", item.value),
         Ok(Ok(None)) => empty(StatusCode::NOT_FOUND),
         Ok(Err(e)) => storage_error(e),
@@ -208,7 +201,7 @@ pub async fn json_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
         return r;
     }
     let ns = ctx.ns(&cache_name);
-    match http::get_item(&ctx.state.store, ns, key.clone().into_bytes()).await {
+    match http::get_item(ctx.state, ns, key.clone().into_bytes()).await {
         Ok(Ok(found)) => http::json(
             StatusCode::OK,
             &GetResult {

@@ -1,6 +1,7 @@
 //! Akka Cache: cacheName management, binary and JSON (base64) items, and batches, behind a
 //! bearer JWT whose `org` is the tenant. Successes follow the document's Responses sections;
-//! errors are 400 with a plain-text reason, 401 for credentials. Every response carries the
+//! errors are 400 with a plain-text reason, 401 for credentials, 507 (plain text) for a write
+//! refused on a full disk. Every response carries the
 //! configured `Access-Control-Allow-Origin` (default `*`).
 
 mod batch;
@@ -11,8 +12,10 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
+use ttlcask_engine::WriteError;
 
 use crate::auth::AkkaCaller;
+use crate::faults;
 use crate::http::{self, read_body, with_body, BodyError, Resp, TEXT};
 use crate::namespace;
 use crate::router::RESERVED_FIRST_SEGMENTS;
@@ -30,6 +33,14 @@ pub fn storage_error(e: impl std::fmt::Display) -> Resp {
         TEXT,
         format!("storage error: {e}"),
     )
+}
+
+/// A refused write as plain text: 507 on a full disk, 400 over a limit, else 500.
+pub fn write_error(e: &WriteError) -> Resp {
+    match faults::write_status(e) {
+        StatusCode::INTERNAL_SERVER_ERROR => storage_error(e),
+        status => with_body(status, TEXT, e.to_string()),
+    }
 }
 
 /// What a handler needs: the state and the verified caller.
@@ -277,5 +288,32 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
         Route::Get(c, k) => items::binary_get(&ctx, c, k).await,
         Route::Post(c, k, ttl) => items::binary_post(&ctx, c, k, ttl, req).await,
         Route::Delete(c, k) => items::delete(&ctx, c, k).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_full_disk_is_507_with_a_plain_text_reason() {
+        let resp = write_error(&WriteError::DiskFull("no space left on device".into()));
+        assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(
+            resp.headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+            Some(TEXT.as_bytes())
+        );
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("disk is full"), "{text}");
+        let too_large = write_error(&WriteError::TooLarge {
+            what: "value",
+            size: 2,
+            limit: 1,
+        });
+        assert_eq!(too_large.status(), StatusCode::BAD_REQUEST);
     }
 }

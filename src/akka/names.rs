@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ttlcask_engine::{PutOptions, Store, WriteError};
 
-use super::{bad_request, storage_error, Ctx};
+use super::{bad_request, storage_error, write_error, Ctx};
 use crate::http::{self, blocking, empty, Resp};
 use crate::namespace;
 
@@ -67,7 +67,7 @@ pub async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
     .await;
     match result {
         Ok(Ok(())) => empty(StatusCode::CREATED),
-        Ok(Err(e)) => storage_error(e),
+        Ok(Err(e)) => write_error(&e),
         Err(e) => storage_error(e),
     }
 }
@@ -97,7 +97,7 @@ pub async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
     match result {
         Ok(Ok(true)) => empty(StatusCode::ACCEPTED),
         Ok(Ok(false)) => missing(&name),
-        Ok(Err(e)) => storage_error(e),
+        Ok(Err(e)) => write_error(&e),
         Err(e) => storage_error(e),
     }
 }
@@ -179,7 +179,7 @@ pub async fn flush(ctx: &Ctx<'_>, name: String) -> Resp {
     match blocking(&ctx.state.store, move |s| s.clear_namespace(&ns)).await {
         Ok(Ok(true)) => empty(StatusCode::ACCEPTED),
         Ok(Ok(false)) => missing(&name),
-        Ok(Err(e)) => storage_error(e),
+        Ok(Err(e)) => write_error(&e),
         Err(e) => storage_error(e),
     }
 }
@@ -203,7 +203,7 @@ pub async fn delete(ctx: &Ctx<'_>, name: String) -> Resp {
     match result {
         Ok(Ok(true)) => empty(StatusCode::ACCEPTED),
         Ok(Ok(false)) => missing(&name),
-        Ok(Err(e)) => storage_error(e),
+        Ok(Err(e)) => write_error(&e),
         Err(e) => storage_error(e),
     }
 }

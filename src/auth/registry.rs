@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use ttlcask_engine::{Condition, PutOptions, Store};
+use ttlcask_engine::{Condition, Item, PutOptions, ReadError, Store};
 
 use super::{constant_time_eq, secret_hash};
 use crate::http::{hex, random_hex, secret_hex};
@@ -120,20 +120,22 @@ pub struct NewCredential {
 }
 
 impl Registry {
-    /// Reads every record from the store.
+    /// Reads every record from the store. A record lost to disk damage is left out with a
+    /// warning (a lost credential stops working, which fails closed), so that one damaged
+    /// record does not keep the server from starting.
     ///
     /// # Errors
-    /// A read failed or a record does not parse.
+    /// A read failed for another reason, or a record does not parse.
     pub fn load(store: &Store) -> Result<Self, RegistryError> {
         let mut registry = Self::default();
         for key in store.keys(SYSTEM_TENANTS) {
-            if let Some(item) = store.get(SYSTEM_TENANTS, &key).map_err(store_err)? {
+            if let Some(item) = read_record(store, SYSTEM_TENANTS, &key)? {
                 let t: TenantRecord = serde_json::from_slice(&item.value).map_err(store_err)?;
                 registry.tenants.insert(t.name.clone(), t);
             }
         }
         for key in store.keys(SYSTEM_CREDENTIALS) {
-            if let Some(item) = store.get(SYSTEM_CREDENTIALS, &key).map_err(store_err)? {
+            if let Some(item) = read_record(store, SYSTEM_CREDENTIALS, &key)? {
                 let c: CredentialRecord = serde_json::from_slice(&item.value).map_err(store_err)?;
                 registry.credentials.insert(c.id.clone(), c);
             }
@@ -204,6 +206,22 @@ fn hex_digest(hash: &[u8; 32]) -> [u8; 64] {
         pair[1] = DIGITS[usize::from(b & 15)];
     }
     out
+}
+
+/// One record; `None` if it is gone or lost to disk damage (logged).
+fn read_record(store: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, RegistryError> {
+    match store.get(ns, key) {
+        Ok(found) => Ok(found),
+        Err(e @ (ReadError::Lost { .. } | ReadError::Corrupt { .. })) => {
+            tracing::warn!(
+                key = %String::from_utf8_lossy(key),
+                error = %e,
+                "a tenant or credential record was lost to disk damage and is left out; create it again"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(store_err(e)),
+    }
 }
 
 fn put_record(

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{msg, storage_error, Target};
+use super::{msg, storage_error, write_error, Target};
 use crate::http::{self, blocking, query_param, Resp};
 use crate::namespace;
 
@@ -86,7 +86,7 @@ pub async fn clear(t: &Target<'_>, cache: String) -> Resp {
     match blocking(&t.state.store, move |s| s.clear_namespace(&ns)).await {
         Ok(Ok(true)) => msg(StatusCode::OK, "Cleared."),
         Ok(Ok(false)) => msg(StatusCode::NOT_FOUND, "Cache not found"),
-        Ok(Err(e)) => storage_error(e),
+        Ok(Err(e)) => write_error(&e),
         Err(e) => storage_error(e),
     }
 }
@@ -97,7 +97,7 @@ pub async fn delete(t: &Target<'_>, cache: String) -> Resp {
     match blocking(&t.state.store, move |s| s.drop_namespace(&ns)).await {
         Ok(Ok(true)) => msg(StatusCode::OK, "Deleted."),
         Ok(Ok(false)) => msg(StatusCode::NOT_FOUND, "Cache not found"),
-        Ok(Err(e)) => storage_error(e),
+        Ok(Err(e)) => write_error(&e),
         Err(e) => storage_error(e),
     }
 }

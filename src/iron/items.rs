@@ -4,22 +4,15 @@
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Map, Value};
-use ttlcask_engine::{Condition, IncrementError, PutOptions, WriteError};
+use ttlcask_engine::{Condition, IncrementError, PutOptions};
 
-use super::{json_object, msg, storage_error, Target, KIND_NUMBER, KIND_STRING};
+use super::{json_object, msg, storage_error, write_error, Target, KIND_NUMBER, KIND_STRING};
 use crate::http::{self, blocking, with_body, Resp, JSON};
 use crate::namespace;
 use crate::time::{format_rfc3339, stored_expiry};
 
 /// `expires` of an item that never expires, as the real service answered.
 pub const NEVER_EXPIRES: &str = "9999-01-01T00:00:00Z";
-
-fn write_error(e: &WriteError) -> Resp {
-    match e {
-        WriteError::TooLarge { .. } => msg(StatusCode::BAD_REQUEST, &e.to_string()),
-        _ => storage_error(e),
-    }
-}
 
 /// What a put asks for, validated.
 struct PutRequest {
@@ -187,7 +180,7 @@ fn item_body(cache: &str, key: &str, item: &ttlcask_engine::Item) -> Vec<u8> {
 /// `GET …/items/{k}`.
 pub async fn get(t: &Target<'_>, cache: String, key: String) -> Resp {
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
-    match http::get_item(&t.state.store, ns, key.as_bytes().to_vec()).await {
+    match http::get_item(t.state, ns, key.as_bytes().to_vec()).await {
         Ok(Ok(Some(item))) => with_body(StatusCode::OK, JSON, item_body(&cache, &key, &item)),
         Ok(Ok(None)) => msg(StatusCode::NOT_FOUND, "Item not found"),
         Ok(Err(e)) => storage_error(e),
@@ -240,6 +233,12 @@ pub async fn increment(t: &Target<'_>, cache: String, key: String, req: Request<
             "The result would overflow a 64-bit integer",
         ),
         Ok(Err(IncrementError::Write(e))) => write_error(&e),
+        Ok(Err(IncrementError::Read(e))) => {
+            // Counted and logged like a damaged get; the engine decides what an increment of
+            // a lost value does, so this answer is only for an engine that refuses it.
+            t.state.damaged_reads.absorb(&e);
+            storage_error(e)
+        }
         Ok(Err(e)) => storage_error(e),
         Err(e) => storage_error(e),
     }

@@ -13,6 +13,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 
+use ttlcask_engine::WriteError;
+
+use crate::faults;
 use crate::http::{self, query_params, Resp};
 use crate::namespace::IRON_PROJECT_LEN;
 use crate::server::AppState;
@@ -211,10 +214,36 @@ pub async fn json_object(
     }
 }
 
+/// A refused write as an IronCache error: 507 on a full disk, 400 over a limit, else 500.
+pub fn write_error(e: &WriteError) -> Resp {
+    match faults::write_status(e) {
+        StatusCode::INTERNAL_SERVER_ERROR => storage_error(e),
+        status => msg(status, &e.to_string()),
+    }
+}
+
 /// A storage failure as an IronCache error.
 pub fn storage_error(e: impl std::fmt::Display) -> Resp {
     msg(
         StatusCode::INTERNAL_SERVER_ERROR,
         &format!("Storage error: {e}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_full_disk_is_507_with_a_msg() {
+        let resp = write_error(&WriteError::DiskFull("no space left on device".into()));
+        assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let text = v["msg"].as_str().expect("msg");
+        assert!(text.contains("disk is full"), "{text}");
+        let poisoned = write_error(&WriteError::Poisoned("EIO".into()));
+        assert_eq!(poisoned.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

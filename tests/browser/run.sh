@@ -41,7 +41,7 @@ fi
 timeout 120 chromium "${flags[@]}" --user-data-dir="$work/profile2" --dump-dom "$base/" \
     >"$work/dom.html" 2>>"$work/chromium.log"
 for text in "ttlcask 0" "Hit rate" "100.0% (1 hits, 0 misses)" "Compaction: idle" \
-            "ttorg" "browser-demo" "Akka Cache"; do
+            "ttorg" "browser-demo" "Akka Cache" "Storage health" "Recovery at open: clean"; do
     if ! grep -qF "$text" "$work/dom.html"; then
         echo "status page DOM lacks: $text" >&2
         cat "$work/dom.html" >&2

@@ -49,6 +49,16 @@ pub async fn start_on(
 ) -> TestServer {
     let store = open_store(dir, &clock);
     setup(&store);
+    start_with(store, dir, config, clock).await
+}
+
+/// Starts a server on an open `store` (for example one on a `SimFs`); `dir` is only recorded.
+pub async fn start_with(
+    store: Store,
+    dir: &Path,
+    config: Config,
+    clock: ManualClock,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();

@@ -1,0 +1,94 @@
+//! What the server does when the disk misbehaves (DESIGN.md "Faults: damaged files and full
+//! disks"): how a refused write is answered in every API ([`write_status`]), reads of damaged
+//! records answered as misses ([`DamagedReads`]), `/healthz` ([`healthz`]), and what the
+//! operator sees of the store's state: the recovery report in the log, `/metrics`, the status
+//! page and `ttlcask stats` ([`StorageState`]).
+
+mod damaged_reads;
+mod state;
+
+use hyper::StatusCode;
+use serde_json::json;
+use ttlcask_engine::{Health, WriteError};
+
+pub use damaged_reads::{DamagedReads, LOGGED_PLACES};
+pub use state::{log_recovery, recovery_lines, StorageState};
+
+use crate::http::{self, Resp};
+
+/// The status every API answers a refused write with; each API wraps it in its own error
+/// shape. A full disk is 507 Insufficient Storage (nothing was stored, and the client may
+/// retry once space is freed), a value over the engine's limit is the client's 400, and a
+/// failed or poisoned store is 500.
+pub fn write_status(e: &WriteError) -> StatusCode {
+    match e {
+        WriteError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+        WriteError::TooLarge { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `GET /healthz`: 200 `{"status":"ok","disk_full":…}` while the store takes requests (a full
+/// disk stays 200: reads and deletes still work, and a load balancer must keep sending
+/// deletes), 503 `{"status":"poisoned","reason":…}` once an I/O failure poisoned the store.
+pub fn healthz(health: &Health) -> Resp {
+    match &health.poisoned {
+        Some(reason) => http::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({
+                "status": "poisoned",
+                "reason": format!("the store refuses writes after an I/O failure ({reason}); fix the disk and restart the server"),
+                "disk_full": health.disk_full,
+            }),
+        ),
+        None => http::json(
+            StatusCode::OK,
+            &json!({ "status": "ok", "disk_full": health.disk_full }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_write_error_has_its_status() {
+        assert_eq!(
+            write_status(&WriteError::DiskFull("no space left on device".into())),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        assert_eq!(
+            write_status(&WriteError::TooLarge {
+                what: "value",
+                size: 2,
+                limit: 1
+            }),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            write_status(&WriteError::Poisoned("EIO".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            write_status(&WriteError::Io("EIO".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn healthz_is_503_only_when_poisoned() {
+        let ok = healthz(&Health::default());
+        assert_eq!(ok.status(), StatusCode::OK);
+        let full = healthz(&Health {
+            poisoned: None,
+            disk_full: true,
+        });
+        assert_eq!(full.status(), StatusCode::OK);
+        let poisoned = healthz(&Health {
+            poisoned: Some("fsync failed: EIO".into()),
+            disk_full: false,
+        });
+        assert_eq!(poisoned.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
