@@ -11,8 +11,7 @@
 //!   the data dir clean.
 //!
 //! Needs root and `mount`; skips LOUDLY (a line on stderr, then passes) where it is not root
-//! or mounting is refused. Ignored until the engine's full-disk handling lands:
-//! `sudo -E env CARGO_TARGET_DIR=… cargo test --test full_disk -- --ignored --nocapture`.
+//! or mounting is refused (`cargo test --test full_disk -- --nocapture` shows the figures).
 
 mod common;
 
@@ -578,13 +577,11 @@ async fn scenario(fs: Fs) {
 }
 
 #[tokio::test]
-#[ignore = "needs the engine's full-disk handling"]
 async fn a_full_tmpfs_refuses_writes_with_507_and_recovers() {
     scenario(Fs::Tmpfs).await;
 }
 
 #[tokio::test]
-#[ignore = "needs the engine's full-disk handling"]
 async fn a_full_ext4_refuses_writes_with_507_and_recovers() {
     scenario(Fs::Ext4).await;
 }

@@ -1,14 +1,11 @@
-//! A full disk simulated by the engine's `SimFs` (every write fails with `StorageFull`):
-//! each API refuses writes with 507 in its own error shape, nothing of them is stored,
-//! reads go on, `/healthz` stays 200 with `"disk_full": true`, and writes are taken again
-//! without a restart once the disk has room.
-//!
-//! Ignored until the engine maps ENOSPC to `WriteError::DiskFull` (today it poisons); the
-//! 507 mapping of each API is also pinned by unit tests (`faults`, `flash`, `iron`, `akka`).
+//! A full disk simulated by the engine's `SimFs` (a capacity the store fills through the
+//! API): each API refuses writes with 507 in its own error shape, nothing of them is
+//! stored, reads go on, `/healthz` stays 200 with `"disk_full": true`, and writes are taken
+//! again without a restart once the disk has room. The 507 mapping of each API is also
+//! pinned by unit tests (`faults`, `flash`, `iron`, `akka`).
 
 mod common;
 
-use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,7 +51,6 @@ fn assert_507_text(what: &str, r: &common::Resp) {
 }
 
 #[tokio::test]
-#[ignore = "needs the engine to answer ENOSPC with WriteError::DiskFull"]
 async fn every_api_answers_507_on_a_full_disk_and_recovers_without_restart() {
     let (s, fs) = start().await;
     let auth = akka_auth();
@@ -80,18 +76,32 @@ async fn every_api_answers_507_on_a_full_disk_and_recovers_without_restart() {
         .await;
     assert_eq!(flash_old.status, 201);
 
-    fs.fail_writes(Some(ErrorKind::StorageFull));
+    // No room for another segment: fill the active one with the smallest writes until one
+    // is refused. Every write below is larger, so none of them fits either.
+    fs.set_capacity(Some(fs.used()));
+    let mut filled = false;
+    for i in 0..10_000 {
+        let r = s
+            .req("POST", &format!("/c/f{i:04}"), &[akka, OCTET], b"v")
+            .await;
+        if r.status == 507 {
+            filled = true;
+            break;
+        }
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    assert!(filled, "the simulated disk never filled");
 
     // Akka: binary, binary with a TTL, JSON /set, batch: plain-text reason.
     assert_507_text(
         "akka binary",
-        &s.req("POST", "/c/new", &[akka, OCTET], b"v").await,
+        &s.req("POST", "/c/newitem", &[akka, OCTET], b"v").await,
     );
     assert_507_text(
         "akka binary ttl",
-        &s.req("POST", "/c/new/60", &[akka, OCTET], b"v").await,
+        &s.req("POST", "/c/newitem/60", &[akka, OCTET], b"v").await,
     );
-    let set = br#"{"cacheName":"c","key":"new","value":"dg=="}"#;
+    let set = br#"{"cacheName":"c","key":"newitem","value":"dg=="}"#;
     assert_507_text("akka /set", &s.req("POST", "/set", &[akka], set).await);
     let batch = br#"{"cacheRequests":[{"cacheName":"c","key":"b1","value":"dg=="}]}"#;
     assert_507_text("akka batch", &s.req("POST", "/batch", &[akka], batch).await);
@@ -130,7 +140,7 @@ async fn every_api_answers_507_on_a_full_disk_and_recovers_without_restart() {
     }
 
     // Nothing of the refused writes is there; reads go on; the health check stays 200.
-    assert_eq!(s.req("GET", "/c/new", &[akka], b"").await.status, 404);
+    assert_eq!(s.req("GET", "/c/newitem", &[akka], b"").await.status, 404);
     assert_eq!(s.req("GET", "/c/b1", &[akka], b"").await.status, 404);
     assert_eq!(s.req("GET", "/c/old", &[akka], b"").await.status, 200);
     let iron = s.req("GET", &iron_old, &[IRON_AUTH], b"").await;
@@ -147,10 +157,10 @@ async fn every_api_answers_507_on_a_full_disk_and_recovers_without_restart() {
     assert!(metrics.contains("status=\"507\""), "{metrics}");
 
     // Space comes back: writes are taken again without a restart (the engine notices).
-    fs.fail_writes(None);
+    fs.set_capacity(None);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = s.req("POST", "/c/new", &[akka, OCTET], b"v").await;
+        let r = s.req("POST", "/c/newitem", &[akka, OCTET], b"v").await;
         if r.status == 201 {
             break;
         }

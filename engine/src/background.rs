@@ -56,42 +56,82 @@ impl Inner {
         }
     }
 
-    /// Whether the space reserve file exists.
+    /// Whether the space reserve holds a compaction output's worth.
     pub(crate) fn space_reserve_held(&self) -> bool {
-        *self.space_reserve.lock()
+        *self.space_reserve.lock() >= self.options.segment_size
     }
 
-    /// Makes the space reserve (one segment of allocated space that compaction gives up for
-    /// its output when the disk is full) if it is missing and fits: it comes before data.
+    /// Bytes the full space reserve holds: one segment for a compaction output, and a
+    /// quarter more for tombstones (deletes, clears, drops) on a full disk.
+    fn space_reserve_size(&self) -> u64 {
+        self.options.segment_size + self.tombstone_allowance()
+    }
+
+    /// The part of the reserve that writes freeing space may take.
+    pub(crate) fn tombstone_allowance(&self) -> u64 {
+        self.options.segment_size / 4
+    }
+
+    /// Makes (or refills) the space reserve when it fits: it comes before data.
     pub(crate) fn ensure_space_reserve(&self) {
         let mut held = self.space_reserve.lock();
-        if *held {
+        let full = self.space_reserve_size();
+        if *held >= full {
             return;
         }
-        let segment = self.options.segment_size;
-        if self.fs.free_space(&self.dir).is_none_or(|f| f < segment) {
+        let Some(free) = self.fs.free_space(&self.dir) else {
+            return;
+        };
+        if free < full - *held {
             return;
         }
         let path = self.dir.join(RESERVE_FILE);
-        let _ = self.fs.remove(&path);
-        let made = self.fs.create(&path).and_then(|f| {
-            f.set_len(segment)?;
+        let made = if *held == 0 {
+            let _ = self.fs.remove(&path);
+            self.fs.create(&path)
+        } else {
+            self.fs.open(&path)
+        }
+        .and_then(|f| {
+            f.set_len(full)?;
             f.sync()
         });
-        *held = made.is_ok();
-        if !*held {
-            let _ = self.fs.remove(&path);
+        match made {
+            Ok(()) => *held = full,
+            Err(_) if *held == 0 => {
+                let _ = self.fs.remove(&path);
+            }
+            Err(_) => {}
         }
     }
 
-    /// Gives the space reserve back to the file system; false if there was none.
+    /// Gives the whole space reserve back to the file system (for a compaction output);
+    /// false if there was none.
     pub(crate) fn release_space_reserve(&self) -> bool {
         let mut held = self.space_reserve.lock();
-        if !*held {
+        if *held == 0 {
             return false;
         }
-        *held = false;
+        *held = 0;
         self.fs.remove(&self.dir.join(RESERVE_FILE)).is_ok()
+    }
+
+    /// Gives the tombstone part of the space reserve back, keeping a compaction output's
+    /// worth; false if it was already taken.
+    pub(crate) fn release_tombstone_allowance(&self) -> bool {
+        let mut held = self.space_reserve.lock();
+        let keep = self.options.segment_size;
+        if *held <= keep {
+            return false;
+        }
+        let shrunk = self
+            .fs
+            .open(&self.dir.join(RESERVE_FILE))
+            .and_then(|f| f.set_len(keep));
+        if shrunk.is_ok() {
+            *held = keep;
+        }
+        shrunk.is_ok()
     }
 
     /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].

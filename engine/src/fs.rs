@@ -60,6 +60,33 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn mark_allocated(&self, _len: u64) {}
 }
 
+/// A file that is not there: no bytes, every write refused for want of space. The active
+/// segment of a store opened on a disk too full for even a segment header; the first write
+/// replaces it with a real segment (or is refused with `DiskFull`).
+#[derive(Debug)]
+pub(crate) struct NoFile;
+
+impl StorageFile for NoFile {
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::ENOSPC))
+    }
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn view(&self) -> View<'_> {
+        View::Slice(&[])
+    }
+    fn view_range(&self, _start: usize, _len: usize) -> Option<View<'_>> {
+        None
+    }
+    fn map(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Directory-level operations and opening files.
 pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// Creates a directory and its parents.

@@ -109,6 +109,19 @@ impl Segment {
         })
     }
 
+    /// A segment with no file and no room (see `fs::NoFile`): every append rolls over.
+    pub fn detached(dir: &Path, header: SegmentHeader) -> Self {
+        Self {
+            id: header.id,
+            path: dir.join(segment_file_name(header.id)),
+            base_version: header.base_version,
+            header,
+            file: Box::new(crate::fs::NoFile),
+            capacity: 0,
+            resident_until: AtomicU64::new(0),
+        }
+    }
+
     /// Writes a spare segment file of `capacity` zero bytes at `path` and syncs it. Appends
     /// into blocks that were written before cost a cheaper fdatasync than appends into
     /// reserved-but-unwritten ones (no extent conversion to journal), so segments are

@@ -139,8 +139,8 @@ pub(crate) struct Inner {
     /// Whether a pre-written spare segment file is ready for the next rollover. Held while
     /// the spare is written and while it is adopted, so the two never overlap.
     pub spare_ready: Mutex<bool>,
-    /// Whether the space reserve file (see `background::RESERVE_FILE`) is held.
-    pub space_reserve: Mutex<bool>,
+    /// Bytes of the space reserve file (see `background::RESERVE_FILE`) held; 0 = none.
+    pub space_reserve: Mutex<u64>,
     pub fs: Arc<dyn FileSystem>,
     /// Seeds the frame checksums of every segment this opening writes (see
     /// `format::finish_frame`).
@@ -255,7 +255,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// The active segment of a store being opened: the segment size, or on a full disk smaller
-/// ones, or at last a segment of just its header, which the first write replaces (or is
+/// ones, or at last a detached segment with no file that the first write replaces (or is
 /// refused with `DiskFull`): a full disk never keeps a store from opening. True if the disk
 /// was full.
 fn create_active(
@@ -269,12 +269,11 @@ fn create_active(
     loop {
         match Segment::create(fs, dir, header, size, durable) {
             Ok(seg) => return Ok((seg, size < segment_size)),
-            Err(e) if crate::fs::is_out_of_space(&e) && size > SEGMENT_HEADER_LEN as u64 => {
-                size = if size / 2 >= crate::options::MIN_SEGMENT_SIZE {
-                    size / 2
-                } else {
-                    SEGMENT_HEADER_LEN as u64
-                };
+            Err(e) if crate::fs::is_out_of_space(&e) => {
+                if size / 2 < crate::options::MIN_SEGMENT_SIZE {
+                    return Ok((Segment::detached(dir, header), true));
+                }
+                size /= 2;
             }
             Err(e) => return Err(e),
         }
@@ -354,14 +353,16 @@ impl Store {
         let (active, disk_full) =
             create_active(fs.as_ref(), dir, header, options.segment_size, durable)
                 .map_err(io_err(dir))?;
-        if durable {
+        if durable && active.capacity() > 0 {
             fs.sync_dir(dir).map_err(io_err(dir))?;
         }
         let active = Arc::new(active);
-        state.segments.insert(
-            active_id,
-            SegmentSlot::new(active.clone(), SEGMENT_HEADER_LEN as u64),
-        );
+        if active.capacity() > 0 {
+            state.segments.insert(
+                active_id,
+                SegmentSlot::new(active.clone(), SEGMENT_HEADER_LEN as u64),
+            );
+        }
         let inner = Arc::new(Inner {
             salt,
             dir: dir.to_path_buf(),
@@ -384,7 +385,7 @@ impl Store {
             durable_wake: Condvar::new(),
             closing: AtomicBool::new(false),
             spare_ready: Mutex::new(false),
-            space_reserve: Mutex::new(false),
+            space_reserve: Mutex::new(0),
         });
         inner.ensure_space_reserve();
         let thread = spawn_background(&inner).map_err(io_err(dir))?;

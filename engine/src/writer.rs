@@ -507,7 +507,6 @@ impl Inner {
         let seg = match self.start_segment(w, needed, frees) {
             Ok(seg) => seg,
             Err(e) if crate::fs::is_out_of_space(&e) => {
-                w.out_of_space_at = Some(std::time::Instant::now());
                 self.disk_full.store(true, Ordering::SeqCst);
                 return Err(WriteError::DiskFull(e.to_string()));
             }
@@ -532,7 +531,8 @@ impl Inner {
 
     /// A new segment file for at least `needed` bytes: the spare if one is ready, else a new
     /// file of the segment size, else (out of space) smaller ones down to what the write
-    /// needs. (The space reserve is compaction's: it is what turns deletes into free space.)
+    /// needs. A write that frees space may then take the tombstone part of the space reserve
+    /// (the rest is for a compaction output: it is what turns deletes into free space).
     fn start_segment(&self, w: &mut Writer, needed: u64, frees: bool) -> std::io::Result<Segment> {
         let floor = (SEGMENT_HEADER_LEN as u64 + needed).max(crate::options::MIN_SEGMENT_SIZE);
         let capacity = self.options.segment_size.max(floor);
@@ -561,13 +561,30 @@ impl Inner {
         }
         let durable = self.durable();
         let mut size = capacity;
+        let mut allowance_taken = false;
         loop {
             match Segment::create(self.fs.as_ref(), &self.dir, header, size, durable) {
                 Ok(seg) => return Ok(seg),
                 Err(e) if crate::fs::is_out_of_space(&e) && size > floor => {
                     size = (size / 2).max(floor);
                 }
-                Err(e) => return Err(e),
+                // Deletes, clears and drops may take the tombstone part of the reserve.
+                Err(e)
+                    if crate::fs::is_out_of_space(&e)
+                        && frees
+                        && !allowance_taken
+                        && self.release_tombstone_allowance() =>
+                {
+                    allowance_taken = true;
+                    size = self.tombstone_allowance().saturating_sub(4096).max(floor);
+                }
+                Err(e) => {
+                    if crate::fs::is_out_of_space(&e) {
+                        // Only a real attempt restarts the wait: refusals in between do not.
+                        w.out_of_space_at = Some(std::time::Instant::now());
+                    }
+                    return Err(e);
+                }
             }
         }
     }
