@@ -48,6 +48,10 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"TTLCSEG\0";
 pub const FORMAT_VERSION: u32 = 2;
 /// The first layout (no frame magic, no trailer, header without a checksum), still read.
 pub const FORMAT_V1: u32 = 1;
+/// Layout of the entries inside format 2 frames that this release writes and reads: the
+/// fixed 40-byte entry header of the table above. A segment names its entry layout, so that
+/// compact entries can be added later without a new segment format.
+pub const ENTRY_LAYOUT: u16 = 1;
 /// Versions are below this (the index keeps 56 bits); a record or header claiming more is
 /// damaged, however its checksum reads.
 pub const VERSION_LIMIT: u64 = 1 << 56;
@@ -61,7 +65,9 @@ const BASE_VERSION_OFFSET: usize = SEGMENT_ID_OFFSET + size_of::<u32>();
 /// Bytes of a format 1 segment header.
 pub const V1_SEGMENT_HEADER_LEN: usize = BASE_VERSION_OFFSET + size_of::<u64>();
 const SALT_OFFSET: usize = V1_SEGMENT_HEADER_LEN;
-const HEADER_CRC_OFFSET: usize = SALT_OFFSET + size_of::<u32>();
+const ENTRY_LAYOUT_OFFSET: usize = SALT_OFFSET + size_of::<u32>();
+const HEADER_RESERVED_OFFSET: usize = ENTRY_LAYOUT_OFFSET + size_of::<u16>();
+const HEADER_CRC_OFFSET: usize = HEADER_RESERVED_OFFSET + size_of::<u16>();
 /// Bytes of one copy of a format 2 segment header.
 const V2_HEADER_COPY_LEN: usize = HEADER_CRC_OFFSET + size_of::<u32>();
 /// Bytes of the segment header this release writes: two copies of the format 2 header, so
@@ -146,6 +152,8 @@ pub enum DecodeError {
     End,
     /// A segment written by a newer release, in this format version.
     NewerFormat(u32),
+    /// A format 2 segment whose entries are in a layout this release does not know.
+    UnknownEntryLayout(u16),
 }
 
 /// The fields of an entry header; `ns`, `key` and `value` follow it on disk.
@@ -640,6 +648,8 @@ pub struct SegmentHeader {
     pub format: u32,
     /// Seeds the frame checksums of a format 2 segment (random per store opening).
     pub salt: u32,
+    /// Layout of its entries ([`ENTRY_LAYOUT`]; format 1 segments have layout 1 too).
+    pub entry_layout: u16,
 }
 
 impl SegmentHeader {
@@ -660,7 +670,9 @@ pub fn encode_segment_header(h: &SegmentHeader) -> [u8; SEGMENT_HEADER_LEN] {
     copy[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     copy[SEGMENT_ID_OFFSET..BASE_VERSION_OFFSET].copy_from_slice(&h.id.to_le_bytes());
     copy[BASE_VERSION_OFFSET..SALT_OFFSET].copy_from_slice(&h.base_version.to_le_bytes());
-    copy[SALT_OFFSET..HEADER_CRC_OFFSET].copy_from_slice(&h.salt.to_le_bytes());
+    copy[SALT_OFFSET..ENTRY_LAYOUT_OFFSET].copy_from_slice(&h.salt.to_le_bytes());
+    copy[ENTRY_LAYOUT_OFFSET..HEADER_RESERVED_OFFSET]
+        .copy_from_slice(&h.entry_layout.to_le_bytes());
     let crc = crc32fast::hash(&copy[..HEADER_CRC_OFFSET]);
     copy[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
     let mut out = [0; SEGMENT_HEADER_LEN];
@@ -697,11 +709,16 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError>
         if format != FORMAT_VERSION {
             continue;
         }
+        let entry_layout = read_u16(b, ENTRY_LAYOUT_OFFSET);
+        if entry_layout != ENTRY_LAYOUT {
+            return Err(DecodeError::UnknownEntryLayout(entry_layout));
+        }
         return plausible(SegmentHeader {
             id: read_u32(b, SEGMENT_ID_OFFSET),
             base_version: read_u64(b, BASE_VERSION_OFFSET),
             format,
             salt: read_u32(b, SALT_OFFSET),
+            entry_layout,
         });
     }
     if let Some(format) = newer {
@@ -722,7 +739,32 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError>
         base_version: read_u64(bytes, BASE_VERSION_OFFSET),
         format: FORMAT_V1,
         salt: 0,
+        entry_layout: ENTRY_LAYOUT,
     })
+}
+
+/// A format 1 frame around `entries` (tests of the upgrade path: this release writes only
+/// format 2).
+#[cfg(test)]
+pub(crate) fn encode_v1_frame(entries: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; V1_FRAME_HEADER_LEN];
+    out.extend_from_slice(entries);
+    let body_len = len_u32(entries.len());
+    out[FRAME_LEN_OFFSET..V1_FRAME_HEADER_LEN].copy_from_slice(&body_len.to_le_bytes());
+    let crc = frame_crc(&out[FRAME_LEN_OFFSET..]).unwrap_or(0);
+    out[..FRAME_LEN_OFFSET].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// A format 1 segment header (tests of the upgrade path).
+#[cfg(test)]
+pub(crate) fn encode_v1_segment_header(id: u32, base_version: u64) -> Vec<u8> {
+    let mut out = vec![0; V1_SEGMENT_HEADER_LEN];
+    out[..FORMAT_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
+    out[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&FORMAT_V1.to_le_bytes());
+    out[SEGMENT_ID_OFFSET..BASE_VERSION_OFFSET].copy_from_slice(&id.to_le_bytes());
+    out[BASE_VERSION_OFFSET..].copy_from_slice(&base_version.to_le_bytes());
+    out
 }
 
 fn plausible(header: SegmentHeader) -> Result<SegmentHeader, DecodeError> {
@@ -878,6 +920,7 @@ mod tests {
             base_version,
             format: FORMAT_VERSION,
             salt: SALT,
+            entry_layout: ENTRY_LAYOUT,
         }
     }
 
@@ -916,6 +959,17 @@ mod tests {
         assert_eq!(
             decode_segment_header(&bytes),
             Err(DecodeError::NewerFormat(3))
+        );
+    }
+
+    #[test]
+    fn an_unknown_entry_layout_is_named() {
+        let mut h = header(3, 5);
+        h.entry_layout = 2;
+        let bytes = encode_segment_header(&h);
+        assert_eq!(
+            decode_segment_header(&bytes),
+            Err(DecodeError::UnknownEntryLayout(2))
         );
     }
 

@@ -171,6 +171,7 @@ pub fn decode_record(data: &[u8]) {
             base_version: 1,
             format,
             salt: FUZZ_SALT,
+            entry_layout: format::ENTRY_LAYOUT,
         };
         let scanned = crate::scan::scan(bytes, &header, newest);
         assert!(scanned.end <= bytes.len());
@@ -241,6 +242,7 @@ pub fn recover_image(data: &[u8]) {
                 base_version: 1,
                 format: format::FORMAT_VERSION,
                 salt: FUZZ_SALT,
+                entry_layout: format::ENTRY_LAYOUT,
             }));
             let mut chunks = Input(body);
             while !chunks.is_empty() {
@@ -629,6 +631,7 @@ mod corpus_replay {
             base_version: 5,
             format: format::FORMAT_VERSION,
             salt: FUZZ_SALT,
+            entry_layout: format::ENTRY_LAYOUT,
         });
         write(
             "decode_record",

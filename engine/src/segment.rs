@@ -283,6 +283,7 @@ mod tests {
             base_version,
             format: format::FORMAT_VERSION,
             salt: 0x5a17,
+            entry_layout: format::ENTRY_LAYOUT,
         }
     }
 

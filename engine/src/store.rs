@@ -286,6 +286,7 @@ fn new_segment_header(id: u32, base_version: u64, salt: u32) -> format::SegmentH
         base_version,
         format: format::FORMAT_VERSION,
         salt,
+        entry_layout: format::ENTRY_LAYOUT,
     }
 }
 
