@@ -48,6 +48,9 @@ struct Output {
 impl Inner {
     /// One compaction run. `ratio` None = on demand (anything reclaimable).
     pub(crate) fn compact(&self, ratio: Option<f64>) -> Result<CompactionReport, CompactError> {
+        if self.options.read_only {
+            return Err(CompactError::ReadOnly);
+        }
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(CompactError::Poisoned(self.poison_reason.lock().clone()));
         }
@@ -438,6 +441,9 @@ impl Inner {
 
     /// Writes hint files for sealed segments that have none.
     pub(crate) fn write_missing_hints(&self) -> std::io::Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
         let _run = self.compaction.lock();
         let ids: Vec<u32> = self
             .state

@@ -110,6 +110,16 @@ pub enum WriteError {
     /// The disk is full: nothing of the write was stored. Deletes, clears and drops still
     /// work; writes are taken again once space is free.
     DiskFull(String),
+    /// The store was opened read-only.
+    ReadOnly,
+    /// A condition of a batch operation did not hold (or an increment found no integer):
+    /// nothing of the batch was stored.
+    ConditionFailed {
+        /// Index of the operation in the batch.
+        op: usize,
+        /// What did not hold.
+        reason: String,
+    },
     /// A key, namespace or value is larger than the store accepts.
     TooLarge {
         /// What was too large.
@@ -131,6 +141,11 @@ impl fmt::Display for WriteError {
             Self::Io(cause) => write!(
                 f,
                 "write failed: {cause}; the write may not be durable and the store refuses further writes until reopened"
+            ),
+            Self::ReadOnly => f.write_str("the store was opened read-only; open it without `read_only` to write"),
+            Self::ConditionFailed { op, reason } => write!(
+                f,
+                "operation {op} of the batch failed its condition ({reason}); nothing of the batch was stored"
             ),
             Self::DiskFull(cause) => write!(
                 f,
@@ -224,6 +239,8 @@ pub enum CompactError {
     Io(String),
     /// The store is poisoned by an earlier write failure.
     Poisoned(String),
+    /// The store was opened read-only.
+    ReadOnly,
 }
 
 impl fmt::Display for CompactError {
@@ -234,6 +251,7 @@ impl fmt::Display for CompactError {
                 "compaction failed: {cause}; the old segments were kept, free disk space and try again"
             ),
             Self::Poisoned(cause) => write!(f, "compaction refused: the store is poisoned ({cause}); reopen it"),
+            Self::ReadOnly => f.write_str("compaction refused: the store was opened read-only"),
         }
     }
 }

@@ -57,6 +57,7 @@ pub struct StoreBuilder {
     pub(crate) max_value_size: usize,
     pub(crate) file_system: Arc<dyn FileSystem>,
     pub(crate) recovery_policy: RecoveryPolicy,
+    pub(crate) read_only: bool,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -89,6 +90,7 @@ impl Default for StoreBuilder {
             max_value_size: 64 << 20,
             file_system: Arc::new(RealFs),
             recovery_policy: RecoveryPolicy::Salvage,
+            read_only: false,
         }
     }
 }
@@ -97,6 +99,15 @@ impl StoreBuilder {
     /// The durability policy (default [`Durability::Always`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Opens without changing anything on disk: no new segment, no cut tail, no removed
+    /// leftovers, no hints, no background threads; every write and compaction is refused
+    /// with a `ReadOnly` error. The directory must exist. For tools that only read (stats,
+    /// export, listing), so that running them leaves no files behind.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

@@ -203,6 +203,7 @@ pub fn recover(
     dir: &Path,
     durable: bool,
     policy: RecoveryPolicy,
+    read_only: bool,
 ) -> Result<Recovered, RecoverError> {
     let mut report = RecoveryReport::default();
     let mut segment_ids = Vec::new();
@@ -214,7 +215,9 @@ pub fn recover(
             evidence.push((id, name));
         } else if name.ends_with(".tmp") {
             // A hint that was never renamed into place: never trusted, safe to remove.
-            fs.remove(&dir.join(name))?;
+            if !read_only {
+                fs.remove(&dir.join(name))?;
+            }
         }
     }
     segment_ids.sort_unstable();
@@ -253,7 +256,9 @@ pub fn recover(
             Err(SegmentOpenError::Io(e)) => return Err(e.into()),
             Err(SegmentOpenError::Format(_, true)) => {
                 // Created but its header never reached the disk: it holds nothing.
-                fs.remove(&path)?;
+                if !read_only {
+                    fs.remove(&path)?;
+                }
                 report
                     .ignored_files
                     .push(format!("{}: blank segment removed", path.display()));
@@ -306,7 +311,7 @@ pub fn recover(
         }
     }
     for (id, seg, slot_stats) in loaded {
-        let seg = if slot_stats.cut {
+        let seg = if slot_stats.cut && !read_only {
             cut(fs, seg, slot_stats.data_len, durable)?
         } else {
             seg

@@ -325,17 +325,36 @@ impl Store {
 
     pub(crate) fn open_with(options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
         let fs = options.file_system.clone();
-        fs.create_dir_all(dir).map_err(io_err(dir))?;
+        let read_only = options.read_only;
         let lock_path = dir.join("LOCK");
-        let Some(lock) = fs.try_lock(&lock_path).map_err(io_err(&lock_path))? else {
-            return Err(OpenError::Locked { path: lock_path });
+        let names = if read_only {
+            // Nothing is created: the directory (and its LOCK, if a store ever ran here)
+            // must be there.
+            fs.list(dir).map_err(io_err(dir))?
+        } else {
+            fs.create_dir_all(dir).map_err(io_err(dir))?;
+            vec!["LOCK".to_string()]
         };
-        let durable = options.durability != Durability::Never;
-        let recovered = recovery::recover(fs.as_ref(), dir, durable, options.recovery_policy)
-            .map_err(|e| match e {
-                recovery::RecoverError::Io(e) => io_err(dir)(e),
-                recovery::RecoverError::Damaged(why) => OpenError::Damaged(why),
-            })?;
+        let lock: Box<dyn Send + Sync> = if names.iter().any(|n| n == "LOCK") {
+            match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
+                Some(lock) => lock,
+                None => return Err(OpenError::Locked { path: lock_path }),
+            }
+        } else {
+            Box::new(())
+        };
+        let durable = options.durability != Durability::Never && !read_only;
+        let recovered = recovery::recover(
+            fs.as_ref(),
+            dir,
+            durable,
+            options.recovery_policy,
+            read_only,
+        )
+        .map_err(|e| match e {
+            recovery::RecoverError::Io(e) => io_err(dir)(e),
+            recovery::RecoverError::Damaged(why) => OpenError::Damaged(why),
+        })?;
         let mut state = recovered.state;
         // Headers and records above these limits were refused while reading; these checks
         // keep a crafted directory from exhausting ids or versions (found by fuzzing).
@@ -351,9 +370,12 @@ impl Store {
         let active_id = recovered.max_segment_id + 1;
         let salt = random_salt();
         let header = new_segment_header(active_id, next_version, salt);
-        let (active, disk_full) =
+        let (active, disk_full) = if read_only {
+            (Segment::detached(dir, header), false)
+        } else {
             create_active(fs.as_ref(), dir, header, options.segment_size, durable)
-                .map_err(io_err(dir))?;
+                .map_err(io_err(dir))?
+        };
         if durable && active.capacity() > 0 {
             fs.sync_dir(dir).map_err(io_err(dir))?;
         }
@@ -388,9 +410,15 @@ impl Store {
             spare_ready: Mutex::new(false),
             space_reserve: Mutex::new(0),
         });
-        inner.ensure_space_reserve();
-        let thread = spawn_background(&inner).map_err(io_err(dir))?;
-        let syncer = spawn_syncer(&inner).map_err(io_err(dir))?;
+        let (thread, syncer) = if read_only {
+            (None, None)
+        } else {
+            inner.ensure_space_reserve();
+            (
+                spawn_background(&inner).map_err(io_err(dir))?,
+                spawn_syncer(&inner).map_err(io_err(dir))?,
+            )
+        };
         Ok(Self {
             handle: Arc::new(Handle {
                 inner,
@@ -863,6 +891,9 @@ impl Inner {
 
     /// Seals the active segment and writes missing hints; called once, when the store closes.
     fn close(&self) {
+        if self.options.read_only {
+            return;
+        }
         if !self.poisoned.load(Ordering::SeqCst) {
             let _ = self.seal_active_on_close();
             let _ = self.write_missing_hints();

@@ -405,6 +405,9 @@ impl Inner {
         build: impl FnOnce(&mut Frame<'_>) -> Result<R, E>,
     ) -> Result<(R, u64), Refused<E>> {
         let failed = |e: WriteError| Refused::Failed(E::from(e));
+        if self.options.read_only {
+            return Err(failed(WriteError::ReadOnly));
+        }
         self.check_poison().map_err(failed)?;
         let mut w = if nonblocking {
             self.writer

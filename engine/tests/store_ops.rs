@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ttlcask_engine::{
-    Clock, Condition, Durability, IncrementError, ManualClock, OpenError, PutOptions, Store,
-    WriteError,
+    Clock, CompactError, Condition, Durability, IncrementError, ManualClock, OpenError, PutOptions,
+    Store, WriteError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -580,4 +580,74 @@ fn durable_stores_roll_over_into_prewritten_spare_segments() -> TestResult {
         "a leftover spare is removed on open"
     );
     Ok(())
+}
+
+/// Names and sizes of the files in `dir`.
+fn dir_listing(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().expect("metadata").len(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn read_only_opens_change_nothing_and_refuse_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::builder()
+            .segment_size(4096)
+            .open(dir.path())
+            .expect("open");
+        for i in 0..50u32 {
+            store
+                .put(b"ns", &i.to_be_bytes(), &[7; 100], PutOptions::default())
+                .expect("put");
+        }
+    }
+    let before = dir_listing(dir.path());
+    for _ in 0..5 {
+        let store = Store::builder()
+            .read_only(true)
+            .open(dir.path())
+            .expect("read-only open");
+        assert_eq!(store.stats().items, 50);
+        assert_eq!(
+            &store
+                .get(b"ns", &7u32.to_be_bytes())
+                .expect("read")
+                .expect("item")
+                .value[..],
+            &[7; 100][..]
+        );
+        assert_eq!(
+            store.put(b"ns", b"x", b"y", PutOptions::default()),
+            Err(WriteError::ReadOnly)
+        );
+        assert_eq!(
+            store.delete(b"ns", &7u32.to_be_bytes()),
+            Err(WriteError::ReadOnly)
+        );
+        assert!(matches!(store.compact(), Err(CompactError::ReadOnly)));
+        // A second read-only opener is kept out like a writer: the LOCK is exclusive.
+        assert!(matches!(
+            Store::builder().read_only(true).open(dir.path()),
+            Err(OpenError::Locked { .. })
+        ));
+    }
+    assert_eq!(
+        dir_listing(dir.path()),
+        before,
+        "five read-only opens left no trace"
+    );
+    let missing = dir.path().join("missing");
+    assert!(Store::builder().read_only(true).open(&missing).is_err());
+    assert!(!missing.exists(), "a read-only open creates no directory");
 }
