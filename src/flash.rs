@@ -401,6 +401,7 @@ fn update(
         let options = PutOptions {
             expires_at_ms: keep,
             kind: item.kind,
+            ..PutOptions::default()
         };
         match s.put_if(ns, key, body, options, Condition::VersionIs(item.version)) {
             Ok(Some(_)) => return Reply::ok(StatusCode::OK, "Updated successfully", keep),

@@ -289,6 +289,7 @@ pub fn import(
                 let options = PutOptions {
                     expires_at_ms: line.expires_at_ms,
                     kind: line.kind,
+                    ..PutOptions::default()
                 };
                 batch.put(&ns, &key, &value, options);
             }

@@ -136,6 +136,9 @@ pub struct State {
     pub lost: HashMap<(u32, u32), LostMark, RandomState>,
     /// Namespace records (create, clear, drop) lost to damage, by CRC32 of the namespace.
     pub lost_namespaces: HashMap<u32, LostMark, RandomState>,
+    /// Version of the last drop of each dropped namespace: replay hides every item at or
+    /// below it, even after the namespace is created again, so the index does too.
+    pub drop_floors: HashMap<Box<[u8]>, u64, RandomState>,
 }
 
 /// Hashes under which [`State::lost`] names a key.
@@ -144,6 +147,12 @@ pub fn lost_key(namespace: &[u8], key: &[u8]) -> (u32, u32) {
 }
 
 impl State {
+    /// Items of `namespace` at or below this version are hidden (by a clear or a drop).
+    pub fn floor(&self, namespace: &[u8]) -> u64 {
+        let live = self.namespaces.get(namespace).map_or(0, |ns| ns.floor);
+        live.max(self.drop_floors.get(namespace).copied().unwrap_or(0))
+    }
+
     /// Records that damage destroyed the record `s` (kept if newer than a mark it replaces).
     pub fn mark_lost(&mut self, s: &crate::format::Summary, segment: u32, offset: u64) {
         let mark = LostMark {
@@ -255,8 +264,9 @@ impl State {
                     offset,
                     len,
                 };
-                self.namespaces
-                    .insert(e.namespace.into(), Namespace::new(e.meta.version, at));
+                let mut ns = Namespace::new(e.meta.version, at);
+                ns.floor = self.drop_floors.get(e.namespace).copied().unwrap_or(0);
+                self.namespaces.insert(e.namespace.into(), ns);
             }
             Op::ClearNamespace => {
                 if let Some(ns) = self.namespaces.get_mut(e.namespace) {
@@ -267,6 +277,8 @@ impl State {
                 self.mark_dead(segment, len);
             }
             Op::DropNamespace => {
+                let floor = self.drop_floors.entry(e.namespace.into()).or_insert(0);
+                *floor = (*floor).max(e.meta.version);
                 if let Some(ns) = self.namespaces.remove(e.namespace) {
                     self.mark_dead(ns.created_at.segment, ns.created_at.len);
                     self.mark_all_dead(ns.items.values());

@@ -329,6 +329,11 @@ pub fn recover(
 
     let max_version = replay.max_version;
     replay.mark_lost(&mut state);
+    for (name, rns) in &replay.namespaces {
+        if rns.dropped > 0 {
+            state.drop_floors.insert(name.clone(), rns.dropped);
+        }
+    }
     report.keys_lost = state.lost.len() as u64;
     let namespaces: Vec<_> = replay.into_namespaces(&state).collect();
     state.namespaces.extend(namespaces);

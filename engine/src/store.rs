@@ -18,7 +18,7 @@ use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
 use crate::segment::Segment;
 use crate::types::{
-    BatchOp, BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats,
+    BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, OpKind, PutOptions, Stats,
     WriteBatch, FSYNC_BATCH_BUCKETS,
 };
 use crate::writer::{Refused, SyncState, Writer};
@@ -691,47 +691,109 @@ impl Store {
         keys.into_iter()
     }
 
+    /// The live items of a namespace with their values, whose keys start with `prefix`
+    /// (empty: all). No order is promised and it is not a snapshot: an item written or
+    /// deleted meanwhile may or may not be seen, each live key is yielded at most once, and
+    /// no lock is held between items. An item whose record is damaged or lost is yielded as
+    /// its error.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use ttlcask_engine::{PutOptions, Store};
+    /// let store = Store::open(dir.path())?;
+    /// store.put(b"ns", b"user:1", b"ann", PutOptions::default())?;
+    /// store.put(b"ns", b"user:2", b"bob", PutOptions::default())?;
+    /// store.put(b"ns", b"order:9", b"x", PutOptions::default())?;
+    /// let mut users: Vec<_> = store
+    ///     .items(b"ns", b"user:")
+    ///     .map(|r| r.map(|(key, item)| (key, item.value.to_vec())))
+    ///     .collect::<Result<_, _>>()?;
+    /// users.sort();
+    /// assert_eq!(users, vec![(b"user:1".to_vec(), b"ann".to_vec()), (b"user:2".to_vec(), b"bob".to_vec())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn items<'a>(
+        &'a self,
+        namespace: &'a [u8],
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Item), ReadError>> + 'a {
+        self.keys(namespace)
+            .filter(move |k| k.starts_with(prefix))
+            .filter_map(move |key| match self.get(namespace, &key) {
+                Ok(Some(item)) => Some(Ok((key, item))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+    }
+
     /// Applies every operation of `batch` in one record and makes it durable together.
     ///
     /// # Errors
     /// See [`WriteError`]; on error none of the batch is acknowledged.
     pub fn write_batch(&self, batch: WriteBatch) -> Result<Vec<BatchOutcome>, WriteError> {
         for op in batch.ops() {
-            match op {
-                BatchOp::Put {
-                    namespace,
-                    key,
-                    value,
-                    ..
-                } => self.inner().check_sizes(namespace, key, value)?,
-                BatchOp::Delete { namespace, key } => {
-                    self.inner().check_sizes(namespace, key, b"")?
-                }
-            }
+            self.inner().check_sizes(op.namespace, op.key, op.value)?;
         }
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         self.inner().commit(|f| {
-            if batch.has_deletes() {
+            if batch.is_tracked() {
                 f.track_earlier_entries();
             }
+            let failed = |op: usize, reason: String| WriteError::ConditionFailed { op, reason };
             batch
                 .ops()
-                .map(|op| match op {
-                    BatchOp::Put {
-                        namespace,
-                        key,
-                        value,
-                        options,
-                    } => f
-                        .put(namespace, key, value, options)
-                        .map(|version| BatchOutcome::Stored { version }),
-                    BatchOp::Delete { namespace, key } => Ok(if f.delete(namespace, key) {
-                        BatchOutcome::Deleted
-                    } else {
-                        BatchOutcome::NotFound
-                    }),
+                .enumerate()
+                .map(|(i, op)| {
+                    let (ns, key, value) = (op.namespace, op.key, op.value);
+                    Ok(match op.kind {
+                        OpKind::Put(options) => BatchOutcome::Stored {
+                            version: f.put(ns, key, value, options)?,
+                        },
+                        OpKind::PutIf(options, condition) => {
+                            match f.put_if(ns, key, value, options, Some(condition))? {
+                                Some(version) => BatchOutcome::Stored { version },
+                                None => {
+                                    return Err(failed(i, format!("{condition:?} does not hold")))
+                                }
+                            }
+                        }
+                        OpKind::Increment(delta, options) => {
+                            let current = f
+                                .live_value(ns, key)
+                                .map_err(|e| failed(i, e.to_string()))?;
+                            let (now, options) = match current {
+                                Some((v, existing)) => (
+                                    parse_integer(&v).map_err(|e| failed(i, e.to_string()))?,
+                                    existing,
+                                ),
+                                None => (0, options),
+                            };
+                            let value = now
+                                .checked_add(delta)
+                                .ok_or_else(|| failed(i, IncrementError::Overflow.to_string()))?;
+                            let version = f.put(ns, key, value.to_string().as_bytes(), options)?;
+                            BatchOutcome::Incremented { value, version }
+                        }
+                        OpKind::Import(options, version) => {
+                            match f.import(ns, key, value, options, version) {
+                                Ok(Ok(version)) => BatchOutcome::Stored { version },
+                                Ok(Err(newer)) => BatchOutcome::Kept { version: newer },
+                                Err(WriteError::ConditionFailed { reason, .. }) => {
+                                    return Err(failed(i, reason))
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        OpKind::Delete => {
+                            if f.delete(ns, key) {
+                                BatchOutcome::Deleted
+                            } else {
+                                BatchOutcome::NotFound
+                            }
+                        }
+                    })
                 })
                 .collect()
         })

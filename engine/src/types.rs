@@ -23,6 +23,9 @@ pub struct PutOptions {
     pub expires_at_ms: Option<u64>,
     /// A small tag the caller can use to remember how to present the value.
     pub kind: u8,
+    /// Relative expiry in milliseconds, counted from the store clock when the write is
+    /// applied; used only when `expires_at_ms` is `None`.
+    pub expires_in_ms: Option<u64>,
 }
 
 impl PutOptions {
@@ -30,7 +33,28 @@ impl PutOptions {
     pub fn expiring_at(expires_at_ms: u64) -> Self {
         Self {
             expires_at_ms: Some(expires_at_ms),
-            kind: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Options with an expiry relative to when the write is applied (by the store's clock).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::Duration;
+    /// use ttlcask_engine::{ManualClock, PutOptions, Store};
+    /// let clock = ManualClock::new(1_000_000);
+    /// let store = Store::builder().clock(clock.clone()).open(dir.path())?;
+    /// store.put(b"ns", b"k", b"v", PutOptions::expiring_in(Duration::from_secs(60)))?;
+    /// assert_eq!(store.get(b"ns", b"k")?.and_then(|i| i.expires_at_ms), Some(1_060_000));
+    /// clock.advance_ms(61_000);
+    /// assert!(store.get(b"ns", b"k")?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn expiring_in(ttl: std::time::Duration) -> Self {
+        Self {
+            expires_in_ms: Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            ..Self::default()
         }
     }
 
@@ -65,51 +89,66 @@ pub struct NamespaceInfo {
 
 /// One operation of a [`WriteBatch`], borrowing its bytes from the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BatchOp<'a> {
-    Put {
-        namespace: &'a [u8],
-        key: &'a [u8],
-        value: &'a [u8],
-        options: PutOptions,
-    },
-    Delete {
-        namespace: &'a [u8],
-        key: &'a [u8],
-    },
+pub(crate) struct BatchOp<'a> {
+    pub namespace: &'a [u8],
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub kind: OpKind,
+}
+
+/// What a batch operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Put(PutOptions),
+    PutIf(PutOptions, Condition),
+    Increment(i64, PutOptions),
+    Import(PutOptions, u64),
+    Delete,
 }
 
 /// Where one operation's bytes are in a batch's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OpSpan {
-    /// `None` for a delete.
-    put: Option<PutOptions>,
+    kind: OpKind,
     namespace: std::ops::Range<usize>,
     key: std::ops::Range<usize>,
     value: std::ops::Range<usize>,
 }
 
-/// Writes that are applied together and made durable together.
+/// Writes that are applied together and made durable together: all of them or, if a
+/// condition of one fails, none ([`WriteError::ConditionFailed`](crate::WriteError) names it).
 ///
 /// The bytes of every operation live in one buffer, so building a batch allocates only
 /// as that buffer grows.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
-/// use ttlcask_engine::{BatchOutcome, PutOptions, Store, WriteBatch};
+/// use ttlcask_engine::{BatchOutcome, Condition, PutOptions, Store, WriteBatch, WriteError};
 /// let store = Store::open(dir.path())?;
 /// let mut batch = WriteBatch::new();
 /// batch.put(b"ns", b"a", b"1", PutOptions::default());
 /// batch.delete(b"ns", b"missing");
+/// batch.increment(b"ns", b"hits", 2, PutOptions::default());
 /// let outcomes = store.write_batch(batch)?;
 /// assert!(matches!(outcomes[0], BatchOutcome::Stored { .. }));
 /// assert_eq!(outcomes[1], BatchOutcome::NotFound);
+/// assert!(matches!(outcomes[2], BatchOutcome::Incremented { value: 2, .. }));
+///
+/// // A condition that fails stores nothing of the batch and names the operation.
+/// let mut batch = WriteBatch::new();
+/// batch.put(b"ns", b"b", b"2", PutOptions::default());
+/// batch.put_if(b"ns", b"a", b"3", PutOptions::default(), Condition::Absent);
+/// let err = store.write_batch(batch).unwrap_err();
+/// assert!(matches!(err, WriteError::ConditionFailed { op: 1, .. }));
+/// assert!(store.get(b"ns", b"b")?.is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     bytes: Vec<u8>,
     spans: Vec<OpSpan>,
-    deletes: usize,
+    /// Whether later operations must see earlier ones (anything but plain puts).
+    tracked: bool,
 }
 
 impl WriteBatch {
@@ -124,10 +163,10 @@ impl WriteBatch {
         start..self.bytes.len()
     }
 
-    /// Adds an unconditional put.
-    pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) {
+    fn push(&mut self, kind: OpKind, namespace: &[u8], key: &[u8], value: &[u8]) {
+        self.tracked |= !matches!(kind, OpKind::Put(_));
         let span = OpSpan {
-            put: Some(options),
+            kind,
             namespace: self.push_bytes(namespace),
             key: self.push_bytes(key),
             value: self.push_bytes(value),
@@ -135,16 +174,49 @@ impl WriteBatch {
         self.spans.push(span);
     }
 
+    /// Adds a put.
+    pub fn put(&mut self, namespace: &[u8], key: &[u8], value: &[u8], options: PutOptions) {
+        self.push(OpKind::Put(options), namespace, key, value);
+    }
+
+    /// Adds a put that happens only if `condition` holds (seeing the batch's earlier
+    /// operations); if it does not, the whole batch is refused.
+    pub fn put_if(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        condition: Condition,
+    ) {
+        self.push(OpKind::PutIf(options, condition), namespace, key, value);
+    }
+
+    /// Adds an increment of a decimal integer value (a missing key counts as 0 and gets
+    /// `options`); a value that is not an integer, or an overflow, refuses the whole batch.
+    pub fn increment(&mut self, namespace: &[u8], key: &[u8], delta: i64, options: PutOptions) {
+        self.push(OpKind::Increment(delta, options), namespace, key, b"");
+    }
+
     /// Adds a delete.
     pub fn delete(&mut self, namespace: &[u8], key: &[u8]) {
-        let span = OpSpan {
-            put: None,
-            namespace: self.push_bytes(namespace),
-            key: self.push_bytes(key),
-            value: 0..0,
-        };
-        self.spans.push(span);
-        self.deletes += 1;
+        self.push(OpKind::Delete, namespace, key, b"");
+    }
+
+    /// Adds an import: a put that keeps `version` (an export's `cas`), applied only if the
+    /// store holds no newer record of the key (nor a newer clear or drop of its namespace),
+    /// so that an interrupted import can simply be run again. The store's version counter
+    /// moves past every version imported. Outcome: `Stored` with `version`, or `Kept` with
+    /// the newer version the store holds.
+    pub fn import(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        version: u64,
+    ) {
+        self.push(OpKind::Import(options, version), namespace, key, value);
     }
 
     /// Number of operations.
@@ -152,31 +224,21 @@ impl WriteBatch {
         self.spans.len()
     }
 
-    /// Whether the batch holds no operation.
+    /// Whether the batch is empty.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
 
-    /// Whether a later operation may need to see an earlier one: only deletes look at what
-    /// is live (puts are unconditional).
-    pub(crate) fn has_deletes(&self) -> bool {
-        self.deletes > 0
+    pub(crate) fn is_tracked(&self) -> bool {
+        self.tracked
     }
 
-    /// The operations, in order.
     pub(crate) fn ops(&self) -> impl Iterator<Item = BatchOp<'_>> + '_ {
-        self.spans.iter().map(|s| {
-            let namespace = &self.bytes[s.namespace.clone()];
-            let key = &self.bytes[s.key.clone()];
-            match s.put {
-                Some(options) => BatchOp::Put {
-                    namespace,
-                    key,
-                    value: &self.bytes[s.value.clone()],
-                    options,
-                },
-                None => BatchOp::Delete { namespace, key },
-            }
+        self.spans.iter().map(|s| BatchOp {
+            namespace: &self.bytes[s.namespace.clone()],
+            key: &self.bytes[s.key.clone()],
+            value: &self.bytes[s.value.clone()],
+            kind: s.kind,
         })
     }
 }
@@ -193,6 +255,19 @@ pub enum BatchOutcome {
     Deleted,
     /// The delete found no live item.
     NotFound,
+    /// The increment stored this value with this version.
+    Incremented {
+        /// The value after the increment.
+        value: i64,
+        /// The new item's version.
+        version: u64,
+    },
+    /// The import was not applied: the store holds this newer version of the key (or of
+    /// a clear or drop of its namespace).
+    Kept {
+        /// The newer version.
+        version: u64,
+    },
 }
 
 /// Counters and sizes of a store.

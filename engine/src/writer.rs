@@ -125,6 +125,9 @@ fn frame_frees_space(frame: &[u8]) -> bool {
     })
 }
 
+/// A (namespace, key) pair owned by a frame's overlays.
+type NsKey = (Vec<u8>, Vec<u8>);
+
 /// Per-frame lookups; small and short-lived, so a fixed hasher (no per-map seeding).
 type Overlay<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -140,7 +143,9 @@ pub struct Frame<'a> {
     /// Namespaces created, cleared or dropped by earlier entries of this frame.
     ns_overlay: Overlay<Vec<u8>, bool>,
     /// Keys written by earlier entries of this frame: Some(version) = live, None = deleted.
-    key_overlay: Overlay<(Vec<u8>, Vec<u8>), Option<u64>>,
+    key_overlay: Overlay<NsKey, Option<u64>>,
+    /// Values put by earlier entries of this frame (tracked frames only), for increments.
+    value_overlay: Overlay<NsKey, (Vec<u8>, PutOptions)>,
     cleared: HashSet<Vec<u8>, foldhash::fast::FixedState>,
     /// Whether later entries of this frame read earlier ones (batches); single operations
     /// skip the bookkeeping.
@@ -175,15 +180,86 @@ impl Frame<'_> {
     ) -> u64 {
         let version = self.next_version;
         self.next_version += 1;
+        self.push_versioned(op, namespace, key, value, options, version);
+        version
+    }
+
+    fn push_versioned(
+        &mut self,
+        op: Op,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        version: u64,
+    ) {
+        let expires_at = options.expires_at_ms.or_else(|| {
+            options
+                .expires_in_ms
+                .map(|ttl| self.now().saturating_add(ttl))
+        });
         let meta = EntryMeta {
             op,
             kind: options.kind,
             horizon: self.horizon,
             version,
-            expires_ms: stored_expiry(options.expires_at_ms),
+            expires_ms: stored_expiry(expires_at),
         };
         format::encode_entry(self.buf, &meta, namespace, key, value);
-        version
+    }
+
+    /// Appends an imported put with its own `version` if the store holds nothing newer for
+    /// the key; `Err(newer)` (nothing appended) otherwise. Moves the version counter past it.
+    pub fn import(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        version: u64,
+    ) -> Result<Result<u64, u64>, WriteError> {
+        if version == 0 || version >= format::VERSION_LIMIT / 2 {
+            return Err(WriteError::ConditionFailed {
+                op: 0,
+                reason: format!("version {version} is out of range"),
+            });
+        }
+        if let Some(live) = self.live_version(namespace, key) {
+            if live >= version {
+                return Ok(Err(live));
+            }
+        }
+        let floor = if self.cleared.contains(namespace) && self.namespace_exists(namespace) {
+            // Cleared or created earlier in this frame: everything older is hidden.
+            self.next_version
+        } else {
+            self.state.floor(namespace)
+        };
+        if floor >= version {
+            return Ok(Err(floor));
+        }
+        let _ = self.ensure_namespace(namespace);
+        self.push_versioned(Op::Put, namespace, key, value, options, version);
+        self.next_version = self.next_version.max(version + 1);
+        if self.track {
+            self.remember(namespace, key, version, value, options);
+        }
+        Ok(Ok(version))
+    }
+
+    /// Lets later entries of a tracked frame see a put.
+    fn remember(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        version: u64,
+        value: &[u8],
+        options: PutOptions,
+    ) {
+        let k = (namespace.to_vec(), key.to_vec());
+        self.value_overlay
+            .insert(k.clone(), (value.to_vec(), options));
+        self.key_overlay.insert(k, Some(version));
     }
 
     fn namespace_exists(&self, namespace: &[u8]) -> bool {
@@ -236,8 +312,21 @@ impl Frame<'_> {
         namespace: &[u8],
         key: &[u8],
     ) -> Result<Option<(Vec<u8>, PutOptions)>, ReadError> {
-        // Increments never share a frame with other writes, so the index is current.
-        let Some(e) = self.state.live(namespace, key, || self.now()) else {
+        if self.track {
+            // Earlier entries of this batch come first.
+            let k = (namespace.to_vec(), key.to_vec());
+            if let Some(v) = self.key_overlay.get(&k) {
+                return Ok(v.and_then(|_| self.value_overlay.get(&k).cloned()));
+            }
+            if self.cleared.contains(namespace) {
+                return Ok(None);
+            }
+        }
+        let live = self.state.live(namespace, key, || self.now());
+        // A newer record lost to damage is never stood in for by an older one.
+        self.state
+            .lost_check(namespace, key, live.map(|e| e.version))?;
+        let Some(e) = live else {
             return Ok(None);
         };
         let seg = self
@@ -260,6 +349,7 @@ impl Frame<'_> {
         let options = PutOptions {
             expires_at_ms: (e.expires_ms != 0).then_some(e.expires_ms),
             kind: e.kind,
+            expires_in_ms: None,
         };
         Ok(Some((value, options)))
     }
@@ -290,8 +380,7 @@ impl Frame<'_> {
         let _ = self.ensure_namespace(namespace);
         let v = self.push(Op::Put, namespace, key, value, options);
         if self.track {
-            self.key_overlay
-                .insert((namespace.to_vec(), key.to_vec()), Some(v));
+            self.remember(namespace, key, v, value, options);
         }
         Ok(v)
     }
@@ -431,6 +520,7 @@ impl Inner {
                 buf: &mut buf,
                 ns_overlay: Overlay::default(),
                 key_overlay: Overlay::default(),
+                value_overlay: Overlay::default(),
                 cleared: HashSet::default(),
                 track: false,
             };

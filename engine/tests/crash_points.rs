@@ -166,6 +166,7 @@ fn run(fs: &SimFs, clock: &ManualClock) -> (Model, Model, BTreeMap<ItemKey, u64>
                 let opts = PutOptions {
                     expires_at_ms: ttl.map(|t| now + t),
                     kind: 0,
+                    ..PutOptions::default()
                 };
                 store.put(ns.as_bytes(), k.as_bytes(), v, opts).is_ok()
             }

@@ -184,6 +184,7 @@ fn run(ops: Vec<Op>) {
                 let opts = PutOptions {
                     expires_at_ms: expires,
                     kind: (key % 3) as u8,
+                    ..PutOptions::default()
                 };
                 let v = store
                     .put(&ns_name(ns), &key_name(key), &value, opts)

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ttlcask_engine::{
-    Clock, CompactError, Condition, Durability, IncrementError, ManualClock, OpenError, PutOptions,
-    Store, WriteError,
+    BatchOutcome, Clock, CompactError, Condition, Durability, IncrementError, ManualClock,
+    OpenError, PutOptions, Store, WriteBatch, WriteError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -650,4 +650,156 @@ fn read_only_opens_change_nothing_and_refuse_writes() {
     let missing = dir.path().join("missing");
     assert!(Store::builder().read_only(true).open(&missing).is_err());
     assert!(!missing.exists(), "a read-only open creates no directory");
+}
+
+#[test]
+fn batches_with_conditions_and_increments_are_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let v = store
+        .put(b"ns", b"a", b"1", PutOptions::default())
+        .expect("put");
+    let mut ok = WriteBatch::new();
+    ok.put_if(
+        b"ns",
+        b"a",
+        b"2",
+        PutOptions::default(),
+        Condition::VersionIs(v),
+    );
+    ok.increment(b"ns", b"n", 5, PutOptions::default());
+    ok.increment(b"ns", b"n", -2, PutOptions::default());
+    ok.put_if(
+        b"ns",
+        b"b",
+        b"new",
+        PutOptions::default(),
+        Condition::Absent,
+    );
+    let out = store.write_batch(ok).expect("batch");
+    assert!(
+        matches!(out[2], BatchOutcome::Incremented { value: 3, .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        &store.get(b"ns", b"n").expect("read").expect("n").value[..],
+        b"3"
+    );
+    for (i, bad) in [
+        {
+            let mut b = WriteBatch::new();
+            b.put(b"ns", b"c", b"x", PutOptions::default());
+            b.put_if(
+                b"ns",
+                b"b",
+                b"again",
+                PutOptions::default(),
+                Condition::Absent,
+            );
+            b
+        },
+        {
+            let mut b = WriteBatch::new();
+            b.delete(b"ns", b"a");
+            b.put(b"ns", b"c", b"x", PutOptions::default());
+            b.increment(b"ns", b"b", 1, PutOptions::default());
+            b
+        },
+        {
+            let mut b = WriteBatch::new();
+            b.put(b"ns", b"c", b"x", PutOptions::default());
+            b.increment(b"ns", b"n", i64::MAX, PutOptions::default());
+            b
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let want_op = [1, 2, 1][i];
+        match store.write_batch(bad) {
+            Err(WriteError::ConditionFailed { op, .. }) => assert_eq!(op, want_op, "batch {i}"),
+            other => panic!("batch {i}: {other:?}"),
+        }
+        assert_eq!(
+            store.get(b"ns", b"c").expect("read"),
+            None,
+            "batch {i} stored nothing"
+        );
+        assert!(
+            store.get(b"ns", b"a").expect("read").is_some(),
+            "batch {i}: the delete too"
+        );
+    }
+}
+
+#[test]
+fn imports_keep_versions_and_never_overwrite_newer_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let open = || {
+        Store::builder()
+            .clock(clock.clone())
+            .open(dir.path())
+            .expect("open")
+    };
+    let store = open();
+    let newer = store
+        .put(b"ns", b"mine", b"newer", PutOptions::default())
+        .expect("put");
+    let mut batch = WriteBatch::new();
+    batch.import(
+        b"ns",
+        b"a",
+        b"imported",
+        PutOptions::expiring_at(2_000_000),
+        500,
+    );
+    batch.import(b"ns", b"mine", b"old", PutOptions::default(), newer);
+    batch.import(b"other", b"z", b"1", PutOptions::default().with_kind(1), 7);
+    let out = store.write_batch(batch).expect("import");
+    assert_eq!(out[0], BatchOutcome::Stored { version: 500 });
+    assert_eq!(out[1], BatchOutcome::Kept { version: newer });
+    let a = store.get(b"ns", b"a").expect("read").expect("a");
+    assert_eq!((a.version, a.expires_at_ms), (500, Some(2_000_000)));
+    assert_eq!(store.get(b"other", b"z").expect("read").expect("z").kind, 1);
+    assert_eq!(
+        &store
+            .get(b"ns", b"mine")
+            .expect("read")
+            .expect("mine")
+            .value[..],
+        b"newer"
+    );
+    // The counter moved past what was imported; re-running the import changes nothing.
+    assert!(
+        store
+            .put(b"ns", b"after", b"x", PutOptions::default())
+            .expect("put")
+            > 500
+    );
+    let mut again = WriteBatch::new();
+    again.import(
+        b"ns",
+        b"a",
+        b"imported",
+        PutOptions::expiring_at(2_000_000),
+        500,
+    );
+    assert_eq!(
+        store.write_batch(again).expect("re-run"),
+        vec![BatchOutcome::Kept { version: 500 }]
+    );
+    // A namespace dropped after the exported versions hides them, before and after reopen.
+    store.drop_namespace(b"other").expect("drop");
+    let mut late = WriteBatch::new();
+    late.import(b"other", b"z", b"1", PutOptions::default(), 8);
+    assert!(matches!(
+        store.write_batch(late).expect("import")[0],
+        BatchOutcome::Kept { .. }
+    ));
+    drop(store);
+    let store = open();
+    let a = store.get(b"ns", b"a").expect("read").expect("a");
+    assert_eq!((a.version, &a.value[..]), (500, &b"imported"[..]));
+    assert_eq!(store.get(b"other", b"z").expect("read"), None);
 }

@@ -84,6 +84,7 @@ impl CacheRequest {
             options: PutOptions {
                 expires_at_ms: ctx.expiry(self.ttl_seconds),
                 kind: 0,
+                ..PutOptions::default()
             },
             cache_name,
             key,
@@ -170,6 +171,7 @@ pub async fn binary_post(
         options: PutOptions {
             expires_at_ms: ctx.expiry(ttl_seconds),
             kind: 0,
+            ..PutOptions::default()
         },
         cache_name,
         key,

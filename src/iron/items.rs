@@ -122,6 +122,7 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
             .expires_in
             .map(|secs| stored_expiry(store.now_ms().saturating_add(secs * 1000))),
         kind: put.kind,
+        ..PutOptions::default()
     };
     let condition = put.condition;
     let result = http::put_item(store, ns, key.into_bytes(), put.value, options, condition)
@@ -217,6 +218,7 @@ pub async fn increment(t: &Target<'_>, cache: String, key: String, req: Request<
     let options = PutOptions {
         expires_at_ms: None,
         kind: KIND_NUMBER,
+        ..PutOptions::default()
     };
     match blocking(&t.state.store, move |s| {
         s.increment(&ns, key.as_bytes(), amount, options)
