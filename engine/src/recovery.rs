@@ -19,6 +19,10 @@ use crate::scan;
 use crate::segment::{self, Segment, SegmentOpenError};
 use crate::store::{DamagedRange, RecoveryReport};
 
+/// How the report names a segment file that was created but whose header never reached
+/// the disk (a crash while starting a segment); it is removed.
+const BLANK_SEGMENT: &str = "blank segment removed (its header never reached the disk)";
+
 /// Why recovery did not produce an index.
 #[derive(Debug)]
 pub enum RecoverError {
@@ -196,8 +200,8 @@ impl Replay {
 
 /// Reads every segment in `dir` and rebuilds the index.
 /// Reads every segment in `dir` and rebuilds the index. Under [`RecoveryPolicy::Strict`],
-/// damage other than a torn tail of the newest segment is an error, returned before any
-/// file is changed.
+/// damage other than a torn tail (of a segment being appended to) is an error, returned
+/// before any file is changed.
 pub fn recover(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -230,15 +234,6 @@ pub fn recover(
         max_segment_id = max_segment_id.max(id);
         load_evidence(fs, &dir.join(name), id, &mut replay, &mut report)?;
     }
-    // The newest segment is the last one holding data: a rollover starts the next segment
-    // before it seals the active one, so an empty later segment does not make the one
-    // before it older (its tail may still be a write torn in flight).
-    let newest = segment_ids
-        .iter()
-        .rev()
-        .find(|&&id| holds_data(fs, &dir.join(segment::segment_file_name(id))))
-        .or(segment_ids.last())
-        .copied();
     let mut loaded = Vec::new();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
@@ -261,7 +256,7 @@ pub fn recover(
                 }
                 report
                     .ignored_files
-                    .push(format!("{}: blank segment removed", path.display()));
+                    .push(format!("{}: {BLANK_SEGMENT}", path.display()));
                 continue;
             }
             Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v), _)) => {
@@ -287,8 +282,7 @@ pub fn recover(
             }
         };
         replay.max_version = replay.max_version.max(seg.base_version);
-        let is_newest = Some(id) == newest;
-        let (seg, slot_stats) = load_segment(fs, dir, seg, is_newest, &mut replay, &mut report)?;
+        let (seg, slot_stats) = load_segment(fs, dir, seg, &mut replay, &mut report)?;
         loaded.push((id, seg, slot_stats));
     }
     if policy == RecoveryPolicy::Strict {
@@ -302,7 +296,15 @@ pub fn recover(
                 )
             })
             .collect();
-        problems.extend(report.ignored_files.iter().cloned());
+        // A segment whose header never reached the disk is what a crash while starting one
+        // leaves: no damage.
+        problems.extend(
+            report
+                .ignored_files
+                .iter()
+                .filter(|f| !f.ends_with(BLANK_SEGMENT))
+                .cloned(),
+        );
         if !problems.is_empty() {
             return Err(RecoverError::Damaged(format!(
                 "recovery policy is strict and the data directory is damaged: {}",
@@ -376,7 +378,6 @@ fn load_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     seg: Segment,
-    newest: bool,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> std::io::Result<(Segment, SlotStats)> {
@@ -389,7 +390,12 @@ fn load_segment(
     // Read with read(2), not through the map: a sparse tail on a full tmpfs reads as zeros
     // here, where a page fault on the map would raise SIGBUS.
     let bytes = fs.read(&seg.path)?;
-    let scanned = scan::scan(&bytes, &seg.header, newest);
+    // A segment still being appended to when the process stopped (the active one, or a
+    // compaction output) has the zeros of its pre-allocated space at its end; a sealed one
+    // was cut to its data, which ends with a frame trailer. Only the former can hold a
+    // write torn in flight.
+    let appending = unsealed(&bytes);
+    let scanned = scan::scan(&bytes, &seg.header, appending);
     for (offset, e) in &scanned.records {
         let len = u32::try_from(e.len).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
@@ -412,9 +418,9 @@ fn load_segment(
     }
     let file_len = bytes.len() as u64;
     let mut valid = scanned.end as u64;
-    if scanned.torn && !newest {
-        // Only the newest segment can hold a write that was in flight: anything else is
-        // damage, kept byte for byte.
+    if scanned.torn && !appending {
+        // Only a segment being appended to can hold a write that was in flight: anything
+        // else is damage, kept byte for byte.
         note_damaged(
             id,
             &scan::Damaged {
@@ -433,23 +439,17 @@ fn load_segment(
     }
     drop(bytes);
     stats.data_len = valid;
-    // A torn tail of the newest segment, or the zeros of its pre-allocated space: cut once
+    // A torn tail of a segment being appended to, or the zeros of its pre-allocated space: cut once
     // the policy has accepted what was found.
     stats.cut = file_len > valid;
     Ok((seg, stats))
 }
 
-/// Whether a segment file has a readable header and a first frame.
-fn holds_data(fs: &dyn FileSystem, path: &Path) -> bool {
-    let Ok(seg) = Segment::open(fs, path) else {
-        return false;
-    };
-    let start = seg.header.data_start();
-    // The header's page: written whole, so reading it through the map cannot fault.
-    let bytes = seg.bytes();
-    bytes
-        .get(start..start + 4)
-        .is_some_and(|b| b.iter().any(|&x| x != 0))
+/// Whether a segment file ends in the zeros of pre-allocated space (it was being appended
+/// to). A sealed format 2 segment ends with a trailer whose body length and CRC are never
+/// all zero.
+fn unsealed(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[bytes.len() - 8..].iter().all(|&b| b == 0)
 }
 
 /// Cuts `seg` to `len` bytes and opens it again (its map covered the old length).

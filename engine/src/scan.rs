@@ -48,8 +48,9 @@ impl Scan<'_> {
     }
 }
 
-/// Scans `bytes`, a segment file with header `header`. `newest`: the segment may have
-/// been appended to when the process stopped, so its last frame may be a torn write.
+/// Scans `bytes`, a segment file with header `header`. `newest`: the segment was being
+/// appended to when the process stopped (it is not sealed), so its last frame may be a torn
+/// write.
 pub fn scan<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a> {
     if header.format == FORMAT_V1 {
         scan_v1(bytes, header.data_start())
@@ -72,7 +73,7 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
                 let end = at + frame.total;
                 let intact = body_intact(frame.body);
                 if !intact && newest && next_v2_frame(bytes, end.min(bytes.len()), salt).is_none() {
-                    // The last frame of the newest segment, with a record that fails its
+                    // The last frame of an unsealed segment, with a record that fails its
                     // CRC: possibly a write torn in flight, so none of it is applied (a
                     // batch stays all or nothing); if its trailer checks, its keys are
                     // known lost.
@@ -139,7 +140,7 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
                     });
                 }
                 if next.is_none() && newest {
-                    // The last frame of the newest segment: its header never checked, so it
+                    // The last frame of an unsealed segment: its header never checked, so it
                     // may be a write that was in flight and torn. Its trailer checks, so its
                     // records are not applied (a batch stays all or nothing) but their keys
                     // are known lost (never answered with older values).

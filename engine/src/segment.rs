@@ -73,7 +73,7 @@ pub fn monotonic_ms() -> u64 {
 
 impl Segment {
     /// Creates a new segment file of `capacity` bytes with its header written (and synced
-    /// when `durable`, so that a segment never exists without its header).
+    /// with its length when `durable`, so that a segment never exists without its header).
     pub fn create(
         fs: &dyn FileSystem,
         dir: &Path,
@@ -83,12 +83,14 @@ impl Segment {
     ) -> io::Result<Self> {
         let path = dir.join(segment_file_name(header.id));
         let mut file = fs.create(&path)?;
+        // The pre-allocated length is synced with the header: recovery tells a segment that
+        // was being appended to (zeros at its end) from a sealed one by it.
         let made = (|| {
             file.write_at(&format::encode_segment_header(&header), 0)?;
+            file.set_len(capacity)?;
             if durable {
                 file.sync()?;
             }
-            file.set_len(capacity)?;
             file.map()
         })();
         if let Err(e) = made {

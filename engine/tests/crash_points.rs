@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ttlcask_engine::sim::{SimFs, Torn};
-use ttlcask_engine::{Clock, Durability, ManualClock, PutOptions, Store, WriteBatch};
+use ttlcask_engine::{
+    Clock, Durability, ManualClock, PutOptions, RecoveryPolicy, Store, WriteBatch,
+};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -142,12 +144,21 @@ impl Model {
 }
 
 fn open(fs: &SimFs, clock: &ManualClock) -> Result<Store, ttlcask_engine::OpenError> {
+    open_with(fs, clock, RecoveryPolicy::Salvage)
+}
+
+fn open_with(
+    fs: &SimFs,
+    clock: &ManualClock,
+    policy: RecoveryPolicy,
+) -> Result<Store, ttlcask_engine::OpenError> {
     Store::builder()
         .file_system(Arc::new(fs.clone()))
         .durability(Durability::Always)
         .segment_size(4096)
         .clock(clock.clone())
         .compaction_interval(None)
+        .recovery_policy(policy)
         .open("/data")
 }
 
@@ -260,6 +271,15 @@ fn every_crash_point_recovers_the_acknowledged_state() {
             let image = fs
                 .crash_image()
                 .unwrap_or_else(|| panic!("no crash at call {point}"));
+            // A crash is no damage: even the strict policy opens every crash image.
+            let strict = open_with(
+                &image.crash_image_now(Torn::No),
+                &clock,
+                RecoveryPolicy::Strict,
+            );
+            if let Err(e) = strict {
+                panic!("crash at call {point} ({torn:?}): a strict open refused it: {e}");
+            }
             let store = open(&image, &clock)
                 .unwrap_or_else(|e| panic!("crash at call {point} ({torn:?}): reopen failed: {e}"));
             truncations += store.recovery_report().truncated.len();

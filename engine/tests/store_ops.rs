@@ -284,23 +284,49 @@ fn a_torn_tail_is_cut_and_reported() -> TestResult {
         let store = quiet(dir.path(), &clock)?;
         store.put(b"ns", b"a", b"kept", PutOptions::default())?;
     }
-    // Find the newest segment and append half a frame to it, with no hint.
+    // The newest segment as a crash leaves it while appending: half a frame, then the
+    // zeros of its pre-allocated space; no hint.
     let segs = segment_files(dir.path())?;
     let newest = segs.last().ok_or("no segment")?;
     let _ = std::fs::remove_file(newest.with_extension("hint"));
     let mut bytes = std::fs::read(newest)?;
     let good_len = bytes.len() as u64;
-    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 40, 0, 0, 0, 1, 2, 3]);
+    let torn = [0xf2, b'T', b'C', 0x9a, 40, 0, 0, 0, 1, 2, 3];
+    bytes.extend_from_slice(&torn);
+    bytes.extend_from_slice(&[0; 4096]);
+    let file_len = bytes.len() as u64;
     std::fs::write(newest, &bytes)?;
+    {
+        let store = quiet(dir.path(), &clock)?;
+        let report = store.recovery_report();
+        assert!(
+            report
+                .truncated
+                .iter()
+                .any(|&(_, at, n)| at == good_len && n == file_len - good_len),
+            "{report:?}"
+        );
+        assert!(
+            report.damaged.is_empty(),
+            "a torn tail is no damage: {report:?}"
+        );
+        assert_eq!(&store.get(b"ns", b"a")?.expect("kept").value[..], b"kept");
+    }
+    assert_eq!(std::fs::metadata(newest)?.len(), good_len, "physically cut");
+
+    // The same bytes at the end of a sealed segment (no pre-allocated zeros after them)
+    // are not a write in flight: they are damage, reported and kept byte for byte.
+    let mut sealed = std::fs::read(newest)?;
+    sealed.extend_from_slice(&torn);
+    std::fs::write(newest, &sealed)?;
     let store = quiet(dir.path(), &clock)?;
     let report = store.recovery_report();
+    assert!(report.truncated.is_empty(), "{report:?}");
     assert!(
-        report
-            .truncated
-            .iter()
-            .any(|&(_, at, n)| at == good_len && n == 11),
+        report.damaged.iter().any(|d| d.offset == good_len),
         "{report:?}"
     );
+    assert_eq!(std::fs::read(newest)?, sealed, "kept as it was");
     assert_eq!(&store.get(b"ns", b"a")?.expect("kept").value[..], b"kept");
     Ok(())
 }
