@@ -1,18 +1,18 @@
 //! The command line: `ttlcask serve` and the tenant/credential admin commands. Options come
 //! from flags, then `TTLCASK_*` environment variables, then the TOML file, then defaults.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use ttlcask_engine::{Durability, OpenError, RecoveryPolicy, Store, DEFAULT_SEGMENT_SIZE};
 
+use crate::admin_client::AdminClient;
 use crate::auth::registry::{self, Api, Registry};
 use crate::config::{self, Config, FileConfig, LogFormat, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::faults::StorageState;
+use crate::maintenance::ExportFilter;
 
 /// Name of the admin token file inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -56,28 +56,49 @@ pub enum Command {
         #[arg(long, env = "TTLCASK_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Write every cache and item as JSON lines (base64 values).
+    /// Write every cache and item as JSON lines (base64 values, with versions and expiries).
     Export {
         /// Output file [default: stdout].
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Only this tenant's caches (and its tenant and credential records).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only caches in these slots, `A..B` or `A` (slot = crc32(shard key) mod 1024).
+        #[arg(long, value_name = "A..B")]
+        slots: Option<String>,
+        /// Include the tenant and credential records [default: true, false with --slots].
+        #[arg(long)]
+        registry: Option<bool>,
         #[command(flatten)]
         target: AdminTarget,
     },
-    /// Read JSON lines written by `export` into a stopped data dir.
+    /// Read JSON lines written by `export`, keeping versions and expiries and never
+    /// overwriting newer records (so it can be run again): into a stopped data dir, or
+    /// through a running server.
     Import {
         /// Input file [default: stdin].
+        #[arg(value_name = "FILE", conflicts_with = "input")]
+        file: Option<PathBuf>,
+        /// Input file (as FILE).
         #[arg(long, short)]
         input: Option<PathBuf>,
         /// Items per all-or-nothing batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
-        /// Data directory [default: ./ttlcask-data].
+        /// Data directory [default: ./ttlcask-data]; created if missing.
         #[arg(long, env = "TTLCASK_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        /// TOML configuration file (for the data dir).
+        /// TOML configuration file (for the data dir and listen address).
         #[arg(long, env = "TTLCASK_CONFIG")]
         config: Option<PathBuf>,
+        /// Address of a running server to import through; by default it is used when the
+        /// data dir is locked.
+        #[arg(long, env = "TTLCASK_SERVER")]
+        server: Option<String>,
+        /// Admin token [default: read from <data-dir>/admin.token].
+        #[arg(long, env = "TTLCASK_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
 }
 
@@ -226,7 +247,20 @@ pub fn main(cli: Cli) -> Result<(), String> {
         }
         Command::Stats { target } => admin(&target, Request::Stats),
         Command::Compact { target } => admin(&target, Request::Compact),
-        Command::Export { output, target } => admin(&target, Request::Export(output)),
+        Command::Export {
+            output,
+            tenant,
+            slots,
+            registry,
+            target,
+        } => {
+            let filter = ExportFilter {
+                tenant,
+                slots: slots.as_deref().map(crate::slot::parse_range).transpose()?,
+                registry,
+            };
+            admin(&target, Request::Export(output, filter))
+        }
         Command::Verify { data_dir, config } => {
             let dir = resolve_data_dir(data_dir, config.as_deref())?;
             existing_data_dir(&dir)?;
@@ -234,14 +268,22 @@ pub fn main(cli: Cli) -> Result<(), String> {
             crate::maintenance_cli::verify(&dir)
         }
         Command::Import {
+            file,
             input,
             batch,
             data_dir,
             config,
+            server,
+            admin_token,
         } => {
-            let dir = resolve_data_dir(data_dir, config.as_deref())?;
-            eprintln!("ttlcask: importing into data dir {}", shown(&dir));
-            crate::maintenance_cli::import(&dir, input.as_deref(), batch)
+            let target = AdminTarget {
+                data_dir,
+                config,
+                server,
+                admin_token,
+                akka_hs256_secret: None,
+            };
+            admin(&target, Request::Import(file.or(input), batch))
         }
     }
 }
@@ -424,7 +466,18 @@ enum Request {
     Revoke(String),
     Stats,
     Compact,
-    Export(Option<PathBuf>),
+    Export(Option<PathBuf>, ExportFilter),
+    Import(Option<PathBuf>, usize),
+}
+
+impl Request {
+    /// Whether the command only reads: it opens the store read-only and leaves no files.
+    fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Self::ListTenants | Self::ListCredentials(_) | Self::Stats | Self::Export(..)
+        )
+    }
 }
 
 /// `dir` as the user should read it: absolute, so that a relative default such as
@@ -485,14 +538,22 @@ fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
         eprintln!("ttlcask: using the server at {server}");
         return online(&server, &token()?, request);
     }
-    existing_data_dir(&data_dir)?;
-    match Store::open(&data_dir) {
+    // Only `serve` and `import` create a data dir.
+    if !matches!(request, Request::Import(..)) {
+        existing_data_dir(&data_dir)?;
+    }
+    let read_only = request.is_read_only();
+    match Store::builder().read_only(read_only).open(&data_dir) {
         Ok(store) => {
             eprintln!(
-                "ttlcask: using data dir {} (no server holds it)",
-                shown(&data_dir)
+                "ttlcask: using data dir {} (no server holds it{})",
+                shown(&data_dir),
+                if read_only { "; opened read-only" } else { "" }
             );
             let out = offline(&store, request, akka_secret.as_deref(), &issuer);
+            if read_only {
+                return out;
+            }
             let synced = store.sync().map_err(|e| e.to_string());
             out.and(synced)
         }
@@ -557,11 +618,17 @@ fn offline(
             &StorageState::of(store, 0),
         )),
         Request::Compact => crate::maintenance_cli::compact(store),
-        Request::Export(output) => crate::maintenance_cli::export(store, output.as_deref()),
+        Request::Export(output, filter) => {
+            crate::maintenance_cli::export(store, output.as_deref(), &filter)
+        }
+        Request::Import(input, batch) => {
+            crate::maintenance_cli::import(store, input.as_deref(), batch)
+        }
     }
 }
 
 fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
+    let client = AdminClient::new(server, token);
     let is_stats = matches!(request, Request::Stats);
     let (method, path, body) = match request {
         Request::CreateTenant(name) => (
@@ -585,18 +652,14 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
         Request::Revoke(id) => ("DELETE", format!("/admin/credentials/{id}"), None),
         Request::Stats => ("GET", "/admin/stats".to_string(), None),
         Request::Compact => ("POST", "/admin/compact".to_string(), None),
-        Request::Export(output) => {
-            let (status, body) = http_call_raw(server, token, "GET", "/admin/export", None)?;
-            if status != 200 {
-                return Err(format!(
-                    "server answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                ));
-            }
-            return crate::maintenance_cli::write_output(output.as_deref(), &body);
+        Request::Export(output, filter) => {
+            return crate::maintenance_cli::export_online(&client, output.as_deref(), &filter)
+        }
+        Request::Import(input, batch) => {
+            return crate::maintenance_cli::import_online(&client, input.as_deref(), batch)
         }
     };
-    let (status, reply) = http_call(server, token, method, &path, body.as_ref())?;
+    let (status, reply) = client.call(method, &path, body.as_ref())?;
     if (200..300).contains(&status) && is_stats {
         crate::maintenance_cli::print_stats(&reply)
     } else if (200..300).contains(&status) {
@@ -608,55 +671,4 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
             .unwrap_or("request failed");
         Err(format!("server answered {status}: {msg}"))
     }
-}
-
-/// A minimal blocking HTTP/1.1 call (`Connection: close`, JSON in and out).
-fn http_call(
-    server: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let (status, payload) = http_call_raw(server, token, method, path, body)?;
-    let value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
-    Ok((status, value))
-}
-
-/// [`http_call`] returning the raw response body.
-fn http_call_raw(
-    server: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Vec<u8>), String> {
-    let host = server.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream =
-        TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    let timeout = Some(Duration::from_secs(30));
-    stream
-        .set_read_timeout(timeout)
-        .map_err(|e| e.to_string())?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed HTTP status line")?;
-    Ok((status, raw[split + 4..].to_vec()))
 }

@@ -137,7 +137,7 @@ pub struct Limits {
     pub akka_name_bytes: usize,
     /// Items in one Akka batch (default 1000).
     pub akka_batch_items: usize,
-    /// Admin request body (default 64 KiB).
+    /// Admin request body (default 64 KiB); `POST /admin/import` is streamed and not limited.
     pub admin_body_bytes: usize,
 }
 

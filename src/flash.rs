@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -92,7 +91,7 @@ impl Reply {
             set(headers, EXPIRES_UTC, &format_flash(ms));
         }
         // Without a body: `Content-Length: 0`, as `http::empty`.
-        let mut resp = Response::new(Full::new(self.body.unwrap_or_default()));
+        let mut resp = Response::new(crate::http::Body::full(self.body.unwrap_or_default()));
         *resp.status_mut() = self.status;
         *resp.headers_mut() = map;
         resp

@@ -3,7 +3,7 @@
 //! async workers.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
@@ -12,8 +12,10 @@ use ttlcask_engine::Store;
 
 use crate::server::AppState;
 
+pub use crate::body::Body;
+
 /// The response type of every handler.
-pub type Resp = Response<Full<Bytes>>;
+pub type Resp = Response<Body>;
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -57,7 +59,7 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Bo
 
 /// A response with a body and a content type.
 pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -66,7 +68,7 @@ pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into
 
 /// A response without a body (`Content-Length: 0`).
 pub fn empty(status: StatusCode) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(Body::default());
     *resp.status_mut() = status;
     resp
 }

@@ -13,8 +13,10 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod admin;
+pub mod admin_client;
 pub mod akka;
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod faults;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod router;
 pub mod server;
+pub mod slot;
 pub mod status;
 pub mod time;
 

@@ -1,14 +1,15 @@
 //! The terminal side of the maintenance commands: progress bars (indicatif, on stderr and
 //! only on a terminal) around [`crate::maintenance`] and `ttlcask_engine::verify`.
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ttlcask_engine::Store;
 
-use crate::maintenance;
+use crate::admin_client::AdminClient;
+use crate::maintenance::{self, ExportFilter, ImportReport};
 
 fn bar(total: u64, template: &str) -> ProgressBar {
     let pb = ProgressBar::new(total);
@@ -122,76 +123,128 @@ pub fn verify(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// Writes `bytes` to `path`, or stdout.
-///
-/// # Errors
-/// A message naming the file.
-pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), String> {
-    match path {
-        Some(p) => {
-            std::fs::write(p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))
-        }
-        None => std::io::stdout()
-            .write_all(bytes)
-            .map_err(|e| e.to_string()),
+/// Runs `write` into the file at `path` (fsynced; removed again if `write` fails, so that
+/// no partial export looks complete), or into stdout.
+fn write_output<T>(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, String>,
+) -> Result<T, String> {
+    let Some(p) = path else {
+        return write(&mut std::io::stdout().lock());
+    };
+    let file =
+        std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let done = write(&mut out).and_then(|t| {
+        out.into_inner()
+            .map_err(|e| e.to_string())?
+            .sync_all()
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        Ok(t)
+    });
+    if done.is_err() {
+        let _ = std::fs::remove_file(p);
     }
+    done
 }
 
 /// `ttlcask export` on an open store.
 ///
 /// # Errors
 /// A message when reading or writing fails.
-pub fn export(store: &Store, output: Option<&Path>) -> Result<(), String> {
+pub fn export(store: &Store, output: Option<&Path>, filter: &ExportFilter) -> Result<(), String> {
     let pb = bar(0, "exporting {wide_bar} {pos}/{len} caches {eta}");
-    let mut progress = |done, total| {
-        pb.set_length(total);
-        pb.set_position(done);
-    };
-    let report = match output {
-        Some(p) => {
-            let file = std::fs::File::create(p)
-                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            let n = maintenance::export(store, &mut out, &mut progress)?;
-            out.into_inner()
-                .map_err(|e| e.to_string())?
-                .sync_all()
-                .map_err(|e| e.to_string())?;
-            n
-        }
-        None => maintenance::export(store, &mut std::io::stdout().lock(), &mut progress)?,
-    };
+    let report = write_output(output, |out| {
+        maintenance::export(store, out, filter, |done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        })
+    })?;
     pb.finish_and_clear();
-    eprintln!("exported {} lines", report.lines);
+    eprintln!("exported {} lines ({} items)", report.lines, report.items);
     if report.lost > 0 {
         eprintln!(
             "warning: {} keys were left out: their records are damaged or lost (see `ttlcask stats` and `ttlcask verify`)",
             report.lost
         );
     }
+    if report.unplaced > 0 {
+        eprintln!(
+            "warning: {} Flash caches are in no slot: their tenant has no registry record, so no ClientId reaches them",
+            report.unplaced
+        );
+    }
     Ok(())
 }
 
-/// `ttlcask import` into a stopped data dir.
+/// `ttlcask export` through a running server's `GET /admin/export`, streamed.
 ///
 /// # Errors
-/// The first bad line or failed batch; earlier batches stay written.
-pub fn import(dir: &Path, input: Option<&Path>, batch: usize) -> Result<(), String> {
-    let store = Store::open(dir).map_err(|e| e.to_string())?;
-    let report = match input {
+/// The server's refusal, a cut-short answer, or a failed write.
+pub fn export_online(
+    client: &AdminClient,
+    output: Option<&Path>,
+    filter: &ExportFilter,
+) -> Result<(), String> {
+    let pb = bar(0, "exporting {spinner} {bytes} {bytes_per_sec}");
+    let bytes = write_output(output, |mut out| {
+        client.export(filter, &mut out, |n| pb.set_position(n))
+    })?;
+    pb.finish_and_clear();
+    eprintln!("exported {bytes} bytes");
+    Ok(())
+}
+
+/// Opens the import's input: the file, or stdin; with its length when known.
+fn open_input(input: Option<&Path>) -> Result<(Box<dyn BufRead>, u64), String> {
+    match input {
         Some(p) => {
             let file =
                 std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let pb = bar(len, "importing {wide_bar} {bytes}/{total_bytes} {eta}");
-            let r = maintenance::import(&store, BufReader::new(file), batch, |read| {
-                pb.set_position(read)
-            });
-            pb.finish_and_clear();
-            r?
+            Ok((Box::new(BufReader::new(file)), len))
         }
-        None => maintenance::import(&store, std::io::stdin().lock(), batch, |_| {})?,
-    };
+        None => Ok((Box::new(BufReader::new(std::io::stdin())), 0)),
+    }
+}
+
+fn print_import(report: &ImportReport) -> Result<(), String> {
+    print_json(&serde_json::to_value(report).map_err(|e| e.to_string())?)?;
+    if report.kept > 0 {
+        eprintln!(
+            "{} items were kept as they were: the target holds newer records of them",
+            report.kept
+        );
+    }
+    Ok(())
+}
+
+/// `ttlcask import` into an open store (a stopped data dir).
+///
+/// # Errors
+/// The first bad line or failed batch; earlier batches stay written.
+pub fn import(store: &Store, input: Option<&Path>, batch: usize) -> Result<(), String> {
+    let (reader, len) = open_input(input)?;
+    let pb = bar(len, "importing {wide_bar} {bytes}/{total_bytes} {eta}");
+    let report = maintenance::import(store, reader, batch, |read| pb.set_position(read));
+    pb.finish_and_clear();
+    let report = report.map_err(|e| e.to_string())?;
     store.sync().map_err(|e| e.to_string())?;
-    print_json(&serde_json::to_value(&report).map_err(|e| e.to_string())?)
+    print_import(&report)
+}
+
+/// `ttlcask import` through a running server's `POST /admin/import`, streamed.
+///
+/// # Errors
+/// The server's refusal (with what it did before), or a failed connection.
+pub fn import_online(
+    client: &AdminClient,
+    input: Option<&Path>,
+    batch: usize,
+) -> Result<(), String> {
+    let (mut reader, len) = open_input(input)?;
+    let pb = bar(len, "importing {wide_bar} {bytes}/{total_bytes} {eta}");
+    let report = client.import(&mut reader, batch, |sent| pb.set_position(sent));
+    pb.finish_and_clear();
+    print_import(&report?)
 }

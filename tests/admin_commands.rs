@@ -213,3 +213,139 @@ fn a_locked_data_dir_points_at_the_server_holding_it() {
         assert!(err.contains("--server"), "says how to reach it: {err}");
     }
 }
+
+/// Every file of `dir` with its size, sorted by name.
+fn files(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut list: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| {
+            let e = e.expect("entry");
+            let len = e.metadata().expect("metadata").len();
+            (e.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+// Issue 11: 20 runs of `tenant list` left 21 segment and hint pairs.
+#[test]
+fn read_only_commands_leave_the_data_dir_as_it_was() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().expect("utf-8 path");
+    {
+        let store = Store::open(&dir).expect("open");
+        let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
+        for i in 0..50u32 {
+            store
+                .put(&ns, format!("k{i}").as_bytes(), b"v", PutOptions::default())
+                .expect("put");
+        }
+    }
+    let created = ttlcask(&["tenant", "create", "acme", "--data-dir", d]);
+    assert!(created.status.success(), "{created:?}");
+    let before = files(&dir);
+    for _ in 0..20 {
+        let out = ttlcask(&["tenant", "list", "--data-dir", d]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("acme"));
+        assert!(stderr(&out).contains("read-only"), "{out:?}");
+    }
+    let dump = tmp.path().join("dump.jsonl");
+    let dump_s = dump.to_str().expect("utf-8");
+    let commands: [&[&str]; 4] = [
+        &["credential", "list"],
+        &["stats"],
+        &["export", "-o", dump_s],
+        &["verify"],
+    ];
+    for args in commands {
+        let mut full = args.to_vec();
+        full.extend(["--data-dir", d]);
+        let out = ttlcask(&full);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    assert_eq!(
+        files(&dir),
+        before,
+        "no file created, removed or changed in size"
+    );
+    let exported = std::fs::read_to_string(&dump).expect("dump");
+    assert_eq!(
+        exported.lines().filter(|l| l.contains("\"key\"")).count(),
+        51
+    );
+}
+
+#[test]
+fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    {
+        let store = Store::open(&src).expect("open");
+        let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
+        for i in 0..30u32 {
+            store
+                .put(&ns, format!("k{i}").as_bytes(), b"v", PutOptions::default())
+                .expect("put");
+        }
+    }
+    let dump = tmp.path().join("dump.jsonl");
+    let (dump_s, dst_s) = (dump.to_str().expect("utf-8"), dst.to_str().expect("utf-8"));
+    let out = ttlcask(&[
+        "export",
+        "--data-dir",
+        src.to_str().expect("utf-8"),
+        "-o",
+        dump_s,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let import = |what: &str| {
+        let out = ttlcask(&["import", "--data-dir", dst_s, dump_s, "--batch", "7"]);
+        assert!(out.status.success(), "{what}: {out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("report")
+    };
+    let first = import("first");
+    assert_eq!(
+        (first["imported"].as_u64(), first["kept"].as_u64()),
+        (Some(30), Some(0))
+    );
+    let files_after_first = files(&dst);
+    let again = import("re-run");
+    assert_eq!(
+        (
+            again["imported"].as_u64(),
+            again["kept"].as_u64(),
+            again["batches"].as_u64()
+        ),
+        (Some(0), Some(30), Some(0)),
+        "{again}"
+    );
+    // Opening a store for writing starts a segment; the re-run appended nothing to it.
+    const SEGMENT_HEADER: u64 = 72;
+    let after_rerun = files(&dst);
+    for (name, len) in &files_after_first {
+        assert!(
+            after_rerun.contains(&(name.clone(), *len)),
+            "{name} changed"
+        );
+    }
+    for (name, len) in &after_rerun {
+        if name.ends_with(".seg") && !files_after_first.iter().any(|(n, _)| n == name) {
+            assert_eq!(
+                *len, SEGMENT_HEADER,
+                "{name} holds records: {after_rerun:?}"
+            );
+        }
+    }
+    let store = Store::builder().read_only(true).open(&src).expect("open");
+    let target = Store::builder().read_only(true).open(&dst).expect("open");
+    let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
+    for i in 0..30u32 {
+        let key = format!("k{i}");
+        let a = store.get(&ns, key.as_bytes()).expect("get").expect("item");
+        let b = target.get(&ns, key.as_bytes()).expect("get").expect("item");
+        assert_eq!((a.version, a.expires_at_ms), (b.version, b.expires_at_ms));
+    }
+}

@@ -219,11 +219,36 @@ pub fn parse(buf: &[u8]) -> Resp {
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
     {
         body.truncate(len.parse().expect("content-length"));
+    } else if headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    }) {
+        body = dechunk(&body).unwrap_or_else(|| {
+            panic!(
+                "chunked body without its last chunk: {:?}",
+                String::from_utf8_lossy(&body)
+            )
+        });
     }
     Resp {
         status,
         headers,
         body,
+    }
+}
+
+/// The bytes of a chunked body; `None` if it lacks its last (zero-size) chunk.
+pub fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&raw[..end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
     }
 }
 

@@ -10,9 +10,11 @@
 //! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
 //! | GET | `/admin/stats` | | engine stats, disk full, poisoned, recovery report (as `ttlcask stats`) |
 //! | POST | `/admin/compact` | | 200 compaction report |
-//! | GET | `/admin/export` | | JSON lines (as `ttlcask export`) |
+//! | GET | `/admin/export[?tenant=&slot=A..B&registry=]` | | JSON lines, streamed (as `ttlcask export`) |
+//! | POST | `/admin/import[?batch=N]` | JSON lines, streamed, any length | 200 `ImportReport` |
 //!
-//! Errors are `{"error": "…"}`. The same operations on a stopped data dir are in
+//! Errors are `{"error": "…"}` (an import's also carry `"report"`: what it did before).
+//! Export and import are in [`transfer`]. The same operations on a stopped data dir are in
 //! [`crate::auth::registry`].
 
 use hyper::body::Incoming;
@@ -25,6 +27,8 @@ use crate::auth::registry::{self, Api, RegistryError};
 use crate::faults::StorageState;
 use crate::http::{self, blocking, query_param, read_body, Resp};
 use crate::server::AppState;
+
+mod transfer;
 
 /// `{"error": message}` with `status`.
 pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
@@ -178,17 +182,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
             Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         },
-        (Method::GET, "/admin/export") => {
-            let out = blocking(&state.store, |s| {
-                let mut buf = Vec::new();
-                crate::maintenance::export(s, &mut buf, |_, _| {}).map(|_| buf)
-            })
-            .await;
-            match out {
-                Ok(Ok(lines)) => http::with_body(StatusCode::OK, "application/x-ndjson", lines),
-                Ok(Err(e)) | Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-            }
-        }
+        (Method::GET, "/admin/export") => transfer::export(state, query.as_deref()),
+        (Method::POST, "/admin/import") => transfer::import(state, req, query.as_deref()).await,
         _ => error(StatusCode::NOT_FOUND, "unknown admin route"),
     }
 }

@@ -1,0 +1,533 @@
+//! Import: export [`Line`]s into a store, keeping each item's version and expiry.
+//!
+//! Each item goes in as `WriteBatch::import`: applied only if the store holds no newer record
+//! of the key (nor a newer clear or drop of its namespace), so an interrupted import can be
+//! run again and changes nothing the second time; the store's version counter moves past
+//! every imported version. A line without `version` (an older export) is a plain put with a
+//! new version. Items whose expiry has passed are skipped.
+//!
+//! Lines go in batches of at most `batch_size` items and [`MAX_BATCH_BYTES`], each all or
+//! nothing; a bad line stops the import and nothing of its batch is written. The same
+//! [`Importer`] serves `ttlcask import` on a stopped data dir ([`import`]) and
+//! `POST /admin/import` on a running server, which feeds it lines as they arrive.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Read};
+
+use serde::{Deserialize, Serialize};
+use ttlcask_engine::{BatchOutcome, PutOptions, Store, WriteBatch, WriteError};
+
+use super::line::Line;
+use crate::namespace::Parsed;
+
+/// A batch is written once its keys and values reach this many bytes, whatever its length.
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// The longest line accepted: the base64 of the engine's largest value (64 MiB) and a key.
+pub const MAX_LINE_BYTES: usize = 96 << 20;
+
+/// What an import did. Every line with a key counts once in `imported`, `kept` or
+/// `expired`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Lines read (blank lines not counted).
+    pub lines: u64,
+    /// Items written, with their exported versions (or new ones, see `unversioned`).
+    pub imported: u64,
+    /// Items not written because the store holds a newer record of the key or a newer clear
+    /// or drop of its cache (a re-run of the same import keeps everything).
+    pub kept: u64,
+    /// Items skipped because their expiry had passed.
+    pub expired: u64,
+    /// Of `imported`, the lines without a version (older exports), stored as plain puts.
+    pub unversioned: u64,
+    /// Caches created.
+    pub caches: u64,
+    /// Batches written (a batch whose items were all kept writes nothing and is not counted).
+    pub batches: u64,
+    /// Of `imported`, tenant and credential records (a running server reloads its registry).
+    pub registry_records: u64,
+}
+
+/// Why an import stopped. Batches before the failed one stay written; nothing of it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportError {
+    /// Line `line` (counting from 1) is not a valid export line.
+    Line {
+        /// Line number.
+        line: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The store refused batch `batch` (counting from 1).
+    Write {
+        /// Batch number.
+        batch: u64,
+        /// The store's error.
+        error: WriteError,
+    },
+    /// The input could not be read.
+    Read(String),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line { line, message } => write!(
+                f,
+                "line {line}: {message}; nothing of its batch was written"
+            ),
+            Self::Write { batch, error } => write!(f, "batch {batch} failed: {error}"),
+            Self::Read(e) => write!(f, "cannot read the input: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// Where one operation of the pending batch came from.
+#[derive(Debug, Clone, Copy)]
+struct Op {
+    line: u64,
+    versioned: bool,
+    registry: bool,
+}
+
+/// Reads lines one at a time and writes them in batches.
+#[derive(Debug)]
+pub struct Importer {
+    batch_size: usize,
+    batch: WriteBatch,
+    ops: Vec<Op>,
+    batch_bytes: usize,
+    /// Namespaces the pending batch needs, created before it is written (in first-seen
+    /// order): an import into a namespace created in the same batch would be kept against
+    /// the creation.
+    namespaces: Vec<Vec<u8>>,
+    seen: HashSet<Vec<u8>>,
+    report: ImportReport,
+}
+
+impl Importer {
+    /// An importer writing batches of at most `batch_size` items.
+    pub fn new(batch_size: usize) -> Self {
+        Self {
+            batch_size: batch_size.max(1),
+            batch: WriteBatch::new(),
+            ops: Vec::new(),
+            batch_bytes: 0,
+            namespaces: Vec::new(),
+            seen: HashSet::new(),
+            report: ImportReport::default(),
+        }
+    }
+
+    /// What was done so far.
+    pub fn report(&self) -> &ImportReport {
+        &self.report
+    }
+
+    fn discard_batch(&mut self) {
+        self.batch = WriteBatch::new();
+        self.ops.clear();
+        self.batch_bytes = 0;
+        self.namespaces.clear();
+        self.seen.clear();
+    }
+
+    /// Takes one line (without its newline); writes the batch when it is full.
+    ///
+    /// # Errors
+    /// The line is invalid (the pending batch is dropped), or a batch write failed.
+    pub fn line(&mut self, store: &Store, text: &[u8]) -> Result<(), ImportError> {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.report.lines += 1;
+        let number = self.report.lines;
+        let parsed = parse_line(text).map_err(|message| {
+            self.discard_batch();
+            ImportError::Line {
+                line: number,
+                message,
+            }
+        })?;
+        let Entry {
+            ns,
+            registry,
+            record,
+        } = parsed;
+        if self.seen.insert(ns.clone()) {
+            self.namespaces.push(ns.clone());
+        }
+        let Some(item) = record else {
+            return Ok(());
+        };
+        if item
+            .options
+            .expires_at_ms
+            .is_some_and(|at| at <= store.now_ms())
+        {
+            self.report.expired += 1;
+            return Ok(());
+        }
+        match item.version {
+            Some(v) => self
+                .batch
+                .import(&ns, &item.key, &item.value, item.options, v),
+            None => self.batch.put(&ns, &item.key, &item.value, item.options),
+        }
+        self.ops.push(Op {
+            line: number,
+            versioned: item.version.is_some(),
+            registry,
+        });
+        self.batch_bytes += ns.len() + item.key.len() + item.value.len();
+        if self.batch.len() >= self.batch_size || self.batch_bytes >= MAX_BATCH_BYTES {
+            self.flush(store)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending batch (after creating the namespaces it needs).
+    ///
+    /// # Errors
+    /// The store refused it; nothing of it was written (namespaces may have been created).
+    pub fn flush(&mut self, store: &Store) -> Result<(), ImportError> {
+        let number = self.report.batches + 1;
+        let failed = |error| ImportError::Write {
+            batch: number,
+            error,
+        };
+        for ns in std::mem::take(&mut self.namespaces) {
+            if store.namespace(&ns).is_none() && store.create_namespace(&ns).map_err(failed)? {
+                self.report.caches += 1;
+            }
+        }
+        self.seen.clear();
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let ops = std::mem::take(&mut self.ops);
+        self.batch_bytes = 0;
+        let outcomes = store.write_batch(batch).map_err(|error| match error {
+            // Only an out-of-range version makes an import's condition fail.
+            WriteError::ConditionFailed { op, reason } => ImportError::Line {
+                line: ops.get(op).map_or(0, |o| o.line),
+                message: reason,
+            },
+            error => failed(error),
+        })?;
+        let imported = self.report.imported;
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            match outcome {
+                BatchOutcome::Kept { .. } => self.report.kept += 1,
+                _ => {
+                    self.report.imported += 1;
+                    self.report.unversioned += u64::from(!op.versioned);
+                    self.report.registry_records += u64::from(op.registry);
+                }
+            }
+        }
+        // A batch whose every item was kept writes nothing to disk.
+        self.report.batches += u64::from(self.report.imported > imported);
+        Ok(())
+    }
+
+    /// Writes what is pending and returns the report.
+    ///
+    /// # Errors
+    /// See [`Importer::flush`].
+    pub fn finish(mut self, store: &Store) -> Result<ImportReport, ImportError> {
+        self.flush(store)?;
+        Ok(self.report)
+    }
+}
+
+/// What one line asks for: a namespace, and an item in it unless the line records a cache.
+struct Entry {
+    ns: Vec<u8>,
+    registry: bool,
+    record: Option<Record>,
+}
+
+struct Record {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    options: PutOptions,
+    version: Option<u64>,
+}
+
+fn parse_line(text: &[u8]) -> Result<Entry, String> {
+    let line: Line = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let parsed = line.namespace()?;
+    let registry = matches!(parsed, Parsed::SystemTenants | Parsed::SystemCredentials);
+    let record = match line.key_bytes()? {
+        None => None,
+        Some(key) => {
+            if line.version == Some(0) {
+                return Err("version must be at least 1".into());
+            }
+            Some(Record {
+                key,
+                value: line.value_bytes()?,
+                options: PutOptions {
+                    expires_at_ms: line.expires_at_ms,
+                    kind: line.kind,
+                    ..PutOptions::default()
+                },
+                version: line.version,
+            })
+        }
+    };
+    Ok(Entry {
+        ns: parsed.to_bytes(),
+        registry,
+        record,
+    })
+}
+
+/// Reads export lines from `input` into `store`. `progress(bytes_read)` is called after
+/// each batch.
+///
+/// # Errors
+/// The first bad line, a line longer than [`MAX_LINE_BYTES`], or a failed batch; batches
+/// before it stay written, nothing of its batch is.
+pub fn import(
+    store: &Store,
+    mut input: impl BufRead,
+    batch_size: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let mut importer = Importer::new(batch_size);
+    let mut read = 0u64;
+    let mut text = Vec::new();
+    loop {
+        text.clear();
+        let n = (&mut input)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut text)
+            .map_err(|e| ImportError::Read(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        if text.last() == Some(&b'\n') {
+            text.pop();
+        } else if text.len() > MAX_LINE_BYTES {
+            return Err(ImportError::Line {
+                line: importer.report().lines + 1,
+                message: format!("longer than {MAX_LINE_BYTES} bytes"),
+            });
+        }
+        let batches = importer.report().batches;
+        importer.line(store, &text)?;
+        if importer.report().batches != batches {
+            progress(read);
+        }
+    }
+    let report = importer.finish(store)?;
+    progress(read);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::{export, ExportFilter};
+    use crate::namespace;
+    use ttlcask_engine::ManualClock;
+
+    const NOW: u64 = 1_773_221_932_000;
+
+    fn store(dir: &std::path::Path, clock: &ManualClock) -> Store {
+        Store::builder()
+            .durability(ttlcask_engine::Durability::Never)
+            .compaction_interval(None)
+            .clock(clock.clone())
+            .open(dir)
+            .expect("open")
+    }
+
+    fn dump(store: &Store) -> String {
+        let mut out = Vec::new();
+        export(store, &mut out, &ExportFilter::default(), |_, _| {}).expect("export");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    /// A source store with items of every API, a non-UTF-8 key, an expiry, an empty cache
+    /// and registry records.
+    fn source(dir: &std::path::Path, clock: &ManualClock) -> Store {
+        let src = store(dir, clock);
+        let project = "4ccf2c5da3c0f1a4d1000011";
+        src.put(
+            &namespace::flash("acme", "default"),
+            b"k1",
+            b"{\"a\":1}",
+            PutOptions::expiring_at(NOW + 3_600_000),
+        )
+        .expect("put");
+        src.put(
+            &namespace::iron_cache("acme", project, "c/\u{e9}"),
+            b"n",
+            b"42",
+            PutOptions::default().with_kind(1),
+        )
+        .expect("put");
+        let ns = namespace::akka_cache("ttorg", "bin");
+        src.put(&ns, &[0xff, 0x00], &[0, 1, 2, 255], PutOptions::default())
+            .expect("put");
+        for i in 0..10u8 {
+            src.put(&ns, &[b'k', i], &[i], PutOptions::default())
+                .expect("put");
+        }
+        src.create_namespace(&namespace::akka_cache("ttorg", "empty"))
+            .expect("create");
+        src.put(
+            namespace::SYSTEM_TENANTS,
+            b"acme",
+            b"{\"name\":\"acme\"}",
+            PutOptions::default(),
+        )
+        .expect("put");
+        src
+    }
+
+    #[test]
+    fn export_import_round_trips_exactly_with_versions_and_expiries() {
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let clock = ManualClock::new(NOW);
+        let src = source(a.path(), &clock);
+        let first = dump(&src);
+        assert!(first.contains("\"key_base64\":\"/wA=\""));
+        assert!(first.contains("\"version\":"));
+
+        let dst = store(b.path(), &clock);
+        let report = import(&dst, first.as_bytes(), 4, |_| {}).expect("import");
+        assert_eq!(report.imported, 14, "{report:?}");
+        assert_eq!((report.kept, report.expired, report.unversioned), (0, 0, 0));
+        assert_eq!(report.registry_records, 1);
+        assert_eq!(report.caches, 5);
+        assert_eq!(dump(&dst), first, "versions and expiries are kept");
+        let item = dst
+            .get(&namespace::flash("acme", "default"), b"k1")
+            .expect("get")
+            .expect("item");
+        assert_eq!(item.expires_at_ms, Some(NOW + 3_600_000));
+
+        // The target's counter moved past every imported version.
+        let max = first
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Line>(l).ok()?.version)
+            .max()
+            .expect("versions");
+        let next = dst
+            .put(
+                &namespace::akka_cache("t", "c"),
+                b"after",
+                b"z",
+                PutOptions::default(),
+            )
+            .expect("put");
+        assert!(next > max, "{next} > {max}");
+    }
+
+    #[test]
+    fn a_rerun_changes_nothing_and_keeps_newer_records() {
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let clock = ManualClock::new(NOW);
+        let src = source(a.path(), &clock);
+        let lines = dump(&src);
+        let dst = store(b.path(), &clock);
+        // Interrupted: only the first half of the lines made it.
+        let half: Vec<&str> = lines.lines().take(6).collect();
+        import(&dst, half.join("\n").as_bytes(), 3, |_| {}).expect("first half");
+        let all = import(&dst, lines.as_bytes(), 3, |_| {}).expect("re-run");
+        assert!(all.kept > 0 && all.imported > 0, "{all:?}");
+        assert_eq!(dump(&dst), lines);
+        let again = import(&dst, lines.as_bytes(), 3, |_| {}).expect("again");
+        assert_eq!((again.imported, again.kept, again.caches), (0, 14, 0));
+        assert_eq!(again.batches, 0, "nothing written: {again:?}");
+        assert_eq!(dump(&dst), lines);
+
+        // A newer write on the target wins over the export.
+        let ns = namespace::akka_cache("ttorg", "bin");
+        let newer = dst
+            .put(&ns, b"k\x01", b"mine", PutOptions::default())
+            .expect("put");
+        let r = import(&dst, lines.as_bytes(), 100, |_| {}).expect("import");
+        assert_eq!(r.kept, 14);
+        let item = dst.get(&ns, b"k\x01").expect("get").expect("item");
+        assert_eq!((item.version, &item.value[..]), (newer, &b"mine"[..]));
+    }
+
+    #[test]
+    fn old_lines_without_version_are_plain_puts_and_expired_lines_are_skipped() {
+        let dir = tempfile::tempdir().expect("dir");
+        let clock = ManualClock::new(NOW);
+        let dst = store(dir.path(), &clock);
+        let input = format!(
+            "{}\n\n{}\n{}\n",
+            r#"{"tenant":"t","api":"akka","cache":"c"}"#,
+            r#"{"tenant":"t","api":"akka","cache":"c","key":"old","value":"AA==","expires_at_ms":null,"kind":0}"#,
+            format_args!(
+                r#"{{"tenant":"t","api":"akka","cache":"c","key":"gone","value":"AA==","expires_at_ms":{},"kind":0,"version":9}}"#,
+                NOW - 1000
+            ),
+        );
+        let r = import(&dst, input.as_bytes(), 10, |_| {}).expect("import");
+        assert_eq!(
+            (r.lines, r.imported, r.unversioned, r.expired, r.caches),
+            (3, 1, 1, 1, 1)
+        );
+        let ns = namespace::akka_cache("t", "c");
+        assert!(dst.get(&ns, b"old").expect("get").is_some());
+        assert!(dst.get(&ns, b"gone").expect("get").is_none());
+    }
+
+    #[test]
+    fn a_bad_line_writes_nothing_of_its_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dst = store(dir.path(), &ManualClock::new(NOW));
+        let input = concat!(
+            "{\"tenant\":\"t\",\"api\":\"akka\",\"cache\":\"c\",\"key\":\"a\",\"value\":\"AA==\"}\n",
+            "{\"tenant\":\"t\",\"api\":\"akka\",\"cache\":\"c\",\"key\":\"b\",\"value\":\"AA==\"}\n",
+            "{\"tenant\":\"t\",\"api\":\"akka\",\"cache\":\"c\",\"key\":\"c\",\"value\":\"AA==\"}\n",
+            "{\"tenant\":\"t\",\"api\":\"nope\",\"cache\":\"c\",\"key\":\"d\",\"value\":\"AA==\"}\n",
+        );
+        let err = import(&dst, input.as_bytes(), 2, |_| {}).expect_err("bad api");
+        assert!(err.to_string().contains("line 4"), "{err}");
+        let ns = namespace::akka_cache("t", "c");
+        assert!(
+            dst.get(&ns, b"a").expect("get").is_some(),
+            "first batch kept"
+        );
+        assert!(
+            dst.get(&ns, b"c").expect("get").is_none(),
+            "failed batch absent"
+        );
+        // A version the engine cannot hold names its line too.
+        let huge = format!(
+            "{}\n",
+            r#"{"tenant":"t","api":"akka","cache":"c","key":"z","value":"","version":18446744073709551615}"#
+        );
+        let err = import(&dst, huge.as_bytes(), 2, |_| {}).expect_err("huge version");
+        assert!(matches!(err, ImportError::Line { line: 1, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dst = store(dir.path(), &ManualClock::new(NOW));
+        let long = std::io::repeat(b'x').take(MAX_LINE_BYTES as u64 + 10);
+        let err = import(&dst, std::io::BufReader::new(long), 2, |_| {}).expect_err("long");
+        assert!(err.to_string().contains("longer than"), "{err}");
+    }
+}

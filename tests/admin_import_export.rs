@@ -1,0 +1,470 @@
+//! Moving data between running servers through the admin API: `ttlcask export --server` from
+//! one, `ttlcask import --server` into another (streamed, far over the 64 KiB admin body
+//! limit), versions (`cas`) and expiries kept, a re-run that changes nothing, the same dump
+//! into a stopped data dir; and the endpoints' own answers (filters, bad lines, parameters).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{start_on, TestServer, DOC_NOW_MS, SAMPLE_JWT};
+use serde_json::{json, Value};
+use ttlcask::Config;
+use ttlcask_engine::ManualClock;
+
+const IRON_TOKEN: &str = "abc4c7c627376858";
+const PROJECT: &str = "4ccf2c5da3c0f1a4d1000011";
+const FLASH_CLIENT_ID: &str = "v1:uid_79aec251cd938b1313d7f74611f2c0d1abf894f1";
+const FLASH_KEY: &str = "v1:api_c1c9676fc333043a298551158a22ce64a2796d54";
+/// Akka items written to the source: with 1 KiB values the export is about 280 KiB.
+const AKKA_ITEMS: usize = 200;
+
+/// A `--dev` server on `dir` with its admin endpoint on.
+async fn server(dir: &Path) -> (TestServer, String) {
+    let mut config = Config::new(true);
+    config.admin_token_path = Some(dir.join("admin.token"));
+    let s = start_on(dir, config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    // The first answer means `run` is past start-up, which writes the token.
+    assert_eq!(s.req("GET", "/healthz", &[], b"").await.status, 200);
+    let token = std::fs::read_to_string(dir.join("admin.token")).expect("token");
+    (s, token.trim().to_string())
+}
+
+/// Runs the binary on the blocking pool (the servers run on the async workers).
+async fn ttlcask(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ttlcask"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("TTLCASK_") {
+                command.env_remove(name);
+            }
+        }
+        command.args(&args).output().expect("run ttlcask")
+    })
+    .await
+    .expect("join")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_string()).collect()
+}
+
+async fn iron(s: &TestServer, method: &str, path: &str, token: &str, body: Value) -> Value {
+    let auth = format!("OAuth {token}");
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let r = s
+        .req(
+            method,
+            &format!("/1/projects/{PROJECT}/{path}"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+    r.json()
+}
+
+async fn admin(s: &TestServer, token: &str, method: &str, path: &str, body: &[u8]) -> common::Resp {
+    let bearer = format!("Bearer {token}");
+    s.req(method, path, &[("Authorization", &bearer)], body)
+        .await
+}
+
+/// Writes items of every API, a registered tenant and its IronCache token on `s`; returns
+/// the token.
+async fn fill(s: &TestServer, admin_token: &str) -> String {
+    for i in 0..5 {
+        iron(
+            s,
+            "PUT",
+            &format!("caches/c/items/k{i}"),
+            IRON_TOKEN,
+            json!({"value": format!("v{i}"), "expires_in": 3600 * (i + 1)}),
+        )
+        .await;
+    }
+    iron(
+        s,
+        "PUT",
+        "caches/c/items/n",
+        IRON_TOKEN,
+        json!({"value": 42}),
+    )
+    .await;
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let value = vec![b'x'; 1024];
+    for i in 0..AKKA_ITEMS {
+        let r = s
+            .req(
+                "POST",
+                &format!("/orders/k{i}"),
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/octet-stream"),
+                ],
+                &value,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let r = s
+        .req(
+            "POST",
+            "/v1/cache/add",
+            &[
+                ("ClientId", FLASH_CLIENT_ID),
+                ("Authorization", FLASH_KEY),
+                ("DataKey", "promo"),
+                ("ExpiresUtc", "01/04/2026 10:00:00"),
+            ],
+            b"{\"a\":1}",
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = admin(
+        s,
+        admin_token,
+        "POST",
+        "/admin/tenants",
+        br#"{"name":"acme"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = admin(
+        s,
+        admin_token,
+        "POST",
+        "/admin/credentials",
+        br#"{"tenant":"acme","api":"iron"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let acme = r.json()["secret"].as_str().expect("secret").to_string();
+    iron(
+        s,
+        "PUT",
+        "caches/acme/items/a",
+        &acme,
+        json!({"value": "mine"}),
+    )
+    .await;
+    acme
+}
+
+/// The item lines of an export, by their place (namespace and key), as JSON.
+fn items(dump: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = dump
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("line"))
+        .filter(|v| v.get("key").is_some() || v.get("key_base64").is_some())
+        .collect();
+    out.sort_by_key(Value::to_string);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_from_one_server_and_import_into_another_keeps_versions_and_expiries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a_dir, b_dir, c_dir) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    std::fs::create_dir_all(&a_dir).expect("mkdir");
+    std::fs::create_dir_all(&b_dir).expect("mkdir");
+    let (a, a_token) = server(&a_dir).await;
+    let acme_token = fill(&a, &a_token).await;
+    let (b, b_token) = server(&b_dir).await;
+    // The target has data of its own.
+    iron(
+        &b,
+        "PUT",
+        "caches/own/items/x",
+        IRON_TOKEN,
+        json!({"value": "b"}),
+    )
+    .await;
+
+    let dump = tmp.path().join("dump.jsonl");
+    let d = dump.to_str().expect("utf-8").to_string();
+    let out = ttlcask(args(&[
+        "export",
+        "--server",
+        &a.addr.to_string(),
+        "--admin-token",
+        &a_token,
+        "-o",
+        &d,
+    ]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let exported = std::fs::read_to_string(&dump).expect("dump");
+    assert!(exported.len() > 4 * 64 * 1024, "{} bytes", exported.len());
+    let item_count = items(&exported).len() as u64;
+    // 6 Iron + AKKA_ITEMS Akka + 1 Flash + acme's item + the tenant and credential records.
+    assert_eq!(item_count, 6 + AKKA_ITEMS as u64 + 1 + 1 + 2);
+    let max_version = items(&exported)
+        .iter()
+        .filter_map(|v| v["version"].as_u64())
+        .max()
+        .expect("versions");
+
+    let import_into_b = || {
+        ttlcask(args(&[
+            "import",
+            "--server",
+            &format!("http://{}", b.addr),
+            "--admin-token",
+            &b_token,
+            &d,
+            "--batch",
+            "50",
+        ]))
+    };
+    let out = import_into_b().await;
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["imported"], item_count, "{report}");
+    assert_eq!(
+        (report["kept"].as_u64(), report["registry_records"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert!(
+        report["batches"].as_u64().is_some_and(|n| n >= 4),
+        "{report}"
+    );
+
+    // Versions (cas), values and expiries are equal on both servers.
+    for key in ["k0", "k1", "k4", "n"] {
+        let path = format!("caches/c/items/{key}");
+        let on_a = iron(&a, "GET", &path, IRON_TOKEN, Value::Null).await;
+        let on_b = iron(&b, "GET", &path, IRON_TOKEN, Value::Null).await;
+        assert_eq!(on_a, on_b, "{key}");
+    }
+    let flash = [
+        ("ClientId", FLASH_CLIENT_ID),
+        ("Authorization", FLASH_KEY),
+        ("DataKey", "promo"),
+    ];
+    let (fa, fb) = (
+        a.req("GET", "/v1/cache/get", &flash, b"").await,
+        b.req("GET", "/v1/cache/get", &flash, b"").await,
+    );
+    assert_eq!(fb.status, 200, "{fb:?}");
+    assert_eq!(fa.header("ExpiresUtc"), fb.header("ExpiresUtc"));
+    assert_eq!(fa.body, fb.body);
+    let b_export = admin(&b, &b_token, "GET", "/admin/export", b"").await;
+    assert_eq!(b_export.status, 200);
+    assert_eq!(
+        b_export.header("Transfer-Encoding"),
+        Some("chunked"),
+        "streamed"
+    );
+    let on_b = items(&b_export.text());
+    for line in items(&exported) {
+        assert!(on_b.contains(&line), "missing on b: {}", line["key"]);
+    }
+
+    // The imported tenant's credential works on b at once.
+    let acme = iron(&b, "GET", "caches/acme/items/a", &acme_token, Value::Null).await;
+    assert_eq!(acme["value"], "mine");
+
+    // An Iron client holding a cas from a writes on b with it; b's next cas is above every
+    // imported version.
+    let cas = iron(&a, "GET", "caches/c/items/k0", IRON_TOKEN, Value::Null).await["cas"].clone();
+    let put = iron(
+        &b,
+        "PUT",
+        "caches/c/items/k0",
+        IRON_TOKEN,
+        json!({"value": "changed", "cas": cas}),
+    )
+    .await;
+    assert_eq!(put["msg"], "Stored.", "{put}");
+    let after = iron(&b, "GET", "caches/c/items/k0", IRON_TOKEN, Value::Null).await;
+    assert!(
+        after["cas"].as_u64().is_some_and(|v| v > max_version),
+        "{after}"
+    );
+
+    // Re-run: nothing changes, everything is kept (k0 because b's write is newer).
+    let before_rerun = admin(&b, &b_token, "GET", "/admin/export", b"")
+        .await
+        .text();
+    let out = import_into_b().await;
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(
+        (report["imported"].as_u64(), report["kept"].as_u64()),
+        (Some(0), Some(item_count)),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept"),
+        "{out:?}"
+    );
+    let after_rerun = admin(&b, &b_token, "GET", "/admin/export", b"")
+        .await
+        .text();
+    assert_eq!(before_rerun, after_rerun, "the re-run changed nothing");
+    let k0 = iron(&b, "GET", "caches/c/items/k0", IRON_TOKEN, Value::Null).await;
+    assert_eq!(k0["value"], "changed");
+
+    // The same dump into a stopped data dir (created by import), then exported again. The
+    // CLI's store runs on the system clock, so items whose expiry has passed by it are
+    // skipped (the servers' clocks stand at DOC_NOW_MS).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .expect("clock");
+    let live = |line: &&str| {
+        serde_json::from_str::<Value>(line).expect("line")["expires_at_ms"]
+            .as_u64()
+            .is_none_or(|at| at > now_ms)
+    };
+    let expected: Vec<&str> = exported.lines().filter(live).collect();
+    let expired = (exported.lines().count() - expected.len()) as u64;
+    let c = c_dir.to_str().expect("utf-8").to_string();
+    let out = ttlcask(args(&["import", "--data-dir", &c, &d])).await;
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["expired"].as_u64(), Some(expired), "{report}");
+    assert_eq!(report["imported"].as_u64(), Some(item_count - expired));
+    let again = tmp.path().join("again.jsonl");
+    let g = again.to_str().expect("utf-8").to_string();
+    let out = ttlcask(args(&["export", "--data-dir", &c, "-o", &g])).await;
+    assert!(out.status.success(), "{out:?}");
+    let again = std::fs::read_to_string(&again).expect("again");
+    assert!(
+        again.lines().eq(expected.iter().copied()),
+        "export → import into a stopped dir → export gives the same lines ({} against {})",
+        again.lines().count(),
+        expected.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoints_filter_report_and_refuse() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (s, token) = server(tmp.path()).await;
+    fill(&s, &token).await;
+
+    // Filters: one tenant; one slot (the Akka org's); unknown parameters are refused.
+    let acme = admin(&s, &token, "GET", "/admin/export?tenant=acme", b"").await;
+    assert_eq!(acme.status, 200, "{}", acme.text());
+    let lines = items(&acme.text());
+    assert_eq!(
+        lines.len(),
+        3,
+        "acme's item, tenant and credential: {lines:?}"
+    );
+    let slot = ttlcask::slot::of_key(b"ttorg");
+    let akka = admin(
+        &s,
+        &token,
+        "GET",
+        &format!("/admin/export?slot={slot}"),
+        b"",
+    )
+    .await;
+    let lines = items(&akka.text());
+    assert_eq!(lines.len(), AKKA_ITEMS, "the org's Akka items, no registry");
+    assert!(lines.iter().all(|l| l["api"] == "akka"));
+    for bad in [
+        "/admin/export?project=x",
+        "/admin/export?slot=5..1",
+        "/admin/import?batch=0",
+    ] {
+        let r = admin(
+            &s,
+            &token,
+            if bad.contains("import") {
+                "POST"
+            } else {
+                "GET"
+            },
+            bad,
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(r.json()["error"].is_string());
+    }
+
+    // An import far over admin_body_bytes, with a bad line at the end: the batches before
+    // it are written, the answer says which line and what was done.
+    let (t, t_token) = {
+        let dir = tmp.path().join("t");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (t, tok) = server(&dir).await;
+        (t, tok)
+    };
+    let mut body = admin(&s, &token, "GET", "/admin/export?tenant=ttorg", b"")
+        .await
+        .body;
+    let good_lines = body.iter().filter(|&&b| b == b'\n').count();
+    body.extend_from_slice(b"{\"api\":\"nope\"}\n");
+    assert!(body.len() > 64 * 1024);
+    let r = admin(&t, &t_token, "POST", "/admin/import?batch=10", &body).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let answer = r.json();
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("line {}", good_lines + 1))),
+        "{answer}"
+    );
+    assert_eq!(answer["report"]["lines"], good_lines as u64 + 1);
+    assert!(answer["report"]["imported"].as_u64().is_some_and(|n| n > 0));
+
+    // The same lines again, sent chunked in small pieces: all kept or imported, none twice.
+    body.truncate(body.len() - b"{\"api\":\"nope\"}\n".len());
+    let mut raw = format!(
+        "POST /admin/import HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {t_token}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        t.addr
+    )
+    .into_bytes();
+    for piece in body.chunks(1000) {
+        raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = common::raw(t.addr, &raw).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    let items_in_body = items(&String::from_utf8_lossy(&body)).len() as u64;
+    assert_eq!(
+        report["imported"].as_u64().unwrap_or(0) + report["kept"].as_u64().unwrap_or(0),
+        items_in_body,
+        "{report}"
+    );
+    assert!(report["kept"].as_u64().is_some_and(|k| k > 0), "{report}");
+
+    // The CLI says which line stopped the import and what was done before it.
+    let bad = tmp.path().join("bad.jsonl");
+    body.extend_from_slice(b"not json\n");
+    std::fs::write(&bad, &body).expect("write");
+    let out = ttlcask(args(&[
+        "import",
+        "--server",
+        &t.addr.to_string(),
+        "--admin-token",
+        &t_token,
+        "-i",
+        bad.to_str().expect("utf-8"),
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("line {}", good_lines + 1)), "{err}");
+    assert!(err.contains("done before"), "{err}");
+}
