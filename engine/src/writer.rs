@@ -147,6 +147,8 @@ pub struct Frame<'a> {
     /// Values put by earlier entries of this frame (tracked frames only), for increments.
     value_overlay: Overlay<NsKey, (Vec<u8>, PutOptions)>,
     cleared: HashSet<Vec<u8>, foldhash::fast::FixedState>,
+    /// Namespaces cleared or dropped (not just created) by earlier entries of this frame.
+    wiped: HashSet<Vec<u8>, foldhash::fast::FixedState>,
     /// Whether later entries of this frame read earlier ones (batches); single operations
     /// skip the bookkeeping.
     track: bool,
@@ -229,8 +231,8 @@ impl Frame<'_> {
                 return Ok(Err(live));
             }
         }
-        let floor = if self.cleared.contains(namespace) && self.namespace_exists(namespace) {
-            // Cleared or created earlier in this frame: everything older is hidden.
+        let floor = if self.wiped.contains(namespace) {
+            // Cleared or dropped earlier in this frame: everything older is hidden.
             self.next_version
         } else {
             self.state.floor(namespace)
@@ -460,7 +462,9 @@ impl Frame<'_> {
 
     fn forget_keys(&mut self, namespace: &[u8]) {
         self.key_overlay.retain(|(ns, _), _| ns != namespace);
+        self.value_overlay.retain(|(ns, _), _| ns != namespace);
         self.cleared.insert(namespace.to_vec());
+        self.wiped.insert(namespace.to_vec());
     }
 }
 
@@ -522,6 +526,7 @@ impl Inner {
                 key_overlay: Overlay::default(),
                 value_overlay: Overlay::default(),
                 cleared: HashSet::default(),
+                wiped: HashSet::default(),
                 track: false,
             };
             let r = build(&mut frame);
