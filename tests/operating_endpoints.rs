@@ -52,6 +52,33 @@ async fn metrics_count_requests_lookups_and_engine_figures() {
 }
 
 #[tokio::test]
+async fn metrics_label_each_status_by_its_code() {
+    // Akka answers 202 to a delete; it used to be counted as status="other".
+    let (server, _dir) = start_dev().await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let put = server
+        .req(
+            "POST",
+            "/c1/k1",
+            &[h[0], ("Content-Type", "application/octet-stream")],
+            b"v",
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    assert_eq!(server.req("DELETE", "/c1/k1", &h, b"").await.status, 202);
+    assert_eq!(server.req("DELETE", "/c1/k1", &h, b"").await.status, 400);
+    let text = server.req("GET", "/metrics", &[], b"").await.text();
+    for expected in [
+        "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"DELETE\",status=\"202\"} 1",
+        "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"DELETE\",status=\"400\"} 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    assert!(!text.contains("status=\"other\""), "{text}");
+}
+
+#[tokio::test]
 async fn metrics_and_status_need_the_admin_token_when_configured() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::new(true);
