@@ -329,6 +329,8 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
         akka,
         admin_token_path: Some(data_dir.join(ADMIN_TOKEN_FILE)),
         metrics_access: file.metrics_access.unwrap_or_default(),
+        data_dir: Some(data_dir.clone()),
+        durability: Some(durability),
     };
     Ok(ServeSettings {
         listen,

@@ -4,7 +4,8 @@
 //! route template, method and status, so recording takes no lock and the label set is
 //! bounded (raw paths never become labels). Engine figures come from `Store::stats()` at
 //! scrape time; the storage health and recovery gauges are appended by
-//! [`StorageState::write_prometheus`](crate::faults::StorageState::write_prometheus).
+//! [`StorageState::write_prometheus`](crate::faults::StorageState::write_prometheus), the
+//! data dir's disk use by [`DiskUse`](crate::status::disk::DiskUse) ([`scrape`]).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -61,10 +62,11 @@ pub const STATUSES: &[u16] = &[
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 /// Latency bucket bounds in seconds (`+Inf` follows).
-const LATENCY_BOUNDS: &[f64] = &[
+pub const LATENCY_BOUNDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-const LATENCY_SLOTS: usize = 13;
+/// Latency buckets: one per bound and `+Inf`.
+pub const LATENCY_SLOTS: usize = LATENCY_BOUNDS.len() + 1;
 
 /// Which [`ROUTES`] entry a raw request path belongs to (mirrors `router::route`).
 pub fn classify(path: &str) -> usize {
@@ -236,6 +238,20 @@ impl Counters {
     }
 }
 
+/// Running totals of the three cache APIs' requests (the service and admin routes left
+/// out), read by the status page's sampler; see [`Metrics::api_totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiTotals {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests by latency bucket ([`LATENCY_BOUNDS`], then `+Inf`).
+    pub latency: [u64; LATENCY_SLOTS],
+    /// Item lookups that found their item.
+    pub hits: u64,
+    /// Item lookups that did not.
+    pub misses: u64,
+}
+
 /// The server's counters, shared by every connection.
 pub struct Metrics {
     shards: Box<[Box<Counters>]>,
@@ -329,6 +345,23 @@ impl Metrics {
     /// Lookups so far: (hits, misses).
     pub fn hit_miss(&self) -> (u64, u64) {
         (self.total(|c| &c.hits), self.total(|c| &c.misses))
+    }
+
+    /// The totals so far of the Flash, IronCache and Akka requests: a few hundred relaxed
+    /// loads, for a once-a-second sampler (the request path is not involved).
+    pub fn api_totals(&self) -> ApiTotals {
+        let mut t = ApiTotals::default();
+        for (a, api) in APIS.iter().enumerate() {
+            if matches!(*api, "service" | "admin") {
+                continue;
+            }
+            for (b, n) in t.latency.iter_mut().enumerate() {
+                *n += self.total(|c| &c.latency[a * LATENCY_SLOTS + b]);
+            }
+        }
+        t.requests = t.latency.iter().sum();
+        (t.hits, t.misses) = self.hit_miss();
+        t
     }
 
     /// A connection was accepted; the guard counts it as open until dropped.
@@ -580,6 +613,20 @@ impl Metrics {
         let _ = writeln!(o, "ttlcask_engine_fsync_batch_writes_count {cumulative}");
         out
     }
+}
+
+/// The whole `/metrics` text: the server's counters, the engine's figures, the storage
+/// health and the data dir's disk use (run it on the blocking pool: it lists the data dir).
+pub fn scrape(state: &crate::server::AppState, store: &ttlcask_engine::Store) -> String {
+    let mut text = state.metrics.render(&store.stats());
+    crate::faults::StorageState::of(store, state.damaged_reads.count()).write_prometheus(&mut text);
+    if let Some(dir) = &state.config.data_dir {
+        // A data dir that cannot be listed leaves its gauges out rather than failing the scrape.
+        if let Ok(usage) = crate::status::disk::DiskUse::of(dir) {
+            usage.write_prometheus(&mut text);
+        }
+    }
+    text
 }
 
 /// Keeps a connection counted as open; see [`Metrics::connection_opened`].

@@ -6,7 +6,7 @@ mod common;
 use common::{start_dev, start_on, DOC_NOW_MS, SAMPLE_JWT};
 use ttlcask::config::MetricsAccess;
 use ttlcask::Config;
-use ttlcask_engine::ManualClock;
+use ttlcask_engine::{Durability, ManualClock};
 
 const AKKA: (&str, &str) = ("Authorization", "");
 
@@ -132,11 +132,73 @@ async fn status_page_lists_tenants_caches_and_hit_rate() {
     let html = page.text();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains(concat!("ttlcask ", env!("CARGO_PKG_VERSION"))));
-    assert!(html.contains("ttorg <small>(1 caches, 2 items"), "{html}");
+    assert!(html.contains("ttorg <small>(1 cache, 2 items"), "{html}");
     assert!(html.contains("<td>Akka Cache</td><td>orders</td><td class=\"n\">2</td>"));
-    assert!(html.contains("100.0% (1 hits, 0 misses)"));
+    assert!(html.contains("100.0% (1 hit, 0 misses)"));
     assert!(html.contains("Compaction: idle"));
     assert!(!html.contains("src=\"http"), "no external assets");
+}
+
+#[tokio::test]
+async fn status_page_shows_dev_mode_durability_data_dir_and_traffic_charts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.data_dir = Some(dir.path().to_path_buf());
+    config.durability = Some(Durability::Always);
+    let server = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let put = server
+        .req(
+            "POST",
+            "/orders/a",
+            &[h[0], ("Content-Type", "application/octet-stream")],
+            b"0123456789",
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    assert_eq!(server.req("GET", "/orders/a", &h, b"").await.status, 200);
+    // A timer samples the counters once a second: wait for the charts to show the requests.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let html = loop {
+        let html = server.req("GET", "/", &[], b"").await.text();
+        if html.contains("<b>Hit rate</b> <span>now 100%") {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic in the charts:\n{html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for expected in [
+        "<p class=\"warn\" id=\"dev-warning\"><b>Development mode (<code>--dev</code>).</b>",
+        "<p id=\"durability\">Durability: <code>always</code>: a write is acknowledged once fsynced",
+        &format!("<p id=\"data-dir\">Data dir: <code>{}</code>: ", dir.path().display()),
+        "free on its file system.</p>",
+        "Storage health",
+        "Recovery at open: clean.",
+        "<figure class=\"chart\" id=\"chart-requests\"><figcaption><b>Requests per second</b> <span>now ",
+        "<figure class=\"chart\" id=\"chart-p99\"><figcaption><b>p99 latency</b> <span>now ",
+        "<svg viewBox=",
+        "<path class=\"line\" d=\"M",
+    ] {
+        assert!(html.contains(expected), "missing {expected} in\n{html}");
+    }
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external assets"
+    );
+    let metrics = server.req("GET", "/metrics", &[], b"").await.text();
+    for series in [
+        "ttlcask_data_dir_files ",
+        "ttlcask_data_dir_bytes ",
+        "ttlcask_data_dir_free_bytes ",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+    }
+    // The sampler stops with the server: `run` awaits it before it returns.
+    server.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
