@@ -201,6 +201,136 @@ async fn status_page_shows_dev_mode_durability_data_dir_and_traffic_charts() {
     server.stop().await.expect("clean stop");
 }
 
+/// Every `expr` of a Grafana dashboard, wherever it sits (panels, rows, targets).
+fn dashboard_queries(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+/// The label names and values of each sample of `/metrics`, by series name.
+fn exposed_series(text: &str) -> std::collections::HashMap<&str, Vec<Vec<(&str, &str)>>> {
+    let mut series: std::collections::HashMap<&str, Vec<Vec<(&str, &str)>>> = Default::default();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, labels) = match line.split_once('{') {
+            Some((name, rest)) => (name, rest.rsplit_once('}').map_or("", |(l, _)| l)),
+            None => (line.split(' ').next().unwrap_or(line), ""),
+        };
+        let labels = labels
+            .split("\",")
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once("=\""))
+            .map(|(k, v)| (k, v.trim_end_matches('"')))
+            .collect();
+        series.entry(name).or_default().push(labels);
+    }
+    series
+}
+
+#[tokio::test]
+async fn every_series_the_grafana_dashboard_queries_is_exposed() {
+    // Labels Prometheus adds when it scrapes, not in /metrics itself.
+    const SCRAPE_LABELS: &[&str] = &["instance", "job"];
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/ttlcask.json"
+    )))
+    .expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard["panels"], &mut queries);
+    assert!(queries.len() > 20, "{queries:?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.data_dir = Some(dir.path().to_path_buf());
+    let server = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let put = server
+        .req(
+            "POST",
+            "/c1/k1",
+            &[h[0], ("Content-Type", "application/octet-stream")],
+            b"v",
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    assert_eq!(server.req("GET", "/c1/k1", &h, b"").await.status, 200);
+    let text = server.req("GET", "/metrics", &[], b"").await.text();
+    let exposed = exposed_series(&text);
+
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut checked = 0;
+    for q in &queries {
+        let mut used = Vec::new();
+        for (at, _) in q.match_indices("ttlcask_") {
+            if at > 0 && q[..at].ends_with(word) {
+                continue;
+            }
+            let name: String = q[at..].chars().take_while(|&c| word(c)).collect();
+            let samples = exposed
+                .get(name.as_str())
+                .unwrap_or_else(|| panic!("{name} (in {q}) is not in /metrics:\n{text}"));
+            // The selector's label matchers: each label must exist, an `=` value must occur.
+            if let Some(selector) = q[at + name.len()..].strip_prefix('{') {
+                let selector = &selector[..selector.find('}').expect("closed selector")];
+                for matcher in selector.split(',') {
+                    let label: String = matcher.chars().take_while(|&c| word(c)).collect();
+                    if SCRAPE_LABELS.contains(&label.as_str()) {
+                        continue;
+                    }
+                    let rest = &matcher[label.len()..];
+                    let has = |want: Option<&str>| {
+                        samples.iter().any(|s| {
+                            s.iter()
+                                .any(|(k, v)| *k == label && want.is_none_or(|w| w == *v))
+                        })
+                    };
+                    let exact = rest.strip_prefix("=\"").map(|v| v.trim_end_matches('"'));
+                    assert!(
+                        has(exact.filter(|_| !rest.starts_with("=~"))),
+                        "{name} has no sample with {matcher} (in {q})"
+                    );
+                }
+            }
+            used.push(name);
+            checked += 1;
+        }
+        // Every label a `by (…)` groups on is a label of a series the query reads.
+        for (at, _) in q.match_indices("by (") {
+            let group = &q[at + 4..at + 4 + q[at + 4..].find(')').expect("closed by")];
+            for label in group.split(',').map(str::trim) {
+                if SCRAPE_LABELS.contains(&label) {
+                    continue;
+                }
+                assert!(
+                    used.iter().any(|n| exposed[n.as_str()]
+                        .iter()
+                        .any(|s| s.iter().any(|(k, _)| *k == label))),
+                    "no series of {q} has the label {label}"
+                );
+            }
+        }
+    }
+    assert!(
+        checked >= queries.len(),
+        "{checked} series in {} queries",
+        queries.len()
+    );
+}
+
 #[tokio::test]
 async fn openapi_document_is_served_and_valid_json() {
     let (server, _dir) = start_dev().await;
