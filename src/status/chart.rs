@@ -9,6 +9,8 @@ const HEIGHT: f64 = 90.0;
 /// Space above the line for the top label and below it for the time axis.
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 76.0;
+/// Space left and right, so that the round cap of a point at an edge shows whole.
+const SIDE: f64 = 3.0;
 
 /// One chart: a line over `values`, scaled from 0 to `max` (or to the largest value).
 pub struct Chart<'a> {
@@ -34,7 +36,7 @@ impl Chart<'_> {
         let peak = shown.iter().copied().fold(0.0_f64, f64::max);
         let top = self.max.unwrap_or(peak).max(f64::MIN_POSITIVE);
         let n = self.values.len().max(2);
-        let x = |i: usize| i as f64 * WIDTH / (n - 1) as f64;
+        let x = |i: usize| SIDE + i as f64 * (WIDTH - 2.0 * SIDE) / (n - 1) as f64;
         let y = |v: f64| BOTTOM - (v / top).clamp(0.0, 1.0) * (BOTTOM - TOP);
         let mut d = String::new();
         for (i, v) in self.values.iter().enumerate() {
@@ -111,7 +113,7 @@ mod tests {
         assert!(svg.contains("now 4.0, highest 4.0"), "{svg}");
         // Two runs: points 1-2, then the lone point 4 (at the right edge, on top).
         assert!(
-            svg.contains("d=\"M90.0 60.5L180.0 45.0M360.0 14.0h0.1\""),
+            svg.contains("d=\"M91.5 60.5L180.0 45.0M357.0 14.0h0.1\""),
             "{svg}"
         );
         assert!(!svg.contains("http"), "no external reference");

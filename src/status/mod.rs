@@ -309,7 +309,8 @@ fn charts_section(traffic: &[Window]) -> String {
         },
     ];
     let mut o = format!(
-        "<h2>Traffic</h2>\n<p class=\"sub\">Flash Cache, IronCache and Akka Cache requests over the last {span}, in steps of {}.</p>\n<div class=\"charts\">\n",
+        "<h2>Traffic</h2>\n<p class=\"sub\">Flash Cache, IronCache and Akka Cache requests over the last {}, in steps of {}.</p>\n<div class=\"charts\">\n",
+        span.strip_prefix("1 ").unwrap_or(&span),
         span_text(CHART_WINDOW)
     );
     for c in &charts {
@@ -417,7 +418,7 @@ td.n{{text-align:right;font-variant-numeric:tabular-nums}} th{{background:#f0f3f
 .bad{{color:#b42318}}
 .warn{{background:#fff8c5;border:1px solid #d4a72c;border-radius:8px;padding:.6rem 1rem;max-width:60rem}}
 .charts{{display:flex;flex-wrap:wrap;gap:.8rem}}
-.chart{{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.5rem .8rem;margin:0;width:24rem}}
+.chart{{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.5rem .8rem;margin:0;width:22rem}}
 .chart figcaption span{{color:#57606a;font-size:.85rem}}
 .chart svg{{width:100%;height:auto;display:block;margin-top:.3rem}}
 .chart text{{font-size:9px;fill:#57606a}}
@@ -674,7 +675,7 @@ mod tests {
             ..snapshot()
         });
         assert!(
-            page.contains("over the last 1 hour, in steps of 30 s"),
+            page.contains("over the last hour, in steps of 30 s"),
             "{page}"
         );
         for id in ["chart-requests", "chart-p99", "chart-hit-rate"] {
