@@ -346,8 +346,78 @@ async fn openapi_document_is_served_and_valid_json() {
         "/cacheName",
         "/{cacheName}/{key}",
         "/metrics",
+        "/admin/tenants",
+        "/admin/credentials/{id}",
     ] {
         assert!(paths.contains_key(p), "missing {p}");
+    }
+    // Served from any host name or proxy: no absolute server, no document outside the repo.
+    assert_eq!(
+        doc["servers"],
+        serde_json::json!([{"url": "/", "description": doc["servers"][0]["description"]}])
+    );
+    assert!(!resp.text().contains("DESIGN.md"));
+    assert!(!resp.text().contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn openapi_documents_every_admin_route_with_the_admin_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.admin_token_path = Some(dir.path().join("admin.token"));
+    let server = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    let doc = server.req("GET", "/openapi.json", &[], b"").await.json();
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).expect("token");
+    let auth = format!("Bearer {}", token.trim());
+    let admin: Vec<_> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .filter(|(p, _)| p.starts_with("/admin/"))
+        .collect();
+    assert_eq!(admin.len(), 6, "{admin:?}");
+    for (template, ops) in admin {
+        let path = template.replace("{id}", "nope");
+        let ops = ops.as_object().expect("operations");
+        for (method, op) in ops {
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"adminToken": []}]),
+                "{method} {template} needs the admin token"
+            );
+            let method = method.to_uppercase();
+            let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
+            let without = server.req(&method, &path, &[], body).await;
+            assert_eq!(without.status, 401, "{method} {path}");
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {template}: 401"
+            );
+            let with = server
+                .req(&method, &path, &[("Authorization", auth.as_str())], body)
+                .await;
+            let status = with.status.to_string();
+            assert!(
+                op["responses"][&status].is_object(),
+                "{method} {path} answered {status}, not documented: {}",
+                with.text()
+            );
+        }
+        // Any other method is 405 and `Allow` names exactly the documented ones.
+        let mut documented: Vec<String> = ops.keys().map(|m| m.to_uppercase()).collect();
+        documented.sort();
+        let refused = server
+            .req("PATCH", &path, &[("Authorization", auth.as_str())], b"")
+            .await;
+        assert_eq!(refused.status, 405, "PATCH {path}");
+        let mut allow: Vec<String> = refused
+            .header("allow")
+            .expect("Allow")
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .collect();
+        allow.sort();
+        assert_eq!(allow, documented, "{template}");
     }
 }
 
