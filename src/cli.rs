@@ -371,6 +371,9 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
         akka,
         admin_token_path: Some(data_dir.join(ADMIN_TOKEN_FILE)),
         metrics_access: file.metrics_access.unwrap_or_default(),
+        // Shown on the status page: absolute, as the admin commands print it.
+        data_dir: Some(std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone())),
+        durability: Some(durability),
     };
     Ok(ServeSettings {
         listen,

@@ -32,6 +32,11 @@ pub struct Config {
     pub admin_token_path: Option<PathBuf>,
     /// Who may read `/metrics` and the status page at `/`.
     pub metrics_access: MetricsAccess,
+    /// The store's data dir, for its disk use on the status page and in `/metrics`
+    /// (`None`: not shown).
+    pub data_dir: Option<PathBuf>,
+    /// The store's durability policy, for the status page (`None`: not shown).
+    pub durability: Option<Durability>,
 }
 
 /// Who may read `/metrics` and the status page (`metrics_access` in the TOML file).
@@ -99,6 +104,8 @@ impl Config {
             akka: AkkaConfig::default(),
             admin_token_path: None,
             metrics_access: MetricsAccess::default(),
+            data_dir: None,
+            durability: None,
         }
     }
 }

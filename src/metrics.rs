@@ -4,7 +4,8 @@
 //! route template, method and status, so recording takes no lock and the label set is
 //! bounded (raw paths never become labels). Engine figures come from `Store::stats()` at
 //! scrape time; the storage health and recovery gauges are appended by
-//! [`StorageState::write_prometheus`](crate::faults::StorageState::write_prometheus).
+//! [`StorageState::write_prometheus`](crate::faults::StorageState::write_prometheus), the
+//! data dir's disk use by [`DiskUse`](crate::status::disk::DiskUse) ([`scrape`]).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -53,15 +54,19 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub const APIS: &[&str] = &["flash", "iron", "akka", "service", "admin"];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "other"];
-const STATUSES: &[u16] = &[
-    200, 201, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 503, 507,
+/// The status codes labelled by their number: every code a handler answers (a unit test
+/// checks the sources against this list), plus a few a limit may answer. Anything else
+/// counts as `status="other"`, so the label set stays bounded.
+pub const STATUSES: &[u16] = &[
+    200, 201, 202, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 503, 507,
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 /// Latency bucket bounds in seconds (`+Inf` follows).
-const LATENCY_BOUNDS: &[f64] = &[
+pub const LATENCY_BOUNDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-const LATENCY_SLOTS: usize = 13;
+/// Latency buckets: one per bound and `+Inf`.
+pub const LATENCY_SLOTS: usize = LATENCY_BOUNDS.len() + 1;
 
 /// Which [`ROUTES`] entry a raw request path belongs to (mirrors `router::route`).
 pub fn classify(path: &str) -> usize {
@@ -233,6 +238,20 @@ impl Counters {
     }
 }
 
+/// Running totals of the three cache APIs' requests (the service and admin routes left
+/// out), read by the status page's sampler; see [`Metrics::api_totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiTotals {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests by latency bucket ([`LATENCY_BOUNDS`], then `+Inf`).
+    pub latency: [u64; LATENCY_SLOTS],
+    /// Item lookups that found their item.
+    pub hits: u64,
+    /// Item lookups that did not.
+    pub misses: u64,
+}
+
 /// The server's counters, shared by every connection.
 pub struct Metrics {
     shards: Box<[Box<Counters>]>,
@@ -326,6 +345,23 @@ impl Metrics {
     /// Lookups so far: (hits, misses).
     pub fn hit_miss(&self) -> (u64, u64) {
         (self.total(|c| &c.hits), self.total(|c| &c.misses))
+    }
+
+    /// The totals so far of the Flash, IronCache and Akka requests: a few hundred relaxed
+    /// loads, for a once-a-second sampler (the request path is not involved).
+    pub fn api_totals(&self) -> ApiTotals {
+        let mut t = ApiTotals::default();
+        for (a, api) in APIS.iter().enumerate() {
+            if matches!(*api, "service" | "admin") {
+                continue;
+            }
+            for (b, n) in t.latency.iter_mut().enumerate() {
+                *n += self.total(|c| &c.latency[a * LATENCY_SLOTS + b]);
+            }
+        }
+        t.requests = t.latency.iter().sum();
+        (t.hits, t.misses) = self.hit_miss();
+        t
     }
 
     /// A connection was accepted; the guard counts it as open until dropped.
@@ -579,6 +615,20 @@ impl Metrics {
     }
 }
 
+/// The whole `/metrics` text: the server's counters, the engine's figures, the storage
+/// health and the data dir's disk use (run it on the blocking pool: it lists the data dir).
+pub fn scrape(state: &crate::server::AppState, store: &ttlcask_engine::Store) -> String {
+    let mut text = state.metrics.render(&store.stats());
+    crate::faults::StorageState::of(store, state.damaged_reads.count()).write_prometheus(&mut text);
+    if let Some(dir) = &state.config.data_dir {
+        // A data dir that cannot be listed leaves its gauges out rather than failing the scrape.
+        if let Ok(usage) = crate::status::disk::DiskUse::of(dir) {
+            usage.write_prometheus(&mut text);
+        }
+    }
+    text
+}
+
 /// Keeps a connection counted as open; see [`Metrics::connection_opened`].
 pub struct ConnectionGuard(std::sync::Arc<Metrics>);
 
@@ -655,12 +705,82 @@ mod tests {
     }
 
     #[test]
+    fn every_status_a_handler_answers_is_labelled_by_its_code() {
+        use hyper::StatusCode as S;
+        // Every status constant the server's sources name: a new one fails here
+        // until it is added to this table and to STATUSES.
+        let known = [
+            ("OK", S::OK),
+            ("CREATED", S::CREATED),
+            ("ACCEPTED", S::ACCEPTED),
+            ("NO_CONTENT", S::NO_CONTENT),
+            ("BAD_REQUEST", S::BAD_REQUEST),
+            ("UNAUTHORIZED", S::UNAUTHORIZED),
+            ("FORBIDDEN", S::FORBIDDEN),
+            ("NOT_FOUND", S::NOT_FOUND),
+            ("METHOD_NOT_ALLOWED", S::METHOD_NOT_ALLOWED),
+            ("NOT_ACCEPTABLE", S::NOT_ACCEPTABLE),
+            ("CONFLICT", S::CONFLICT),
+            ("PAYLOAD_TOO_LARGE", S::PAYLOAD_TOO_LARGE),
+            ("UNSUPPORTED_MEDIA_TYPE", S::UNSUPPORTED_MEDIA_TYPE),
+            ("TOO_MANY_REQUESTS", S::TOO_MANY_REQUESTS),
+            ("INTERNAL_SERVER_ERROR", S::INTERNAL_SERVER_ERROR),
+            ("SERVICE_UNAVAILABLE", S::SERVICE_UNAVAILABLE),
+            ("INSUFFICIENT_STORAGE", S::INSUFFICIENT_STORAGE),
+        ];
+        for (_, code) in known {
+            assert!(STATUSES.contains(&code.as_u16()), "{code} is not labelled");
+        }
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        let mut seen = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read src") {
+                let path = entry.expect("dir entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read source");
+                assert!(
+                    !text.contains(concat!("StatusCode::", "from_u16")),
+                    "{}: a computed status may escape the labelled set",
+                    path.display()
+                );
+                for (i, _) in text.match_indices("StatusCode::") {
+                    let name: String = text[i + "StatusCode::".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                        .collect();
+                    if name.is_empty() {
+                        continue;
+                    }
+                    seen += 1;
+                    assert!(
+                        known.iter().any(|(n, _)| *n == name),
+                        "{} answers StatusCode::{name}: add it to STATUSES and to this test",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(seen > 100, "found only {seen} status codes in src/");
+    }
+
+    #[test]
     fn renders_counters_histograms_and_hits() {
         let m = Metrics::new();
         let get = classify("/c/k");
         m.record(get, &Method::GET, 200, Duration::from_micros(300));
         m.record(get, &Method::GET, 404, Duration::from_millis(3));
         m.record(get, &Method::POST, 418, Duration::from_secs(9));
+        m.record(get, &Method::DELETE, 202, Duration::from_micros(300));
+        m.record(get, &Method::POST, 507, Duration::from_micros(300));
         let mut stats = Stats::default();
         stats.fsync_batches[0] = 2;
         stats.fsync_batches[3] = 1;
@@ -669,10 +789,12 @@ mod tests {
         for expected in [
             "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"GET\",status=\"200\"} 1",
             "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"POST\",status=\"other\"} 1",
-            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"0.0005\"} 1",
-            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"0.005\"} 2",
-            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"+Inf\"} 3",
-            "ttlcask_http_request_duration_seconds_count{api=\"akka\"} 3",
+            "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"DELETE\",status=\"202\"} 1",
+            "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"POST\",status=\"507\"} 1",
+            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"0.0005\"} 3",
+            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"0.005\"} 4",
+            "ttlcask_http_request_duration_seconds_bucket{api=\"akka\",le=\"+Inf\"} 5",
+            "ttlcask_http_request_duration_seconds_count{api=\"akka\"} 5",
             "ttlcask_cache_lookups_total{result=\"hit\"} 1",
             "ttlcask_cache_lookups_total{result=\"miss\"} 1",
             "ttlcask_engine_fsync_batch_writes_bucket{le=\"4\"} 2",

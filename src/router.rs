@@ -15,7 +15,7 @@ use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST};
 use hyper::{Method, Request, StatusCode, Version};
 
 use crate::config::MetricsAccess;
-use crate::faults::{self, StorageState};
+use crate::faults;
 use crate::http::{blocking, with_body, Resp, JSON, TEXT};
 use crate::server::AppState;
 use crate::{admin, akka, flash, iron, metrics, status};
@@ -138,14 +138,8 @@ async fn route(
             if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
                 return r;
             }
-            let metrics = state.metrics.clone();
-            let damaged_reads = state.damaged_reads.clone();
-            let text = blocking(&state.store, move |s| {
-                let mut text = metrics.render(&s.stats());
-                StorageState::of(s, damaged_reads.count()).write_prometheus(&mut text);
-                text
-            });
-            match text.await {
+            let st = state.clone();
+            match blocking(&state.store, move |s| metrics::scrape(&st, s)).await {
                 Ok(text) => no_store(with_body(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -159,23 +153,8 @@ async fn route(
             if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
                 return r;
             }
-            let metrics = state.metrics.clone();
-            let damaged_reads = state.damaged_reads.clone();
-            let page = blocking(&state.store, move |s| {
-                let (hits, misses) = metrics.hit_miss();
-                status::render(&status::Snapshot {
-                    stats: s.stats(),
-                    storage: StorageState::of(s, damaged_reads.count()),
-                    namespaces: s.namespaces(b"T"),
-                    uptime: metrics.uptime(),
-                    hits,
-                    misses,
-                    open_connections: metrics.open_connections(),
-                    now_ms: s.now_ms(),
-                })
-            })
-            .await;
-            match page {
+            let st = state.clone();
+            match blocking(&state.store, move |s| status::page(&st, s)).await {
                 Ok(html) => no_store(with_body(StatusCode::OK, "text/html; charset=utf-8", html)),
                 Err(e) => with_body(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e),
             }

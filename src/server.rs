@@ -1,7 +1,8 @@
 //! The whole server in one call: [`run`] accepts connections on a listener, serves each with
 //! hyper's HTTP/1 under a connection cap and a header read timeout, and on shutdown stops
-//! accepting, lets in-flight requests finish, and syncs the store. It starts by logging the
-//! store's recovery report (at warn when opening found damage).
+//! accepting, lets in-flight requests finish, stops the status page's sampler, and syncs the
+//! store. It starts by logging the store's recovery report (at warn when opening found
+//! damage).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 use ttlcask_engine::Store;
 
@@ -25,6 +26,7 @@ use crate::faults::{self, DamagedReads};
 use crate::http::blocking;
 use crate::metrics::Metrics;
 use crate::router;
+use crate::status::history::{self, History};
 
 /// What every request handler can reach.
 pub struct AppState {
@@ -40,6 +42,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Reads of damaged or lost records, answered as misses.
     pub damaged_reads: Arc<DamagedReads>,
+    /// The last hour of traffic for the status page's charts, sampled by a timer task.
+    pub history: Arc<History>,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -115,7 +119,16 @@ pub async fn run(
         config,
         metrics: Arc::new(Metrics::new()),
         damaged_reads: Arc::new(DamagedReads::new()),
+        history: Arc::new(History::new()),
     });
+    // Dropping `stop_sampler` (at shutdown, or if this future is dropped) ends the sampler.
+    let (stop_sampler, sampler_stopped) = oneshot::channel::<()>();
+    let sampler = tokio::spawn(history::sample_every(
+        state.metrics.clone(),
+        state.history.clone(),
+        history::PERIOD,
+        sampler_stopped,
+    ));
     let limits = state.config.limits.clone();
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut builder = http1::Builder::new();
@@ -176,6 +189,10 @@ pub async fn run(
             ?grace,
             "connections still open after the grace period; closing them"
         );
+    }
+    drop(stop_sampler);
+    if let Err(e) = sampler.await {
+        warn!(error = %e, "the status page's sampler ended abnormally");
     }
     blocking(&store, |s| s.sync().map_err(|e| e.to_string()))
         .await

@@ -1,5 +1,5 @@
 //! Akka Cache over real HTTP: every curl example of the document replayed with the sample
-//! JWT, then DESIGN.md's decisions (statuses from the Responses sections, cacheName
+//! JWT (and the README's block of them, in its order, as written), then DESIGN.md's decisions (statuses from the Responses sections, cacheName
 //! lifecycle, batch shapes, TTL, content type, JWT checks, CORS, tenants).
 
 mod common;
@@ -775,4 +775,106 @@ async fn registered_tenants_only_refuses_unregistered_orgs() {
         )
         .await;
     assert_eq!(r.text(), "a", "beta's refused write stored nothing");
+}
+
+/// Splits one shell command line into words: whitespace separates, '…' and "…" quote
+/// (enough for the README's curl lines, which use no escapes).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    assert!(quote.is_none(), "unclosed quote in {line}");
+    words.extend(word);
+    words
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_order_of_the_akka_document_examples() {
+    // The README promises that its block of the document's commands works as written on a
+    // fresh --dev server: run each line as curl would send it and check the status it states.
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let block = readme
+        .split("<!-- tests/akka.rs (readme_order_of_the_akka_document_examples) runs the next block. -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the README's block of Akka examples");
+    let jwt = block
+        .lines()
+        .find_map(|l| l.strip_prefix("JWT="))
+        .expect("JWT= line");
+    assert_eq!(jwt, SAMPLE_JWT, "the document's sample token");
+    let (s, _dir) = start_dev().await;
+    let mut ran = 0;
+    for line in block.lines().filter(|l| l.starts_with("curl ")) {
+        let (command, comment) = line.split_once(" # ").expect("a status comment");
+        let expected: u16 = comment
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        let words = shell_words(command);
+        let (mut method, mut path, mut body) = (None, None, None::<String>);
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut args = words.iter().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-i" => {}
+                "-X" => method = args.next().cloned(),
+                "-d" => body = args.next().cloned(),
+                "-H" => {
+                    let h = args.next().expect("-H value").replace("$JWT", jwt);
+                    let (name, value) = h.split_once(':').expect("header");
+                    headers.push((name.to_string(), value.trim().to_string()));
+                }
+                url => {
+                    let p = url
+                        .strip_prefix("http://127.0.0.1:9001")
+                        .unwrap_or_else(|| panic!("unexpected argument {url} in {line}"));
+                    path = Some(p.to_string());
+                }
+            }
+        }
+        // As curl does: -d means POST unless -X says otherwise, and a form type unless given.
+        let method =
+            method.unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.to_string());
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let path = path.expect("a URL");
+        let r = s
+            .req(
+                &method,
+                &path,
+                &headers,
+                body.unwrap_or_default().as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, expected, "{line}\n{r:?}");
+        ran += 1;
+    }
+    assert_eq!(ran, 18, "every line of the block ran");
 }

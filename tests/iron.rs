@@ -578,6 +578,26 @@ async fn tenants_and_projects_are_isolated() {
     assert_eq!(put(1, PROJECT, "beta").await.status, 200);
     assert_eq!(get(0, PROJECT).await.json()["value"], "alpha");
     assert_eq!(get(1, PROJECT).await.json()["value"], "beta");
+    // The project ids a real token may use (README): any 24 hex digits, in either case.
+    assert_eq!(
+        get(0, "4CCF2C5DA3C0F1A4D1000011").await.json()["value"],
+        "alpha",
+        "case does not matter"
+    );
+    assert_eq!(
+        put(0, "0123456789abcdef01234567", "fresh").await.status,
+        200
+    );
+    for bad in [
+        "4ccf2c5da3c0f1a4d100001",
+        "4ccf2c5da3c0f1a4d1000011a",
+        "zzzzzzzzzzzzzzzzzzzzzzzz",
+        "myproject",
+    ] {
+        let r = put(0, bad, "x").await;
+        assert_eq!(r.status, 404, "{bad}");
+        assert_eq!(r.json(), json!({"msg": "Project not found"}), "{bad}");
+    }
     let r = s
         .req(
             "GET",

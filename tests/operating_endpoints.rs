@@ -6,7 +6,7 @@ mod common;
 use common::{start_dev, start_on, DOC_NOW_MS, SAMPLE_JWT};
 use ttlcask::config::MetricsAccess;
 use ttlcask::Config;
-use ttlcask_engine::ManualClock;
+use ttlcask_engine::{Durability, ManualClock};
 
 const AKKA: (&str, &str) = ("Authorization", "");
 
@@ -49,6 +49,33 @@ async fn metrics_count_requests_lookups_and_engine_figures() {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }
     assert_eq!(server.req("POST", "/metrics", &[], b"").await.status, 405);
+}
+
+#[tokio::test]
+async fn metrics_label_each_status_by_its_code() {
+    // Akka answers 202 to a delete; it used to be counted as status="other".
+    let (server, _dir) = start_dev().await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let put = server
+        .req(
+            "POST",
+            "/c1/k1",
+            &[h[0], ("Content-Type", "application/octet-stream")],
+            b"v",
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    assert_eq!(server.req("DELETE", "/c1/k1", &h, b"").await.status, 202);
+    assert_eq!(server.req("DELETE", "/c1/k1", &h, b"").await.status, 400);
+    let text = server.req("GET", "/metrics", &[], b"").await.text();
+    for expected in [
+        "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"DELETE\",status=\"202\"} 1",
+        "ttlcask_http_requests_total{api=\"akka\",route=\"/{cacheName}/{key}\",method=\"DELETE\",status=\"400\"} 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    assert!(!text.contains("status=\"other\""), "{text}");
 }
 
 #[tokio::test]
@@ -105,11 +132,203 @@ async fn status_page_lists_tenants_caches_and_hit_rate() {
     let html = page.text();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains(concat!("ttlcask ", env!("CARGO_PKG_VERSION"))));
-    assert!(html.contains("ttorg <small>(1 caches, 2 items"), "{html}");
+    assert!(html.contains("ttorg <small>(1 cache, 2 items"), "{html}");
     assert!(html.contains("<td>Akka Cache</td><td>orders</td><td class=\"n\">2</td>"));
-    assert!(html.contains("100.0% (1 hits, 0 misses)"));
+    assert!(html.contains("100.0% (1 hit, 0 misses)"));
     assert!(html.contains("Compaction: idle"));
     assert!(!html.contains("src=\"http"), "no external assets");
+}
+
+#[tokio::test]
+async fn status_page_shows_dev_mode_durability_data_dir_and_traffic_charts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.data_dir = Some(dir.path().to_path_buf());
+    config.durability = Some(Durability::Always);
+    let server = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let put = server
+        .req(
+            "POST",
+            "/orders/a",
+            &[h[0], ("Content-Type", "application/octet-stream")],
+            b"0123456789",
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    assert_eq!(server.req("GET", "/orders/a", &h, b"").await.status, 200);
+    // A timer samples the counters once a second: wait for the charts to show the requests.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let html = loop {
+        let html = server.req("GET", "/", &[], b"").await.text();
+        if html.contains("<b>Hit rate</b> <span>now 100%") {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic in the charts:\n{html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for expected in [
+        "<p class=\"warn\" id=\"dev-warning\"><b>Development mode (<code>--dev</code>).</b>",
+        "<p id=\"durability\">Durability: <code>always</code>: a write is acknowledged once fsynced",
+        &format!("<p id=\"data-dir\">Data dir: <code>{}</code>: ", dir.path().display()),
+        "free on its file system.</p>",
+        "Storage health",
+        "Recovery at open: clean.",
+        "<figure class=\"chart\" id=\"chart-requests\"><figcaption><b>Requests per second</b> <span>now ",
+        "<figure class=\"chart\" id=\"chart-p99\"><figcaption><b>p99 latency</b> <span>now ",
+        "<svg viewBox=",
+        "<path class=\"line\" d=\"M",
+    ] {
+        assert!(html.contains(expected), "missing {expected} in\n{html}");
+    }
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external assets"
+    );
+    let metrics = server.req("GET", "/metrics", &[], b"").await.text();
+    for series in [
+        "ttlcask_data_dir_files ",
+        "ttlcask_data_dir_bytes ",
+        "ttlcask_data_dir_free_bytes ",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+    }
+    // The sampler stops with the server: `run` awaits it before it returns.
+    server.stop().await.expect("clean stop");
+}
+
+/// Every `expr` of a Grafana dashboard, wherever it sits (panels, rows, targets).
+fn dashboard_queries(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+/// The label names and values of each sample of `/metrics`, by series name.
+fn exposed_series(text: &str) -> std::collections::HashMap<&str, Vec<Vec<(&str, &str)>>> {
+    let mut series: std::collections::HashMap<&str, Vec<Vec<(&str, &str)>>> = Default::default();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, labels) = match line.split_once('{') {
+            Some((name, rest)) => (name, rest.rsplit_once('}').map_or("", |(l, _)| l)),
+            None => (line.split(' ').next().unwrap_or(line), ""),
+        };
+        let labels = labels
+            .split("\",")
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once("=\""))
+            .map(|(k, v)| (k, v.trim_end_matches('"')))
+            .collect();
+        series.entry(name).or_default().push(labels);
+    }
+    series
+}
+
+#[tokio::test]
+async fn every_series_the_grafana_dashboard_queries_is_exposed() {
+    // Labels Prometheus adds when it scrapes, not in /metrics itself.
+    const SCRAPE_LABELS: &[&str] = &["instance", "job"];
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/ttlcask.json"
+    )))
+    .expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard["panels"], &mut queries);
+    assert!(queries.len() > 20, "{queries:?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.data_dir = Some(dir.path().to_path_buf());
+    let server = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let put = server
+        .req(
+            "POST",
+            "/c1/k1",
+            &[h[0], ("Content-Type", "application/octet-stream")],
+            b"v",
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    assert_eq!(server.req("GET", "/c1/k1", &h, b"").await.status, 200);
+    let text = server.req("GET", "/metrics", &[], b"").await.text();
+    let exposed = exposed_series(&text);
+
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut checked = 0;
+    for q in &queries {
+        let mut used = Vec::new();
+        for (at, _) in q.match_indices("ttlcask_") {
+            if at > 0 && q[..at].ends_with(word) {
+                continue;
+            }
+            let name: String = q[at..].chars().take_while(|&c| word(c)).collect();
+            let samples = exposed
+                .get(name.as_str())
+                .unwrap_or_else(|| panic!("{name} (in {q}) is not in /metrics:\n{text}"));
+            // The selector's label matchers: each label must exist, an `=` value must occur.
+            if let Some(selector) = q[at + name.len()..].strip_prefix('{') {
+                let selector = &selector[..selector.find('}').expect("closed selector")];
+                for matcher in selector.split(',') {
+                    let label: String = matcher.chars().take_while(|&c| word(c)).collect();
+                    if SCRAPE_LABELS.contains(&label.as_str()) {
+                        continue;
+                    }
+                    let rest = &matcher[label.len()..];
+                    let has = |want: Option<&str>| {
+                        samples.iter().any(|s| {
+                            s.iter()
+                                .any(|(k, v)| *k == label && want.is_none_or(|w| w == *v))
+                        })
+                    };
+                    let exact = rest.strip_prefix("=\"").map(|v| v.trim_end_matches('"'));
+                    assert!(
+                        has(exact.filter(|_| !rest.starts_with("=~"))),
+                        "{name} has no sample with {matcher} (in {q})"
+                    );
+                }
+            }
+            used.push(name);
+            checked += 1;
+        }
+        // Every label a `by (…)` groups on is a label of a series the query reads.
+        for (at, _) in q.match_indices("by (") {
+            let group = &q[at + 4..at + 4 + q[at + 4..].find(')').expect("closed by")];
+            for label in group.split(',').map(str::trim) {
+                if SCRAPE_LABELS.contains(&label) {
+                    continue;
+                }
+                assert!(
+                    used.iter().any(|n| exposed[n.as_str()]
+                        .iter()
+                        .any(|s| s.iter().any(|(k, _)| *k == label))),
+                    "no series of {q} has the label {label}"
+                );
+            }
+        }
+    }
+    assert!(
+        checked >= queries.len(),
+        "{checked} series in {} queries",
+        queries.len()
+    );
 }
 
 #[tokio::test]
@@ -127,8 +346,78 @@ async fn openapi_document_is_served_and_valid_json() {
         "/cacheName",
         "/{cacheName}/{key}",
         "/metrics",
+        "/admin/tenants",
+        "/admin/credentials/{id}",
     ] {
         assert!(paths.contains_key(p), "missing {p}");
+    }
+    // Served from any host name or proxy: no absolute server, no document outside the repo.
+    assert_eq!(
+        doc["servers"],
+        serde_json::json!([{"url": "/", "description": doc["servers"][0]["description"]}])
+    );
+    assert!(!resp.text().contains("DESIGN.md"));
+    assert!(!resp.text().contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn openapi_documents_every_admin_route_with_the_admin_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.admin_token_path = Some(dir.path().join("admin.token"));
+    let server = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    let doc = server.req("GET", "/openapi.json", &[], b"").await.json();
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).expect("token");
+    let auth = format!("Bearer {}", token.trim());
+    let admin: Vec<_> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .filter(|(p, _)| p.starts_with("/admin/"))
+        .collect();
+    assert_eq!(admin.len(), 6, "{admin:?}");
+    for (template, ops) in admin {
+        let path = template.replace("{id}", "nope");
+        let ops = ops.as_object().expect("operations");
+        for (method, op) in ops {
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"adminToken": []}]),
+                "{method} {template} needs the admin token"
+            );
+            let method = method.to_uppercase();
+            let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
+            let without = server.req(&method, &path, &[], body).await;
+            assert_eq!(without.status, 401, "{method} {path}");
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {template}: 401"
+            );
+            let with = server
+                .req(&method, &path, &[("Authorization", auth.as_str())], body)
+                .await;
+            let status = with.status.to_string();
+            assert!(
+                op["responses"][&status].is_object(),
+                "{method} {path} answered {status}, not documented: {}",
+                with.text()
+            );
+        }
+        // Any other method is 405 and `Allow` names exactly the documented ones.
+        let mut documented: Vec<String> = ops.keys().map(|m| m.to_uppercase()).collect();
+        documented.sort();
+        let refused = server
+            .req("PATCH", &path, &[("Authorization", auth.as_str())], b"")
+            .await;
+        assert_eq!(refused.status, 405, "PATCH {path}");
+        let mut allow: Vec<String> = refused
+            .header("allow")
+            .expect("Allow")
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .collect();
+        allow.sort();
+        assert_eq!(allow, documented, "{template}");
     }
 }
 

@@ -18,6 +18,7 @@
 //! [`crate::auth::registry`].
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -184,7 +185,27 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
         },
         (Method::GET, "/admin/export") => transfer::export(state, query.as_deref()),
         (Method::POST, "/admin/import") => transfer::import(state, req, query.as_deref()).await,
-        _ => error(StatusCode::NOT_FOUND, "unknown admin route"),
+        (_, p) => match allowed_methods(p) {
+            // RFC 9110: a known resource asked with another method is 405 with `Allow`.
+            Some(allow) => {
+                let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                resp.headers_mut()
+                    .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+                resp
+            }
+            None => error(StatusCode::NOT_FOUND, "unknown admin route"),
+        },
+    }
+}
+
+/// The methods an admin path accepts (the table at the top of this module).
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/admin/tenants" | "/admin/credentials" => Some("GET, POST"),
+        "/admin/stats" | "/admin/export" => Some("GET"),
+        "/admin/compact" | "/admin/import" => Some("POST"),
+        p if p.starts_with("/admin/credentials/") => Some("DELETE"),
+        _ => None,
     }
 }
 

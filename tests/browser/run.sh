@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders the status page (/) in headless Chromium: installs Debian's chromium if missing,
 # starts `ttlcask serve --dev` on a free loopback port with a temp data dir and one stored
-# item, takes a screenshot (kept, path printed: the CI artifact) and checks the DOM text.
+# item, takes a screenshot (kept, path printed: the CI artifact) and checks the DOM text:
+# the --dev warning, durability, data dir, storage health and the three traffic charts.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +26,8 @@ assert urllib.request.urlopen(req, timeout=5).status == 201
 urllib.request.urlopen(urllib.request.Request(f"{base}/browser-demo/k1",
     headers={"Authorization": f"Bearer {jwt}"}), timeout=5).read()
 PY
+# The charts are filled by a once-a-second timer: let it sample the requests above.
+sleep 2
 
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
        --disable-background-networking --disable-component-update --disable-sync)
@@ -40,8 +43,10 @@ if [ "$size" -lt 5000 ]; then
 fi
 timeout 120 chromium "${flags[@]}" --user-data-dir="$work/profile2" --dump-dom "$base/" \
     >"$work/dom.html" 2>>"$work/chromium.log"
-for text in "ttlcask 0" "Hit rate" "100.0% (1 hits, 0 misses)" "Compaction: idle" \
-            "ttorg" "browser-demo" "Akka Cache" "Storage health" "Recovery at open: clean"; do
+for text in "ttlcask 0" "Hit rate" "100.0% (1 hit, 0 misses)" "Compaction: idle" \
+            "ttorg" "browser-demo" "Akka Cache" "Storage health" "Recovery at open: clean" \
+            "Development mode" "<code>never</code></b>: the operating system decides" "Data dir:" \
+            "free on its file system" 'id="chart-requests"' 'id="chart-p99"' 'id="chart-hit-rate"'; do
     if ! grep -qF "$text" "$work/dom.html"; then
         echo "status page DOM lacks: $text" >&2
         cat "$work/dom.html" >&2

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the live server against its own OpenAPI document (/openapi.json) with schemathesis
 # (PyPI): builds `ttlcask`, starts `serve --dev` on a free loopback port with a temp data
-# dir, runs one bounded schemathesis pass per API with that API's sample credentials, stops
-# the server, and exits non-zero if any check failed.
+# dir, runs one bounded schemathesis pass per API with that API's sample credentials (and
+# one over /admin/ with the admin token), stops the server, and exits non-zero if any check
+# failed.
 #
 # Env: TTLCASK_SCHEMATHESIS_EXAMPLES (default 25 per operation),
 #      TTLCASK_SCHEMATHESIS_VENV (default target/schemathesis-venv, reused between runs).
@@ -56,9 +57,12 @@ run "Flash Cache" --include-path-regex '^/v1/' \
     -H 'Authorization: v1:api_c1c9676fc333043a298551158a22ce64a2796d54'
 run "IronCache" --include-path-regex '^/(1/|version)' \
     -H 'Authorization: OAuth abc4c7c627376858'
-run "Akka Cache" --exclude-path-regex '^/(v1/|1/|version$|healthz$|metrics$|openapi\.json$|$)' \
+run "Akka Cache" --exclude-path-regex '^/(v1/|1/|admin/|version$|healthz$|metrics$|openapi\.json$|$)' \
     -H "Authorization: Bearer $jwt"
 run "service routes" --include-path-regex '^/(healthz|metrics|openapi\.json)?$'
+# The admin endpoint, with the token the server wrote into its data dir on start.
+run "admin" --include-path-regex '^/admin/' \
+    -H "Authorization: Bearer $(cat "$work/data/admin.token")"
 
 kill -TERM "$server_pid"
 wait "$server_pid" || failed=1

@@ -5,7 +5,7 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 cargo build --quiet --bin ttlcask
-bin="$root/target/debug/ttlcask"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/ttlcask"
 
 work=$(mktemp -d)
 server_pid=""
