@@ -965,3 +965,62 @@ impl Inner {
         self.release_space_reserve();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimFs;
+
+    fn store() -> Store {
+        Store::builder()
+            .file_system(Arc::new(SimFs::new()))
+            .compaction_interval(None)
+            .open("/s")
+            .expect("open")
+    }
+
+    /// A deferred write never waits behind an index scan or another writer: it gives up
+    /// with `WouldBlock` (the async caller then writes from a thread that may block), and
+    /// writes nothing.
+    #[test]
+    fn a_deferred_put_gives_up_rather_than_wait_for_the_index() {
+        let store = store();
+        let opts = PutOptions::default();
+        for hold_write in [false, true] {
+            {
+                let (_read, _write);
+                if hold_write {
+                    _write = Some(store.inner().state.write());
+                    _read = None;
+                } else {
+                    // A long scan holds the read lock; a writer queued behind it would make
+                    // the next reader wait too.
+                    _read = Some(store.inner().state.read());
+                    _write = None;
+                }
+                let (tx, rx) = std::sync::mpsc::channel();
+                let writer = store.clone();
+                std::thread::spawn(move || {
+                    let _ = tx.send(writer.try_put_deferred(b"ns", b"k", b"v", opts, None));
+                });
+                let r = rx
+                    .recv_timeout(std::time::Duration::from_secs(5))
+                    .expect("a deferred put waited for the index lock instead of giving up");
+                assert_eq!(
+                    r.err(),
+                    Some(DeferredError::WouldBlock),
+                    "hold_write {hold_write}"
+                );
+            }
+            assert_eq!(
+                store.get(b"ns", b"k").expect("read"),
+                None,
+                "nothing written"
+            );
+        }
+        let (version, _) = store
+            .try_put_deferred(b"ns", b"k", b"v", opts, None)
+            .expect("free locks: written");
+        assert!(version.is_some());
+    }
+}

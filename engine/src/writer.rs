@@ -94,6 +94,9 @@ struct SyncProgress {
     leader: bool,
 }
 
+/// How long a caller that must not block waits for a lock before giving up.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// How long a store that found no space waits before trying to start a segment again, where
 /// the file system cannot say how much is free.
 const OUT_OF_SPACE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -504,7 +507,7 @@ impl Inner {
         self.check_poison().map_err(failed)?;
         let mut w = if nonblocking {
             self.writer
-                .try_lock_for(std::time::Duration::from_micros(100))
+                .try_lock_for(LOCK_PATIENCE)
                 .ok_or(Refused::WouldBlock)?
         } else {
             self.writer.lock()
@@ -514,7 +517,18 @@ impl Inner {
         buf.clear();
         let start = format::begin_frame(&mut buf);
         let (result, next_version) = {
-            let st = self.state.read();
+            // A caller that must not wait (a tokio worker) gives up rather than queue behind
+            // an index scan (`stats`, expired-segment removal) or a writer.
+            let st = if nonblocking {
+                let st = self.state.try_read_for(LOCK_PATIENCE);
+                let Some(st) = st else {
+                    w.buf = buf;
+                    return Err(Refused::WouldBlock);
+                };
+                st
+            } else {
+                self.state.read()
+            };
             let mut frame = Frame {
                 state: &st,
                 clock: self.clock.as_ref(),
@@ -544,11 +558,23 @@ impl Inner {
             return Ok((result, 0));
         }
         format::finish_frame(&mut buf, start, self.salt);
-        if nonblocking && !fits(&w, buf.len() as u64, frame_frees_space(&buf)) {
-            w.buf = buf;
-            return Err(Refused::WouldBlock);
-        }
-        let appended = self.append(&mut w, &buf);
+        let index = if nonblocking {
+            if !fits(&w, buf.len() as u64, frame_frees_space(&buf)) {
+                w.buf = buf;
+                return Err(Refused::WouldBlock);
+            }
+            // Taken before any byte is written: once written, a frame must be applied.
+            match self.state.try_write_for(LOCK_PATIENCE) {
+                Some(st) => Some(st),
+                None => {
+                    w.buf = buf;
+                    return Err(Refused::WouldBlock);
+                }
+            }
+        } else {
+            None
+        };
+        let appended = self.append(&mut w, &buf, index);
         w.buf = buf;
         appended.map_err(failed)?;
         w.next_version = next_version;
@@ -558,7 +584,14 @@ impl Inner {
 
     /// Appends a finished frame to the active segment (rolling over when full) and applies
     /// its entries to the index.
-    fn append(&self, w: &mut Writer, frame: &[u8]) -> Result<(), WriteError> {
+    /// `index`: the index write lock, already held (non-blocking callers, whose frame fits
+    /// the active segment so that no rollover needs the lock).
+    fn append(
+        &self,
+        w: &mut Writer,
+        frame: &[u8],
+        index: Option<parking_lot::RwLockWriteGuard<'_, State>>,
+    ) -> Result<(), WriteError> {
         let len = frame.len() as u64;
         if len > u64::from(u32::MAX) - SEGMENT_HEADER_LEN as u64 {
             return Err(WriteError::TooLarge {
@@ -568,7 +601,7 @@ impl Inner {
             });
         }
         let frees = frame_frees_space(frame);
-        if !fits(w, len, frees) {
+        if index.is_none() && !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
         w.active
@@ -579,7 +612,10 @@ impl Inner {
         w.lsn += len;
         w.frames += 1;
         let seg_id = w.active.id;
-        let mut st = self.state.write();
+        let mut st = match index {
+            Some(st) => st,
+            None => self.state.write(),
+        };
         if let Some(slot) = st.segments.get_mut(&seg_id) {
             slot.data_len = w.write_pos;
         }
