@@ -25,6 +25,16 @@ impl Inner {
         }
         let segment = self.options.segment_size;
         let free = self.fs.free_space(&self.dir);
+        // The writer lock is taken and released before the spare's (the lock order).
+        let half_full = {
+            let w = self.writer.lock();
+            w.write_pos * 2 >= w.active.capacity()
+        };
+        let reserve_missing = if self.space_reserve_held() {
+            0
+        } else {
+            segment
+        };
         let mut ready = self.spare_ready.lock();
         let path = self.dir.join(SPARE_FILE);
         if *ready {
@@ -34,19 +44,7 @@ impl Inner {
             }
             return;
         }
-        let reserve_missing = if self.space_reserve_held() {
-            0
-        } else {
-            segment
-        };
-        if free.is_some_and(|f| f < 2 * segment + reserve_missing) {
-            return;
-        }
-        let half_full = {
-            let w = self.writer.lock();
-            w.write_pos * 2 >= w.active.capacity()
-        };
-        if !half_full {
+        if free.is_some_and(|f| f < 2 * segment + reserve_missing) || !half_full {
             return;
         }
         *ready = Segment::prepare_spare(self.fs.as_ref(), &path, segment).is_ok();

@@ -169,3 +169,57 @@ fn deletes_and_compaction_give_space_back_on_a_full_disk() {
     check_all(&store, b"ns", &kept);
     assert!(store.health().poisoned.is_none());
 }
+
+/// The spare segment (pre-written for the next rollover) is made only while two segments
+/// plus the space reserve are free: it never takes the last free space from data.
+#[test]
+fn the_spare_segment_never_takes_the_last_free_space() {
+    let spare_made = |capacity: u64| {
+        let fs = SimFs::new();
+        fs.set_capacity(Some(capacity));
+        let store = Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .segment_size(SEGMENT)
+            // A long interval: the background thread runs (the spare is its job), but
+            // compaction does not get in the way.
+            .compaction_interval(Some(std::time::Duration::from_secs(3600)))
+            .clock(ManualClock::new(1_000_000))
+            .open(DIR)
+            .expect("open");
+        // Fill the active segment past half, so that a spare is wanted.
+        for i in 0..16 {
+            store
+                .put(
+                    b"ns",
+                    format!("k{i}").as_bytes(),
+                    &[1; 300],
+                    PutOptions::default(),
+                )
+                .expect("put");
+        }
+        // The background thread looks once a second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let has_spare = || {
+            fs.list(Path::new(DIR))
+                .expect("list")
+                .iter()
+                .any(|n| n == "spare-segment.tmp")
+        };
+        while !has_spare() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let made = has_spare();
+        drop(store);
+        made
+    };
+    // 30 KiB: the active segment (8 KiB) and the reserve (10 KiB) leave about 12 KiB free,
+    // less than two segments.
+    assert!(
+        !spare_made(30 << 10),
+        "a spare with less than two segments free"
+    );
+    assert!(
+        spare_made(1 << 20),
+        "with plenty of space the spare is made"
+    );
+}
