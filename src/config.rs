@@ -146,6 +146,10 @@ pub struct Limits {
     pub akka_batch_items: usize,
     /// Admin request body (default 64 KiB); `POST /admin/import` is streamed and not limited.
     pub admin_body_bytes: usize,
+    /// Bytes of request bodies (Flash, IronCache, Akka) held in memory at once, shared by
+    /// every connection (default 1 GiB); one tenant may hold at most half. Past it a body
+    /// waits briefly, then gets 503 with `Retry-After`.
+    pub body_budget_bytes: u64,
 }
 
 impl Default for Limits {
@@ -167,6 +171,7 @@ impl Default for Limits {
             akka_name_bytes: 1024,
             akka_batch_items: 1000,
             admin_body_bytes: 64 << 10,
+            body_budget_bytes: 1 << 30,
         }
     }
 }

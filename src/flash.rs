@@ -273,7 +273,8 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
         _ => None,
     };
     let body = if matches!(op, Op::Add | Op::Update) {
-        match read_body(req, limits.flash_body_bytes).await {
+        let budget = Some((&state.body_budget, caller.tenant.as_str()));
+        match read_body(req, limits.flash_body_bytes, budget).await {
             Ok(b) => {
                 if serde_json::from_slice::<serde::de::IgnoredAny>(&b).is_err() {
                     return Reply::fail(StatusCode::BAD_REQUEST, "The body must be valid JSON");
@@ -286,7 +287,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
                     format!("HTTP payloads are limited to {n} bytes"),
                 )
             }
-            Err(e) => return Reply::fail(StatusCode::BAD_REQUEST, e.to_string()),
+            Err(e) => return Reply::fail(e.status(), e.to_string()),
         }
     } else {
         Bytes::new()

@@ -3,6 +3,8 @@
 //! async workers.
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -29,6 +31,19 @@ pub enum BodyError {
     TooLarge(usize),
     /// The connection failed while reading.
     Read(String),
+    /// The memory budget of bodies in flight is used up (for everyone, or for this
+    /// tenant's half): 503 with `Retry-After`.
+    Busy,
+}
+
+impl BodyError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooLarge(_) | Self::Read(_) => StatusCode::BAD_REQUEST,
+        }
+    }
 }
 
 impl std::fmt::Display for BodyError {
@@ -36,12 +51,123 @@ impl std::fmt::Display for BodyError {
         match self {
             Self::TooLarge(limit) => write!(f, "request body is larger than {limit} bytes"),
             Self::Read(e) => write!(f, "cannot read request body: {e}"),
+            Self::Busy => f.write_str(
+                "the server holds as many request bodies in memory as it allows; retry shortly",
+            ),
         }
     }
 }
 
+/// The memory that request bodies in flight may hold together ([`Limits::body_budget_bytes`]),
+/// at most half of it for one tenant: without it, a thousand connections uploading the
+/// largest Akka value each would hold 8 GiB.
+///
+/// [`Limits::body_budget_bytes`]: crate::config::Limits::body_budget_bytes
+#[derive(Debug)]
+pub struct BodyBudget {
+    total: u64,
+    used: std::sync::Mutex<(u64, std::collections::HashMap<String, u64>)>,
+}
+
+/// How long a body waits for the budget before it is refused.
+const BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl BodyBudget {
+    /// A budget of `total` bytes.
+    pub fn new(total: u64) -> Arc<Self> {
+        Arc::new(Self {
+            total,
+            used: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+        })
+    }
+
+    /// Bytes held by bodies right now.
+    pub fn in_use(&self) -> u64 {
+        self.lock().0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, std::collections::HashMap<String, u64>)> {
+        // The counts stay consistent even if a holder panicked: take them as they are.
+        self.used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn try_take(&self, tenant: &str, n: u64) -> bool {
+        let mut used = self.lock();
+        let mine = used.1.get(tenant).copied().unwrap_or(0);
+        if used.0 + n > self.total || mine + n > self.total / 2 {
+            return false;
+        }
+        used.0 += n;
+        *used.1.entry(tenant.to_string()).or_insert(0) += n;
+        true
+    }
+
+    fn give_back(&self, tenant: &str, n: u64) {
+        let mut used = self.lock();
+        used.0 = used.0.saturating_sub(n);
+        if let Some(mine) = used.1.get_mut(tenant) {
+            *mine = mine.saturating_sub(n);
+            if *mine == 0 {
+                used.1.remove(tenant);
+            }
+        }
+    }
+}
+
+/// Bytes of the budget held by one body; given back when the body's bytes are dropped.
+#[derive(Debug)]
+struct Held {
+    budget: Arc<BodyBudget>,
+    tenant: String,
+    bytes: u64,
+}
+
+impl Held {
+    async fn grow_to(&mut self, bytes: u64) -> Result<(), BodyError> {
+        if bytes <= self.bytes {
+            return Ok(());
+        }
+        let more = bytes - self.bytes;
+        let deadline = tokio::time::Instant::now() + BUDGET_PATIENCE;
+        while !self.budget.try_take(&self.tenant, more) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BodyError::Busy);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give_back(&self.tenant, self.bytes);
+    }
+}
+
+/// A body's bytes and the budget they hold, released together.
+struct Owned {
+    bytes: Vec<u8>,
+    _held: Held,
+}
+
+impl AsRef<[u8]> for Owned {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// Reads the whole body, refusing more than `limit` bytes whatever Content-Length says.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+/// With a budget (and the tenant the body counts against), the body's bytes hold their
+/// share of it until the returned `Bytes` (and every clone) are dropped.
+pub async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    budget: Option<(&Arc<BodyBudget>, &str)>,
+) -> Result<Bytes, BodyError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -50,11 +176,35 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Bo
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+    let Some((budget, tenant)) = budget else {
+        return match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+            Err(e) => Err(BodyError::Read(e.to_string())),
+        };
+    };
+    let mut held = Held {
+        budget: budget.clone(),
+        tenant: tenant.to_string(),
+        bytes: 0,
+    };
+    // A declared length is reserved before a byte is read; otherwise the bytes are
+    // reserved as they come.
+    held.grow_to(declared.unwrap_or(0)).await?;
+    let mut bytes = Vec::with_capacity(usize::try_from(held.bytes).unwrap_or(0));
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        held.grow_to((bytes.len() + data.len()) as u64).await?;
+        bytes.extend_from_slice(&data);
     }
+    Ok(Bytes::from_owner(Owned { bytes, _held: held }))
 }
 
 /// A response with a body and a content type.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST};
+use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode, Version};
 
 use crate::config::MetricsAccess;
@@ -103,6 +103,12 @@ pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAdd
         if status >= 500 {
             tracing::warn!(request_id = %id, %method, route = route_label, api, status, "request failed with a server error");
         }
+    }
+    let api_route = matches!(metrics::ROUTES[route_index].0, "flash" | "iron" | "akka");
+    if status == 503 && api_route && !resp.headers().contains_key(RETRY_AFTER) {
+        // An API's 503 is a passing state (the body budget is busy): say when to come back.
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if status == 405 && !resp.headers().contains_key(ALLOW) {
         // RFC 9110: a 405 lists what the resource does accept.

@@ -44,6 +44,8 @@ pub struct AppState {
     pub damaged_reads: Arc<DamagedReads>,
     /// The last hour of traffic for the status page's charts, sampled by a timer task.
     pub history: Arc<History>,
+    /// Memory that request bodies in flight may hold together.
+    pub body_budget: Arc<crate::http::BodyBudget>,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -116,6 +118,7 @@ pub async fn run(
             .registered_tenants_only(config.akka.registered_tenants_only),
         store: store.clone(),
         admin_token,
+        body_budget: crate::http::BodyBudget::new(config.limits.body_budget_bytes),
         config,
         metrics: Arc::new(Metrics::new()),
         damaged_reads: Arc::new(DamagedReads::new()),

@@ -213,7 +213,7 @@ async fn parse<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     limit: usize,
 ) -> Result<T, Resp> {
-    let body = read_body(req, limit)
+    let body = read_body(req, limit, None)
         .await
         .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     serde_json::from_slice(&body)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ttlcask_engine::PutOptions;
 
 use super::{bad_request, storage_error, write_error, Ctx};
-use crate::http::{self, blocking, empty, read_body, with_body, Resp};
+use crate::http::{self, blocking, empty, read_body, with_body, BodyError, Resp};
 
 /// Standard base64; padding optional on input, always written on output.
 pub const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -163,8 +163,10 @@ pub async fn binary_post(
         Some(Err(_)) => return bad_request("ttlSeconds must be an integer"),
     };
     let limit = ctx.state.config.limits.akka_value_bytes;
-    let value = match read_body(req, limit).await {
+    let budget = Some((&ctx.state.body_budget, ctx.caller.tenant.as_str()));
+    let value = match read_body(req, limit, budget).await {
         Ok(b) => b.to_vec(),
+        Err(e @ BodyError::Busy) => return super::unavailable(e.to_string()),
         Err(e) => return bad_request(e.to_string()),
     };
     let write = Write {

@@ -26,6 +26,11 @@ pub fn bad_request(reason: impl Into<String>) -> Resp {
     with_body(StatusCode::BAD_REQUEST, TEXT, reason.into())
 }
 
+/// 503 with a plain-text reason (the router adds `Retry-After`).
+pub fn unavailable(reason: impl Into<String>) -> Resp {
+    with_body(StatusCode::SERVICE_UNAVAILABLE, TEXT, reason.into())
+}
+
 /// A storage failure.
 pub fn storage_error(e: impl std::fmt::Display) -> Resp {
     with_body(
@@ -136,9 +141,11 @@ impl Ctx<'_> {
 
     /// Reads and parses a JSON body.
     pub async fn json_body<T: DeserializeOwned>(&self, req: Request<Incoming>) -> Result<T, Resp> {
-        let body = match read_body(req, self.state.config.limits.akka_json_body_bytes).await {
+        let limit = self.state.config.limits.akka_json_body_bytes;
+        let budget = Some((&self.state.body_budget, self.caller.tenant.as_str()));
+        let body = match read_body(req, limit, budget).await {
             Ok(b) => b,
-            Err(e @ BodyError::TooLarge(_)) => return Err(bad_request(e.to_string())),
+            Err(e @ BodyError::Busy) => return Err(unavailable(e.to_string())),
             Err(e) => return Err(bad_request(e.to_string())),
         };
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))

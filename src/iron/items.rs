@@ -107,7 +107,13 @@ fn parse_put(body: &Map<String, Value>, t: &Target<'_>) -> Result<PutRequest, Re
 
 /// `PUT …/items/{k}`.
 pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incoming>) -> Resp {
-    let body = match json_object(req, t.state.config.limits.iron_body_bytes).await {
+    let body = match json_object(
+        req,
+        t.state.config.limits.iron_body_bytes,
+        Some((&t.state.body_budget, t.tenant.as_str())),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -202,7 +208,13 @@ pub async fn delete(t: &Target<'_>, cache: String, key: String) -> Resp {
 
 /// `POST …/items/{k}/increment` with `{"amount": n}`.
 pub async fn increment(t: &Target<'_>, cache: String, key: String, req: Request<Incoming>) -> Resp {
-    let body = match json_object(req, t.state.config.limits.iron_body_bytes).await {
+    let body = match json_object(
+        req,
+        t.state.config.limits.iron_body_bytes,
+        Some((&t.state.body_budget, t.tenant.as_str())),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -193,8 +193,9 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
 pub async fn json_object(
     req: Request<Incoming>,
     limit: usize,
+    budget: Option<(&std::sync::Arc<http::BodyBudget>, &str)>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Resp> {
-    let body = match http::read_body(req, limit).await {
+    let body = match http::read_body(req, limit, budget).await {
         Ok(b) => b,
         Err(http::BodyError::TooLarge(n)) => {
             return Err(msg(
@@ -202,7 +203,7 @@ pub async fn json_object(
                 &format!("Request body is larger than {n} bytes"),
             ))
         }
-        Err(e) => return Err(msg(StatusCode::BAD_REQUEST, &e.to_string())),
+        Err(e) => return Err(msg(e.status(), &e.to_string())),
     };
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
