@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 use ttlcask_engine::Store;
 
+use crate::admin::fence::{Fences, FENCE_FILE};
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub damaged_reads: Arc<DamagedReads>,
     /// The last hour of traffic for the status page's charts, sampled by a timer task.
     pub history: Arc<History>,
+    /// Slots this node refuses writes for (a cluster moves them away).
+    pub fences: Fences,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -111,7 +114,10 @@ pub async fn run(
         Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::Config)?),
         None => None,
     };
+    let fences = Fences::load(config.data_dir.as_ref().map(|d| d.join(FENCE_FILE)))
+        .map_err(ServerError::Config)?;
     let state = Arc::new(AppState {
+        fences,
         auth: Authenticator::new(config.dev, registry, verifier)
             .registered_tenants_only(config.akka.registered_tenants_only),
         store: store.clone(),
