@@ -13,8 +13,9 @@
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine as _;
@@ -35,6 +36,9 @@ const WORDS: usize = SLOTS as usize / 64;
 pub struct Fences {
     bits: [AtomicU64; WORDS],
     any: AtomicBool,
+    /// Writes in flight, per epoch: a fence waits for the writes admitted before it.
+    epochs: [AtomicU64; 2],
+    epoch: AtomicUsize,
     /// Serialises changes and their file writes.
     file: Mutex<Option<PathBuf>>,
 }
@@ -49,6 +53,8 @@ impl Fences {
         let fences = Self {
             bits: std::array::from_fn(|_| AtomicU64::new(0)),
             any: AtomicBool::new(false),
+            epochs: [AtomicU64::new(0), AtomicU64::new(0)],
+            epoch: AtomicUsize::new(0),
             file: Mutex::new(None),
         };
         if let Some(p) = &path {
@@ -71,7 +77,7 @@ impl Fences {
         let i = usize::from(slot);
         self.bits
             .get(i / 64)
-            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (i % 64)) != 0)
+            .is_some_and(|w| w.load(Ordering::SeqCst) & (1 << (i % 64)) != 0)
     }
 
     /// Every fenced slot, in order.
@@ -102,30 +108,80 @@ impl Fences {
         Ok(slots.into_iter().collect())
     }
 
+    /// Waits for the writes admitted before the fence (an RCU-like grace period: new
+    /// writes join the other epoch and see the fence).
+    /// Returns whether they all finished (a write stuck past 30 s is reported, not waited).
+    pub async fn drain(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let old = self.epoch.load(Ordering::SeqCst);
+        for e in [1 - old, old] {
+            // First the previous grace period's stragglers, then this one's.
+            if e == old {
+                self.epoch.store(1 - old, Ordering::SeqCst);
+            }
+            while self.epochs[e].load(Ordering::SeqCst) != 0 {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        true
+    }
+
     fn apply(&self, slots: &BTreeSet<u16>) {
         let mut words = [0u64; WORDS];
         for &s in slots.iter().filter(|&&s| s < SLOTS) {
             words[usize::from(s) / 64] |= 1 << (s % 64);
         }
         for (atomic, word) in self.bits.iter().zip(words) {
-            atomic.store(word, Ordering::Release);
+            atomic.store(word, Ordering::SeqCst);
         }
-        self.any.store(!slots.is_empty(), Ordering::Release);
+        self.any.store(!slots.is_empty(), Ordering::SeqCst);
     }
 
-    /// The answer to a write whose slot is fenced, or `None` to serve it. Reads (GET, HEAD,
-    /// OPTIONS and Akka's `POST /batch/get`) always pass, as HAProxy routes them by the
-    /// read map.
-    pub fn refuse(&self, req: &Request<Incoming>) -> Option<Resp> {
-        if !self.any.load(Ordering::Acquire)
-            || is_read(req)
-            || req.uri().path().starts_with("/admin")
-        {
-            return None;
+    /// Admits a request: reads (GET, HEAD, OPTIONS and Akka's `POST /batch/get`, routed by
+    /// HAProxy's read map) pass; a write gets a guard that a fence waits for.
+    ///
+    /// # Errors
+    /// The 503 (API-shaped, `Retry-After`) for a write to a fenced slot.
+    pub fn admit(&self, req: &Request<Incoming>) -> Result<Option<WriteGuard<'_>>, Resp> {
+        if is_read(req) || req.uri().path().starts_with("/admin") {
+            return Ok(None);
         }
-        let (api, key) = shard_key(req)?;
-        let slot = slot::of_key(&key);
-        self.contains(slot).then(|| unavailable(api, slot, req))
+        let guard = loop {
+            let e = self.epoch.load(Ordering::SeqCst);
+            self.epochs[e].fetch_add(1, Ordering::SeqCst);
+            if self.epoch.load(Ordering::SeqCst) == e {
+                break WriteGuard {
+                    fences: self,
+                    epoch: e,
+                };
+            }
+            self.epochs[e].fetch_sub(1, Ordering::SeqCst);
+        };
+        if !self.any.load(Ordering::SeqCst) {
+            return Ok(Some(guard));
+        }
+        match shard_key(req) {
+            Some((api, key)) if self.contains(slot::of_key(&key)) => {
+                Err(unavailable(api, slot::of_key(&key), req))
+            }
+            _ => Ok(Some(guard)),
+        }
+    }
+}
+
+/// A write in flight; dropping it lets a waiting fence go on.
+#[derive(Debug)]
+pub struct WriteGuard<'a> {
+    fences: &'a Fences,
+    epoch: usize,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.fences.epochs[self.epoch].fetch_sub(1, Ordering::SeqCst);
     }
 }
 

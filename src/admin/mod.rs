@@ -192,8 +192,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
         (Method::GET, "/admin/export") => transfer::export(state, query.as_deref()),
         (Method::POST, "/admin/import") => transfer::import(state, req, query.as_deref()).await,
         (Method::GET, "/admin/fence") => slots::fenced(state),
-        (Method::POST, "/admin/fence") => slots::fence(state, query.as_deref(), true),
-        (Method::DELETE, "/admin/fence") => slots::fence(state, query.as_deref(), false),
+        (Method::POST, "/admin/fence") => slots::fence(state, query.as_deref(), true).await,
+        (Method::DELETE, "/admin/fence") => slots::fence(state, query.as_deref(), false).await,
         (Method::POST, "/admin/drop") => slots::drop(state, query.as_deref()).await,
         (_, p) => match allowed_methods(p) {
             // RFC 9110: a known resource asked with another method is 405 with `Allow`.

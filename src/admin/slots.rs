@@ -27,13 +27,21 @@ pub fn fenced(state: &AppState) -> Resp {
 }
 
 /// `POST` (`on`) or `DELETE /admin/fence?slot=A..B`.
-pub fn fence(state: &AppState, query: Option<&str>, on: bool) -> Resp {
+pub async fn fence(state: &AppState, query: Option<&str>, on: bool) -> Resp {
     let range = match range(query) {
         Ok(r) => r,
         Err(r) => return r,
     };
     match state.fences.set(range, on) {
-        Ok(list) => http::json(StatusCode::OK, &json!({ "fenced": list })),
+        Ok(list) => {
+            if on && !state.fences.drain().await {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "fenced, but writes admitted before the fence are still running; retry",
+                );
+            }
+            http::json(StatusCode::OK, &json!({ "fenced": list }))
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
