@@ -10,6 +10,7 @@ use ttlcask_engine::{Durability, OpenError, RecoveryPolicy, Store, DEFAULT_SEGME
 
 use crate::admin_client::AdminClient;
 use crate::auth::registry::{self, Api, Registry};
+use crate::cluster::{self, ClusterFile};
 use crate::config::{self, Config, FileConfig, LogFormat, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::faults::StorageState;
 use crate::maintenance::ExportFilter;
@@ -56,6 +57,9 @@ pub enum Command {
         #[arg(long, env = "TTLCASK_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Drive a cluster of nodes behind HAProxy (see README "Running a cluster").
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Write every cache and item as JSON lines (base64 values, with versions and expiries).
     Export {
         /// Output file [default: stdout].
@@ -99,6 +103,32 @@ pub enum Command {
         /// Admin token [default: read from <data-dir>/admin.token].
         #[arg(long, env = "TTLCASK_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+    },
+}
+
+/// `ttlcask cluster …`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Print the HAProxy configuration and write the initial slot maps (never overwriting).
+    Haproxy {
+        /// Cluster file (TOML).
+        file: PathBuf,
+    },
+    /// Each node's health, slots, items and bytes, and whether their registries agree.
+    Status {
+        /// Cluster file (TOML).
+        file: PathBuf,
+    },
+    /// Move slots to a node online; run it again to finish after a crash.
+    Move {
+        /// Cluster file (TOML).
+        file: PathBuf,
+        /// Slots `A..B` or `A`.
+        #[arg(long, value_name = "A..B")]
+        slots: String,
+        /// Node to move them to.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -175,6 +205,9 @@ pub enum TenantCommand {
     Create {
         /// Tenant name (1 to 64 of A-Z a-z 0-9 . _ -); also the Akka `org`.
         name: String,
+        /// Create it on every node of this cluster file, with the same ClientId.
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -199,6 +232,9 @@ pub enum CredentialCommand {
         /// Flash Cache app (the cache the key writes to) [default: default].
         #[arg(long)]
         app: Option<String>,
+        /// Create it on every node of this cluster file, with the same id and hash.
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -214,6 +250,9 @@ pub enum CredentialCommand {
     Revoke {
         /// Credential id.
         id: String,
+        /// Revoke it on every node of this cluster file.
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -226,7 +265,15 @@ pub enum CredentialCommand {
 pub fn main(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Tenant(TenantCommand::Create { name, target }) => {
+        Command::Tenant(TenantCommand::Create {
+            name,
+            cluster: Some(file),
+            ..
+        }) => print_json(&cluster::registry::create_tenant(
+            &ClusterFile::load(&file)?,
+            &name,
+        )?),
+        Command::Tenant(TenantCommand::Create { name, target, .. }) => {
             admin(&target, Request::CreateTenant(name))
         }
         Command::Tenant(TenantCommand::List { target }) => admin(&target, Request::ListTenants),
@@ -234,7 +281,21 @@ pub fn main(cli: Cli) -> Result<(), String> {
             tenant,
             api,
             app,
+            cluster: Some(file),
+            ..
+        }) => {
+            let body = json!({ "tenant": tenant, "api": api.parse::<Api>()?, "app": app });
+            print_json(&cluster::registry::create_credential(
+                &ClusterFile::load(&file)?,
+                &body,
+            )?)
+        }
+        Command::Credential(CredentialCommand::Create {
+            tenant,
+            api,
+            app,
             target,
+            ..
         }) => {
             let api: Api = api.parse()?;
             admin(&target, Request::CreateCredential { tenant, api, app })
@@ -242,9 +303,15 @@ pub fn main(cli: Cli) -> Result<(), String> {
         Command::Credential(CredentialCommand::List { tenant, target }) => {
             admin(&target, Request::ListCredentials(tenant))
         }
-        Command::Credential(CredentialCommand::Revoke { id, target }) => {
+        Command::Credential(CredentialCommand::Revoke {
+            id,
+            cluster: Some(file),
+            ..
+        }) => print_json(&cluster::registry::revoke(&ClusterFile::load(&file)?, &id)?),
+        Command::Credential(CredentialCommand::Revoke { id, target, .. }) => {
             admin(&target, Request::Revoke(id))
         }
+        Command::Cluster(c) => cluster_command(c),
         Command::Stats { target } => admin(&target, Request::Stats),
         Command::Compact { target } => admin(&target, Request::Compact),
         Command::Export {
@@ -284,6 +351,34 @@ pub fn main(cli: Cli) -> Result<(), String> {
                 akka_hs256_secret: None,
             };
             admin(&target, Request::Import(file.or(input), batch))
+        }
+    }
+}
+
+fn cluster_command(command: ClusterCommand) -> Result<(), String> {
+    match command {
+        ClusterCommand::Haproxy { file } => {
+            let cluster = ClusterFile::load(&file)?;
+            let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+            let spread = cluster::maps::SlotMap::spread(&names);
+            for path in [&cluster.read_map, &cluster.write_map] {
+                if cluster::maps::create_if_missing(path, &spread)? {
+                    eprintln!("ttlcask: wrote the slot map {}", path.display());
+                } else {
+                    eprintln!("ttlcask: kept the existing slot map {}", path.display());
+                }
+            }
+            print!("{}", cluster::haproxy::config(&cluster));
+            Ok(())
+        }
+        ClusterCommand::Status { file } => {
+            print_json(&cluster::status::collect(&ClusterFile::load(&file)?)?)
+        }
+        ClusterCommand::Move { file, slots, to } => {
+            let cluster = ClusterFile::load(&file)?;
+            let range = crate::slot::parse_range(&slots)?;
+            let report = cluster::moving::run(&cluster, range, &to, true)?;
+            print_json(&report)
         }
     }
 }

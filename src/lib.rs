@@ -15,9 +15,11 @@
 pub mod admin;
 pub mod admin_client;
 pub mod akka;
+pub mod atomic_file;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod faults;
 pub mod flash;

@@ -87,7 +87,10 @@ pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAdd
     let given_id = given_request_id(&req);
     let route_index = metrics::classify(path);
     let mut resp = match host_problem(&req) {
-        None => route(&state, req, path, peer).await,
+        None => match state.fences.admit(&req) {
+            Ok(_write) => route(&state, req, path, peer).await,
+            Err(refused) => refused,
+        },
         Some(reason) => bad_request(&state, &req, metrics::ROUTES[route_index].0, reason),
     };
     let elapsed = started.elapsed();

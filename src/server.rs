@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 use ttlcask_engine::Store;
 
+use crate::admin::fence::{Fences, FENCE_FILE};
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub history: Arc<History>,
     /// Memory that request bodies in flight may hold together.
     pub body_budget: Arc<crate::http::BodyBudget>,
+    /// Slots this node refuses writes for (a cluster moves them away).
+    pub fences: Fences,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -113,7 +116,10 @@ pub async fn run(
         Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::Config)?),
         None => None,
     };
+    let fences = Fences::load(config.data_dir.as_ref().map(|d| d.join(FENCE_FILE)))
+        .map_err(ServerError::Config)?;
     let state = Arc::new(AppState {
+        fences,
         auth: Authenticator::new(config.dev, registry, verifier)
             .registered_tenants_only(config.akka.registered_tenants_only),
         store: store.clone(),

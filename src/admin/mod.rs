@@ -12,6 +12,10 @@
 //! | POST | `/admin/compact` | | 200 compaction report |
 //! | GET | `/admin/export[?tenant=&slot=A..B&registry=]` | | JSON lines, streamed (as `ttlcask export`) |
 //! | POST | `/admin/import[?batch=N]` | JSON lines, streamed, any length | 200 `ImportReport` |
+//! | GET | `/admin/fence` | | `{"fenced": [slot]}` |
+//! | POST | `/admin/fence?slot=A..B` | | `{"fenced": [slot]}`: refuse writes to these slots |
+//! | DELETE | `/admin/fence?slot=A..B` | | `{"fenced": [slot]}`: accept them again |
+//! | POST | `/admin/drop?slot=A..B` | | `{"dropped": namespaces}`; 409 unless all are fenced |
 //!
 //! Errors are `{"error": "…"}` (an import's also carry `"report"`: what it did before).
 //! Export and import are in [`transfer`]. The same operations on a stopped data dir are in
@@ -29,6 +33,8 @@ use crate::faults::StorageState;
 use crate::http::{self, blocking, query_param, read_body, Resp};
 use crate::server::AppState;
 
+pub mod fence;
+mod slots;
 mod transfer;
 
 /// `{"error": message}` with `status`.
@@ -185,6 +191,10 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
         },
         (Method::GET, "/admin/export") => transfer::export(state, query.as_deref()),
         (Method::POST, "/admin/import") => transfer::import(state, req, query.as_deref()).await,
+        (Method::GET, "/admin/fence") => slots::fenced(state),
+        (Method::POST, "/admin/fence") => slots::fence(state, query.as_deref(), true).await,
+        (Method::DELETE, "/admin/fence") => slots::fence(state, query.as_deref(), false).await,
+        (Method::POST, "/admin/drop") => slots::drop(state, query.as_deref()).await,
         (_, p) => match allowed_methods(p) {
             // RFC 9110: a known resource asked with another method is 405 with `Allow`.
             Some(allow) => {
@@ -203,7 +213,8 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
         "/admin/tenants" | "/admin/credentials" => Some("GET, POST"),
         "/admin/stats" | "/admin/export" => Some("GET"),
-        "/admin/compact" | "/admin/import" => Some("POST"),
+        "/admin/compact" | "/admin/import" | "/admin/drop" => Some("POST"),
+        "/admin/fence" => Some("GET, POST, DELETE"),
         p if p.starts_with("/admin/credentials/") => Some("DELETE"),
         _ => None,
     }

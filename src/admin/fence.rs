@@ -1,0 +1,273 @@
+//! Write fences: slots this node refuses writes for (DESIGN.md "More than one machine").
+//!
+//! `cluster move` fences the slots it takes away from a node before it exports them, so
+//! that no write accepted before HAProxy paused them lands after the export; the fence then
+//! stays (the node no longer owns those slots, and a stale route must not write there) until
+//! a move gives the slots back, which lifts it. A fenced write is answered 503 with
+//! `Retry-After` in the API's error shape, as HAProxy answers a paused slot.
+//!
+//! Fences are kept in `<data-dir>/fences.json` (replaced atomically), so a node restarted in
+//! the middle of a move still refuses them. Readers check a 1024-bit set of atomics, never a
+//! lock: the check runs on every write.
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use base64::Engine as _;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use hyper::{Method, Request, StatusCode};
+
+use crate::http::{percent_decode, Resp};
+use crate::slot::{self, SLOTS};
+
+/// Name of the fence file inside the data directory.
+pub const FENCE_FILE: &str = "fences.json";
+
+const WORDS: usize = SLOTS as usize / 64;
+
+/// The fenced slots of this node, and where they are kept.
+#[derive(Debug)]
+pub struct Fences {
+    bits: [AtomicU64; WORDS],
+    any: AtomicBool,
+    /// Writes in flight, per epoch: a fence waits for the writes admitted before it.
+    epochs: [AtomicU64; 2],
+    epoch: AtomicUsize,
+    /// Serialises changes and their file writes.
+    file: Mutex<Option<PathBuf>>,
+}
+
+impl Fences {
+    /// Reads the fences kept in `path` (none if the file is missing); `None` keeps them in
+    /// memory only (tests that run a server without a data dir).
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or parsed.
+    pub fn load(path: Option<PathBuf>) -> Result<Self, String> {
+        let fences = Self {
+            bits: std::array::from_fn(|_| AtomicU64::new(0)),
+            any: AtomicBool::new(false),
+            epochs: [AtomicU64::new(0), AtomicU64::new(0)],
+            epoch: AtomicUsize::new(0),
+            file: Mutex::new(None),
+        };
+        if let Some(p) = &path {
+            match std::fs::read(p) {
+                Ok(bytes) => {
+                    let slots: Vec<u16> = serde_json::from_slice(&bytes)
+                        .map_err(|e| format!("cannot parse {}: {e}", p.display()))?;
+                    fences.apply(&slots.into_iter().collect());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
+            }
+        }
+        *fences.file.lock().map_err(|_| "fence lock poisoned")? = path;
+        Ok(fences)
+    }
+
+    /// Whether writes to `slot` are refused.
+    pub fn contains(&self, slot: u16) -> bool {
+        let i = usize::from(slot);
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w.load(Ordering::SeqCst) & (1 << (i % 64)) != 0)
+    }
+
+    /// Every fenced slot, in order.
+    pub fn list(&self) -> Vec<u16> {
+        (0..SLOTS).filter(|&s| self.contains(s)).collect()
+    }
+
+    /// Fences (`on`) or lifts the fence of `range`, written to the file before it is
+    /// reported done (and before a lift takes effect, so a crash never lifts one early).
+    ///
+    /// # Errors
+    /// The file could not be written; nothing changed then.
+    pub fn set(&self, range: RangeInclusive<u16>, on: bool) -> Result<Vec<u16>, String> {
+        let file = self.file.lock().map_err(|_| "fence lock poisoned")?;
+        let mut slots: BTreeSet<u16> = self.list().into_iter().collect();
+        for s in range {
+            if on {
+                slots.insert(s);
+            } else {
+                slots.remove(&s);
+            }
+        }
+        if let Some(path) = file.as_ref() {
+            let json = serde_json::to_vec(&slots).map_err(|e| e.to_string())?;
+            crate::atomic_file::write(path, &json)?;
+        }
+        self.apply(&slots);
+        Ok(slots.into_iter().collect())
+    }
+
+    /// Waits for the writes admitted before the fence (an RCU-like grace period: new
+    /// writes join the other epoch and see the fence).
+    /// Returns whether they all finished (a write stuck past 30 s is reported, not waited).
+    pub async fn drain(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let old = self.epoch.load(Ordering::SeqCst);
+        for e in [1 - old, old] {
+            // First the previous grace period's stragglers, then this one's.
+            if e == old {
+                self.epoch.store(1 - old, Ordering::SeqCst);
+            }
+            while self.epochs[e].load(Ordering::SeqCst) != 0 {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        true
+    }
+
+    fn apply(&self, slots: &BTreeSet<u16>) {
+        let mut words = [0u64; WORDS];
+        for &s in slots.iter().filter(|&&s| s < SLOTS) {
+            words[usize::from(s) / 64] |= 1 << (s % 64);
+        }
+        for (atomic, word) in self.bits.iter().zip(words) {
+            atomic.store(word, Ordering::SeqCst);
+        }
+        self.any.store(!slots.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Admits a request: reads (GET, HEAD, OPTIONS and Akka's `POST /batch/get`, routed by
+    /// HAProxy's read map) pass; a write gets a guard that a fence waits for.
+    ///
+    /// # Errors
+    /// The 503 (API-shaped, `Retry-After`) for a write to a fenced slot.
+    pub fn admit(&self, req: &Request<Incoming>) -> Result<Option<WriteGuard<'_>>, Resp> {
+        if is_read(req) || req.uri().path().starts_with("/admin") {
+            return Ok(None);
+        }
+        let guard = loop {
+            let e = self.epoch.load(Ordering::SeqCst);
+            self.epochs[e].fetch_add(1, Ordering::SeqCst);
+            if self.epoch.load(Ordering::SeqCst) == e {
+                break WriteGuard {
+                    fences: self,
+                    epoch: e,
+                };
+            }
+            self.epochs[e].fetch_sub(1, Ordering::SeqCst);
+        };
+        if !self.any.load(Ordering::SeqCst) {
+            return Ok(Some(guard));
+        }
+        match shard_key(req) {
+            Some((api, key)) if self.contains(slot::of_key(&key)) => {
+                Err(unavailable(api, slot::of_key(&key), req))
+            }
+            _ => Ok(Some(guard)),
+        }
+    }
+}
+
+/// A write in flight; dropping it lets a waiting fence go on.
+#[derive(Debug)]
+pub struct WriteGuard<'a> {
+    fences: &'a Fences,
+    epoch: usize,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.fences.epochs[self.epoch].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether HAProxy routes `req` by the read map (the generated config says the same).
+pub fn is_read(req: &Request<Incoming>) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == "/batch/get"
+}
+
+/// Which API a request is for, by its path, as the router and HAProxy decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    /// `/v1/cache/…`
+    Flash,
+    /// `/1/…`
+    Iron,
+    /// Everything else.
+    Akka,
+}
+
+/// The request's shard key as HAProxy computes it: Flash the `ClientId` header, IronCache
+/// `path,field(4,/),url_dec,lower`, Akka the JWT payload's `org` (not verified here: the
+/// handler verifies it; a forged token is refused there anyway).
+pub fn shard_key(req: &Request<Incoming>) -> Option<(ApiKind, Vec<u8>)> {
+    let path = req.uri().path();
+    if path.starts_with("/v1/cache/") {
+        let id = req.headers().get("clientid")?;
+        return Some((ApiKind::Flash, id.as_bytes().to_vec()));
+    }
+    if path.starts_with("/1/") {
+        let field = path.split('/').nth(3).filter(|f| !f.is_empty())?;
+        let project = percent_decode(field)?.to_ascii_lowercase();
+        return Some((ApiKind::Iron, project.into_bytes()));
+    }
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    let payload = BASE64URL.decode(token.split('.').nth(1)?).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    let org = claims.get("org")?.as_str()?;
+    Some((ApiKind::Akka, org.as_bytes().to_vec()))
+}
+
+/// 503 with `Retry-After` in the API's error shape.
+fn unavailable(api: ApiKind, slot: u16, req: &Request<Incoming>) -> Resp {
+    let mut resp = match api {
+        ApiKind::Flash => crate::flash::refuse(
+            req,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This account is being moved to another node; retry shortly",
+        ),
+        ApiKind::Iron => crate::iron::msg(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("slot {slot} is being moved to another node; retry shortly"),
+        ),
+        ApiKind::Akka => crate::http::with_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::http::TEXT,
+            format!("slot {slot} is being moved to another node; retry shortly"),
+        ),
+    };
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_persist_and_lift() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join(FENCE_FILE);
+        let fences = Fences::load(Some(path.clone()))?;
+        assert!(!fences.contains(5));
+        fences.set(3..=70, true)?;
+        fences.set(10..=20, false)?;
+        let again = Fences::load(Some(path))?;
+        assert!(again.contains(3) && again.contains(70) && !again.contains(15));
+        assert!(!again.contains(71) && !again.contains(1023));
+        assert_eq!(again.list().len(), 68 - 11);
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! The cluster file: where the nodes are, their admin tokens, and HAProxy's files.
+//!
+//! ```toml
+//! bind = "0.0.0.0:8080"                        # HAProxy's frontend
+//! haproxy_socket = "/run/haproxy/ttlcask.sock" # runtime API (stats socket, level admin)
+//! read_map = "/etc/haproxy/ttlcask-read.map"
+//! write_map = "/etc/haproxy/ttlcask-write.map"
+//! check_interval_ms = 1000                     # health checks of /healthz
+//!
+//! [[nodes]]
+//! name = "node1"
+//! address = "10.0.0.1:9001"
+//! admin_token_file = "/etc/ttlcask/node1.token" # or admin_token = "…"
+//! ```
+//! Relative paths are read from the cluster file's directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::admin_client::AdminClient;
+
+/// A parsed cluster file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// HAProxy frontend address.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// HAProxy's stats socket (runtime API, `level admin`).
+    pub haproxy_socket: PathBuf,
+    /// Slot → backend map for reads.
+    pub read_map: PathBuf,
+    /// Slot → backend map for writes.
+    pub write_map: PathBuf,
+    /// Milliseconds between health checks.
+    #[serde(default = "default_check_interval")]
+    pub check_interval_ms: u64,
+    /// Seconds a client is told to wait (`Retry-After`) on a paused or down slot.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_s: u32,
+    /// The nodes, in order (the initial maps spread slots over them in this order).
+    pub nodes: Vec<Node>,
+}
+
+/// One ttlcask node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Backend name in HAProxy and the maps (`A-Z a-z 0-9 _ -`).
+    pub name: String,
+    /// `HOST:PORT` of its listener.
+    pub address: String,
+    /// Its admin token.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// A file holding its admin token (`<data-dir>/admin.token`).
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+fn default_bind() -> String {
+    "0.0.0.0:8080".into()
+}
+fn default_check_interval() -> u64 {
+    1000
+}
+fn default_retry_after() -> u32 {
+    1
+}
+
+impl ClusterFile {
+    /// Reads and checks a cluster file.
+    ///
+    /// # Errors
+    /// A message naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read cluster file {}: {e}", path.display()))?;
+        let mut file: Self = toml::from_str(&text)
+            .map_err(|e| format!("invalid cluster file {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut file.haproxy_socket,
+            &mut file.read_map,
+            &mut file.write_map,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        for node in &mut file.nodes {
+            if let Some(p) = node.admin_token_file.as_mut().filter(|p| p.is_relative()) {
+                *p = base.join(&*p);
+            }
+        }
+        file.check()
+            .map_err(|e| format!("cluster file {}: {e}", path.display()))?;
+        Ok(file)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("no [[nodes]]".into());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            let valid = !n.name.is_empty()
+                && n.name.len() <= 64
+                && n.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid || n.name == super::PAUSED || n.name == super::ANY {
+                return Err(format!(
+                    "invalid node name {:?}: use A-Z a-z 0-9 _ - (not {} or {})",
+                    n.name,
+                    super::PAUSED,
+                    super::ANY
+                ));
+            }
+            if self.nodes[..i].iter().any(|m| m.name == n.name) {
+                return Err(format!("node {:?} is listed twice", n.name));
+            }
+            if n.admin_token.is_some() == n.admin_token_file.is_some() {
+                return Err(format!(
+                    "node {:?}: give admin_token or admin_token_file (one of them)",
+                    n.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A node by name.
+    ///
+    /// # Errors
+    /// No such node (the message lists them).
+    pub fn node(&self, name: &str) -> Result<&Node, String> {
+        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
+            let names: Vec<_> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+            format!(
+                "no node {name:?} in the cluster file (nodes: {})",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+impl Node {
+    /// An admin client of this node.
+    ///
+    /// # Errors
+    /// The token file cannot be read.
+    pub fn client(&self) -> Result<AdminClient, String> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(p)) => std::fs::read_to_string(p)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| format!("node {}: cannot read {}: {e}", self.name, p.display()))?,
+            (None, None) => return Err(format!("node {}: no admin token", self.name)),
+        };
+        Ok(AdminClient::new(&self.address, &token))
+    }
+
+    /// One admin call that must answer 2xx: its JSON body.
+    ///
+    /// # Errors
+    /// Unreachable, or the node's refusal, prefixed with the node's name.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let (status, reply) = self
+            .client()?
+            .call(method, path, body)
+            .map_err(|e| format!("node {} ({}): {e}", self.name, self.address))?;
+        if (200..300).contains(&status) {
+            return Ok(reply);
+        }
+        let msg = reply.get("error").and_then(|e| e.as_str()).unwrap_or("");
+        Err(format!(
+            "node {} ({}) answered {status} to {method} {path}: {msg}",
+            self.name, self.address
+        ))
+    }
+}

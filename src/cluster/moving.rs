@@ -1,0 +1,182 @@
+//! `cluster move --slots A..B --to NODE`: moves slots online.
+//!
+//! 1. Pause: the write map points the slots at `paused` (file first, then the runtime API);
+//!    reads still reach the old node.
+//! 2. Fence each old node for its slots (it refuses their writes, and waits for the writes
+//!    it admitted before), so nothing lands there after the export.
+//! 3. Export the slots from each old node into the new one through the admin API (versions
+//!    and expiries kept; an import never overwrites a newer record, so it can run again).
+//! 4. Lift any fence the new node has on the slots, point both maps at it (files, then
+//!    runtime), so a reload keeps the new owner.
+//! 5. Fence and drop the slots on every other node.
+//!
+//! The map files are the record of progress: a re-run reads the owners from the read map,
+//! so after a crash at any step it repeats the unfinished steps (each is idempotent) and
+//! every acknowledged write is on the old node (fenced, not yet dropped) or the new one.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::maps::SlotMap;
+use super::{runtime, ClusterFile, PAUSED};
+use crate::maintenance::ExportFilter;
+
+/// What a move did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct MoveReport {
+    /// Slots that changed owner in this run.
+    pub moved_slots: usize,
+    /// Items imported into the new node.
+    pub imported: u64,
+    /// Caches dropped from other nodes.
+    pub dropped: u64,
+}
+
+/// Contiguous ranges of sorted slots.
+pub fn ranges(slots: &[u16]) -> Vec<RangeInclusive<u16>> {
+    let mut out: Vec<RangeInclusive<u16>> = Vec::new();
+    for &s in slots {
+        match out.last_mut() {
+            Some(r) if *r.end() + 1 == s => *r = *r.start()..=s,
+            _ => out.push(s..=s),
+        }
+    }
+    out
+}
+
+fn q(r: &RangeInclusive<u16>) -> String {
+    format!("slot={}..{}", r.start(), r.end())
+}
+
+/// Moves `slots` to node `to`; `show_progress` draws a bar on stderr.
+///
+/// # Errors
+/// A message naming the step and node; re-run the same command to finish.
+pub fn run(
+    file: &ClusterFile,
+    slots: RangeInclusive<u16>,
+    to: &str,
+    show_progress: bool,
+) -> Result<MoveReport, String> {
+    let target = file.node(to)?;
+    let mut read = SlotMap::read(&file.read_map)?;
+    let mut write = SlotMap::read(&file.write_map)?;
+    let mut sources: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for s in slots.clone() {
+        let owner = read.get(s);
+        if owner == PAUSED {
+            return Err(format!(
+                "slot {s} has no owner in the read map; fix {}",
+                file.read_map.display()
+            ));
+        }
+        if owner != to {
+            file.node(owner)?;
+            sources.entry(owner.to_string()).or_default().push(s);
+        }
+    }
+    let moving: Vec<u16> = sources.values().flatten().copied().collect();
+    let bar = if show_progress {
+        ProgressBar::new(3 + 2 * sources.len() as u64 + file.nodes.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut report = MoveReport {
+        moved_slots: moving.len(),
+        ..MoveReport::default()
+    };
+
+    bar.set_message("pausing writes");
+    if !moving.is_empty() {
+        for &s in &moving {
+            write.set(s..=s, PAUSED);
+        }
+        write.write(&file.write_map)?;
+        runtime::set_map(&file.haproxy_socket, &file.write_map, &moving, PAUSED)?;
+    }
+    bar.inc(1);
+
+    for (name, list) in &sources {
+        let source = file.node(name)?;
+        for r in ranges(list) {
+            bar.set_message(format!("fencing {} on {name}", q(&r)));
+            source.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
+        }
+        bar.inc(1);
+        for r in ranges(list) {
+            bar.set_message(format!("copying {} from {name} to {to}", q(&r)));
+            report.imported += copy(source, target, r)?;
+        }
+        bar.inc(1);
+    }
+
+    bar.set_message(format!("switching the maps to {to}"));
+    target.call("DELETE", &format!("/admin/fence?{}", q(&slots)), None)?;
+    read.set(slots.clone(), to);
+    write.set(slots.clone(), to);
+    read.write(&file.read_map)?;
+    write.write(&file.write_map)?;
+    let all: Vec<u16> = slots.clone().collect();
+    runtime::set_map(&file.haproxy_socket, &file.read_map, &all, to)?;
+    runtime::set_map(&file.haproxy_socket, &file.write_map, &all, to)?;
+    bar.inc(1);
+
+    let mut missed = Vec::new();
+    for node in file.nodes.iter().filter(|n| n.name != to) {
+        bar.set_message(format!("dropping the old copies on {}", node.name));
+        let dropped = node
+            .call("POST", &format!("/admin/fence?{}", q(&slots)), None)
+            .and_then(|_| node.call("POST", &format!("/admin/drop?{}", q(&slots)), None));
+        match dropped {
+            Ok(v) => {
+                report.dropped += v
+                    .get("dropped")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            }
+            Err(e) => missed.push(e),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if !missed.is_empty() {
+        return Err(format!(
+            "the slots now live on {to}, but old copies could not be dropped (run the move again once the node is back): {}",
+            missed.join("; ")
+        ));
+    }
+    Ok(report)
+}
+
+/// Streams one range from `source`'s export into `target`'s import.
+fn copy(source: &super::Node, target: &super::Node, r: RangeInclusive<u16>) -> Result<u64, String> {
+    let (mut reader, mut writer) = std::io::pipe().map_err(|e| e.to_string())?;
+    let exporter = source.client()?;
+    let filter = ExportFilter {
+        tenant: None,
+        slots: Some(r),
+        registry: Some(false),
+    };
+    let name = source.name.clone();
+    let export = std::thread::spawn(move || {
+        let done = exporter.export(&filter, &mut writer, |_| {});
+        drop(writer);
+        done.map_err(|e| format!("export from node {name}: {e}"))
+    });
+    let imported = target
+        .client()?
+        .import(&mut reader, 1000, |_| {})
+        .map_err(|e| format!("import into node {}: {e}", target.name));
+    drop(reader);
+    let exported = export
+        .join()
+        .map_err(|_| "the export thread panicked".to_string())?;
+    exported?;
+    Ok(imported?.imported)
+}

@@ -1,0 +1,488 @@
+//! A cluster on loopback: three `ttlcask serve --dev` nodes behind a real HAProxy, driven by
+//! `ttlcask cluster`. Skips loudly (and passes) when `haproxy` is not installed.
+//!
+//! Counts are reduced to keep the test short on two cores: 60 Iron projects and 60 Akka orgs
+//! for routing, 2,000 seeded keys per API for the slot agreement, one moved range of 40 slots.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ttlcask::auth::{DEV_AKKA_SECRET, DEV_IRON_TOKEN};
+use ttlcask::cluster::{maps::SlotMap, ClusterFile};
+use ttlcask::slot;
+
+const ISSUER: &str = "https://session.firebase.google.com/akka-cache";
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+struct Resp {
+    status: u16,
+    head: String,
+    body: String,
+}
+impl Resp {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let fail = |e: String| Resp {
+        status: 0,
+        head: String::new(),
+        body: e,
+    };
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return fail("connect".into());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: ttlcask\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    if s.write_all(req.as_bytes()).is_err() {
+        return fail("write".into());
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Resp {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn iron_auth() -> String {
+    format!("OAuth {DEV_IRON_TOKEN}")
+}
+
+fn project(i: usize) -> String {
+    format!("{:024x}", 0x5eed_0000_u64 + i as u64 * 7919)
+}
+
+fn akka_token(org: &str) -> String {
+    // No `jti`: a token of the org's own issuer, not a ttlcask credential.
+    let claims = serde_json::json!({ "iss": ISSUER, "org": org });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(DEV_AKKA_SECRET.as_bytes()),
+    )
+    .unwrap_or_default()
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<(String, u16, Option<Proc>)>,
+    proxy: String,
+    _haproxy: Proc,
+    file: PathBuf,
+}
+
+fn start_node(dir: &Path, name: &str, port: u16) -> Proc {
+    let data = dir.join(name);
+    let child = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("TTLCASK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn node");
+    let started = Instant::now();
+    while http(&format!("127.0.0.1:{port}"), "GET", "/healthz", &[], "").status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "node {name} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn start() -> Option<Cluster> {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        eprintln!(
+            "\n!!! SKIPPED tests/cluster.rs: no `haproxy` binary (apt-get install haproxy) !!!\n"
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nodes = Vec::new();
+    let mut toml = String::new();
+    let proxy_port = free_port();
+    toml.push_str(&format!(
+        "bind = \"127.0.0.1:{proxy_port}\"\nhaproxy_socket = \"haproxy.sock\"\nread_map = \"read.map\"\nwrite_map = \"write.map\"\ncheck_interval_ms = 300\n"
+    ));
+    for i in 1..=3 {
+        let name = format!("node{i}");
+        let port = free_port();
+        let proc = start_node(dir.path(), &name, port);
+        toml.push_str(&format!(
+            "[[nodes]]\nname = \"{name}\"\naddress = \"127.0.0.1:{port}\"\nadmin_token_file = \"{name}/admin.token\"\n"
+        ));
+        nodes.push((name, port, Some(proc)));
+    }
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, toml).expect("write cluster file");
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["cluster", "haproxy"])
+        .arg(&file)
+        .output()
+        .expect("cluster haproxy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(&cfg, &out.stdout).expect("write cfg");
+    let haproxy = Proc(
+        Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn haproxy"),
+    );
+    let proxy = format!("127.0.0.1:{proxy_port}");
+    let started = Instant::now();
+    while http(&proxy, "GET", "/version", &[], "").status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "haproxy did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Cluster {
+        dir,
+        nodes,
+        proxy,
+        _haproxy: haproxy,
+        file,
+    })
+}
+
+impl Cluster {
+    fn node_addr(&self, name: &str) -> String {
+        let port = self.nodes.iter().find(|n| n.0 == name).map_or(0, |n| n.1);
+        format!("127.0.0.1:{port}")
+    }
+    fn read_map(&self) -> SlotMap {
+        SlotMap::read(&self.dir.path().join("read.map")).expect("read map")
+    }
+}
+
+fn iron_put(addr: &str, proj: &str, key: &str, value: &str) -> Resp {
+    http(
+        addr,
+        "PUT",
+        &format!("/1/projects/{proj}/caches/c/items/{key}"),
+        &[
+            ("Authorization", &iron_auth()),
+            ("Content-Type", "application/json"),
+        ],
+        &format!("{{\"value\":\"{value}\"}}"),
+    )
+}
+
+fn iron_get(addr: &str, proj: &str, key: &str) -> Resp {
+    http(
+        addr,
+        "GET",
+        &format!("/1/projects/{proj}/caches/c/items/{key}"),
+        &[("Authorization", &iron_auth())],
+        "",
+    )
+}
+
+#[test]
+fn a_cluster_routes_by_slot_survives_a_stopped_node_and_moves_slots_online() {
+    let Some(mut c) = start() else { return };
+    let started = Instant::now();
+
+    // 1. HAProxy's slot equals ttlcask's, for all three shard keys.
+    for i in 0..2000u32 {
+        let key = format!("k{}", i.wrapping_mul(2_654_435_761));
+        let r = http(
+            &c.proxy,
+            "GET",
+            "/v1/cache/get",
+            &[("ClientId", &key), ("DataKey", "x")],
+            "",
+        );
+        assert_eq!(
+            r.header("X-Ttlcask-Slot"),
+            Some(slot::of_key(key.as_bytes()).to_string())
+        );
+        let r = http(
+            &c.proxy,
+            "GET",
+            "/c/x",
+            &[(
+                "Authorization",
+                &format!("Bearer {}", akka_token(&format!("org{i}"))),
+            )],
+            "",
+        );
+        assert_eq!(
+            r.header("X-Ttlcask-Slot"),
+            Some(slot::of_key(format!("org{i}").as_bytes()).to_string())
+        );
+        let p = project(i as usize);
+        let upper = p.to_ascii_uppercase();
+        let encoded: String = upper
+            .chars()
+            .map(|ch| format!("%{:02X}", ch as u32))
+            .collect();
+        for form in [&p, &upper, &encoded] {
+            let r = http(
+                &c.proxy,
+                "GET",
+                &format!("/1/projects/{form}/caches/c/items/x"),
+                &[("Authorization", &iron_auth())],
+                "",
+            );
+            assert_eq!(
+                r.header("X-Ttlcask-Slot"),
+                Some(slot::of_key(p.as_bytes()).to_string()),
+                "{form}"
+            );
+        }
+    }
+    eprintln!(
+        "slot agreement: 2000 keys x 3 APIs (+2 Iron forms) in {:?}",
+        started.elapsed()
+    );
+
+    // Items land on exactly the node the map names.
+    let map = c.read_map();
+    let mut per_node = std::collections::BTreeMap::new();
+    for i in 0..60 {
+        let p = project(i);
+        assert_eq!(iron_put(&c.proxy, &p, "k", "v").status, 200);
+        let owner = map.get(slot::of_key(p.as_bytes())).to_string();
+        *per_node.entry(owner.clone()).or_insert(0) += 1;
+        for (name, _, _) in &c.nodes {
+            let direct = iron_get(&c.node_addr(name), &p, "k").status;
+            assert_eq!(direct == 200, *name == owner, "project {p} on {name}");
+        }
+        let org = format!("org{i}");
+        let auth = format!("Bearer {}", akka_token(&org));
+        let r = http(
+            &c.proxy,
+            "POST",
+            "/c/k",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            "v",
+        );
+        assert!(r.status < 300, "akka put {}: {}", r.status, r.body);
+        let owner = map.get(slot::of_key(org.as_bytes()));
+        for (name, _, _) in &c.nodes {
+            let direct = http(
+                &c.node_addr(name),
+                "GET",
+                "/c/k",
+                &[("Authorization", &auth)],
+                "",
+            );
+            assert_eq!(direct.status == 200, name == owner, "org {org} on {name}");
+        }
+    }
+    eprintln!("items per node (Iron projects): {per_node:?}");
+
+    // 2. Stop node2: its slots answer 503 in the API's shape, the others still work.
+    let node2_port = c.nodes[1].1;
+    c.nodes[1].2 = None;
+    std::thread::sleep(Duration::from_millis(1200));
+    let (mut down, mut up) = (0, 0);
+    for i in 0..60 {
+        let p = project(i);
+        let r = iron_put(&c.proxy, &p, "k2", "v");
+        if map.get(slot::of_key(p.as_bytes())) == "node2" {
+            assert_eq!(r.status, 503, "{}", r.body);
+            assert!(r.body.contains("\"msg\""), "iron shape: {}", r.body);
+            assert!(r.header("Retry-After").is_some());
+            down += 1;
+        } else {
+            assert_eq!(r.status, 200);
+            up += 1;
+        }
+    }
+    let node2_org = (0..)
+        .map(|i| format!("org{i}"))
+        .find(|o| map.get(slot::of_key(o.as_bytes())) == "node2")
+        .unwrap_or_default();
+    let r = http(
+        &c.proxy,
+        "GET",
+        "/c/k",
+        &[(
+            "Authorization",
+            &format!("Bearer {}", akka_token(&node2_org)),
+        )],
+        "",
+    );
+    assert_eq!(r.status, 503);
+    assert!(r
+        .header("Content-Type")
+        .is_some_and(|t| t.starts_with("text/plain")));
+    eprintln!("node2 stopped: {down} projects got 503, {up} still written");
+    c.nodes[1].2 = Some(start_node(c.dir.path(), "node2", node2_port));
+    std::thread::sleep(Duration::from_millis(800));
+    for i in 0..60 {
+        let p = project(i);
+        assert_eq!(
+            iron_get(&c.proxy, &p, "k").status,
+            200,
+            "after restart: {p}"
+        );
+    }
+
+    // 3. Move node1's first 40 slots to node3 under a writer and a reader.
+    let moved: Vec<usize> = (0..400)
+        .filter(|&i| slot::of_key(project(i).as_bytes()) < 40)
+        .collect();
+    assert!(!moved.is_empty());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(String, String, u64)>>> = Arc::default();
+    let writer = {
+        let (stop, acked, proxy, moved) =
+            (stop.clone(), acked.clone(), c.proxy.clone(), moved.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let p = project(moved[n as usize % moved.len()]);
+                let key = format!("w{n}");
+                let r = iron_put(&proxy, &p, &key, &key);
+                if r.status == 200 {
+                    let got = iron_get(&proxy, &p, &key);
+                    let cas = serde_json::from_str::<serde_json::Value>(&got.body)
+                        .ok()
+                        .and_then(|v| v["cas"].as_u64())
+                        .unwrap_or(0);
+                    acked.lock().expect("lock").push((p, key, cas));
+                    n += 1;
+                } else {
+                    assert_eq!(r.status, 503, "writer: {}", r.body);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    let reader = {
+        let (stop, proxy, moved) = (stop.clone(), c.proxy.clone(), moved.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = iron_get(&proxy, &project(moved[reads % moved.len()]), "k");
+                assert_ne!(r.status, 503, "a read saw 503 during the move");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // First run killed midway, then run to the end.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["cluster", "move"])
+        .arg(&c.file)
+        .args(["--slots", "0..39", "--to", "node3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("move");
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["cluster", "move"])
+        .arg(&c.file)
+        .args(["--slots", "0..39", "--to", "node3"])
+        .output()
+        .expect("move");
+    assert!(
+        out.status.success(),
+        "move: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let reads = reader.join().expect("reader");
+    let acked = acked.lock().expect("lock").clone();
+    for (p, key, cas) in &acked {
+        let r = iron_get(&c.proxy, p, key);
+        assert_eq!(r.status, 200, "acknowledged {p}/{key} lost");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(v["cas"].as_u64(), Some(*cas));
+        assert_eq!(
+            iron_get(&c.node_addr("node1"), p, key).status,
+            404,
+            "old node kept {p}/{key}"
+        );
+    }
+    for &i in &moved {
+        assert_eq!(
+            iron_get(&c.node_addr("node1"), &project(i), "k").status,
+            404
+        );
+    }
+    let map = c.read_map();
+    assert!((0..40).all(|s| map.get(s) == "node3"));
+    eprintln!(
+        "move: {} acknowledged writes, {reads} reads without 503, in {:?} total",
+        acked.len(),
+        started.elapsed()
+    );
+
+    // Registries agree, and `cluster status` says so.
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    ttlcask::cluster::registry::create_tenant(&cluster, "acme").expect("tenant on every node");
+    let status = ttlcask::cluster::status::collect(&cluster).expect("status");
+    assert_eq!(status["registries_agree"], true, "{status}");
+}
