@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod faults;
 pub mod flash;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
