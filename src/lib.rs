@@ -31,6 +31,7 @@ pub mod maintenance_cli;
 pub mod metrics;
 pub mod namespace;
 pub mod router;
+pub mod routes;
 pub mod server;
 pub mod slot;
 pub mod status;
