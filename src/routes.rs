@@ -116,146 +116,44 @@ pub struct Route {
     pub handler: Handler,
     methods: u8,
     item_read: bool,
-    patterns: [Option<Pattern>; MAX_ALIASES],
 }
 
-/// The table. Order is precedence.
-pub const ROUTES: &[Route] = &[
-    route(Api::Flash, &["/v1/cache/add"], "POST", Handler::FlashAdd),
-    route(
-        Api::Flash,
-        &["/v1/cache/update"],
-        "PUT",
-        Handler::FlashUpdate,
-    ),
-    route(
-        Api::Flash,
-        &["/v1/cache/get"],
-        "GET, HEAD",
-        Handler::FlashGet,
-    ),
-    route(
-        Api::Flash,
-        &["/v1/cache/delete"],
-        "DELETE",
-        Handler::FlashDelete,
-    ),
-    route(Api::Flash, &["/v1/cache/..."], "", Handler::NotFound),
-    route(
-        Api::Iron,
-        &["/1/version", "/version"],
-        "GET",
-        Handler::IronVersion,
-    ),
-    route(
-        Api::Iron,
-        &["/1/projects/{project}/caches"],
-        "GET",
-        Handler::IronCaches,
-    ),
-    route(
-        Api::Iron,
-        &["/1/projects/{project}/caches/{cache}"],
-        "GET, DELETE",
-        Handler::IronCache,
-    ),
-    route(
-        Api::Iron,
-        &["/1/projects/{project}/caches/{cache}/clear"],
-        "POST",
-        Handler::IronClear,
-    ),
-    route(
-        Api::Iron,
-        &["/1/projects/{project}/caches/{cache}/items/{key}"],
-        "GET, PUT, DELETE",
-        Handler::IronItem,
-    ),
-    route(
-        Api::Iron,
-        &["/1/projects/{project}/caches/{cache}/items/{key}/increment"],
-        "POST",
-        Handler::IronIncrement,
-    ),
-    route(Api::Iron, &["/1/..."], "", Handler::NotFound),
-    route(
-        Api::Akka,
-        &["/cacheName"],
-        "POST, PUT, OPTIONS",
-        Handler::AkkaNames,
-    ),
-    route(
-        Api::Akka,
-        &["/cacheName/list"],
-        "GET, OPTIONS",
-        Handler::AkkaNameList,
-    ),
-    route(
-        Api::Akka,
-        &["/cacheName/{cacheName}"],
-        "GET, DELETE, OPTIONS",
-        Handler::AkkaName,
-    ),
-    route(
-        Api::Akka,
-        &["/cacheName/{cacheName}/keys"],
-        "GET, OPTIONS",
-        Handler::AkkaNameKeys,
-    ),
-    route(
-        Api::Akka,
-        &["/cacheName/{cacheName}/flush"],
-        "POST, PUT, OPTIONS",
-        Handler::AkkaNameFlush,
-    ),
-    route(Api::Akka, &["/set"], "POST, OPTIONS", Handler::AkkaSet),
-    route(
-        Api::Akka,
-        &["/get/{cacheName}/{key}"],
-        "GET, OPTIONS",
-        Handler::AkkaJsonGet,
-    ),
-    route(
-        Api::Akka,
-        &["/batch"],
-        "POST, DELETE, OPTIONS",
-        Handler::AkkaBatch,
-    ),
-    route(
-        Api::Akka,
-        &["/batch/get"],
-        "POST, OPTIONS",
-        Handler::AkkaBatchGet,
-    ),
-    route(
-        Api::Akka,
-        &["/{cacheName}/{key}"],
-        "GET, HEAD, POST, DELETE, OPTIONS",
-        Handler::AkkaItem,
-    ),
-    route(
-        Api::Akka,
-        &["/{cacheName}/{key}/{ttlSeconds}"],
-        "POST, OPTIONS",
-        Handler::AkkaItemTtl,
-    ),
-    route(Api::Service, &["/healthz"], "GET, HEAD", Handler::Healthz),
-    route(Api::Service, &["/metrics"], "GET, HEAD", Handler::Metrics),
-    route(
-        Api::Service,
-        &["/openapi.json"],
-        "GET, HEAD",
-        Handler::OpenApi,
-    ),
-    route(Api::Service, &["/"], "GET, HEAD", Handler::StatusPage),
-    route(Api::Admin, &["/admin/..."], "", Handler::Admin),
+route_table! {
+    // api     handler        allow                               path segments (| alias)
+    Flash   FlashAdd       "POST"                              ["v1" "cache" "add"];
+    Flash   FlashUpdate    "PUT"                               ["v1" "cache" "update"];
+    Flash   FlashGet       "GET, HEAD"                         ["v1" "cache" "get"];
+    Flash   FlashDelete    "DELETE"                            ["v1" "cache" "delete"];
+    Flash   NotFound       ""                                  ["v1" "cache" ..];
+    Iron    IronVersion    "GET"                               ["1" "version"] | ["version"];
+    Iron    IronCaches     "GET"                               ["1" "projects" {project} "caches"];
+    Iron    IronCache      "GET, DELETE"                       ["1" "projects" {project} "caches" {cache}];
+    Iron    IronClear      "POST"                              ["1" "projects" {project} "caches" {cache} "clear"];
+    Iron    IronItem       "GET, PUT, DELETE"                  ["1" "projects" {project} "caches" {cache} "items" {key}];
+    Iron    IronIncrement  "POST"                              ["1" "projects" {project} "caches" {cache} "items" {key} "increment"];
+    Iron    NotFound       ""                                  ["1" ..];
+    Service Healthz        "GET, HEAD"                         ["healthz"];
+    Service Metrics        "GET, HEAD"                         ["metrics"];
+    Service OpenApi        "GET, HEAD"                         ["openapi.json"];
+    Service StatusPage     "GET, HEAD"                         [""];
+    Admin   Admin          ""                                  ["admin" ..];
+    Akka    AkkaNames      "POST, PUT, OPTIONS"                ["cacheName"];
+    Akka    AkkaNameList   "GET, OPTIONS"                      ["cacheName" "list"];
+    Akka    AkkaName       "GET, DELETE, OPTIONS"              ["cacheName" {cacheName}];
+    Akka    AkkaNameKeys   "GET, OPTIONS"                      ["cacheName" {cacheName} "keys"];
+    Akka    AkkaNameFlush  "POST, PUT, OPTIONS"                ["cacheName" {cacheName} "flush"];
+    Akka    AkkaSet        "POST, OPTIONS"                     ["set"];
+    Akka    AkkaJsonGet    "GET, OPTIONS"                      ["get" {cacheName} {key}];
+    Akka    AkkaBatch      "POST, DELETE, OPTIONS"             ["batch"];
+    Akka    AkkaBatchGet   "POST, OPTIONS"                     ["batch" "get"];
+    Akka    AkkaItem       "GET, HEAD, POST, DELETE, OPTIONS"  [{cacheName} {key}];
+    Akka    AkkaItemTtl    "POST, OPTIONS"                     [{cacheName} {key} {ttlSeconds}];
     // Last: whatever no row above claimed is Akka's (its OPTIONS preflight answers anywhere).
-    route(Api::Akka, &["/..."], "", Handler::NotFound),
-];
+    Akka    NotFound       ""                                  [..];
+}
 
 /// The most segments a path template has, plus one: paths are split that far.
 pub const MAX_SEGMENTS: usize = 9;
-const MAX_ALIASES: usize = 2;
 
 impl Route {
     /// The `route` label of `/metrics`: the first path, or `other` for an API's not-found.
@@ -277,172 +175,100 @@ impl Route {
     }
 }
 
-/// The position in [`ROUTES`] of the route `path` belongs to (whatever its method).
-pub fn classify(path: &str) -> usize {
-    let mut segs = [""; MAX_SEGMENTS];
-    let mut n = 0;
-    for seg in crate::http::split_slash(path.strip_prefix('/').unwrap_or(path)).take(MAX_SEGMENTS) {
-        segs[n] = seg;
-        n += 1;
-    }
-    let segs = &segs[..n];
-    let candidates = &CANDIDATES[n];
-    let first = segs[0];
-    for c in &candidates.at[..candidates.len] {
-        // Most candidates differ in the first segment: test it before the pattern's others.
-        let first_ok = match c.first {
-            Seg::Literal(lit) => first.as_bytes() == lit,
-            Seg::Param => !RESERVED_FIRST_SEGMENTS.contains(&first),
-            Seg::None => true,
-        };
-        if first_ok && c.pattern.matches(segs) {
-            return usize::from(c.row);
-        }
-    }
-    ROUTES.len() - 1
-}
-
-/// The patterns that can match a path of `n` segments, as `(row, alias)`, in table order:
-/// [`classify`] tries only these (a handful) instead of every row.
-static CANDIDATES: [Candidates; MAX_SEGMENTS + 1] = {
-    let mut by_len = [Candidates {
-        len: 0,
-        at: [Candidate {
-            row: 0,
-            first: Seg::None,
-            pattern: &NO_PATTERN,
-        }; MAX_CANDIDATES],
-    }; MAX_SEGMENTS + 1];
-    let mut n = 0;
-    while n <= MAX_SEGMENTS {
-        let c = &mut by_len[n];
-        let mut row = 0;
-        while row < ROUTES.len() {
-            let mut alias = 0;
-            while alias < MAX_ALIASES {
-                if let Some(p) = &ROUTES[row].patterns[alias] {
-                    if p.len == n || (p.prefix && p.len < n) {
-                        assert!(c.len < MAX_CANDIDATES, "raise MAX_CANDIDATES");
-                        c.at[c.len] = Candidate {
-                            row: row as u8,
-                            first: if p.len > 0 { p.segs[0] } else { Seg::None },
-                            pattern: p,
-                        };
-                        c.len += 1;
-                    }
-                }
-                alias += 1;
-            }
-            row += 1;
-        }
-        n += 1;
-    }
-    by_len
-};
-const MAX_CANDIDATES: usize = 16;
-
-const NO_PATTERN: Pattern = Pattern {
-    segs: [Seg::None; MAX_SEGMENTS],
-    len: 0,
-    prefix: true,
-};
-
-#[derive(Clone, Copy)]
-struct Candidates {
-    len: usize,
-    at: [Candidate; MAX_CANDIDATES],
-}
-
-/// A pattern [`classify`] may try, with its first segment at hand.
-#[derive(Clone, Copy)]
-struct Candidate {
-    row: u8,
-    first: Seg,
-    pattern: &'static Pattern,
-}
-
 /// The route at `index` (an index from [`classify`]).
 pub fn get(index: usize) -> &'static Route {
     &ROUTES[index.min(ROUTES.len() - 1)]
 }
 
-/// The position of `handler`'s row in [`ROUTES`], found when compiling.
-pub const fn index_of(handler: Handler) -> usize {
+/// Writes [`ROUTES`] and [`classify`] from one list of rows: each row's segments become
+/// both its path templates (`{name}` is a parameter; `..`, written `...`, any number of
+/// segments) and a slice pattern of `classify`'s `match`, which compiles to the compares a
+/// hand-written `match` makes (no walk over the table on the request path).
+macro_rules! route_table {
+    ($($api:ident $handler:ident $allow:literal $([$($seg:tt)*])|+;)*) => {
+        /// The table. Order is precedence.
+        pub const ROUTES: &[Route] = &[$(
+            route(
+                Api::$api,
+                &[$(concat!($("/", segment_text!($seg)),*)),+],
+                $allow,
+                Handler::$handler,
+            ),
+        )*];
+
+        /// The position in [`ROUTES`] of the route `path` belongs to (whatever its method).
+        pub fn classify(path: &str) -> usize {
+            // Every template has at most 8 segments: the first 9 decide (no allocation).
+            let mut buf = [""; MAX_SEGMENTS];
+            let mut n = 0;
+            let path = path.strip_prefix('/').unwrap_or(path);
+            for seg in crate::http::split_slash(path).take(MAX_SEGMENTS) {
+                buf[n] = seg;
+                n += 1;
+            }
+            match &buf[..n] {
+                $($(
+                    [$(segment_pattern!($seg)),*] if first_segment_ok!(buf[0]; $($seg)*) => {
+                        const { position(Api::$api, Handler::$handler) }
+                    }
+                )+)*
+                // Not reached (the last row matches anything): the guards hide that.
+                _ => ROUTES.len() - 1,
+            }
+        }
+    };
+}
+use route_table;
+
+/// A template segment as text.
+macro_rules! segment_text {
+    ($literal:literal) => {
+        $literal
+    };
+    ({$param:ident}) => {
+        concat!("{", stringify!($param), "}")
+    };
+    (..) => {
+        "..."
+    };
+}
+use segment_text;
+
+/// A template segment as an element of a slice pattern.
+macro_rules! segment_pattern {
+    ($literal:literal) => {
+        $literal
+    };
+    ({$param:ident}) => {
+        _
+    };
+    (..) => {
+        ..
+    };
+}
+use segment_pattern;
+
+/// A `{param}` first segment never matches a reserved name.
+macro_rules! first_segment_ok {
+    ($first:expr; {$param:ident} $($rest:tt)*) => {
+        !RESERVED_FIRST_SEGMENTS.contains(&$first)
+    };
+    ($first:expr; $($rest:tt)*) => {
+        true
+    };
+}
+use first_segment_ok;
+
+/// The position in [`ROUTES`] of the row of `api` and `handler` (unique: a test checks it).
+const fn position(api: Api, handler: Handler) -> usize {
     let mut i = 0;
     while i < ROUTES.len() {
-        if ROUTES[i].handler as u8 == handler as u8 {
+        if ROUTES[i].api as u8 == api as u8 && ROUTES[i].handler as u8 == handler as u8 {
             return i;
         }
         i += 1;
     }
-    panic!("no route has this handler")
-}
-
-/// One path template, split into segments when compiling.
-#[derive(Debug, Clone, Copy)]
-struct Pattern {
-    segs: [Seg; MAX_SEGMENTS],
-    len: usize,
-    /// Ends in `...`: matches paths with at least `len` segments.
-    prefix: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Seg {
-    Literal(&'static [u8]),
-    Param,
-    /// Past the end of a pattern.
-    None,
-}
-
-impl Pattern {
-    /// Whether `segs` (as many as the pattern has, or more for a prefix) match.
-    fn matches(&self, segs: &[&str]) -> bool {
-        for (i, (want, got)) in self.segs[..self.len].iter().zip(segs).enumerate() {
-            let ok = match want {
-                Seg::Literal(lit) => got.as_bytes() == *lit,
-                Seg::Param => i > 0 || !RESERVED_FIRST_SEGMENTS.contains(got),
-                Seg::None => true,
-            };
-            if !ok {
-                return false;
-            }
-        }
-        true
-    }
-
-    const fn parse(template: &'static str) -> Pattern {
-        let Some((b'/', mut rest)) = template.as_bytes().split_first() else {
-            panic!("a path template starts with /")
-        };
-        let mut p = Pattern {
-            segs: [Seg::None; MAX_SEGMENTS],
-            len: 0,
-            prefix: false,
-        };
-        loop {
-            let mut end = 0;
-            while end < rest.len() && rest[end] != b'/' {
-                end += 1;
-            }
-            let (seg, tail) = rest.split_at(end);
-            if matches!(seg, b"...") {
-                assert!(tail.is_empty(), "... ends a path template");
-                p.prefix = true;
-                return p;
-            }
-            assert!(p.len < MAX_SEGMENTS - 1, "a path template is too long");
-            p.segs[p.len] = match seg {
-                [b'{', .., b'}'] => Seg::Param,
-                _ => Seg::Literal(seg),
-            };
-            p.len += 1;
-            match tail.split_first() {
-                Some((_, t)) => rest = t,
-                None => return p,
-            }
-        }
-    }
+    panic!("no such row")
 }
 
 const fn route(
@@ -451,13 +277,6 @@ const fn route(
     allow: &'static str,
     handler: Handler,
 ) -> Route {
-    assert!(!paths.is_empty() && paths.len() <= MAX_ALIASES);
-    let mut patterns = [None; MAX_ALIASES];
-    let mut i = 0;
-    while i < paths.len() {
-        patterns[i] = Some(Pattern::parse(paths[i]));
-        i += 1;
-    }
     Route {
         api,
         paths,
@@ -468,7 +287,6 @@ const fn route(
             handler,
             Handler::FlashGet | Handler::IronItem | Handler::AkkaItem
         ),
-        patterns,
     }
 }
 
@@ -648,7 +466,7 @@ mod tests {
 
     #[test]
     fn methods_follow_the_allow_lists() {
-        let item = get(index_of(Handler::AkkaItem));
+        let item = get(position(Api::Akka, Handler::AkkaItem));
         assert!(item.allows(&Method::HEAD) && item.allows(&Method::OPTIONS));
         assert!(!item.allows(&Method::PUT) && !item.allows(&Method::PATCH));
         let not_found = get(classify("/v1/cache/zzz"));
@@ -666,9 +484,7 @@ mod tests {
         let mut labels = std::collections::BTreeSet::new();
         for (i, r) in ROUTES.iter().enumerate() {
             assert!(labels.insert((r.api.label(), r.label())), "{:?}", r.paths);
-            if r.handler != Handler::NotFound {
-                assert_eq!(index_of(r.handler), i, "{:?}", r.handler);
-            }
+            assert_eq!(position(r.api, r.handler), i, "{:?}", r.handler);
         }
     }
 }
