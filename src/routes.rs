@@ -1,17 +1,19 @@
 //! The route table: every route of the Flash Cache, IronCache, Akka Cache and service APIs,
-//! defined once. The router dispatches on it ([`classify`] then [`Route::handler`]), the
-//! APIs check methods with [`Route::allows`], a 405 gets its `Allow` header from
-//! [`Route::allow`], `/metrics` labels requests by [`Route::label`], and a unit test checks
-//! the table against `openapi.json` both ways.
+//! defined once, as a row of method(s), path template(s), API and handler. The router
+//! dispatches on it ([`classify`], then the row's [`Handler`]), the APIs check methods with
+//! [`Route::allows`], a 405 gets its `Allow` header from [`Route::allow`], `/metrics` labels
+//! requests by [`Route::label`], and unit tests check the table against `openapi.json` both
+//! ways. The admin endpoint is one row (`/admin/...`): its routes are matched in
+//! [`crate::admin`].
 //!
-//! Precedence (DESIGN.md): rows are tried in order and the first match wins; a `{param}` in
+//! Precedence (DESIGN.md): rows are tried in order and the first match wins; a `{param}` as
 //! the first segment never matches a name in [`RESERVED_FIRST_SEGMENTS`], so Akka's
-//! `/{cacheName}/...` can never shadow (or be shadowed by) another API. The `/...` rows at the end
-//! catch the rest of each API's prefix (label `other`). The admin endpoint is one row here:
-//! its routes are matched inside [`crate::admin`].
+//! `/{cacheName}/...` can never shadow (or be shadowed by) another API. The `...` rows catch
+//! the rest of an API's prefix (label `other`).
 //!
-//! Matching is on the raw path, split on `/` (at most [`MAX_SEGMENTS`] segments, no
-//! allocation); percent-encoded literal segments (`/%63acheName`) are not decoded to match.
+//! Matching is on the raw path split on `/` (at most [`MAX_SEGMENTS`] segments, no
+//! allocation), by a `match` that a macro writes from the rows; a percent-encoded literal
+//! segment (`/%63acheName`) is not decoded to match.
 
 use hyper::Method;
 
