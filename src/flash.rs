@@ -11,12 +11,13 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 use ttlcask_engine::{Condition, Item, PutOptions, Store, WriteError};
 
 use crate::faults::{self, DamagedReads};
 use crate::http::{self, blocking, random_hex, read_body, BodyError, Resp, JSON};
 use crate::namespace;
+use crate::routes::{Handler, Route};
 use crate::server::AppState;
 use crate::time::{format_flash, parse_flash, parse_rfc3339, stored_expiry};
 
@@ -174,9 +175,9 @@ fn echoed_data_key(req: &Request<Incoming>) -> Option<HeaderValue> {
 }
 
 /// Handles `/v1/cache/…`.
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+pub async fn handle(state: &AppState, req: Request<Incoming>, route: &Route) -> Resp {
     let data_key = echoed_data_key(&req);
-    let reply = dispatch(state, req).await;
+    let reply = dispatch(state, req, route).await;
     reply.into_response(data_key)
 }
 
@@ -186,12 +187,12 @@ pub fn refuse(req: &Request<Incoming>, status: StatusCode, reason: &'static str)
     Reply::fail(status, reason).into_response(echoed_data_key(req))
 }
 
-async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
-    let op = match req.uri().path() {
-        "/v1/cache/add" => (Method::POST, Op::Add),
-        "/v1/cache/update" => (Method::PUT, Op::Update),
-        "/v1/cache/get" => (Method::GET, Op::Get),
-        "/v1/cache/delete" => (Method::DELETE, Op::Delete),
+async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Reply {
+    let op = match route.handler {
+        Handler::FlashAdd => Op::Add,
+        Handler::FlashUpdate => Op::Update,
+        Handler::FlashGet => Op::Get,
+        Handler::FlashDelete => Op::Delete,
         _ => {
             return Reply::fail(
                 StatusCode::NOT_FOUND,
@@ -199,11 +200,10 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Reply {
             )
         }
     };
-    let (method, op) = op;
-    if req.method() != method && !(op == Op::Get && req.method() == Method::HEAD) {
+    if !route.allows(req.method()) {
         return Reply::fail(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("This endpoint accepts {method} only"),
+            format!("This endpoint accepts {} only", route.allow),
         );
     }
     let limits = &state.config.limits;

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod config;
 pub mod faults;
 pub mod flash;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
@@ -32,6 +33,7 @@ pub mod maintenance_cli;
 pub mod metrics;
 pub mod namespace;
 pub mod router;
+pub mod routes;
 pub mod server;
 pub mod slot;
 pub mod status;

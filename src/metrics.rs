@@ -14,44 +14,31 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use ttlcask_engine::{Stats, FSYNC_BATCH_BUCKETS};
 
-/// Route templates, as `(api, route)` labels. [`classify`] returns an index into this.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("flash", "/v1/cache/add"),
-    ("flash", "/v1/cache/update"),
-    ("flash", "/v1/cache/get"),
-    ("flash", "/v1/cache/delete"),
-    ("flash", "other"),
-    ("iron", "/1/version"),
-    ("iron", "/1/projects/{project}/caches"),
-    ("iron", "/1/projects/{project}/caches/{cache}"),
-    ("iron", "/1/projects/{project}/caches/{cache}/clear"),
-    ("iron", "/1/projects/{project}/caches/{cache}/items/{key}"),
-    (
-        "iron",
-        "/1/projects/{project}/caches/{cache}/items/{key}/increment",
-    ),
-    ("iron", "other"),
-    ("akka", "/cacheName"),
-    ("akka", "/cacheName/list"),
-    ("akka", "/cacheName/{cacheName}"),
-    ("akka", "/cacheName/{cacheName}/keys"),
-    ("akka", "/cacheName/{cacheName}/flush"),
-    ("akka", "/set"),
-    ("akka", "/get/{cacheName}/{key}"),
-    ("akka", "/batch"),
-    ("akka", "/batch/get"),
-    ("akka", "/{cacheName}/{key}"),
-    ("akka", "/{cacheName}/{key}/{ttlSeconds}"),
-    ("akka", "other"),
-    ("service", "/healthz"),
-    ("service", "/metrics"),
-    ("service", "/openapi.json"),
-    ("service", "/"),
-    ("admin", "/admin/..."),
-];
+use crate::routes::{self, Api};
 
-/// The API labels, in the order of the latency histograms.
-pub const APIS: &[&str] = &["flash", "iron", "akka", "service", "admin"];
+/// Route templates, as `(api, route)` labels: one per row of [`routes::ROUTES`], in its
+/// order. [`classify`] returns an index into this.
+pub const ROUTES: [(&str, &str); routes::ROUTES.len()] = {
+    let mut labels = [("", ""); routes::ROUTES.len()];
+    let mut i = 0;
+    while i < labels.len() {
+        let r = &routes::ROUTES[i];
+        labels[i] = (r.api.label(), r.label());
+        i += 1;
+    }
+    labels
+};
+
+/// The API labels, in the order of the latency histograms ([`Api::index`]).
+pub const APIS: [&str; Api::ALL.len()] = {
+    let mut labels = [""; Api::ALL.len()];
+    let mut i = 0;
+    while i < labels.len() {
+        labels[i] = Api::ALL[i].label();
+        i += 1;
+    }
+    labels
+};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "other"];
 /// The status codes labelled by their number: every code a handler answers (a unit test
@@ -68,143 +55,22 @@ pub const LATENCY_BOUNDS: &[f64] = &[
 /// Latency buckets: one per bound and `+Inf`.
 pub const LATENCY_SLOTS: usize = LATENCY_BOUNDS.len() + 1;
 
-/// Which [`ROUTES`] entry a raw request path belongs to (mirrors `router::route`).
+/// Which [`ROUTES`] entry a raw request path belongs to: [`routes::classify`].
 pub fn classify(path: &str) -> usize {
-    // The index of a template, found when compiling (a typo fails the build).
-    macro_rules! at {
-        ($api:literal, $route:literal) => {
-            const { route_index($api, $route) }
-        };
-    }
-    // Every template has at most 8 segments: the first 9 decide (no allocation per request).
-    let mut buf = [""; 9];
-    let mut n = 0;
-    for seg in crate::http::split_slash(path.strip_prefix('/').unwrap_or(path)).take(buf.len()) {
-        buf[n] = seg;
-        n += 1;
-    }
-    match &buf[..n] {
-        ["v1", "cache", "add"] => at!("flash", "/v1/cache/add"),
-        ["v1", "cache", "update"] => at!("flash", "/v1/cache/update"),
-        ["v1", "cache", "get"] => at!("flash", "/v1/cache/get"),
-        ["v1", "cache", "delete"] => at!("flash", "/v1/cache/delete"),
-        ["v1", "cache", ..] => at!("flash", "other"),
-        ["version"] | ["1", "version"] => at!("iron", "/1/version"),
-        ["1", "projects", _, "caches"] => at!("iron", "/1/projects/{project}/caches"),
-        ["1", "projects", _, "caches", _] => at!("iron", "/1/projects/{project}/caches/{cache}"),
-        ["1", "projects", _, "caches", _, "clear"] => {
-            at!("iron", "/1/projects/{project}/caches/{cache}/clear")
-        }
-        ["1", "projects", _, "caches", _, "items", _] => {
-            at!("iron", "/1/projects/{project}/caches/{cache}/items/{key}")
-        }
-        ["1", "projects", _, "caches", _, "items", _, "increment"] => at!(
-            "iron",
-            "/1/projects/{project}/caches/{cache}/items/{key}/increment"
-        ),
-        ["1", ..] => at!("iron", "other"),
-        ["healthz"] => at!("service", "/healthz"),
-        ["metrics"] => at!("service", "/metrics"),
-        ["openapi.json"] => at!("service", "/openapi.json"),
-        [""] => at!("service", "/"),
-        ["admin", ..] => at!("admin", "/admin/..."),
-        ["cacheName"] => at!("akka", "/cacheName"),
-        ["cacheName", "list"] => at!("akka", "/cacheName/list"),
-        ["cacheName", _] => at!("akka", "/cacheName/{cacheName}"),
-        ["cacheName", _, "keys"] => at!("akka", "/cacheName/{cacheName}/keys"),
-        ["cacheName", _, "flush"] => at!("akka", "/cacheName/{cacheName}/flush"),
-        ["set"] => at!("akka", "/set"),
-        ["get", _, _] => at!("akka", "/get/{cacheName}/{key}"),
-        ["batch"] => at!("akka", "/batch"),
-        ["batch", "get"] => at!("akka", "/batch/get"),
-        [first, ..] if crate::router::RESERVED_FIRST_SEGMENTS.contains(first) => {
-            at!("akka", "other")
-        }
-        [_, _] => at!("akka", "/{cacheName}/{key}"),
-        [_, _, _] => at!("akka", "/{cacheName}/{key}/{ttlSeconds}"),
-        _ => at!("akka", "other"),
-    }
+    routes::classify(path)
 }
 
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// The position in [`APIS`] of each route's API.
-const ROUTE_API: [usize; ROUTES.len()] = {
-    let mut table = [0; ROUTES.len()];
-    let mut r = 0;
-    while r < ROUTES.len() {
-        let mut a = 0;
-        while !str_eq(APIS[a], ROUTES[r].0) {
-            a += 1;
-        }
-        table[r] = a;
-        r += 1;
-    }
-    table
-};
-
-/// The position of `(api, route)` in [`ROUTES`].
-const fn route_index(api: &str, route: &str) -> usize {
-    let mut i = 0;
-    while i < ROUTES.len() {
-        if str_eq(ROUTES[i].0, api) && str_eq(ROUTES[i].1, route) {
-            return i;
-        }
-        i += 1;
-    }
-    panic!("not a route template")
-}
-
-/// The methods route `route` accepts, for the `Allow` header of a 405.
+/// The methods route `route` accepts, for the `Allow` header of a 405 (`None` for a route
+/// that answers its own 405s or none).
 pub fn allowed_methods(route: usize) -> Option<&'static str> {
-    let (_, r) = ROUTES.get(route)?;
-    Some(match *r {
-        "/v1/cache/add" => "POST",
-        "/v1/cache/update" => "PUT",
-        "/v1/cache/get" => "GET, HEAD",
-        "/v1/cache/delete" => "DELETE",
-        "/1/version" | "/1/projects/{project}/caches" => "GET",
-        "/1/projects/{project}/caches/{cache}" => "GET, DELETE",
-        "/1/projects/{project}/caches/{cache}/clear"
-        | "/1/projects/{project}/caches/{cache}/items/{key}/increment" => "POST",
-        "/1/projects/{project}/caches/{cache}/items/{key}" => "GET, PUT, DELETE",
-        "/cacheName" => "POST, PUT, OPTIONS",
-        "/cacheName/list" | "/cacheName/{cacheName}/keys" | "/get/{cacheName}/{key}" => {
-            "GET, OPTIONS"
-        }
-        "/cacheName/{cacheName}" => "GET, DELETE, OPTIONS",
-        "/cacheName/{cacheName}/flush" => "POST, PUT, OPTIONS",
-        "/set" | "/batch/get" | "/{cacheName}/{key}/{ttlSeconds}" => "POST, OPTIONS",
-        "/batch" => "POST, DELETE, OPTIONS",
-        "/{cacheName}/{key}" => "GET, HEAD, POST, DELETE, OPTIONS",
-        "/healthz" | "/metrics" | "/openapi.json" | "/" => "GET, HEAD",
-        _ => return None,
-    })
+    Some(routes::ROUTES.get(route)?.allow).filter(|a| !a.is_empty())
 }
 
 /// Whether a request on route `route` answered with `status` was a cache lookup, and if
 /// so whether it hit. The Akka JSON and batch reads report themselves with
 /// [`Metrics::lookups`], because they answer 200 either way.
 fn lookup_of(route: usize, method: &Method, status: u16) -> Option<bool> {
-    let (_, r) = ROUTES.get(route)?;
-    let item_read = matches!(
-        *r,
-        "/v1/cache/get" | "/1/projects/{project}/caches/{cache}/items/{key}" | "/{cacheName}/{key}"
-    ) && (method == Method::GET || *r == "/v1/cache/get");
-    match (item_read, status) {
+    match (routes::get(route).is_item_read(method), status) {
         (true, 200) => Some(true),
         (true, 404) => Some(false),
         _ => None,
@@ -319,7 +185,7 @@ impl Metrics {
         let slot = (route * METHODS.len() + m) * STATUS_SLOTS + s;
         let mine = self.mine();
         mine.requests[slot].fetch_add(1, Ordering::Relaxed);
-        let api = ROUTE_API[route];
+        let api = routes::get(route).api.index();
         let secs = elapsed.as_secs_f64();
         let bucket = LATENCY_BOUNDS
             .iter()

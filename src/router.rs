@@ -1,6 +1,6 @@
-//! The one place that decides which API a request belongs to. Precedence (DESIGN.md):
-//! Flash Cache `/v1/cache/…`, IronCache `/1/…` and `/version`, the service routes
-//! (`/healthz`, `/metrics`, `/openapi.json`, `/admin/…`, `/`), then Akka Cache.
+//! Serves a request by its row of the route table ([`crate::routes`], which holds every
+//! route and their precedence): the API or service handler that row names, then metrics,
+//! `Allow` on a 405, and the log line.
 //!
 //! Every request is counted in [`crate::metrics`] and logged once at debug level with its
 //! request id (the client's `X-Request-Id` if it sent one, echoed back; else a generated
@@ -12,30 +12,14 @@ use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST, RETRY_AFTER};
-use hyper::{Method, Request, StatusCode, Version};
+use hyper::{Request, StatusCode, Version};
 
 use crate::config::MetricsAccess;
 use crate::faults;
 use crate::http::{blocking, with_body, Resp, JSON, TEXT};
+use crate::routes::{self, Api, Handler};
 use crate::server::AppState;
 use crate::{admin, akka, flash, iron, metrics, status};
-
-/// Names that the service and the other APIs own at the first path segment; Akka refuses
-/// them as cacheNames so that `/{cacheName}/{key}` can never shadow or be shadowed.
-pub const RESERVED_FIRST_SEGMENTS: &[&str] = &[
-    "v1",
-    "1",
-    "version",
-    "healthz",
-    "metrics",
-    "openapi.json",
-    "admin",
-    "cacheName",
-    "batch",
-    "get",
-    "set",
-    "list",
-];
 
 /// The OpenAPI 3 document of the three dialects and the service routes.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -85,13 +69,13 @@ pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAdd
     let uri = req.uri().clone();
     let path = uri.path();
     let given_id = given_request_id(&req);
-    let route_index = metrics::classify(path);
+    let route_index = routes::classify(path);
     let mut resp = match host_problem(&req) {
         None => match state.fences.admit(&req) {
-            Ok(_write) => route(&state, req, path, peer).await,
+            Ok(_write) => route(&state, req, route_index, peer).await,
             Err(refused) => refused,
         },
-        Some(reason) => bad_request(&state, &req, metrics::ROUTES[route_index].0, reason),
+        Some(reason) => bad_request(&state, &req, routes::get(route_index).api, reason),
     };
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
@@ -115,7 +99,8 @@ pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAdd
     }
     if status == 405 && !resp.headers().contains_key(ALLOW) {
         // RFC 9110: a 405 lists what the resource does accept.
-        if let Some(allow) = metrics::allowed_methods(route_index) {
+        let allow = routes::get(route_index).allow;
+        if !allow.is_empty() {
             resp.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
         }
@@ -129,22 +114,22 @@ pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAdd
 async fn route(
     state: &Arc<AppState>,
     req: Request<Incoming>,
-    path: &str,
+    route_index: usize,
     peer: SocketAddr,
 ) -> Resp {
-    let mut raw = path.strip_prefix('/').unwrap_or(path).split('/');
-    let first = raw.next().unwrap_or("");
-    let second = raw.next();
-    match (first, second) {
-        ("v1", Some("cache")) => flash::handle(state, req).await,
-        ("1", _) | ("version", None) => iron::handle(state, req).await,
-        ("healthz", None) => match get_only(&req) {
-            Ok(()) => no_store(faults::healthz(&state.store.health())),
-            Err(r) => r,
-        },
-        ("openapi.json", None) => service(&req, StatusCode::OK, JSON, OPENAPI_JSON),
-        ("metrics", None) => {
-            if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
+    let route = routes::get(route_index);
+    match (route.api, route.handler) {
+        (Api::Flash, _) => flash::handle(state, req, route).await,
+        (Api::Iron, _) => iron::handle(state, req, route).await,
+        (Api::Akka, _) => akka::handle(state, req, route).await,
+        (Api::Admin, _) => admin::handle(state, req).await,
+        (Api::Service, _) if !route.allows(req.method()) => {
+            with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n")
+        }
+        (Api::Service, Handler::Healthz) => no_store(faults::healthz(&state.store.health())),
+        (Api::Service, Handler::OpenApi) => with_body(StatusCode::OK, JSON, OPENAPI_JSON),
+        (Api::Service, Handler::Metrics) => {
+            if let Err(r) = operator_access(state, &req, peer) {
                 return r;
             }
             let st = state.clone();
@@ -157,9 +142,8 @@ async fn route(
                 Err(e) => with_body(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e),
             }
         }
-        ("admin", _) => admin::handle(state, req).await,
-        ("", None) => {
-            if let Err(r) = get_only(&req).and_then(|()| operator_access(state, &req, peer)) {
+        (Api::Service, _) => {
+            if let Err(r) = operator_access(state, &req, peer) {
                 return r;
             }
             let st = state.clone();
@@ -168,7 +152,6 @@ async fn route(
                 Err(e) => with_body(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e),
             }
         }
-        _ => akka::handle(state, req).await,
     }
 }
 
@@ -255,13 +238,13 @@ fn sub_delim(b: u8) -> bool {
 }
 
 /// A 400 before routing, in the error shape of the API the path belongs to.
-fn bad_request(state: &AppState, req: &Request<Incoming>, api: &str, reason: &'static str) -> Resp {
+fn bad_request(state: &AppState, req: &Request<Incoming>, api: Api, reason: &'static str) -> Resp {
     match api {
-        "flash" => flash::refuse(req, StatusCode::BAD_REQUEST, reason),
-        "iron" => iron::msg(StatusCode::BAD_REQUEST, reason),
-        "akka" => akka::refuse(state, StatusCode::BAD_REQUEST, reason),
-        "admin" => admin::error(StatusCode::BAD_REQUEST, reason),
-        _ => with_body(StatusCode::BAD_REQUEST, TEXT, format!("{reason}\n")),
+        Api::Flash => flash::refuse(req, StatusCode::BAD_REQUEST, reason),
+        Api::Iron => iron::msg(StatusCode::BAD_REQUEST, reason),
+        Api::Akka => akka::refuse(state, StatusCode::BAD_REQUEST, reason),
+        Api::Admin => admin::error(StatusCode::BAD_REQUEST, reason),
+        Api::Service => with_body(StatusCode::BAD_REQUEST, TEXT, format!("{reason}\n")),
     }
 }
 
@@ -269,17 +252,6 @@ fn no_store(mut resp: Resp) -> Resp {
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-fn get_only(req: &Request<Incoming>) -> Result<(), Resp> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Err(with_body(
-            StatusCode::METHOD_NOT_ALLOWED,
-            TEXT,
-            "method not allowed\n",
-        ));
-    }
-    Ok(())
 }
 
 /// `/metrics` and the status page: loopback clients or the admin token (`local`, the
@@ -312,18 +284,6 @@ fn operator_access(
             "this page needs the admin token (Authorization: Bearer <data-dir>/admin.token) or a loopback client; see metrics_access\n",
         ))
     }
-}
-
-fn service(
-    req: &Request<Incoming>,
-    status: StatusCode,
-    content_type: &'static str,
-    body: &'static str,
-) -> Resp {
-    if let Err(r) = get_only(req) {
-        return r;
-    }
-    with_body(status, content_type, body)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::auth::AkkaCaller;
 use crate::faults;
 use crate::http::{self, read_body, with_body, BodyError, Resp, TEXT};
 use crate::namespace;
-use crate::router::RESERVED_FIRST_SEGMENTS;
+use crate::routes::{self, Handler, RESERVED_FIRST_SEGMENTS};
 use crate::server::AppState;
 
 /// A plain-text error (the Akka runtime's shape).
@@ -170,55 +170,49 @@ enum Route {
     Delete(String, String),
 }
 
-/// `Ok(route)`, `Err(true)` for a known path with the wrong method, `Err(false)` for unknown.
-fn route(method: &Method, s: &[&str]) -> Result<Route, bool> {
-    let m = method.clone();
-    let owned = |x: &str| x.to_string();
-    match s {
-        ["cacheName"] => match m {
-            Method::POST => Ok(Route::NameCreate),
-            Method::PUT => Ok(Route::NameUpdate),
-            _ => Err(true),
-        },
-        ["cacheName", "list"] if m == Method::GET => Ok(Route::NameList),
-        ["cacheName", c] => match m {
-            Method::GET => Ok(Route::NameGet(owned(c))),
-            Method::DELETE => Ok(Route::NameDelete(owned(c))),
-            _ => Err(true),
-        },
-        ["cacheName", c, "keys"] if m == Method::GET => Ok(Route::NameKeys(owned(c))),
-        ["cacheName", c, "flush"] if m == Method::PUT || m == Method::POST => {
-            Ok(Route::NameFlush(owned(c)))
-        }
-        ["cacheName", _, "keys" | "flush"] => Err(true),
-        ["cacheName", ..] => Err(false),
-        ["set"] if m == Method::POST => Ok(Route::Set),
-        ["set"] => Err(true),
-        ["get", c, k] if m == Method::GET => Ok(Route::JsonGet(owned(c), owned(k))),
-        ["get", _, _] => Err(true),
-        ["batch"] => match m {
-            Method::POST => Ok(Route::BatchCreate),
-            Method::DELETE => Ok(Route::BatchDelete),
-            _ => Err(true),
-        },
-        ["batch", "get"] if m == Method::POST => Ok(Route::BatchGet),
-        ["batch", "get"] => Err(true),
-        [first, ..] if RESERVED_FIRST_SEGMENTS.contains(first) => Err(false),
-        [c, k] => match m {
-            Method::GET | Method::HEAD => Ok(Route::Get(owned(c), owned(k))),
-            Method::POST => Ok(Route::Post(owned(c), owned(k), None)),
-            Method::DELETE => Ok(Route::Delete(owned(c), owned(k))),
-            _ => Err(true),
-        },
-        [c, k, ttl] if m == Method::POST => Ok(Route::Post(owned(c), owned(k), Some(owned(ttl)))),
-        [_, _, _] => Err(true),
-        _ => Err(false),
+/// The call that `method` on the table's route `table` makes with the (percent-decoded)
+/// segments `s`. `Err(true)` for a method the route does not take, `Err(false)` for no route.
+fn route(table: &routes::Route, method: &Method, s: &[&str]) -> Result<Route, bool> {
+    let handler = table.handler;
+    if handler == Handler::NotFound {
+        return Err(false);
     }
+    if !table.allows(method) {
+        return Err(true);
+    }
+    let at = |i: usize| s.get(i).map_or(String::new(), |v| v.to_string());
+    // A percent-encoded reserved name (`/%76%31/k`) is not a cacheName either.
+    if matches!(handler, Handler::AkkaItem | Handler::AkkaItemTtl)
+        && s.first()
+            .is_some_and(|c| RESERVED_FIRST_SEGMENTS.contains(c))
+    {
+        return Err(false);
+    }
+    let m = method.clone();
+    Ok(match (handler, m) {
+        (Handler::AkkaNames, Method::POST) => Route::NameCreate,
+        (Handler::AkkaNames, _) => Route::NameUpdate,
+        (Handler::AkkaNameList, _) => Route::NameList,
+        (Handler::AkkaName, Method::GET) => Route::NameGet(at(1)),
+        (Handler::AkkaName, _) => Route::NameDelete(at(1)),
+        (Handler::AkkaNameKeys, _) => Route::NameKeys(at(1)),
+        (Handler::AkkaNameFlush, _) => Route::NameFlush(at(1)),
+        (Handler::AkkaSet, _) => Route::Set,
+        (Handler::AkkaJsonGet, _) => Route::JsonGet(at(1), at(2)),
+        (Handler::AkkaBatch, Method::POST) => Route::BatchCreate,
+        (Handler::AkkaBatch, _) => Route::BatchDelete,
+        (Handler::AkkaBatchGet, _) => Route::BatchGet,
+        (Handler::AkkaItem, Method::POST) => Route::Post(at(0), at(1), None),
+        (Handler::AkkaItem, Method::DELETE) => Route::Delete(at(0), at(1)),
+        (Handler::AkkaItem, _) => Route::Get(at(0), at(1)),
+        (Handler::AkkaItemTtl, _) => Route::Post(at(0), at(1), Some(at(2))),
+        _ => return Err(false),
+    })
 }
 
 /// Handles every path no other API or service route claimed.
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
-    let resp = dispatch(state, req).await;
+pub async fn handle(state: &AppState, req: Request<Incoming>, table: &routes::Route) -> Resp {
+    let resp = dispatch(state, req, table).await;
     with_cors(state, resp)
 }
 
@@ -240,7 +234,7 @@ fn with_cors(state: &AppState, mut resp: Resp) -> Resp {
     resp
 }
 
-async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
+async fn dispatch(state: &AppState, req: Request<Incoming>, table: &routes::Route) -> Resp {
     if req.method() == Method::OPTIONS {
         let mut resp = http::empty(StatusCode::NO_CONTENT);
         let h = resp.headers_mut();
@@ -258,7 +252,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>) -> Resp {
     let Some(segs) = http::split_path(req.uri().path(), &mut decoded) else {
         return bad_request("path segments must be valid UTF-8 after percent-decoding");
     };
-    let route = match route(req.method(), &segs) {
+    let route = match route(table, req.method(), &segs) {
         Ok(r) => r,
         Err(true) => return with_body(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed"),
         Err(false) => return with_body(StatusCode::NOT_FOUND, TEXT, "not found"),

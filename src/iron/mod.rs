@@ -18,6 +18,7 @@ use ttlcask_engine::WriteError;
 use crate::faults;
 use crate::http::{self, query_params, Resp};
 use crate::namespace::IRON_PROJECT_LEN;
+use crate::routes::{self, Handler};
 use crate::server::AppState;
 
 /// Value kind tag: the value was sent as a JSON string.
@@ -40,7 +41,8 @@ pub struct Target<'a> {
     pub state: &'a AppState,
 }
 
-enum Route {
+/// A route of the table with its parameters.
+enum Op {
     Version,
     ListCaches,
     Cache(String),
@@ -49,27 +51,21 @@ enum Route {
     Increment(String, String),
 }
 
-fn route(s: &[&str]) -> Option<(Route, String)> {
-    let project = |p: &str| p.to_string();
-    Some(match s {
-        ["version"] | ["1", "version"] => (Route::Version, String::new()),
-        ["1", "projects", p, "caches"] => (Route::ListCaches, project(p)),
-        ["1", "projects", p, "caches", c] if !c.is_empty() => {
-            (Route::Cache(c.to_string()), project(p))
-        }
-        ["1", "projects", p, "caches", c, "clear"] if !c.is_empty() => {
-            (Route::Clear(c.to_string()), project(p))
-        }
-        ["1", "projects", p, "caches", c, "items", k] if !c.is_empty() && !k.is_empty() => {
-            (Route::Item(c.to_string(), k.to_string()), project(p))
-        }
-        ["1", "projects", p, "caches", c, "items", k, "increment"]
-            if !c.is_empty() && !k.is_empty() =>
-        {
-            (Route::Increment(c.to_string(), k.to_string()), project(p))
-        }
+/// The route and project of `handler` for the (percent-decoded) segments `s`; `None` for
+/// an empty cache name or key, as for a path no route has.
+fn route(handler: Handler, s: &[&str]) -> Option<(Op, String)> {
+    let at = |i: usize| s.get(i).map_or(String::new(), |v| v.to_string());
+    let named = |i: usize| Some(at(i)).filter(|v| !v.is_empty());
+    let route = match handler {
+        Handler::IronVersion => return Some((Op::Version, String::new())),
+        Handler::IronCaches => Op::ListCaches,
+        Handler::IronCache => Op::Cache(named(4)?),
+        Handler::IronClear => Op::Clear(named(4)?),
+        Handler::IronItem => Op::Item(named(4)?, named(6)?),
+        Handler::IronIncrement => Op::Increment(named(4)?, named(6)?),
         _ => return None,
-    })
+    };
+    Some((route, at(2)))
 }
 
 /// The request's token: from `Authorization: OAuth …` (or `Bearer …`), else `?oauth=`.
@@ -104,7 +100,7 @@ fn token(req: &Request<Incoming>) -> Result<Option<Cow<'_, str>>, &'static str> 
 }
 
 /// Handles `/1/…` and `/version`.
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
+pub async fn handle(state: &AppState, req: Request<Incoming>, table: &routes::Route) -> Resp {
     let mut decoded = Vec::new();
     let Some(segs) = http::split_path(req.uri().path(), &mut decoded) else {
         return msg(
@@ -112,23 +108,17 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
             "Path segments must be valid UTF-8 after percent-decoding",
         );
     };
-    let Some((route, project)) = route(&segs) else {
+    let Some((route, project)) = route(table.handler, &segs) else {
         return msg(StatusCode::NOT_FOUND, "Not found");
     };
     let method = req.method().clone();
-    let allowed: &[Method] = match &route {
-        Route::Version | Route::ListCaches => &[Method::GET],
-        Route::Cache(_) => &[Method::GET, Method::DELETE],
-        Route::Clear(_) | Route::Increment(..) => &[Method::POST],
-        Route::Item(..) => &[Method::GET, Method::PUT, Method::DELETE],
-    };
-    if !allowed.contains(&method) {
+    if !table.allows(&method) {
         return msg(
             StatusCode::METHOD_NOT_ALLOWED,
             "Invalid HTTP method for this endpoint",
         );
     }
-    if let Route::Version = route {
+    if let Op::Version = route {
         return http::json(
             StatusCode::OK,
             &json!({ "version": env!("CARGO_PKG_VERSION") }),
@@ -156,9 +146,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     let cache_ok = |c: &str| c.len() <= limits.iron_cache_name_bytes;
     let key_ok = |k: &str| k.len() <= limits.iron_key_bytes;
     match (&route, &method) {
-        (Route::Cache(c) | Route::Clear(c) | Route::Item(c, _) | Route::Increment(c, _), _)
-            if !cache_ok(c) =>
-        {
+        (Op::Cache(c) | Op::Clear(c) | Op::Item(c, _) | Op::Increment(c, _), _) if !cache_ok(c) => {
             return msg(
                 StatusCode::BAD_REQUEST,
                 &format!(
@@ -167,7 +155,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
                 ),
             )
         }
-        (Route::Item(_, k) | Route::Increment(_, k), _) if !key_ok(k) => {
+        (Op::Item(_, k) | Op::Increment(_, k), _) if !key_ok(k) => {
             return msg(
                 StatusCode::BAD_REQUEST,
                 &format!("Key is longer than {} bytes", limits.iron_key_bytes),
@@ -177,15 +165,15 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     }
     let query = req.uri().query().map(str::to_string);
     match (route, method) {
-        (Route::ListCaches, _) => caches::list(&target, query.as_deref()).await,
-        (Route::Cache(c), Method::GET) => caches::info(&target, c).await,
-        (Route::Cache(c), _) => caches::delete(&target, c).await,
-        (Route::Clear(c), _) => caches::clear(&target, c).await,
-        (Route::Item(c, k), Method::GET) => items::get(&target, c, k).await,
-        (Route::Item(c, k), Method::PUT) => items::put(&target, c, k, req).await,
-        (Route::Item(c, k), _) => items::delete(&target, c, k).await,
-        (Route::Increment(c, k), _) => items::increment(&target, c, k, req).await,
-        (Route::Version, _) => msg(StatusCode::NOT_FOUND, "Not found"),
+        (Op::ListCaches, _) => caches::list(&target, query.as_deref()).await,
+        (Op::Cache(c), Method::GET) => caches::info(&target, c).await,
+        (Op::Cache(c), _) => caches::delete(&target, c).await,
+        (Op::Clear(c), _) => caches::clear(&target, c).await,
+        (Op::Item(c, k), Method::GET) => items::get(&target, c, k).await,
+        (Op::Item(c, k), Method::PUT) => items::put(&target, c, k, req).await,
+        (Op::Item(c, k), _) => items::delete(&target, c, k).await,
+        (Op::Increment(c, k), _) => items::increment(&target, c, k, req).await,
+        (Op::Version, _) => msg(StatusCode::NOT_FOUND, "Not found"),
     }
 }
 
