@@ -1,8 +1,11 @@
 //! A cluster on loopback: three `ttlcask serve --dev` nodes behind a real HAProxy, driven by
 //! `ttlcask cluster`. Skips loudly (and passes) when `haproxy` is not installed.
 //!
-//! Counts are reduced to keep the test short on two cores: 60 Iron projects and 60 Akka orgs
-//! for routing, 2,000 seeded keys per API for the slot agreement, one moved range of 40 slots.
+//! Each test starts its own cluster (the harness runs them side by side).
+//! - Routing: 2,000 seeded keys per API for the slot agreement, 60 Iron projects and 60 Akka
+//!   orgs, a stopped node, one moved range of 40 slots.
+//! - Conditional operations through the proxy: 8 x 25 IronCache increments of one key sum
+//!   exactly; 16 concurrent Flash `add`s of one DataKey have one winner.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ttlcask::auth::{DEV_AKKA_SECRET, DEV_IRON_TOKEN};
+use ttlcask::auth::{DEV_AKKA_SECRET, DEV_FLASH_API_KEY, DEV_FLASH_CLIENT_ID, DEV_IRON_TOKEN};
 use ttlcask::cluster::{maps::SlotMap, ClusterFile};
 use ttlcask::slot;
 
@@ -485,4 +488,99 @@ fn a_cluster_routes_by_slot_survives_a_stopped_node_and_moves_slots_online() {
     ttlcask::cluster::registry::create_tenant(&cluster, "acme").expect("tenant on every node");
     let status = ttlcask::cluster::status::collect(&cluster).expect("status");
     assert_eq!(status["registries_agree"], true, "{status}");
+}
+
+fn flash(
+    addr: &str,
+    method: &str,
+    op: &str,
+    who: (&str, &str),
+    data_key: &str,
+    body: &str,
+) -> Resp {
+    http(
+        addr,
+        method,
+        &format!("/v1/cache/{op}"),
+        &[
+            ("ClientId", who.0),
+            ("Authorization", who.1),
+            ("DataKey", data_key),
+        ],
+        body,
+    )
+}
+
+#[test]
+fn conditional_operations_stay_atomic_through_the_proxy() {
+    let Some(c) = start() else { return };
+    let started = Instant::now();
+    // 8 tasks x 25 IronCache increments of one key.
+    let p = project(7);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (proxy, p) = (c.proxy.clone(), p.clone());
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let r = http(
+                        &proxy,
+                        "POST",
+                        &format!("/1/projects/{p}/caches/c/items/n/increment"),
+                        &[
+                            ("Authorization", &iron_auth()),
+                            ("Content-Type", "application/json"),
+                        ],
+                        "{\"amount\":1}",
+                    );
+                    assert_eq!(r.status, 200, "increment: {}", r.body);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.join().expect("increment task");
+    }
+    let r = iron_get(&c.proxy, &p, "n");
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(v["value"], serde_json::json!(200), "{}", r.body);
+
+    // 16 tasks race to `add` one Flash DataKey: exactly one wins.
+    let who = (DEV_FLASH_CLIENT_ID, DEV_FLASH_API_KEY);
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (proxy, barrier) = (c.proxy.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                flash(
+                    &proxy,
+                    "POST",
+                    "add",
+                    who,
+                    "race",
+                    &format!("{{\"v\":{i}}}"),
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = tasks
+        .into_iter()
+        .map(|t| t.join().expect("add task"))
+        .collect();
+    let won = statuses.iter().filter(|&&s| s == 201 || s == 200).count();
+    let lost = statuses.iter().filter(|&&s| s == 409).count();
+    assert_eq!((won, lost), (1, 15), "{statuses:?}");
+    let owner = c
+        .read_map()
+        .get(slot::of_key(DEV_FLASH_CLIENT_ID.as_bytes()))
+        .to_string();
+    for (name, _, _) in &c.nodes {
+        let direct = flash(&c.node_addr(name), "GET", "get", who, "race", "").status;
+        assert_eq!(direct == 200, *name == owner, "race key on {name}");
+    }
+    eprintln!(
+        "atomic: 8x25 increments sum to 200, 16 adds -> 1 winner and 15 x 409, in {:?}",
+        started.elapsed()
+    );
 }
