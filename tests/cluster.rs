@@ -6,6 +6,12 @@
 //!   orgs, a stopped node, one moved range of 40 slots.
 //! - Conditional operations through the proxy: 8 x 25 IronCache increments of one key sum
 //!   exactly; 16 concurrent Flash `add`s of one DataKey have one winner.
+//! - Balance and Flash: 300 tenants (100 Flash tenants made with `tenant`/`credential create
+//!   --cluster`, 100 Iron projects, 100 Akka orgs; seeded names), 2 items each, each on
+//!   exactly the map's node; slots per node differ by at most one, items per node within
+//!   ±25% of the mean (Flash `ClientId`s are random, so a third of the spread varies between
+//!   runs); a stopped node's Flash tenants get 503 in Flash's shape; no node holds an item of
+//!   a slot it does not own (asked on each node with `/admin/export?slot=…`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -581,6 +587,203 @@ fn conditional_operations_stay_atomic_through_the_proxy() {
     }
     eprintln!(
         "atomic: 8x25 increments sum to 200, 16 adds -> 1 winner and 15 x 409, in {:?}",
+        started.elapsed()
+    );
+}
+
+/// A fixed pseudo-random sequence (xorshift64*), so names and kill points are the same
+/// every run.
+struct Seeded(u64);
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// The items each node holds in slots its read map does not give it, asked directly on the
+/// node (`/admin/export?slot=…`, without registry records): must be none.
+fn strays(c: &Cluster) -> Vec<String> {
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    let map = c.read_map();
+    let mut out = Vec::new();
+    for node in &cluster.nodes {
+        let foreign: Vec<u16> = (0..slot::SLOTS)
+            .filter(|&s| map.get(s) != node.name)
+            .collect();
+        for r in ttlcask::cluster::moving::ranges(&foreign) {
+            let filter = ttlcask::maintenance::ExportFilter {
+                tenant: None,
+                slots: Some(r.clone()),
+                registry: Some(false),
+            };
+            let mut lines = Vec::new();
+            node.client()
+                .and_then(|cl| cl.export(&filter, &mut lines, |_| {}))
+                .unwrap_or_else(|e| panic!("export from {}: {e}", node.name));
+            for line in String::from_utf8_lossy(&lines).lines() {
+                out.push(format!("{} slots {r:?}: {line}", node.name));
+            }
+        }
+    }
+    out
+}
+
+fn cli(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(args)
+        .output()
+        .expect("ttlcask");
+    assert!(
+        out.status.success(),
+        "ttlcask {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json from ttlcask")
+}
+
+#[test]
+fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
+    let Some(mut c) = start() else { return };
+    let started = Instant::now();
+    let file = c.file.to_string_lossy().into_owned();
+    let mut rng = Seeded(0x5eed_c1a5_7e12);
+    // 100 Flash tenants, made on every node as an operator does: same ClientId everywhere.
+    let mut flash_tenants = Vec::new();
+    for _ in 0..100 {
+        let name = format!("f{:010x}", rng.next() >> 24);
+        cli(&["tenant", "create", &name, "--cluster", &file]);
+        let cred = cli(&[
+            "credential",
+            "create",
+            "--tenant",
+            &name,
+            "--api",
+            "flash",
+            "--cluster",
+            &file,
+        ]);
+        let id = cred["client_id"].as_str().expect("client_id").to_string();
+        let key = cred["secret"].as_str().expect("secret").to_string();
+        flash_tenants.push((id, key));
+    }
+    eprintln!("100 Flash tenants on 3 nodes in {:?}", started.elapsed());
+    let projects: Vec<String> = (0..100).map(|_| format!("{:024x}", rng.next())).collect();
+    let orgs: Vec<String> = (0..100)
+        .map(|_| format!("org-{:08x}", rng.next() >> 32))
+        .collect();
+    let map = c.read_map();
+    let counts: Vec<usize> = c.nodes.iter().map(|n| map.count(&n.0)).collect();
+    assert!(
+        counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) <= 1,
+        "slots per node {counts:?}"
+    );
+
+    // Two items per tenant through the proxy, read back through it, and found directly on
+    // exactly the node the map names.
+    let mut items: std::collections::BTreeMap<String, usize> =
+        c.nodes.iter().map(|n| (n.0.clone(), 0)).collect();
+    let mut place = |shard_key: &str, direct: &dyn Fn(&str) -> u16| {
+        let owner = map.get(slot::of_key(shard_key.as_bytes())).to_string();
+        for (name, _, _) in &c.nodes {
+            let status = direct(&c.node_addr(name));
+            assert_eq!(
+                status == 200,
+                *name == owner,
+                "{shard_key} on {name}: {status}"
+            );
+        }
+        *items.entry(owner).or_default() += 2;
+    };
+    for (id, key) in &flash_tenants {
+        for k in ["a", "b"] {
+            let r = flash(&c.proxy, "POST", "add", (id, key), k, "{\"n\":1}");
+            assert_eq!(r.status, 201, "flash add {id}: {}", r.head);
+            assert_eq!(flash(&c.proxy, "GET", "get", (id, key), k, "").status, 200);
+        }
+        place(id, &|addr| {
+            flash(addr, "GET", "get", (id, key), "b", "").status
+        });
+    }
+    for p in &projects {
+        for k in ["a", "b"] {
+            assert_eq!(iron_put(&c.proxy, p, k, "v").status, 200);
+            assert_eq!(iron_get(&c.proxy, p, k).status, 200);
+        }
+        place(p, &|addr| iron_get(addr, p, "b").status);
+    }
+    for org in &orgs {
+        let auth = format!("Bearer {}", akka_token(org));
+        let h = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/octet-stream"),
+        ];
+        for k in ["a", "b"] {
+            let r = http(&c.proxy, "POST", &format!("/c/{k}"), &h, "v");
+            assert!(r.status < 300, "akka put {}: {}", r.status, r.body);
+            assert_eq!(
+                http(&c.proxy, "GET", &format!("/c/{k}"), &h, "").status,
+                200
+            );
+        }
+        place(org, &|addr| http(addr, "GET", "/c/b", &h, "").status);
+    }
+    let mean = items.values().sum::<usize>() as f64 / items.len() as f64;
+    for (node, n) in &items {
+        assert!(
+            (*n as f64 - mean).abs() <= 0.25 * mean,
+            "{node} holds {n} items, mean {mean}: {items:?}"
+        );
+    }
+    eprintln!(
+        "300 tenants x 2 items: slots per node {counts:?}, items per node {items:?} (mean {mean:.0}), in {:?}",
+        started.elapsed()
+    );
+
+    // Stop node2: its Flash tenants get 503 in Flash's shape, the others go on.
+    let port = c.nodes[1].1;
+    c.nodes[1].2 = None;
+    std::thread::sleep(Duration::from_millis(1200));
+    let (mut down, mut up) = (0, 0);
+    for (i, (id, key)) in flash_tenants.iter().enumerate() {
+        let r = flash(&c.proxy, "POST", "add", (id, key), &format!("c{i}"), "{}");
+        if map.get(slot::of_key(id.as_bytes())) == "node2" {
+            assert_eq!(r.status, 503, "{}", r.head);
+            assert_eq!(r.header("Success").as_deref(), Some("false"), "{}", r.head);
+            assert_eq!(r.header("Count").as_deref(), Some("0"));
+            assert!(r
+                .header("RequestId")
+                .is_some_and(|v| v.starts_with("v1:req_")));
+            assert!(r
+                .header("ResponseMessage")
+                .is_some_and(|m| m.contains("unavailable")));
+            assert!(r.header("Retry-After").is_some());
+            down += 1;
+        } else {
+            assert_eq!(r.status, 201, "{}", r.head);
+            up += 1;
+        }
+    }
+    assert!(down > 0 && up > 0);
+    for p in projects
+        .iter()
+        .filter(|p| map.get(slot::of_key(p.as_bytes())) != "node2")
+    {
+        assert_eq!(iron_put(&c.proxy, p, "c", "v").status, 200);
+    }
+    c.nodes[1].2 = Some(start_node(c.dir.path(), "node2", port));
+    let stray = strays(&c);
+    assert!(stray.is_empty(), "items off their slot's node: {stray:?}");
+    std::thread::sleep(Duration::from_millis(800));
+    for (id, key) in &flash_tenants {
+        for k in ["a", "b"] {
+            assert_eq!(flash(&c.proxy, "GET", "get", (id, key), k, "").status, 200);
+        }
+    }
+    eprintln!(
+        "node2 stopped: {down} Flash tenants got 503 in Flash's shape, {up} still written; nothing off its node; back with all its data, in {:?}",
         started.elapsed()
     );
 }
