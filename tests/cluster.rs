@@ -3,7 +3,9 @@
 //!
 //! Each test starts its own cluster (the harness runs them side by side).
 //! - Routing: 2,000 seeded keys per API for the slot agreement, 60 Iron projects and 60 Akka
-//!   orgs, a stopped node, one moved range of 40 slots.
+//!   orgs, a stopped node; then 100 slots moved under a writer and a reader, 100 more with the
+//!   `cluster move` process killed at a seeded step (`TTLCASK_CLUSTER_SEED`) and run again,
+//!   and HAProxy reloaded (SIGUSR2, master-worker) with the moved slots staying moved.
 //! - Conditional operations through the proxy: 8 x 25 IronCache increments of one key sum
 //!   exactly; 16 concurrent Flash `add`s of one DataKey have one winner.
 //! - Balance and Flash: 300 tenants (100 Flash tenants made with `tenant`/`credential create
@@ -15,6 +17,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +33,25 @@ const ISSUER: &str = "https://session.firebase.google.com/akka-cache";
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// HAProxy's master: SIGTERM first, so that it stops its workers too, then SIGKILL.
+struct HaProxy(Child);
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -117,7 +139,7 @@ struct Cluster {
     dir: tempfile::TempDir,
     nodes: Vec<(String, u16, Option<Proc>)>,
     proxy: String,
-    _haproxy: Proc,
+    haproxy: HaProxy,
     file: PathBuf,
 }
 
@@ -185,9 +207,10 @@ fn start() -> Option<Cluster> {
     );
     let cfg = dir.path().join("haproxy.cfg");
     std::fs::write(&cfg, &out.stdout).expect("write cfg");
-    let haproxy = Proc(
+    // Master-worker mode (`-W`), so that SIGUSR2 reloads it as systemd's `reload` does.
+    let haproxy = HaProxy(
         Command::new("haproxy")
-            .arg("-db")
+            .args(["-W", "-db"])
             .arg("-f")
             .arg(&cfg)
             .stdout(Stdio::null())
@@ -208,7 +231,7 @@ fn start() -> Option<Cluster> {
         dir,
         nodes,
         proxy,
-        _haproxy: haproxy,
+        haproxy,
         file,
     })
 }
@@ -392,100 +415,76 @@ fn a_cluster_routes_by_slot_survives_a_stopped_node_and_moves_slots_online() {
         );
     }
 
-    // 3. Move node1's first 40 slots to node3 under a writer and a reader.
-    let moved: Vec<usize> = (0..400)
-        .filter(|&i| slot::of_key(project(i).as_bytes()) < 40)
-        .collect();
-    assert!(!moved.is_empty());
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<(String, String, u64)>>> = Arc::default();
-    let writer = {
-        let (stop, acked, proxy, moved) =
-            (stop.clone(), acked.clone(), c.proxy.clone(), moved.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let p = project(moved[n as usize % moved.len()]);
-                let key = format!("w{n}");
-                let r = iron_put(&proxy, &p, &key, &key);
-                if r.status == 200 {
-                    let got = iron_get(&proxy, &p, &key);
-                    let cas = serde_json::from_str::<serde_json::Value>(&got.body)
-                        .ok()
-                        .and_then(|v| v["cas"].as_u64())
-                        .unwrap_or(0);
-                    acked.lock().expect("lock").push((p, key, cas));
-                    n += 1;
-                } else {
-                    assert_eq!(r.status, 503, "writer: {}", r.body);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        })
-    };
-    let reader = {
-        let (stop, proxy, moved) = (stop.clone(), c.proxy.clone(), moved.clone());
-        std::thread::spawn(move || {
-            let mut reads = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let r = iron_get(&proxy, &project(moved[reads % moved.len()]), "k");
-                assert_ne!(r.status, 503, "a read saw 503 during the move");
-                reads += 1;
-            }
-            reads
-        })
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    // First run killed midway, then run to the end.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
-        .args(["cluster", "move"])
-        .arg(&c.file)
-        .args(["--slots", "0..39", "--to", "node3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("move");
-    std::thread::sleep(Duration::from_millis(150));
-    let _ = child.kill();
-    let _ = child.wait();
-    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
-        .args(["cluster", "move"])
-        .arg(&c.file)
-        .args(["--slots", "0..39", "--to", "node3"])
-        .output()
-        .expect("move");
-    assert!(
-        out.status.success(),
-        "move: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
-    let reads = reader.join().expect("reader");
-    let acked = acked.lock().expect("lock").clone();
-    for (p, key, cas) in &acked {
-        let r = iron_get(&c.proxy, p, key);
-        assert_eq!(r.status, 200, "acknowledged {p}/{key} lost");
-        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
-        assert_eq!(v["cas"].as_u64(), Some(*cas));
-        assert_eq!(
-            iron_get(&c.node_addr("node1"), p, key).status,
-            404,
-            "old node kept {p}/{key}"
+    // 3. Move 100 of node1's slots to node3 under a writer and a reader; then 100 more to
+    // node2, the `cluster move` process killed at a seeded step and run again.
+    move_under_load(&c, 0..=99, "node3", None);
+    let seed = std::env::var("TTLCASK_CLUSTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x6b11_5eed_u64);
+    move_under_load(&c, 100..=199, "node2", Some(seed));
+
+    // 4. Reload HAProxy (SIGUSR2 to the master): it reads the map files again, and the moved
+    // slots stay moved. A slot changed only through the runtime API comes back as the file
+    // says, which shows the reload happened.
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    let socket = &cluster.haproxy_socket;
+    let read_map = cluster.read_map.display().to_string();
+    let runtime = |cmd: &str| ttlcask::cluster::runtime::send(socket, cmd).expect("runtime");
+    runtime(&format!("set map {read_map} 1000 paused"));
+    assert!(runtime(&format!("show map {read_map}")).contains(" 1000 paused"));
+    let status = Command::new("kill")
+        .args(["-USR2", &c.haproxy.0.id().to_string()])
+        .status()
+        .expect("kill -USR2");
+    assert!(status.success());
+    let reloaded = Instant::now();
+    loop {
+        let shown = ttlcask::cluster::runtime::send(socket, &format!("show map {read_map}"))
+            .unwrap_or_default();
+        if shown.contains(" 1000 node3") {
+            assert!(
+                shown.contains(" 0 node3") && shown.contains(" 150 node2"),
+                "{shown}"
+            );
+            break;
+        }
+        assert!(
+            reloaded.elapsed() < Duration::from_secs(10),
+            "HAProxy did not reload: {shown}"
         );
+        std::thread::sleep(Duration::from_millis(100));
     }
-    for &i in &moved {
+    let map = c.read_map();
+    assert!((0..100).all(|s| map.get(s) == "node3") && (100..200).all(|s| map.get(s) == "node2"));
+    for i in (0..4000)
+        .filter(|&i| slot::of_key(project(i).as_bytes()) < 200)
+        .take(40)
+    {
+        let p = project(i);
+        let owner = map.get(slot::of_key(p.as_bytes()));
+        let mut r = iron_put(&c.proxy, &p, "after-reload", "v");
+        for _ in 0..50 {
+            if r.status == 200 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            r = iron_put(&c.proxy, &p, "after-reload", "v");
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(
-            iron_get(&c.node_addr("node1"), &project(i), "k").status,
+            iron_get(&c.node_addr(owner), &p, "after-reload").status,
+            200
+        );
+        assert_eq!(
+            iron_get(&c.node_addr("node1"), &p, "after-reload").status,
             404
         );
     }
-    let map = c.read_map();
-    assert!((0..40).all(|s| map.get(s) == "node3"));
+    let stray = strays(&c);
+    assert!(stray.is_empty(), "items off their slot's node: {stray:?}");
     eprintln!(
-        "move: {} acknowledged writes, {reads} reads without 503, in {:?} total",
-        acked.len(),
+        "reload: moved slots stayed, nothing off its node, {:?} in all",
         started.elapsed()
     );
 
@@ -784,6 +783,151 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
     }
     eprintln!(
         "node2 stopped: {down} Flash tenants got 503 in Flash's shape, {up} still written; nothing off its node; back with all its data, in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Moves `slots` (all node1's) to `to` while a writer writes to Iron projects in them
+/// (retrying on 503) and a reader reads them (never seeing 503). With `kill_seed`, a first
+/// `cluster move` is killed at a seeded step (after 0 to all of its progress lines, plus a
+/// seeded delay) and the command is run again. Afterwards every acknowledged write reads
+/// back through the proxy with its `cas`, node1 holds none of the moved projects' items,
+/// and no node holds an item of a slot it does not own.
+fn move_under_load(c: &Cluster, slots: RangeInclusive<u16>, to: &str, kill_seed: Option<u64>) {
+    let started = Instant::now();
+    let moved: Vec<usize> = (0..4000)
+        .filter(|&i| slots.contains(&slot::of_key(project(i).as_bytes())))
+        .take(64)
+        .collect();
+    assert!(moved.len() > 10);
+    let map = c.read_map();
+    assert!(slots.clone().all(|s| map.get(s) == "node1"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(String, String, u64)>>> = Arc::default();
+    let tag = format!("{}-", slots.start());
+    let writer = {
+        let (stop, acked, proxy, moved) =
+            (stop.clone(), acked.clone(), c.proxy.clone(), moved.clone());
+        std::thread::spawn(move || {
+            let (mut n, mut refused) = (0u64, 0u64);
+            let until = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                let p = project(moved[n as usize % moved.len()]);
+                let key = format!("w{tag}{n}");
+                let r = iron_put(&proxy, &p, &key, &key);
+                if r.status == 200 {
+                    let got = iron_get(&proxy, &p, &key);
+                    let cas = serde_json::from_str::<serde_json::Value>(&got.body)
+                        .ok()
+                        .and_then(|v| v["cas"].as_u64())
+                        .unwrap_or(0);
+                    acked.lock().expect("lock").push((p, key, cas));
+                    n += 1;
+                } else {
+                    assert_eq!(r.status, 503, "writer: {}", r.body);
+                    refused += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            refused
+        })
+    };
+    let reader = {
+        let (stop, proxy, moved) = (stop.clone(), c.proxy.clone(), moved.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            let until = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                let r = iron_get(&proxy, &project(moved[reads % moved.len()]), "k");
+                assert_ne!(r.status, 503, "a read saw 503 during the move");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let range = format!("{}..{}", slots.start(), slots.end());
+    let move_cmd = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ttlcask"));
+        cmd.args(["cluster", "move"])
+            .arg(&c.file)
+            .args(["--slots", &range, "--to", to]);
+        cmd
+    };
+    let mut killed_at = String::from("not killed");
+    if let Some(seed) = kill_seed {
+        let mut rng = Seeded(seed | 1);
+        // pausing, fencing, copying, switching, and a drop on each of the two other nodes.
+        let steps = 6;
+        let after = rng.next() % (steps + 1);
+        let delay = Duration::from_millis(rng.next() % 40);
+        let mut child = move_cmd()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("move");
+        let mut seen = Vec::new();
+        if let Some(err) = child.stderr.take() {
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+            while (seen.len() as u64) < after {
+                match lines.next() {
+                    Some(Ok(l)) => seen.push(l),
+                    _ => break,
+                }
+            }
+            std::thread::sleep(delay);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let finished = child.wait().map(|s| s.success()).unwrap_or(false);
+        killed_at = format!(
+            "killed {delay:?} after {} progress lines (seed {seed:#x}: {:?}){}",
+            seen.len(),
+            seen.last()
+                .map(|l| l.trim_start_matches("ttlcask: cluster move: ")),
+            if finished {
+                ", had already finished"
+            } else {
+                ""
+            }
+        );
+    }
+    let out = move_cmd().output().expect("move");
+    assert!(
+        out.status.success(),
+        "move: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let refused = writer.join().expect("writer");
+    let reads = reader.join().expect("reader");
+    let acked = acked.lock().expect("lock").clone();
+    assert!(!acked.is_empty());
+    for (p, key, cas) in &acked {
+        let r = iron_get(&c.proxy, p, key);
+        assert_eq!(r.status, 200, "acknowledged {p}/{key} lost");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(v["cas"].as_u64(), Some(*cas));
+        assert_eq!(
+            iron_get(&c.node_addr("node1"), p, key).status,
+            404,
+            "old node kept {p}/{key}"
+        );
+    }
+    for &i in &moved {
+        assert_eq!(
+            iron_get(&c.node_addr("node1"), &project(i), "k").status,
+            404
+        );
+    }
+    let map = c.read_map();
+    assert!(slots.clone().all(|s| map.get(s) == to));
+    let stray = strays(c);
+    assert!(stray.is_empty(), "items off their slot's node: {stray:?}");
+    eprintln!(
+        "move {range} to {to} ({killed_at}): {} acknowledged writes ({refused} paused 503s retried), {reads} reads without 503, nothing off its node, in {:?}",
+        acked.len(),
         started.elapsed()
     );
 }
