@@ -15,6 +15,7 @@
 //! every acknowledged write is on the old node (fenced, not yet dropped) or the new one.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::ops::RangeInclusive;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,6 +45,15 @@ pub fn ranges(slots: &[u16]) -> Vec<RangeInclusive<u16>> {
         }
     }
     out
+}
+
+/// Shows the step starting now: the bar's message, or a line on stderr.
+fn step(bar: &ProgressBar, lines: bool, msg: impl Into<std::borrow::Cow<'static, str>>) {
+    let msg = msg.into();
+    if lines {
+        eprintln!("ttlcask: cluster move: {msg}");
+    }
+    bar.set_message(msg);
 }
 
 fn q(r: &RangeInclusive<u16>) -> String {
@@ -78,8 +88,10 @@ pub fn run(
         }
     }
     let moving: Vec<u16> = sources.values().flatten().copied().collect();
-    let bar = if show_progress {
-        ProgressBar::new(3 + 2 * sources.len() as u64 + file.nodes.len() as u64)
+    // A terminal gets a bar; anything else (a log, a supervising script) one line per step.
+    let lines = show_progress && !std::io::stderr().is_terminal();
+    let bar = if show_progress && !lines {
+        ProgressBar::new(1 + 2 * sources.len() as u64 + file.nodes.len() as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -92,7 +104,7 @@ pub fn run(
         ..MoveReport::default()
     };
 
-    bar.set_message("pausing writes");
+    step(&bar, lines, "pausing writes");
     if !moving.is_empty() {
         for &s in &moving {
             write.set(s..=s, PAUSED);
@@ -105,18 +117,22 @@ pub fn run(
     for (name, list) in &sources {
         let source = file.node(name)?;
         for r in ranges(list) {
-            bar.set_message(format!("fencing {} on {name}", q(&r)));
+            step(&bar, lines, format!("fencing {} on {name}", q(&r)));
             source.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
         }
         bar.inc(1);
         for r in ranges(list) {
-            bar.set_message(format!("copying {} from {name} to {to}", q(&r)));
+            step(
+                &bar,
+                lines,
+                format!("copying {} from {name} to {to}", q(&r)),
+            );
             report.imported += copy(source, target, r)?;
         }
         bar.inc(1);
     }
 
-    bar.set_message(format!("switching the maps to {to}"));
+    step(&bar, lines, format!("switching the maps to {to}"));
     target.call("DELETE", &format!("/admin/fence?{}", q(&slots)), None)?;
     read.set(slots.clone(), to);
     write.set(slots.clone(), to);
@@ -129,7 +145,11 @@ pub fn run(
 
     let mut missed = Vec::new();
     for node in file.nodes.iter().filter(|n| n.name != to) {
-        bar.set_message(format!("dropping the old copies on {}", node.name));
+        step(
+            &bar,
+            lines,
+            format!("dropping the old copies on {}", node.name),
+        );
         let dropped = node
             .call("POST", &format!("/admin/fence?{}", q(&slots)), None)
             .and_then(|_| node.call("POST", &format!("/admin/drop?{}", q(&slots)), None));
