@@ -61,7 +61,9 @@ run "Akka Cache" --exclude-path-regex '^/(v1/|1/|admin/|version$|healthz$|metric
     -H "Authorization: Bearer $jwt"
 run "service routes" --include-path-regex '^/(healthz|metrics|openapi\.json)?$'
 # The admin endpoint, with the token the server wrote into its data dir on start.
-run "admin" --include-path-regex '^/admin/' \
+# POST /admin/import takes JSON lines (application/x-ndjson), which schemathesis cannot
+# generate; tests/admin_import_export.rs covers it.
+run "admin" --include-path-regex '^/admin/' --exclude-path-regex '^/admin/import$' \
     -H "Authorization: Bearer $(cat "$work/data/admin.token")"
 
 kill -TERM "$server_pid"
