@@ -118,3 +118,23 @@ backend {PAUSED}
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `deploy/cluster/haproxy.cfg` is what `ttlcask cluster haproxy` prints for the
+    /// example cluster file next to it, so the example never drifts from the generator.
+    #[test]
+    fn the_deployed_example_is_what_the_generator_prints() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cluster");
+        let file = super::super::file::ClusterFile::load(&root.join("cluster.toml"))
+            .expect("the example cluster file loads");
+        let shipped = std::fs::read_to_string(root.join("haproxy.cfg")).expect("haproxy.cfg");
+        assert_eq!(
+            super::config(&file),
+            shipped,
+            "regenerate: ttlcask cluster haproxy deploy/cluster/cluster.toml > deploy/cluster/haproxy.cfg"
+        );
+    }
+}
