@@ -52,6 +52,36 @@ async fn metrics_count_requests_lookups_and_engine_figures() {
 }
 
 #[tokio::test]
+async fn akka_json_and_batch_gets_count_as_lookups() {
+    // They answer 200 either way, so the router cannot tell; the handlers count them.
+    let (server, _dir) = start_dev().await;
+    let auth = bearer();
+    let h = [(AKKA.0, auth.as_str())];
+    let octet = ("Content-Type", "application/octet-stream");
+    assert_eq!(
+        server
+            .req("POST", "/c1/k1", &[h[0], octet], b"v")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(server.req("GET", "/get/c1/k1", &h, b"").await.status, 200);
+    assert_eq!(server.req("GET", "/get/c1/nope", &h, b"").await.status, 200);
+    let batch = br#"{"getCachedBatch":[{"cacheName":"c1","key":"k1"},{"cacheName":"c1","key":"a"},{"cacheName":"c1","key":"b"}]}"#;
+    assert_eq!(
+        server.req("POST", "/batch/get", &h, batch).await.status,
+        200
+    );
+    let text = server.req("GET", "/metrics", &[], b"").await.text();
+    for expected in [
+        "ttlcask_cache_lookups_total{result=\"hit\"} 2",
+        "ttlcask_cache_lookups_total{result=\"miss\"} 3",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_label_each_status_by_its_code() {
     // Akka answers 202 to a delete; it used to be counted as status="other".
     let (server, _dir) = start_dev().await;

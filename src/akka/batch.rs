@@ -192,13 +192,18 @@ pub async fn get(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
     })
     .await;
     match results {
-        Ok(Ok(results)) => http::json(
-            StatusCode::OK,
-            &GetResponse {
-                complete: true,
-                results,
-            },
-        ),
+        Ok(Ok(results)) => {
+            // Always 200: each item is a lookup, counted here.
+            let hits = results.iter().filter(|r| r.success).count() as u64;
+            ctx.state.metrics.lookups(hits, results.len() as u64 - hits);
+            http::json(
+                StatusCode::OK,
+                &GetResponse {
+                    complete: true,
+                    results,
+                },
+            )
+        }
         Ok(Err(e)) => storage_error(e),
         Err(e) => storage_error(e),
     }

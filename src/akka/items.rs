@@ -206,15 +206,20 @@ pub async fn json_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
     }
     let ns = ctx.ns(&cache_name);
     match http::get_item(ctx.state, ns, key.clone().into_bytes()).await {
-        Ok(Ok(found)) => http::json(
-            StatusCode::OK,
-            &GetResult {
-                cache_name,
-                key,
-                success: found.is_some(),
-                value: found.map(|i| BASE64.encode(&i.value)).unwrap_or_default(),
-            },
-        ),
+        Ok(Ok(found)) => {
+            // Always 200, so the router cannot tell a hit from a miss: count it here.
+            let hit = u64::from(found.is_some());
+            ctx.state.metrics.lookups(hit, 1 - hit);
+            http::json(
+                StatusCode::OK,
+                &GetResult {
+                    cache_name,
+                    key,
+                    success: found.is_some(),
+                    value: found.map(|i| BASE64.encode(&i.value)).unwrap_or_default(),
+                },
+            )
+        }
         Ok(Err(e)) => storage_error(e),
         Err(e) => storage_error(e),
     }
