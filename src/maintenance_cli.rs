@@ -83,7 +83,14 @@ pub fn compact(store: &Store) -> Result<(), String> {
     spinner.enable_steady_tick(Duration::from_millis(100));
     let report = store.compact().map_err(|e| e.to_string());
     spinner.finish_and_clear();
-    print_json(&maintenance::compaction_json(&report?))
+    let report = report?;
+    if report.damaged_ranges > 0 {
+        eprintln!(
+            "warning: compaction found {} damaged range(s); {} record(s) in them are lost (their keys read as misses), the intact ones were copied, and the damaged segments were moved aside as *.damaged (see `ttlcask verify`)",
+            report.damaged_ranges, report.records_lost
+        );
+    }
+    print_json(&maintenance::compaction_json(&report))
 }
 
 /// `ttlcask verify DIR`: read-only; fails (exit 1) when damage is found.

@@ -319,4 +319,22 @@ async fn a_damaged_value_reads_as_a_counted_miss_in_every_read() {
     assert_eq!(export.status, 200, "{}", export.text());
     let lines = export.text();
     assert!(lines.contains("\"key\":\"k6\"") && !lines.contains("\"key\":\"k5\""));
+
+    // Compaction copies the intact records out of the damaged segment, reports the damage,
+    // and moves the segment aside as evidence; the damaged key stays a miss.
+    let compact = server
+        .req("POST", "/admin/compact", &[("Authorization", &bearer)], b"")
+        .await;
+    assert_eq!(compact.status, 200, "{}", compact.text());
+    let report = compact.json();
+    assert!(report["damaged_ranges"].as_u64() >= Some(1), "{report}");
+    assert!(report["records_lost"].as_u64() >= Some(1), "{report}");
+    assert_eq!(
+        files(dir.path(), "damaged").len(),
+        1,
+        "kept aside as evidence"
+    );
+    assert_eq!(server.req("GET", "/c/k5", &akka, b"").await.status, 404);
+    let neighbour = server.req("GET", "/c/k6", &akka, b"").await;
+    assert_eq!((neighbour.status, neighbour.body), (200, value(6)));
 }

@@ -130,10 +130,13 @@ impl Inner {
             let dead = slot.dead
                 + expired.get(&id).copied().unwrap_or(0)
                 + if hiding_droppable { slot.hiding } else { 0 };
-            let worth = match ratio {
-                None => dead > 0,
-                Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
-            };
+            // A damaged segment is always worth it: its intact records move out, its lost
+            // keys stay lost through the evidence file, and it stops pinning its space.
+            let worth = slot.damaged
+                || match ratio {
+                    None => dead > 0,
+                    Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
+                };
             if worth {
                 rewrite.push((id, entries.saturating_sub(dead)));
             }

@@ -157,6 +157,16 @@ impl Inner {
         self.clock.now_ms()
     }
 
+    /// A read found a record that fails its check: its segment is damaged, so compaction
+    /// copies what is intact out of it and moves it aside (rather than leave it pinned).
+    pub(crate) fn note_damaged_segment(&self, e: &ReadError) {
+        if let ReadError::Corrupt { segment, .. } = e {
+            if let Some(slot) = self.state.write().segments.get_mut(segment) {
+                slot.damaged = true;
+            }
+        }
+    }
+
     /// The header of a new segment written by this opening of the store.
     pub(crate) fn segment_header(&self, id: u32, base_version: u64) -> format::SegmentHeader {
         new_segment_header(id, base_version, self.salt)
@@ -508,13 +518,19 @@ impl Store {
             .ok_or(ReadError::MissingSegment(entry.segment))?;
         let value = if entry.len <= COPY_UNDER_LOCK {
             // Small values are copied under the read lock: no reference count traffic.
-            read_value(seg, &entry, namespace, key).map_err(counted)?
+            let value = read_value(seg, &entry, namespace, key);
+            drop(st);
+            value
         } else {
             // Large ones outside it, so that a writer never waits for a long copy.
             let seg = seg.clone();
             drop(st);
-            read_value(&seg, &entry, namespace, key).map_err(counted)?
+            read_value(&seg, &entry, namespace, key)
         };
+        let value = value.map_err(|e| {
+            inner.note_damaged_segment(&e);
+            counted(e)
+        })?;
         Ok(Some(Item::from_entry(&entry, value)))
     }
 
@@ -546,8 +562,11 @@ impl Store {
         if entry.len > COPY_UNDER_LOCK || !seg.is_resident(entry.offset, entry.len) {
             return Err(TryGetError::WouldBlock);
         }
-        let value = read_value(seg, &entry, namespace, key).inspect_err(|_| {
+        let value = read_value(seg, &entry, namespace, key);
+        drop(st);
+        let value = value.inspect_err(|e| {
             inner.counters.lost_reads.fetch_add(1, Ordering::Relaxed);
+            inner.note_damaged_segment(e);
         })?;
         Ok(Some(Item::from_entry(&entry, value)))
     }

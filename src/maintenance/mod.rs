@@ -55,5 +55,7 @@ pub fn compaction_json(r: &ttlcask_engine::CompactionReport) -> serde_json::Valu
         "bytes_reclaimed": r.bytes_reclaimed,
         "records_kept": r.records_kept,
         "records_dropped": r.records_dropped,
+        "damaged_ranges": r.damaged_ranges,
+        "records_lost": r.records_lost,
     })
 }
