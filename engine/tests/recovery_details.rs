@@ -452,3 +452,26 @@ fn garbage_after_the_data_of_an_older_segment_is_damage_kept_on_disk() {
     );
     check_contents(&store);
 }
+
+/// Opening from valid hints and closing again writes only what the new (empty) active
+/// segment needs: the hints that were read are not written again, however many there are.
+#[test]
+fn hints_that_were_read_are_not_rewritten_on_close() {
+    let fs = SimFs::new();
+    build(&fs);
+    let cycle = || {
+        let before = fs.ops();
+        let store = open(&fs);
+        assert_eq!(store.recovery_report().segments_scanned, 0);
+        drop(store);
+        fs.ops() - before
+    };
+    let first = cycle();
+    let second = cycle();
+    let third = cycle();
+    assert_eq!(
+        (first, second),
+        (third, third),
+        "each opening has one more hinted segment than the one before"
+    );
+}
