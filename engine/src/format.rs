@@ -904,6 +904,46 @@ mod tests {
     }
 
     #[test]
+    fn segment_ids_stop_short_of_the_last_two() {
+        let last_usable = u32::MAX - 2;
+        let h = header(last_usable, 5);
+        assert_eq!(decode_segment_header(&encode_segment_header(&h)), Ok(h));
+        for id in [u32::MAX - 1, u32::MAX] {
+            assert_eq!(
+                decode_segment_header(&encode_segment_header(&header(id, 5))),
+                Err(DecodeError::BadHeader),
+                "segment id {id}"
+            );
+        }
+        let at_limit = header(7, VERSION_LIMIT - 1);
+        assert_eq!(
+            decode_segment_header(&encode_segment_header(&at_limit)),
+            Ok(at_limit)
+        );
+    }
+
+    /// A put of an empty namespace, key and value: an entry that is its header alone.
+    #[test]
+    fn an_entry_made_only_of_a_header_round_trips() {
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, &meta(Op::Put), b"", b"", b"");
+        assert_eq!(buf.len(), ENTRY_HEADER_LEN);
+        let e = decode_entry(&buf).expect("decodes");
+        assert_eq!((e.len, e.meta), (ENTRY_HEADER_LEN, meta(Op::Put)));
+        assert!(e.namespace.is_empty() && e.key.is_empty() && e.value.is_empty());
+        let mut frame = Vec::new();
+        let start = begin_frame(&mut frame);
+        encode_entry(&mut frame, &meta(Op::CreateNamespace), b"", b"", b"");
+        encode_entry(&mut frame, &meta(Op::Put), b"", b"", b"");
+        finish_frame(&mut frame, start, SALT);
+        let f = decode_v2_frame(&frame, SALT).expect("frame");
+        assert_eq!(f.total, frame.len());
+        assert_eq!(f.trailer.expect("trailer").count, 2);
+        assert_eq!(frame_entries(f.body).count(), 2);
+        assert_eq!(own_frame_entries(own_frame_body(&frame)).count(), 2);
+    }
+
+    #[test]
     fn a_newer_format_is_named() {
         let mut bytes = encode_segment_header(&header(3, 5));
         for copy in [0, V2_HEADER_COPY_LEN] {
