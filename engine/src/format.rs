@@ -872,6 +872,102 @@ mod tests {
         assert_eq!(decode_v1_frame(&buf), Err(DecodeError::BadChecksum));
     }
 
+    /// A format 1 frame of one entry, its CRC computed here from the layout (not by the
+    /// code under test): CRC32 of the length field followed by each entry's CRC.
+    fn v1_frame() -> Vec<u8> {
+        let mut entry = Vec::new();
+        encode_entry(&mut entry, &meta(Op::Put), b"ns", b"a", b"1");
+        let len_field = len_u32(entry.len()).to_le_bytes();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len_field);
+        h.update(&entry[..4]);
+        let mut buf = h.finalize().to_le_bytes().to_vec();
+        buf.extend_from_slice(&len_field);
+        buf.extend_from_slice(&entry);
+        buf
+    }
+
+    #[test]
+    fn v1_frame_checksums_follow_the_layout() {
+        let buf = v1_frame();
+        let (body, total) = decode_v1_frame(&buf).expect("a correct v1 frame");
+        assert_eq!((body.len(), total), (buf.len() - 8, buf.len()));
+        let mut bad = buf.clone();
+        bad[0] ^= 1;
+        assert_eq!(decode_v1_frame(&bad), Err(DecodeError::BadChecksum));
+    }
+
+    /// The error of each kind of bad or missing v1 frame (scans and `verify` report them).
+    #[test]
+    fn v1_frame_errors_are_typed() {
+        // Zeros where a frame would start: the end of the data, however few are left.
+        for n in [0, 3, 7, 8, 20] {
+            assert_eq!(
+                decode_v1_frame(&vec![0; n]),
+                Err(DecodeError::End),
+                "{n} zeros"
+            );
+        }
+        // Fewer bytes than a frame header, not all zero: cut short.
+        assert_eq!(decode_v1_frame(&[0, 0, 1]), Err(DecodeError::Truncated));
+        // A zero length with a checksum: not the end marker.
+        assert_eq!(
+            decode_v1_frame(&[1, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::BadField)
+        );
+        // A length running past the end.
+        let buf = v1_frame();
+        assert_eq!(
+            decode_v1_frame(&buf[..buf.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn v2_frame_errors_are_typed() {
+        for n in [0, 1, 3, 4, 16] {
+            assert_eq!(
+                decode_v2_frame(&vec![0; n], SALT).err(),
+                Some(DecodeError::End),
+                "{n} zeros"
+            );
+        }
+        assert_eq!(
+            decode_v2_frame(&[0, 0, 1], SALT).err(),
+            Some(DecodeError::Truncated)
+        );
+        assert_eq!(
+            decode_v2_frame(&[1, 2, 3, 4, 5], SALT).err(),
+            Some(DecodeError::BadHeader)
+        );
+        let buf = two_entry_frame();
+        // Cut inside the header or the body: cut short, whatever the checksum would say.
+        let body_end = FRAME_HEADER_LEN + read_u32(&buf, V2_LEN_OFFSET) as usize;
+        for cut in [FRAME_MAGIC.len() + 1, FRAME_HEADER_LEN, body_end - 1] {
+            assert_eq!(
+                decode_v2_frame(&buf[..cut], SALT).err(),
+                Some(DecodeError::Truncated),
+                "cut at {cut}"
+            );
+        }
+        // A header claiming an empty body, with a checksum that matches it: never a frame.
+        let mut empty = Vec::new();
+        let start = begin_frame(&mut empty);
+        finish_frame(&mut empty, start, SALT);
+        assert_eq!(read_u32(&empty, V2_LEN_OFFSET), 0);
+        assert_eq!(
+            decode_v2_frame(&empty, SALT).err(),
+            Some(DecodeError::Truncated)
+        );
+        // Cut right after the body: the frame checks, its trailer is missing.
+        let f = decode_v2_frame(&buf[..body_end], SALT).expect("the header and body check");
+        assert!(f.trailer.is_none());
+        assert_eq!(
+            (f.body.len(), f.total),
+            (body_end - FRAME_HEADER_LEN, buf.len())
+        );
+    }
+
     fn header(id: u32, base_version: u64) -> SegmentHeader {
         SegmentHeader {
             id,
