@@ -858,6 +858,42 @@ mod tests {
         assert_eq!(frame.total, buf.len());
     }
 
+    /// A trailer whose own checksum holds but whose count or body length disagrees with the
+    /// frame it ends: not this frame's trailer.
+    #[test]
+    fn a_trailer_that_disagrees_with_its_frame_is_not_used() {
+        let buf = two_entry_frame();
+        let n = buf.len();
+        let retrailer = |edit: &dyn Fn(&mut [u8])| {
+            let mut bad = buf.clone();
+            edit(&mut bad[n - TRAILER_END_LEN..n - 4]);
+            let summaries_len = read_u32(&bad, n - TRAILER_END_LEN) as usize * SUMMARY_LEN;
+            let start = n - TRAILER_END_LEN - summaries_len;
+            let crc = salted_crc(SALT, &[&bad[start..n - 4]]);
+            bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+            bad
+        };
+        let wrong_len = retrailer(&|t| {
+            let len = read_u32(t, 4) + 1;
+            t[4..8].copy_from_slice(&len.to_le_bytes());
+        });
+        assert!(
+            trailer_ending_at(&wrong_len, n, SALT).is_some(),
+            "it checks alone"
+        );
+        let f = decode_v2_frame(&wrong_len, SALT).expect("the header checks");
+        assert!(f.trailer.is_none());
+        assert_eq!(f.total, n);
+        let wrong_count = retrailer(&|t| t[..4].copy_from_slice(&1u32.to_le_bytes()));
+        assert!(
+            trailer_ending_at(&wrong_count, n, SALT).is_some(),
+            "it checks alone"
+        );
+        let f = decode_v2_frame(&wrong_count, SALT).expect("the header checks");
+        assert!(f.trailer.is_none());
+        assert_eq!(f.total, n);
+    }
+
     #[test]
     fn v1_frames_still_decode() {
         let mut buf = vec![0; V1_FRAME_HEADER_LEN];
