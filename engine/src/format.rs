@@ -874,7 +874,7 @@ mod tests {
             bad
         };
         let wrong_len = retrailer(&|t| {
-            let len = read_u32(t, 4) + 1;
+            let len = read_u32(t, 4) - 1;
             t[4..8].copy_from_slice(&len.to_le_bytes());
         });
         assert!(
@@ -1033,6 +1033,49 @@ mod tests {
         );
         let huge = encode_segment_header(&header(1, u64::MAX));
         assert_eq!(decode_segment_header(&huge), Err(DecodeError::BadHeader));
+    }
+
+    /// Which error a bad segment header gets (recovery and `verify` name it): cut short
+    /// only when fewer bytes than the two copies are there and the format field says 2.
+    #[test]
+    fn segment_header_errors_are_typed() {
+        let bytes = encode_segment_header(&header(4, 9));
+        for len in [V1_SEGMENT_HEADER_LEN, V2_HEADER_COPY_LEN - 1] {
+            assert_eq!(
+                decode_segment_header(&bytes[..len]),
+                Err(DecodeError::Truncated),
+                "{len} bytes"
+            );
+        }
+        // One whole copy is enough.
+        assert_eq!(
+            decode_segment_header(&bytes[..V2_HEADER_COPY_LEN]),
+            Ok(header(4, 9))
+        );
+        // Both copies damaged, all bytes there: a bad header, not a short one.
+        let mut both = bytes;
+        both[SEGMENT_ID_OFFSET] ^= 1;
+        both[V2_HEADER_COPY_LEN + SEGMENT_ID_OFFSET] ^= 1;
+        assert_eq!(decode_segment_header(&both), Err(DecodeError::BadHeader));
+        // Short, but not ours: a bad header.
+        let mut foreign = bytes;
+        foreign[FORMAT_OFFSET] = 7;
+        assert_eq!(
+            decode_segment_header(&foreign[..V2_HEADER_COPY_LEN - 1]),
+            Err(DecodeError::BadHeader)
+        );
+        let mut no_magic = bytes;
+        no_magic[0] ^= 1;
+        no_magic[V2_HEADER_COPY_LEN] ^= 1;
+        assert_eq!(
+            decode_segment_header(&no_magic[..V2_HEADER_COPY_LEN - 1]),
+            Err(DecodeError::Truncated),
+            "format 2 says the rest is missing"
+        );
+        assert_eq!(
+            decode_segment_header(&no_magic),
+            Err(DecodeError::BadHeader)
+        );
     }
 
     #[test]
