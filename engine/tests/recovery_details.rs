@@ -523,4 +523,23 @@ fn items_after_a_clear_survive_the_loss_of_their_namespaces_create() {
     );
     assert!(store.namespace(b"lost-create").is_some());
     assert_eq!(store.get(b"lost-create", b"k").expect("read"), None);
+    // Compaction copies the damaged segment's intact records out and keeps the damage as
+    // evidence: the namespace and its put survive that and another opening.
+    let compaction = store.compact().expect("compact");
+    assert_eq!(
+        (compaction.segments_rewritten, compaction.damaged_ranges),
+        (1, 1),
+        "{compaction:?}"
+    );
+    drop(store);
+    let store = open(&fs);
+    assert_eq!(
+        store
+            .get(b"lost-create", b"j")
+            .expect("j reads")
+            .map(|i| i.value.to_vec()),
+        Some(b"after".to_vec()),
+        "after compaction and reopening: {:?}",
+        store.recovery_report()
+    );
 }
