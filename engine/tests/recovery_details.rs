@@ -543,3 +543,159 @@ fn items_after_a_clear_survive_the_loss_of_their_namespaces_create() {
         store.recovery_report()
     );
 }
+
+/// A clear of one namespace makes moot the lost records of that namespace only.
+#[test]
+fn a_clear_of_another_namespace_does_not_make_a_lost_key_moot() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        store
+            .put(b"other", b"a", b"1", PutOptions::default())
+            .expect("put");
+        store
+            .put(b"mine", b"k", b"old-value", PutOptions::default())
+            .expect("put");
+        store
+            .put(b"mine", b"k", b"new-value", PutOptions::default())
+            .expect("put");
+        assert!(store.clear_namespace(b"other").expect("clear"));
+    }
+    damage_record(&fs, b"new-value");
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(report.keys_lost, 1, "{report:?}");
+    assert!(
+        matches!(store.get(b"mine", b"k"), Err(ReadError::Lost { .. })),
+        "the newest record of k is lost: never answer the older value"
+    );
+}
+
+/// A namespace whose create is lost and of which no item survived is not rebuilt, even if
+/// a clear of it survived: a lost mark does not say whether the lost record created or
+/// dropped the namespace, and only surviving items prove that it still exists.
+#[test]
+fn a_namespace_whose_create_is_lost_and_no_item_survived_is_not_listed() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        store
+            .put(b"kept", b"a", b"1", PutOptions::default())
+            .expect("put");
+        assert!(store.create_namespace(b"only-created").expect("create"));
+        assert!(store.clear_namespace(b"only-created").expect("clear"));
+    }
+    damage_record(&fs, b"only-created");
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_eq!(report.damaged[0].records, Some(1), "{report:?}");
+    assert!(store.namespace(b"only-created").is_none());
+    assert!(store.namespace(b"kept").is_some());
+}
+
+fn open_at(fs: &SimFs, clock: &ManualClock) -> Store {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .clock(clock.clone())
+        .open(DIR)
+        .expect("open")
+}
+
+/// Recovery notes, per segment, the latest expiry of its puts and whether it holds puts at
+/// all: a segment of expired puts whose only older neighbour holds no put is deleted
+/// without being read, and a later segment of puts that never expire is kept.
+#[test]
+fn recovered_segments_know_their_expiry_and_that_they_hold_no_puts() {
+    let fs = SimFs::new();
+    let clock = ManualClock::new(1_000_000);
+    {
+        let store = open_at(&fs, &clock);
+        assert!(store.create_namespace(b"ns").expect("create"));
+    }
+    {
+        let store = open_at(&fs, &clock);
+        for i in 0..5u32 {
+            store
+                .put(
+                    b"ns",
+                    &i.to_le_bytes(),
+                    b"short-lived",
+                    PutOptions::expiring_at(2_000_000),
+                )
+                .expect("put");
+        }
+    }
+    {
+        // A segment of puts that never expire: never "wholly expired".
+        let store = open_at(&fs, &clock);
+        store
+            .put(b"ns", b"forever", b"v", PutOptions::default())
+            .expect("put");
+    }
+    for with_hints in [true, false] {
+        let image = fs.crash_image_now(Torn::No);
+        if !with_hints {
+            remove_hints(&image);
+        }
+        let clock = ManualClock::new(3_000_000);
+        let store = open_at(&image, &clock);
+        let report = store.compact().expect("compact");
+        assert_eq!(
+            report.segments_deleted_unread, 1,
+            "hints {with_hints}: {report:?}"
+        );
+        assert_eq!(
+            store.keys(b"ns").collect::<Vec<_>>(),
+            vec![b"forever".to_vec()]
+        );
+    }
+}
+
+/// A segment of expired puts is not deleted unread while an older segment holds a put of
+/// the same key: the older value would come back.
+#[test]
+fn recovered_segments_that_hold_puts_block_the_unread_deletion_of_newer_expired_ones() {
+    let fs = SimFs::new();
+    let clock = ManualClock::new(1_000_000);
+    {
+        let store = open_at(&fs, &clock);
+        store
+            .put(b"ns", b"k", b"old-value", PutOptions::default())
+            .expect("put");
+        // Live neighbours keep this segment from being worth rewriting.
+        for i in 0..20u32 {
+            store
+                .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
+                .expect("put");
+        }
+    }
+    {
+        let store = open_at(&fs, &clock);
+        store
+            .put(
+                b"ns",
+                b"k",
+                b"new-value",
+                PutOptions::expiring_at(2_000_000),
+            )
+            .expect("put");
+    }
+    clock.set_ms(3_000_000);
+    let store = open_at(&fs, &clock);
+    let report = store.compact_dead_over(0.9).expect("compact");
+    assert_eq!(report.segments_deleted_unread, 0, "{report:?}");
+    assert_eq!(store.get(b"ns", b"k").expect("read"), None);
+    // The puts that never expire are all still there.
+    assert_eq!(store.keys(b"ns").count(), 20);
+    drop(store);
+    let store = open_at(&fs, &clock);
+    assert_eq!(
+        store.get(b"ns", b"k").expect("read"),
+        None,
+        "the expired value hid the older one, and still does"
+    );
+}
