@@ -900,6 +900,42 @@ mod tests {
         assert_eq!(frame.total, buf.len());
     }
 
+    /// A trailer whose own checksum holds but whose count or body length disagrees with the
+    /// frame it ends: not this frame's trailer.
+    #[test]
+    fn a_trailer_that_disagrees_with_its_frame_is_not_used() {
+        let buf = two_entry_frame();
+        let n = buf.len();
+        let retrailer = |edit: &dyn Fn(&mut [u8])| {
+            let mut bad = buf.clone();
+            edit(&mut bad[n - TRAILER_END_LEN..n - 4]);
+            let summaries_len = read_u32(&bad, n - TRAILER_END_LEN) as usize * SUMMARY_LEN;
+            let start = n - TRAILER_END_LEN - summaries_len;
+            let crc = salted_crc(SALT, &[&bad[start..n - 4]]);
+            bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+            bad
+        };
+        let wrong_len = retrailer(&|t| {
+            let len = read_u32(t, 4) - 1;
+            t[4..8].copy_from_slice(&len.to_le_bytes());
+        });
+        assert!(
+            trailer_ending_at(&wrong_len, n, SALT).is_some(),
+            "it checks alone"
+        );
+        let f = decode_v2_frame(&wrong_len, SALT).expect("the header checks");
+        assert!(f.trailer.is_none());
+        assert_eq!(f.total, n);
+        let wrong_count = retrailer(&|t| t[..4].copy_from_slice(&1u32.to_le_bytes()));
+        assert!(
+            trailer_ending_at(&wrong_count, n, SALT).is_some(),
+            "it checks alone"
+        );
+        let f = decode_v2_frame(&wrong_count, SALT).expect("the header checks");
+        assert!(f.trailer.is_none());
+        assert_eq!(f.total, n);
+    }
+
     #[test]
     fn v1_frames_still_decode() {
         let mut buf = vec![0; V1_FRAME_HEADER_LEN];
@@ -912,6 +948,102 @@ mod tests {
         assert_eq!((body.len(), total), (buf.len() - 8, buf.len()));
         buf[0] ^= 1;
         assert_eq!(decode_v1_frame(&buf), Err(DecodeError::BadChecksum));
+    }
+
+    /// A format 1 frame of one entry, its CRC computed here from the layout (not by the
+    /// code under test): CRC32 of the length field followed by each entry's CRC.
+    fn v1_frame() -> Vec<u8> {
+        let mut entry = Vec::new();
+        encode_entry(&mut entry, &meta(Op::Put), b"ns", b"a", b"1");
+        let len_field = len_u32(entry.len()).to_le_bytes();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len_field);
+        h.update(&entry[..4]);
+        let mut buf = h.finalize().to_le_bytes().to_vec();
+        buf.extend_from_slice(&len_field);
+        buf.extend_from_slice(&entry);
+        buf
+    }
+
+    #[test]
+    fn v1_frame_checksums_follow_the_layout() {
+        let buf = v1_frame();
+        let (body, total) = decode_v1_frame(&buf).expect("a correct v1 frame");
+        assert_eq!((body.len(), total), (buf.len() - 8, buf.len()));
+        let mut bad = buf.clone();
+        bad[0] ^= 1;
+        assert_eq!(decode_v1_frame(&bad), Err(DecodeError::BadChecksum));
+    }
+
+    /// The error of each kind of bad or missing v1 frame (scans and `verify` report them).
+    #[test]
+    fn v1_frame_errors_are_typed() {
+        // Zeros where a frame would start: the end of the data, however few are left.
+        for n in [0, 3, 7, 8, 20] {
+            assert_eq!(
+                decode_v1_frame(&vec![0; n]),
+                Err(DecodeError::End),
+                "{n} zeros"
+            );
+        }
+        // Fewer bytes than a frame header, not all zero: cut short.
+        assert_eq!(decode_v1_frame(&[0, 0, 1]), Err(DecodeError::Truncated));
+        // A zero length with a checksum: not the end marker.
+        assert_eq!(
+            decode_v1_frame(&[1, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::BadField)
+        );
+        // A length running past the end.
+        let buf = v1_frame();
+        assert_eq!(
+            decode_v1_frame(&buf[..buf.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn v2_frame_errors_are_typed() {
+        for n in [0, 1, 3, 4, 16] {
+            assert_eq!(
+                decode_v2_frame(&vec![0; n], SALT).err(),
+                Some(DecodeError::End),
+                "{n} zeros"
+            );
+        }
+        assert_eq!(
+            decode_v2_frame(&[0, 0, 1], SALT).err(),
+            Some(DecodeError::Truncated)
+        );
+        assert_eq!(
+            decode_v2_frame(&[1, 2, 3, 4, 5], SALT).err(),
+            Some(DecodeError::BadHeader)
+        );
+        let buf = two_entry_frame();
+        // Cut inside the header or the body: cut short, whatever the checksum would say.
+        let body_end = FRAME_HEADER_LEN + read_u32(&buf, V2_LEN_OFFSET) as usize;
+        for cut in [FRAME_MAGIC.len() + 1, FRAME_HEADER_LEN, body_end - 1] {
+            assert_eq!(
+                decode_v2_frame(&buf[..cut], SALT).err(),
+                Some(DecodeError::Truncated),
+                "cut at {cut}"
+            );
+        }
+        // A header claiming an empty body, with a checksum that matches it: never a frame.
+        let mut empty = Vec::new();
+        let start = begin_frame(&mut empty);
+        finish_frame(&mut empty, start, SALT);
+        assert_eq!(read_u32(&empty, V2_LEN_OFFSET), 0);
+        assert_eq!(
+            decode_v2_frame(&empty, SALT).err(),
+            Some(DecodeError::Truncated)
+        );
+        // Cut right after the body: the frame checks, its trailer is missing.
+        let f = decode_v2_frame(&buf[..body_end], SALT).expect("the header and body check");
+        assert!(f.trailer.is_none());
+        assert_eq!(
+            (f.body.len(), f.total),
+            (body_end - FRAME_HEADER_LEN, buf.len())
+        );
     }
 
     fn header(id: u32, base_version: u64) -> SegmentHeader {
@@ -944,6 +1076,89 @@ mod tests {
         );
         let huge = encode_segment_header(&header(1, u64::MAX));
         assert_eq!(decode_segment_header(&huge), Err(DecodeError::BadHeader));
+    }
+
+    /// Which error a bad segment header gets (recovery and `verify` name it): cut short
+    /// only when fewer bytes than the two copies are there and the format field says 2.
+    #[test]
+    fn segment_header_errors_are_typed() {
+        let bytes = encode_segment_header(&header(4, 9));
+        for len in [V1_SEGMENT_HEADER_LEN, V2_HEADER_COPY_LEN - 1] {
+            assert_eq!(
+                decode_segment_header(&bytes[..len]),
+                Err(DecodeError::Truncated),
+                "{len} bytes"
+            );
+        }
+        // One whole copy is enough.
+        assert_eq!(
+            decode_segment_header(&bytes[..V2_HEADER_COPY_LEN]),
+            Ok(header(4, 9))
+        );
+        // Both copies damaged, all bytes there: a bad header, not a short one.
+        let mut both = bytes;
+        both[SEGMENT_ID_OFFSET] ^= 1;
+        both[V2_HEADER_COPY_LEN + SEGMENT_ID_OFFSET] ^= 1;
+        assert_eq!(decode_segment_header(&both), Err(DecodeError::BadHeader));
+        // Short, but not ours: a bad header.
+        let mut foreign = bytes;
+        foreign[FORMAT_OFFSET] = 7;
+        assert_eq!(
+            decode_segment_header(&foreign[..V2_HEADER_COPY_LEN - 1]),
+            Err(DecodeError::BadHeader)
+        );
+        let mut no_magic = bytes;
+        no_magic[0] ^= 1;
+        no_magic[V2_HEADER_COPY_LEN] ^= 1;
+        assert_eq!(
+            decode_segment_header(&no_magic[..V2_HEADER_COPY_LEN - 1]),
+            Err(DecodeError::Truncated),
+            "format 2 says the rest is missing"
+        );
+        assert_eq!(
+            decode_segment_header(&no_magic),
+            Err(DecodeError::BadHeader)
+        );
+    }
+
+    #[test]
+    fn segment_ids_stop_short_of_the_last_two() {
+        let last_usable = u32::MAX - 2;
+        let h = header(last_usable, 5);
+        assert_eq!(decode_segment_header(&encode_segment_header(&h)), Ok(h));
+        for id in [u32::MAX - 1, u32::MAX] {
+            assert_eq!(
+                decode_segment_header(&encode_segment_header(&header(id, 5))),
+                Err(DecodeError::BadHeader),
+                "segment id {id}"
+            );
+        }
+        let at_limit = header(7, VERSION_LIMIT - 1);
+        assert_eq!(
+            decode_segment_header(&encode_segment_header(&at_limit)),
+            Ok(at_limit)
+        );
+    }
+
+    /// A put of an empty namespace, key and value: an entry that is its header alone.
+    #[test]
+    fn an_entry_made_only_of_a_header_round_trips() {
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, &meta(Op::Put), b"", b"", b"");
+        assert_eq!(buf.len(), ENTRY_HEADER_LEN);
+        let e = decode_entry(&buf).expect("decodes");
+        assert_eq!((e.len, e.meta), (ENTRY_HEADER_LEN, meta(Op::Put)));
+        assert!(e.namespace.is_empty() && e.key.is_empty() && e.value.is_empty());
+        let mut frame = Vec::new();
+        let start = begin_frame(&mut frame);
+        encode_entry(&mut frame, &meta(Op::CreateNamespace), b"", b"", b"");
+        encode_entry(&mut frame, &meta(Op::Put), b"", b"", b"");
+        finish_frame(&mut frame, start, SALT);
+        let f = decode_v2_frame(&frame, SALT).expect("frame");
+        assert_eq!(f.total, frame.len());
+        assert_eq!(f.trailer.expect("trailer").count, 2);
+        assert_eq!(frame_entries(f.body).count(), 2);
+        assert_eq!(own_frame_entries(own_frame_body(&frame)).count(), 2);
     }
 
     #[test]

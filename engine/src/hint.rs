@@ -260,6 +260,174 @@ mod tests {
         assert_eq!(entries[0].entry_len(), format::entry_len(2, 1, 7));
     }
 
+    /// Every field distinct and non-zero, every op: a reader that takes a field from the
+    /// wrong offset, or drops an op, cannot round-trip this.
+    #[test]
+    fn every_field_and_op_round_trips() {
+        let ops = [
+            Op::Put,
+            Op::Tombstone,
+            Op::CreateNamespace,
+            Op::ClearNamespace,
+            Op::DropNamespace,
+        ];
+        let mut w = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F);
+        let mut want = Vec::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            let i = i as u32;
+            want.push(HintEntry {
+                offset: 0x1111_0000 + i,
+                meta: EntryMeta {
+                    op,
+                    kind: 0x20 + i as u8,
+                    horizon: 0x3333_0000 + i,
+                    version: 0x0044_4444_0000 + u64::from(i),
+                    expires_ms: 0x5555_5555_0000 + u64::from(i),
+                },
+                namespace: &b"namespace"[..2 + i as usize],
+                key: &b"the key"[..1 + i as usize],
+                value_len: 0x6666 + i,
+            });
+        }
+        for e in &want {
+            w.push(e);
+        }
+        let bytes = w.finish();
+        let hint = decode(&bytes).expect("valid hint");
+        assert_eq!(
+            (hint.segment_id, hint.data_len),
+            (0x0102_0304, 0x0A0B_0C0D_0E0F)
+        );
+        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+        assert_eq!(got, want);
+        assert_eq!(got[4].entry_len(), format::entry_len(6, 5, 0x666A));
+    }
+
+    /// A record of a header-only entry (empty namespace and key) as the last record: exactly
+    /// a record header's worth of bytes is left for it.
+    #[test]
+    fn a_last_record_without_namespace_or_key_parses() {
+        let mut w = HintWriter::new(1, 100);
+        let e = HintEntry {
+            offset: 48,
+            meta: EntryMeta {
+                op: Op::Put,
+                kind: 0,
+                horizon: 0,
+                version: 2,
+                expires_ms: 0,
+            },
+            namespace: b"",
+            key: b"",
+            value_len: 0,
+        };
+        w.push(&e);
+        let bytes = w.finish();
+        assert_eq!(bytes.len(), HINT_HEADER_LEN + REC_HEADER_LEN + CRC_LEN);
+        let hint = decode(&bytes).expect("valid hint");
+        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+        assert_eq!(got, vec![e]);
+    }
+
+    /// Fewer bytes than a header and a CRC, whatever the CRC says: a typed error, never a
+    /// read past the end.
+    #[test]
+    fn a_short_hint_with_a_valid_crc_is_truncated() {
+        for len in FORMAT_OFFSET + 4..HINT_HEADER_LEN {
+            let mut bytes = HintWriter::new(1, 2).finish();
+            bytes.truncate(len);
+            let crc = crc32fast::hash(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            assert_eq!(decode(&bytes).err(), Some(DecodeError::Truncated), "{len}");
+        }
+    }
+
+    #[test]
+    fn a_hint_without_records_is_valid() {
+        let bytes = HintWriter::new(7, 24).finish();
+        assert_eq!(bytes.len(), HINT_HEADER_LEN + CRC_LEN);
+        let hint = decode(&bytes).expect("an empty segment's hint");
+        assert_eq!((hint.segment_id, hint.data_len), (7, 24));
+        assert_eq!(hint.entries().count(), 0);
+    }
+
+    /// `bytes` with its CRC recomputed after `edit`, so that only the field check can
+    /// refuse it.
+    fn with_valid_crc(mut bytes: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        bytes.truncate(bytes.len() - CRC_LEN);
+        edit(&mut bytes);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn another_hint_version_or_magic_is_refused_even_with_a_valid_crc() {
+        let other_version = with_valid_crc(sample(), |b| {
+            b[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&(HINT_VERSION + 1).to_le_bytes());
+        });
+        assert_eq!(decode(&other_version).err(), Some(DecodeError::BadHeader));
+        let other_magic = with_valid_crc(sample(), |b| b[0] ^= 0x01);
+        assert_eq!(decode(&other_magic).err(), Some(DecodeError::BadHeader));
+    }
+
+    /// Records that a valid CRC covers but that do not parse: a typed error, never a panic
+    /// (the caller then scans the segment).
+    #[test]
+    fn malformed_records_with_a_valid_crc_are_typed_errors() {
+        let one = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let bytes = with_valid_crc(sample(), |b| edit(b));
+            let hint = decode(&bytes).expect("header and CRC check");
+            let mut errors = hint.entries().filter_map(Result::err);
+            errors.next()
+        };
+        let first = HINT_HEADER_LEN;
+        // A record header cut short, down to a few bytes.
+        assert_eq!(
+            one(&|b| b.truncate(first + 5)),
+            Some(DecodeError::Truncated)
+        );
+        assert_eq!(
+            one(&|b| b.truncate(first + REC_HEADER_LEN - 1)),
+            Some(DecodeError::Truncated)
+        );
+        // A record header alone, exactly: its namespace and key are missing.
+        assert_eq!(
+            one(&|b| b.truncate(first + REC_HEADER_LEN)),
+            Some(DecodeError::Truncated)
+        );
+        // The last record one byte short of its key.
+        assert_eq!(
+            one(&|b| {
+                b.pop();
+            }),
+            Some(DecodeError::Truncated)
+        );
+        // A key length that runs far past the end.
+        assert_eq!(
+            one(&|b| b[first + REC_KEY_LEN..first + REC_VALUE_LEN]
+                .copy_from_slice(&u32::MAX.to_le_bytes())),
+            Some(DecodeError::Truncated)
+        );
+        // An unknown op.
+        assert_eq!(one(&|b| b[first + REC_OP] = 6), Some(DecodeError::BadField));
+        assert_eq!(one(&|b| b[first + REC_OP] = 0), Some(DecodeError::BadField));
+        // A version at the limit the index can hold.
+        assert_eq!(
+            one(&|b| b[first + REC_VERSION..first + REC_EXPIRES]
+                .copy_from_slice(&format::VERSION_LIMIT.to_le_bytes())),
+            Some(DecodeError::BadField)
+        );
+        // Just under the limit is fine.
+        assert_eq!(
+            one(&|b| b[first + REC_VERSION..first + REC_EXPIRES]
+                .copy_from_slice(&(format::VERSION_LIMIT - 1).to_le_bytes())),
+            None
+        );
+        // The last record exactly complete: fine.
+        assert_eq!(one(&|_| ()), None);
+    }
+
     #[test]
     fn any_damage_is_detected() {
         let bytes = sample();

@@ -134,8 +134,11 @@ impl Replay {
         }
     }
 
-    /// Turns the lost records into marks in `state`, leaving out those that a newer
-    /// record of the same key or namespace makes moot.
+    /// Turns the lost records into marks in `state`, leaving out item marks that a newer
+    /// record of the same key or namespace makes moot. A lost namespace record stays marked
+    /// even below the namespace's floor: a lost create older than a surviving clear is what
+    /// keeps the namespace of the items written after the clear (`into_namespaces`), and
+    /// such a mark never fails a read (live items are all above the floor).
     fn mark_lost(&mut self, state: &mut State) {
         for (s, segment, offset) in std::mem::take(&mut self.lost) {
             state.mark_lost(&s, segment, offset);
@@ -149,13 +152,6 @@ impl Replay {
             state
                 .lost
                 .retain(|&(n, _), m| n != ns_hash || m.version > floor);
-            if state
-                .lost_namespaces
-                .get(&ns_hash)
-                .is_some_and(|m| m.version < floor)
-            {
-                state.lost_namespaces.remove(&ns_hash);
-            }
             if state.lost.keys().all(|&(n, _)| n != ns_hash) {
                 continue;
             }

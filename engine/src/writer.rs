@@ -115,6 +115,22 @@ fn fits(w: &Writer, len: u64, frees: bool) -> bool {
     w.write_pos + len <= limit
 }
 
+/// Largest frame: with the segment header before it, a frame must end at a 32-bit offset
+/// (a frame larger than a segment gets a segment of its own).
+const MAX_FRAME_LEN: usize = u32::MAX as usize - SEGMENT_HEADER_LEN;
+
+/// Refuses a frame of `len` bytes that no segment could hold.
+fn check_frame_len(len: usize) -> Result<(), WriteError> {
+    if len > MAX_FRAME_LEN {
+        return Err(WriteError::TooLarge {
+            what: "write",
+            size: len,
+            limit: MAX_FRAME_LEN,
+        });
+    }
+    Ok(())
+}
+
 /// Whether every entry of a frame this process built frees space (tombstones, clears and
 /// drops): such writes may use the reserves.
 fn frame_frees_space(frame: &[u8]) -> bool {
@@ -592,14 +608,8 @@ impl Inner {
         frame: &[u8],
         index: Option<parking_lot::RwLockWriteGuard<'_, State>>,
     ) -> Result<(), WriteError> {
+        check_frame_len(frame.len())?;
         let len = frame.len() as u64;
-        if len > u64::from(u32::MAX) - SEGMENT_HEADER_LEN as u64 {
-            return Err(WriteError::TooLarge {
-                what: "write",
-                size: frame.len(),
-                limit: u32::MAX as usize - SEGMENT_HEADER_LEN,
-            });
-        }
         let frees = frame_frees_space(frame);
         if index.is_none() && !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
@@ -798,6 +808,24 @@ impl Inner {
                 }
             }
             self.sync.done.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_frame_ends_at_the_last_32_bit_offset() {
+        let largest = u32::MAX as usize - SEGMENT_HEADER_LEN;
+        assert!(check_frame_len(largest).is_ok());
+        assert!(check_frame_len(1).is_ok());
+        match check_frame_len(largest + 1) {
+            Err(WriteError::TooLarge { what, size, limit }) => {
+                assert_eq!((what, size, limit), ("write", largest + 1, largest));
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -1,0 +1,708 @@
+//! What opening a data directory reports and rebuilds, detail by detail: the counters of
+//! the recovery report, dead-byte accounting, hints that no longer match their segment,
+//! segments whose header names another id, torn tails cut on disk, and entries made only of
+//! a header. Each test pins a behaviour that a mutation of `recovery.rs` would break
+//! without failing the broader suites (see "Mutation testing" in ARCHITECTURE.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ttlcask_engine::sim::{SimFs, Torn};
+use ttlcask_engine::{
+    Durability, FileSystem, ManualClock, PutOptions, ReadError, RecoveryReport, Store,
+};
+
+const DIR: &str = "/recovery";
+
+fn open(fs: &SimFs) -> Store {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+        .expect("open")
+}
+
+fn path(name: &str) -> PathBuf {
+    Path::new(DIR).join(name)
+}
+
+fn files(fs: &SimFs, ext: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs
+        .list(Path::new(DIR))
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    names.sort();
+    names
+}
+
+fn remove_hints(fs: &SimFs) {
+    for h in files(fs, ".hint") {
+        fs.remove(&path(&h)).expect("remove hint");
+    }
+}
+
+/// Replaces a file's bytes (a whole new length) and syncs them.
+fn rewrite(fs: &SimFs, name: &str, bytes: &[u8]) {
+    let f = fs.open(&path(name)).expect("open file");
+    f.set_len(bytes.len() as u64).expect("set_len");
+    f.write_at(bytes, 0).expect("write");
+    f.sync().expect("sync");
+}
+
+/// 30 puts over 10 keys (so 20 are overwritten) and one delete, in one namespace: 32
+/// records (with the namespace's create) over two 4 KiB segments, closed cleanly.
+const RECORDS: u64 = 32;
+
+fn build(fs: &SimFs) -> (u64, u64) {
+    let store = open(fs);
+    for i in 0..30u32 {
+        let key = format!("k{}", i % 10);
+        store
+            .put(
+                b"ns",
+                key.as_bytes(),
+                &[i as u8; 100],
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+    assert!(store.delete(b"ns", b"k3").expect("delete"));
+    let stats = store.stats();
+    assert!(stats.dead_bytes > 0 && stats.live_bytes > 0, "{stats:?}");
+    (stats.dead_bytes, stats.live_bytes)
+}
+
+fn check_contents(store: &Store) {
+    for i in 20..30u32 {
+        let key = format!("k{}", i % 10);
+        let got = store.get(b"ns", key.as_bytes()).expect("read");
+        if key == "k3" {
+            assert_eq!(got, None, "the deleted key stays deleted");
+        } else {
+            assert_eq!(got.expect("present").value[..], [i as u8; 100], "{key}");
+        }
+    }
+}
+
+#[test]
+fn the_report_counts_segments_and_records_from_hints_and_from_scans() {
+    let fs = SimFs::new();
+    build(&fs);
+    let segments = files(&fs, ".seg").len() as u64;
+    assert_eq!(segments, 2, "the workload spans two segments");
+
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(
+        (
+            report.segments_from_hints,
+            report.segments_scanned,
+            report.records
+        ),
+        (segments, 0, RECORDS),
+        "{report:?}"
+    );
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.keys_lost, report.records_salvaged), (0, 0));
+    check_contents(&store);
+    drop(store);
+
+    // Without hints every segment is scanned (the empty one the last opening sealed too).
+    remove_hints(&fs);
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(
+        (
+            report.segments_from_hints,
+            report.segments_scanned,
+            report.records
+        ),
+        (0, segments + 1, RECORDS),
+        "{report:?}"
+    );
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.keys_lost, report.records_salvaged), (0, 0));
+    check_contents(&store);
+}
+
+#[test]
+fn dead_and_live_bytes_are_the_same_after_reopening_so_compaction_still_reclaims() {
+    let fs = SimFs::new();
+    let (dead, live) = build(&fs);
+    for with_hints in [true, false] {
+        if !with_hints {
+            remove_hints(&fs);
+        }
+        let store = open(&fs);
+        let stats = store.stats();
+        assert_eq!(
+            (stats.dead_bytes, stats.live_bytes),
+            (dead, live),
+            "hints {with_hints}: {stats:?}"
+        );
+    }
+    let store = open(&fs);
+    let report = store.compact().expect("compact");
+    let after = store.stats();
+    assert!(
+        after.dead_bytes < dead && after.live_bytes <= live,
+        "compaction after reopening reclaims the dead bytes: {report:?} {after:?}"
+    );
+    check_contents(&store);
+}
+
+/// Offsets of a hint file's fields (see `hint.rs`).
+const HINT_DATA_LEN: std::ops::Range<usize> = 16..24;
+const HINT_FIRST_RECORD: usize = 24;
+const HINT_RECORD_OP: usize = 4;
+
+/// `bytes` of a hint with `edit` applied and its CRC made valid again.
+fn edit_hint(mut bytes: Vec<u8>, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    bytes.truncate(bytes.len() - 4);
+    edit(&mut bytes);
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_hint_whose_data_length_differs_from_its_segment_is_not_trusted() {
+    let fs = SimFs::new();
+    build(&fs);
+    let hint = files(&fs, ".hint")[0].clone();
+    let bytes = fs.read(&path(&hint)).expect("read hint");
+    let stated = u64::from_le_bytes(bytes[HINT_DATA_LEN].try_into().expect("8 bytes"));
+    // One byte more than the segment holds: a hint of another version of the file.
+    let stale = edit_hint(bytes, |b| {
+        b[HINT_DATA_LEN].copy_from_slice(&(stated + 1).to_le_bytes());
+    });
+    rewrite(&fs, &hint, &stale);
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(
+        (report.segments_from_hints, report.segments_scanned),
+        (1, 1),
+        "the stale hint is ignored and its segment scanned: {report:?}"
+    );
+    assert!(
+        report
+            .ignored_files
+            .iter()
+            .any(|f| f.contains(&hint) && f.contains("stale")),
+        "{report:?}"
+    );
+    assert_eq!(report.records, RECORDS, "{report:?}");
+    check_contents(&store);
+}
+
+#[test]
+fn a_hint_with_a_bad_record_is_dropped_whole_and_counted_once() {
+    let fs = SimFs::new();
+    build(&fs);
+    let hint = files(&fs, ".hint")[0].clone();
+    let bytes = fs.read(&path(&hint)).expect("read hint");
+    // Walk to the third record and give it an op that does not exist.
+    let mut at = HINT_FIRST_RECORD;
+    for _ in 0..2 {
+        let ns = usize::from(u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]));
+        let key = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+        at += 36 + ns + key;
+    }
+    let bad = edit_hint(bytes, |b| b[at + HINT_RECORD_OP] = 9);
+    rewrite(&fs, &hint, &bad);
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(
+        (
+            report.segments_from_hints,
+            report.segments_scanned,
+            report.records
+        ),
+        (1, 1, RECORDS),
+        "the records applied from the bad hint are not counted twice: {report:?}"
+    );
+    assert!(
+        report.ignored_files.iter().any(|f| f.contains(&hint)),
+        "{report:?}"
+    );
+    check_contents(&store);
+}
+
+#[test]
+fn a_segment_whose_header_names_another_id_is_ignored_and_reported() {
+    let fs = SimFs::new();
+    build(&fs);
+    // Move the first segment to a name with another id (as a careless restore might).
+    let segs = files(&fs, ".seg");
+    let bytes = fs.read(&path(&segs[0])).expect("read");
+    let renamed = "0000000050.seg";
+    fs.create(&path(renamed)).expect("create");
+    rewrite(&fs, renamed, &bytes);
+    fs.remove(&path(&segs[0])).expect("remove");
+    remove_hints(&fs);
+    fs.sync_dir(Path::new(DIR)).expect("sync dir");
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert!(
+        report
+            .ignored_files
+            .iter()
+            .any(|f| f.contains(renamed) && f.contains("header names segment")),
+        "{report:?}"
+    );
+    // Nothing of the renamed file is indexed: no key points into a segment that is not
+    // there, and the keys it alone held read as absent, not as an error.
+    for i in 0..10 {
+        let key = format!("k{i}");
+        match store.get(b"ns", key.as_bytes()) {
+            Ok(_) => {}
+            Err(e) => panic!("{key}: {e}"),
+        }
+    }
+    // New segments are numbered past every file name seen.
+    store
+        .put(b"ns", b"later", b"v", PutOptions::default())
+        .expect("put");
+    drop(store);
+    let newest = files(&fs, ".seg").last().cloned().expect("segments");
+    assert!(newest.as_str() > renamed, "{newest}");
+}
+
+/// Half a frame: the magic, a length, then nothing that checks.
+const TORN: [u8; 11] = [0xF2, b'T', b'C', 0x9A, 40, 0, 0, 0, 1, 2, 3];
+
+#[test]
+fn a_torn_tail_of_the_newest_segment_is_cut_on_disk_and_reported_once() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        store
+            .put(b"ns", b"a", b"kept", PutOptions::default())
+            .expect("put");
+    }
+    {
+        let store = open(&fs);
+        store
+            .put(b"ns", b"b", b"x", PutOptions::default())
+            .expect("put");
+    }
+    // An opening that wrote nothing leaves an empty segment after the one with data; what
+    // matters is that the torn segment was being appended to (the zeros of its
+    // pre-allocated space follow the torn bytes), not that it is the last.
+    drop(open(&fs));
+    remove_hints(&fs);
+    let segs = files(&fs, ".seg");
+    assert_eq!(segs.len(), 3);
+    let newest = &segs[1];
+    let mut bytes = fs.read(&path(newest)).expect("read");
+    let good_len = bytes.len() as u64;
+    // A small segment (one put): only its first data bytes tell that it holds data.
+    assert!(bytes.len() < 192, "{}", bytes.len());
+    bytes.extend_from_slice(&TORN);
+    bytes.extend_from_slice(&[0; 4096]);
+    rewrite(&fs, newest, &bytes);
+    let cut = (TORN.len() + 4096) as u64;
+
+    let store = open(&fs);
+    let report = store.recovery_report();
+    let seg_id: u32 = newest.trim_end_matches(".seg").parse().expect("id");
+    assert_eq!(
+        report.truncated,
+        vec![(seg_id, good_len, cut)],
+        "{report:?}"
+    );
+    assert_eq!(report.bytes_cut(), cut);
+    assert!(report.damaged.is_empty(), "{report:?}");
+    assert_eq!(
+        fs.read(&path(newest)).expect("read").len() as u64,
+        good_len,
+        "the torn bytes are gone from the file"
+    );
+    assert_eq!(
+        &store.get(b"ns", b"a").expect("read").expect("kept").value[..],
+        b"kept"
+    );
+    store
+        .put(b"ns", b"b", b"later", PutOptions::default())
+        .expect("put");
+    drop(store);
+    remove_hints(&fs);
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert!(
+        report.is_clean(),
+        "nothing is left to cut or report: {report:?}"
+    );
+    assert_eq!(
+        &store.get(b"ns", b"b").expect("read").expect("kept").value[..],
+        b"later"
+    );
+}
+
+/// A put of an empty namespace, key and value writes entries made only of a header (the
+/// namespace's create and the put). Format 1 acknowledged it and then, on reopen, cut the
+/// segment there and every later write with it; in format 2 it is an ordinary record.
+#[test]
+fn an_entry_made_only_of_a_header_survives_reopening_and_keeps_later_writes() {
+    let fs = SimFs::new();
+    let store = open(&fs);
+    let version = store
+        .put(b"", b"", b"", PutOptions::default())
+        .expect("put");
+    store
+        .put(b"ns", b"after", b"x", PutOptions::default())
+        .expect("put");
+    let check = |store: &Store, what: &str| {
+        let item = store
+            .get(b"", b"")
+            .expect("read")
+            .unwrap_or_else(|| panic!("{what}: the empty key is missing"));
+        assert_eq!((item.value.len(), item.version), (0, version), "{what}");
+        assert_eq!(
+            &store.get(b"ns", b"after").expect("read").expect(what).value[..],
+            b"x",
+            "{what}"
+        );
+        let report = store.recovery_report();
+        assert!(report.is_clean(), "{what}: {report:?}");
+    };
+    check(&store, "before reopening");
+    // A power cut: the newest segment is scanned, pre-allocated zeros and all.
+    let crashed = fs.crash_image_now(Torn::No);
+    drop(store);
+    let store = open(&crashed);
+    check(&store, "after a crash (scan)");
+    drop(store);
+    let store = open(&fs);
+    check(&store, "after a clean close (hint)");
+    store.compact().expect("compact");
+    drop(store);
+    remove_hints(&fs);
+    let store = open(&fs);
+    check(&store, "after compaction, scanned");
+}
+
+#[test]
+fn a_damaged_record_of_a_sealed_segment_counts_salvaged_records_and_lost_keys() {
+    let fs = SimFs::new();
+    build(&fs);
+    remove_hints(&fs);
+    // Flip a byte inside the value of the first put of k5 (in the first segment): its
+    // frame header still checks, so only that record is lost, and its newer versions in
+    // the same segment make the loss moot.
+    let segs = files(&fs, ".seg");
+    let mut bytes = fs.read(&path(&segs[0])).expect("read");
+    let value = [5u8; 100];
+    let at = bytes
+        .windows(value.len())
+        .position(|w| w == value)
+        .expect("the value is in the first segment");
+    bytes[at + 50] ^= 0x40;
+    rewrite(&fs, &segs[0], &bytes);
+    let store = open(&fs);
+    let report: RecoveryReport = store.recovery_report();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_eq!(report.damaged[0].records, Some(1), "{report:?}");
+    assert_eq!(report.records, RECORDS - 1, "{report:?}");
+    let first_segment_records = {
+        let first: u32 = segs[0].trim_end_matches(".seg").parse().expect("id");
+        assert_eq!(report.damaged[0].segment, first);
+        report.records_salvaged
+    };
+    assert!(
+        first_segment_records > 0 && first_segment_records < RECORDS - 1,
+        "only the damaged segment's intact records count as salvaged: {report:?}"
+    );
+    // k5's newest version is in a later record, so nothing is lost.
+    assert_eq!(report.keys_lost, 0, "{report:?}");
+    check_contents(&store);
+    assert!(!matches!(
+        store.get(b"ns", b"k5"),
+        Err(ReadError::Lost { .. })
+    ));
+}
+
+#[test]
+fn garbage_after_the_data_of_an_older_segment_is_damage_kept_on_disk() {
+    let fs = SimFs::new();
+    build(&fs);
+    remove_hints(&fs);
+    let segs = files(&fs, ".seg");
+    let mut bytes = fs.read(&path(&segs[0])).expect("read");
+    let good_len = bytes.len();
+    bytes.extend_from_slice(&TORN);
+    rewrite(&fs, &segs[0], &bytes);
+    let store = open(&fs);
+    let report = store.recovery_report();
+    let first: u32 = segs[0].trim_end_matches(".seg").parse().expect("id");
+    assert!(
+        report.truncated.is_empty(),
+        "only the newest segment is cut: {report:?}"
+    );
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    let d = &report.damaged[0];
+    assert_eq!(
+        (d.segment, d.offset, d.len, d.records),
+        (first, good_len as u64, TORN.len() as u64, None),
+        "{report:?}"
+    );
+    assert_eq!(report.records, RECORDS, "{report:?}");
+    assert_eq!(
+        fs.read(&path(&segs[0])).expect("read").len(),
+        good_len + TORN.len(),
+        "the damaged file is kept whole as evidence"
+    );
+    check_contents(&store);
+}
+
+/// Opening from valid hints and closing again writes only what the new (empty) active
+/// segment needs: the hints that were read are not written again, however many there are.
+#[test]
+fn hints_that_were_read_are_not_rewritten_on_close() {
+    let fs = SimFs::new();
+    build(&fs);
+    let cycle = || {
+        let before = fs.ops();
+        let store = open(&fs);
+        assert_eq!(store.recovery_report().segments_scanned, 0);
+        drop(store);
+        fs.ops() - before
+    };
+    let first = cycle();
+    let second = cycle();
+    let third = cycle();
+    assert_eq!(
+        (first, second),
+        (third, third),
+        "each opening has one more hinted segment than the one before"
+    );
+}
+
+/// Flips a byte of the first record of `ns` whose bytes contain `marker`, in the only
+/// segment with data, with hints removed (so the segment is scanned).
+fn damage_record(fs: &SimFs, marker: &[u8]) {
+    remove_hints(fs);
+    for seg in files(fs, ".seg") {
+        let mut bytes = fs.read(&path(&seg)).expect("read");
+        if let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) {
+            bytes[at] ^= 0x20;
+            rewrite(fs, &seg, &bytes);
+            return;
+        }
+    }
+    panic!("marker not found");
+}
+
+/// The namespace's create record is lost to damage, a clear after it survived, and so did a
+/// put after the clear: the namespace still exists and the put reads back.
+#[test]
+fn items_after_a_clear_survive_the_loss_of_their_namespaces_create() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        // The create and the first put share a frame.
+        store
+            .put(b"lost-create", b"k", b"before", PutOptions::default())
+            .expect("put");
+        assert!(store.clear_namespace(b"lost-create").expect("clear"));
+        store
+            .put(b"lost-create", b"j", b"after", PutOptions::default())
+            .expect("put");
+    }
+    // The create record is the first record naming the namespace.
+    damage_record(&fs, b"lost-create");
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_eq!(report.damaged[0].records, Some(1), "{report:?}");
+    assert_eq!(
+        store
+            .get(b"lost-create", b"j")
+            .expect("j reads")
+            .map(|i| i.value.to_vec()),
+        Some(b"after".to_vec()),
+        "an intact put after the clear is not lost with the create: {report:?}"
+    );
+    assert!(store.namespace(b"lost-create").is_some());
+    assert_eq!(store.get(b"lost-create", b"k").expect("read"), None);
+    // Compaction copies the damaged segment's intact records out and keeps the damage as
+    // evidence: the namespace and its put survive that and another opening.
+    let compaction = store.compact().expect("compact");
+    assert_eq!(
+        (compaction.segments_rewritten, compaction.damaged_ranges),
+        (1, 1),
+        "{compaction:?}"
+    );
+    drop(store);
+    let store = open(&fs);
+    assert_eq!(
+        store
+            .get(b"lost-create", b"j")
+            .expect("j reads")
+            .map(|i| i.value.to_vec()),
+        Some(b"after".to_vec()),
+        "after compaction and reopening: {:?}",
+        store.recovery_report()
+    );
+}
+
+/// A clear of one namespace makes moot the lost records of that namespace only.
+#[test]
+fn a_clear_of_another_namespace_does_not_make_a_lost_key_moot() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        store
+            .put(b"other", b"a", b"1", PutOptions::default())
+            .expect("put");
+        store
+            .put(b"mine", b"k", b"old-value", PutOptions::default())
+            .expect("put");
+        store
+            .put(b"mine", b"k", b"new-value", PutOptions::default())
+            .expect("put");
+        assert!(store.clear_namespace(b"other").expect("clear"));
+    }
+    damage_record(&fs, b"new-value");
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(report.keys_lost, 1, "{report:?}");
+    assert!(
+        matches!(store.get(b"mine", b"k"), Err(ReadError::Lost { .. })),
+        "the newest record of k is lost: never answer the older value"
+    );
+}
+
+/// A namespace whose create is lost and of which no item survived is not rebuilt, even if
+/// a clear of it survived: a lost mark does not say whether the lost record created or
+/// dropped the namespace, and only surviving items prove that it still exists.
+#[test]
+fn a_namespace_whose_create_is_lost_and_no_item_survived_is_not_listed() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        store
+            .put(b"kept", b"a", b"1", PutOptions::default())
+            .expect("put");
+        assert!(store.create_namespace(b"only-created").expect("create"));
+        assert!(store.clear_namespace(b"only-created").expect("clear"));
+    }
+    damage_record(&fs, b"only-created");
+    let store = open(&fs);
+    let report = store.recovery_report();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_eq!(report.damaged[0].records, Some(1), "{report:?}");
+    assert!(store.namespace(b"only-created").is_none());
+    assert!(store.namespace(b"kept").is_some());
+}
+
+fn open_at(fs: &SimFs, clock: &ManualClock) -> Store {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .clock(clock.clone())
+        .open(DIR)
+        .expect("open")
+}
+
+/// Recovery notes, per segment, the latest expiry of its puts and whether it holds puts at
+/// all: a segment of expired puts whose only older neighbour holds no put is deleted
+/// without being read, and a later segment of puts that never expire is kept.
+#[test]
+fn recovered_segments_know_their_expiry_and_that_they_hold_no_puts() {
+    let fs = SimFs::new();
+    let clock = ManualClock::new(1_000_000);
+    {
+        let store = open_at(&fs, &clock);
+        assert!(store.create_namespace(b"ns").expect("create"));
+    }
+    {
+        let store = open_at(&fs, &clock);
+        for i in 0..5u32 {
+            store
+                .put(
+                    b"ns",
+                    &i.to_le_bytes(),
+                    b"short-lived",
+                    PutOptions::expiring_at(2_000_000),
+                )
+                .expect("put");
+        }
+    }
+    {
+        // A segment of puts that never expire: never "wholly expired".
+        let store = open_at(&fs, &clock);
+        store
+            .put(b"ns", b"forever", b"v", PutOptions::default())
+            .expect("put");
+    }
+    for with_hints in [true, false] {
+        let image = fs.crash_image_now(Torn::No);
+        if !with_hints {
+            remove_hints(&image);
+        }
+        let clock = ManualClock::new(3_000_000);
+        let store = open_at(&image, &clock);
+        let report = store.compact().expect("compact");
+        assert_eq!(
+            report.segments_deleted_unread, 1,
+            "hints {with_hints}: {report:?}"
+        );
+        assert_eq!(
+            store.keys(b"ns").collect::<Vec<_>>(),
+            vec![b"forever".to_vec()]
+        );
+    }
+}
+
+/// A segment of expired puts is not deleted unread while an older segment holds a put of
+/// the same key: the older value would come back.
+#[test]
+fn recovered_segments_that_hold_puts_block_the_unread_deletion_of_newer_expired_ones() {
+    let fs = SimFs::new();
+    let clock = ManualClock::new(1_000_000);
+    {
+        let store = open_at(&fs, &clock);
+        store
+            .put(b"ns", b"k", b"old-value", PutOptions::default())
+            .expect("put");
+        // Live neighbours keep this segment from being worth rewriting.
+        for i in 0..20u32 {
+            store
+                .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
+                .expect("put");
+        }
+    }
+    {
+        let store = open_at(&fs, &clock);
+        store
+            .put(
+                b"ns",
+                b"k",
+                b"new-value",
+                PutOptions::expiring_at(2_000_000),
+            )
+            .expect("put");
+    }
+    clock.set_ms(3_000_000);
+    let store = open_at(&fs, &clock);
+    let report = store.compact_dead_over(0.9).expect("compact");
+    assert_eq!(report.segments_deleted_unread, 0, "{report:?}");
+    assert_eq!(store.get(b"ns", b"k").expect("read"), None);
+    // The puts that never expire are all still there.
+    assert_eq!(store.keys(b"ns").count(), 20);
+    drop(store);
+    let store = open_at(&fs, &clock);
+    assert_eq!(
+        store.get(b"ns", b"k").expect("read"),
+        None,
+        "the expired value hid the older one, and still does"
+    );
+}
