@@ -861,8 +861,11 @@ impl Store {
     pub fn stats(&self) -> Stats {
         let inner = self.inner();
         let now = inner.now();
+        // Never waits: a spare being written is not ready yet.
+        let spare_ready = inner.spare_ready.try_lock().is_some_and(|ready| *ready);
         let st = inner.state.read();
         let mut stats = Stats {
+            spare_ready,
             namespaces: st.namespaces.len() as u64,
             segments: st.segments.len() as u64,
             index_bytes: st.heap_bytes(),

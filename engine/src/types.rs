@@ -310,6 +310,9 @@ pub struct Stats {
     pub lost_reads: u64,
     /// Records that compaction could not copy out of damaged segments since open.
     pub damaged_records_dropped: u64,
+    /// Whether a pre-written spare segment is ready for the next rollover (durable stores
+    /// only; `false` while the background thread is still writing it).
+    pub spare_ready: bool,
 }
 
 /// Buckets of [`Stats::fsync_batches`]: bounds 1, 2, 4, … 2^14, then unbounded.

@@ -571,7 +571,7 @@ fn durable_stores_roll_over_into_prewritten_spare_segments() -> TestResult {
             .compaction_interval(Some(Duration::from_secs(3600)))
             .open(dir.path())?;
         // Once the active segment is half full, the background thread writes a spare; wait
-        // (bounded) until it exists.
+        // (bounded) until it is ready.
         for i in 0..150u32 {
             store.put(
                 b"ns",
@@ -582,11 +582,11 @@ fn durable_stores_roll_over_into_prewritten_spare_segments() -> TestResult {
         }
         let spare = dir.path().join("spare-segment.tmp");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !spare.exists() && std::time::Instant::now() < deadline {
+        while !store.stats().spare_ready && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(spare.exists(), "no spare segment was prepared");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(store.stats().spare_ready, "no spare segment was prepared");
+        assert!(spare.exists());
         let mut batch = ttlcask_engine::WriteBatch::new();
         for i in 0..400u32 {
             batch.put(b"ns", &i.to_be_bytes(), &[9; 200], PutOptions::default());

@@ -66,7 +66,8 @@ fn segments(fs: &SimFs) -> Vec<String> {
 }
 
 /// Fills the active segment past half, then waits (bounded) for the background thread to
-/// write the spare.
+/// finish the spare (the file exists while it is still being written: a rollover then makes
+/// a segment of its own).
 fn store_with_a_spare(fs: &SimFs) -> Store {
     let store = builder(fs, Durability::Always)
         .compaction_interval(Some(Duration::from_secs(3600)))
@@ -79,10 +80,11 @@ fn store_with_a_spare(fs: &SimFs) -> Store {
     }
     assert_eq!(segments(fs).len(), 1, "still in the first segment");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !spare_exists(fs) && Instant::now() < deadline {
+    while !store.stats().spare_ready && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(spare_exists(fs), "no spare segment was prepared");
+    assert!(store.stats().spare_ready, "no spare segment was prepared");
+    assert!(spare_exists(fs));
     store
 }
 
@@ -98,6 +100,7 @@ fn a_rollover_adopts_the_spare_segment() {
             .expect("put");
         i += 1;
     }
+    assert!(!store.stats().spare_ready, "the spare was used");
     assert!(
         !spare_exists(&fs),
         "the new segment is the spare, renamed: {:?}",
