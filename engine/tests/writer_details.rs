@@ -141,3 +141,232 @@ fn a_write_larger_than_a_segment_leaves_the_spare_for_later() {
         10_000
     );
 }
+
+/// The callback of a deferred write that an earlier fsync already covered runs at once, in
+/// the caller's thread: no hand-off to the sync thread for what is already durable.
+#[test]
+fn a_deferred_write_already_synced_is_acknowledged_at_once() {
+    let fs = SimFs::new();
+    let store = builder(&fs, Durability::Always).open(DIR).expect("open");
+    let (version, ticket) = store
+        .try_put_deferred(b"ns", b"k", b"v", PutOptions::default(), None)
+        .expect("appended");
+    assert!(version.is_some());
+    store.sync().expect("sync");
+    let caller = std::thread::current().id();
+    let ran_in = Arc::new(std::sync::Mutex::new(None));
+    let slot = ran_in.clone();
+    store.when_durable(ticket, move |r| {
+        r.expect("durable");
+        *slot.lock().expect("lock") = Some(std::thread::current().id());
+    });
+    assert_eq!(*ran_in.lock().expect("lock"), Some(caller));
+}
+
+/// A failure other than a full disk while starting a segment poisons the store; a full
+/// disk does not.
+#[test]
+fn only_a_full_disk_spares_the_store_when_a_segment_cannot_be_started() {
+    for (kind, full) in [
+        (std::io::ErrorKind::Other, false),
+        (std::io::ErrorKind::StorageFull, true),
+    ] {
+        let fs = SimFs::new();
+        let store = builder(&fs, Durability::Always).open(DIR).expect("open");
+        store
+            .put(b"ns", b"first", &[1; 3000], PutOptions::default())
+            .expect("put");
+        fs.fail_writes(Some(kind));
+        let err = store
+            .put(b"ns", b"second", &[2; 3000], PutOptions::default())
+            .expect_err("no segment can be started");
+        let health = store.health();
+        if full {
+            assert!(
+                matches!(err, ttlcask_engine::WriteError::DiskFull(_)),
+                "{err}"
+            );
+            assert!(health.disk_full && health.poisoned.is_none(), "{health:?}");
+        } else {
+            assert!(matches!(err, ttlcask_engine::WriteError::Io(_)), "{err}");
+            assert!(!health.disk_full && health.poisoned.is_some(), "{health:?}");
+        }
+    }
+}
+
+/// Where the file system cannot say how much is free, a store that just found no space
+/// waits a little before trying to start a segment again (refusing writes at once in
+/// between), then tries again by itself.
+#[test]
+fn after_running_out_of_space_a_new_segment_is_tried_again_after_a_pause() {
+    let fs = SimFs::new();
+    let store = builder(&fs, Durability::Always).open(DIR).expect("open");
+    store
+        .put(b"ns", b"first", &[1; 3000], PutOptions::default())
+        .expect("put");
+    fs.fail_writes(Some(std::io::ErrorKind::StorageFull));
+    let full = |r: Result<u64, ttlcask_engine::WriteError>| {
+        matches!(r, Err(ttlcask_engine::WriteError::DiskFull(_)))
+    };
+    assert!(full(store.put(
+        b"ns",
+        b"second",
+        &[2; 3000],
+        PutOptions::default()
+    )));
+    // Space is back, but the store does not ask again so soon.
+    fs.fail_writes(None);
+    let ops = fs.ops();
+    assert!(full(store.put(
+        b"ns",
+        b"second",
+        &[2; 3000],
+        PutOptions::default()
+    )));
+    assert_eq!(fs.ops(), ops, "refused without touching the file system");
+    std::thread::sleep(Duration::from_millis(300));
+    store
+        .put(b"ns", b"second", &[2; 3000], PutOptions::default())
+        .expect("tried again after the pause");
+    assert!(!store.health().disk_full);
+}
+
+fn segment_sizes(fs: &SimFs) -> Vec<usize> {
+    segments(fs)
+        .iter()
+        .map(|n| fs.read(&Path::new(DIR).join(n)).expect("read").len())
+        .collect()
+}
+
+/// With less free space than a segment, the next segment is made smaller (halving), not
+/// refused, as long as the write fits.
+#[test]
+fn short_of_space_for_a_whole_segment_a_smaller_one_is_started() {
+    const SEGMENT: u64 = 64 << 10;
+    let fs = SimFs::new();
+    let store = builder(&fs, Durability::Always)
+        .segment_size(SEGMENT)
+        .open(DIR)
+        .expect("open");
+    // Room for the active segment, the space reserve and 20 KiB more.
+    fs.set_capacity(Some(fs.used() + (20 << 10)));
+    let mut i = 0u32;
+    while segments(&fs).len() < 2 {
+        store
+            .put(b"ns", &i.to_le_bytes(), &[3; 500], PutOptions::default())
+            .expect("the next segment fits, smaller");
+        i += 1;
+    }
+    let sizes = segment_sizes(&fs);
+    assert_eq!(sizes[1] as u64, SEGMENT / 4, "{sizes:?}");
+}
+
+/// On a full disk, deletes may take the tombstone part of the space reserve for a new
+/// segment once the active one is full: they never fail for want of space.
+#[test]
+fn deletes_on_a_full_disk_take_the_tombstone_part_of_the_space_reserve() {
+    const SEGMENT: u64 = 64 << 10;
+    let fs = SimFs::new();
+    fs.set_capacity(Some(3 * SEGMENT + SEGMENT / 2));
+    let store = builder(&fs, Durability::Always)
+        .segment_size(SEGMENT)
+        .open(DIR)
+        .expect("open");
+    let reserve = || {
+        fs.read(&Path::new(DIR).join("space-reserve.tmp"))
+            .map(|b| b.len() as u64)
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        reserve(),
+        SEGMENT + SEGMENT / 4,
+        "the whole reserve is made"
+    );
+    let mut stored = Vec::new();
+    loop {
+        let key = (stored.len() as u32).to_le_bytes();
+        match store.put(b"ns", &key, &[4; 300], PutOptions::default()) {
+            Ok(_) => stored.push(key),
+            Err(ttlcask_engine::WriteError::DiskFull(_)) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(stored.len() > 300, "{} stored", stored.len());
+    for (n, key) in stored[..180].iter().enumerate() {
+        let r = store.delete(b"ns", key);
+        assert!(
+            r.is_ok(),
+            "delete {n}: {r:?}; reserve {}, free {:?}, segments {:?}",
+            reserve(),
+            fs.free_space(Path::new(DIR)),
+            segment_sizes(&fs)
+        );
+    }
+    assert_eq!(reserve(), SEGMENT, "the tombstone part was given up");
+    drop(store);
+    let store = builder(&fs, Durability::Always)
+        .segment_size(SEGMENT)
+        .open(DIR)
+        .expect("reopen");
+    assert_eq!(store.get(b"ns", &stored[0]).expect("read"), None);
+    assert_eq!(store.keys(b"ns").count(), stored.len() - 180);
+}
+
+/// An increment reads the record the index names only if it is that key's indexed version:
+/// a hint that points the newest version at an older record of the same key (its CRC made
+/// valid) gets an error, never the older value plus one.
+#[test]
+fn an_increment_never_adds_to_a_record_of_another_version() {
+    let fs = SimFs::new();
+    {
+        let store = builder(&fs, Durability::Always).open(DIR).expect("open");
+        store
+            .put(b"ns", b"n", b"1", PutOptions::default())
+            .expect("put");
+        store
+            .put(b"ns", b"n", b"5", PutOptions::default())
+            .expect("put");
+    }
+    let hint = fs
+        .list(Path::new(DIR))
+        .expect("list")
+        .into_iter()
+        .find(|n| n.ends_with(".hint"))
+        .expect("a hint");
+    let path = Path::new(DIR).join(&hint);
+    let mut bytes = fs.read(&path).expect("read");
+    // Records: offset, op, kind, namespace length, key length, value length, horizon,
+    // version, expiry, then namespace and key.
+    let mut at = 24;
+    let mut offsets = Vec::new();
+    while at < bytes.len() - 4 {
+        let ns = usize::from(u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]));
+        let key = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+        if &bytes[at + 36 + ns..at + 36 + ns + key] == b"n" {
+            offsets.push(at);
+        }
+        at += 36 + ns + key;
+    }
+    assert_eq!(offsets.len(), 2, "both puts of n are in the hint");
+    let older = bytes[offsets[0]..offsets[0] + 4].to_vec();
+    bytes[offsets[1]..offsets[1] + 4].copy_from_slice(&older);
+    let end = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+    let f = fs.open(&path).expect("open hint");
+    f.write_at(&bytes, 0).expect("write");
+    f.sync().expect("sync");
+
+    let store = builder(&fs, Durability::Always).open(DIR).expect("reopen");
+    assert_eq!(store.recovery_report().segments_from_hints, 1);
+    assert!(
+        store.get(b"ns", b"n").is_err(),
+        "the record is not version 2's"
+    );
+    assert!(
+        store
+            .increment(b"ns", b"n", 1, PutOptions::default())
+            .is_err(),
+        "an increment must not add to the older value"
+    );
+}
