@@ -377,6 +377,7 @@ mod tests {
             base_version: 1,
             format: FORMAT_VERSION,
             salt,
+            entry_layout: crate::format::ENTRY_LAYOUT,
         };
         let mut bytes = encode_segment_header(&header).to_vec();
         let mut version = 1;
@@ -857,6 +858,7 @@ mod tests {
                 base_version: 0,
                 format: FORMAT_V1,
                 salt: 0,
+                entry_layout: crate::format::ENTRY_LAYOUT,
             },
             frames: frames.to_vec(),
             data_end: 0,
