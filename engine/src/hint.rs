@@ -1,46 +1,62 @@
-//! Hint files: for a sealed segment, every entry's header and key without the value, so
-//! that opening the store does not read values.
+//! Hint files: for a sealed segment, every entry's header fields and key without the value,
+//! so that opening the store does not read values.
+//!
+//! Version 2 (written since format 2's entry layout 1; about a fifth of the size of
+//! version 1):
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"TTLCHNT\0"` |
-//! | 8 | 4 | format version |
+//! | 8 | 4 | hint version (2) |
 //! | 12 | 4 | segment id |
 //! | 16 | 8 | data length of the segment the hint describes |
-//! | 24 | … | records, back to back |
+//! | 24 | 4 | records |
+//! | 28 | 4 | namespaces in the table |
+//! | 32 | … | namespace table: per namespace a varint length and its bytes |
+//! | … | … | records, back to back |
 //! | end−4 | 4 | CRC32 of every byte before it |
 //!
-//! A record:
+//! A record (varints are LEB128; "delta" fields are zigzag varints of the difference to the
+//! same field of the record before, wrapping, so any value round-trips):
 //!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 4 | entry offset in the segment |
-//! | 4 | 1 | op |
-//! | 5 | 1 | value kind |
-//! | 6 | 2 | namespace length |
-//! | 8 | 4 | key length |
-//! | 12 | 4 | value length |
-//! | 16 | 4 | horizon |
-//! | 20 | 8 | version |
-//! | 28 | 8 | expiry (ms, 0 = never) |
-//! | 36 | … | namespace, key |
+//! | field | encoding |
+//! |---|---|
+//! | flags | one byte: op (bits 0–2), has expiry (bit 3), kind (bits 4–7; 15 = a kind byte follows) |
+//! | kind | one byte, only if the flags say so |
+//! | offset | delta to the end of the record before's entry (0 for entries back to back) |
+//! | namespace | varint index into the table |
+//! | key length, key | varint, bytes |
+//! | value length | varint |
+//! | version | delta to the version of the record before |
+//! | horizon | zigzag varint of horizon − segment id (wrapping, 32 bits) |
+//! | expiry | delta to the last expiry before (0 at the start), only if the flags say so |
+//!
+//! Version 1 (read, never written any more) had a fixed 36-byte record header
+//! (offset u32, op u8, kind u8, namespace length u16, key length u32, value length u32,
+//! horizon u32, version u64, expiry u64) followed by the namespace and the key, after a
+//! 24-byte file header without the record and namespace counts.
 //!
 //! A hint is written to a temporary file, synced and renamed into place, so a half-written
-//! hint is never seen under its real name; one whose CRC or data length does not match is
-//! ignored and the segment is scanned instead.
+//! hint is never seen under its real name; one whose CRC, data length or record count does
+//! not match is ignored and the segment is scanned instead.
 
+use std::collections::HashMap;
 use std::mem::size_of;
 
 use crate::format::{self, read_u16, read_u32, read_u64, DecodeError, EntryMeta, Op};
 
-/// Layout version of hint files (independent of the segment format: segments of format 1
-/// and 2 have the same entries, so their hints are alike).
-pub const HINT_VERSION: u32 = 1;
+/// Layout version of the hint files written (independent of the segment format: segments of
+/// format 1 and 2 have the same entries, so their hints are alike). Version 1 is still read.
+pub const HINT_VERSION: u32 = 2;
+const HINT_V1: u32 = 1;
 const HINT_MAGIC: [u8; 8] = *b"TTLCHNT\0";
 const FORMAT_OFFSET: usize = HINT_MAGIC.len();
 const SEGMENT_ID_OFFSET: usize = FORMAT_OFFSET + size_of::<u32>();
 const DATA_LEN_OFFSET: usize = SEGMENT_ID_OFFSET + size_of::<u32>();
-const HINT_HEADER_LEN: usize = DATA_LEN_OFFSET + size_of::<u64>();
+const V1_HEADER_LEN: usize = DATA_LEN_OFFSET + size_of::<u64>();
+const RECORDS_OFFSET: usize = V1_HEADER_LEN;
+const NAMESPACES_OFFSET: usize = RECORDS_OFFSET + size_of::<u32>();
+const HINT_HEADER_LEN: usize = NAMESPACES_OFFSET + size_of::<u32>();
 const CRC_LEN: usize = size_of::<u32>();
 
 const REC_OFFSET: usize = 0;
@@ -53,6 +69,12 @@ const REC_HORIZON: usize = REC_VALUE_LEN + size_of::<u32>();
 const REC_VERSION: usize = REC_HORIZON + size_of::<u32>();
 const REC_EXPIRES: usize = REC_VERSION + size_of::<u64>();
 const REC_HEADER_LEN: usize = REC_EXPIRES + size_of::<u64>();
+
+const FLAG_OP: u8 = 0b0111;
+const FLAG_EXPIRES: u8 = 0b1000;
+const KIND_SHIFT: u32 = 4;
+/// Kind bits meaning "a kind byte follows".
+const KIND_FOLLOWS: u8 = 0x0f;
 
 /// One entry as a hint describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,51 +100,175 @@ impl HintEntry<'_> {
             self.value_len as usize,
         )
     }
+
+    /// Where the entry ends in the segment.
+    fn end(&self) -> u64 {
+        u64::from(self.offset) + self.entry_len() as u64
+    }
+}
+
+/// What each record is encoded against: the same fields of the record before.
+#[derive(Debug, Default, Clone, Copy)]
+struct Previous {
+    end: u64,
+    version: u64,
+    expires_ms: u64,
 }
 
 /// Builds the bytes of a hint file.
 #[derive(Debug)]
 pub struct HintWriter {
-    buf: Vec<u8>,
+    segment_id: u32,
+    data_len: u64,
+    records: u32,
+    /// Names in the order they were first used; a record names its namespace's index.
+    namespaces: Vec<Vec<u8>>,
+    ids: HashMap<Vec<u8>, u32>,
+    /// The namespace of the record before, the usual one of the next.
+    last_namespace: Option<u32>,
+    prev: Previous,
+    body: Vec<u8>,
 }
 
 impl HintWriter {
     /// Starts the hint of segment `segment_id` whose data is `data_len` bytes long.
     pub fn new(segment_id: u32, data_len: u64) -> Self {
-        let mut buf = Vec::with_capacity(4096);
-        buf.extend_from_slice(&HINT_MAGIC);
-        buf.extend_from_slice(&HINT_VERSION.to_le_bytes());
-        buf.extend_from_slice(&segment_id.to_le_bytes());
-        buf.extend_from_slice(&data_len.to_le_bytes());
-        Self { buf }
+        Self {
+            segment_id,
+            data_len,
+            records: 0,
+            namespaces: Vec::new(),
+            ids: HashMap::new(),
+            last_namespace: None,
+            prev: Previous::default(),
+            body: Vec::with_capacity(4096),
+        }
+    }
+
+    fn namespace_id(&mut self, name: &[u8]) -> u32 {
+        if let Some(id) = self.last_namespace {
+            if self.namespaces[id as usize] == name {
+                return id;
+            }
+        }
+        let next = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
+        let id = *self.ids.entry(name.to_vec()).or_insert(next);
+        if id == next {
+            self.namespaces.push(name.to_vec());
+        }
+        self.last_namespace = Some(id);
+        id
     }
 
     /// Adds one entry.
     pub fn push(&mut self, e: &HintEntry<'_>) {
-        let b = &mut self.buf;
-        b.extend_from_slice(&e.offset.to_le_bytes());
-        b.push(e.meta.op as u8);
-        b.push(e.meta.kind);
-        b.extend_from_slice(
-            &u16::try_from(e.namespace.len())
-                .unwrap_or(u16::MAX)
-                .to_le_bytes(),
+        let ns = self.namespace_id(e.namespace);
+        let meta = &e.meta;
+        let b = &mut self.body;
+        let has_expiry = meta.expires_ms != 0;
+        let kind_bits = meta.kind.min(KIND_FOLLOWS);
+        b.push(meta.op as u8 | if has_expiry { FLAG_EXPIRES } else { 0 } | kind_bits << KIND_SHIFT);
+        if kind_bits == KIND_FOLLOWS {
+            b.push(meta.kind);
+        }
+        put_varint(
+            b,
+            zigzag(u64::from(e.offset).wrapping_sub(self.prev.end) as i64),
         );
-        b.extend_from_slice(&u32::try_from(e.key.len()).unwrap_or(u32::MAX).to_le_bytes());
-        b.extend_from_slice(&e.value_len.to_le_bytes());
-        b.extend_from_slice(&e.meta.horizon.to_le_bytes());
-        b.extend_from_slice(&e.meta.version.to_le_bytes());
-        b.extend_from_slice(&e.meta.expires_ms.to_le_bytes());
-        b.extend_from_slice(e.namespace);
+        put_varint(b, u64::from(ns));
+        put_varint(b, e.key.len() as u64);
         b.extend_from_slice(e.key);
+        put_varint(b, u64::from(e.value_len));
+        put_varint(
+            b,
+            zigzag(meta.version.wrapping_sub(self.prev.version) as i64),
+        );
+        put_varint(
+            b,
+            zigzag(i64::from(meta.horizon.wrapping_sub(self.segment_id) as i32)),
+        );
+        if has_expiry {
+            put_varint(
+                b,
+                zigzag(meta.expires_ms.wrapping_sub(self.prev.expires_ms) as i64),
+            );
+            self.prev.expires_ms = meta.expires_ms;
+        }
+        self.prev.end = e.end();
+        self.prev.version = meta.version;
+        self.records = self.records.saturating_add(1);
     }
 
     /// The finished bytes, CRC appended.
-    pub fn finish(mut self) -> Vec<u8> {
-        let crc = crc32fast::hash(&self.buf);
-        self.buf.extend_from_slice(&crc.to_le_bytes());
-        self.buf
+    pub fn finish(self) -> Vec<u8> {
+        let table: usize = self.namespaces.iter().map(|n| n.len() + 3).sum();
+        let mut buf = Vec::with_capacity(HINT_HEADER_LEN + table + self.body.len() + CRC_LEN);
+        buf.extend_from_slice(&HINT_MAGIC);
+        buf.extend_from_slice(&HINT_VERSION.to_le_bytes());
+        buf.extend_from_slice(&self.segment_id.to_le_bytes());
+        buf.extend_from_slice(&self.data_len.to_le_bytes());
+        buf.extend_from_slice(&self.records.to_le_bytes());
+        let namespaces = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
+        buf.extend_from_slice(&namespaces.to_le_bytes());
+        for name in &self.namespaces {
+            put_varint(&mut buf, name.len() as u64);
+            buf.extend_from_slice(name);
+        }
+        buf.extend_from_slice(&self.body);
+        let crc = crc32fast::hash(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        buf
     }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a varint from the front of `b`, advancing it.
+///
+/// # Errors
+/// [`DecodeError::Truncated`] if `b` ends inside it, [`DecodeError::BadField`] past 64 bits.
+fn take_varint(b: &mut &[u8]) -> Result<u64, DecodeError> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        let bits = u64::from(byte & 0x7f);
+        if i == 9 && byte > 1 {
+            return Err(DecodeError::BadField);
+        }
+        v |= bits << (7 * i);
+        if byte < 0x80 {
+            *b = &b[i + 1..];
+            return Ok(v);
+        }
+    }
+    Err(if b.len() < 10 {
+        DecodeError::Truncated
+    } else {
+        DecodeError::BadField
+    })
+}
+
+fn take_bytes<'a>(b: &mut &'a [u8], len: u64) -> Result<&'a [u8], DecodeError> {
+    let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
+    if b.len() < len {
+        return Err(DecodeError::Truncated);
+    }
+    let (taken, rest) = b.split_at(len);
+    *b = rest;
+    Ok(taken)
 }
 
 /// A checked hint file.
@@ -132,7 +278,10 @@ pub struct Hint<'a> {
     pub segment_id: u32,
     /// Data length of that segment.
     pub data_len: u64,
-    records: &'a [u8],
+    /// Records it holds (version 2; `None` for version 1, which does not say).
+    pub records: Option<u32>,
+    namespaces: Vec<&'a [u8]>,
+    body: &'a [u8],
 }
 
 /// Checks the header and CRC of hint bytes.
@@ -140,47 +289,149 @@ pub struct Hint<'a> {
 /// # Errors
 /// [`DecodeError::Truncated`], [`DecodeError::BadHeader`] or [`DecodeError::BadChecksum`].
 pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
-    if bytes.len() < HINT_HEADER_LEN + CRC_LEN {
+    if bytes.len() < V1_HEADER_LEN + CRC_LEN {
         return Err(DecodeError::Truncated);
     }
-    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || read_u32(bytes, FORMAT_OFFSET) != HINT_VERSION {
+    let version = read_u32(bytes, FORMAT_OFFSET);
+    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || !matches!(version, HINT_V1 | HINT_VERSION) {
         return Err(DecodeError::BadHeader);
     }
     let body_end = bytes.len() - CRC_LEN;
     if crc32fast::hash(&bytes[..body_end]) != read_u32(bytes, body_end) {
         return Err(DecodeError::BadChecksum);
     }
-    Ok(Hint {
+    let mut hint = Hint {
         segment_id: read_u32(bytes, SEGMENT_ID_OFFSET),
         data_len: read_u64(bytes, DATA_LEN_OFFSET),
-        records: &bytes[HINT_HEADER_LEN..body_end],
-    })
+        records: None,
+        namespaces: Vec::new(),
+        body: &bytes[V1_HEADER_LEN..body_end],
+    };
+    if version == HINT_V1 {
+        return Ok(hint);
+    }
+    if body_end < HINT_HEADER_LEN {
+        return Err(DecodeError::Truncated);
+    }
+    hint.records = Some(read_u32(bytes, RECORDS_OFFSET));
+    let namespaces = read_u32(bytes, NAMESPACES_OFFSET) as usize;
+    let mut rest = &bytes[HINT_HEADER_LEN..body_end];
+    // Each name takes at least its length byte: a count beyond the bytes left is damage.
+    if namespaces > rest.len() {
+        return Err(DecodeError::Truncated);
+    }
+    hint.namespaces.reserve_exact(namespaces);
+    for _ in 0..namespaces {
+        let len = take_varint(&mut rest)?;
+        hint.namespaces.push(take_bytes(&mut rest, len)?);
+    }
+    hint.body = rest;
+    Ok(hint)
 }
 
 impl<'a> Hint<'a> {
     /// Every entry; an error ends the iteration (the caller then distrusts the hint).
     pub fn entries(&self) -> impl Iterator<Item = Result<HintEntry<'a>, DecodeError>> + 'a {
-        let mut rest = self.records;
+        let mut rest = self.body;
+        let namespaces = self.namespaces.clone();
+        let mut left = self.records;
+        let (segment_id, v1) = (self.segment_id, self.records.is_none());
+        let mut prev = Previous::default();
         std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let parsed = parse_record(rest);
-            match parsed {
-                Ok((entry, used)) => {
+            let parsed = if v1 {
+                if rest.is_empty() {
+                    return None;
+                }
+                parse_v1_record(rest).map(|(entry, used)| {
                     rest = &rest[used..];
-                    Some(Ok(entry))
+                    entry
+                })
+            } else {
+                match (left, rest.is_empty()) {
+                    (Some(0), true) => return None,
+                    // More bytes than the records the header counts.
+                    (Some(0), false) => Err(DecodeError::BadField),
+                    _ => {
+                        left = left.map(|n| n - 1);
+                        parse_record(&mut rest, &namespaces, segment_id, &mut prev)
+                    }
                 }
-                Err(e) => {
-                    rest = &[];
-                    Some(Err(e))
-                }
+            };
+            if parsed.is_err() {
+                rest = &[];
+                left = Some(0);
             }
+            Some(parsed)
         })
     }
 }
 
-fn parse_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
+fn op_from(byte: u8) -> Result<Op, DecodeError> {
+    Ok(match byte {
+        1 => Op::Put,
+        2 => Op::Tombstone,
+        3 => Op::CreateNamespace,
+        4 => Op::ClearNamespace,
+        5 => Op::DropNamespace,
+        _ => return Err(DecodeError::BadField),
+    })
+}
+
+fn parse_record<'a>(
+    b: &mut &'a [u8],
+    namespaces: &[&'a [u8]],
+    segment_id: u32,
+    prev: &mut Previous,
+) -> Result<HintEntry<'a>, DecodeError> {
+    let (&flags, rest) = b.split_first().ok_or(DecodeError::Truncated)?;
+    *b = rest;
+    let op = op_from(flags & FLAG_OP)?;
+    let mut kind = flags >> KIND_SHIFT;
+    if kind == KIND_FOLLOWS {
+        kind = take_bytes(b, 1)?[0];
+    }
+    let offset = prev.end.wrapping_add(unzigzag(take_varint(b)?) as u64);
+    let offset = u32::try_from(offset).map_err(|_| DecodeError::BadField)?;
+    let namespace = usize::try_from(take_varint(b)?)
+        .ok()
+        .and_then(|i| namespaces.get(i))
+        .ok_or(DecodeError::BadField)?;
+    let key_len = take_varint(b)?;
+    let key = take_bytes(b, key_len)?;
+    let value_len = u32::try_from(take_varint(b)?).map_err(|_| DecodeError::BadField)?;
+    let version = prev.version.wrapping_add(unzigzag(take_varint(b)?) as u64);
+    if version >= format::VERSION_LIMIT {
+        return Err(DecodeError::BadField);
+    }
+    let horizon = i32::try_from(unzigzag(take_varint(b)?)).map_err(|_| DecodeError::BadField)?;
+    let expires_ms = if flags & FLAG_EXPIRES != 0 {
+        prev.expires_ms
+            .wrapping_add(unzigzag(take_varint(b)?) as u64)
+    } else {
+        0
+    };
+    let entry = HintEntry {
+        offset,
+        meta: EntryMeta {
+            op,
+            kind,
+            horizon: segment_id.wrapping_add(horizon as u32),
+            version,
+            expires_ms,
+        },
+        namespace,
+        key,
+        value_len,
+    };
+    prev.end = entry.end();
+    prev.version = version;
+    if expires_ms != 0 {
+        prev.expires_ms = expires_ms;
+    }
+    Ok(entry)
+}
+
+fn parse_v1_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
     if b.len() < REC_HEADER_LEN {
         return Err(DecodeError::Truncated);
     }
@@ -193,14 +444,7 @@ fn parse_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
     if b.len() < end {
         return Err(DecodeError::Truncated);
     }
-    let op = match b[REC_OP] {
-        1 => Op::Put,
-        2 => Op::Tombstone,
-        3 => Op::CreateNamespace,
-        4 => Op::ClearNamespace,
-        5 => Op::DropNamespace,
-        _ => return Err(DecodeError::BadField),
-    };
+    let op = op_from(b[REC_OP])?;
     if read_u64(b, REC_VERSION) >= format::VERSION_LIMIT {
         return Err(DecodeError::BadField);
     }
@@ -220,14 +464,42 @@ fn parse_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
     Ok((entry, end))
 }
 
+/// Version 1 hint bytes (no longer written by stores): for tests of older data dirs.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn encode_v1(segment_id: u32, data_len: u64, entries: &[HintEntry<'_>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&HINT_MAGIC);
+    b.extend_from_slice(&HINT_V1.to_le_bytes());
+    b.extend_from_slice(&segment_id.to_le_bytes());
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for e in entries {
+        b.extend_from_slice(&e.offset.to_le_bytes());
+        b.push(e.meta.op as u8);
+        b.push(e.meta.kind);
+        let ns_len = u16::try_from(e.namespace.len()).unwrap_or(u16::MAX);
+        b.extend_from_slice(&ns_len.to_le_bytes());
+        b.extend_from_slice(&u32::try_from(e.key.len()).unwrap_or(u32::MAX).to_le_bytes());
+        b.extend_from_slice(&e.value_len.to_le_bytes());
+        b.extend_from_slice(&e.meta.horizon.to_le_bytes());
+        b.extend_from_slice(&e.meta.version.to_le_bytes());
+        b.extend_from_slice(&e.meta.expires_ms.to_le_bytes());
+        b.extend_from_slice(e.namespace);
+        b.extend_from_slice(e.key);
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> Vec<u8> {
-        let mut w = HintWriter::new(3, 1000);
-        for (i, key) in [&b"a"[..], b"bb", b""].iter().enumerate() {
-            w.push(&HintEntry {
+    fn sample_entries() -> Vec<HintEntry<'static>> {
+        [&b"a"[..], b"bb", b""]
+            .iter()
+            .enumerate()
+            .map(|(i, key)| HintEntry {
                 offset: 24 + i as u32 * 100,
                 meta: EntryMeta {
                     op: if key.is_empty() {
@@ -243,9 +515,20 @@ mod tests {
                 namespace: b"ns",
                 key,
                 value_len: 7,
-            });
+            })
+            .collect()
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut w = HintWriter::new(3, 1000);
+        for e in &sample_entries() {
+            w.push(e);
         }
         w.finish()
+    }
+
+    fn sample_v1() -> Vec<u8> {
+        encode_v1(3, 1000, &sample_entries())
     }
 
     #[test]
@@ -292,22 +575,22 @@ mod tests {
         for e in &want {
             w.push(e);
         }
-        let bytes = w.finish();
-        let hint = decode(&bytes).expect("valid hint");
-        assert_eq!(
-            (hint.segment_id, hint.data_len),
-            (0x0102_0304, 0x0A0B_0C0D_0E0F)
-        );
-        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
-        assert_eq!(got, want);
-        assert_eq!(got[4].entry_len(), format::entry_len(6, 5, 0x666A));
+        for bytes in [w.finish(), encode_v1(0x0102_0304, 0x0A0B_0C0D_0E0F, &want)] {
+            let hint = decode(&bytes).expect("valid hint");
+            assert_eq!(
+                (hint.segment_id, hint.data_len),
+                (0x0102_0304, 0x0A0B_0C0D_0E0F)
+            );
+            let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+            assert_eq!(got, want);
+            assert_eq!(got[4].entry_len(), format::entry_len(6, 5, 0x666A));
+        }
     }
 
     /// A record of a header-only entry (empty namespace and key) as the last record: exactly
     /// a record header's worth of bytes is left for it.
     #[test]
     fn a_last_record_without_namespace_or_key_parses() {
-        let mut w = HintWriter::new(1, 100);
         let e = HintEntry {
             offset: 48,
             meta: EntryMeta {
@@ -321,12 +604,15 @@ mod tests {
             key: b"",
             value_len: 0,
         };
+        let bytes = encode_v1(1, 100, std::slice::from_ref(&e));
+        assert_eq!(bytes.len(), V1_HEADER_LEN + REC_HEADER_LEN + CRC_LEN);
+        let mut w = HintWriter::new(1, 100);
         w.push(&e);
-        let bytes = w.finish();
-        assert_eq!(bytes.len(), HINT_HEADER_LEN + REC_HEADER_LEN + CRC_LEN);
-        let hint = decode(&bytes).expect("valid hint");
-        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
-        assert_eq!(got, vec![e]);
+        for bytes in [bytes, w.finish()] {
+            let hint = decode(&bytes).expect("valid hint");
+            let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+            assert_eq!(got, vec![e.clone()]);
+        }
     }
 
     /// Fewer bytes than a header and a CRC, whatever the CRC says: a typed error, never a
@@ -363,10 +649,12 @@ mod tests {
 
     #[test]
     fn another_hint_version_or_magic_is_refused_even_with_a_valid_crc() {
-        let other_version = with_valid_crc(sample(), |b| {
-            b[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&(HINT_VERSION + 1).to_le_bytes());
-        });
-        assert_eq!(decode(&other_version).err(), Some(DecodeError::BadHeader));
+        for version in [0, HINT_VERSION + 1] {
+            let other_version = with_valid_crc(sample(), |b| {
+                b[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&version.to_le_bytes());
+            });
+            assert_eq!(decode(&other_version).err(), Some(DecodeError::BadHeader));
+        }
         let other_magic = with_valid_crc(sample(), |b| b[0] ^= 0x01);
         assert_eq!(decode(&other_magic).err(), Some(DecodeError::BadHeader));
     }
@@ -374,14 +662,14 @@ mod tests {
     /// Records that a valid CRC covers but that do not parse: a typed error, never a panic
     /// (the caller then scans the segment).
     #[test]
-    fn malformed_records_with_a_valid_crc_are_typed_errors() {
+    fn malformed_v1_records_with_a_valid_crc_are_typed_errors() {
         let one = |edit: &dyn Fn(&mut Vec<u8>)| {
-            let bytes = with_valid_crc(sample(), |b| edit(b));
+            let bytes = with_valid_crc(sample_v1(), |b| edit(b));
             let hint = decode(&bytes).expect("header and CRC check");
             let mut errors = hint.entries().filter_map(Result::err);
             errors.next()
         };
-        let first = HINT_HEADER_LEN;
+        let first = V1_HEADER_LEN;
         // A record header cut short, down to a few bytes.
         assert_eq!(
             one(&|b| b.truncate(first + 5)),
@@ -430,7 +718,12 @@ mod tests {
 
     #[test]
     fn any_damage_is_detected() {
-        let bytes = sample();
+        for bytes in [sample(), sample_v1()] {
+            any_damage_of(&bytes);
+        }
+    }
+
+    fn any_damage_of(bytes: &[u8]) {
         for cut in 0..bytes.len() {
             assert!(
                 decode(&bytes[..cut]).is_err(),
@@ -438,9 +731,255 @@ mod tests {
             );
         }
         for i in 0..bytes.len() {
-            let mut bad = bytes.clone();
+            let mut bad = bytes.to_vec();
             bad[i] ^= 1;
             assert!(decode(&bad).is_err(), "flip at {i} accepted");
         }
+    }
+
+    /// A store-like segment: 1,000 entries of 24-byte keys and 150-byte values in one
+    /// namespace, back to back in frames of 50, with sequential versions and expiries a few
+    /// ms apart. Version 2 must stay near the key bytes (the reopen and disk targets of
+    /// ARCHITECTURE.md "Hints") and round-trip.
+    #[test]
+    fn version_2_records_are_compact() {
+        let keys: Vec<Vec<u8>> = (0..1000u32)
+            .map(|i| format!("user:{i:019}").into_bytes())
+            .collect();
+        let mut at = 72u32;
+        let entries: Vec<HintEntry<'_>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                if i % 50 == 0 {
+                    at += 12;
+                }
+                let e = HintEntry {
+                    offset: at,
+                    meta: EntryMeta {
+                        op: Op::Put,
+                        kind: 0,
+                        horizon: 9,
+                        version: 1_000_000 + i as u64,
+                        expires_ms: if i % 3 == 0 {
+                            0
+                        } else {
+                            1_800_000_000_000 + 3 * i as u64
+                        },
+                    },
+                    namespace: b"tenant-acme",
+                    key,
+                    value_len: 150,
+                };
+                at += e.entry_len() as u32;
+                e
+            })
+            .collect();
+        let mut w = HintWriter::new(9, u64::from(at));
+        for e in &entries {
+            w.push(e);
+        }
+        let bytes = w.finish();
+        let per_record = bytes.len() as f64 / 1000.0;
+        assert!(per_record <= 24.0 + 12.0, "{per_record} bytes per record");
+        let v1 = encode_v1(9, u64::from(at), &entries);
+        assert!(
+            bytes.len() * 2 < v1.len(),
+            "{} vs {}",
+            bytes.len(),
+            v1.len()
+        );
+        let hint = decode(&bytes).expect("valid");
+        assert_eq!(hint.records, Some(1000));
+        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+        assert_eq!(got, entries);
+    }
+
+    /// Values at the edges of every delta: offsets going backwards, versions jumping both
+    /// ways across the whole range, horizons far on either side of the segment id, every
+    /// kind, expiries near the top and coming and going, namespaces interleaved.
+    #[test]
+    fn version_2_round_trips_values_at_the_edges() {
+        let spaces: [&[u8]; 4] = [b"a", b"", b"bb", &[0xff; 300]];
+        let entries: Vec<HintEntry<'_>> = (0..40u32)
+            .map(|i| HintEntry {
+                offset: [0, u32::MAX, 7, 1 << 31][i as usize % 4] ^ i,
+                meta: EntryMeta {
+                    op: [
+                        Op::Put,
+                        Op::Tombstone,
+                        Op::CreateNamespace,
+                        Op::ClearNamespace,
+                        Op::DropNamespace,
+                    ][i as usize % 5],
+                    kind: [0, 14, 15, 16, 255, 1][i as usize % 6],
+                    horizon: [0, u32::MAX, 5, 1 << 31, 6][i as usize % 5],
+                    version: [0, format::VERSION_LIMIT - 3, 3, 1 << 40][i as usize % 4]
+                        + u64::from(i % 3),
+                    expires_ms: [0, u64::MAX, 1, u64::MAX - 1, 0, 1_800_000_000_000]
+                        [i as usize % 6],
+                },
+                namespace: spaces[(i as usize * 7 / 3) % 4],
+                key: &[0x80; 200][..(i as usize * 13) % 200],
+                value_len: [0, u32::MAX, 127, 128][i as usize % 4],
+            })
+            .collect();
+        let mut w = HintWriter::new(6, u64::MAX);
+        for e in &entries {
+            w.push(e);
+        }
+        let bytes = w.finish();
+        let hint = decode(&bytes).expect("valid");
+        assert_eq!((hint.segment_id, hint.data_len), (6, u64::MAX));
+        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+        assert_eq!(got, entries);
+    }
+
+    /// One record in namespace `n` with one-byte fields, so each field's place is known:
+    /// flags, offset delta, namespace index, key length, key `k`, value length, version
+    /// delta, horizon, expiry delta.
+    fn one_record() -> Vec<u8> {
+        let mut w = HintWriter::new(5, 100);
+        w.push(&HintEntry {
+            offset: 3,
+            meta: EntryMeta {
+                op: Op::Put,
+                kind: 2,
+                horizon: 5,
+                version: 4,
+                expires_ms: 9,
+            },
+            namespace: b"n",
+            key: b"k",
+            value_len: 1,
+        });
+        w.finish()
+    }
+
+    #[test]
+    fn malformed_v2_hints_with_a_valid_crc_are_typed_errors() {
+        let first = HINT_HEADER_LEN + 2;
+        let body = one_record();
+        assert_eq!(
+            body[first..body.len() - CRC_LEN],
+            [0x21 | FLAG_EXPIRES, 6, 0, 1, b'k', 1, 8, 0, 18]
+        );
+        let entries = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let bytes = with_valid_crc(one_record(), |b| edit(b));
+            decode(&bytes).map(|h| h.entries().collect::<Result<Vec<_>, _>>().map(|v| v.len()))
+        };
+        assert_eq!(entries(&|_| ()), Ok(Ok(1)));
+        // The header counts more records than there are, or fewer.
+        let count = |n: u32| {
+            move |b: &mut Vec<u8>| {
+                b[RECORDS_OFFSET..NAMESPACES_OFFSET].copy_from_slice(&n.to_le_bytes())
+            }
+        };
+        assert_eq!(entries(&count(2)), Ok(Err(DecodeError::Truncated)));
+        assert_eq!(entries(&count(0)), Ok(Err(DecodeError::BadField)));
+        // A namespace table longer than the file, or a name running past it.
+        let spaces = |n: u32| {
+            move |b: &mut Vec<u8>| {
+                b[NAMESPACES_OFFSET..HINT_HEADER_LEN].copy_from_slice(&n.to_le_bytes())
+            }
+        };
+        assert_eq!(
+            entries(&spaces(u32::MAX)).err(),
+            Some(DecodeError::Truncated)
+        );
+        assert_eq!(
+            entries(&|b| b[HINT_HEADER_LEN] = 100).err(),
+            Some(DecodeError::Truncated)
+        );
+        // Two names in the table where there is one: the second runs into the record.
+        assert_ne!(entries(&spaces(2)), Ok(Ok(1)));
+        // A namespace index outside the table, an unknown op, a kind byte missing.
+        assert_eq!(
+            entries(&|b| b[first + 2] = 1),
+            Ok(Err(DecodeError::BadField))
+        );
+        for op in [0, 6, 7] {
+            assert_eq!(
+                entries(&|b| b[first] = (b[first] & !FLAG_OP) | op),
+                Ok(Err(DecodeError::BadField))
+            );
+        }
+        assert_eq!(
+            entries(&|b| {
+                b[first] |= KIND_FOLLOWS << KIND_SHIFT;
+                b.truncate(first + 1);
+            }),
+            Ok(Err(DecodeError::Truncated))
+        );
+        // A key longer than what is left; the record cut anywhere.
+        assert_eq!(
+            entries(&|b| b[first + 3] = 50),
+            Ok(Err(DecodeError::Truncated))
+        );
+        for cut in first..body.len() - CRC_LEN {
+            assert_eq!(
+                entries(&|b| b.truncate(cut)),
+                Ok(Err(DecodeError::Truncated)),
+                "cut at {cut}"
+            );
+        }
+        // A version at the limit the index can hold; an offset past 32 bits; a horizon
+        // past 32 bits; a varint longer than 64 bits.
+        let version_at_limit = |b: &mut Vec<u8>| {
+            let tail = b.split_off(first + 6);
+            put_varint(b, zigzag((format::VERSION_LIMIT) as i64));
+            b.extend_from_slice(&tail[1..]);
+        };
+        assert_eq!(entries(&version_at_limit), Ok(Err(DecodeError::BadField)));
+        let field = |at: usize, v: u64| {
+            move |b: &mut Vec<u8>| {
+                let tail = b.split_off(first + at);
+                put_varint(b, v);
+                b.extend_from_slice(&tail[1..]);
+            }
+        };
+        assert_eq!(
+            entries(&field(1, zigzag(1 << 32))),
+            Ok(Err(DecodeError::BadField))
+        );
+        assert_eq!(
+            entries(&field(7, zigzag(1 << 31))),
+            Ok(Err(DecodeError::BadField))
+        );
+        assert_eq!(entries(&field(5, 1 << 32)), Ok(Err(DecodeError::BadField)));
+        let overlong = |b: &mut Vec<u8>| {
+            let tail = b.split_off(first + 1);
+            b.extend_from_slice(&[0xff; 9]);
+            b.push(0x02);
+            b.extend_from_slice(&tail[1..]);
+        };
+        assert_eq!(entries(&overlong), Ok(Err(DecodeError::BadField)));
+        let ten_bytes = |b: &mut Vec<u8>| {
+            let tail = b.split_off(first + 1);
+            b.extend_from_slice(&[0x80; 9]);
+            b.push(0x01);
+            b.extend_from_slice(&tail[1..]);
+        };
+        // 2^63 as an offset delta: 10 bytes, valid as a varint, too far as an offset.
+        assert_eq!(entries(&ten_bytes), Ok(Err(DecodeError::BadField)));
+    }
+
+    #[test]
+    fn varints_round_trip_and_refuse_bad_encodings() {
+        for v in [0, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            let mut rest = &b[..];
+            assert_eq!(take_varint(&mut rest), Ok(v));
+            assert!(rest.is_empty());
+            let mut short = &b[..b.len() - 1];
+            assert_eq!(take_varint(&mut short), Err(DecodeError::Truncated));
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!((zigzag(-1), zigzag(1)), (1, 2));
+        let mut eleven = &[0x80u8; 11][..];
+        assert_eq!(take_varint(&mut eleven), Err(DecodeError::BadField));
     }
 }

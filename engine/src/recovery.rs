@@ -664,4 +664,64 @@ mod tests {
             b"v5"
         );
     }
+
+    /// Hint files of version 1 (written before hint version 2) are still used at open, and
+    /// the store never needs to rewrite them.
+    #[test]
+    fn version_1_hints_are_still_used() {
+        let fs = SimFs::new();
+        let open = || {
+            Store::builder()
+                .file_system(Arc::new(fs.clone()))
+                .segment_size(4096)
+                .compaction_interval(None)
+                .open("/v1")
+                .expect("open")
+        };
+        {
+            let store = open();
+            for i in 0..200u32 {
+                store
+                    .put(
+                        b"ns",
+                        &i.to_le_bytes(),
+                        &[i as u8; 60],
+                        PutOptions::default(),
+                    )
+                    .expect("put");
+            }
+        }
+        let hints: Vec<String> = fs
+            .list(Path::new("/v1"))
+            .expect("list")
+            .into_iter()
+            .filter(|n| n.ends_with(".hint"))
+            .collect();
+        assert!(hints.len() > 2, "{hints:?}");
+        for name in &hints {
+            let path = Path::new("/v1").join(name);
+            let bytes = fs.read(&path).expect("read");
+            let hint = crate::hint::decode(&bytes).expect("hint");
+            assert_eq!(hint.records.map(|_| ()), Some(()), "written as version 2");
+            let entries: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("entries");
+            let v1 = crate::hint::encode_v1(hint.segment_id, hint.data_len, &entries);
+            fs.remove(&path).expect("remove");
+            write(&fs, &path, &v1);
+        }
+        let store = open();
+        let report = store.recovery_report();
+        assert_eq!(
+            report.segments_from_hints as usize,
+            hints.len(),
+            "{report:?}"
+        );
+        assert!(report.is_clean(), "{report:?}");
+        for i in 0..200u32 {
+            let item = store
+                .get(b"ns", &i.to_le_bytes())
+                .expect("read")
+                .expect("item");
+            assert_eq!(&item.value[..], &[i as u8; 60][..]);
+        }
+    }
 }

@@ -158,8 +158,8 @@ fn dead_and_live_bytes_are_the_same_after_reopening_so_compaction_still_reclaims
 
 /// Offsets of a hint file's fields (see `hint.rs`).
 const HINT_DATA_LEN: std::ops::Range<usize> = 16..24;
-const HINT_FIRST_RECORD: usize = 24;
-const HINT_RECORD_OP: usize = 4;
+/// Hint version 2: the number of records the hint holds.
+const HINT_RECORDS: std::ops::Range<usize> = 24..28;
 
 /// `bytes` of a hint with `edit` applied and its CRC made valid again.
 fn edit_hint(mut bytes: Vec<u8>, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
@@ -206,14 +206,13 @@ fn a_hint_with_a_bad_record_is_dropped_whole_and_counted_once() {
     build(&fs);
     let hint = files(&fs, ".hint")[0].clone();
     let bytes = fs.read(&path(&hint)).expect("read hint");
-    // Walk to the third record and give it an op that does not exist.
-    let mut at = HINT_FIRST_RECORD;
-    for _ in 0..2 {
-        let ns = usize::from(u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]));
-        let key = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
-        at += 36 + ns + key;
-    }
-    let bad = edit_hint(bytes, |b| b[at + HINT_RECORD_OP] = 9);
+    // The header counts one record fewer than the hint holds: every record but the last
+    // is applied before the hint turns out bad.
+    let records = u32::from_le_bytes(bytes[HINT_RECORDS].try_into().expect("4 bytes"));
+    assert!(records > 2, "{records} records");
+    let bad = edit_hint(bytes, |b| {
+        b[HINT_RECORDS].copy_from_slice(&(records - 1).to_le_bytes());
+    });
     rewrite(&fs, &hint, &bad);
     let store = open(&fs);
     let report = store.recovery_report();

@@ -335,25 +335,72 @@ fn an_increment_never_adds_to_a_record_of_another_version() {
         .expect("a hint");
     let path = Path::new(DIR).join(&hint);
     let mut bytes = fs.read(&path).expect("read");
-    // Records: offset, op, kind, namespace length, key length, value length, horizon,
-    // version, expiry, then namespace and key.
-    let mut at = 24;
-    let mut offsets = Vec::new();
-    while at < bytes.len() - 4 {
-        let ns = usize::from(u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]));
-        let key = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
-        if &bytes[at + 36 + ns..at + 36 + ns + key] == b"n" {
-            offsets.push(at);
+    // Hint version 2 (hint.rs): a 32-byte header whose last field counts the namespaces,
+    // the namespace table (varint length, name), then records: flags (op, has expiry,
+    // kind), [kind], offset delta to the end of the entry before (zigzag), namespace index,
+    // key length, key, value length, version delta, horizon, [expiry delta].
+    fn varint(b: &[u8], at: &mut usize) -> u64 {
+        let mut v = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = b[*at];
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
         }
-        at += 36 + ns + key;
+        v
     }
-    assert_eq!(offsets.len(), 2, "both puts of n are in the hint");
-    let older = bytes[offsets[0]..offsets[0] + 4].to_vec();
-    bytes[offsets[1]..offsets[1] + 4].copy_from_slice(&older);
+    let unzigzag = |v: u64| (v >> 1) as i64 ^ -((v & 1) as i64);
+    let mut at = 32;
+    let mut names = Vec::new();
+    for _ in 0..u32::from_le_bytes(bytes[28..32].try_into().expect("4")) {
+        let len = varint(&bytes, &mut at) as usize;
+        names.push(bytes[at..at + len].to_vec());
+        at += len;
+    }
+    // (offset of n's entry, where its offset delta is encoded and how long, end of the entry before)
+    let mut puts_of_n = Vec::new();
+    let mut prev_end = 0u64;
+    while at < bytes.len() - 4 {
+        let flags = bytes[at];
+        at += 1 + usize::from(flags >> 4 == 15);
+        let delta_at = at;
+        let offset = prev_end.wrapping_add(unzigzag(varint(&bytes, &mut at)) as u64);
+        let delta_len = at - delta_at;
+        let ns = &names[varint(&bytes, &mut at) as usize];
+        let key_len = varint(&bytes, &mut at) as usize;
+        let key = bytes[at..at + key_len].to_vec();
+        at += key_len;
+        let value_len = varint(&bytes, &mut at);
+        varint(&bytes, &mut at);
+        varint(&bytes, &mut at);
+        if flags & 8 != 0 {
+            varint(&bytes, &mut at);
+        }
+        if key == b"n" {
+            puts_of_n.push((offset, delta_at, delta_len, prev_end));
+        }
+        prev_end = offset + 40 + (ns.len() + key_len) as u64 + value_len;
+    }
+    assert_eq!(puts_of_n.len(), 2, "both puts of n are in the hint");
+    // The newer put's offset becomes the older one's.
+    let (older_offset, _, _, _) = puts_of_n[0];
+    let (_, delta_at, delta_len, end_before) = puts_of_n[1];
+    let delta = older_offset.wrapping_sub(end_before) as i64;
+    let mut encoded = Vec::new();
+    let mut v = ((delta << 1) ^ (delta >> 63)) as u64;
+    while v >= 0x80 {
+        encoded.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    encoded.push(v as u8);
+    bytes.splice(delta_at..delta_at + delta_len, encoded);
     let end = bytes.len() - 4;
     let crc = crc32fast::hash(&bytes[..end]);
     bytes[end..].copy_from_slice(&crc.to_le_bytes());
-    let f = fs.open(&path).expect("open hint");
+    fs.remove(&path).expect("remove hint");
+    let f = fs.create(&path).expect("create hint");
     f.write_at(&bytes, 0).expect("write");
     f.sync().expect("sync");
 
