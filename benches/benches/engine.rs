@@ -52,6 +52,9 @@ fn main() -> Result<()> {
         durable_ops_64: 1_000_000,
         durable_threads: threads,
         reads: keys.max(10_000),
+        paced_writes: 5_000.0,
+        paced_writers: 8,
+        paced_time: Duration::from_secs(3),
     };
 
     eprintln!("raw limits of the disk under {}", dir.display());

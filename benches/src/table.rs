@@ -94,6 +94,30 @@ pub fn render(all: &[Figures], raw: &RawLimits, keys: u64, threads: usize) -> St
             Some(f.reads_2)
         }),
         row(
+            "random reads, 2 threads ÷ 1 thread",
+            "×",
+            Better::Higher,
+            |f| Some(f.reads_2 / f.reads_1.max(1e-9)),
+        ),
+        row(
+            "random reads, 1 thread, during paced durable writes",
+            "reads/s",
+            Better::Higher,
+            |f| Some(f.reads_during_writes),
+        ),
+        row(
+            "  the same ÷ its read-only rate (1 thread)",
+            "×",
+            Better::Higher,
+            |f| Some(f.reads_during_writes / f.reads_1.max(1e-9)),
+        ),
+        row(
+            "  paced durable writes achieved meanwhile",
+            "writes/s",
+            Better::Higher,
+            |f| Some(f.paced_writes),
+        ),
+        row(
             "durable writes, 1 thread",
             "writes/s",
             Better::Higher,
@@ -228,6 +252,13 @@ pub fn render(all: &[Figures], raw: &RawLimits, keys: u64, threads: usize) -> St
         2.0,
     );
     vs_peer(
+        "random reads during paced durable writes ≥ 2× LMDB (issue 13)",
+        |f| Some(f.reads_during_writes),
+        Better::Higher,
+        Some(&["lmdb"]),
+        2.0,
+    );
+    vs_peer(
         "bulk load ≥ 2× LMDB (DESIGN)",
         |f| Some(f.bulk_load),
         Better::Higher,
@@ -248,6 +279,33 @@ pub fn render(all: &[Figures], raw: &RawLimits, keys: u64, threads: usize) -> St
         None,
         10.0,
     );
+    let during = ttl.reads_during_writes / ttl.reads_1.max(1e-9);
+    targets.push((
+        "random reads during paced durable writes ≥ 0.8× read-only (issue 13)".into(),
+        format!("{during:.2}× (need ≥ 0.8×)"),
+        during >= 0.8,
+    ));
+    let scale = ttl.reads_2 / ttl.reads_1.max(1e-9);
+    targets.push((
+        "random reads, 2 threads ≥ 1.8× 1 thread (issue 13)".into(),
+        format!("{scale:.2}× (need ≥ 1.8×)"),
+        scale >= 1.8,
+    ));
+    if let Some(h) = ttl.hint_bytes {
+        let payload = keys as f64 * (KEY_LEN + VALUE_LEN) as f64;
+        let r = h as f64 / payload.max(1.0);
+        targets.push((
+            "hint files ≤ 0.2× payload after bulk load (issue 13)".into(),
+            format!("{r:.3}×"),
+            r <= 0.2,
+        ));
+        let seg = ttl.disk_after_load.saturating_sub(h) as f64 / payload.max(1.0);
+        targets.push((
+            "segments ≤ 1.1× payload after bulk load (issue 13)".into(),
+            format!("{seg:.3}×"),
+            seg <= 1.1,
+        ));
+    }
     let bw = bulk_bytes / raw.seq_write.max(1.0);
     targets.push((
         "bulk load ≥ 0.5× raw sequential write bandwidth".into(),

@@ -26,6 +26,12 @@ pub struct Config {
     pub durable_threads: usize,
     /// Point reads per read test (spread over the threads).
     pub reads: u64,
+    /// Durable writes per second, in all, during the reads-during-writes phase.
+    pub paced_writes: f64,
+    /// Writer threads of that phase (each durable write waits for its fsync).
+    pub paced_writers: usize,
+    /// Length of that phase.
+    pub paced_time: Duration,
 }
 
 /// Generations of values: the first value byte, so readers can check what they got.
@@ -110,6 +116,11 @@ pub struct Figures {
     pub reads_1: f64,
     /// Random point reads per second, 2 threads.
     pub reads_2: f64,
+    /// Random point reads per second, 1 thread, while durable writes arrive at
+    /// [`Config::paced_writes`] per second in all (the same rate for every store).
+    pub reads_during_writes: f64,
+    /// Durable writes per second the paced writers achieved meanwhile.
+    pub paced_writes: f64,
     /// Durable single writes per second, 1 thread.
     pub durable_1: f64,
     /// Durable single writes per second, `durable_threads` threads.
@@ -130,6 +141,8 @@ pub struct Figures {
     pub index_per_key: Option<f64>,
     /// Seconds to read the hint files (ttlcask only), the floor of its reopen time.
     pub hint_read_secs: Option<f64>,
+    /// Bytes of the hint files after the bulk load (ttlcask only).
+    pub hint_bytes: Option<u64>,
 }
 
 fn rate(count: u64, elapsed: Duration) -> f64 {
@@ -165,7 +178,7 @@ pub fn run<T: BenchDatabase>(base: &Path, cfg: &Config) -> Result<Figures> {
         say(T::NAME, &format!("bulk load: {:.0} keys/s", f.bulk_load));
     }
     f.disk_after_load = disk_bytes(&dir);
-    f.hint_read_secs = read_hints(&dir);
+    (f.hint_read_secs, f.hint_bytes) = read_hints(&dir).unzip();
 
     // Reopen, and the heap it holds (the index, for ttlcask).
     let heap_before = alloc::allocated();
@@ -183,8 +196,18 @@ pub fn run<T: BenchDatabase>(base: &Path, cfg: &Config) -> Result<Figures> {
     f.reads_2 = reads(&db, n, cfg.reads, 2)?;
     say(T::NAME, &format!("reads, 2 threads: {:.0}/s", f.reads_2));
 
-    // Durable single writes.
+    // Reads while paced durable writes arrive.
     let next = AtomicU64::new(0);
+    (f.reads_during_writes, f.paced_writes) = reads_during_writes(&db, n, &next, cfg)?;
+    say(
+        T::NAME,
+        &format!(
+            "reads during {:.0} durable writes/s: {:.0}/s",
+            f.paced_writes, f.reads_during_writes
+        ),
+    );
+
+    // Durable single writes.
     f.durable_1 = durable_writes(&db, &next, 1, cfg.durable_ops_1, cfg.durable_time)?;
     say(
         T::NAME,
@@ -239,8 +262,9 @@ pub fn run<T: BenchDatabase>(base: &Path, cfg: &Config) -> Result<Figures> {
     Ok(f)
 }
 
-/// Reads every `*.hint` file in `dir` and returns how long it took (ttlcask's reopen floor).
-fn read_hints(dir: &Path) -> Option<f64> {
+/// Reads every `*.hint` file in `dir` and returns how long it took (ttlcask's reopen floor)
+/// and how many bytes they hold.
+fn read_hints(dir: &Path) -> Option<(f64, u64)> {
     let hints: Vec<_> = fs::read_dir(dir)
         .ok()?
         .flatten()
@@ -255,8 +279,8 @@ fn read_hints(dir: &Path) -> Option<f64> {
     for p in &hints {
         total += fs::read(p).map(|b| b.len()).unwrap_or(0);
     }
-    std::hint::black_box(total);
-    Some(start.elapsed().as_secs_f64())
+    let secs = start.elapsed().as_secs_f64();
+    Some((secs, std::hint::black_box(total) as u64))
 }
 
 /// `count` random point reads of loaded keys from `threads` threads; every value is checked.
@@ -295,6 +319,85 @@ fn reads<T: BenchDatabase>(db: &T, n: u64, count: u64, threads: usize) -> Result
     let elapsed = start.elapsed();
     results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(rate(per_thread * threads as u64, elapsed))
+}
+
+/// Random point reads from one thread for `cfg.paced_time` while `cfg.paced_writers` threads
+/// make durable writes of new keys on a fixed schedule, `cfg.paced_writes` per second in all
+/// (a writer that falls behind catches up without sleeping, so a store too slow for the
+/// rate shows it as fewer writes). Returns (reads per second, writes per second achieved).
+fn reads_during_writes<T: BenchDatabase>(
+    db: &T,
+    n: u64,
+    next: &AtomicU64,
+    cfg: &Config,
+) -> Result<(f64, f64)> {
+    let stop = AtomicBool::new(false);
+    let writes = AtomicU64::new(0);
+    let writers = cfg.paced_writers.max(1);
+    let interval = Duration::from_secs_f64(writers as f64 / cfg.paced_writes.max(1.0));
+    let barrier = Barrier::new(writers + 1);
+    let mut reads = 0u64;
+    let start = Instant::now();
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (barrier, stop, writes) = (&barrier, &stop, &writes);
+                s.spawn(move || -> Result<()> {
+                    barrier.wait();
+                    let begin = Instant::now() + interval.mul_f64(w as f64 / writers as f64);
+                    let mut due = begin;
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        db.durable_put(&key(SPACE_DURABLE + i), &value(i, GEN_DURABLE))?;
+                        writes.fetch_add(1, Ordering::Relaxed);
+                        due += interval;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut reader = || -> Result<()> {
+            barrier.wait();
+            let mut rng = Rng::new(0xFEED);
+            let deadline = Instant::now() + cfg.paced_time;
+            let mut bad = 0u64;
+            let mut keys = std::iter::from_fn(|| {
+                // The clock is read every 256 keys, not on every read.
+                if reads % 256 == 0 && Instant::now() >= deadline {
+                    return None;
+                }
+                reads += 1;
+                Some(key(SPACE_LOAD + rng.below(n)))
+            });
+            let missing = db.read_each(&mut keys, &mut |v| {
+                if v.len() != VALUE_LEN || v[0] != GEN_LOAD {
+                    bad += 1;
+                }
+            })?;
+            if missing + bad > 0 {
+                return Err(format!("{missing} reads missing, {bad} wrong").into());
+            }
+            Ok(())
+        };
+        let read = reader();
+        stop.store(true, Ordering::Relaxed);
+        std::iter::once(read)
+            .chain(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err("writer panicked".into()))),
+            )
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok((
+        rate(reads, elapsed),
+        rate(writes.load(Ordering::Relaxed), elapsed),
+    ))
 }
 
 /// Durable single writes of new keys from `threads` threads until `max_ops` or `max_time`.
