@@ -12,7 +12,7 @@
 //! | 16 | 8 | data length of the segment the hint describes |
 //! | 24 | 4 | records |
 //! | 28 | 4 | namespaces in the table |
-//! | 32 | … | namespace table: per namespace a varint length and its bytes |
+//! | 32 | … | namespace table: per namespace a varint length, its bytes and a varint count of its records |
 //! | … | … | records, back to back |
 //! | end−4 | 4 | CRC32 of every byte before it |
 //!
@@ -121,8 +121,9 @@ pub struct HintWriter {
     segment_id: u32,
     data_len: u64,
     records: u32,
-    /// Names in the order they were first used; a record names its namespace's index.
-    namespaces: Vec<Vec<u8>>,
+    /// Names in the order they were first used, with their record counts; a record names
+    /// its namespace's index.
+    namespaces: Vec<(Vec<u8>, u32)>,
     ids: HashMap<Vec<u8>, u32>,
     /// The namespace of the record before, the usual one of the next.
     last_namespace: Option<u32>,
@@ -146,17 +147,20 @@ impl HintWriter {
     }
 
     fn namespace_id(&mut self, name: &[u8]) -> u32 {
-        if let Some(id) = self.last_namespace {
-            if self.namespaces[id as usize] == name {
-                return id;
+        let id = match self.last_namespace {
+            Some(id) if self.namespaces[id as usize].0 == name => id,
+            _ => {
+                let next = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
+                let id = *self.ids.entry(name.to_vec()).or_insert(next);
+                if id == next {
+                    self.namespaces.push((name.to_vec(), 0));
+                }
+                self.last_namespace = Some(id);
+                id
             }
-        }
-        let next = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
-        let id = *self.ids.entry(name.to_vec()).or_insert(next);
-        if id == next {
-            self.namespaces.push(name.to_vec());
-        }
-        self.last_namespace = Some(id);
+        };
+        let count = &mut self.namespaces[id as usize].1;
+        *count = count.saturating_add(1);
         id
     }
 
@@ -201,7 +205,7 @@ impl HintWriter {
 
     /// The finished bytes, CRC appended.
     pub fn finish(self) -> Vec<u8> {
-        let table: usize = self.namespaces.iter().map(|n| n.len() + 3).sum();
+        let table: usize = self.namespaces.iter().map(|(n, _)| n.len() + 8).sum();
         let mut buf = Vec::with_capacity(HINT_HEADER_LEN + table + self.body.len() + CRC_LEN);
         buf.extend_from_slice(&HINT_MAGIC);
         buf.extend_from_slice(&HINT_VERSION.to_le_bytes());
@@ -210,9 +214,10 @@ impl HintWriter {
         buf.extend_from_slice(&self.records.to_le_bytes());
         let namespaces = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
         buf.extend_from_slice(&namespaces.to_le_bytes());
-        for name in &self.namespaces {
+        for (name, records) in &self.namespaces {
             put_varint(&mut buf, name.len() as u64);
             buf.extend_from_slice(name);
+            put_varint(&mut buf, u64::from(*records));
         }
         buf.extend_from_slice(&self.body);
         let crc = crc32fast::hash(&buf);
@@ -280,7 +285,8 @@ pub struct Hint<'a> {
     pub data_len: u64,
     /// Records it holds (version 2; `None` for version 1, which does not say).
     pub records: Option<u32>,
-    namespaces: Vec<&'a [u8]>,
+    /// The namespace table: names and how many records each has.
+    namespaces: Vec<(&'a [u8], u32)>,
     body: &'a [u8],
 }
 
@@ -323,21 +329,35 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
     hint.namespaces.reserve_exact(namespaces);
     for _ in 0..namespaces {
         let len = take_varint(&mut rest)?;
-        hint.namespaces.push(take_bytes(&mut rest, len)?);
+        let name = take_bytes(&mut rest, len)?;
+        let records = u32::try_from(take_varint(&mut rest)?).map_err(|_| DecodeError::BadField)?;
+        hint.namespaces.push((name, records));
     }
     hint.body = rest;
     Ok(hint)
 }
 
 impl<'a> Hint<'a> {
+    /// The namespaces of a version 2 hint and how many records each has (for sizing the
+    /// index before the records are applied; empty for version 1). The counts are checked
+    /// against the records by [`Hint::entries`].
+    pub fn namespace_records(&self) -> impl Iterator<Item = (&'a [u8], u32)> + '_ {
+        self.namespaces.iter().copied()
+    }
+
     /// Every entry; an error ends the iteration (the caller then distrusts the hint).
     pub fn entries(&self) -> impl Iterator<Item = Result<HintEntry<'a>, DecodeError>> + 'a {
         let mut rest = self.body;
         let namespaces = self.namespaces.clone();
+        let mut seen = vec![0u32; namespaces.len()];
         let mut left = self.records;
         let (segment_id, v1) = (self.segment_id, self.records.is_none());
         let mut prev = Previous::default();
+        let mut done = false;
         std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
             let parsed = if v1 {
                 if rest.is_empty() {
                     return None;
@@ -348,18 +368,29 @@ impl<'a> Hint<'a> {
                 })
             } else {
                 match (left, rest.is_empty()) {
-                    (Some(0), true) => return None,
+                    (Some(0), true) => {
+                        done = true;
+                        // Every namespace has the records the table says.
+                        if seen.iter().zip(&namespaces).all(|(s, (_, n))| s == n) {
+                            return None;
+                        }
+                        return Some(Err(DecodeError::BadField));
+                    }
                     // More bytes than the records the header counts.
                     (Some(0), false) => Err(DecodeError::BadField),
                     _ => {
                         left = left.map(|n| n - 1);
-                        parse_record(&mut rest, &namespaces, segment_id, &mut prev)
+                        parse_record(&mut rest, &namespaces, segment_id, &mut prev).map(
+                            |(entry, ns)| {
+                                seen[ns] += 1;
+                                entry
+                            },
+                        )
                     }
                 }
             };
             if parsed.is_err() {
-                rest = &[];
-                left = Some(0);
+                done = true;
             }
             Some(parsed)
         })
@@ -377,12 +408,13 @@ fn op_from(byte: u8) -> Result<Op, DecodeError> {
     })
 }
 
+/// One version 2 record, and the index of its namespace in the table.
 fn parse_record<'a>(
     b: &mut &'a [u8],
-    namespaces: &[&'a [u8]],
+    namespaces: &[(&'a [u8], u32)],
     segment_id: u32,
     prev: &mut Previous,
-) -> Result<HintEntry<'a>, DecodeError> {
+) -> Result<(HintEntry<'a>, usize), DecodeError> {
     let (&flags, rest) = b.split_first().ok_or(DecodeError::Truncated)?;
     *b = rest;
     let op = op_from(flags & FLAG_OP)?;
@@ -392,10 +424,8 @@ fn parse_record<'a>(
     }
     let offset = prev.end.wrapping_add(unzigzag(take_varint(b)?) as u64);
     let offset = u32::try_from(offset).map_err(|_| DecodeError::BadField)?;
-    let namespace = usize::try_from(take_varint(b)?)
-        .ok()
-        .and_then(|i| namespaces.get(i))
-        .ok_or(DecodeError::BadField)?;
+    let ns = usize::try_from(take_varint(b)?).map_err(|_| DecodeError::BadField)?;
+    let (namespace, _) = *namespaces.get(ns).ok_or(DecodeError::BadField)?;
     let key_len = take_varint(b)?;
     let key = take_bytes(b, key_len)?;
     let value_len = u32::try_from(take_varint(b)?).map_err(|_| DecodeError::BadField)?;
@@ -428,7 +458,7 @@ fn parse_record<'a>(
     if expires_ms != 0 {
         prev.expires_ms = expires_ms;
     }
-    Ok(entry)
+    Ok((entry, ns))
 }
 
 fn parse_v1_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
@@ -791,6 +821,10 @@ mod tests {
         );
         let hint = decode(&bytes).expect("valid");
         assert_eq!(hint.records, Some(1000));
+        assert_eq!(
+            hint.namespace_records().collect::<Vec<_>>(),
+            [(&b"tenant-acme"[..], 1000)]
+        );
         let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
         assert_eq!(got, entries);
     }
@@ -858,8 +892,13 @@ mod tests {
 
     #[test]
     fn malformed_v2_hints_with_a_valid_crc_are_typed_errors() {
-        let first = HINT_HEADER_LEN + 2;
+        let first = HINT_HEADER_LEN + 3;
         let body = one_record();
+        assert_eq!(
+            body[HINT_HEADER_LEN..first],
+            [1, b'n', 1],
+            "the namespace table"
+        );
         assert_eq!(
             body[first..body.len() - CRC_LEN],
             [0x21 | FLAG_EXPIRES, 6, 0, 1, b'k', 1, 8, 0, 18]
@@ -893,6 +932,13 @@ mod tests {
         );
         // Two names in the table where there is one: the second runs into the record.
         assert_ne!(entries(&spaces(2)), Ok(Ok(1)));
+        // A table whose record count for the namespace disagrees with the records.
+        for count in [0, 2] {
+            assert_eq!(
+                entries(&|b| b[first - 1] = count),
+                Ok(Err(DecodeError::BadField))
+            );
+        }
         // A namespace index outside the table, an unknown op, a kind byte missing.
         assert_eq!(
             entries(&|b| b[first + 2] = 1),

@@ -292,6 +292,13 @@ impl KeyDir {
         self.live += 1;
     }
 
+    /// Makes room for `additional` more keys without growing the table on the way (growing
+    /// rehashes every key, reading each from the arena).
+    pub fn reserve(&mut self, additional: usize) {
+        let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
+        table.reserve(additional, |&p| hash_slot(hasher, arena, p));
+    }
+
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let hash = self.hash(key);

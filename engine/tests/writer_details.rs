@@ -336,7 +336,7 @@ fn an_increment_never_adds_to_a_record_of_another_version() {
     let path = Path::new(DIR).join(&hint);
     let mut bytes = fs.read(&path).expect("read");
     // Hint version 2 (hint.rs): a 32-byte header whose last field counts the namespaces,
-    // the namespace table (varint length, name), then records: flags (op, has expiry,
+    // the namespace table (varint length, name, varint record count), then records: flags (op, has expiry,
     // kind), [kind], offset delta to the end of the entry before (zigzag), namespace index,
     // key length, key, value length, version delta, horizon, [expiry delta].
     fn varint(b: &[u8], at: &mut usize) -> u64 {
@@ -358,6 +358,7 @@ fn an_increment_never_adds_to_a_record_of_another_version() {
         let len = varint(&bytes, &mut at) as usize;
         names.push(bytes[at..at + len].to_vec());
         at += len;
+        varint(&bytes, &mut at); // its record count
     }
     // (offset of n's entry, where its offset delta is encoded and how long, end of the entry before)
     let mut puts_of_n = Vec::new();
