@@ -971,19 +971,23 @@ mod tests {
         }
         // A version at the limit the index can hold; an offset past 32 bits; a horizon
         // past 32 bits; a varint longer than 64 bits.
-        let version_at_limit = |b: &mut Vec<u8>| {
-            let tail = b.split_off(first + 6);
-            put_varint(b, zigzag((format::VERSION_LIMIT) as i64));
-            b.extend_from_slice(&tail[1..]);
-        };
-        assert_eq!(entries(&version_at_limit), Ok(Err(DecodeError::BadField)));
-        let field = |at: usize, v: u64| {
+        // The one-byte field at `at` replaced by `encoded`.
+        let raw = |at: usize, encoded: Vec<u8>| {
             move |b: &mut Vec<u8>| {
                 let tail = b.split_off(first + at);
-                put_varint(b, v);
+                b.extend_from_slice(&encoded);
                 b.extend_from_slice(&tail[1..]);
             }
         };
+        let field = |at: usize, v: u64| {
+            let mut encoded = Vec::new();
+            put_varint(&mut encoded, v);
+            raw(at, encoded)
+        };
+        let at_limit = zigzag(format::VERSION_LIMIT as i64);
+        assert_eq!(entries(&field(6, at_limit)), Ok(Err(DecodeError::BadField)));
+        let below_limit = zigzag(format::VERSION_LIMIT as i64 - 1);
+        assert_eq!(entries(&field(6, below_limit)), Ok(Ok(1)));
         assert_eq!(
             entries(&field(1, zigzag(1 << 32))),
             Ok(Err(DecodeError::BadField))
@@ -993,21 +997,14 @@ mod tests {
             Ok(Err(DecodeError::BadField))
         );
         assert_eq!(entries(&field(5, 1 << 32)), Ok(Err(DecodeError::BadField)));
-        let overlong = |b: &mut Vec<u8>| {
-            let tail = b.split_off(first + 1);
-            b.extend_from_slice(&[0xff; 9]);
-            b.push(0x02);
-            b.extend_from_slice(&tail[1..]);
-        };
-        assert_eq!(entries(&overlong), Ok(Err(DecodeError::BadField)));
-        let ten_bytes = |b: &mut Vec<u8>| {
-            let tail = b.split_off(first + 1);
-            b.extend_from_slice(&[0x80; 9]);
-            b.push(0x01);
-            b.extend_from_slice(&tail[1..]);
-        };
+        // Ten bytes carrying more than 64 bits.
+        let mut overlong = vec![0xff; 9];
+        overlong.push(0x02);
+        assert_eq!(entries(&raw(1, overlong)), Ok(Err(DecodeError::BadField)));
         // 2^63 as an offset delta: 10 bytes, valid as a varint, too far as an offset.
-        assert_eq!(entries(&ten_bytes), Ok(Err(DecodeError::BadField)));
+        let mut ten_bytes = vec![0x80; 9];
+        ten_bytes.push(0x01);
+        assert_eq!(entries(&raw(1, ten_bytes)), Ok(Err(DecodeError::BadField)));
     }
 
     #[test]
