@@ -658,6 +658,19 @@ mod tests {
         }
     }
 
+    /// A version 1 hint without records is exactly a header and a CRC.
+    #[test]
+    fn a_version_1_hint_without_records_is_valid() {
+        let bytes = encode_v1(7, 24, &[]);
+        assert_eq!(bytes.len(), V1_HEADER_LEN + CRC_LEN);
+        let hint = decode(&bytes).expect("an empty segment's hint");
+        assert_eq!(
+            (hint.segment_id, hint.data_len, hint.records),
+            (7, 24, None)
+        );
+        assert_eq!(hint.entries().count(), 0);
+    }
+
     #[test]
     fn a_hint_without_records_is_valid() {
         let bytes = HintWriter::new(7, 24).finish();
@@ -1024,5 +1037,14 @@ mod tests {
         assert_eq!((zigzag(-1), zigzag(1)), (1, 2));
         let mut eleven = &[0x80u8; 11][..];
         assert_eq!(take_varint(&mut eleven), Err(DecodeError::BadField));
+        // The tenth byte may carry only the 64th bit.
+        let tenth = |last: u8| {
+            let mut b = vec![0xffu8; 9];
+            b.push(last);
+            take_varint(&mut &b[..])
+        };
+        assert_eq!(tenth(0x01), Ok(u64::MAX));
+        assert_eq!(tenth(0x02), Err(DecodeError::BadField));
+        assert_eq!(tenth(0x7f), Err(DecodeError::BadField));
     }
 }
