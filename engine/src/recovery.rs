@@ -164,7 +164,9 @@ impl Replay {
             }
             for (key, e) in rns.items.iter() {
                 let k = (ns_hash, crc32fast::hash(key));
-                if state.lost.get(&k).is_some_and(|m| m.version < e.version) {
+                // At or above the lost record's version: the same record intact elsewhere
+                // (a compaction output whose input was not yet deleted) serves the key.
+                if state.lost.get(&k).is_some_and(|m| m.version <= e.version) {
                     state.lost.remove(&k);
                 }
             }
@@ -750,5 +752,67 @@ mod tests {
                 .expect("item");
             assert_eq!(&item.value[..], &[i as u8; 60][..]);
         }
+    }
+
+    /// The same record in two segments (a compaction output whose input a crash kept), and
+    /// the copy in the older one damaged: the intact copy serves the key, it is not lost.
+    #[test]
+    fn an_intact_copy_of_a_damaged_record_serves_its_key() {
+        let fs = SimFs::new();
+        let dir = Path::new("/dup");
+        let open = || {
+            Store::builder()
+                .file_system(Arc::new(fs.clone()))
+                .compaction_interval(None)
+                .open(dir)
+                .expect("open")
+        };
+        {
+            let store = open();
+            store
+                .put(b"ns", b"a", &[0xAB; 100], PutOptions::default())
+                .expect("put");
+            store
+                .put(b"ns", b"b", &[0xCD; 100], PutOptions::default())
+                .expect("put");
+        }
+        let names = fs.list(dir).expect("list");
+        let (name, mut bytes) = names
+            .iter()
+            .filter(|n| n.ends_with(".seg"))
+            .map(|n| (n.clone(), fs.read(&dir.join(n)).expect("read")))
+            .find(|(_, b)| b.windows(100).any(|w| w == [0xAB; 100]))
+            .expect("the segment holding a");
+        for n in names.iter().filter(|n| n.ends_with(".hint")) {
+            fs.remove(&dir.join(n)).expect("remove hint");
+        }
+        // The copy: the same bytes under a later id.
+        let mut header = format::decode_segment_header(&bytes).expect("header");
+        header.id = 50;
+        let mut copy = bytes.clone();
+        copy[..format::SEGMENT_HEADER_LEN].copy_from_slice(&format::encode_segment_header(&header));
+        let copy_path = dir.join(crate::segment::segment_file_name(50));
+        let f = fs.create(&copy_path).expect("create");
+        f.write_at(&copy, 0).expect("write");
+        f.sync().expect("sync");
+        // One flipped byte in a's value in the original.
+        let at = bytes
+            .windows(100)
+            .position(|w| w == [0xAB; 100])
+            .expect("a's value");
+        bytes[at + 50] ^= 0x01;
+        let f = fs.open(&dir.join(&name)).expect("open segment");
+        f.write_at(&bytes, 0).expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(dir).expect("sync dir");
+
+        let store = open();
+        let report = store.recovery_report();
+        assert_eq!(report.damaged.len(), 1, "{report:?}");
+        assert_eq!(report.keys_lost, 0, "{report:?}");
+        let a = store.get(b"ns", b"a").expect("a is not lost").expect("a");
+        assert_eq!(&a.value[..], &[0xAB; 100][..]);
+        let b = store.get(b"ns", b"b").expect("read").expect("b");
+        assert_eq!(&b.value[..], &[0xCD; 100][..]);
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use ttlcask_engine::sim::{SimFs, Torn};
 use ttlcask_engine::{
-    Durability, FileSystem, ManualClock, PutOptions, ReadError, RecoveryReport, Store,
+    BatchOutcome, Durability, FileSystem, ManualClock, PutOptions, ReadError, RecoveryPolicy,
+    RecoveryReport, Store, WriteBatch,
 };
 
 const DIR: &str = "/recovery";
@@ -704,4 +705,103 @@ fn recovered_segments_that_hold_puts_block_the_unread_deletion_of_newer_expired_
         None,
         "the expired value hid the older one, and still does"
     );
+}
+
+/// A namespace dropped before a reopen still refuses imports at or below the drop's
+/// version: replay would hide them, so acknowledging one would lose it at the next open.
+#[test]
+fn a_drop_before_a_reopen_still_refuses_older_imports() {
+    let fs = SimFs::new();
+    {
+        let store = open(&fs);
+        store
+            .put(b"gone", b"k", b"v", PutOptions::default())
+            .expect("put");
+        assert!(store.drop_namespace(b"gone").expect("drop"));
+    }
+    let store = open(&fs);
+    let mut batch = WriteBatch::new();
+    batch.import(b"gone", b"k", b"old", PutOptions::default(), 2);
+    let outcome = store.write_batch(batch).expect("batch");
+    assert!(
+        matches!(outcome[..], [BatchOutcome::Kept { .. }]),
+        "{outcome:?}"
+    );
+    drop(store);
+    let store = open(&fs);
+    assert_eq!(store.get(b"gone", b"k").expect("read"), None);
+}
+
+fn write_file(fs: &SimFs, name: &str, bytes: &[u8]) {
+    let f = fs.create(&path(name)).expect("create");
+    f.write_at(bytes, 0).expect("write");
+    f.sync().expect("sync");
+    fs.sync_dir(Path::new(DIR)).expect("sync dir");
+}
+
+fn exists(fs: &SimFs, name: &str) -> bool {
+    fs.list(Path::new(DIR))
+        .expect("list")
+        .iter()
+        .any(|n| n == name)
+}
+
+/// A leftover temporary file and a segment whose header never reached the disk are removed
+/// by a writable open and left alone by a read-only one.
+#[test]
+fn leftovers_are_removed_only_by_a_writable_open() {
+    let fs = SimFs::new();
+    open(&fs)
+        .put(b"ns", b"k", b"v", PutOptions::default())
+        .expect("put");
+    write_file(&fs, "0000000001.hint.tmp", b"half a hint");
+    write_file(&fs, "0000000090.seg", &[0; 4096]);
+    {
+        let store = Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .read_only(true)
+            .open(DIR)
+            .expect("read-only open");
+        assert!(
+            store
+                .recovery_report()
+                .ignored_files
+                .iter()
+                .any(|f| f.contains("0000000090.seg") && f.contains("blank")),
+            "{:?}",
+            store.recovery_report()
+        );
+    }
+    assert!(exists(&fs, "0000000001.hint.tmp"));
+    assert!(exists(&fs, "0000000090.seg"));
+    let store = open(&fs);
+    assert!(!exists(&fs, "0000000001.hint.tmp"));
+    assert!(!exists(&fs, "0000000090.seg"));
+    assert_eq!(
+        &store.get(b"ns", b"k").expect("read").expect("k").value[..],
+        b"v"
+    );
+}
+
+/// `Strict` accepts a blank segment (a crash while starting one) but refuses a segment
+/// file that is not a segment at all.
+#[test]
+fn strict_accepts_a_blank_segment_but_not_a_foreign_one() {
+    let fs = SimFs::new();
+    open(&fs)
+        .put(b"ns", b"k", b"v", PutOptions::default())
+        .expect("put");
+    let strict = |fs: &SimFs| {
+        Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .compaction_interval(None)
+            .recovery_policy(RecoveryPolicy::Strict)
+            .open(DIR)
+    };
+    write_file(&fs, "0000000090.seg", &[0; 4096]);
+    let store = strict(&fs).expect("a blank segment is no damage");
+    drop(store);
+    write_file(&fs, "0000000095.seg", &[0x5A; 4096]);
+    let refused = strict(&fs).err().expect("a foreign segment file is damage");
+    assert!(refused.to_string().contains("0000000095.seg"), "{refused}");
 }
