@@ -119,11 +119,12 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
         let next = next_v2_frame(bytes, at + 1, salt);
         let region_end = next.unwrap_or_else(|| nonzero_end(bytes).max(at));
         // The damaged frame's trailer ends where the next frame starts (or the data ends;
-        // its CRC may end in zero bytes).
+        // its last bytes may be zeros: the CRC's, and when the CRC is 0, the top bytes of
+        // the body length before it, which is never 0: seven at most).
         let candidates = if next.is_some() {
             region_end..=region_end
         } else {
-            region_end..=(region_end + 4).min(bytes.len())
+            region_end..=(region_end + 7).min(bytes.len())
         };
         let trailer = candidates
             .filter_map(|end| format::trailer_ending_at(bytes, end, salt).map(|t| (end, t)))
@@ -777,7 +778,7 @@ mod tests {
         !reg
     }
 
-    /// The trailer of a damaged last frame ends where the non-zero bytes end, or up to four
+    /// The trailer of a damaged last frame ends where the non-zero bytes end, or a few
     /// bytes later when its CRC ends in zero bytes.
     #[test]
     fn the_trailer_of_a_damaged_last_frame_is_found_when_its_crc_ends_in_zeros() {
@@ -790,6 +791,31 @@ mod tests {
             [0xA7, 0, 0, 0],
             "the trailer CRC ends in three zero bytes"
         );
+        img.bytes[f.start + HEADER_CRC] ^= 0x01;
+        let s = scan(&img.bytes, &img.header, false);
+        assert_eq!(taken(&s), expected(&img, &[&["a", "b"], &["c"]], &[]));
+        assert_eq!(s.damaged.len(), 1);
+        assert_eq!(
+            (s.damaged[0].offset, s.damaged[0].len),
+            (f.start, FRAME_HEADER_LEN)
+        );
+        assert_eq!((s.end, s.torn), (img.data_end, false));
+    }
+
+    /// A trailer whose CRC is 0: its last seven bytes are zeros (the CRC and the top three
+    /// bytes of a short frame's body length), and it is still found.
+    #[test]
+    fn the_trailer_of_a_damaged_last_frame_is_found_when_its_crc_is_zero() {
+        let before: &[&[&str]] = &[&["a", "b"]];
+        let salt = salt_for_trailer_crc(before, &["c"], 0);
+        let mut img = image_with(&[&["a", "b"], &["c"]], None, 100, salt);
+        let f = img.frames[1].clone();
+        assert_eq!(
+            img.bytes[f.end - 7..f.end],
+            [0; 7],
+            "seven zero bytes end the trailer"
+        );
+        assert_ne!(img.bytes[f.end - 8], 0);
         img.bytes[f.start + HEADER_CRC] ^= 0x01;
         let s = scan(&img.bytes, &img.header, false);
         assert_eq!(taken(&s), expected(&img, &[&["a", "b"], &["c"]], &[]));
