@@ -418,3 +418,43 @@ fn an_increment_never_adds_to_a_record_of_another_version() {
         "an increment must not add to the older value"
     );
 }
+
+/// Imports keep their version within the range the index holds (1 to 2^55 − 1, leaving
+/// room above for the store's own), and the store's next version goes past the highest one
+/// imported, so no later write reuses it.
+#[test]
+fn imported_versions_are_bounded_and_raise_the_next_version() {
+    let fs = SimFs::new();
+    let store = builder(&fs, Durability::Always).open(DIR).expect("open");
+    let import = |key: &[u8], version: u64| {
+        let mut batch = ttlcask_engine::WriteBatch::new();
+        batch.import(b"ns", key, b"v", PutOptions::default(), version);
+        store.write_batch(batch)
+    };
+    let limit = 1u64 << 55;
+    for bad in [0, limit, limit + 1, u64::MAX] {
+        assert!(
+            matches!(
+                import(b"bad", bad),
+                Err(ttlcask_engine::WriteError::ConditionFailed { .. })
+            ),
+            "version {bad}"
+        );
+    }
+    assert_eq!(store.get(b"ns", b"bad").expect("read"), None);
+    let top = limit - 1;
+    let outcome = import(b"top", top).expect("the highest version an import may carry");
+    assert!(
+        matches!(outcome[..], [ttlcask_engine::BatchOutcome::Stored { version }] if version == top),
+        "{outcome:?}"
+    );
+    let fs2 = SimFs::new();
+    let store2 = builder(&fs2, Durability::Always).open(DIR).expect("open");
+    let mut batch = ttlcask_engine::WriteBatch::new();
+    batch.import(b"ns", b"old", b"v", PutOptions::default(), 1000);
+    store2.write_batch(batch).expect("import");
+    let next = store2
+        .put(b"ns", b"new", b"v", PutOptions::default())
+        .expect("put");
+    assert!(next > 1000, "a write after the import got version {next}");
+}
