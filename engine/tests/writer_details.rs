@@ -458,3 +458,29 @@ fn imported_versions_are_bounded_and_raise_the_next_version() {
         .expect("put");
     assert!(next > 1000, "a write after the import got version {next}");
 }
+
+/// An operation that changes nothing (a delete of a missing key, a refused condition, a
+/// drop of a missing namespace) writes no frame and waits for no fsync.
+#[test]
+fn operations_that_change_nothing_write_nothing() {
+    let fs = SimFs::new();
+    let store = builder(&fs, Durability::Always).open(DIR).expect("open");
+    store
+        .put(b"ns", b"k", b"v", PutOptions::default())
+        .expect("put");
+    let (ops, fsyncs) = (fs.ops(), store.stats().fsyncs);
+    assert!(!store.delete(b"ns", b"missing").expect("delete"));
+    assert!(store
+        .put_if(
+            b"ns",
+            b"k",
+            b"w",
+            PutOptions::default(),
+            ttlcask_engine::Condition::Absent
+        )
+        .expect("put_if")
+        .is_none());
+    assert!(!store.drop_namespace(b"missing").expect("drop"));
+    assert_eq!(fs.ops(), ops, "nothing reached the file system");
+    assert_eq!(store.stats().fsyncs, fsyncs);
+}
