@@ -366,7 +366,7 @@ fn reads_during_writes<T: BenchDatabase>(
             let mut bad = 0u64;
             let mut keys = std::iter::from_fn(|| {
                 // The clock is read every 256 keys, not on every read.
-                if reads % 256 == 0 && Instant::now() >= deadline {
+                if reads.is_multiple_of(256) && Instant::now() >= deadline {
                     return None;
                 }
                 reads += 1;
