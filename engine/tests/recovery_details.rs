@@ -802,6 +802,6 @@ fn strict_accepts_a_blank_segment_but_not_a_foreign_one() {
     let store = strict(&fs).expect("a blank segment is no damage");
     drop(store);
     write_file(&fs, "0000000095.seg", &[0x5A; 4096]);
-    let refused = strict(&fs).err().expect("a foreign segment file is damage");
+    let refused = strict(&fs).expect_err("a foreign segment file is damage");
     assert!(refused.to_string().contains("0000000095.seg"), "{refused}");
 }
