@@ -208,6 +208,10 @@ pub enum TenantCommand {
         /// Create it on every node of this cluster file, with the same ClientId.
         #[arg(long, value_name = "FILE")]
         cluster: Option<PathBuf>,
+        /// Its Flash `ClientId` (keep the one existing Flash clients send); default: a new
+        /// random one.
+        #[arg(long, value_name = "ID")]
+        flash_client_id: Option<String>,
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -268,14 +272,25 @@ pub fn main(cli: Cli) -> Result<(), String> {
         Command::Tenant(TenantCommand::Create {
             name,
             cluster: Some(file),
+            flash_client_id,
             ..
         }) => print_json(&cluster::registry::create_tenant(
             &ClusterFile::load(&file)?,
             &name,
+            flash_client_id.as_deref(),
         )?),
-        Command::Tenant(TenantCommand::Create { name, target, .. }) => {
-            admin(&target, Request::CreateTenant(name))
-        }
+        Command::Tenant(TenantCommand::Create {
+            name,
+            target,
+            flash_client_id,
+            ..
+        }) => admin(
+            &target,
+            Request::CreateTenant {
+                name,
+                flash_client_id,
+            },
+        ),
         Command::Tenant(TenantCommand::List { target }) => admin(&target, Request::ListTenants),
         Command::Credential(CredentialCommand::Create {
             tenant,
@@ -553,7 +568,10 @@ pub async fn shutdown_signal() {
 /// One admin operation.
 #[derive(Debug)]
 enum Request {
-    CreateTenant(String),
+    CreateTenant {
+        name: String,
+        flash_client_id: Option<String>,
+    },
     ListTenants,
     CreateCredential {
         tenant: String,
@@ -690,9 +708,13 @@ fn offline(
     issuer: &str,
 ) -> Result<(), String> {
     match request {
-        Request::CreateTenant(name) => {
-            print_json(&registry::create_tenant(store, &name).map_err(|e| e.to_string())?)
-        }
+        Request::CreateTenant {
+            name,
+            flash_client_id,
+        } => print_json(
+            &registry::create_tenant_with(store, &name, flash_client_id.as_deref())
+                .map_err(|e| e.to_string())?,
+        ),
         Request::ListTenants => {
             let r = Registry::load(store).map_err(|e| e.to_string())?;
             print_json(&r.tenants().collect::<Vec<_>>())
@@ -729,11 +751,16 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
     let client = AdminClient::new(server, token);
     let is_stats = matches!(request, Request::Stats);
     let (method, path, body) = match request {
-        Request::CreateTenant(name) => (
-            "POST",
-            "/admin/tenants".to_string(),
-            Some(json!({ "name": name })),
-        ),
+        Request::CreateTenant {
+            name,
+            flash_client_id,
+        } => {
+            let mut body = json!({ "name": name });
+            if let Some(id) = flash_client_id {
+                body["flash_client_id"] = json!(id);
+            }
+            ("POST", "/admin/tenants".to_string(), Some(body))
+        }
         Request::ListTenants => ("GET", "/admin/tenants".to_string(), None),
         Request::CreateCredential { tenant, api, app } => {
             let api = serde_json::to_value(api).map_err(|e| e.to_string())?;

@@ -349,3 +349,63 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
         assert_eq!((a.version, a.expires_at_ms), (b.version, b.expires_at_ms));
     }
 }
+
+/// `tenant create --flash-client-id` keeps a ClientId that existing Flash clients send; a
+/// ClientId another tenant has, or one with spaces, is refused and creates nothing.
+#[test]
+fn a_tenant_can_keep_its_flash_client_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    drop(Store::open(&data).expect("open"));
+    let d = data.to_str().expect("utf-8 path");
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let acme = json(&ttlcask(&[
+        "tenant",
+        "create",
+        "acme",
+        "--flash-client-id",
+        "v1:uid_kept",
+        "--data-dir",
+        d,
+    ]));
+    assert_eq!(acme["flash_client_id"], "v1:uid_kept");
+    let cred = json(&ttlcask(&[
+        "credential",
+        "create",
+        "--tenant",
+        "acme",
+        "--api",
+        "flash",
+        "--data-dir",
+        d,
+    ]));
+    assert_eq!(cred["client_id"], "v1:uid_kept");
+    for (name, id, why) in [
+        ("other", "v1:uid_kept", "belongs to tenant \"acme\""),
+        ("spaced", "has space", "invalid Flash ClientId"),
+        ("empty", "", "invalid Flash ClientId"),
+    ] {
+        let out = ttlcask(&[
+            "tenant",
+            "create",
+            name,
+            "--flash-client-id",
+            id,
+            "--data-dir",
+            d,
+        ]);
+        assert!(!out.status.success(), "{name}: {out:?}");
+        assert!(stderr(&out).contains(why), "{name}: {}", stderr(&out));
+    }
+    let list = json(&ttlcask(&["tenant", "list", "--data-dir", d]));
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["acme"]);
+}

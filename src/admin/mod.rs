@@ -4,7 +4,7 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | GET | `/admin/tenants` | | `[TenantRecord]` |
-//! | POST | `/admin/tenants` | `{"name"}` | 201 `TenantRecord` |
+//! | POST | `/admin/tenants` | `{"name", "flash_client_id"?}` | 201 `TenantRecord` |
 //! | GET | `/admin/credentials[?tenant=]` | | `[CredentialRecord]` (no secrets) |
 //! | POST | `/admin/credentials` | `{"tenant","api","app"?}` | 201 `NewCredential` (secret shown once) |
 //! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
@@ -55,6 +55,8 @@ fn registry_error(e: &RegistryError) -> Resp {
 #[derive(Deserialize)]
 struct NewTenant {
     name: String,
+    #[serde(default)]
+    flash_client_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -105,7 +107,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
                 Err(r) => return r,
             };
             match blocking(&state.store, move |s| {
-                registry::create_tenant(s, &body.name)
+                registry::create_tenant_with(s, &body.name, body.flash_client_id.as_deref())
             })
             .await
             {

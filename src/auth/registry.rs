@@ -249,14 +249,53 @@ fn put_record(
 /// # Errors
 /// Invalid name, existing tenant, or a store failure.
 pub fn create_tenant(store: &Store, name: &str) -> Result<TenantRecord, RegistryError> {
+    create_tenant_with(store, name, None)
+}
+
+/// Whether `id` may be a Flash `ClientId`: 1 to 128 printable ASCII characters, no spaces.
+fn valid_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Creates a tenant whose Flash `ClientId` is `flash_client_id` (one an existing Flash
+/// client already sends, kept when moving to ttlcask) or, if `None`, a new random one.
+///
+/// # Errors
+/// Invalid name or ClientId, existing tenant, a ClientId another tenant has, or a store
+/// failure.
+pub fn create_tenant_with(
+    store: &Store,
+    name: &str,
+    flash_client_id: Option<&str>,
+) -> Result<TenantRecord, RegistryError> {
     if !valid_tenant(name) {
         return Err(RegistryError::Invalid(format!(
             "invalid tenant name {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"
         )));
     }
+    let flash_client_id = match flash_client_id {
+        Some(id) if !valid_client_id(id) => {
+            return Err(RegistryError::Invalid(format!(
+                "invalid Flash ClientId {id:?}: use 1 to 128 printable ASCII characters without spaces"
+            )));
+        }
+        Some(id) => {
+            let taken = Registry::load(store)?
+                .tenants()
+                .find(|t| t.flash_client_id == id)
+                .map(|t| t.name.clone());
+            if let Some(owner) = taken {
+                return Err(RegistryError::Conflict(format!(
+                    "Flash ClientId {id:?} belongs to tenant {owner:?} already"
+                )));
+            }
+            id.to_string()
+        }
+        None => format!("v1:uid_{}", random_hex(20)),
+    };
     let record = TenantRecord {
         name: name.to_string(),
-        flash_client_id: format!("v1:uid_{}", random_hex(20)),
+        flash_client_id,
         created_ms: store.now_ms(),
     };
     if !put_record(

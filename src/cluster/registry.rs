@@ -50,9 +50,17 @@ fn done(missed: Vec<String>, what: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Names the nodes it did not reach.
-pub fn create_tenant(file: &ClusterFile, name: &str) -> Result<Value, String> {
+pub fn create_tenant(
+    file: &ClusterFile,
+    name: &str,
+    flash_client_id: Option<&str>,
+) -> Result<Value, String> {
     let (first, rest) = file.nodes.split_first().ok_or("no nodes")?;
-    let record = match first.call("POST", "/admin/tenants", Some(&json!({ "name": name }))) {
+    let mut body = json!({ "name": name });
+    if let Some(id) = flash_client_id {
+        body["flash_client_id"] = json!(id);
+    }
+    let record = match first.call("POST", "/admin/tenants", Some(&body)) {
         Ok(r) => r,
         Err(e) if e.contains(" 409 ") => {
             let all = first.call("GET", "/admin/tenants", None)?;
