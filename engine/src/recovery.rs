@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::format::{self, EntryMeta, Op, Summary};
+use crate::format::{self, DecodeError, EntryMeta, Op, Summary};
 use crate::fs::FileSystem;
-use crate::hint::{self, HintEntry};
+use crate::hint::{self, Hint, HintEntry};
 use crate::index::{Entry, KeyDir, Location, Namespace, SegmentSlot, State};
 use crate::options::RecoveryPolicy;
 use crate::scan;
@@ -239,17 +239,21 @@ pub fn recover(
         max_segment_id = max_segment_id.max(id);
         load_evidence(fs, &dir.join(name), id, &mut replay, &mut report)?;
     }
-    // Hints are read first, so that each namespace's key directory is sized once from their
-    // record counts: grown record by record, it rehashed every key several times (a quarter
-    // of a 1M-key open).
-    let mut hints: HashMap<u32, Vec<u8>> = HashMap::new();
+    // Hints are read and checked first, so that each namespace's key directory is sized once
+    // from their record counts: grown record by record, it rehashed every key several times
+    // (a quarter of a 1M-key open).
+    let mut hint_bytes: HashMap<u32, Vec<u8>> = HashMap::new();
     for &id in &segment_ids {
         if let Ok(bytes) = fs.read(&dir.join(segment::hint_file_name(id))) {
-            hints.insert(id, bytes);
+            hint_bytes.insert(id, bytes);
         }
     }
+    let hints: HashMap<u32, Result<Hint<'_>, DecodeError>> = hint_bytes
+        .iter()
+        .map(|(&id, bytes)| (id, hint::decode(bytes)))
+        .collect();
     let mut records: HashMap<&[u8], u64> = HashMap::new();
-    for hint in hints.values().filter_map(|b| hint::decode(b).ok()) {
+    for hint in hints.values().flatten() {
         for (name, n) in hint.namespace_records() {
             *records.entry(name).or_default() += u64::from(n);
         }
@@ -305,7 +309,7 @@ pub fn recover(
             }
         };
         replay.max_version = replay.max_version.max(seg.base_version);
-        let hint = hints.remove(&id);
+        let hint = hints.get(&id);
         let (seg, slot_stats) = load_segment(fs, dir, seg, hint, &mut replay, &mut report)?;
         loaded.push((id, seg, slot_stats));
     }
@@ -398,17 +402,17 @@ impl SlotStats {
     }
 }
 
-/// Loads one segment from its hint file's bytes (`hint`) if they are valid, else by scanning.
+/// Loads one segment from its decoded hint file (`hint`) if it is valid, else by scanning.
 fn load_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     seg: Segment,
-    hint: Option<Vec<u8>>,
+    hint: Option<&Result<Hint<'_>, DecodeError>>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> std::io::Result<(Segment, SlotStats)> {
     let id = seg.id;
-    if let Some(stats) = hint.and_then(|h| load_from_hint(dir, &seg, &h, replay, report)) {
+    if let Some(stats) = hint.and_then(|h| load_from_hint(dir, &seg, h, replay, report)) {
         return Ok((seg, stats));
     }
     report.segments_scanned += 1;
@@ -535,12 +539,12 @@ fn load_evidence(
 fn load_from_hint(
     dir: &Path,
     seg: &Segment,
-    bytes: &[u8],
+    hint: &Result<Hint<'_>, DecodeError>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> Option<SlotStats> {
     let path = dir.join(segment::hint_file_name(seg.id));
-    let Ok(hint) = hint::decode(bytes) else {
+    let Ok(hint) = hint else {
         report.ignored_files.push(format!(
             "{}: damaged hint, segment scanned instead",
             path.display()
