@@ -828,4 +828,74 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// An increment reads the record the index names only if it is that key's indexed
+    /// version: a hint that points the newest version at an older record of the same key
+    /// (rewritten with a valid CRC) gets an error, never the older value plus one.
+    #[test]
+    fn an_increment_never_adds_to_a_record_of_another_version() {
+        use crate::fs::FileSystem;
+        use crate::hint::{self, HintWriter};
+        let fs = crate::sim::SimFs::new();
+        let dir = std::path::Path::new("/writer");
+        let open = || {
+            crate::Store::builder()
+                .file_system(std::sync::Arc::new(fs.clone()))
+                .segment_size(4096)
+                .durability(Durability::Always)
+                .compaction_interval(None)
+                .open(dir)
+                .expect("open")
+        };
+        {
+            let store = open();
+            store
+                .put(b"ns", b"n", b"1", PutOptions::default())
+                .expect("put");
+            store
+                .put(b"ns", b"n", b"5", PutOptions::default())
+                .expect("put");
+        }
+        let name = fs
+            .list(dir)
+            .expect("list")
+            .into_iter()
+            .find(|n| n.ends_with(".hint"))
+            .expect("a hint");
+        let path = dir.join(&name);
+        let bytes = fs.read(&path).expect("read");
+        let decoded = hint::decode(&bytes).expect("hint");
+        let mut entries: Vec<_> = decoded
+            .entries()
+            .collect::<Result<_, _>>()
+            .expect("entries");
+        let puts: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].key == b"n")
+            .collect();
+        assert_eq!(puts.len(), 2, "both puts of n are in the hint");
+        // The newer put's offset becomes the older one's.
+        entries[puts[1]].offset = entries[puts[0]].offset;
+        let mut w = HintWriter::new(decoded.segment_id, decoded.data_len);
+        for e in &entries {
+            w.push(e);
+        }
+        let rewritten = w.finish();
+        fs.remove(&path).expect("remove hint");
+        let f = fs.create(&path).expect("create hint");
+        f.write_at(&rewritten, 0).expect("write");
+        f.sync().expect("sync");
+
+        let store = open();
+        assert_eq!(store.recovery_report().segments_from_hints, 1);
+        assert!(
+            store.get(b"ns", b"n").is_err(),
+            "the record is not version 2's"
+        );
+        assert!(
+            store
+                .increment(b"ns", b"n", 1, PutOptions::default())
+                .is_err(),
+            "an increment must not add to the older value"
+        );
+    }
 }

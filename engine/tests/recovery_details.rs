@@ -740,10 +740,7 @@ fn write_file(fs: &SimFs, name: &str, bytes: &[u8]) {
 }
 
 fn exists(fs: &SimFs, name: &str) -> bool {
-    fs.list(Path::new(DIR))
-        .expect("list")
-        .iter()
-        .any(|n| n == name)
+    files(fs, name).iter().any(|n| n == name)
 }
 
 /// A leftover temporary file and a segment whose header never reached the disk are removed
