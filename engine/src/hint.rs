@@ -350,43 +350,43 @@ impl<'a> Hint<'a> {
         let mut rest = self.body;
         let namespaces = self.namespaces.clone();
         let mut seen = vec![0u32; namespaces.len()];
+        // Records still to come (version 2); `None` for version 1, which reads to the end.
         let mut left = self.records;
-        let (segment_id, v1) = (self.segment_id, self.records.is_none());
+        let segment_id = self.segment_id;
         let mut prev = Previous::default();
         let mut done = false;
         std::iter::from_fn(move || {
             if done {
                 return None;
             }
-            let parsed = if v1 {
-                if rest.is_empty() {
-                    return None;
+            let parsed = match left {
+                None => {
+                    if rest.is_empty() {
+                        return None;
+                    }
+                    parse_v1_record(rest).map(|(entry, used)| {
+                        rest = &rest[used..];
+                        entry
+                    })
                 }
-                parse_v1_record(rest).map(|(entry, used)| {
-                    rest = &rest[used..];
-                    entry
-                })
-            } else {
-                match (left, rest.is_empty()) {
-                    (Some(0), true) => {
-                        done = true;
-                        // Every namespace has the records the table says.
-                        if seen.iter().zip(&namespaces).all(|(s, (_, n))| s == n) {
-                            return None;
-                        }
-                        return Some(Err(DecodeError::BadField));
+                // More bytes than the records the header counts.
+                Some(0) if !rest.is_empty() => Err(DecodeError::BadField),
+                Some(0) => {
+                    done = true;
+                    // Every namespace has the records the table says.
+                    if seen.iter().zip(&namespaces).all(|(s, (_, n))| s == n) {
+                        return None;
                     }
-                    // More bytes than the records the header counts.
-                    (Some(0), false) => Err(DecodeError::BadField),
-                    _ => {
-                        left = left.map(|n| n - 1);
-                        parse_record(&mut rest, &namespaces, segment_id, &mut prev).map(
-                            |(entry, ns)| {
-                                seen[ns] += 1;
-                                entry
-                            },
-                        )
-                    }
+                    return Some(Err(DecodeError::BadField));
+                }
+                Some(n) => {
+                    left = Some(n - 1);
+                    parse_record(&mut rest, &namespaces, segment_id, &mut prev).map(
+                        |(entry, ns)| {
+                            seen[ns] += 1;
+                            entry
+                        },
+                    )
                 }
             };
             if parsed.is_err() {
