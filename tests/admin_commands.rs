@@ -348,6 +348,27 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
         let b = target.get(&ns, key.as_bytes()).expect("get").expect("item");
         assert_eq!((a.version, a.expires_at_ms), (b.version, b.expires_at_ms));
     }
+    drop(target);
+    // Keys the target deleted after the import stay deleted when it is run again.
+    {
+        let target = Store::open(&dst).expect("open");
+        for i in 0..3u32 {
+            assert!(target
+                .delete(&ns, format!("k{i}").as_bytes())
+                .expect("delete"));
+        }
+    }
+    let third = import("after deletes");
+    assert_eq!(
+        (third["imported"].as_u64(), third["kept"].as_u64()),
+        (Some(0), Some(30)),
+        "{third}"
+    );
+    let target = Store::builder().read_only(true).open(&dst).expect("open");
+    for i in 0..3u32 {
+        let key = format!("k{i}");
+        assert_eq!(target.get(&ns, key.as_bytes()).expect("get"), None, "{key}");
+    }
 }
 
 /// `tenant create --flash-client-id` keeps a ClientId that existing Flash clients send; a

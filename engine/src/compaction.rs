@@ -20,7 +20,7 @@ use crate::error::CompactError;
 use crate::format::{self, EntryMeta, EntryRef, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::fs;
 use crate::hint::{HintEntry, HintWriter};
-use crate::index::{Location, SegmentSlot, State, NEVER};
+use crate::index::{Entry, Location, SegmentSlot, State, NEVER};
 use crate::scan;
 use crate::segment::{self, Segment};
 use crate::store::Inner;
@@ -393,6 +393,7 @@ impl Inner {
                         .expired_removed
                         .fetch_add(1, Ordering::Relaxed);
                 }
+                note_tombstone(&mut st, e, *d);
             }
         }
         drop(st);
@@ -596,6 +597,31 @@ fn move_entry(st: &mut State, old: &EntryRef<'_>, segment: u32, offset: u32) {
     if let Some(ns) = st.namespaces.get_mut(old.namespace) {
         ns.items
             .relocate(old.key, old.meta.version, segment, offset);
+    }
+}
+
+/// Keeps [`Namespace::deleted`](crate::index::Namespace) what a reopen would rebuild: a
+/// dropped tombstone is forgotten, an expired put turned into one is remembered (unless a
+/// newer record of the key is known).
+fn note_tombstone(st: &mut State, e: &EntryRef<'_>, d: Decision) {
+    let Some(ns) = st.namespaces.get_mut(e.namespace) else {
+        return;
+    };
+    let version = e.meta.version;
+    match (d, e.meta.op) {
+        (Decision::Drop, Op::Tombstone) => ns.forget_tombstone(e.key, version),
+        (Decision::Tombstone, Op::Put) if ns.newest(e.key).is_none_or(|v| v < version) => {
+            let tombstone = Entry {
+                version,
+                expires_ms: 0,
+                segment: 0,
+                offset: 0,
+                len: 0,
+                kind: 0,
+            };
+            ns.deleted.insert(e.key, tombstone);
+        }
+        _ => {}
     }
 }
 

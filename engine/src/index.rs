@@ -37,6 +37,10 @@ pub struct Namespace {
     pub floor: u64,
     /// Key → live record.
     pub items: KeyDir,
+    /// Key → the tombstone that deleted it (length 0), for as long as the tombstone is on
+    /// disk: an import must not bring back an older record of a key deleted after it. It
+    /// holds what a reopen would rebuild, no more.
+    pub deleted: KeyDir,
 }
 
 impl Namespace {
@@ -47,6 +51,26 @@ impl Namespace {
             created_at,
             floor: 0,
             items: KeyDir::default(),
+            deleted: KeyDir::default(),
+        }
+    }
+
+    /// Version of the newest record of `key` the index knows: its entry (expired or not)
+    /// or the tombstone that deleted it.
+    pub fn newest(&self, key: &[u8]) -> Option<u64> {
+        let put = self.items.get(key).map(|e| e.version);
+        let deleted = if self.deleted.is_empty() {
+            None
+        } else {
+            self.deleted.get(key).map(|e| e.version)
+        };
+        put.max(deleted)
+    }
+
+    /// Forgets the tombstone of `key` with `version` (compaction dropped it).
+    pub fn forget_tombstone(&mut self, key: &[u8], version: u64) {
+        if self.deleted.get(key).is_some_and(|e| e.version == version) {
+            self.deleted.remove(key);
         }
     }
 }
@@ -240,19 +264,29 @@ impl State {
                     len,
                     kind: e.meta.kind,
                 };
-                let old = self
-                    .namespaces
-                    .get_mut(e.namespace)
-                    .and_then(|ns| ns.items.insert(e.key, entry));
+                let old = self.namespaces.get_mut(e.namespace).and_then(|ns| {
+                    if !ns.deleted.is_empty() {
+                        ns.deleted.remove(e.key);
+                    }
+                    ns.items.insert(e.key, entry)
+                });
                 if let Some(old) = old {
                     self.mark_dead(old.segment, old.len);
                 }
             }
             Op::Tombstone => {
-                let old = self
-                    .namespaces
-                    .get_mut(e.namespace)
-                    .and_then(|ns| ns.items.remove(e.key));
+                let tombstone = Entry {
+                    version: e.meta.version,
+                    expires_ms: 0,
+                    segment,
+                    offset,
+                    len: 0,
+                    kind: 0,
+                };
+                let old = self.namespaces.get_mut(e.namespace).and_then(|ns| {
+                    ns.deleted.insert_if_newer(e.key, tombstone);
+                    ns.items.remove(e.key)
+                });
                 if let Some(old) = old {
                     self.mark_dead(old.segment, old.len);
                 }
@@ -271,6 +305,7 @@ impl State {
             Op::ClearNamespace => {
                 if let Some(ns) = self.namespaces.get_mut(e.namespace) {
                     ns.floor = e.meta.version;
+                    ns.deleted = KeyDir::default();
                     let items = std::mem::take(&mut ns.items);
                     self.mark_all_dead(items.values());
                 }
@@ -315,7 +350,7 @@ impl State {
         let mut total = 0usize;
         for (name, ns) in &self.namespaces {
             total += name.len() + size_of::<(Box<[u8]>, Namespace)>() + 1;
-            total += ns.items.heap_bytes();
+            total += ns.items.heap_bytes() + ns.deleted.heap_bytes();
         }
         total as u64
     }

@@ -209,6 +209,11 @@ impl KeyDir {
         self.live
     }
 
+    /// No live keys.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         use std::hash::BuildHasher;
         self.hasher.hash_one(key)

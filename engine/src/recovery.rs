@@ -177,7 +177,7 @@ impl Replay {
         self.namespaces
             .into_iter()
             .filter_map(move |(name, mut rns)| {
-                if rns.created.is_none() && rns.items.len() > 0 {
+                if rns.created.is_none() && !rns.items.is_empty() {
                     // Its create record was lost to damage: the items that survived keep it.
                     let lost = state.lost_namespaces.get(&crc32fast::hash(&name));
                     rns.created = lost.map(|m| {
@@ -197,7 +197,13 @@ impl Replay {
                 ns.floor = rns.floor;
                 let floor = rns.floor;
                 ns.items = rns.items;
-                ns.items.retain(|_, e| e.len != 0 && e.version > floor);
+                let deleted = &mut ns.deleted;
+                ns.items.retain(|key, e| {
+                    if e.len == 0 && e.version > floor {
+                        deleted.insert(key, *e);
+                    }
+                    e.len != 0 && e.version > floor
+                });
                 Some((name, ns))
             })
     }

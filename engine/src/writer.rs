@@ -245,9 +245,9 @@ impl Frame<'_> {
                 reason: format!("version {version} is out of range"),
             });
         }
-        if let Some(live) = self.live_version(namespace, key) {
-            if live >= version {
-                return Ok(Err(live));
+        if let Some(newest) = self.newest_version(namespace, key) {
+            if newest >= version {
+                return Ok(Err(newest));
             }
         }
         let floor = if self.wiped.contains(namespace) {
@@ -325,6 +325,21 @@ impl Frame<'_> {
         self.state
             .live(namespace, key, || self.now())
             .map(|e| e.version)
+    }
+
+    /// Version of the newest record of `key` this frame or the index knows, live, expired
+    /// or deleted (`None` after a clear or drop: the floor speaks for those). A delete
+    /// earlier in this frame counts as the newest version yet given out.
+    fn newest_version(&self, namespace: &[u8], key: &[u8]) -> Option<u64> {
+        if self.track {
+            if let Some(v) = self.key_overlay.get(&(namespace.to_vec(), key.to_vec())) {
+                return Some(v.unwrap_or(self.next_version.saturating_sub(1)));
+            }
+        }
+        if self.cleared.contains(namespace) {
+            return None;
+        }
+        self.state.namespaces.get(namespace)?.newest(key)
     }
 
     /// The live value and its options (kind, expiry), read from disk.

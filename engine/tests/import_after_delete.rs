@@ -1,0 +1,200 @@
+//! An import applies a record only if the store holds no newer one, and a delete is a newer
+//! record: re-running an import after the target deleted a key must not bring the key back
+//! (issue 11). The store remembers a delete for as long as its tombstone is on disk, so what
+//! it answers live and what it answers after a reopen are the same.
+
+use ttlcask_engine::{BatchOutcome, Durability, ManualClock, PutOptions, Store, WriteBatch};
+
+const SEGMENT: u64 = 4096;
+
+fn open(dir: &std::path::Path, clock: &ManualClock) -> Store {
+    Store::builder()
+        .durability(Durability::Never)
+        .segment_size(SEGMENT)
+        .clock(clock.clone())
+        .compaction_interval(None)
+        .open(dir)
+        .expect("open")
+}
+
+fn import(
+    store: &Store,
+    key: &[u8],
+    value: &[u8],
+    options: PutOptions,
+    version: u64,
+) -> BatchOutcome {
+    let mut batch = WriteBatch::new();
+    batch.import(b"ns", key, value, options, version);
+    store.write_batch(batch).expect("import").remove(0)
+}
+
+fn value(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
+    store
+        .get(b"ns", key)
+        .expect("read")
+        .map(|it| it.value.to_vec())
+}
+
+#[test]
+fn a_key_deleted_after_an_import_stays_deleted_when_the_import_runs_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let store = open(dir.path(), &clock);
+    let first = import(&store, b"k", b"imported", PutOptions::default(), 500);
+    assert_eq!(first, BatchOutcome::Stored { version: 500 });
+    assert!(store.delete(b"ns", b"k").expect("delete"));
+    let again = import(&store, b"k", b"imported", PutOptions::default(), 500);
+    let BatchOutcome::Kept { version: deleted } = again else {
+        panic!("the re-run import of a deleted key was applied: {again:?}");
+    };
+    assert!(
+        deleted > 500,
+        "the tombstone's version {deleted} is the newer one"
+    );
+    assert_eq!(value(&store, b"k"), None);
+    // A record newer than the delete is applied, and a later delete is again remembered.
+    let newer = import(&store, b"k", b"newer", PutOptions::default(), deleted + 1);
+    assert_eq!(
+        newer,
+        BatchOutcome::Stored {
+            version: deleted + 1
+        }
+    );
+    assert_eq!(value(&store, b"k").as_deref(), Some(&b"newer"[..]));
+    assert!(store.delete(b"ns", b"k").expect("delete"));
+    // In one batch: a delete, then an import of an older record of the same key.
+    let live = store
+        .put(b"ns", b"j", b"live", PutOptions::default())
+        .expect("put");
+    let mut batch = WriteBatch::new();
+    batch.delete(b"ns", b"j");
+    batch.import(b"ns", b"j", b"old", PutOptions::default(), live - 1);
+    let out = store.write_batch(batch).expect("batch");
+    assert_eq!(out[0], BatchOutcome::Deleted);
+    assert!(matches!(out[1], BatchOutcome::Kept { .. }), "{out:?}");
+    assert_eq!(value(&store, b"j"), None);
+    drop(store);
+
+    let store = open(dir.path(), &clock);
+    assert_eq!(
+        value(&store, b"j"),
+        None,
+        "the batch's delete wins after a reopen too"
+    );
+    let after_reopen = import(&store, b"k", b"imported", PutOptions::default(), 500);
+    assert!(
+        matches!(after_reopen, BatchOutcome::Kept { version } if version > deleted),
+        "a reopened store forgot the delete: {after_reopen:?}"
+    );
+    assert_eq!(value(&store, b"k"), None);
+}
+
+#[test]
+fn an_expired_newer_record_is_not_replaced_by_an_older_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let store = open(dir.path(), &clock);
+    let soon = PutOptions::expiring_at(1_000_500);
+    assert_eq!(
+        import(&store, b"k", b"newer", soon, 700),
+        BatchOutcome::Stored { version: 700 }
+    );
+    clock.advance_ms(1_000);
+    assert_eq!(value(&store, b"k"), None);
+    assert_eq!(
+        import(&store, b"k", b"older", PutOptions::default(), 650),
+        BatchOutcome::Kept { version: 700 }
+    );
+    assert_eq!(value(&store, b"k"), None);
+    assert_eq!(
+        import(&store, b"k", b"newest", PutOptions::default(), 701),
+        BatchOutcome::Stored { version: 701 }
+    );
+}
+
+/// Writes live filler items until a new segment has been started.
+fn fill_segment(store: &Store, tag: &str, options: PutOptions) {
+    let start = store.stats().segments;
+    let mut i = 0;
+    while store.stats().segments == start {
+        store
+            .put(b"ns", format!("{tag}-{i}").as_bytes(), &[7; 200], options)
+            .expect("put");
+        i += 1;
+    }
+}
+
+/// Imports version 5 of "k" after it was imported, deleted and compacted (`full`: until
+/// nothing is left to reclaim), with or without a reopen first.
+fn import_after_compaction(full: bool, reopen: bool) -> BatchOutcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000);
+    let mut store = open(dir.path(), &clock);
+    import(&store, b"k", b"old", PutOptions::default(), 5);
+    fill_segment(&store, "a", PutOptions::default());
+    assert!(store.delete(b"ns", b"k").expect("delete"));
+    fill_segment(&store, "b", PutOptions::expiring_at(1_005));
+    clock.advance_ms(10_000);
+    if full {
+        for _ in 0..4 {
+            store.compact().expect("compact");
+        }
+    } else {
+        // Only the mostly-dead segment with the tombstone; the old record's stays.
+        store.compact_dead_over(0.5).expect("compact");
+    }
+    if reopen {
+        drop(store);
+        store = open(dir.path(), &clock);
+    }
+    let out = import(&store, b"k", b"old", PutOptions::default(), 5);
+    // Whatever was answered, a reopen reads the same thing back.
+    let got = value(&store, b"k");
+    drop(store);
+    let store = open(dir.path(), &clock);
+    assert_eq!(value(&store, b"k"), got, "the index and the disk disagree");
+    out
+}
+
+#[test]
+fn a_delete_is_remembered_while_its_tombstone_is_on_disk_live_and_after_reopen() {
+    for reopen in [false, true] {
+        let partial = import_after_compaction(false, reopen);
+        assert!(
+            matches!(partial, BatchOutcome::Kept { version } if version > 5),
+            "reopen {reopen}: the tombstone compaction kept was forgotten: {partial:?}"
+        );
+    }
+    // Once compaction dropped the tombstone (no older record left for it to hide), live and
+    // reopened stores agree on what the import does.
+    let live = import_after_compaction(true, false);
+    let reopened = import_after_compaction(true, true);
+    assert_eq!(live, reopened);
+}
+
+#[test]
+fn an_expired_record_that_compaction_turned_into_a_tombstone_still_refuses_older_imports() {
+    for reopen in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000);
+        let mut store = open(dir.path(), &clock);
+        // An older segment with a put: the expired record must leave a tombstone behind.
+        fill_segment(&store, "a", PutOptions::default());
+        let soon = PutOptions::expiring_at(1_005);
+        import(&store, b"k", b"soon", soon, 5);
+        fill_segment(&store, "b", soon);
+        clock.advance_ms(10_000);
+        let report = store.compact_dead_over(0.5).expect("compact");
+        assert_eq!(report.segments_rewritten, 1, "{report:?}");
+        if reopen {
+            drop(store);
+            store = open(dir.path(), &clock);
+        }
+        assert_eq!(
+            import(&store, b"k", b"older", PutOptions::default(), 4),
+            BatchOutcome::Kept { version: 5 },
+            "reopen {reopen}"
+        );
+    }
+}
