@@ -68,8 +68,9 @@ impl Inner {
         let mut outputs: Vec<Output> = Vec::new();
         let mut done = Vec::new();
         let mut failure = None;
+        let mut forgets = Vec::new();
         for id in rewrite {
-            match self.rewrite_segment(id, now, &mut outputs, &mut report) {
+            match self.rewrite_segment(id, now, &mut outputs, &mut forgets, &mut report) {
                 Ok(true) => done.push(id),
                 Ok(false) => {}
                 Err(e) => {
@@ -86,13 +87,23 @@ impl Inner {
         if let Some(e) = failure {
             return Err(CompactError::Io(e.to_string()));
         }
-        for id in done {
+        for &id in &done {
             report.bytes_reclaimed += self.delete_segment_files(id);
             report.segments_rewritten += 1;
         }
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| CompactError::Io(e.to_string()))?;
+        // Only now are the dropped tombstones gone from the disk: a failed run keeps its
+        // inputs, and the index must go on knowing what they hold.
+        if !forgets.is_empty() {
+            let mut st = self.state.write();
+            for f in forgets.iter().filter(|f| done.contains(&f.segment)) {
+                if let Some(ns) = st.namespaces.get_mut(&f.namespace[..]) {
+                    ns.forget_tombstone(&f.key, f.version);
+                }
+            }
+        }
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
         self.counters
             .last_compaction_ms
@@ -244,6 +255,7 @@ impl Inner {
         id: u32,
         now: u64,
         outputs: &mut Vec<Output>,
+        forgets: &mut Vec<Forget>,
         report: &mut CompactionReport,
     ) -> std::io::Result<bool> {
         let Some((seg, data_len)) = self.segment_and_len(id) else {
@@ -265,7 +277,7 @@ impl Inner {
                 size += records[end].1.len;
                 end += 1;
             }
-            self.rewrite_chunk(id, &records[start..end], now, outputs, report)?;
+            self.rewrite_chunk(id, &records[start..end], now, outputs, forgets, report)?;
             start = end;
         }
         Ok(true)
@@ -277,6 +289,7 @@ impl Inner {
         records: &[(usize, EntryRef<'_>)],
         now: u64,
         outputs: &mut Vec<Output>,
+        forgets: &mut Vec<Forget>,
         report: &mut CompactionReport,
     ) -> std::io::Result<()> {
         let mut w = self.writer.lock();
@@ -393,7 +406,7 @@ impl Inner {
                         .expired_removed
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                note_tombstone(&mut st, e, *d);
+                note_tombstone(&mut st, id, e, *d, forgets);
             }
         }
         drop(st);
@@ -600,17 +613,38 @@ fn move_entry(st: &mut State, old: &EntryRef<'_>, segment: u32, offset: u32) {
     }
 }
 
-/// Keeps [`Namespace::deleted`](crate::index::Namespace) what a reopen would rebuild: a
-/// dropped tombstone is forgotten, an expired put turned into one is remembered (unless a
-/// newer record of the key is known).
-fn note_tombstone(st: &mut State, e: &EntryRef<'_>, d: Decision) {
+/// A tombstone compaction dropped from segment `segment`: forgotten by the index once the
+/// segment is deleted.
+struct Forget {
+    segment: u32,
+    namespace: Box<[u8]>,
+    key: Box<[u8]>,
+    version: u64,
+}
+
+/// Keeps [`Namespace::deleted`](crate::index::Namespace) in step with the tombstones on
+/// disk: a tombstone dropped from segment `id` is forgotten once the run deletes it, an
+/// expired put turned into one is remembered at once (an entry older than the key's live
+/// one is harmless: imports compare with the newest).
+fn note_tombstone(
+    st: &mut State,
+    id: u32,
+    e: &EntryRef<'_>,
+    d: Decision,
+    forgets: &mut Vec<Forget>,
+) {
     let Some(ns) = st.namespaces.get_mut(e.namespace) else {
         return;
     };
     let version = e.meta.version;
     match (d, e.meta.op) {
-        (Decision::Drop, Op::Tombstone) => ns.forget_tombstone(e.key, version),
-        (Decision::Tombstone, Op::Put) if ns.newest(e.key).is_none_or(|v| v < version) => {
+        (Decision::Drop, Op::Tombstone) => forgets.push(Forget {
+            segment: id,
+            namespace: e.namespace.into(),
+            key: e.key.into(),
+            version,
+        }),
+        (Decision::Tombstone, Op::Put) => {
             let tombstone = Entry {
                 version,
                 expires_ms: 0,
@@ -619,7 +653,7 @@ fn note_tombstone(st: &mut State, e: &EntryRef<'_>, d: Decision) {
                 len: 0,
                 kind: 0,
             };
-            ns.deleted.insert(e.key, tombstone);
+            ns.deleted.insert_if_newer(e.key, tombstone);
         }
         _ => {}
     }

@@ -38,8 +38,8 @@ pub struct Namespace {
     /// Key → live record.
     pub items: KeyDir,
     /// Key → the tombstone that deleted it (length 0), for as long as the tombstone is on
-    /// disk: an import must not bring back an older record of a key deleted after it. It
-    /// holds what a reopen would rebuild, no more.
+    /// disk: an import must not bring back an older record of a key deleted after it. A
+    /// reopen rebuilds it from the tombstones it finds.
     pub deleted: KeyDir,
 }
 
@@ -264,12 +264,12 @@ impl State {
                     len,
                     kind: e.meta.kind,
                 };
-                let old = self.namespaces.get_mut(e.namespace).and_then(|ns| {
-                    if !ns.deleted.is_empty() {
-                        ns.deleted.remove(e.key);
-                    }
-                    ns.items.insert(e.key, entry)
-                });
+                // `deleted` keeps the key's tombstone: it is still on disk, and would hide
+                // an older import again if this put went (expired, compacted away).
+                let old = self
+                    .namespaces
+                    .get_mut(e.namespace)
+                    .and_then(|ns| ns.items.insert(e.key, entry));
                 if let Some(old) = old {
                     self.mark_dead(old.segment, old.len);
                 }

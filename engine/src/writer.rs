@@ -165,6 +165,8 @@ pub struct Frame<'a> {
     key_overlay: Overlay<NsKey, Option<u64>>,
     /// Values put by earlier entries of this frame (tracked frames only), for increments.
     value_overlay: Overlay<NsKey, (Vec<u8>, PutOptions)>,
+    /// Versions of the tombstones earlier entries of this frame wrote (tracked frames only).
+    deleted_overlay: Overlay<NsKey, u64>,
     cleared: HashSet<Vec<u8>, foldhash::fast::FixedState>,
     /// Namespaces cleared or dropped (not just created) by earlier entries of this frame.
     wiped: HashSet<Vec<u8>, foldhash::fast::FixedState>,
@@ -328,12 +330,13 @@ impl Frame<'_> {
     }
 
     /// Version of the newest record of `key` this frame or the index knows, live, expired
-    /// or deleted (`None` after a clear or drop: the floor speaks for those). A delete
-    /// earlier in this frame counts as the newest version yet given out.
+    /// or deleted (`None` after a clear or drop: the floor speaks for those).
     fn newest_version(&self, namespace: &[u8], key: &[u8]) -> Option<u64> {
         if self.track {
             if let Some(v) = self.key_overlay.get(&(namespace.to_vec(), key.to_vec())) {
-                return Some(v.unwrap_or(self.next_version.saturating_sub(1)));
+                let k = (namespace.to_vec(), key.to_vec());
+                let deleted = || self.deleted_overlay.get(&k).copied();
+                return v.or_else(deleted);
             }
         }
         if self.cleared.contains(namespace) {
@@ -453,10 +456,11 @@ impl Frame<'_> {
         if self.live_version(namespace, key).is_none() {
             return false;
         }
-        self.push(Op::Tombstone, namespace, key, b"", PutOptions::default());
+        let version = self.push(Op::Tombstone, namespace, key, b"", PutOptions::default());
         if self.track {
-            self.key_overlay
-                .insert((namespace.to_vec(), key.to_vec()), None);
+            let k = (namespace.to_vec(), key.to_vec());
+            self.deleted_overlay.insert(k.clone(), version);
+            self.key_overlay.insert(k, None);
         }
         true
     }
@@ -570,6 +574,7 @@ impl Inner {
                 ns_overlay: Overlay::default(),
                 key_overlay: Overlay::default(),
                 value_overlay: Overlay::default(),
+                deleted_overlay: Overlay::default(),
                 cleared: HashSet::default(),
                 wiped: HashSet::default(),
                 track: false,
