@@ -87,18 +87,23 @@ impl Inner {
         if let Some(e) = failure {
             return Err(CompactError::Io(e.to_string()));
         }
+        let mut deleted = Vec::with_capacity(done.len());
         for &id in &done {
-            report.bytes_reclaimed += self.delete_segment_files(id);
+            if let Some(bytes) = self.delete_segment_files(id) {
+                report.bytes_reclaimed += bytes;
+                deleted.push(id);
+            }
             report.segments_rewritten += 1;
         }
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| CompactError::Io(e.to_string()))?;
         // Only now are the dropped tombstones gone from the disk: a failed run keeps its
-        // inputs, and the index must go on knowing what they hold.
+        // inputs, and an input whose file could not be removed is read again at the next
+        // open, so the index must go on knowing what they hold.
         if !forgets.is_empty() {
             let mut st = self.state.write();
-            for f in forgets.iter().filter(|f| done.contains(&f.segment)) {
+            for f in forgets.iter().filter(|f| deleted.contains(&f.segment)) {
                 if let Some(ns) = st.namespaces.get_mut(&f.namespace[..]) {
                     ns.forget_tombstone(&f.key, f.version);
                 }
@@ -202,10 +207,13 @@ impl Inner {
                 .expired_removed
                 .fetch_add(removed, Ordering::Relaxed);
         }
-        self.delete_segment_files(id)
+        self.delete_segment_files(id).unwrap_or(0)
     }
 
-    fn delete_segment_files(&self, id: u32) -> u64 {
+    /// Drops segment `id` from the index and deletes its files (a damaged one is moved aside
+    /// as evidence). Its bytes, or `None` if its file could not be removed and is still
+    /// there (the next open reads it again).
+    fn delete_segment_files(&self, id: u32) -> Option<u64> {
         let slot = {
             let mut st = self.state.write();
             let slot = st.segments.remove(&id);
@@ -220,11 +228,11 @@ impl Inner {
             // Kept as evidence, and so that the next open learns again which keys it lost.
             let aside = self.dir.join(segment::evidence_file_name(id));
             if self.fs.rename(&path, &aside).is_ok() {
-                return 0;
+                return Some(0);
             }
         }
-        let _ = self.fs.remove(&path);
-        slot.map_or(0, |s| s.data_len)
+        self.fs.remove(&path).ok()?;
+        Some(slot.map_or(0, |s| s.data_len))
     }
 
     /// Records what a scan of segment `id` found damaged: its keys are lost from here on,
