@@ -406,3 +406,34 @@ pub fn write_atomically(
     fs.rename(&tmp, path)?;
     fs.sync_dir(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An append goes through the map only below `PWRITE_FROM` bytes and inside both the map
+    /// and the blocks `fallocate` reserved; anything else is written with `pwrite`. Both
+    /// kinds read back the same. (Touching the map past the file's end would raise SIGBUS,
+    /// past the map's end corrupt memory: either kills this test.)
+    #[test]
+    fn appends_take_the_map_only_inside_the_reserved_and_mapped_range() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("segment");
+        let mut file = RealFs.create(&path)?;
+        file.set_len(8192)?;
+        file.map()?;
+        // The file shrinks under its map: the map still covers 8 KiB, the blocks only 4 KiB.
+        file.set_len(4096)?;
+        file.write_at(b"mapped", 100)?;
+        file.write_at(b"past the reserved blocks", 6000)?;
+        file.write_at(b"past the map", 64 << 10)?;
+        let large = vec![7u8; PWRITE_FROM];
+        file.write_at(&large, 100_000)?;
+        let bytes = fs::read(&path)?;
+        assert_eq!(&bytes[100..106], b"mapped");
+        assert_eq!(&bytes[100_000..100_000 + PWRITE_FROM], &large[..]);
+        assert_eq!(&bytes[6000..6024], b"past the reserved blocks");
+        assert_eq!(&bytes[64 << 10..(64 << 10) + 12], b"past the map");
+        Ok(())
+    }
+}
