@@ -38,6 +38,13 @@ impl Deref for View<'_> {
 pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Writes all of `buf` at `offset`.
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Like [`StorageFile::write_at`], but with a system call where `write_at` would copy
+    /// into a memory map. The store uses it when every write is followed by an fsync: the
+    /// fsync cleans the mapped pages and write-protects them, so the next copy into each one
+    /// faults again, which costs more than the system call.
+    fn write_at_unmapped(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.write_at(buf, offset)
+    }
     /// Grows or cuts the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes written data (and the length) durable: `fdatasync`.
@@ -184,6 +191,10 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
 const PWRITE_FROM: usize = 64 << 10;
 
 impl StorageFile for RealFile {
+    fn write_at_unmapped(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         let allocated = self.allocated.load(std::sync::atomic::Ordering::Acquire);

@@ -249,6 +249,12 @@ impl Segment {
         self.file.write_at(data, offset)
     }
 
+    /// Writes `data` at `offset` with a system call (see
+    /// [`StorageFile::write_at_unmapped`](crate::fs::StorageFile::write_at_unmapped)).
+    pub fn write_at_unmapped(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_at_unmapped(data, offset)
+    }
+
     /// Makes written data durable.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync()

@@ -634,9 +634,13 @@ impl Inner {
         if index.is_none() && !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
-        w.active
-            .write_at(frame, w.write_pos)
-            .map_err(|e| self.fail(e))?;
+        // Under `Always` an fsync follows every write: see `write_at_unmapped`.
+        let written = if self.options.durability == Durability::Always {
+            w.active.write_at_unmapped(frame, w.write_pos)
+        } else {
+            w.active.write_at(frame, w.write_pos)
+        };
+        written.map_err(|e| self.fail(e))?;
         let frame_pos = w.write_pos;
         w.write_pos += len;
         w.lsn += len;
