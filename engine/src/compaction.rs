@@ -653,15 +653,8 @@ fn note_tombstone(
             version,
         }),
         (Decision::Tombstone, Op::Put) => {
-            let tombstone = Entry {
-                version,
-                expires_ms: 0,
-                segment: 0,
-                offset: 0,
-                len: 0,
-                kind: 0,
-            };
-            ns.deleted.insert_if_newer(e.key, tombstone);
+            ns.deleted
+                .insert_if_newer(e.key, Entry::tombstone(version, 0, 0));
         }
         _ => {}
     }

@@ -275,14 +275,7 @@ impl State {
                 }
             }
             Op::Tombstone => {
-                let tombstone = Entry {
-                    version: e.meta.version,
-                    expires_ms: 0,
-                    segment,
-                    offset,
-                    len: 0,
-                    kind: 0,
-                };
+                let tombstone = Entry::tombstone(e.meta.version, segment, offset);
                 let old = self.namespaces.get_mut(e.namespace).and_then(|ns| {
                     ns.deleted.insert_if_newer(e.key, tombstone);
                     ns.items.remove(e.key)

@@ -135,6 +135,19 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry of a tombstone of `version` at (`segment`, `offset`): length 0, as no
+    /// record has.
+    pub fn tombstone(version: u64, segment: u32, offset: u32) -> Self {
+        Self {
+            version,
+            expires_ms: 0,
+            segment,
+            offset,
+            len: 0,
+            kind: 0,
+        }
+    }
+
     /// Whether the entry is expired at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_ms != 0 && self.expires_ms <= now_ms
