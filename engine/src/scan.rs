@@ -778,19 +778,25 @@ mod tests {
         !reg
     }
 
-    /// The trailer of a damaged last frame ends where the non-zero bytes end, or a few
-    /// bytes later when its CRC ends in zero bytes.
-    #[test]
-    fn the_trailer_of_a_damaged_last_frame_is_found_when_its_crc_ends_in_zeros() {
+    /// Damages the header of the last of two frames whose trailer CRC is `crc`, checks that
+    /// the trailer ends in `zeros` zero bytes (and not one more), and that the scan still finds
+    /// it: every record kept, one damaged range (the header), not torn.
+    fn damaged_last_frame_with_trailer_crc(crc: u32, zeros: usize) {
         let before: &[&[&str]] = &[&["a", "b"]];
-        let salt = salt_for_trailer_crc(before, &["c"], 0x0000_00A7);
+        let salt = salt_for_trailer_crc(before, &["c"], crc);
         let mut img = image_with(&[&["a", "b"], &["c"]], None, 100, salt);
         let f = img.frames[1].clone();
         assert_eq!(
             img.bytes[f.end - 4..f.end],
-            [0xA7, 0, 0, 0],
-            "the trailer CRC ends in three zero bytes"
+            crc.to_le_bytes(),
+            "the trailer CRC"
         );
+        assert_eq!(
+            img.bytes[f.end - zeros..f.end],
+            vec![0; zeros][..],
+            "{zeros} zero bytes end the trailer"
+        );
+        assert_ne!(img.bytes[f.end - zeros - 1], 0);
         img.bytes[f.start + HEADER_CRC] ^= 0x01;
         let s = scan(&img.bytes, &img.header, false);
         assert_eq!(taken(&s), expected(&img, &[&["a", "b"], &["c"]], &[]));
@@ -802,29 +808,18 @@ mod tests {
         assert_eq!((s.end, s.torn), (img.data_end, false));
     }
 
+    /// The trailer of a damaged last frame ends where the non-zero bytes end, or a few
+    /// bytes later when its CRC ends in zero bytes.
+    #[test]
+    fn the_trailer_of_a_damaged_last_frame_is_found_when_its_crc_ends_in_zeros() {
+        damaged_last_frame_with_trailer_crc(0x0000_00A7, 3);
+    }
+
     /// A trailer whose CRC is 0: its last seven bytes are zeros (the CRC and the top three
     /// bytes of a short frame's body length), and it is still found.
     #[test]
     fn the_trailer_of_a_damaged_last_frame_is_found_when_its_crc_is_zero() {
-        let before: &[&[&str]] = &[&["a", "b"]];
-        let salt = salt_for_trailer_crc(before, &["c"], 0);
-        let mut img = image_with(&[&["a", "b"], &["c"]], None, 100, salt);
-        let f = img.frames[1].clone();
-        assert_eq!(
-            img.bytes[f.end - 7..f.end],
-            [0; 7],
-            "seven zero bytes end the trailer"
-        );
-        assert_ne!(img.bytes[f.end - 8], 0);
-        img.bytes[f.start + HEADER_CRC] ^= 0x01;
-        let s = scan(&img.bytes, &img.header, false);
-        assert_eq!(taken(&s), expected(&img, &[&["a", "b"], &["c"]], &[]));
-        assert_eq!(s.damaged.len(), 1);
-        assert_eq!(
-            (s.damaged[0].offset, s.damaged[0].len),
-            (f.start, FRAME_HEADER_LEN)
-        );
-        assert_eq!((s.end, s.torn), (img.data_end, false));
+        damaged_last_frame_with_trailer_crc(0, 7);
     }
 
     /// A format 1 segment: a 24-byte header without checksum, frames of CRC, length and

@@ -3,31 +3,10 @@
 //! Found while mutation-testing the model test: it missed these two cases, so they are
 //! pinned here deterministically.
 
-use ttlcask_engine::{Clock, Durability, ManualClock, PutOptions, Store};
+mod common;
 
-const SEGMENT: u64 = 4096;
-
-fn open(dir: &std::path::Path, clock: &ManualClock) -> Store {
-    Store::builder()
-        .durability(Durability::Never)
-        .segment_size(SEGMENT)
-        .clock(clock.clone())
-        .compaction_interval(None)
-        .open(dir)
-        .expect("open")
-}
-
-/// Writes live filler items until a new segment has been started.
-fn fill_segment(store: &Store, tag: &str, options: PutOptions) {
-    let start = store.stats().segments;
-    let mut i = 0;
-    while store.stats().segments == start {
-        store
-            .put(b"ns", format!("{tag}-{i}").as_bytes(), &[7; 200], options)
-            .expect("put");
-        i += 1;
-    }
-}
+use common::{fill_segment, open};
+use ttlcask_engine::{Clock, ManualClock, PutOptions, Store};
 
 fn scenario(hide: impl Fn(&Store, &ManualClock)) -> Option<Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");

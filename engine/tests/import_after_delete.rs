@@ -3,19 +3,10 @@
 //! (issue 11). The store remembers a delete for as long as its tombstone is on disk, so what
 //! it answers live and what it answers after a reopen are the same.
 
+mod common;
+
+use common::{fill_segment, open, until_next_segment, SEGMENT};
 use ttlcask_engine::{BatchOutcome, Durability, ManualClock, PutOptions, Store, WriteBatch};
-
-const SEGMENT: u64 = 4096;
-
-fn open(dir: &std::path::Path, clock: &ManualClock) -> Store {
-    Store::builder()
-        .durability(Durability::Never)
-        .segment_size(SEGMENT)
-        .clock(clock.clone())
-        .compaction_interval(None)
-        .open(dir)
-        .expect("open")
-}
 
 fn import(
     store: &Store,
@@ -113,18 +104,6 @@ fn an_expired_newer_record_is_not_replaced_by_an_older_import() {
     );
 }
 
-/// Writes live filler items until a new segment has been started.
-fn fill_segment(store: &Store, tag: &str, options: PutOptions) {
-    let start = store.stats().segments;
-    let mut i = 0;
-    while store.stats().segments == start {
-        store
-            .put(b"ns", format!("{tag}-{i}").as_bytes(), &[7; 200], options)
-            .expect("put");
-        i += 1;
-    }
-}
-
 /// Imports version 5 of "k" after it was imported, deleted and compacted (`full`: until
 /// nothing is left to reclaim), with or without a reopen first.
 fn import_after_compaction(full: bool, reopen: bool) -> BatchOutcome {
@@ -201,14 +180,11 @@ fn an_expired_record_that_compaction_turned_into_a_tombstone_still_refuses_older
 
 /// Writes namespace creates (no puts) until a new segment has been started.
 fn fill_with_creates(store: &Store, tag: &str) {
-    let start = store.stats().segments;
-    let mut i = 0;
-    while store.stats().segments == start {
+    until_next_segment(store, |i| {
         store
             .create_namespace(format!("{tag}-{i:0>40}").as_bytes())
             .expect("create");
-        i += 1;
-    }
+    });
 }
 
 /// A put of a deleted key does not make the index forget the tombstone: it stays on disk, and
