@@ -333,10 +333,9 @@ impl Frame<'_> {
     /// or deleted (`None` after a clear or drop: the floor speaks for those).
     fn newest_version(&self, namespace: &[u8], key: &[u8]) -> Option<u64> {
         if self.track {
-            if let Some(v) = self.key_overlay.get(&(namespace.to_vec(), key.to_vec())) {
-                let k = (namespace.to_vec(), key.to_vec());
-                let deleted = || self.deleted_overlay.get(&k).copied();
-                return v.or_else(deleted);
+            let k = (namespace.to_vec(), key.to_vec());
+            if let Some(v) = self.key_overlay.get(&k) {
+                return v.or_else(|| self.deleted_overlay.get(&k).copied());
             }
         }
         if self.cleared.contains(namespace) {
