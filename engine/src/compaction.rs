@@ -517,15 +517,22 @@ fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
     if !scanned.is_clean() || scanned.end != bytes.len() {
         return None;
     }
-    let mut w = HintWriter::new(seg.id, data_len);
+    let layout = seg.header.entry_layout;
+    let mut w = HintWriter::new(seg.id, data_len, layout);
     for (at, e) in scanned.records {
-        w.push(&HintEntry {
+        let h = HintEntry {
             offset: u32::try_from(at).ok()?,
             meta: e.meta,
             namespace: e.namespace,
             key: e.key,
             value_len: u32::try_from(e.value.len()).ok()?,
-        });
+        };
+        // A hint places each entry by the length its fields give; an entry written some
+        // other way (not by this encoder) gets no hint.
+        if h.entry_len(layout) != e.len {
+            return None;
+        }
+        w.push(&h);
     }
     Some(w.finish())
 }

@@ -1,46 +1,27 @@
 //! The on-disk encoding of segments: the segment header, frames and entries.
 //!
-//! A segment file is a header followed by frames, written append-only:
+//! ARCHITECTURE.md ("On-disk format") has the tables; in short, a segment file is a header
+//! (two copies, each with its CRC) followed by frames, written append-only. A frame is one
+//! atomic append (a single write, a whole batch, or a chunk of compaction output): a magic,
+//! the body length, a salted CRC of the header and every entry's CRC, the entries back to
+//! back, and a trailer that summarises each entry (length, op, namespace and key hashes,
+//! version) so that a scan can place and name the records of a frame whose header is
+//! damaged. Each entry carries its own CRC, so that a read can check it alone.
 //!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 8 | magic `b"TTLCSEG\0"` |
-//! | 8 | 4 | format version (`FORMAT_VERSION`) |
-//! | 12 | 4 | segment id |
-//! | 16 | 8 | base version: the store's next version when the segment was created |
+//! Two *entry layouts* exist, named per segment in its header:
+//! - layout 1 (read only): a fixed 40-byte entry header, fixed 21-byte summaries, a 12-byte
+//!   frame header and a 12-byte trailer end;
+//! - layout 2 (written): varint entry headers with the expiry in whole seconds and optional
+//!   fields left out, varint summaries (the version as a delta to the summary before, the
+//!   namespace hash only when it changes), a 16-byte frame header and trailer end that both
+//!   give the summaries' length.
 //!
-//! A frame is one atomic append (a single write or a whole batch):
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 4 | CRC32 of the body length followed by every entry's CRC, in order |
-//! | 4 | 4 | body length `n` (> 0) |
-//! | 8 | n | entries, back to back |
-//!
-//! The frame CRC binds the length and the entries together without hashing the payload a
-//! second time: each entry's own CRC covers its bytes, so a frame is valid only if every
-//! entry is, and a torn frame is rejected whole.
-//!
-//! An entry is one operation, with its own CRC so that a read can check it alone:
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 4 | CRC32 of bytes 4..entry end |
-//! | 4 | 1 | op: 1 put, 2 tombstone, 3 create namespace, 4 clear namespace, 5 drop namespace |
-//! | 5 | 1 | value kind (the caller's tag) |
-//! | 6 | 2 | namespace length |
-//! | 8 | 4 | key length |
-//! | 12 | 4 | value length |
-//! | 16 | 4 | horizon: the highest segment id allocated when the entry was first written |
-//! | 20 | 4 | reserved, zero |
-//! | 24 | 8 | version |
-//! | 32 | 8 | expiry, ms since the Unix epoch, 0 = never |
-//! | 40 | … | namespace, key, value |
-//!
-//! All integers are little-endian. A frame whose length is zero marks the end of the data
-//! (an active segment is pre-allocated with zeros).
+//! All integers are little-endian. Four zero bytes where a frame's magic would be mark the
+//! end of the data (an active segment is pre-allocated with zeros).
 
 use std::mem::size_of;
+
+use crate::varint;
 
 /// Identifies a segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TTLCSEG\0";
@@ -48,21 +29,56 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"TTLCSEG\0";
 pub const FORMAT_VERSION: u32 = 2;
 /// The first layout (no frame magic, no trailer, header without a checksum), still read.
 pub const FORMAT_V1: u32 = 1;
-/// Layout of the entries inside format 2 frames that this release writes and reads: the
-/// fixed 40-byte entry header of the table above. A segment names its entry layout, so that
-/// compact entries can be added later without a new segment format.
-pub const ENTRY_LAYOUT: u16 = 1;
 /// Versions are below this (the index keeps 56 bits); a record or header claiming more is
 /// damaged, however its checksum reads.
 pub const VERSION_LIMIT: u64 = 1 << 56;
 /// Segment ids are below this, so that the next id always exists.
 pub const SEGMENT_ID_LIMIT: u32 = u32::MAX - 1;
 
+/// How the entries (and the frame header and trailer around them) of a segment are laid
+/// out. A segment names its layout, so layouts are read side by side in one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryLayout {
+    /// The fixed 40-byte entry header (format 1, and format 2 as first released).
+    V1 = 1,
+    /// Compact entries: varint fields, optional fields left out.
+    V2 = 2,
+}
+
+/// The entry layout this release writes.
+pub const WRITE_LAYOUT: EntryLayout = EntryLayout::V2;
+
+impl EntryLayout {
+    fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(Self::V1),
+            2 => Some(Self::V2),
+            _ => None,
+        }
+    }
+
+    /// Bytes of a format 2 frame header in this layout.
+    pub fn frame_header_len(self) -> usize {
+        match self {
+            Self::V1 => V1_LAYOUT_FRAME_HEADER_LEN,
+            Self::V2 => FRAME_HEADER_LEN,
+        }
+    }
+
+    /// Bytes of the fixed end of a frame trailer (after the summaries) in this layout.
+    fn tail_len(self) -> usize {
+        match self {
+            Self::V1 => V1_LAYOUT_TRAILER_END_LEN,
+            Self::V2 => TRAILER_END_LEN,
+        }
+    }
+}
+
 const MAGIC_OFFSET: usize = 0;
 const FORMAT_OFFSET: usize = MAGIC_OFFSET + SEGMENT_MAGIC.len();
 const SEGMENT_ID_OFFSET: usize = FORMAT_OFFSET + size_of::<u32>();
 const BASE_VERSION_OFFSET: usize = SEGMENT_ID_OFFSET + size_of::<u32>();
-/// Bytes of a format 1 segment header.
+/// Bytes of a format 1 segment header (the fields above).
 pub const V1_SEGMENT_HEADER_LEN: usize = BASE_VERSION_OFFSET + size_of::<u64>();
 const SALT_OFFSET: usize = V1_SEGMENT_HEADER_LEN;
 const ENTRY_LAYOUT_OFFSET: usize = SALT_OFFSET + size_of::<u32>();
@@ -70,27 +86,34 @@ const HEADER_RESERVED_OFFSET: usize = ENTRY_LAYOUT_OFFSET + size_of::<u16>();
 const HEADER_CRC_OFFSET: usize = HEADER_RESERVED_OFFSET + size_of::<u16>();
 /// Bytes of one copy of a format 2 segment header.
 const V2_HEADER_COPY_LEN: usize = HEADER_CRC_OFFSET + size_of::<u32>();
-/// Bytes of the segment header this release writes: two copies of the format 2 header, so
-/// that one damaged byte cannot orphan the segment.
+/// Bytes of a format 2 segment header: two identical copies.
 pub const SEGMENT_HEADER_LEN: usize = 2 * V2_HEADER_COPY_LEN;
 
 const FRAME_CRC_OFFSET: usize = 0;
 const FRAME_LEN_OFFSET: usize = FRAME_CRC_OFFSET + size_of::<u32>();
-/// Bytes of a format 1 frame header.
+/// Bytes of a format 1 frame header: CRC and body length.
 pub const V1_FRAME_HEADER_LEN: usize = FRAME_LEN_OFFSET + size_of::<u32>();
 
-/// First bytes of every format 2 frame: what a scan looks for to resynchronise after
-/// damage.
+/// Starts every format 2 frame: what a scan searches for to resynchronise after damage.
 pub const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
 const V2_LEN_OFFSET: usize = FRAME_MAGIC.len();
-const V2_CRC_OFFSET: usize = V2_LEN_OFFSET + size_of::<u32>();
-/// Bytes of a format 2 frame header.
-pub const FRAME_HEADER_LEN: usize = V2_CRC_OFFSET + size_of::<u32>();
-/// Bytes of one record summary in a frame trailer.
-pub const SUMMARY_LEN: usize = 8 + 4 + 4 + 4 + 1;
-/// Bytes after the summaries of a trailer: count, body length, CRC.
-pub const TRAILER_END_LEN: usize = 12;
+/// Layout 2: where the frame header gives the summaries' length.
+const V2_SUMMARIES_LEN_OFFSET: usize = V2_LEN_OFFSET + size_of::<u32>();
+/// Bytes of the frame header of entry layout 1: magic, body length, CRC.
+const V1_LAYOUT_FRAME_HEADER_LEN: usize = V2_LEN_OFFSET + 2 * size_of::<u32>();
+/// Bytes of the frame header this release writes (entry layout 2): magic, body length,
+/// summaries length, CRC.
+pub const FRAME_HEADER_LEN: usize = V2_SUMMARIES_LEN_OFFSET + 2 * size_of::<u32>();
+/// Bytes of one summary in a layout 1 trailer.
+const V1_SUMMARY_LEN: usize = 8 + 4 + 4 + 4 + 1;
+/// Bytes after the summaries of a layout 1 trailer: count, body length, CRC.
+const V1_LAYOUT_TRAILER_END_LEN: usize = 12;
+/// Bytes after the summaries of a layout 2 trailer: count, summaries length, body length,
+/// CRC (the body length last before the CRC: it is never 0, so at most seven zero bytes
+/// end a frame).
+pub const TRAILER_END_LEN: usize = 16;
 
+/// Layout 1 entry header fields.
 const ENTRY_CRC_OFFSET: usize = 0;
 const ENTRY_OP_OFFSET: usize = ENTRY_CRC_OFFSET + size_of::<u32>();
 const ENTRY_KIND_OFFSET: usize = ENTRY_OP_OFFSET + size_of::<u8>();
@@ -101,12 +124,21 @@ const ENTRY_HORIZON_OFFSET: usize = ENTRY_VALUE_LEN_OFFSET + size_of::<u32>();
 const ENTRY_RESERVED_OFFSET: usize = ENTRY_HORIZON_OFFSET + size_of::<u32>();
 const ENTRY_VERSION_OFFSET: usize = ENTRY_RESERVED_OFFSET + size_of::<u32>();
 const ENTRY_EXPIRES_OFFSET: usize = ENTRY_VERSION_OFFSET + size_of::<u64>();
-/// Bytes of an entry header.
-pub const ENTRY_HEADER_LEN: usize = ENTRY_EXPIRES_OFFSET + size_of::<u64>();
+/// Bytes of a layout 1 entry header.
+pub const V1_ENTRY_HEADER_LEN: usize = ENTRY_EXPIRES_OFFSET + size_of::<u64>();
 
-/// Largest namespace name.
+/// Layout 2 flags byte (after the CRC): the op in the low three bits, then whether an
+/// expiry and a kind byte follow.
+const L2_OP_MASK: u8 = 0x07;
+const L2_HAS_EXPIRY: u8 = 0x08;
+const L2_HAS_KIND: u8 = 0x10;
+const L2_KNOWN_FLAGS: u8 = L2_OP_MASK | L2_HAS_EXPIRY | L2_HAS_KIND;
+/// Bytes of a layout 2 entry before its varints: CRC and flags.
+const L2_FIXED_LEN: usize = size_of::<u32>() + size_of::<u8>();
+
+/// Longest namespace name.
 pub const MAX_NAMESPACE_LEN: usize = u16::MAX as usize;
-/// Largest key.
+/// Longest key.
 pub const MAX_KEY_LEN: usize = crate::keydir::MAX_KEY_LEN;
 
 /// What an entry does.
@@ -167,7 +199,7 @@ pub struct EntryMeta {
     pub horizon: u32,
     /// Store-wide version.
     pub version: u64,
-    /// Expiry in ms, 0 = never.
+    /// Expiry in ms, 0 = never (layout 2 keeps whole seconds, rounded up).
     pub expires_ms: u64,
 }
 
@@ -186,13 +218,76 @@ pub struct EntryRef<'a> {
     pub len: usize,
 }
 
-/// Encoded length of an entry.
-pub fn entry_len(namespace_len: usize, key_len: usize, value_len: usize) -> usize {
-    ENTRY_HEADER_LEN + namespace_len + key_len + value_len
+/// Encoded length of an entry in `layout`.
+pub fn entry_len(
+    layout: EntryLayout,
+    meta: &EntryMeta,
+    namespace_len: usize,
+    key_len: usize,
+    value_len: usize,
+) -> usize {
+    let head = match layout {
+        EntryLayout::V1 => V1_ENTRY_HEADER_LEN,
+        EntryLayout::V2 => {
+            let expiry = expiry_secs(meta.expires_ms);
+            L2_FIXED_LEN
+                + usize::from(meta.kind != 0)
+                + varint::len(namespace_len as u64)
+                + varint::len(key_len as u64)
+                + varint::len(value_len as u64)
+                + varint::len(u64::from(meta.horizon))
+                + varint::len(meta.version)
+                + if expiry == 0 { 0 } else { varint::len(expiry) }
+        }
+    };
+    head + namespace_len + key_len + value_len
 }
 
-/// Appends one entry to `out`.
+/// An expiry in ms as layout 2 keeps it: whole seconds, rounded up (never early).
+fn expiry_secs(expires_ms: u64) -> u64 {
+    expires_ms.div_ceil(1000)
+}
+
+/// Appends one entry to `out`, in the layout this release writes.
 pub fn encode_entry(
+    out: &mut Vec<u8>,
+    meta: &EntryMeta,
+    namespace: &[u8],
+    key: &[u8],
+    value: &[u8],
+) {
+    let start = out.len();
+    let expiry = expiry_secs(meta.expires_ms);
+    let mut flags = meta.op as u8;
+    if expiry != 0 {
+        flags |= L2_HAS_EXPIRY;
+    }
+    if meta.kind != 0 {
+        flags |= L2_HAS_KIND;
+    }
+    out.extend_from_slice(&[0; 4]);
+    out.push(flags);
+    if meta.kind != 0 {
+        out.push(meta.kind);
+    }
+    varint::put(out, namespace.len() as u64);
+    varint::put(out, key.len() as u64);
+    varint::put(out, value.len() as u64);
+    varint::put(out, u64::from(meta.horizon));
+    varint::put(out, meta.version);
+    if expiry != 0 {
+        varint::put(out, expiry);
+    }
+    out.extend_from_slice(namespace);
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    let crc = crc32fast::hash(&out[start + ENTRY_OP_OFFSET..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends one entry in layout 1 (tests of the upgrade path: this release writes layout 2).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn encode_v1_entry(
     out: &mut Vec<u8>,
     meta: &EntryMeta,
     namespace: &[u8],
@@ -217,6 +312,7 @@ pub fn encode_entry(
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 fn len_u16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }
@@ -246,36 +342,137 @@ pub(crate) fn read_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Encoded length of the entry at the start of `bytes` as its header says, unchecked.
-pub(crate) fn decode_entry_lengths(bytes: &[u8]) -> Option<usize> {
-    let h = bytes.get(..ENTRY_HEADER_LEN)?;
-    ENTRY_HEADER_LEN
-        .checked_add(usize::from(read_u16(h, ENTRY_NS_LEN_OFFSET)))?
-        .checked_add(read_u32(h, ENTRY_KEY_LEN_OFFSET) as usize)?
-        .checked_add(read_u32(h, ENTRY_VALUE_LEN_OFFSET) as usize)
+/// The header fields of a layout 2 entry, parsed but not checked against its CRC.
+struct V2Head {
+    flags: u8,
+    kind: u8,
+    horizon: u64,
+    version: u64,
+    expiry_secs: u64,
+    ns_len: usize,
+    key_len: usize,
+    /// Bytes of the header: where the namespace starts.
+    head_len: usize,
+    /// Bytes of the whole entry.
+    len: usize,
 }
 
-/// Decodes the entry at the start of `bytes`, checking its CRC.
+fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
+    let fixed = bytes.get(..L2_FIXED_LEN).ok_or(DecodeError::Truncated)?;
+    let flags = fixed[ENTRY_OP_OFFSET];
+    let mut b = &bytes[L2_FIXED_LEN..];
+    let kind = if flags & L2_HAS_KIND != 0 {
+        varint::take_bytes(&mut b, 1)?[0]
+    } else {
+        0
+    };
+    let ns_len = varint::take(&mut b)?;
+    let key_len = varint::take(&mut b)?;
+    let value_len = varint::take(&mut b)?;
+    let horizon = varint::take(&mut b)?;
+    let version = varint::take(&mut b)?;
+    let expiry_secs = if flags & L2_HAS_EXPIRY != 0 {
+        varint::take(&mut b)?
+    } else {
+        0
+    };
+    let head_len = bytes.len() - b.len();
+    let usize_of = |v: u64| usize::try_from(v).map_err(|_| DecodeError::BadField);
+    let (ns_len, key_len) = (usize_of(ns_len)?, usize_of(key_len)?);
+    let len = head_len
+        .checked_add(ns_len)
+        .and_then(|n| n.checked_add(key_len))
+        .and_then(|n| n.checked_add(usize::try_from(value_len).ok()?))
+        .ok_or(DecodeError::BadField)?;
+    Ok(V2Head {
+        flags,
+        kind,
+        horizon,
+        version,
+        expiry_secs,
+        ns_len,
+        key_len,
+        head_len,
+        len,
+    })
+}
+
+/// Encoded length of the entry at the start of `bytes` as its header says, unchecked.
+pub(crate) fn entry_len_at(bytes: &[u8], layout: EntryLayout) -> Option<usize> {
+    match layout {
+        EntryLayout::V1 => {
+            let h = bytes.get(..V1_ENTRY_HEADER_LEN)?;
+            V1_ENTRY_HEADER_LEN
+                .checked_add(usize::from(read_u16(h, ENTRY_NS_LEN_OFFSET)))?
+                .checked_add(read_u32(h, ENTRY_KEY_LEN_OFFSET) as usize)?
+                .checked_add(read_u32(h, ENTRY_VALUE_LEN_OFFSET) as usize)
+        }
+        EntryLayout::V2 => parse_v2_head(bytes).ok().map(|h| h.len),
+    }
+}
+
+/// Decodes the entry at the start of `bytes`, in `layout`, checking its CRC.
 ///
 /// # Errors
 /// [`DecodeError::Truncated`], [`DecodeError::BadChecksum`] or [`DecodeError::BadField`].
-pub fn decode_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
-    decode_entry_checked(bytes, true)
+pub fn decode_entry(bytes: &[u8], layout: EntryLayout) -> Result<EntryRef<'_>, DecodeError> {
+    match layout {
+        EntryLayout::V1 => decode_v1_entry(bytes),
+        EntryLayout::V2 => decode_v2_entry(bytes, true),
+    }
 }
 
 /// Decodes an entry that this process has just encoded itself, without the CRC pass.
 pub(crate) fn decode_own_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
-    decode_entry_checked(bytes, false)
+    decode_v2_entry(bytes, false)
 }
 
-fn decode_entry_checked(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeError> {
-    if bytes.len() < ENTRY_HEADER_LEN {
+fn decode_v2_entry(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeError> {
+    let h = parse_v2_head(bytes)?;
+    if bytes.len() < h.len {
+        return Err(DecodeError::Truncated);
+    }
+    let crc = read_u32(bytes, ENTRY_CRC_OFFSET);
+    if check && crc32fast::hash(&bytes[ENTRY_OP_OFFSET..h.len]) != crc {
+        return Err(DecodeError::BadChecksum);
+    }
+    let op = Op::from_byte(h.flags & L2_OP_MASK).ok_or(DecodeError::BadField)?;
+    let horizon = u32::try_from(h.horizon).map_err(|_| DecodeError::BadField)?;
+    if h.flags & !L2_KNOWN_FLAGS != 0
+        || h.version >= VERSION_LIMIT
+        || h.ns_len > MAX_NAMESPACE_LEN
+        || h.expiry_secs > u64::from(u32::MAX)
+        || (h.flags & L2_HAS_EXPIRY != 0 && h.expiry_secs == 0)
+        || (h.flags & L2_HAS_KIND != 0 && h.kind == 0)
+    {
+        return Err(DecodeError::BadField);
+    }
+    let meta = EntryMeta {
+        op,
+        kind: h.kind,
+        horizon,
+        version: h.version,
+        expires_ms: h.expiry_secs * 1000,
+    };
+    let key_start = h.head_len + h.ns_len;
+    let value_start = key_start + h.key_len;
+    Ok(EntryRef {
+        meta,
+        namespace: &bytes[h.head_len..key_start],
+        key: &bytes[key_start..value_start],
+        value: &bytes[value_start..h.len],
+        len: h.len,
+    })
+}
+
+fn decode_v1_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
+    if bytes.len() < V1_ENTRY_HEADER_LEN {
         return Err(DecodeError::Truncated);
     }
     let ns_len = usize::from(read_u16(bytes, ENTRY_NS_LEN_OFFSET));
     let key_len = read_u32(bytes, ENTRY_KEY_LEN_OFFSET) as usize;
     let value_len = read_u32(bytes, ENTRY_VALUE_LEN_OFFSET) as usize;
-    let len = ENTRY_HEADER_LEN
+    let len = V1_ENTRY_HEADER_LEN
         .checked_add(ns_len)
         .and_then(|n| n.checked_add(key_len))
         .and_then(|n| n.checked_add(value_len))
@@ -284,7 +481,7 @@ fn decode_entry_checked(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, Decod
         return Err(DecodeError::Truncated);
     }
     let crc = read_u32(bytes, ENTRY_CRC_OFFSET);
-    if check && crc32fast::hash(&bytes[ENTRY_OP_OFFSET..len]) != crc {
+    if crc32fast::hash(&bytes[ENTRY_OP_OFFSET..len]) != crc {
         return Err(DecodeError::BadChecksum);
     }
     let op = Op::from_byte(bytes[ENTRY_OP_OFFSET]).ok_or(DecodeError::BadField)?;
@@ -298,7 +495,7 @@ fn decode_entry_checked(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, Decod
         version: read_u64(bytes, ENTRY_VERSION_OFFSET),
         expires_ms: read_u64(bytes, ENTRY_EXPIRES_OFFSET),
     };
-    let ns_start = ENTRY_HEADER_LEN;
+    let ns_start = V1_ENTRY_HEADER_LEN;
     let key_start = ns_start + ns_len;
     let value_start = key_start + key_len;
     Ok(EntryRef {
@@ -323,23 +520,29 @@ pub fn begin_frame(out: &mut Vec<u8>) -> usize {
 pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
     let body_start = start + FRAME_HEADER_LEN;
     let body_len = len_u32(out.len() - body_start);
-    out[start..start + V2_LEN_OFFSET].copy_from_slice(&FRAME_MAGIC);
-    out[start + V2_LEN_OFFSET..start + V2_CRC_OFFSET].copy_from_slice(&body_len.to_le_bytes());
-    let crc = v2_frame_crc(&out[start..], salt).unwrap_or(0);
-    out[start + V2_CRC_OFFSET..body_start].copy_from_slice(&crc.to_le_bytes());
     let trailer_start = out.len();
     let mut count = 0u32;
     let mut at = body_start;
+    let mut prev = SummaryCursor::default();
     while at < trailer_start {
         let Ok(e) = decode_own_entry(&out[at..trailer_start]) else {
             break;
         };
         let summary = Summary::of(&e);
         at += e.len;
-        summary.encode(out);
+        summary.encode_v2(out, &mut prev);
         count += 1;
     }
+    let summaries_len = len_u32(out.len() - trailer_start);
+    out[start..start + V2_LEN_OFFSET].copy_from_slice(&FRAME_MAGIC);
+    out[start + V2_LEN_OFFSET..start + V2_SUMMARIES_LEN_OFFSET]
+        .copy_from_slice(&body_len.to_le_bytes());
+    out[start + V2_SUMMARIES_LEN_OFFSET..start + FRAME_HEADER_LEN - 4]
+        .copy_from_slice(&summaries_len.to_le_bytes());
+    let crc = v2_frame_crc(&out[start..], salt, EntryLayout::V2).unwrap_or(0);
+    out[start + FRAME_HEADER_LEN - 4..body_start].copy_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&summaries_len.to_le_bytes());
     out.extend_from_slice(&body_len.to_le_bytes());
     let crc = salted_crc(salt, &[&out[trailer_start..]]);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -363,32 +566,36 @@ fn salted_crc(salt: u32, parts: &[&[u8]]) -> u32 {
 /// not tile the body exactly. `bytes` starts at the length field and ends with the body.
 fn frame_crc(bytes: &[u8]) -> Option<u32> {
     let (len_field, body) = bytes.split_at_checked(V1_FRAME_HEADER_LEN - FRAME_LEN_OFFSET)?;
-    entry_crcs(crc32fast::Hasher::new(), len_field, body)
+    entry_crcs(crc32fast::Hasher::new(), len_field, body, EntryLayout::V1)
 }
 
-/// CRC (seeded with `salt`) of a format 2 frame's magic, length and entries' CRCs; `None`
-/// if the entries do not tile the body. `frame` starts at the magic.
-fn v2_frame_crc(frame: &[u8], salt: u32) -> Option<u32> {
-    let body_len = read_u32(frame.get(..FRAME_HEADER_LEN)?, V2_LEN_OFFSET) as usize;
-    let body = frame.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN.checked_add(body_len)?)?;
+/// CRC (seeded with `salt`) of a format 2 frame's header fields before the CRC and its
+/// entries' CRCs; `None` if the entries do not tile the body. `frame` starts at the magic.
+fn v2_frame_crc(frame: &[u8], salt: u32, layout: EntryLayout) -> Option<u32> {
+    let header_len = layout.frame_header_len();
+    let body_len = read_u32(frame.get(..header_len)?, V2_LEN_OFFSET) as usize;
+    let body = frame.get(header_len..header_len.checked_add(body_len)?)?;
     entry_crcs(
         crc32fast::Hasher::new_with_initial(salt),
-        &frame[..V2_CRC_OFFSET],
+        &frame[..header_len - 4],
         body,
+        layout,
     )
 }
 
-fn entry_crcs(mut hasher: crc32fast::Hasher, head: &[u8], body: &[u8]) -> Option<u32> {
+fn entry_crcs(
+    mut hasher: crc32fast::Hasher,
+    head: &[u8],
+    body: &[u8],
+    layout: EntryLayout,
+) -> Option<u32> {
     hasher.update(head);
     let mut at = 0;
     while at < body.len() {
-        let entry = body.get(at..at.checked_add(ENTRY_HEADER_LEN)?)?;
-        let len = ENTRY_HEADER_LEN
-            .checked_add(usize::from(read_u16(entry, ENTRY_NS_LEN_OFFSET)))?
-            .checked_add(read_u32(entry, ENTRY_KEY_LEN_OFFSET) as usize)?
-            .checked_add(read_u32(entry, ENTRY_VALUE_LEN_OFFSET) as usize)?;
-        hasher.update(&entry[ENTRY_CRC_OFFSET..ENTRY_OP_OFFSET]);
-        at = at.checked_add(len)?;
+        let len = entry_len_at(&body[at..], layout)?;
+        let entry = body.get(at..at.checked_add(len)?)?;
+        hasher.update(entry.get(ENTRY_CRC_OFFSET..ENTRY_OP_OFFSET)?);
+        at += len;
     }
     (at == body.len()).then(|| hasher.finalize())
 }
@@ -439,13 +646,17 @@ pub struct V2Frame<'a> {
     pub total: usize,
 }
 
-/// Checks the format 2 frame at the start of `bytes`.
+/// Checks the format 2 frame at the start of `bytes`, whose entries are in `layout`.
 ///
 /// # Errors
 /// [`DecodeError::End`] where four zero bytes stand instead of the magic,
 /// [`DecodeError::Truncated`], [`DecodeError::BadHeader`] (no magic) or
 /// [`DecodeError::BadChecksum`] for a torn or damaged frame header.
-pub fn decode_v2_frame(bytes: &[u8], salt: u32) -> Result<V2Frame<'_>, DecodeError> {
+pub fn decode_v2_frame(
+    bytes: &[u8],
+    salt: u32,
+    layout: EntryLayout,
+) -> Result<V2Frame<'_>, DecodeError> {
     let Some(magic) = bytes.get(..FRAME_MAGIC.len()) else {
         return Err(if bytes.iter().all(|&b| b == 0) {
             DecodeError::End
@@ -460,46 +671,51 @@ pub fn decode_v2_frame(bytes: &[u8], salt: u32) -> Result<V2Frame<'_>, DecodeErr
             DecodeError::BadHeader
         });
     }
-    let head = bytes
-        .get(..FRAME_HEADER_LEN)
-        .ok_or(DecodeError::Truncated)?;
+    let header_len = layout.frame_header_len();
+    let head = bytes.get(..header_len).ok_or(DecodeError::Truncated)?;
     let body_len = read_u32(head, V2_LEN_OFFSET) as usize;
-    let body_end = FRAME_HEADER_LEN
+    let body_end = header_len
         .checked_add(body_len)
         .ok_or(DecodeError::BadField)?;
     if body_len == 0 || body_end > bytes.len() {
         return Err(DecodeError::Truncated);
     }
-    if v2_frame_crc(bytes, salt) != Some(read_u32(head, V2_CRC_OFFSET)) {
+    if v2_frame_crc(bytes, salt, layout) != Some(read_u32(head, header_len - 4)) {
         return Err(DecodeError::BadChecksum);
     }
-    let body = &bytes[FRAME_HEADER_LEN..body_end];
-    // Where the trailer ends if its count is right: one summary per entry of the body.
-    let count = entries_in(body);
-    let total = body_end + count * SUMMARY_LEN + TRAILER_END_LEN;
+    let body = &bytes[header_len..body_end];
+    // Where the trailer ends: the header gives the summaries' length (layout 2), or there
+    // is one fixed-size summary per entry of the body (layout 1).
+    let count = entries_in(body, layout);
+    let summaries_len = match layout {
+        EntryLayout::V1 => count * V1_SUMMARY_LEN,
+        EntryLayout::V2 => read_u32(head, V2_SUMMARIES_LEN_OFFSET) as usize,
+    };
+    let total = body_end
+        .checked_add(summaries_len)
+        .and_then(|n| n.checked_add(layout.tail_len()))
+        .ok_or(DecodeError::BadField)?;
     let trailer = bytes
         .get(..total)
-        .and_then(|b| trailer_ending_at(b, total, salt))
-        .filter(|t| t.body_len == body_len && t.count == count);
+        .and_then(|b| trailer_ending_at(b, total, salt, layout))
+        .filter(|t| t.body_len == body_len && t.count == count && t.frame_len == total);
     Ok(V2Frame {
         body,
         trailer,
-        total: trailer.map_or(body_end + count * SUMMARY_LEN + TRAILER_END_LEN, |t| {
-            t.frame_len
-        }),
+        total,
     })
 }
 
 /// Entries in a body whose header checked (they tile it).
-fn entries_in(body: &[u8]) -> usize {
+fn entries_in(body: &[u8], layout: EntryLayout) -> usize {
     let mut n = 0;
     let mut at = 0;
-    while let Some(entry) = body.get(at..at + ENTRY_HEADER_LEN) {
+    while let Some(len) = body.get(at..).and_then(|b| entry_len_at(b, layout)) {
+        if at >= body.len() {
+            break;
+        }
         n += 1;
-        at += ENTRY_HEADER_LEN
-            + usize::from(read_u16(entry, ENTRY_NS_LEN_OFFSET))
-            + read_u32(entry, ENTRY_KEY_LEN_OFFSET) as usize
-            + read_u32(entry, ENTRY_VALUE_LEN_OFFSET) as usize;
+        at += len;
     }
     n
 }
@@ -509,6 +725,7 @@ fn entries_in(body: &[u8]) -> usize {
 #[derive(Debug, Clone, Copy)]
 pub struct Trailer<'a> {
     summaries: &'a [u8],
+    layout: EntryLayout,
     /// Entries in the frame.
     pub count: usize,
     /// Bytes of the frame's body.
@@ -518,30 +735,56 @@ pub struct Trailer<'a> {
 }
 
 impl Trailer<'_> {
-    /// The record summaries, in entry order.
+    /// The record summaries, in entry order (layout 2 summaries that do not parse end the
+    /// list: the trailer's CRC checked, so only a forged trailer has them).
     pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
-        self.summaries
-            .chunks_exact(SUMMARY_LEN)
-            .map(Summary::decode)
+        let mut rest = self.summaries;
+        let mut prev = SummaryCursor::default();
+        let layout = self.layout;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            match layout {
+                EntryLayout::V1 => {
+                    let (one, more) = rest.split_at_checked(V1_SUMMARY_LEN)?;
+                    rest = more;
+                    Some(Summary::decode_v1(one))
+                }
+                EntryLayout::V2 => Summary::decode_v2(&mut rest, &mut prev).ok(),
+            }
+        })
     }
 }
 
-/// The trailer of a format 2 frame that ends at `end` in `bytes`, if one checks there.
-pub fn trailer_ending_at(bytes: &[u8], end: usize, salt: u32) -> Option<Trailer<'_>> {
-    let tail = bytes.get(end.checked_sub(TRAILER_END_LEN)?..end)?;
+/// The trailer of a format 2 frame in `layout` that ends at `end` in `bytes`, if one checks
+/// there.
+pub fn trailer_ending_at(
+    bytes: &[u8],
+    end: usize,
+    salt: u32,
+    layout: EntryLayout,
+) -> Option<Trailer<'_>> {
+    let tail_len = layout.tail_len();
+    let tail = bytes.get(end.checked_sub(tail_len)?..end)?;
     let count = read_u32(tail, 0) as usize;
-    let body_len = read_u32(tail, 4) as usize;
-    let summaries_len = count.checked_mul(SUMMARY_LEN)?;
-    let start = end.checked_sub(TRAILER_END_LEN + summaries_len)?;
+    let (summaries_len, body_len) = match layout {
+        EntryLayout::V1 => (count.checked_mul(V1_SUMMARY_LEN)?, read_u32(tail, 4)),
+        EntryLayout::V2 => (read_u32(tail, 4) as usize, read_u32(tail, 8)),
+    };
+    let body_len = body_len as usize;
+    let start = end.checked_sub(tail_len.checked_add(summaries_len)?)?;
     let trailer = &bytes[start..end - 4];
-    if salted_crc(salt, &[trailer]) != read_u32(tail, 8) || count == 0 {
+    if salted_crc(salt, &[trailer]) != read_u32(tail, tail_len - 4) || count == 0 {
         return None;
     }
-    let frame_len = FRAME_HEADER_LEN
+    let frame_len = layout
+        .frame_header_len()
         .checked_add(body_len)?
-        .checked_add(summaries_len + TRAILER_END_LEN)?;
+        .checked_add(summaries_len + tail_len)?;
     (frame_len <= end).then_some(Trailer {
         summaries: &bytes[start..start + summaries_len],
+        layout,
         count,
         body_len,
         frame_len,
@@ -563,6 +806,18 @@ pub struct Summary {
     pub op: u8,
 }
 
+/// What a layout 2 summary is encoded against: the summary before it in the trailer.
+#[derive(Default)]
+struct SummaryCursor {
+    version: u64,
+    ns_hash: Option<u32>,
+}
+
+/// Layout 2 summary: the low three bits of its first varint hold the op, the next bit says
+/// the namespace is the one of the summary before; the rest is the entry's length.
+const L2_SUMMARY_SAME_NS: u64 = 0x08;
+const L2_SUMMARY_LEN_SHIFT: u32 = 4;
+
 impl Summary {
     /// The summary of an entry.
     pub fn of(e: &EntryRef<'_>) -> Self {
@@ -575,15 +830,47 @@ impl Summary {
         }
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&self.ns_hash.to_le_bytes());
+    fn encode_v2(&self, out: &mut Vec<u8>, prev: &mut SummaryCursor) {
+        let same_ns = prev.ns_hash == Some(self.ns_hash);
+        let head = (u64::from(self.len) << L2_SUMMARY_LEN_SHIFT)
+            | if same_ns { L2_SUMMARY_SAME_NS } else { 0 }
+            | u64::from(self.op & L2_OP_MASK);
+        varint::put(out, head);
+        if !same_ns {
+            out.extend_from_slice(&self.ns_hash.to_le_bytes());
+        }
         out.extend_from_slice(&self.key_hash.to_le_bytes());
-        out.extend_from_slice(&self.len.to_le_bytes());
-        out.push(self.op);
+        varint::put(
+            out,
+            varint::zigzag(self.version.wrapping_sub(prev.version) as i64),
+        );
+        prev.version = self.version;
+        prev.ns_hash = Some(self.ns_hash);
     }
 
-    fn decode(b: &[u8]) -> Self {
+    fn decode_v2(b: &mut &[u8], prev: &mut SummaryCursor) -> Result<Self, DecodeError> {
+        let head = varint::take(b)?;
+        let len = u32::try_from(head >> L2_SUMMARY_LEN_SHIFT).map_err(|_| DecodeError::BadField)?;
+        let ns_hash = if head & L2_SUMMARY_SAME_NS != 0 {
+            prev.ns_hash.ok_or(DecodeError::BadField)?
+        } else {
+            read_u32(varint::take_bytes(b, 4)?, 0)
+        };
+        let key_hash = read_u32(varint::take_bytes(b, 4)?, 0);
+        let delta = varint::unzigzag(varint::take(b)?);
+        let version = prev.version.wrapping_add(delta as u64);
+        prev.version = version;
+        prev.ns_hash = Some(ns_hash);
+        Ok(Self {
+            version,
+            ns_hash,
+            key_hash,
+            len,
+            op: (head & u64::from(L2_OP_MASK)) as u8,
+        })
+    }
+
+    fn decode_v1(b: &[u8]) -> Self {
         Self {
             version: read_u64(b, 0),
             ns_hash: read_u32(b, 8),
@@ -599,25 +886,58 @@ impl Summary {
     }
 }
 
-/// Iterates over the entries of a checked frame body with their offsets in the body.
+/// A format 2 frame in entry layout 1 around `entries` (layout 1 entries, back to back), as
+/// the release before entry layout 2 wrote it (tests and fuzzing of the upgrade path).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn encode_layout1_frame(entries: &[u8], salt: u32) -> Vec<u8> {
+    let mut out = FRAME_MAGIC.to_vec();
+    let body_len = len_u32(entries.len());
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(entries);
+    let crc = v2_frame_crc(&out, salt, EntryLayout::V1).unwrap_or(0);
+    out[V1_LAYOUT_FRAME_HEADER_LEN - 4..V1_LAYOUT_FRAME_HEADER_LEN]
+        .copy_from_slice(&crc.to_le_bytes());
+    let trailer_start = out.len();
+    let mut count = 0u32;
+    for e in entries_with(entries, decode_v1_entry) {
+        let Ok((_, e)) = e else { break };
+        let s = Summary::of(&e);
+        out.extend_from_slice(&s.version.to_le_bytes());
+        out.extend_from_slice(&s.ns_hash.to_le_bytes());
+        out.extend_from_slice(&s.key_hash.to_le_bytes());
+        out.extend_from_slice(&s.len.to_le_bytes());
+        out.push(s.op);
+        count += 1;
+    }
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
+    let crc = salted_crc(salt, &[&out[trailer_start..]]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Iterates over the entries of a checked frame body in `layout` with their offsets in the
+/// body.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn frame_entries(
     body: &[u8],
+    layout: EntryLayout,
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
-    entries_with(body, decode_entry)
+    entries_with(body, move |b| decode_entry(b, layout))
 }
 
-/// [`frame_entries`] of a frame this process has just built, without the CRC pass.
+/// The entries of a frame body this process has just built, without the CRC pass.
 pub(crate) fn own_frame_entries(
     body: &[u8],
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
     entries_with(body, decode_own_entry)
 }
 
-fn entries_with(
-    body: &[u8],
-    decode: fn(&[u8]) -> Result<EntryRef<'_>, DecodeError>,
-) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
+fn entries_with<'a>(
+    body: &'a [u8],
+    decode: impl Fn(&'a [u8]) -> Result<EntryRef<'a>, DecodeError>,
+) -> impl Iterator<Item = Result<(usize, EntryRef<'a>), DecodeError>> {
     let mut at = 0;
     std::iter::from_fn(move || {
         if at >= body.len() {
@@ -648,8 +968,8 @@ pub struct SegmentHeader {
     pub format: u32,
     /// Seeds the frame checksums of a format 2 segment (random per store opening).
     pub salt: u32,
-    /// Layout of its entries ([`ENTRY_LAYOUT`]; format 1 segments have layout 1 too).
-    pub entry_layout: u16,
+    /// Layout of its entries (format 1 segments have layout 1).
+    pub entry_layout: EntryLayout,
 }
 
 impl SegmentHeader {
@@ -672,7 +992,7 @@ pub fn encode_segment_header(h: &SegmentHeader) -> [u8; SEGMENT_HEADER_LEN] {
     copy[BASE_VERSION_OFFSET..SALT_OFFSET].copy_from_slice(&h.base_version.to_le_bytes());
     copy[SALT_OFFSET..ENTRY_LAYOUT_OFFSET].copy_from_slice(&h.salt.to_le_bytes());
     copy[ENTRY_LAYOUT_OFFSET..HEADER_RESERVED_OFFSET]
-        .copy_from_slice(&h.entry_layout.to_le_bytes());
+        .copy_from_slice(&(h.entry_layout as u16).to_le_bytes());
     let crc = crc32fast::hash(&copy[..HEADER_CRC_OFFSET]);
     copy[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
     let mut out = [0; SEGMENT_HEADER_LEN];
@@ -680,7 +1000,6 @@ pub fn encode_segment_header(h: &SegmentHeader) -> [u8; SEGMENT_HEADER_LEN] {
     out[V2_HEADER_COPY_LEN..].copy_from_slice(&copy);
     out
 }
-
 /// Decodes a segment header of format 1 or 2 (for format 2, the first copy whose CRC
 /// checks).
 ///
@@ -709,10 +1028,9 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError>
         if format != FORMAT_VERSION {
             continue;
         }
-        let entry_layout = read_u16(b, ENTRY_LAYOUT_OFFSET);
-        if entry_layout != ENTRY_LAYOUT {
-            return Err(DecodeError::UnknownEntryLayout(entry_layout));
-        }
+        let layout = read_u16(b, ENTRY_LAYOUT_OFFSET);
+        let entry_layout =
+            EntryLayout::from_u16(layout).ok_or(DecodeError::UnknownEntryLayout(layout))?;
         return plausible(SegmentHeader {
             id: read_u32(b, SEGMENT_ID_OFFSET),
             base_version: read_u64(b, BASE_VERSION_OFFSET),
@@ -739,7 +1057,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError>
         base_version: read_u64(bytes, BASE_VERSION_OFFSET),
         format: FORMAT_V1,
         salt: 0,
-        entry_layout: ENTRY_LAYOUT,
+        entry_layout: EntryLayout::V1,
     })
 }
 
@@ -784,7 +1102,7 @@ mod tests {
             kind: 7,
             horizon: 3,
             version: 42,
-            expires_ms: 99,
+            expires_ms: 99_000,
         }
     }
 
@@ -792,8 +1110,18 @@ mod tests {
     fn entry_round_trips() {
         let mut buf = Vec::new();
         encode_entry(&mut buf, &meta(Op::Put), b"ns", b"key", b"value");
-        assert_eq!(buf.len(), entry_len(2, 3, 5));
-        let e = decode_entry(&buf).expect("decodes");
+        assert_eq!(buf.len(), entry_len(WRITE_LAYOUT, &meta(Op::Put), 2, 3, 5));
+        let mut v1 = Vec::new();
+        encode_v1_entry(&mut v1, &meta(Op::Put), b"ns", b"key", b"value");
+        assert_eq!(
+            v1.len(),
+            entry_len(EntryLayout::V1, &meta(Op::Put), 2, 3, 5)
+        );
+        assert_eq!(
+            decode_entry(&v1, EntryLayout::V1).expect("v1").meta,
+            meta(Op::Put)
+        );
+        let e = decode_entry(&buf, WRITE_LAYOUT).expect("decodes");
         assert_eq!(e.meta, meta(Op::Put));
         assert_eq!(
             (e.namespace, e.key, e.value),
@@ -808,7 +1136,7 @@ mod tests {
         encode_entry(&mut buf, &meta(Op::Put), b"ns", b"key", b"value");
         for cut in 0..buf.len() {
             assert_eq!(
-                decode_entry(&buf[..cut]),
+                decode_entry(&buf[..cut], WRITE_LAYOUT),
                 Err(DecodeError::Truncated),
                 "cut at {cut}"
             );
@@ -822,7 +1150,10 @@ mod tests {
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x10;
-            assert!(decode_entry(&bad).is_err(), "flip at byte {i} accepted");
+            assert!(
+                decode_entry(&bad, WRITE_LAYOUT).is_err(),
+                "flip at byte {i} accepted"
+            );
         }
     }
 
@@ -830,10 +1161,10 @@ mod tests {
     fn bad_op_is_a_typed_error() {
         let mut buf = Vec::new();
         encode_entry(&mut buf, &meta(Op::Put), b"n", b"k", b"v");
-        buf[ENTRY_OP_OFFSET] = 9;
+        buf[ENTRY_OP_OFFSET] |= L2_OP_MASK;
         let crc = crc32fast::hash(&buf[ENTRY_OP_OFFSET..]);
         buf[..4].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_entry(&buf), Err(DecodeError::BadField));
+        assert_eq!(decode_entry(&buf, WRITE_LAYOUT), Err(DecodeError::BadField));
     }
 
     const SALT: u32 = 0xC0FFEE;
@@ -850,9 +1181,9 @@ mod tests {
     #[test]
     fn frame_round_trips_and_detects_tears() {
         let buf = two_entry_frame();
-        let frame = decode_v2_frame(&buf, SALT).expect("frame");
+        let frame = decode_v2_frame(&buf, SALT, WRITE_LAYOUT).expect("frame");
         assert_eq!(frame.total, buf.len());
-        let keys: Vec<_> = frame_entries(frame.body)
+        let keys: Vec<_> = frame_entries(frame.body, WRITE_LAYOUT)
             .map(|e| e.expect("entry").1.key.to_vec())
             .collect();
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
@@ -868,17 +1199,17 @@ mod tests {
         let body_end = FRAME_HEADER_LEN + frame.body.len();
         for cut in 1..body_end {
             assert!(
-                decode_v2_frame(&buf[..cut], SALT).is_err(),
+                decode_v2_frame(&buf[..cut], SALT, WRITE_LAYOUT).is_err(),
                 "torn frame of {cut} bytes accepted"
             );
         }
         assert_eq!(
-            decode_v2_frame(&[0; 16], SALT).err(),
+            decode_v2_frame(&[0; 16], SALT, WRITE_LAYOUT).err(),
             Some(DecodeError::End)
         );
         // Another store's salt: the header does not check.
         assert_eq!(
-            decode_v2_frame(&buf, SALT ^ 1).err(),
+            decode_v2_frame(&buf, SALT ^ 1, WRITE_LAYOUT).err(),
             Some(DecodeError::BadChecksum)
         );
     }
@@ -888,14 +1219,17 @@ mod tests {
         let buf = two_entry_frame();
         let mut bad = buf.clone();
         bad[V2_LEN_OFFSET] ^= 0x40;
-        assert!(decode_v2_frame(&bad, SALT).is_err(), "damaged length");
-        let t = trailer_ending_at(&bad, bad.len(), SALT).expect("trailer checks");
+        assert!(
+            decode_v2_frame(&bad, SALT, WRITE_LAYOUT).is_err(),
+            "damaged length"
+        );
+        let t = trailer_ending_at(&bad, bad.len(), SALT, WRITE_LAYOUT).expect("trailer checks");
         assert_eq!((t.count, t.frame_len), (2, buf.len()));
-        assert!(trailer_ending_at(&bad, bad.len() - 1, SALT).is_none());
+        assert!(trailer_ending_at(&bad, bad.len() - 1, SALT, WRITE_LAYOUT).is_none());
         let mut bad_trailer = buf.clone();
         let n = bad_trailer.len();
         bad_trailer[n - 20] ^= 1;
-        let frame = decode_v2_frame(&bad_trailer, SALT).expect("header still checks");
+        let frame = decode_v2_frame(&bad_trailer, SALT, WRITE_LAYOUT).expect("header still checks");
         assert!(frame.trailer.is_none());
         assert_eq!(frame.total, buf.len());
     }
@@ -909,29 +1243,29 @@ mod tests {
         let retrailer = |edit: &dyn Fn(&mut [u8])| {
             let mut bad = buf.clone();
             edit(&mut bad[n - TRAILER_END_LEN..n - 4]);
-            let summaries_len = read_u32(&bad, n - TRAILER_END_LEN) as usize * SUMMARY_LEN;
+            let summaries_len = read_u32(&bad, n - TRAILER_END_LEN + 4) as usize;
             let start = n - TRAILER_END_LEN - summaries_len;
             let crc = salted_crc(SALT, &[&bad[start..n - 4]]);
             bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
             bad
         };
         let wrong_len = retrailer(&|t| {
-            let len = read_u32(t, 4) - 1;
-            t[4..8].copy_from_slice(&len.to_le_bytes());
+            let len = read_u32(t, 8) - 1;
+            t[8..12].copy_from_slice(&len.to_le_bytes());
         });
         assert!(
-            trailer_ending_at(&wrong_len, n, SALT).is_some(),
+            trailer_ending_at(&wrong_len, n, SALT, WRITE_LAYOUT).is_some(),
             "it checks alone"
         );
-        let f = decode_v2_frame(&wrong_len, SALT).expect("the header checks");
+        let f = decode_v2_frame(&wrong_len, SALT, WRITE_LAYOUT).expect("the header checks");
         assert!(f.trailer.is_none());
         assert_eq!(f.total, n);
         let wrong_count = retrailer(&|t| t[..4].copy_from_slice(&1u32.to_le_bytes()));
         assert!(
-            trailer_ending_at(&wrong_count, n, SALT).is_some(),
+            trailer_ending_at(&wrong_count, n, SALT, WRITE_LAYOUT).is_some(),
             "it checks alone"
         );
-        let f = decode_v2_frame(&wrong_count, SALT).expect("the header checks");
+        let f = decode_v2_frame(&wrong_count, SALT, WRITE_LAYOUT).expect("the header checks");
         assert!(f.trailer.is_none());
         assert_eq!(f.total, n);
     }
@@ -939,7 +1273,7 @@ mod tests {
     #[test]
     fn v1_frames_still_decode() {
         let mut buf = vec![0; V1_FRAME_HEADER_LEN];
-        encode_entry(&mut buf, &meta(Op::Put), b"ns", b"a", b"1");
+        encode_v1_entry(&mut buf, &meta(Op::Put), b"ns", b"a", b"1");
         let body_len = len_u32(buf.len() - V1_FRAME_HEADER_LEN);
         buf[FRAME_LEN_OFFSET..V1_FRAME_HEADER_LEN].copy_from_slice(&body_len.to_le_bytes());
         let crc = frame_crc(&buf[FRAME_LEN_OFFSET..]).expect("tiles");
@@ -954,7 +1288,7 @@ mod tests {
     /// code under test): CRC32 of the length field followed by each entry's CRC.
     fn v1_frame() -> Vec<u8> {
         let mut entry = Vec::new();
-        encode_entry(&mut entry, &meta(Op::Put), b"ns", b"a", b"1");
+        encode_v1_entry(&mut entry, &meta(Op::Put), b"ns", b"a", b"1");
         let len_field = len_u32(entry.len()).to_le_bytes();
         let mut h = crc32fast::Hasher::new();
         h.update(&len_field);
@@ -1005,17 +1339,17 @@ mod tests {
     fn v2_frame_errors_are_typed() {
         for n in [0, 1, 3, 4, 16] {
             assert_eq!(
-                decode_v2_frame(&vec![0; n], SALT).err(),
+                decode_v2_frame(&vec![0; n], SALT, WRITE_LAYOUT).err(),
                 Some(DecodeError::End),
                 "{n} zeros"
             );
         }
         assert_eq!(
-            decode_v2_frame(&[0, 0, 1], SALT).err(),
+            decode_v2_frame(&[0, 0, 1], SALT, WRITE_LAYOUT).err(),
             Some(DecodeError::Truncated)
         );
         assert_eq!(
-            decode_v2_frame(&[1, 2, 3, 4, 5], SALT).err(),
+            decode_v2_frame(&[1, 2, 3, 4, 5], SALT, WRITE_LAYOUT).err(),
             Some(DecodeError::BadHeader)
         );
         let buf = two_entry_frame();
@@ -1023,7 +1357,7 @@ mod tests {
         let body_end = FRAME_HEADER_LEN + read_u32(&buf, V2_LEN_OFFSET) as usize;
         for cut in [FRAME_MAGIC.len() + 1, FRAME_HEADER_LEN, body_end - 1] {
             assert_eq!(
-                decode_v2_frame(&buf[..cut], SALT).err(),
+                decode_v2_frame(&buf[..cut], SALT, WRITE_LAYOUT).err(),
                 Some(DecodeError::Truncated),
                 "cut at {cut}"
             );
@@ -1034,11 +1368,12 @@ mod tests {
         finish_frame(&mut empty, start, SALT);
         assert_eq!(read_u32(&empty, V2_LEN_OFFSET), 0);
         assert_eq!(
-            decode_v2_frame(&empty, SALT).err(),
+            decode_v2_frame(&empty, SALT, WRITE_LAYOUT).err(),
             Some(DecodeError::Truncated)
         );
         // Cut right after the body: the frame checks, its trailer is missing.
-        let f = decode_v2_frame(&buf[..body_end], SALT).expect("the header and body check");
+        let f = decode_v2_frame(&buf[..body_end], SALT, WRITE_LAYOUT)
+            .expect("the header and body check");
         assert!(f.trailer.is_none());
         assert_eq!(
             (f.body.len(), f.total),
@@ -1052,7 +1387,7 @@ mod tests {
             base_version,
             format: FORMAT_VERSION,
             salt: SALT,
-            entry_layout: ENTRY_LAYOUT,
+            entry_layout: WRITE_LAYOUT,
         }
     }
 
@@ -1145,19 +1480,20 @@ mod tests {
     fn an_entry_made_only_of_a_header_round_trips() {
         let mut buf = Vec::new();
         encode_entry(&mut buf, &meta(Op::Put), b"", b"", b"");
-        assert_eq!(buf.len(), ENTRY_HEADER_LEN);
-        let e = decode_entry(&buf).expect("decodes");
-        assert_eq!((e.len, e.meta), (ENTRY_HEADER_LEN, meta(Op::Put)));
+        let head_len = entry_len(WRITE_LAYOUT, &meta(Op::Put), 0, 0, 0);
+        assert_eq!(buf.len(), head_len);
+        let e = decode_entry(&buf, WRITE_LAYOUT).expect("decodes");
+        assert_eq!((e.len, e.meta), (head_len, meta(Op::Put)));
         assert!(e.namespace.is_empty() && e.key.is_empty() && e.value.is_empty());
         let mut frame = Vec::new();
         let start = begin_frame(&mut frame);
         encode_entry(&mut frame, &meta(Op::CreateNamespace), b"", b"", b"");
         encode_entry(&mut frame, &meta(Op::Put), b"", b"", b"");
         finish_frame(&mut frame, start, SALT);
-        let f = decode_v2_frame(&frame, SALT).expect("frame");
+        let f = decode_v2_frame(&frame, SALT, WRITE_LAYOUT).expect("frame");
         assert_eq!(f.total, frame.len());
         assert_eq!(f.trailer.expect("trailer").count, 2);
-        assert_eq!(frame_entries(f.body).count(), 2);
+        assert_eq!(frame_entries(f.body, WRITE_LAYOUT).count(), 2);
         assert_eq!(own_frame_entries(own_frame_body(&frame)).count(), 2);
     }
 
@@ -1179,13 +1515,21 @@ mod tests {
 
     #[test]
     fn an_unknown_entry_layout_is_named() {
-        let mut h = header(3, 5);
-        h.entry_layout = 2;
-        let bytes = encode_segment_header(&h);
+        let mut bytes = encode_segment_header(&header(3, 5));
+        for copy in [0, V2_HEADER_COPY_LEN] {
+            bytes[copy + ENTRY_LAYOUT_OFFSET..copy + HEADER_RESERVED_OFFSET]
+                .copy_from_slice(&3u16.to_le_bytes());
+            let crc = crc32fast::hash(&bytes[copy..copy + HEADER_CRC_OFFSET]);
+            bytes[copy + HEADER_CRC_OFFSET..copy + V2_HEADER_COPY_LEN]
+                .copy_from_slice(&crc.to_le_bytes());
+        }
         assert_eq!(
             decode_segment_header(&bytes),
-            Err(DecodeError::UnknownEntryLayout(2))
+            Err(DecodeError::UnknownEntryLayout(3))
         );
+        let mut v1 = header(3, 5);
+        v1.entry_layout = EntryLayout::V1;
+        assert_eq!(decode_segment_header(&encode_segment_header(&v1)), Ok(v1));
     }
 
     #[test]

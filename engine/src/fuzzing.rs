@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::format::{self, ENTRY_HEADER_LEN, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{self, EntryLayout, SEGMENT_HEADER_LEN, V1_ENTRY_HEADER_LEN};
 use crate::hint::{HintEntry, HintWriter};
 use crate::segment;
 use crate::sim::{SimFs, Torn};
@@ -61,18 +61,13 @@ const FUZZ_SALT: u32 = 0;
 
 /// Rewrites the CRCs of the entries laid back to back in `body` (as far as their lengths
 /// reach), so that the fuzzer gets past the checksums to the fields.
-fn fix_entry_crcs(body: &mut [u8]) {
+fn fix_entry_crcs(body: &mut [u8], layout: EntryLayout) {
     let mut at = 0;
-    while body.len() - at >= ENTRY_HEADER_LEN {
-        let e = &body[at..];
-        let ns = usize::from(u16::from_le_bytes([e[6], e[7]]));
-        let key = u32::from_le_bytes([e[8], e[9], e[10], e[11]]) as usize;
-        let value = u32::from_le_bytes([e[12], e[13], e[14], e[15]]) as usize;
-        let len = ENTRY_HEADER_LEN
-            .saturating_add(ns)
-            .saturating_add(key)
-            .saturating_add(value);
-        if len > e.len() {
+    while body.len() - at >= V1_ENTRY_HEADER_LEN.min(8) {
+        let Some(len) = format::entry_len_at(&body[at..], layout) else {
+            return;
+        };
+        if len > body.len() - at || len < 4 {
             return;
         }
         let crc = crc32fast::hash(&body[at + 4..at + len]);
@@ -81,35 +76,60 @@ fn fix_entry_crcs(body: &mut [u8]) {
     }
 }
 
-/// Wraps `body` in a frame with a correct length and CRC, after fixing its entries' CRCs.
-fn frame_around(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
-    let start = format::begin_frame(&mut out);
-    out.extend_from_slice(body);
-    fix_entry_crcs(&mut out[start + FRAME_HEADER_LEN..]);
-    format::finish_frame(&mut out, start, FUZZ_SALT);
-    out
+/// Wraps `body` in a frame of `layout` with a correct length and CRC, after fixing its
+/// entries' CRCs.
+fn frame_around(body: &[u8], layout: EntryLayout) -> Vec<u8> {
+    let mut body = body.to_vec();
+    fix_entry_crcs(&mut body, layout);
+    match layout {
+        EntryLayout::V1 => format::encode_layout1_frame(&body, FUZZ_SALT),
+        EntryLayout::V2 => {
+            let mut out = Vec::with_capacity(format::FRAME_HEADER_LEN + body.len());
+            let start = format::begin_frame(&mut out);
+            out.extend_from_slice(&body);
+            format::finish_frame(&mut out, start, FUZZ_SALT);
+            out
+        }
+    }
 }
 
 /// Checks that a decoded entry is exactly what encoding its fields gives back.
-fn check_entry_round_trip(bytes: &[u8], e: &format::EntryRef<'_>) {
+fn check_entry_round_trip(bytes: &[u8], e: &format::EntryRef<'_>, layout: EntryLayout) {
     let mut again = Vec::new();
-    format::encode_entry(&mut again, &e.meta, e.namespace, e.key, e.value);
+    match layout {
+        EntryLayout::V1 => {
+            format::encode_v1_entry(&mut again, &e.meta, e.namespace, e.key, e.value)
+        }
+        EntryLayout::V2 => format::encode_entry(&mut again, &e.meta, e.namespace, e.key, e.value),
+    }
     assert_eq!(again.len(), e.len, "entry length");
-    let decoded = format::decode_entry(&again).expect("a re-encoded entry decodes");
+    assert_eq!(
+        format::entry_len(
+            layout,
+            &e.meta,
+            e.namespace.len(),
+            e.key.len(),
+            e.value.len()
+        ),
+        e.len,
+        "entry length from its fields"
+    );
+    let decoded = format::decode_entry(&again, layout).expect("a re-encoded entry decodes");
     assert_eq!(decoded.meta, e.meta);
     assert_eq!(
         (decoded.namespace, decoded.key, decoded.value),
         (e.namespace, e.key, e.value)
     );
-    // The reserved field is the only one decoding does not look at.
-    if bytes[20..24] == [0; 4] {
+    // In layout 1 the reserved field is the only one decoding does not look at; layout 2
+    // has one encoding per entry.
+    if layout == EntryLayout::V2 || bytes[20..24] == [0; 4] {
         assert_eq!(&again[..], &bytes[..e.len], "entry bytes round trip");
     }
 }
 
 /// Target `decode_record`: segment header, frame and entry decoding of arbitrary bytes. The
-/// first byte picks raw bytes, or bytes whose entry and frame CRCs the harness fixes.
+/// first byte picks raw bytes, or bytes whose entry and frame CRCs the harness fixes (modulo
+/// 3), and the entry layout (layout 1 for 0 to 2 and every other three after).
 pub fn decode_record(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -126,35 +146,40 @@ pub fn decode_record(data: &[u8]) {
             );
         }
     }
+    let layout = if (mode / 3) % 2 == 0 {
+        EntryLayout::V1
+    } else {
+        EntryLayout::V2
+    };
     let fixed;
     let bytes = match mode % 3 {
         0 => rest,
         1 => {
             fixed = {
                 let mut b = rest.to_vec();
-                fix_entry_crcs(&mut b);
+                fix_entry_crcs(&mut b, layout);
                 b
             };
             &fixed[..]
         }
         _ => {
-            fixed = frame_around(rest);
+            fixed = frame_around(rest, layout);
             &fixed[..]
         }
     };
-    if let Ok(e) = format::decode_entry(bytes) {
+    if let Ok(e) = format::decode_entry(bytes, layout) {
         assert!(e.len <= bytes.len());
-        check_entry_round_trip(bytes, &e);
+        check_entry_round_trip(bytes, &e, layout);
     }
-    match format::decode_v2_frame(bytes, FUZZ_SALT) {
+    match format::decode_v2_frame(bytes, FUZZ_SALT, layout) {
         Ok(frame) => {
-            assert!(frame.total >= FRAME_HEADER_LEN + frame.body.len());
+            assert!(frame.total >= layout.frame_header_len() + frame.body.len());
             let mut end = 0;
-            for item in format::frame_entries(frame.body) {
+            for item in format::frame_entries(frame.body, layout) {
                 let Ok((at, e)) = item else { break };
                 assert_eq!(at, end, "entries are back to back");
                 assert!(at + e.len <= frame.body.len());
-                check_entry_round_trip(&frame.body[at..], &e);
+                check_entry_round_trip(&frame.body[at..], &e, layout);
                 end = at + e.len;
             }
         }
@@ -165,13 +190,17 @@ pub fn decode_record(data: &[u8]) {
         assert!(total <= bytes.len() && total == format::V1_FRAME_HEADER_LEN + body.len());
     }
     // The damage scan of the same bytes as a segment body: never panics, never reads past.
-    for (format, newest) in [(format::FORMAT_VERSION, true), (format::FORMAT_V1, false)] {
+    for (format, entry_layout, newest) in [
+        (format::FORMAT_VERSION, layout, true),
+        (format::FORMAT_VERSION, layout, false),
+        (format::FORMAT_V1, EntryLayout::V1, false),
+    ] {
         let header = format::SegmentHeader {
             id: 1,
             base_version: 1,
             format,
             salt: FUZZ_SALT,
-            entry_layout: format::ENTRY_LAYOUT,
+            entry_layout,
         };
         let scanned = crate::scan::scan(bytes, &header, newest);
         assert!(scanned.end <= bytes.len());
@@ -199,7 +228,12 @@ pub fn decode_hint(data: &[u8]) {
         let mut b = if mode % 3 == 1 {
             crate::hint::encode_v1(id, data_len, &[])
         } else {
-            HintWriter::new(id, data_len).finish()
+            let layout = if (mode / 3) % 2 == 0 {
+                EntryLayout::V1
+            } else {
+                EntryLayout::V2
+            };
+            HintWriter::new(id, data_len, layout).finish()
         };
         b.truncate(b.len() - 4);
         if mode % 3 == 2 {
@@ -219,9 +253,9 @@ pub fn decode_hint(data: &[u8]) {
     };
     let entries: Result<Vec<HintEntry<'_>>, _> = hint.entries().collect();
     let Ok(entries) = entries else { return };
-    let mut again = HintWriter::new(hint.segment_id, hint.data_len);
+    let mut again = HintWriter::new(hint.segment_id, hint.data_len, hint.layout);
     for e in &entries {
-        let _ = e.entry_len();
+        let _ = e.entry_len(hint.layout);
         again.push(e);
     }
     // Written again (as the current version), the hint reads back the same entries.
@@ -266,15 +300,15 @@ pub fn recover_image(data: &[u8]) {
                 base_version: 1,
                 format: format::FORMAT_VERSION,
                 salt: FUZZ_SALT,
-                entry_layout: format::ENTRY_LAYOUT,
+                entry_layout: format::WRITE_LAYOUT,
             }));
             let mut chunks = Input(body);
             while !chunks.is_empty() {
                 let n = usize::from(chunks.u8()) + 1;
-                bytes.extend_from_slice(&frame_around(chunks.take(n)));
+                bytes.extend_from_slice(&frame_around(chunks.take(n), format::WRITE_LAYOUT));
             }
         } else if fixups && name.ends_with(".hint") {
-            bytes = HintWriter::new(id, u64::from(tag)).finish();
+            bytes = HintWriter::new(id, u64::from(tag), format::WRITE_LAYOUT).finish();
             bytes.truncate(bytes.len() - 4);
             bytes.extend_from_slice(body);
             let crc = crc32fast::hash(&bytes);
@@ -655,7 +689,7 @@ mod corpus_replay {
             base_version: 5,
             format: format::FORMAT_VERSION,
             salt: FUZZ_SALT,
-            entry_layout: format::ENTRY_LAYOUT,
+            entry_layout: format::WRITE_LAYOUT,
         });
         write(
             "decode_record",
@@ -703,9 +737,9 @@ mod corpus_replay {
         // Real hint files.
         let mut hints = Vec::new();
         for n in 0..4u32 {
-            let mut w = HintWriter::new(n, u64::from(n) * 100);
+            let mut w = HintWriter::new(n, u64::from(n) * 100, format::WRITE_LAYOUT);
             for (i, (_, e)) in entries.iter().enumerate().take(n as usize * 2) {
-                let d = format::decode_entry(e).expect("decode");
+                let d = format::decode_entry(e, format::WRITE_LAYOUT).expect("decode");
                 w.push(&HintEntry {
                     offset: 24 + i as u32 * 64,
                     meta: d.meta,

@@ -31,6 +31,10 @@
 //! | horizon | zigzag varint of horizon − segment id (wrapping, 32 bits) |
 //! | expiry | delta to the last expiry before (0 at the start), only if the flags say so |
 //!
+//! Version 3 is version 2 for a segment whose entries are in entry layout 2: the records
+//! are alike, but an entry's length (which places the next record's offset) follows that
+//! layout. A hint says which, so a hint and its segment can never disagree on it.
+//!
 //! Version 1 (read, never written any more) had a fixed 36-byte record header
 //! (offset u32, op u8, kind u8, namespace length u16, key length u32, value length u32,
 //! horizon u32, version u64, expiry u64) followed by the namespace and the key, after a
@@ -43,12 +47,16 @@
 use std::collections::HashMap;
 use std::mem::size_of;
 
-use crate::format::{self, read_u16, read_u32, read_u64, DecodeError, EntryMeta, Op};
+use crate::format::{self, read_u16, read_u32, read_u64, DecodeError, EntryLayout, EntryMeta, Op};
+use crate::varint;
 
-/// Layout version of the hint files written (independent of the segment format: segments of
-/// format 1 and 2 have the same entries, so their hints are alike). Version 1 is still read.
+/// Layout version of the hint files written for segments in entry layout 1 (format 1 and 2
+/// segments of that layout have the same entries, so their hints are alike). Version 1 is
+/// still read.
 pub const HINT_VERSION: u32 = 2;
 const HINT_V1: u32 = 1;
+/// Layout version of the hint files written for segments in entry layout 2.
+pub const HINT_V3: u32 = 3;
 const HINT_MAGIC: [u8; 8] = *b"TTLCHNT\0";
 const FORMAT_OFFSET: usize = HINT_MAGIC.len();
 const SEGMENT_ID_OFFSET: usize = FORMAT_OFFSET + size_of::<u32>();
@@ -92,9 +100,11 @@ pub struct HintEntry<'a> {
 }
 
 impl HintEntry<'_> {
-    /// Encoded length of the entry in the segment.
-    pub fn entry_len(&self) -> usize {
+    /// Encoded length of the entry in a segment whose entries are in `layout`.
+    pub fn entry_len(&self, layout: EntryLayout) -> usize {
         format::entry_len(
+            layout,
+            &self.meta,
             self.namespace.len(),
             self.key.len(),
             self.value_len as usize,
@@ -102,8 +112,8 @@ impl HintEntry<'_> {
     }
 
     /// Where the entry ends in the segment.
-    fn end(&self) -> u64 {
-        u64::from(self.offset) + self.entry_len() as u64
+    fn end(&self, layout: EntryLayout) -> u64 {
+        u64::from(self.offset) + self.entry_len(layout) as u64
     }
 }
 
@@ -119,6 +129,7 @@ struct Previous {
 #[derive(Debug)]
 pub struct HintWriter {
     segment_id: u32,
+    layout: EntryLayout,
     data_len: u64,
     records: u32,
     /// Names in the order they were first used, with their record counts; a record names
@@ -132,10 +143,12 @@ pub struct HintWriter {
 }
 
 impl HintWriter {
-    /// Starts the hint of segment `segment_id` whose data is `data_len` bytes long.
-    pub fn new(segment_id: u32, data_len: u64) -> Self {
+    /// Starts the hint of segment `segment_id` whose data is `data_len` bytes long and whose
+    /// entries are in `layout`.
+    pub fn new(segment_id: u32, data_len: u64, layout: EntryLayout) -> Self {
         Self {
             segment_id,
+            layout,
             data_len,
             records: 0,
             namespaces: Vec::new(),
@@ -175,30 +188,30 @@ impl HintWriter {
         if kind_bits == KIND_FOLLOWS {
             b.push(meta.kind);
         }
-        put_varint(
+        varint::put(
             b,
-            zigzag(u64::from(e.offset).wrapping_sub(self.prev.end) as i64),
+            varint::zigzag(u64::from(e.offset).wrapping_sub(self.prev.end) as i64),
         );
-        put_varint(b, u64::from(ns));
-        put_varint(b, e.key.len() as u64);
+        varint::put(b, u64::from(ns));
+        varint::put(b, e.key.len() as u64);
         b.extend_from_slice(e.key);
-        put_varint(b, u64::from(e.value_len));
-        put_varint(
+        varint::put(b, u64::from(e.value_len));
+        varint::put(
             b,
-            zigzag(meta.version.wrapping_sub(self.prev.version) as i64),
+            varint::zigzag(meta.version.wrapping_sub(self.prev.version) as i64),
         );
-        put_varint(
+        varint::put(
             b,
-            zigzag(i64::from(meta.horizon.wrapping_sub(self.segment_id) as i32)),
+            varint::zigzag(i64::from(meta.horizon.wrapping_sub(self.segment_id) as i32)),
         );
         if has_expiry {
-            put_varint(
+            varint::put(
                 b,
-                zigzag(meta.expires_ms.wrapping_sub(self.prev.expires_ms) as i64),
+                varint::zigzag(meta.expires_ms.wrapping_sub(self.prev.expires_ms) as i64),
             );
             self.prev.expires_ms = meta.expires_ms;
         }
-        self.prev.end = e.end();
+        self.prev.end = e.end(self.layout);
         self.prev.version = meta.version;
         self.records = self.records.saturating_add(1);
     }
@@ -208,72 +221,26 @@ impl HintWriter {
         let table: usize = self.namespaces.iter().map(|(n, _)| n.len() + 8).sum();
         let mut buf = Vec::with_capacity(HINT_HEADER_LEN + table + self.body.len() + CRC_LEN);
         buf.extend_from_slice(&HINT_MAGIC);
-        buf.extend_from_slice(&HINT_VERSION.to_le_bytes());
+        let version = match self.layout {
+            EntryLayout::V1 => HINT_VERSION,
+            EntryLayout::V2 => HINT_V3,
+        };
+        buf.extend_from_slice(&version.to_le_bytes());
         buf.extend_from_slice(&self.segment_id.to_le_bytes());
         buf.extend_from_slice(&self.data_len.to_le_bytes());
         buf.extend_from_slice(&self.records.to_le_bytes());
         let namespaces = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
         buf.extend_from_slice(&namespaces.to_le_bytes());
         for (name, records) in &self.namespaces {
-            put_varint(&mut buf, name.len() as u64);
+            varint::put(&mut buf, name.len() as u64);
             buf.extend_from_slice(name);
-            put_varint(&mut buf, u64::from(*records));
+            varint::put(&mut buf, u64::from(*records));
         }
         buf.extend_from_slice(&self.body);
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
         buf
     }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a varint from the front of `b`, advancing it.
-///
-/// # Errors
-/// [`DecodeError::Truncated`] if `b` ends inside it, [`DecodeError::BadField`] past 64 bits.
-fn take_varint(b: &mut &[u8]) -> Result<u64, DecodeError> {
-    let mut v = 0u64;
-    for (i, &byte) in b.iter().enumerate().take(10) {
-        let bits = u64::from(byte & 0x7f);
-        if i == 9 && byte > 1 {
-            return Err(DecodeError::BadField);
-        }
-        v |= bits << (7 * i);
-        if byte < 0x80 {
-            *b = &b[i + 1..];
-            return Ok(v);
-        }
-    }
-    Err(if b.len() < 10 {
-        DecodeError::Truncated
-    } else {
-        DecodeError::BadField
-    })
-}
-
-fn take_bytes<'a>(b: &mut &'a [u8], len: u64) -> Result<&'a [u8], DecodeError> {
-    let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
-    if b.len() < len {
-        return Err(DecodeError::Truncated);
-    }
-    let (taken, rest) = b.split_at(len);
-    *b = rest;
-    Ok(taken)
 }
 
 /// A checked hint file.
@@ -285,6 +252,8 @@ pub struct Hint<'a> {
     pub data_len: u64,
     /// Records it holds (version 2; `None` for version 1, which does not say).
     pub records: Option<u32>,
+    /// The entry layout of the segment it describes.
+    pub layout: EntryLayout,
     /// The namespace table: names and how many records each has.
     namespaces: Vec<(&'a [u8], u32)>,
     body: &'a [u8],
@@ -299,7 +268,8 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
         return Err(DecodeError::Truncated);
     }
     let version = read_u32(bytes, FORMAT_OFFSET);
-    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || !matches!(version, HINT_V1 | HINT_VERSION) {
+    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || !matches!(version, HINT_V1 | HINT_VERSION | HINT_V3)
+    {
         return Err(DecodeError::BadHeader);
     }
     let body_end = bytes.len() - CRC_LEN;
@@ -310,6 +280,11 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
         segment_id: read_u32(bytes, SEGMENT_ID_OFFSET),
         data_len: read_u64(bytes, DATA_LEN_OFFSET),
         records: None,
+        layout: if version == HINT_V3 {
+            EntryLayout::V2
+        } else {
+            EntryLayout::V1
+        },
         namespaces: Vec::new(),
         body: &bytes[V1_HEADER_LEN..body_end],
     };
@@ -328,9 +303,9 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
     }
     hint.namespaces.reserve_exact(namespaces);
     for _ in 0..namespaces {
-        let len = take_varint(&mut rest)?;
-        let name = take_bytes(&mut rest, len)?;
-        let records = u32::try_from(take_varint(&mut rest)?).map_err(|_| DecodeError::BadField)?;
+        let len = varint::take(&mut rest)?;
+        let name = varint::take_bytes(&mut rest, len)?;
+        let records = u32::try_from(varint::take(&mut rest)?).map_err(|_| DecodeError::BadField)?;
         hint.namespaces.push((name, records));
     }
     hint.body = rest;
@@ -353,6 +328,7 @@ impl<'a> Hint<'a> {
         // Records still to come (version 2); `None` for version 1, which reads to the end.
         let mut left = self.records;
         let segment_id = self.segment_id;
+        let layout = self.layout;
         let mut prev = Previous::default();
         let mut done = false;
         std::iter::from_fn(move || {
@@ -381,7 +357,7 @@ impl<'a> Hint<'a> {
                 }
                 Some(n) => {
                     left = Some(n - 1);
-                    parse_record(&mut rest, &namespaces, segment_id, &mut prev).map(
+                    parse_record(&mut rest, &namespaces, segment_id, layout, &mut prev).map(
                         |(entry, ns)| {
                             seen[ns] += 1;
                             entry
@@ -413,6 +389,7 @@ fn parse_record<'a>(
     b: &mut &'a [u8],
     namespaces: &[(&'a [u8], u32)],
     segment_id: u32,
+    layout: EntryLayout,
     prev: &mut Previous,
 ) -> Result<(HintEntry<'a>, usize), DecodeError> {
     let (&flags, rest) = b.split_first().ok_or(DecodeError::Truncated)?;
@@ -420,23 +397,28 @@ fn parse_record<'a>(
     let op = op_from(flags & FLAG_OP)?;
     let mut kind = flags >> KIND_SHIFT;
     if kind == KIND_FOLLOWS {
-        kind = take_bytes(b, 1)?[0];
+        kind = varint::take_bytes(b, 1)?[0];
     }
-    let offset = prev.end.wrapping_add(unzigzag(take_varint(b)?) as u64);
+    let offset = prev
+        .end
+        .wrapping_add(varint::unzigzag(varint::take(b)?) as u64);
     let offset = u32::try_from(offset).map_err(|_| DecodeError::BadField)?;
-    let ns = usize::try_from(take_varint(b)?).map_err(|_| DecodeError::BadField)?;
+    let ns = usize::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
     let (namespace, _) = *namespaces.get(ns).ok_or(DecodeError::BadField)?;
-    let key_len = take_varint(b)?;
-    let key = take_bytes(b, key_len)?;
-    let value_len = u32::try_from(take_varint(b)?).map_err(|_| DecodeError::BadField)?;
-    let version = prev.version.wrapping_add(unzigzag(take_varint(b)?) as u64);
+    let key_len = varint::take(b)?;
+    let key = varint::take_bytes(b, key_len)?;
+    let value_len = u32::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
+    let version = prev
+        .version
+        .wrapping_add(varint::unzigzag(varint::take(b)?) as u64);
     if version >= format::VERSION_LIMIT {
         return Err(DecodeError::BadField);
     }
-    let horizon = i32::try_from(unzigzag(take_varint(b)?)).map_err(|_| DecodeError::BadField)?;
+    let horizon =
+        i32::try_from(varint::unzigzag(varint::take(b)?)).map_err(|_| DecodeError::BadField)?;
     let expires_ms = if flags & FLAG_EXPIRES != 0 {
         prev.expires_ms
-            .wrapping_add(unzigzag(take_varint(b)?) as u64)
+            .wrapping_add(varint::unzigzag(varint::take(b)?) as u64)
     } else {
         0
     };
@@ -453,7 +435,7 @@ fn parse_record<'a>(
         key,
         value_len,
     };
-    prev.end = entry.end();
+    prev.end = entry.end(layout);
     prev.version = version;
     if expires_ms != 0 {
         prev.expires_ms = expires_ms;
@@ -550,7 +532,7 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
-        let mut w = HintWriter::new(3, 1000);
+        let mut w = HintWriter::new(3, 1000, EntryLayout::V1);
         for e in &sample_entries() {
             w.push(e);
         }
@@ -570,7 +552,10 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[1].key, b"bb");
         assert_eq!(entries[2].meta.op, Op::ClearNamespace);
-        assert_eq!(entries[0].entry_len(), format::entry_len(2, 1, 7));
+        assert_eq!(
+            entries[0].entry_len(EntryLayout::V1),
+            format::entry_len(EntryLayout::V1, &entries[0].meta, 2, 1, 7)
+        );
     }
 
     /// Every field distinct and non-zero, every op: a reader that takes a field from the
@@ -584,7 +569,7 @@ mod tests {
             Op::ClearNamespace,
             Op::DropNamespace,
         ];
-        let mut w = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F);
+        let mut w = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F, EntryLayout::V1);
         let mut want = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
             let i = i as u32;
@@ -602,10 +587,18 @@ mod tests {
                 value_len: 0x6666 + i,
             });
         }
+        let mut w3 = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F, EntryLayout::V2);
         for e in &want {
             w.push(e);
+            w3.push(e);
         }
-        for bytes in [w.finish(), encode_v1(0x0102_0304, 0x0A0B_0C0D_0E0F, &want)] {
+        let v3 = w3.finish();
+        assert_eq!(decode(&v3).expect("v3").layout, EntryLayout::V2);
+        for bytes in [
+            w.finish(),
+            v3,
+            encode_v1(0x0102_0304, 0x0A0B_0C0D_0E0F, &want),
+        ] {
             let hint = decode(&bytes).expect("valid hint");
             assert_eq!(
                 (hint.segment_id, hint.data_len),
@@ -613,7 +606,10 @@ mod tests {
             );
             let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
             assert_eq!(got, want);
-            assert_eq!(got[4].entry_len(), format::entry_len(6, 5, 0x666A));
+            assert_eq!(
+                got[4].entry_len(hint.layout),
+                format::entry_len(hint.layout, &want[4].meta, 6, 5, 0x666A)
+            );
         }
     }
 
@@ -636,7 +632,7 @@ mod tests {
         };
         let bytes = encode_v1(1, 100, std::slice::from_ref(&e));
         assert_eq!(bytes.len(), V1_HEADER_LEN + REC_HEADER_LEN + CRC_LEN);
-        let mut w = HintWriter::new(1, 100);
+        let mut w = HintWriter::new(1, 100, EntryLayout::V1);
         w.push(&e);
         for bytes in [bytes, w.finish()] {
             let hint = decode(&bytes).expect("valid hint");
@@ -650,7 +646,7 @@ mod tests {
     #[test]
     fn a_short_hint_with_a_valid_crc_is_truncated() {
         for len in FORMAT_OFFSET + 4..HINT_HEADER_LEN {
-            let mut bytes = HintWriter::new(1, 2).finish();
+            let mut bytes = HintWriter::new(1, 2, EntryLayout::V1).finish();
             bytes.truncate(len);
             let crc = crc32fast::hash(&bytes);
             bytes.extend_from_slice(&crc.to_le_bytes());
@@ -673,7 +669,7 @@ mod tests {
 
     #[test]
     fn a_hint_without_records_is_valid() {
-        let bytes = HintWriter::new(7, 24).finish();
+        let bytes = HintWriter::new(7, 24, EntryLayout::V1).finish();
         assert_eq!(bytes.len(), HINT_HEADER_LEN + CRC_LEN);
         let hint = decode(&bytes).expect("an empty segment's hint");
         assert_eq!((hint.segment_id, hint.data_len), (7, 24));
@@ -692,7 +688,7 @@ mod tests {
 
     #[test]
     fn another_hint_version_or_magic_is_refused_even_with_a_valid_crc() {
-        for version in [0, HINT_VERSION + 1] {
+        for version in [0, HINT_V3 + 1] {
             let other_version = with_valid_crc(sample(), |b| {
                 b[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&version.to_le_bytes());
             });
@@ -814,11 +810,11 @@ mod tests {
                     key,
                     value_len: 150,
                 };
-                at += e.entry_len() as u32;
+                at += e.entry_len(EntryLayout::V1) as u32;
                 e
             })
             .collect();
-        let mut w = HintWriter::new(9, u64::from(at));
+        let mut w = HintWriter::new(9, u64::from(at), EntryLayout::V1);
         for e in &entries {
             w.push(e);
         }
@@ -871,7 +867,7 @@ mod tests {
                 value_len: [0, u32::MAX, 127, 128][i as usize % 4],
             })
             .collect();
-        let mut w = HintWriter::new(6, u64::MAX);
+        let mut w = HintWriter::new(6, u64::MAX, EntryLayout::V1);
         for e in &entries {
             w.push(e);
         }
@@ -886,7 +882,7 @@ mod tests {
     /// flags, offset delta, namespace index, key length, key `k`, value length, version
     /// delta, horizon, expiry delta.
     fn one_record() -> Vec<u8> {
-        let mut w = HintWriter::new(5, 100);
+        let mut w = HintWriter::new(5, 100, EntryLayout::V1);
         w.push(&HintEntry {
             offset: 3,
             meta: EntryMeta {
@@ -994,19 +990,19 @@ mod tests {
         };
         let field = |at: usize, v: u64| {
             let mut encoded = Vec::new();
-            put_varint(&mut encoded, v);
+            varint::put(&mut encoded, v);
             raw(at, encoded)
         };
-        let at_limit = zigzag(format::VERSION_LIMIT as i64);
+        let at_limit = varint::zigzag(format::VERSION_LIMIT as i64);
         assert_eq!(entries(&field(6, at_limit)), Ok(Err(DecodeError::BadField)));
-        let below_limit = zigzag(format::VERSION_LIMIT as i64 - 1);
+        let below_limit = varint::zigzag(format::VERSION_LIMIT as i64 - 1);
         assert_eq!(entries(&field(6, below_limit)), Ok(Ok(1)));
         assert_eq!(
-            entries(&field(1, zigzag(1 << 32))),
+            entries(&field(1, varint::zigzag(1 << 32))),
             Ok(Err(DecodeError::BadField))
         );
         assert_eq!(
-            entries(&field(7, zigzag(1 << 31))),
+            entries(&field(7, varint::zigzag(1 << 31))),
             Ok(Err(DecodeError::BadField))
         );
         assert_eq!(entries(&field(5, 1 << 32)), Ok(Err(DecodeError::BadField)));
@@ -1024,24 +1020,24 @@ mod tests {
     fn varints_round_trip_and_refuse_bad_encodings() {
         for v in [0, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
             let mut b = Vec::new();
-            put_varint(&mut b, v);
+            varint::put(&mut b, v);
             let mut rest = &b[..];
-            assert_eq!(take_varint(&mut rest), Ok(v));
+            assert_eq!(varint::take(&mut rest), Ok(v));
             assert!(rest.is_empty());
             let mut short = &b[..b.len() - 1];
-            assert_eq!(take_varint(&mut short), Err(DecodeError::Truncated));
+            assert_eq!(varint::take(&mut short), Err(DecodeError::Truncated));
         }
         for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
-            assert_eq!(unzigzag(zigzag(v)), v);
+            assert_eq!(varint::unzigzag(varint::zigzag(v)), v);
         }
-        assert_eq!((zigzag(-1), zigzag(1)), (1, 2));
+        assert_eq!((varint::zigzag(-1), varint::zigzag(1)), (1, 2));
         let mut eleven = &[0x80u8; 11][..];
-        assert_eq!(take_varint(&mut eleven), Err(DecodeError::BadField));
+        assert_eq!(varint::take(&mut eleven), Err(DecodeError::BadField));
         // The tenth byte may carry only the 64th bit.
         let tenth = |last: u8| {
             let mut b = vec![0xffu8; 9];
             b.push(last);
-            take_varint(&mut &b[..])
+            varint::take(&mut &b[..])
         };
         assert_eq!(tenth(0x01), Ok(u64::MAX));
         assert_eq!(tenth(0x02), Err(DecodeError::BadField));

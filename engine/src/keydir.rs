@@ -23,7 +23,7 @@ use std::mem::size_of;
 
 use foldhash::fast::RandomState;
 
-use crate::format::{read_u16, read_u32, read_u64};
+use crate::format::{self, read_u16, read_u32, read_u64, EntryLayout, EntryMeta, Op};
 use hashbrown::HashTable;
 
 /// Longest key the directory holds.
@@ -153,9 +153,33 @@ impl Entry {
         self.expires_ms != 0 && self.expires_ms <= now_ms
     }
 
-    /// Length of the value, given the namespace and key lengths.
-    pub fn value_len(&self, namespace_len: usize, key_len: usize) -> usize {
-        (self.len as usize).saturating_sub(crate::format::entry_len(namespace_len, key_len, 0))
+    /// Length of the value, given the entry layout of its segment and the namespace and key
+    /// lengths. In layout 2 the header's horizon is not in the index: the segment id stands
+    /// in for it (they differ in varint length only across 2^7, 2^14, … boundaries), so the
+    /// figure can be off by a few bytes for records compaction moved.
+    pub fn value_len(&self, layout: EntryLayout, namespace_len: usize, key_len: usize) -> usize {
+        let meta = EntryMeta {
+            op: Op::Put,
+            kind: self.kind,
+            horizon: self.segment,
+            version: self.version,
+            expires_ms: self.expires_ms,
+        };
+        let rest = (self.len as usize).saturating_sub(format::entry_len(
+            layout,
+            &meta,
+            namespace_len,
+            key_len,
+            0,
+        ));
+        if layout == EntryLayout::V1 {
+            return rest;
+        }
+        // `rest` counts the value and the bytes its length takes beyond the one of a 0.
+        (0..10)
+            .map(|extra| rest.saturating_sub(extra))
+            .find(|&v| crate::varint::len(v as u64) - 1 + v == rest)
+            .unwrap_or(0)
     }
 }
 

@@ -45,6 +45,7 @@ mod segment;
 pub mod sim;
 mod store;
 mod types;
+mod varint;
 mod verify;
 mod writer;
 

@@ -302,9 +302,9 @@ pub fn recover(
             }
             Err(SegmentOpenError::Format(format::DecodeError::UnknownEntryLayout(l), _)) => {
                 return Err(RecoverError::Damaged(format!(
-                    "{} holds entries in layout {l}, written by a newer ttlcask; this release reads entry layout {}: upgrade ttlcask (nothing was changed)",
+                    "{} holds entries in layout {l}, written by a newer ttlcask; this release reads entry layouts 1 and {}: upgrade ttlcask (nothing was changed)",
                     path.display(),
-                    format::ENTRY_LAYOUT
+                    format::WRITE_LAYOUT as u16
                 )));
             }
             Err(SegmentOpenError::Format(e, false)) => {
@@ -557,7 +557,10 @@ fn load_from_hint(
         ));
         return None;
     };
-    if hint.segment_id != seg.id || hint.data_len != seg.capacity() {
+    if hint.segment_id != seg.id
+        || hint.data_len != seg.capacity()
+        || hint.layout != seg.header.entry_layout
+    {
         report.ignored_files.push(format!(
             "{}: stale hint, segment scanned instead",
             path.display()
@@ -574,7 +577,7 @@ fn load_from_hint(
     for (applied, e) in hint.entries().enumerate() {
         let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
             (e.offset as usize)
-                .checked_add(e.entry_len())
+                .checked_add(e.entry_len(hint.layout))
                 .is_some_and(|end| end as u64 <= hint.data_len)
         });
         let (Ok(e), true) = (e, in_bounds) else {
@@ -585,7 +588,7 @@ fn load_from_hint(
             ));
             return None;
         };
-        let len = u32::try_from(e.entry_len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(e.entry_len(hint.layout)).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
         report.records += 1;
         replay.apply(&Seen {
@@ -634,7 +637,7 @@ mod tests {
             version,
             expires_ms: 0,
         };
-        format::encode_entry(out, &meta, ns, key, value);
+        format::encode_v1_entry(out, &meta, ns, key, value);
     }
 
     fn write(fs: &SimFs, path: &Path, bytes: &[u8]) {
@@ -704,64 +707,145 @@ mod tests {
         );
     }
 
-    /// Hint files of version 1 (written before hint version 2) are still used at open, and
-    /// the store never needs to rewrite them.
+    /// A data directory as the release before entry layout 2 left it: format 2 segments in
+    /// entry layout 1, with hints of version 1 and 2. It opens in place from its hints,
+    /// reads back, takes writes in layout 2 beside it, and compaction moves its records into
+    /// layout 2 segments that read back after a reopen.
     #[test]
-    fn version_1_hints_are_still_used() {
+    fn an_entry_layout_1_dir_opens_in_place_from_its_hints_and_compaction_upgrades_it() {
+        use crate::format::{EntryLayout, SegmentHeader};
+        use crate::hint::{HintEntry, HintWriter};
         let fs = SimFs::new();
+        let dir = Path::new("/l1");
+        let salt = 0x0BAD_5EED;
+        let mut version = 1;
+        for id in 1..=3u32 {
+            let mut seg = format::encode_segment_header(&SegmentHeader {
+                id,
+                base_version: version,
+                format: format::FORMAT_VERSION,
+                salt,
+                entry_layout: EntryLayout::V1,
+            })
+            .to_vec();
+            let mut records = Vec::new();
+            for frame in 0..4u32 {
+                let mut body = Vec::new();
+                if id == 1 && frame == 0 {
+                    entry(&mut body, Op::CreateNamespace, b"ns", b"", b"", version);
+                    version += 1;
+                }
+                for k in 0..5u32 {
+                    let key = (id * 100 + frame * 10 + k).to_be_bytes();
+                    let value = vec![id as u8; 30 + k as usize];
+                    entry(&mut body, Op::Put, b"ns", &key, &value, version);
+                    version += 1;
+                }
+                // Keys of segment 1 are written again in segment 3: compaction has dead
+                // records to drop there.
+                if id == 3 {
+                    let key = (100 + frame * 10).to_be_bytes();
+                    entry(&mut body, Op::Put, b"ns", &key, b"newer", version);
+                    version += 1;
+                }
+                let at = seg.len() + 12;
+                seg.extend_from_slice(&format::encode_layout1_frame(&body, salt));
+                let mut off = 0;
+                while off < body.len() {
+                    let e = format::decode_entry(&body[off..], EntryLayout::V1).expect("entry");
+                    records.push((at + off, e.meta, e.key.to_vec(), e.value.len()));
+                    off += e.len;
+                }
+            }
+            write(&fs, &dir.join(crate::segment::segment_file_name(id)), &seg);
+            if id < 3 {
+                let entries: Vec<HintEntry<'_>> = records
+                    .iter()
+                    .map(|(at, meta, key, value_len)| HintEntry {
+                        offset: *at as u32,
+                        meta: *meta,
+                        namespace: b"ns",
+                        key,
+                        value_len: *value_len as u32,
+                    })
+                    .collect();
+                let hint = if id == 1 {
+                    crate::hint::encode_v1(id, seg.len() as u64, &entries)
+                } else {
+                    let mut w = HintWriter::new(id, seg.len() as u64, EntryLayout::V1);
+                    for e in &entries {
+                        w.push(e);
+                    }
+                    w.finish()
+                };
+                write(&fs, &dir.join(crate::segment::hint_file_name(id)), &hint);
+            }
+        }
         let open = || {
             Store::builder()
                 .file_system(Arc::new(fs.clone()))
-                .segment_size(4096)
                 .compaction_interval(None)
-                .open("/v1")
-                .expect("open")
+                .open(dir)
+                .expect("a layout 1 dir opens")
         };
-        {
-            let store = open();
-            for i in 0..200u32 {
-                store
-                    .put(
-                        b"ns",
-                        &i.to_le_bytes(),
-                        &[i as u8; 60],
-                        PutOptions::default(),
-                    )
-                    .expect("put");
+        let check = |store: &Store| {
+            for id in 1..=3u32 {
+                for frame in 0..4u32 {
+                    for k in 0..5u32 {
+                        let key = (id * 100 + frame * 10 + k).to_be_bytes();
+                        let item = store.get(b"ns", &key).expect("read").expect("item");
+                        let want = if id == 1 && k == 0 {
+                            b"newer".to_vec()
+                        } else {
+                            vec![id as u8; 30 + k as usize]
+                        };
+                        assert_eq!(item.value.to_vec(), want, "key {key:?}");
+                    }
+                }
             }
-        }
-        let hints: Vec<String> = fs
-            .list(Path::new("/v1"))
-            .expect("list")
-            .into_iter()
-            .filter(|n| n.ends_with(".hint"))
-            .collect();
-        assert!(hints.len() > 2, "{hints:?}");
-        for name in &hints {
-            let path = Path::new("/v1").join(name);
-            let bytes = fs.read(&path).expect("read");
-            let hint = crate::hint::decode(&bytes).expect("hint");
-            assert_eq!(hint.records.map(|_| ()), Some(()), "written as version 2");
-            let entries: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("entries");
-            let v1 = crate::hint::encode_v1(hint.segment_id, hint.data_len, &entries);
-            fs.remove(&path).expect("remove");
-            write(&fs, &path, &v1);
-        }
+        };
         let store = open();
         let report = store.recovery_report();
-        assert_eq!(
-            report.segments_from_hints as usize,
-            hints.len(),
-            "{report:?}"
-        );
         assert!(report.is_clean(), "{report:?}");
-        for i in 0..200u32 {
-            let item = store
-                .get(b"ns", &i.to_le_bytes())
+        assert_eq!(report.segments_from_hints, 2, "{report:?}");
+        check(&store);
+        store
+            .put(b"ns", b"fresh", b"in layout 2", PutOptions::default())
+            .expect("put");
+        let compacted = store.compact().expect("compact");
+        assert!(compacted.segments_rewritten >= 1, "{compacted:?}");
+        check(&store);
+        drop(store);
+        let layouts: Vec<_> = fs
+            .list(dir)
+            .expect("list")
+            .into_iter()
+            .filter(|n| n.ends_with(".seg"))
+            .map(|n| {
+                let bytes = fs.read(&dir.join(&n)).expect("read");
+                (
+                    n,
+                    format::decode_segment_header(&bytes)
+                        .expect("header")
+                        .entry_layout,
+                )
+            })
+            .collect();
+        assert!(
+            layouts.iter().any(|(_, l)| *l == EntryLayout::V2),
+            "{layouts:?}"
+        );
+        let store = open();
+        assert!(store.recovery_report().is_clean());
+        check(&store);
+        assert_eq!(
+            &store
+                .get(b"ns", b"fresh")
                 .expect("read")
-                .expect("item");
-            assert_eq!(&item.value[..], &[i as u8; 60][..]);
-        }
+                .expect("fresh")
+                .value[..],
+            b"in layout 2"
+        );
     }
 
     /// The same record in two segments (a compaction output whose input a crash kept), and

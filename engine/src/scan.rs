@@ -11,7 +11,7 @@
 //! offset for a frame whose CRC checks; what the skipped range held is unknown.
 
 use crate::format::{
-    self, DecodeError, EntryRef, SegmentHeader, Summary, FORMAT_V1, FRAME_HEADER_LEN, FRAME_MAGIC,
+    self, DecodeError, EntryLayout, EntryRef, SegmentHeader, Summary, FORMAT_V1, FRAME_MAGIC,
 };
 
 /// A damaged range found by a scan.
@@ -55,7 +55,7 @@ pub fn scan<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'
     if header.format == FORMAT_V1 {
         scan_v1(bytes, header.data_start())
     } else {
-        scan_v2(bytes, header.data_start(), header.salt, newest)
+        scan_v2(bytes, header, newest)
     }
 }
 
@@ -64,15 +64,20 @@ fn nonzero_end(bytes: &[u8]) -> usize {
     bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
 
-fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
+fn scan_v2<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a> {
+    let (salt, layout) = (header.salt, header.entry_layout);
+    let header_len = layout.frame_header_len();
     let mut scan = Scan::default();
-    let mut at = start.min(bytes.len());
+    let mut at = header.data_start().min(bytes.len());
     loop {
-        let bad = match format::decode_v2_frame(&bytes[at..], salt) {
+        let bad = match format::decode_v2_frame(&bytes[at..], salt, layout) {
             Ok(frame) => {
                 let end = at + frame.total;
-                let intact = body_intact(frame.body);
-                if !intact && newest && next_v2_frame(bytes, end.min(bytes.len()), salt).is_none() {
+                let intact = body_intact(frame.body, layout);
+                if !intact
+                    && newest
+                    && next_v2_frame(bytes, end.min(bytes.len()), salt, layout).is_none()
+                {
                     // The last frame of an unsealed segment, with a record that fails its
                     // CRC: possibly a write torn in flight, so none of it is applied (a
                     // batch stays all or nothing); if its trailer checks, its keys are
@@ -91,11 +96,18 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
                         }
                     }
                 } else {
-                    take_frame(&mut scan, at, frame.body, frame.trailer);
-                    let tail = newest && next_v2_frame(bytes, end.min(bytes.len()), salt).is_none();
+                    take_frame(
+                        &mut scan,
+                        at + header_len,
+                        frame.body,
+                        frame.trailer,
+                        layout,
+                    );
+                    let tail = newest
+                        && next_v2_frame(bytes, end.min(bytes.len()), salt, layout).is_none();
                     if frame.trailer.is_none() && !tail {
                         // Only redundancy is lost (the records checked), but it is damage.
-                        let trailer_at = at + FRAME_HEADER_LEN + frame.body.len();
+                        let trailer_at = at + header_len + frame.body.len();
                         scan.damaged.push(Damaged {
                             offset: trailer_at,
                             len: end.min(bytes.len()) - trailer_at,
@@ -116,7 +128,7 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
             Err(DecodeError::BadChecksum) => "a frame header fails its checksum",
             Err(_) => "no frame starts here",
         };
-        let next = next_v2_frame(bytes, at + 1, salt);
+        let next = next_v2_frame(bytes, at + 1, salt, layout);
         let region_end = next.unwrap_or_else(|| nonzero_end(bytes).max(at));
         // The damaged frame's trailer ends where the next frame starts (or the data ends;
         // its last bytes may be zeros: the CRC's, and when the CRC is 0, the top bytes of
@@ -127,7 +139,7 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
             region_end..=(region_end + 7).min(bytes.len())
         };
         let trailer = candidates
-            .filter_map(|end| format::trailer_ending_at(bytes, end, salt).map(|t| (end, t)))
+            .filter_map(|end| format::trailer_ending_at(bytes, end, salt, layout).map(|t| (end, t)))
             .find(|(end, t)| end - t.frame_len >= at);
         match trailer {
             Some((end, t)) => {
@@ -152,7 +164,7 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
                         problem: bad,
                     });
                 } else {
-                    salvage(&mut scan, bytes, frame_start, &t, bad);
+                    salvage(&mut scan, bytes, frame_start, &t, bad, layout);
                 }
                 at = end;
             }
@@ -178,19 +190,19 @@ fn scan_v2(bytes: &[u8], start: usize, salt: u32, newest: bool) -> Scan<'_> {
 /// damaged, and the trailer (if it checks) names them.
 fn take_frame<'a>(
     scan: &mut Scan<'a>,
-    at: usize,
+    body_at: usize,
     body: &'a [u8],
     trailer: Option<format::Trailer<'a>>,
+    layout: EntryLayout,
 ) {
-    let body_at = at + FRAME_HEADER_LEN;
     let mut off = 0;
     let summaries: Vec<Summary> = trailer.map(|t| t.summaries().collect()).unwrap_or_default();
     let mut summaries = summaries.into_iter();
     while off < body.len() {
         let summary = summaries.next();
         // The header checked, so the entries tile the body: lengths can be trusted.
-        let len = entry_len_at(&body[off..]);
-        match format::decode_entry(&body[off..off + len]) {
+        let len = entry_len_at(&body[off..], layout);
+        match format::decode_entry(&body[off..off + len], layout) {
             Ok(e) => scan.records.push((body_at + off, e)),
             Err(_) => scan.damaged.push(Damaged {
                 offset: body_at + off,
@@ -204,11 +216,11 @@ fn take_frame<'a>(
 }
 
 /// Whether every entry of a body whose header checked passes its own CRC.
-fn body_intact(body: &[u8]) -> bool {
+fn body_intact(body: &[u8], layout: EntryLayout) -> bool {
     let mut off = 0;
     while off < body.len() {
-        let len = entry_len_at(&body[off..]);
-        if format::decode_entry(&body[off..off + len]).is_err() {
+        let len = entry_len_at(&body[off..], layout);
+        if format::decode_entry(&body[off..off + len], layout).is_err() {
             return false;
         }
         off += len;
@@ -216,8 +228,8 @@ fn body_intact(body: &[u8]) -> bool {
     true
 }
 
-fn entry_len_at(bytes: &[u8]) -> usize {
-    match format::decode_entry_lengths(bytes) {
+fn entry_len_at(bytes: &[u8], layout: EntryLayout) -> usize {
+    match format::entry_len_at(bytes, layout) {
         Some(len) => len.min(bytes.len()),
         None => bytes.len(),
     }
@@ -230,14 +242,15 @@ fn salvage<'a>(
     frame_start: usize,
     t: &format::Trailer<'a>,
     problem: &'static str,
+    layout: EntryLayout,
 ) {
-    let mut pos = frame_start + FRAME_HEADER_LEN;
+    let mut pos = frame_start + layout.frame_header_len();
     let mut lost = Vec::new();
     for s in t.summaries() {
         let len = s.len as usize;
         let entry = bytes
             .get(pos..pos + len)
-            .and_then(|b| format::decode_entry(b).ok())
+            .and_then(|b| format::decode_entry(b, layout).ok())
             .filter(|e| e.len == len && e.meta.version == s.version);
         match entry {
             Some(e) => scan.records.push((pos, e)),
@@ -247,19 +260,19 @@ fn salvage<'a>(
     }
     scan.damaged.push(Damaged {
         offset: frame_start,
-        len: FRAME_HEADER_LEN,
+        len: layout.frame_header_len(),
         lost: Some(lost),
         problem,
     });
 }
 
 /// The first offset at or after `from` where a format 2 frame's header checks.
-fn next_v2_frame(bytes: &[u8], from: usize, salt: u32) -> Option<usize> {
+fn next_v2_frame(bytes: &[u8], from: usize, salt: u32, layout: EntryLayout) -> Option<usize> {
     let mut at = from;
     while at < bytes.len() {
         let i = bytes[at..].iter().position(|&b| b == FRAME_MAGIC[0])?;
         at += i;
-        if format::decode_v2_frame(&bytes[at..], salt).is_ok() {
+        if format::decode_v2_frame(&bytes[at..], salt, layout).is_ok() {
             return Some(at);
         }
         at += 1;
@@ -276,8 +289,8 @@ fn scan_v1(bytes: &[u8], start: usize) -> Scan<'_> {
                 let body_at = at + format::V1_FRAME_HEADER_LEN;
                 let mut off = 0;
                 while off < body.len() {
-                    let len = entry_len_at(&body[off..]);
-                    match format::decode_entry(&body[off..off + len]) {
+                    let len = entry_len_at(&body[off..], EntryLayout::V1);
+                    match format::decode_entry(&body[off..off + len], EntryLayout::V1) {
                         Ok(e) => scan.records.push((body_at + off, e)),
                         Err(_) => scan.damaged.push(Damaged {
                             offset: body_at + off,
@@ -323,7 +336,7 @@ mod tests {
     use super::*;
     use crate::format::{
         begin_frame, encode_entry, encode_segment_header, finish_frame, EntryMeta, Op,
-        FORMAT_VERSION,
+        FORMAT_VERSION, FRAME_HEADER_LEN, WRITE_LAYOUT,
     };
 
     const SALT: u32 = 0x5EED_1234;
@@ -378,7 +391,7 @@ mod tests {
             base_version: 1,
             format: FORMAT_VERSION,
             salt,
-            entry_layout: crate::format::ENTRY_LAYOUT,
+            entry_layout: WRITE_LAYOUT,
         };
         let mut bytes = encode_segment_header(&header).to_vec();
         let mut version = 1;
@@ -391,14 +404,13 @@ mod tests {
             }
             let f = frame(keys, &mut version, salt);
             let start = bytes.len();
-            let mut entries = Vec::new();
-            let mut off = start + FRAME_HEADER_LEN;
-            for key in keys.iter() {
-                let len = format::entry_len(2, key.len(), 7);
-                entries.push((off, len));
-                off += len;
-            }
-            let trailer = off;
+            let body = format::own_frame_body(&f);
+            let entries: Vec<_> = format::own_frame_entries(body)
+                .flatten()
+                .map(|(off, e)| (start + FRAME_HEADER_LEN + off, e.len))
+                .collect();
+            assert_eq!(entries.len(), keys.len());
+            let trailer = start + FRAME_HEADER_LEN + body.len();
             bytes.extend_from_slice(&f);
             ats.push(At {
                 start,
@@ -462,7 +474,7 @@ mod tests {
         bytes[at.end - 4..at.end].copy_from_slice(&crc.to_le_bytes());
     }
 
-    const HEADER_CRC: usize = 8;
+    const HEADER_CRC: usize = FRAME_HEADER_LEN - 4;
 
     #[test]
     fn a_clean_segment_scans_to_the_end_of_its_data() {
@@ -639,15 +651,15 @@ mod tests {
         let mut img = image(FOUR, 100);
         let f = img.frames[2].clone();
         img.bytes[f.start + HEADER_CRC] ^= 0x01;
-        // The version of the first summary (its first field).
-        img.bytes[f.trailer] ^= 0x40;
+        // The version of the last summary (its last field, a one-byte delta).
+        img.bytes[f.end - format::TRAILER_END_LEN - 1] ^= 0x40;
         fix_trailer_crc(&mut img.bytes, &f, SALT);
         let s = scan(&img.bytes, &img.header, false);
         let mut want = expected(&img, FOUR, &[]);
-        want.retain(|(_, k)| k != "d");
+        want.retain(|(_, k)| k != "f");
         assert_eq!(taken(&s), want);
         assert_eq!(s.damaged.len(), 1);
-        assert_eq!(key_hashes(&s.damaged[0].lost), hashes(&["d"]));
+        assert_eq!(key_hashes(&s.damaged[0].lost), hashes(&["f"]));
     }
 
     #[test]
@@ -709,7 +721,7 @@ mod tests {
         let longer = format::read_u32(&img.bytes, body_len_at) as usize + (f0.end - f0.start);
         img.bytes[body_len_at..body_len_at + 4].copy_from_slice(&(longer as u32).to_le_bytes());
         fix_trailer_crc(&mut img.bytes, &f1, SALT);
-        assert!(format::trailer_ending_at(&img.bytes, f1.end, SALT).is_some());
+        assert!(format::trailer_ending_at(&img.bytes, f1.end, SALT, WRITE_LAYOUT).is_some());
         let s = scan(&img.bytes, &img.header, false);
         assert_eq!(taken(&s), expected(&img, FOUR, &[1]));
         assert_eq!(
@@ -847,7 +859,7 @@ mod tests {
                 };
                 version += 1;
                 let at = body.len();
-                encode_entry(&mut body, &meta, b"ns", key.as_bytes(), b"a value");
+                format::encode_v1_entry(&mut body, &meta, b"ns", key.as_bytes(), b"a value");
                 entries.push((start + format::V1_FRAME_HEADER_LEN + at, body.len() - at));
             }
             let len_field = (body.len() as u32).to_le_bytes();
@@ -879,7 +891,7 @@ mod tests {
                 base_version: 0,
                 format: FORMAT_V1,
                 salt: 0,
-                entry_layout: crate::format::ENTRY_LAYOUT,
+                entry_layout: format::EntryLayout::V1,
             },
             frames: frames.to_vec(),
             data_end: 0,

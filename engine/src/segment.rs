@@ -219,7 +219,7 @@ impl Segment {
             .file
             .view_range(offset as usize, len as usize)
             .ok_or(DecodeError::Truncated)?;
-        Ok(f(format::decode_entry(&bytes)?))
+        Ok(f(format::decode_entry(&bytes, self.header.entry_layout)?))
     }
 
     /// Whether reading the entry at `offset` would not wait for the disk: true while the
@@ -291,7 +291,7 @@ mod tests {
             base_version,
             format: format::FORMAT_VERSION,
             salt: 0x5a17,
-            entry_layout: format::ENTRY_LAYOUT,
+            entry_layout: format::WRITE_LAYOUT,
         }
     }
 

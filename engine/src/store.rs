@@ -296,7 +296,7 @@ fn new_segment_header(id: u32, base_version: u64, salt: u32) -> format::SegmentH
         base_version,
         format: format::FORMAT_VERSION,
         salt,
-        entry_layout: format::ENTRY_LAYOUT,
+        entry_layout: format::WRITE_LAYOUT,
     }
 }
 
@@ -461,7 +461,7 @@ impl Store {
         let now = self.now_ms();
         let st = self.inner().state.read();
         let ns = st.namespaces.get(namespace)?;
-        Some(namespace_info(namespace, ns, now))
+        Some(namespace_info(&st, namespace, ns, now))
     }
 
     /// Every namespace whose name starts with `prefix`, sorted by name.
@@ -472,7 +472,7 @@ impl Store {
             .namespaces
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, ns)| namespace_info(name, ns, now))
+            .map(|(name, ns)| namespace_info(&st, name, ns, now))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -901,12 +901,21 @@ impl Store {
     }
 }
 
-fn namespace_info(name: &[u8], ns: &crate::index::Namespace, now: u64) -> NamespaceInfo {
+fn namespace_info(
+    st: &State,
+    name: &[u8],
+    ns: &crate::index::Namespace,
+    now: u64,
+) -> NamespaceInfo {
     let mut items = 0;
     let mut live_bytes = 0;
     for (k, e) in ns.items.iter().filter(|(_, e)| !e.is_expired(now)) {
         items += 1;
-        live_bytes += (k.len() + e.value_len(name.len(), k.len())) as u64;
+        let layout = st
+            .segments
+            .get(&e.segment)
+            .map_or(format::WRITE_LAYOUT, |s| s.segment.header.entry_layout);
+        live_bytes += (k.len() + e.value_len(layout, name.len(), k.len())) as u64;
     }
     NamespaceInfo {
         name: name.to_vec(),

@@ -898,7 +898,7 @@ mod tests {
         assert_eq!(puts.len(), 2, "both puts of n are in the hint");
         // The newer put's offset becomes the older one's.
         entries[puts[1]].offset = entries[puts[0]].offset;
-        let mut w = HintWriter::new(decoded.segment_id, decoded.data_len);
+        let mut w = HintWriter::new(decoded.segment_id, decoded.data_len, decoded.layout);
         for e in &entries {
             w.push(e);
         }

@@ -69,9 +69,10 @@ fn a_full_disk_refuses_writes_keeps_deletes_and_recovers_when_space_returns() {
         None,
         "the refused write stored nothing"
     );
-    // Another put is refused at once, reads go on.
+    // Another put as large is refused at once (a smaller one may still fit in the active
+    // segment), reads go on.
     assert!(matches!(
-        store.put(b"ns", b"again", b"x", PutOptions::default()),
+        store.put(b"ns", b"again", &[b'x'; 300], PutOptions::default()),
         Err(WriteError::DiskFull(_))
     ));
     check_all(&store, b"ns", &acked);
