@@ -219,6 +219,7 @@ pub struct EntryRef<'a> {
 }
 
 /// Encoded length of an entry in `layout`.
+#[inline]
 pub fn entry_len(
     layout: EntryLayout,
     meta: &EntryMeta,
@@ -244,6 +245,7 @@ pub fn entry_len(
 }
 
 /// An expiry in ms as layout 2 keeps it: whole seconds, rounded up (never early).
+#[inline]
 fn expiry_secs(expires_ms: u64) -> u64 {
     expires_ms.div_ceil(1000)
 }

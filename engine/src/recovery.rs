@@ -575,9 +575,10 @@ fn load_from_hint(
     // Entries are applied as they are decoded. If one turns out bad, the caller scans the
     // segment instead: replay is idempotent, so what was applied from the hint is harmless.
     for (applied, e) in hint.entries().enumerate() {
+        let entry_len = e.as_ref().map_or(0, |e| e.entry_len(hint.layout));
         let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
             (e.offset as usize)
-                .checked_add(e.entry_len(hint.layout))
+                .checked_add(entry_len)
                 .is_some_and(|end| end as u64 <= hint.data_len)
         });
         let (Ok(e), true) = (e, in_bounds) else {
@@ -588,7 +589,7 @@ fn load_from_hint(
             ));
             return None;
         };
-        let len = u32::try_from(e.entry_len(hint.layout)).unwrap_or(u32::MAX);
+        let len = u32::try_from(entry_len).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
         report.records += 1;
         replay.apply(&Seen {

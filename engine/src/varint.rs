@@ -4,16 +4,19 @@
 use crate::format::DecodeError;
 
 /// Maps a signed delta to an unsigned one, small magnitudes to small numbers.
+#[inline]
 pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// The inverse of [`zigzag`].
+#[inline]
 pub(crate) fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
 /// Appends `v` as a varint: seven bits per byte, low bits first.
+#[inline]
 pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -23,6 +26,7 @@ pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Bytes [`put`] writes for `v`.
+#[inline]
 pub(crate) fn len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -33,6 +37,7 @@ pub(crate) fn len(v: u64) -> usize {
 /// [`DecodeError::Truncated`] if `b` ends inside it, [`DecodeError::BadField`] past 64 bits
 /// or where it is longer than [`put`] writes it (a zero last byte after others): every value
 /// has one encoding, so decoded records re-encode to the same bytes and lengths.
+#[inline]
 pub(crate) fn take(b: &mut &[u8]) -> Result<u64, DecodeError> {
     let mut v = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
@@ -60,6 +65,7 @@ pub(crate) fn take(b: &mut &[u8]) -> Result<u64, DecodeError> {
 ///
 /// # Errors
 /// [`DecodeError::Truncated`] if fewer are there.
+#[inline]
 pub(crate) fn take_bytes<'a>(b: &mut &'a [u8], len: u64) -> Result<&'a [u8], DecodeError> {
     let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
     if b.len() < len {
