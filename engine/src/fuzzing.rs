@@ -662,6 +662,10 @@ mod corpus_replay {
         out
     }
 
+    /// `decode_record`'s first byte for raw bytes, and for a body it frames, in entry layout 2.
+    const L2_RAW: u8 = 3;
+    const L2_FRAMED: u8 = 5;
+
     /// Writes seeds built from real encodings: `TTLCASK_WRITE_SEEDS=1 cargo test -p
     /// ttlcask-engine fuzzing::corpus_replay::write_seeds`.
     #[test]
@@ -693,14 +697,14 @@ mod corpus_replay {
         });
         write(
             "decode_record",
-            "segment-header",
-            &[&[0u8][..], &header].concat(),
+            "l2-segment-header",
+            &[&[L2_RAW][..], &header].concat(),
         );
         for (name, e) in &entries {
             write(
                 "decode_record",
-                &format!("entry-{name}"),
-                &[&[0u8][..], e].concat(),
+                &format!("l2-entry-{name}"),
+                &[&[L2_RAW][..], e].concat(),
             );
             let mut frame = Vec::new();
             let start = format::begin_frame(&mut frame);
@@ -708,13 +712,13 @@ mod corpus_replay {
             format::finish_frame(&mut frame, start, FUZZ_SALT);
             write(
                 "decode_record",
-                &format!("frame-{name}"),
-                &[&[0u8][..], &frame].concat(),
+                &format!("l2-frame-{name}"),
+                &[&[L2_RAW][..], &frame].concat(),
             );
             write(
                 "decode_record",
-                &format!("body-{name}"),
-                &[&[2u8][..], e].concat(),
+                &format!("l2-body-{name}"),
+                &[&[L2_FRAMED][..], e].concat(),
             );
         }
         let mut batch = Vec::new();
@@ -724,14 +728,18 @@ mod corpus_replay {
         format::finish_frame(&mut batch, start, FUZZ_SALT);
         write(
             "decode_record",
-            "frame-batch",
-            &[&[0u8][..], &batch].concat(),
+            "l2-frame-batch",
+            &[&[L2_RAW][..], &batch].concat(),
         );
-        write("decode_record", "frame-end", &[0u8; 9]);
         write(
             "decode_record",
-            "truncated",
-            &[&[0u8][..], &batch[..batch.len() - 3]].concat(),
+            "l2-frame-end",
+            &[L2_RAW, 0, 0, 0, 0, 0, 0, 0, 0],
+        );
+        write(
+            "decode_record",
+            "l2-truncated",
+            &[&[L2_RAW][..], &batch[..batch.len() - 3]].concat(),
         );
 
         // Real hint files.
@@ -751,14 +759,14 @@ mod corpus_replay {
             let bytes = w.finish();
             write(
                 "decode_hint",
-                &format!("hint-{n}"),
+                &format!("l2-hint-{n}"),
                 &[&[0u8][..], &bytes].concat(),
             );
             hints.push(bytes);
         }
         write(
             "decode_hint",
-            "records-fixed",
+            "l2-records-fixed",
             &[&[1u8, 3, 0, 100, 0][..], &hints[3][24..hints[3].len() - 4]].concat(),
         );
 
@@ -805,7 +813,7 @@ mod corpus_replay {
                 image.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
                 image.extend_from_slice(bytes);
             }
-            write("recover_image", &format!("store-{n}"), &image);
+            write("recover_image", &format!("l2-store-{n}"), &image);
         }
         write(
             "recover_image",
