@@ -17,10 +17,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::CompactError;
-use crate::format::{self, EntryMeta, EntryRef, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    self, EntryMeta, EntryRef, FrameNames, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
 use crate::fs;
 use crate::hint::{HintEntry, HintWriter};
 use crate::index::{Entry, Location, SegmentSlot, State, NEVER};
+use crate::keydir::Moved;
 use crate::scan;
 use crate::segment::{self, Segment};
 use crate::store::Inner;
@@ -310,15 +313,14 @@ impl Inner {
         };
         let mut buf = Vec::new();
         let frame_start = format::begin_frame(&mut buf);
+        let mut names = FrameNames::default();
         // (index into records, offset of the written entry in the frame body)
         let mut written = Vec::new();
         for (i, ((_, e), d)) in records.iter().zip(&decisions).enumerate() {
             let body_off = buf.len() - FRAME_HEADER_LEN;
             match d {
                 Decision::Keep => {
-                    let mut copy = Vec::with_capacity(e.len);
-                    format::encode_entry(&mut copy, &e.meta, e.namespace, e.key, e.value);
-                    buf.extend_from_slice(&copy);
+                    names.encode(&mut buf, &e.meta, e.namespace, e.key, e.value);
                     written.push((i, body_off));
                 }
                 Decision::Tombstone => {
@@ -329,7 +331,7 @@ impl Inner {
                         version: e.meta.version,
                         expires_ms: 0,
                     };
-                    format::encode_entry(&mut buf, &meta, e.namespace, e.key, b"");
+                    names.encode(&mut buf, &meta, e.namespace, e.key, b"");
                     written.push((i, body_off));
                 }
                 Decision::Drop => report.records_dropped += 1,
@@ -389,7 +391,13 @@ impl Inner {
                 report.records_kept += 1;
                 match (decisions[i], old.meta.op) {
                     (Decision::Keep, Op::Put) => {
-                        move_entry(&mut st, old, out_id, at);
+                        let to = Moved {
+                            segment: out_id,
+                            offset: at,
+                            len: u32::try_from(new_e.len).unwrap_or(u32::MAX),
+                            ns: new_e.ns_kind(),
+                        };
+                        move_entry(&mut st, old, to);
                     }
                     (Decision::Keep, Op::CreateNamespace) => {
                         if let Some(ns) = st.namespaces.get_mut(old.namespace) {
@@ -517,22 +525,16 @@ fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
     if !scanned.is_clean() || scanned.end != bytes.len() {
         return None;
     }
-    let layout = seg.header.entry_layout;
-    let mut w = HintWriter::new(seg.id, data_len, layout);
+    let mut w = HintWriter::new(seg.id, data_len, seg.header.entry_layout);
     for (at, e) in scanned.records {
-        let h = HintEntry {
+        w.push(&HintEntry {
             offset: u32::try_from(at).ok()?,
             meta: e.meta,
             namespace: e.namespace,
             key: e.key,
-            value_len: u32::try_from(e.value.len()).ok()?,
-        };
-        // A hint places each entry by the length its fields give; an entry written some
-        // other way (not by this encoder) gets no hint.
-        if h.entry_len(layout) != e.len {
-            return None;
-        }
-        w.push(&h);
+            len: u32::try_from(e.len).ok()?,
+            ns: e.ns_kind(),
+        });
     }
     Some(w.finish())
 }
@@ -621,10 +623,9 @@ fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
     }
 }
 
-fn move_entry(st: &mut State, old: &EntryRef<'_>, segment: u32, offset: u32) {
+fn move_entry(st: &mut State, old: &EntryRef<'_>, to: Moved) {
     if let Some(ns) = st.namespaces.get_mut(old.namespace) {
-        ns.items
-            .relocate(old.key, old.meta.version, segment, offset);
+        ns.items.relocate(old.key, old.meta.version, to);
     }
 }
 

@@ -128,11 +128,18 @@ const ENTRY_EXPIRES_OFFSET: usize = ENTRY_VERSION_OFFSET + size_of::<u64>();
 pub const V1_ENTRY_HEADER_LEN: usize = ENTRY_EXPIRES_OFFSET + size_of::<u64>();
 
 /// Layout 2 flags byte (after the CRC): the op in the low three bits, then whether an
-/// expiry and a kind byte follow.
+/// expiry and a kind byte follow, whether the entry names its namespace by an id its frame
+/// gives it, and whether the name itself is in the entry (an entry with both defines the id
+/// for the entries after it in the frame).
 const L2_OP_MASK: u8 = 0x07;
 const L2_HAS_EXPIRY: u8 = 0x08;
 const L2_HAS_KIND: u8 = 0x10;
-const L2_KNOWN_FLAGS: u8 = L2_OP_MASK | L2_HAS_EXPIRY | L2_HAS_KIND;
+const L2_HAS_NS_ID: u8 = 0x20;
+const L2_NS_INLINE: u8 = 0x40;
+const L2_KNOWN_FLAGS: u8 = L2_OP_MASK | L2_HAS_EXPIRY | L2_HAS_KIND | L2_HAS_NS_ID | L2_NS_INLINE;
+/// Namespace ids of a frame are below this (one varint byte); a frame's later namespaces are
+/// written inline.
+const FRAME_NS_IDS: usize = 128;
 /// Bytes of a layout 2 entry before its varints: CRC and flags.
 const L2_FIXED_LEN: usize = size_of::<u32>() + size_of::<u8>();
 
@@ -216,9 +223,60 @@ pub struct EntryRef<'a> {
     pub value: &'a [u8],
     /// Total encoded length of the entry.
     pub len: usize,
+    /// Layout 2: the id its frame gives the namespace, if the entry uses one.
+    pub ns_id: Option<u32>,
+    /// Whether the namespace's name is in the entry itself (else `namespace` is empty until
+    /// [`FrameIds::resolve`] fills it from an earlier entry of the frame).
+    pub ns_inline: bool,
 }
 
-/// Encoded length of an entry in `layout`.
+/// How a layout 2 entry names its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsForm {
+    /// The name, in the entry.
+    Inline,
+    /// The name, and the id that later entries of the frame use for it.
+    Define(u32),
+    /// Only the id an earlier entry of the frame defined.
+    Id(u32),
+}
+
+/// How a record names its namespace, as the index and hint files keep it (frame ids are one
+/// byte, so this and the name's length give the record's header length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NsKind {
+    /// The name only (and every layout 1 entry).
+    #[default]
+    Inline,
+    /// The name and a frame id.
+    Define,
+    /// A frame id only.
+    ById,
+}
+
+impl NsKind {
+    /// The form of an entry of this kind (with id 0: the length is the same for any id).
+    pub fn form(self) -> NsForm {
+        match self {
+            Self::Inline => NsForm::Inline,
+            Self::Define => NsForm::Define(0),
+            Self::ById => NsForm::Id(0),
+        }
+    }
+}
+
+impl EntryRef<'_> {
+    /// How the entry names its namespace.
+    pub fn ns_kind(&self) -> NsKind {
+        match (self.ns_id.is_some(), self.ns_inline) {
+            (false, _) => NsKind::Inline,
+            (true, true) => NsKind::Define,
+            (true, false) => NsKind::ById,
+        }
+    }
+}
+
+/// Encoded length of an entry in `layout` (layout 2: with its namespace inline).
 #[inline]
 pub fn entry_len(
     layout: EntryLayout,
@@ -230,18 +288,39 @@ pub fn entry_len(
     let head = match layout {
         EntryLayout::V1 => V1_ENTRY_HEADER_LEN,
         EntryLayout::V2 => {
-            let expiry = expiry_secs(meta.expires_ms);
-            L2_FIXED_LEN
-                + usize::from(meta.kind != 0)
-                + varint::len(namespace_len as u64)
-                + varint::len(key_len as u64)
-                + varint::len(value_len as u64)
-                + varint::len(u64::from(meta.horizon))
-                + varint::len(meta.version)
-                + if expiry == 0 { 0 } else { varint::len(expiry) }
+            return v2_entry_len(meta, NsForm::Inline, namespace_len, key_len, value_len)
         }
     };
     head + namespace_len + key_len + value_len
+}
+
+/// Encoded length of a layout 2 entry whose namespace (`namespace_len` bytes) is in `form`.
+#[inline]
+pub fn v2_entry_len(
+    meta: &EntryMeta,
+    form: NsForm,
+    namespace_len: usize,
+    key_len: usize,
+    value_len: usize,
+) -> usize {
+    let expiry = expiry_secs(meta.expires_ms);
+    let ns = match form {
+        NsForm::Inline => varint::len(namespace_len as u64) + namespace_len,
+        NsForm::Define(id) => {
+            varint::len(u64::from(id)) + varint::len(namespace_len as u64) + namespace_len
+        }
+        NsForm::Id(id) => varint::len(u64::from(id)),
+    };
+    L2_FIXED_LEN
+        + usize::from(meta.kind != 0)
+        + ns
+        + varint::len(key_len as u64)
+        + varint::len(value_len as u64)
+        + varint::len(u64::from(meta.horizon))
+        + varint::len(meta.version)
+        + if expiry == 0 { 0 } else { varint::len(expiry) }
+        + key_len
+        + value_len
 }
 
 /// An expiry in ms as layout 2 keeps it: whole seconds, rounded up (never early).
@@ -250,10 +329,22 @@ fn expiry_secs(expires_ms: u64) -> u64 {
     expires_ms.div_ceil(1000)
 }
 
-/// Appends one entry to `out`, in the layout this release writes.
+/// Appends one entry to `out`, in the layout this release writes, its namespace inline.
 pub fn encode_entry(
     out: &mut Vec<u8>,
     meta: &EntryMeta,
+    namespace: &[u8],
+    key: &[u8],
+    value: &[u8],
+) {
+    encode_entry_as(out, meta, NsForm::Inline, namespace, key, value);
+}
+
+/// Appends one layout 2 entry to `out`, naming its namespace in `form`.
+pub fn encode_entry_as(
+    out: &mut Vec<u8>,
+    meta: &EntryMeta,
+    form: NsForm,
     namespace: &[u8],
     key: &[u8],
     value: &[u8],
@@ -267,12 +358,28 @@ pub fn encode_entry(
     if meta.kind != 0 {
         flags |= L2_HAS_KIND;
     }
+    let (id, inline) = match form {
+        NsForm::Inline => (None, true),
+        NsForm::Define(id) => (Some(id), true),
+        NsForm::Id(id) => (Some(id), false),
+    };
+    if id.is_some() {
+        flags |= L2_HAS_NS_ID;
+    }
+    if inline {
+        flags |= L2_NS_INLINE;
+    }
     out.extend_from_slice(&[0; 4]);
     out.push(flags);
     if meta.kind != 0 {
         out.push(meta.kind);
     }
-    varint::put(out, namespace.len() as u64);
+    if let Some(id) = id {
+        varint::put(out, u64::from(id));
+    }
+    if inline {
+        varint::put(out, namespace.len() as u64);
+    }
     varint::put(out, key.len() as u64);
     varint::put(out, value.len() as u64);
     varint::put(out, u64::from(meta.horizon));
@@ -280,7 +387,9 @@ pub fn encode_entry(
     if expiry != 0 {
         varint::put(out, expiry);
     }
-    out.extend_from_slice(namespace);
+    if inline {
+        out.extend_from_slice(namespace);
+    }
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     let crc = crc32fast::hash(&out[start + ENTRY_OP_OFFSET..]);
@@ -348,6 +457,7 @@ pub(crate) fn read_u64(b: &[u8], at: usize) -> u64 {
 struct V2Head {
     flags: u8,
     kind: u8,
+    ns_id: Option<u64>,
     horizon: u64,
     version: u64,
     expiry_secs: u64,
@@ -368,7 +478,16 @@ fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
     } else {
         0
     };
-    let ns_len = varint::take(&mut b)?;
+    let ns_id = if flags & L2_HAS_NS_ID != 0 {
+        Some(varint::take(&mut b)?)
+    } else {
+        None
+    };
+    let ns_len = if flags & L2_NS_INLINE != 0 {
+        varint::take(&mut b)?
+    } else {
+        0
+    };
     let key_len = varint::take(&mut b)?;
     let value_len = varint::take(&mut b)?;
     let horizon = varint::take(&mut b)?;
@@ -389,6 +508,7 @@ fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
     Ok(V2Head {
         flags,
         kind,
+        ns_id,
         horizon,
         version,
         expiry_secs,
@@ -446,6 +566,8 @@ fn decode_v2_entry(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeErro
         || h.expiry_secs > u64::from(u32::MAX)
         || (h.flags & L2_HAS_EXPIRY != 0 && h.expiry_secs == 0)
         || (h.flags & L2_HAS_KIND != 0 && h.kind == 0)
+        || h.flags & (L2_HAS_NS_ID | L2_NS_INLINE) == 0
+        || h.ns_id.is_some_and(|id| id >= FRAME_NS_IDS as u64)
     {
         return Err(DecodeError::BadField);
     }
@@ -464,6 +586,8 @@ fn decode_v2_entry(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeErro
         key: &bytes[key_start..value_start],
         value: &bytes[value_start..h.len],
         len: h.len,
+        ns_id: h.ns_id.map(|id| id as u32),
+        ns_inline: h.flags & L2_NS_INLINE != 0,
     })
 }
 
@@ -506,7 +630,93 @@ fn decode_v1_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
         key: &bytes[key_start..value_start],
         value: &bytes[value_start..len],
         len,
+        ns_id: None,
+        ns_inline: true,
     })
+}
+
+/// Gives the namespaces of one frame ids, so that most of its entries name theirs in one
+/// byte: a namespace's first entry in the frame carries its name, the second and third carry
+/// the name and the id (two definitions, so that one damaged entry never orphans the rest),
+/// and later ones only the id. Ids never cross frames: a frame decodes on its own.
+#[derive(Debug, Default)]
+pub struct FrameNames {
+    /// Names in the order of first use, with their entries so far.
+    seen: Vec<(Vec<u8>, u32)>,
+    /// Index into `seen` of the last name used: most frames have one namespace.
+    last: usize,
+}
+
+impl FrameNames {
+    /// Appends one entry to `out` (layout 2), naming its namespace as this frame's entries
+    /// before it allow.
+    pub fn encode(
+        &mut self,
+        out: &mut Vec<u8>,
+        meta: &EntryMeta,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+    ) {
+        let form = self.form_for(namespace);
+        encode_entry_as(out, meta, form, namespace, key, value);
+    }
+
+    fn form_for(&mut self, namespace: &[u8]) -> NsForm {
+        let found = match self.seen.get(self.last) {
+            Some((name, _)) if name == namespace => Some(self.last),
+            _ => self.seen.iter().position(|(name, _)| name == namespace),
+        };
+        let Some(i) = found else {
+            if self.seen.len() < FRAME_NS_IDS {
+                self.seen.push((namespace.to_vec(), 1));
+                self.last = self.seen.len() - 1;
+            }
+            return NsForm::Inline;
+        };
+        self.last = i;
+        let uses = &mut self.seen[i].1;
+        *uses = uses.saturating_add(1);
+        let id = i as u32;
+        if *uses <= 3 {
+            NsForm::Define(id)
+        } else {
+            NsForm::Id(id)
+        }
+    }
+}
+
+/// The namespace ids an intact frame's entries defined so far, read in entry order.
+#[derive(Debug, Default)]
+pub struct FrameIds<'a> {
+    names: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> FrameIds<'a> {
+    /// Takes the next entry of the frame: notes the id it defines, or fills in the name of
+    /// the id it uses. False if it uses an id no earlier intact entry defined, or defines one
+    /// again under another name: its namespace is unknown, as if it were damaged.
+    pub fn resolve(&mut self, e: &mut EntryRef<'a>) -> bool {
+        let Some(id) = e.ns_id else {
+            return true;
+        };
+        let id = id as usize;
+        if self.names.len() <= id {
+            self.names.resize(id + 1, None);
+        }
+        match (&mut self.names[id], e.ns_inline) {
+            (slot @ None, true) => {
+                *slot = Some(e.namespace);
+                true
+            }
+            (Some(name), true) => *name == e.namespace,
+            (Some(name), false) => {
+                e.namespace = name;
+                true
+            }
+            (None, false) => false,
+        }
+    }
 }
 
 /// Starts a frame in `out`; finish it with [`finish_frame`] after appending entries.
@@ -526,12 +736,17 @@ pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
     let mut count = 0u32;
     let mut at = body_start;
     let mut prev = SummaryCursor::default();
+    let mut ids = FrameIds::default();
+    let mut summaries = Vec::new();
     while at < trailer_start {
-        let Ok(e) = decode_own_entry(&out[at..trailer_start]) else {
+        let Ok(mut e) = decode_own_entry(&out[at..trailer_start]) else {
             break;
         };
-        let summary = Summary::of(&e);
+        ids.resolve(&mut e);
+        summaries.push(Summary::of(&e));
         at += e.len;
+    }
+    for summary in summaries {
         summary.encode_v2(out, &mut prev);
         count += 1;
     }
@@ -936,17 +1151,24 @@ pub(crate) fn own_frame_entries(
     entries_with(body, decode_own_entry)
 }
 
+/// The entries of a body in order, namespaces resolved; an entry that does not decode, or
+/// whose namespace id no earlier entry defined, ends the iteration with an error.
 fn entries_with<'a>(
     body: &'a [u8],
     decode: impl Fn(&'a [u8]) -> Result<EntryRef<'a>, DecodeError>,
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'a>), DecodeError>> {
     let mut at = 0;
+    let mut ids = FrameIds::default();
     std::iter::from_fn(move || {
         if at >= body.len() {
             return None;
         }
         match decode(&body[at..]) {
-            Ok(e) => {
+            Ok(mut e) => {
+                if !ids.resolve(&mut e) {
+                    at = body.len();
+                    return Some(Err(DecodeError::BadField));
+                }
                 let here = at;
                 at += e.len;
                 Some(Ok((here, e)))
@@ -1497,6 +1719,129 @@ mod tests {
         assert_eq!(f.trailer.expect("trailer").count, 2);
         assert_eq!(frame_entries(f.body, WRITE_LAYOUT).count(), 2);
         assert_eq!(own_frame_entries(own_frame_body(&frame)).count(), 2);
+    }
+
+    /// The forms a frame's entries take: a namespace's first entry inline, its next two
+    /// defining its id, then the id alone; ids in order of first use; after 128 namespaces
+    /// the rest stay inline. Each decodes alone and resolves in frame order.
+    #[test]
+    fn frame_names_give_ids_after_the_first_use_and_resolve_in_order() {
+        let mut names = FrameNames::default();
+        let forms: Vec<_> = [&b"a"[..], b"a", b"b", b"a", b"a", b"b", b"b", b"b", b"a"]
+            .iter()
+            .map(|ns| names.form_for(ns))
+            .collect();
+        use NsForm::{Define, Id, Inline};
+        assert_eq!(
+            forms,
+            [
+                Inline,
+                Define(0),
+                Inline,
+                Define(0),
+                Id(0),
+                Define(1),
+                Define(1),
+                Id(1),
+                Id(0)
+            ]
+        );
+        let mut many = FrameNames::default();
+        for i in 0..FRAME_NS_IDS {
+            assert_eq!(many.form_for(&i.to_le_bytes()), Inline);
+        }
+        let extra = 999usize.to_le_bytes();
+        for _ in 0..5 {
+            assert_eq!(many.form_for(&extra), Inline, "no id left");
+        }
+        assert_eq!(many.form_for(&0usize.to_le_bytes()), Define(0));
+
+        let mut frame = Vec::new();
+        let start = begin_frame(&mut frame);
+        let mut names = FrameNames::default();
+        for (i, ns) in [
+            &b"xx"[..],
+            b"yyy",
+            b"xx",
+            b"xx",
+            b"xx",
+            b"yyy",
+            b"yyy",
+            b"yyy",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut m = meta(Op::Put);
+            m.version = 100 + i as u64;
+            names.encode(&mut frame, &m, ns, &[i as u8], b"v");
+        }
+        finish_frame(&mut frame, start, SALT);
+        let f = decode_v2_frame(&frame, SALT, WRITE_LAYOUT).expect("frame");
+        let got: Vec<_> = frame_entries(f.body, WRITE_LAYOUT)
+            .map(|e| e.expect("resolves").1.namespace.to_vec())
+            .collect();
+        assert_eq!(got[4], b"xx", "an id-only entry gets its name");
+        assert_eq!(got[7], b"yyy");
+        let summaries: Vec<_> = f.trailer.expect("trailer").summaries().collect();
+        assert!(summaries
+            .iter()
+            .zip(&got)
+            .all(|(s, ns)| s.ns_hash == crc32fast::hash(ns)));
+        // Alone, an id-only entry decodes without its name.
+        let (off, e) = frame_entries(f.body, WRITE_LAYOUT)
+            .nth(4)
+            .expect("5th")
+            .expect("ok");
+        let alone = decode_entry(&f.body[off..], WRITE_LAYOUT).expect("decodes alone");
+        assert_eq!(
+            (alone.namespace, alone.ns_id, alone.ns_inline),
+            (&b""[..], Some(0), false)
+        );
+        assert_eq!(alone.len, e.len);
+        assert_eq!(
+            alone.len,
+            v2_entry_len(&alone.meta, NsForm::Id(0), 2, 1, 1),
+            "the length its fields give"
+        );
+    }
+
+    /// An id-only entry whose id no earlier entry defined, or a second definition of an id
+    /// under another name, does not resolve.
+    #[test]
+    fn an_undefined_or_redefined_id_does_not_resolve() {
+        let mut body = Vec::new();
+        encode_entry_as(&mut body, &meta(Op::Put), NsForm::Id(3), b"ns", b"k", b"v");
+        let mut e = decode_entry(&body, WRITE_LAYOUT).expect("decodes");
+        assert!(!FrameIds::default().resolve(&mut e));
+        let mut ids = FrameIds::default();
+        let mut d = Vec::new();
+        encode_entry_as(&mut d, &meta(Op::Put), NsForm::Define(3), b"ns", b"k", b"v");
+        let mut first = decode_entry(&d, WRITE_LAYOUT).expect("decodes");
+        assert!(ids.resolve(&mut first));
+        assert!(ids.resolve(&mut e));
+        assert_eq!(e.namespace, b"ns");
+        let mut other = Vec::new();
+        encode_entry_as(
+            &mut other,
+            &meta(Op::Put),
+            NsForm::Define(3),
+            b"zz",
+            b"k",
+            b"v",
+        );
+        let mut again = decode_entry(&other, WRITE_LAYOUT).expect("decodes");
+        assert!(!ids.resolve(&mut again), "redefined under another name");
+        // An id beyond a frame's ids, or neither a name nor an id, is a bad field.
+        let mut big = Vec::new();
+        encode_entry_as(&mut big, &meta(Op::Put), NsForm::Id(200), b"ns", b"k", b"v");
+        assert_eq!(decode_entry(&big, WRITE_LAYOUT), Err(DecodeError::BadField));
+        let mut none = Vec::new();
+        encode_entry(&mut none, &meta(Op::Put), b"ns", b"k", b"v");
+        none[ENTRY_OP_OFFSET] &= !L2_NS_INLINE;
+        let crc = crc32fast::hash(&none[ENTRY_OP_OFFSET..]);
+        none[..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_entry(&none, WRITE_LAYOUT).is_err());
     }
 
     #[test]

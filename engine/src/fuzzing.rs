@@ -255,7 +255,6 @@ pub fn decode_hint(data: &[u8]) {
     let Ok(entries) = entries else { return };
     let mut again = HintWriter::new(hint.segment_id, hint.data_len, hint.layout);
     for e in &entries {
-        let _ = e.entry_len(hint.layout);
         again.push(e);
     }
     // Written again (as the current version), the hint reads back the same entries.
@@ -753,7 +752,8 @@ mod corpus_replay {
                     meta: d.meta,
                     namespace: d.namespace,
                     key: d.key,
-                    value_len: d.value.len() as u32,
+                    len: d.len as u32,
+                    ns: d.ns_kind(),
                 });
             }
             let bytes = w.finish();

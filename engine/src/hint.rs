@@ -31,9 +31,12 @@
 //! | horizon | zigzag varint of horizon − segment id (wrapping, 32 bits) |
 //! | expiry | delta to the last expiry before (0 at the start), only if the flags say so |
 //!
-//! Version 3 is version 2 for a segment whose entries are in entry layout 2: the records
-//! are alike, but an entry's length (which places the next record's offset) follows that
-//! layout. A hint says which, so a hint and its segment can never disagree on it.
+//! Version 3 is version 2 for a segment whose entries are in entry layout 2, with two
+//! changes: the record keeps the entry's whole length instead of the value's (a layout 2
+//! entry's length depends on how it names its namespace), and the flags give bits 4–5 to
+//! how the entry names its namespace (0 its name, 1 its name and a frame id, 2 the id only),
+//! leaving bits 6–7 to the kind (3 = a kind byte follows). A hint says its version, so a hint and its segment never disagree on the
+//! layout.
 //!
 //! Version 1 (read, never written any more) had a fixed 36-byte record header
 //! (offset u32, op u8, kind u8, namespace length u16, key length u32, value length u32,
@@ -47,7 +50,9 @@
 use std::collections::HashMap;
 use std::mem::size_of;
 
-use crate::format::{self, read_u16, read_u32, read_u64, DecodeError, EntryLayout, EntryMeta, Op};
+use crate::format::{
+    self, read_u16, read_u32, read_u64, DecodeError, EntryLayout, EntryMeta, NsKind, Op,
+};
 use crate::varint;
 
 /// Layout version of the hint files written for segments in entry layout 1 (format 1 and 2
@@ -80,9 +85,15 @@ const REC_HEADER_LEN: usize = REC_EXPIRES + size_of::<u64>();
 
 const FLAG_OP: u8 = 0b0111;
 const FLAG_EXPIRES: u8 = 0b1000;
+/// Version 2: the kind in the top four bits; 15 means a kind byte follows.
 const KIND_SHIFT: u32 = 4;
-/// Kind bits meaning "a kind byte follows".
 const KIND_FOLLOWS: u8 = 0x0f;
+/// Version 3: bits 4–5 say how the entry names its namespace ([`NsKind`]: 0 the name, 1 the
+/// name and a frame id, 2 the id only); the kind takes the top two bits, 3 meaning a kind
+/// byte follows.
+const V3_NS_SHIFT: u32 = 4;
+const V3_KIND_SHIFT: u32 = 6;
+const V3_KIND_FOLLOWS: u8 = 0x03;
 
 /// One entry as a hint describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,26 +106,41 @@ pub struct HintEntry<'a> {
     pub namespace: &'a [u8],
     /// Key.
     pub key: &'a [u8],
-    /// Length of the value on disk.
-    pub value_len: u32,
+    /// Encoded length of the entry in the segment.
+    pub len: u32,
+    /// How the entry names its namespace (a layout 2 entry may name it by the id its frame
+    /// gave it).
+    pub ns: NsKind,
 }
 
 impl HintEntry<'_> {
-    /// Encoded length of the entry in a segment whose entries are in `layout`.
-    pub fn entry_len(&self, layout: EntryLayout) -> usize {
-        format::entry_len(
-            layout,
+    /// Where the entry ends in the segment.
+    fn end(&self) -> u64 {
+        u64::from(self.offset) + u64::from(self.len)
+    }
+
+    /// A layout 1 entry's value length (versions 1 and 2 keep that instead of the length).
+    fn v1_value_len(&self) -> u32 {
+        let head = format::entry_len(
+            EntryLayout::V1,
             &self.meta,
             self.namespace.len(),
             self.key.len(),
-            self.value_len as usize,
-        )
+            0,
+        );
+        self.len
+            .saturating_sub(u32::try_from(head).unwrap_or(u32::MAX))
     }
+}
 
-    /// Where the entry ends in the segment.
-    fn end(&self, layout: EntryLayout) -> u64 {
-        u64::from(self.offset) + self.entry_len(layout) as u64
-    }
+/// The length of a layout 1 entry from a version 1 or 2 hint's fields.
+fn v1_entry_len(ns_len: usize, key_len: usize, value_len: u32) -> Result<u32, DecodeError> {
+    format::V1_ENTRY_HEADER_LEN
+        .checked_add(ns_len)
+        .and_then(|n| n.checked_add(key_len))
+        .and_then(|n| n.checked_add(value_len as usize))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(DecodeError::BadField)
 }
 
 /// What each record is encoded against: the same fields of the record before.
@@ -183,9 +209,15 @@ impl HintWriter {
         let meta = &e.meta;
         let b = &mut self.body;
         let has_expiry = meta.expires_ms != 0;
-        let kind_bits = meta.kind.min(KIND_FOLLOWS);
-        b.push(meta.op as u8 | if has_expiry { FLAG_EXPIRES } else { 0 } | kind_bits << KIND_SHIFT);
-        if kind_bits == KIND_FOLLOWS {
+        let (shift, follows, by_id) = match self.layout {
+            EntryLayout::V1 => (KIND_SHIFT, KIND_FOLLOWS, 0),
+            EntryLayout::V2 => (V3_KIND_SHIFT, V3_KIND_FOLLOWS, (e.ns as u8) << V3_NS_SHIFT),
+        };
+        let kind_bits = meta.kind.min(follows);
+        b.push(
+            meta.op as u8 | if has_expiry { FLAG_EXPIRES } else { 0 } | by_id | kind_bits << shift,
+        );
+        if kind_bits == follows {
             b.push(meta.kind);
         }
         varint::put(
@@ -195,7 +227,12 @@ impl HintWriter {
         varint::put(b, u64::from(ns));
         varint::put(b, e.key.len() as u64);
         b.extend_from_slice(e.key);
-        varint::put(b, u64::from(e.value_len));
+        // Layout 1 entries' length follows from the value's; layout 2 ones are kept whole.
+        let len = match self.layout {
+            EntryLayout::V1 => e.v1_value_len(),
+            EntryLayout::V2 => e.len,
+        };
+        varint::put(b, u64::from(len));
         varint::put(
             b,
             varint::zigzag(meta.version.wrapping_sub(self.prev.version) as i64),
@@ -211,7 +248,7 @@ impl HintWriter {
             );
             self.prev.expires_ms = meta.expires_ms;
         }
-        self.prev.end = e.end(self.layout);
+        self.prev.end = e.end();
         self.prev.version = meta.version;
         self.records = self.records.saturating_add(1);
     }
@@ -395,8 +432,21 @@ fn parse_record<'a>(
     let (&flags, rest) = b.split_first().ok_or(DecodeError::Truncated)?;
     *b = rest;
     let op = op_from(flags & FLAG_OP)?;
-    let mut kind = flags >> KIND_SHIFT;
-    if kind == KIND_FOLLOWS {
+    let (shift, follows, ns_kind) = match layout {
+        EntryLayout::V1 => (KIND_SHIFT, KIND_FOLLOWS, NsKind::Inline),
+        EntryLayout::V2 => (
+            V3_KIND_SHIFT,
+            V3_KIND_FOLLOWS,
+            match (flags >> V3_NS_SHIFT) & 0b11 {
+                0 => NsKind::Inline,
+                1 => NsKind::Define,
+                2 => NsKind::ById,
+                _ => return Err(DecodeError::BadField),
+            },
+        ),
+    };
+    let mut kind = flags >> shift;
+    if kind == follows {
         kind = varint::take_bytes(b, 1)?[0];
     }
     let offset = prev
@@ -407,7 +457,11 @@ fn parse_record<'a>(
     let (namespace, _) = *namespaces.get(ns).ok_or(DecodeError::BadField)?;
     let key_len = varint::take(b)?;
     let key = varint::take_bytes(b, key_len)?;
-    let value_len = u32::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
+    let len = u32::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
+    let len = match layout {
+        EntryLayout::V1 => v1_entry_len(namespace.len(), key.len(), len)?,
+        EntryLayout::V2 => len,
+    };
     let version = prev
         .version
         .wrapping_add(varint::unzigzag(varint::take(b)?) as u64);
@@ -433,9 +487,10 @@ fn parse_record<'a>(
         },
         namespace,
         key,
-        value_len,
+        len,
+        ns: ns_kind,
     };
-    prev.end = entry.end(layout);
+    prev.end = entry.end();
     prev.version = version;
     if expires_ms != 0 {
         prev.expires_ms = expires_ms;
@@ -471,7 +526,8 @@ fn parse_v1_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
         },
         namespace: &b[REC_HEADER_LEN..REC_HEADER_LEN + ns_len],
         key: &b[REC_HEADER_LEN + ns_len..end],
-        value_len: read_u32(b, REC_VALUE_LEN),
+        len: v1_entry_len(ns_len, key_len, read_u32(b, REC_VALUE_LEN))?,
+        ns: NsKind::Inline,
     };
     Ok((entry, end))
 }
@@ -491,7 +547,7 @@ pub fn encode_v1(segment_id: u32, data_len: u64, entries: &[HintEntry<'_>]) -> V
         let ns_len = u16::try_from(e.namespace.len()).unwrap_or(u16::MAX);
         b.extend_from_slice(&ns_len.to_le_bytes());
         b.extend_from_slice(&u32::try_from(e.key.len()).unwrap_or(u32::MAX).to_le_bytes());
-        b.extend_from_slice(&e.value_len.to_le_bytes());
+        b.extend_from_slice(&e.v1_value_len().to_le_bytes());
         b.extend_from_slice(&e.meta.horizon.to_le_bytes());
         b.extend_from_slice(&e.meta.version.to_le_bytes());
         b.extend_from_slice(&e.meta.expires_ms.to_le_bytes());
@@ -506,6 +562,11 @@ pub fn encode_v1(segment_id: u32, data_len: u64, entries: &[HintEntry<'_>]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layout 1 entry's length from the lengths of its parts.
+    fn v1_len(ns: usize, key: usize, value: u32) -> u32 {
+        v1_entry_len(ns, key, value).expect("fits")
+    }
 
     fn sample_entries() -> Vec<HintEntry<'static>> {
         [&b"a"[..], b"bb", b""]
@@ -526,7 +587,8 @@ mod tests {
                 },
                 namespace: b"ns",
                 key,
-                value_len: 7,
+                len: v1_len(2, key.len(), 7),
+                ns: NsKind::Inline,
             })
             .collect()
     }
@@ -552,10 +614,7 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[1].key, b"bb");
         assert_eq!(entries[2].meta.op, Op::ClearNamespace);
-        assert_eq!(
-            entries[0].entry_len(EntryLayout::V1),
-            format::entry_len(EntryLayout::V1, &entries[0].meta, 2, 1, 7)
-        );
+        assert_eq!(entries[0].len, v1_len(2, 1, 7));
     }
 
     /// Every field distinct and non-zero, every op: a reader that takes a field from the
@@ -584,32 +643,42 @@ mod tests {
                 },
                 namespace: &b"namespace"[..2 + i as usize],
                 key: &b"the key"[..1 + i as usize],
-                value_len: 0x6666 + i,
+                len: v1_len(2 + i as usize, 1 + i as usize, 0x6666 + i),
+                ns: NsKind::Inline,
             });
         }
+        // Version 3 (layout 2): any length, and namespaces named by id or inline.
+        let want3: Vec<_> = want
+            .iter()
+            .enumerate()
+            .map(|(i, e)| HintEntry {
+                len: 0x7777 + i as u32,
+                ns: [NsKind::Inline, NsKind::Define, NsKind::ById][i % 3],
+                ..e.clone()
+            })
+            .collect();
         let mut w3 = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F, EntryLayout::V2);
-        for e in &want {
+        for (e, e3) in want.iter().zip(&want3) {
             w.push(e);
-            w3.push(e);
+            w3.push(e3);
         }
         let v3 = w3.finish();
-        assert_eq!(decode(&v3).expect("v3").layout, EntryLayout::V2);
-        for bytes in [
-            w.finish(),
-            v3,
-            encode_v1(0x0102_0304, 0x0A0B_0C0D_0E0F, &want),
+        for (bytes, want, layout) in [
+            (w.finish(), &want, EntryLayout::V1),
+            (v3, &want3, EntryLayout::V2),
+            (
+                encode_v1(0x0102_0304, 0x0A0B_0C0D_0E0F, &want),
+                &want,
+                EntryLayout::V1,
+            ),
         ] {
             let hint = decode(&bytes).expect("valid hint");
             assert_eq!(
-                (hint.segment_id, hint.data_len),
-                (0x0102_0304, 0x0A0B_0C0D_0E0F)
+                (hint.segment_id, hint.data_len, hint.layout),
+                (0x0102_0304, 0x0A0B_0C0D_0E0F, layout)
             );
             let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
-            assert_eq!(got, want);
-            assert_eq!(
-                got[4].entry_len(hint.layout),
-                format::entry_len(hint.layout, &want[4].meta, 6, 5, 0x666A)
-            );
+            assert_eq!(&got, want);
         }
     }
 
@@ -628,7 +697,8 @@ mod tests {
             },
             namespace: b"",
             key: b"",
-            value_len: 0,
+            len: v1_len(0, 0, 0),
+            ns: NsKind::Inline,
         };
         let bytes = encode_v1(1, 100, std::slice::from_ref(&e));
         assert_eq!(bytes.len(), V1_HEADER_LEN + REC_HEADER_LEN + CRC_LEN);
@@ -808,9 +878,10 @@ mod tests {
                     },
                     namespace: b"tenant-acme",
                     key,
-                    value_len: 150,
+                    len: v1_len(11, key.len(), 150),
+                    ns: NsKind::Inline,
                 };
-                at += e.entry_len(EntryLayout::V1) as u32;
+                at += e.len;
                 e
             })
             .collect();
@@ -864,18 +935,34 @@ mod tests {
                 },
                 namespace: spaces[(i as usize * 7 / 3) % 4],
                 key: &[0x80; 200][..(i as usize * 13) % 200],
-                value_len: [0, u32::MAX, 127, 128][i as usize % 4],
+                len: v1_len(
+                    spaces[(i as usize * 7 / 3) % 4].len(),
+                    (i as usize * 13) % 200,
+                    [0, u32::MAX - 600, 127, 128][i as usize % 4],
+                ),
+                ns: NsKind::Inline,
             })
             .collect();
-        let mut w = HintWriter::new(6, u64::MAX, EntryLayout::V1);
-        for e in &entries {
-            w.push(e);
+        let entries3: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| HintEntry {
+                len: [0, u32::MAX, 127, 128][i % 4],
+                ns: [NsKind::ById, NsKind::Inline, NsKind::Define][i % 3],
+                ..e.clone()
+            })
+            .collect();
+        for (layout, entries) in [(EntryLayout::V1, &entries), (EntryLayout::V2, &entries3)] {
+            let mut w = HintWriter::new(6, u64::MAX, layout);
+            for e in entries {
+                w.push(e);
+            }
+            let bytes = w.finish();
+            let hint = decode(&bytes).expect("valid");
+            assert_eq!((hint.segment_id, hint.data_len), (6, u64::MAX));
+            let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
+            assert_eq!(&got, entries);
         }
-        let bytes = w.finish();
-        let hint = decode(&bytes).expect("valid");
-        assert_eq!((hint.segment_id, hint.data_len), (6, u64::MAX));
-        let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
-        assert_eq!(got, entries);
     }
 
     /// One record in namespace `n` with one-byte fields, so each field's place is known:
@@ -894,7 +981,8 @@ mod tests {
             },
             namespace: b"n",
             key: b"k",
-            value_len: 1,
+            len: v1_len(1, 1, 1),
+            ns: NsKind::Inline,
         });
         w.finish()
     }

@@ -23,7 +23,7 @@ use std::mem::size_of;
 
 use foldhash::fast::RandomState;
 
-use crate::format::{self, read_u16, read_u32, read_u64, EntryLayout, EntryMeta, Op};
+use crate::format::{self, read_u16, read_u32, read_u64, EntryLayout, EntryMeta, NsKind, Op};
 use hashbrown::HashTable;
 
 /// Longest key the directory holds.
@@ -37,6 +37,13 @@ const LEN_AT: usize = OFFSET_AT + size_of::<u32>();
 const KEY_LEN_AT: usize = LEN_AT + size_of::<u32>();
 const HEADER: usize = KEY_LEN_AT + size_of::<u16>();
 const REMOVED: u32 = 1 << 31;
+/// In the length field, two bits: how the record names its namespace ([`NsKind`]: 0 the
+/// name, 1 the name and a frame id, 2 a frame id only).
+const NS_SHIFT: u32 = 29;
+const NS_BITS: u32 = 0b11 << NS_SHIFT;
+/// Records the index can place are shorter than this (the length field's top three bits
+/// are flags).
+pub const MAX_RECORD_LEN: usize = 1 << NS_SHIFT;
 const VERSION_BITS: u32 = 56;
 const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
 /// Arena offsets count two-byte units.
@@ -132,6 +139,8 @@ pub struct Entry {
     pub len: u32,
     /// The caller's kind tag.
     pub kind: u8,
+    /// How the record names its namespace (with the name's length, its header length).
+    pub ns: NsKind,
 }
 
 impl Entry {
@@ -145,6 +154,7 @@ impl Entry {
             offset,
             len: 0,
             kind: 0,
+            ns: NsKind::Inline,
         }
     }
 
@@ -165,13 +175,14 @@ impl Entry {
             version: self.version,
             expires_ms: self.expires_ms,
         };
-        let rest = (self.len as usize).saturating_sub(format::entry_len(
-            layout,
-            &meta,
-            namespace_len,
-            key_len,
-            0,
-        ));
+        let head = match layout {
+            EntryLayout::V1 => format::entry_len(layout, &meta, namespace_len, key_len, 0),
+            // Frame ids are below 128: one byte.
+            EntryLayout::V2 => {
+                format::v2_entry_len(&meta, self.ns.form(), namespace_len, key_len, 0)
+            }
+        };
+        let rest = (self.len as usize).saturating_sub(head);
         if layout == EntryLayout::V1 {
             return rest;
         }
@@ -181,6 +192,19 @@ impl Entry {
             .find(|&v| crate::varint::len(v as u64) - 1 + v == rest)
             .unwrap_or(0)
     }
+}
+
+/// Where compaction wrote a record's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    /// Segment of the copy.
+    pub segment: u32,
+    /// Its offset there.
+    pub offset: u32,
+    /// Its encoded length.
+    pub len: u32,
+    /// How it names its namespace.
+    pub ns: NsKind,
 }
 
 /// Key → [`Entry`] for one namespace.
@@ -212,18 +236,26 @@ fn write_meta(slot: &mut [u8], e: &Entry) {
     slot[EXPIRES_AT..SEGMENT_AT].copy_from_slice(&secs.to_le_bytes());
     slot[SEGMENT_AT..OFFSET_AT].copy_from_slice(&e.segment.to_le_bytes());
     slot[OFFSET_AT..LEN_AT].copy_from_slice(&e.offset.to_le_bytes());
-    slot[LEN_AT..KEY_LEN_AT].copy_from_slice(&(e.len & !REMOVED).to_le_bytes());
+    let ns = (e.ns as u32) << NS_SHIFT;
+    let len = (e.len & !(REMOVED | NS_BITS)) | ns;
+    slot[LEN_AT..KEY_LEN_AT].copy_from_slice(&len.to_le_bytes());
 }
 
 fn read_meta(slot: &[u8]) -> Entry {
     let version = read_u64(slot, VERSION_AT);
+    let len = read_u32(slot, LEN_AT);
     Entry {
         version: version & VERSION_MASK,
         expires_ms: u64::from(read_u32(slot, EXPIRES_AT)) * 1000,
         segment: read_u32(slot, SEGMENT_AT),
         offset: read_u32(slot, OFFSET_AT),
-        len: read_u32(slot, LEN_AT) & !REMOVED,
+        len: len & !(REMOVED | NS_BITS),
         kind: (version >> VERSION_BITS) as u8,
+        ns: match (len & NS_BITS) >> NS_SHIFT {
+            0 => NsKind::Inline,
+            1 => NsKind::Define,
+            _ => NsKind::ById,
+        },
     }
 }
 
@@ -274,8 +306,9 @@ impl KeyDir {
         self.find(key).map(|p| read_meta(self.slot(p)))
     }
 
-    /// Moves the record of `key` if its version is still `version`; true if it was.
-    pub fn relocate(&mut self, key: &[u8], version: u64, segment: u32, offset: u32) -> bool {
+    /// Moves the record of `key` if its version is still `version`, to its copy at `to`
+    /// (which may be encoded apart: another layout, or its namespace by id); true if it was.
+    pub fn relocate(&mut self, key: &[u8], version: u64, to: Moved) -> bool {
         let Some(p) = self.find(key) else {
             return false;
         };
@@ -284,8 +317,10 @@ impl KeyDir {
         if e.version != version {
             return false;
         }
-        e.segment = segment;
-        e.offset = offset;
+        e.segment = to.segment;
+        e.offset = to.offset;
+        e.len = to.len;
+        e.ns = to.ns;
         write_meta(slot, &e);
         true
     }
@@ -459,6 +494,7 @@ mod tests {
             offset: (v * 13) as u32,
             len: (v % 500) as u32 + 40,
             kind: (v % 5) as u8,
+            ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(v % 3) as usize],
         }
     }
 
@@ -476,11 +512,19 @@ mod tests {
                 0 => assert_eq!(dir.remove(&key), model.remove(&key), "remove at {step}"),
                 1 => {
                     let e = entry(step);
-                    assert!(!dir.relocate(&key, e.version, 1, 2));
+                    let to = Moved {
+                        segment: 9,
+                        offset: 99,
+                        len: 77,
+                        ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(step % 3) as usize],
+                    };
+                    assert!(!dir.relocate(&key, e.version, to));
                     if let Some(cur) = model.get_mut(&key) {
-                        assert!(dir.relocate(&key, cur.version, 9, 99));
+                        assert!(dir.relocate(&key, cur.version, to));
                         cur.segment = 9;
                         cur.offset = 99;
+                        cur.len = 77;
+                        cur.ns = to.ns;
                     }
                 }
                 _ => assert_eq!(
@@ -527,8 +571,9 @@ mod tests {
             expires_ms: 1_500,
             segment: u32::MAX,
             offset: 7,
-            len: 40,
+            len: (1 << 29) - 1,
             kind: 255,
+            ns: NsKind::ById,
         };
         dir.insert(b"k", e);
         let got = dir.get(b"k").expect("present");

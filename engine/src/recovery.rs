@@ -68,6 +68,7 @@ struct Seen<'a> {
     segment: u32,
     offset: u32,
     len: u32,
+    ns: format::NsKind,
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +125,7 @@ impl Replay {
                     offset: s.offset,
                     len: if s.meta.op == Op::Tombstone { 0 } else { s.len },
                     kind: s.meta.kind,
+                    ns: s.ns,
                 };
                 ns.items.insert_if_newer(s.key, entry);
             }
@@ -443,6 +445,7 @@ fn load_segment(
             segment: id,
             offset: u32::try_from(*offset).unwrap_or(u32::MAX),
             len,
+            ns: e.ns_kind(),
         });
     }
     if !scanned.damaged.is_empty() {
@@ -575,7 +578,7 @@ fn load_from_hint(
     // Entries are applied as they are decoded. If one turns out bad, the caller scans the
     // segment instead: replay is idempotent, so what was applied from the hint is harmless.
     for (applied, e) in hint.entries().enumerate() {
-        let entry_len = e.as_ref().map_or(0, |e| e.entry_len(hint.layout));
+        let entry_len = e.as_ref().map_or(0, |e| e.len as usize);
         let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
             (e.offset as usize)
                 .checked_add(entry_len)
@@ -599,6 +602,7 @@ fn load_from_hint(
             segment: seg.id,
             offset: e.offset,
             len,
+            ns: e.ns,
         });
     }
     report.segments_from_hints += 1;
@@ -754,7 +758,7 @@ mod tests {
                 let mut off = 0;
                 while off < body.len() {
                     let e = format::decode_entry(&body[off..], EntryLayout::V1).expect("entry");
-                    records.push((at + off, e.meta, e.key.to_vec(), e.value.len()));
+                    records.push((at + off, e.meta, e.key.to_vec(), e.len));
                     off += e.len;
                 }
             }
@@ -762,12 +766,13 @@ mod tests {
             if id < 3 {
                 let entries: Vec<HintEntry<'_>> = records
                     .iter()
-                    .map(|(at, meta, key, value_len)| HintEntry {
+                    .map(|(at, meta, key, len)| HintEntry {
                         offset: *at as u32,
                         meta: *meta,
                         namespace: b"ns",
                         key,
-                        value_len: *value_len as u32,
+                        len: *len as u32,
+                        ns: format::NsKind::Inline,
                     })
                     .collect();
                 let hint = if id == 1 {

@@ -11,7 +11,8 @@
 //! offset for a frame whose CRC checks; what the skipped range held is unknown.
 
 use crate::format::{
-    self, DecodeError, EntryLayout, EntryRef, SegmentHeader, Summary, FORMAT_V1, FRAME_MAGIC,
+    self, DecodeError, EntryLayout, EntryRef, FrameIds, SegmentHeader, Summary, FORMAT_V1,
+    FRAME_MAGIC,
 };
 
 /// A damaged range found by a scan.
@@ -198,18 +199,29 @@ fn take_frame<'a>(
     let mut off = 0;
     let summaries: Vec<Summary> = trailer.map(|t| t.summaries().collect()).unwrap_or_default();
     let mut summaries = summaries.into_iter();
+    let mut ids = FrameIds::default();
     while off < body.len() {
         let summary = summaries.next();
         // The header checked, so the entries tile the body: lengths can be trusted.
         let len = entry_len_at(&body[off..], layout);
-        match format::decode_entry(&body[off..off + len], layout) {
-            Ok(e) => scan.records.push((body_at + off, e)),
-            Err(_) => scan.damaged.push(Damaged {
+        let problem = match format::decode_entry(&body[off..off + len], layout) {
+            Ok(mut e) => {
+                if ids.resolve(&mut e) {
+                    scan.records.push((body_at + off, e));
+                    None
+                } else {
+                    Some("a record names its namespace by an id that no intact record defined")
+                }
+            }
+            Err(_) => Some("a record fails its checksum"),
+        };
+        if let Some(problem) = problem {
+            scan.damaged.push(Damaged {
                 offset: body_at + off,
                 len,
                 lost: summary.map(|s| vec![s]),
-                problem: "a record fails its checksum",
-            }),
+                problem,
+            });
         }
         off += len;
     }
@@ -246,12 +258,14 @@ fn salvage<'a>(
 ) {
     let mut pos = frame_start + layout.frame_header_len();
     let mut lost = Vec::new();
+    let mut ids = FrameIds::default();
     for s in t.summaries() {
         let len = s.len as usize;
         let entry = bytes
             .get(pos..pos + len)
             .and_then(|b| format::decode_entry(b, layout).ok())
-            .filter(|e| e.len == len && e.meta.version == s.version);
+            .filter(|e| e.len == len && e.meta.version == s.version)
+            .and_then(|mut e| ids.resolve(&mut e).then_some(e));
         match entry {
             Some(e) => scan.records.push((pos, e)),
             None => lost.push(s),
@@ -475,6 +489,105 @@ mod tests {
     }
 
     const HEADER_CRC: usize = FRAME_HEADER_LEN - 4;
+
+    /// One frame of puts of `keys` in namespace "tenant-ns", built as the writer builds
+    /// batches (ids for the namespace after its first entry), in a segment; the entries'
+    /// places; and `pad` zeros after it.
+    fn interned_image(keys: &[&str], pad: usize) -> (Vec<u8>, SegmentHeader, Vec<(usize, usize)>) {
+        let header = SegmentHeader {
+            id: 3,
+            base_version: 1,
+            format: FORMAT_VERSION,
+            salt: SALT,
+            entry_layout: WRITE_LAYOUT,
+        };
+        let mut bytes = encode_segment_header(&header).to_vec();
+        let mut names = format::FrameNames::default();
+        let mut frame = Vec::new();
+        let start = begin_frame(&mut frame);
+        for (i, key) in keys.iter().enumerate() {
+            let meta = EntryMeta {
+                op: Op::Put,
+                kind: 0,
+                horizon: 1,
+                version: 1 + i as u64,
+                expires_ms: 0,
+            };
+            names.encode(&mut frame, &meta, b"tenant-ns", key.as_bytes(), b"a value");
+        }
+        finish_frame(&mut frame, start, SALT);
+        let at = bytes.len() + FRAME_HEADER_LEN;
+        let entries = format::own_frame_entries(format::own_frame_body(&frame))
+            .map(|e| e.expect("entry"))
+            .map(|(off, e)| (at + off, e.len))
+            .collect();
+        bytes.extend_from_slice(&frame);
+        bytes.resize(bytes.len() + pad, 0);
+        (bytes, header, entries)
+    }
+
+    const SIX: &[&str] = &["a", "b", "c", "d", "e", "f"];
+
+    /// The namespace of a batch is in its first three entries (the second and third also
+    /// give its id); the rest name it by id, one byte instead of its ten.
+    #[test]
+    fn a_batch_names_its_namespace_three_times_then_by_id() {
+        let (bytes, header, entries) = interned_image(SIX, 10);
+        let s = scan(&bytes, &header, false);
+        assert!(s.is_clean(), "{:?}", s.damaged);
+        let got: Vec<_> = s
+            .records
+            .iter()
+            .map(|(at, e)| (*at, e.namespace, e.key, e.ns_id, e.ns_inline))
+            .collect();
+        let want: Vec<_> = entries
+            .iter()
+            .zip(SIX)
+            .enumerate()
+            .map(|(i, ((at, _), key))| {
+                let id = (i > 0).then_some(0);
+                (*at, &b"tenant-ns"[..], key.as_bytes(), id, i < 3)
+            })
+            .collect();
+        assert_eq!(got, want);
+        // The name (9 bytes) and its length byte, against the id's byte.
+        assert_eq!(entries[0].1 - entries[3].1, 9);
+    }
+
+    /// One damaged byte in an entry that defines the namespace's id costs that entry: the
+    /// other definition names the rest. Both damaged (two bytes): the entries that use the
+    /// id are lost too, their keys known from the trailer, and nothing else is.
+    #[test]
+    fn a_damaged_definition_costs_only_its_entry_unless_both_are_damaged() {
+        for (damaged, lost) in [
+            (&[1][..], &["b"][..]),
+            (&[2], &["c"]),
+            (&[0], &["a"]),
+            (&[1, 2], &["b", "c", "d", "e", "f"]),
+        ] {
+            let (mut bytes, header, entries) = interned_image(SIX, 10);
+            for &i in damaged {
+                let (at, len) = entries[i];
+                bytes[at + len - 1] ^= 0x20;
+            }
+            let s = scan(&bytes, &header, false);
+            let kept: Vec<_> = s.records.iter().map(|(_, e)| e.key).collect();
+            let want: Vec<_> = SIX
+                .iter()
+                .filter(|k| !lost.contains(k))
+                .map(|k| k.as_bytes())
+                .collect();
+            assert_eq!(kept, want, "damaged {damaged:?}");
+            assert!(s.records.iter().all(|(_, e)| e.namespace == b"tenant-ns"));
+            let named: Vec<u32> = s
+                .damaged
+                .iter()
+                .flat_map(|d| d.lost.clone().expect("known"))
+                .map(|summary| summary.key_hash)
+                .collect();
+            assert_eq!(Some(named), hashes(lost), "damaged {damaged:?}");
+        }
+    }
 
     #[test]
     fn a_clean_segment_scans_to_the_end_of_its_data() {

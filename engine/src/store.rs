@@ -8,6 +8,10 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+/// Largest value any store takes: a record (header, namespace, key and value) must stay
+/// below [`crate::keydir::MAX_RECORD_LEN`].
+const MAX_VALUE_LEN: usize = crate::keydir::MAX_RECORD_LEN - (1 << 18);
+
 use crate::background::{spawn_background, spawn_syncer};
 use crate::clock::Clock;
 use crate::error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
@@ -946,7 +950,11 @@ fn read_value(
     key: &[u8],
 ) -> Result<Bytes, ReadError> {
     seg.with_entry(entry.offset, entry.len, |e| {
-        let same = e.key == key && e.namespace == namespace && e.meta.version == entry.version;
+        // An entry that names its namespace by a frame id holds no name to compare: its
+        // version, unique in the store, and its key say it is the record the index means.
+        let same = e.key == key
+            && (e.namespace == namespace || !e.ns_inline)
+            && e.meta.version == entry.version;
         same.then(|| Bytes::copy_from_slice(e.value))
     })
     .ok()
@@ -976,8 +984,11 @@ impl Inner {
         if key.len() > format::MAX_KEY_LEN {
             return too_large("key", key.len(), format::MAX_KEY_LEN);
         }
-        if value.len() > self.options.max_value_size {
-            return too_large("value", value.len(), self.options.max_value_size);
+        // The index keeps a record's length in 30 bits: a value is never above 1 GiB (less
+        // room for the largest namespace, key and header), whatever the option says.
+        let limit = self.options.max_value_size.min(MAX_VALUE_LEN);
+        if value.len() > limit {
+            return too_large("value", value.len(), limit);
         }
         Ok(())
     }

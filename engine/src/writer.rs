@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::Clock;
 use crate::error::{ReadError, WriteError};
-use crate::format::{self, EntryMeta, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{self, EntryMeta, FrameNames, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::index::{SegmentSlot, State};
 use crate::options::Durability;
 use crate::segment::Segment;
@@ -159,6 +159,8 @@ pub struct Frame<'a> {
     horizon: u32,
     next_version: u64,
     buf: &'a mut Vec<u8>,
+    /// The ids this frame gives its namespaces.
+    names: FrameNames,
     /// Namespaces created, cleared or dropped by earlier entries of this frame.
     ns_overlay: Overlay<Vec<u8>, bool>,
     /// Keys written by earlier entries of this frame: Some(version) = live, None = deleted.
@@ -228,7 +230,7 @@ impl Frame<'_> {
             version,
             expires_ms: stored_expiry(expires_at),
         };
-        format::encode_entry(self.buf, &meta, namespace, key, value);
+        self.names.encode(self.buf, &meta, namespace, key, value);
     }
 
     /// Appends an imported put with its own `version` if the store holds nothing newer for
@@ -570,6 +572,7 @@ impl Inner {
                 horizon: w.next_segment_id - 1,
                 next_version: w.next_version,
                 buf: &mut buf,
+                names: FrameNames::default(),
                 ns_overlay: Overlay::default(),
                 key_overlay: Overlay::default(),
                 value_overlay: Overlay::default(),
