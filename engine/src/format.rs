@@ -329,7 +329,9 @@ fn expiry_secs(expires_ms: u64) -> u64 {
     expires_ms.div_ceil(1000)
 }
 
-/// Appends one entry to `out`, in the layout this release writes, its namespace inline.
+/// Appends one entry to `out`, in the layout this release writes, its namespace inline (the
+/// store's writers intern namespaces with [`FrameNames`]; tests and harnesses use this).
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn encode_entry(
     out: &mut Vec<u8>,
     meta: &EntryMeta,
