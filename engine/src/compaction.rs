@@ -370,7 +370,7 @@ impl Inner {
         let mut st = self.state.write();
         if let Some((out_id, frame_pos)) = placed {
             let body = format::own_frame_body(&buf);
-            let entries: Vec<_> = format::own_frame_entries(body).flatten().collect();
+            let entries: Vec<_> = format::own_frame_entries(body, out_id).flatten().collect();
             if let Some(slot) = st.segments.get_mut(&out_id) {
                 slot.data_len = frame_pos + buf.len() as u64;
                 for (_, e) in &entries {
@@ -395,7 +395,7 @@ impl Inner {
                             segment: out_id,
                             offset: at,
                             len: u32::try_from(new_e.len).unwrap_or(u32::MAX),
-                            ns: new_e.ns_kind(),
+                            shape: new_e.shape(),
                         };
                         move_entry(&mut st, old, to);
                     }
@@ -533,7 +533,7 @@ fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
             namespace: e.namespace,
             key: e.key,
             len: u32::try_from(e.len).ok()?,
-            ns: e.ns_kind(),
+            shape: e.shape(),
         });
     }
     Some(w.finish())

@@ -127,21 +127,24 @@ const ENTRY_EXPIRES_OFFSET: usize = ENTRY_VERSION_OFFSET + size_of::<u64>();
 /// Bytes of a layout 1 entry header.
 pub const V1_ENTRY_HEADER_LEN: usize = ENTRY_EXPIRES_OFFSET + size_of::<u64>();
 
-/// Layout 2 flags byte (after the CRC): the op in the low three bits, then whether an
-/// expiry and a kind byte follow, whether the entry names its namespace by an id its frame
-/// gives it, and whether the name itself is in the entry (an entry with both defines the id
-/// for the entries after it in the frame).
+/// Layout 2 entries start (after the CRC) with one varint: eight flag bits, and above them
+/// the namespace's frame id when the entry has one. The flags: the op in the low three bits,
+/// then whether an expiry and a kind byte follow, whether the entry names its namespace by an
+/// id its frame gives it, whether the name itself is in the entry (an entry with both
+/// defines the id for the entries after it in the frame), and whether the horizon is written
+/// (else it is the id of the segment the entry is in).
 const L2_OP_MASK: u8 = 0x07;
 const L2_HAS_EXPIRY: u8 = 0x08;
 const L2_HAS_KIND: u8 = 0x10;
 const L2_HAS_NS_ID: u8 = 0x20;
 const L2_NS_INLINE: u8 = 0x40;
-const L2_KNOWN_FLAGS: u8 = L2_OP_MASK | L2_HAS_EXPIRY | L2_HAS_KIND | L2_HAS_NS_ID | L2_NS_INLINE;
-/// Namespace ids of a frame are below this (one varint byte); a frame's later namespaces are
-/// written inline.
-const FRAME_NS_IDS: usize = 128;
-/// Bytes of a layout 2 entry before its varints: CRC and flags.
-const L2_FIXED_LEN: usize = size_of::<u32>() + size_of::<u8>();
+const L2_HAS_HORIZON: u8 = 0x80;
+const L2_ID_SHIFT: u32 = 8;
+/// Namespace ids of a frame are below this, so that the flags varint takes two bytes at most
+/// (one for id 0 without a written horizon); a frame's later namespaces are written inline.
+const FRAME_NS_IDS: usize = 64;
+/// Bytes of a layout 2 entry before its varints: its CRC.
+const L2_FIXED_LEN: usize = size_of::<u32>();
 
 /// Longest namespace name.
 pub const MAX_NAMESPACE_LEN: usize = u16::MAX as usize;
@@ -228,6 +231,8 @@ pub struct EntryRef<'a> {
     /// Whether the namespace's name is in the entry itself (else `namespace` is empty until
     /// [`FrameIds::resolve`] fills it from an earlier entry of the frame).
     pub ns_inline: bool,
+    /// Layout 2: the horizon is not written; it is the id of the entry's segment.
+    pub implied_horizon: bool,
 }
 
 /// How a layout 2 entry names its namespace.
@@ -254,13 +259,25 @@ pub enum NsKind {
     ById,
 }
 
-impl NsKind {
-    /// The form of an entry of this kind (with id 0: the length is the same for any id).
-    pub fn form(self) -> NsForm {
-        match self {
-            Self::Inline => NsForm::Inline,
-            Self::Define => NsForm::Define(0),
-            Self::ById => NsForm::Id(0),
+/// What, beside its fields, sets the length of a layout 2 entry: how it names its
+/// namespace, whether its frame id is 0, and whether its horizon is implied by its segment.
+/// The index keeps it, so a record's value length follows from the record's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// How the entry names its namespace.
+    pub ns: NsKind,
+    /// Whether its frame id, if it has one, is 0 (the flags varint is then one byte shorter).
+    pub id_zero: bool,
+    /// Whether the horizon is left out (it is the segment's id).
+    pub implied_horizon: bool,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            ns: NsKind::Inline,
+            id_zero: true,
+            implied_horizon: false,
         }
     }
 }
@@ -272,6 +289,15 @@ impl EntryRef<'_> {
             (false, _) => NsKind::Inline,
             (true, true) => NsKind::Define,
             (true, false) => NsKind::ById,
+        }
+    }
+
+    /// The entry's shape.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            ns: self.ns_kind(),
+            id_zero: self.ns_id.is_none_or(|id| id == 0),
+            implied_horizon: self.implied_horizon,
         }
     }
 }
@@ -288,35 +314,42 @@ pub fn entry_len(
     let head = match layout {
         EntryLayout::V1 => V1_ENTRY_HEADER_LEN,
         EntryLayout::V2 => {
-            return v2_entry_len(meta, NsForm::Inline, namespace_len, key_len, value_len)
+            return v2_entry_len(meta, Shape::default(), namespace_len, key_len, value_len)
         }
     };
     head + namespace_len + key_len + value_len
 }
 
-/// Encoded length of a layout 2 entry whose namespace (`namespace_len` bytes) is in `form`.
+/// Encoded length of a layout 2 entry of `shape` (frame ids below 128, as the encoder
+/// gives them) whose namespace is `namespace_len` bytes long.
 #[inline]
 pub fn v2_entry_len(
     meta: &EntryMeta,
-    form: NsForm,
+    shape: Shape,
     namespace_len: usize,
     key_len: usize,
     value_len: usize,
 ) -> usize {
     let expiry = expiry_secs(meta.expires_ms);
-    let ns = match form {
-        NsForm::Inline => varint::len(namespace_len as u64) + namespace_len,
-        NsForm::Define(id) => {
-            varint::len(u64::from(id)) + varint::len(namespace_len as u64) + namespace_len
-        }
-        NsForm::Id(id) => varint::len(u64::from(id)),
+    let name = match shape.ns {
+        NsKind::Inline | NsKind::Define => varint::len(namespace_len as u64) + namespace_len,
+        NsKind::ById => 0,
+    };
+    // The flags varint: the top flag is "horizon written"; a frame id sits above the flags.
+    let id_above_zero = shape.ns != NsKind::Inline && !shape.id_zero;
+    let head = 1 + usize::from(!shape.implied_horizon || id_above_zero);
+    let horizon = if shape.implied_horizon {
+        0
+    } else {
+        varint::len(u64::from(meta.horizon))
     };
     L2_FIXED_LEN
+        + head
         + usize::from(meta.kind != 0)
-        + ns
+        + name
         + varint::len(key_len as u64)
         + varint::len(value_len as u64)
-        + varint::len(u64::from(meta.horizon))
+        + horizon
         + varint::len(meta.version)
         + if expiry == 0 { 0 } else { varint::len(expiry) }
         + key_len
@@ -330,8 +363,8 @@ fn expiry_secs(expires_ms: u64) -> u64 {
 }
 
 /// Appends one entry to `out`, in the layout this release writes, its namespace inline (the
-/// store's writers intern namespaces with [`FrameNames`]; tests and harnesses use this).
-#[cfg(any(test, feature = "fuzzing"))]
+/// store's writers intern namespaces with [`FrameNames`]; tests use this).
+#[cfg(test)]
 pub fn encode_entry(
     out: &mut Vec<u8>,
     meta: &EntryMeta,
@@ -339,14 +372,20 @@ pub fn encode_entry(
     key: &[u8],
     value: &[u8],
 ) {
-    encode_entry_as(out, meta, NsForm::Inline, namespace, key, value);
+    encode_entry_as(out, meta, NsForm::Inline, NO_SEGMENT, namespace, key, value);
 }
 
-/// Appends one layout 2 entry to `out`, naming its namespace in `form`.
+/// No segment id: an entry encoded for it always writes its horizon.
+pub const NO_SEGMENT: u32 = u32::MAX;
+
+/// Appends one layout 2 entry to `out`, naming its namespace in `form`, for segment
+/// `segment` (its horizon is left out if it is that segment's id; an entry that ends up in a
+/// later segment then reads a larger horizon, which only keeps tombstones longer).
 pub fn encode_entry_as(
     out: &mut Vec<u8>,
     meta: &EntryMeta,
     form: NsForm,
+    segment: u32,
     namespace: &[u8],
     key: &[u8],
     value: &[u8],
@@ -371,20 +410,26 @@ pub fn encode_entry_as(
     if inline {
         flags |= L2_NS_INLINE;
     }
+    let horizon = meta.horizon != segment;
+    if horizon {
+        flags |= L2_HAS_HORIZON;
+    }
     out.extend_from_slice(&[0; 4]);
-    out.push(flags);
+    varint::put(
+        out,
+        u64::from(flags) | u64::from(id.unwrap_or(0)) << L2_ID_SHIFT,
+    );
     if meta.kind != 0 {
         out.push(meta.kind);
-    }
-    if let Some(id) = id {
-        varint::put(out, u64::from(id));
     }
     if inline {
         varint::put(out, namespace.len() as u64);
     }
     varint::put(out, key.len() as u64);
     varint::put(out, value.len() as u64);
-    varint::put(out, u64::from(meta.horizon));
+    if horizon {
+        varint::put(out, u64::from(meta.horizon));
+    }
     varint::put(out, meta.version);
     if expiry != 0 {
         varint::put(out, expiry);
@@ -458,9 +503,10 @@ pub(crate) fn read_u64(b: &[u8], at: usize) -> u64 {
 /// The header fields of a layout 2 entry, parsed but not checked against its CRC.
 struct V2Head {
     flags: u8,
+    /// The varint's bits above the flags: the frame id, or 0.
+    id_bits: u64,
     kind: u8,
-    ns_id: Option<u64>,
-    horizon: u64,
+    horizon: Option<u64>,
     version: u64,
     expiry_secs: u64,
     ns_len: usize,
@@ -472,18 +518,14 @@ struct V2Head {
 }
 
 fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
-    let fixed = bytes.get(..L2_FIXED_LEN).ok_or(DecodeError::Truncated)?;
-    let flags = fixed[ENTRY_OP_OFFSET];
-    let mut b = &bytes[L2_FIXED_LEN..];
+    let mut b = bytes.get(L2_FIXED_LEN..).ok_or(DecodeError::Truncated)?;
+    let head = varint::take(&mut b)?;
+    let flags = head as u8;
+    let id_bits = head >> L2_ID_SHIFT;
     let kind = if flags & L2_HAS_KIND != 0 {
         varint::take_bytes(&mut b, 1)?[0]
     } else {
         0
-    };
-    let ns_id = if flags & L2_HAS_NS_ID != 0 {
-        Some(varint::take(&mut b)?)
-    } else {
-        None
     };
     let ns_len = if flags & L2_NS_INLINE != 0 {
         varint::take(&mut b)?
@@ -492,7 +534,11 @@ fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
     };
     let key_len = varint::take(&mut b)?;
     let value_len = varint::take(&mut b)?;
-    let horizon = varint::take(&mut b)?;
+    let horizon = if flags & L2_HAS_HORIZON != 0 {
+        Some(varint::take(&mut b)?)
+    } else {
+        None
+    };
     let version = varint::take(&mut b)?;
     let expiry_secs = if flags & L2_HAS_EXPIRY != 0 {
         varint::take(&mut b)?
@@ -509,8 +555,8 @@ fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
         .ok_or(DecodeError::BadField)?;
     Ok(V2Head {
         flags,
+        id_bits,
         kind,
-        ns_id,
         horizon,
         version,
         expiry_secs,
@@ -535,23 +581,29 @@ pub(crate) fn entry_len_at(bytes: &[u8], layout: EntryLayout) -> Option<usize> {
     }
 }
 
-/// Decodes the entry at the start of `bytes`, in `layout`, checking its CRC.
+/// Decodes the entry at the start of `bytes`, in `layout`, checking its CRC. `segment`: the
+/// id of the segment it is in (a layout 2 entry may leave its horizon to it).
 ///
 /// # Errors
 /// [`DecodeError::Truncated`], [`DecodeError::BadChecksum`] or [`DecodeError::BadField`].
-pub fn decode_entry(bytes: &[u8], layout: EntryLayout) -> Result<EntryRef<'_>, DecodeError> {
+pub fn decode_entry(
+    bytes: &[u8],
+    layout: EntryLayout,
+    segment: u32,
+) -> Result<EntryRef<'_>, DecodeError> {
     match layout {
         EntryLayout::V1 => decode_v1_entry(bytes),
-        EntryLayout::V2 => decode_v2_entry(bytes, true),
+        EntryLayout::V2 => decode_v2_entry(bytes, segment, true),
     }
 }
 
-/// Decodes an entry that this process has just encoded itself, without the CRC pass.
-pub(crate) fn decode_own_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
-    decode_v2_entry(bytes, false)
+/// Decodes an entry that this process has just encoded itself, for segment `segment`,
+/// without the CRC pass.
+pub(crate) fn decode_own_entry(bytes: &[u8], segment: u32) -> Result<EntryRef<'_>, DecodeError> {
+    decode_v2_entry(bytes, segment, false)
 }
 
-fn decode_v2_entry(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeError> {
+fn decode_v2_entry(bytes: &[u8], segment: u32, check: bool) -> Result<EntryRef<'_>, DecodeError> {
     let h = parse_v2_head(bytes)?;
     if bytes.len() < h.len {
         return Err(DecodeError::Truncated);
@@ -561,15 +613,21 @@ fn decode_v2_entry(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeErro
         return Err(DecodeError::BadChecksum);
     }
     let op = Op::from_byte(h.flags & L2_OP_MASK).ok_or(DecodeError::BadField)?;
-    let horizon = u32::try_from(h.horizon).map_err(|_| DecodeError::BadField)?;
-    if h.flags & !L2_KNOWN_FLAGS != 0
-        || h.version >= VERSION_LIMIT
+    let horizon = match h.horizon {
+        // Written only when it is not the segment's id: one encoding per entry.
+        Some(v) if v == u64::from(segment) => return Err(DecodeError::BadField),
+        Some(v) => u32::try_from(v).map_err(|_| DecodeError::BadField)?,
+        None => segment,
+    };
+    let has_id = h.flags & L2_HAS_NS_ID != 0;
+    if h.version >= VERSION_LIMIT
         || h.ns_len > MAX_NAMESPACE_LEN
         || h.expiry_secs > u64::from(u32::MAX)
         || (h.flags & L2_HAS_EXPIRY != 0 && h.expiry_secs == 0)
         || (h.flags & L2_HAS_KIND != 0 && h.kind == 0)
         || h.flags & (L2_HAS_NS_ID | L2_NS_INLINE) == 0
-        || h.ns_id.is_some_and(|id| id >= FRAME_NS_IDS as u64)
+        || h.id_bits >= FRAME_NS_IDS as u64
+        || (!has_id && h.id_bits != 0)
     {
         return Err(DecodeError::BadField);
     }
@@ -588,8 +646,9 @@ fn decode_v2_entry(bytes: &[u8], check: bool) -> Result<EntryRef<'_>, DecodeErro
         key: &bytes[key_start..value_start],
         value: &bytes[value_start..h.len],
         len: h.len,
-        ns_id: h.ns_id.map(|id| id as u32),
+        ns_id: has_id.then_some(h.id_bits as u32),
         ns_inline: h.flags & L2_NS_INLINE != 0,
+        implied_horizon: h.horizon.is_none(),
     })
 }
 
@@ -634,6 +693,7 @@ fn decode_v1_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
         len,
         ns_id: None,
         ns_inline: true,
+        implied_horizon: false,
     })
 }
 
@@ -641,15 +701,32 @@ fn decode_v1_entry(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
 /// byte: a namespace's first entry in the frame carries its name, the second and third carry
 /// the name and the id (two definitions, so that one damaged entry never orphans the rest),
 /// and later ones only the id. Ids never cross frames: a frame decodes on its own.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameNames {
+    /// The segment the frame is meant for (see [`encode_entry_as`]).
+    segment: u32,
     /// Names in the order of first use, with their entries so far.
     seen: Vec<(Vec<u8>, u32)>,
     /// Index into `seen` of the last name used: most frames have one namespace.
     last: usize,
 }
 
+impl Default for FrameNames {
+    fn default() -> Self {
+        Self::for_segment(NO_SEGMENT)
+    }
+}
+
 impl FrameNames {
+    /// Names for a frame meant for segment `segment`.
+    pub fn for_segment(segment: u32) -> Self {
+        Self {
+            segment,
+            seen: Vec::new(),
+            last: 0,
+        }
+    }
+
     /// Appends one entry to `out` (layout 2), naming its namespace as this frame's entries
     /// before it allow.
     pub fn encode(
@@ -661,7 +738,7 @@ impl FrameNames {
         value: &[u8],
     ) {
         let form = self.form_for(namespace);
-        encode_entry_as(out, meta, form, namespace, key, value);
+        encode_entry_as(out, meta, form, self.segment, namespace, key, value);
     }
 
     fn form_for(&mut self, namespace: &[u8]) -> NsForm {
@@ -741,7 +818,7 @@ pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
     let mut ids = FrameIds::default();
     let mut summaries = Vec::new();
     while at < trailer_start {
-        let Ok(mut e) = decode_own_entry(&out[at..trailer_start]) else {
+        let Ok(mut e) = decode_own_entry(&out[at..trailer_start], NO_SEGMENT) else {
             break;
         };
         ids.resolve(&mut e);
@@ -1030,10 +1107,12 @@ pub struct Summary {
 struct SummaryCursor {
     version: u64,
     ns_hash: Option<u32>,
+    len: u32,
 }
 
 /// Layout 2 summary: the low three bits of its first varint hold the op, the next bit says
-/// the namespace is the one of the summary before; the rest is the entry's length.
+/// the namespace is the one of the summary before; the rest is the entry's length as a
+/// zigzag difference to the length before (entries of a batch are often alike).
 const L2_SUMMARY_SAME_NS: u64 = 0x08;
 const L2_SUMMARY_LEN_SHIFT: u32 = 4;
 
@@ -1051,7 +1130,8 @@ impl Summary {
 
     fn encode_v2(&self, out: &mut Vec<u8>, prev: &mut SummaryCursor) {
         let same_ns = prev.ns_hash == Some(self.ns_hash);
-        let head = (u64::from(self.len) << L2_SUMMARY_LEN_SHIFT)
+        let len_delta = varint::zigzag(i64::from(self.len) - i64::from(prev.len));
+        let head = (len_delta << L2_SUMMARY_LEN_SHIFT)
             | if same_ns { L2_SUMMARY_SAME_NS } else { 0 }
             | u64::from(self.op & L2_OP_MASK);
         varint::put(out, head);
@@ -1065,11 +1145,16 @@ impl Summary {
         );
         prev.version = self.version;
         prev.ns_hash = Some(self.ns_hash);
+        prev.len = self.len;
     }
 
     fn decode_v2(b: &mut &[u8], prev: &mut SummaryCursor) -> Result<Self, DecodeError> {
         let head = varint::take(b)?;
-        let len = u32::try_from(head >> L2_SUMMARY_LEN_SHIFT).map_err(|_| DecodeError::BadField)?;
+        let len_delta = varint::unzigzag(head >> L2_SUMMARY_LEN_SHIFT);
+        let len = i64::from(prev.len)
+            .checked_add(len_delta)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(DecodeError::BadField)?;
         let ns_hash = if head & L2_SUMMARY_SAME_NS != 0 {
             prev.ns_hash.ok_or(DecodeError::BadField)?
         } else {
@@ -1080,6 +1165,7 @@ impl Summary {
         let version = prev.version.wrapping_add(delta as u64);
         prev.version = version;
         prev.ns_hash = Some(ns_hash);
+        prev.len = len;
         Ok(Self {
             version,
             ns_hash,
@@ -1136,21 +1222,24 @@ pub fn encode_layout1_frame(entries: &[u8], salt: u32) -> Vec<u8> {
     out
 }
 
-/// Iterates over the entries of a checked frame body in `layout` with their offsets in the
-/// body.
+/// Iterates over the entries of a checked frame body in `layout`, in segment `segment`, with
+/// their offsets in the body.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn frame_entries(
     body: &[u8],
     layout: EntryLayout,
+    segment: u32,
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
-    entries_with(body, move |b| decode_entry(b, layout))
+    entries_with(body, move |b| decode_entry(b, layout, segment))
 }
 
-/// The entries of a frame body this process has just built, without the CRC pass.
+/// The entries of a frame body this process has just built, as they read in segment
+/// `segment`, without the CRC pass.
 pub(crate) fn own_frame_entries(
     body: &[u8],
+    segment: u32,
 ) -> impl Iterator<Item = Result<(usize, EntryRef<'_>), DecodeError>> {
-    entries_with(body, decode_own_entry)
+    entries_with(body, move |b| decode_own_entry(b, segment))
 }
 
 /// The entries of a body in order, namespaces resolved; an entry that does not decode, or
@@ -1322,6 +1411,9 @@ fn plausible(header: SegmentHeader) -> Result<SegmentHeader, DecodeError> {
 mod tests {
     use super::*;
 
+    /// The segment id test entries are decoded in (their horizon, 3, is never it).
+    const SEG: u32 = 7;
+
     fn meta(op: Op) -> EntryMeta {
         EntryMeta {
             op,
@@ -1344,10 +1436,10 @@ mod tests {
             entry_len(EntryLayout::V1, &meta(Op::Put), 2, 3, 5)
         );
         assert_eq!(
-            decode_entry(&v1, EntryLayout::V1).expect("v1").meta,
+            decode_entry(&v1, EntryLayout::V1, SEG).expect("v1").meta,
             meta(Op::Put)
         );
-        let e = decode_entry(&buf, WRITE_LAYOUT).expect("decodes");
+        let e = decode_entry(&buf, WRITE_LAYOUT, SEG).expect("decodes");
         assert_eq!(e.meta, meta(Op::Put));
         assert_eq!(
             (e.namespace, e.key, e.value),
@@ -1362,7 +1454,7 @@ mod tests {
         encode_entry(&mut buf, &meta(Op::Put), b"ns", b"key", b"value");
         for cut in 0..buf.len() {
             assert_eq!(
-                decode_entry(&buf[..cut], WRITE_LAYOUT),
+                decode_entry(&buf[..cut], WRITE_LAYOUT, SEG),
                 Err(DecodeError::Truncated),
                 "cut at {cut}"
             );
@@ -1377,7 +1469,7 @@ mod tests {
             let mut bad = buf.clone();
             bad[i] ^= 0x10;
             assert!(
-                decode_entry(&bad, WRITE_LAYOUT).is_err(),
+                decode_entry(&bad, WRITE_LAYOUT, SEG).is_err(),
                 "flip at byte {i} accepted"
             );
         }
@@ -1390,7 +1482,10 @@ mod tests {
         buf[ENTRY_OP_OFFSET] |= L2_OP_MASK;
         let crc = crc32fast::hash(&buf[ENTRY_OP_OFFSET..]);
         buf[..4].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_entry(&buf, WRITE_LAYOUT), Err(DecodeError::BadField));
+        assert_eq!(
+            decode_entry(&buf, WRITE_LAYOUT, SEG),
+            Err(DecodeError::BadField)
+        );
     }
 
     const SALT: u32 = 0xC0FFEE;
@@ -1409,7 +1504,7 @@ mod tests {
         let buf = two_entry_frame();
         let frame = decode_v2_frame(&buf, SALT, WRITE_LAYOUT).expect("frame");
         assert_eq!(frame.total, buf.len());
-        let keys: Vec<_> = frame_entries(frame.body, WRITE_LAYOUT)
+        let keys: Vec<_> = frame_entries(frame.body, WRITE_LAYOUT, SEG)
             .map(|e| e.expect("entry").1.key.to_vec())
             .collect();
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
@@ -1708,7 +1803,7 @@ mod tests {
         encode_entry(&mut buf, &meta(Op::Put), b"", b"", b"");
         let head_len = entry_len(WRITE_LAYOUT, &meta(Op::Put), 0, 0, 0);
         assert_eq!(buf.len(), head_len);
-        let e = decode_entry(&buf, WRITE_LAYOUT).expect("decodes");
+        let e = decode_entry(&buf, WRITE_LAYOUT, SEG).expect("decodes");
         assert_eq!((e.len, e.meta), (head_len, meta(Op::Put)));
         assert!(e.namespace.is_empty() && e.key.is_empty() && e.value.is_empty());
         let mut frame = Vec::new();
@@ -1719,8 +1814,8 @@ mod tests {
         let f = decode_v2_frame(&frame, SALT, WRITE_LAYOUT).expect("frame");
         assert_eq!(f.total, frame.len());
         assert_eq!(f.trailer.expect("trailer").count, 2);
-        assert_eq!(frame_entries(f.body, WRITE_LAYOUT).count(), 2);
-        assert_eq!(own_frame_entries(own_frame_body(&frame)).count(), 2);
+        assert_eq!(frame_entries(f.body, WRITE_LAYOUT, SEG).count(), 2);
+        assert_eq!(own_frame_entries(own_frame_body(&frame), SEG).count(), 2);
     }
 
     /// The forms a frame's entries take: a namespace's first entry inline, its next two
@@ -1780,7 +1875,7 @@ mod tests {
         }
         finish_frame(&mut frame, start, SALT);
         let f = decode_v2_frame(&frame, SALT, WRITE_LAYOUT).expect("frame");
-        let got: Vec<_> = frame_entries(f.body, WRITE_LAYOUT)
+        let got: Vec<_> = frame_entries(f.body, WRITE_LAYOUT, SEG)
             .map(|e| e.expect("resolves").1.namespace.to_vec())
             .collect();
         assert_eq!(got[4], b"xx", "an id-only entry gets its name");
@@ -1791,11 +1886,11 @@ mod tests {
             .zip(&got)
             .all(|(s, ns)| s.ns_hash == crc32fast::hash(ns)));
         // Alone, an id-only entry decodes without its name.
-        let (off, e) = frame_entries(f.body, WRITE_LAYOUT)
+        let (off, e) = frame_entries(f.body, WRITE_LAYOUT, SEG)
             .nth(4)
             .expect("5th")
             .expect("ok");
-        let alone = decode_entry(&f.body[off..], WRITE_LAYOUT).expect("decodes alone");
+        let alone = decode_entry(&f.body[off..], WRITE_LAYOUT, SEG).expect("decodes alone");
         assert_eq!(
             (alone.namespace, alone.ns_id, alone.ns_inline),
             (&b""[..], Some(0), false)
@@ -1803,7 +1898,7 @@ mod tests {
         assert_eq!(alone.len, e.len);
         assert_eq!(
             alone.len,
-            v2_entry_len(&alone.meta, NsForm::Id(0), 2, 1, 1),
+            v2_entry_len(&alone.meta, alone.shape(), 0, 1, 1),
             "the length its fields give"
         );
     }
@@ -1813,13 +1908,29 @@ mod tests {
     #[test]
     fn an_undefined_or_redefined_id_does_not_resolve() {
         let mut body = Vec::new();
-        encode_entry_as(&mut body, &meta(Op::Put), NsForm::Id(3), b"ns", b"k", b"v");
-        let mut e = decode_entry(&body, WRITE_LAYOUT).expect("decodes");
+        encode_entry_as(
+            &mut body,
+            &meta(Op::Put),
+            NsForm::Id(3),
+            SEG,
+            b"ns",
+            b"k",
+            b"v",
+        );
+        let mut e = decode_entry(&body, WRITE_LAYOUT, SEG).expect("decodes");
         assert!(!FrameIds::default().resolve(&mut e));
         let mut ids = FrameIds::default();
         let mut d = Vec::new();
-        encode_entry_as(&mut d, &meta(Op::Put), NsForm::Define(3), b"ns", b"k", b"v");
-        let mut first = decode_entry(&d, WRITE_LAYOUT).expect("decodes");
+        encode_entry_as(
+            &mut d,
+            &meta(Op::Put),
+            NsForm::Define(3),
+            SEG,
+            b"ns",
+            b"k",
+            b"v",
+        );
+        let mut first = decode_entry(&d, WRITE_LAYOUT, SEG).expect("decodes");
         assert!(ids.resolve(&mut first));
         assert!(ids.resolve(&mut e));
         assert_eq!(e.namespace, b"ns");
@@ -1828,22 +1939,34 @@ mod tests {
             &mut other,
             &meta(Op::Put),
             NsForm::Define(3),
+            SEG,
             b"zz",
             b"k",
             b"v",
         );
-        let mut again = decode_entry(&other, WRITE_LAYOUT).expect("decodes");
+        let mut again = decode_entry(&other, WRITE_LAYOUT, SEG).expect("decodes");
         assert!(!ids.resolve(&mut again), "redefined under another name");
         // An id beyond a frame's ids, or neither a name nor an id, is a bad field.
         let mut big = Vec::new();
-        encode_entry_as(&mut big, &meta(Op::Put), NsForm::Id(200), b"ns", b"k", b"v");
-        assert_eq!(decode_entry(&big, WRITE_LAYOUT), Err(DecodeError::BadField));
+        encode_entry_as(
+            &mut big,
+            &meta(Op::Put),
+            NsForm::Id(200),
+            SEG,
+            b"ns",
+            b"k",
+            b"v",
+        );
+        assert_eq!(
+            decode_entry(&big, WRITE_LAYOUT, SEG),
+            Err(DecodeError::BadField)
+        );
         let mut none = Vec::new();
         encode_entry(&mut none, &meta(Op::Put), b"ns", b"k", b"v");
         none[ENTRY_OP_OFFSET] &= !L2_NS_INLINE;
         let crc = crc32fast::hash(&none[ENTRY_OP_OFFSET..]);
         none[..4].copy_from_slice(&crc.to_le_bytes());
-        assert!(decode_entry(&none, WRITE_LAYOUT).is_err());
+        assert!(decode_entry(&none, WRITE_LAYOUT, SEG).is_err());
     }
 
     #[test]

@@ -33,9 +33,10 @@
 //!
 //! Version 3 is version 2 for a segment whose entries are in entry layout 2, with two
 //! changes: the record keeps the entry's whole length instead of the value's (a layout 2
-//! entry's length depends on how it names its namespace), and the flags give bits 4–5 to
-//! how the entry names its namespace (0 its name, 1 its name and a frame id, 2 the id only),
-//! leaving bits 6–7 to the kind (3 = a kind byte follows). A hint says its version, so a hint and its segment never disagree on the
+//! entry's length depends on its shape), and the flags give bits 4–5 to how the entry names
+//! its namespace (0 its name, 1 its name and a frame id, 2 the id only), bit 6 to "its frame
+//! id is above 0" and bit 7 to "a kind byte follows"; whether the entry left its horizon out
+//! follows from the horizon (it does exactly when that is the segment's id). A hint says its version, so a hint and its segment never disagree on the
 //! layout.
 //!
 //! Version 1 (read, never written any more) had a fixed 36-byte record header
@@ -51,7 +52,7 @@ use std::collections::HashMap;
 use std::mem::size_of;
 
 use crate::format::{
-    self, read_u16, read_u32, read_u64, DecodeError, EntryLayout, EntryMeta, NsKind, Op,
+    self, read_u16, read_u32, read_u64, DecodeError, EntryLayout, EntryMeta, NsKind, Op, Shape,
 };
 use crate::varint;
 
@@ -89,11 +90,12 @@ const FLAG_EXPIRES: u8 = 0b1000;
 const KIND_SHIFT: u32 = 4;
 const KIND_FOLLOWS: u8 = 0x0f;
 /// Version 3: bits 4–5 say how the entry names its namespace ([`NsKind`]: 0 the name, 1 the
-/// name and a frame id, 2 the id only); the kind takes the top two bits, 3 meaning a kind
-/// byte follows.
+/// name and a frame id, 2 the id only), bit 6 that its frame id is above 0, bit 7 that a kind
+/// byte follows (the kind is not 0).
 const V3_NS_SHIFT: u32 = 4;
-const V3_KIND_SHIFT: u32 = 6;
-const V3_KIND_FOLLOWS: u8 = 0x03;
+const V3_ID_ABOVE_ZERO: u8 = 1 << 6;
+const V3_KIND_SHIFT: u32 = 7;
+const V3_KIND_FOLLOWS: u8 = 0x01;
 
 /// One entry as a hint describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,9 +110,9 @@ pub struct HintEntry<'a> {
     pub key: &'a [u8],
     /// Encoded length of the entry in the segment.
     pub len: u32,
-    /// How the entry names its namespace (a layout 2 entry may name it by the id its frame
-    /// gave it).
-    pub ns: NsKind,
+    /// How the entry is shaped (a layout 2 entry may name its namespace by the id its frame
+    /// gave it, and leave out its horizon when it is the segment's id).
+    pub shape: Shape,
 }
 
 impl HintEntry<'_> {
@@ -211,7 +213,12 @@ impl HintWriter {
         let has_expiry = meta.expires_ms != 0;
         let (shift, follows, by_id) = match self.layout {
             EntryLayout::V1 => (KIND_SHIFT, KIND_FOLLOWS, 0),
-            EntryLayout::V2 => (V3_KIND_SHIFT, V3_KIND_FOLLOWS, (e.ns as u8) << V3_NS_SHIFT),
+            EntryLayout::V2 => (
+                V3_KIND_SHIFT,
+                V3_KIND_FOLLOWS,
+                (e.shape.ns as u8) << V3_NS_SHIFT
+                    | if e.shape.id_zero { 0 } else { V3_ID_ABOVE_ZERO },
+            ),
         };
         let kind_bits = meta.kind.min(follows);
         b.push(
@@ -445,6 +452,7 @@ fn parse_record<'a>(
             },
         ),
     };
+    let id_zero = layout == EntryLayout::V1 || flags & V3_ID_ABOVE_ZERO == 0;
     let mut kind = flags >> shift;
     if kind == follows {
         kind = varint::take_bytes(b, 1)?[0];
@@ -488,7 +496,12 @@ fn parse_record<'a>(
         namespace,
         key,
         len,
-        ns: ns_kind,
+        shape: Shape {
+            ns: ns_kind,
+            id_zero,
+            // A layout 2 entry leaves its horizon out exactly when it is its segment's id.
+            implied_horizon: layout == EntryLayout::V2 && horizon == 0,
+        },
     };
     prev.end = entry.end();
     prev.version = version;
@@ -527,7 +540,7 @@ fn parse_v1_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
         namespace: &b[REC_HEADER_LEN..REC_HEADER_LEN + ns_len],
         key: &b[REC_HEADER_LEN + ns_len..end],
         len: v1_entry_len(ns_len, key_len, read_u32(b, REC_VALUE_LEN))?,
-        ns: NsKind::Inline,
+        shape: Shape::default(),
     };
     Ok((entry, end))
 }
@@ -588,7 +601,7 @@ mod tests {
                 namespace: b"ns",
                 key,
                 len: v1_len(2, key.len(), 7),
-                ns: NsKind::Inline,
+                shape: Shape::default(),
             })
             .collect()
     }
@@ -644,7 +657,7 @@ mod tests {
                 namespace: &b"namespace"[..2 + i as usize],
                 key: &b"the key"[..1 + i as usize],
                 len: v1_len(2 + i as usize, 1 + i as usize, 0x6666 + i),
-                ns: NsKind::Inline,
+                shape: Shape::default(),
             });
         }
         // Version 3 (layout 2): any length, and namespaces named by id or inline.
@@ -653,7 +666,11 @@ mod tests {
             .enumerate()
             .map(|(i, e)| HintEntry {
                 len: 0x7777 + i as u32,
-                ns: [NsKind::Inline, NsKind::Define, NsKind::ById][i % 3],
+                shape: Shape {
+                    ns: [NsKind::Inline, NsKind::Define, NsKind::ById][i % 3],
+                    id_zero: i % 4 != 1,
+                    implied_horizon: false,
+                },
                 ..e.clone()
             })
             .collect();
@@ -698,7 +715,7 @@ mod tests {
             namespace: b"",
             key: b"",
             len: v1_len(0, 0, 0),
-            ns: NsKind::Inline,
+            shape: Shape::default(),
         };
         let bytes = encode_v1(1, 100, std::slice::from_ref(&e));
         assert_eq!(bytes.len(), V1_HEADER_LEN + REC_HEADER_LEN + CRC_LEN);
@@ -879,7 +896,7 @@ mod tests {
                     namespace: b"tenant-acme",
                     key,
                     len: v1_len(11, key.len(), 150),
-                    ns: NsKind::Inline,
+                    shape: Shape::default(),
                 };
                 at += e.len;
                 e
@@ -940,7 +957,7 @@ mod tests {
                     (i as usize * 13) % 200,
                     [0, u32::MAX - 600, 127, 128][i as usize % 4],
                 ),
-                ns: NsKind::Inline,
+                shape: Shape::default(),
             })
             .collect();
         let entries3: Vec<_> = entries
@@ -948,7 +965,11 @@ mod tests {
             .enumerate()
             .map(|(i, e)| HintEntry {
                 len: [0, u32::MAX, 127, 128][i % 4],
-                ns: [NsKind::ById, NsKind::Inline, NsKind::Define][i % 3],
+                shape: Shape {
+                    ns: [NsKind::ById, NsKind::Inline, NsKind::Define][i % 3],
+                    id_zero: i % 4 != 2,
+                    implied_horizon: e.meta.horizon == 6,
+                },
                 ..e.clone()
             })
             .collect();
@@ -982,7 +1003,7 @@ mod tests {
             namespace: b"n",
             key: b"k",
             len: v1_len(1, 1, 1),
-            ns: NsKind::Inline,
+            shape: Shape::default(),
         });
         w.finish()
     }

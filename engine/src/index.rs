@@ -263,7 +263,7 @@ impl State {
                     offset,
                     len,
                     kind: e.meta.kind,
-                    ns: e.ns_kind(),
+                    shape: e.shape(),
                 };
                 // `deleted` keeps the key's tombstone: it is still on disk, and would hide
                 // an older import again if this put went (expired, compacted away).

@@ -23,7 +23,9 @@ use std::mem::size_of;
 
 use foldhash::fast::RandomState;
 
-use crate::format::{self, read_u16, read_u32, read_u64, EntryLayout, EntryMeta, NsKind, Op};
+use crate::format::{
+    self, read_u16, read_u32, read_u64, EntryLayout, EntryMeta, NsKind, Op, Shape,
+};
 use hashbrown::HashTable;
 
 /// Longest key the directory holds.
@@ -37,13 +39,18 @@ const LEN_AT: usize = OFFSET_AT + size_of::<u32>();
 const KEY_LEN_AT: usize = LEN_AT + size_of::<u32>();
 const HEADER: usize = KEY_LEN_AT + size_of::<u16>();
 const REMOVED: u32 = 1 << 31;
-/// In the length field, two bits: how the record names its namespace ([`NsKind`]: 0 the
-/// name, 1 the name and a frame id, 2 a frame id only).
+/// In the length field, the record's [`Shape`] (what a layout 2 record's value length needs
+/// beside its length): two bits for how it names its namespace ([`NsKind`]: 0 the name, 1
+/// the name and a frame id, 2 a frame id only), one for a frame id above 0, one for an
+/// implied horizon.
 const NS_SHIFT: u32 = 29;
 const NS_BITS: u32 = 0b11 << NS_SHIFT;
-/// Records the index can place are shorter than this (the length field's top three bits
-/// are flags).
-pub const MAX_RECORD_LEN: usize = 1 << NS_SHIFT;
+const ID_ABOVE_ZERO: u32 = 1 << 28;
+const IMPLIED_HORIZON: u32 = 1 << 27;
+const SHAPE_BITS: u32 = NS_BITS | ID_ABOVE_ZERO | IMPLIED_HORIZON;
+/// Records the index can place are shorter than this (the length field's top five bits are
+/// flags).
+pub const MAX_RECORD_LEN: usize = IMPLIED_HORIZON as usize;
 const VERSION_BITS: u32 = 56;
 const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
 /// Arena offsets count two-byte units.
@@ -139,8 +146,8 @@ pub struct Entry {
     pub len: u32,
     /// The caller's kind tag.
     pub kind: u8,
-    /// How the record names its namespace (with the name's length, its header length).
-    pub ns: NsKind,
+    /// What sets the record's header length beside its fields.
+    pub shape: Shape,
 }
 
 impl Entry {
@@ -154,7 +161,7 @@ impl Entry {
             offset,
             len: 0,
             kind: 0,
-            ns: NsKind::Inline,
+            shape: Shape::default(),
         }
     }
 
@@ -178,9 +185,7 @@ impl Entry {
         let head = match layout {
             EntryLayout::V1 => format::entry_len(layout, &meta, namespace_len, key_len, 0),
             // Frame ids are below 128: one byte.
-            EntryLayout::V2 => {
-                format::v2_entry_len(&meta, self.ns.form(), namespace_len, key_len, 0)
-            }
+            EntryLayout::V2 => format::v2_entry_len(&meta, self.shape, namespace_len, key_len, 0),
         };
         let rest = (self.len as usize).saturating_sub(head);
         if layout == EntryLayout::V1 {
@@ -203,8 +208,8 @@ pub struct Moved {
     pub offset: u32,
     /// Its encoded length.
     pub len: u32,
-    /// How it names its namespace.
-    pub ns: NsKind,
+    /// What sets its header length beside its fields.
+    pub shape: Shape,
 }
 
 /// Key → [`Entry`] for one namespace.
@@ -236,8 +241,14 @@ fn write_meta(slot: &mut [u8], e: &Entry) {
     slot[EXPIRES_AT..SEGMENT_AT].copy_from_slice(&secs.to_le_bytes());
     slot[SEGMENT_AT..OFFSET_AT].copy_from_slice(&e.segment.to_le_bytes());
     slot[OFFSET_AT..LEN_AT].copy_from_slice(&e.offset.to_le_bytes());
-    let ns = (e.ns as u32) << NS_SHIFT;
-    let len = (e.len & !(REMOVED | NS_BITS)) | ns;
+    let implied = if e.shape.implied_horizon {
+        IMPLIED_HORIZON
+    } else {
+        0
+    };
+    let above_zero = if e.shape.id_zero { 0 } else { ID_ABOVE_ZERO };
+    let shape = (e.shape.ns as u32) << NS_SHIFT | implied | above_zero;
+    let len = (e.len & !(REMOVED | SHAPE_BITS)) | shape;
     slot[LEN_AT..KEY_LEN_AT].copy_from_slice(&len.to_le_bytes());
 }
 
@@ -249,12 +260,16 @@ fn read_meta(slot: &[u8]) -> Entry {
         expires_ms: u64::from(read_u32(slot, EXPIRES_AT)) * 1000,
         segment: read_u32(slot, SEGMENT_AT),
         offset: read_u32(slot, OFFSET_AT),
-        len: len & !(REMOVED | NS_BITS),
+        len: len & !(REMOVED | SHAPE_BITS),
         kind: (version >> VERSION_BITS) as u8,
-        ns: match (len & NS_BITS) >> NS_SHIFT {
-            0 => NsKind::Inline,
-            1 => NsKind::Define,
-            _ => NsKind::ById,
+        shape: Shape {
+            ns: match (len & NS_BITS) >> NS_SHIFT {
+                0 => NsKind::Inline,
+                1 => NsKind::Define,
+                _ => NsKind::ById,
+            },
+            id_zero: len & ID_ABOVE_ZERO == 0,
+            implied_horizon: len & IMPLIED_HORIZON != 0,
         },
     }
 }
@@ -320,7 +335,7 @@ impl KeyDir {
         e.segment = to.segment;
         e.offset = to.offset;
         e.len = to.len;
-        e.ns = to.ns;
+        e.shape = to.shape;
         write_meta(slot, &e);
         true
     }
@@ -494,7 +509,11 @@ mod tests {
             offset: (v * 13) as u32,
             len: (v % 500) as u32 + 40,
             kind: (v % 5) as u8,
-            ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(v % 3) as usize],
+            shape: Shape {
+                ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(v % 3) as usize],
+                id_zero: v % 5 != 0,
+                implied_horizon: v % 2 == 0,
+            },
         }
     }
 
@@ -516,7 +535,11 @@ mod tests {
                         segment: 9,
                         offset: 99,
                         len: 77,
-                        ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(step % 3) as usize],
+                        shape: Shape {
+                            ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(step % 3) as usize],
+                            id_zero: step % 5 == 1,
+                            implied_horizon: step % 2 == 1,
+                        },
                     };
                     assert!(!dir.relocate(&key, e.version, to));
                     if let Some(cur) = model.get_mut(&key) {
@@ -524,7 +547,7 @@ mod tests {
                         cur.segment = 9;
                         cur.offset = 99;
                         cur.len = 77;
-                        cur.ns = to.ns;
+                        cur.shape = to.shape;
                     }
                 }
                 _ => assert_eq!(
@@ -571,9 +594,13 @@ mod tests {
             expires_ms: 1_500,
             segment: u32::MAX,
             offset: 7,
-            len: (1 << 29) - 1,
+            len: (1 << 27) - 1,
             kind: 255,
-            ns: NsKind::ById,
+            shape: Shape {
+                ns: NsKind::ById,
+                id_zero: false,
+                implied_horizon: true,
+            },
         };
         dir.insert(b"k", e);
         let got = dir.get(b"k").expect("present");

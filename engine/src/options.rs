@@ -143,8 +143,8 @@ impl StoreBuilder {
         self
     }
 
-    /// Largest value accepted by a write (default 64 MiB; at most 1 GiB − 256 KiB whatever
-    /// is set here, as the index keeps a record's length in 30 bits).
+    /// Largest value accepted by a write (default 64 MiB; at most 128 MiB − 256 KiB whatever
+    /// is set here, as the index keeps a record's length in 27 bits).
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
         self

@@ -68,7 +68,7 @@ struct Seen<'a> {
     segment: u32,
     offset: u32,
     len: u32,
-    ns: format::NsKind,
+    shape: format::Shape,
 }
 
 #[derive(Debug, Default)]
@@ -125,7 +125,7 @@ impl Replay {
                     offset: s.offset,
                     len: if s.meta.op == Op::Tombstone { 0 } else { s.len },
                     kind: s.meta.kind,
-                    ns: s.ns,
+                    shape: s.shape,
                 };
                 ns.items.insert_if_newer(s.key, entry);
             }
@@ -445,7 +445,7 @@ fn load_segment(
             segment: id,
             offset: u32::try_from(*offset).unwrap_or(u32::MAX),
             len,
-            ns: e.ns_kind(),
+            shape: e.shape(),
         });
     }
     if !scanned.damaged.is_empty() {
@@ -602,7 +602,7 @@ fn load_from_hint(
             segment: seg.id,
             offset: e.offset,
             len,
-            ns: e.ns,
+            shape: e.shape,
         });
     }
     report.segments_from_hints += 1;
@@ -757,7 +757,7 @@ mod tests {
                 seg.extend_from_slice(&format::encode_layout1_frame(&body, salt));
                 let mut off = 0;
                 while off < body.len() {
-                    let e = format::decode_entry(&body[off..], EntryLayout::V1).expect("entry");
+                    let e = format::decode_entry(&body[off..], EntryLayout::V1, id).expect("entry");
                     records.push((at + off, e.meta, e.key.to_vec(), e.len));
                     off += e.len;
                 }
@@ -772,7 +772,7 @@ mod tests {
                         namespace: b"ns",
                         key,
                         len: *len as u32,
-                        ns: format::NsKind::Inline,
+                        shape: format::Shape::default(),
                     })
                     .collect();
                 let hint = if id == 1 {

@@ -74,7 +74,7 @@ fn scan_v2<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a
         let bad = match format::decode_v2_frame(&bytes[at..], salt, layout) {
             Ok(frame) => {
                 let end = at + frame.total;
-                let intact = body_intact(frame.body, layout);
+                let intact = body_intact(frame.body, header);
                 if !intact
                     && newest
                     && next_v2_frame(bytes, end.min(bytes.len()), salt, layout).is_none()
@@ -102,7 +102,7 @@ fn scan_v2<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a
                         at + header_len,
                         frame.body,
                         frame.trailer,
-                        layout,
+                        header,
                     );
                     let tail = newest
                         && next_v2_frame(bytes, end.min(bytes.len()), salt, layout).is_none();
@@ -165,7 +165,7 @@ fn scan_v2<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a
                         problem: bad,
                     });
                 } else {
-                    salvage(&mut scan, bytes, frame_start, &t, bad, layout);
+                    salvage(&mut scan, bytes, frame_start, &t, bad, header);
                 }
                 at = end;
             }
@@ -194,8 +194,9 @@ fn take_frame<'a>(
     body_at: usize,
     body: &'a [u8],
     trailer: Option<format::Trailer<'a>>,
-    layout: EntryLayout,
+    header: &SegmentHeader,
 ) {
+    let (layout, segment) = (header.entry_layout, header.id);
     let mut off = 0;
     let summaries: Vec<Summary> = trailer.map(|t| t.summaries().collect()).unwrap_or_default();
     let mut summaries = summaries.into_iter();
@@ -204,7 +205,7 @@ fn take_frame<'a>(
         let summary = summaries.next();
         // The header checked, so the entries tile the body: lengths can be trusted.
         let len = entry_len_at(&body[off..], layout);
-        let problem = match format::decode_entry(&body[off..off + len], layout) {
+        let problem = match format::decode_entry(&body[off..off + len], layout, segment) {
             Ok(mut e) => {
                 if ids.resolve(&mut e) {
                     scan.records.push((body_at + off, e));
@@ -228,11 +229,12 @@ fn take_frame<'a>(
 }
 
 /// Whether every entry of a body whose header checked passes its own CRC.
-fn body_intact(body: &[u8], layout: EntryLayout) -> bool {
+fn body_intact(body: &[u8], header: &SegmentHeader) -> bool {
+    let (layout, segment) = (header.entry_layout, header.id);
     let mut off = 0;
     while off < body.len() {
         let len = entry_len_at(&body[off..], layout);
-        if format::decode_entry(&body[off..off + len], layout).is_err() {
+        if format::decode_entry(&body[off..off + len], layout, segment).is_err() {
             return false;
         }
         off += len;
@@ -254,8 +256,9 @@ fn salvage<'a>(
     frame_start: usize,
     t: &format::Trailer<'a>,
     problem: &'static str,
-    layout: EntryLayout,
+    header: &SegmentHeader,
 ) {
+    let (layout, segment) = (header.entry_layout, header.id);
     let mut pos = frame_start + layout.frame_header_len();
     let mut lost = Vec::new();
     let mut ids = FrameIds::default();
@@ -263,7 +266,7 @@ fn salvage<'a>(
         let len = s.len as usize;
         let entry = bytes
             .get(pos..pos + len)
-            .and_then(|b| format::decode_entry(b, layout).ok())
+            .and_then(|b| format::decode_entry(b, layout, segment).ok())
             .filter(|e| e.len == len && e.meta.version == s.version)
             .and_then(|mut e| ids.resolve(&mut e).then_some(e));
         match entry {
@@ -304,7 +307,7 @@ fn scan_v1(bytes: &[u8], start: usize) -> Scan<'_> {
                 let mut off = 0;
                 while off < body.len() {
                     let len = entry_len_at(&body[off..], EntryLayout::V1);
-                    match format::decode_entry(&body[off..off + len], EntryLayout::V1) {
+                    match format::decode_entry(&body[off..off + len], EntryLayout::V1, 0) {
                         Ok(e) => scan.records.push((body_at + off, e)),
                         Err(_) => scan.damaged.push(Damaged {
                             offset: body_at + off,
@@ -419,7 +422,7 @@ mod tests {
             let f = frame(keys, &mut version, salt);
             let start = bytes.len();
             let body = format::own_frame_body(&f);
-            let entries: Vec<_> = format::own_frame_entries(body)
+            let entries: Vec<_> = format::own_frame_entries(body, 3)
                 .flatten()
                 .map(|(off, e)| (start + FRAME_HEADER_LEN + off, e.len))
                 .collect();
@@ -502,14 +505,15 @@ mod tests {
             entry_layout: WRITE_LAYOUT,
         };
         let mut bytes = encode_segment_header(&header).to_vec();
-        let mut names = format::FrameNames::default();
+        let mut names = format::FrameNames::for_segment(3);
         let mut frame = Vec::new();
         let start = begin_frame(&mut frame);
         for (i, key) in keys.iter().enumerate() {
+            // The segment's own id: the horizon is left out.
             let meta = EntryMeta {
                 op: Op::Put,
                 kind: 0,
-                horizon: 1,
+                horizon: 3,
                 version: 1 + i as u64,
                 expires_ms: 0,
             };
@@ -517,7 +521,7 @@ mod tests {
         }
         finish_frame(&mut frame, start, SALT);
         let at = bytes.len() + FRAME_HEADER_LEN;
-        let entries = format::own_frame_entries(format::own_frame_body(&frame))
+        let entries = format::own_frame_entries(format::own_frame_body(&frame), 3)
             .map(|e| e.expect("entry"))
             .map(|(off, e)| (at + off, e.len))
             .collect();
@@ -550,8 +554,12 @@ mod tests {
             })
             .collect();
         assert_eq!(got, want);
-        // The name (9 bytes) and its length byte, against the id's byte.
-        assert_eq!(entries[0].1 - entries[3].1, 9);
+        // The name (9 bytes) and its length byte: id 0 rides in the flags' byte.
+        assert_eq!(entries[0].1 - entries[3].1, 10);
+        assert!(s
+            .records
+            .iter()
+            .all(|(_, e)| e.implied_horizon && e.meta.horizon == 3));
     }
 
     /// One damaged byte in an entry that defines the namespace's id costs that entry: the

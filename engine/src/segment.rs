@@ -219,7 +219,11 @@ impl Segment {
             .file
             .view_range(offset as usize, len as usize)
             .ok_or(DecodeError::Truncated)?;
-        Ok(f(format::decode_entry(&bytes, self.header.entry_layout)?))
+        Ok(f(format::decode_entry(
+            &bytes,
+            self.header.entry_layout,
+            self.id,
+        )?))
     }
 
     /// Whether reading the entry at `offset` would not wait for the disk: true while the
@@ -312,7 +316,15 @@ mod tests {
             version: 42,
             expires_ms: 0,
         };
-        format::encode_entry(&mut buf, &meta, b"n", b"k", b"spare");
+        format::encode_entry_as(
+            &mut buf,
+            &meta,
+            format::NsForm::Inline,
+            7,
+            b"n",
+            b"k",
+            b"spare",
+        );
         seg.write_at(&buf, SEGMENT_HEADER_LEN as u64)?;
         drop(seg);
         let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(7)))
@@ -346,7 +358,7 @@ mod tests {
             version: 5,
             expires_ms: 0,
         };
-        format::encode_entry(&mut buf, &meta, b"n", b"k", b"v");
+        format::encode_entry_as(&mut buf, &meta, format::NsForm::Inline, 1, b"n", b"k", b"v");
         seg.write_at(&buf, SEGMENT_HEADER_LEN as u64)?;
         let value = seg
             .with_entry(SEGMENT_HEADER_LEN as u32, buf.len() as u32, |e| {

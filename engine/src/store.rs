@@ -984,7 +984,7 @@ impl Inner {
         if key.len() > format::MAX_KEY_LEN {
             return too_large("key", key.len(), format::MAX_KEY_LEN);
         }
-        // The index keeps a record's length in 30 bits: a value is never above 1 GiB (less
+        // The index keeps a record's length in 27 bits: a value is never above 128 MiB (less
         // room for the largest namespace, key and header), whatever the option says.
         let limit = self.options.max_value_size.min(MAX_VALUE_LEN);
         if value.len() > limit {

@@ -134,7 +134,7 @@ fn check_frame_len(len: usize) -> Result<(), WriteError> {
 /// Whether every entry of a frame this process built frees space (tombstones, clears and
 /// drops): such writes may use the reserves.
 fn frame_frees_space(frame: &[u8]) -> bool {
-    format::own_frame_entries(format::own_frame_body(frame)).all(|e| {
+    format::own_frame_entries(format::own_frame_body(frame), format::NO_SEGMENT).all(|e| {
         e.is_ok_and(|(_, e)| {
             matches!(
                 e.meta.op,
@@ -572,7 +572,7 @@ impl Inner {
                 horizon: w.next_segment_id - 1,
                 next_version: w.next_version,
                 buf: &mut buf,
-                names: FrameNames::default(),
+                names: FrameNames::for_segment(w.active.id),
                 ns_overlay: Overlay::default(),
                 key_overlay: Overlay::default(),
                 value_overlay: Overlay::default(),
@@ -656,7 +656,7 @@ impl Inner {
             slot.data_len = w.write_pos;
         }
         let body = format::own_frame_body(frame);
-        for (off, e) in format::own_frame_entries(body).flatten() {
+        for (off, e) in format::own_frame_entries(body, seg_id).flatten() {
             let at = frame_pos as usize + FRAME_HEADER_LEN + off;
             st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), &e);
         }
