@@ -511,8 +511,8 @@ mod tests {
             kind: (v % 5) as u8,
             shape: Shape {
                 ns: [NsKind::Inline, NsKind::Define, NsKind::ById][(v % 3) as usize],
-                id_zero: v % 5 != 0,
-                implied_horizon: v % 2 == 0,
+                id_zero: !v.is_multiple_of(5),
+                implied_horizon: v.is_multiple_of(2),
             },
         }
     }
