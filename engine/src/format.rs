@@ -1907,56 +1907,25 @@ mod tests {
     /// under another name, does not resolve.
     #[test]
     fn an_undefined_or_redefined_id_does_not_resolve() {
-        let mut body = Vec::new();
-        encode_entry_as(
-            &mut body,
-            &meta(Op::Put),
-            NsForm::Id(3),
-            SEG,
-            b"ns",
-            b"k",
-            b"v",
-        );
+        let put_as = |form, ns: &[u8]| {
+            let mut out = Vec::new();
+            encode_entry_as(&mut out, &meta(Op::Put), form, SEG, ns, b"k", b"v");
+            out
+        };
+        let body = put_as(NsForm::Id(3), b"ns");
         let mut e = decode_entry(&body, WRITE_LAYOUT, SEG).expect("decodes");
         assert!(!FrameIds::default().resolve(&mut e));
         let mut ids = FrameIds::default();
-        let mut d = Vec::new();
-        encode_entry_as(
-            &mut d,
-            &meta(Op::Put),
-            NsForm::Define(3),
-            SEG,
-            b"ns",
-            b"k",
-            b"v",
-        );
+        let d = put_as(NsForm::Define(3), b"ns");
         let mut first = decode_entry(&d, WRITE_LAYOUT, SEG).expect("decodes");
         assert!(ids.resolve(&mut first));
         assert!(ids.resolve(&mut e));
         assert_eq!(e.namespace, b"ns");
-        let mut other = Vec::new();
-        encode_entry_as(
-            &mut other,
-            &meta(Op::Put),
-            NsForm::Define(3),
-            SEG,
-            b"zz",
-            b"k",
-            b"v",
-        );
+        let other = put_as(NsForm::Define(3), b"zz");
         let mut again = decode_entry(&other, WRITE_LAYOUT, SEG).expect("decodes");
         assert!(!ids.resolve(&mut again), "redefined under another name");
         // An id beyond a frame's ids, or neither a name nor an id, is a bad field.
-        let mut big = Vec::new();
-        encode_entry_as(
-            &mut big,
-            &meta(Op::Put),
-            NsForm::Id(200),
-            SEG,
-            b"ns",
-            b"k",
-            b"v",
-        );
+        let big = put_as(NsForm::Id(200), b"ns");
         assert_eq!(
             decode_entry(&big, WRITE_LAYOUT, SEG),
             Err(DecodeError::BadField)
