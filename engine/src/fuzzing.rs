@@ -773,7 +773,8 @@ mod corpus_replay {
         for n in 0..4u32 {
             let mut w = HintWriter::new(n, u64::from(n) * 100, format::WRITE_LAYOUT);
             for (i, (_, e)) in entries.iter().enumerate().take(n as usize * 2) {
-                let d = format::decode_entry(e, format::WRITE_LAYOUT, n).expect("decode");
+                let d = format::decode_entry(e, format::WRITE_LAYOUT, format::NO_SEGMENT)
+                    .expect("decode");
                 w.push(&HintEntry {
                     offset: 24 + i as u32 * 64,
                     meta: d.meta,
