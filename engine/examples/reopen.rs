@@ -1,7 +1,8 @@
 //! How long a store of N keys takes to open, and what its files cost on disk:
 //! `cargo run --release -p ttlcask-engine --example reopen -- [N] [DIR]`.
 //!
-//! Loads N items into DIR unless it holds a store already (24-byte keys, 150-byte values, one namespace) in batches, closes the store
+//! Loads N items into DIR unless it holds a store already (24-byte keys, 150-byte values, one namespace) in batches (or single puts with
+//! `TTLCASK_SINGLE_PUTS=1`), closes the store
 //! (hints are written on close), then opens it five times and prints each open's time, the
 //! recovery report's counts and the bytes of segments and hints ÷ the payload. `perf record`
 //! on this example is how the reopen profile in ARCHITECTURE.md was taken.
@@ -31,13 +32,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .compaction_interval(None)
             .open(&dir)
     };
+    // `TTLCASK_SINGLE_PUTS=1`: load with one put per item (one frame each) instead.
+    let single = std::env::var_os("TTLCASK_SINGLE_PUTS").is_some();
     let loaded = std::fs::read_dir(&dir)?
         .flatten()
         .any(|e| e.path().extension().is_some_and(|x| x == "seg"));
     if !loaded {
         let store = open()?;
         let start = Instant::now();
-        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        if single {
+            for i in 0..n {
+                store.put(b"bench", &key(i), &[i as u8; 150], PutOptions::default())?;
+            }
+        }
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000).filter(|_| !single) {
             let mut batch = WriteBatch::new();
             for &i in chunk {
                 batch.put(b"bench", &key(i), &[i as u8; 150], PutOptions::default());
