@@ -48,9 +48,12 @@ const NS_BITS: u32 = 0b11 << NS_SHIFT;
 const ID_ABOVE_ZERO: u32 = 1 << 28;
 const IMPLIED_HORIZON: u32 = 1 << 27;
 const SHAPE_BITS: u32 = NS_BITS | ID_ABOVE_ZERO | IMPLIED_HORIZON;
-/// Records the index can place are shorter than this (the length field's top five bits are
+/// Records the store writes are shorter than this (the length field's top five bits are
 /// flags).
-pub const MAX_RECORD_LEN: usize = IMPLIED_HORIZON as usize;
+pub const MAX_RECORD_LEN: usize = HUGE_LEN as usize;
+/// The length field of a longer record (only an older release, whose index kept 31 bits,
+/// could write one): its reader takes the length from the record's header.
+pub const HUGE_LEN: u32 = IMPLIED_HORIZON - 1;
 const VERSION_BITS: u32 = 56;
 const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
 /// Arena offsets count two-byte units.
@@ -248,7 +251,7 @@ fn write_meta(slot: &mut [u8], e: &Entry) {
     };
     let above_zero = if e.shape.id_zero { 0 } else { ID_ABOVE_ZERO };
     let shape = (e.shape.ns as u32) << NS_SHIFT | implied | above_zero;
-    let len = (e.len & !(REMOVED | SHAPE_BITS)) | shape;
+    let len = e.len.min(HUGE_LEN) | shape;
     slot[LEN_AT..KEY_LEN_AT].copy_from_slice(&len.to_le_bytes());
 }
 
@@ -609,5 +612,15 @@ mod tests {
             (got.version, got.kind, got.segment),
             (e.version, 255, u32::MAX)
         );
+        assert_eq!((got.len, got.shape), (HUGE_LEN, e.shape));
+        // A record longer than the length field (an older release's) keeps the marker.
+        let huge = Entry {
+            len: 200 << 20,
+            shape: Shape::default(),
+            ..e
+        };
+        dir.insert(b"h", huge);
+        let got = dir.get(b"h").expect("present");
+        assert_eq!((got.len, got.shape), (HUGE_LEN, Shape::default()));
     }
 }

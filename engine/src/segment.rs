@@ -208,13 +208,27 @@ impl Segment {
         self.capacity
     }
 
-    /// Decodes and checks the entry at `offset`, `len` bytes long, and hands it to `f`.
+    /// Decodes and checks the entry at `offset`, `len` bytes long, and hands it to `f`. A
+    /// `len` of [`crate::keydir::HUGE_LEN`] or more means "as long as its header says" (a
+    /// record too long for the index's length field, written by an older release).
     pub fn with_entry<R>(
         &self,
         offset: u32,
         len: u32,
         f: impl FnOnce(EntryRef<'_>) -> R,
     ) -> Result<R, DecodeError> {
+        let len = if len >= crate::keydir::HUGE_LEN {
+            let head = self
+                .file
+                .view_range(offset as usize, 64)
+                .or_else(|| self.file.view_range(offset as usize, 40))
+                .ok_or(DecodeError::Truncated)?;
+            let len = format::entry_len_at(&head, self.header.entry_layout)
+                .ok_or(DecodeError::Truncated)?;
+            u32::try_from(len).map_err(|_| DecodeError::BadField)?
+        } else {
+            len
+        };
         let bytes = self
             .file
             .view_range(offset as usize, len as usize)
@@ -366,6 +380,14 @@ mod tests {
             })
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         assert_eq!(value, b"v");
+        // The index's marker for a record too long for its length field: the record's
+        // header gives the length.
+        let by_header = seg
+            .with_entry(SEGMENT_HEADER_LEN as u32, crate::keydir::HUGE_LEN, |e| {
+                (e.value.to_vec(), e.len)
+            })
+            .map_err(|e| io::Error::other(format!("{e:?}")))?;
+        assert_eq!(by_header, (b"v".to_vec(), buf.len()));
         assert!(seg.with_entry(4090, 100, |_| ()).is_err());
         drop(seg);
         let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(1)))
