@@ -356,10 +356,12 @@ pub fn v2_entry_len(
         + value_len
 }
 
-/// An expiry in ms as layout 2 keeps it: whole seconds, rounded up (never early).
+/// An expiry in ms as layout 2 keeps it: whole seconds, rounded up (never early), at most
+/// `u32::MAX` (the year 2106; the index keeps no more either). A layout 1 record from a
+/// release that did not round may hold more; compaction copies it with this.
 #[inline]
 fn expiry_secs(expires_ms: u64) -> u64 {
-    expires_ms.div_ceil(1000)
+    expires_ms.div_ceil(1000).min(u64::from(u32::MAX))
 }
 
 /// Appends one entry to `out`, in the layout this release writes, its namespace inline (the
@@ -1901,6 +1903,20 @@ mod tests {
             v2_entry_len(&alone.meta, alone.shape(), 0, 1, 1),
             "the length its fields give"
         );
+    }
+
+    /// A layout 1 entry's expiry beyond what layout 2 keeps (no release rounded it before
+    /// format 2) re-encodes as the largest one, which decodes: compaction never writes a
+    /// record it cannot read back.
+    #[test]
+    fn an_expiry_beyond_the_year_2106_is_kept_as_the_last_second() {
+        let mut m = meta(Op::Put);
+        m.expires_ms = u64::MAX;
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, &m, b"ns", b"k", b"v");
+        let e = decode_entry(&buf, WRITE_LAYOUT, SEG).expect("decodes");
+        assert_eq!(e.meta.expires_ms, u64::from(u32::MAX) * 1000);
+        assert_eq!(e.len, entry_len(WRITE_LAYOUT, &m, 2, 1, 1));
     }
 
     /// An id-only entry whose id no earlier entry defined, or a second definition of an id
