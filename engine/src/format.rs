@@ -1905,6 +1905,152 @@ mod tests {
         );
     }
 
+    /// The header fields of a hand-built layout 2 put of key `k` and value `v`; `raw_v2`
+    /// writes them with a correct CRC, whatever they say.
+    struct Raw {
+        flags: u64,
+        kind: Option<u8>,
+        ns: Option<Vec<u8>>,
+        horizon: Option<u64>,
+        version: u64,
+        expiry: Option<u64>,
+    }
+
+    fn raw_v2(r: &Raw) -> Vec<u8> {
+        let mut out = vec![0; 4];
+        varint::put(&mut out, r.flags);
+        out.extend(r.kind);
+        if let Some(ns) = &r.ns {
+            varint::put(&mut out, ns.len() as u64);
+        }
+        varint::put(&mut out, 1);
+        varint::put(&mut out, 1);
+        if let Some(h) = r.horizon {
+            varint::put(&mut out, h);
+        }
+        varint::put(&mut out, r.version);
+        if let Some(e) = r.expiry {
+            varint::put(&mut out, e);
+        }
+        out.extend(r.ns.iter().flatten());
+        out.extend_from_slice(b"kv");
+        let crc = crc32fast::hash(&out[4..]);
+        out[..4].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Each rule of a layout 2 entry, broken alone in an entry whose CRC checks, is a bad
+    /// field; the same entry with every rule kept decodes (so the builder is right).
+    #[test]
+    fn each_layout_2_rule_broken_alone_is_a_bad_field() {
+        let put = u64::from(Op::Put as u8);
+        let inline = u64::from(L2_NS_INLINE);
+        let good = || Raw {
+            flags: put | inline | u64::from(L2_HAS_HORIZON | L2_HAS_EXPIRY | L2_HAS_KIND),
+            kind: Some(4),
+            ns: Some(b"ns".to_vec()),
+            horizon: Some(3),
+            version: 9,
+            expiry: Some(5),
+        };
+        let bytes = raw_v2(&good());
+        let e = decode_entry(&bytes, WRITE_LAYOUT, SEG).expect("every rule kept");
+        assert_eq!(
+            (e.namespace, e.key, e.value, e.meta.kind, e.meta.horizon),
+            (&b"ns"[..], &b"k"[..], &b"v"[..], 4, 3)
+        );
+        assert_eq!((e.meta.version, e.meta.expires_ms), (9, 5000));
+        let id = |i: u64| i << L2_ID_SHIFT | u64::from(L2_HAS_NS_ID);
+        let broken: Vec<(&str, Raw)> = vec![
+            (
+                "a written horizon equal to the segment's id",
+                Raw {
+                    horizon: Some(u64::from(SEG)),
+                    ..good()
+                },
+            ),
+            (
+                "a version at the limit",
+                Raw {
+                    version: VERSION_LIMIT,
+                    ..good()
+                },
+            ),
+            (
+                "a namespace longer than the limit",
+                Raw {
+                    ns: Some(vec![b'n'; MAX_NAMESPACE_LEN + 1]),
+                    ..good()
+                },
+            ),
+            (
+                "an expiry past u32::MAX seconds",
+                Raw {
+                    expiry: Some(u64::from(u32::MAX) + 1),
+                    ..good()
+                },
+            ),
+            (
+                "an expiry flag with an expiry of 0",
+                Raw {
+                    expiry: Some(0),
+                    ..good()
+                },
+            ),
+            (
+                "a kind flag with a kind of 0",
+                Raw {
+                    kind: Some(0),
+                    ..good()
+                },
+            ),
+            (
+                "neither a name nor an id",
+                Raw {
+                    flags: good().flags & !inline,
+                    ns: None,
+                    ..good()
+                },
+            ),
+            (
+                "id bits without the id flag",
+                Raw {
+                    flags: good().flags | 1 << L2_ID_SHIFT,
+                    ..good()
+                },
+            ),
+            (
+                "an id of 64",
+                Raw {
+                    flags: good().flags | id(64),
+                    ..good()
+                },
+            ),
+        ];
+        for (what, raw) in &broken {
+            assert_eq!(
+                decode_entry(&raw_v2(raw), WRITE_LAYOUT, SEG).err(),
+                Some(DecodeError::BadField),
+                "{what}"
+            );
+        }
+        let max_ns = Raw {
+            ns: Some(vec![b'n'; MAX_NAMESPACE_LEN]),
+            ..good()
+        };
+        assert!(decode_entry(&raw_v2(&max_ns), WRITE_LAYOUT, SEG).is_ok());
+        let max_expiry = Raw {
+            expiry: Some(u64::from(u32::MAX)),
+            ..good()
+        };
+        assert!(decode_entry(&raw_v2(&max_expiry), WRITE_LAYOUT, SEG).is_ok());
+        let id_63 = Raw {
+            flags: good().flags | id(63),
+            ..good()
+        };
+        assert!(decode_entry(&raw_v2(&id_63), WRITE_LAYOUT, SEG).is_ok());
+    }
+
     /// A layout 1 entry's expiry beyond what layout 2 keeps (no release rounded it before
     /// format 2) re-encodes as the largest one, which decodes: compaction never writes a
     /// record it cannot read back.
