@@ -855,6 +855,55 @@ mod tests {
         }
     }
 
+    /// The writer encodes a frame for the segment it goes into: the entries of a batch name
+    /// their namespace three times, then by id, and leave out their horizon (the segment's
+    /// id). Read back from the file by the scan that recovery uses.
+    #[test]
+    fn a_batch_is_written_with_interned_namespaces_and_implied_horizons() {
+        use crate::format::NsKind;
+        use crate::fs::FileSystem;
+        let fs = crate::sim::SimFs::new();
+        let dir = std::path::Path::new("/batch");
+        let store = crate::Store::builder()
+            .file_system(std::sync::Arc::new(fs.clone()))
+            .compaction_interval(None)
+            .open(dir)
+            .expect("open");
+        let mut batch = crate::WriteBatch::new();
+        for i in 0..6u8 {
+            batch.put(b"ns", &[i], b"value", PutOptions::default());
+        }
+        store.write_batch(batch).expect("batch");
+        drop(store);
+        let mut shapes = Vec::new();
+        for name in fs.list(dir).expect("list") {
+            if !name.ends_with(".seg") {
+                continue;
+            }
+            let bytes = fs.read(&dir.join(&name)).expect("read");
+            let header = format::decode_segment_header(&bytes).expect("header");
+            let scanned = crate::scan::scan(&bytes, &header, false);
+            assert!(scanned.is_clean());
+            for (_, e) in scanned.records.iter().filter(|(_, e)| e.meta.op == Op::Put) {
+                assert_eq!((e.namespace, e.meta.horizon), (&b"ns"[..], header.id));
+                shapes.push((e.ns_kind(), e.implied_horizon));
+            }
+        }
+        // The namespace's create entry comes first in the frame: the puts are its 2nd to
+        // 7th entries.
+        assert_eq!(
+            shapes,
+            [
+                (NsKind::Define, true),
+                (NsKind::Define, true),
+                (NsKind::ById, true),
+                (NsKind::ById, true),
+                (NsKind::ById, true),
+                (NsKind::ById, true),
+            ]
+        );
+    }
+
     /// An increment reads the record the index names only if it is that key's indexed
     /// version: a hint that points the newest version at an older record of the same key
     /// (rewritten with a valid CRC) gets an error, never the older value plus one.
