@@ -371,6 +371,13 @@ impl Inner {
         if let Some((out_id, frame_pos)) = placed {
             let body = format::own_frame_body(&buf);
             let entries: Vec<_> = format::own_frame_entries(body, out_id).flatten().collect();
+            if entries.len() != written.len() {
+                // Never happens; if it did, the index could not be moved to the copies, so
+                // the run fails and keeps its inputs.
+                return Err(std::io::Error::other(
+                    "a compaction output frame does not read back whole",
+                ));
+            }
             if let Some(slot) = st.segments.get_mut(&out_id) {
                 slot.data_len = frame_pos + buf.len() as u64;
                 for (_, e) in &entries {

@@ -615,9 +615,9 @@ fn decode_v2_entry(bytes: &[u8], segment: u32, check: bool) -> Result<EntryRef<'
         return Err(DecodeError::BadChecksum);
     }
     let op = Op::from_byte(h.flags & L2_OP_MASK).ok_or(DecodeError::BadField)?;
+    // The writer leaves out a horizon equal to the segment's id; a written one equal to it
+    // is read as written (a record copied into a segment keeps its horizon written).
     let horizon = match h.horizon {
-        // Written only when it is not the segment's id: one encoding per entry.
-        Some(v) if v == u64::from(segment) => return Err(DecodeError::BadField),
         Some(v) => u32::try_from(v).map_err(|_| DecodeError::BadField)?,
         None => segment,
     };
@@ -1963,13 +1963,6 @@ mod tests {
         let id = |i: u64| i << L2_ID_SHIFT | u64::from(L2_HAS_NS_ID);
         let broken: Vec<(&str, Raw)> = vec![
             (
-                "a written horizon equal to the segment's id",
-                Raw {
-                    horizon: Some(u64::from(SEG)),
-                    ..good()
-                },
-            ),
-            (
                 "a version at the limit",
                 Raw {
                     version: VERSION_LIMIT,
@@ -2044,6 +2037,13 @@ mod tests {
             ..good()
         };
         assert!(decode_entry(&raw_v2(&max_expiry), WRITE_LAYOUT, SEG).is_ok());
+        let written = Raw {
+            horizon: Some(u64::from(SEG)),
+            ..good()
+        };
+        let bytes = raw_v2(&written);
+        let e = decode_entry(&bytes, WRITE_LAYOUT, SEG).expect("a written horizon is read");
+        assert_eq!((e.meta.horizon, e.implied_horizon), (SEG, false));
         let id_63 = Raw {
             flags: good().flags | id(63),
             ..good()

@@ -110,11 +110,17 @@ fn check_entry_round_trip(bytes: &[u8], e: &format::EntryRef<'_>, layout: EntryL
                 (Some(id), true) => format::NsForm::Define(id),
                 (Some(id), false) => format::NsForm::Id(id),
             };
+            // The same choice of horizon: left out, or written (any other segment id).
+            let segment = if e.implied_horizon {
+                FUZZ_SEGMENT
+            } else {
+                e.meta.horizon.wrapping_add(1)
+            };
             format::encode_entry_as(
                 &mut again,
                 &e.meta,
                 form,
-                FUZZ_SEGMENT,
+                segment,
                 e.namespace,
                 e.key,
                 e.value,

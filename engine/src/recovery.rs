@@ -376,6 +376,17 @@ pub fn recover(
     let namespaces: Vec<_> = replay.into_namespaces(&state).collect();
     state.namespaces.extend(namespaces);
     account_dead(&mut state, &entry_bytes);
+    // New segments take ids above every horizon a record names, not only above the segments
+    // left: an id reused after its segment was deleted would be one a record's horizon
+    // already counts (and a layout 2 record copied into it would have to write that horizon
+    // equal to its segment's id).
+    let max_horizon = state
+        .segments
+        .values()
+        .map(|s| s.max_horizon)
+        .max()
+        .unwrap_or(0);
+    let max_segment_id = max_segment_id.max(max_horizon.min(format::SEGMENT_ID_LIMIT - 2));
     Ok(Recovered {
         state,
         max_version,
@@ -851,6 +862,68 @@ mod tests {
                 .expect("fresh")
                 .value[..],
             b"in layout 2"
+        );
+    }
+
+    /// Segment ids are never reused for a horizon a record names: a record written when
+    /// segment 5 existed keeps horizon 5 after segments 2 to 5 are gone, so the next open
+    /// starts above it (an output segment 5 would hold a copy whose written horizon is its
+    /// own id; the model test found that reuse).
+    #[test]
+    fn new_segments_take_ids_above_every_horizon() {
+        let fs = SimFs::new();
+        let dir = Path::new("/h");
+        let mut seg = format::encode_segment_header(&format::SegmentHeader {
+            id: 1,
+            base_version: 1,
+            format: format::FORMAT_VERSION,
+            salt: 7,
+            entry_layout: format::WRITE_LAYOUT,
+        })
+        .to_vec();
+        let mut frame = Vec::new();
+        let start = format::begin_frame(&mut frame);
+        let meta = |op, version| EntryMeta {
+            op,
+            kind: 0,
+            horizon: 5,
+            version,
+            expires_ms: 0,
+        };
+        let mut names = format::FrameNames::for_segment(1);
+        names.encode(&mut frame, &meta(Op::CreateNamespace, 1), b"ns", b"", b"");
+        names.encode(&mut frame, &meta(Op::Put, 2), b"ns", b"k", b"kept");
+        format::finish_frame(&mut frame, start, 7);
+        seg.extend_from_slice(&frame);
+        write(&fs, &dir.join(crate::segment::segment_file_name(1)), &seg);
+        let open = || {
+            Store::builder()
+                .file_system(Arc::new(fs.clone()))
+                .compaction_interval(None)
+                .open(dir)
+                .expect("open")
+        };
+        let store = open();
+        store
+            .put(b"ns", b"new", b"v", PutOptions::default())
+            .expect("put");
+        store.compact().expect("compact");
+        drop(store);
+        let ids: Vec<u32> = fs
+            .list(dir)
+            .expect("list")
+            .iter()
+            .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
+            .collect();
+        assert!(ids.iter().all(|&id| id == 1 || id > 5), "{ids:?}");
+        let store = open();
+        assert_eq!(
+            &store.get(b"ns", b"k").expect("read").expect("k").value[..],
+            b"kept"
+        );
+        assert_eq!(
+            &store.get(b"ns", b"new").expect("read").expect("new").value[..],
+            b"v"
         );
     }
 

@@ -656,7 +656,14 @@ impl Inner {
             slot.data_len = w.write_pos;
         }
         let body = format::own_frame_body(frame);
-        for (off, e) in format::own_frame_entries(body, seg_id).flatten() {
+        for entry in format::own_frame_entries(body, seg_id) {
+            let Ok((off, e)) = entry else {
+                // Never happens (this process encoded the frame); if it did, the index could
+                // not show what is on disk: the store stops taking writes.
+                return Err(self.fail(std::io::Error::other(
+                    "a frame just written does not read back whole",
+                )));
+            };
             let at = frame_pos as usize + FRAME_HEADER_LEN + off;
             st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), &e);
         }
