@@ -441,6 +441,12 @@ pub fn encode_entry_as(
     }
     out.extend_from_slice(key);
     out.extend_from_slice(value);
+    seal_entry(out, start);
+}
+
+/// Fills in the CRC of the entry that starts at `start` and ends `out` (both layouts: the
+/// CRC covers every byte of the entry after it).
+fn seal_entry(out: &mut [u8], start: usize) {
     let crc = crc32fast::hash(&out[start + ENTRY_OP_OFFSET..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
@@ -468,8 +474,7 @@ pub fn encode_v1_entry(
     out.extend_from_slice(namespace);
     out.extend_from_slice(key);
     out.extend_from_slice(value);
-    let crc = crc32fast::hash(&out[start + ENTRY_OP_OFFSET..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    seal_entry(out, start);
 }
 
 #[cfg(any(test, feature = "fuzzing"))]
