@@ -656,6 +656,15 @@ mod tests {
         format::encode_v1_entry(out, &meta, ns, key, value);
     }
 
+    /// A store on `fs` in `dir`, without background compaction; `what` names a failed open.
+    fn open_store(fs: &SimFs, dir: impl AsRef<Path>, what: &str) -> Store {
+        Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .compaction_interval(None)
+            .open(dir.as_ref())
+            .expect(what)
+    }
+
     fn write(fs: &SimFs, path: &Path, bytes: &[u8]) {
         let f = fs.create(path).expect("create");
         f.write_at(bytes, 0).expect("write");
@@ -678,13 +687,7 @@ mod tests {
         entry(&mut frame, Op::Put, b"ns", b"a", b"new", 4);
         seg.extend_from_slice(&format::encode_v1_frame(&frame));
         write(&fs, Path::new("/v1/0000000001.seg"), &seg);
-        let open = || {
-            Store::builder()
-                .file_system(Arc::new(fs.clone()))
-                .compaction_interval(None)
-                .open("/v1")
-                .expect("a format 1 dir opens")
-        };
+        let open = || open_store(&fs, "/v1", "a format 1 dir opens");
         let store = open();
         assert!(store.recovery_report().is_clean());
         let a = store.get(b"ns", b"a").expect("read").expect("a");
@@ -798,13 +801,7 @@ mod tests {
                 write(&fs, &dir.join(crate::segment::hint_file_name(id)), &hint);
             }
         }
-        let open = || {
-            Store::builder()
-                .file_system(Arc::new(fs.clone()))
-                .compaction_interval(None)
-                .open(dir)
-                .expect("a layout 1 dir opens")
-        };
+        let open = || open_store(&fs, dir, "a layout 1 dir opens");
         let check = |store: &Store| {
             for id in 1..=3u32 {
                 for frame in 0..4u32 {
@@ -896,13 +893,7 @@ mod tests {
         format::finish_frame(&mut frame, start, 7);
         seg.extend_from_slice(&frame);
         write(&fs, &dir.join(crate::segment::segment_file_name(1)), &seg);
-        let open = || {
-            Store::builder()
-                .file_system(Arc::new(fs.clone()))
-                .compaction_interval(None)
-                .open(dir)
-                .expect("open")
-        };
+        let open = || open_store(&fs, dir, "open");
         let store = open();
         store
             .put(b"ns", b"new", b"v", PutOptions::default())
@@ -933,13 +924,7 @@ mod tests {
     fn an_intact_copy_of_a_damaged_record_serves_its_key() {
         let fs = SimFs::new();
         let dir = Path::new("/dup");
-        let open = || {
-            Store::builder()
-                .file_system(Arc::new(fs.clone()))
-                .compaction_interval(None)
-                .open(dir)
-                .expect("open")
-        };
+        let open = || open_store(&fs, dir, "open");
         {
             let store = open();
             store
