@@ -98,7 +98,10 @@ impl Arena {
             if self.chunks.len() >= MAX_CHUNKS {
                 return None;
             }
-            self.chunks.push(Vec::new());
+            // After a full chunk the next is made full-size at once: a large directory
+            // (a reopen's) otherwise copied every chunk through eleven doublings.
+            let capacity = if self.chunks.is_empty() { 0 } else { CHUNK };
+            self.chunks.push(Vec::with_capacity(capacity));
         }
         let c = self.chunks.len() - 1;
         let chunk = &mut self.chunks[c];
@@ -372,19 +375,25 @@ impl KeyDir {
     /// refuses before writing) are cut to it; when the arena is full (see
     /// [`KeyDir::has_room`], checked before writing) the key is not indexed.
     fn append(&mut self, key: &[u8], entry: Entry) {
-        let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
-        let key = &key[..usize::from(key_len)];
-        let Some(place) = self.arena.push(record_len(key.len())) else {
+        let Some((hash, place)) = self.push_slot(key, entry) else {
             return;
         };
+        let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
+        table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
+        self.live += 1;
+    }
+
+    /// Writes a slot for `key` into the arena (cut to [`MAX_KEY_LEN`]), not yet in the table;
+    /// its hash and place, or `None` when the arena is full.
+    fn push_slot(&mut self, key: &[u8], entry: Entry) -> Option<(u64, u32)> {
+        let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+        let key = &key[..usize::from(key_len)];
+        let place = self.arena.push(record_len(key.len()))?;
         let slot = self.arena.slot_mut(place);
         write_meta(slot, &entry);
         slot[KEY_LEN_AT..HEADER].copy_from_slice(&key_len.to_le_bytes());
         slot[HEADER..HEADER + key.len()].copy_from_slice(key);
-        let hash = self.hash(key);
-        let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
-        table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
-        self.live += 1;
+        Some((self.hash(key), place))
     }
 
     /// Makes room for `additional` more keys without growing the table on the way (growing
@@ -497,6 +506,201 @@ impl KeyDir {
     pub fn heap_bytes(&self) -> usize {
         self.table.allocation_size() + self.arena.heap_bytes()
     }
+
+    /// Buckets of the table as it is now allocated: where a hash's probe starts is its low
+    /// bits under this count (hashbrown keeps an eighth of its buckets empty).
+    fn buckets(&self) -> usize {
+        let capacity = self.table.capacity();
+        if capacity < 8 {
+            return (capacity + 1).next_power_of_two();
+        }
+        (capacity / 7 * 8).next_power_of_two()
+    }
+}
+
+/// Fills a [`KeyDir`] with many keys, keeping the newest version of each whatever the order
+/// they arrive in (replay). Keys go into the arena as they come; the table is filled once, in
+/// [`Bulk::finish`], in the order of its own buckets. Inserted in arrival order, every key of
+/// a large directory missed the cache twice (its bucket, then the arena to compare keys): most
+/// of a reopen's time. In bucket order the inserts walk the table from one end to the other.
+#[derive(Debug, Default)]
+pub struct Bulk {
+    dir: KeyDir,
+    /// (hash, place) of every slot not yet in the table: those given to this bulk, and
+    /// those of each bulk it absorbed (sorted apart, on two threads).
+    staged: Vec<(u64, u32)>,
+    absorbed: Vec<Vec<(u64, u32)>>,
+}
+
+impl Bulk {
+    /// An empty one whose keys hash with `hasher`: bulks that [`Bulk::absorb`] one another
+    /// share one, so that the hashes already taken stay valid.
+    pub fn with_hasher(hasher: RandomState) -> Self {
+        Self {
+            dir: KeyDir {
+                hasher,
+                ..KeyDir::default()
+            },
+            ..Self::default()
+        }
+    }
+
+    /// Makes room for `additional` more keys (the table is sized once, in `finish`).
+    pub fn reserve(&mut self, additional: usize) {
+        self.staged.reserve(additional);
+    }
+
+    /// Sets the entry of `key` unless one already given has a version at least as new. A key
+    /// that does not fit (see [`KeyDir::append`]) is not indexed.
+    pub fn insert_if_newer(&mut self, key: &[u8], entry: Entry) {
+        if let Some(staged) = self.dir.push_slot(key, entry) {
+            self.staged.push(staged);
+        }
+    }
+
+    /// Takes over the keys given to `other` (filled on another thread), as if they had been
+    /// given to this one after its own.
+    pub fn absorb(&mut self, other: Bulk) {
+        use std::hash::BuildHasher;
+        let probe = |h: &RandomState| h.hash_one(0x5eed_u64);
+        let base = self.dir.arena.chunks.len();
+        let fits = base + other.dir.arena.chunks.len() <= MAX_CHUNKS;
+        let parts = std::iter::once(other.staged).chain(other.absorbed);
+        if !fits || probe(&self.dir.hasher) != probe(&other.dir.hasher) {
+            // Key by key: the hashes are taken again, and a full arena leaves keys out as
+            // `insert_if_newer` does.
+            for (_, place) in parts.flatten() {
+                let slot = other.dir.arena.slot(place);
+                self.insert_if_newer(slot_key(&other.dir.arena, place), read_meta(slot));
+            }
+            return;
+        }
+        // Its chunks follow ours: a place moves by the chunks before it.
+        let shift = u32::try_from(base).unwrap_or(u32::MAX) << OFFSET_BITS;
+        self.dir.arena.used += other.dir.arena.used;
+        self.dir.arena.chunks.extend(other.dir.arena.chunks);
+        for mut part in parts {
+            for (_, place) in &mut part {
+                *place += shift;
+            }
+            self.absorbed.push(part);
+        }
+    }
+
+    /// The directory, every key in its table; `replaced` sees each entry that a newer one
+    /// of its key displaced.
+    pub fn finish(mut self, mut replaced: impl FnMut(&Entry)) -> KeyDir {
+        let mut own = std::mem::take(&mut self.staged);
+        let mut absorbed: Vec<(u64, u32)> = match self.absorbed.len() {
+            0 | 1 => self.absorbed.pop().unwrap_or_default(),
+            _ => self.absorbed.concat(),
+        };
+        let dir = &mut self.dir;
+        dir.reserve(own.len() + absorbed.len());
+        let bits = dir.buckets().trailing_zeros();
+        let bucket = |h: u64| h & ((1 << bits) - 1);
+        if own.len() + absorbed.len() < PARALLEL_SORT {
+            sort_by_low_bits(&mut own, bits);
+            sort_by_low_bits(&mut absorbed, bits);
+        } else {
+            std::thread::scope(|scope| {
+                scope.spawn(|| sort_by_low_bits(&mut absorbed, bits));
+                sort_by_low_bits(&mut own, bits);
+            });
+        }
+        // Hashes of the items of the current bucket so far. Every key in the table came from
+        // these items (only `finish` fills it): a key can be there already only if an
+        // earlier item of its bucket has its hash.
+        let mut run = [0u64; MAX_RUN];
+        let mut run_len = 0;
+        let mut run_bucket = u64::MAX;
+        let (mut i, mut j) = (0, 0);
+        while i < own.len() || j < absorbed.len() {
+            // The next item in bucket order, from whichever part holds it.
+            let from_own =
+                j == absorbed.len() || (i < own.len() && bucket(own[i].0) <= bucket(absorbed[j].0));
+            let (hash, place) = if from_own {
+                i += 1;
+                own[i - 1]
+            } else {
+                j += 1;
+                absorbed[j - 1]
+            };
+            if run_bucket != bucket(hash) {
+                run_bucket = bucket(hash);
+                run_len = 0;
+            }
+            let maybe_there = run_len == MAX_RUN || run[..run_len].contains(&hash);
+            if run_len < MAX_RUN {
+                run[run_len] = hash;
+                run_len += 1;
+            }
+            let KeyDir {
+                table,
+                arena,
+                hasher,
+                ..
+            } = &mut *dir;
+            let same = |&q: &u32| slot_key(arena, q) == slot_key(arena, place);
+            let present = if maybe_there {
+                table.find_mut(hash, same)
+            } else {
+                None
+            };
+            let Some(present) = present else {
+                table.insert_unique(hash, place, |&q| hash_slot(hasher, arena, q));
+                dir.live += 1;
+                continue;
+            };
+            let newer =
+                read_meta(arena.slot(*present)).version < read_meta(arena.slot(place)).version;
+            let loser = if newer {
+                std::mem::replace(present, place)
+            } else {
+                place
+            };
+            // `mark_slot` counts a live key out: the loser was counted in only if it was
+            // the one in the table.
+            dir.live += 1;
+            replaced(&dir.mark_slot(loser));
+        }
+        dir.maybe_rewrite();
+        self.dir
+    }
+}
+
+/// Items of one bucket that [`Bulk::finish`] compares hashes with before it asks the table.
+const MAX_RUN: usize = 16;
+
+/// Bulks at least this large sort what they absorbed on a second thread.
+const PARALLEL_SORT: usize = 1 << 16;
+
+/// Sorts `items` by the low `bits` bits of their hash (least significant digit first, eleven
+/// bits a pass): the order of a table of 2^`bits` buckets.
+fn sort_by_low_bits(items: &mut Vec<(u64, u32)>, bits: u32) {
+    const DIGIT: u32 = 11;
+    let mut scratch = vec![(0u64, 0u32); items.len()];
+    let mut shift = 0;
+    while shift < bits {
+        let width = DIGIT.min(bits - shift);
+        let mask = (1u64 << width) - 1;
+        let digit = |h: u64| ((h >> shift) & mask) as usize;
+        let mut starts = vec![0usize; 1 << width];
+        for &(h, _) in items.iter() {
+            starts[digit(h)] += 1;
+        }
+        let mut sum = 0;
+        for s in &mut starts {
+            sum += std::mem::replace(s, sum);
+        }
+        for &item in items.iter() {
+            let d = digit(item.0);
+            scratch[starts[d]] = item;
+            starts[d] += 1;
+        }
+        std::mem::swap(items, &mut scratch);
+        shift += width;
+    }
 }
 
 #[cfg(test)]
@@ -569,6 +773,77 @@ mod tests {
         let mut expected: Vec<_> = model.into_iter().collect();
         expected.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(listed, expected);
+    }
+
+    #[test]
+    fn bulk_keeps_the_newest_version_of_each_key_whatever_the_order() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        // Three bulks as recovery's threads fill them: two share a hasher, the third does not
+        // (absorbed key by key); and enough keys to sort on two threads.
+        for keys in [1u64, 7, 3_000, 60_000] {
+            let mut bulk = Bulk::default();
+            bulk.reserve(keys as usize / 2);
+            let mut sibling = Bulk::with_hasher(bulk.dir.hasher);
+            let mut stranger = Bulk::default();
+            let mut model: HashMap<Vec<u8>, Entry> = HashMap::new();
+            let mut given = 0u64;
+            for _ in 0..keys * 3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = format!("k{}", x % keys).into_bytes();
+                let e = entry(x % 1_000_000);
+                given += u64::from(e.len);
+                match x % 5 {
+                    0 | 1 => bulk.insert_if_newer(&key, e),
+                    2 | 3 => sibling.insert_if_newer(&key, e),
+                    _ => stranger.insert_if_newer(&key, e),
+                }
+                let newest = model.get(&key).is_none_or(|m| m.version < e.version);
+                if newest {
+                    model.insert(key, e);
+                }
+            }
+            bulk.absorb(sibling);
+            bulk.absorb(stranger);
+            let mut replaced_len = 0u64;
+            let dir = bulk.finish(|e| replaced_len += u64::from(e.len));
+            assert_eq!(dir.len(), model.len(), "{keys} keys");
+            for (k, e) in &model {
+                assert_eq!(
+                    dir.get(k).map(|d| d.version),
+                    Some(e.version),
+                    "{keys} keys"
+                );
+            }
+            let kept: u64 = model.values().map(|e| u64::from(e.len)).sum();
+            assert_eq!(
+                kept + replaced_len,
+                given,
+                "every displaced entry reported once"
+            );
+            assert_eq!(dir.iter().count(), model.len());
+        }
+    }
+
+    #[test]
+    fn sorting_by_low_bits_orders_by_bucket_and_keeps_every_item() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut items: Vec<(u64, u32)> = (0..10_000u32)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x, i)
+            })
+            .collect();
+        let mut expected = items.clone();
+        sort_by_low_bits(&mut items, 23);
+        let bucket = |h: u64| h & ((1 << 23) - 1);
+        assert!(items.windows(2).all(|w| bucket(w[0].0) <= bucket(w[1].0)));
+        items.sort_unstable_by_key(|&(_, i)| i);
+        expected.sort_unstable_by_key(|&(_, i)| i);
+        assert_eq!(items, expected);
     }
 
     #[test]

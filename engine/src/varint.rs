@@ -39,6 +39,19 @@ pub(crate) fn len(v: u64) -> usize {
 /// has one encoding, so decoded records re-encode to the same bytes and lengths.
 #[inline]
 pub(crate) fn take(b: &mut &[u8]) -> Result<u64, DecodeError> {
+    // Most fields are below 128: one byte, decided here without the loop.
+    match b.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *b = rest;
+            Ok(u64::from(byte))
+        }
+        _ => take_long(b),
+    }
+}
+
+/// [`take`] of a varint of more than one byte (or none).
+#[inline(never)]
+fn take_long(b: &mut &[u8]) -> Result<u64, DecodeError> {
     let mut v = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         let bits = u64::from(byte & 0x7f);
