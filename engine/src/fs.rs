@@ -119,6 +119,9 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn free_space(&self, _dir: &Path) -> Option<u64> {
         None
     }
+    /// Says that `path` will be read whole soon, so that the disk can start on it while
+    /// other files are read. Does nothing by default; errors are ignored.
+    fn prefetch(&self, _path: &Path) {}
 }
 
 /// Whether an I/O error means the file system is out of space (or quota).
@@ -372,6 +375,18 @@ impl FileSystem for RealFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn prefetch(&self, path: &Path) {
+        use std::os::fd::AsRawFd;
+        if let Ok(file) = File::open(path) {
+            #[expect(unsafe_code, reason = "posix_fadvise has no safe wrapper in std")]
+            // SAFETY: a plain system call on a descriptor that lives through it; it reads
+            // no memory of ours.
+            unsafe {
+                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+            }
+        }
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -537,10 +537,10 @@ fn load_segments(
     Ok(loaded)
 }
 
-/// Indexes `segments` from their hints. Every hint is read and checked first, so that each
-/// namespace's key directory is sized once from their record counts. Returns the segments
-/// loaded, and those to scan instead: without a usable hint, or whose hint turned out
-/// damaged part way (what was applied from it is harmless: replay is idempotent).
+/// Indexes `segments` from their hints, one by one: the disk is asked for every hint file
+/// first, so that it reads the next ones while this thread applies the one it has. Returns
+/// the segments loaded, and those to scan instead: without a usable hint, or whose hint
+/// turned out damaged part way (what was applied from it is harmless: replay is idempotent).
 fn load_hinted(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -548,28 +548,27 @@ fn load_hinted(
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> (Vec<(u32, Segment, SlotStats)>, Vec<Segment>) {
-    let bytes: Vec<Option<Vec<u8>>> = segments
+    let paths: Vec<_> = segments
         .iter()
-        .map(|seg| fs.read(&dir.join(segment::hint_file_name(seg.id))).ok())
+        .map(|seg| dir.join(segment::hint_file_name(seg.id)))
         .collect();
-    let decoded: Vec<Option<Result<Hint<'_>, DecodeError>>> = bytes
-        .iter()
-        .map(|b| b.as_deref().map(hint::decode))
-        .collect();
-    let mut usable = Vec::new();
-    let mut rescan = Vec::new();
-    for (seg, hint) in segments.into_iter().zip(&decoded) {
-        match hint
-            .as_ref()
-            .and_then(|h| usable_hint(dir, &seg, h, report))
-        {
-            Some(hint) => usable.push((seg, hint)),
-            None => rescan.push(seg),
-        }
+    for path in &paths {
+        fs.prefetch(path);
     }
-    replay.reserve(usable.iter().map(|(_, h)| *h));
     let mut loaded = Vec::new();
-    for (seg, hint) in usable {
+    let mut rescan = Vec::new();
+    for (seg, path) in segments.into_iter().zip(&paths) {
+        let Ok(bytes) = fs.read(path) else {
+            rescan.push(seg);
+            continue;
+        };
+        let decoded = hint::decode(&bytes);
+        let Some(hint) = usable_hint(dir, &seg, &decoded, report) else {
+            rescan.push(seg);
+            continue;
+        };
+        // Each namespace's staging grows once per hint, by the hint's record count.
+        replay.reserve(std::iter::once(hint));
         match load_from_hint(dir, &seg, hint, replay, report) {
             Some(stats) => loaded.push((seg.id, seg, stats)),
             None => rescan.push(seg),
