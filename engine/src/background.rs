@@ -229,7 +229,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     }
                 }
                 if every.is_some() {
-                    let lsn = inner.writer.lock().lsn;
+                    let lsn = inner.appended_lsn();
                     let _ = inner.wait_durable(lsn);
                 }
                 if let Some(interval) = compaction {

@@ -827,7 +827,7 @@ impl Store {
     /// # Errors
     /// See [`WriteError`].
     pub fn sync(&self) -> Result<(), WriteError> {
-        let lsn = self.inner().writer.lock().lsn;
+        let lsn = self.inner().appended_lsn();
         self.inner().wait_durable(lsn)
     }
 

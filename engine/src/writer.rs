@@ -85,6 +85,21 @@ impl Writer {
 pub struct SyncState {
     state: Mutex<SyncProgress>,
     done: Condvar,
+    appended: Mutex<Appended>,
+}
+
+/// How far appends have gone, published by the appender after each frame. A sync leader
+/// reads it here: under the writer lock it queued behind every appender waiting for that
+/// lock, and the disk idled between fsyncs meanwhile.
+#[derive(Debug, Default)]
+struct Appended {
+    /// [`Writer::lsn`] after the last frame.
+    lsn: u64,
+    /// [`Writer::frames`] after it.
+    frames: u64,
+    /// The segment it went to. Every earlier segment was synced when it was sealed, so
+    /// syncing this one makes everything up to `lsn` durable.
+    active: Option<Arc<Segment>>,
 }
 
 #[derive(Debug, Default)]
@@ -647,6 +662,14 @@ impl Inner {
         w.write_pos += len;
         w.lsn += len;
         w.frames += 1;
+        {
+            let mut a = self.sync.appended.lock();
+            a.lsn = w.lsn;
+            a.frames = w.frames;
+            if a.active.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &w.active)) {
+                a.active = Some(w.active.clone());
+            }
+        }
         let seg_id = w.active.id;
         let mut st = match index {
             Some(st) => st,
@@ -806,6 +829,11 @@ impl Inner {
         self.sync.state.lock().synced_lsn
     }
 
+    /// The sequence number of everything appended so far.
+    pub(crate) fn appended_lsn(&self) -> u64 {
+        self.sync.appended.lock().lsn
+    }
+
     /// Returns once everything up to `lsn` is on disk (or the store is poisoned).
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<(), WriteError> {
         let mut s = self.sync.state.lock();
@@ -821,10 +849,11 @@ impl Inner {
             s.leader = true;
             drop(s);
             let (target, frames, active) = {
-                let w = self.writer.lock();
-                (w.lsn, w.frames, w.active.clone())
+                let a = self.sync.appended.lock();
+                (a.lsn, a.frames, a.active.clone())
             };
-            let result = active.sync();
+            // No segment: nothing appended since open, so nothing to wait for.
+            let result = active.map_or(Ok(()), |seg| seg.sync());
             s = self.sync.state.lock();
             s.leader = false;
             match result {
