@@ -84,7 +84,11 @@ impl Writer {
 #[derive(Debug, Default)]
 pub struct SyncState {
     state: Mutex<SyncProgress>,
-    done: Condvar,
+    /// Waiters, by the parity of the sync that covers them: those covered by the sync in
+    /// flight wait on one, those that came too late for it on the other. A finished sync
+    /// wakes only its own, and one of the others to lead the next: waking everyone (most of
+    /// 64 writers went back to sleep each time) was most of the CPU under many writers.
+    done: [Condvar; 2],
     appended: Mutex<Appended>,
 }
 
@@ -107,6 +111,10 @@ struct SyncProgress {
     synced_lsn: u64,
     synced_frames: u64,
     leader: bool,
+    /// What the sync in flight covers (while `leader`).
+    target: u64,
+    /// Syncs started: the parity of the one in flight picks its waiters' condvar.
+    generation: u64,
 }
 
 /// How long a caller that must not block waits for a lock before giving up.
@@ -843,19 +851,26 @@ impl Inner {
                 return Ok(());
             }
             if s.leader {
-                self.sync.done.wait(&mut s);
+                let covered = lsn <= s.target;
+                let which = (s.generation + u64::from(!covered)) % 2;
+                self.sync.done[which as usize].wait(&mut s);
                 continue;
             }
-            s.leader = true;
-            drop(s);
+            // Read under the state lock: a writer waiting for the next sync registered after
+            // it published its append, so the next leader's target covers it.
             let (target, frames, active) = {
                 let a = self.sync.appended.lock();
                 (a.lsn, a.frames, a.active.clone())
             };
+            s.leader = true;
+            s.target = target;
+            drop(s);
             // No segment: nothing appended since open, so nothing to wait for.
             let result = active.map_or(Ok(()), |seg| seg.sync());
             s = self.sync.state.lock();
             s.leader = false;
+            let ours = (s.generation % 2) as usize;
+            s.generation += 1;
             match result {
                 Ok(()) => {
                     self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -867,9 +882,13 @@ impl Inner {
                 }
                 Err(e) => {
                     self.poison(format!("fsync failed: {e}"));
+                    // Everyone learns of the poison.
+                    self.sync.done[1 - ours].notify_all();
                 }
             }
-            self.sync.done.notify_all();
+            self.sync.done[ours].notify_all();
+            // Those that came too late wait for the next sync: one of them leads it.
+            self.sync.done[1 - ours].notify_one();
         }
     }
 }

@@ -39,7 +39,12 @@ fn a_power_cut_keeps_every_write_acknowledged_before_it() {
                         let key = format!("w{w}-k{}", i % 40);
                         let value = format!("{w}:{i}");
                         store
-                            .put(b"ns", key.as_bytes(), value.as_bytes(), PutOptions::default())
+                            .put(
+                                b"ns",
+                                key.as_bytes(),
+                                value.as_bytes(),
+                                PutOptions::default(),
+                            )
                             .expect("put");
                         acked.lock().push((key, i));
                     }
@@ -63,7 +68,11 @@ fn a_power_cut_keeps_every_write_acknowledged_before_it() {
         done.store(true, Ordering::SeqCst);
         images = cutter.join().expect("cutter");
     });
-    assert!(images.len() >= 3, "cuts taken while writing: {}", images.len());
+    assert!(
+        images.len() >= 3,
+        "cuts taken while writing: {}",
+        images.len()
+    );
     let names = fs.list(std::path::Path::new("/data")).expect("list");
     let rollovers = names.iter().filter(|n| n.ends_with(".seg")).count();
     assert!(rollovers > 3, "segments: {rollovers}");
