@@ -131,6 +131,7 @@ impl Inner {
         }
         let mut unread: Vec<u32> = Vec::new();
         let mut rewrite = Vec::new();
+        let mut repack = Vec::new();
         for (&id, slot) in st.segments.iter().filter(|(_, s)| s.sealed) {
             // Only puts whose expiry has passed: nothing in it can be served again. What its
             // records hide must be gone already, or be in such a segment too.
@@ -153,12 +154,28 @@ impl Inner {
             // keys stay lost through the evidence file, and it stops pinning its space.
             let worth = slot.damaged
                 || match ratio {
+                    // A full run also repacks segments of single writes, whose frames cost
+                    // more than their records' headers: copied, they share large frames.
                     None => dead > 0,
                     Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
                 };
             if worth {
                 rewrite.push((id, entries.saturating_sub(dead)));
+            } else if ratio.is_none() && sparse(slot, entries) {
+                repack.push((id, entries));
             }
+        }
+        // A full run also repacks segments of single writes, whose frames cost more than
+        // their records' headers: copied, they share large frames. That gives back little
+        // and needs room for a whole copy first, so only while the disk has room for all of
+        // them and two segments more.
+        let copies: u64 = repack.iter().map(|&(_, bytes)| bytes).sum();
+        let roomy = self
+            .fs
+            .free_space(&self.dir)
+            .is_none_or(|free| free >= copies + 2 * self.options.segment_size);
+        if roomy {
+            rewrite.extend(repack);
         }
         (unread, self.fit_to_space(rewrite))
     }
@@ -691,4 +708,14 @@ fn remove_if_current(st: &mut State, e: &EntryRef<'_>) -> bool {
         return true;
     }
     false
+}
+/// Framing bytes per record above which a full compaction run repacks a segment: a frame of
+/// one record costs 32 bytes beside its summary, one of many about the summary alone (6–8).
+const REPACK_FRAMING_PER_RECORD: u64 = 20;
+
+/// Whether a segment's records sit in small frames (mostly single writes): `bytes` past its
+/// header, against what its records take.
+fn sparse(slot: &SegmentSlot, bytes: u64) -> bool {
+    let framing = bytes.saturating_sub(slot.entry_bytes);
+    slot.records > 0 && framing >= REPACK_FRAMING_PER_RECORD * slot.records
 }

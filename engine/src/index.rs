@@ -102,6 +102,11 @@ pub struct SegmentSlot {
     /// Damage was found in it: it gets no hint (every open scans it, to learn again which
     /// keys are lost), and compaction moves it aside as evidence instead of deleting it.
     pub damaged: bool,
+    /// Records in it, and their bytes: the rest of `data_len` past the header is framing
+    /// (frame headers, trailers, summaries), which a rewrite into large frames mostly saves.
+    pub records: u64,
+    /// See `records`.
+    pub entry_bytes: u64,
 }
 
 impl SegmentSlot {
@@ -119,6 +124,8 @@ impl SegmentSlot {
             sealed: false,
             hinted: false,
             damaged: false,
+            records: 0,
+            entry_bytes: 0,
         }
     }
 
@@ -132,6 +139,8 @@ impl SegmentSlot {
         self.max_expiry = self.max_expiry.max(expiry);
         self.max_horizon = self.max_horizon.max(e.meta.horizon);
         self.has_puts |= e.meta.op == Op::Put;
+        self.records += 1;
+        self.entry_bytes += e.len as u64;
     }
 }
 

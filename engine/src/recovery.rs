@@ -421,6 +421,8 @@ pub fn recover(
         slot.sealed = true;
         slot.hinted = slot_stats.hinted;
         slot.damaged = slot_stats.damaged;
+        slot.records = slot_stats.records;
+        slot.entry_bytes = slot_stats.entry_bytes;
         entry_bytes.insert(id, slot_stats.entry_bytes);
         state.segments.insert(id, slot);
     }
@@ -467,6 +469,7 @@ struct SlotStats {
     damaged: bool,
     cut: bool,
     entry_bytes: u64,
+    records: u64,
 }
 
 impl SlotStats {
@@ -480,6 +483,7 @@ impl SlotStats {
         self.max_horizon = self.max_horizon.max(meta.horizon);
         self.has_puts |= meta.op == Op::Put;
         self.entry_bytes += u64::from(len);
+        self.records += 1;
     }
 }
 

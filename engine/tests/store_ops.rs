@@ -829,3 +829,62 @@ fn imports_keep_versions_and_never_overwrite_newer_records() {
     assert_eq!((a.version, &a.value[..]), (500, &b"imported"[..]));
     assert_eq!(store.get(b"other", b"z").expect("read"), None);
 }
+
+/// A full compaction run repacks segments of single writes (a frame each) into large frames,
+/// even with nothing dead in them, and reads still answer; a second run finds nothing to do,
+/// and segments written in batches are left alone.
+#[test]
+fn a_full_compaction_repacks_single_writes_once_and_leaves_batches_alone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(1_000_000);
+    let store = Store::builder()
+        .clock(clock.clone())
+        .compaction_interval(None)
+        .segment_size(64 << 10)
+        .open(dir.path())?;
+    let value = [7u8; 100];
+    for i in 0..2_000u32 {
+        store.put(
+            b"single",
+            format!("key-{i:06}").as_bytes(),
+            &value,
+            PutOptions::default(),
+        )?;
+    }
+    for chunk in 0..20u32 {
+        let mut batch = WriteBatch::new();
+        for i in 0..100u32 {
+            let key = format!("key-{:06}", chunk * 100 + i);
+            batch.put(b"batched", key.as_bytes(), &value, PutOptions::default());
+        }
+        store.write_batch(batch)?;
+    }
+    // Seal what was written: every record is now in a sealed segment.
+    drop(store);
+    let store = quiet(dir.path(), &clock)?;
+    let before = store.stats();
+    let first = store.compact()?;
+    assert!(first.segments_rewritten >= 3, "{first:?}");
+    assert_eq!(first.records_dropped, 0, "{first:?}");
+    assert!(
+        first.records_kept >= 2_000 && first.records_kept < 3_000,
+        "the single writes, and at most a segment that mixes both: {first:?}"
+    );
+    let after = store.stats();
+    assert_eq!(after.items, before.items);
+    let shrunk = before.live_bytes + before.dead_bytes - after.live_bytes - after.dead_bytes;
+    assert!(shrunk > 2_000 * 20, "{before:?} → {after:?}");
+    for i in (0..2_000u32).step_by(37) {
+        let key = format!("key-{i:06}");
+        for ns in [&b"single"[..], b"batched"] {
+            let item = store.get(ns, key.as_bytes())?.expect("kept");
+            assert_eq!(&item.value[..], &value[..]);
+        }
+    }
+    let second = store.compact()?;
+    assert_eq!(
+        second.segments_rewritten, 0,
+        "nothing left to repack: {second:?}"
+    );
+    Ok(())
+}
