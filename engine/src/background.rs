@@ -3,7 +3,6 @@
 //! writing, compaction, the residency check behind `try_get`, and the spare segment of
 //! durable stores) and the sync thread that makes deferred writes durable.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -156,15 +155,8 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
     std::thread::Builder::new()
         .name("ttlcask-sync".into())
         .spawn(move || loop {
-            let batch = {
-                let mut queue = inner.durable_waiters.lock();
-                while queue.is_empty() && !inner.closing.load(Ordering::SeqCst) {
-                    inner.durable_wake.wait(&mut queue);
-                }
-                if queue.is_empty() {
-                    return;
-                }
-                std::mem::take(&mut *queue)
+            let Some(batch) = inner.deferred.take() else {
+                return;
             };
             // One fsync covers every write waiting now; later ones form the next batch.
             let target = batch.iter().map(|(lsn, _)| *lsn).max().unwrap_or(0);
@@ -219,14 +211,8 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     inner.ensure_space_reserve();
                     inner.prepare_spare();
                 }
-                {
-                    let mut stop = inner.stop.lock();
-                    if !*stop {
-                        inner.wake.wait_for(&mut stop, tick);
-                    }
-                    if *stop {
-                        return;
-                    }
+                if inner.shutdown.sleep(tick) {
+                    return;
                 }
                 if every.is_some() {
                     let lsn = inner.appended_lsn();

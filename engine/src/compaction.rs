@@ -54,8 +54,8 @@ impl Inner {
         if self.options.read_only {
             return Err(CompactError::ReadOnly);
         }
-        if self.poisoned.load(Ordering::SeqCst) {
-            return Err(CompactError::Poisoned(self.poison_reason.lock().clone()));
+        if let Some(reason) = self.health.poisoned() {
+            return Err(CompactError::Poisoned(reason));
         }
         let _run = self.compaction.lock();
         let now = self.now();

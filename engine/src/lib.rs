@@ -42,6 +42,7 @@ mod options;
 mod recovery;
 mod scan;
 mod segment;
+mod signals;
 pub mod sim;
 mod store;
 mod types;

@@ -1,12 +1,12 @@
 //! The public handle, [`Store`], and the state it shares with its background thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 /// Largest value any store takes: a record (header, namespace, key and value) must stay
 /// below [`crate::keydir::MAX_RECORD_LEN`].
@@ -21,6 +21,7 @@ use crate::index::{SegmentSlot, State};
 use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
 use crate::segment::Segment;
+use crate::signals::{DurableQueue, HealthState, Shutdown};
 use crate::types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, OpKind, PutOptions, Stats,
     WriteBatch, FSYNC_BATCH_BUCKETS,
@@ -125,21 +126,16 @@ pub(crate) struct Inner {
     pub state: RwLock<State>,
     pub writer: Mutex<Writer>,
     pub sync: SyncState,
-    pub poisoned: AtomicBool,
-    /// Set when a write found no space; cleared by the background thread once a segment
-    /// can be started again.
-    pub disk_full: AtomicBool,
-    pub poison_reason: Mutex<String>,
+    /// Poisoned, and disk full (set when a write found no space; cleared once a segment can
+    /// be started again).
+    pub health: HealthState,
     pub counters: Counters,
     pub report: RecoveryReport,
     /// Held so that only one compaction (or hint writing) runs at a time.
     pub compaction: Mutex<()>,
-    pub stop: Mutex<bool>,
-    pub wake: Condvar,
-    /// Callbacks of deferred writes waiting for an fsync, with the sequence number each needs.
-    pub durable_waiters: Mutex<Vec<(u64, DurableCallback)>>,
-    pub durable_wake: Condvar,
-    pub closing: AtomicBool,
+    pub shutdown: Shutdown,
+    /// Deferred writes waiting for the sync thread.
+    pub deferred: DurableQueue,
     /// Whether a pre-written spare segment file is ready for the next rollover. Held while
     /// the spare is written and while it is adopted, so the two never overlap.
     pub spare_ready: Mutex<bool>,
@@ -175,24 +171,7 @@ impl Inner {
     pub(crate) fn segment_header(&self, id: u32, base_version: u64) -> format::SegmentHeader {
         new_segment_header(id, base_version, self.salt)
     }
-
-    pub(crate) fn poison(&self, reason: String) {
-        let mut r = self.poison_reason.lock();
-        if !self.poisoned.swap(true, Ordering::SeqCst) {
-            *r = reason;
-        }
-    }
-
-    pub(crate) fn check_poison(&self) -> Result<(), WriteError> {
-        if self.poisoned.load(Ordering::SeqCst) {
-            return Err(WriteError::Poisoned(self.poison_reason.lock().clone()));
-        }
-        Ok(())
-    }
 }
-
-/// What a deferred write runs once it is durable (or the store failed to make it so).
-pub(crate) type DurableCallback = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
 
 struct Handle {
     inner: Arc<Inner>,
@@ -202,13 +181,8 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        *self.inner.stop.lock() = true;
-        self.inner.wake.notify_all();
-        self.inner.closing.store(true, Ordering::SeqCst);
-        {
-            let _queue = self.inner.durable_waiters.lock();
-            self.inner.durable_wake.notify_all();
-        }
+        self.inner.shutdown.stop();
+        self.inner.deferred.close();
         for t in [self.thread.take(), self.syncer.take()]
             .into_iter()
             .flatten()
@@ -400,6 +374,8 @@ impl Store {
                 SegmentSlot::new(active.clone(), SEGMENT_HEADER_LEN as u64),
             );
         }
+        let health = HealthState::default();
+        health.set_disk_full(disk_full);
         let inner = Arc::new(Inner {
             salt,
             dir: dir.to_path_buf(),
@@ -409,18 +385,13 @@ impl Store {
             state: RwLock::new(state),
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
             sync: SyncState::default(),
-            poisoned: AtomicBool::new(false),
-            disk_full: AtomicBool::new(disk_full),
-            poison_reason: Mutex::new(String::new()),
+            health,
             counters: Counters::default(),
             report: recovered.report,
             compaction: Mutex::new(()),
-            stop: Mutex::new(false),
-            wake: Condvar::new(),
+            shutdown: Shutdown::default(),
             _lock: lock,
-            durable_waiters: Mutex::new(Vec::new()),
-            durable_wake: Condvar::new(),
-            closing: AtomicBool::new(false),
+            deferred: DurableQueue::default(),
             spare_ready: Mutex::new(false),
             space_reserve: Mutex::new(0),
         });
@@ -651,17 +622,13 @@ impl Store {
         if ticket.0 == 0 || inner.options.durability != Durability::Always {
             return then(Ok(()));
         }
-        if let Err(e) = inner.check_poison() {
+        if let Err(e) = inner.health.check() {
             return then(Err(e));
         }
         if inner.synced_lsn() >= ticket.0 {
             return then(Ok(()));
         }
-        inner
-            .durable_waiters
-            .lock()
-            .push((ticket.0, Box::new(then)));
-        inner.durable_wake.notify_one();
+        inner.deferred.push(ticket.0, Box::new(then));
     }
 
     /// Deletes `key`; `Ok(false)` if no live item had it.
@@ -852,13 +819,7 @@ impl Store {
     /// itself once space is free). Takes no lock but the poison reason's.
     pub fn health(&self) -> Health {
         let inner = self.inner();
-        Health {
-            poisoned: inner
-                .poisoned
-                .load(Ordering::SeqCst)
-                .then(|| inner.poison_reason.lock().clone()),
-            disk_full: inner.disk_full.load(Ordering::SeqCst),
-        }
+        inner.health.snapshot()
     }
 
     /// Counters and sizes.
@@ -998,7 +959,7 @@ impl Inner {
         if self.options.read_only {
             return;
         }
-        if !self.poisoned.load(Ordering::SeqCst) {
+        if !self.health.is_poisoned() {
             let _ = self.seal_active_on_close();
             let _ = self.write_missing_hints();
         }

@@ -563,7 +563,7 @@ impl Inner {
         if self.options.read_only {
             return Err(failed(WriteError::ReadOnly));
         }
-        self.check_poison().map_err(failed)?;
+        self.health.check().map_err(failed)?;
         let mut w = if nonblocking {
             self.writer
                 .try_lock_for(LOCK_PATIENCE)
@@ -571,7 +571,7 @@ impl Inner {
         } else {
             self.writer.lock()
         };
-        self.check_poison().map_err(failed)?;
+        self.health.check().map_err(failed)?;
         let mut buf = std::mem::take(&mut w.buf);
         buf.clear();
         let start = format::begin_frame(&mut buf);
@@ -703,7 +703,7 @@ impl Inner {
 
     fn fail(&self, e: std::io::Error) -> WriteError {
         let msg = e.to_string();
-        self.poison(msg.clone());
+        self.health.poison(msg.clone());
         WriteError::Io(msg)
     }
 
@@ -715,13 +715,13 @@ impl Inner {
         let seg = match self.start_segment(w, needed, frees) {
             Ok(seg) => seg,
             Err(e) if crate::fs::is_out_of_space(&e) => {
-                self.disk_full.store(true, Ordering::SeqCst);
+                self.health.set_disk_full(true);
                 return Err(WriteError::DiskFull(e.to_string()));
             }
             Err(e) => return Err(self.fail(e)),
         };
         w.out_of_space_at = None;
-        self.disk_full.store(false, Ordering::SeqCst);
+        self.health.set_disk_full(false);
         let seg = Arc::new(seg);
         self.seal_active(w).map_err(|e| self.fail(e))?;
         if self.durable() {
@@ -846,7 +846,7 @@ impl Inner {
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<(), WriteError> {
         let mut s = self.sync.state.lock();
         loop {
-            self.check_poison()?;
+            self.health.check()?;
             if s.synced_lsn >= lsn {
                 return Ok(());
             }
@@ -881,7 +881,7 @@ impl Inner {
                     }
                 }
                 Err(e) => {
-                    self.poison(format!("fsync failed: {e}"));
+                    self.health.poison(format!("fsync failed: {e}"));
                     // Everyone learns of the poison.
                     self.sync.done[1 - ours].notify_all();
                 }
