@@ -8,7 +8,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::options::Durability;
-use crate::segment::Segment;
 use crate::store::Inner;
 
 impl Inner {
@@ -22,113 +21,18 @@ impl Inner {
         if !self.durable() {
             return;
         }
-        let segment = self.options.segment_size;
         let free = self.fs.free_space(&self.dir);
         // The writer lock is taken and released before the spare's (the lock order).
         let half_full = {
             let w = self.writer.lock();
             w.write_pos * 2 >= w.active.capacity()
         };
-        let reserve_missing = if self.space_reserve_held() {
+        let reserve_missing = if self.reserve.held() {
             0
         } else {
-            segment
+            self.options.segment_size
         };
-        let mut ready = self.spare_ready.lock();
-        let path = self.dir.join(SPARE_FILE);
-        if *ready {
-            if free.is_some_and(|f| f < segment) {
-                *ready = false;
-                let _ = self.fs.remove(&path);
-            }
-            return;
-        }
-        if free.is_some_and(|f| f < 2 * segment + reserve_missing) || !half_full {
-            return;
-        }
-        *ready = Segment::prepare_spare(self.fs.as_ref(), &path, segment).is_ok();
-        if !*ready {
-            // Never keep a partial spare: it would hold the space it could not fill.
-            let _ = self.fs.remove(&path);
-        }
-    }
-
-    /// Whether the space reserve holds a compaction output's worth.
-    pub(crate) fn space_reserve_held(&self) -> bool {
-        *self.space_reserve.lock() >= self.options.segment_size
-    }
-
-    /// Bytes the full space reserve holds: one segment for a compaction output, and a
-    /// quarter more for tombstones (deletes, clears, drops) on a full disk.
-    fn space_reserve_size(&self) -> u64 {
-        self.options.segment_size + self.tombstone_allowance()
-    }
-
-    /// The part of the reserve that writes freeing space may take.
-    pub(crate) fn tombstone_allowance(&self) -> u64 {
-        self.options.segment_size / 4
-    }
-
-    /// Makes (or refills) the space reserve when it fits: it comes before data.
-    pub(crate) fn ensure_space_reserve(&self) {
-        let mut held = self.space_reserve.lock();
-        let full = self.space_reserve_size();
-        if *held >= full {
-            return;
-        }
-        let Some(free) = self.fs.free_space(&self.dir) else {
-            return;
-        };
-        if free < full - *held {
-            return;
-        }
-        let path = self.dir.join(RESERVE_FILE);
-        let made = if *held == 0 {
-            let _ = self.fs.remove(&path);
-            self.fs.create(&path)
-        } else {
-            self.fs.open(&path)
-        }
-        .and_then(|f| {
-            f.set_len(full)?;
-            f.sync()
-        });
-        match made {
-            Ok(()) => *held = full,
-            Err(_) if *held == 0 => {
-                let _ = self.fs.remove(&path);
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// Gives the whole space reserve back to the file system (for a compaction output);
-    /// false if there was none.
-    pub(crate) fn release_space_reserve(&self) -> bool {
-        let mut held = self.space_reserve.lock();
-        if *held == 0 {
-            return false;
-        }
-        *held = 0;
-        self.fs.remove(&self.dir.join(RESERVE_FILE)).is_ok()
-    }
-
-    /// Gives the tombstone part of the space reserve back, keeping a compaction output's
-    /// worth; false if it was already taken.
-    pub(crate) fn release_tombstone_allowance(&self) -> bool {
-        let mut held = self.space_reserve.lock();
-        let keep = self.options.segment_size;
-        if *held <= keep {
-            return false;
-        }
-        let shrunk = self
-            .fs
-            .open(&self.dir.join(RESERVE_FILE))
-            .and_then(|f| f.set_len(keep));
-        if shrunk.is_ok() {
-            *held = keep;
-        }
-        shrunk.is_ok()
+        self.spare.prepare(free, half_full, reserve_missing);
     }
 
     /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].
@@ -168,12 +72,6 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
         .map(Some)
 }
 
-/// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
-pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
-/// Name of the space reserve (a `.tmp`: recovery deletes a leftover one, and the store
-/// makes it again).
-pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
-
 /// How often the background thread checks which segments are wholly in memory.
 const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a check is trusted (a little over the interval, so that it never lapses).
@@ -208,7 +106,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 if last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL) {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
-                    inner.ensure_space_reserve();
+                    inner.reserve.ensure(&inner.dir);
                     inner.prepare_spare();
                 }
                 if inner.shutdown.sleep(tick) {

@@ -117,7 +117,7 @@ impl Inner {
             .last_compaction_ms
             .store(self.now().max(1), Ordering::Relaxed);
         // The reserve is what lets the next run work on a full disk: take it back first.
-        self.ensure_space_reserve();
+        self.reserve.ensure(&self.dir);
         Ok(report)
     }
 
@@ -188,11 +188,7 @@ impl Inner {
             return rewrite.into_iter().map(|(id, _)| id).collect();
         };
         let segment = self.options.segment_size;
-        let reserve = if self.space_reserve_held() {
-            segment
-        } else {
-            0
-        };
+        let reserve = if self.reserve.held() { segment } else { 0 };
         if free >= 2 * segment {
             return rewrite.into_iter().map(|(id, _)| id).collect();
         }
@@ -466,7 +462,7 @@ impl Inner {
                 Ok(seg) => return Ok(seg),
                 Err(e) if fs::is_out_of_space(&e) && !released => {
                     released = true;
-                    self.release_space_reserve();
+                    self.reserve.release();
                 }
                 Err(e) if fs::is_out_of_space(&e) && size > floor => {
                     size = (size / 2).max(floor);

@@ -44,6 +44,7 @@ mod scan;
 mod segment;
 mod signals;
 pub mod sim;
+mod space;
 mod store;
 mod types;
 mod varint;

@@ -22,6 +22,7 @@ use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
 use crate::segment::Segment;
 use crate::signals::{DurableQueue, HealthState, Shutdown};
+use crate::space::{SpaceReserve, Spare};
 use crate::types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, OpKind, PutOptions, Stats,
     WriteBatch, FSYNC_BATCH_BUCKETS,
@@ -136,11 +137,10 @@ pub(crate) struct Inner {
     pub shutdown: Shutdown,
     /// Deferred writes waiting for the sync thread.
     pub deferred: DurableQueue,
-    /// Whether a pre-written spare segment file is ready for the next rollover. Held while
-    /// the spare is written and while it is adopted, so the two never overlap.
-    pub spare_ready: Mutex<bool>,
-    /// Bytes of the space reserve file (see `background::RESERVE_FILE`) held; 0 = none.
-    pub space_reserve: Mutex<u64>,
+    /// The spare segment written ahead for the next rollover.
+    pub spare: Spare,
+    /// The space reserve file.
+    pub reserve: SpaceReserve,
     pub fs: Arc<dyn FileSystem>,
     /// Seeds the frame checksums of every segment this opening writes (see
     /// `format::finish_frame`).
@@ -376,6 +376,9 @@ impl Store {
         }
         let health = HealthState::default();
         health.set_disk_full(disk_full);
+        let segment_size = options.segment_size;
+        let spare = Spare::new(fs.clone(), dir, segment_size);
+        let reserve = SpaceReserve::new(fs.clone(), dir, segment_size);
         let inner = Arc::new(Inner {
             salt,
             dir: dir.to_path_buf(),
@@ -392,13 +395,13 @@ impl Store {
             shutdown: Shutdown::default(),
             _lock: lock,
             deferred: DurableQueue::default(),
-            spare_ready: Mutex::new(false),
-            space_reserve: Mutex::new(0),
+            spare,
+            reserve,
         });
         let (thread, syncer) = if read_only {
             (None, None)
         } else {
-            inner.ensure_space_reserve();
+            inner.reserve.ensure(&inner.dir);
             (
                 spawn_background(&inner).map_err(io_err(dir))?,
                 spawn_syncer(&inner).map_err(io_err(dir))?,
@@ -827,7 +830,7 @@ impl Store {
         let inner = self.inner();
         let now = inner.now();
         // Never waits: a spare being written is not ready yet.
-        let spare_ready = inner.spare_ready.try_lock().is_some_and(|ready| *ready);
+        let spare_ready = inner.spare.is_ready();
         let st = inner.state.read();
         let mut stats = Stats {
             spare_ready,
@@ -965,7 +968,7 @@ impl Inner {
         }
         // The space reserve is made again at the next open; a closed store holds no space
         // it does not need.
-        self.release_space_reserve();
+        self.reserve.release();
     }
 }
 

@@ -758,13 +758,9 @@ impl Inner {
         let id = w.allocate_segment_id()?;
         let header = self.segment_header(id, w.next_version);
         // A ready spare is adopted unless the background thread is busy writing it.
-        if let Some(mut ready) = self.spare_ready.try_lock() {
-            if *ready && capacity == self.options.segment_size {
-                *ready = false;
-                let spare = self.dir.join(crate::background::SPARE_FILE);
-                if let Ok(seg) = Segment::adopt_spare(self.fs.as_ref(), &self.dir, &spare, header) {
-                    return Ok(seg);
-                }
+        if capacity == self.options.segment_size {
+            if let Some(seg) = self.spare.adopt(&self.dir, header) {
+                return Ok(seg);
             }
         }
         let durable = self.durable();
@@ -781,10 +777,14 @@ impl Inner {
                     if crate::fs::is_out_of_space(&e)
                         && frees
                         && !allowance_taken
-                        && self.release_tombstone_allowance() =>
+                        && self.reserve.release_tombstone_allowance() =>
                 {
                     allowance_taken = true;
-                    size = self.tombstone_allowance().saturating_sub(4096).max(floor);
+                    size = self
+                        .reserve
+                        .tombstone_allowance()
+                        .saturating_sub(4096)
+                        .max(floor);
                 }
                 Err(e) => {
                     if crate::fs::is_out_of_space(&e) {
