@@ -119,9 +119,10 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn free_space(&self, _dir: &Path) -> Option<u64> {
         None
     }
-    /// Says that `path` will be read whole soon, so that the disk can start on it while
-    /// other files are read. Does nothing by default; errors are ignored.
-    fn prefetch(&self, _path: &Path) {}
+    /// Says that the first `len` bytes of `path` (`u64::MAX`: all of it) will be read soon,
+    /// so that the disk can start on them while other files are read. Does nothing by
+    /// default; errors are ignored.
+    fn prefetch(&self, _path: &Path, _len: u64) {}
 }
 
 /// Whether an I/O error means the file system is out of space (or quota).
@@ -377,14 +378,16 @@ impl FileSystem for RealFs {
         fs::read(path)
     }
 
-    fn prefetch(&self, path: &Path) {
+    fn prefetch(&self, path: &Path, len: u64) {
         use std::os::fd::AsRawFd;
+        // 0: to the end of the file.
+        let len = libc::off_t::try_from(len).unwrap_or(0);
         if let Ok(file) = File::open(path) {
             #[expect(unsafe_code, reason = "posix_fadvise has no safe wrapper in std")]
             // SAFETY: a plain system call on a descriptor that lives through it; it reads
             // no memory of ours.
             unsafe {
-                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+                libc::posix_fadvise(file.as_raw_fd(), 0, len, libc::POSIX_FADV_WILLNEED);
             }
         }
     }

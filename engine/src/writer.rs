@@ -809,6 +809,14 @@ impl Inner {
     /// Seals the active segment when the store closes (a new one is created on open).
     pub(crate) fn seal_active_on_close(&self) -> std::io::Result<()> {
         let w = self.writer.lock();
+        if w.write_pos == SEGMENT_HEADER_LEN as u64 && w.active.capacity() > 0 {
+            // Nothing appended since open: the segment is removed, not sealed, so that
+            // opening and closing leaves no file behind (every open made one, and a store
+            // opened often piled up empty segments that each open read again). No record
+            // names its id: it holds none, and segments made since have higher ids.
+            self.state.write().segments.remove(&w.active.id);
+            return self.fs.remove(&w.active.path);
+        }
         // Closing always syncs, whatever the policy: a clean close loses nothing.
         self.seal_segment(&w.active, w.write_pos, true)
     }

@@ -888,3 +888,35 @@ fn a_full_compaction_repacks_single_writes_once_and_leaves_batches_alone() -> Te
     );
     Ok(())
 }
+
+/// An open adds an active segment; a close that wrote nothing removes it again, so a store
+/// opened and closed often piles up no empty segments. Writes after that still land and
+/// survive a reopen.
+#[test]
+fn opening_and_closing_without_writes_leaves_no_file_behind() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(1_000_000);
+    let files = || -> std::io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        Ok(names)
+    };
+    let store = quiet(dir.path(), &clock)?;
+    store.put(b"ns", b"a", b"1", PutOptions::default())?;
+    drop(store);
+    let before = files()?;
+    for _ in 0..3 {
+        let store = quiet(dir.path(), &clock)?;
+        assert_eq!(&store.get(b"ns", b"a")?.expect("a").value[..], b"1");
+    }
+    assert_eq!(files()?, before);
+    let store = quiet(dir.path(), &clock)?;
+    store.put(b"ns", b"b", b"2", PutOptions::default())?;
+    drop(store);
+    let store = quiet(dir.path(), &clock)?;
+    assert_eq!(&store.get(b"ns", b"a")?.expect("a").value[..], b"1");
+    assert_eq!(&store.get(b"ns", b"b")?.expect("b").value[..], b"2");
+    Ok(())
+}
