@@ -3,7 +3,6 @@
 //! what the appender publishes, not under the writer lock; this is the test that a leader
 //! never claims a frame it did not sync (the segment it syncs, after a rollover, included).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -25,57 +24,43 @@ fn open(fs: &SimFs) -> Store {
 fn a_power_cut_keeps_every_write_acknowledged_before_it() {
     const WRITERS: usize = 8;
     const PUTS: usize = 150;
+    /// Writer 0 cuts the power after every this many of its own puts, while the others
+    /// write (a count, not a timer: the number of cuts never depends on the machine's speed).
+    const CUT_EVERY: usize = 25;
     let fs = SimFs::new();
     let store = open(&fs);
     let acked: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
-    let done = AtomicBool::new(false);
-    let mut images = Vec::new();
+    let images: Mutex<Vec<(Vec<(String, usize)>, SimFs)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (store, acked) = (&store, &acked);
-                s.spawn(move || {
-                    for i in 0..PUTS {
-                        let key = format!("w{w}-k{}", i % 40);
-                        let value = format!("{w}:{i}");
-                        store
-                            .put(
-                                b"ns",
-                                key.as_bytes(),
-                                value.as_bytes(),
-                                PutOptions::default(),
-                            )
-                            .expect("put");
-                        acked.lock().push((key, i));
+        for w in 0..WRITERS {
+            let (store, acked, images, fs) = (&store, &acked, &images, &fs);
+            s.spawn(move || {
+                for i in 0..PUTS {
+                    let key = format!("w{w}-k{}", i % 40);
+                    let value = format!("{w}:{i}");
+                    store
+                        .put(
+                            b"ns",
+                            key.as_bytes(),
+                            value.as_bytes(),
+                            PutOptions::default(),
+                        )
+                        .expect("put");
+                    acked.lock().push((key, i));
+                    if w == 0 && i % CUT_EVERY == CUT_EVERY - 1 {
+                        // Everything acknowledged so far, then the power cut.
+                        let before = acked.lock().clone();
+                        images.lock().push((before, fs.crash_image_now(Torn::No)));
                     }
-                })
-            })
-            .collect();
-        let (fs, acked, done) = (&fs, &acked, &done);
-        let cutter = s.spawn(move || {
-            let mut images = Vec::new();
-            while !done.load(Ordering::SeqCst) && images.len() < 40 {
-                // Everything acknowledged so far, then the power cut.
-                let before = acked.lock().clone();
-                images.push((before, fs.crash_image_now(Torn::No)));
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            images
-        });
-        for w in writers {
-            w.join().expect("writer");
+                }
+            });
         }
-        done.store(true, Ordering::SeqCst);
-        images = cutter.join().expect("cutter");
     });
-    assert!(
-        images.len() >= 3,
-        "cuts taken while writing: {}",
-        images.len()
-    );
+    let images = images.into_inner();
+    assert_eq!(images.len(), PUTS / CUT_EVERY);
     let names = fs.list(std::path::Path::new("/data")).expect("list");
-    let rollovers = names.iter().filter(|n| n.ends_with(".seg")).count();
-    assert!(rollovers > 3, "segments: {rollovers}");
+    let segments = names.iter().filter(|n| n.ends_with(".seg")).count();
+    assert!(segments > 3, "writers rolled over segments: {segments}");
     for (n, (before, image)) in images.iter().enumerate() {
         let reopened = open(image);
         // The newest acknowledged write of each key (per writer, later i is newer).
