@@ -20,6 +20,9 @@ fn open(fs: &SimFs) -> Store {
         .expect("open")
 }
 
+/// (key, which of its writer's puts) of every acknowledged write, in order.
+type Acked = Vec<(String, usize)>;
+
 #[test]
 fn a_power_cut_keeps_every_write_acknowledged_before_it() {
     const WRITERS: usize = 8;
@@ -29,8 +32,8 @@ fn a_power_cut_keeps_every_write_acknowledged_before_it() {
     const CUT_EVERY: usize = 25;
     let fs = SimFs::new();
     let store = open(&fs);
-    let acked: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
-    let images: Mutex<Vec<(Vec<(String, usize)>, SimFs)>> = Mutex::new(Vec::new());
+    let acked: Mutex<Acked> = Mutex::new(Vec::new());
+    let images: Mutex<Vec<(Acked, SimFs)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for w in 0..WRITERS {
             let (store, acked, images, fs) = (&store, &acked, &images, &fs);
