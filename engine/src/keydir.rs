@@ -804,8 +804,25 @@ mod tests {
                     model.insert(key, e);
                 }
             }
+            let arena_bytes = |b: &Bulk| b.dir.arena.chunks.iter().map(Vec::len).sum::<usize>();
+            let used = arena_bytes(&bulk) + arena_bytes(&sibling);
+            let (own, theirs) = (bulk.staged.len(), sibling.staged.len());
             bulk.absorb(sibling);
+            // The sibling shares the hasher: its keys are taken over whole, hashes and all.
+            assert_eq!(
+                (bulk.staged.len(), bulk.absorbed.len(), bulk.dir.arena.used),
+                (own, 1, used),
+                "{keys} keys"
+            );
+            assert_eq!(bulk.absorbed[0].len(), theirs);
+            let strangers = stranger.staged.len();
             bulk.absorb(stranger);
+            // Another hasher: key by key, into this bulk's own staging.
+            assert_eq!(
+                (bulk.staged.len(), bulk.absorbed.len()),
+                (own + strangers, 1),
+                "{keys} keys"
+            );
             let mut replaced_len = 0u64;
             let dir = bulk.finish(|e| replaced_len += u64::from(e.len));
             assert_eq!(dir.len(), model.len(), "{keys} keys");
