@@ -500,23 +500,11 @@ impl SlotStats {
 fn load_segments(
     fs: &dyn FileSystem,
     dir: &Path,
-    mut opened: Vec<Segment>,
+    opened: Vec<Segment>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> std::io::Result<Vec<(u32, Segment, SlotStats)>> {
-    // Largest first, each to the lighter share.
-    opened.sort_unstable_by_key(|seg| std::cmp::Reverse(seg.capacity()));
-    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-    let (mut my_bytes, mut their_bytes) = (0, 0);
-    for seg in opened {
-        if my_bytes <= their_bytes {
-            my_bytes += seg.capacity();
-            mine.push(seg);
-        } else {
-            their_bytes += seg.capacity();
-            theirs.push(seg);
-        }
-    }
+    let (mine, theirs) = split_by_size(opened, Segment::capacity);
     let mut sibling = replay.sibling();
     let mut sibling_report = RecoveryReport::default();
     let (mut loaded, mut rescan, theirs) = std::thread::scope(|scope| {
@@ -544,6 +532,24 @@ fn load_segments(
     }
     loaded.sort_unstable_by_key(|(id, _, _)| *id);
     Ok(loaded)
+}
+
+/// Splits `items` in two shares of about equal `size`: largest first, each to the lighter
+/// share (the first when they weigh the same).
+fn split_by_size<T>(mut items: Vec<T>, size: impl Fn(&T) -> u64) -> (Vec<T>, Vec<T>) {
+    items.sort_unstable_by_key(|item| std::cmp::Reverse(size(item)));
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let (mut first_size, mut second_size) = (0, 0);
+    for item in items {
+        if first_size <= second_size {
+            first_size += size(&item);
+            first.push(item);
+        } else {
+            second_size += size(&item);
+            second.push(item);
+        }
+    }
+    (first, second)
 }
 
 /// Indexes `segments` from their hints, one by one: the disk is asked for the next hint file
@@ -886,6 +892,17 @@ mod tests {
         f.sync().expect("sync");
         fs.sync_dir(path.parent().expect("in a dir"))
             .expect("sync dir");
+    }
+
+    #[test]
+    fn segments_are_split_in_two_shares_of_about_equal_size() {
+        let (a, b) = super::split_by_size(vec![9u64, 9, 9, 2, 1, 1], |&x| x);
+        assert_eq!((a, b), (vec![9, 9], vec![9, 2, 1, 1]));
+        let (a, b) = super::split_by_size(vec![5u64, 1, 4, 2, 3], |&x| x);
+        let (sa, sb): (u64, u64) = (a.iter().sum(), b.iter().sum());
+        assert_eq!((sa, sb, a.len() + b.len()), (8, 7, 5));
+        let (a, b) = super::split_by_size(vec![7u64], |&x| x);
+        assert_eq!((a, b), (vec![7], vec![]));
     }
 
     /// Every namespace's items (key, value, version) and the store's byte counts.
