@@ -102,6 +102,8 @@ struct Control {
     fail_writes: Mutex<Option<io::ErrorKind>>,
     /// Total bytes the live files may hold (`None`: unlimited).
     capacity: Mutex<Option<u64>>,
+    /// How long each file sync takes (a real disk's fsync latency).
+    sync_delay: Mutex<std::time::Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -142,6 +144,7 @@ impl SimFs {
                 fail_ops: Mutex::new(HashSet::new()),
                 fail_writes: Mutex::new(None),
                 capacity: Mutex::new(None),
+                sync_delay: Mutex::new(std::time::Duration::ZERO),
             }),
         }
     }
@@ -171,6 +174,12 @@ impl SimFs {
     /// Makes mutating call number `op` fail with an I/O error (the file system goes on).
     pub fn fail_op(&self, op: u64) {
         self.control.fail_ops.lock().insert(op);
+    }
+
+    /// Makes every file sync take `delay` (as a real disk's fsync does), so that writers
+    /// pile up behind one while it runs.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        *self.control.sync_delay.lock() = delay;
     }
 
     /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
@@ -283,6 +292,10 @@ impl StorageFile for SimHandle {
 
     fn sync(&self) -> io::Result<()> {
         self.fs.op(false)?;
+        let delay = *self.fs.control.sync_delay.lock();
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let data = self.file.data.read();
         let mut meta = self.file.meta.lock();
         meta.durable.clone_from(&data);

@@ -83,3 +83,53 @@ fn a_power_cut_keeps_every_write_acknowledged_before_it() {
         }
     }
 }
+
+/// With fsyncs that take a while (1 ms, as a disk's), writers pile up behind each one: some
+/// covered by the sync in flight, some too late for it. Every one must be woken, including
+/// the last ones when no write follows; a lost wake-up hangs its writer, which the watchdog
+/// turns into a failure. Also checks that fsyncs were shared.
+#[test]
+fn every_waiting_writer_is_woken_when_fsyncs_are_slow() {
+    const WRITERS: usize = 16;
+    const PUTS: usize = 30;
+    let fs = SimFs::new();
+    fs.set_sync_delay(std::time::Duration::from_millis(1));
+    let store = Arc::new(open(&fs));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // Rounds in lockstep: every writer puts at once, so each sync has writers it covers and
+    // writers too late for it, and no later write wakes a writer that was forgotten.
+    let round = Arc::new(std::sync::Barrier::new(WRITERS));
+    for w in 0..WRITERS {
+        let (store, done_tx, round) = (store.clone(), done_tx.clone(), round.clone());
+        std::thread::spawn(move || {
+            for i in 0..PUTS {
+                round.wait();
+                let key = format!("w{w}-{i}");
+                store
+                    .put(b"ns", key.as_bytes(), b"v", PutOptions::default())
+                    .expect("put");
+            }
+            let _ = done_tx.send(w);
+        });
+    }
+    drop(done_tx);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut finished = 0;
+    while finished < WRITERS {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(_) => finished += 1,
+            Err(e) => panic!(
+                "{} writers never returned ({e:?}): a lost wake-up",
+                WRITERS - finished
+            ),
+        }
+    }
+    let stats = store.stats();
+    let writes = (WRITERS * PUTS) as u64;
+    assert!(
+        stats.fsyncs < writes / 2,
+        "fsyncs shared among writers: {} for {writes} writes",
+        stats.fsyncs
+    );
+}
