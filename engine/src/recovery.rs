@@ -148,17 +148,12 @@ impl Replay {
         &mut self.namespaces[slot].1
     }
 
-    /// Sizes each namespace's key directory for the records of `hints` (at most: some
-    /// records are tombstones or older versions).
-    fn reserve<'h, 'a: 'h>(&mut self, hints: impl Iterator<Item = &'h Hint<'a>>) {
-        let mut records: HashMap<&[u8], u64> = HashMap::new();
-        for hint in hints {
-            for (name, n) in hint.namespace_records() {
-                *records.entry(name).or_default() += u64::from(n);
-            }
-        }
-        for (name, n) in records {
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
+    /// Sizes a namespace's staging for the records `hint` says it has (at most: some are
+    /// tombstones or older versions). A record takes at least a byte of the hint's
+    /// `hint_len`: a count above that (a hint whose CRC checks by chance) is not believed.
+    fn reserve(&mut self, hint: &Hint<'_>, hint_len: usize) {
+        for (name, n) in hint.namespace_records() {
+            let n = usize::try_from(n).unwrap_or(usize::MAX).min(hint_len);
             self.namespace(name).arriving.reserve(n);
         }
     }
@@ -588,7 +583,7 @@ fn load_hinted(
             continue;
         };
         // Each namespace's staging grows once per hint, by the hint's record count.
-        replay.reserve(std::iter::once(hint));
+        replay.reserve(hint, bytes.len());
         match load_from_hint(dir, &seg, hint, replay, report) {
             Some(stats) => loaded.push((seg.id, seg, stats)),
             None => rescan.push(seg),
