@@ -5,6 +5,23 @@ use std::process::Command;
 
 use ttlcask_engine::{PutOptions, Store};
 
+/// Opens a store, waiting up to 2 s while the lock is held: a child process that another test
+/// starts holds a copy of every open descriptor, the lock file's too, between its fork and
+/// its exec, and with it the `flock` of a store this test has just closed.
+fn open_when_free(open: impl Fn() -> Result<Store, ttlcask_engine::OpenError>) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match open() {
+            Err(ttlcask_engine::OpenError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened.expect("open"),
+        }
+    }
+}
+
 fn ttlcask(args: &[&str]) -> std::process::Output {
     ttlcask_in(std::path::Path::new("."), args)
 }
@@ -34,7 +51,7 @@ fn maintenance_commands_work_on_a_stopped_data_dir() {
     let b = tempfile::tempdir().expect("tempdir");
     let (da, db) = (a.path().join("data"), b.path().join("data"));
     {
-        let store = Store::open(&da).expect("open");
+        let store = open_when_free(|| Store::open(&da));
         let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
         for i in 0..20u32 {
             store
@@ -190,7 +207,7 @@ fn a_locked_data_dir_points_at_the_server_holding_it() {
     let dir = tmp.path().join("data");
     // Held as a running server holds it; its admin token is there, but nothing listens on
     // the address the config gives.
-    let _held = Store::open(&dir).expect("open");
+    let _held = open_when_free(|| Store::open(&dir));
     std::fs::write(dir.join("admin.token"), "t").expect("token");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -235,7 +252,7 @@ fn read_only_commands_leave_the_data_dir_as_it_was() {
     let dir = tmp.path().join("data");
     let d = dir.to_str().expect("utf-8 path");
     {
-        let store = Store::open(&dir).expect("open");
+        let store = open_when_free(|| Store::open(&dir));
         let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
         for i in 0..50u32 {
             store
@@ -283,7 +300,7 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
     {
-        let store = Store::open(&src).expect("open");
+        let store = open_when_free(|| Store::open(&src));
         let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
         for i in 0..30u32 {
             store
@@ -339,8 +356,8 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
             );
         }
     }
-    let store = Store::builder().read_only(true).open(&src).expect("open");
-    let target = Store::builder().read_only(true).open(&dst).expect("open");
+    let store = open_when_free(|| Store::builder().read_only(true).open(&src));
+    let target = open_when_free(|| Store::builder().read_only(true).open(&dst));
     let ns = ttlcask::namespace::akka_cache("ttorg", "orders");
     for i in 0..30u32 {
         let key = format!("k{i}");
@@ -351,7 +368,7 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
     drop(target);
     // Keys the target deleted after the import stay deleted when it is run again.
     {
-        let target = Store::open(&dst).expect("open");
+        let target = open_when_free(|| Store::open(&dst));
         for i in 0..3u32 {
             assert!(target
                 .delete(&ns, format!("k{i}").as_bytes())
@@ -364,7 +381,7 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
         (Some(0), Some(30)),
         "{third}"
     );
-    let target = Store::builder().read_only(true).open(&dst).expect("open");
+    let target = open_when_free(|| Store::builder().read_only(true).open(&dst));
     for i in 0..3u32 {
         let key = format!("k{i}");
         assert_eq!(target.get(&ns, key.as_bytes()).expect("get"), None, "{key}");
@@ -377,7 +394,7 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
 fn a_tenant_can_keep_its_flash_client_id() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    drop(Store::open(&data).expect("open"));
+    drop(open_when_free(|| Store::open(&data)));
     let d = data.to_str().expect("utf-8 path");
     let json = |out: &std::process::Output| -> serde_json::Value {
         assert!(out.status.success(), "{out:?}");
