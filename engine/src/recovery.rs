@@ -238,8 +238,9 @@ impl Replay {
         }
     }
 
-    /// The namespaces that survive, each with its live items; `live` sums their bytes per
-    /// segment on the way (the one pass over every key).
+    /// The namespaces that survive, each with its live items; `live` gets their bytes per
+    /// segment (every key is visited again only in a namespace with tombstones or items
+    /// under a clear, which are left out).
     fn into_namespaces<'a>(
         self,
         state: &'a State,
@@ -319,7 +320,6 @@ pub fn recover(
 
     let mut replay = Replay::default();
     let mut state = State::default();
-    let mut entry_bytes = HashMap::new();
     let mut max_segment_id = 0;
     for (id, name) in evidence {
         max_segment_id = max_segment_id.max(id);
@@ -423,7 +423,6 @@ pub fn recover(
         slot.damaged = slot_stats.damaged;
         slot.records = slot_stats.records;
         slot.entry_bytes = slot_stats.entry_bytes;
-        entry_bytes.insert(id, slot_stats.entry_bytes);
         state.segments.insert(id, slot);
     }
 
@@ -439,7 +438,7 @@ pub fn recover(
     let mut live = LiveBytes::default();
     let namespaces: Vec<_> = replay.into_namespaces(&state, &mut live).collect();
     state.namespaces.extend(namespaces);
-    account_dead(&mut state, &entry_bytes, live);
+    account_dead(&mut state, live);
     // New segments take ids above every horizon a record names, not only above the segments
     // left: an id reused after its segment was deleted would be one a record's horizon
     // already counts (and a layout 2 record copied into it would have to write that horizon
@@ -549,9 +548,9 @@ fn split_by_size<T>(mut items: Vec<T>, size: impl Fn(&T) -> u64) -> (Vec<T>, Vec
 
 /// Indexes `segments` from their hints, one by one: the disk is asked for the next hint file
 /// before this thread reads and applies one, so that it reads the next while this thread
-/// applies the one it has. Returns
-/// the segments loaded, and those to scan instead: without a usable hint, or whose hint
-/// turned out damaged part way (what was applied from it is harmless: replay is idempotent).
+/// applies the one it has. Returns the segments loaded, and those to scan instead: without a
+/// usable hint, or whose hint turned out damaged part way (what was applied from it is
+/// harmless: replay is idempotent).
 fn load_hinted(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -826,8 +825,8 @@ impl LiveBytes {
     }
 
     fn merge(&mut self, other: LiveBytes) {
-        for (segment, sum) in other.into_map() {
-            *self.per_segment.entry(segment).or_default() += sum as i64;
+        for (segment, sum) in other.per_segment.into_iter().chain(other.run) {
+            *self.per_segment.entry(segment).or_default() += sum;
         }
     }
 
@@ -843,11 +842,12 @@ impl LiveBytes {
 }
 
 /// Dead bytes of a segment = its entry bytes minus those the index still points at.
-fn account_dead(state: &mut State, entry_bytes: &HashMap<u32, u64>, live: LiveBytes) {
+fn account_dead(state: &mut State, live: LiveBytes) {
     let live = live.into_map();
     for (id, slot) in &mut state.segments {
-        let entries = entry_bytes.get(id).copied().unwrap_or(0);
-        slot.dead = entries.saturating_sub(live.get(id).copied().unwrap_or(0));
+        slot.dead = slot
+            .entry_bytes
+            .saturating_sub(live.get(id).copied().unwrap_or(0));
     }
 }
 
