@@ -106,7 +106,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 if last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL) {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
-                    inner.reserve.ensure(&inner.dir);
+                    inner.reserve.ensure();
                     inner.prepare_spare();
                 }
                 if inner.shutdown.sleep(tick) {

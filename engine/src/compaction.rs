@@ -117,7 +117,7 @@ impl Inner {
             .last_compaction_ms
             .store(self.now().max(1), Ordering::Relaxed);
         // The reserve is what lets the next run work on a full disk: take it back first.
-        self.reserve.ensure(&self.dir);
+        self.reserve.ensure();
         Ok(report)
     }
 

@@ -22,7 +22,8 @@ pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
 /// tombstones (deletes, clears, drops) on a full disk.
 pub(crate) struct SpaceReserve {
     fs: Arc<dyn FileSystem>,
-    path: PathBuf,
+    /// The data directory: the file lives there, and its free space decides.
+    dir: PathBuf,
     segment_size: u64,
     /// Bytes the file holds; 0 = none.
     held: Mutex<u64>,
@@ -40,7 +41,7 @@ impl SpaceReserve {
     pub(crate) fn new(fs: Arc<dyn FileSystem>, dir: &Path, segment_size: u64) -> Self {
         Self {
             fs,
-            path: dir.join(RESERVE_FILE),
+            dir: dir.to_path_buf(),
             segment_size,
             held: Mutex::new(0),
         }
@@ -61,25 +62,30 @@ impl SpaceReserve {
         self.segment_size / 4
     }
 
-    /// Makes (or refills) the reserve when it fits in `dir`'s free space: it comes before
-    /// data.
-    pub(crate) fn ensure(&self, dir: &Path) {
+    fn path(&self) -> PathBuf {
+        self.dir.join(RESERVE_FILE)
+    }
+
+    /// Makes (or refills) the reserve when it fits in the directory's free space: it comes
+    /// before data.
+    pub(crate) fn ensure(&self) {
         let mut held = self.held.lock();
         let full = self.full_size();
         if *held >= full {
             return;
         }
-        let Some(free) = self.fs.free_space(dir) else {
+        let Some(free) = self.fs.free_space(&self.dir) else {
             return;
         };
         if free < full - *held {
             return;
         }
+        let path = self.path();
         let made = if *held == 0 {
-            let _ = self.fs.remove(&self.path);
-            self.fs.create(&self.path)
+            let _ = self.fs.remove(&path);
+            self.fs.create(&path)
         } else {
-            self.fs.open(&self.path)
+            self.fs.open(&path)
         }
         .and_then(|f| {
             f.set_len(full)?;
@@ -88,7 +94,7 @@ impl SpaceReserve {
         match made {
             Ok(()) => *held = full,
             Err(_) if *held == 0 => {
-                let _ = self.fs.remove(&self.path);
+                let _ = self.fs.remove(&path);
             }
             Err(_) => {}
         }
@@ -102,7 +108,7 @@ impl SpaceReserve {
             return false;
         }
         *held = 0;
-        self.fs.remove(&self.path).is_ok()
+        self.fs.remove(&self.path()).is_ok()
     }
 
     /// Gives the tombstone part back, keeping a compaction output's worth; false if it was
@@ -113,7 +119,7 @@ impl SpaceReserve {
         if *held <= keep {
             return false;
         }
-        let shrunk = self.fs.open(&self.path).and_then(|f| f.set_len(keep));
+        let shrunk = self.fs.open(&self.path()).and_then(|f| f.set_len(keep));
         if shrunk.is_ok() {
             *held = keep;
         }
@@ -125,7 +131,8 @@ impl SpaceReserve {
 /// durable store renames it instead of creating and filling one.
 pub(crate) struct Spare {
     fs: Arc<dyn FileSystem>,
-    path: PathBuf,
+    /// The data directory: the spare lives there, and becomes a segment of it.
+    dir: PathBuf,
     segment_size: u64,
     /// Whether the file is ready. Held while it is written and while it is adopted, so the
     /// two never overlap.
@@ -144,10 +151,14 @@ impl Spare {
     pub(crate) fn new(fs: Arc<dyn FileSystem>, dir: &Path, segment_size: u64) -> Self {
         Self {
             fs,
-            path: dir.join(SPARE_FILE),
+            dir: dir.to_path_buf(),
             segment_size,
             ready: Mutex::new(false),
         }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(SPARE_FILE)
     }
 
     /// Whether a spare is ready; never waits (one being written is not).
@@ -164,28 +175,28 @@ impl Spare {
         if *ready {
             if free.is_some_and(|f| f < segment) {
                 *ready = false;
-                let _ = self.fs.remove(&self.path);
+                let _ = self.fs.remove(&self.path());
             }
             return;
         }
         if free.is_some_and(|f| f < 2 * segment + also_needed) || !half_full {
             return;
         }
-        *ready = Segment::prepare_spare(self.fs.as_ref(), &self.path, segment).is_ok();
+        *ready = Segment::prepare_spare(self.fs.as_ref(), &self.path(), segment).is_ok();
         if !*ready {
             // Never keep a partial spare: it would hold the space it could not fill.
-            let _ = self.fs.remove(&self.path);
+            let _ = self.fs.remove(&self.path());
         }
     }
 
-    /// The spare as a new segment of `dir` with `header`, if one is ready and not being
-    /// written right now.
-    pub(crate) fn adopt(&self, dir: &Path, header: SegmentHeader) -> Option<Segment> {
+    /// The spare as a new segment with `header`, if one is ready and not being written
+    /// right now.
+    pub(crate) fn adopt(&self, header: SegmentHeader) -> Option<Segment> {
         let mut ready = self.ready.try_lock()?;
         if !*ready {
             return None;
         }
         *ready = false;
-        Segment::adopt_spare(self.fs.as_ref(), dir, &self.path, header).ok()
+        Segment::adopt_spare(self.fs.as_ref(), &self.dir, &self.path(), header).ok()
     }
 }

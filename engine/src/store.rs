@@ -401,7 +401,7 @@ impl Store {
         let (thread, syncer) = if read_only {
             (None, None)
         } else {
-            inner.reserve.ensure(&inner.dir);
+            inner.reserve.ensure();
             (
                 spawn_background(&inner).map_err(io_err(dir))?,
                 spawn_syncer(&inner).map_err(io_err(dir))?,

@@ -759,7 +759,7 @@ impl Inner {
         let header = self.segment_header(id, w.next_version);
         // A ready spare is adopted unless the background thread is busy writing it.
         if capacity == self.options.segment_size {
-            if let Some(seg) = self.spare.adopt(&self.dir, header) {
+            if let Some(seg) = self.spare.adopt(header) {
                 return Ok(seg);
             }
         }
