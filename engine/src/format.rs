@@ -8,13 +8,17 @@
 //! version) so that a scan can place and name the records of a frame whose header is
 //! damaged. Each entry carries its own CRC, so that a read can check it alone.
 //!
-//! Two *entry layouts* exist, named per segment in its header:
+//! Three *entry layouts* exist, named per segment in its header:
 //! - layout 1 (read only): a fixed 40-byte entry header, fixed 21-byte summaries, a 12-byte
 //!   frame header and a 12-byte trailer end;
-//! - layout 2 (written): varint entry headers with the expiry in whole seconds and optional
-//!   fields left out, varint summaries (the version as a delta to the summary before, the
-//!   namespace hash only when it changes), a 16-byte frame header and trailer end that both
-//!   give the summaries' length.
+//! - layout 2 (read only; written by one release, main at 4f7827f): varint entry headers
+//!   with the expiry in whole seconds and optional fields left out, the namespace inline and
+//!   the horizon always written; varint summaries (the version as a delta to the summary
+//!   before, the namespace hash only when it changes, the entry's whole length), a 16-byte
+//!   frame header and trailer end that both give the summaries' length;
+//! - layout 3 (written): layout 2 with namespaces interned per frame, the horizon left out
+//!   when it is the segment's id (both said in a flags varint that also carries the frame
+//!   id), and summaries that keep the difference of each entry's length to the one before.
 //!
 //! All integers are little-endian. Four zero bytes where a frame's magic would be mark the
 //! end of the data (an active segment is pre-allocated with zeros).
@@ -41,18 +45,23 @@ pub const SEGMENT_ID_LIMIT: u32 = u32::MAX - 1;
 pub enum EntryLayout {
     /// The fixed 40-byte entry header (format 1, and format 2 as first released).
     V1 = 1,
-    /// Compact entries: varint fields, optional fields left out.
+    /// Compact entries: varint fields, optional fields left out, the namespace inline and
+    /// the horizon written (read only: one release wrote it).
     V2 = 2,
+    /// Layout 2 with interned namespaces, left-out horizons and summaries of length
+    /// differences (written).
+    V3 = 3,
 }
 
 /// The entry layout this release writes.
-pub const WRITE_LAYOUT: EntryLayout = EntryLayout::V2;
+pub const WRITE_LAYOUT: EntryLayout = EntryLayout::V3;
 
 impl EntryLayout {
     fn from_u16(v: u16) -> Option<Self> {
         match v {
             1 => Some(Self::V1),
             2 => Some(Self::V2),
+            3 => Some(Self::V3),
             _ => None,
         }
     }
@@ -61,7 +70,7 @@ impl EntryLayout {
     pub fn frame_header_len(self) -> usize {
         match self {
             Self::V1 => V1_LAYOUT_FRAME_HEADER_LEN,
-            Self::V2 => FRAME_HEADER_LEN,
+            Self::V2 | Self::V3 => FRAME_HEADER_LEN,
         }
     }
 
@@ -69,7 +78,7 @@ impl EntryLayout {
     fn tail_len(self) -> usize {
         match self {
             Self::V1 => V1_LAYOUT_TRAILER_END_LEN,
-            Self::V2 => TRAILER_END_LEN,
+            Self::V2 | Self::V3 => TRAILER_END_LEN,
         }
     }
 }
@@ -302,7 +311,8 @@ impl EntryRef<'_> {
     }
 }
 
-/// Encoded length of an entry in `layout` (layout 2: with its namespace inline).
+/// Encoded length of an entry in `layout` (layout 3: with its namespace inline and its
+/// horizon written).
 #[inline]
 pub fn entry_len(
     layout: EntryLayout,
@@ -313,14 +323,38 @@ pub fn entry_len(
 ) -> usize {
     let head = match layout {
         EntryLayout::V1 => V1_ENTRY_HEADER_LEN,
-        EntryLayout::V2 => {
+        EntryLayout::V2 => return layout2_entry_len(meta, namespace_len, key_len, value_len),
+        EntryLayout::V3 => {
             return v2_entry_len(meta, Shape::default(), namespace_len, key_len, value_len)
         }
     };
     head + namespace_len + key_len + value_len
 }
 
-/// Encoded length of a layout 2 entry of `shape` (frame ids below 128, as the encoder
+/// Encoded length of a layout 2 entry: a layout 3 entry with its namespace inline and its
+/// horizon written, but whose flags are one byte (they have no "horizon written" bit).
+#[inline]
+pub fn layout2_entry_len(
+    meta: &EntryMeta,
+    namespace_len: usize,
+    key_len: usize,
+    value_len: usize,
+) -> usize {
+    v2_entry_len(meta, Shape::default(), namespace_len, key_len, value_len) - 1
+}
+
+/// The value length of a layout 2 or 3 entry that is `len` bytes long, where `head` is the
+/// length the same entry has with an empty value (its value length then takes one byte).
+/// `None` if no value length gives `len`.
+pub fn compact_value_len(len: usize, head: usize) -> Option<usize> {
+    // `rest` counts the value and the bytes its length takes beyond the one of a 0.
+    let rest = len.checked_sub(head)?;
+    (0..10)
+        .filter_map(|extra| rest.checked_sub(extra))
+        .find(|&v| varint::len(v as u64) - 1 + v == rest)
+}
+
+/// Encoded length of a layout 3 entry of `shape` (frame ids below 128, as the encoder
 /// gives them) whose namespace is `namespace_len` bytes long.
 #[inline]
 pub fn v2_entry_len(
@@ -444,6 +478,44 @@ pub fn encode_entry_as(
     seal_entry(out, start);
 }
 
+/// Appends one entry in layout 2 (tests and fuzzing of the upgrade path: no release writes
+/// it any more): one flags byte, the namespace inline and the horizon always written.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn encode_layout2_entry(
+    out: &mut Vec<u8>,
+    meta: &EntryMeta,
+    namespace: &[u8],
+    key: &[u8],
+    value: &[u8],
+) {
+    let start = out.len();
+    let expiry = expiry_secs(meta.expires_ms);
+    let mut flags = meta.op as u8;
+    if expiry != 0 {
+        flags |= L2_HAS_EXPIRY;
+    }
+    if meta.kind != 0 {
+        flags |= L2_HAS_KIND;
+    }
+    out.extend_from_slice(&[0; 4]);
+    out.push(flags);
+    if meta.kind != 0 {
+        out.push(meta.kind);
+    }
+    for n in [namespace.len(), key.len(), value.len()] {
+        varint::put(out, n as u64);
+    }
+    varint::put(out, u64::from(meta.horizon));
+    varint::put(out, meta.version);
+    if expiry != 0 {
+        varint::put(out, expiry);
+    }
+    for part in [namespace, key, value] {
+        out.extend_from_slice(part);
+    }
+    seal_entry(out, start);
+}
+
 /// Fills in the CRC of the entry that starts at `start` and ends `out` (both layouts: the
 /// CRC covers every byte of the entry after it).
 fn seal_entry(out: &mut [u8], start: usize) {
@@ -451,7 +523,7 @@ fn seal_entry(out: &mut [u8], start: usize) {
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Appends one entry in layout 1 (tests of the upgrade path: this release writes layout 2).
+/// Appends one entry in layout 1 (tests of the upgrade path: this release writes layout 3).
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn encode_v1_entry(
     out: &mut Vec<u8>,
@@ -524,11 +596,21 @@ struct V2Head {
     len: usize,
 }
 
-fn parse_v2_head(bytes: &[u8]) -> Result<V2Head, DecodeError> {
+/// Parses the head of a layout 2 or 3 entry. A layout 2 entry's flags byte has only the op,
+/// expiry and kind bits: it is read as a layout 3 entry whose namespace is inline and whose
+/// horizon is written (its length differs: see [`layout2_entry_len`]).
+fn parse_v2_head(bytes: &[u8], layout: EntryLayout) -> Result<V2Head, DecodeError> {
     let mut b = bytes.get(L2_FIXED_LEN..).ok_or(DecodeError::Truncated)?;
     let head = varint::take(&mut b)?;
-    let flags = head as u8;
-    let id_bits = head >> L2_ID_SHIFT;
+    let (flags, id_bits) = if layout == EntryLayout::V2 {
+        let flags = u8::try_from(head).map_err(|_| DecodeError::BadField)?;
+        if flags & !(L2_OP_MASK | L2_HAS_EXPIRY | L2_HAS_KIND) != 0 {
+            return Err(DecodeError::BadField);
+        }
+        (flags | L2_NS_INLINE | L2_HAS_HORIZON, 0)
+    } else {
+        (head as u8, head >> L2_ID_SHIFT)
+    };
     let kind = if flags & L2_HAS_KIND != 0 {
         varint::take_bytes(&mut b, 1)?[0]
     } else {
@@ -584,12 +666,12 @@ pub(crate) fn entry_len_at(bytes: &[u8], layout: EntryLayout) -> Option<usize> {
                 .checked_add(read_u32(h, ENTRY_KEY_LEN_OFFSET) as usize)?
                 .checked_add(read_u32(h, ENTRY_VALUE_LEN_OFFSET) as usize)
         }
-        EntryLayout::V2 => parse_v2_head(bytes).ok().map(|h| h.len),
+        EntryLayout::V2 | EntryLayout::V3 => parse_v2_head(bytes, layout).ok().map(|h| h.len),
     }
 }
 
 /// Decodes the entry at the start of `bytes`, in `layout`, checking its CRC. `segment`: the
-/// id of the segment it is in (a layout 2 entry may leave its horizon to it).
+/// id of the segment it is in (a layout 3 entry may leave its horizon to it).
 ///
 /// # Errors
 /// [`DecodeError::Truncated`], [`DecodeError::BadChecksum`] or [`DecodeError::BadField`].
@@ -600,18 +682,23 @@ pub fn decode_entry(
 ) -> Result<EntryRef<'_>, DecodeError> {
     match layout {
         EntryLayout::V1 => decode_v1_entry(bytes),
-        EntryLayout::V2 => decode_v2_entry(bytes, segment, true),
+        EntryLayout::V2 | EntryLayout::V3 => decode_v2_entry(bytes, layout, segment, true),
     }
 }
 
 /// Decodes an entry that this process has just encoded itself, for segment `segment`,
 /// without the CRC pass.
 pub(crate) fn decode_own_entry(bytes: &[u8], segment: u32) -> Result<EntryRef<'_>, DecodeError> {
-    decode_v2_entry(bytes, segment, false)
+    decode_v2_entry(bytes, WRITE_LAYOUT, segment, false)
 }
 
-fn decode_v2_entry(bytes: &[u8], segment: u32, check: bool) -> Result<EntryRef<'_>, DecodeError> {
-    let h = parse_v2_head(bytes)?;
+fn decode_v2_entry(
+    bytes: &[u8],
+    layout: EntryLayout,
+    segment: u32,
+    check: bool,
+) -> Result<EntryRef<'_>, DecodeError> {
+    let h = parse_v2_head(bytes, layout)?;
     if bytes.len() < h.len {
         return Err(DecodeError::Truncated);
     }
@@ -816,6 +903,12 @@ pub fn begin_frame(out: &mut Vec<u8>) -> usize {
 /// store's (see [`SegmentHeader::salt`]): it seeds both checksums, so bytes that a client
 /// stored inside a value can never pass for a frame when a scan resynchronises.
 pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
+    finish_frame_in(out, start, salt, WRITE_LAYOUT);
+}
+
+/// [`finish_frame`] for entries in `layout` (2 or 3; layout 2 only for tests of the upgrade
+/// path).
+pub(crate) fn finish_frame_in(out: &mut Vec<u8>, start: usize, salt: u32, layout: EntryLayout) {
     let body_start = start + FRAME_HEADER_LEN;
     let body_len = len_u32(out.len() - body_start);
     let trailer_start = out.len();
@@ -825,7 +918,7 @@ pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
     let mut ids = FrameIds::default();
     let mut summaries = Vec::new();
     while at < trailer_start {
-        let Ok(mut e) = decode_own_entry(&out[at..trailer_start], NO_SEGMENT) else {
+        let Ok(mut e) = decode_v2_entry(&out[at..trailer_start], layout, NO_SEGMENT, false) else {
             break;
         };
         ids.resolve(&mut e);
@@ -833,7 +926,7 @@ pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
         at += e.len;
     }
     for summary in summaries {
-        summary.encode_v2(out, &mut prev);
+        summary.encode_v2(out, &mut prev, layout);
         count += 1;
     }
     let summaries_len = len_u32(out.len() - trailer_start);
@@ -842,7 +935,7 @@ pub fn finish_frame(out: &mut Vec<u8>, start: usize, salt: u32) {
         .copy_from_slice(&body_len.to_le_bytes());
     out[start + V2_SUMMARIES_LEN_OFFSET..start + FRAME_HEADER_LEN - 4]
         .copy_from_slice(&summaries_len.to_le_bytes());
-    let crc = v2_frame_crc(&out[start..], salt, EntryLayout::V2).unwrap_or(0);
+    let crc = v2_frame_crc(&out[start..], salt, layout).unwrap_or(0);
     out[start + FRAME_HEADER_LEN - 4..body_start].copy_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&summaries_len.to_le_bytes());
@@ -992,7 +1085,7 @@ pub fn decode_v2_frame(
     let count = entries_in(body, layout);
     let summaries_len = match layout {
         EntryLayout::V1 => count * V1_SUMMARY_LEN,
-        EntryLayout::V2 => read_u32(head, V2_SUMMARIES_LEN_OFFSET) as usize,
+        EntryLayout::V2 | EntryLayout::V3 => read_u32(head, V2_SUMMARIES_LEN_OFFSET) as usize,
     };
     let total = body_end
         .checked_add(summaries_len)
@@ -1054,7 +1147,9 @@ impl Trailer<'_> {
                     rest = more;
                     Some(Summary::decode_v1(one))
                 }
-                EntryLayout::V2 => Summary::decode_v2(&mut rest, &mut prev).ok(),
+                EntryLayout::V2 | EntryLayout::V3 => {
+                    Summary::decode_v2(&mut rest, &mut prev, layout).ok()
+                }
             }
         })
     }
@@ -1073,7 +1168,7 @@ pub fn trailer_ending_at(
     let count = read_u32(tail, 0) as usize;
     let (summaries_len, body_len) = match layout {
         EntryLayout::V1 => (count.checked_mul(V1_SUMMARY_LEN)?, read_u32(tail, 4)),
-        EntryLayout::V2 => (read_u32(tail, 4) as usize, read_u32(tail, 8)),
+        EntryLayout::V2 | EntryLayout::V3 => (read_u32(tail, 4) as usize, read_u32(tail, 8)),
     };
     let body_len = body_len as usize;
     let start = end.checked_sub(tail_len.checked_add(summaries_len)?)?;
@@ -1135,10 +1230,15 @@ impl Summary {
         }
     }
 
-    fn encode_v2(&self, out: &mut Vec<u8>, prev: &mut SummaryCursor) {
+    /// Encodes a layout 2 or 3 summary (see [`Summary::decode_v2`]).
+    fn encode_v2(&self, out: &mut Vec<u8>, prev: &mut SummaryCursor, layout: EntryLayout) {
         let same_ns = prev.ns_hash == Some(self.ns_hash);
-        let len_delta = varint::zigzag(i64::from(self.len) - i64::from(prev.len));
-        let head = (len_delta << L2_SUMMARY_LEN_SHIFT)
+        let len = if layout == EntryLayout::V2 {
+            u64::from(self.len)
+        } else {
+            varint::zigzag(i64::from(self.len) - i64::from(prev.len))
+        };
+        let head = (len << L2_SUMMARY_LEN_SHIFT)
             | if same_ns { L2_SUMMARY_SAME_NS } else { 0 }
             | u64::from(self.op & L2_OP_MASK);
         varint::put(out, head);
@@ -1155,13 +1255,25 @@ impl Summary {
         prev.len = self.len;
     }
 
-    fn decode_v2(b: &mut &[u8], prev: &mut SummaryCursor) -> Result<Self, DecodeError> {
+    /// Decodes a layout 2 or 3 summary (layout 2 keeps the entry's whole length, layout 3
+    /// its difference to the length before).
+    fn decode_v2(
+        b: &mut &[u8],
+        prev: &mut SummaryCursor,
+        layout: EntryLayout,
+    ) -> Result<Self, DecodeError> {
         let head = varint::take(b)?;
-        let len_delta = varint::unzigzag(head >> L2_SUMMARY_LEN_SHIFT);
-        let len = i64::from(prev.len)
-            .checked_add(len_delta)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or(DecodeError::BadField)?;
+        let len = if layout == EntryLayout::V2 {
+            Some(head >> L2_SUMMARY_LEN_SHIFT)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(DecodeError::BadField)?
+        } else {
+            let len_delta = varint::unzigzag(head >> L2_SUMMARY_LEN_SHIFT);
+            i64::from(prev.len)
+                .checked_add(len_delta)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(DecodeError::BadField)?
+        };
         let ns_hash = if head & L2_SUMMARY_SAME_NS != 0 {
             prev.ns_hash.ok_or(DecodeError::BadField)?
         } else {
@@ -2126,14 +2238,14 @@ mod tests {
         let mut bytes = encode_segment_header(&header(3, 5));
         for copy in [0, V2_HEADER_COPY_LEN] {
             bytes[copy + ENTRY_LAYOUT_OFFSET..copy + HEADER_RESERVED_OFFSET]
-                .copy_from_slice(&3u16.to_le_bytes());
+                .copy_from_slice(&4u16.to_le_bytes());
             let crc = crc32fast::hash(&bytes[copy..copy + HEADER_CRC_OFFSET]);
             bytes[copy + HEADER_CRC_OFFSET..copy + V2_HEADER_COPY_LEN]
                 .copy_from_slice(&crc.to_le_bytes());
         }
         assert_eq!(
             decode_segment_header(&bytes),
-            Err(DecodeError::UnknownEntryLayout(3))
+            Err(DecodeError::UnknownEntryLayout(4))
         );
         let mut v1 = header(3, 5);
         v1.entry_layout = EntryLayout::V1;

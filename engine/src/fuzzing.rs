@@ -83,17 +83,17 @@ fn frame_around(body: &[u8], layout: EntryLayout) -> Vec<u8> {
     fix_entry_crcs(&mut body, layout);
     match layout {
         EntryLayout::V1 => format::encode_layout1_frame(&body, FUZZ_SALT),
-        EntryLayout::V2 => {
+        EntryLayout::V2 | EntryLayout::V3 => {
             let mut out = Vec::with_capacity(format::FRAME_HEADER_LEN + body.len());
             let start = format::begin_frame(&mut out);
             out.extend_from_slice(&body);
-            format::finish_frame(&mut out, start, FUZZ_SALT);
+            format::finish_frame_in(&mut out, start, FUZZ_SALT, layout);
             out
         }
     }
 }
 
-/// The segment id the harnesses decode entries in (a layout 2 entry may leave its horizon
+/// The segment id the harnesses decode entries in (a layout 3 entry may leave its horizon
 /// to it).
 const FUZZ_SEGMENT: u32 = 1;
 
@@ -105,6 +105,9 @@ fn check_entry_round_trip(bytes: &[u8], e: &format::EntryRef<'_>, layout: EntryL
             format::encode_v1_entry(&mut again, &e.meta, e.namespace, e.key, e.value)
         }
         EntryLayout::V2 => {
+            format::encode_layout2_entry(&mut again, &e.meta, e.namespace, e.key, e.value)
+        }
+        EntryLayout::V3 => {
             let form = match (e.ns_id, e.ns_inline) {
                 (None, _) => format::NsForm::Inline,
                 (Some(id), true) => format::NsForm::Define(id),
@@ -136,8 +139,11 @@ fn check_entry_round_trip(bytes: &[u8], e: &format::EntryRef<'_>, layout: EntryL
             e.key.len(),
             e.value.len(),
         ),
+        EntryLayout::V2 => {
+            format::layout2_entry_len(&e.meta, e.namespace.len(), e.key.len(), e.value.len())
+        }
         // An id-only entry's namespace is empty when it is decoded alone; its shape says so.
-        EntryLayout::V2 => format::v2_entry_len(
+        EntryLayout::V3 => format::v2_entry_len(
             &e.meta,
             e.shape(),
             e.namespace.len(),
@@ -153,16 +159,28 @@ fn check_entry_round_trip(bytes: &[u8], e: &format::EntryRef<'_>, layout: EntryL
         (decoded.key, decoded.value, decoded.shape()),
         (e.key, e.value, e.shape())
     );
-    // In layout 1 the reserved field is the only one decoding does not look at; layout 2
-    // has one encoding per entry.
-    if layout == EntryLayout::V2 || bytes[20..24] == [0; 4] {
+    // In layout 1 the reserved field is the only one decoding does not look at; layouts 2
+    // and 3 have one encoding per entry.
+    if layout != EntryLayout::V1 || bytes[20..24] == [0; 4] {
         assert_eq!(&again[..], &bytes[..e.len], "entry bytes round trip");
+    }
+}
+
+/// The entry layout a harness's mode byte picks: layout 1 for 0 to 2 and every other three
+/// after; else layout 2 from 128 up, layout 3 below.
+fn layout_of(mode: u8) -> EntryLayout {
+    if (mode / 3).is_multiple_of(2) {
+        EntryLayout::V1
+    } else if mode >= 0x80 {
+        EntryLayout::V2
+    } else {
+        EntryLayout::V3
     }
 }
 
 /// Target `decode_record`: segment header, frame and entry decoding of arbitrary bytes. The
 /// first byte picks raw bytes, or bytes whose entry and frame CRCs the harness fixes (modulo
-/// 3), and the entry layout (layout 1 for 0 to 2 and every other three after).
+/// 3), and the entry layout ([`layout_of`]).
 pub fn decode_record(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -179,11 +197,7 @@ pub fn decode_record(data: &[u8]) {
             );
         }
     }
-    let layout = if (mode / 3) % 2 == 0 {
-        EntryLayout::V1
-    } else {
-        EntryLayout::V2
-    };
+    let layout = layout_of(mode);
     let fixed;
     let bytes = match mode % 3 {
         0 => rest,
@@ -244,7 +258,8 @@ pub fn decode_record(data: &[u8]) {
 }
 
 /// Target `decode_hint`: hint-file decoding. The first byte picks raw bytes, or bytes the
-/// harness gives a valid header (version 1 or 2) and CRC. A hint that decodes must read back
+/// harness gives a valid header (version 1, or the version of the layout [`layout_of`]
+/// picks) and CRC. A hint that decodes must read back
 /// the same entries once written again.
 pub fn decode_hint(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
@@ -261,12 +276,7 @@ pub fn decode_hint(data: &[u8]) {
         let mut b = if mode % 3 == 1 {
             crate::hint::encode_v1(id, data_len, &[])
         } else {
-            let layout = if (mode / 3) % 2 == 0 {
-                EntryLayout::V1
-            } else {
-                EntryLayout::V2
-            };
-            HintWriter::new(id, data_len, layout).finish()
+            HintWriter::new(id, data_len, layout_of(mode)).finish()
         };
         b.truncate(b.len() - 4);
         if mode % 3 == 2 {
@@ -681,22 +691,65 @@ mod corpus_replay {
         replay("engine_model", engine_model);
     }
 
-    fn entry(op: format::Op, ns: &[u8], key: &[u8], value: &[u8], version: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        let meta = EntryMeta {
-            op,
-            kind: 1,
-            horizon: 2,
-            version,
-            expires_ms: 0,
+    /// Six entries, one of each op, in `layout` (2 or 3), with their seed names.
+    fn entries(layout: EntryLayout) -> [(&'static str, Vec<u8>); 6] {
+        use format::Op;
+        let entry = |op, ns: &[u8], key: &[u8], value: &[u8], version| {
+            let meta = EntryMeta {
+                op,
+                kind: 1,
+                horizon: 2,
+                version,
+                expires_ms: 0,
+            };
+            let mut out = Vec::new();
+            if layout == EntryLayout::V2 {
+                format::encode_layout2_entry(&mut out, &meta, ns, key, value);
+            } else {
+                format::encode_entry(&mut out, &meta, ns, key, value);
+            }
+            out
         };
-        format::encode_entry(&mut out, &meta, ns, key, value);
-        out
+        [
+            ("put", entry(Op::Put, b"ns", b"key", b"value", 7)),
+            ("put-empty", entry(Op::Put, b"", b"", b"", 1)),
+            ("tombstone", entry(Op::Tombstone, b"ns", b"key", b"", 8)),
+            ("create", entry(Op::CreateNamespace, b"ns", b"", b"", 2)),
+            ("clear", entry(Op::ClearNamespace, b"ns", b"", b"", 9)),
+            ("drop", entry(Op::DropNamespace, b"ns", b"", b"", 10)),
+        ]
     }
 
-    /// `decode_record`'s first byte for raw bytes, and for a body it frames, in entry layout 2.
-    const L2_RAW: u8 = 3;
-    const L2_FRAMED: u8 = 5;
+    /// `decode_record`'s first byte for raw bytes, and for a body it frames, in entry layout 3
+    /// (written) and 2 (read only).
+    const L3_RAW: u8 = 3;
+    const L3_FRAMED: u8 = 5;
+    const L2_RAW: u8 = 129;
+    const L2_FRAMED: u8 = 131;
+
+    /// A data directory's segment and hint files in `recover_image`'s framing (the first
+    /// eight by name, each cut at 64 KiB).
+    fn image_of(mut files: Vec<(String, Vec<u8>)>) -> Vec<u8> {
+        files.sort();
+        let mut image = Vec::new();
+        for (name, bytes) in files.iter().take(8) {
+            let kind = if name.ends_with(".seg") {
+                0
+            } else if name.ends_with(".hint") {
+                2
+            } else {
+                continue;
+            };
+            let Some(id) = name.split('.').next().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
+            image.push((kind << 4) | (id as u8 & 0x0f));
+            image.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            image.extend_from_slice(bytes);
+        }
+        image
+    }
 
     /// Writes seeds built from real encodings: `TTLCASK_WRITE_SEEDS=1 cargo test -p
     /// ttlcask-engine fuzzing::corpus_replay::write_seeds`.
@@ -711,96 +764,79 @@ mod corpus_replay {
             std::fs::create_dir_all(&dir).expect("mkdir");
             std::fs::write(dir.join(name), bytes).expect("write seed");
         };
-        use format::Op;
-        let entries = [
-            ("put", entry(Op::Put, b"ns", b"key", b"value", 7)),
-            ("put-empty", entry(Op::Put, b"", b"", b"", 1)),
-            ("tombstone", entry(Op::Tombstone, b"ns", b"key", b"", 8)),
-            ("create", entry(Op::CreateNamespace, b"ns", b"", b"", 2)),
-            ("clear", entry(Op::ClearNamespace, b"ns", b"", b"", 9)),
-            ("drop", entry(Op::DropNamespace, b"ns", b"", b"", 10)),
-        ];
-        let header = format::encode_segment_header(&format::SegmentHeader {
-            id: 3,
-            base_version: 5,
-            format: format::FORMAT_VERSION,
-            salt: FUZZ_SALT,
-            entry_layout: format::WRITE_LAYOUT,
-        });
-        write(
-            "decode_record",
-            "l2-segment-header",
-            &[&[L2_RAW][..], &header].concat(),
-        );
-        for (name, e) in &entries {
-            write(
-                "decode_record",
-                &format!("l2-entry-{name}"),
-                &[&[L2_RAW][..], e].concat(),
-            );
+        let framed = |layout: EntryLayout, entries: &[&[u8]]| {
             let mut frame = Vec::new();
             let start = format::begin_frame(&mut frame);
-            frame.extend_from_slice(e);
-            format::finish_frame(&mut frame, start, FUZZ_SALT);
-            write(
-                "decode_record",
-                &format!("l2-frame-{name}"),
-                &[&[L2_RAW][..], &frame].concat(),
-            );
-            write(
-                "decode_record",
-                &format!("l2-body-{name}"),
-                &[&[L2_FRAMED][..], e].concat(),
-            );
+            for e in entries {
+                frame.extend_from_slice(e);
+            }
+            format::finish_frame_in(&mut frame, start, FUZZ_SALT, layout);
+            frame
+        };
+        for (layout, prefix, raw, framed_body) in [
+            (EntryLayout::V3, "l3", L3_RAW, L3_FRAMED),
+            (EntryLayout::V2, "l2", L2_RAW, L2_FRAMED),
+        ] {
+            let entries = entries(layout);
+            let header = format::encode_segment_header(&format::SegmentHeader {
+                id: 3,
+                base_version: 5,
+                format: format::FORMAT_VERSION,
+                salt: FUZZ_SALT,
+                entry_layout: layout,
+            });
+            let seed = |name: &str, bytes: &[u8]| {
+                write(
+                    "decode_record",
+                    &format!("{prefix}-{name}"),
+                    &[&[raw][..], bytes].concat(),
+                );
+            };
+            seed("segment-header", &header);
+            for (name, e) in &entries {
+                seed(&format!("entry-{name}"), e);
+                seed(&format!("frame-{name}"), &framed(layout, &[e]));
+                write(
+                    "decode_record",
+                    &format!("{prefix}-body-{name}"),
+                    &[&[framed_body][..], e].concat(),
+                );
+            }
+            let batch = framed(layout, &[&entries[0].1, &entries[2].1]);
+            seed("frame-batch", &batch);
+            seed("frame-end", &[0; 8]);
+            seed("truncated", &batch[..batch.len() - 3]);
         }
-        let mut batch = Vec::new();
-        let start = format::begin_frame(&mut batch);
-        batch.extend_from_slice(&entries[0].1);
-        batch.extend_from_slice(&entries[2].1);
-        format::finish_frame(&mut batch, start, FUZZ_SALT);
-        write(
-            "decode_record",
-            "l2-frame-batch",
-            &[&[L2_RAW][..], &batch].concat(),
-        );
-        write(
-            "decode_record",
-            "l2-frame-end",
-            &[L2_RAW, 0, 0, 0, 0, 0, 0, 0, 0],
-        );
-        write(
-            "decode_record",
-            "l2-truncated",
-            &[&[L2_RAW][..], &batch[..batch.len() - 3]].concat(),
-        );
 
         // Real hint files.
         let mut hints = Vec::new();
-        for n in 0..4u32 {
-            let mut w = HintWriter::new(n, u64::from(n) * 100, format::WRITE_LAYOUT);
-            for (i, (_, e)) in entries.iter().enumerate().take(n as usize * 2) {
-                let d = format::decode_entry(e, format::WRITE_LAYOUT, format::NO_SEGMENT)
-                    .expect("decode");
-                w.push(&HintEntry {
-                    offset: 24 + i as u32 * 64,
-                    meta: d.meta,
-                    namespace: d.namespace,
-                    key: d.key,
-                    len: d.len as u32,
-                    shape: d.shape(),
-                });
+        for (layout, prefix) in [(EntryLayout::V3, "l3"), (EntryLayout::V2, "l2")] {
+            let entries = entries(layout);
+            for n in 0..4u32 {
+                let mut w = HintWriter::new(n, u64::from(n) * 100, layout);
+                for (i, (_, e)) in entries.iter().enumerate().take(n as usize * 2) {
+                    let d = format::decode_entry(e, layout, format::NO_SEGMENT).expect("decode");
+                    w.push(&HintEntry {
+                        offset: 24 + i as u32 * 64,
+                        meta: d.meta,
+                        namespace: d.namespace,
+                        key: d.key,
+                        len: d.len as u32,
+                        shape: d.shape(),
+                    });
+                }
+                let bytes = w.finish();
+                write(
+                    "decode_hint",
+                    &format!("{prefix}-hint-{n}"),
+                    &[&[0u8][..], &bytes].concat(),
+                );
+                hints.push(bytes);
             }
-            let bytes = w.finish();
-            write(
-                "decode_hint",
-                &format!("l2-hint-{n}"),
-                &[&[0u8][..], &bytes].concat(),
-            );
-            hints.push(bytes);
         }
         write(
             "decode_hint",
-            "l2-records-fixed",
+            "l3-records-fixed",
             &[&[1u8, 3, 0, 100, 0][..], &hints[3][24..hints[3].len() - 4]].concat(),
         );
 
@@ -827,27 +863,31 @@ mod corpus_replay {
             let _ = store.compact();
             drop(store);
             use crate::fs::FileSystem;
-            let mut image = Vec::new();
-            let mut names = fs.list(Path::new(DIR)).expect("list");
-            names.sort();
-            for name in names.iter().take(8) {
-                let kind = if name.ends_with(".seg") {
-                    0
-                } else if name.ends_with(".hint") {
-                    2
-                } else {
-                    continue;
-                };
-                let Some(id) = name.split('.').next().and_then(|s| s.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let bytes = fs.read(&Path::new(DIR).join(name)).expect("read");
-                let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
-                image.push((kind << 4) | (id as u8 & 0x0f));
-                image.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-                image.extend_from_slice(bytes);
-            }
-            write("recover_image", &format!("l2-store-{n}"), &image);
+            let files = fs
+                .list(Path::new(DIR))
+                .expect("list")
+                .into_iter()
+                .map(|name| {
+                    let bytes = fs.read(&Path::new(DIR).join(&name)).expect("read");
+                    (name, bytes)
+                })
+                .collect();
+            write("recover_image", &format!("l3-store-{n}"), &image_of(files));
+        }
+        // Data directories the release that wrote entry layout 2 left (engine/tests/fixtures).
+        for name in ["closed", "crashed"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/layout2-4f7827f")
+                .join(name);
+            let files = std::fs::read_dir(&dir)
+                .expect("fixture")
+                .map(|e| {
+                    let e = e.expect("entry");
+                    let bytes = std::fs::read(e.path()).expect("read");
+                    (e.file_name().to_string_lossy().into_owned(), bytes)
+                })
+                .collect();
+            write("recover_image", &format!("l2-{name}"), &image_of(files));
         }
         write(
             "recover_image",

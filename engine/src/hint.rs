@@ -31,13 +31,18 @@
 //! | horizon | zigzag varint of horizon − segment id (wrapping, 32 bits) |
 //! | expiry | delta to the last expiry before (0 at the start), only if the flags say so |
 //!
-//! Version 3 is version 2 for a segment whose entries are in entry layout 2, with two
-//! changes: the record keeps the entry's whole length instead of the value's (a layout 2
+//! Version 3 is version 2 for a segment whose entries are in entry layout 2 (written by one
+//! release, main at 4f7827f): the records are alike, but an entry's length (which places
+//! the next record's offset) follows that layout.
+//!
+//! Version 4 is version 2 for a segment whose entries are in entry layout 3, with two
+//! changes: the record keeps the entry's whole length instead of the value's (a layout 3
 //! entry's length depends on its shape), and the flags give bits 4–5 to how the entry names
 //! its namespace (0 its name, 1 its name and a frame id, 2 the id only), bit 6 to "its frame
 //! id is above 0" and bit 7 to "a kind byte follows"; whether the entry left its horizon out
-//! follows from the horizon (it does exactly when that is the segment's id). A hint says its version, so a hint and its segment never disagree on the
-//! layout.
+//! follows from the horizon (it does exactly when that is the segment's id).
+//!
+//! A hint says its version, so a hint and its segment never disagree on the layout.
 //!
 //! Version 1 (read, never written any more) had a fixed 36-byte record header
 //! (offset u32, op u8, kind u8, namespace length u16, key length u32, value length u32,
@@ -61,8 +66,10 @@ use crate::varint;
 /// still read.
 pub const HINT_VERSION: u32 = 2;
 const HINT_V1: u32 = 1;
-/// Layout version of the hint files written for segments in entry layout 2.
+/// Layout version of the hint files of segments in entry layout 2.
 pub const HINT_V3: u32 = 3;
+/// Layout version of the hint files written for segments in entry layout 3.
+pub const HINT_V4: u32 = 4;
 const HINT_MAGIC: [u8; 8] = *b"TTLCHNT\0";
 const FORMAT_OFFSET: usize = HINT_MAGIC.len();
 const SEGMENT_ID_OFFSET: usize = FORMAT_OFFSET + size_of::<u32>();
@@ -89,7 +96,7 @@ const FLAG_EXPIRES: u8 = 0b1000;
 /// Version 2: the kind in the top four bits; 15 means a kind byte follows.
 const KIND_SHIFT: u32 = 4;
 const KIND_FOLLOWS: u8 = 0x0f;
-/// Version 3: bits 4–5 say how the entry names its namespace ([`NsKind`]: 0 the name, 1 the
+/// Version 4: bits 4–5 say how the entry names its namespace ([`NsKind`]: 0 the name, 1 the
 /// name and a frame id, 2 the id only), bit 6 that its frame id is above 0, bit 7 that a kind
 /// byte follows (the kind is not 0).
 const V3_NS_SHIFT: u32 = 4;
@@ -110,7 +117,7 @@ pub struct HintEntry<'a> {
     pub key: &'a [u8],
     /// Encoded length of the entry in the segment.
     pub len: u32,
-    /// How the entry is shaped (a layout 2 entry may name its namespace by the id its frame
+    /// How the entry is shaped (a layout 3 entry may name its namespace by the id its frame
     /// gave it, and leave out its horizon when it is the segment's id).
     pub shape: Shape,
 }
@@ -121,17 +128,21 @@ impl HintEntry<'_> {
         u64::from(self.offset) + u64::from(self.len)
     }
 
-    /// A layout 1 entry's value length (versions 1 and 2 keep that instead of the length).
-    fn v1_value_len(&self) -> u32 {
-        let head = format::entry_len(
-            EntryLayout::V1,
-            &self.meta,
-            self.namespace.len(),
-            self.key.len(),
-            0,
-        );
-        self.len
-            .saturating_sub(u32::try_from(head).unwrap_or(u32::MAX))
+    /// A layout 1 or 2 entry's value length (versions 1 to 3 keep that instead of the
+    /// length).
+    fn value_len(&self, layout: EntryLayout) -> u32 {
+        let (ns, key) = (self.namespace.len(), self.key.len());
+        let value = match layout {
+            EntryLayout::V2 => {
+                let head = format::layout2_entry_len(&self.meta, ns, key, 0);
+                format::compact_value_len(self.len as usize, head).unwrap_or(0)
+            }
+            _ => {
+                let head = format::entry_len(EntryLayout::V1, &self.meta, ns, key, 0);
+                (self.len as usize).saturating_sub(head)
+            }
+        };
+        u32::try_from(value).unwrap_or(u32::MAX)
     }
 }
 
@@ -212,8 +223,8 @@ impl HintWriter {
         let b = &mut self.body;
         let has_expiry = meta.expires_ms != 0;
         let (shift, follows, by_id) = match self.layout {
-            EntryLayout::V1 => (KIND_SHIFT, KIND_FOLLOWS, 0),
-            EntryLayout::V2 => (
+            EntryLayout::V1 | EntryLayout::V2 => (KIND_SHIFT, KIND_FOLLOWS, 0),
+            EntryLayout::V3 => (
                 V3_KIND_SHIFT,
                 V3_KIND_FOLLOWS,
                 (e.shape.ns as u8) << V3_NS_SHIFT
@@ -234,10 +245,11 @@ impl HintWriter {
         varint::put(b, u64::from(ns));
         varint::put(b, e.key.len() as u64);
         b.extend_from_slice(e.key);
-        // Layout 1 entries' length follows from the value's; layout 2 ones are kept whole.
+        // Layout 1 and 2 entries' length follows from the value's; layout 3 ones are kept
+        // whole.
         let len = match self.layout {
-            EntryLayout::V1 => e.v1_value_len(),
-            EntryLayout::V2 => e.len,
+            EntryLayout::V1 | EntryLayout::V2 => e.value_len(self.layout),
+            EntryLayout::V3 => e.len,
         };
         varint::put(b, u64::from(len));
         varint::put(
@@ -268,6 +280,7 @@ impl HintWriter {
         let version = match self.layout {
             EntryLayout::V1 => HINT_VERSION,
             EntryLayout::V2 => HINT_V3,
+            EntryLayout::V3 => HINT_V4,
         };
         buf.extend_from_slice(&version.to_le_bytes());
         buf.extend_from_slice(&self.segment_id.to_le_bytes());
@@ -312,7 +325,8 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
         return Err(DecodeError::Truncated);
     }
     let version = read_u32(bytes, FORMAT_OFFSET);
-    if bytes[..FORMAT_OFFSET] != HINT_MAGIC || !matches!(version, HINT_V1 | HINT_VERSION | HINT_V3)
+    if bytes[..FORMAT_OFFSET] != HINT_MAGIC
+        || !matches!(version, HINT_V1 | HINT_VERSION | HINT_V3 | HINT_V4)
     {
         return Err(DecodeError::BadHeader);
     }
@@ -324,10 +338,10 @@ pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
         segment_id: read_u32(bytes, SEGMENT_ID_OFFSET),
         data_len: read_u64(bytes, DATA_LEN_OFFSET),
         records: None,
-        layout: if version == HINT_V3 {
-            EntryLayout::V2
-        } else {
-            EntryLayout::V1
+        layout: match version {
+            HINT_V3 => EntryLayout::V2,
+            HINT_V4 => EntryLayout::V3,
+            _ => EntryLayout::V1,
         },
         namespaces: Vec::new(),
         body: &bytes[V1_HEADER_LEN..body_end],
@@ -440,8 +454,8 @@ fn parse_record<'a>(
     *b = rest;
     let op = op_from(flags & FLAG_OP)?;
     let (shift, follows, ns_kind) = match layout {
-        EntryLayout::V1 => (KIND_SHIFT, KIND_FOLLOWS, NsKind::Inline),
-        EntryLayout::V2 => (
+        EntryLayout::V1 | EntryLayout::V2 => (KIND_SHIFT, KIND_FOLLOWS, NsKind::Inline),
+        EntryLayout::V3 => (
             V3_KIND_SHIFT,
             V3_KIND_FOLLOWS,
             match (flags >> V3_NS_SHIFT) & 0b11 {
@@ -452,7 +466,7 @@ fn parse_record<'a>(
             },
         ),
     };
-    let id_zero = layout == EntryLayout::V1 || flags & V3_ID_ABOVE_ZERO == 0;
+    let id_zero = layout != EntryLayout::V3 || flags & V3_ID_ABOVE_ZERO == 0;
     let mut kind = flags >> shift;
     if kind == follows {
         kind = varint::take_bytes(b, 1)?[0];
@@ -466,10 +480,6 @@ fn parse_record<'a>(
     let key_len = varint::take(b)?;
     let key = varint::take_bytes(b, key_len)?;
     let len = u32::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
-    let len = match layout {
-        EntryLayout::V1 => v1_entry_len(namespace.len(), key.len(), len)?,
-        EntryLayout::V2 => len,
-    };
     let version = prev
         .version
         .wrapping_add(varint::unzigzag(varint::take(b)?) as u64);
@@ -484,23 +494,36 @@ fn parse_record<'a>(
     } else {
         0
     };
+    let meta = EntryMeta {
+        op,
+        kind,
+        horizon: segment_id.wrapping_add(horizon as u32),
+        version,
+        expires_ms,
+    };
+    // Versions 2 and 3 keep the value's length, version 4 the entry's.
+    let len = match layout {
+        EntryLayout::V1 => v1_entry_len(namespace.len(), key.len(), len)?,
+        EntryLayout::V2 => u32::try_from(format::layout2_entry_len(
+            &meta,
+            namespace.len(),
+            key.len(),
+            len as usize,
+        ))
+        .map_err(|_| DecodeError::BadField)?,
+        EntryLayout::V3 => len,
+    };
     let entry = HintEntry {
         offset,
-        meta: EntryMeta {
-            op,
-            kind,
-            horizon: segment_id.wrapping_add(horizon as u32),
-            version,
-            expires_ms,
-        },
+        meta,
         namespace,
         key,
         len,
         shape: Shape {
             ns: ns_kind,
             id_zero,
-            // A layout 2 entry leaves its horizon out exactly when it is its segment's id.
-            implied_horizon: layout == EntryLayout::V2 && horizon == 0,
+            // A layout 3 entry leaves its horizon out exactly when it is its segment's id.
+            implied_horizon: layout == EntryLayout::V3 && horizon == 0,
         },
     };
     prev.end = entry.end();
@@ -560,7 +583,7 @@ pub fn encode_v1(segment_id: u32, data_len: u64, entries: &[HintEntry<'_>]) -> V
         let ns_len = u16::try_from(e.namespace.len()).unwrap_or(u16::MAX);
         b.extend_from_slice(&ns_len.to_le_bytes());
         b.extend_from_slice(&u32::try_from(e.key.len()).unwrap_or(u32::MAX).to_le_bytes());
-        b.extend_from_slice(&e.v1_value_len().to_le_bytes());
+        b.extend_from_slice(&e.value_len(EntryLayout::V1).to_le_bytes());
         b.extend_from_slice(&e.meta.horizon.to_le_bytes());
         b.extend_from_slice(&e.meta.version.to_le_bytes());
         b.extend_from_slice(&e.meta.expires_ms.to_le_bytes());
@@ -674,7 +697,7 @@ mod tests {
                 ..e.clone()
             })
             .collect();
-        let mut w3 = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F, EntryLayout::V2);
+        let mut w3 = HintWriter::new(0x0102_0304, 0x0A0B_0C0D_0E0F, EntryLayout::V3);
         for (e, e3) in want.iter().zip(&want3) {
             w.push(e);
             w3.push(e3);
@@ -682,7 +705,7 @@ mod tests {
         let v3 = w3.finish();
         for (bytes, want, layout) in [
             (w.finish(), &want, EntryLayout::V1),
-            (v3, &want3, EntryLayout::V2),
+            (v3, &want3, EntryLayout::V3),
             (
                 encode_v1(0x0102_0304, 0x0A0B_0C0D_0E0F, &want),
                 &want,
@@ -775,7 +798,7 @@ mod tests {
 
     #[test]
     fn another_hint_version_or_magic_is_refused_even_with_a_valid_crc() {
-        for version in [0, HINT_V3 + 1] {
+        for version in [0, HINT_V4 + 1] {
             let other_version = with_valid_crc(sample(), |b| {
                 b[FORMAT_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&version.to_le_bytes());
             });
@@ -973,14 +996,35 @@ mod tests {
                 ..e.clone()
             })
             .collect();
-        for (layout, entries) in [(EntryLayout::V1, &entries), (EntryLayout::V2, &entries3)] {
+        // Version 3 (layout 2): lengths that a layout 2 entry of these fields has.
+        let entries2: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| HintEntry {
+                len: format::layout2_entry_len(
+                    &e.meta,
+                    e.namespace.len(),
+                    e.key.len(),
+                    [0, 1 << 28, 127, 128][i % 4],
+                ) as u32,
+                ..e.clone()
+            })
+            .collect();
+        for (layout, entries) in [
+            (EntryLayout::V1, &entries),
+            (EntryLayout::V2, &entries2),
+            (EntryLayout::V3, &entries3),
+        ] {
             let mut w = HintWriter::new(6, u64::MAX, layout);
             for e in entries {
                 w.push(e);
             }
             let bytes = w.finish();
             let hint = decode(&bytes).expect("valid");
-            assert_eq!((hint.segment_id, hint.data_len), (6, u64::MAX));
+            assert_eq!(
+                (hint.segment_id, hint.data_len, hint.layout),
+                (6, u64::MAX, layout)
+            );
             let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
             assert_eq!(&got, entries);
         }

@@ -177,7 +177,7 @@ impl Entry {
     }
 
     /// Length of the value, given the entry layout of its segment and the namespace and key
-    /// lengths. In layout 2 the header's horizon is not in the index: the segment id stands
+    /// lengths. In layouts 2 and 3 the header's horizon is not in the index: the segment id stands
     /// in for it (they differ in varint length only across 2^7, 2^14, … boundaries), so the
     /// figure can be off by a few bytes for records compaction moved.
     pub fn value_len(&self, layout: EntryLayout, namespace_len: usize, key_len: usize) -> usize {
@@ -189,19 +189,15 @@ impl Entry {
             expires_ms: self.expires_ms,
         };
         let head = match layout {
-            EntryLayout::V1 => format::entry_len(layout, &meta, namespace_len, key_len, 0),
+            EntryLayout::V1 => {
+                let head = format::entry_len(layout, &meta, namespace_len, key_len, 0);
+                return (self.len as usize).saturating_sub(head);
+            }
+            EntryLayout::V2 => format::layout2_entry_len(&meta, namespace_len, key_len, 0),
             // Frame ids are below 128: one byte.
-            EntryLayout::V2 => format::v2_entry_len(&meta, self.shape, namespace_len, key_len, 0),
+            EntryLayout::V3 => format::v2_entry_len(&meta, self.shape, namespace_len, key_len, 0),
         };
-        let rest = (self.len as usize).saturating_sub(head);
-        if layout == EntryLayout::V1 {
-            return rest;
-        }
-        // `rest` counts the value and the bytes its length takes beyond the one of a 0.
-        (0..10)
-            .map(|extra| rest.saturating_sub(extra))
-            .find(|&v| crate::varint::len(v as u64) - 1 + v == rest)
-            .unwrap_or(0)
+        format::compact_value_len(self.len as usize, head).unwrap_or(0)
     }
 }
 

@@ -1176,7 +1176,7 @@ mod tests {
             })
             .collect();
         assert!(
-            layouts.iter().any(|(_, l)| *l == EntryLayout::V2),
+            layouts.iter().any(|(_, l)| *l == EntryLayout::V3),
             "{layouts:?}"
         );
         let store = open();
