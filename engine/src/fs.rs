@@ -106,6 +106,19 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Reads a whole file chunk by chunk, calling `arrived` after each chunk with the bytes
+    /// read so far and the file's length, so that the caller can work on the first bytes
+    /// while the disk reads the next. Returns every byte. By default the file is read in one
+    /// go and `arrived` called once.
+    fn read_arriving(
+        &self,
+        path: &Path,
+        arrived: &mut dyn FnMut(&[u8], usize),
+    ) -> io::Result<Vec<u8>> {
+        let bytes = self.read(path)?;
+        arrived(&bytes, bytes.len());
+        Ok(bytes)
+    }
     /// Renames a file (atomically replacing `to`).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
@@ -376,6 +389,32 @@ impl FileSystem for RealFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_arriving(
+        &self,
+        path: &Path,
+        arrived: &mut dyn FnMut(&[u8], usize),
+    ) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        /// Small enough that work on the first bytes starts early, large enough that the
+        /// system calls do not count.
+        const CHUNK: u64 = 1 << 20;
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+        let mut bytes = Vec::with_capacity(len);
+        loop {
+            let read = (&file).take(CHUNK).read_to_end(&mut bytes)?;
+            // A file cut short since its length was asked for ends here: the caller finds
+            // it shorter than the length it was given.
+            if read == 0 {
+                return Ok(bytes);
+            }
+            arrived(&bytes, len);
+            if bytes.len() >= len {
+                return Ok(bytes);
+            }
+        }
     }
 
     fn prefetch(&self, path: &Path, len: u64) {

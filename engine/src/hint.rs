@@ -300,20 +300,251 @@ impl HintWriter {
     }
 }
 
-/// A checked hint file.
+/// What a hint's header and namespace table say.
+#[derive(Debug, Clone)]
+pub struct HintHeader {
+    /// Segment id it describes.
+    pub segment_id: u32,
+    /// Data length of that segment.
+    pub data_len: u64,
+    /// Records it holds (version 2 and later; `None` for version 1, which does not say).
+    pub records: Option<u32>,
+    /// The entry layout of the segment it describes.
+    pub layout: EntryLayout,
+    /// The namespace table: where each name is in the file, and how many records it has.
+    namespaces: Vec<(std::ops::Range<usize>, u32)>,
+    /// Where the records start.
+    body_start: usize,
+}
+
+/// Reads a hint file as its bytes arrive: the header once its bytes are in, then each record
+/// once all of its bytes are; the CRC (the file's last four bytes) is checked last, by
+/// [`HintReader::finish`]. Nothing read is to be trusted before `finish` says so.
+#[derive(Debug)]
+pub struct HintReader {
+    /// Bytes of the whole file.
+    total: usize,
+    header: Option<HintHeader>,
+    at: usize,
+    /// Records still to come (version 2 and later).
+    left: Option<u32>,
+    prev: Previous,
+    /// Records seen per namespace of the table.
+    seen: Vec<u32>,
+    failed: bool,
+}
+
+impl HintReader {
+    /// A reader of a hint file of `total` bytes.
+    pub fn new(total: usize) -> Self {
+        Self {
+            total,
+            header: None,
+            at: 0,
+            left: None,
+            prev: Previous::default(),
+            seen: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Where the records end: before the CRC.
+    fn body_end(&self) -> usize {
+        self.total.saturating_sub(CRC_LEN)
+    }
+
+    /// The header, once `bytes` (the file's first bytes) hold it: `Ok(None)` until then.
+    ///
+    /// # Errors
+    /// [`DecodeError::Truncated`] or [`DecodeError::BadHeader`] for a file that is not a
+    /// hint of a version this release reads.
+    pub fn header(&mut self, bytes: &[u8]) -> Result<Option<&HintHeader>, DecodeError> {
+        if self.header.is_none() {
+            let Some(h) = self.parse_header(bytes)? else {
+                return Ok(None);
+            };
+            self.start(h);
+        }
+        Ok(self.header.as_ref())
+    }
+
+    /// Reads the records after `header`.
+    fn start(&mut self, header: HintHeader) {
+        self.at = header.body_start;
+        self.left = header.records;
+        self.seen = vec![0; header.namespaces.len()];
+        self.header = Some(header);
+    }
+
+    fn parse_header(&self, bytes: &[u8]) -> Result<Option<HintHeader>, DecodeError> {
+        let bytes = &bytes[..bytes.len().min(self.body_end())];
+        if self.total < V1_HEADER_LEN + CRC_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        if bytes.len() < V1_HEADER_LEN {
+            return Ok(None);
+        }
+        let version = read_u32(bytes, FORMAT_OFFSET);
+        if bytes[..FORMAT_OFFSET] != HINT_MAGIC
+            || !matches!(version, HINT_V1 | HINT_VERSION | HINT_V3 | HINT_V4)
+        {
+            return Err(DecodeError::BadHeader);
+        }
+        let mut header = HintHeader {
+            segment_id: read_u32(bytes, SEGMENT_ID_OFFSET),
+            data_len: read_u64(bytes, DATA_LEN_OFFSET),
+            records: None,
+            layout: match version {
+                HINT_V3 => EntryLayout::V2,
+                HINT_V4 => EntryLayout::V3,
+                _ => EntryLayout::V1,
+            },
+            namespaces: Vec::new(),
+            body_start: V1_HEADER_LEN,
+        };
+        if version == HINT_V1 {
+            return Ok(Some(header));
+        }
+        if self.body_end() < HINT_HEADER_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        if bytes.len() < HINT_HEADER_LEN {
+            return Ok(None);
+        }
+        header.records = Some(read_u32(bytes, RECORDS_OFFSET));
+        let namespaces = read_u32(bytes, NAMESPACES_OFFSET) as usize;
+        // Each name takes at least its length byte: a count beyond the bytes left is damage.
+        if namespaces > self.body_end() - HINT_HEADER_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let mut rest = &bytes[HINT_HEADER_LEN..];
+        header.namespaces.reserve_exact(namespaces);
+        for _ in 0..namespaces {
+            let table = (|| {
+                let len = varint::take(&mut rest)?;
+                let start = bytes.len() - rest.len();
+                varint::take_bytes(&mut rest, len)?;
+                let end = bytes.len() - rest.len();
+                let records = varint::take(&mut rest)?;
+                Ok((start..end, records))
+            })();
+            match table {
+                Ok((name, records)) => {
+                    let records = u32::try_from(records).map_err(|_| DecodeError::BadField)?;
+                    header.namespaces.push((name, records));
+                }
+                // The table is not all in yet.
+                Err(DecodeError::Truncated) if bytes.len() < self.body_end() => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        header.body_start = bytes.len() - rest.len();
+        Ok(Some(header))
+    }
+
+    /// The next record, once all of its bytes are in `bytes` (the file's first bytes, the
+    /// header among them); `None` when it needs more bytes, or when every record is read.
+    /// An error ends the records (the caller then distrusts the hint).
+    pub fn next<'a>(&mut self, bytes: &'a [u8]) -> Option<Result<HintEntry<'a>, DecodeError>> {
+        let header = self.header.as_ref()?;
+        if self.failed {
+            return None;
+        }
+        let complete = bytes.len() >= self.body_end();
+        let bytes = &bytes[..bytes.len().min(self.body_end())];
+        let rest = &bytes[self.at..];
+        let parsed = match self.left {
+            // Version 1 reads to the end of the records.
+            None if rest.is_empty() => return None,
+            None => parse_v1_record(rest).map(|(entry, used)| (entry, used, None)),
+            // More bytes than the records the header counts.
+            Some(0) if !rest.is_empty() => Err(DecodeError::BadField),
+            Some(0) => return None,
+            Some(_) => {
+                let namespaces = &header.namespaces;
+                let mut b = rest;
+                parse_record(
+                    &mut b,
+                    |i| namespaces.get(i).map(|(r, _)| &bytes[r.clone()]),
+                    header.segment_id,
+                    header.layout,
+                    &self.prev,
+                )
+                .map(|(entry, ns, prev)| (entry, rest.len() - b.len(), Some((ns, prev))))
+            }
+        };
+        match parsed {
+            Err(DecodeError::Truncated) if !complete => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+            Ok((entry, used, counted)) => {
+                self.at += used;
+                if let Some((ns, prev)) = counted {
+                    self.prev = prev;
+                    self.seen[ns] += 1;
+                    self.left = self.left.map(|n| n - 1);
+                }
+                Some(Ok(entry))
+            }
+        }
+    }
+
+    /// Checks, once every byte is in `bytes` and every record read, that the records are all
+    /// there (as many per namespace as the table says) and the CRC matches.
+    ///
+    /// # Errors
+    /// [`DecodeError::BadField`] for records missing or left over, [`DecodeError::BadChecksum`]
+    /// for a CRC that does not match.
+    pub fn finish(&self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let header = self.header.as_ref().ok_or(DecodeError::Truncated)?;
+        if self.failed || bytes.len() != self.total {
+            return Err(DecodeError::Truncated);
+        }
+        let all_read = match self.left {
+            None => self.at == self.body_end(),
+            Some(n) => {
+                n == 0
+                    && self.at == self.body_end()
+                    && self
+                        .seen
+                        .iter()
+                        .zip(&header.namespaces)
+                        .all(|(s, (_, n))| s == n)
+            }
+        };
+        if !all_read {
+            return Err(DecodeError::BadField);
+        }
+        check_crc(bytes)
+    }
+}
+
+fn check_crc(bytes: &[u8]) -> Result<(), DecodeError> {
+    let body_end = bytes.len() - CRC_LEN;
+    if crc32fast::hash(&bytes[..body_end]) == read_u32(bytes, body_end) {
+        Ok(())
+    } else {
+        Err(DecodeError::BadChecksum)
+    }
+}
+
+/// A hint file whose header and CRC checked.
 #[derive(Debug)]
 pub struct Hint<'a> {
     /// Segment id it describes.
     pub segment_id: u32,
     /// Data length of that segment.
     pub data_len: u64,
-    /// Records it holds (version 2; `None` for version 1, which does not say).
-    pub records: Option<u32>,
     /// The entry layout of the segment it describes.
+    #[cfg_attr(
+        not(any(test, feature = "fuzzing")),
+        expect(dead_code, reason = "read by the fuzzing harness and tests")
+    )]
     pub layout: EntryLayout,
-    /// The namespace table: names and how many records each has.
-    namespaces: Vec<(&'a [u8], u32)>,
-    body: &'a [u8],
+    header: HintHeader,
+    bytes: &'a [u8],
 }
 
 /// Checks the header and CRC of hint bytes.
@@ -321,113 +552,54 @@ pub struct Hint<'a> {
 /// # Errors
 /// [`DecodeError::Truncated`], [`DecodeError::BadHeader`] or [`DecodeError::BadChecksum`].
 pub fn decode(bytes: &[u8]) -> Result<Hint<'_>, DecodeError> {
-    if bytes.len() < V1_HEADER_LEN + CRC_LEN {
-        return Err(DecodeError::Truncated);
-    }
-    let version = read_u32(bytes, FORMAT_OFFSET);
-    if bytes[..FORMAT_OFFSET] != HINT_MAGIC
-        || !matches!(version, HINT_V1 | HINT_VERSION | HINT_V3 | HINT_V4)
-    {
-        return Err(DecodeError::BadHeader);
-    }
-    let body_end = bytes.len() - CRC_LEN;
-    if crc32fast::hash(&bytes[..body_end]) != read_u32(bytes, body_end) {
-        return Err(DecodeError::BadChecksum);
-    }
-    let mut hint = Hint {
-        segment_id: read_u32(bytes, SEGMENT_ID_OFFSET),
-        data_len: read_u64(bytes, DATA_LEN_OFFSET),
-        records: None,
-        layout: match version {
-            HINT_V3 => EntryLayout::V2,
-            HINT_V4 => EntryLayout::V3,
-            _ => EntryLayout::V1,
-        },
-        namespaces: Vec::new(),
-        body: &bytes[V1_HEADER_LEN..body_end],
-    };
-    if version == HINT_V1 {
-        return Ok(hint);
-    }
-    if body_end < HINT_HEADER_LEN {
-        return Err(DecodeError::Truncated);
-    }
-    hint.records = Some(read_u32(bytes, RECORDS_OFFSET));
-    let namespaces = read_u32(bytes, NAMESPACES_OFFSET) as usize;
-    let mut rest = &bytes[HINT_HEADER_LEN..body_end];
-    // Each name takes at least its length byte: a count beyond the bytes left is damage.
-    if namespaces > rest.len() {
-        return Err(DecodeError::Truncated);
-    }
-    hint.namespaces.reserve_exact(namespaces);
-    for _ in 0..namespaces {
-        let len = varint::take(&mut rest)?;
-        let name = varint::take_bytes(&mut rest, len)?;
-        let records = u32::try_from(varint::take(&mut rest)?).map_err(|_| DecodeError::BadField)?;
-        hint.namespaces.push((name, records));
-    }
-    hint.body = rest;
-    Ok(hint)
+    let mut reader = HintReader::new(bytes.len());
+    let header = reader.header(bytes)?.ok_or(DecodeError::Truncated)?.clone();
+    check_crc(bytes)?;
+    Ok(Hint {
+        segment_id: header.segment_id,
+        data_len: header.data_len,
+        layout: header.layout,
+        header,
+        bytes,
+    })
 }
 
 impl<'a> Hint<'a> {
-    /// The namespaces of a version 2 hint and how many records each has (for sizing the
-    /// index before the records are applied; empty for version 1). The counts are checked
-    /// against the records by [`Hint::entries`].
-    pub fn namespace_records(&self) -> impl Iterator<Item = (&'a [u8], u32)> + '_ {
-        self.namespaces.iter().copied()
-    }
-
     /// Every entry; an error ends the iteration (the caller then distrusts the hint).
     pub fn entries(&self) -> impl Iterator<Item = Result<HintEntry<'a>, DecodeError>> + 'a {
-        let mut rest = self.body;
-        let namespaces = self.namespaces.clone();
-        let mut seen = vec![0u32; namespaces.len()];
-        // Records still to come (version 2); `None` for version 1, which reads to the end.
-        let mut left = self.records;
-        let segment_id = self.segment_id;
-        let layout = self.layout;
-        let mut prev = Previous::default();
+        let bytes = self.bytes;
+        let mut reader = HintReader::new(bytes.len());
+        reader.start(self.header.clone());
         let mut done = false;
         std::iter::from_fn(move || {
             if done {
                 return None;
             }
-            let parsed = match left {
+            match reader.next(bytes) {
+                Some(r) => Some(r),
                 None => {
-                    if rest.is_empty() {
-                        return None;
-                    }
-                    parse_v1_record(rest).map(|(entry, used)| {
-                        rest = &rest[used..];
-                        entry
-                    })
-                }
-                // More bytes than the records the header counts.
-                Some(0) if !rest.is_empty() => Err(DecodeError::BadField),
-                Some(0) => {
                     done = true;
-                    // Every namespace has the records the table says.
-                    if seen.iter().zip(&namespaces).all(|(s, (_, n))| s == n) {
-                        return None;
-                    }
-                    return Some(Err(DecodeError::BadField));
+                    // Every record is there, as many per namespace as the table says.
+                    reader
+                        .finish(bytes)
+                        .err()
+                        .filter(|&e| e != DecodeError::BadChecksum)
+                        .map(Err)
                 }
-                Some(n) => {
-                    left = Some(n - 1);
-                    parse_record(&mut rest, &namespaces, segment_id, layout, &mut prev).map(
-                        |(entry, ns)| {
-                            seen[ns] += 1;
-                            entry
-                        },
-                    )
-                }
-            };
-            if parsed.is_err() {
-                done = true;
             }
-            Some(parsed)
         })
+    }
+}
+
+impl HintHeader {
+    /// The namespace table's names (in `bytes`, the file's first bytes) and record counts.
+    pub fn namespace_records<'s, 'a: 's>(
+        &'s self,
+        bytes: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], u32)> + 's {
+        self.namespaces
+            .iter()
+            .map(move |(range, n)| (&bytes[range.clone()], *n))
     }
 }
 
@@ -442,14 +614,16 @@ fn op_from(byte: u8) -> Result<Op, DecodeError> {
     })
 }
 
-/// One version 2 record, and the index of its namespace in the table.
+/// One record of version 2 and later, the index of its namespace in the table, and what the
+/// next record is encoded against.
 fn parse_record<'a>(
     b: &mut &'a [u8],
-    namespaces: &[(&'a [u8], u32)],
+    namespace: impl Fn(usize) -> Option<&'a [u8]>,
     segment_id: u32,
     layout: EntryLayout,
-    prev: &mut Previous,
-) -> Result<(HintEntry<'a>, usize), DecodeError> {
+    prev: &Previous,
+) -> Result<(HintEntry<'a>, usize, Previous), DecodeError> {
+    let mut prev = *prev;
     let (&flags, rest) = b.split_first().ok_or(DecodeError::Truncated)?;
     *b = rest;
     let op = op_from(flags & FLAG_OP)?;
@@ -476,7 +650,7 @@ fn parse_record<'a>(
         .wrapping_add(varint::unzigzag(varint::take(b)?) as u64);
     let offset = u32::try_from(offset).map_err(|_| DecodeError::BadField)?;
     let ns = usize::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
-    let (namespace, _) = *namespaces.get(ns).ok_or(DecodeError::BadField)?;
+    let namespace = namespace(ns).ok_or(DecodeError::BadField)?;
     let key_len = varint::take(b)?;
     let key = varint::take_bytes(b, key_len)?;
     let len = u32::try_from(varint::take(b)?).map_err(|_| DecodeError::BadField)?;
@@ -531,7 +705,7 @@ fn parse_record<'a>(
     if expires_ms != 0 {
         prev.expires_ms = expires_ms;
     }
-    Ok((entry, ns))
+    Ok((entry, ns, prev))
 }
 
 fn parse_v1_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
@@ -771,7 +945,7 @@ mod tests {
         assert_eq!(bytes.len(), V1_HEADER_LEN + CRC_LEN);
         let hint = decode(&bytes).expect("an empty segment's hint");
         assert_eq!(
-            (hint.segment_id, hint.data_len, hint.records),
+            (hint.segment_id, hint.data_len, hint.header.records),
             (7, 24, None)
         );
         assert_eq!(hint.entries().count(), 0);
@@ -940,13 +1114,87 @@ mod tests {
             v1.len()
         );
         let hint = decode(&bytes).expect("valid");
-        assert_eq!(hint.records, Some(1000));
+        assert_eq!(hint.header.records, Some(1000));
         assert_eq!(
-            hint.namespace_records().collect::<Vec<_>>(),
+            hint.header
+                .namespace_records(hint.bytes)
+                .collect::<Vec<_>>(),
             [(&b"tenant-acme"[..], 1000)]
         );
         let got: Vec<_> = hint.entries().collect::<Result<_, _>>().expect("records");
         assert_eq!(got, entries);
+    }
+
+    /// Read as its bytes arrive (any chunk size, down to one byte at a time), a hint gives
+    /// the same records as read whole, each once, and `finish` checks it; one flipped byte
+    /// anywhere makes `finish` (or a record) fail.
+    #[test]
+    fn a_hint_read_as_it_arrives_gives_the_records_of_the_whole() {
+        let keys: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| format!("key-{i}").into_bytes())
+            .collect();
+        let spaces: [&[u8]; 3] = [b"a", b"bb", b""];
+        let entries: Vec<HintEntry<'_>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| HintEntry {
+                offset: 24 + i as u32 * 200,
+                meta: EntryMeta {
+                    op: Op::Put,
+                    kind: (i % 20) as u8,
+                    horizon: 9,
+                    version: 1000 + i as u64,
+                    expires_ms: if i % 3 == 0 { 0 } else { 5000 + i as u64 },
+                },
+                namespace: spaces[i % 3],
+                key,
+                len: 200,
+                shape: Shape::default(),
+            })
+            .collect();
+        let mut written = Vec::new();
+        for layout in [EntryLayout::V1, EntryLayout::V2, EntryLayout::V3] {
+            let mut w = HintWriter::new(9, 24 + 300 * 200, layout);
+            for e in &entries {
+                w.push(e);
+            }
+            written.push(w.finish());
+        }
+        written.push(encode_v1(9, 24 + 300 * 200, &entries));
+        for bytes in &written {
+            let whole: Vec<_> = decode(bytes)
+                .expect("valid")
+                .entries()
+                .collect::<Result<_, _>>()
+                .expect("records");
+            assert_eq!(whole.len(), entries.len());
+            for chunk in [1, 2, 7, 64, 1000, bytes.len()] {
+                let mut reader = HintReader::new(bytes.len());
+                let mut got = Vec::new();
+                let mut filled = 0;
+                while filled < bytes.len() {
+                    filled = (filled + chunk).min(bytes.len());
+                    let prefix = &bytes[..filled];
+                    if reader.header(prefix).expect("header").is_none() {
+                        continue;
+                    }
+                    while let Some(e) = reader.next(prefix) {
+                        got.push(e.expect("record"));
+                    }
+                }
+                assert_eq!(got, whole, "chunks of {chunk}");
+                reader.finish(bytes).expect("sound");
+            }
+            for at in [bytes.len() / 3, bytes.len() - 5, bytes.len() - 1] {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x10;
+                let mut reader = HintReader::new(bad.len());
+                let ok = reader.header(&bad).is_ok_and(|h| h.is_some())
+                    && std::iter::from_fn(|| reader.next(&bad)).all(|e| e.is_ok())
+                    && reader.finish(&bad).is_ok();
+                assert!(!ok, "a flipped byte at {at} goes unnoticed");
+            }
+        }
     }
 
     /// Values at the edges of every delta: offsets going backwards, versions jumping both

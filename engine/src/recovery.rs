@@ -6,13 +6,13 @@
 //! lower version of its key; a clear or drop hides every item of its namespace at or below
 //! its version; a namespace exists when its newest create is newer than its newest drop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::format::{self, DecodeError, EntryMeta, Op, Summary};
+use crate::format::{self, EntryMeta, Op, Summary};
 use crate::fs::FileSystem;
-use crate::hint::{self, Hint, HintEntry};
+use crate::hint::{HintEntry, HintReader};
 use crate::index::{Entry, KeyDir, Location, Namespace, SegmentSlot, State};
 use crate::keydir::Bulk;
 use crate::options::RecoveryPolicy;
@@ -148,11 +148,16 @@ impl Replay {
         &mut self.namespaces[slot].1
     }
 
-    /// Sizes a namespace's staging for the records `hint` says it has (at most: some are
-    /// tombstones or older versions). A record takes at least a byte of the hint's
-    /// `hint_len`: a count above that (a hint whose CRC checks by chance) is not believed.
-    fn reserve(&mut self, hint: &Hint<'_>, hint_len: usize) {
-        for (name, n) in hint.namespace_records() {
+    /// Sizes each namespace's staging for the records a hint's table says it has (at most:
+    /// some are tombstones or older versions). A record takes at least a byte of the hint's
+    /// `hint_len`: a count above that (a damaged table: the hint's CRC is checked only once
+    /// it is all read) is not believed.
+    fn reserve<'a>(
+        &mut self,
+        namespace_records: impl Iterator<Item = (&'a [u8], u32)>,
+        hint_len: usize,
+    ) {
+        for (name, n) in namespace_records {
             let n = usize::try_from(n).unwrap_or(usize::MAX).min(hint_len);
             self.namespace(name).arriving.reserve(n);
         }
@@ -318,13 +323,9 @@ pub fn recover(
     }
     segment_ids.sort_unstable();
 
-    let mut replay = Replay::default();
     let mut state = State::default();
-    let mut max_segment_id = 0;
-    for (id, name) in evidence {
-        max_segment_id = max_segment_id.max(id);
-        load_evidence(fs, &dir.join(name), id, &mut replay, &mut report)?;
-    }
+    let mut max_segment_id = evidence.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    let mut base_version = 0;
     // Each open reads its segment's header through the map: from the disk, one page fault
     // at a time (3 ms each here), unless the disk is asked for all of them first.
     for &id in &segment_ids {
@@ -377,10 +378,31 @@ pub fn recover(
                 continue;
             }
         };
-        replay.max_version = replay.max_version.max(seg.base_version);
+        base_version = base_version.max(seg.base_version);
         opened.push(seg);
     }
-    let loaded = load_segments(fs, dir, opened, &mut replay, &mut report)?;
+    // Loading starts over (the segments opened again) without a hint found damaged after
+    // some of its records were applied: at most once per hint.
+    let opened_report = report.clone();
+    let mut distrusted = HashSet::new();
+    let (mut replay, loaded) = loop {
+        let mut replay = Replay {
+            max_version: base_version,
+            ..Replay::default()
+        };
+        report = opened_report.clone();
+        for (id, name) in &evidence {
+            load_evidence(fs, &dir.join(name), *id, &mut replay, &mut report)?;
+        }
+        match load_segments(fs, dir, opened, &distrusted, &mut replay, &mut report) {
+            Ok(loaded) => break (replay, loaded),
+            Err(LoadStop::Io(e)) => return Err(e.into()),
+            Err(LoadStop::Distrust(id, segments)) => {
+                distrusted.insert(id);
+                opened = segments;
+            }
+        }
+    };
     if policy == RecoveryPolicy::Strict {
         let mut problems: Vec<String> = report
             .damaged
@@ -495,21 +517,28 @@ fn load_segments(
     fs: &dyn FileSystem,
     dir: &Path,
     opened: Vec<Segment>,
+    distrusted: &HashSet<u32>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
-) -> std::io::Result<Vec<(u32, Segment, SlotStats)>> {
+) -> Result<Vec<(u32, Segment, SlotStats)>, LoadStop> {
     let (mine, theirs) = split_by_size(opened, Segment::capacity);
     let mut sibling = replay.sibling();
     let mut sibling_report = RecoveryReport::default();
-    let (mut loaded, mut rescan, theirs) = std::thread::scope(|scope| {
+    let (mine, theirs) = std::thread::scope(|scope| {
         let helper = (!theirs.is_empty()).then(|| {
             let (sibling, sibling_report) = (&mut sibling, &mut sibling_report);
-            scope.spawn(move || load_hinted(fs, dir, theirs, sibling, sibling_report))
+            scope.spawn(move || load_hinted(fs, dir, theirs, distrusted, sibling, sibling_report))
         });
-        let (loaded, rescan) = load_hinted(fs, dir, mine, replay, report);
+        let mine = load_hinted(fs, dir, mine, distrusted, replay, report);
         let theirs = helper.map(|h| h.join().expect("hint loading does not panic"));
-        (loaded, rescan, theirs)
+        (mine, theirs)
     });
+    let (mut loaded, mut rescan, theirs) = match (mine, theirs) {
+        (Ok((loaded, rescan)), theirs @ (None | Some(Ok(_)))) => {
+            (loaded, rescan, theirs.and_then(Result::ok))
+        }
+        (mine, theirs) => return Err(stop_with_every_segment(mine, theirs)),
+    };
     if let Some((their_loaded, mut their_rescan)) = theirs {
         loaded.extend(their_loaded);
         rescan.append(&mut their_rescan);
@@ -526,6 +555,31 @@ fn load_segments(
     }
     loaded.sort_unstable_by_key(|(id, _, _)| *id);
     Ok(loaded)
+}
+
+/// Why loading stopped, when one of the two threads stopped: an I/O error, or a hint to
+/// distrust, with every segment of both threads back for the next attempt.
+fn stop_with_every_segment(
+    mine: Result<HintedLoad, LoadStop>,
+    theirs: Option<Result<HintedLoad, LoadStop>>,
+) -> LoadStop {
+    let mut segments = Vec::new();
+    let mut distrust = None;
+    for part in std::iter::once(mine).chain(theirs) {
+        match part {
+            Ok((loaded, rescan)) => {
+                segments.extend(loaded.into_iter().map(|(_, seg, _)| seg));
+                segments.extend(rescan);
+            }
+            Err(LoadStop::Io(e)) => return LoadStop::Io(e),
+            Err(LoadStop::Distrust(id, all)) => {
+                distrust.get_or_insert(id);
+                segments.extend(all);
+            }
+        }
+    }
+    // One of the two stopped, and not for I/O: for a hint.
+    LoadStop::Distrust(distrust.unwrap_or_default(), segments)
 }
 
 /// Splits `items` in two shares of about equal `size`: largest first, each to the lighter
@@ -547,17 +601,20 @@ fn split_by_size<T>(mut items: Vec<T>, size: impl Fn(&T) -> u64) -> (Vec<T>, Vec
 }
 
 /// Indexes `segments` from their hints, one by one: the disk is asked for the next hint file
-/// before this thread reads and applies one, so that it reads the next while this thread
-/// applies the one it has. Returns the segments loaded, and those to scan instead: without a
-/// usable hint, or whose hint turned out damaged part way (what was applied from it is
-/// harmless: replay is idempotent).
+/// before this thread reads one, and each hint's records are applied as its bytes arrive, so
+/// that the disk reads while this thread works. A hint is only known to be sound once its
+/// last bytes (the CRC) are in: one found damaged after records of it were applied is
+/// returned as `Err` (the caller starts over without it, see [`load_all`]). Returns the
+/// segments loaded, and those to scan instead (without a usable hint, or whose hint was found
+/// damaged before anything of it was applied).
 fn load_hinted(
     fs: &dyn FileSystem,
     dir: &Path,
     segments: Vec<Segment>,
+    distrusted: &HashSet<u32>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
-) -> (Vec<(u32, Segment, SlotStats)>, Vec<Segment>) {
+) -> Result<HintedLoad, LoadStop> {
     let paths: Vec<_> = segments
         .iter()
         .map(|seg| dir.join(segment::hint_file_name(seg.id)))
@@ -567,28 +624,150 @@ fn load_hinted(
     if let Some(first) = paths.first() {
         fs.prefetch(first, u64::MAX);
     }
-    for (i, seg) in segments.into_iter().enumerate() {
+    let mut segments = segments.into_iter().enumerate();
+    while let Some((i, seg)) = segments.next() {
         let path = &paths[i];
         if let Some(next) = paths.get(i + 1) {
             fs.prefetch(next, u64::MAX);
         }
-        let Ok(bytes) = fs.read(path) else {
+        if distrusted.contains(&seg.id) {
+            report.ignored_files.push(format!(
+                "{}: damaged hint, segment scanned instead",
+                path.display()
+            ));
             rescan.push(seg);
             continue;
-        };
-        let decoded = hint::decode(&bytes);
-        let Some(hint) = usable_hint(dir, &seg, &decoded, report) else {
-            rescan.push(seg);
-            continue;
-        };
-        // Each namespace's staging grows once per hint, by the hint's record count.
-        replay.reserve(hint, bytes.len());
-        match load_from_hint(dir, &seg, hint, replay, report) {
-            Some(stats) => loaded.push((seg.id, seg, stats)),
-            None => rescan.push(seg),
+        }
+        match load_from_hint(fs, path, &seg, replay, report) {
+            HintOutcome::Loaded(stats) => loaded.push((seg.id, seg, stats)),
+            HintOutcome::Unusable(why) => {
+                if let Some(why) = why {
+                    report.ignored_files.push(format!(
+                        "{}: {why}, segment scanned instead",
+                        path.display()
+                    ));
+                }
+                rescan.push(seg);
+            }
+            HintOutcome::DamagedAfterApplying => {
+                let id = seg.id;
+                let all = loaded
+                    .into_iter()
+                    .map(|(_, seg, _)| seg)
+                    .chain(rescan)
+                    .chain(std::iter::once(seg))
+                    .chain(segments.map(|(_, seg)| seg))
+                    .collect();
+                return Err(LoadStop::Distrust(id, all));
+            }
         }
     }
-    (loaded, rescan)
+    Ok((loaded, rescan))
+}
+
+/// The segments a thread loaded from hints, and those left to scan.
+type HintedLoad = (Vec<(u32, Segment, SlotStats)>, Vec<Segment>);
+
+/// Why loading the segments stopped.
+enum LoadStop {
+    Io(std::io::Error),
+    /// The hint of this segment was found damaged after some of its records were applied:
+    /// loading starts over without it, with every segment (here) again.
+    Distrust(u32, Vec<Segment>),
+}
+
+impl From<std::io::Error> for LoadStop {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+enum HintOutcome {
+    Loaded(SlotStats),
+    /// No hint (`None`: no file), or one found unusable before any record was applied.
+    Unusable(Option<&'static str>),
+    DamagedAfterApplying,
+}
+
+/// Reads the hint of `seg` at `path` and applies its records as they arrive.
+fn load_from_hint(
+    fs: &dyn FileSystem,
+    path: &Path,
+    seg: &Segment,
+    replay: &mut Replay,
+    report: &mut RecoveryReport,
+) -> HintOutcome {
+    let mut reader = None;
+    let mut stats = SlotStats {
+        hinted: true,
+        ..SlotStats::default()
+    };
+    let mut applied = 0u64;
+    // Why the hint stopped being read, if it did.
+    let mut unusable = None;
+    let read = fs.read_arriving(path, &mut |bytes, total| {
+        if unusable.is_some() {
+            return;
+        }
+        let reader = reader.get_or_insert_with(|| HintReader::new(total));
+        let header = match reader.header(bytes) {
+            Ok(None) => return,
+            Ok(Some(header)) => header,
+            Err(_) => {
+                unusable = Some("damaged hint");
+                return;
+            }
+        };
+        if stats.data_len == 0 {
+            if header.segment_id != seg.id
+                || header.data_len != seg.capacity()
+                || header.layout != seg.header.entry_layout
+            {
+                unusable = Some("stale hint");
+                return;
+            }
+            stats.data_len = header.data_len;
+            // Each namespace's staging grows once per hint, by the hint's record count.
+            replay.reserve(header.namespace_records(bytes), total);
+        }
+        while let Some(e) = reader.next(bytes) {
+            let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
+                u64::from(e.offset) + u64::from(e.len) <= stats.data_len
+            });
+            let (Ok(e), true) = (e, in_bounds) else {
+                unusable = Some("damaged hint record");
+                return;
+            };
+            stats.note(&e.meta, e.len);
+            applied += 1;
+            replay.apply(&Seen {
+                meta: e.meta,
+                namespace: e.namespace,
+                key: e.key,
+                segment: seg.id,
+                offset: e.offset,
+                len: e.len,
+                shape: e.shape,
+            });
+        }
+    });
+    let sound = match (&read, &reader) {
+        (Ok(bytes), Some(reader)) if unusable.is_none() => reader.finish(bytes).is_ok(),
+        _ => false,
+    };
+    if sound {
+        report.records += applied;
+        report.segments_from_hints += 1;
+        return HintOutcome::Loaded(stats);
+    }
+    if applied > 0 {
+        return HintOutcome::DamagedAfterApplying;
+    }
+    match read {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HintOutcome::Unusable(None),
+        Err(_) => HintOutcome::Unusable(Some("unreadable hint")),
+        Ok(_) => HintOutcome::Unusable(Some(unusable.unwrap_or("damaged hint"))),
+    }
 }
 
 /// Indexes one segment by reading it record by record.
@@ -719,82 +898,6 @@ fn load_evidence(
         note_damaged(id, d, replay, report);
     }
     Ok(())
-}
-
-/// `hint` if it is usable for `seg`: decoded, and of this segment as it is now.
-fn usable_hint<'h, 'a>(
-    dir: &Path,
-    seg: &Segment,
-    hint: &'h Result<Hint<'a>, DecodeError>,
-    report: &mut RecoveryReport,
-) -> Option<&'h Hint<'a>> {
-    let path = dir.join(segment::hint_file_name(seg.id));
-    let Ok(hint) = hint else {
-        report.ignored_files.push(format!(
-            "{}: damaged hint, segment scanned instead",
-            path.display()
-        ));
-        return None;
-    };
-    if hint.segment_id != seg.id
-        || hint.data_len != seg.capacity()
-        || hint.layout != seg.header.entry_layout
-    {
-        report.ignored_files.push(format!(
-            "{}: stale hint, segment scanned instead",
-            path.display()
-        ));
-        return None;
-    }
-    Some(hint)
-}
-
-/// Applies a usable hint's records; `None` if one turns out damaged.
-fn load_from_hint(
-    dir: &Path,
-    seg: &Segment,
-    hint: &Hint<'_>,
-    replay: &mut Replay,
-    report: &mut RecoveryReport,
-) -> Option<SlotStats> {
-    let path = dir.join(segment::hint_file_name(seg.id));
-    let mut stats = SlotStats {
-        data_len: hint.data_len,
-        hinted: true,
-        ..SlotStats::default()
-    };
-    // Entries are applied as they are decoded. If one turns out bad, the caller scans the
-    // segment instead: replay is idempotent, so what was applied from the hint is harmless.
-    for (applied, e) in hint.entries().enumerate() {
-        let entry_len = e.as_ref().map_or(0, |e| e.len as usize);
-        let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
-            (e.offset as usize)
-                .checked_add(entry_len)
-                .is_some_and(|end| end as u64 <= hint.data_len)
-        });
-        let (Ok(e), true) = (e, in_bounds) else {
-            report.records -= applied as u64;
-            report.ignored_files.push(format!(
-                "{}: damaged hint record, segment scanned instead",
-                path.display()
-            ));
-            return None;
-        };
-        let len = u32::try_from(entry_len).unwrap_or(u32::MAX);
-        stats.note(&e.meta, len);
-        report.records += 1;
-        replay.apply(&Seen {
-            meta: e.meta,
-            namespace: e.namespace,
-            key: e.key,
-            segment: seg.id,
-            offset: e.offset,
-            len,
-            shape: e.shape,
-        });
-    }
-    report.segments_from_hints += 1;
-    Some(stats)
 }
 
 /// Bytes of records per segment, summed as they arrive, in runs: records come mostly in
