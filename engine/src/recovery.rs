@@ -366,7 +366,7 @@ pub fn recover(
             }
             Err(SegmentOpenError::Format(format::DecodeError::UnknownEntryLayout(l), _)) => {
                 return Err(RecoverError::Damaged(format!(
-                    "{} holds entries in layout {l}, written by a newer ttlcask; this release reads entry layouts 1 and {}: upgrade ttlcask (nothing was changed)",
+                    "{} holds entries in layout {l}, written by a newer ttlcask; this release reads entry layouts 1 to {}: upgrade ttlcask (nothing was changed)",
                     path.display(),
                     format::WRITE_LAYOUT as u16
                 )));

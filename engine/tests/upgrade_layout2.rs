@@ -205,3 +205,30 @@ fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// A segment in an entry layout this release does not know (a later release's) refuses the
+/// open with an error that names the layout and the ones this release reads, and changes
+/// nothing on disk.
+#[test]
+fn a_segment_of_an_unknown_entry_layout_refuses_the_open_and_is_left_alone() {
+    let dir = copy_of("closed");
+    let seg = dir.path().join("0000000001.seg");
+    let mut bytes = std::fs::read(&seg).expect("read");
+    // Two 36-byte header copies: the layout at 28..30, the CRC of bytes 0..32 at 32..36.
+    for copy in [0, 36] {
+        bytes[copy + 28..copy + 30].copy_from_slice(&4u16.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[copy..copy + 32]);
+        bytes[copy + 32..copy + 36].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(&seg, &bytes).expect("write");
+    let err = Store::builder()
+        .compaction_interval(None)
+        .open(dir.path())
+        .expect_err("a layout 4 segment");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("layout 4") && msg.contains("entry layouts 1 to 3"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&seg).expect("read"), bytes, "left as it was");
+}
