@@ -42,6 +42,7 @@ mod options;
 mod recovery;
 mod scan;
 mod segment;
+mod sharded;
 mod signals;
 pub mod sim;
 mod space;

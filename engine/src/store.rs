@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 /// Largest value any store takes: a record (header, namespace, key and value) must stay
 /// below [`crate::keydir::MAX_RECORD_LEN`].
@@ -21,6 +21,7 @@ use crate::index::{SegmentSlot, State};
 use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
 use crate::segment::Segment;
+use crate::sharded::ShardedRwLock;
 use crate::signals::{DurableQueue, HealthState, Shutdown};
 use crate::space::{SpaceReserve, Spare};
 use crate::types::{
@@ -124,7 +125,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub options: StoreBuilder,
     pub clock: Arc<dyn Clock>,
-    pub state: RwLock<State>,
+    /// The index: read by every `get`, each reader on its CPU's shard (see `sharded.rs`).
+    pub state: ShardedRwLock<State>,
     pub writer: Mutex<Writer>,
     pub sync: SyncState,
     /// Poisoned, and disk full (set when a write found no space; cleared once a segment can
@@ -385,7 +387,7 @@ impl Store {
             fs,
             clock: options.clock.clone(),
             options,
-            state: RwLock::new(state),
+            state: ShardedRwLock::new(state),
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
             sync: SyncState::default(),
             health,

@@ -651,7 +651,7 @@ impl Inner {
         &self,
         w: &mut Writer,
         frame: &[u8],
-        index: Option<parking_lot::RwLockWriteGuard<'_, State>>,
+        index: Option<crate::sharded::WriteGuard<'_, State>>,
     ) -> Result<(), WriteError> {
         check_frame_len(frame.len())?;
         let len = frame.len() as u64;

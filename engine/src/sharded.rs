@@ -1,0 +1,299 @@
+//! A reader-writer lock whose readers do not share a lock word: a reader takes the shard of
+//! the CPU it runs on, a writer takes every shard. Two readers on two cores then never
+//! write the same cache line, where one `RwLock` had both cores bounce its word on every
+//! read (the store's index lock: reads scaled 1.7× from one thread to two, against LMDB's
+//! 2.1×). Writers pay a lock per shard; shards are as many as the CPUs, up to
+//! [`MAX_SHARDS`].
+
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::lock_api::{RawRwLock as _, RawRwLockTimed as _};
+use parking_lot::RawRwLock;
+
+/// Most shards a lock has (a writer takes each).
+pub const MAX_SHARDS: usize = 8;
+
+/// One shard, alone on its cache line(s).
+#[repr(align(128))]
+struct Shard(RawRwLock);
+
+/// See the module documentation.
+pub struct ShardedRwLock<T> {
+    shards: Box<[Shard]>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock hands out `&T` only under a shared shard lock and `&mut T` only under every
+// shard's exclusive lock, as `RwLock<T>` does.
+#[expect(unsafe_code, reason = "a lock's Send/Sync, as std's RwLock has them")]
+unsafe impl<T: Send> Send for ShardedRwLock<T> {}
+// SAFETY: as above; readers on several threads share `&T`, so `T: Sync` too.
+#[expect(unsafe_code, reason = "a lock's Send/Sync, as std's RwLock has them")]
+unsafe impl<T: Send + Sync> Sync for ShardedRwLock<T> {}
+
+impl<T: Default> Default for ShardedRwLock<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for ShardedRwLock<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardedRwLock")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shard of the CPU this thread runs on (of one numbered per thread where the CPU is not
+/// known). A thread that moves to another CPU while it holds a shard releases the one it took.
+fn shard_of_this_thread(shards: usize) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        #[expect(unsafe_code, reason = "sched_getcpu has no safe wrapper in std")]
+        // SAFETY: a plain call that reads no memory of ours.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if let Ok(cpu) = usize::try_from(cpu) {
+            return cpu % shards;
+        }
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| n % shards)
+}
+
+impl<T> ShardedRwLock<T> {
+    /// A lock around `data` with a shard per CPU (at most [`MAX_SHARDS`]).
+    pub fn new(data: T) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::with_shards(data, cpus.clamp(1, MAX_SHARDS))
+    }
+
+    /// A lock around `data` with `shards` shards (at least one).
+    pub fn with_shards(data: T, shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| Shard(RawRwLock::INIT)).collect(),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// Shared access, waiting for a writer.
+    pub fn read(&self) -> ReadGuard<'_, T> {
+        let shard = shard_of_this_thread(self.shards.len());
+        self.shards[shard].0.lock_shared();
+        ReadGuard {
+            lock: self,
+            shard,
+            not_send: PhantomData,
+        }
+    }
+
+    /// Shared access if no writer holds the lock now.
+    pub fn try_read(&self) -> Option<ReadGuard<'_, T>> {
+        let shard = shard_of_this_thread(self.shards.len());
+        self.shards[shard].0.try_lock_shared().then_some(ReadGuard {
+            lock: self,
+            shard,
+            not_send: PhantomData,
+        })
+    }
+
+    /// Shared access if no writer holds the lock within `timeout`.
+    pub fn try_read_for(&self, timeout: Duration) -> Option<ReadGuard<'_, T>> {
+        let shard = shard_of_this_thread(self.shards.len());
+        self.shards[shard]
+            .0
+            .try_lock_shared_for(timeout)
+            .then_some(ReadGuard {
+                lock: self,
+                shard,
+                not_send: PhantomData,
+            })
+    }
+
+    /// Exclusive access: every shard, in order (so writers never deadlock one another).
+    pub fn write(&self) -> WriteGuard<'_, T> {
+        for shard in self.shards.iter() {
+            shard.0.lock_exclusive();
+        }
+        WriteGuard {
+            lock: self,
+            not_send: PhantomData,
+        }
+    }
+
+    /// Exclusive access if every shard can be taken within `timeout`; none is kept otherwise.
+    pub fn try_write_for(&self, timeout: Duration) -> Option<WriteGuard<'_, T>> {
+        let deadline = Instant::now() + timeout;
+        for (i, shard) in self.shards.iter().enumerate() {
+            if !shard.0.try_lock_exclusive_until(deadline) {
+                for taken in &self.shards[..i] {
+                    // SAFETY: this call took these shards exclusively just above.
+                    #[expect(unsafe_code, reason = "releasing a raw lock this call took")]
+                    unsafe {
+                        taken.0.unlock_exclusive();
+                    }
+                }
+                return None;
+            }
+        }
+        Some(WriteGuard {
+            lock: self,
+            not_send: PhantomData,
+        })
+    }
+}
+
+/// Shared access to a [`ShardedRwLock`]'s data; releases its shard when dropped.
+pub struct ReadGuard<'a, T> {
+    lock: &'a ShardedRwLock<T>,
+    shard: usize,
+    /// Released by the thread that took it, as `parking_lot`'s guards are.
+    not_send: PhantomData<*const ()>,
+}
+
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: a shared lock on a shard is held, so no writer (which holds every shard)
+        // has `&mut T`.
+        #[expect(unsafe_code, reason = "the data of a lock held shared")]
+        unsafe {
+            &*self.lock.data.get()
+        }
+    }
+}
+
+impl<T> Drop for ReadGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: this guard took this shard shared and releases it once.
+        #[expect(unsafe_code, reason = "releasing the raw lock this guard holds")]
+        unsafe {
+            self.lock.shards[self.shard].0.unlock_shared();
+        }
+    }
+}
+
+/// Exclusive access to a [`ShardedRwLock`]'s data; releases every shard when dropped.
+pub struct WriteGuard<'a, T> {
+    lock: &'a ShardedRwLock<T>,
+    /// Released by the thread that took it, as `parking_lot`'s guards are.
+    not_send: PhantomData<*const ()>,
+}
+
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: every shard is held exclusively: no other guard exists.
+        #[expect(unsafe_code, reason = "the data of a lock held exclusively")]
+        unsafe {
+            &*self.lock.data.get()
+        }
+    }
+}
+
+impl<T> DerefMut for WriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: every shard is held exclusively: no other guard exists.
+        #[expect(unsafe_code, reason = "the data of a lock held exclusively")]
+        unsafe {
+            &mut *self.lock.data.get()
+        }
+    }
+}
+
+impl<T> Drop for WriteGuard<'_, T> {
+    fn drop(&mut self) {
+        for shard in self.lock.shards.iter().rev() {
+            // SAFETY: this guard took every shard exclusively and releases each once.
+            #[expect(unsafe_code, reason = "releasing the raw locks this guard holds")]
+            unsafe {
+                shard.0.unlock_exclusive();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Writers on several threads never lose an increment, and readers on several threads
+    /// never see a write half done (two fields a writer changes together stay equal).
+    #[test]
+    fn readers_never_see_half_a_write_and_writers_exclude_one_another() {
+        for shards in [1, 2, 3, MAX_SHARDS] {
+            let lock = ShardedRwLock::with_shards((0u64, 0u64), shards);
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        while !stop.load(Ordering::Relaxed) {
+                            let g = lock.read();
+                            assert_eq!(g.0, g.1, "a write seen half done");
+                        }
+                    });
+                }
+                let writers: Vec<_> = (0..3)
+                    .map(|i| {
+                        let lock = &lock;
+                        s.spawn(move || {
+                            for n in 0..2000 {
+                                let mut g = if n % 2 == 0 {
+                                    lock.write()
+                                } else {
+                                    lock.try_write_for(Duration::from_secs(10))
+                                        .expect("the lock within 10 s")
+                                };
+                                g.0 += 1;
+                                std::hint::black_box(i);
+                                g.1 += 1;
+                            }
+                        })
+                    })
+                    .collect();
+                for w in writers {
+                    w.join().expect("writer");
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+            assert_eq!(*lock.read(), (6000, 6000), "{shards} shards");
+        }
+    }
+
+    /// A writer excludes readers on every shard, and a reader excludes writers: the timed
+    /// forms give up rather than wait past their timeout, and take nothing when they do.
+    #[test]
+    fn timed_forms_give_up_and_keep_nothing() {
+        let lock = ShardedRwLock::with_shards(7, 4);
+        {
+            let _w = lock.write();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    assert!(lock.try_read().is_none());
+                    assert!(lock.try_read_for(Duration::from_millis(5)).is_none());
+                });
+            });
+        }
+        {
+            let _r = lock.read();
+            assert!(lock.try_write_for(Duration::from_millis(5)).is_none());
+            // The shards taken before the one that timed out were given back: other
+            // readers still get in.
+            std::thread::scope(|s| {
+                s.spawn(|| assert!(lock.try_read_for(Duration::from_millis(50)).is_some()));
+            });
+        }
+        *lock.write() += 1;
+        assert_eq!(*lock.read(), 8);
+    }
+}
