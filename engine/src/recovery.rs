@@ -1351,6 +1351,74 @@ mod tests {
         );
     }
 
+    /// Versions are never given twice, even when no record holding the newest ones is left:
+    /// a segment's header keeps the store's next version when it was made, and a reopen
+    /// starts above it (a client's old `cas` must never match another write).
+    #[test]
+    fn versions_stay_above_every_segment_base_after_the_records_are_gone() {
+        let fs = SimFs::new();
+        let dir = Path::new("/v");
+        let base = 1_000;
+        let seg = format::encode_segment_header(&format::SegmentHeader {
+            id: 1,
+            base_version: base,
+            format: format::FORMAT_VERSION,
+            salt: 7,
+            entry_layout: format::WRITE_LAYOUT,
+        });
+        write(&fs, &dir.join(crate::segment::segment_file_name(1)), &seg);
+        let store = open_store(&fs, dir, "open");
+        let version = store
+            .put(b"ns", b"k", b"v", PutOptions::default())
+            .expect("put");
+        assert!(version > base, "version {version} after base {base}");
+    }
+
+    /// A hint whose CRC checks but whose last record points past its segment's data (a hint
+    /// written wrong, or forged) is not used: its segment is scanned, so no record is left
+    /// out of the index.
+    #[test]
+    fn a_hint_with_a_record_past_its_segment_is_not_used_even_with_a_good_crc() {
+        use crate::hint::{HintEntry, HintWriter};
+        let fs = SimFs::new();
+        let dir = Path::new("/past");
+        {
+            let store = open_store(&fs, dir, "open");
+            for i in 0..20u8 {
+                store
+                    .put(b"ns", &[b'k', i], &[i; 50], PutOptions::default())
+                    .expect("put");
+            }
+        }
+        let name = fs
+            .list(dir)
+            .expect("list")
+            .into_iter()
+            .find(|n| n.ends_with(".hint"))
+            .expect("a hint");
+        let path = dir.join(&name);
+        let bytes = fs.read(&path).expect("read");
+        let hint = crate::hint::decode(&bytes).expect("hint");
+        let mut entries: Vec<HintEntry<'_>> =
+            hint.entries().collect::<Result<_, _>>().expect("records");
+        let last = entries.last_mut().expect("records");
+        last.offset = u32::try_from(hint.data_len).expect("small");
+        let mut w = HintWriter::new(hint.segment_id, hint.data_len, hint.layout);
+        for e in &entries {
+            w.push(e);
+        }
+        let rewritten = w.finish();
+        fs.remove(&path).expect("remove");
+        write(&fs, &path, &rewritten);
+        let store = open_store(&fs, dir, "reopen");
+        let report = store.recovery_report();
+        assert_eq!(report.segments_from_hints, 0, "{report:?}");
+        for i in 0..20u8 {
+            let item = store.get(b"ns", &[b'k', i]).expect("read").expect("item");
+            assert_eq!(item.value[..], [i; 50]);
+        }
+    }
+
     /// The same record in two segments (a compaction output whose input a crash kept), and
     /// the copy in the older one damaged: the intact copy serves the key, it is not lost.
     #[test]
