@@ -295,5 +295,32 @@ mod tests {
         }
         *lock.write() += 1;
         assert_eq!(*lock.read(), 8);
+        // Free, every form gets in.
+        assert_eq!(lock.try_read().as_deref(), Some(&8));
+        assert_eq!(
+            lock.try_read_for(Duration::from_millis(5)).as_deref(),
+            Some(&8)
+        );
+    }
+
+    /// The timed forms wait up to their timeout: a writer gets the lock a reader on another
+    /// thread gives back 50 ms later, well within its 10 s.
+    #[test]
+    fn timed_write_waits_for_a_reader_to_leave() {
+        let lock = ShardedRwLock::with_shards(0, 4);
+        let held = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _r = lock.read();
+                held.wait();
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            held.wait();
+            let mut w = lock
+                .try_write_for(Duration::from_secs(10))
+                .expect("the reader leaves after 50 ms");
+            *w += 1;
+        });
+        assert_eq!(*lock.read(), 1);
     }
 }
