@@ -234,7 +234,16 @@ mod tests {
         for shards in [1, 2, 3, MAX_SHARDS] {
             let lock = ShardedRwLock::with_shards((0u64, 0u64), shards);
             let stop = AtomicBool::new(false);
+            /// Stops the readers however the scope ends, so that a failing writer fails the
+            /// test instead of hanging it.
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
             std::thread::scope(|s| {
+                let _stop = StopOnDrop(&stop);
                 for _ in 0..3 {
                     s.spawn(|| {
                         while !stop.load(Ordering::Relaxed) {
@@ -264,7 +273,6 @@ mod tests {
                 for w in writers {
                     w.join().expect("writer");
                 }
-                stop.store(true, Ordering::Relaxed);
             });
             assert_eq!(*lock.read(), (6000, 6000), "{shards} shards");
         }
