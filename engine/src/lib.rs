@@ -35,6 +35,7 @@ mod format;
 mod fs;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod group_commit;
 mod hint;
 mod index;
 mod keydir;

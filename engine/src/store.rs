@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::fs::FileSystem;
+use crate::group_commit::GroupCommit;
 use crate::index::{SegmentSlot, State};
 use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
@@ -28,7 +29,7 @@ use crate::types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, OpKind, PutOptions, Stats,
     WriteBatch, FSYNC_BATCH_BUCKETS,
 };
-use crate::writer::{Refused, SyncState, Writer};
+use crate::writer::{Refused, Writer};
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,7 +129,7 @@ pub(crate) struct Inner {
     /// The index: read by every `get`, each reader on its CPU's shard (see `sharded.rs`).
     pub state: ShardedRwLock<State>,
     pub writer: Mutex<Writer>,
-    pub sync: SyncState,
+    pub sync: GroupCommit,
     /// Poisoned, and disk full (set when a write found no space; cleared once a segment can
     /// be started again).
     pub health: HealthState,
@@ -389,7 +390,7 @@ impl Store {
             options,
             state: ShardedRwLock::new(state),
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
-            sync: SyncState::default(),
+            sync: GroupCommit::default(),
             health,
             counters: Counters::default(),
             report: recovered.report,

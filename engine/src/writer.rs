@@ -10,8 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::clock::Clock;
 use crate::error::{ReadError, WriteError};
 use crate::format::{self, EntryMeta, FrameNames, Op, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
@@ -78,43 +76,6 @@ impl Writer {
         self.next_segment_id += 1;
         Ok(id)
     }
-}
-
-/// Group-commit bookkeeping.
-#[derive(Debug, Default)]
-pub struct SyncState {
-    state: Mutex<SyncProgress>,
-    /// Waiters, by the parity of the sync that covers them: those covered by the sync in
-    /// flight wait on one, those that came too late for it on the other. A finished sync
-    /// wakes only its own, and one of the others to lead the next: waking everyone (most of
-    /// 64 writers went back to sleep each time) was most of the CPU under many writers.
-    done: [Condvar; 2],
-    appended: Mutex<Appended>,
-}
-
-/// How far appends have gone, published by the appender after each frame. A sync leader
-/// reads it here: under the writer lock it queued behind every appender waiting for that
-/// lock, and the disk idled between fsyncs meanwhile.
-#[derive(Debug, Default)]
-struct Appended {
-    /// [`Writer::lsn`] after the last frame.
-    lsn: u64,
-    /// [`Writer::frames`] after it.
-    frames: u64,
-    /// The segment it went to. Every earlier segment was synced when it was sealed, so
-    /// syncing this one makes everything up to `lsn` durable.
-    active: Option<Arc<Segment>>,
-}
-
-#[derive(Debug, Default)]
-struct SyncProgress {
-    synced_lsn: u64,
-    synced_frames: u64,
-    leader: bool,
-    /// What the sync in flight covers (while `leader`).
-    target: u64,
-    /// Syncs started: the parity of the one in flight picks its waiters' condvar.
-    generation: u64,
 }
 
 /// How long a caller that must not block waits for a lock before giving up.
@@ -670,14 +631,7 @@ impl Inner {
         w.write_pos += len;
         w.lsn += len;
         w.frames += 1;
-        {
-            let mut a = self.sync.appended.lock();
-            a.lsn = w.lsn;
-            a.frames = w.frames;
-            if a.active.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &w.active)) {
-                a.active = Some(w.active.clone());
-            }
-        }
+        self.sync.publish(w.lsn, w.frames, &w.active);
         let seg_id = w.active.id;
         let mut st = match index {
             Some(st) => st,
@@ -842,62 +796,17 @@ impl Inner {
 
     /// The sequence number up to which everything is known durable.
     pub(crate) fn synced_lsn(&self) -> u64 {
-        self.sync.state.lock().synced_lsn
+        self.sync.synced_lsn()
     }
 
     /// The sequence number of everything appended so far.
     pub(crate) fn appended_lsn(&self) -> u64 {
-        self.sync.appended.lock().lsn
+        self.sync.appended_lsn()
     }
 
     /// Returns once everything up to `lsn` is on disk (or the store is poisoned).
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<(), WriteError> {
-        let mut s = self.sync.state.lock();
-        loop {
-            self.health.check()?;
-            if s.synced_lsn >= lsn {
-                return Ok(());
-            }
-            if s.leader {
-                let covered = lsn <= s.target;
-                let which = (s.generation + u64::from(!covered)) % 2;
-                self.sync.done[which as usize].wait(&mut s);
-                continue;
-            }
-            // Read under the state lock: a writer waiting for the next sync registered after
-            // it published its append, so the next leader's target covers it.
-            let (target, frames, active) = {
-                let a = self.sync.appended.lock();
-                (a.lsn, a.frames, a.active.clone())
-            };
-            s.leader = true;
-            s.target = target;
-            drop(s);
-            // No segment: nothing appended since open, so nothing to wait for.
-            let result = active.map_or(Ok(()), |seg| seg.sync());
-            s = self.sync.state.lock();
-            s.leader = false;
-            let ours = (s.generation % 2) as usize;
-            s.generation += 1;
-            match result {
-                Ok(()) => {
-                    self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-                    s.synced_lsn = s.synced_lsn.max(target);
-                    if frames > s.synced_frames {
-                        self.counters.record_fsync_batch(frames - s.synced_frames);
-                        s.synced_frames = frames;
-                    }
-                }
-                Err(e) => {
-                    self.health.poison(format!("fsync failed: {e}"));
-                    // Everyone learns of the poison.
-                    self.sync.done[1 - ours].notify_all();
-                }
-            }
-            self.sync.done[ours].notify_all();
-            // Those that came too late wait for the next sync: one of them leads it.
-            self.sync.done[1 - ours].notify_one();
-        }
+        self.sync.wait(lsn, &self.health, &self.counters)
     }
 }
 

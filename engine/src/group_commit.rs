@@ -1,0 +1,134 @@
+//! Group commit: writers that need their appends on disk share fsyncs. The appender
+//! publishes how far appends have gone after each frame ([`GroupCommit::publish`]); a
+//! writer that finds no sync in flight leads one for everything published so far, and the
+//! others wait for it (or, if they came too late for it, for the next one, which one of them
+//! leads). It owns its state and calls nothing of the store but the two parts it is given:
+//! `HealthState` (a failed fsync poisons the store) and the counters.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::WriteError;
+use crate::segment::Segment;
+use crate::signals::HealthState;
+use crate::store::Counters;
+
+/// Group commit: how far appends have gone, how far they are durable, and the writers
+/// waiting for a sync.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<SyncProgress>,
+    /// Waiters, by the parity of the sync that covers them: those covered by the sync in
+    /// flight wait on one, those that came too late for it on the other. A finished sync
+    /// wakes only its own, and one of the others to lead the next: waking everyone (most of
+    /// 64 writers went back to sleep each time) was most of the CPU under many writers.
+    done: [Condvar; 2],
+    appended: Mutex<Appended>,
+}
+
+/// How far appends have gone, published by the appender after each frame. A sync leader
+/// reads it here: under the writer lock it queued behind every appender waiting for that
+/// lock, and the disk idled between fsyncs meanwhile.
+#[derive(Debug, Default)]
+struct Appended {
+    /// The writer's `lsn` after the last frame.
+    lsn: u64,
+    /// Its `frames` after it.
+    frames: u64,
+    /// The segment it went to. Every earlier segment was synced when it was sealed, so
+    /// syncing this one makes everything up to `lsn` durable.
+    active: Option<Arc<Segment>>,
+}
+
+#[derive(Debug, Default)]
+struct SyncProgress {
+    synced_lsn: u64,
+    synced_frames: u64,
+    leader: bool,
+    /// What the sync in flight covers (while `leader`).
+    target: u64,
+    /// Syncs started: the parity of the one in flight picks its waiters' condvar.
+    generation: u64,
+}
+
+impl GroupCommit {
+    /// Publishes the appender's progress after a frame: `lsn` and `frames` so far, the last
+    /// one in `active`.
+    pub(crate) fn publish(&self, lsn: u64, frames: u64, active: &Arc<Segment>) {
+        let mut a = self.appended.lock();
+        a.lsn = lsn;
+        a.frames = frames;
+        if a.active.as_ref().is_none_or(|s| !Arc::ptr_eq(s, active)) {
+            a.active = Some(active.clone());
+        }
+    }
+
+    /// The sequence number up to which everything is known durable.
+    pub(crate) fn synced_lsn(&self) -> u64 {
+        self.state.lock().synced_lsn
+    }
+
+    /// The sequence number of everything appended so far.
+    pub(crate) fn appended_lsn(&self) -> u64 {
+        self.appended.lock().lsn
+    }
+
+    /// Returns once everything up to `lsn` is on disk, or `health` says the store is poisoned
+    /// (a failed fsync poisons it). Whoever finds no sync in flight leads one, for everything
+    /// appended so far; the others wait for it, or for the next one.
+    pub(crate) fn wait(
+        &self,
+        lsn: u64,
+        health: &HealthState,
+        counters: &Counters,
+    ) -> Result<(), WriteError> {
+        let mut s = self.state.lock();
+        loop {
+            health.check()?;
+            if s.synced_lsn >= lsn {
+                return Ok(());
+            }
+            if s.leader {
+                let covered = lsn <= s.target;
+                let which = (s.generation + u64::from(!covered)) % 2;
+                self.done[which as usize].wait(&mut s);
+                continue;
+            }
+            // Read under the state lock: a writer waiting for the next sync registered after
+            // it published its append, so the next leader's target covers it.
+            let (target, frames, active) = {
+                let a = self.appended.lock();
+                (a.lsn, a.frames, a.active.clone())
+            };
+            s.leader = true;
+            s.target = target;
+            drop(s);
+            // No segment: nothing appended since open, so nothing to wait for.
+            let result = active.map_or(Ok(()), |seg| seg.sync());
+            s = self.state.lock();
+            s.leader = false;
+            let ours = (s.generation % 2) as usize;
+            s.generation += 1;
+            match result {
+                Ok(()) => {
+                    counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    s.synced_lsn = s.synced_lsn.max(target);
+                    if frames > s.synced_frames {
+                        counters.record_fsync_batch(frames - s.synced_frames);
+                        s.synced_frames = frames;
+                    }
+                }
+                Err(e) => {
+                    health.poison(format!("fsync failed: {e}"));
+                    // Everyone learns of the poison.
+                    self.done[1 - ours].notify_all();
+                }
+            }
+            self.done[ours].notify_all();
+            // Those that came too late wait for the next sync: one of them leads it.
+            self.done[1 - ours].notify_one();
+        }
+    }
+}
