@@ -427,14 +427,7 @@ pub fn encode_entry_as(
     value: &[u8],
 ) {
     let start = out.len();
-    let expiry = expiry_secs(meta.expires_ms);
-    let mut flags = meta.op as u8;
-    if expiry != 0 {
-        flags |= L2_HAS_EXPIRY;
-    }
-    if meta.kind != 0 {
-        flags |= L2_HAS_KIND;
-    }
+    let (mut flags, expiry) = op_flags(meta);
     let (id, inline) = match form {
         NsForm::Inline => (None, true),
         NsForm::Define(id) => (Some(id), true),
@@ -478,6 +471,20 @@ pub fn encode_entry_as(
     seal_entry(out, start);
 }
 
+/// The flags of a layout 2 or 3 entry that its fields set (the op, whether an expiry and a
+/// kind byte follow), and its expiry in whole seconds.
+fn op_flags(meta: &EntryMeta) -> (u8, u64) {
+    let expiry = expiry_secs(meta.expires_ms);
+    let mut flags = meta.op as u8;
+    if expiry != 0 {
+        flags |= L2_HAS_EXPIRY;
+    }
+    if meta.kind != 0 {
+        flags |= L2_HAS_KIND;
+    }
+    (flags, expiry)
+}
+
 /// Appends one entry in layout 2 (tests and fuzzing of the upgrade path: no release writes
 /// it any more): one flags byte, the namespace inline and the horizon always written.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -489,14 +496,7 @@ pub fn encode_layout2_entry(
     value: &[u8],
 ) {
     let start = out.len();
-    let expiry = expiry_secs(meta.expires_ms);
-    let mut flags = meta.op as u8;
-    if expiry != 0 {
-        flags |= L2_HAS_EXPIRY;
-    }
-    if meta.kind != 0 {
-        flags |= L2_HAS_KIND;
-    }
+    let (flags, expiry) = op_flags(meta);
     out.extend_from_slice(&[0; 4]);
     out.push(flags);
     if meta.kind != 0 {
