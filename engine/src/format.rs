@@ -117,7 +117,7 @@ pub const FRAME_HEADER_LEN: usize = V2_SUMMARIES_LEN_OFFSET + 2 * size_of::<u32>
 const V1_SUMMARY_LEN: usize = 8 + 4 + 4 + 4 + 1;
 /// Bytes after the summaries of a layout 1 trailer: count, body length, CRC.
 const V1_LAYOUT_TRAILER_END_LEN: usize = 12;
-/// Bytes after the summaries of a layout 2 trailer: count, summaries length, body length,
+/// Bytes after the summaries of a layout 2 or 3 trailer: count, summaries length, body length,
 /// CRC (the body length last before the CRC: it is never 0, so at most seven zero bytes
 /// end a frame).
 pub const TRAILER_END_LEN: usize = 16;
@@ -152,7 +152,7 @@ const L2_ID_SHIFT: u32 = 8;
 /// Namespace ids of a frame are below this, so that the flags varint takes two bytes at most
 /// (one for id 0 without a written horizon); a frame's later namespaces are written inline.
 const FRAME_NS_IDS: usize = 64;
-/// Bytes of a layout 2 entry before its varints: its CRC.
+/// Bytes of a layout 2 or 3 entry before its varints: its CRC.
 const L2_FIXED_LEN: usize = size_of::<u32>();
 
 /// Longest namespace name.
@@ -218,7 +218,7 @@ pub struct EntryMeta {
     pub horizon: u32,
     /// Store-wide version.
     pub version: u64,
-    /// Expiry in ms, 0 = never (layout 2 keeps whole seconds, rounded up).
+    /// Expiry in ms, 0 = never (layouts 2 and 3 keep whole seconds, rounded up).
     pub expires_ms: u64,
 }
 
@@ -244,7 +244,7 @@ pub struct EntryRef<'a> {
     pub implied_horizon: bool,
 }
 
-/// How a layout 2 entry names its namespace.
+/// How a layout 3 entry names its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NsForm {
     /// The name, in the entry.
@@ -268,7 +268,7 @@ pub enum NsKind {
     ById,
 }
 
-/// What, beside its fields, sets the length of a layout 2 entry: how it names its
+/// What, beside its fields, sets the length of a layout 3 entry: how it names its
 /// namespace, whether its frame id is 0, and whether its horizon is implied by its segment.
 /// The index keeps it, so a record's value length follows from the record's length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,7 +390,7 @@ pub fn v2_entry_len(
         + value_len
 }
 
-/// An expiry in ms as layout 2 keeps it: whole seconds, rounded up (never early), at most
+/// An expiry in ms as layouts 2 and 3 keep it: whole seconds, rounded up (never early), at most
 /// `u32::MAX` (the year 2106; the index keeps no more either). A layout 1 record from a
 /// release that did not round may hold more; compaction copies it with this.
 #[inline]
@@ -414,7 +414,7 @@ pub fn encode_entry(
 /// No segment id: an entry encoded for it always writes its horizon.
 pub const NO_SEGMENT: u32 = u32::MAX;
 
-/// Appends one layout 2 entry to `out`, naming its namespace in `form`, for segment
+/// Appends one layout 3 entry to `out`, naming its namespace in `form`, for segment
 /// `segment` (its horizon is left out if it is that segment's id; an entry that ends up in a
 /// later segment then reads a larger horizon, which only keeps tombstones longer).
 pub fn encode_entry_as(
@@ -579,7 +579,7 @@ pub(crate) fn read_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// The header fields of a layout 2 entry, parsed but not checked against its CRC.
+/// The header fields of a layout 2 or 3 entry, parsed but not checked against its CRC.
 struct V2Head {
     flags: u8,
     /// The varint's bits above the flags: the frame id, or 0.
@@ -1131,7 +1131,7 @@ pub struct Trailer<'a> {
 }
 
 impl Trailer<'_> {
-    /// The record summaries, in entry order (layout 2 summaries that do not parse end the
+    /// The record summaries, in entry order (layout 2 and 3 summaries that do not parse end the
     /// list: the trailer's CRC checked, so only a forged trailer has them).
     pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
         let mut rest = self.summaries;
@@ -1204,7 +1204,7 @@ pub struct Summary {
     pub op: u8,
 }
 
-/// What a layout 2 summary is encoded against: the summary before it in the trailer.
+/// What a layout 2 or 3 summary is encoded against: the summary before it in the trailer.
 #[derive(Default)]
 struct SummaryCursor {
     version: u64,
@@ -2022,7 +2022,7 @@ mod tests {
         );
     }
 
-    /// The header fields of a hand-built layout 2 put of key `k` and value `v`; `raw_v2`
+    /// The header fields of a hand-built layout 3 put of key `k` and value `v`; `raw_v2`
     /// writes them with a correct CRC, whatever they say.
     struct Raw {
         flags: u64,
@@ -2056,10 +2056,10 @@ mod tests {
         out
     }
 
-    /// Each rule of a layout 2 entry, broken alone in an entry whose CRC checks, is a bad
+    /// Each rule of a layout 3 entry, broken alone in an entry whose CRC checks, is a bad
     /// field; the same entry with every rule kept decodes (so the builder is right).
     #[test]
-    fn each_layout_2_rule_broken_alone_is_a_bad_field() {
+    fn each_layout_3_rule_broken_alone_is_a_bad_field() {
         let put = u64::from(Op::Put as u8);
         let inline = u64::from(L2_NS_INLINE);
         let good = || Raw {
@@ -2168,7 +2168,7 @@ mod tests {
         assert!(decode_entry(&raw_v2(&id_63), WRITE_LAYOUT, SEG).is_ok());
     }
 
-    /// A layout 1 entry's expiry beyond what layout 2 keeps (no release rounded it before
+    /// A layout 1 entry's expiry beyond what layouts 2 and 3 keep (no release rounded it before
     /// format 2) re-encodes as the largest one, which decodes: compaction never writes a
     /// record it cannot read back.
     #[test]

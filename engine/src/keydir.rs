@@ -39,7 +39,7 @@ const LEN_AT: usize = OFFSET_AT + size_of::<u32>();
 const KEY_LEN_AT: usize = LEN_AT + size_of::<u32>();
 const HEADER: usize = KEY_LEN_AT + size_of::<u16>();
 const REMOVED: u32 = 1 << 31;
-/// In the length field, the record's [`Shape`] (what a layout 2 record's value length needs
+/// In the length field, the record's [`Shape`] (what a layout 3 record's value length needs
 /// beside its length): two bits for how it names its namespace ([`NsKind`]: 0 the name, 1
 /// the name and a frame id, 2 a frame id only), one for a frame id above 0, one for an
 /// implied horizon.

@@ -463,7 +463,7 @@ pub fn recover(
     account_dead(&mut state, live);
     // New segments take ids above every horizon a record names, not only above the segments
     // left: an id reused after its segment was deleted would be one a record's horizon
-    // already counts (and a layout 2 record copied into it would have to write that horizon
+    // already counts (and a layout 3 record copied into it would have to write that horizon
     // equal to its segment's id).
     let max_horizon = state
         .segments
