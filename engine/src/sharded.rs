@@ -97,7 +97,9 @@ impl<T> ShardedRwLock<T> {
     /// Shared access if no writer holds the lock now.
     pub fn try_read(&self) -> Option<ReadGuard<'_, T>> {
         let shard = shard_of_this_thread(self.shards.len());
-        self.shards[shard].0.try_lock_shared().then_some(ReadGuard {
+        // `then`, not `then_some`: a guard made for a failed try would release, when
+        // dropped, a shard it never took.
+        self.shards[shard].0.try_lock_shared().then(|| ReadGuard {
             lock: self,
             shard,
             not_send: PhantomData,
@@ -110,7 +112,7 @@ impl<T> ShardedRwLock<T> {
         self.shards[shard]
             .0
             .try_lock_shared_for(timeout)
-            .then_some(ReadGuard {
+            .then(|| ReadGuard {
                 lock: self,
                 shard,
                 not_send: PhantomData,
@@ -309,6 +311,67 @@ mod tests {
             lock.try_read_for(Duration::from_millis(5)).as_deref(),
             Some(&8)
         );
+    }
+
+    /// A failed try leaves the lock as it was: once the writer that made them fail is gone,
+    /// a writer gets in at once, and readers too (a guard built for a failed try, and
+    /// dropped, released a shard it never took: the server deadlocked under load).
+    #[test]
+    fn failed_tries_leave_the_lock_as_it_was() {
+        let lock = ShardedRwLock::with_shards(0, 1);
+        let held = std::sync::Barrier::new(2);
+        let tried = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _w = lock.write();
+                held.wait();
+                tried.wait();
+            });
+            held.wait();
+            for _ in 0..100 {
+                assert!(lock.try_read().is_none());
+            }
+            assert!(lock.try_read_for(Duration::from_millis(1)).is_none());
+            assert!(lock.try_write_for(Duration::from_millis(1)).is_none());
+            tried.wait();
+        });
+        let mut w = lock
+            .try_write_for(Duration::from_millis(100))
+            .expect("no reader is left behind");
+        *w += 1;
+        drop(w);
+        assert_eq!(*lock.try_read().expect("free"), 1);
+        assert_eq!(*lock.write(), 1);
+    }
+
+    /// A reader tries while a writer waits for another reader to leave: its failed try must
+    /// not count as a reader leaving, or the writer waits for ever once the real one leaves.
+    #[test]
+    fn a_failed_try_while_a_writer_waits_does_not_release_anyone() {
+        let lock = ShardedRwLock::with_shards(0, 1);
+        let reading = std::sync::Barrier::new(2);
+        let stop_reading = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _r = lock.read();
+                reading.wait();
+                stop_reading.wait();
+            });
+            reading.wait();
+            let writer = s.spawn(|| {
+                lock.try_write_for(Duration::from_secs(5))
+                    .map(|mut w| *w += 1)
+                    .is_some()
+            });
+            // The writer is waiting for the reader now (or soon): tries fail meanwhile.
+            std::thread::sleep(Duration::from_millis(50));
+            for _ in 0..10 {
+                assert!(lock.try_read().is_none(), "a writer waits");
+            }
+            stop_reading.wait();
+            assert!(writer.join().expect("writer"), "the writer got the lock");
+        });
+        assert_eq!(*lock.read(), 1);
     }
 
     /// The timed forms wait up to their timeout: a writer gets the lock a reader on another
