@@ -920,3 +920,70 @@ fn opening_and_closing_without_writes_leaves_no_file_behind() -> TestResult {
     assert_eq!(&store.get(b"ns", b"b")?.expect("b").value[..], b"2");
     Ok(())
 }
+
+/// Non-blocking reads (`try_get`, which gives up while a writer holds or waits for the
+/// index) beside blocking reads and writers, for a bounded time: every thread finishes. A
+/// `try_get` that gave up once released a lock shard it had not taken, and the writers then
+/// waited for ever; a watchdog aborts the test binary instead of letting it hang.
+#[test]
+fn try_get_beside_writers_never_stalls_the_store() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(ttlcask_engine::Durability::Never)
+        .compaction_interval(None)
+        .open(dir.path())?;
+    for i in 0..200u32 {
+        store.put(b"ns", &i.to_be_bytes(), b"v", PutOptions::default())?;
+    }
+    let stop = AtomicBool::new(false);
+    let finished = AtomicUsize::new(0);
+    const READERS: usize = 4;
+    const WRITERS: usize = 2;
+    std::thread::scope(|s| {
+        for t in 0..READERS as u32 {
+            let (store, stop, finished) = (&store, &stop, &finished);
+            s.spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = (i % 200).to_be_bytes();
+                    match store.try_get(b"ns", &key) {
+                        Ok(_) => {}
+                        Err(ttlcask_engine::TryGetError::WouldBlock) => {
+                            store.get(b"ns", &key).expect("read");
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    i += 7;
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        for t in 0..WRITERS as u32 {
+            let (store, stop, finished) = (&store, &stop, &finished);
+            s.spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    store
+                        .put(b"ns", &(i % 200).to_be_bytes(), b"w", PutOptions::default())
+                        .expect("put");
+                    i += 3;
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        stop.store(true, Ordering::Relaxed);
+        // Every thread must see `stop` within 10 s; stuck in the lock, they never would.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while finished.load(Ordering::SeqCst) < READERS + WRITERS {
+            if Instant::now() > deadline {
+                eprintln!("threads stuck for 10 s: the store stalled");
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    Ok(())
+}
