@@ -703,6 +703,8 @@ fn load_from_hint(
         ..SlotStats::default()
     };
     let mut applied = 0u64;
+    // Whether the header was found to be this segment's (checked once, when it arrives).
+    let mut checked = false;
     // Why the hint stopped being read, if it did.
     let mut unusable = None;
     let read = fs.read_arriving(path, &mut |bytes, total| {
@@ -718,7 +720,7 @@ fn load_from_hint(
                 return;
             }
         };
-        if stats.data_len == 0 {
+        if !checked {
             if header.segment_id != seg.id
                 || header.data_len != seg.capacity()
                 || header.layout != seg.header.entry_layout
@@ -726,6 +728,7 @@ fn load_from_hint(
                 unusable = Some("stale hint");
                 return;
             }
+            checked = true;
             stats.data_len = header.data_len;
             // Each namespace's staging grows once per hint, by the hint's record count.
             replay.reserve(header.namespace_records(bytes), total);
