@@ -742,6 +742,39 @@ fn parse_v1_record(b: &[u8]) -> Result<(HintEntry<'_>, usize), DecodeError> {
     Ok((entry, end))
 }
 
+/// Tests: rewrites the one hint file in `dir` with its records changed by `edit` (given the
+/// segment's data length too), under a valid CRC (a hint written wrong, or forged).
+#[cfg(test)]
+pub(crate) fn rewrite_the_hint(
+    fs: &crate::sim::SimFs,
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut Vec<HintEntry<'_>>, u64),
+) {
+    use crate::fs::FileSystem;
+    let name = fs
+        .list(dir)
+        .expect("list")
+        .into_iter()
+        .find(|n| n.ends_with(".hint"))
+        .expect("a hint");
+    let path = dir.join(&name);
+    let bytes = fs.read(&path).expect("read hint");
+    let hint = decode(&bytes).expect("hint");
+    let mut entries: Vec<HintEntry<'_>> =
+        hint.entries().collect::<Result<_, _>>().expect("records");
+    edit(&mut entries, hint.data_len);
+    let mut w = HintWriter::new(hint.segment_id, hint.data_len, hint.layout);
+    for e in &entries {
+        w.push(e);
+    }
+    let rewritten = w.finish();
+    fs.remove(&path).expect("remove hint");
+    let f = fs.create(&path).expect("create hint");
+    f.write_at(&rewritten, 0).expect("write");
+    f.sync().expect("sync");
+    fs.sync_dir(dir).expect("sync dir");
+}
+
 /// Version 1 hint bytes (no longer written by stores): for tests of older data dirs.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn encode_v1(segment_id: u32, data_len: u64, entries: &[HintEntry<'_>]) -> Vec<u8> {

@@ -1382,7 +1382,6 @@ mod tests {
     /// out of the index.
     #[test]
     fn a_hint_with_a_record_past_its_segment_is_not_used_even_with_a_good_crc() {
-        use crate::hint::{HintEntry, HintWriter};
         let fs = SimFs::new();
         let dir = Path::new("/past");
         {
@@ -1393,26 +1392,10 @@ mod tests {
                     .expect("put");
             }
         }
-        let name = fs
-            .list(dir)
-            .expect("list")
-            .into_iter()
-            .find(|n| n.ends_with(".hint"))
-            .expect("a hint");
-        let path = dir.join(&name);
-        let bytes = fs.read(&path).expect("read");
-        let hint = crate::hint::decode(&bytes).expect("hint");
-        let mut entries: Vec<HintEntry<'_>> =
-            hint.entries().collect::<Result<_, _>>().expect("records");
-        let last = entries.last_mut().expect("records");
-        last.offset = u32::try_from(hint.data_len).expect("small");
-        let mut w = HintWriter::new(hint.segment_id, hint.data_len, hint.layout);
-        for e in &entries {
-            w.push(e);
-        }
-        let rewritten = w.finish();
-        fs.remove(&path).expect("remove");
-        write(&fs, &path, &rewritten);
+        crate::hint::rewrite_the_hint(&fs, dir, |entries, data_len| {
+            let last = entries.last_mut().expect("records");
+            last.offset = u32::try_from(data_len).expect("small");
+        });
         let store = open_store(&fs, dir, "reopen");
         let report = store.recovery_report();
         assert_eq!(report.segments_from_hints, 0, "{report:?}");

@@ -881,8 +881,6 @@ mod tests {
     /// (rewritten with a valid CRC) gets an error, never the older value plus one.
     #[test]
     fn an_increment_never_adds_to_a_record_of_another_version() {
-        use crate::fs::FileSystem;
-        use crate::hint::{self, HintWriter};
         let fs = crate::sim::SimFs::new();
         let dir = std::path::Path::new("/writer");
         let open = || {
@@ -903,34 +901,14 @@ mod tests {
                 .put(b"ns", b"n", b"5", PutOptions::default())
                 .expect("put");
         }
-        let name = fs
-            .list(dir)
-            .expect("list")
-            .into_iter()
-            .find(|n| n.ends_with(".hint"))
-            .expect("a hint");
-        let path = dir.join(&name);
-        let bytes = fs.read(&path).expect("read");
-        let decoded = hint::decode(&bytes).expect("hint");
-        let mut entries: Vec<_> = decoded
-            .entries()
-            .collect::<Result<_, _>>()
-            .expect("entries");
-        let puts: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].key == b"n")
-            .collect();
-        assert_eq!(puts.len(), 2, "both puts of n are in the hint");
-        // The newer put's offset becomes the older one's.
-        entries[puts[1]].offset = entries[puts[0]].offset;
-        let mut w = HintWriter::new(decoded.segment_id, decoded.data_len, decoded.layout);
-        for e in &entries {
-            w.push(e);
-        }
-        let rewritten = w.finish();
-        fs.remove(&path).expect("remove hint");
-        let f = fs.create(&path).expect("create hint");
-        f.write_at(&rewritten, 0).expect("write");
-        f.sync().expect("sync");
+        crate::hint::rewrite_the_hint(&fs, dir, |entries, _| {
+            let puts: Vec<usize> = (0..entries.len())
+                .filter(|&i| entries[i].key == b"n")
+                .collect();
+            assert_eq!(puts.len(), 2, "both puts of n are in the hint");
+            // The newer put's offset becomes the older one's.
+            entries[puts[1]].offset = entries[puts[0]].offset;
+        });
 
         let store = open();
         assert_eq!(store.recovery_report().segments_from_hints, 1);
