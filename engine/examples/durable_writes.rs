@@ -37,9 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
     });
+    let secs = start.elapsed().as_secs_f64();
+    let stats = store.stats();
     println!(
-        "{:.0} durable writes/s",
-        n.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+        "{:.0} durable writes/s, {:.0} fsyncs/s, {:.1} writes per fsync",
+        n.load(Ordering::Relaxed) as f64 / secs,
+        stats.fsyncs as f64 / secs,
+        n.load(Ordering::Relaxed) as f64 / stats.fsyncs.max(1) as f64
     );
     Ok(())
 }

@@ -18,7 +18,7 @@ impl Inner {
     /// A spare is made only while two segments plus the space reserve are free, and removed
     /// once less than a segment is left beside it: the last free space is for data.
     fn prepare_spare(&self) {
-        if !self.durable() {
+        if !self.durable() || !self.options.spare_segments {
             return;
         }
         let free = self.fs.free_space(&self.dir);
@@ -32,7 +32,9 @@ impl Inner {
         } else {
             self.options.segment_size
         };
-        self.spare.prepare(free, half_full, reserve_missing);
+        self.spare.prepare(free, half_full, reserve_missing, &|| {
+            self.shutdown.is_stopping()
+        });
     }
 
     /// Marks each segment whose bytes are all in memory, for [`Store::try_get`].
@@ -78,15 +80,16 @@ const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
 const RESIDENCY_VALID_MS: u64 = 1_500;
 
 /// Starts the thread that runs timed fsyncs (`Durability::Every`), hint writing, background
-/// compaction and the residency check that lets `try_get` skip a system call per read; none
-/// when neither fsyncs nor compaction are timed.
+/// compaction, spare segments and the residency check that lets `try_get` skip a system call
+/// per read; none when neither fsyncs nor compaction are timed and the store makes no spares.
 pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
     let every = match inner.options.durability {
         Durability::Every(d) => Some(d),
         _ => None,
     };
     let compaction = inner.options.compaction_interval;
-    if every.is_none() && compaction.is_none() {
+    let spares = inner.durable() && inner.options.spare_segments;
+    if every.is_none() && compaction.is_none() && !spares {
         return Ok(None);
     }
     let inner = inner.clone();

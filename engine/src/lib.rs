@@ -29,6 +29,7 @@
 
 mod background;
 mod clock;
+mod combine;
 mod compaction;
 mod error;
 mod format;

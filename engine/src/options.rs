@@ -58,6 +58,7 @@ pub struct StoreBuilder {
     pub(crate) file_system: Arc<dyn FileSystem>,
     pub(crate) recovery_policy: RecoveryPolicy,
     pub(crate) read_only: bool,
+    pub(crate) spare_segments: bool,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -91,6 +92,7 @@ impl Default for StoreBuilder {
             file_system: Arc::new(RealFs),
             recovery_policy: RecoveryPolicy::Salvage,
             read_only: false,
+            spare_segments: true,
         }
     }
 }
@@ -133,6 +135,16 @@ impl StoreBuilder {
     /// ([`Store::compact`] still works). Default 30 s.
     pub fn compaction_interval(mut self, interval: Option<Duration>) -> Self {
         self.compaction_interval = interval;
+        self
+    }
+
+    /// Whether a durable store has its background thread write the next segment ahead of
+    /// need, full of zeros (default true). Appends into blocks written before cost a cheaper
+    /// fsync than appends into blocks never written (no allocation to make durable with
+    /// them). Off, a store whose fsyncs and compaction are not timed runs no background
+    /// thread, which tests that count file system calls need.
+    pub fn spare_segments(mut self, on: bool) -> Self {
+        self.spare_segments = on;
         self
     }
 

@@ -309,16 +309,18 @@ pub fn recover(
     let mut report = RecoveryReport::default();
     let mut segment_ids = Vec::new();
     let mut evidence = Vec::new();
+    // Files to remove once the directory is known fit to open: an open refused (damage under
+    // the strict policy, a newer format) changes nothing.
+    let mut leftovers = Vec::new();
     for name in fs.list(dir)? {
         if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             evidence.push((id, name));
         } else if name.ends_with(".tmp") {
-            // A hint that was never renamed into place: never trusted, safe to remove.
-            if !read_only {
-                fs.remove(&dir.join(name))?;
-            }
+            // A hint that was never renamed into place, or a spare segment: never trusted,
+            // safe to remove.
+            leftovers.push(dir.join(name));
         }
     }
     segment_ids.sort_unstable();
@@ -348,9 +350,7 @@ pub fn recover(
             Err(SegmentOpenError::Io(e)) => return Err(e.into()),
             Err(SegmentOpenError::Format(_, true)) => {
                 // Created but its header never reached the disk: it holds nothing.
-                if !read_only {
-                    fs.remove(&path)?;
-                }
+                leftovers.push(path.clone());
                 report
                     .ignored_files
                     .push(format!("{}: {BLANK_SEGMENT}", path.display()));
@@ -428,6 +428,11 @@ pub fn recover(
                 "recovery policy is strict and the data directory is damaged: {}",
                 problems.join("; ")
             )));
+        }
+    }
+    if !read_only {
+        for path in leftovers {
+            fs.remove(&path)?;
         }
     }
     for (id, seg, slot_stats) in loaded {

@@ -127,13 +127,22 @@ impl Segment {
     /// Writes a spare segment file of `capacity` zero bytes at `path` and syncs it. Appends
     /// into blocks that were written before cost a cheaper fdatasync than appends into
     /// reserved-but-unwritten ones (no extent conversion to journal), so segments are
-    /// prepared this way ahead of need.
-    pub fn prepare_spare(fs: &dyn FileSystem, path: &Path, capacity: u64) -> io::Result<()> {
+    /// prepared this way ahead of need. Gives up (`Interrupted`) between megabytes once
+    /// `stopping` says so, leaving the file to its caller to remove.
+    pub fn prepare_spare(
+        fs: &dyn FileSystem,
+        path: &Path,
+        capacity: u64,
+        stopping: &dyn Fn() -> bool,
+    ) -> io::Result<()> {
         let _ = fs.remove(path);
         let file = fs.create(path)?;
         let zeros = vec![0u8; 1 << 20];
         let mut at = 0;
         while at < capacity {
+            if stopping() {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
             let n = (capacity - at).min(zeros.len() as u64) as usize;
             file.write_at(&zeros[..n], at)?;
             at += n as u64;
@@ -314,10 +323,26 @@ mod tests {
     }
 
     #[test]
+    fn a_spare_being_written_stops_between_megabytes_when_asked() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spare = dir.path().join("spare.tmp");
+        let asked = std::cell::Cell::new(0);
+        let stopping = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        };
+        let r = Segment::prepare_spare(&RealFs, &spare, 64 << 20, &stopping);
+        assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::Interrupted));
+        // Two megabytes written, then it stopped.
+        assert_eq!(std::fs::metadata(&spare)?.len(), 2 << 20);
+        Ok(())
+    }
+
+    #[test]
     fn a_spare_becomes_a_segment_under_its_name() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let spare = dir.path().join("spare.tmp");
-        Segment::prepare_spare(&RealFs, &spare, 8192)?;
+        Segment::prepare_spare(&RealFs, &spare, 8192, &|| false)?;
         assert_eq!(std::fs::metadata(&spare)?.len(), 8192);
         let seg = Segment::adopt_spare(&RealFs, dir.path(), &spare, header(7, 42))?;
         assert!(!spare.exists(), "renamed");

@@ -72,6 +72,11 @@ impl Shutdown {
         self.wake.notify_all();
     }
 
+    /// Whether the store is stopping.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stop.lock()
+    }
+
     /// Sleeps up to `tick`; true if the store is stopping.
     pub(crate) fn sleep(&self, tick: Duration) -> bool {
         let mut stop = self.stop.lock();

@@ -169,7 +169,13 @@ impl Spare {
     /// Writes the spare if none is ready, the active segment is `half_full` and `free`
     /// holds two segments plus `also_needed`; removes a ready one once less than a segment
     /// is left beside it (the last free space is for data).
-    pub(crate) fn prepare(&self, free: Option<u64>, half_full: bool, also_needed: u64) {
+    pub(crate) fn prepare(
+        &self,
+        free: Option<u64>,
+        half_full: bool,
+        also_needed: u64,
+        stopping: &dyn Fn() -> bool,
+    ) {
         let segment = self.segment_size;
         let mut ready = self.ready.lock();
         if *ready {
@@ -182,11 +188,19 @@ impl Spare {
         if free.is_some_and(|f| f < 2 * segment + also_needed) || !half_full {
             return;
         }
-        *ready = Segment::prepare_spare(self.fs.as_ref(), &self.path(), segment).is_ok();
+        *ready = Segment::prepare_spare(self.fs.as_ref(), &self.path(), segment, stopping).is_ok();
         if !*ready {
             // Never keep a partial spare: it would hold the space it could not fill.
             let _ = self.fs.remove(&self.path());
         }
+    }
+
+    /// Removes the spare, ready or not (the store is closing: a closed store holds no space
+    /// it does not need).
+    pub(crate) fn release(&self) {
+        let mut ready = self.ready.lock();
+        *ready = false;
+        let _ = self.fs.remove(&self.path());
     }
 
     /// The spare as a new segment with `header`, if one is ready and not being written

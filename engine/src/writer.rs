@@ -493,21 +493,45 @@ impl Frame<'_> {
 
 impl Inner {
     /// Runs `build` to fill one frame, appends it, applies it and waits for durability as
-    /// the policy says.
-    pub(crate) fn commit<R, E: From<WriteError>>(
+    /// the policy says. The append may be made by another writer's thread (`combine.rs`).
+    pub(crate) fn commit<R: Send, E: From<WriteError> + Send>(
         &self,
-        build: impl FnOnce(&mut Frame<'_>) -> Result<R, E>,
+        build: impl FnOnce(&mut Frame<'_>) -> Result<R, E> + Send,
     ) -> Result<R, E> {
-        let (result, lsn) = match self.append_frame(false, build) {
-            Ok(done) => done,
-            Err(Refused::Failed(e)) => return Err(e),
+        if self.options.read_only {
+            return Err(WriteError::ReadOnly.into());
+        }
+        self.health.check()?;
+        let mut build = Some(build);
+        let mut appended = None;
+        let always = self.options.durability == Durability::Always;
+        let settled = self.combiner.run(
+            &self.writer,
+            |w| {
+                let Some(build) = build.take() else {
+                    return 0;
+                };
+                let done = self.append_frame_in(w, false, build);
+                let lsn = done.as_ref().map_or(0, |(_, lsn)| *lsn);
+                appended = Some(done);
+                lsn
+            },
+            |lsn| match lsn {
+                0 => Ok(()),
+                lsn if always => self.wait_durable(lsn),
+                _ => Ok(()),
+            },
+        );
+        let (result, lsn) = match appended {
+            Some(Ok(done)) => done,
+            Some(Err(Refused::Failed(e))) => return Err(e),
             // A blocking append never gives up; answer as a failed write rather than panic.
-            Err(Refused::WouldBlock) => {
+            Some(Err(Refused::WouldBlock)) | None => {
                 return Err(WriteError::Io("internal: a blocking write gave up".into()).into())
             }
         };
-        if lsn > 0 && self.options.durability == Durability::Always {
-            self.wait_durable(lsn)?;
+        if lsn > 0 && always {
+            settled?;
         }
         Ok(result)
     }
@@ -532,6 +556,17 @@ impl Inner {
         } else {
             self.writer.lock()
         };
+        self.append_frame_in(&mut w, nonblocking, build)
+    }
+
+    /// [`Inner::append_frame`] with the writer lock held.
+    fn append_frame_in<R, E: From<WriteError>>(
+        &self,
+        w: &mut Writer,
+        nonblocking: bool,
+        build: impl FnOnce(&mut Frame<'_>) -> Result<R, E>,
+    ) -> Result<(R, u64), Refused<E>> {
+        let failed = |e: WriteError| Refused::Failed(E::from(e));
         self.health.check().map_err(failed)?;
         let mut buf = std::mem::take(&mut w.buf);
         buf.clear();
@@ -581,7 +616,7 @@ impl Inner {
         }
         format::finish_frame(&mut buf, start, self.salt);
         let index = if nonblocking {
-            if !fits(&w, buf.len() as u64, frame_frees_space(&buf)) {
+            if !fits(w, buf.len() as u64, frame_frees_space(&buf)) {
                 w.buf = buf;
                 return Err(Refused::WouldBlock);
             }
@@ -596,7 +631,7 @@ impl Inner {
         } else {
             None
         };
-        let appended = self.append(&mut w, &buf, index);
+        let appended = self.append(w, &buf, index);
         w.buf = buf;
         appended.map_err(failed)?;
         w.next_version = next_version;

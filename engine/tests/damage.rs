@@ -311,6 +311,12 @@ fn strict_refuses_a_damaged_dir_and_names_the_damage() {
     }
     let first = files(&fs, ".seg")[0].clone();
     assert!(damage(&fs, &first, 300, false));
+    // Leftovers a salvaging open removes (a spare, a hint never renamed into place) stay
+    // too: the refusal came first (a strict open used to remove them before refusing).
+    for leftover in ["spare-segment.tmp", "0000000001.hint.tmp"] {
+        let f = fs.create(&Path::new(DIR).join(leftover)).expect("create");
+        f.write_at(b"left over", 0).expect("write");
+    }
     let before: Vec<_> = files(&fs, "");
     match open(&fs, RecoveryPolicy::Strict) {
         Err(OpenError::Damaged(why)) => assert!(why.contains("segment 1"), "{why}"),
@@ -318,4 +324,9 @@ fn strict_refuses_a_damaged_dir_and_names_the_damage() {
     }
     assert_eq!(files(&fs, ""), before, "a refused open changes nothing");
     assert!(open(&fs, RecoveryPolicy::Salvage).is_ok());
+    assert_eq!(
+        files(&fs, ".tmp"),
+        Vec::<String>::new(),
+        "a salvaging open removes them"
+    );
 }
