@@ -118,16 +118,20 @@ impl Arena {
 
     /// Places of every record, removed ones included, in order.
     fn places(&self) -> impl Iterator<Item = u32> + '_ {
-        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
-            let mut at = 0;
-            std::iter::from_fn(move || {
-                if at >= chunk.len() {
-                    return None;
-                }
-                let here = at;
-                at += record_len(usize::from(read_u16(chunk, here + KEY_LEN_AT)));
-                Some(((c as u32) << OFFSET_BITS) | (here / UNIT) as u32)
-            })
+        (0..self.chunks.len()).flat_map(|c| self.chunk_places(c))
+    }
+
+    /// Places of every record of chunk `c` (none past the last chunk), in order.
+    fn chunk_places(&self, c: usize) -> impl Iterator<Item = u32> + '_ {
+        let chunk = self.chunks.get(c).map_or(&[][..], |chunk| &chunk[..]);
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= chunk.len() {
+                return None;
+            }
+            let here = at;
+            at += record_len(usize::from(read_u16(chunk, here + KEY_LEN_AT)));
+            Some(((c as u32) << OFFSET_BITS) | (here / UNIT) as u32)
         })
     }
 
@@ -463,6 +467,25 @@ impl KeyDir {
     /// Every live entry.
     pub fn values(&self) -> impl Iterator<Item = Entry> + '_ {
         self.places().map(|p| read_meta(self.slot(p)))
+    }
+
+    /// Parts the directory's keys are kept in, for walks that let go of the index's lock
+    /// between parts ([`KeyDir::unexpired_in`]).
+    pub fn parts(&self) -> usize {
+        self.arena.chunks.len()
+    }
+
+    /// Live entries of part `part` (see [`KeyDir::parts`]; 0 past the last) unexpired at
+    /// `now_ms`. Summed over the parts it is the count of unexpired entries, if nothing
+    /// changed between the calls.
+    pub fn unexpired_in(&self, part: usize, now_ms: u64) -> usize {
+        self.arena
+            .chunk_places(part)
+            .filter(|&p| {
+                let slot = self.arena.slot(p);
+                read_u32(slot, LEN_AT) & REMOVED == 0 && !read_meta(slot).is_expired(now_ms)
+            })
+            .count()
     }
 
     /// Whether a key of `key_len` bytes still fits.
@@ -857,6 +880,26 @@ mod tests {
         items.sort_unstable_by_key(|&(_, i)| i);
         expected.sort_unstable_by_key(|&(_, i)| i);
         assert_eq!(items, expected);
+    }
+
+    #[test]
+    fn the_parts_count_every_unexpired_live_entry_once() {
+        let mut dir = KeyDir::default();
+        // Several arena chunks (about 5,000 slots each), removed slots among them, and
+        // expiries (every third version expires at `version` seconds).
+        for i in 0..20_000u64 {
+            dir.insert(format!("{i:024}").as_bytes(), entry(i));
+        }
+        for i in (0..20_000u64).step_by(4) {
+            dir.remove(format!("{i:024}").as_bytes());
+        }
+        assert!(dir.parts() > 2, "{} parts", dir.parts());
+        for now in [0, 5_000_000, 30_000_000] {
+            let want = dir.values().filter(|e| !e.is_expired(now)).count();
+            let got: usize = (0..dir.parts() + 1).map(|p| dir.unexpired_in(p, now)).sum();
+            assert_eq!(got, want, "at {now}");
+        }
+        assert!(dir.unexpired_in(0, 30_000_000) < dir.unexpired_in(0, 0));
     }
 
     #[test]

@@ -855,7 +855,8 @@ impl Store {
         inner.health.snapshot()
     }
 
-    /// Counters and sizes.
+    /// Counters and sizes. Not a snapshot while others write: items are counted a part of
+    /// the index at a time, and writers go on between parts.
     pub fn stats(&self) -> Stats {
         let inner = self.inner();
         let now = inner.now();
@@ -887,13 +888,28 @@ impl Store {
                 .load(Ordering::Relaxed),
             ..Stats::default()
         };
-        for ns in st.namespaces.values() {
-            stats.items += ns.items.values().filter(|e| !e.is_expired(now)).count() as u64;
-        }
         for slot in st.segments.values() {
             let entries = slot.data_len.saturating_sub(slot.segment.data_start());
             stats.dead_bytes += slot.dead;
             stats.live_bytes += entries.saturating_sub(slot.dead);
+        }
+        // Unexpired items are counted one part of a key directory at a time, the index lock
+        // let go between parts: a walk of every key under it made writers wait 7-9 ms at 1M
+        // keys. Writes meanwhile may be counted or not.
+        let parts: Vec<(Box<[u8]>, usize)> = st
+            .namespaces
+            .iter()
+            .map(|(name, ns)| (name.clone(), ns.items.parts()))
+            .collect();
+        drop(st);
+        for (name, parts) in parts {
+            for part in 0..parts {
+                let st = inner.state.read();
+                let Some(ns) = st.namespaces.get(&name) else {
+                    break;
+                };
+                stats.items += ns.items.unexpired_in(part, now) as u64;
+            }
         }
         stats
     }
