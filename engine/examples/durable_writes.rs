@@ -11,18 +11,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(1);
     let dir = tempfile::tempdir_in(".")?;
+    // PRELOAD_MB=N: N MiB written (no fsyncs) and the store reopened first, as the bench's
+    // store is: a reopened store holding data starts on a small segment and moves to spares.
+    let preload_mb: usize = std::env::var("PRELOAD_MB")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(0);
+    if preload_mb > 0 {
+        let store = Store::builder()
+            .durability(Durability::Never)
+            .compaction_interval(None)
+            .open(dir.path())?;
+        for i in 0..preload_mb * 4096 {
+            store.put(
+                b"bench",
+                format!("preload-{i:016}").as_bytes(),
+                &[1; 230],
+                PutOptions::default(),
+            )?;
+        }
+    }
     let store = Store::builder()
         .durability(Durability::Always)
         .compaction_interval(None)
         .open(dir.path())?;
+    // SECS=N: run for N seconds (default 3).
+    let secs = Duration::from_secs(
+        std::env::var("SECS")
+            .ok()
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(3),
+    );
     let n = AtomicU64::new(0);
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..threads {
-            let (store, n) = (&store, &n);
+            let (store, n, secs) = (&store, &n, secs);
             s.spawn(move || {
                 let mut i = 0u64;
-                while start.elapsed() < Duration::from_secs(3) {
+                while start.elapsed() < secs {
                     store
                         .put(
                             b"bench",
@@ -45,5 +74,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.fsyncs as f64 / secs,
         n.load(Ordering::Relaxed) as f64 / stats.fsyncs.max(1) as f64
     );
+    println!("{} segments", stats.segments);
     Ok(())
 }

@@ -59,31 +59,45 @@ impl HealthState {
     }
 }
 
-/// Tells the background thread to stop, and wakes it from its sleep between ticks.
+/// Tells the background thread to stop, and wakes it from its sleep between ticks (to stop,
+/// or because the writer wants a spare segment now).
 #[derive(Debug, Default)]
 pub(crate) struct Shutdown {
-    stop: Mutex<bool>,
+    state: Mutex<Wakes>,
     wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Wakes {
+    stop: bool,
+    nudged: bool,
 }
 
 impl Shutdown {
     pub(crate) fn stop(&self) {
-        *self.stop.lock() = true;
+        self.state.lock().stop = true;
+        self.wake.notify_all();
+    }
+
+    /// Ends the background thread's current sleep early (it then looks for work).
+    pub(crate) fn nudge(&self) {
+        self.state.lock().nudged = true;
         self.wake.notify_all();
     }
 
     /// Whether the store is stopping.
     pub(crate) fn is_stopping(&self) -> bool {
-        *self.stop.lock()
+        self.state.lock().stop
     }
 
-    /// Sleeps up to `tick`; true if the store is stopping.
+    /// Sleeps up to `tick`, or until nudged; true if the store is stopping.
     pub(crate) fn sleep(&self, tick: Duration) -> bool {
-        let mut stop = self.stop.lock();
-        if !*stop {
-            self.wake.wait_for(&mut stop, tick);
+        let mut s = self.state.lock();
+        if !s.stop && !s.nudged {
+            self.wake.wait_for(&mut s, tick);
         }
-        *stop
+        s.nudged = false;
+        s.stop
     }
 }
 

@@ -166,13 +166,13 @@ impl Spare {
         self.ready.try_lock().is_some_and(|ready| *ready)
     }
 
-    /// Writes the spare if none is ready, the active segment is `half_full` and `free`
-    /// holds two segments plus `also_needed`; removes a ready one once less than a segment
-    /// is left beside it (the last free space is for data).
+    /// Writes the spare if none is ready, one is `wanted` and `free` holds two segments plus
+    /// `also_needed`; removes a ready one once less than a segment is left beside it (the
+    /// last free space is for data).
     pub(crate) fn prepare(
         &self,
         free: Option<u64>,
-        half_full: bool,
+        wanted: bool,
         also_needed: u64,
         stopping: &dyn Fn() -> bool,
     ) {
@@ -185,7 +185,7 @@ impl Spare {
             }
             return;
         }
-        if free.is_some_and(|f| f < 2 * segment + also_needed) || !half_full {
+        if free.is_some_and(|f| f < 2 * segment + also_needed) || !wanted {
             return;
         }
         *ready = Segment::prepare_spare(self.fs.as_ref(), &self.path(), segment, stopping).is_ok();

@@ -44,6 +44,8 @@ pub struct Writer {
     pub frames: u64,
     /// When starting a segment last failed for want of space (cleared by a success).
     pub out_of_space_at: Option<std::time::Instant>,
+    /// A segment filled since the store opened: it writes steadily, so a spare is kept ready.
+    pub rolled_over: bool,
     buf: Vec<u8>,
 }
 
@@ -58,6 +60,7 @@ impl Writer {
             lsn: 0,
             frames: 0,
             out_of_space_at: None,
+            rolled_over: false,
             buf: Vec::with_capacity(4096),
         }
     }
@@ -664,6 +667,11 @@ impl Inner {
         written.map_err(|e| self.fail(e))?;
         let frame_pos = w.write_pos;
         w.write_pos += len;
+        let half = w.active.capacity() / 2;
+        if frame_pos < half && w.write_pos >= half && !w.rolled_over && self.durable() {
+            // The background thread begins the spare now rather than at its next tick.
+            self.shutdown.nudge();
+        }
         w.lsn += len;
         w.frames += 1;
         self.sync.publish(w.lsn, w.frames, &w.active);
@@ -723,6 +731,9 @@ impl Inner {
             .insert(id, SegmentSlot::new(seg.clone(), SEGMENT_HEADER_LEN as u64));
         w.active = seg;
         w.write_pos = SEGMENT_HEADER_LEN as u64;
+        w.rolled_over = true;
+        // The background thread writes the next spare now rather than at its next tick.
+        self.shutdown.nudge();
         Ok(())
     }
 
