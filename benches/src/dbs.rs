@@ -33,6 +33,9 @@ impl BenchDatabase for Ttlcask {
         let store = ttlcask_engine::Store::builder()
             .durability(durability)
             .compaction_interval(None)
+            // TTLCASK_BENCH_NO_SPARES=1: no spare segments (and no background thread), to
+            // measure what writing them ahead costs the other rows.
+            .spare_segments(std::env::var_os("TTLCASK_BENCH_NO_SPARES").is_none())
             .open(dir)?;
         Ok(Self { store })
     }
