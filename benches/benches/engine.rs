@@ -6,6 +6,7 @@
 //! - `--durable-secs S` / `TTLCASK_BENCH_DURABLE_SECS`: time cap of each durable-write test (5)
 //! - `--only a,b` / `TTLCASK_BENCH_ONLY`: stores to run (default all; ttlcask always runs)
 //! - `--dir PATH` / `TTLCASK_BENCH_DIR`: where the stores live (default the temp directory)
+//! - `TTLCASK_BENCH_NO_SPARES=1`: ttlcask without spare segments (what writing them costs)
 
 use std::path::PathBuf;
 use std::time::Duration;
