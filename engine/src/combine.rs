@@ -14,8 +14,9 @@
 //! mark its jobs returned), and wakes each queued writer once, with `settle`'s answer. A
 //! queued writer sleeps once per write.
 //!
-//! A turn runs at most [`MAX_TURN`] jobs; if more are queued then, the oldest queued writer is
-//! woken to take the role on, so that no combiner works for others forever.
+//! A turn takes no new batch of queued jobs once it has run [`MAX_TURN`] (it may run up to
+//! that many plus the last batch it took); if more are queued then, the oldest queued writer
+//! is woken to take the role on, so that no combiner works for others forever.
 //!
 //! A job is a closure on its writer's stack, run by another thread: the writer does not
 //! return (or unwind) before the combiner has marked its job done, and the combiner touches
@@ -31,7 +32,7 @@ use parking_lot::Mutex;
 
 use crate::error::WriteError;
 
-/// Most jobs one combiner runs in a turn before it hands the role to a queued writer.
+/// Jobs after which a combiner takes no new batch and hands the role to a queued writer.
 pub(crate) const MAX_TURN: usize = 256;
 
 /// What `settle` answers, for every job of a turn.
@@ -170,7 +171,8 @@ impl<T> Combiner<T> {
     }
 
     /// One turn: runs queued jobs under `lock` until none is left (or `MAX_TURN` ran),
-    /// settles, and wakes their writers.
+    /// settles, and wakes their writers. `lock` and `settle` are the combiner's: every caller
+    /// of one `Combiner` must pass the same lock and the same kind of wait.
     fn combine(&self, lock: &Mutex<T>, settle: &dyn Fn(u64) -> Settled) {
         let mut ran: Vec<Request<T>> = Vec::new();
         let mut mark = 0;
@@ -202,16 +204,34 @@ impl<T> Combiner<T> {
                 }
             }
         }
-        let settled = settle(mark);
+        // A panicking `settle` (a `FileSystem` of the embedder's may panic in its sync) must
+        // not leave the turn's writers parked: they get an error, then the panic goes on.
+        let settled = catch_unwind(AssertUnwindSafe(|| settle(mark)));
+        let answer = match &settled {
+            Ok(answer) => answer.clone(),
+            Err(_) => Err(WriteError::Io(
+                "internal: the durability wait panicked".into(),
+            )),
+        };
+        let me = std::thread::current().id();
         let mut tickets = Vec::with_capacity(ran.len());
         for request in ran {
             #[expect(unsafe_code, reason = "the writer waits until DONE (module doc)")]
             // SAFETY: as above.
             let ticket = unsafe { request.ticket.as_ref() };
-            ticket.answer.lock().settled = Some(settled.clone());
-            tickets.push(Tickets(request.ticket));
+            ticket.answer.lock().settled = Some(answer.clone());
+            if ticket.thread.id() == me {
+                // The combiner's own: answered here, and handed no others to wake, so no
+                // other writer's wake-up waits for this thread's return.
+                ticket.state.store(DONE, Ordering::Release);
+            } else {
+                tickets.push(Tickets(request.ticket));
+            }
         }
         wake(tickets);
+        if let Err(payload) = settled {
+            resume_unwind(payload);
+        }
     }
 }
 
@@ -490,6 +510,56 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_panicking_settle_answers_the_turn_with_an_error_and_panics_its_combiner() {
+        let combiner = Combiner::<u64>::default();
+        let lock = Mutex::new(0);
+        let started = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let first = s.spawn(|| {
+                combiner.run(
+                    &lock,
+                    |n| {
+                        started.store(true, Ordering::Release);
+                        until_queued(&combiner, 1);
+                        *n += 1;
+                        1
+                    },
+                    |_| -> Settled { panic!("sync panicked") },
+                )
+            });
+            until(|| started.load(Ordering::Acquire));
+            let second = s.spawn(|| {
+                combiner.run(
+                    &lock,
+                    |n| {
+                        *n += 1;
+                        2
+                    },
+                    |_| Ok(()),
+                )
+            });
+            let payload = first.join().expect_err("the combiner's writer panics");
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"sync panicked"));
+            // Not parked forever: answered with an error.
+            let answer = second.join().expect("no panic");
+            assert!(matches!(answer, Err(WriteError::Io(_))), "{answer:?}");
+        });
+        // The combiner works on.
+        assert_eq!(
+            combiner.run(
+                &lock,
+                |n| {
+                    *n += 1;
+                    3
+                },
+                |_| Ok(())
+            ),
+            Ok(())
+        );
+        assert_eq!(*lock.lock(), 3);
     }
 
     #[test]
