@@ -105,8 +105,13 @@ impl GroupCommit {
             s.leader = true;
             s.target = target;
             drop(s);
-            // No segment: nothing appended since open, so nothing to wait for.
-            let result = active.map_or(Ok(()), |seg| seg.sync());
+            // No segment: nothing appended since open, so nothing to wait for. A sync that
+            // panics (an embedder's `FileSystem` may) fails like one that errs: the store is
+            // poisoned and every waiter learns of it, rather than wait for a leader gone.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                active.map_or(Ok(()), |seg| seg.sync())
+            }))
+            .unwrap_or_else(|_| Err(std::io::Error::other("the sync panicked")));
             s = self.state.lock();
             s.leader = false;
             let ours = (s.generation % 2) as usize;
