@@ -991,7 +991,11 @@ mod tests {
                 assert!(dir.table.capacity() >= 2 * capacity_before, "at {i}");
             } else if was_migrating {
                 migrating_ops += 1;
-                assert_eq!(dir.table.capacity(), capacity_before, "grew while migrating");
+                assert_eq!(
+                    dir.table.capacity(),
+                    capacity_before,
+                    "grew while migrating"
+                );
                 // One change moves at most a step of keys (a removal may take one more,
                 // its own, out of the old table).
                 let own = usize::from(i % 7 == 3);
@@ -1027,6 +1031,42 @@ mod tests {
             assert_eq!(dir.get(k).map(|e| e.version), Some(*v));
         }
         assert_eq!(dir.iter().count(), model.len());
+    }
+
+    #[test]
+    fn retain_and_removal_in_the_middle_of_a_migration_find_keys_in_either_table() {
+        let mut dir = KeyDir::default();
+        let mut i = 0u64;
+        // Insert until a growth has just begun, with enough keys for its migration to take
+        // many changes.
+        loop {
+            dir.insert(format!("{i:024}").as_bytes(), entry(i));
+            i += 1;
+            if i > 10_000 && !dir.old.is_empty() {
+                break;
+            }
+        }
+        assert!(
+            dir.old.len() > 1_000,
+            "mid-migration: {} keys left",
+            dir.old.len()
+        );
+        let total = i;
+        // Keep every third key; the others are removed, from whichever table holds them.
+        dir.retain(|_, e| e.version % 3 == 0);
+        for i in 0..total {
+            let got = dir.get(format!("{i:024}").as_bytes()).map(|e| e.version);
+            assert_eq!(got, (i % 3 == 0).then_some(i), "key {i}");
+        }
+        assert_eq!(dir.len() as u64, total.div_ceil(3));
+        // And single removals, mid-migration if one is still under way.
+        for i in (0..total).step_by(3).take(500) {
+            assert_eq!(
+                dir.remove(format!("{i:024}").as_bytes()).map(|e| e.version),
+                Some(i)
+            );
+            assert_eq!(dir.get(format!("{i:024}").as_bytes()), None);
+        }
     }
 
     #[test]
