@@ -1,6 +1,9 @@
 //! Durable writes (`Durability::Always`) of 24-byte keys and 150-byte values from T threads
 //! (default 1) for 3 s, as the bench rows "durable writes, 1 / 64 threads", for A/B runs:
-//! `cargo run --release -p ttlcask-engine --example durable_writes -- [T]`.
+//! `cargo run --release -p ttlcask-engine --example durable_writes -- [T]`. Prints writes/s,
+//! fsyncs/s and writes per fsync. `SECS=N` runs N seconds; `PRELOAD_MB=N` writes N MiB and
+//! reopens the store first, as the bench's store is (a reopened store that holds data starts
+//! on a small segment and moves to spares).
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ttlcask_engine::{Durability, PutOptions, Store};
