@@ -249,17 +249,13 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The active segment of a store being opened: the segment size, or on a full disk smaller
-/// ones, or at last a detached segment with no file that the first write replaces (or is
-/// refused with `DiskFull`): a full disk never keeps a store from opening. True if the disk
-/// was full.
 /// Capacity of the active segment an open starts. A store that makes spares (durable ones,
-/// by default) and already holds a segment's worth of data starts with a small one, [`FIRST_SEGMENT_SIZE`]: appends into
-/// blocks never written cost a dearer fsync than appends into a spare's zeros (64 writers made
-/// 120k writes/s against 133k), and a small first segment fills, and makes the background
-/// thread write a spare, within seconds of writing, where a full-size one took the first
-/// segment's worth of slower writes. A new or small store starts full-size, so that it never
-/// pays for a spare it does not need.
+/// by default) and already holds a segment's worth of data starts with a small one,
+/// [`FIRST_SEGMENT_SIZE`]: appends into blocks never written cost a dearer fsync than appends
+/// into a spare's zeros (64 writers made 120k writes/s against 133k), and a small first
+/// segment fills, and makes the background thread write a spare, within seconds of writing,
+/// where a full-size one took the first segment's worth of slower writes. A new or small
+/// store starts full-size, so that it never pays for a spare it does not need.
 fn first_segment_size(segment_size: u64, spares: bool, stored: u64) -> u64 {
     if spares && stored >= segment_size {
         segment_size.min(FIRST_SEGMENT_SIZE)
@@ -271,8 +267,10 @@ fn first_segment_size(segment_size: u64, spares: bool, stored: u64) -> u64 {
 /// See [`first_segment_size`].
 const FIRST_SEGMENT_SIZE: u64 = 4 << 20;
 
-/// Creates the active segment of `size` bytes, or smaller ones down to the least segment size
-/// while the disk is full (true beside it then).
+/// The active segment of a store being opened: `wanted` bytes, or on a full disk smaller
+/// ones, or at last a detached segment with no file that the first write replaces (or is
+/// refused with `DiskFull`): a full disk never keeps a store from opening. True if the disk
+/// was full.
 fn create_active(
     fs: &dyn FileSystem,
     dir: &Path,
