@@ -309,6 +309,31 @@ fn hash_slot(hasher: &RandomState, arena: &Arena, place: u32) -> u64 {
     hasher.hash_one(slot_key(arena, place))
 }
 
+/// Inserts `place` (of a key not in `table`) under `hash`; a growth rehashes from the arena.
+fn insert_place(
+    table: &mut HashTable<u32>,
+    arena: &Arena,
+    hasher: &RandomState,
+    hash: u64,
+    place: u32,
+) {
+    table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
+}
+
+/// Removes the place under `hash` for which `same` holds from `table`, or else from `old`
+/// (the table being emptied while the directory grows); the place, if either held it.
+fn take_place(
+    table: &mut HashTable<u32>,
+    old: &mut HashTable<u32>,
+    hash: u64,
+    same: impl Fn(&u32) -> bool,
+) -> Option<u32> {
+    match table.find_entry(hash, &same) {
+        Ok(found) => Some(found.remove().0),
+        Err(_) => Some(old.find_entry(hash, same).ok()?.remove().0),
+    }
+}
+
 impl KeyDir {
     /// Live keys.
     pub fn len(&self) -> usize {
@@ -401,8 +426,7 @@ impl KeyDir {
         if self.table.len() == self.table.capacity() {
             self.start_growing();
         }
-        let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
-        table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
+        insert_place(&mut self.table, &self.arena, &self.hasher, hash, place);
         self.live += 1;
         self.migrate(MIGRATE_STEP);
     }
@@ -426,10 +450,9 @@ impl KeyDir {
             let Some(chunk) = self.arena.chunks.get(c) else {
                 // The walk passed every slot, so every key of the old table moved; a key it
                 // could not find would be a bug, and is moved anyway rather than lost.
-                let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
                 for place in self.old.drain() {
-                    let hash = hash_slot(hasher, arena, place);
-                    table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
+                    let hash = hash_slot(&self.hasher, &self.arena, place);
+                    insert_place(&mut self.table, &self.arena, &self.hasher, hash, place);
                 }
                 break;
             };
@@ -447,8 +470,7 @@ impl KeyDir {
             // A slot written since the growth began is in the new table already.
             if let Ok(found) = self.old.find_entry(hash, |&p| p == place) {
                 found.remove();
-                let (table, arena, hasher) = (&mut self.table, &self.arena, &self.hasher);
-                table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
+                insert_place(&mut self.table, &self.arena, &self.hasher, hash, place);
                 moved += 1;
             }
         }
@@ -483,10 +505,7 @@ impl KeyDir {
         let hash = self.hash(key);
         let arena = &self.arena;
         let same = |&p: &u32| slot_key(arena, p) == key;
-        let place = match self.table.find_entry(hash, same) {
-            Ok(found) => found.remove().0,
-            Err(_) => self.old.find_entry(hash, same).ok()?.remove().0,
-        };
+        let place = take_place(&mut self.table, &mut self.old, hash, same)?;
         let old = self.mark_slot(place);
         self.migrate(MIGRATE_STEP);
         self.maybe_rewrite();
@@ -519,15 +538,7 @@ impl KeyDir {
             .collect();
         for place in doomed {
             let hash = self.hash(self.key_of(place));
-            let found = match self.table.find_entry(hash, |&p| p == place) {
-                Ok(found) => Some(found.remove()),
-                Err(_) => self
-                    .old
-                    .find_entry(hash, |&p| p == place)
-                    .ok()
-                    .map(|f| f.remove()),
-            };
-            if found.is_some() {
+            if take_place(&mut self.table, &mut self.old, hash, |&p| p == place).is_some() {
                 self.mark_slot(place);
             }
         }
@@ -601,8 +612,7 @@ impl KeyDir {
         let places: Vec<u32> = self.arena.places().collect();
         for place in places {
             let hash = self.hash(self.key_of(place));
-            let (arena, hasher) = (&self.arena, &self.hasher);
-            table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
+            insert_place(&mut table, &self.arena, &self.hasher, hash, place);
         }
         self.table = table;
     }
@@ -753,7 +763,7 @@ impl Bulk {
                 None
             };
             let Some(present) = present else {
-                table.insert_unique(hash, place, |&q| hash_slot(hasher, arena, q));
+                insert_place(table, arena, hasher, hash, place);
                 dir.live += 1;
                 continue;
             };
