@@ -306,6 +306,33 @@ mod tests {
         until(|| combiner.queued() >= n);
     }
 
+    /// Starts a writer on a scoped thread whose job holds its turn until `queued` more jobs
+    /// are queued, then runs `job`; returns once that turn has begun, with the writer's handle.
+    fn hold_a_turn<'scope, 'env, T: Send>(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        combiner: &'env Combiner<T>,
+        lock: &'env Mutex<T>,
+        queued: usize,
+        mut job: impl FnMut(&mut T) -> u64 + Send + 'env,
+        settle: impl Fn(u64) -> Settled + Send + 'env,
+    ) -> std::thread::ScopedJoinHandle<'scope, Settled> {
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = started.clone();
+        let writer = s.spawn(move || {
+            combiner.run(
+                lock,
+                |t| {
+                    held.store(true, Ordering::Release);
+                    until_queued(combiner, queued);
+                    job(t)
+                },
+                settle,
+            )
+        });
+        until(|| started.load(Ordering::Acquire));
+        writer
+    }
+
     #[test]
     fn a_writer_queued_during_a_turn_has_its_job_run_by_the_combiner_in_the_same_turn() {
         let combiner = Combiner::<Vec<(u64, std::thread::ThreadId)>>::default();
@@ -315,22 +342,19 @@ mod tests {
             settles.lock().push(mark);
             Ok(())
         };
-        let started = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            let first = s.spawn(|| {
-                combiner.run(
-                    &lock,
-                    |v| {
-                        // Holds the turn until the second writer has queued.
-                        started.store(true, Ordering::Release);
-                        until_queued(&combiner, 1);
-                        v.push((1, std::thread::current().id()));
-                        1
-                    },
-                    settle,
-                )
-            });
-            until(|| started.load(Ordering::Acquire));
+            // Holds the turn until the second writer has queued.
+            let first = hold_a_turn(
+                s,
+                &combiner,
+                &lock,
+                1,
+                |v| {
+                    v.push((1, std::thread::current().id()));
+                    1
+                },
+                settle,
+            );
             let second = s.spawn(|| {
                 combiner.run(
                     &lock,
@@ -414,21 +438,12 @@ mod tests {
             turns.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };
-        let started = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            let first = s.spawn(|| {
-                combiner.run(
-                    &lock,
-                    |v| {
-                        started.store(true, Ordering::Release);
-                        until_queued(&combiner, 2);
-                        v.push(1);
-                        1
-                    },
-                    settle,
-                )
-            });
-            until(|| started.load(Ordering::Acquire));
+            let push_one = |v: &mut Vec<u64>| {
+                v.push(1);
+                1
+            };
+            let first = hold_a_turn(s, &combiner, &lock, 2, push_one, settle);
             let others: Vec<_> = (2..4)
                 .map(|n| {
                     let (combiner, lock) = (&combiner, &lock);
@@ -462,21 +477,12 @@ mod tests {
         let combiner = Combiner::<Vec<u64>>::default();
         let lock = Mutex::new(Vec::new());
         let settle = |_| Ok(());
-        let started = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            let first = s.spawn(|| {
-                combiner.run(
-                    &lock,
-                    |v| {
-                        started.store(true, Ordering::Release);
-                        until_queued(&combiner, 2);
-                        v.push(1);
-                        1
-                    },
-                    settle,
-                )
-            });
-            until(|| started.load(Ordering::Acquire));
+            let push_one = |v: &mut Vec<u64>| {
+                v.push(1);
+                1
+            };
+            let first = hold_a_turn(s, &combiner, &lock, 2, push_one, settle);
             let bad = s.spawn(|| combiner.run(&lock, |_| panic!("job two"), settle));
             until_queued(&combiner, 1);
             let good = s.spawn(|| {
@@ -516,21 +522,13 @@ mod tests {
     fn a_panicking_settle_answers_the_turn_with_an_error_and_panics_its_combiner() {
         let combiner = Combiner::<u64>::default();
         let lock = Mutex::new(0);
-        let started = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            let first = s.spawn(|| {
-                combiner.run(
-                    &lock,
-                    |n| {
-                        started.store(true, Ordering::Release);
-                        until_queued(&combiner, 1);
-                        *n += 1;
-                        1
-                    },
-                    |_| -> Settled { panic!("sync panicked") },
-                )
-            });
-            until(|| started.load(Ordering::Acquire));
+            let add_one = |n: &mut u64| {
+                *n += 1;
+                1
+            };
+            let panics = |_| -> Settled { panic!("sync panicked") };
+            let first = hold_a_turn(s, &combiner, &lock, 1, add_one, panics);
             let second = s.spawn(|| {
                 combiner.run(
                     &lock,
@@ -567,21 +565,12 @@ mod tests {
         let combiner = Combiner::<u64>::default();
         let lock = Mutex::new(0);
         let failed = || Err(WriteError::Io("fsync failed".into()));
-        let started = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            let first = s.spawn(|| {
-                combiner.run(
-                    &lock,
-                    |n| {
-                        started.store(true, Ordering::Release);
-                        until_queued(&combiner, 1);
-                        *n += 1;
-                        1
-                    },
-                    |_| failed(),
-                )
-            });
-            until(|| started.load(Ordering::Acquire));
+            let add_one = |n: &mut u64| {
+                *n += 1;
+                1
+            };
+            let first = hold_a_turn(s, &combiner, &lock, 1, add_one, |_| failed());
             let second = s.spawn(|| {
                 combiner.run(
                     &lock,

@@ -34,6 +34,15 @@ fn newest_segment_len(dir: &Path) -> u64 {
     std::fs::metadata(newest).expect("metadata").len()
 }
 
+/// Waits (up to 20 s) until the background thread has a spare ready; fails with `why`.
+fn until_a_spare_is_ready(store: &Store, why: &str) {
+    let start = Instant::now();
+    while !store.stats().spare_ready {
+        assert!(start.elapsed() < Duration::from_secs(20), "{why}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn put_values(store: &Store, from: usize, count: usize) {
     for i in from..from + count {
         let value = vec![(i % 251) as u8; VALUE];
@@ -79,39 +88,21 @@ fn a_durable_store_holding_a_segment_of_data_reopens_small_then_moves_to_a_spare
     let mut written = loaded;
     put_values(&store, written, 40);
     written += 40;
-    let start = Instant::now();
-    while !store.stats().spare_ready {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no spare was written"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_a_spare_is_ready(&store, "no spare was written");
     // Past the small segment: the writer moves to the spare, full-size.
     put_values(&store, written, 40);
     written += 40;
     assert_eq!(newest_segment_len(dir.path()), SEGMENT);
     // A store that rolled over writes steadily: the next spare is made at once, though the
     // new segment is far from half full (2.5 of 16 MiB).
-    let start = Instant::now();
-    while !store.stats().spare_ready {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no spare after the rollover"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_a_spare_is_ready(&store, "no spare after the rollover");
     check_values(&store, written);
     drop(store);
     let store = open(dir.path(), Durability::Always);
     check_values(&store, written);
     // Made to ready a spare again, then closed: a closed store keeps no spare.
     put_values(&store, written, 40);
-    let start = Instant::now();
-    while !store.stats().spare_ready {
-        assert!(start.elapsed() < Duration::from_secs(20), "no spare");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_a_spare_is_ready(&store, "no spare");
     drop(store);
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read_dir")
