@@ -15,8 +15,9 @@ impl Inner {
     /// active segment is half full, or the store has rolled over since it opened (it writes
     /// steadily: 64 writers fill a 64 MiB segment in about two seconds, and a spare begun at
     /// half of it was often not ready in time). The writer nudges this thread at both
-    /// moments, so the spare is begun then rather than at the next tick. Durable stores only: it makes their fsyncs
-    /// cheaper, and costs a segment's worth of zeros written, so small stores never pay it.
+    /// moments, so the spare is begun then rather than at the next tick. Durable stores only:
+    /// it makes their fsyncs cheaper, and costs a segment's worth of zeros written, so small
+    /// stores never pay it.
     ///
     /// A spare is made only while two segments plus the space reserve are free, and removed
     /// once less than a segment is left beside it: the last free space is for data.
@@ -108,6 +109,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
         .spawn(move || {
             let mut last_compaction = Instant::now();
             let mut last_residency: Option<Instant> = None;
+            let mut nudged = false;
             loop {
                 let periodic = last_residency.is_none_or(|t| t.elapsed() >= RESIDENCY_INTERVAL);
                 if periodic {
@@ -115,13 +117,15 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     inner.check_residency();
                     inner.reserve.ensure();
                 }
-                // Also when nudged by a rollover, or at any tick while no spare is ready.
-                if periodic || !inner.spare.is_ready() {
+                // Also as soon as the writer asks (half a segment written, or a rollover).
+                if periodic || nudged {
                     inner.prepare_spare();
                 }
-                if inner.shutdown.sleep(tick) {
+                let woken = inner.shutdown.sleep(tick);
+                if woken.stopping {
                     return;
                 }
+                nudged = woken.nudged;
                 if every.is_some() {
                     let lsn = inner.appended_lsn();
                     let _ = inner.wait_durable(lsn);

@@ -90,15 +90,26 @@ impl Shutdown {
         self.state.lock().stop
     }
 
-    /// Sleeps up to `tick`, or until nudged; true if the store is stopping.
-    pub(crate) fn sleep(&self, tick: Duration) -> bool {
+    /// Sleeps up to `tick`, or until stopped or nudged; says which.
+    pub(crate) fn sleep(&self, tick: Duration) -> Woken {
         let mut s = self.state.lock();
         if !s.stop && !s.nudged {
             self.wake.wait_for(&mut s, tick);
         }
-        s.nudged = false;
-        s.stop
+        Woken {
+            stopping: s.stop,
+            nudged: std::mem::take(&mut s.nudged),
+        }
     }
+}
+
+/// Why [`Shutdown::sleep`] returned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Woken {
+    /// The store is stopping.
+    pub stopping: bool,
+    /// Someone nudged the thread since it last slept.
+    pub nudged: bool,
 }
 
 /// What a deferred write runs once it is durable (or the store failed to make it so).

@@ -519,10 +519,12 @@ impl Inner {
                 appended = Some(done);
                 lsn
             },
-            |lsn| match lsn {
-                0 => Ok(()),
-                lsn if always => self.wait_durable(lsn),
-                _ => Ok(()),
+            |lsn| {
+                if lsn > 0 && always {
+                    self.wait_durable(lsn)
+                } else {
+                    Ok(())
+                }
             },
         );
         let (result, lsn) = match appended {
