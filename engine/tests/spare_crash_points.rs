@@ -36,8 +36,11 @@ fn put_of(i: usize) -> (String, Vec<u8>) {
     (format!("k{}", i % 16), vec![b'a' + (i % 26) as u8; 500 + i])
 }
 
-/// Key → value of every acknowledged put, and the put in flight when a call failed.
-fn run(fs: &SimFs) -> (BTreeMap<String, Vec<u8>>, Option<(String, Vec<u8>)>) {
+/// Key → value.
+type Items = BTreeMap<String, Vec<u8>>;
+
+/// Every acknowledged put, and the put in flight when a call failed.
+fn run(fs: &SimFs) -> (Items, Option<(String, Vec<u8>)>) {
     let mut acked = BTreeMap::new();
     let Ok(store) = open(fs, RecoveryPolicy::Salvage) else {
         return (acked, None);
@@ -59,7 +62,7 @@ fn run(fs: &SimFs) -> (BTreeMap<String, Vec<u8>>, Option<(String, Vec<u8>)>) {
     (acked, None)
 }
 
-fn items(store: &Store) -> BTreeMap<String, Vec<u8>> {
+fn items(store: &Store) -> Items {
     store
         .keys(b"ns")
         .map(|key| {
