@@ -14,10 +14,11 @@
 //! | 26 | n | key |
 //!
 //! A `hashbrown::HashTable<u32>` maps the key's hash to the record's place in the arena. The
-//! arena is a list of chunks of at most 256 KiB (a record never straddles two), so it grows
-//! without ever copying what it holds; a place is the chunk number (15 bits) and the offset
-//! in two-byte units (17 bits), so an arena may reach 8 GiB. Removing a key marks its slot;
-//! the arena is rewritten once removed slots make up a quarter of it.
+//! arena is a list of chunks of at most 2 MiB (a record never straddles two), so it grows
+//! without ever copying what it holds; a place is the chunk number (12 bits) and the offset
+//! in two-byte units (20 bits), so an arena may reach 8 GiB. The table and the full-size
+//! chunks are on huge pages (`huge.rs`): a read misses the cache in both. Removing a key
+//! marks its slot; the arena is rewritten once removed slots make up a quarter of it.
 //!
 //! The table grows incrementally: when it is full, a table of twice the size takes its place
 //! and the old one is emptied into it [`MIGRATE_STEP`] keys per change, walking the arena in
@@ -32,7 +33,11 @@ use foldhash::fast::RandomState;
 use crate::format::{
     self, read_u16, read_u32, read_u64, EntryLayout, EntryMeta, NsKind, Op, Shape,
 };
+use crate::huge::HugePages;
 use hashbrown::HashTable;
+
+/// An arena chunk: on huge pages once full-size (see `huge.rs`).
+type Chunk = allocator_api2::vec::Vec<u8, HugePages>;
 
 /// Keys moved from the old table to the new per change while the table grows (see the
 /// module doc). Growing from N keys leaves room for about N more before the new table is
@@ -70,7 +75,7 @@ const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
 /// Arena offsets count two-byte units.
 const UNIT: usize = 2;
 /// Bits of a place that give the offset in its chunk (in units).
-const OFFSET_BITS: u32 = 17;
+const OFFSET_BITS: u32 = 20;
 /// Bytes of a full chunk.
 const CHUNK: usize = UNIT << OFFSET_BITS;
 /// Chunks an arena may have.
@@ -79,7 +84,7 @@ const MAX_CHUNKS: usize = 1 << (32 - OFFSET_BITS);
 /// Records in chunks that are never reallocated once full.
 #[derive(Clone, Default)]
 struct Arena {
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<Chunk>,
     /// Bytes of records, removed ones included.
     used: usize,
 }
@@ -112,7 +117,8 @@ impl Arena {
             // After a full chunk the next is made full-size at once: a large directory
             // (a reopen's) otherwise copied every chunk through eleven doublings.
             let capacity = if self.chunks.is_empty() { 0 } else { CHUNK };
-            self.chunks.push(Vec::with_capacity(capacity));
+            self.chunks
+                .push(Chunk::with_capacity_in(capacity, HugePages));
         }
         let c = self.chunks.len() - 1;
         let chunk = &mut self.chunks[c];
@@ -147,8 +153,8 @@ impl Arena {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum::<usize>()
-            + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+        self.chunks.iter().map(Chunk::capacity).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
     }
 }
 
@@ -232,10 +238,10 @@ pub struct Moved {
 /// Key → [`Entry`] for one namespace.
 #[derive(Clone, Default)]
 pub struct KeyDir {
-    table: HashTable<u32>,
+    table: HashTable<u32, HugePages>,
     /// The table being emptied into `table` after it grew, a few keys per change (see
     /// [`KeyDir::migrate`]); empty otherwise.
-    old: HashTable<u32>,
+    old: HashTable<u32, HugePages>,
     /// Where in the arena migration goes on: (chunk, byte offset).
     cursor: (usize, usize),
     arena: Arena,
@@ -311,7 +317,7 @@ fn hash_slot(hasher: &RandomState, arena: &Arena, place: u32) -> u64 {
 
 /// Inserts `place` (of a key not in `table`) under `hash`; a growth rehashes from the arena.
 fn insert_place(
-    table: &mut HashTable<u32>,
+    table: &mut HashTable<u32, HugePages>,
     arena: &Arena,
     hasher: &RandomState,
     hash: u64,
@@ -323,8 +329,8 @@ fn insert_place(
 /// Removes the place under `hash` for which `same` holds from `table`, or else from `old`
 /// (the table being emptied while the directory grows); the place, if either held it.
 fn take_place(
-    table: &mut HashTable<u32>,
-    old: &mut HashTable<u32>,
+    table: &mut HashTable<u32, HugePages>,
+    old: &mut HashTable<u32, HugePages>,
     hash: u64,
     same: impl Fn(&u32) -> bool,
 ) -> Option<u32> {
@@ -437,7 +443,10 @@ impl KeyDir {
     fn start_growing(&mut self) {
         self.migrate(usize::MAX);
         let capacity = (self.table.capacity() * 2).max(16);
-        self.old = std::mem::replace(&mut self.table, HashTable::with_capacity(capacity));
+        self.old = std::mem::replace(
+            &mut self.table,
+            HashTable::with_capacity_in(capacity, HugePages),
+        );
         self.cursor = (0, 0);
     }
 
@@ -475,7 +484,7 @@ impl KeyDir {
             }
         }
         if self.old.is_empty() && self.old.capacity() > 0 {
-            self.old = HashTable::new();
+            self.old = HashTable::new_in(HugePages);
         }
     }
 
@@ -606,9 +615,9 @@ impl KeyDir {
         self.arena = arena;
         self.removed_bytes = 0;
         // Every live key goes into the new table below: a migration under way ends here.
-        self.old = HashTable::new();
+        self.old = HashTable::new_in(HugePages);
         self.cursor = (0, 0);
-        let mut table = HashTable::with_capacity(self.live);
+        let mut table = HashTable::with_capacity_in(self.live, HugePages);
         let places: Vec<u32> = self.arena.places().collect();
         for place in places {
             let hash = self.hash(self.key_of(place));
@@ -919,7 +928,7 @@ mod tests {
                     model.insert(key, e);
                 }
             }
-            let arena_bytes = |b: &Bulk| b.dir.arena.chunks.iter().map(Vec::len).sum::<usize>();
+            let arena_bytes = |b: &Bulk| b.dir.arena.chunks.iter().map(Chunk::len).sum::<usize>();
             let used = arena_bytes(&bulk) + arena_bytes(&sibling);
             let (own, theirs) = (bulk.staged.len(), sibling.staged.len());
             bulk.absorb(sibling);
@@ -1082,12 +1091,12 @@ mod tests {
     #[test]
     fn the_parts_count_every_unexpired_live_entry_once() {
         let mut dir = KeyDir::default();
-        // Several arena chunks (about 5,000 slots each), removed slots among them, and
+        // Several arena chunks (about 40,000 slots each), removed slots among them, and
         // expiries (every third version expires at `version` seconds).
-        for i in 0..20_000u64 {
+        for i in 0..150_000u64 {
             dir.insert(format!("{i:024}").as_bytes(), entry(i));
         }
-        for i in (0..20_000u64).step_by(4) {
+        for i in (0..150_000u64).step_by(4) {
             dir.remove(format!("{i:024}").as_bytes());
         }
         assert!(dir.parts() > 2, "{} parts", dir.parts());

@@ -1,10 +1,12 @@
-//! Measures the heap the index uses per key, with a counting allocator, and guards it
-//! against regressions. Memory, unlike time, is deterministic enough to test.
+//! Measures the memory the index uses per key, with a counting allocator (plus the blocks the
+//! engine maps on huge pages itself, `index_mapped_bytes`), and guards it against
+//! regressions. Memory, unlike time, is deterministic enough to test. One test only: the
+//! mapped bytes are counted process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use ttlcask_engine::{Durability, PutOptions, Store};
+use ttlcask_engine::{index_mapped_bytes, Durability, PutOptions, Store};
 
 struct Counting;
 
@@ -31,9 +33,15 @@ static GLOBAL: Counting = Counting;
 
 const KEY_LEN: usize = 24;
 
+/// Everything the index holds: the allocator's live bytes and the engine's own mappings.
+fn held() -> isize {
+    LIVE.load(Ordering::Relaxed) + index_mapped_bytes() as isize
+}
+
 #[test]
 fn index_bytes_per_key() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let mapped_at_start = index_mapped_bytes();
     let store = Store::builder()
         .durability(Durability::Never)
         .compaction_interval(None)
@@ -46,7 +54,7 @@ fn index_bytes_per_key() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = held();
     let value = [0x5a; 150];
     for i in 0..keys {
         let key = format!("{i:0width$}", width = KEY_LEN);
@@ -54,7 +62,7 @@ fn index_bytes_per_key() {
             .put(b"bench", key.as_bytes(), &value, PutOptions::default())
             .expect("put");
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = held();
     let per_key = (after - before) as f64 / keys as f64;
     let beyond_key = per_key - KEY_LEN as f64;
     let estimate = store.stats().index_bytes as f64 / keys as f64;
@@ -65,5 +73,17 @@ fn index_bytes_per_key() {
     assert!(
         beyond_key < 96.0,
         "index grew to {beyond_key:.1} bytes per key beyond the key"
+    );
+    // The table and the full arena chunks (2 MiB each) are mapped on huge pages, and every
+    // mapping goes when the store does.
+    if cfg!(target_os = "linux") && keys >= 100_000 {
+        let mapped = index_mapped_bytes() - mapped_at_start;
+        assert!(mapped >= 4 << 20, "{mapped} bytes mapped for {keys} keys");
+    }
+    drop(store);
+    assert_eq!(
+        index_mapped_bytes(),
+        mapped_at_start,
+        "mappings left after close"
     );
 }
