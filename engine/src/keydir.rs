@@ -17,7 +17,7 @@
 //! arena is a list of chunks of at most 2 MiB (a record never straddles two), so it grows
 //! without ever copying what it holds; a place is the chunk number (12 bits) and the offset
 //! in two-byte units (20 bits), so an arena may reach 8 GiB. The table and the full-size
-//! chunks are on huge pages (`huge.rs`): a read misses the cache in both. Removing a key
+//! chunks go onto huge pages (`huge.rs`): a read misses the cache in both. Removing a key
 //! marks its slot; the arena is rewritten once removed slots make up a quarter of it.
 //!
 //! The table grows incrementally: when it is full, a table of twice the size takes its place
@@ -699,7 +699,11 @@ impl Bulk {
             }
             return;
         }
-        // Its chunks follow ours: a place moves by the chunks before it.
+        // Its chunks follow ours: a place moves by the chunks before it. Our last chunk
+        // takes no more keys then, so it gives back the room it has left (up to 2 MiB).
+        if let Some(last) = self.dir.arena.chunks.last_mut() {
+            last.shrink_to_fit();
+        }
         let shift = u32::try_from(base).unwrap_or(u32::MAX) << OFFSET_BITS;
         self.dir.arena.used += other.dir.arena.used;
         self.dir.arena.chunks.extend(other.dir.arena.chunks);
