@@ -32,11 +32,11 @@ use parking_lot::Mutex;
 /// Size (and alignment) of a transparent huge page on x86-64 and most arm64 kernels.
 pub const HUGE_PAGE: usize = 2 << 20;
 
-/// Bytes mapped by [`HugePages`] and not yet unmapped, in this process.
+/// Bytes of the blocks in use (to the 4 KiB page) in this process: see [`mapped_bytes`].
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// Every block mapped by [`HugePages`] and in use: start → (length, whether it was offered
-/// to the kernel for huge pages yet).
+/// Every block mapped by [`HugePages`] and in use: start → (bytes asked for, whether it was
+/// offered to the kernel for huge pages yet).
 static BLOCKS: Mutex<BTreeMap<usize, (usize, bool)>> = Mutex::new(BTreeMap::new());
 
 /// Blocks given back but kept mapped for reuse, as a `malloc` keeps freed memory: start,
@@ -50,7 +50,8 @@ const KEEP_AT_MOST: usize = 64 << 20;
 
 /// Bytes the key directories of every store in this process hold on their own mappings (see
 /// the module doc), which a global allocator does not see: add them to its figure for the
-/// index's whole memory.
+/// index's whole memory. Counted to the 4 KiB page: a mapping is rounded up to huge pages,
+/// but the rest of its last one is never touched, nor moved onto a huge page.
 pub fn mapped_bytes() -> usize {
     MAPPED.load(Ordering::Relaxed)
 }
@@ -73,9 +74,11 @@ pub fn collapse_new() -> usize {
             (start, *len)
         })
         .collect();
+    // Only the huge pages the block fills: the rest of its last one stays untouched.
     fresh
         .into_iter()
-        .filter(|&(start, len)| collapse(start, len))
+        .map(|(start, size)| (start, size / HUGE_PAGE * HUGE_PAGE))
+        .filter(|&(start, len)| len > 0 && collapse(start, len))
         .count()
 }
 
@@ -140,8 +143,8 @@ fn map(size: usize) -> Result<NonNull<[u8]>, AllocError> {
         let found = kept.iter().position(|&(_, l, _)| l == len);
         found.map(|i| kept.swap_remove(i))
     };
-    if let Some((start, len, offered)) = kept {
-        return Ok(in_use(start, len, offered, size));
+    if let Some((start, _, offered)) = kept {
+        return Ok(in_use(start, offered, size));
     }
     let over = len.checked_add(HUGE_PAGE).ok_or(AllocError)?;
     // SAFETY: a new private anonymous mapping; it overlaps no memory of ours.
@@ -172,14 +175,19 @@ fn map(size: usize) -> Result<NonNull<[u8]>, AllocError> {
             libc::munmap((start + len) as *mut libc::c_void, tail);
         }
     }
-    Ok(in_use(start, len, false, size))
+    Ok(in_use(start, false, size))
 }
 
-/// Registers the mapping [start, start + len) as a block in use, of `size` bytes.
+/// Bytes of the small pages a block of `size` bytes can touch.
+fn touchable(size: usize) -> usize {
+    size.next_multiple_of(4096)
+}
+
+/// Registers the block of `size` bytes at `start`, a mapping of ours, as in use.
 #[cfg(target_os = "linux")]
-fn in_use(start: usize, len: usize, offered: bool, size: usize) -> NonNull<[u8]> {
-    MAPPED.fetch_add(len, Ordering::Relaxed);
-    BLOCKS.lock().insert(start, (len, offered));
+fn in_use(start: usize, offered: bool, size: usize) -> NonNull<[u8]> {
+    MAPPED.fetch_add(touchable(size), Ordering::Relaxed);
+    BLOCKS.lock().insert(start, (size, offered));
     // `start` is a mapping's address, never null.
     let ptr = NonNull::new(start as *mut u8).unwrap_or(NonNull::dangling());
     NonNull::slice_from_raw_parts(ptr, size)
@@ -195,7 +203,7 @@ fn unmap(ptr: NonNull<u8>, size: usize) {
         .lock()
         .remove(&start)
         .is_some_and(|(_, offered)| offered);
-    MAPPED.fetch_sub(len, Ordering::Relaxed);
+    MAPPED.fetch_sub(touchable(size), Ordering::Relaxed);
     {
         let mut kept = KEPT.lock();
         if kept.iter().map(|&(_, l, _)| l).sum::<usize>() + len <= KEEP_AT_MOST {
