@@ -89,6 +89,51 @@ pub fn collapse_new() -> usize {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HugePages;
 
+/// [`HugePages`] that remembers where its latest block starts: a hash table's, so that a
+/// lookup can start loading the table's memory before the table's code reads it (see
+/// `keydir.rs`). A clone remembers nothing until it allocates.
+#[derive(Debug, Default)]
+pub struct Recording {
+    latest: AtomicUsize,
+}
+
+impl Recording {
+    /// Where the block allocated last starts (0 before the first). It may have been freed
+    /// since: use it for hints only, such as prefetching.
+    pub fn latest(&self) -> usize {
+        self.latest.load(Ordering::Relaxed)
+    }
+
+    fn remember(&self, block: NonNull<[u8]>) -> NonNull<[u8]> {
+        self.latest
+            .store(block.cast::<u8>().as_ptr() as usize, Ordering::Relaxed);
+        block
+    }
+}
+
+impl Clone for Recording {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+// SAFETY: every block comes from and goes back to `HugePages`; only its address is noted.
+#[expect(unsafe_code, reason = "an allocator is an unsafe trait")]
+unsafe impl Allocator for Recording {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        HugePages.allocate(layout).map(|b| self.remember(b))
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        HugePages.allocate_zeroed(layout).map(|b| self.remember(b))
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise, passed on: `HugePages` allocated the block.
+        unsafe { HugePages.deallocate(ptr, layout) }
+    }
+}
+
 /// Whether `layout` is served by a mapping of its own.
 fn mapped(layout: Layout) -> bool {
     cfg!(target_os = "linux") && layout.size() >= HUGE_PAGE && layout.align() <= HUGE_PAGE
