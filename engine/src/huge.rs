@@ -35,17 +35,31 @@ pub const HUGE_PAGE: usize = 2 << 20;
 /// Bytes of the blocks in use (to the 4 KiB page) in this process: see [`mapped_bytes`].
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// Every block mapped by [`HugePages`] and in use: start → (bytes asked for, whether it was
-/// offered to the kernel for huge pages yet).
-static BLOCKS: Mutex<BTreeMap<usize, (usize, bool)>> = Mutex::new(BTreeMap::new());
+/// The blocks [`HugePages`] mapped, one lock for all.
+struct Registry {
+    /// Blocks in use: start → (bytes asked for, whether offered to the kernel for huge pages
+    /// yet).
+    blocks: BTreeMap<usize, (usize, bool)>,
+    /// Blocks given back but kept mapped for reuse, as a `malloc` keeps freed memory: start,
+    /// mapped length, whether offered. A fresh mapping faults its pages in one by one (a
+    /// reopen's index took 18 ms longer that way than on memory `malloc` reused), and a kept
+    /// block may already be on huge pages.
+    kept: Vec<(usize, usize, bool)>,
+    /// The block [`collapse_new`] is advising now, outside the lock.
+    collapsing: Option<usize>,
+    /// Blocks given back while being advised (start, mapped length): released once the
+    /// advice returns, so that no advice ever reaches memory that is no longer ours.
+    deferred: Vec<(usize, usize)>,
+}
 
-/// Blocks given back but kept mapped for reuse, as a `malloc` keeps freed memory: start,
-/// length, whether offered. A fresh mapping faults its pages in one by one (a reopen's index
-/// took 18 ms longer that way than on memory `malloc` reused), and a kept block may already
-/// be on huge pages.
-static KEPT: Mutex<Vec<(usize, usize, bool)>> = Mutex::new(Vec::new());
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    blocks: BTreeMap::new(),
+    kept: Vec::new(),
+    collapsing: None,
+    deferred: Vec::new(),
+});
 
-/// Most bytes [`KEPT`] holds.
+/// Most bytes `Registry::kept` holds.
 const KEEP_AT_MOST: usize = 64 << 20;
 
 /// Bytes the key directories of every store in this process hold on their own mappings (see
@@ -59,27 +73,39 @@ pub fn mapped_bytes() -> usize {
 /// Asks the kernel to move every block mapped since the last call onto huge pages, one
 /// block at a time, and returns how many it moved. Slow (milliseconds a block): for a
 /// background thread. Each block is offered once; one the kernel refuses stays on small
-/// pages.
-///
-/// A block may be unmapped by its owner while this runs, and its addresses mapped again
-/// by someone else: the advice then goes to that mapping, which it leaves as it was but for
-/// its page size (or fails on a hole). Neither advice changes any memory's contents.
+/// pages. Only the huge pages a block fills are offered: the rest of its last one is never
+/// touched. A block given back meanwhile stays mapped until its advice returns.
 pub fn collapse_new() -> usize {
-    let fresh: Vec<(usize, usize)> = BLOCKS
+    let fresh: Vec<(usize, usize)> = REGISTRY
         .lock()
+        .blocks
         .iter_mut()
         .filter(|(_, (_, offered))| !*offered)
-        .map(|(&start, (len, offered))| {
+        .map(|(&start, (size, offered))| {
             *offered = true;
-            (start, *len)
+            (start, *size / HUGE_PAGE * HUGE_PAGE)
         })
         .collect();
-    // Only the huge pages the block fills: the rest of its last one stays untouched.
-    fresh
-        .into_iter()
-        .map(|(start, size)| (start, size / HUGE_PAGE * HUGE_PAGE))
-        .filter(|&(start, len)| len > 0 && collapse(start, len))
-        .count()
+    let mut moved = 0;
+    for (start, len) in fresh {
+        {
+            let mut registry = REGISTRY.lock();
+            if len == 0 || !registry.blocks.contains_key(&start) {
+                continue;
+            }
+            registry.collapsing = Some(start);
+        }
+        moved += usize::from(collapse(start, len));
+        let deferred = {
+            let mut registry = REGISTRY.lock();
+            registry.collapsing = None;
+            std::mem::take(&mut registry.deferred)
+        };
+        for (start, len) in deferred {
+            release(start, len, true);
+        }
+    }
+    moved
 }
 
 /// Allocates blocks of at least [`HUGE_PAGE`] bytes on their own huge-page-aligned mapping,
@@ -184,7 +210,7 @@ unsafe impl Allocator for HugePages {
 fn map(size: usize) -> Result<NonNull<[u8]>, AllocError> {
     let len = size.checked_next_multiple_of(HUGE_PAGE).ok_or(AllocError)?;
     let kept = {
-        let mut kept = KEPT.lock();
+        let kept = &mut REGISTRY.lock().kept;
         let found = kept.iter().position(|&(_, l, _)| l == len);
         found.map(|i| kept.swap_remove(i))
     };
@@ -232,33 +258,45 @@ fn touchable(size: usize) -> usize {
 #[cfg(target_os = "linux")]
 fn in_use(start: usize, offered: bool, size: usize) -> NonNull<[u8]> {
     MAPPED.fetch_add(touchable(size), Ordering::Relaxed);
-    BLOCKS.lock().insert(start, (size, offered));
+    REGISTRY.lock().blocks.insert(start, (size, offered));
     // `start` is a mapping's address, never null.
     let ptr = NonNull::new(start as *mut u8).unwrap_or(NonNull::dangling());
     NonNull::slice_from_raw_parts(ptr, size)
 }
 
-/// Takes back a block `map(size)` returned: kept for reuse while [`KEPT`] has room, else
-/// unmapped.
+/// Takes back a block `map(size)` returned.
 #[cfg(target_os = "linux")]
-#[expect(unsafe_code, reason = "munmap has no safe wrapper in std")]
 fn unmap(ptr: NonNull<u8>, size: usize) {
     let (start, len) = (ptr.as_ptr() as usize, size.next_multiple_of(HUGE_PAGE));
-    let offered = BLOCKS
-        .lock()
-        .remove(&start)
-        .is_some_and(|(_, offered)| offered);
     MAPPED.fetch_sub(touchable(size), Ordering::Relaxed);
+    let offered = {
+        let mut registry = REGISTRY.lock();
+        let offered = registry.blocks.remove(&start).is_some_and(|(_, o)| o);
+        if registry.collapsing == Some(start) {
+            registry.deferred.push((start, len));
+            return;
+        }
+        offered
+    };
+    release(start, len, offered);
+}
+
+/// Keeps the mapping [start, start + len), of a block no longer in use, for reuse while
+/// `Registry::kept` has room; else unmaps it.
+#[cfg(target_os = "linux")]
+#[expect(unsafe_code, reason = "munmap has no safe wrapper in std")]
+fn release(start: usize, len: usize, offered: bool) {
     {
-        let mut kept = KEPT.lock();
+        let kept = &mut REGISTRY.lock().kept;
         if kept.iter().map(|&(_, l, _)| l).sum::<usize>() + len <= KEEP_AT_MOST {
             kept.push((start, len, offered));
             return;
         }
     }
-    // SAFETY: `map(size)` mapped exactly [ptr, ptr + len), and the block's owner is done with it.
+    // SAFETY: `map` mapped exactly [start, start + len) for a block whose owner is done with
+    // it, and no advice is under way on it (see `unmap`).
     unsafe {
-        libc::munmap(ptr.as_ptr().cast(), len);
+        libc::munmap(start as *mut libc::c_void, len);
     }
 }
 
@@ -273,8 +311,8 @@ const MADV_COLLAPSE: libc::c_int = 25;
 #[expect(unsafe_code, reason = "madvise has no safe wrapper in std")]
 fn collapse(start: usize, len: usize) -> bool {
     let at = start as *mut libc::c_void;
-    // SAFETY: advice about an address range; neither changes any memory's contents, and on
-    // a range not mapped (any more) it fails with ENOMEM. See `collapse_new`.
+    // SAFETY: advice about a block of ours, which stays mapped meanwhile (see `unmap`);
+    // neither advice changes any memory's contents.
     unsafe {
         libc::madvise(at, len, libc::MADV_HUGEPAGE) == 0
             && libc::madvise(at, len, MADV_COLLAPSE) == 0
@@ -288,6 +326,11 @@ fn map(_size: usize) -> Result<NonNull<[u8]>, AllocError> {
 
 #[cfg(not(target_os = "linux"))]
 fn unmap(_ptr: NonNull<u8>, _size: usize) {
+    unreachable!("`mapped` is false off Linux")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release(_start: usize, _len: usize, _offered: bool) {
     unreachable!("`mapped` is false off Linux")
 }
 
@@ -402,7 +445,7 @@ mod tests {
                 HugePages.deallocate(block.cast(), layout);
             }
         }
-        let kept: usize = KEPT.lock().iter().map(|&(_, len, _)| len).sum();
+        let kept: usize = REGISTRY.lock().kept.iter().map(|&(_, len, _)| len).sum();
         assert!(kept <= KEEP_AT_MOST, "{kept} bytes kept");
         if cfg!(target_os = "linux") {
             assert!(kept > 0, "nothing kept for reuse");
