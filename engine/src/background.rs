@@ -116,9 +116,6 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     last_residency = Some(Instant::now());
                     inner.check_residency();
                     inner.reserve.ensure();
-                    // The index blocks mapped since (at first, those the open built) onto
-                    // huge pages: slow, so here rather than on a writer's path.
-                    crate::huge::collapse_new();
                 }
                 // Also as soon as the writer asks (half a segment written, or a rollover).
                 if periodic || nudged {

@@ -11,11 +11,11 @@
 //! page, on small pages first. A huge page fault there takes 5–9 ms (up to 58) when the guest
 //! hands out memory its host has not backed yet, against about 1 ms for 2 MiB of small
 //! pages: faulting huge pages in on the writers' path made the bulk load 43% slower and a
-//! warm reopen of 1M keys 160 ms slower. So the store's background thread moves the blocks
-//! afterwards, once a second ([`collapse_new`]: `MADV_HUGEPAGE`, then `MADV_COLLAPSE`,
-//! Linux 6.1 or later), which costs the writers nothing. Where the kernel cannot (older
-//! kernels, transparent huge pages set to `never`), or a store has no background thread,
-//! the blocks stay on small pages.
+//! warm reopen of 1M keys 160 ms slower. So a thread of the process's own moves the blocks
+//! afterwards: when a store has opened, then every 10 s ([`collapse_soon`],
+//! [`collapse_new`]: `MADV_HUGEPAGE`, then `MADV_COLLAPSE`, Linux 6.1 or later), which
+//! costs the writers nothing. Where the kernel cannot (older kernels, transparent huge
+//! pages set to `never`), the blocks stay on small pages.
 //!
 //! Smaller allocations, and every allocation off Linux, go to the global allocator, so a
 //! small namespace costs no more than before. Bytes mapped here are counted in
@@ -27,7 +27,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use allocator_api2::alloc::{AllocError, Allocator, Global};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 /// Size (and alignment) of a transparent huge page on x86-64 and most arm64 kernels.
 pub const HUGE_PAGE: usize = 2 << 20;
@@ -36,6 +36,7 @@ pub const HUGE_PAGE: usize = 2 << 20;
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// The blocks [`HugePages`] mapped, one lock for all.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Registry {
     /// Blocks in use: start → (bytes asked for, whether offered to the kernel for huge pages
     /// yet).
@@ -60,6 +61,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 });
 
 /// Most bytes `Registry::kept` holds.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const KEEP_AT_MOST: usize = 64 << 20;
 
 /// Bytes the key directories of every store in this process hold on their own mappings (see
@@ -70,31 +72,41 @@ pub fn mapped_bytes() -> usize {
     MAPPED.load(Ordering::Relaxed)
 }
 
-/// Asks the kernel to move every block mapped since the last call onto huge pages, one
-/// block at a time, and returns how many it moved. Slow (milliseconds a block): for a
-/// background thread. Each block is offered once; one the kernel refuses stays on small
-/// pages. Only the huge pages a block fills are offered: the rest of its last one is never
-/// touched. A block given back meanwhile stays mapped until its advice returns.
+/// Asks the kernel to move blocks mapped since the last call onto huge pages, one block at
+/// a time; returns how many it moved. Slow (milliseconds a block): for the thread
+/// [`collapse_soon`] starts. One caller at a time: a call while another runs returns 0 at
+/// once. Each block is offered once; one the kernel refuses
+/// stays on small pages. Only the huge pages a block fills are offered: the rest of its
+/// last one is never touched. A block given back meanwhile stays mapped until its advice
+/// returns.
 pub fn collapse_new() -> usize {
-    let fresh: Vec<(usize, usize)> = REGISTRY
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let Some(_one) = ONE_AT_A_TIME.try_lock() else {
+        return 0;
+    };
+    let fresh: Vec<usize> = REGISTRY
         .lock()
         .blocks
-        .iter_mut()
+        .iter()
         .filter(|(_, (_, offered))| !*offered)
-        .map(|(&start, (size, offered))| {
-            *offered = true;
-            (start, *size / HUGE_PAGE * HUGE_PAGE)
-        })
+        .map(|(&start, _)| start)
         .collect();
     let mut moved = 0;
-    for (start, len) in fresh {
-        {
+    for start in fresh {
+        // Looked up again: the block may have gone, and another taken its address.
+        let len = {
             let mut registry = REGISTRY.lock();
-            if len == 0 || !registry.blocks.contains_key(&start) {
+            let Some((size, offered)) = registry.blocks.get_mut(&start) else {
+                continue;
+            };
+            *offered = true;
+            let len = *size / HUGE_PAGE * HUGE_PAGE;
+            if len == 0 {
                 continue;
             }
             registry.collapsing = Some(start);
-        }
+            len
+        };
         moved += usize::from(collapse(start, len));
         let deferred = {
             let mut registry = REGISTRY.lock();
@@ -106,6 +118,39 @@ pub fn collapse_new() -> usize {
         }
     }
     moved
+}
+
+/// How often the huge-page thread looks for new blocks unasked. Rarely: a collapse holds
+/// the process's memory map for writing while it copies a block, so page faults of every
+/// thread wait (up to the milliseconds a host takes to back the new huge page); once a
+/// second during a bulk load made a reopen right after it 30–80 ms slower.
+const COLLAPSE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wakes the process's huge-page thread (started on the first call), which runs
+/// [`collapse_new`] at once and then every [`COLLAPSE_EVERY`]. A store calls this once its
+/// index is built. One thread for the process, apart from the stores' own: an advice takes
+/// milliseconds a block, which would hold up their timed fsyncs and spares.
+pub fn collapse_soon() {
+    static KICK: Mutex<bool> = Mutex::new(false);
+    static WAKE: Condvar = Condvar::new();
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        // Without the thread the blocks stay on small pages; nothing else changes.
+        let _ = std::thread::Builder::new()
+            .name("ttlcask-huge-pages".into())
+            .spawn(|| loop {
+                {
+                    let mut kicked = KICK.lock();
+                    if !*kicked {
+                        WAKE.wait_for(&mut kicked, COLLAPSE_EVERY);
+                    }
+                    *kicked = false;
+                }
+                collapse_new();
+            });
+    });
+    *KICK.lock() = true;
+    WAKE.notify_one();
 }
 
 /// Allocates blocks of at least [`HUGE_PAGE`] bytes on their own huge-page-aligned mapping,
@@ -173,7 +218,7 @@ fn mapped(layout: Layout) -> bool {
 unsafe impl Allocator for HugePages {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if mapped(layout) {
-            map(layout.size())
+            map(layout.size(), false)
         } else {
             Global.allocate(layout)
         }
@@ -181,13 +226,7 @@ unsafe impl Allocator for HugePages {
 
     fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if mapped(layout) {
-            let block = map(layout.size())?;
-            // SAFETY: the block is ours, `layout.size()` bytes long.
-            #[expect(unsafe_code, reason = "zeroing a block straight from the allocator")]
-            unsafe {
-                block.cast::<u8>().write_bytes(0, layout.size());
-            }
-            Ok(block)
+            map(layout.size(), true)
         } else {
             Global.allocate_zeroed(layout)
         }
@@ -204,10 +243,12 @@ unsafe impl Allocator for HugePages {
     }
 }
 
-/// A new mapping of `size` bytes (rounded up to huge pages), aligned to a huge page.
+/// A block of `size` bytes on a mapping of its own (rounded up to huge pages), aligned to a
+/// huge page: a kept one of that length (zeroed first if `zeroed`), else a new one (zeros
+/// already).
 #[cfg(target_os = "linux")]
 #[expect(unsafe_code, reason = "mmap and munmap have no safe wrapper in std")]
-fn map(size: usize) -> Result<NonNull<[u8]>, AllocError> {
+fn map(size: usize, zeroed: bool) -> Result<NonNull<[u8]>, AllocError> {
     let len = size.checked_next_multiple_of(HUGE_PAGE).ok_or(AllocError)?;
     let kept = {
         let kept = &mut REGISTRY.lock().kept;
@@ -215,6 +256,10 @@ fn map(size: usize) -> Result<NonNull<[u8]>, AllocError> {
         found.map(|i| kept.swap_remove(i))
     };
     if let Some((start, _, offered)) = kept {
+        if zeroed {
+            // SAFETY: the kept mapping is ours and at least `size` bytes long.
+            unsafe { (start as *mut u8).write_bytes(0, size) };
+        }
         return Ok(in_use(start, offered, size));
     }
     let over = len.checked_add(HUGE_PAGE).ok_or(AllocError)?;
@@ -250,6 +295,7 @@ fn map(size: usize) -> Result<NonNull<[u8]>, AllocError> {
 }
 
 /// Bytes of the small pages a block of `size` bytes can touch.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn touchable(size: usize) -> usize {
     size.next_multiple_of(4096)
 }
@@ -320,7 +366,7 @@ fn collapse(start: usize, len: usize) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn map(_size: usize) -> Result<NonNull<[u8]>, AllocError> {
+fn map(_size: usize, _zeroed: bool) -> Result<NonNull<[u8]>, AllocError> {
     unreachable!("`mapped` is false off Linux")
 }
 

@@ -317,7 +317,7 @@ fn hash_slot(hasher: &RandomState, arena: &Arena, place: u32) -> u64 {
 
 /// Tables smaller than this stay in the cache; their lookups are not prefetched.
 const PREFETCH_FROM: usize = 1 << 20;
-/// Control bytes hashbrown reads at once (its SSE2 group), and past its buckets' end.
+/// Control bytes hashbrown reads at once (its SSE2 group): slots prefetched per lookup.
 const GROUP: usize = 16;
 /// Bytes of a slot (a place).
 const SLOT: usize = size_of::<u32>();
@@ -340,7 +340,9 @@ fn probe_slots(table: &HashTable<u32, Recording>, hash: u64) -> Option<ProbeSlot
     if size < PREFETCH_FROM {
         return None;
     }
-    let buckets = (size - GROUP) / (SLOT + 1);
+    // size = SLOT × buckets + buckets + the group width (16 with SSE2, 8 elsewhere), and
+    // buckets is a power of two.
+    let buckets = 1 << (size / (SLOT + 1)).ilog2();
     let ctrl = table.allocator().latest() + SLOT * buckets;
     let pos = hash as usize & (buckets - 1);
     Some(ProbeSlots {
@@ -1151,6 +1153,8 @@ mod tests {
         }
     }
 
+    // Other targets read groups of 8 control bytes (and prefetch nothing).
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_prefetched_slots_are_where_find_finds_the_keys() {
         let mut dir = KeyDir::default();

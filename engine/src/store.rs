@@ -426,6 +426,8 @@ impl Store {
             spare,
             reserve,
         });
+        // The index the open built onto huge pages, on the process's own thread for that.
+        crate::huge::collapse_soon();
         let (thread, syncer) = if read_only {
             (None, None)
         } else {
