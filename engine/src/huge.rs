@@ -514,7 +514,7 @@ mod tests {
         // blocks (16-byte aligned) practically never do.
         let boundaries = (0..16)
             .map(|_| Vec::<u8, HugePages>::with_capacity_in(100, HugePages))
-            .filter(|v| v.as_ptr() as usize % HUGE_PAGE == 0)
+            .filter(|v| (v.as_ptr() as usize).is_multiple_of(HUGE_PAGE))
             .count();
         assert!(boundaries < 2, "{boundaries} of 16 small blocks mapped");
     }
