@@ -73,12 +73,11 @@ pub fn mapped_bytes() -> usize {
 }
 
 /// Asks the kernel to move blocks mapped since the last call onto huge pages, one block at
-/// a time. Slow (milliseconds a block): for the thread
-/// [`collapse_soon`] starts. One caller at a time: a call while another runs returns at
-/// once. Each block is offered once; one the kernel refuses
-/// stays on small pages. Only the huge pages a block fills are offered: the rest of its
-/// last one is never touched. A block given back meanwhile stays mapped until its advice
-/// returns.
+/// a time. Slow (milliseconds a block): for the thread [`collapse_soon`] starts. One caller
+/// at a time: a call while another runs returns at once. Each block is offered once; one
+/// the kernel refuses stays on small pages. Only the huge pages a block fills are offered:
+/// the rest of its last one is never touched. A block given back meanwhile stays mapped
+/// until its advice returns.
 pub fn collapse_new() {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let Some(_one) = ONE_AT_A_TIME.try_lock() else {
@@ -106,8 +105,7 @@ pub fn collapse_new() {
             registry.collapsing = Some(start);
             len
         };
-        // Refused (an older kernel, the setting `never`): the block stays on small pages.
-        let _ = collapse(start, len);
+        collapse(start, len);
         let deferred = {
             let mut registry = REGISTRY.lock();
             registry.collapsing = None;
@@ -350,17 +348,18 @@ fn release(start: usize, len: usize, offered: bool) {
 #[cfg(target_os = "linux")]
 const MADV_COLLAPSE: libc::c_int = 25;
 
-/// Marks [start, start + len) for huge pages and asks the kernel to move it onto them now;
-/// whether it did.
+/// Marks [start, start + len) for huge pages and asks the kernel to move it onto them now.
+/// Where it refuses (an older kernel, the setting `never`), the range stays on small pages.
 #[cfg(target_os = "linux")]
 #[expect(unsafe_code, reason = "madvise has no safe wrapper in std")]
-fn collapse(start: usize, len: usize) -> bool {
+fn collapse(start: usize, len: usize) {
     let at = start as *mut libc::c_void;
     // SAFETY: advice about a block of ours, which stays mapped meanwhile (see `unmap`);
     // neither advice changes any memory's contents.
     unsafe {
-        libc::madvise(at, len, libc::MADV_HUGEPAGE) == 0
-            && libc::madvise(at, len, MADV_COLLAPSE) == 0
+        if libc::madvise(at, len, libc::MADV_HUGEPAGE) == 0 {
+            libc::madvise(at, len, MADV_COLLAPSE);
+        }
     }
 }
 
@@ -380,9 +379,7 @@ fn release(_start: usize, _len: usize, _offered: bool) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn collapse(_start: usize, _len: usize) -> bool {
-    false
-}
+fn collapse(_start: usize, _len: usize) {}
 
 #[cfg(test)]
 mod tests {

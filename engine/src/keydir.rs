@@ -36,8 +36,10 @@ use crate::format::{
 use crate::huge::{HugePages, Recording};
 use hashbrown::HashTable;
 
-/// An arena chunk: on huge pages once full-size (see `huge.rs`).
+/// An arena chunk: on a mapping of its own once full-size, for huge pages (see `huge.rs`).
 type Chunk = allocator_api2::vec::Vec<u8, HugePages>;
+/// The key hash → arena place table; its allocator notes where it lives, for prefetching.
+type Table = HashTable<u32, Recording>;
 
 /// Keys moved from the old table to the new per change while the table grows (see the
 /// module doc). Growing from N keys leaves room for about N more before the new table is
@@ -238,10 +240,10 @@ pub struct Moved {
 /// Key → [`Entry`] for one namespace.
 #[derive(Clone, Default)]
 pub struct KeyDir {
-    table: HashTable<u32, Recording>,
+    table: Table,
     /// The table being emptied into `table` after it grew, a few keys per change (see
     /// [`KeyDir::migrate`]); empty otherwise.
-    old: HashTable<u32, Recording>,
+    old: Table,
     /// Where in the arena migration goes on: (chunk, byte offset).
     cursor: (usize, usize),
     arena: Arena,
@@ -335,7 +337,7 @@ struct ProbeSlots {
     last: usize,
 }
 
-fn probe_slots(table: &HashTable<u32, Recording>, hash: u64) -> Option<ProbeSlots> {
+fn probe_slots(table: &Table, hash: u64) -> Option<ProbeSlots> {
     let size = table.allocation_size();
     if size < PREFETCH_FROM {
         return None;
@@ -370,21 +372,15 @@ fn prefetch(at: usize) {
 }
 
 /// Inserts `place` (of a key not in `table`) under `hash`; a growth rehashes from the arena.
-fn insert_place(
-    table: &mut HashTable<u32, Recording>,
-    arena: &Arena,
-    hasher: &RandomState,
-    hash: u64,
-    place: u32,
-) {
+fn insert_place(table: &mut Table, arena: &Arena, hasher: &RandomState, hash: u64, place: u32) {
     table.insert_unique(hash, place, |&p| hash_slot(hasher, arena, p));
 }
 
 /// Removes the place under `hash` for which `same` holds from `table`, or else from `old`
 /// (the table being emptied while the directory grows); the place, if either held it.
 fn take_place(
-    table: &mut HashTable<u32, Recording>,
-    old: &mut HashTable<u32, Recording>,
+    table: &mut Table,
+    old: &mut Table,
     hash: u64,
     same: impl Fn(&u32) -> bool,
 ) -> Option<u32> {
@@ -506,7 +502,7 @@ impl KeyDir {
         let capacity = (self.table.capacity() * 2).max(16);
         self.old = std::mem::replace(
             &mut self.table,
-            HashTable::with_capacity_in(capacity, Recording::default()),
+            Table::with_capacity_in(capacity, Recording::default()),
         );
         self.cursor = (0, 0);
     }
@@ -545,7 +541,7 @@ impl KeyDir {
             }
         }
         if self.old.is_empty() && self.old.capacity() > 0 {
-            self.old = HashTable::new_in(Recording::default());
+            self.old = Table::default();
         }
     }
 
@@ -676,9 +672,9 @@ impl KeyDir {
         self.arena = arena;
         self.removed_bytes = 0;
         // Every live key goes into the new table below: a migration under way ends here.
-        self.old = HashTable::new_in(Recording::default());
+        self.old = Table::default();
         self.cursor = (0, 0);
-        let mut table = HashTable::with_capacity_in(self.live, Recording::default());
+        let mut table = Table::with_capacity_in(self.live, Recording::default());
         let places: Vec<u32> = self.arena.places().collect();
         for place in places {
             let hash = self.hash(self.key_of(place));
@@ -1182,7 +1178,7 @@ mod tests {
         assert!(in_table > n / 2, "{in_table} keys in the new table");
         assert!(
             near * 10 >= in_table * 9,
-            "{near} of {in_table} keys where prefetched"
+            "{near} of {in_table} keys found where prefetched"
         );
         // Prefetches are hints: any address will do.
         prefetch(0);

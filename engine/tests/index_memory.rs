@@ -74,8 +74,8 @@ fn index_bytes_per_key() {
         beyond_key < 96.0,
         "index grew to {beyond_key:.1} bytes per key beyond the key"
     );
-    // The table and the full arena chunks (2 MiB each) are mapped on huge pages, and every
-    // mapping goes when the store does.
+    // The table and the full arena chunks (2 MiB each) are on mappings of their own (for
+    // huge pages), and every mapping goes when the store does.
     if cfg!(target_os = "linux") && keys >= 100_000 {
         let mapped = index_mapped_bytes() - mapped_at_start;
         assert!(mapped >= 4 << 20, "{mapped} bytes mapped for {keys} keys");

@@ -47,11 +47,14 @@ fn only_always_waits_for_an_fsync_per_write() {
     }
 }
 
+/// The spare segment's file name.
+const SPARE: &str = "spare-segment.tmp";
+
 fn spare_exists(fs: &SimFs) -> bool {
     fs.list(Path::new(DIR))
         .expect("list")
         .iter()
-        .any(|n| n == "spare-segment.tmp")
+        .any(|n| n == SPARE)
 }
 
 fn segments(fs: &SimFs) -> Vec<String> {
@@ -93,9 +96,7 @@ fn a_rollover_adopts_the_spare_segment() {
     let fs = SimFs::new();
     let store = store_with_a_spare(&fs);
     // The spare file itself, whatever name it has later.
-    let spare = fs
-        .open(&Path::new(DIR).join("spare-segment.tmp"))
-        .expect("the spare");
+    let spare = fs.open(&Path::new(DIR).join(SPARE)).expect("the spare");
     assert!(spare.view().iter().all(|&b| b == 0), "a spare holds zeros");
     // Writes until the next one starts a segment.
     let mut i = 100u32;
