@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release -p ttlcask-engine --example reads_during_writes -- [keys] [writes/s]`
 //! (defaults 1,000,000 keys of 24 bytes with 150-byte values, 5,000 writes/s from 8 threads).
+//!
+//! `READER_CPU=N` keeps the reader on CPU N (the writers on any): the ratio depends on whether
+//! the reader shares its CPU with the disk's interrupts. Prints how often the reader slept.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +20,31 @@ fn key(i: u64) -> [u8; 24] {
     let mut k = [b'k'; 24];
     k[..16].copy_from_slice(format!("{i:016}").as_bytes());
     k
+}
+
+/// Keeps the calling thread on `cpus` (Linux).
+#[expect(unsafe_code, reason = "sched_setaffinity has no safe wrapper")]
+fn pin(cpus: impl IntoIterator<Item = usize>) {
+    // SAFETY: a zeroed `cpu_set_t` is an empty set; the call reads it and nothing else.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The calling thread's voluntary context switches so far (0 where not known).
+fn sleeps() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Reads random loaded keys for `PHASE`; returns reads per second.
@@ -56,13 +84,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         store.write_batch(batch)?;
     }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Ok(cpu) = std::env::var("READER_CPU") {
+        pin([cpu.parse()?]);
+    }
     let alone = read_for(&store, keys);
+    let slept = sleeps();
     let stop = AtomicBool::new(false);
     let written = AtomicU64::new(0);
     let during = std::thread::scope(|s| {
         for w in 0..WRITERS {
             let (store, stop, written) = (&store, &stop, &written);
             s.spawn(move || {
+                pin(0..cpus);
                 let interval = Duration::from_secs_f64(WRITERS as f64 / rate as f64);
                 let mut next = Instant::now();
                 let mut i = keys + w;
@@ -83,9 +117,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stop.store(true, Ordering::Relaxed);
         during
     });
+    let slept = sleeps() - slept;
     let writes = written.load(Ordering::Relaxed) as f64 / PHASE.as_secs_f64();
     println!(
-        "reads alone {alone:.0}/s; during {writes:.0} durable writes/s {during:.0}/s ({:.2}x)",
+        "reads alone {alone:.0}/s; during {writes:.0} durable writes/s {during:.0}/s ({:.2}x); \
+         the reader slept {slept} times meanwhile",
         during / alone
     );
     Ok(())

@@ -86,7 +86,10 @@ impl<T> ShardedRwLock<T> {
     /// Shared access, waiting for a writer.
     pub fn read(&self) -> ReadGuard<'_, T> {
         let shard = shard_of_this_thread(self.shards.len());
-        self.shards[shard].0.lock_shared();
+        let lock = &self.shards[shard].0;
+        if !lock.try_lock_shared() && !spin_for_shared(lock) {
+            lock.lock_shared();
+        }
         ReadGuard {
             lock: self,
             shard,
@@ -149,6 +152,28 @@ impl<T> ShardedRwLock<T> {
             lock: self,
             not_send: PhantomData,
         })
+    }
+}
+
+/// How long a reader spins for a writer before it sleeps. Writers hold the lock for an index
+/// update, a microsecond or two; a reader that slept instead left its core idle, and on a
+/// virtual machine waking an idle core took tens of microseconds (the reader lost a third of
+/// its reads while 5,000 durable writes a second arrived).
+const READ_SPIN: Duration = Duration::from_micros(50);
+
+/// Tries `lock` shared for up to [`READ_SPIN`]; true once taken.
+fn spin_for_shared(lock: &RawRwLock) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if lock.try_lock_shared() {
+            return true;
+        }
+        if start.elapsed() >= READ_SPIN {
+            return false;
+        }
     }
 }
 
@@ -277,6 +302,31 @@ mod tests {
                 }
             });
             assert_eq!(*lock.read(), (6000, 6000), "{shards} shards");
+        }
+    }
+
+    /// A reader kept out by a writer, past its spin and within it, gets in only once the
+    /// writer is done, and sees the whole write.
+    #[test]
+    fn a_reader_waits_for_the_writer_whether_it_spins_or_sleeps() {
+        for hold in [READ_SPIN * 100, READ_SPIN / 5] {
+            let lock = ShardedRwLock::with_shards((0u64, 0u64), 2);
+            let started = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let mut w = lock.write();
+                let reader = s.spawn(|| {
+                    started.store(true, Ordering::SeqCst);
+                    *lock.read()
+                });
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                w.0 = 1;
+                std::thread::sleep(hold);
+                w.1 = 1;
+                drop(w);
+                assert_eq!(reader.join().expect("reader"), (1, 1), "held {hold:?}");
+            });
         }
     }
 
