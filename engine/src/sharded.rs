@@ -87,7 +87,7 @@ impl<T> ShardedRwLock<T> {
     pub fn read(&self) -> ReadGuard<'_, T> {
         let shard = shard_of_this_thread(self.shards.len());
         let lock = &self.shards[shard].0;
-        if !lock.try_lock_shared() && !spin_for_shared(lock) {
+        if !lock.try_lock_shared() && !spin_for_shared(lock, READ_SPIN) {
             lock.lock_shared();
         }
         ReadGuard {
@@ -103,6 +103,18 @@ impl<T> ShardedRwLock<T> {
         // `then`, not `then_some`: a guard made for a failed try would release, when
         // dropped, a shard it never took.
         self.shards[shard].0.try_lock_shared().then(|| ReadGuard {
+            lock: self,
+            shard,
+            not_send: PhantomData,
+        })
+    }
+
+    /// Shared access if no writer holds the lock, or it lets go within `patience`, spun out:
+    /// the caller never sleeps (an async task on a runtime's worker can call it).
+    pub fn try_read_spinning(&self, patience: Duration) -> Option<ReadGuard<'_, T>> {
+        let shard = shard_of_this_thread(self.shards.len());
+        let lock = &self.shards[shard].0;
+        (lock.try_lock_shared() || spin_for_shared(lock, patience)).then(|| ReadGuard {
             lock: self,
             shard,
             not_send: PhantomData,
@@ -161,8 +173,8 @@ impl<T> ShardedRwLock<T> {
 /// its reads while 5,000 durable writes a second arrived).
 const READ_SPIN: Duration = Duration::from_micros(50);
 
-/// Tries `lock` shared for up to [`READ_SPIN`]; true once taken.
-fn spin_for_shared(lock: &RawRwLock) -> bool {
+/// Tries `lock` shared, spinning, for up to `patience`; true once taken.
+fn spin_for_shared(lock: &RawRwLock, patience: Duration) -> bool {
     let start = Instant::now();
     loop {
         for _ in 0..64 {
@@ -171,7 +183,7 @@ fn spin_for_shared(lock: &RawRwLock) -> bool {
         if lock.try_lock_shared() {
             return true;
         }
-        if start.elapsed() >= READ_SPIN {
+        if start.elapsed() >= patience {
             return false;
         }
     }
@@ -328,6 +340,38 @@ mod tests {
                 assert_eq!(reader.join().expect("reader"), (1, 1), "held {hold:?}");
             });
         }
+    }
+
+    /// `try_read_spinning` gives up when a writer holds the lock past its patience, taking
+    /// nothing (a writer gets in at once after), and gets in when the writer lets go within
+    /// it, seeing the whole write.
+    #[test]
+    fn a_spinning_try_gives_up_after_its_patience_and_gets_in_within_it() {
+        let lock = ShardedRwLock::with_shards((0u64, 0u64), 2);
+        {
+            let _w = lock.write();
+            std::thread::scope(|s| {
+                s.spawn(|| assert!(lock.try_read_spinning(Duration::from_millis(2)).is_none()));
+            });
+        }
+        *lock.write() = (1, 1);
+        let started = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let mut w = lock.write();
+            let reader = s.spawn(|| {
+                started.store(true, Ordering::SeqCst);
+                lock.try_read_spinning(Duration::from_secs(30)).map(|g| *g)
+            });
+            while !started.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            w.0 = 2;
+            std::thread::sleep(Duration::from_millis(5));
+            w.1 = 2;
+            drop(w);
+            assert_eq!(reader.join().expect("reader"), Some((2, 2)));
+        });
+        assert_eq!(*lock.read(), (2, 2));
     }
 
     /// A writer excludes readers on every shard, and a reader excludes writers: the timed
