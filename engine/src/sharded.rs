@@ -97,23 +97,13 @@ impl<T> ShardedRwLock<T> {
         }
     }
 
-    /// Shared access if no writer holds the lock now.
-    pub fn try_read(&self) -> Option<ReadGuard<'_, T>> {
-        let shard = shard_of_this_thread(self.shards.len());
-        // `then`, not `then_some`: a guard made for a failed try would release, when
-        // dropped, a shard it never took.
-        self.shards[shard].0.try_lock_shared().then(|| ReadGuard {
-            lock: self,
-            shard,
-            not_send: PhantomData,
-        })
-    }
-
     /// Shared access if no writer holds the lock, or it lets go within `patience`, spun out:
     /// the caller never sleeps (an async task on a runtime's worker can call it).
     pub fn try_read_spinning(&self, patience: Duration) -> Option<ReadGuard<'_, T>> {
         let shard = shard_of_this_thread(self.shards.len());
         let lock = &self.shards[shard].0;
+        // `then`, not `then_some`: a guard made for a failed try would release, when
+        // dropped, a shard it never took.
         (lock.try_lock_shared() || spin_for_shared(lock, patience)).then(|| ReadGuard {
             lock: self,
             shard,
@@ -383,7 +373,7 @@ mod tests {
             let _w = lock.write();
             std::thread::scope(|s| {
                 s.spawn(|| {
-                    assert!(lock.try_read().is_none());
+                    assert!(lock.try_read_spinning(Duration::ZERO).is_none());
                     assert!(lock.try_read_for(Duration::from_millis(5)).is_none());
                 });
             });
@@ -400,7 +390,7 @@ mod tests {
         *lock.write() += 1;
         assert_eq!(*lock.read(), 8);
         // Free, every form gets in.
-        assert_eq!(lock.try_read().as_deref(), Some(&8));
+        assert_eq!(lock.try_read_spinning(Duration::ZERO).as_deref(), Some(&8));
         assert_eq!(
             lock.try_read_for(Duration::from_millis(5)).as_deref(),
             Some(&8)
@@ -423,7 +413,7 @@ mod tests {
             });
             held.wait();
             for _ in 0..100 {
-                assert!(lock.try_read().is_none());
+                assert!(lock.try_read_spinning(Duration::ZERO).is_none());
             }
             assert!(lock.try_read_for(Duration::from_millis(1)).is_none());
             assert!(lock.try_write_for(Duration::from_millis(1)).is_none());
@@ -434,7 +424,7 @@ mod tests {
             .expect("no reader is left behind");
         *w += 1;
         drop(w);
-        assert_eq!(*lock.try_read().expect("free"), 1);
+        assert_eq!(*lock.try_read_spinning(Duration::ZERO).expect("free"), 1);
         assert_eq!(*lock.write(), 1);
     }
 
@@ -460,7 +450,10 @@ mod tests {
             // The writer is waiting for the reader now (or soon): tries fail meanwhile.
             std::thread::sleep(Duration::from_millis(50));
             for _ in 0..10 {
-                assert!(lock.try_read().is_none(), "a writer waits");
+                assert!(
+                    lock.try_read_spinning(Duration::ZERO).is_none(),
+                    "a writer waits"
+                );
             }
             stop_reading.wait();
             assert!(writer.join().expect("writer"), "the writer got the lock");
