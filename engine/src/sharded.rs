@@ -163,20 +163,19 @@ impl<T> ShardedRwLock<T> {
 /// its reads while 5,000 durable writes a second arrived).
 const READ_SPIN: Duration = Duration::from_micros(50);
 
-/// Tries `lock` shared, spinning, for up to `patience`; true once taken.
+/// Tries `lock` shared again, spinning between tries, until `patience` has passed (with no
+/// patience, not at all); true once taken.
 fn spin_for_shared(lock: &RawRwLock, patience: Duration) -> bool {
     let start = Instant::now();
-    loop {
+    while start.elapsed() < patience {
         for _ in 0..64 {
             std::hint::spin_loop();
         }
         if lock.try_lock_shared() {
             return true;
         }
-        if start.elapsed() >= patience {
-            return false;
-        }
     }
+    false
 }
 
 /// Shared access to a [`ShardedRwLock`]'s data; releases its shard when dropped.
@@ -307,28 +306,40 @@ mod tests {
         }
     }
 
+    /// Starts `read` on another thread while this one holds the write lock, writes the two
+    /// fields `hold` apart, lets go, and returns what the reader saw.
+    fn read_across_a_write<R: Send>(
+        lock: &ShardedRwLock<(u64, u64)>,
+        hold: Duration,
+        read: impl FnOnce(&ShardedRwLock<(u64, u64)>) -> R + Send,
+    ) -> R {
+        let started = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let mut w = lock.write();
+            let reader = s.spawn(|| {
+                started.store(true, Ordering::SeqCst);
+                read(lock)
+            });
+            while !started.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            let next = w.0 + 1;
+            w.0 = next;
+            std::thread::sleep(hold);
+            w.1 = next;
+            drop(w);
+            reader.join().expect("reader")
+        })
+    }
+
     /// A reader kept out by a writer, past its spin and within it, gets in only once the
     /// writer is done, and sees the whole write.
     #[test]
     fn a_reader_waits_for_the_writer_whether_it_spins_or_sleeps() {
         for hold in [READ_SPIN * 100, READ_SPIN / 5] {
             let lock = ShardedRwLock::with_shards((0u64, 0u64), 2);
-            let started = AtomicBool::new(false);
-            std::thread::scope(|s| {
-                let mut w = lock.write();
-                let reader = s.spawn(|| {
-                    started.store(true, Ordering::SeqCst);
-                    *lock.read()
-                });
-                while !started.load(Ordering::SeqCst) {
-                    std::thread::yield_now();
-                }
-                w.0 = 1;
-                std::thread::sleep(hold);
-                w.1 = 1;
-                drop(w);
-                assert_eq!(reader.join().expect("reader"), (1, 1), "held {hold:?}");
-            });
+            let seen = read_across_a_write(&lock, hold, |l| *l.read());
+            assert_eq!(seen, (1, 1), "held {hold:?}");
         }
     }
 
@@ -345,22 +356,10 @@ mod tests {
             });
         }
         *lock.write() = (1, 1);
-        let started = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let mut w = lock.write();
-            let reader = s.spawn(|| {
-                started.store(true, Ordering::SeqCst);
-                lock.try_read_spinning(Duration::from_secs(30)).map(|g| *g)
-            });
-            while !started.load(Ordering::SeqCst) {
-                std::thread::yield_now();
-            }
-            w.0 = 2;
-            std::thread::sleep(Duration::from_millis(5));
-            w.1 = 2;
-            drop(w);
-            assert_eq!(reader.join().expect("reader"), Some((2, 2)));
+        let seen = read_across_a_write(&lock, Duration::from_millis(5), |l| {
+            l.try_read_spinning(Duration::from_secs(30)).map(|g| *g)
         });
+        assert_eq!(seen, Some((2, 2)));
         assert_eq!(*lock.read(), (2, 2));
     }
 
