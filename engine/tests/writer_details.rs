@@ -21,6 +21,15 @@ fn builder(fs: &SimFs, durability: Durability) -> StoreBuilder {
         .clock(ManualClock::new(1_000_000))
 }
 
+/// An `Always` store without spares, for tests that count the writer's file-system calls:
+/// the background thread writing a spare would touch the file system too.
+fn open_without_spares(fs: &SimFs) -> Store {
+    builder(fs, Durability::Always)
+        .spare_segments(false)
+        .open(DIR)
+        .expect("open")
+}
+
 /// `Never` and `Every` acknowledge a write once it is appended: no write waits for (or
 /// makes) an fsync; `Always` makes one per lone write.
 #[test]
@@ -207,12 +216,7 @@ fn only_a_full_disk_spares_the_store_when_a_segment_cannot_be_started() {
 #[test]
 fn after_running_out_of_space_a_new_segment_is_tried_again_after_a_pause() {
     let fs = SimFs::new();
-    // No spares: the background thread writing one would touch the file system too, and
-    // this counts the writer's calls.
-    let store = builder(&fs, Durability::Always)
-        .spare_segments(false)
-        .open(DIR)
-        .expect("open");
+    let store = open_without_spares(&fs);
     store
         .put(b"ns", b"first", &[1; 3000], PutOptions::default())
         .expect("put");
@@ -369,11 +373,7 @@ fn imported_versions_are_bounded_and_raise_the_next_version() {
 #[test]
 fn operations_that_change_nothing_write_nothing() {
     let fs = SimFs::new();
-    // No spares: a spare being written would touch the file system too.
-    let store = builder(&fs, Durability::Always)
-        .spare_segments(false)
-        .open(DIR)
-        .expect("open");
+    let store = open_without_spares(&fs);
     store
         .put(b"ns", b"k", b"v", PutOptions::default())
         .expect("put");
