@@ -24,14 +24,19 @@ fn key(i: u64) -> [u8; 24] {
 
 /// Keeps the calling thread on `cpus` (Linux).
 #[expect(unsafe_code, reason = "sched_setaffinity has no safe wrapper")]
-fn pin(cpus: impl IntoIterator<Item = usize>) {
+fn pin(cpus: impl IntoIterator<Item = usize>) -> std::io::Result<()> {
     // SAFETY: a zeroed `cpu_set_t` is an empty set; the call reads it and nothing else.
-    unsafe {
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         for cpu in cpus {
             libc::CPU_SET(cpu, &mut set);
         }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -86,7 +91,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     if let Ok(cpu) = std::env::var("READER_CPU") {
-        pin([cpu.parse()?]);
+        // A pin that failed would measure an unpinned reader under the pinned one's name.
+        pin([cpu.parse()?])?;
     }
     let alone = read_for(&store, keys);
     let slept = sleeps();
@@ -96,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for w in 0..WRITERS {
             let (store, stop, written) = (&store, &stop, &written);
             s.spawn(move || {
-                pin(0..cpus);
+                pin(0..cpus).expect("a writer may run on every CPU");
                 let interval = Duration::from_secs_f64(WRITERS as f64 / rate as f64);
                 let mut next = Instant::now();
                 let mut i = keys + w;
