@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// hyper takes a fresh 8 KiB read buffer for most requests, which glibc's malloc serves from
+/// its bins; mimalloc costs 5-6% fewer instructions per request (ARCHITECTURE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     match ttlcask::cli::main(ttlcask::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
