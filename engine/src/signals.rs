@@ -118,32 +118,61 @@ pub(crate) type DurableCallback = Box<dyn FnOnce(Result<(), WriteError>) + Send>
 /// Callbacks of deferred writes waiting for an fsync, with the sequence number each needs.
 #[derive(Default)]
 pub(crate) struct DurableQueue {
-    waiting: Mutex<Vec<(u64, DurableCallback)>>,
+    waiting: Mutex<Waiting>,
     wake: Condvar,
     closing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Waiting {
+    callbacks: Vec<(u64, DurableCallback)>,
+    /// How many callbacks the sync thread is gathering for (0: it is not): the push that
+    /// brings the queue to it wakes the thread.
+    wanted: usize,
 }
 
 impl std::fmt::Debug for DurableQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DurableQueue")
-            .field("waiting", &self.waiting.lock().len())
+            .field("waiting", &self.waiting.lock().callbacks.len())
             .finish_non_exhaustive()
     }
 }
 
 impl DurableQueue {
     pub(crate) fn push(&self, lsn: u64, then: DurableCallback) {
-        self.waiting.lock().push((lsn, then));
-        self.wake.notify_one();
+        let mut queue = self.waiting.lock();
+        queue.callbacks.push((lsn, then));
+        let len = queue.callbacks.len();
+        // Only the pushes the sync thread waits for wake it: the first (it may be asleep on
+        // an empty queue) and the one that completes the batch it gathers.
+        if len == 1 || len == queue.wanted {
+            self.wake.notify_one();
+        }
     }
 
     /// Every callback waiting, once there is one; `None` once the queue is closed and empty.
-    pub(crate) fn take(&self) -> Option<Vec<(u64, DurableCallback)>> {
+    /// While fewer than `gather` wait, it waits up to `linger` more for the rest to come.
+    pub(crate) fn take(
+        &self,
+        gather: usize,
+        linger: Duration,
+    ) -> Option<Vec<(u64, DurableCallback)>> {
         let mut queue = self.waiting.lock();
-        while queue.is_empty() && !self.closing.load(Ordering::SeqCst) {
+        while queue.callbacks.is_empty() && !self.closing.load(Ordering::SeqCst) {
             self.wake.wait(&mut queue);
         }
-        (!queue.is_empty()).then(|| std::mem::take(&mut *queue))
+        if queue.callbacks.len() < gather {
+            queue.wanted = gather;
+            let deadline = std::time::Instant::now() + linger;
+            while queue.callbacks.len() < gather && !self.closing.load(Ordering::SeqCst) {
+                if self.wake.wait_until(&mut queue, deadline).timed_out() {
+                    break;
+                }
+            }
+            queue.wanted = 0;
+        }
+        (!queue.callbacks.is_empty()).then(|| std::mem::take(&mut queue.callbacks))
     }
 
     /// Lets `take` return `None` once the queue is empty.
@@ -152,5 +181,100 @@ impl DurableQueue {
         // Under the lock: a `take` between its check and its wait would miss the wake-up.
         let _queue = self.waiting.lock();
         self.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+
+    fn push(queue: &DurableQueue, lsn: u64) {
+        queue.push(lsn, Box::new(|_| {}));
+    }
+
+    /// Runs `take(gather, linger)` on a thread; its batch's sequence numbers arrive on the
+    /// returned channel (an empty list for `None`).
+    fn take_on_thread(
+        queue: &Arc<DurableQueue>,
+        gather: usize,
+        linger: Duration,
+    ) -> mpsc::Receiver<Vec<u64>> {
+        let (tx, rx) = mpsc::channel();
+        let queue = queue.clone();
+        std::thread::spawn(move || {
+            let batch = queue.take(gather, linger).unwrap_or_default();
+            let _ = tx.send(batch.into_iter().map(|(lsn, _)| lsn).collect());
+        });
+        rx
+    }
+
+    /// Long enough that a test never waits it out: reaching it is the failure.
+    const NEVER: Duration = Duration::from_secs(3600);
+    /// How long a test waits for a take that should have returned.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_gathering_take_returns_once_the_batch_is_complete_not_at_its_deadline() {
+        let queue = Arc::new(DurableQueue::default());
+        push(&queue, 1);
+        let taken = take_on_thread(&queue, 3, NEVER);
+        // Not before the third write: the take is still gathering.
+        push(&queue, 2);
+        assert!(taken.recv_timeout(Duration::from_millis(50)).is_err());
+        push(&queue, 3);
+        let batch = taken
+            .recv_timeout(PATIENCE)
+            .expect("the third push ends the wait");
+        assert_eq!(batch, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_gathering_take_gives_up_after_its_linger_with_what_came() {
+        let queue = Arc::new(DurableQueue::default());
+        push(&queue, 7);
+        push(&queue, 8);
+        let taken = take_on_thread(&queue, 5, Duration::from_millis(20));
+        let batch = taken
+            .recv_timeout(PATIENCE)
+            .expect("the linger ends the wait");
+        assert_eq!(batch, vec![7, 8]);
+        // The next push starts a new batch, and a take without gathering returns at once.
+        push(&queue, 9);
+        let batch = take_on_thread(&queue, 0, NEVER)
+            .recv_timeout(PATIENCE)
+            .expect("the take returned");
+        assert_eq!(batch, vec![9]);
+    }
+
+    #[test]
+    fn closing_ends_a_gathering_take_and_an_empty_one() {
+        let queue = Arc::new(DurableQueue::default());
+        push(&queue, 4);
+        let gathering = take_on_thread(&queue, 10, NEVER);
+        std::thread::sleep(Duration::from_millis(20));
+        queue.close();
+        assert_eq!(
+            gathering.recv_timeout(PATIENCE).expect("the take returned"),
+            vec![4]
+        );
+        let empty = take_on_thread(&queue, 10, NEVER);
+        assert_eq!(
+            empty.recv_timeout(PATIENCE).expect("the take returned"),
+            Vec::<u64>::new()
+        );
+    }
+
+    #[test]
+    fn a_take_sleeps_until_the_first_write() {
+        let queue = Arc::new(DurableQueue::default());
+        let taken = take_on_thread(&queue, 0, NEVER);
+        assert!(taken.recv_timeout(Duration::from_millis(50)).is_err());
+        push(&queue, 5);
+        assert_eq!(
+            taken.recv_timeout(PATIENCE).expect("the take returned"),
+            vec![5]
+        );
     }
 }
