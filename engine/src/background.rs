@@ -64,6 +64,16 @@ const GATHER_FROM: usize = 8;
 /// POSTs (interleaved runs, ARCHITECTURE.md "Group commit"). A lone writer never waits.
 const GATHER_LINGER: Duration = Duration::from_micros(300);
 
+/// How many deferred writes the sync thread gathers for after an fsync that covered `last`:
+/// as many again under concurrent load, none (sync at once) below it.
+fn gather_after(last: usize) -> usize {
+    if last >= GATHER_FROM {
+        last
+    } else {
+        0
+    }
+}
+
 /// Starts the thread that makes deferred writes durable (`Durability::Always` only).
 pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
     if inner.options.durability != Durability::Always {
@@ -75,8 +85,7 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
         .spawn(move || {
             let mut last = 0;
             loop {
-                let gather = if last >= GATHER_FROM { last } else { 0 };
-                let Some(batch) = inner.deferred.take(gather, GATHER_LINGER) else {
+                let Some(batch) = inner.deferred.take(gather_after(last), GATHER_LINGER) else {
                     return;
                 };
                 last = batch.len();
@@ -153,4 +162,19 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
             }
         })
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_thread_gathers_only_after_a_concurrent_batch() {
+        // A lone writer, and a few, are synced at once: no added wait.
+        for last in 0..GATHER_FROM {
+            assert_eq!(gather_after(last), 0, "after a batch of {last}");
+        }
+        assert_eq!(gather_after(GATHER_FROM), GATHER_FROM);
+        assert_eq!(gather_after(40), 40);
+    }
 }
