@@ -61,7 +61,8 @@ impl Inner {
 const GATHER_FROM: usize = 8;
 /// ...but no longer than this. An fsync taken as soon as one write waited covered about 11
 /// of 64 HTTP clients' writes; gathering, 30-40, and the server answered 8-15% more durable
-/// POSTs (interleaved runs, ARCHITECTURE.md "Group commit"). A lone writer never waits.
+/// POSTs (interleaved runs, ARCHITECTURE.md "Writes and group commit"). A lone writer never
+/// waits.
 const GATHER_LINGER: Duration = Duration::from_micros(300);
 
 /// How many deferred writes the sync thread gathers for after an fsync that covered `last`:

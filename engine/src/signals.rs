@@ -4,7 +4,7 @@
 //! its own lock, and depends on nothing else of the store.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -164,7 +164,7 @@ impl DurableQueue {
         }
         if queue.callbacks.len() < gather {
             queue.wanted = gather;
-            let deadline = std::time::Instant::now() + linger;
+            let deadline = Instant::now() + linger;
             while queue.callbacks.len() < gather && !self.closing.load(Ordering::SeqCst) {
                 if self.wake.wait_until(&mut queue, deadline).timed_out() {
                     break;
