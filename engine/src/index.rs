@@ -256,6 +256,16 @@ impl State {
         }
     }
 
+    /// Starts loading what applying `e` will look up (its key's bucket in its namespace's
+    /// key directory), for an entry a few places ahead in a batch.
+    pub fn prefetch(&self, e: &EntryRef<'_>) {
+        if matches!(e.meta.op, Op::Put | Op::Tombstone) {
+            if let Some(ns) = self.namespaces.get(e.namespace) {
+                ns.items.prefetch(e.key);
+            }
+        }
+    }
+
     /// Applies one entry just appended at (`segment`, `offset`), in write order.
     pub fn apply(&mut self, segment: u32, offset: u32, e: &EntryRef<'_>) {
         self.supersede_lost(e);

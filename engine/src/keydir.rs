@@ -439,6 +439,16 @@ impl KeyDir {
             .copied()
     }
 
+    /// Starts loading the table's bucket for `key` into the cache, for a lookup soon: a
+    /// batch's keys are prefetched together, and their misses overlap.
+    pub fn prefetch(&self, key: &[u8]) {
+        if let Some(slots) = probe_slots(&self.table, self.hash(key)) {
+            prefetch(slots.ctrl);
+            prefetch(slots.first);
+            prefetch(slots.last);
+        }
+    }
+
     /// The entry of `key`.
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
         self.find(key).map(|p| read_meta(self.slot(p)))

@@ -102,6 +102,11 @@ fn fits(w: &Writer, len: u64, frees: bool) -> bool {
     w.write_pos + len <= limit
 }
 
+/// Entries of a frame decoded, and their keys' index buckets prefetched, before they are
+/// applied to the index (see `Inner::append`): a bulk load's batch of 10,000 new keys
+/// otherwise missed the cache on each key's bucket, one after another.
+const APPLY_AHEAD: usize = 16;
+
 /// Largest frame: with the segment header before it, a frame must end at a 32-bit offset
 /// (a frame larger than a segment gets a segment of its own).
 const MAX_FRAME_LEN: usize = u32::MAX as usize - SEGMENT_HEADER_LEN;
@@ -686,18 +691,36 @@ impl Inner {
             slot.data_len = w.write_pos;
         }
         let body = format::own_frame_body(frame);
-        for entry in format::own_frame_entries(body, seg_id) {
-            let Ok((off, e)) = entry else {
-                // Never happens (this process encoded the frame); if it did, the index could
-                // not show what is on disk: the store stops taking writes.
-                return Err(self.fail(std::io::Error::other(
-                    "a frame just written does not read back whole",
-                )));
-            };
-            let at = frame_pos as usize + FRAME_HEADER_LEN + off;
-            st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), &e);
+        let mut entries = format::own_frame_entries(body, seg_id);
+        // A batch's entries go to the index `APPLY_AHEAD` at a time: decoded, their keys'
+        // buckets prefetched, then applied, so that the buckets' cache misses overlap.
+        let mut ahead = [None; APPLY_AHEAD];
+        loop {
+            let mut n = 0;
+            for entry in entries.by_ref().take(APPLY_AHEAD) {
+                let Ok(entry) = entry else {
+                    // Never happens (this process encoded the frame); if it did, the index
+                    // could not show what is on disk: the store stops taking writes.
+                    return Err(self.fail(std::io::Error::other(
+                        "a frame just written does not read back whole",
+                    )));
+                };
+                ahead[n] = Some(entry);
+                n += 1;
+            }
+            if n > 1 {
+                for (_, e) in ahead[..n].iter().flatten() {
+                    st.prefetch(e);
+                }
+            }
+            for (off, e) in ahead[..n].iter().flatten() {
+                let at = frame_pos as usize + FRAME_HEADER_LEN + off;
+                st.apply(seg_id, u32::try_from(at).unwrap_or(u32::MAX), e);
+            }
+            if n < APPLY_AHEAD {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     fn fail(&self, e: std::io::Error) -> WriteError {
