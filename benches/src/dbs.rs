@@ -46,7 +46,8 @@ impl BenchDatabase for Ttlcask {
     ) -> Result<()> {
         use ttlcask_engine::{PutOptions, WriteBatch};
         loop {
-            let mut batch = WriteBatch::new();
+            let bytes = TTLCASK_BATCH * (NS.len() + KEY_LEN + VALUE_LEN);
+            let mut batch = WriteBatch::with_capacity(TTLCASK_BATCH, bytes);
             for (k, v) in (&mut *pairs).take(TTLCASK_BATCH) {
                 batch.put(NS, &k, &v, PutOptions::default());
             }
@@ -62,7 +63,8 @@ impl BenchDatabase for Ttlcask {
     fn bulk_remove(&self, keys: &mut dyn Iterator<Item = [u8; KEY_LEN]>) -> Result<()> {
         use ttlcask_engine::WriteBatch;
         loop {
-            let mut batch = WriteBatch::new();
+            let bytes = TTLCASK_BATCH * (NS.len() + KEY_LEN);
+            let mut batch = WriteBatch::with_capacity(TTLCASK_BATCH, bytes);
             for k in (&mut *keys).take(TTLCASK_BATCH) {
                 batch.delete(NS, &k);
             }

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         for chunk in (0..n).collect::<Vec<_>>().chunks(1000).filter(|_| !single) {
-            let mut batch = WriteBatch::new();
+            let mut batch = WriteBatch::with_capacity(chunk.len(), chunk.len() * (5 + 24 + 150));
             for &i in chunk {
                 batch.put(b"bench", &key(i), &[i as u8; 150], PutOptions::default());
             }
