@@ -363,6 +363,18 @@ fn probe_slots(table: &Table, hash: u64) -> Option<ProbeSlots> {
     })
 }
 
+/// Starts loading where a lookup (or insert) of `hash` in `table` begins: the bucket's
+/// control bytes and its slots, together, as the table's code reads the slot only once the
+/// control bytes named it, a second wait on memory. Nothing for a table small enough to
+/// stay in the cache.
+fn prefetch_probe(table: &Table, hash: u64) {
+    if let Some(slots) = probe_slots(table, hash) {
+        prefetch(slots.ctrl);
+        prefetch(slots.first);
+        prefetch(slots.last);
+    }
+}
+
 /// Asks the CPU to start loading the cache line at `at` (a hint: any address will do).
 #[inline]
 fn prefetch(at: usize) {
@@ -425,13 +437,7 @@ impl KeyDir {
 
     fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hash(key);
-        if let Some(slots) = probe_slots(&self.table, hash) {
-            // The bucket's control bytes and its slots, together: the table's code reads
-            // the slot only once the control bytes named it, a second wait on memory.
-            prefetch(slots.ctrl);
-            prefetch(slots.first);
-            prefetch(slots.last);
-        }
+        prefetch_probe(&self.table, hash);
         let same = |&p: &u32| self.key_of(p) == key;
         self.table
             .find(hash, same)
@@ -442,11 +448,7 @@ impl KeyDir {
     /// Starts loading the table's bucket for `key` into the cache, for a lookup soon: a
     /// batch's keys are prefetched together, and their misses overlap.
     pub fn prefetch(&self, key: &[u8]) {
-        if let Some(slots) = probe_slots(&self.table, self.hash(key)) {
-            prefetch(slots.ctrl);
-            prefetch(slots.first);
-            prefetch(slots.last);
-        }
+        prefetch_probe(&self.table, self.hash(key));
     }
 
     /// The entry of `key`.
@@ -550,7 +552,7 @@ impl KeyDir {
             // inserted: their cache misses overlap instead of coming one after another.
             let mut batch = [(0u64, 0u32); MIGRATE_STEP];
             let mut n = 0;
-            while n < MIGRATE_STEP && self.cursor < self.mark {
+            while n < MIGRATE_STEP && self.migrating() {
                 let (c, at) = self.cursor;
                 let chunk = &self.arena.chunks[c];
                 if at >= chunk.len() {
@@ -564,10 +566,7 @@ impl KeyDir {
                 }
                 let place = ((c as u32) << OFFSET_BITS) | (at / UNIT) as u32;
                 let hash = hash_slot(&self.hasher, &self.arena, place);
-                if let Some(slots) = probe_slots(&self.table, hash) {
-                    prefetch(slots.ctrl);
-                    prefetch(slots.last);
-                }
+                prefetch_probe(&self.table, hash);
                 batch[n] = (hash, place);
                 n += 1;
             }
