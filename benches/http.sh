@@ -3,8 +3,14 @@
 # against an in-repo hyper hello-world and Redis, in one run on loopback, 64 connections.
 # Prints one markdown table with requests/s, p50/p99 and ratios, and the targets met/missed.
 #
-#   bash benches/http.sh            # 10 s per wrk run
-#   DURATION=3s bash benches/http.sh  # a quick pass
+# It runs ROUNDS rounds (default 3), each measuring every server once, one after another:
+# on a shared machine the same server's rate moves 15-30% from minute to minute, so a ratio
+# is taken within each round (its servers measured minutes apart at most) and the table
+# shows each row's median over the rounds, with the range of its ratios; a target is judged
+# on the median ratio.
+#
+#   bash benches/http.sh            # 10 s per wrk run, 3 rounds
+#   DURATION=3s ROUNDS=1 bash benches/http.sh  # a quick pass
 #
 # Needs wrk and redis-server/redis-benchmark (installed with apt-get when missing).
 # Every server started here listens on 127.0.0.1 only and is stopped on exit.
@@ -12,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 KEYS=${KEYS:-10000}
@@ -84,8 +91,8 @@ wrk_run() { # mode port [preload]
 }
 
 # redis-benchmark: prints "get_rps get_p50 get_p99 set_rps set_p50 set_p99".
-redis_run() { # appendfsync
-  local dir="$WORK/redis-$1" out
+redis_run() { # appendfsync round
+  local dir="$WORK/redis-$1-$2" out
   mkdir -p "$dir"
   redis-server --port "$PORT_REDIS" --bind 127.0.0.1 --dir "$dir" --save "" \
     --appendonly yes --appendfsync "$1" --daemonize no >"$dir/log" 2>&1 &
@@ -95,6 +102,10 @@ redis_run() { # appendfsync
   out=$(timeout 120 redis-benchmark -p "$PORT_REDIS" -c "$CONNECTIONS" -d 150 -r "$KEYS" \
     -n "$REDIS_REQUESTS" -t set,get --csv 2>/dev/null)
   echo "$out" >>"$WORK/redis.log"
+  if [ -z "$out" ]; then
+    echo "redis-benchmark printed nothing (appendfsync $1); redis-server's log:" >&2
+    cat "$dir/log" >&2
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   echo "$out" | tr -d '"' | awk -F, '
@@ -102,69 +113,107 @@ redis_run() { # appendfsync
     END { print g " " s }'
 }
 
-echo "hyper hello-world" >&2
 "$BIN/hyper_hello" "127.0.0.1:$PORT_HELLO" 2>/dev/null &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$PORT_HELLO/"
-read -r HELLO HELLO_P50 HELLO_P99 HELLO_ERR <<<"$(wrk_run hello "$PORT_HELLO")"
-
-echo "redis appendfsync no, then always" >&2
-read -r RGET RGET_P50 RGET_P99 RSET_NO RSET_NO_P50 RSET_NO_P99 <<<"$(redis_run no)"
-read -r _ _ _ RSET RSET_P50 RSET_P99 <<<"$(redis_run always)"
-
-echo "ttlcask --durability never: preload $KEYS keys per dialect, then reads and writes" >&2
 start_ttlcask never "$PORT_NEVER"
-for m in akka_post iron_put flash_add; do wrk_run "$m" "$PORT_NEVER" 1 >/dev/null; done
-declare -A R
-for m in akka_get iron_get flash_get akka_post iron_put flash_add; do
-  echo "  $m" >&2
-  R["never $m"]=$(wrk_run "$m" "$PORT_NEVER")
-done
-
-echo "ttlcask --durability always: durable writes" >&2
-# The never-durable phase leaves dirty pages; flush them first so that their writeback does
-# not compete with the durable runs' fsyncs (Redis's durable run also started on a clean disk).
-sync
 start_ttlcask always "$PORT_ALWAYS"
-for m in akka_post iron_put flash_add; do
-  echo "  $m" >&2
-  R["always $m"]=$(wrk_run "$m" "$PORT_ALWAYS")
+echo "ttlcask --durability never: preload $KEYS keys per dialect" >&2
+for m in akka_post iron_put flash_add; do wrk_run "$m" "$PORT_NEVER" 1 >/dev/null; done
+
+# R["round row"] = "rps p50 p99 errors"; rows: hello, redis_get, redis_set_no, redis_set,
+# and "<durability> <mode>" for ttlcask.
+declare -A R
+TTL_ROWS=("never akka_get" "never iron_get" "never flash_get" "never akka_post" "never iron_put"
+  "never flash_add" "always akka_post" "always iron_put" "always flash_add")
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS: hyper hello-world" >&2
+  R["$round hello"]=$(wrk_run hello "$PORT_HELLO")
+  echo "  redis appendfsync no, then always" >&2
+  read -r g g50 g99 s s50 s99 <<<"$(redis_run no "$round")"
+  R["$round redis_get"]="$g $g50 $g99 0"
+  R["$round redis_set_no"]="$s $s50 $s99 0"
+  read -r _ _ _ s s50 s99 <<<"$(redis_run always "$round")"
+  R["$round redis_set"]="$s $s50 $s99 0"
+  # New keys in every round (write_key's tag), never the previous round's.
+  export RUN="$$-$round"
+  for key in "${TTL_ROWS[@]}"; do
+    dur=${key%% *}
+    m=${key#* }
+    # The never-durable runs leave dirty pages; flush them before the durable ones so that
+    # their writeback does not compete with the fsyncs (Redis's durable run also started on a
+    # clean disk).
+    if [ "$key" = "always akka_post" ]; then sync; fi
+    echo "  ttlcask --durability $dur $m" >&2
+    if [ "$dur" = never ]; then port=$PORT_NEVER; else port=$PORT_ALWAYS; fi
+    R["$round $key"]=$(wrk_run "$m" "$port")
+  done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "n/a" }'; }
-ge() { awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { if (a >= k * b) print "met"; else print "**missed**" }'; }
+# field N (1 = rps) of row ROW in ROUND
+field() { read -r -a f <<<"${R["$1 $2"]}"; echo "${f[$(($3 - 1))]}"; }
+# the median of the numbers on standard input
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# row's median of field N over the rounds
+med() { for r in $(seq 1 "$ROUNDS"); do field "$r" "$1" "$2"; done | median; }
+# row ÷ peer within each round: "median min max"
+ratios() {
+  for r in $(seq 1 "$ROUNDS"); do
+    awk -v a="$(field "$r" "$1" 1)" -v b="$(field "$r" "$2" 1)" 'BEGIN { if (b > 0) print a / b; else print 0 }'
+  done | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
+}
+# "0.81× (0.75–0.86)" from ratios' output; the range only with more than one round
+show() {
+  read -r m lo hi <<<"$1"
+  if [ "$ROUNDS" -gt 1 ]; then
+    awk -v m="$m" -v lo="$lo" -v hi="$hi" 'BEGIN { printf "%.2f× (%.2f–%.2f)", m, lo, hi }'
+  else
+    awk -v m="$m" 'BEGIN { printf "%.2f×", m }'
+  fi
+}
+ge() { awk -v m="$1" -v k="$2" 'BEGIN { if (m >= k) print "met"; else print "**missed**" }'; }
+errors() { for r in $(seq 1 "$ROUNDS"); do field "$r" "$1" 4; done | awk '{ s += $1 } END { print s + 0 }'; }
+peer_of() { # row -> the Redis row it is compared with
+  case "$1" in
+    *_get) echo redis_get ;;
+    always*) echo redis_set ;;
+    *) echo redis_set_no ;;
+  esac
+}
 
 echo
-echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION; redis-benchmark -c $CONNECTIONS -d 150 -r $KEYS -n $REDIS_REQUESTS; p50/p99 in ms; errors = non-2xx responses + socket errors."
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION; redis-benchmark -c $CONNECTIONS -d 150 -r $KEYS -n $REDIS_REQUESTS; $ROUNDS round(s), each server once per round; requests/s, p50 and p99 (ms) are medians over the rounds, ratios the median of the rounds' ratios (range in brackets); errors = non-2xx responses + socket errors, all rounds."
 echo
 echo "| test | server | requests/s | p50 ms | p99 ms | errors | ÷ hyper hello | ÷ Redis (GET, or SET same fsync) |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
-printf "| hello-world GET | hyper 1 (in repo) | %.0f | %s | %s | %s | 1.00× | %s |\n" "$HELLO" "$HELLO_P50" "$HELLO_P99" "$HELLO_ERR" "$(ratio "$HELLO" "$RGET")"
-printf "| GET | redis | %.0f | %s | %s | | %s | 1.00× |\n" "$RGET" "$RGET_P50" "$RGET_P99" "$(ratio "$RGET" "$HELLO")"
-printf "| SET | redis appendfsync no | %.0f | %s | %s | | %s | |\n" "$RSET_NO" "$RSET_NO_P50" "$RSET_NO_P99" "$(ratio "$RSET_NO" "$HELLO")"
-printf "| SET | redis appendfsync always | %.0f | %s | %s | | %s | |\n" "$RSET" "$RSET_P50" "$RSET_P99" "$(ratio "$RSET" "$HELLO")"
-for key in "never akka_get" "never iron_get" "never flash_get" "never akka_post" "never iron_put" "never flash_add" \
-  "always akka_post" "always iron_put" "always flash_add"; do
-  read -r rps p50 p99 err <<<"${R[$key]}"
-  dur=${key%% *}
-  m=${key#* }
-  case "$m" in
-    *_get) peer=$RGET ;;
-    *) if [ "$dur" = always ]; then peer=$RSET; else peer=$RSET_NO; fi ;;
-  esac
-  printf "| %s | ttlcask --durability %s | %.0f | %s | %s | %s | %s | %s |\n" \
-    "$m" "$dur" "$rps" "$p50" "$p99" "$err" "$(ratio "$rps" "$HELLO")" "$(ratio "$rps" "$peer")"
+row() { # row test server
+  local redis=""
+  [ "$1" != hello ] && [ "${1#redis}" = "$1" ] && redis=$(show "$(ratios "$1" "$(peer_of "$1")")")
+  [ "$1" = hello ] && redis=$(show "$(ratios hello redis_get)")
+  [ "$1" = redis_get ] && redis="1.00×"
+  local hello
+  if [ "$1" = hello ]; then hello="1.00×"; else hello=$(show "$(ratios "$1" hello)"); fi
+  printf "| %s | %s | %.0f | %s | %s | %s | %s | %s |\n" "$2" "$3" "$(med "$1" 1)" "$(med "$1" 2)" \
+    "$(med "$1" 3)" "$(errors "$1")" "$hello" "$redis"
+}
+row hello "hello-world GET" "hyper 1 (in repo)"
+row redis_get GET redis
+row redis_set_no SET "redis appendfsync no"
+row redis_set SET "redis appendfsync always"
+for key in "${TTL_ROWS[@]}"; do
+  row "$key" "${key#* }" "ttlcask --durability ${key%% *}"
 done
 
 echo
-echo "| target | measured | |"
+echo "| target | measured (median of the rounds' ratios, range) | |"
 echo "|---|---|---|"
 for m in akka_get iron_get flash_get; do
-  read -r rps _ _ _ <<<"${R["never $m"]}"
-  echo "| $m ≥ 0.85× hyper hello-world | $(ratio "$rps" "$HELLO") | $(ge "$rps" "$HELLO" 0.85) |"
-  echo "| $m ≥ Redis GET | $(ratio "$rps" "$RGET") | $(ge "$rps" "$RGET" 1) |"
+  read -r hm _ <<<"$(ratios "never $m" hello)"
+  read -r gm _ <<<"$(ratios "never $m" redis_get)"
+  echo "| $m ≥ 0.85× hyper hello-world | $(show "$(ratios "never $m" hello)") | $(ge "$hm" 0.85) |"
+  echo "| $m ≥ Redis GET | $(show "$(ratios "never $m" redis_get)") | $(ge "$gm" 1) |"
 done
 for m in akka_post iron_put flash_add; do
-  read -r rps _ _ _ <<<"${R["always $m"]}"
-  echo "| durable $m ≥ Redis SET appendfsync always | $(ratio "$rps" "$RSET") | $(ge "$rps" "$RSET" 1) |"
+  read -r sm _ <<<"$(ratios "always $m" redis_set)"
+  echo "| durable $m ≥ Redis SET appendfsync always | $(show "$(ratios "always $m" redis_set)") | $(ge "$sm" 1) |"
 done
