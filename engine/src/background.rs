@@ -11,6 +11,15 @@ use crate::options::Durability;
 use crate::store::Inner;
 
 impl Inner {
+    /// Whether the store runs a background thread: for timed fsyncs, timed compaction or
+    /// spare segments. Where it does, it also cuts the tails of segments sealed by a
+    /// rollover ([`Inner::trim_sealed`]).
+    pub(crate) fn runs_background(&self) -> bool {
+        matches!(self.options.durability, Durability::Every(_))
+            || self.options.compaction_interval.is_some()
+            || (self.durable() && self.options.spare_segments)
+    }
+
     /// Writes a spare segment for the next rollover if none is ready and one is wanted: the
     /// active segment is half full, or the store has rolled over since it opened (it writes
     /// steadily: 64 writers fill a 64 MiB segment in about two seconds, and a spare begun at
@@ -110,15 +119,14 @@ const RESIDENCY_VALID_MS: u64 = 1_500;
 /// compaction, spare segments and the residency check that lets `try_get` skip a system call
 /// per read; none when neither fsyncs nor compaction are timed and the store makes no spares.
 pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHandle<()>>> {
+    if !inner.runs_background() {
+        return Ok(None);
+    }
     let every = match inner.options.durability {
         Durability::Every(d) => Some(d),
         _ => None,
     };
     let compaction = inner.options.compaction_interval;
-    let spares = inner.durable() && inner.options.spare_segments;
-    if every.is_none() && compaction.is_none() && !spares {
-        return Ok(None);
-    }
     let inner = inner.clone();
     let tick = every
         .into_iter()
@@ -142,6 +150,8 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 }
                 // Also as soon as the writer asks (half a segment written, or a rollover).
                 if periodic || nudged {
+                    // What could not be cut is tried again at the next tick.
+                    let _ = inner.trim_sealed();
                     inner.prepare_spare();
                 }
                 let woken = inner.shutdown.sleep(tick);

@@ -474,7 +474,7 @@ impl Inner {
 
     fn seal_output(&self, out: &Output) -> std::io::Result<()> {
         // Always synced: inputs are deleted on the strength of it, whatever the policy.
-        self.seal_segment(&out.segment, out.pos, true)
+        self.seal_segment(&out.segment, out.pos, true, crate::writer::Trim::Now)
     }
 
     fn seal_outputs(&self, outputs: &[Output]) -> std::io::Result<()> {
@@ -503,7 +503,7 @@ impl Inner {
             .read()
             .segments
             .iter()
-            .filter(|(_, s)| s.sealed && !s.hinted && !s.damaged)
+            .filter(|(_, s)| s.sealed && !s.untrimmed && !s.hinted && !s.damaged)
             .map(|(&id, _)| id)
             .collect();
         for id in ids {

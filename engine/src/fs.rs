@@ -65,6 +65,10 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Tells the file that its first `len` bytes are allocated on disk (it was written whole
     /// beforehand), so appends below that may go through the map.
     fn mark_allocated(&self, _len: u64) {}
+    /// Tells the kernel how the map will be used: `true` while appends copy into it (no
+    /// read-ahead: see [`crate::segment::Segment::set_appending`]), `false` once sealed
+    /// (the default read-ahead, for the sequential scans of compaction and hint writing).
+    fn advise_appending(&self, _appending: bool) {}
 }
 
 /// A file that is not there: no bytes, every write refused for want of space. The active
@@ -324,6 +328,18 @@ impl StorageFile for RealFile {
     fn mark_allocated(&self, len: u64) {
         self.allocated
             .store(len, std::sync::atomic::Ordering::Release);
+    }
+
+    fn advise_appending(&self, appending: bool) {
+        if let Some(map) = &self.map {
+            let advice = if appending {
+                memmap2::Advice::Random
+            } else {
+                memmap2::Advice::Normal
+            };
+            // Advice only: where it fails, appends fault pages in as before.
+            let _ = map.advise(advice);
+        }
     }
 
     fn map(&mut self) -> io::Result<()> {

@@ -97,6 +97,12 @@ pub struct SegmentSlot {
     pub hiding_horizon: u32,
     /// No more appends (not the active segment, not a compaction output being written).
     pub sealed: bool,
+    /// Sealed, but not yet cut to `data_len`: a rollover leaves the file at its created
+    /// length for the background thread to cut ([`crate::store::Inner::trim_sealed`]), so
+    /// that no writer waits while the file system frees the tail (18-25 ms on a disk that
+    /// discards freed blocks as they go). It gets no hint until then: a hint names the
+    /// file's length. Its tail is zeros, which recovery cuts as it does an unsealed tail.
+    pub untrimmed: bool,
     /// A valid hint file exists.
     pub hinted: bool,
     /// Damage was found in it: it gets no hint (every open scans it, to learn again which
@@ -122,6 +128,7 @@ impl SegmentSlot {
             hiding: 0,
             hiding_horizon: 0,
             sealed: false,
+            untrimmed: false,
             hinted: false,
             damaged: false,
             records: 0,

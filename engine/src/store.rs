@@ -332,7 +332,7 @@ impl Store {
         StoreBuilder::default()
     }
 
-    fn inner(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &Inner {
         &self.handle.inner
     }
 
@@ -1022,6 +1022,8 @@ impl Inner {
         }
         if !self.health.is_poisoned() {
             let _ = self.seal_active_on_close();
+            // Before the hints: a segment gets one once cut to its data.
+            let _ = self.trim_sealed();
             let _ = self.write_missing_hints();
         }
         // The space reserve is made again at the next open, and a spare when needed; a

@@ -102,6 +102,15 @@ fn fits(w: &Writer, len: u64, frees: bool) -> bool {
     w.write_pos + len <= limit
 }
 
+/// When [`Inner::seal_segment`] cuts a sealed segment's unused tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trim {
+    /// At once (closing, compaction outputs, stores without a background thread).
+    Now,
+    /// On the background thread ([`Inner::trim_sealed`]): a rollover's.
+    Later,
+}
+
 /// Entries of a frame decoded, and their keys' index buckets prefetched, before they are
 /// applied to the index (see `Inner::append`): a bulk load's batch of 10,000 new keys
 /// otherwise missed the cache on each key's bucket, one after another.
@@ -824,7 +833,13 @@ impl Inner {
 
     fn seal_active(&self, w: &mut Writer) -> std::io::Result<()> {
         let durable = self.durable();
-        self.seal_segment(&w.active, w.write_pos, durable)?;
+        // A background thread cuts the sealed segment's tail later, off the writers' path.
+        let trim = if self.runs_background() {
+            Trim::Later
+        } else {
+            Trim::Now
+        };
+        self.seal_segment(&w.active, w.write_pos, durable, trim)?;
         if durable {
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
@@ -843,7 +858,7 @@ impl Inner {
             return self.fs.remove(&w.active.path);
         }
         // Closing always syncs, whatever the policy: a clean close loses nothing.
-        self.seal_segment(&w.active, w.write_pos, true)
+        self.seal_segment(&w.active, w.write_pos, true, Trim::Now)
     }
 
     /// Ends appends to `segment` at `data_len`: synced first when `durable`, cut to its data,
@@ -853,14 +868,43 @@ impl Inner {
         segment: &Segment,
         data_len: u64,
         durable: bool,
+        trim: Trim,
     ) -> std::io::Result<()> {
         if durable {
             segment.sync()?;
         }
-        segment.truncate(data_len, durable)?;
+        segment.set_appending(false);
+        if trim == Trim::Now {
+            segment.truncate(data_len, durable)?;
+        }
         if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
             slot.sealed = true;
+            slot.untrimmed = trim == Trim::Later;
             slot.data_len = data_len;
+        }
+        Ok(())
+    }
+
+    /// Cuts each sealed segment a rollover left at its created length to its data (see
+    /// `SegmentSlot::untrimmed`); synced when the store is durable. A segment that cannot be
+    /// cut stays as it is, to be tried again at the next call, and the store is not
+    /// poisoned: its data was synced (if the store is durable) when it was sealed, and an
+    /// uncut tail is zeros, which a reopen cuts.
+    pub(crate) fn trim_sealed(&self) -> std::io::Result<()> {
+        let durable = self.durable();
+        let pending: Vec<(Arc<Segment>, u64)> = self
+            .state
+            .read()
+            .segments
+            .values()
+            .filter(|s| s.untrimmed)
+            .map(|s| (s.segment.clone(), s.data_len))
+            .collect();
+        for (segment, data_len) in pending {
+            segment.truncate(data_len, durable)?;
+            if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
+                slot.untrimmed = false;
+            }
         }
         Ok(())
     }
@@ -993,5 +1037,127 @@ mod tests {
                 .is_err(),
             "an increment must not add to the older value"
         );
+    }
+
+    /// Segment id → (file length, data length) of every sealed segment.
+    fn sealed_lengths(store: &crate::Store, fs: &crate::sim::SimFs) -> Vec<(u32, u64, u64)> {
+        use crate::fs::FileSystem;
+        let st = store.inner().state.read();
+        st.segments
+            .iter()
+            .filter(|(_, s)| s.sealed)
+            .map(|(&id, s)| {
+                let path = s.segment.path.clone();
+                let len = fs.read(&path).expect("read").len() as u64;
+                (id, len, s.data_len)
+            })
+            .collect()
+    }
+
+    /// A rollover leaves cutting the sealed segment's tail to the background thread, which
+    /// does it once nudged; a reopen then finds every segment cut, with its hint.
+    #[test]
+    fn the_background_thread_cuts_what_a_rollover_sealed() {
+        let fs = crate::sim::SimFs::new();
+        let open = || {
+            crate::Store::builder()
+                .file_system(std::sync::Arc::new(fs.clone()))
+                .durability(crate::Durability::Never)
+                .segment_size(crate::options::MIN_SEGMENT_SIZE)
+                // A background thread, and no compaction while the test runs.
+                .compaction_interval(Some(std::time::Duration::from_secs(3600)))
+                .open("/trim")
+                .expect("open")
+        };
+        let store = open();
+        assert!(store.inner().runs_background());
+        for i in 0..60u32 {
+            store
+                .put(b"ns", &i.to_le_bytes(), &[7; 300], PutOptions::default())
+                .expect("put");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let sealed = loop {
+            let sealed = sealed_lengths(&store, &fs);
+            let pending = store
+                .inner()
+                .state
+                .read()
+                .segments
+                .values()
+                .any(|s| s.untrimmed);
+            if !pending || std::time::Instant::now() > deadline {
+                break sealed;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(sealed.len() >= 3, "{sealed:?}");
+        for (id, file_len, data_len) in &sealed {
+            assert_eq!(file_len, data_len, "segment {id} was not cut");
+        }
+        drop(store);
+        let store = open();
+        let report = store.recovery_report();
+        assert_eq!(report.segments_scanned, 0, "{report:?}");
+        assert!(report.truncated.is_empty(), "{report:?}");
+        for i in 0..60u32 {
+            let item = store
+                .get(b"ns", &i.to_le_bytes())
+                .expect("get")
+                .expect("item");
+            assert_eq!(&item.value[..], &[7; 300]);
+        }
+    }
+
+    /// A segment sealed but not yet cut gets no hint (a hint names the file's length, so a
+    /// reopen would find it stale and scan the segment); once cut, it gets one.
+    #[test]
+    fn an_uncut_segment_waits_for_its_hint() {
+        use crate::fs::FileSystem;
+        let fs = crate::sim::SimFs::new();
+        let store = crate::Store::builder()
+            .file_system(std::sync::Arc::new(fs.clone()))
+            .durability(crate::Durability::Never)
+            .segment_size(crate::options::MIN_SEGMENT_SIZE)
+            .compaction_interval(None)
+            .open("/uncut")
+            .expect("open");
+        for i in 0..30u32 {
+            store
+                .put(b"ns", &i.to_le_bytes(), &[7; 300], PutOptions::default())
+                .expect("put");
+        }
+        // Without a background thread a rollover cuts at once: mark one as a rollover with
+        // a background thread would have left it, its file padded back to its old length.
+        let (id, path, data_len) = {
+            let mut st = store.inner().state.write();
+            let (&id, slot) = st
+                .segments
+                .iter_mut()
+                .find(|(_, s)| s.sealed)
+                .expect("a sealed segment");
+            slot.untrimmed = true;
+            (id, slot.segment.path.clone(), slot.data_len)
+        };
+        fs.open(&path)
+            .expect("open segment")
+            .set_len(data_len + 512)
+            .expect("pad");
+        let hint = std::path::Path::new("/uncut").join(crate::segment::hint_file_name(id));
+        store.inner().write_missing_hints().expect("hints");
+        assert!(fs.read(&hint).is_err(), "an uncut segment got a hint");
+        // A cut that fails leaves the segment uncut, for the next try, and poisons nothing.
+        fs.fail_writes(Some(std::io::ErrorKind::Other));
+        assert!(store.inner().trim_sealed().is_err());
+        fs.fail_writes(None);
+        assert!(store.inner().state.read().segments[&id].untrimmed);
+        store
+            .put(b"ns", b"after", b"ok", PutOptions::default())
+            .expect("a failed cut poisons nothing");
+        store.inner().trim_sealed().expect("trim");
+        assert_eq!(fs.read(&path).expect("read").len() as u64, data_len);
+        assert!(!store.inner().state.read().segments[&id].untrimmed);
+        store.inner().write_missing_hints().expect("hints");
+        assert!(fs.read(&hint).is_ok(), "a cut segment got no hint");
     }
 }
