@@ -1127,8 +1127,23 @@ mod tests {
                 .put(b"ns", &i.to_le_bytes(), &[7; 300], PutOptions::default())
                 .expect("put");
         }
-        // Without a background thread a rollover cuts at once: mark one as a rollover with
-        // a background thread would have left it, its file padded back to its old length.
+        // Without a background thread (no timed compaction, no spares under `Never`) a
+        // rollover cuts at once.
+        assert!(!store.inner().runs_background());
+        let sealed = sealed_lengths(&store, &fs);
+        assert!(sealed.len() >= 2, "{sealed:?}");
+        for (id, file_len, data_len) in &sealed {
+            assert_eq!(file_len, data_len, "segment {id} was left uncut");
+        }
+        assert!(!store
+            .inner()
+            .state
+            .read()
+            .segments
+            .values()
+            .any(|s| s.untrimmed));
+        // Mark one as a rollover with a background thread would have left it, its file
+        // padded back to its old length.
         let (id, path, data_len) = {
             let mut st = store.inner().state.write();
             let (&id, slot) = st
