@@ -212,13 +212,14 @@ impl Segment {
     }
 
     /// Says whether the segment is being appended to (created or adopted as a spare: yes;
-    /// sealed: no). While it is, its map asks for no read-ahead (`MADV_RANDOM`): small
-    /// appends copy into the map, and the kernel took their faults for a sequential read, so
-    /// that one fault zero-filled megabytes of the pre-allocated space ahead of it. Single
-    /// puts into a 64 MiB segment waited 18-27 ms at two places in every segment that way
-    /// (`engine/examples/put_latency.rs`); without read-ahead each fault fills its own page.
-    /// Sealed, the map gets the default read-ahead back for the sequential scans of
-    /// compaction and hint writing.
+    /// sealed: no). While it is, its map asks for no read-ahead of its own (`MADV_RANDOM`)
+    /// and the appends ask for the pages a step ahead of them instead (`MADV_WILLNEED`, see
+    /// `fs::READ_AHEAD_STEP`): small appends copy into the map, and the kernel took their
+    /// faults for a sequential read, so that one fault zero-filled megabytes of the
+    /// pre-allocated space ahead of it. Single puts into a 64 MiB segment waited 18-27 ms
+    /// at two places in every segment that way (`engine/examples/put_latency.rs`). Sealed,
+    /// the map gets the default read-ahead back for the sequential scans of compaction and
+    /// hint writing.
     pub fn set_appending(&self, appending: bool) {
         self.file.advise_appending(appending);
     }
