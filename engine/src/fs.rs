@@ -562,6 +562,27 @@ mod tests {
         Ok(())
     }
 
+    /// The `statfs` type of the file system holding `path`.
+    fn fs_magic(path: &Path) -> Option<i64> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        #[expect(unsafe_code, reason = "statfs has no safe wrapper in std")]
+        // SAFETY: a NUL-terminated path and a buffer of the right type.
+        let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        #[expect(unsafe_code, reason = "initialised by the successful call")]
+        // SAFETY: statfs returned 0, so it filled the struct.
+        let st = unsafe { st.assume_init() };
+        #[allow(
+            clippy::useless_conversion,
+            reason = "f_type's width differs by platform"
+        )]
+        Some(i64::from(st.f_type))
+    }
+
     /// Appended to, a file asks for the pages a step ahead of its appends (they are in the
     /// page cache before any append touches them), and no further; sealed, it stops.
     #[test]
@@ -585,17 +606,24 @@ mod tests {
             return Ok(());
         }
         let page = page_size() as u64;
-        // On most file systems a reserved extent has no pages in memory yet (tmpfs keeps
-        // them all): the checks that pages past the step stay out need that.
-        let fresh = !file.is_resident((page + step) as usize, 4096);
+        // Whether pages are in memory after `MADV_WILLNEED`, and only those, depends on the
+        // file system: ext4 and XFS fill a reserved extent's pages with zeros at once; tmpfs
+        // counts reserved pages as not in memory and reads nothing ahead for the advice.
+        let residency = matches!(fs_magic(&path), Some(0xEF53 | 0x5846_5342))
+            && !file.is_resident((page + step) as usize, 4096);
+        if !residency {
+            eprintln!("residency checks SKIPPED: not ext4 or XFS here");
+        }
         file.advise_appending(true);
         file.write_at(b"first", page)?;
         assert_eq!(file.ahead.load(Relaxed), page + step);
         // The pages asked for are in memory before any append reaches them; the first page
         // past them is not (the map reads nothing ahead on its own).
-        assert!(file.is_resident((page + (1 << 19)) as usize, 4096));
-        assert!(file.is_resident((page + step) as usize - 4096, 4096));
-        assert!(!fresh || !file.is_resident((page + step) as usize, 4096));
+        if residency {
+            assert!(file.is_resident((page + (1 << 19)) as usize, 4096));
+            assert!(file.is_resident((page + step) as usize - 4096, 4096));
+            assert!(!file.is_resident((page + step) as usize, 4096));
+        }
         // Within a step of where the last ask ended: the next step.
         let at = page + step / 2;
         file.write_at(b"next", at)?;

@@ -1078,7 +1078,8 @@ mod tests {
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let sealed = loop {
-            let sealed = sealed_lengths(&store, &fs);
+            // The flag first: a cut clears it only once the file is cut, so lengths read
+            // after it are never older than it.
             let pending = store
                 .inner()
                 .state
@@ -1086,6 +1087,7 @@ mod tests {
                 .segments
                 .values()
                 .any(|s| s.untrimmed);
+            let sealed = sealed_lengths(&store, &fs);
             if !pending || std::time::Instant::now() > deadline {
                 break sealed;
             }
