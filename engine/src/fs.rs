@@ -149,6 +149,26 @@ pub fn is_out_of_space(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::QuotaExceeded
 }
 
+/// What a `stat`-like call (`statvfs`, `statfs`) says of the file system holding `path`:
+/// the struct it filled, or `None` if it failed.
+fn stat_path<T>(
+    path: &Path,
+    call: unsafe extern "C" fn(*const libc::c_char, *mut T) -> libc::c_int,
+) -> Option<T> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<T>::uninit();
+    #[expect(unsafe_code, reason = "the stat calls have no safe wrapper in std")]
+    // SAFETY: a NUL-terminated path and a buffer of the type the call fills.
+    let rc = unsafe { call(path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    #[expect(unsafe_code, reason = "initialised by the successful call")]
+    // SAFETY: the call returned 0, so it filled the struct.
+    Some(unsafe { st.assume_init() })
+}
+
 /// The operating system's file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
@@ -397,18 +417,7 @@ impl StorageFile for RealFile {
 
 impl FileSystem for RealFs {
     fn free_space(&self, dir: &Path) -> Option<u64> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-        #[expect(unsafe_code, reason = "statvfs has no safe wrapper in std")]
-        // SAFETY: a NUL-terminated path and a buffer of the right type.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-        if rc != 0 {
-            return None;
-        }
-        #[expect(unsafe_code, reason = "initialised by the successful call")]
-        // SAFETY: statvfs returned 0, so it filled the struct.
-        let st = unsafe { st.assume_init() };
+        let st = stat_path(dir, libc::statvfs)?;
         #[allow(
             clippy::useless_conversion,
             reason = "the field types differ by platform"
@@ -564,18 +573,7 @@ mod tests {
 
     /// The `statfs` type of the file system holding `path`.
     fn fs_magic(path: &Path) -> Option<i64> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-        #[expect(unsafe_code, reason = "statfs has no safe wrapper in std")]
-        // SAFETY: a NUL-terminated path and a buffer of the right type.
-        let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
-        if rc != 0 {
-            return None;
-        }
-        #[expect(unsafe_code, reason = "initialised by the successful call")]
-        // SAFETY: statfs returned 0, so it filled the struct.
-        let st = unsafe { st.assume_init() };
+        let st = stat_path(path, libc::statfs)?;
         #[allow(
             clippy::useless_conversion,
             reason = "f_type's width differs by platform"
