@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -52,12 +52,19 @@ struct FileData {
 #[derive(Debug, Default)]
 struct SimFile {
     data: RwLock<Vec<u8>>,
+    /// `data`'s length, kept beside it for the capacity check, which sums every file's:
+    /// reading it through `data` would take a read lock the checking thread may already
+    /// hold (a segment's view is a read guard), and with another thread waiting to write
+    /// that file (the background thread cutting a sealed segment) the second read waits
+    /// behind the writer forever.
+    len: AtomicUsize,
     meta: Mutex<FileData>,
 }
 
 impl SimFile {
     fn with_content(bytes: Vec<u8>) -> Self {
         Self {
+            len: AtomicUsize::new(bytes.len()),
             data: RwLock::new(bytes.clone()),
             meta: Mutex::new(FileData {
                 durable: bytes,
@@ -199,7 +206,7 @@ impl SimFs {
         names
             .live
             .values()
-            .map(|f| f.data.read().len() as u64)
+            .map(|f| f.len.load(Ordering::SeqCst) as u64)
             .sum()
     }
 
@@ -208,7 +215,7 @@ impl SimFs {
         let Some(capacity) = *self.control.capacity.lock() else {
             return Ok(());
         };
-        let current = file.data.read().len();
+        let current = file.len.load(Ordering::SeqCst);
         if new_len <= current {
             return Ok(());
         }
@@ -276,6 +283,7 @@ impl StorageFile for SimHandle {
         let end = offset + buf.len();
         if data.len() < end {
             data.resize(end, 0);
+            self.file.len.store(end, Ordering::SeqCst);
         }
         data[offset..end].copy_from_slice(buf);
         self.file.meta.lock().last_unsynced = Some((offset as u64, buf.to_vec()));
@@ -286,7 +294,9 @@ impl StorageFile for SimHandle {
         self.fs.op(true)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
         self.fs.check_growth(&self.file, len)?;
-        self.file.data.write().resize(len, 0);
+        let mut data = self.file.data.write();
+        data.resize(len, 0);
+        self.file.len.store(len, Ordering::SeqCst);
         Ok(())
     }
 
@@ -303,16 +313,20 @@ impl StorageFile for SimHandle {
         Ok(())
     }
 
+    // A view stands for a memory map, which never waits for a writer: it takes a recursive
+    // read lock, so that a thread holding one view of a file gets another even while a
+    // writer of that file waits (a plain read would queue behind the writer, which waits
+    // for the first view: a deadlock no real map has).
     fn view(&self) -> View<'_> {
         View::Guard(parking_lot::RwLockReadGuard::map(
-            self.file.data.read(),
+            self.file.data.read_recursive(),
             |v| v.as_slice(),
         ))
     }
 
     fn view_range(&self, start: usize, len: usize) -> Option<View<'_>> {
         let end = start.checked_add(len)?;
-        let guard = self.file.data.read();
+        let guard = self.file.data.read_recursive();
         let guard = parking_lot::RwLockReadGuard::try_map(guard, |v| v.get(start..end)).ok()?;
         Some(View::Guard(guard))
     }
