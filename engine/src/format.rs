@@ -944,6 +944,23 @@ pub(crate) fn finish_frame_in(out: &mut Vec<u8>, start: usize, salt: u32, layout
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// A frame with no entries in `header`'s layout (`None` for format 1, which has no frame
+/// trailer): the *seal frame* that a durable store writes right after the data of a segment
+/// it seals but leaves to the background thread to cut (see `Inner::seal_segment`). Until
+/// the cut, the segment ends in zeros like one still being appended to; the seal frame
+/// makes its last data frame not the last frame, so that a scan never takes damage there
+/// for a write torn in flight. A scan ends the data where it starts, and recovery cuts the
+/// file there. (Releases before it took it for a torn tail, and cut it as such.)
+pub fn seal_frame(header: &SegmentHeader) -> Option<Vec<u8>> {
+    if header.format == FORMAT_V1 || header.entry_layout == EntryLayout::V1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(2 * FRAME_HEADER_LEN);
+    let start = begin_frame(&mut out);
+    finish_frame_in(&mut out, start, header.salt, header.entry_layout);
+    Some(out)
+}
+
 /// The entries of a frame built by this process (as [`finish_frame`] left it).
 pub(crate) fn own_frame_body(frame: &[u8]) -> &[u8] {
     let body_len = read_u32(frame, V2_LEN_OFFSET) as usize;
@@ -1073,7 +1090,9 @@ pub fn decode_v2_frame(
     let body_end = header_len
         .checked_add(body_len)
         .ok_or(DecodeError::BadField)?;
-    if body_len == 0 || body_end > bytes.len() {
+    // An empty body only in the seal frame ([`seal_frame`]: layout 2 or 3, no summaries).
+    let empty_ok = layout != EntryLayout::V1 && read_u32(head, V2_SUMMARIES_LEN_OFFSET) == 0;
+    if (body_len == 0 && !empty_ok) || body_end > bytes.len() {
         return Err(DecodeError::Truncated);
     }
     if v2_frame_crc(bytes, salt, layout) != Some(read_u32(head, header_len - 4)) {
@@ -1802,11 +1821,20 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        // A header claiming an empty body, with a checksum that matches it: never a frame.
+        // A header claiming an empty body, with a checksum that matches it: the seal frame
+        // if it claims no summaries either, else never a frame.
         let mut empty = Vec::new();
         let start = begin_frame(&mut empty);
         finish_frame(&mut empty, start, SALT);
         assert_eq!(read_u32(&empty, V2_LEN_OFFSET), 0);
+        let seal = decode_v2_frame(&empty, SALT, WRITE_LAYOUT).expect("the seal frame");
+        // Its trailer names no record, so it is never taken for one (nor found by a scan
+        // that resynchronises on trailers).
+        assert!(seal.body.is_empty() && seal.trailer.is_none());
+        assert_eq!(seal.total, empty.len());
+        empty[V2_SUMMARIES_LEN_OFFSET] = 1;
+        let crc = v2_frame_crc(&empty, SALT, WRITE_LAYOUT).expect("crc");
+        empty[FRAME_HEADER_LEN - 4..FRAME_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             decode_v2_frame(&empty, SALT, WRITE_LAYOUT).err(),
             Some(DecodeError::Truncated)

@@ -794,7 +794,8 @@ fn scan_segment(
     // A segment still being appended to when the process stopped (the active one, or a
     // compaction output) has the zeros of its pre-allocated space at its end; a sealed one
     // was cut to its data, which ends with a frame trailer. Only the former can hold a
-    // write torn in flight.
+    // write torn in flight. (A durable store's segment sealed but not cut yet also ends in
+    // zeros, but its data ends with the seal frame, so its last data frame is not a tail.)
     let appending = unsealed(&bytes);
     let scanned = scan::scan(&bytes, &seg.header, appending);
     for (offset, e) in &scanned.records {

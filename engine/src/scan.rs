@@ -35,7 +35,8 @@ pub struct Scan<'a> {
     pub records: Vec<(usize, EntryRef<'a>)>,
     /// Damaged ranges that valid data follows (or whose frame is known from its trailer).
     pub damaged: Vec<Damaged>,
-    /// End of the data: where the zeros (or a torn tail) begin.
+    /// End of the data: where the zeros, a torn tail or the seal frame
+    /// ([`format::seal_frame`]) begin.
     pub end: usize,
     /// Set when non-zero bytes after `end` form nothing valid: a torn tail, if the segment
     /// was being appended to when the process stopped.
@@ -72,6 +73,11 @@ fn scan_v2<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a
     let mut at = header.data_start().min(bytes.len());
     loop {
         let bad = match format::decode_v2_frame(&bytes[at..], salt, layout) {
+            Ok(frame) if frame.body.is_empty() => {
+                // The seal frame: the data ended before it (`format::seal_frame`).
+                scan.end = at;
+                return scan;
+            }
             Ok(frame) => {
                 let end = at + frame.total;
                 let intact = body_intact(frame.body, header);

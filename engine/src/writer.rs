@@ -874,6 +874,14 @@ impl Inner {
             segment.sync()?;
         }
         segment.set_appending(false);
+        // Left uncut, a durable store's segment gets its seal frame; where that cannot be
+        // written, it is cut now instead.
+        let trim = if trim == Trim::Later && durable && !self.end_with_seal_frame(segment, data_len)
+        {
+            Trim::Now
+        } else {
+            trim
+        };
         if trim == Trim::Now {
             segment.truncate(data_len, durable)?;
         }
@@ -883,6 +891,35 @@ impl Inner {
             slot.data_len = data_len;
         }
         Ok(())
+    }
+
+    /// Writes the seal frame ([`format::seal_frame`]) right after the `data_len` bytes of data
+    /// of a sealed `segment` whose unused tail is left for later, and syncs it; false if it
+    /// could not (no room, format 1, or an I/O error).
+    ///
+    /// Why: until the background thread cuts it, the segment ends in the zeros of its
+    /// pre-allocated space, which is how recovery recognises a segment being appended to, whose
+    /// last frame may be a write torn in flight: one with no intact header and trailer is cut
+    /// as such, unreported. The data of this one was synced at the seal, so damage there is
+    /// damage; with the seal frame after it, the scan reports it (and salvages what checks)
+    /// as in any sealed segment. Written after the data's sync, so that a seal frame on disk
+    /// always follows synced data (were both in one sync, a power cut could keep the seal frame
+    /// and lose the data before it, which a scan would then report as damage).
+    fn end_with_seal_frame(&self, segment: &Segment, data_len: u64) -> bool {
+        let Some(frame) = format::seal_frame(&segment.header) else {
+            return false;
+        };
+        if data_len + frame.len() as u64 > segment.capacity() {
+            return false;
+        }
+        let written = segment
+            .write_at(&frame, data_len)
+            .and_then(|()| segment.sync())
+            .is_ok();
+        if written {
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        written
     }
 
     /// Cuts each sealed segment a rollover left at its created length to its data (see
@@ -1176,5 +1213,107 @@ mod tests {
         assert!(!store.inner().state.read().segments[&id].untrimmed);
         store.inner().write_missing_hints().expect("hints");
         assert!(fs.read(&hint).is_ok(), "a cut segment got no hint");
+    }
+    /// A durable store's segment sealed but left uncut (as a rollover leaves it for the
+    /// background thread) ends its data with the seal frame. In the image a crash before the
+    /// cut leaves, damage to its last data frame is salvaged and reported, as in a cut
+    /// segment, never cut away as a write torn in flight; undamaged, it reopens whole.
+    #[test]
+    fn an_uncut_sealed_segment_ends_its_data_with_a_seal_frame() {
+        use crate::fs::FileSystem;
+        let fs = crate::sim::SimFs::new();
+        let dir = std::path::Path::new("/sealframe");
+        let open = |fs: &crate::sim::SimFs| {
+            crate::Store::builder()
+                .file_system(std::sync::Arc::new(fs.clone()))
+                .durability(Durability::Always)
+                // No background thread, so that nothing cuts the segment under the test.
+                .spare_segments(false)
+                .compaction_interval(None)
+                .open(dir)
+                .expect("open")
+        };
+        let store = open(&fs);
+        assert!(!store.inner().runs_background());
+        for i in 0..5u32 {
+            store
+                .put(
+                    b"ns",
+                    &i.to_le_bytes(),
+                    &[i as u8; 100],
+                    PutOptions::default(),
+                )
+                .expect("put");
+        }
+        let (path, data_len, last_frame) = {
+            let w = store.inner().writer.lock();
+            let bytes = fs.read(&w.active.path).expect("read");
+            let scanned = crate::scan::scan(&bytes, &w.active.header, true);
+            let (last, _) = *scanned.records.last().expect("records");
+            let data_len = w.write_pos;
+            store
+                .inner()
+                .seal_segment(&w.active, data_len, true, Trim::Later)
+                .expect("seal");
+            // The record's entry starts a frame header's length into its frame.
+            (w.active.path.clone(), data_len, last - FRAME_HEADER_LEN)
+        };
+        let image = fs.crash_image_now(crate::sim::Torn::No);
+        drop(store);
+        let bytes = image.read(&path).expect("read");
+        let seal = format::seal_frame(&format::decode_segment_header(&bytes).expect("header"))
+            .expect("format 2");
+        let seal_end = data_len as usize + seal.len();
+        assert_eq!(&bytes[data_len as usize..seal_end], &seal[..]);
+        assert!(bytes.len() > seal_end, "the segment was cut");
+        assert!(bytes[seal_end..].iter().all(|&b| b == 0));
+
+        let reopened = |image: &crate::sim::SimFs| {
+            let store = open(image);
+            for i in 0..5u32 {
+                let item = store
+                    .get(b"ns", &i.to_le_bytes())
+                    .expect("get")
+                    .expect("item");
+                assert_eq!(&item.value[..], &[i as u8; 100]);
+            }
+            store.recovery_report()
+        };
+        let clean = image.crash_image_now(crate::sim::Torn::No);
+        let report = reopened(&clean);
+        assert!(report.damaged.is_empty(), "{report:?}");
+        assert!(report.truncated.is_empty(), "{report:?}");
+        // Cut where the data ends, before the seal frame.
+        assert_eq!(clean.read(&path).expect("read").len() as u64, data_len);
+
+        // One byte of the last frame's header: the frame is salvaged, and reported.
+        let damaged = image.crash_image_now(crate::sim::Torn::No);
+        let mut bytes = damaged.read(&path).expect("read");
+        bytes[last_frame + 5] ^= 0x40;
+        let f = damaged.open(&path).expect("open");
+        f.write_at(&bytes, 0).expect("write");
+        f.sync().expect("sync");
+        let report = reopened(&damaged);
+        assert_eq!(report.damaged.len(), 1, "{report:?}");
+        assert_eq!(report.damaged[0].offset, last_frame as u64, "{report:?}");
+        assert!(report.truncated.is_empty(), "{report:?}");
+
+        // Its header and its trailer: nothing of the frame checks, and it is reported as
+        // damage, kept byte for byte, not cut as a torn tail.
+        let damaged = image.crash_image_now(crate::sim::Torn::No);
+        let mut bytes = damaged.read(&path).expect("read");
+        bytes[last_frame + 5] ^= 0x40;
+        bytes[data_len as usize - 1] ^= 0x40;
+        let f = damaged.open(&path).expect("open");
+        f.write_at(&bytes, 0).expect("write");
+        f.sync().expect("sync");
+        let store = open(&damaged);
+        let report = store.recovery_report();
+        assert!(report.truncated.is_empty(), "{report:?}");
+        assert_eq!(report.damaged.len(), 1, "{report:?}");
+        assert_eq!(report.damaged[0].offset, last_frame as u64, "{report:?}");
+        drop(store);
+        let kept = damaged.read(&path).expect("read");
+        assert_eq!(kept[..data_len as usize], bytes[..data_len as usize]);
     }
 }
