@@ -3,6 +3,8 @@
 //! when they happened (seconds from the start and MiB of keys and values written), and when
 //! the segment count changed (sampled every 1,024 puts). `SHOW_START=1` prints the start as
 //! a monotonic time, to line the slow puts up with `perf record -k CLOCK_MONOTONIC`.
+//! `KEYS=N` overwrites N keys in turn instead (with `COMPACT_MS=M`, compaction every M ms):
+//! the puts then run beside compaction.
 //! `cargo run --release -p ttlcask-engine --example put_latency -- [SECS] [DIR]` (default 12 s,
 //! a temporary directory).
 use std::time::{Duration, Instant};
@@ -32,6 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("NO_BACKGROUND").is_some() {
         builder = builder.compaction_interval(None);
     }
+    let env_u64 = |name: &str| -> Result<Option<u64>, std::num::ParseIntError> {
+        std::env::var(name).ok().map(|s| s.parse()).transpose()
+    };
+    if let Some(ms) = env_u64("COMPACT_MS")? {
+        builder = builder.compaction_interval(Some(Duration::from_millis(ms)));
+    }
+    let keys = env_u64("KEYS")?.unwrap_or(u64::MAX).max(1);
     let store = builder.open(&dir)?;
     let value = [b'v'; 150];
     let start = Instant::now();
@@ -47,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rollovers = Vec::new();
     let mut i = 0u64;
     while start.elapsed() < stop {
-        let key = format!("{i:016}kkkkkkkk");
+        let key = format!("{:016}kkkkkkkk", i % keys);
         let t = Instant::now();
         store.put(b"bench", key.as_bytes(), &value, PutOptions::default())?;
         let took = t.elapsed();

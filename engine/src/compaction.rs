@@ -351,6 +351,8 @@ impl Inner {
             }
         }
         let mut placed: Option<(u32, u64)> = None;
+        // An output this chunk filled, sealed once the writer lock is released.
+        let mut filled = None;
         if !written.is_empty() {
             format::finish_frame(&mut buf, frame_start, self.salt);
             let len = buf.len() as u64;
@@ -358,9 +360,7 @@ impl Inner {
                 .last()
                 .is_none_or(|o| o.pos + len > o.segment.capacity());
             if need_new {
-                if let Some(last) = outputs.last() {
-                    self.seal_output(last)?;
-                }
+                filled = outputs.len().checked_sub(1);
                 let out_id = w.allocate_segment_id()?;
                 let header = self.segment_header(out_id, w.next_version);
                 let seg = Arc::new(self.create_output(header, len)?);
@@ -447,6 +447,12 @@ impl Inner {
         }
         drop(st);
         drop(w);
+        // Its fsync (a segment's worth of data) and cut (on a disk mounted with `discard`, a
+        // wait for the discard) held every writer up when sealed under the writer lock. Not
+        // sealed if the chunk failed: `seal_outputs` seals every output at the end of the run.
+        if let Some(i) = filled {
+            self.seal_output(&outputs[i])?;
+        }
         Ok(())
     }
 
@@ -714,4 +720,67 @@ const REPACK_FRAMING_PER_RECORD: u64 = 20;
 fn sparse(slot: &SegmentSlot, bytes: u64) -> bool {
     let framing = bytes.saturating_sub(slot.entry_bytes);
     slot.records > 0 && framing >= REPACK_FRAMING_PER_RECORD * slot.records
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use parking_lot::Mutex;
+
+    use crate::format::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
+    use crate::{Durability, PutOptions};
+
+    /// A compaction output that a chunk fills is sealed (fsynced and cut) only once that
+    /// chunk has released the writer lock: sealed under it, its fsync of a segment's worth of
+    /// data, and its cut (a wait for the disk's discard), held up every writer.
+    #[test]
+    fn a_filled_output_is_sealed_outside_the_writer_lock() {
+        let fs = crate::sim::SimFs::new();
+        let store = crate::Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .durability(Durability::Never)
+            .segment_size(crate::options::MIN_SEGMENT_SIZE)
+            .compaction_interval(None)
+            .open("/outputs")
+            .expect("open");
+        let put = |i: u32, fill: u8| {
+            store
+                .put(b"ns", &i.to_le_bytes(), &[fill; 300], PutOptions::default())
+                .expect("put");
+        };
+        // Segments of which the even keys are then overwritten: half dead, and together
+        // with more live data than one output holds.
+        for i in 0..200 {
+            put(i, 1);
+        }
+        for i in (0..200).step_by(2) {
+            put(i, 2);
+        }
+        // Each sync of a segment holding data, from here on: whether the writer was locked.
+        let seals = Arc::new(Mutex::new(Vec::new()));
+        let (inner, seen) = (store.inner_arc(), seals.clone());
+        fs.on_sync(Some(Arc::new(move |bytes: &[u8]| {
+            let segment = bytes.starts_with(&SEGMENT_MAGIC);
+            if segment && bytes[SEGMENT_HEADER_LEN..].iter().any(|&b| b != 0) {
+                seen.lock().push(inner.writer.is_locked());
+            }
+        })));
+        let report = store.compact_dead_over(0.4).expect("compact");
+        fs.on_sync(None);
+        assert!(report.segments_rewritten >= 3, "{report:?}");
+        let seals = seals.lock().clone();
+        assert!(seals.len() >= 2, "outputs sealed: {seals:?}");
+        assert!(
+            seals.iter().all(|locked| !locked),
+            "an output was sealed under the writer lock: {seals:?}"
+        );
+        for i in 0..200u32 {
+            let item = store
+                .get(b"ns", &i.to_le_bytes())
+                .expect("get")
+                .expect("item");
+            assert_eq!(item.value[0], if i % 2 == 0 { 2 } else { 1 });
+        }
+    }
 }

@@ -111,6 +111,18 @@ struct Control {
     capacity: Mutex<Option<u64>>,
     /// How long each file sync takes (a real disk's fsync latency).
     sync_delay: Mutex<std::time::Duration>,
+    /// Called with a file's bytes at each of its syncs (see [`SimFs::on_sync`]).
+    on_sync: Mutex<Option<SyncHook>>,
+}
+
+/// What [`SimFs::on_sync`] calls.
+#[derive(Clone)]
+struct SyncHook(Arc<dyn Fn(&[u8]) + Send + Sync>);
+
+impl std::fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHook")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +164,7 @@ impl SimFs {
                 fail_writes: Mutex::new(None),
                 capacity: Mutex::new(None),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
+                on_sync: Mutex::new(None),
             }),
         }
     }
@@ -187,6 +200,13 @@ impl SimFs {
     /// pile up behind one while it runs.
     pub fn set_sync_delay(&self, delay: std::time::Duration) {
         *self.control.sync_delay.lock() = delay;
+    }
+
+    /// Calls `hook` with the file's bytes at every file sync, on the syncing thread (for a
+    /// test to see what the store holds while it syncs; no lock of this file system is held
+    /// meanwhile). `None` removes it.
+    pub fn on_sync(&self, hook: Option<Arc<dyn Fn(&[u8]) + Send + Sync>>) {
+        *self.control.on_sync.lock() = hook.map(SyncHook);
     }
 
     /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
@@ -305,6 +325,11 @@ impl StorageFile for SimHandle {
         let delay = *self.fs.control.sync_delay.lock();
         if !delay.is_zero() {
             std::thread::sleep(delay);
+        }
+        let hook = self.fs.control.on_sync.lock().clone();
+        if let Some(SyncHook(hook)) = hook {
+            let bytes = self.file.data.read_recursive().clone();
+            hook(&bytes);
         }
         let data = self.file.data.read();
         let mut meta = self.file.meta.lock();

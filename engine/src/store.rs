@@ -336,6 +336,12 @@ impl Store {
         &self.handle.inner
     }
 
+    /// The store's shared state, for a test hook that outlives a borrow of the store.
+    #[cfg(test)]
+    pub(crate) fn inner_arc(&self) -> Arc<Inner> {
+        self.handle.inner.clone()
+    }
+
     pub(crate) fn open_with(options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
         let fs = options.file_system.clone();
         let read_only = options.read_only;
