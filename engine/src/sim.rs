@@ -115,9 +115,11 @@ struct Control {
     on_sync: Mutex<Option<SyncHook>>,
 }
 
-/// What [`SimFs::on_sync`] calls.
+/// What [`SimFs::on_sync`] calls with a file's bytes.
+pub type SyncFn = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 #[derive(Clone)]
-struct SyncHook(Arc<dyn Fn(&[u8]) + Send + Sync>);
+struct SyncHook(SyncFn);
 
 impl std::fmt::Debug for SyncHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,7 +207,7 @@ impl SimFs {
     /// Calls `hook` with the file's bytes at every file sync, on the syncing thread (for a
     /// test to see what the store holds while it syncs; no lock of this file system is held
     /// meanwhile). `None` removes it.
-    pub fn on_sync(&self, hook: Option<Arc<dyn Fn(&[u8]) + Send + Sync>>) {
+    pub fn on_sync(&self, hook: Option<SyncFn>) {
         *self.control.on_sync.lock() = hook.map(SyncHook);
     }
 
