@@ -361,7 +361,7 @@ impl Metrics {
         line(o, "ttlcask_cache_lookups_total", "result=\"hit\"", hits);
         line(o, "ttlcask_cache_lookups_total", "result=\"miss\"", misses);
 
-        let gauges: [(&str, &str, u64); 6] = [
+        let gauges: [(&str, &str, u64); 7] = [
             (
                 "items",
                 "Live items (expired ones not counted).",
@@ -384,6 +384,11 @@ impl Metrics {
             ),
             ("segments", "Segment files.", stats.segments),
             (
+                "uncut_segments",
+                "Sealed segments whose unused tail is not cut yet (more than 1: cuts fail).",
+                stats.uncut_segments,
+            ),
+            (
                 "index_bytes",
                 "Estimated heap bytes of the in-memory index.",
                 stats.index_bytes,
@@ -394,7 +399,7 @@ impl Metrics {
             header(o, &name, "gauge", help);
             let _ = writeln!(o, "{name} {v}");
         }
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "fsyncs_total",
                 "fsync calls for durability since open.",
@@ -419,6 +424,11 @@ impl Metrics {
                 "lost_reads_total",
                 "Reads that found a damaged or lost record (an error, never an older value).",
                 stats.lost_reads,
+            ),
+            (
+                "failed_cuts_total",
+                "Cuts of a sealed segment's unused tail that failed (each is retried).",
+                stats.failed_cuts,
             ),
             (
                 "damaged_records_dropped_total",

@@ -44,6 +44,8 @@ async fn metrics_count_requests_lookups_and_engine_figures() {
         "ttlcask_engine_items 1",
         "ttlcask_http_open_connections 1",
         "ttlcask_engine_fsync_batch_writes_bucket{le=\"+Inf\"}",
+        "ttlcask_engine_uncut_segments 0",
+        "ttlcask_engine_failed_cuts_total 0",
         "ttlcask_http_request_duration_seconds_count{api=\"akka\"} 3",
     ] {
         assert!(text.contains(expected), "missing {expected} in\n{text}");

@@ -108,6 +108,8 @@ pub(crate) struct Counters {
     pub lost_reads: AtomicU64,
     /// Records compaction could not copy out of damaged segments.
     pub damaged_records_dropped: AtomicU64,
+    /// Cuts of a sealed segment's tail that failed (`Inner::trim_sealed`).
+    pub failed_cuts: AtomicU64,
 }
 
 impl Counters {
@@ -897,9 +899,11 @@ impl Store {
                 .counters
                 .damaged_records_dropped
                 .load(Ordering::Relaxed),
+            failed_cuts: inner.counters.failed_cuts.load(Ordering::Relaxed),
             ..Stats::default()
         };
         for slot in st.segments.values() {
+            stats.uncut_segments += u64::from(slot.untrimmed);
             let entries = slot.data_len.saturating_sub(slot.segment.data_start());
             stats.dead_bytes += slot.dead;
             stats.live_bytes += entries.saturating_sub(slot.dead);

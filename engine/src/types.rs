@@ -324,6 +324,12 @@ pub struct Stats {
     /// Whether a pre-written spare segment is ready for the next rollover (durable stores
     /// only; `false` while the background thread is still writing it).
     pub spare_ready: bool,
+    /// Sealed segments whose unused pre-allocated tail the background thread has not cut
+    /// yet (a rollover leaves the cut to it). Normally 0 or 1; more means cuts fail.
+    pub uncut_segments: u64,
+    /// Cuts of a sealed segment's tail that failed since open (each is tried again at the
+    /// background thread's next tick; nothing is lost meanwhile).
+    pub failed_cuts: u64,
 }
 
 /// Buckets of [`Stats::fsync_batches`]: bounds 1, 2, 4, … 2^14, then unbounded.

@@ -938,7 +938,10 @@ impl Inner {
             .map(|s| (s.segment.clone(), s.data_len))
             .collect();
         for (segment, data_len) in pending {
-            segment.truncate(data_len, durable)?;
+            if let Err(e) = segment.truncate(data_len, durable) {
+                self.counters.failed_cuts.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
             if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
                 slot.untrimmed = false;
             }
@@ -1205,12 +1208,16 @@ mod tests {
         assert!(store.inner().trim_sealed().is_err());
         fs.fail_writes(None);
         assert!(store.inner().state.read().segments[&id].untrimmed);
+        let stats = store.stats();
+        assert_eq!((stats.uncut_segments, stats.failed_cuts), (1, 1));
         store
             .put(b"ns", b"after", b"ok", PutOptions::default())
             .expect("a failed cut poisons nothing");
         store.inner().trim_sealed().expect("trim");
         assert_eq!(fs.read(&path).expect("read").len() as u64, data_len);
         assert!(!store.inner().state.read().segments[&id].untrimmed);
+        let stats = store.stats();
+        assert_eq!((stats.uncut_segments, stats.failed_cuts), (0, 1));
         store.inner().write_missing_hints().expect("hints");
         assert!(fs.read(&hint).is_ok(), "a cut segment got no hint");
     }

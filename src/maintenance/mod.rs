@@ -39,6 +39,8 @@ pub fn stats_json(s: &ttlcask_engine::Stats, storage: &StorageState) -> serde_js
         "fsync_batches": s.fsync_batches,
         "lost_reads": s.lost_reads,
         "damaged_records_dropped": s.damaged_records_dropped,
+        "uncut_segments": s.uncut_segments,
+        "failed_cuts": s.failed_cuts,
         "damaged_reads": storage.damaged_reads,
     });
     if let (Some(out), serde_json::Value::Object(more)) = (v.as_object_mut(), storage.to_json()) {
