@@ -952,13 +952,48 @@ pub(crate) fn finish_frame_in(out: &mut Vec<u8>, start: usize, salt: u32, layout
 /// for a write torn in flight. A scan ends the data where it starts, and recovery cuts the
 /// file there. (Releases before it took it for a torn tail, and cut it as such.)
 pub fn seal_frame(header: &SegmentHeader) -> Option<Vec<u8>> {
-    if header.format == FORMAT_V1 || header.entry_layout == EntryLayout::V1 {
+    // (Format 1 segments have layout 1.)
+    if header.entry_layout == EntryLayout::V1 {
         return None;
     }
     let mut out = Vec::with_capacity(2 * FRAME_HEADER_LEN);
     let start = begin_frame(&mut out);
     finish_frame_in(&mut out, start, header.salt, header.entry_layout);
     Some(out)
+}
+
+/// The salt under which the format 2 frame at the start of `frame`, in `layout`, checks
+/// (header and trailer), if one does: for a segment whose header, which holds the salt, is
+/// damaged. A CRC is affine in its initial value, so exactly one salt gives the header's
+/// stored CRC: it is solved for by running the CRC register back over the bytes the CRC
+/// covers, then confirmed by the trailer's CRC, which it did not choose (a wrong salt passes
+/// one time in 2^32).
+pub(crate) fn solve_frame_salt(frame: &[u8], layout: EntryLayout) -> Option<u32> {
+    /// CRC-32's polynomial, bit-reversed (crc32fast's register runs reflected).
+    const POLY: u32 = 0xEDB8_8320;
+    let header_len = layout.frame_header_len();
+    let head = frame.get(..header_len)?;
+    let stored = read_u32(head, header_len - 4);
+    let body_len = read_u32(head, V2_LEN_OFFSET) as usize;
+    let body = frame.get(header_len..header_len.checked_add(body_len)?)?;
+    // The CRC covers the header before its own field, then each entry's CRC.
+    let covered = header_len - 4 + (ENTRY_OP_OFFSET - ENTRY_CRC_OFFSET) * entries_in(body, layout);
+    // crc32fast's CRC from `init` over bytes b is !R(!init, b), where R runs the register;
+    // R(s, b) = A(s) ^ R(0, b) with A linear and invertible (a step back per bit below).
+    let r0 = !v2_frame_crc(frame, u32::MAX, layout)?;
+    let mut s = !stored ^ r0;
+    for _ in 0..8 * covered {
+        s = if s & 0x8000_0000 != 0 {
+            ((s ^ POLY) << 1) | 1
+        } else {
+            s << 1
+        };
+    }
+    let salt = !s;
+    decode_v2_frame(frame, salt, layout)
+        .ok()
+        .filter(|f| f.trailer.is_some())
+        .map(|_| salt)
 }
 
 /// The entries of a frame built by this process (as [`finish_frame`] left it).
@@ -1820,6 +1855,20 @@ mod tests {
                 Some(DecodeError::Truncated),
                 "cut at {cut}"
             );
+        }
+        // The salt of a frame is found from the frame alone, and a frame whose trailer
+        // does not check gives none.
+        for salt in [0, 1, 0x8000_0000, 0xDEAD_BEEF, u32::MAX] {
+            let mut frame = Vec::new();
+            let start = begin_frame(&mut frame);
+            for i in 0..3u8 {
+                encode_entry(&mut frame, &meta(Op::Put), b"ns", &[i; 5], b"value");
+            }
+            finish_frame(&mut frame, start, salt);
+            assert_eq!(solve_frame_salt(&frame, WRITE_LAYOUT), Some(salt));
+            let last = frame.len() - 1;
+            frame[last] ^= 1;
+            assert_eq!(solve_frame_salt(&frame, WRITE_LAYOUT), None);
         }
         // A header claiming an empty body, with a checksum that matches it: the seal frame
         // if it claims no summaries either, else never a frame.

@@ -334,6 +334,7 @@ pub fn recover(
         fs.prefetch(&dir.join(segment::segment_file_name(id)), 4096);
     }
     let mut opened = Vec::new();
+    let mut unreadable = Vec::new();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
@@ -348,15 +349,7 @@ pub fn recover(
                 continue;
             }
             Err(SegmentOpenError::Io(e)) => return Err(e.into()),
-            Err(SegmentOpenError::Format(_, true)) => {
-                // Created but its header never reached the disk: it holds nothing.
-                leftovers.push(path.clone());
-                report
-                    .ignored_files
-                    .push(format!("{}: {BLANK_SEGMENT}", path.display()));
-                continue;
-            }
-            Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v), _)) => {
+            Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v))) => {
                 return Err(RecoverError::Damaged(format!(
                     "{} is in segment format version {v}, written by a newer ttlcask; this release reads format versions {} and {}: upgrade ttlcask (nothing was changed)",
                     path.display(),
@@ -364,27 +357,62 @@ pub fn recover(
                     format::FORMAT_VERSION
                 )));
             }
-            Err(SegmentOpenError::Format(format::DecodeError::UnknownEntryLayout(l), _)) => {
+            Err(SegmentOpenError::Format(format::DecodeError::UnknownEntryLayout(l))) => {
                 return Err(RecoverError::Damaged(format!(
                     "{} holds entries in layout {l}, written by a newer ttlcask; this release reads entry layouts 1 to {}: upgrade ttlcask (nothing was changed)",
                     path.display(),
                     format::WRITE_LAYOUT as u16
                 )));
             }
-            Err(SegmentOpenError::Format(e, false)) => {
-                report
-                    .ignored_files
-                    .push(format!("{}: not a ttlcask segment ({e:?})", path.display()));
+            Err(SegmentOpenError::Format(e)) => {
+                if fs.read(&path)?.iter().all(|&b| b == 0) {
+                    // Created but its header never reached the disk: it holds nothing.
+                    leftovers.push(path.clone());
+                    report
+                        .ignored_files
+                        .push(format!("{}: {BLANK_SEGMENT}", path.display()));
+                } else {
+                    // A header that fails its checks before data: damage, never a blank
+                    // segment to remove (its records may be the newest of their keys).
+                    unreadable.push((id, path, e));
+                }
                 continue;
             }
         };
         base_version = base_version.max(seg.base_version);
         opened.push(seg);
     }
+    // Segments whose header fails its checks are read with a header rebuilt from their id
+    // and their frames, and reported; kept in place if no frame reads.
+    let mut rebuilt = HashSet::new();
+    for (id, path, e) in unreadable {
+        let bytes = fs.read(&path)?;
+        let Some(header) = rebuild_header(&bytes, id) else {
+            report.ignored_files.push(format!(
+                "{}: the segment header fails its checks ({e:?}) and no frame after it checks: left in place, its records unknown (their keys may read older values)",
+                path.display()
+            ));
+            continue;
+        };
+        drop(bytes);
+        report.damaged.push(DamagedRange {
+            segment: id,
+            offset: 0,
+            len: header.data_start() as u64,
+            records: Some(0),
+            problem: format!(
+                "the segment header fails its checks ({e:?}); its frames were read with a header rebuilt from them"
+            ),
+        });
+        rebuilt.insert(id);
+        opened.push(Segment::open_rebuilt(fs, &path, header)?);
+    }
+    opened.sort_unstable_by_key(|s| s.id);
     // Loading starts over (the segments opened again) without a hint found damaged after
     // some of its records were applied: at most once per hint.
     let opened_report = report.clone();
-    let mut distrusted = HashSet::new();
+    // A hint of a segment with a rebuilt header is not trusted either: it is scanned.
+    let mut distrusted = rebuilt.clone();
     let (mut replay, loaded) = loop {
         let mut replay = Replay {
             max_version: base_version,
@@ -447,7 +475,7 @@ pub fn recover(
         slot.has_puts = slot_stats.has_puts;
         slot.sealed = true;
         slot.hinted = slot_stats.hinted;
-        slot.damaged = slot_stats.damaged;
+        slot.damaged = slot_stats.damaged || rebuilt.contains(&id);
         slot.records = slot_stats.records;
         slot.entry_bytes = slot_stats.entry_bytes;
         state.segments.insert(id, slot);
@@ -778,6 +806,47 @@ fn load_from_hint(
     }
 }
 
+/// Frame magics tried per file by [`rebuild_header`].
+const REBUILD_TRIES: usize = 16;
+
+/// A header for segment `id`, whose own fails its checks: format 2, with the entry layout
+/// and the salt under which a frame checks at one of the first [`REBUILD_TRIES`] places a
+/// frame magic stands after the header (the salt solved from the frame's CRCs: each
+/// opening of a store draws its own); else format 1 if a format 1 frame checks right after
+/// its header. `None` if nothing reads.
+pub(crate) fn rebuild_header(bytes: &[u8], id: u32) -> Option<format::SegmentHeader> {
+    let header = |format, salt, entry_layout| format::SegmentHeader {
+        id,
+        base_version: 0,
+        format,
+        salt,
+        entry_layout,
+    };
+    let magic = format::FRAME_MAGIC;
+    let start = format::SEGMENT_HEADER_LEN.min(bytes.len());
+    let places = bytes[start..]
+        .windows(magic.len())
+        .enumerate()
+        .filter(|(_, w)| *w == magic)
+        .map(|(i, _)| start + i)
+        .take(REBUILD_TRIES);
+    for at in places {
+        for layout in [
+            format::EntryLayout::V3,
+            format::EntryLayout::V2,
+            format::EntryLayout::V1,
+        ] {
+            if let Some(salt) = format::solve_frame_salt(&bytes[at..], layout) {
+                return Some(header(format::FORMAT_VERSION, salt, layout));
+            }
+        }
+    }
+    let v1 = bytes.get(format::V1_SEGMENT_HEADER_LEN..)?;
+    format::decode_v1_frame(v1)
+        .is_ok()
+        .then(|| header(format::FORMAT_V1, 0, format::EntryLayout::V1))
+}
+
 /// Indexes one segment by reading it record by record.
 fn scan_segment(
     fs: &dyn FileSystem,
@@ -862,7 +931,7 @@ fn cut(fs: &dyn FileSystem, seg: Segment, len: u64, durable: bool) -> std::io::R
     drop(seg);
     Segment::open(fs, &path).map_err(|e| match e {
         SegmentOpenError::Io(e) => e,
-        SegmentOpenError::Format(e, _) => std::io::Error::other(format!("{e:?}")),
+        SegmentOpenError::Format(e) => std::io::Error::other(format!("{e:?}")),
     })
 }
 

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::format::{self, DecodeError, EntryRef, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::format::{self, DecodeError, EntryRef, SegmentHeader};
 use crate::fs::{FileSystem, StorageFile, View};
 
 /// File name of segment `id`.
@@ -192,15 +192,28 @@ impl Segment {
     pub fn open(fs: &dyn FileSystem, path: &Path) -> Result<Self, SegmentOpenError> {
         let mut file = fs.open(path).map_err(SegmentOpenError::Io)?;
         file.map().map_err(SegmentOpenError::Io)?;
-        let (header, len) = {
+        let header = {
             let view = file.view();
-            let header = format::decode_segment_header(&view).map_err(|e| {
-                let blank = view.iter().take(SEGMENT_HEADER_LEN).all(|&b| b == 0);
-                SegmentOpenError::Format(e, blank)
-            })?;
-            (header, view.len() as u64)
+            format::decode_segment_header(&view).map_err(SegmentOpenError::Format)?
         };
-        Ok(Self {
+        Ok(Self::with_header(file, path, header))
+    }
+
+    /// Opens a segment whose header fails its checks, with `header` rebuilt by recovery
+    /// (see `recovery::rebuild_header`).
+    pub(crate) fn open_rebuilt(
+        fs: &dyn FileSystem,
+        path: &Path,
+        header: SegmentHeader,
+    ) -> io::Result<Self> {
+        let mut file = fs.open(path)?;
+        file.map()?;
+        Ok(Self::with_header(file, path, header))
+    }
+
+    fn with_header(file: Box<dyn StorageFile>, path: &Path, header: SegmentHeader) -> Self {
+        let len = file.view().len() as u64;
+        Self {
             id: header.id,
             path: path.to_path_buf(),
             base_version: header.base_version,
@@ -208,7 +221,7 @@ impl Segment {
             file,
             capacity: len,
             resident_until: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Says whether the segment is being appended to (created or adopted as a spare: yes;
@@ -324,13 +337,14 @@ impl Segment {
 pub enum SegmentOpenError {
     /// The OS refused.
     Io(io::Error),
-    /// The header is not ours; true if it is blank (never written or never synced).
-    Format(DecodeError, bool),
+    /// The header is not ours, fails its checks, or is blank (never written or synced).
+    Format(DecodeError),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::SEGMENT_HEADER_LEN;
     use crate::format::{EntryMeta, Op};
     use crate::fs::RealFs;
 

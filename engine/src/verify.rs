@@ -152,15 +152,29 @@ fn check_segment(id: u32, path: &Path, bytes: &[u8], report: &mut VerifyReport) 
             ));
             return;
         }
-        Err(e) => {
-            let problem = if bytes.iter().all(|&b| b == 0) {
-                "blank segment (removed at open; it holds nothing)".to_string()
-            } else {
-                format!("not a ttlcask segment header ({e:?}; the file is ignored at open)")
-            };
-            report.damage.push(damage(Some(0), problem));
+        Err(_) if bytes.iter().all(|&b| b == 0) => {
+            report.damage.push(damage(
+                Some(0),
+                "blank segment (removed at open; it holds nothing)".to_string(),
+            ));
             return;
         }
+        Err(e) => match crate::recovery::rebuild_header(bytes, id) {
+            Some(header) => {
+                report.damage.push(damage(
+                    Some(0),
+                    format!("the segment header fails its checks ({e:?}); its frames read with a header rebuilt from them (as open reads them)"),
+                ));
+                header
+            }
+            None => {
+                report.damage.push(damage(
+                    Some(0),
+                    format!("the segment header fails its checks ({e:?}) and no frame after it checks (open leaves the file in place; its records are unknown)"),
+                ));
+                return;
+            }
+        },
     };
     let scanned = scan::scan(bytes, &header, false);
     report.records += scanned.records.len() as u64;
@@ -308,6 +322,25 @@ mod tests {
         let report = verify(dir.path()).expect("verify");
         assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
         assert_eq!(report.damage[0].file, hint);
+    }
+
+    #[test]
+    fn a_zeroed_segment_header_is_reported_and_its_records_counted() {
+        let dir = filled_dir();
+        let seg = file_with_ext(dir.path(), "seg");
+        let mut bytes = std::fs::read(&seg).expect("read");
+        bytes[..format::SEGMENT_HEADER_LEN].fill(0);
+        std::fs::write(&seg, bytes).expect("write");
+        let report = verify(dir.path()).expect("verify");
+        assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
+        assert_eq!(report.damage[0].offset, Some(0));
+        assert!(
+            report.damage[0].problem.contains("rebuilt"),
+            "{:?}",
+            report.damage
+        );
+        // Its records are read, as open reads them.
+        assert_eq!(report.records, 2 * 51);
     }
 
     #[test]

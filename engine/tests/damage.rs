@@ -330,3 +330,52 @@ fn strict_refuses_a_damaged_dir_and_names_the_damage() {
         "a salvaging open removes them"
     );
 }
+
+/// A segment whose header (both copies) is zeroed is neither a blank segment to remove nor
+/// a file to ignore: its records may be the newest of their keys (removing it brought
+/// overwritten values back). Open reads its frames with a header rebuilt from them (the
+/// salt solved from their CRCs) and reports the damage; a strict open refuses.
+#[test]
+fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
+    let fs = SimFs::new();
+    let model = build(&fs);
+    const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
+    for with_hints in [true, false] {
+        let base = fs.crash_image_now(Torn::No);
+        if !with_hints {
+            for h in files(&base, ".hint") {
+                base.remove(&Path::new(DIR).join(h)).expect("remove hint");
+            }
+        }
+        for name in files(&base, ".seg") {
+            let image = base.crash_image_now(Torn::No);
+            let path = Path::new(DIR).join(&name);
+            let mut bytes = image.read(&path).expect("read");
+            let header_len = bytes
+                .windows(4)
+                .position(|w| w == FRAME_MAGIC)
+                .expect("a frame");
+            bytes[..header_len].fill(0);
+            let f = image.open(&path).expect("open file");
+            f.write_at(&bytes, 0).expect("write");
+            f.sync().expect("sync");
+            let what = format!("header of {name} zeroed (hints kept: {with_hints})");
+            match open(&image, RecoveryPolicy::Strict) {
+                Err(OpenError::Damaged(why)) => assert!(why.contains("header"), "{what}: {why}"),
+                other => panic!("{what}: a strict open: {other:?}"),
+            }
+            let lost = check(&image, &model, &what);
+            assert_eq!(lost, 0, "{what}: every record of the segment is read");
+            let store = open(&image, RecoveryPolicy::Salvage).expect("open");
+            let report = store.recovery_report();
+            let id: u32 = name.trim_end_matches(".seg").parse().expect("id");
+            assert!(
+                report
+                    .damaged
+                    .iter()
+                    .any(|d| d.segment == id && d.offset == 0),
+                "{what}: {report:?}"
+            );
+        }
+    }
+}
