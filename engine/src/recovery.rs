@@ -317,9 +317,9 @@ pub fn recover(
             segment_ids.push(id);
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             evidence.push((id, name));
-        } else if name.ends_with(".tmp") {
+        } else if name.ends_with(".tmp") && name != crate::space::RESERVE_FILE {
             // A hint that was never renamed into place, or a spare segment: never trusted,
-            // safe to remove.
+            // safe to remove. (The space reserve is the store's to adopt.)
             leftovers.push(dir.join(name));
         }
     }

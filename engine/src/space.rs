@@ -14,8 +14,8 @@ use crate::segment::Segment;
 
 /// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
 pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
-/// Name of the space reserve (a `.tmp`: recovery deletes a leftover one, and the store
-/// makes it again).
+/// Name of the space reserve. It stays with the data directory when the store closes or
+/// stops, and an open adopts it (see [`SpaceReserve::adopt`]).
 pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
 
 /// The space reserve file: a segment's worth for a compaction output, and a quarter more for
@@ -64,6 +64,25 @@ impl SpaceReserve {
 
     fn path(&self) -> PathBuf {
         self.dir.join(RESERVE_FILE)
+    }
+
+    /// Takes over the reserve file a run before left (cut to the full size if it is larger):
+    /// on a disk that filled, the space it holds is what lets compaction give space back
+    /// after a restart. Deleted and made again at every open, it could not be made again on
+    /// the full disk, and compaction then had no room for an output.
+    pub(crate) fn adopt(&self) {
+        let mut held = self.held.lock();
+        let Ok(mut file) = self.fs.open(&self.path()) else {
+            return;
+        };
+        // Its length, from a map (nothing is read).
+        let len = file.map().map_or(0, |()| file.view().len() as u64);
+        let full = self.full_size();
+        *held = if len > full && file.set_len(full).is_ok() {
+            full
+        } else {
+            len.min(full)
+        };
     }
 
     /// Makes (or refills) the reserve when it fits in the directory's free space: it comes

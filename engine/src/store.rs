@@ -439,6 +439,7 @@ impl Store {
         let (thread, syncer) = if read_only {
             (None, None)
         } else {
+            inner.reserve.adopt();
             inner.reserve.ensure();
             (
                 spawn_background(&inner).map_err(io_err(dir))?,
@@ -1036,9 +1037,8 @@ impl Inner {
             let _ = self.trim_sealed();
             let _ = self.write_missing_hints();
         }
-        // The space reserve is made again at the next open, and a spare when needed; a
-        // closed store holds no space it does not need.
-        self.reserve.release();
+        // A spare is made again when needed. The space reserve stays for the next open: on
+        // a full disk it could not be made again, and compaction would have no room.
         self.spare.release();
     }
 }

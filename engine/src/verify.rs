@@ -104,7 +104,7 @@ pub fn verify_with_progress(
                 offset: None,
                 problem: "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as errors while it is here (delete it once inspected to forget them)".to_string(),
             });
-        } else if name.ends_with(".tmp") {
+        } else if name.ends_with(".tmp") && name != crate::space::RESERVE_FILE {
             report.warnings.push(format!(
                 "{}: unfinished temporary file (deleted at the next open)",
                 entry.path().display()

@@ -1323,4 +1323,40 @@ mod tests {
         let kept = damaged.read(&path).expect("read");
         assert_eq!(kept[..data_len as usize], bytes[..data_len as usize]);
     }
+    /// The seal frame is written only where it fits before the segment's end; where it
+    /// does not, the segment is cut at once instead of left for later.
+    #[test]
+    fn a_seal_frame_needs_room_else_the_segment_is_cut_at_once() {
+        use crate::fs::FileSystem;
+        for (short, fits) in [(0u64, true), (1, false), (32, false)] {
+            let fs = crate::sim::SimFs::new();
+            let store = crate::Store::builder()
+                .file_system(std::sync::Arc::new(fs.clone()))
+                .durability(Durability::Always)
+                .spare_segments(false)
+                .compaction_interval(None)
+                .open("/room")
+                .expect("open");
+            let w = store.inner().writer.lock();
+            let seal = format::seal_frame(&w.active.header).expect("format 2");
+            let capacity = w.active.capacity();
+            // Data ending `short` bytes too late for the seal frame to fit.
+            let data_len = capacity - seal.len() as u64 + short;
+            store
+                .inner()
+                .seal_segment(&w.active, data_len, true, Trim::Later)
+                .expect("seal");
+            let bytes = fs.read(&w.active.path).expect("read");
+            let untrimmed = store.inner().state.read().segments[&w.active.id].untrimmed;
+            if fits {
+                assert_eq!(bytes.len() as u64, capacity);
+                assert_eq!(&bytes[data_len as usize..], &seal[..]);
+                assert!(untrimmed);
+            } else {
+                assert_eq!(bytes.len() as u64, data_len.min(capacity), "cut at once");
+                assert!(!untrimmed, "short {short}");
+            }
+            drop(w);
+        }
+    }
 }
