@@ -44,6 +44,7 @@ mod keydir;
 mod options;
 mod recovery;
 mod scan;
+mod seals;
 mod segment;
 mod sharded;
 mod signals;

@@ -50,6 +50,8 @@ pub struct Recovered {
     pub max_segment_id: u32,
     /// What was found and repaired.
     pub report: RecoveryReport,
+    /// The sealed lengths the seal log gave (`seals.rs`).
+    pub seals: HashMap<u32, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -312,6 +314,13 @@ pub fn recover(
     // Files to remove once the directory is known fit to open: an open refused (damage under
     // the strict policy, a newer format) changes nothing.
     let mut leftovers = Vec::new();
+    let seals = crate::seals::read(fs, dir)?;
+    for offset in &seals.damaged {
+        report.ignored_files.push(format!(
+            "{}: the entry at offset {offset} fails its check (its segment is judged by its end)",
+            dir.join(crate::seals::SEALS_FILE).display()
+        ));
+    }
     for name in fs.list(dir)? {
         if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
@@ -422,7 +431,15 @@ pub fn recover(
         for (id, name) in &evidence {
             load_evidence(fs, &dir.join(name), *id, &mut replay, &mut report)?;
         }
-        match load_segments(fs, dir, opened, &distrusted, &mut replay, &mut report) {
+        match load_segments(
+            fs,
+            dir,
+            opened,
+            &distrusted,
+            &seals.lengths,
+            &mut replay,
+            &mut report,
+        ) {
             Ok(loaded) => break (replay, loaded),
             Err(LoadStop::Io(e)) => return Err(e.into()),
             Err(LoadStop::Distrust(id, segments)) => {
@@ -510,6 +527,7 @@ pub fn recover(
         max_version,
         max_segment_id,
         report,
+        seals: seals.lengths,
     })
 }
 
@@ -551,6 +569,7 @@ fn load_segments(
     dir: &Path,
     opened: Vec<Segment>,
     distrusted: &HashSet<u32>,
+    sealed: &HashMap<u32, u64>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> Result<Vec<(u32, Segment, SlotStats)>, LoadStop> {
@@ -583,7 +602,8 @@ fn load_segments(
     rescan.sort_unstable_by_key(|seg| seg.id);
     for seg in rescan {
         let id = seg.id;
-        let (seg, stats) = scan_segment(fs, seg, replay, report)?;
+        let sealed_len = sealed.get(&id).copied();
+        let (seg, stats) = scan_segment(fs, seg, sealed_len, replay, report)?;
         loaded.push((id, seg, stats));
     }
     loaded.sort_unstable_by_key(|(id, _, _)| *id);
@@ -665,7 +685,7 @@ fn load_hinted(
         }
         if distrusted.contains(&seg.id) {
             report.ignored_files.push(format!(
-                "{}: damaged hint, segment scanned instead",
+                "{}: damaged hint (or segment header), segment scanned instead",
                 path.display()
             ));
             rescan.push(seg);
@@ -740,6 +760,12 @@ fn load_from_hint(
     let mut checked = false;
     // Why the hint stopped being read, if it did.
     let mut unusable = None;
+    // Set when the hint names a longer segment than the file (cut short by damage: a sealed
+    // segment never shrinks): its records are not applied (the segment is scanned), and
+    // those past the file's end are kept to be marked lost, so that their keys never read
+    // the older values they had overwritten.
+    let mut short = false;
+    let mut beyond = Vec::new();
     let read = fs.read_arriving(path, &mut |bytes, total| {
         if unusable.is_some() {
             return;
@@ -755,16 +781,19 @@ fn load_from_hint(
         };
         if !checked {
             if header.segment_id != seg.id
-                || header.data_len != seg.capacity()
+                || header.data_len < seg.capacity()
                 || header.layout != seg.header.entry_layout
             {
                 unusable = Some("stale hint");
                 return;
             }
             checked = true;
+            short = header.data_len > seg.capacity();
             stats.data_len = header.data_len;
             // Each namespace's staging grows once per hint, by the hint's record count.
-            replay.reserve(header.namespace_records(bytes), total);
+            if !short {
+                replay.reserve(header.namespace_records(bytes), total);
+            }
         }
         while let Some(e) = reader.next(bytes) {
             let in_bounds = e.as_ref().is_ok_and(|e: &HintEntry<'_>| {
@@ -774,6 +803,19 @@ fn load_from_hint(
                 unusable = Some("damaged hint record");
                 return;
             };
+            if short {
+                if u64::from(e.offset) + u64::from(e.len) > seg.capacity() {
+                    let summary = Summary {
+                        version: e.meta.version,
+                        ns_hash: crc32fast::hash(e.namespace),
+                        key_hash: crc32fast::hash(e.key),
+                        len: e.len,
+                        op: e.meta.op as u8,
+                    };
+                    beyond.push((summary, u64::from(e.offset)));
+                }
+                continue;
+            }
             stats.note(&e.meta, e.len);
             applied += 1;
             replay.apply(&Seen {
@@ -791,6 +833,19 @@ fn load_from_hint(
         (Ok(bytes), Some(reader)) if unusable.is_none() => reader.finish(bytes).is_ok(),
         _ => false,
     };
+    if sound && short {
+        report.damaged.push(DamagedRange {
+            segment: seg.id,
+            offset: seg.capacity(),
+            len: stats.data_len - seg.capacity(),
+            records: Some(beyond.len() as u64),
+            problem: "the segment file ends before the length its hint names: the records the hint names past its end are lost, their keys known".to_string(),
+        });
+        for (summary, offset) in beyond {
+            replay.lost.push((summary, seg.id, offset));
+        }
+        return HintOutcome::Unusable(Some("stale hint (its segment is shorter than it names)"));
+    }
     if sound {
         report.records += applied;
         report.segments_from_hints += 1;
@@ -847,10 +902,12 @@ pub(crate) fn rebuild_header(bytes: &[u8], id: u32) -> Option<format::SegmentHea
         .then(|| header(format::FORMAT_V1, 0, format::EntryLayout::V1))
 }
 
-/// Indexes one segment by reading it record by record.
+/// Indexes one segment by reading it record by record. `sealed_len`: the length the seal
+/// log says it was sealed with, if it names it.
 fn scan_segment(
     fs: &dyn FileSystem,
     seg: Segment,
+    sealed_len: Option<u64>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> std::io::Result<(Segment, SlotStats)> {
@@ -860,13 +917,18 @@ fn scan_segment(
     // Read with read(2), not through the map: a sparse tail on a full tmpfs reads as zeros
     // here, where a page fault on the map would raise SIGBUS.
     let bytes = fs.read(&seg.path)?;
+    let file_len = bytes.len() as u64;
     // A segment still being appended to when the process stopped (the active one, or a
     // compaction output) has the zeros of its pre-allocated space at its end; a sealed one
     // was cut to its data, which ends with a frame trailer. Only the former can hold a
     // write torn in flight. (A durable store's segment sealed but not cut yet also ends in
     // zeros, but its data ends with the seal frame, so its last data frame is not a tail.)
-    let appending = unsealed(&bytes);
-    let scanned = scan::scan(&bytes, &seg.header, appending);
+    // The seal log, where it names the segment, says which it is, and where its data ends.
+    let appending = sealed_len.is_none() && unsealed(&bytes);
+    let end = sealed_len.map_or(bytes.len(), |l| {
+        usize::try_from(l).unwrap_or(usize::MAX).min(bytes.len())
+    });
+    let scanned = scan::scan(&bytes[..end], &seg.header, appending);
     for (offset, e) in &scanned.records {
         let len = u32::try_from(e.len).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
@@ -888,18 +950,38 @@ fn scan_segment(
     for d in &scanned.damaged {
         note_damaged(id, d, replay, report);
     }
-    let file_len = bytes.len() as u64;
     let mut valid = scanned.end as u64;
-    if scanned.torn && !appending {
-        // Only a segment being appended to can hold a write that was in flight: anything
-        // else is damage, kept byte for byte.
+    // What is wrong at the end of the data, if anything: kept byte for byte, reported. Only
+    // a segment being appended to can hold a write that was in flight; a sealed segment
+    // whose data ends (in zeros, or at the end of the file) before the length it was sealed
+    // with has lost what stood there; after that length only its uncut tail may stand.
+    const TORN: &str = "nothing valid follows this offset";
+    let end_damage = match sealed_len {
+        Some(l) if scanned.torn || scanned.end as u64 != l => Some((
+            l.saturating_sub(scanned.end as u64),
+            if scanned.torn {
+                TORN
+            } else {
+                "the data ends here, before the length the segment was sealed with (seals.log): what stood there is unknown"
+            },
+        )),
+        Some(_) => garbage_after(&bytes[end..], &seg.header).map(|len| {
+            (
+                len as u64,
+                "non-zero bytes after the length the segment was sealed with (seals.log)",
+            )
+        }),
+        None if scanned.torn && !appending => Some((file_len - valid, TORN)),
+        None => None,
+    };
+    if let Some((len, problem)) = end_damage {
         note_damaged(
             id,
             &scan::Damaged {
                 offset: scanned.end,
-                len: bytes.len() - scanned.end,
+                len: usize::try_from(len).unwrap_or(usize::MAX),
                 lost: None,
-                problem: "nothing valid follows this offset",
+                problem,
             },
             replay,
             report,
@@ -911,10 +993,23 @@ fn scan_segment(
     }
     drop(bytes);
     stats.data_len = valid;
-    // A torn tail of a segment being appended to, or the zeros of its pre-allocated space: cut once
-    // the policy has accepted what was found.
+    // A torn tail of a segment being appended to, the zeros of its pre-allocated space, or
+    // a sealed segment's uncut tail (the seal frame and zeros): cut once the policy has
+    // accepted what was found.
     stats.cut = file_len > valid;
     Ok((seg, stats))
+}
+
+/// Bytes of `tail` (what follows a segment's sealed length) up to its last non-zero byte,
+/// past a seal frame at its start (`format::seal_frame`): `None` if nothing else is there.
+pub(crate) fn garbage_after(tail: &[u8], header: &format::SegmentHeader) -> Option<usize> {
+    let skip = format::seal_frame(header)
+        .filter(|seal| tail.starts_with(seal))
+        .map_or(0, |seal| seal.len());
+    tail[skip..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| skip + i + 1)
 }
 
 /// Whether a segment file ends in the zeros of pre-allocated space (it was being appended

@@ -150,6 +150,8 @@ pub(crate) struct Inner {
     pub spare: Spare,
     /// The space reserve file.
     pub reserve: SpaceReserve,
+    /// The seal log: each sealed segment's synced length (`seals.rs`).
+    pub seals: crate::seals::SealLog,
     pub fs: Arc<dyn FileSystem>,
     /// Seeds the frame checksums of every segment this opening writes (see
     /// `format::finish_frame`).
@@ -402,6 +404,12 @@ impl Store {
         if durable && active.capacity() > 0 {
             fs.sync_dir(dir).map_err(io_err(dir))?;
         }
+        // After the active segment, which on a nearly full disk comes first.
+        let seals = if read_only {
+            crate::seals::SealLog::none(dir)
+        } else {
+            write_seal_log(&fs, dir, &state, &recovered.seals)
+        };
         let active = Arc::new(active);
         if active.capacity() > 0 {
             state.segments.insert(
@@ -433,6 +441,7 @@ impl Store {
             deferred: DurableQueue::default(),
             spare,
             reserve,
+            seals,
         });
         // The index the open built onto huge pages, on the process's own thread for that.
         crate::huge::collapse_soon();
@@ -967,6 +976,32 @@ impl Item {
 
 /// Records up to this size are read under the index lock.
 const COPY_UNDER_LOCK: u32 = 16 << 10;
+
+/// Writes the seal log anew for the segments recovery left (all sealed): the entries it
+/// had for them, and for each segment it did not name (a data dir from before the log, a `never`
+/// store's rollovers, a segment recovery cut) a new one once the segment is synced. The log
+/// is advice: where it cannot be written, the store opens with none (and recovery judges
+/// segments by their ends, as before it).
+fn write_seal_log(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    state: &State,
+    logged: &std::collections::HashMap<u32, u64>,
+) -> crate::seals::SealLog {
+    let mut entries = Vec::with_capacity(state.segments.len());
+    for (&id, slot) in &state.segments {
+        // A logged length stays as it was sealed, also for a segment found short of it
+        // (damaged: reported again at every open until compaction moves its records).
+        match logged.get(&id) {
+            Some(&len) => entries.push((id, len)),
+            None if slot.segment.sync().is_ok() => entries.push((id, slot.data_len)),
+            None => {}
+        }
+    }
+    entries.sort_unstable();
+    crate::seals::SealLog::write(fs, dir, &entries)
+        .unwrap_or_else(|_| crate::seals::SealLog::none(dir))
+}
 
 /// How long [`Store::try_get`] spins for a writer that holds the index before it answers
 /// `WouldBlock`. A writer holds it for an index update, a microsecond or two. Beside one

@@ -113,10 +113,25 @@ pub fn verify_with_progress(
     }
     segments.sort_unstable();
     hints.sort_unstable();
+    let seals_path = dir.join(crate::seals::SEALS_FILE);
+    let seals = match std::fs::read(&seals_path) {
+        Ok(bytes) => crate::seals::parse(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::seals::Seals::default(),
+        Err(e) => return Err(e),
+    };
+    for offset in &seals.damaged {
+        report.damage.push(Damage {
+            file: seals_path.clone(),
+            offset: Some(*offset),
+            problem: "a seal log entry fails its check (its segment is judged by its end at open)"
+                .to_string(),
+        });
+    }
     let total: u64 = segments.iter().chain(&hints).map(|(_, _, len)| len).sum();
     let mut done = 0;
     for (id, path, len) in &segments {
-        check_segment(*id, path, &std::fs::read(path)?, &mut report);
+        let sealed = seals.lengths.get(id).copied();
+        check_segment(*id, path, &std::fs::read(path)?, sealed, &mut report);
         done += len;
         progress(done, total);
     }
@@ -132,7 +147,14 @@ pub fn verify_with_progress(
     Ok(report)
 }
 
-fn check_segment(id: u32, path: &Path, bytes: &[u8], report: &mut VerifyReport) {
+/// `sealed`: the length the seal log says the segment was sealed with.
+fn check_segment(
+    id: u32,
+    path: &Path,
+    bytes: &[u8],
+    sealed: Option<u64>,
+    report: &mut VerifyReport,
+) {
     report.segments += 1;
     report.bytes += bytes.len() as u64;
     let damage = |offset: Option<usize>, problem: String| Damage {
@@ -176,8 +198,27 @@ fn check_segment(id: u32, path: &Path, bytes: &[u8], report: &mut VerifyReport) 
             }
         },
     };
-    let scanned = scan::scan(bytes, &header, false);
+    let end = sealed.map_or(bytes.len(), |l| {
+        usize::try_from(l).unwrap_or(usize::MAX).min(bytes.len())
+    });
+    let scanned = scan::scan(&bytes[..end], &header, false);
     report.records += scanned.records.len() as u64;
+    if let Some(l) = sealed.filter(|&l| !scanned.torn && scanned.end as u64 != l) {
+        report.damage.push(damage(
+            Some(scanned.end),
+            format!(
+                "the data ends here, {} bytes before the length the segment was sealed with ({l}, seals.log): what stood there is unknown",
+                l - scanned.end as u64
+            ),
+        ));
+    } else if let Some(len) =
+        sealed.and_then(|_| crate::recovery::garbage_after(&bytes[end..], &header))
+    {
+        report.damage.push(damage(
+            Some(end),
+            format!("{len} bytes after the length the segment was sealed with (seals.log) are not zeros"),
+        ));
+    }
     for d in &scanned.damaged {
         let known = match &d.lost {
             Some(l) => format!("{} record(s) lost, their keys known", l.len()),
@@ -341,6 +382,26 @@ mod tests {
         );
         // Its records are read, as open reads them.
         assert_eq!(report.records, 2 * 51);
+    }
+
+    /// Found by an outside test: zeros over the last frame of a sealed segment, through to
+    /// its end, read as the end of its data, and verify called the directory clean.
+    #[test]
+    fn a_zeroed_tail_of_a_sealed_segment_is_reported() {
+        let dir = filled_dir();
+        let seg = file_with_ext(dir.path(), "seg");
+        let mut bytes = std::fs::read(&seg).expect("read");
+        let last = bytes
+            .windows(4)
+            .rposition(|w| w == format::FRAME_MAGIC)
+            .expect("a frame");
+        bytes[last..].fill(0);
+        std::fs::write(&seg, bytes).expect("write");
+        let report = verify(dir.path()).expect("verify");
+        let found: Vec<_> = report.damage.iter().filter(|d| d.file == seg).collect();
+        assert_eq!(found.len(), 1, "{:?}", report.damage);
+        assert_eq!(found[0].offset, Some(last as u64));
+        assert!(found[0].problem.contains("sealed"), "{:?}", found[0]);
     }
 
     #[test]

@@ -885,6 +885,10 @@ impl Inner {
         if trim == Trim::Now {
             segment.truncate(data_len, durable)?;
         }
+        if durable {
+            // Its data is synced: from here the seal log vouches for its length.
+            self.seals.append(segment.id, data_len);
+        }
         if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
             slot.sealed = true;
             slot.untrimmed = trim == Trim::Later;

@@ -181,9 +181,9 @@ fn give_space_back(restart: Restart) {
     };
     assert!(has_reserve(&fs), "{restart:?}: the reserve is adopted");
     if !matches!(restart, Restart::No) {
-        // Not a byte free (the new active segment took what there was): only the reserve
-        // gives compaction room.
-        fs.set_capacity(Some(fs.used()));
+        // Half of the smallest segment free (whatever the open left): less than a
+        // compaction output or a segment for tombstones needs; only the reserve gives room.
+        fs.set_capacity(Some(fs.used() + 2048));
     }
     check_all(&store, b"ns", &acked);
     // Tombstones take space too: the active segment's reserve (an eighth of it) holds a

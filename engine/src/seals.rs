@@ -1,0 +1,183 @@
+//! The seal log (`seals.log`): the length each sealed segment was synced with.
+//!
+//! Recovery otherwise tells a segment that was being appended to (whose last frame may be a
+//! write torn in flight, cut without a report) from a sealed one by its end: the zeros of
+//! pre-allocated space, or a frame trailer. Zeros over the last frames of a sealed segment
+//! (a lost sector, a bad block read back as zeros) made it look like the former: its last
+//! records vanished unreported, and the values they had overwritten came back (found by an
+//! outside test). With the length it was sealed with, recovery reports every byte of data
+//! missing before it.
+//!
+//! Each entry is 16 bytes: segment id (u32), data length (u64), CRC32 of both (u32), all
+//! little-endian. An entry is appended, and synced, once a segment's data is synced at its
+//! seal (durable stores; compaction outputs and closes always). Every open (not read-only)
+//! writes the log anew with exactly the segments left, syncing first each segment it had no
+//! entry for. The log is advice: a segment without an entry is judged by its end as before,
+//! and a failed append only stops appends until the next open.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::fs::{FileSystem, StorageFile};
+
+/// The file's name in the data directory.
+pub(crate) const SEALS_FILE: &str = "seals.log";
+const ENTRY_LEN: usize = 16;
+
+fn encode(id: u32, data_len: u64) -> [u8; ENTRY_LEN] {
+    let mut e = [0; ENTRY_LEN];
+    e[..4].copy_from_slice(&id.to_le_bytes());
+    e[4..12].copy_from_slice(&data_len.to_le_bytes());
+    let crc = crc32fast::hash(&e[..12]);
+    e[12..].copy_from_slice(&crc.to_le_bytes());
+    e
+}
+
+/// What a seal log holds: the sealed length of each segment it names (the last entry of an
+/// id wins), and its entries that fail their check. A partial or failing last entry is an
+/// append torn in flight, not damage.
+#[derive(Debug, Default)]
+pub(crate) struct Seals {
+    pub lengths: HashMap<u32, u64>,
+    /// Offsets of damaged entries.
+    pub damaged: Vec<u64>,
+}
+
+/// Reads the seal log of `dir` (none: empty).
+pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> io::Result<Seals> {
+    let bytes = match fs.read(&dir.join(SEALS_FILE)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Seals::default()),
+        Err(e) => return Err(e),
+    };
+    Ok(parse(&bytes))
+}
+
+pub(crate) fn parse(bytes: &[u8]) -> Seals {
+    let mut seals = Seals::default();
+    let whole = bytes.len() / ENTRY_LEN;
+    for (i, e) in bytes.chunks_exact(ENTRY_LEN).enumerate() {
+        let crc = u32::from_le_bytes([e[12], e[13], e[14], e[15]]);
+        if crc32fast::hash(&e[..12]) != crc {
+            if i + 1 < whole {
+                seals.damaged.push((i * ENTRY_LEN) as u64);
+            }
+            continue;
+        }
+        let id = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+        let mut len = [0; 8];
+        len.copy_from_slice(&e[4..12]);
+        seals.lengths.insert(id, u64::from_le_bytes(len));
+    }
+    seals
+}
+
+/// The open seal log of a store, appended to at each seal.
+pub(crate) struct SealLog {
+    path: PathBuf,
+    /// The file and its length; `None` once an append failed (or the store is read-only):
+    /// no more appends until the next open writes the log anew.
+    file: Mutex<Option<(Box<dyn StorageFile>, u64)>>,
+}
+
+impl std::fmt::Debug for SealLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealLog {
+    /// A log that takes no appends (a read-only store).
+    pub(crate) fn none(dir: &Path) -> Self {
+        Self {
+            path: dir.join(SEALS_FILE),
+            file: Mutex::new(None),
+        }
+    }
+
+    /// Writes the log of `dir` anew with `entries` (written beside it, synced, renamed into
+    /// place, the directory synced) and opens it for appends.
+    pub(crate) fn write(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        entries: &[(u32, u64)],
+    ) -> io::Result<Self> {
+        let path = dir.join(SEALS_FILE);
+        let tmp = dir.join(format!("{SEALS_FILE}.tmp"));
+        let bytes: Vec<u8> = entries
+            .iter()
+            .flat_map(|&(id, len)| encode(id, len))
+            .collect();
+        let written = fs.create(&tmp).and_then(|file| {
+            file.write_at_unmapped(&bytes, 0)?;
+            file.sync()
+        });
+        if let Err(e) = written.and_then(|()| fs.rename(&tmp, &path)) {
+            // Nothing left behind on a full disk (the next open would remove it anyway).
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+        fs.sync_dir(dir)?;
+        let file = fs.open(&path)?;
+        Ok(Self {
+            path,
+            file: Mutex::new(Some((file, bytes.len() as u64))),
+        })
+    }
+
+    /// Appends (and syncs) the sealed length of segment `id`, whose data is synced. A
+    /// failure stops appends until the next open and is not an error of the seal: without
+    /// an entry, recovery judges the segment by its end, as before the log.
+    pub(crate) fn append(&self, id: u32, data_len: u64) {
+        let mut file = self.file.lock();
+        let Some((f, len)) = file.as_mut() else {
+            return;
+        };
+        let entry = encode(id, data_len);
+        if f.write_at_unmapped(&entry, *len)
+            .and_then(|()| f.sync())
+            .is_ok()
+        {
+            *len += ENTRY_LEN as u64;
+        } else {
+            // A partial entry may be on disk: a later one after it would make it look
+            // like damage in the middle of the log.
+            *file = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_a_torn_last_entry_is_no_damage() {
+        let mut bytes: Vec<u8> = [(1, 100), (2, 200), (1, 150)]
+            .iter()
+            .flat_map(|&(id, len)| encode(id, len))
+            .collect();
+        let seals = parse(&bytes);
+        assert_eq!(seals.lengths, HashMap::from([(1, 150), (2, 200)]));
+        assert!(seals.damaged.is_empty());
+        // A torn append: a partial entry, or a whole one that fails its check.
+        bytes.extend_from_slice(&encode(3, 300)[..7]);
+        assert!(parse(&bytes).damaged.is_empty());
+        bytes.truncate(3 * ENTRY_LEN);
+        bytes.extend_from_slice(&[0xA5; ENTRY_LEN]);
+        let seals = parse(&bytes);
+        assert!(seals.damaged.is_empty());
+        assert_eq!(seals.lengths.len(), 2);
+        // A damaged entry before the last: reported, the others kept.
+        bytes[ENTRY_LEN + 5] ^= 1;
+        let seals = parse(&bytes);
+        assert_eq!(seals.damaged, vec![ENTRY_LEN as u64]);
+        assert_eq!(seals.lengths, HashMap::from([(1, 150)]));
+    }
+}
