@@ -3,6 +3,7 @@
 //! writing, compaction, the residency check behind `try_get`, and the spare segment of
 //! durable stores) and the sync thread that makes deferred writes durable.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -112,6 +113,10 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
 
 /// How often the background thread checks which segments are wholly in memory.
 const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Least time between compactions run early because deletes found the disk full
+/// (`Inner::space_wanted`): a compaction that can free nothing is not retried at once.
+const SPACE_WANTED_EVERY: Duration = Duration::from_secs(1);
 /// How long a check is trusted (a little over the interval, so that it never lapses).
 const RESIDENCY_VALID_MS: u64 = 1_500;
 
@@ -164,7 +169,10 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     let _ = inner.wait_durable(lsn);
                 }
                 if let Some(interval) = compaction {
-                    if last_compaction.elapsed() >= interval {
+                    // Early, at most once a second, when deletes found the disk full.
+                    let wanted = last_compaction.elapsed() >= interval.min(SPACE_WANTED_EVERY)
+                        && inner.space_wanted.swap(false, Ordering::Relaxed);
+                    if wanted || last_compaction.elapsed() >= interval {
                         last_compaction = Instant::now();
                         let _ = inner.write_missing_hints();
                         let _ = inner.compact(Some(inner.options.compaction_dead_ratio));

@@ -143,6 +143,9 @@ pub(crate) struct Inner {
     pub report: RecoveryReport,
     /// Held so that only one compaction (or hint writing) runs at a time.
     pub compaction: Mutex<()>,
+    /// Set when a write that frees space (a delete, clear or drop) found the disk full: the
+    /// background thread then compacts without waiting for its interval.
+    pub space_wanted: std::sync::atomic::AtomicBool,
     pub shutdown: Shutdown,
     /// Deferred writes waiting for the sync thread.
     pub deferred: DurableQueue,
@@ -436,6 +439,7 @@ impl Store {
             counters: Counters::default(),
             report: recovered.report,
             compaction: Mutex::new(()),
+            space_wanted: std::sync::atomic::AtomicBool::new(false),
             shutdown: Shutdown::default(),
             _lock: lock,
             deferred: DurableQueue::default(),

@@ -747,6 +747,11 @@ impl Inner {
             Ok(seg) => seg,
             Err(e) if crate::fs::is_out_of_space(&e) => {
                 self.health.set_disk_full(true);
+                if frees {
+                    // Deletes only become free space through compaction: ask for one now.
+                    self.space_wanted.store(true, Ordering::Relaxed);
+                    self.shutdown.nudge();
+                }
                 return Err(WriteError::DiskFull(e.to_string()));
             }
             Err(e) => return Err(self.fail(e)),
