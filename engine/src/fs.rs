@@ -532,12 +532,18 @@ pub fn write_atomically(
 ) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs.remove(&tmp);
-    {
-        let f = fs.create(&tmp)?;
-        f.write_at(bytes, 0)?;
-        f.sync()?;
+    let written = fs
+        .create(&tmp)
+        .and_then(|f| {
+            f.write_at(bytes, 0)?;
+            f.sync()
+        })
+        .and_then(|()| fs.rename(&tmp, path));
+    if let Err(e) = written {
+        // Nothing left behind (a full disk left empty `.tmp` files for verify to warn of).
+        let _ = fs.remove(&tmp);
+        return Err(e);
     }
-    fs.rename(&tmp, path)?;
     fs.sync_dir(dir)
 }
 

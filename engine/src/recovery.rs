@@ -315,10 +315,11 @@ pub fn recover(
     // the strict policy, a newer format) changes nothing.
     let mut leftovers = Vec::new();
     let seals = crate::seals::read(fs, dir)?;
-    for offset in &seals.damaged {
+    if let Some(first) = seals.damaged.first() {
         report.ignored_files.push(format!(
-            "{}: the entry at offset {offset} fails its check (its segment is judged by its end)",
-            dir.join(crate::seals::SEALS_FILE).display()
+            "{}: {} entries fail their check, the first at offset {first} (their segments are judged by their ends)",
+            dir.join(crate::seals::SEALS_FILE).display(),
+            seals.damaged.len()
         ));
     }
     for name in fs.list(dir)? {
@@ -374,7 +375,12 @@ pub fn recover(
                 )));
             }
             Err(SegmentOpenError::Format(e)) => {
-                if fs.read(&path)?.iter().all(|&b| b == 0) {
+                // The seal log names segments that held data when sealed: never blank.
+                let sealed = seals
+                    .lengths
+                    .get(&id)
+                    .is_some_and(|&l| l > format::SEGMENT_HEADER_LEN as u64);
+                if !sealed && fs.read(&path)?.iter().all(|&b| b == 0) {
                     // Created but its header never reached the disk: it holds nothing.
                     leftovers.push(path.clone());
                     report
@@ -394,13 +400,37 @@ pub fn recover(
     // Segments whose header fails its checks are read with a header rebuilt from their id
     // and their frames, and reported; kept in place if no frame reads.
     let mut rebuilt = HashSet::new();
+    // Segments with nothing readable left, and the records their hints name (marked lost).
+    let mut lost_whole: Vec<(u32, Vec<(Summary, u64)>)> = Vec::new();
     for (id, path, e) in unreadable {
         let bytes = fs.read(&path)?;
         let Some(header) = rebuild_header(&bytes, id) else {
-            report.ignored_files.push(format!(
-                "{}: the segment header fails its checks ({e:?}) and no frame after it checks: left in place, its records unknown (their keys may read older values)",
-                path.display()
-            ));
+            let Some(&sealed_len) = seals.lengths.get(&id) else {
+                report.ignored_files.push(format!(
+                    "{}: the segment header fails its checks ({e:?}) and no frame after it checks: left in place, its records unknown (their keys may read older values)",
+                    path.display()
+                ));
+                continue;
+            };
+            // A segment the seal log says held data, with none left (zeroed, or cut to
+            // nothing): damage. Its hint, if sound, names the keys it held.
+            let lost = hint_summaries(fs, &dir.join(segment::hint_file_name(id)), id);
+            report.damaged.push(DamagedRange {
+                segment: id,
+                offset: 0,
+                len: sealed_len,
+                records: lost.as_ref().map(|l| l.len() as u64),
+                problem: format!(
+                    "no frame reads in the file ({} bytes; sealed with {sealed_len}: {e:?}); left in place; {}",
+                    bytes.len(),
+                    if lost.is_some() {
+                        "the keys its hint names are lost"
+                    } else {
+                        "its records are unknown (their keys may read older values)"
+                    }
+                ),
+            });
+            lost_whole.push((id, lost.unwrap_or_default()));
             continue;
         };
         drop(bytes);
@@ -427,6 +457,11 @@ pub fn recover(
             max_version: base_version,
             ..Replay::default()
         };
+        for (id, lost) in &lost_whole {
+            for &(summary, offset) in lost {
+                replay.lost.push((summary, *id, offset));
+            }
+        }
         report = opened_report.clone();
         for (id, name) in &evidence {
             load_evidence(fs, &dir.join(name), *id, &mut replay, &mut report)?;
@@ -598,6 +633,7 @@ fn load_segments(
         report.records += sibling_report.records;
         report.segments_from_hints += sibling_report.segments_from_hints;
         report.ignored_files.extend(sibling_report.ignored_files);
+        report.damaged.extend(sibling_report.damaged);
     }
     rescan.sort_unstable_by_key(|seg| seg.id);
     for seg in rescan {
@@ -692,7 +728,13 @@ fn load_hinted(
             continue;
         }
         match load_from_hint(fs, path, &seg, replay, report) {
-            HintOutcome::Loaded(stats) => loaded.push((seg.id, seg, stats)),
+            HintOutcome::Loaded(mut stats) => {
+                if let Some(damaged) = damage_before_the_end(fs, &seg, stats.data_len)? {
+                    report.damaged.push(damaged);
+                    stats.damaged = true;
+                }
+                loaded.push((seg.id, seg, stats));
+            }
             HintOutcome::Unusable(why) => {
                 if let Some(why) = why {
                     report.ignored_files.push(format!(
@@ -805,14 +847,7 @@ fn load_from_hint(
             };
             if short {
                 if u64::from(e.offset) + u64::from(e.len) > seg.capacity() {
-                    let summary = Summary {
-                        version: e.meta.version,
-                        ns_hash: crc32fast::hash(e.namespace),
-                        key_hash: crc32fast::hash(e.key),
-                        len: e.len,
-                        op: e.meta.op as u8,
-                    };
-                    beyond.push((summary, u64::from(e.offset)));
+                    beyond.push((hint_summary(&e), u64::from(e.offset)));
                 }
                 continue;
             }
@@ -859,6 +894,73 @@ fn load_from_hint(
         Err(_) => HintOutcome::Unusable(Some("unreadable hint")),
         Ok(_) => HintOutcome::Unusable(Some(unusable.unwrap_or("damaged hint"))),
     }
+}
+
+/// For a segment indexed from its hint, which names its length: damage where its data
+/// should end. Its last frame's trailer must check there (one read of its last bytes; format
+/// 1 segments have no trailer); if it does not, say zeros over its last frames, the segment
+/// is scanned to find where its data stops being intact, and that range is reported. The
+/// records the hint indexed there stay indexed: reading them fails their check, an error,
+/// never an older value.
+fn damage_before_the_end(
+    fs: &dyn FileSystem,
+    seg: &Segment,
+    data_len: u64,
+) -> std::io::Result<Option<DamagedRange>> {
+    let (header, end) = (&seg.header, usize::try_from(data_len).unwrap_or(usize::MAX));
+    if header.format == format::FORMAT_V1 || end <= header.data_start() {
+        return Ok(None);
+    }
+    // Through the map: only the trailer's own bytes are read.
+    let view = seg.bytes();
+    let ends_well = view.len() >= end
+        && format::trailer_ending_at(&view, end, header.salt, header.entry_layout).is_some();
+    drop(view);
+    if ends_well {
+        return Ok(None);
+    }
+    let bytes = fs.read(&seg.path)?;
+    let scanned = scan::scan(&bytes[..end.min(bytes.len())], header, false);
+    let offset = scanned
+        .damaged
+        .first()
+        .map_or(scanned.end, |d| d.offset)
+        .min(end);
+    Ok(Some(DamagedRange {
+        segment: seg.id,
+        offset: offset as u64,
+        len: (end - offset).max(1) as u64,
+        records: None,
+        problem: "the data fails its checks before the length its hint names (the records the hint indexed there read as errors)".to_string(),
+    }))
+}
+
+/// What a frame trailer would say of the record a hint entry names.
+fn hint_summary(e: &HintEntry<'_>) -> Summary {
+    Summary {
+        version: e.meta.version,
+        ns_hash: crc32fast::hash(e.namespace),
+        key_hash: crc32fast::hash(e.key),
+        len: e.len,
+        op: e.meta.op as u8,
+    }
+}
+
+/// The records a sound hint of segment `id` names, as summaries with their offsets; `None`
+/// if there is no such hint.
+fn hint_summaries(fs: &dyn FileSystem, path: &Path, id: u32) -> Option<Vec<(Summary, u64)>> {
+    let bytes = fs.read(path).ok()?;
+    let mut reader = HintReader::new(bytes.len());
+    if reader.header(&bytes).ok()??.segment_id != id {
+        return None;
+    }
+    let mut out = Vec::new();
+    while let Some(e) = reader.next(&bytes) {
+        let e = e.ok()?;
+        out.push((hint_summary(&e), u64::from(e.offset)));
+    }
+    reader.finish(&bytes).ok()?;
+    Some(out)
 }
 
 /// Frame magics tried per file by [`rebuild_header`].

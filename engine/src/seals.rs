@@ -109,21 +109,11 @@ impl SealLog {
         entries: &[(u32, u64)],
     ) -> io::Result<Self> {
         let path = dir.join(SEALS_FILE);
-        let tmp = dir.join(format!("{SEALS_FILE}.tmp"));
         let bytes: Vec<u8> = entries
             .iter()
             .flat_map(|&(id, len)| encode(id, len))
             .collect();
-        let written = fs.create(&tmp).and_then(|file| {
-            file.write_at_unmapped(&bytes, 0)?;
-            file.sync()
-        });
-        if let Err(e) = written.and_then(|()| fs.rename(&tmp, &path)) {
-            // Nothing left behind on a full disk (the next open would remove it anyway).
-            let _ = fs.remove(&tmp);
-            return Err(e);
-        }
-        fs.sync_dir(dir)?;
+        crate::fs::write_atomically(fs.as_ref(), dir, &path, &bytes)?;
         let file = fs.open(&path)?;
         Ok(Self {
             path,

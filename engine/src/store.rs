@@ -993,6 +993,14 @@ fn write_seal_log(
     logged: &std::collections::HashMap<u32, u64>,
 ) -> crate::seals::SealLog {
     let mut entries = Vec::with_capacity(state.segments.len());
+    // Segments recovery kept but could not read (damaged whole) keep their entries: without
+    // one, a zeroed file would pass for a blank segment at the next open and be removed.
+    for (&id, &len) in logged {
+        let kept = dir.join(crate::segment::segment_file_name(id));
+        if !state.segments.contains_key(&id) && fs.open(&kept).is_ok() {
+            entries.push((id, len));
+        }
+    }
     for (&id, slot) in &state.segments {
         // A logged length stays as it was sealed, also for a segment found short of it
         // (damaged: reported again at every open until compaction moves its records).

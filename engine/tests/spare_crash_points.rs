@@ -45,6 +45,7 @@ fn run(fs: &SimFs) -> (Items, Option<(String, Vec<u8>)>) {
     let Ok(store) = open(fs, RecoveryPolicy::Salvage) else {
         return (acked, None);
     };
+    let mut segments = store.stats().segments;
     for i in 0..PUTS {
         let (key, value) = put_of(i);
         if store
@@ -57,6 +58,21 @@ fn run(fs: &SimFs) -> (Items, Option<(String, Vec<u8>)>) {
         acked.insert(key, value);
         if fs.crashed() {
             return (acked, None);
+        }
+        // After a rollover, give the background thread a moment to write the spare it was
+        // nudged for: on a loaded machine the writer otherwise ran every put before it was
+        // scheduled, and no crash image held a spare. Bounded; the crash may come meanwhile,
+        // in either thread.
+        let now = store.stats().segments;
+        if now != segments {
+            segments = now;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(10);
+            while !store.stats().spare_ready
+                && !fs.crashed()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
         }
     }
     (acked, None)
