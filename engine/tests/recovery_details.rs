@@ -556,9 +556,23 @@ fn a_damaged_record_of_a_sealed_segment_counts_salvaged_records_and_lost_keys() 
 
 #[test]
 fn garbage_after_the_data_of_an_older_segment_is_damage_kept_on_disk() {
+    garbage_after_an_older_segment(true);
+}
+
+/// The same in a data dir from before the seal log: the segment is judged by its end, which
+/// is no pre-allocated zeros.
+#[test]
+fn garbage_after_the_data_of_an_older_segment_is_damage_without_the_seal_log_too() {
+    garbage_after_an_older_segment(false);
+}
+
+fn garbage_after_an_older_segment(seal_log: bool) {
     let fs = SimFs::new();
     build(&fs);
     remove_hints(&fs);
+    if !seal_log {
+        fs.remove(&path("seals.log")).expect("remove the seal log");
+    }
     let segs = files(&fs, ".seg");
     let mut bytes = fs.read(&path(&segs[0])).expect("read");
     let good_len = bytes.len();
