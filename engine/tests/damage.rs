@@ -382,8 +382,40 @@ fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
                     .any(|d| d.segment == id && d.offset == 0),
                 "{what}: {report:?}"
             );
+            // Marked damaged: compaction copies its records out and moves it aside.
+            store.compact().expect("compact");
+            let evidence = name.replace(".seg", ".damaged");
+            assert!(
+                files(&image, ".damaged").contains(&evidence),
+                "{what}: {:?}",
+                files(&image, "")
+            );
+            drop(store);
+            check(&image, &model, &format!("{what}, compacted"));
         }
     }
+    // The header and the first frame's magic: the header is rebuilt from a later frame, and
+    // the first frame (its trailer checks) costs only its own keys, known.
+    let image = fs.crash_image_now(Torn::No);
+    let name = files(&image, ".seg")[0].clone();
+    let path = Path::new(DIR).join(&name);
+    let mut bytes = image.read(&path).expect("read");
+    let header_len = bytes
+        .windows(4)
+        .position(|w| w == FRAME_MAGIC)
+        .expect("a frame");
+    bytes[..header_len + 4].fill(0);
+    let f = image.open(&path).expect("open file");
+    f.write_at(&bytes, 0).expect("write");
+    f.sync().expect("sync");
+    check_with(&image, &model, "header and first magic zeroed", 3);
+    let store = open(&image, RecoveryPolicy::Salvage).expect("open");
+    assert!(store.recovery_report().segments_scanned >= 1);
+    assert!(
+        store.recovery_report().records >= 10,
+        "{:?}",
+        store.recovery_report()
+    );
 }
 
 /// Zeros over the last frames of a sealed segment, through to its end, look like the
@@ -473,6 +505,15 @@ fn a_sealed_segment_cut_short_loses_only_the_keys_its_hint_names_past_the_end() 
         // The last frame holds at most the batch's three records.
         let lost = check_with(&image, &model, &what, 3);
         assert!(lost >= 1, "{what}: the cut frame's keys read as lost");
+        let store = open(&image, RecoveryPolicy::Salvage).expect("open");
+        let report = store.recovery_report();
+        let id: u32 = name.trim_end_matches(".seg").parse().expect("id");
+        assert!(
+            report.damaged.iter().any(|d| d.segment == id
+                && d.offset == last as u64 + 10
+                && d.len == (bytes.len() - last - 10) as u64),
+            "{what}: the range the hint names past the cut: {report:?}"
+        );
     }
 }
 
