@@ -514,6 +514,10 @@ fn a_sealed_segment_cut_short_loses_only_the_keys_its_hint_names_past_the_end() 
                 && d.len == (bytes.len() - last - 10) as u64),
             "{what}: the range the hint names past the cut: {report:?}"
         );
+        assert!(
+            report.keys_lost <= 3,
+            "{what}: only the cut frame's keys are marked lost: {report:?}"
+        );
     }
 }
 
