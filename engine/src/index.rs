@@ -105,6 +105,8 @@ pub struct SegmentSlot {
     pub untrimmed: bool,
     /// A valid hint file exists.
     pub hinted: bool,
+    /// Synced, and its length in the seal log (`seals.rs`).
+    pub logged: bool,
     /// Damage was found in it: it gets no hint (every open scans it, to learn again which
     /// keys are lost), and compaction moves it aside as evidence instead of deleting it.
     pub damaged: bool,
@@ -130,6 +132,7 @@ impl SegmentSlot {
             sealed: false,
             untrimmed: false,
             hinted: false,
+            logged: false,
             damaged: false,
             records: 0,
             entry_bytes: 0,

@@ -121,13 +121,13 @@ impl SealLog {
         })
     }
 
-    /// Appends (and syncs) the sealed length of segment `id`, whose data is synced. A
-    /// failure stops appends until the next open and is not an error of the seal: without
-    /// an entry, recovery judges the segment by its end, as before the log.
-    pub(crate) fn append(&self, id: u32, data_len: u64) {
+    /// Appends (and syncs) the sealed length of segment `id`, whose data is synced; false if
+    /// it could not. A failure stops appends until the next open and is not an error of the
+    /// seal: without an entry, recovery judges the segment by its end, as before the log.
+    pub(crate) fn append(&self, id: u32, data_len: u64) -> bool {
         let mut file = self.file.lock();
         let Some((f, len)) = file.as_mut() else {
-            return;
+            return false;
         };
         let entry = encode(id, data_len);
         if f.write_at_unmapped(&entry, *len)
@@ -135,10 +135,12 @@ impl SealLog {
             .is_ok()
         {
             *len += ENTRY_LEN as u64;
+            true
         } else {
             // A partial entry may be on disk: a later one after it would make it look
             // like damage in the middle of the log.
             *file = None;
+            false
         }
     }
 }

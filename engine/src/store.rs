@@ -411,7 +411,7 @@ impl Store {
         let seals = if read_only {
             crate::seals::SealLog::none(dir)
         } else {
-            write_seal_log(&fs, dir, &state, &recovered.seals)
+            write_seal_log(&fs, dir, &mut state, &recovered.seals)
         };
         let active = Arc::new(active);
         if active.capacity() > 0 {
@@ -989,7 +989,7 @@ const COPY_UNDER_LOCK: u32 = 16 << 10;
 fn write_seal_log(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
-    state: &State,
+    state: &mut State,
     logged: &std::collections::HashMap<u32, u64>,
 ) -> crate::seals::SealLog {
     let mut entries = Vec::with_capacity(state.segments.len());
@@ -1001,18 +1001,29 @@ fn write_seal_log(
             entries.push((id, len));
         }
     }
+    let mut listed = Vec::with_capacity(state.segments.len());
     for (&id, slot) in &state.segments {
         // A logged length stays as it was sealed, also for a segment found short of it
         // (damaged: reported again at every open until compaction moves its records).
         match logged.get(&id) {
             Some(&len) => entries.push((id, len)),
             None if slot.segment.sync().is_ok() => entries.push((id, slot.data_len)),
-            None => {}
+            None => continue,
         }
+        listed.push(id);
     }
     entries.sort_unstable();
-    crate::seals::SealLog::write(fs, dir, &entries)
-        .unwrap_or_else(|_| crate::seals::SealLog::none(dir))
+    match crate::seals::SealLog::write(fs, dir, &entries) {
+        Ok(log) => {
+            for id in listed {
+                if let Some(slot) = state.segments.get_mut(&id) {
+                    slot.logged = true;
+                }
+            }
+            log
+        }
+        Err(_) => crate::seals::SealLog::none(dir),
+    }
 }
 
 /// How long [`Store::try_get`] spins for a writer that holds the index before it answers
@@ -1073,6 +1084,28 @@ impl Inner {
         Ok(())
     }
 
+    /// Syncs each sealed segment that is not in the seal log yet (a `never` store's
+    /// rollovers, synced by nothing so far) and logs it: a clean close leaves every segment
+    /// on disk, whatever the policy, and the next open has none to sync (the reopen after a
+    /// bulk load of a `never` store synced its segments, 0.14 s of a 0.23 s open at 1M keys).
+    fn log_unlogged_segments(&self) {
+        let pending: Vec<(Arc<Segment>, u64)> = self
+            .state
+            .read()
+            .segments
+            .values()
+            .filter(|s| s.sealed && !s.logged && !s.untrimmed)
+            .map(|s| (s.segment.clone(), s.data_len))
+            .collect();
+        for (segment, data_len) in pending {
+            if segment.sync().is_ok() && self.seals.append(segment.id, data_len) {
+                if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
+                    slot.logged = true;
+                }
+            }
+        }
+    }
+
     /// Seals the active segment and writes missing hints; called once, when the store closes.
     fn close(&self) {
         if self.options.read_only {
@@ -1082,6 +1115,7 @@ impl Inner {
             let _ = self.seal_active_on_close();
             // Before the hints: a segment gets one once cut to its data.
             let _ = self.trim_sealed();
+            self.log_unlogged_segments();
             let _ = self.write_missing_hints();
         }
         // A spare is made again when needed. The space reserve stays for the next open: on
