@@ -1391,14 +1391,21 @@ mod tests {
         assert!(store.stats().segments >= 4);
         drop(store);
         let image = fs.crash_image_now(crate::sim::Torn::No);
-        let logged = crate::seals::read(&image, std::path::Path::new("/never"))
-            .expect("read the seal log");
+        let logged =
+            crate::seals::read(&image, std::path::Path::new("/never")).expect("read the seal log");
         let store = open(&image);
         for i in 0..60u32 {
             let item = store.get(b"ns", &i.to_le_bytes()).expect("get");
-            assert!(item.is_some(), "put {i} lost to a power cut after a clean close");
+            assert!(
+                item.is_some(),
+                "put {i} lost to a power cut after a clean close"
+            );
         }
         let sealed = store.inner().state.read().segments.len() - 1;
-        assert_eq!(logged.lengths.len(), sealed, "every segment in the seal log");
+        assert_eq!(
+            logged.lengths.len(),
+            sealed,
+            "every segment in the seal log"
+        );
     }
 }

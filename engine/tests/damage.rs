@@ -82,6 +82,28 @@ fn build(fs: &SimFs) -> Model {
     model
 }
 
+/// A frame's first bytes (format 2).
+const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
+
+/// Writes `bytes` over the start of the file at `path`, synced.
+fn overwrite(fs: &SimFs, path: &Path, bytes: &[u8]) {
+    let f = fs.open(path).expect("open file");
+    f.write_at(bytes, 0).expect("write");
+    f.sync().expect("sync");
+}
+
+/// A power-cut image of `fs`, its hint files removed (durably) unless `with_hints`.
+fn image_with_hints(fs: &SimFs, with_hints: bool) -> SimFs {
+    let base = fs.crash_image_now(Torn::No);
+    if !with_hints {
+        for h in files(&base, ".hint") {
+            base.remove(&Path::new(DIR).join(h)).expect("remove hint");
+        }
+        base.sync_dir(Path::new(DIR)).expect("sync dir");
+    }
+    base
+}
+
 fn files(fs: &SimFs, ext: &str) -> Vec<String> {
     let mut names: Vec<String> = fs
         .list(Path::new(DIR))
@@ -104,9 +126,7 @@ fn damage(fs: &SimFs, name: &str, at: usize, zero: bool) -> bool {
     if *b == before {
         return false;
     }
-    let f = fs.open(&path).expect("open file");
-    f.write_at(&bytes, 0).expect("write");
-    f.sync().expect("sync");
+    overwrite(fs, &path, &bytes);
     true
 }
 
@@ -173,13 +193,7 @@ fn check_with(image: &SimFs, model: &Model, what: &str, max_lost: usize) -> usiz
 fn enumerate(with_hints: bool) -> Tally {
     let fs = SimFs::new();
     let model = build(&fs);
-    let base = fs.crash_image_now(Torn::No);
-    if !with_hints {
-        for h in files(&base, ".hint") {
-            base.remove(&Path::new(DIR).join(h)).expect("remove hint");
-        }
-        base.sync_dir(Path::new(DIR)).expect("sync dir");
-    }
+    let base = image_with_hints(&fs, with_hints);
     let stride: usize = std::env::var("TTLCASK_DAMAGE_STRIDE")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -344,15 +358,8 @@ fn strict_refuses_a_damaged_dir_and_names_the_damage() {
 fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
     let fs = SimFs::new();
     let model = build(&fs);
-    const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
     for with_hints in [true, false] {
-        let base = fs.crash_image_now(Torn::No);
-        if !with_hints {
-            for h in files(&base, ".hint") {
-                base.remove(&Path::new(DIR).join(h)).expect("remove hint");
-            }
-            base.sync_dir(Path::new(DIR)).expect("sync dir");
-        }
+        let base = image_with_hints(&fs, with_hints);
         for name in files(&base, ".seg") {
             let image = base.crash_image_now(Torn::No);
             let path = Path::new(DIR).join(&name);
@@ -362,9 +369,7 @@ fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
                 .position(|w| w == FRAME_MAGIC)
                 .expect("a frame");
             bytes[..header_len].fill(0);
-            let f = image.open(&path).expect("open file");
-            f.write_at(&bytes, 0).expect("write");
-            f.sync().expect("sync");
+            overwrite(&image, &path, &bytes);
             let what = format!("header of {name} zeroed (hints kept: {with_hints})");
             match open(&image, RecoveryPolicy::Strict) {
                 Err(OpenError::Damaged(why)) => assert!(why.contains("header"), "{what}: {why}"),
@@ -405,9 +410,7 @@ fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
         .position(|w| w == FRAME_MAGIC)
         .expect("a frame");
     bytes[..header_len + 4].fill(0);
-    let f = image.open(&path).expect("open file");
-    f.write_at(&bytes, 0).expect("write");
-    f.sync().expect("sync");
+    overwrite(&image, &path, &bytes);
     check_with(&image, &model, "header and first magic zeroed", 3);
     let store = open(&image, RecoveryPolicy::Salvage).expect("open");
     assert!(store.recovery_report().segments_scanned >= 1);
@@ -425,17 +428,10 @@ fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
 /// reported, the file kept whole, a strict open refuses.
 #[test]
 fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
-    const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
     let fs = SimFs::new();
     let model = build(&fs);
     for with_hints in [false, true] {
-        let base = fs.crash_image_now(Torn::No);
-        if !with_hints {
-            for h in files(&base, ".hint") {
-                base.remove(&Path::new(DIR).join(h)).expect("remove hint");
-            }
-            base.sync_dir(Path::new(DIR)).expect("sync dir");
-        }
+        let base = image_with_hints(&fs, with_hints);
         for name in files(&base, ".seg") {
             let image = base.crash_image_now(Torn::No);
             let path = Path::new(DIR).join(&name);
@@ -447,9 +443,7 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
                 .rposition(|w| w == FRAME_MAGIC)
                 .expect("a frame");
             bytes[last..].fill(0);
-            let f = image.open(&path).expect("open file");
-            f.write_at(&bytes, 0).expect("write");
-            f.sync().expect("sync");
+            overwrite(&image, &path, &bytes);
             let what = format!("{name} zeroed from {last} (hints kept: {with_hints})");
             match open(&image, RecoveryPolicy::Strict) {
                 Err(OpenError::Damaged(_)) => {}
@@ -486,7 +480,6 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
 /// overwritten (found by an outside test: the stale hint was dropped, and they did).
 #[test]
 fn a_sealed_segment_cut_short_loses_only_the_keys_its_hint_names_past_the_end() {
-    const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
     let fs = SimFs::new();
     let model = build(&fs);
     let base = fs.crash_image_now(Torn::No);

@@ -24,6 +24,18 @@ fn open(fs: &SimFs) -> Store {
         .expect("open")
 }
 
+/// [`open`] with a background thread whose compaction interval (an hour) never comes
+/// during a test.
+fn open_with_background(fs: &SimFs) -> Store {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(SEGMENT)
+        .compaction_interval(Some(std::time::Duration::from_secs(3600)))
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+        .expect("open")
+}
+
 /// Puts 300-byte values until the disk refuses one; returns what was acknowledged.
 fn fill(store: &Store, ns: &[u8], from: usize) -> (BTreeMap<String, Vec<u8>>, String) {
     let mut acked = BTreeMap::new();
@@ -249,15 +261,8 @@ fn the_spare_segment_never_takes_the_last_free_space() {
     let spare_made = |capacity: u64| {
         let fs = SimFs::new();
         fs.set_capacity(Some(capacity));
-        let store = Store::builder()
-            .file_system(Arc::new(fs.clone()))
-            .segment_size(SEGMENT)
-            // A long interval: the background thread runs (the spare is its job), but
-            // compaction does not get in the way.
-            .compaction_interval(Some(std::time::Duration::from_secs(3600)))
-            .clock(ManualClock::new(1_000_000))
-            .open(DIR)
-            .expect("open");
+        // The background thread runs (the spare is its job), compaction does not.
+        let store = open_with_background(&fs);
         // Fill the active segment past half, so that a spare is wanted.
         for i in 0..16 {
             store
@@ -305,14 +310,7 @@ fn the_spare_segment_never_takes_the_last_free_space() {
 fn deletes_that_find_the_disk_full_start_a_compaction() {
     let fs = SimFs::new();
     fs.set_capacity(Some(128 << 10));
-    let store = Store::builder()
-        .file_system(Arc::new(fs.clone()))
-        .segment_size(SEGMENT)
-        // A background thread whose own interval never comes during the test.
-        .compaction_interval(Some(std::time::Duration::from_secs(3600)))
-        .clock(ManualClock::new(1_000_000))
-        .open(DIR)
-        .expect("open");
+    let store = open_with_background(&fs);
     let (acked, _) = fill_settled(&store, b"ns");
     let keys: Vec<&String> = acked.keys().collect();
     let mut refused_at = None;
