@@ -14,8 +14,8 @@ use crate::segment::Segment;
 
 /// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
 pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
-/// Name of the space reserve. It stays with the data directory when the store closes or
-/// stops, and an open adopts it (see [`SpaceReserve::adopt`]).
+/// Name of the space reserve. It stays with the data directory after a crash, and after a
+/// close on a nearly full disk; an open adopts it (see [`SpaceReserve::adopt`]).
 pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
 
 /// The space reserve file: a segment's worth for a compaction output, and a quarter more for
@@ -128,6 +128,22 @@ impl SpaceReserve {
         }
         *held = 0;
         self.fs.remove(&self.path()).is_ok()
+    }
+
+    /// At close: gives the reserve back where the disk has room for it and the next open's
+    /// segment four times over (a closed store holds no space it does not need: the bench's
+    /// disk use after a bulk load counted its 1.25 segments), and keeps it where not, or
+    /// where the free space is unknown: on a full disk the next open could not make it
+    /// again (the new active segment takes what freeing it gives), and compaction there
+    /// would have no room for an output.
+    pub(crate) fn release_if_roomy(&self) {
+        let roomy = self
+            .fs
+            .free_space(&self.dir)
+            .is_some_and(|free| free >= 4 * (self.full_size() + self.segment_size));
+        if roomy {
+            self.release();
+        }
     }
 
     /// Gives the tombstone part back, keeping a compaction output's worth; false if it was

@@ -1118,8 +1118,10 @@ impl Inner {
             self.log_unlogged_segments();
             let _ = self.write_missing_hints();
         }
-        // A spare is made again when needed. The space reserve stays for the next open: on
-        // a full disk it could not be made again, and compaction would have no room.
+        // A spare is made again when needed. The space reserve is given back only where the
+        // next open can surely make it again; on a nearly full disk it stays for that open,
+        // or compaction would have no room (see `SpaceReserve::release_if_roomy`).
+        self.reserve.release_if_roomy();
         self.spare.release();
     }
 }

@@ -989,3 +989,21 @@ fn try_get_beside_writers_never_stalls_the_store() -> TestResult {
     });
     Ok(())
 }
+
+/// A store closed on a disk with room to spare gives its space reserve back (a closed store
+/// holds no space it does not need); on a nearly full disk it keeps it for the next open
+/// (`full_disk.rs`).
+#[test]
+fn a_close_on_a_roomy_disk_gives_the_space_reserve_back() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let reserve = dir.path().join("space-reserve.tmp");
+    let store = Store::builder()
+        .segment_size(1 << 20)
+        .compaction_interval(None)
+        .open(dir.path())?;
+    store.put(b"ns", b"k", b"v", PutOptions::default())?;
+    assert!(reserve.exists(), "made while the store is open");
+    drop(store);
+    assert!(!reserve.exists(), "given back at close");
+    Ok(())
+}
