@@ -361,7 +361,7 @@ impl Metrics {
         line(o, "ttlcask_cache_lookups_total", "result=\"hit\"", hits);
         line(o, "ttlcask_cache_lookups_total", "result=\"miss\"", misses);
 
-        let gauges: [(&str, &str, u64); 7] = [
+        let gauges: [(&str, &str, u64); 8] = [
             (
                 "items",
                 "Live items (expired ones not counted).",
@@ -383,6 +383,11 @@ impl Metrics {
                 stats.dead_bytes,
             ),
             ("segments", "Segment files.", stats.segments),
+            (
+                "space_reserve_bytes",
+                "Bytes the space reserve holds (room for compaction on a full disk).",
+                stats.reserve_bytes,
+            ),
             (
                 "uncut_segments",
                 "Sealed segments whose unused tail is not cut yet (more than 1: cuts fail).",

@@ -47,6 +47,11 @@ impl SpaceReserve {
         }
     }
 
+    /// Bytes it holds.
+    pub(crate) fn bytes(&self) -> u64 {
+        *self.held.lock()
+    }
+
     /// Whether it holds a compaction output's worth.
     pub(crate) fn held(&self) -> bool {
         *self.held.lock() >= self.segment_size

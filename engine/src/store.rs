@@ -914,6 +914,7 @@ impl Store {
                 .damaged_records_dropped
                 .load(Ordering::Relaxed),
             failed_cuts: inner.counters.failed_cuts.load(Ordering::Relaxed),
+            reserve_bytes: inner.reserve.bytes(),
             ..Stats::default()
         };
         for slot in st.segments.values() {

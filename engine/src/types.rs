@@ -330,6 +330,9 @@ pub struct Stats {
     /// Cuts of a sealed segment's tail that failed since open (each is tried again at the
     /// background thread's next tick; nothing is lost meanwhile).
     pub failed_cuts: u64,
+    /// Bytes the space reserve holds (room for a compaction output and for tombstones on a
+    /// full disk; 0 while given up or not yet made).
+    pub reserve_bytes: u64,
 }
 
 /// Buckets of [`Stats::fsync_batches`]: bounds 1, 2, 4, … 2^14, then unbounded.

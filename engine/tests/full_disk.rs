@@ -211,7 +211,12 @@ fn give_space_back(restart: Restart) {
             (image, store)
         }
     };
-    assert!(has_reserve(&fs), "{restart:?}: the reserve is adopted");
+    assert!(has_reserve(&fs), "{restart:?}: the reserve is kept");
+    assert!(
+        store.stats().reserve_bytes >= SEGMENT,
+        "{restart:?}: the open adopted it: {:?}",
+        store.stats()
+    );
     if !matches!(restart, Restart::No) {
         // Half of the smallest segment free (whatever the open left): less than a
         // compaction output or a segment for tombstones needs; only the reserve gives room.

@@ -1007,3 +1007,37 @@ fn a_close_on_a_roomy_disk_gives_the_space_reserve_back() -> TestResult {
     assert!(!reserve.exists(), "given back at close");
     Ok(())
 }
+
+/// The background thread compacts at its interval (or when deletes find the disk full),
+/// not at every tick: with an hour's interval, segments half dead stay as they are for the
+/// two seconds (two ticks) this test waits, then a compaction on demand reclaims them.
+#[test]
+fn compaction_waits_for_its_interval() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .durability(Durability::Never)
+        .compaction_interval(Some(std::time::Duration::from_secs(3600)))
+        .segment_size(4096)
+        .open(dir.path())?;
+    for round in 0..2u8 {
+        for i in 0..40u32 {
+            store.put(
+                b"ns",
+                &i.to_le_bytes(),
+                &[round; 200],
+                PutOptions::default(),
+            )?;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        store.stats().compactions,
+        0,
+        "compacted before its interval"
+    );
+    assert!(
+        store.compact()?.bytes_reclaimed > 0,
+        "there was something to reclaim"
+    );
+    Ok(())
+}

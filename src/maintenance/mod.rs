@@ -41,6 +41,7 @@ pub fn stats_json(s: &ttlcask_engine::Stats, storage: &StorageState) -> serde_js
         "damaged_records_dropped": s.damaged_records_dropped,
         "uncut_segments": s.uncut_segments,
         "failed_cuts": s.failed_cuts,
+        "reserve_bytes": s.reserve_bytes,
         "damaged_reads": storage.damaged_reads,
     });
     if let (Some(out), serde_json::Value::Object(more)) = (v.as_object_mut(), storage.to_json()) {
