@@ -317,6 +317,9 @@ fn deletes_that_find_the_disk_full_start_a_compaction() {
     fs.set_capacity(Some(128 << 10));
     let store = open_with_background(&fs);
     let (acked, _) = fill_settled(&store, b"ns");
+    // Past the least time between early compactions since the thread started, so that a
+    // refused delete's request, not the thread's start, is what lets one run.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     let keys: Vec<&String> = acked.keys().collect();
     let mut refused_at = None;
     for (i, k) in keys.iter().enumerate() {
@@ -357,4 +360,35 @@ fn deletes_that_find_the_disk_full_start_a_compaction() {
         keys.len(),
         "every delete went through, without a manual compaction"
     );
+}
+
+/// A kept reserve larger than the store's reserve now (its segment size made smaller since)
+/// is cut to the new size when an open adopts it; a smaller one is adopted as it is and
+/// topped up when there is room.
+#[test]
+fn an_adopted_reserve_takes_the_size_of_the_segments_now() {
+    // Too little room for a close to give the reserve back.
+    let fs = SimFs::new();
+    fs.set_capacity(Some(128 << 10));
+    let open_sized = |segment: u64| {
+        Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .segment_size(segment)
+            .compaction_interval(None)
+            .clock(ManualClock::new(1_000_000))
+            .open(DIR)
+            .expect("open")
+    };
+    let reserve_len = || {
+        fs.read(&Path::new(DIR).join("space-reserve.tmp"))
+            .expect("the reserve is kept")
+            .len() as u64
+    };
+    let store = open_sized(2 * SEGMENT);
+    assert_eq!(store.stats().reserve_bytes, 2 * SEGMENT + 2 * SEGMENT / 4);
+    drop(store);
+    assert_eq!(reserve_len(), 2 * SEGMENT + 2 * SEGMENT / 4, "kept");
+    let store = open_sized(SEGMENT);
+    assert_eq!(store.stats().reserve_bytes, SEGMENT + SEGMENT / 4);
+    assert_eq!(reserve_len(), SEGMENT + SEGMENT / 4, "cut to the new size");
 }
