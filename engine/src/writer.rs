@@ -1408,4 +1408,43 @@ mod tests {
             "every segment in the seal log"
         );
     }
+    /// A data dir from before the seal log (no `seals.log`) gets one at its next open, naming
+    /// every segment with its length.
+    #[test]
+    fn an_open_logs_every_segment_of_a_dir_without_a_seal_log() {
+        use crate::fs::FileSystem;
+        let fs = crate::sim::SimFs::new();
+        let dir = std::path::Path::new("/old");
+        let open = || {
+            crate::Store::builder()
+                .file_system(std::sync::Arc::new(fs.clone()))
+                .segment_size(crate::options::MIN_SEGMENT_SIZE)
+                .compaction_interval(None)
+                .open(dir)
+                .expect("open")
+        };
+        let store = open();
+        for i in 0..40u32 {
+            store
+                .put(b"ns", &i.to_le_bytes(), &[7; 300], PutOptions::default())
+                .expect("put");
+        }
+        drop(store);
+        fs.remove(&dir.join(crate::seals::SEALS_FILE))
+            .expect("remove the seal log");
+        let store = open();
+        let lengths: std::collections::BTreeMap<u32, u64> = store
+            .inner()
+            .state
+            .read()
+            .segments
+            .iter()
+            .filter(|(_, s)| s.sealed)
+            .map(|(&id, s)| (id, s.data_len))
+            .collect();
+        assert!(lengths.len() >= 3, "{lengths:?}");
+        let logged = crate::seals::read(&fs, dir).expect("read the seal log");
+        let logged: std::collections::BTreeMap<u32, u64> = logged.lengths.into_iter().collect();
+        assert_eq!(logged, lengths);
+    }
 }
