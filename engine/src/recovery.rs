@@ -50,7 +50,7 @@ pub struct Recovered {
     pub max_segment_id: u32,
     /// What was found and repaired.
     pub report: RecoveryReport,
-    /// The sealed lengths the seal log gave (`seals.rs`).
+    /// The sealed lengths the seal log gave (`seals.rs`), of the segment files there are.
     pub seals: HashMap<u32, u64>,
 }
 
@@ -314,7 +314,7 @@ pub fn recover(
     // Files to remove once the directory is known fit to open: an open refused (damage under
     // the strict policy, a newer format) changes nothing.
     let mut leftovers = Vec::new();
-    let seals = crate::seals::read(fs, dir)?;
+    let mut seals = crate::seals::read(fs, dir)?;
     if let Some(first) = seals.damaged.first() {
         report.ignored_files.push(format!(
             "{}: {} entries fail their check, the first at offset {first} (their segments are judged by their ends)",
@@ -334,6 +334,11 @@ pub fn recover(
         }
     }
     segment_ids.sort_unstable();
+    // Entries of segments deleted since (compaction's inputs) are dropped here: the store
+    // writes the log anew from what recovery hands back.
+    seals
+        .lengths
+        .retain(|id, _| segment_ids.binary_search(id).is_ok());
 
     let mut state = State::default();
     let mut max_segment_id = evidence.iter().map(|(id, _)| *id).max().unwrap_or(0);
@@ -380,7 +385,8 @@ pub fn recover(
                     .lengths
                     .get(&id)
                     .is_some_and(|&l| l > format::SEGMENT_HEADER_LEN as u64);
-                if !sealed && fs.read(&path)?.iter().all(|&b| b == 0) {
+                let bytes = fs.read(&path)?;
+                if !sealed && bytes.iter().all(|&b| b == 0) {
                     // Created but its header never reached the disk: it holds nothing.
                     leftovers.push(path.clone());
                     report
@@ -389,7 +395,7 @@ pub fn recover(
                 } else {
                     // A header that fails its checks before data: damage, never a blank
                     // segment to remove (its records may be the newest of their keys).
-                    unreadable.push((id, path, e));
+                    unreadable.push((id, path, e, bytes));
                 }
                 continue;
             }
@@ -402,8 +408,7 @@ pub fn recover(
     let mut rebuilt = HashSet::new();
     // Segments with nothing readable left, and the records their hints name (marked lost).
     let mut lost_whole: Vec<(u32, Vec<(Summary, u64)>)> = Vec::new();
-    for (id, path, e) in unreadable {
-        let bytes = fs.read(&path)?;
+    for (id, path, e, bytes) in unreadable {
         let Some(header) = rebuild_header(&bytes, id) else {
             let Some(&sealed_len) = seals.lengths.get(&id) else {
                 report.ignored_files.push(format!(
@@ -1027,10 +1032,7 @@ fn scan_segment(
     // zeros, but its data ends with the seal frame, so its last data frame is not a tail.)
     // The seal log, where it names the segment, says which it is, and where its data ends.
     let appending = sealed_len.is_none() && unsealed(&bytes);
-    let end = sealed_len.map_or(bytes.len(), |l| {
-        usize::try_from(l).unwrap_or(usize::MAX).min(bytes.len())
-    });
-    let scanned = scan::scan(&bytes[..end], &seg.header, appending);
+    let (scanned, sealed_damage) = scan_sealed(&bytes, &seg.header, sealed_len, appending);
     for (offset, e) in &scanned.records {
         let len = u32::try_from(e.len).unwrap_or(u32::MAX);
         stats.note(&e.meta, len);
@@ -1054,40 +1056,16 @@ fn scan_segment(
     }
     let mut valid = scanned.end as u64;
     // What is wrong at the end of the data, if anything: kept byte for byte, reported. Only
-    // a segment being appended to can hold a write that was in flight; a sealed segment
-    // whose data ends (in zeros, or at the end of the file) before the length it was sealed
-    // with has lost what stood there; after that length only its uncut tail may stand.
-    const TORN: &str = "nothing valid follows this offset";
-    let end_damage = match sealed_len {
-        Some(l) if scanned.torn || scanned.end as u64 != l => Some((
-            l.saturating_sub(scanned.end as u64),
-            if scanned.torn {
-                TORN
-            } else {
-                "the data ends here, before the length the segment was sealed with (seals.log): what stood there is unknown"
-            },
-        )),
-        Some(_) => garbage_after(&bytes[end..], &seg.header).map(|len| {
-            (
-                len as u64,
-                "non-zero bytes after the length the segment was sealed with (seals.log)",
-            )
-        }),
-        None if scanned.torn && !appending => Some((file_len - valid, TORN)),
-        None => None,
-    };
-    if let Some((len, problem)) = end_damage {
-        note_damaged(
-            id,
-            &scan::Damaged {
-                offset: scanned.end,
-                len: usize::try_from(len).unwrap_or(usize::MAX),
-                lost: None,
-                problem,
-            },
-            replay,
-            report,
-        );
+    // a segment being appended to can hold a write that was in flight.
+    let torn = (scanned.torn && !appending).then(|| scan::Damaged {
+        offset: scanned.end,
+        len: sealed_len.map_or(bytes.len(), |l| usize::try_from(l).unwrap_or(usize::MAX))
+            - scanned.end,
+        lost: None,
+        problem: "nothing valid follows this offset",
+    });
+    if let Some(damaged) = torn.or(sealed_damage) {
+        note_damaged(id, &damaged, replay, report);
         stats.damaged = true;
         valid = file_len;
     } else if scanned.torn {
@@ -1102,9 +1080,44 @@ fn scan_segment(
     Ok((seg, stats))
 }
 
+/// Scans a segment's `bytes` (`newest`: it may end in a write torn in flight, see
+/// [`scan::scan`]), up to `sealed_len` where the seal log gives one, and judges the end
+/// against it: the data ending (in zeros, or at the end of the file) before the length it
+/// was sealed with lost what stood there; after that length only the uncut tail (the seal
+/// frame, zeros) may stand. Recovery and `verify` both judge segments so. A torn scan is
+/// left to the caller.
+pub(crate) fn scan_sealed<'a>(
+    bytes: &'a [u8],
+    header: &format::SegmentHeader,
+    sealed_len: Option<u64>,
+    newest: bool,
+) -> (scan::Scan<'a>, Option<scan::Damaged>) {
+    let end = sealed_len.map_or(bytes.len(), |l| {
+        usize::try_from(l).unwrap_or(usize::MAX).min(bytes.len())
+    });
+    let scanned = scan::scan(&bytes[..end], header, newest);
+    let damaged = match sealed_len {
+        _ if scanned.torn => None,
+        Some(l) if scanned.end as u64 != l => Some(scan::Damaged {
+            offset: scanned.end,
+            len: usize::try_from(l).unwrap_or(usize::MAX) - scanned.end,
+            lost: None,
+            problem: "the data ends here, before the length the segment was sealed with (seals.log): what stood there is unknown",
+        }),
+        Some(_) => garbage_after(&bytes[end..], header).map(|len| scan::Damaged {
+            offset: end,
+            len,
+            lost: None,
+            problem: "non-zero bytes after the length the segment was sealed with (seals.log)",
+        }),
+        None => None,
+    };
+    (scanned, damaged)
+}
+
 /// Bytes of `tail` (what follows a segment's sealed length) up to its last non-zero byte,
 /// past a seal frame at its start (`format::seal_frame`): `None` if nothing else is there.
-pub(crate) fn garbage_after(tail: &[u8], header: &format::SegmentHeader) -> Option<usize> {
+fn garbage_after(tail: &[u8], header: &format::SegmentHeader) -> Option<usize> {
     let skip = format::seal_frame(header)
         .filter(|seal| tail.starts_with(seal))
         .map_or(0, |seal| seal.len());

@@ -57,7 +57,7 @@ pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> io::Result<Seals> {
     Ok(parse(&bytes))
 }
 
-pub(crate) fn parse(bytes: &[u8]) -> Seals {
+fn parse(bytes: &[u8]) -> Seals {
     let mut seals = Seals::default();
     let whole = bytes.len() / ENTRY_LEN;
     for (i, e) in bytes.chunks_exact(ENTRY_LEN).enumerate() {

@@ -996,9 +996,9 @@ fn write_seal_log(
     let mut entries = Vec::with_capacity(state.segments.len());
     // Segments recovery kept but could not read (damaged whole) keep their entries: without
     // one, a zeroed file would pass for a blank segment at the next open and be removed.
+    // (`logged` names only segment files that are there.)
     for (&id, &len) in logged {
-        let kept = dir.join(crate::segment::segment_file_name(id));
-        if !state.segments.contains_key(&id) && fs.open(&kept).is_ok() {
+        if !state.segments.contains_key(&id) {
             entries.push((id, len));
         }
     }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use crate::format;
 use crate::hint;
-use crate::scan;
 use crate::segment;
 
 /// One damaged place found by [`verify`].
@@ -114,11 +113,7 @@ pub fn verify_with_progress(
     segments.sort_unstable();
     hints.sort_unstable();
     let seals_path = dir.join(crate::seals::SEALS_FILE);
-    let seals = match std::fs::read(&seals_path) {
-        Ok(bytes) => crate::seals::parse(&bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::seals::Seals::default(),
-        Err(e) => return Err(e),
-    };
+    let seals = crate::seals::read(&crate::fs::RealFs, dir)?;
     for offset in &seals.damaged {
         report.damage.push(Damage {
             file: seals_path.clone(),
@@ -198,25 +193,12 @@ fn check_segment(
             }
         },
     };
-    let end = sealed.map_or(bytes.len(), |l| {
-        usize::try_from(l).unwrap_or(usize::MAX).min(bytes.len())
-    });
-    let scanned = scan::scan(&bytes[..end], &header, false);
+    let (scanned, sealed_damage) = crate::recovery::scan_sealed(bytes, &header, sealed, false);
     report.records += scanned.records.len() as u64;
-    if let Some(l) = sealed.filter(|&l| !scanned.torn && scanned.end as u64 != l) {
+    if let Some(d) = sealed_damage {
         report.damage.push(damage(
-            Some(scanned.end),
-            format!(
-                "the data ends here, {} bytes before the length the segment was sealed with ({l}, seals.log): what stood there is unknown",
-                l - scanned.end as u64
-            ),
-        ));
-    } else if let Some(len) =
-        sealed.and_then(|_| crate::recovery::garbage_after(&bytes[end..], &header))
-    {
-        report.damage.push(damage(
-            Some(end),
-            format!("{len} bytes after the length the segment was sealed with (seals.log) are not zeros"),
+            Some(d.offset),
+            format!("{} ({} bytes)", d.problem, d.len),
         ));
     }
     for d in &scanned.damaged {
