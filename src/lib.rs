@@ -26,6 +26,7 @@ pub mod flash;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod head_timeout;
 pub mod http;
 pub mod iron;
 pub mod maintenance;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
@@ -24,6 +24,7 @@ use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
 use crate::faults::{self, DamagedReads};
+use crate::head_timeout::{self, HeadWatch, Watched};
 use crate::http::blocking;
 use crate::metrics::Metrics;
 use crate::router;
@@ -141,10 +142,10 @@ pub async fn run(
     let limits = state.config.limits.clone();
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout())
-        .keep_alive(true);
+    // The header read timeout is ours, per connection (`head_timeout`): hyper's armed a timer
+    // for every request. Without a timer hyper has none of its own.
+    builder.keep_alive(true);
+    let header_timeout = limits.header_read_timeout();
     let graceful = GracefulShutdown::new();
     info!(%addr, dev = state.config.dev, "ttlcask listening");
 
@@ -174,18 +175,27 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let open = state.metrics.connection_opened();
         let state = state.clone();
+        let heads = HeadWatch::new();
+        let heads_read = heads.clone();
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            heads_read.head_read();
             let state = state.clone();
             async move { Ok::<_, Infallible>(router::serve(state, req, peer).await) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        let io = Watched::new(TokioIo::new(stream), heads.clone());
+        let conn = graceful.watch(builder.serve_connection(io, service));
+        let task = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(open);
             drop(permit);
         });
+        tokio::spawn(head_timeout::watch(
+            heads,
+            task.abort_handle(),
+            header_timeout,
+        ));
     }
     drop(listener);
     info!("shutting down: draining in-flight requests");

@@ -233,6 +233,64 @@ async fn slow_loris_and_idle_connections_beyond_the_cap() {
     }
 }
 
+/// Sends a `/healthz` request on `conn` and reads its whole response; `false` if the
+/// server closed the connection instead.
+async fn healthz_on(conn: &mut TcpStream) -> bool {
+    if conn
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("a content-length");
+            if got.len() >= end + 4 + len {
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                return true;
+            }
+        }
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_gets_the_header_timeout_anew_after_each_response() {
+    let a = start().await;
+    let timeout = Duration::from_millis(300);
+    let mut conn = TcpStream::connect(a.s.addr).await.expect("connect");
+    // Requests half a timeout apart, for four timeouts in all: each is served.
+    for i in 0..8 {
+        assert!(healthz_on(&mut conn).await, "request {i} is served");
+        tokio::time::sleep(timeout / 2).await;
+    }
+    // Then idle after a response: closed, but not before the timeout.
+    assert!(healthz_on(&mut conn).await);
+    let idle = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(BOUND, conn.read(&mut byte))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed, not {read:?}");
+    assert!(
+        idle.elapsed() >= timeout,
+        "closed after {:?}, before the timeout",
+        idle.elapsed()
+    );
+    alive(&a).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_http_and_invalid_utf8() {
     let a = start().await;
