@@ -313,7 +313,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
 
 /// Inline when the engine can answer without the disk (see `http::get_item`).
 async fn get(state: &AppState, ns: Vec<u8>, key: Vec<u8>) -> Reply {
-    match http::get_item(state, ns, key).await {
+    match http::get_item(state, &ns, &key).await {
         Ok(Ok(found)) => got(found),
         Ok(Err(e)) => Reply::fail(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -339,7 +339,7 @@ async fn add(state: &AppState, ns: Vec<u8>, key: Vec<u8>, body: &[u8], expires: 
         Ok(Ok(Some(_))) => Reply::ok(StatusCode::CREATED, "Created successfully", Some(expires)),
         Ok(Ok(None)) => {
             let mut reply = Reply::fail(StatusCode::CONFLICT, "DataKey already exists");
-            if let Ok(Ok(Some(item))) = http::get_item(state, ns, key).await {
+            if let Ok(Ok(Some(item))) = http::get_item(state, &ns, &key).await {
                 reply.expires_ms = item.expires_at_ms;
             }
             reply

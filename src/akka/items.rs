@@ -121,13 +121,13 @@ fn check_names(ctx: &Ctx<'_>, cache_name: &str, key: &str) -> Result<(), Resp> {
 }
 
 /// `GET /{c}/{k}`: the raw value, or 404 with an empty body.
-pub async fn binary_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
-    if let Err(r) = check_names(ctx, &cache_name, &key) {
+pub async fn binary_get(ctx: &Ctx<'_>, cache_name: &str, key: &str) -> Resp {
+    if let Err(r) = check_names(ctx, cache_name, key) {
         return r;
     }
-    let ns = ctx.ns(&cache_name);
-    match http::get_item(ctx.state, ns, key.into_bytes()).await {
-        Ok(Ok(Some(item))) => with_body(StatusCode::OK, "application/octet-stream", item.value),
+    let ns = ctx.ns(cache_name);
+    match http::get_item(ctx.state, &ns, key.as_bytes()).await {
+        Ok(Ok(Some(item))) => with_body(StatusCode::OK, http::OCTET_STREAM, item.value),
         Ok(Ok(None)) => empty(StatusCode::NOT_FOUND),
         Ok(Err(e)) => storage_error(e),
         Err(e) => storage_error(e),
@@ -163,7 +163,7 @@ pub async fn binary_post(
         Some(Err(_)) => return bad_request("ttlSeconds must be an integer"),
     };
     let limit = ctx.state.config.limits.akka_value_bytes;
-    let budget = Some((&ctx.state.body_budget, ctx.caller.tenant.as_str()));
+    let budget = Some((&ctx.state.body_budget, ctx.caller.tenant()));
     let value = match read_body(req, limit, budget).await {
         Ok(b) => b.to_vec(),
         Err(e @ BodyError::Busy) => return super::unavailable(e.to_string()),
@@ -205,7 +205,7 @@ pub async fn json_get(ctx: &Ctx<'_>, cache_name: String, key: String) -> Resp {
         return r;
     }
     let ns = ctx.ns(&cache_name);
-    match http::get_item(ctx.state, ns, key.clone().into_bytes()).await {
+    match http::get_item(ctx.state, &ns, key.as_bytes()).await {
         Ok(Ok(found)) => {
             // Always 200, so the router cannot tell a hit from a miss: count it here.
             let hit = u64::from(found.is_some());

@@ -59,7 +59,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The engine namespace of `cache_name` for this tenant.
     pub fn ns(&self, cache_name: &str) -> Vec<u8> {
-        namespace::akka_cache(&self.caller.tenant, cache_name)
+        namespace::akka_cache(self.caller.tenant(), cache_name)
     }
 
     /// Checks a cacheName; `Err` holds the reason.
@@ -112,7 +112,7 @@ impl Ctx<'_> {
         if !akka.quota_enabled {
             return Ok(());
         }
-        let level = self.caller.service_level.as_deref().unwrap_or("free");
+        let level = self.caller.service_level().unwrap_or("free");
         let limit = match level {
             "free" => Some(akka.free_max_bytes),
             "gatling" => akka.gatling_max_bytes,
@@ -123,7 +123,7 @@ impl Ctx<'_> {
             }
         };
         let Some(limit) = limit else { return Ok(()) };
-        let prefix = namespace::akka_prefix(&self.caller.tenant);
+        let prefix = namespace::akka_prefix(self.caller.tenant());
         let used = http::blocking(&self.state.store, move |s| {
             s.namespaces(&prefix)
                 .iter()
@@ -142,7 +142,7 @@ impl Ctx<'_> {
     /// Reads and parses a JSON body.
     pub async fn json_body<T: DeserializeOwned>(&self, req: Request<Incoming>) -> Result<T, Resp> {
         let limit = self.state.config.limits.akka_json_body_bytes;
-        let budget = Some((&self.state.body_budget, self.caller.tenant.as_str()));
+        let budget = Some((&self.state.body_budget, self.caller.tenant()));
         let body = match read_body(req, limit, budget).await {
             Ok(b) => b,
             Err(e @ BodyError::Busy) => return Err(unavailable(e.to_string())),
@@ -152,27 +152,27 @@ impl Ctx<'_> {
     }
 }
 
-enum Route {
+enum Route<'a> {
     NameCreate,
     NameUpdate,
     NameList,
-    NameGet(String),
-    NameDelete(String),
-    NameKeys(String),
-    NameFlush(String),
+    NameGet(&'a str),
+    NameDelete(&'a str),
+    NameKeys(&'a str),
+    NameFlush(&'a str),
     Set,
-    JsonGet(String, String),
+    JsonGet(&'a str, &'a str),
     BatchCreate,
     BatchGet,
     BatchDelete,
-    Get(String, String),
-    Post(String, String, Option<String>),
-    Delete(String, String),
+    Get(&'a str, &'a str),
+    Post(&'a str, &'a str, Option<&'a str>),
+    Delete(&'a str, &'a str),
 }
 
 /// The call that `method` on the table's route `table` makes with the (percent-decoded)
 /// segments `s`. `Err(true)` for a method the route does not take, `Err(false)` for no route.
-fn route(table: &routes::Route, method: &Method, s: &[&str]) -> Result<Route, bool> {
+fn route<'a>(table: &routes::Route, method: &Method, s: &[&'a str]) -> Result<Route<'a>, bool> {
     let handler = table.handler;
     if handler == Handler::NotFound {
         return Err(false);
@@ -180,7 +180,7 @@ fn route(table: &routes::Route, method: &Method, s: &[&str]) -> Result<Route, bo
     if !table.allows(method) {
         return Err(true);
     }
-    let at = |i: usize| s.get(i).map_or(String::new(), |v| v.to_string());
+    let at = |i: usize| s.get(i).copied().unwrap_or("");
     // A percent-encoded reserved name (`/%76%31/k`) is not a cacheName either.
     if matches!(handler, Handler::AkkaItem | Handler::AkkaItemTtl)
         && s.first()
@@ -248,8 +248,11 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, table: &routes::Rout
         );
         return resp;
     }
+    // The segments borrow the path of a `Uri` clone (its bytes are shared, not copied), as
+    // the handlers that read a body take the request.
+    let uri = req.uri().clone();
     let mut decoded = Vec::new();
-    let Some(segs) = http::split_path(req.uri().path(), &mut decoded) else {
+    let Some(segs) = http::split_path(uri.path(), &mut decoded) else {
         return bad_request("path segments must be valid UTF-8 after percent-decoding");
     };
     let route = match route(table, req.method(), &segs) {
@@ -277,18 +280,27 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, table: &routes::Rout
         Route::NameCreate => names::create(&ctx, req).await,
         Route::NameUpdate => names::update(&ctx, req).await,
         Route::NameList => names::list(&ctx).await,
-        Route::NameGet(c) => names::get(&ctx, c).await,
-        Route::NameDelete(c) => names::delete(&ctx, c).await,
-        Route::NameKeys(c) => names::keys(&ctx, c).await,
-        Route::NameFlush(c) => names::flush(&ctx, c).await,
+        Route::NameGet(c) => names::get(&ctx, c.to_owned()).await,
+        Route::NameDelete(c) => names::delete(&ctx, c.to_owned()).await,
+        Route::NameKeys(c) => names::keys(&ctx, c.to_owned()).await,
+        Route::NameFlush(c) => names::flush(&ctx, c.to_owned()).await,
         Route::Set => items::set(&ctx, req).await,
-        Route::JsonGet(c, k) => items::json_get(&ctx, c, k).await,
+        Route::JsonGet(c, k) => items::json_get(&ctx, c.to_owned(), k.to_owned()).await,
         Route::BatchCreate => batch::create(&ctx, req).await,
         Route::BatchGet => batch::get(&ctx, req).await,
         Route::BatchDelete => batch::delete(&ctx, req).await,
         Route::Get(c, k) => items::binary_get(&ctx, c, k).await,
-        Route::Post(c, k, ttl) => items::binary_post(&ctx, c, k, ttl, req).await,
-        Route::Delete(c, k) => items::delete(&ctx, c, k).await,
+        Route::Post(c, k, ttl) => {
+            items::binary_post(
+                &ctx,
+                c.to_owned(),
+                k.to_owned(),
+                ttl.map(str::to_owned),
+                req,
+            )
+            .await
+        }
+        Route::Delete(c, k) => items::delete(&ctx, c.to_owned(), k.to_owned()).await,
     }
 }
 

@@ -52,7 +52,7 @@ pub async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let tenant = ctx.caller.tenant.clone();
+    let tenant = ctx.caller.tenant().to_string();
     let ns = ctx.ns(&name);
     let result = blocking(&ctx.state.store, move |s| -> Result<(), WriteError> {
         s.put(
@@ -78,7 +78,7 @@ pub async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let tenant = ctx.caller.tenant.clone();
+    let tenant = ctx.caller.tenant().to_string();
     let ns = ctx.ns(&name);
     let n = name.clone();
     let result = blocking(&ctx.state.store, move |s| -> Result<bool, WriteError> {
@@ -104,7 +104,7 @@ pub async fn update(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
 
 /// `GET /cacheName/list`: the bare array of names and descriptions.
 pub async fn list(ctx: &Ctx<'_>) -> Resp {
-    let tenant = ctx.caller.tenant.clone();
+    let tenant = ctx.caller.tenant().to_string();
     let listed = blocking(&ctx.state.store, move |s| {
         let prefix = namespace::akka_prefix(&tenant);
         s.namespaces(&prefix)
@@ -130,7 +130,7 @@ pub async fn get(ctx: &Ctx<'_>, name: String) -> Resp {
     if let Err(reason) = ctx.check_cache_name(&name) {
         return bad_request(reason);
     }
-    let tenant = ctx.caller.tenant.clone();
+    let tenant = ctx.caller.tenant().to_string();
     let ns = ctx.ns(&name);
     let n = name.clone();
     let found = blocking(&ctx.state.store, move |s| {
@@ -189,7 +189,7 @@ pub async fn delete(ctx: &Ctx<'_>, name: String) -> Resp {
     if let Err(reason) = ctx.check_cache_name(&name) {
         return bad_request(reason);
     }
-    let tenant = ctx.caller.tenant.clone();
+    let tenant = ctx.caller.tenant().to_string();
     let ns = ctx.ns(&name);
     let n = name.clone();
     let result = blocking(&ctx.state.store, move |s| -> Result<bool, WriteError> {

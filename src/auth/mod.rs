@@ -57,10 +57,20 @@ pub struct FlashCaller {
 /// An Akka Cache caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AkkaCaller {
+    // The verified token's claims, shared with the verified-token cache: no copy per request.
+    claims: Arc<verified::VerifiedClaims>,
+}
+
+impl AkkaCaller {
     /// The tenant (`org`).
-    pub tenant: String,
+    pub fn tenant(&self) -> &str {
+        &self.claims.org
+    }
+
     /// The `serviceLevel` claim, lower-cased; `None` when absent.
-    pub service_level: Option<String>,
+    pub fn service_level(&self) -> Option<&str> {
+        self.claims.service_level.as_deref()
+    }
 }
 
 /// Seconds since the Unix epoch, the clock JWT `exp`/`nbf` are checked against.
@@ -201,10 +211,7 @@ impl Authenticator {
             }
             Ok(())
         })?;
-        Ok(AkkaCaller {
-            tenant: claims.org.clone(),
-            service_level: claims.service_level.clone(),
-        })
+        Ok(AkkaCaller { claims })
     }
 
     /// The full check of a token: signature and claims, then `org`. The flag says whether
@@ -297,8 +304,8 @@ mod tests {
     fn revoked_jwt_is_refused_at_once_even_when_cached() {
         let auth = authenticator();
         let jwt = token(None);
-        assert_eq!(auth.akka(&jwt).expect("valid").tenant, "acme");
-        assert_eq!(auth.akka(&jwt).expect("cached").tenant, "acme");
+        assert_eq!(auth.akka(&jwt).expect("valid").tenant(), "acme");
+        assert_eq!(auth.akka(&jwt).expect("cached").tenant(), "acme");
         assert_eq!(auth.verified.len(), 1);
         auth.registry()
             .write()

@@ -187,7 +187,7 @@ fn item_body(cache: &str, key: &str, item: &ttlcask_engine::Item) -> Vec<u8> {
 /// `GET …/items/{k}`.
 pub async fn get(t: &Target<'_>, cache: String, key: String) -> Resp {
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
-    match http::get_item(t.state, ns, key.as_bytes().to_vec()).await {
+    match http::get_item(t.state, &ns, key.as_bytes()).await {
         Ok(Ok(Some(item))) => with_body(StatusCode::OK, JSON, item_body(&cache, &key, &item)),
         Ok(Ok(None)) => msg(StatusCode::NOT_FOUND, "Item not found"),
         Ok(Err(e)) => storage_error(e),
