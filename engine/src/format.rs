@@ -803,6 +803,8 @@ pub struct FrameNames {
     seen: Vec<(Vec<u8>, u32)>,
     /// Index into `seen` of the last name used: most frames have one namespace.
     last: usize,
+    /// Whether every entry so far frees space (tombstones, clears, drops).
+    frees_only: bool,
 }
 
 impl Default for FrameNames {
@@ -818,7 +820,14 @@ impl FrameNames {
             segment,
             seen: Vec::new(),
             last: 0,
+            frees_only: true,
         }
+    }
+
+    /// Whether every entry encoded so far frees space (tombstones, clears and drops): a
+    /// frame of only those may use the reserves.
+    pub fn frees_only(&self) -> bool {
+        self.frees_only
     }
 
     /// Appends one entry to `out` (layout 2), naming its namespace as this frame's entries
@@ -831,6 +840,10 @@ impl FrameNames {
         key: &[u8],
         value: &[u8],
     ) {
+        self.frees_only &= matches!(
+            meta.op,
+            Op::Tombstone | Op::ClearNamespace | Op::DropNamespace
+        );
         let form = self.form_for(namespace);
         encode_entry_as(out, meta, form, self.segment, namespace, key, value);
     }

@@ -133,7 +133,9 @@ fn check_frame_len(len: usize) -> Result<(), WriteError> {
 }
 
 /// Whether every entry of a frame this process built frees space (tombstones, clears and
-/// drops): such writes may use the reserves.
+/// drops), read back from the frame: what the frame's builder notes as it encodes
+/// ([`format::FrameNames::frees_only`]), checked against it in debug builds.
+#[cfg(debug_assertions)]
 fn frame_frees_space(frame: &[u8]) -> bool {
     format::own_frame_entries(format::own_frame_body(frame), format::NO_SEGMENT).all(|e| {
         e.is_ok_and(|(_, e)| {
@@ -590,7 +592,7 @@ impl Inner {
         let mut buf = std::mem::take(&mut w.buf);
         buf.clear();
         let start = format::begin_frame(&mut buf);
-        let (result, next_version) = {
+        let (result, next_version, frees) = {
             // A caller that must not wait (a tokio worker) gives up rather than queue behind
             // an index scan (`stats`, expired-segment removal) or a writer.
             let st = if nonblocking {
@@ -620,7 +622,7 @@ impl Inner {
                 track: false,
             };
             let r = build(&mut frame);
-            (r, frame.next_version)
+            (r, frame.next_version, frame.names.frees_only())
         };
         let result = match result {
             Ok(r) => r,
@@ -635,7 +637,7 @@ impl Inner {
         }
         format::finish_frame(&mut buf, start, self.salt);
         let index = if nonblocking {
-            if !fits(w, buf.len() as u64, frame_frees_space(&buf)) {
+            if !fits(w, buf.len() as u64, frees) {
                 w.buf = buf;
                 return Err(Refused::WouldBlock);
             }
@@ -650,7 +652,7 @@ impl Inner {
         } else {
             None
         };
-        let appended = self.append(w, &buf, index);
+        let appended = self.append(w, &buf, frees, index);
         w.buf = buf;
         appended.map_err(failed)?;
         w.next_version = next_version;
@@ -660,17 +662,20 @@ impl Inner {
 
     /// Appends a finished frame to the active segment (rolling over when full) and applies
     /// its entries to the index.
+    /// `frees`: every entry of the frame frees space (it may use the reserves).
     /// `index`: the index write lock, already held (non-blocking callers, whose frame fits
     /// the active segment so that no rollover needs the lock).
     fn append(
         &self,
         w: &mut Writer,
         frame: &[u8],
+        frees: bool,
         index: Option<crate::sharded::WriteGuard<'_, State>>,
     ) -> Result<(), WriteError> {
         check_frame_len(frame.len())?;
         let len = frame.len() as u64;
-        let frees = frame_frees_space(frame);
+        #[cfg(debug_assertions)]
+        assert_eq!(frees, frame_frees_space(frame));
         if index.is_none() && !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
