@@ -111,6 +111,22 @@ async fn bodies_in_flight_share_one_budget_and_one_tenant_gets_half() {
     );
     assert_eq!(r.header("Retry-After"), Some("1"));
 
+    // A small body (declared, at most 4 KiB) is not counted: the other tenant, which holds
+    // its whole half, still stores one.
+    let r = s
+        .req(
+            "POST",
+            "/c/small",
+            &[("Authorization", &other_auth), octet],
+            &[b's'; 4096],
+        )
+        .await;
+    assert_eq!(r.status, 201, "a small body is not held back: {}", r.text());
+    let r = s
+        .req("GET", "/c/small", &[("Authorization", &other_auth)], b"")
+        .await;
+    assert_eq!(r.body.len(), 4096);
+
     // Nothing of the refused bodies was stored.
     for (path, auth) in [("/c/more", &auth), ("/c/third", &third_auth)] {
         let r = s.req("GET", path, &[("Authorization", auth)], b"").await;
