@@ -185,7 +185,7 @@ pub async fn read_body(
     // Small declared bodies skip the budget's bookkeeping (a shared lock, a per-tenant map,
     // five allocations: 1,500 of a durable POST's 31,000 instructions): together they hold
     // at most `max_connections` × UNCOUNTED_BODY_BYTES (4 MiB at the default cap).
-    let budget = budget.filter(|_| !declared.is_some_and(|n| n <= UNCOUNTED_BODY_BYTES));
+    let budget = budget.filter(|_| declared.is_none_or(|n| n > UNCOUNTED_BODY_BYTES));
     let Some((budget, tenant)) = budget else {
         return match Limited::new(req.into_body(), limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
