@@ -211,7 +211,7 @@ fn valid_host(value: &[u8]) -> bool {
                     i += 3;
                 }
                 b => {
-                    ok = unreserved(b) || sub_delim(b);
+                    ok = REG_NAME[usize::from(b)];
                     i += 1;
                 }
             }
@@ -226,11 +226,24 @@ fn valid_host(value: &[u8]) -> bool {
     reg_name_ok && port_ok
 }
 
-fn unreserved(b: u8) -> bool {
+/// The bytes a reg-name holds as they are (`unreserved` and `sub-delims`), by value: a
+/// table lookup per byte where the two tests took about 20 instructions (a `Host` header's
+/// check was 300 of an Akka GET's instructions).
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = unreserved(b as u8) || sub_delim(b as u8);
+        b += 1;
+    }
+    table
+};
+
+const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn sub_delim(b: u8) -> bool {
+const fn sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
