@@ -225,7 +225,7 @@ impl Replay {
         if state.lost.is_empty() && state.lost_namespaces.is_empty() {
             return;
         }
-        for (name, rns) in &self.namespaces {
+        for (name, rns) in &mut self.namespaces {
             let ns_hash = crc32fast::hash(name);
             let floor = rns.floor;
             state
@@ -234,13 +234,26 @@ impl Replay {
             if state.lost.keys().all(|&(n, _)| n != ns_hash) {
                 continue;
             }
+            let mut indexed_lost = Vec::new();
             for (key, e) in rns.items.iter() {
                 let k = (ns_hash, crc32fast::hash(key));
-                // At or above the lost record's version: the same record intact elsewhere
-                // (a compaction output whose input was not yet deleted) serves the key.
-                if state.lost.get(&k).is_some_and(|m| m.version <= e.version) {
+                let Some(m) = state.lost.get(&k) else {
+                    continue;
+                };
+                if (m.version, m.segment, m.offset) == (e.version, e.segment, u64::from(e.offset)) {
+                    // The lost record itself, indexed from a hint before its range was found
+                    // damaged (`damage_before_the_end`): out of the index, its mark kept.
+                    indexed_lost.push((key.to_vec(), e));
+                } else if m.version <= e.version {
+                    // At or above the lost record's version: the same record intact
+                    // elsewhere (a compaction output whose input was not yet deleted)
+                    // serves the key.
                     state.lost.remove(&k);
                 }
+            }
+            for (key, e) in indexed_lost {
+                rns.items.remove(&key);
+                rns.live.sub(e.segment, e.len);
             }
         }
     }
@@ -734,7 +747,21 @@ fn load_hinted(
         }
         match load_from_hint(fs, path, &seg, replay, report) {
             HintOutcome::Loaded(mut stats) => {
-                if let Some(damaged) = damage_before_the_end(fs, &seg, stats.data_len)? {
+                if let Some(mut damaged) = damage_before_the_end(fs, &seg, stats.data_len)? {
+                    // The hint indexed records in the damaged range: each is marked lost,
+                    // and `mark_lost` takes it out of the index, so that its key reads as
+                    // lost (and is counted) rather than failing its check at every read.
+                    if let Some(named) = hint_summaries(fs, path, seg.id) {
+                        let mut records = 0;
+                        for (summary, offset) in named {
+                            if offset + u64::from(summary.len) > damaged.offset {
+                                replay.lost.push((summary, seg.id, offset));
+                                records += 1;
+                            }
+                        }
+                        damaged.records = Some(records);
+                        damaged.problem = "the data fails its checks before the length its hint names: the records the hint names there are lost, their keys known".to_string();
+                    }
                     report.damaged.push(damaged);
                     stats.damaged = true;
                 }
@@ -904,9 +931,8 @@ fn load_from_hint(
 /// For a segment indexed from its hint, which names its length: damage where its data
 /// should end. Its last frame's trailer must check there (one read of its last bytes; format
 /// 1 segments have no trailer); if it does not, say zeros over its last frames, the segment
-/// is scanned to find where its data stops being intact, and that range is reported. The
-/// records the hint indexed there stay indexed: reading them fails their check, an error,
-/// never an older value.
+/// is scanned to find where its data stops being intact, and that range is reported (the
+/// caller marks the records the hint names there lost).
 fn damage_before_the_end(
     fs: &dyn FileSystem,
     seg: &Segment,

@@ -467,8 +467,30 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
                 "{what}: the damaged file is kept whole"
             );
             if with_hints {
-                // The hint indexed the zeroed records: they read as errors, never older.
-                check_with(&image, &model, &what, 3);
+                // The hint indexed the zeroed records: they are marked lost and taken out
+                // of the index, so that their keys read as lost (counted), never older.
+                let lost = check_with(&image, &model, &what, 3);
+                let store = open(&image, RecoveryPolicy::Salvage).expect("open");
+                let report = store.recovery_report();
+                let range = report
+                    .damaged
+                    .iter()
+                    .find(|d| d.segment == id && d.offset == last as u64)
+                    .expect("the range");
+                assert!(
+                    range.records.is_some_and(|n| n >= 1),
+                    "{what}: the hint's records there are counted: {report:?}"
+                );
+                assert!(report.keys_lost >= 1, "{what}: {report:?}");
+                assert_eq!(lost as u64, report.keys_lost, "{what}: {report:?}");
+                for (ns, key) in model.keys() {
+                    if let Err(ReadError::Corrupt { .. }) = store.get(ns, key) {
+                        panic!(
+                            "{what}: {} reads as corrupt: the hint's record in the damaged range is still indexed",
+                            String::from_utf8_lossy(key)
+                        );
+                    }
+                }
             }
         }
     }
