@@ -327,7 +327,15 @@ pub fn recover(
     // Files to remove once the directory is known fit to open: an open refused (damage under
     // the strict policy, a newer format) changes nothing.
     let mut leftovers = Vec::new();
-    let mut seals = crate::seals::read(fs, dir)?;
+    // The log is advice: one that cannot be read (a bad sector) costs its checks, reported,
+    // never the open.
+    let mut seals = crate::seals::read(fs, dir).unwrap_or_else(|e| {
+        report.ignored_files.push(format!(
+            "{}: unreadable ({e}): the lengths segments were sealed with are unknown, so zeros over a sealed segment's end can pass for the unused tail of one being appended to",
+            dir.join(crate::seals::SEALS_FILE).display()
+        ));
+        crate::seals::Seals::default()
+    });
     if let Some(first) = seals.damaged.first() {
         report.ignored_files.push(format!(
             "{}: {} entries fail their check, the first at offset {first} (their segments are judged by their ends)",

@@ -943,3 +943,58 @@ fn strict_accepts_a_blank_segment_but_not_a_foreign_one() {
     let refused = strict(&fs).expect_err("a foreign segment file is damage");
     assert!(refused.to_string().contains("0000000095.seg"), "{refused}");
 }
+
+/// The seal log is advice: one that cannot be read (here a directory in its place, as a bad
+/// sector would make it) is reported and costs its checks; a salvaging open goes on (it
+/// failed with the read's error before), a strict one refuses as for any reported problem,
+/// and `verify` names it instead of failing.
+#[test]
+fn an_unreadable_seal_log_is_reported_and_the_store_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |policy| {
+        Store::builder()
+            .segment_size(4096)
+            .durability(Durability::Always)
+            .compaction_interval(None)
+            .recovery_policy(policy)
+            .open(dir.path())
+    };
+    let store = open(RecoveryPolicy::Salvage).expect("open");
+    for i in 0..200u32 {
+        store
+            .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
+            .expect("put");
+    }
+    drop(store);
+    let log = dir.path().join("seals.log");
+    assert!(log.exists(), "the store logged its sealed segments");
+    std::fs::remove_file(&log).expect("remove");
+    std::fs::create_dir(&log).expect("a directory in its place");
+    let report = ttlcask_engine::verify(dir.path()).expect("verify reads the rest");
+    assert!(
+        report
+            .damage
+            .iter()
+            .any(|d| d.file == log && d.problem.contains("unreadable")),
+        "{report:?}"
+    );
+    match open(RecoveryPolicy::Strict) {
+        Err(ttlcask_engine::OpenError::Damaged(why)) => {
+            assert!(why.contains("seals.log"), "{why}")
+        }
+        other => panic!("a strict open: {other:?}"),
+    }
+    let store = open(RecoveryPolicy::Salvage).expect("a salvaging open");
+    let report = store.recovery_report();
+    assert!(
+        report
+            .ignored_files
+            .iter()
+            .any(|f| f.contains("seals.log") && f.contains("unreadable")),
+        "{report:?}"
+    );
+    for i in 0..200u32 {
+        let item = store.get(b"ns", &i.to_le_bytes()).expect("read");
+        assert_eq!(item.map(|v| v.value.len()), Some(100), "key {i}");
+    }
+}
