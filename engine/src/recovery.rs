@@ -1098,7 +1098,10 @@ fn scan_segment(
         lost: None,
         problem: "nothing valid follows this offset",
     });
-    if let Some(damaged) = torn.or(sealed_damage) {
+    if let Some(mut damaged) = torn.or(sealed_damage) {
+        if damaged.lost.is_none() {
+            damaged.lost = named_in(fs, &seg, damaged.offset, damaged.len);
+        }
         note_damaged(id, &damaged, replay, report);
         stats.damaged = true;
         valid = file_len;
@@ -1177,6 +1180,22 @@ fn cut(fs: &dyn FileSystem, seg: Segment, len: u64, durable: bool) -> std::io::R
         SegmentOpenError::Io(e) => e,
         SegmentOpenError::Format(e) => std::io::Error::other(format!("{e:?}")),
     })
+}
+
+/// The records that the sound hint of `seg`, if it has one, names in the `len` bytes at
+/// `offset`: what a damaged range at a segment's end lost, where its own bytes cannot say
+/// (zeros over its last frames). The hint was not used to index the segment (a damaged
+/// header, or one that did not match), but it is this segment's and checks whole.
+fn named_in(fs: &dyn FileSystem, seg: &Segment, offset: usize, len: usize) -> Option<Vec<Summary>> {
+    let hint = seg.path.with_file_name(segment::hint_file_name(seg.id));
+    let (from, to) = (offset as u64, offset.saturating_add(len) as u64);
+    let named = hint_summaries(fs, &hint, seg.id)?;
+    let lost: Vec<Summary> = named
+        .into_iter()
+        .filter(|(s, at)| *at < to && at + u64::from(s.len) > from)
+        .map(|(s, _)| s)
+        .collect();
+    (!lost.is_empty()).then_some(lost)
 }
 
 /// Reports a damaged range and remembers the records it held, to mark their keys lost.

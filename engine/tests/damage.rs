@@ -496,6 +496,43 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
     }
 }
 
+/// A sealed segment with its header and its last frames zeroed, its hint kept: the hint
+/// cannot index it (its header is gone; the segment is scanned with a header rebuilt from
+/// its frames), but the records it names in the zeroed tail are marked lost, so that their
+/// keys read as lost and never as the older values they had overwritten (left in the ninth
+/// session's note: they came back).
+#[test]
+fn a_segment_zeroed_at_both_ends_loses_the_keys_its_hint_names_in_the_tail() {
+    let fs = SimFs::new();
+    let model = build(&fs);
+    let base = image_with_hints(&fs, true);
+    for name in files(&base, ".seg") {
+        let image = base.crash_image_now(Torn::No);
+        let path = Path::new(DIR).join(&name);
+        let mut bytes = image.read(&path).expect("read");
+        let header_len = bytes
+            .windows(4)
+            .position(|w| w == FRAME_MAGIC)
+            .expect("a frame");
+        let last = bytes
+            .windows(4)
+            .rposition(|w| w == FRAME_MAGIC)
+            .expect("a frame");
+        if last == header_len {
+            continue; // one frame: nothing would be left to rebuild the header from
+        }
+        bytes[..header_len].fill(0);
+        bytes[last..].fill(0);
+        overwrite(&image, &path, &bytes);
+        let what = format!("{name}: header and the tail from {last} zeroed, hint kept");
+        // The last frame holds at most the batch's three records.
+        let lost = check_with(&image, &model, &what, 3);
+        let store = open(&image, RecoveryPolicy::Salvage).expect("open");
+        let report = store.recovery_report();
+        assert_eq!(lost as u64, report.keys_lost, "{what}: {report:?}");
+    }
+}
+
 /// A sealed segment cut short inside its last frame, its hint kept: the hint (which names a
 /// longer segment) is not used to index it, but the records it names past the file's end are
 /// marked lost, so that their keys read as errors and never as the older values they had
