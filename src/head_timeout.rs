@@ -1,63 +1,93 @@
 //! The header read timeout, per connection rather than per request: a connection that waits
-//! longer than the timeout for its next request head (from its opening, or from the last
-//! bytes of the previous response) is closed, as hyper's `header_read_timeout` would, but a
-//! request costs two plain stores instead of a timer armed and disarmed.
+//! longer than the timeout for its next request head (from its opening, or from the end of
+//! the previous response) is closed, as hyper's `header_read_timeout` would, but a request
+//! costs a few plain stores and a reference count instead of a timer armed and disarmed.
 //!
 //! hyper's own timeout boxed a sleep for every request head, registered it in tokio's timer
 //! wheel when the head was not read at once (every keep-alive request) and took it out again
-//! once it was: 1,330 instructions of a GET's 17,900 (callgrind, `benches/RESULTS.md`).
+//! once it was: 1,270 instructions of a GET's 17,900 (callgrind, `benches/RESULTS.md`).
 //!
-//! Here the connection's I/O wrapper ([`Watched`]) notes every write that made progress, and
-//! the service notes every head it is handed ([`HeadWatch::head_read`]); a watchdog task per
-//! connection looks at the note every quarter of the timeout and aborts the connection's
-//! task when it has seen it unchanged, and waiting for a head, four times in a row. So a
-//! connection is closed between 1 and 1.25 timeouts after it began to wait for a head.
-//! Reads never count as progress: a client sending a head a byte at a time is cut off as
-//! hyper cut it off. A response the client does not read (a write pending) counts as
-//! waiting, so a stalled reader is cut off too (hyper's timeout left it open).
+//! Here the service counts the requests in flight ([`HeadWatch::request_started`], whose
+//! guard rides on the response body and counts the request done when hyper drops the body,
+//! having sent it or not), and the connection's I/O wrapper ([`Watched`]) notes every write
+//! that made progress. A watchdog task per connection looks every quarter of the timeout
+//! and aborts the connection's task once it has seen no request in flight and nothing
+//! happen four times in a row: so a connection is closed between 1 and 1.25 timeouts after
+//! it began to wait for a head. Reads never count as progress: a client sending a head a
+//! byte at a time is cut off as hyper cut it off. A request in flight is never cut off,
+//! however slowly its body arrives (`Expect: 100-continue` uploads), its handler works or
+//! its response is read (a streamed export): hyper's timeout covered none of those either.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use tokio::task::AbortHandle;
 
 /// Checks per timeout: a connection is closed within 1 + 1/`TICKS` timeouts.
 const TICKS: u32 = 4;
 
-/// What a connection last did: bit 0 set while it waits for a request head, the other bits
-/// count events (writes that made progress, heads read).
+/// What a connection is doing: requests in flight, and a count of events (requests begun
+/// and ended, writes that made progress) for the watchdog to see change.
 #[derive(Debug, Default)]
-pub struct HeadWatch(AtomicU64);
+pub struct HeadWatch {
+    in_flight: AtomicU32,
+    events: AtomicU32,
+}
+
+/// A request in flight on its connection, until dropped (with the response body it rides
+/// on, see [`Tracked`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<HeadWatch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // One task drives a connection, its service and its bodies: plain stores suffice.
+        let w = &self.0;
+        w.in_flight.store(
+            w.in_flight.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
+        w.event();
+    }
+}
 
 impl HeadWatch {
     /// A new connection's, waiting for its first head.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self(AtomicU64::new(1)))
+        Arc::new(Self::default())
     }
 
-    /// The service was handed a request head: the connection no longer waits for one.
-    pub fn head_read(&self) {
-        self.note(false);
+    /// The service was handed a request head: the request is in flight until the guard is
+    /// dropped.
+    pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.in_flight.store(
+            self.in_flight.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
+        self.event();
+        InFlight(self.clone())
     }
 
-    /// Response bytes went out: the connection waits for the next head from now on.
+    /// Response bytes went out.
     fn wrote(&self) {
-        self.note(true);
+        self.event();
     }
 
-    // One task drives a connection and its service, so a load and a store do not race.
-    fn note(&self, waiting: bool) {
-        let next = (self.0.load(Ordering::Relaxed) | 1).wrapping_add(2);
-        self.0
-            .store(if waiting { next } else { next & !1 }, Ordering::Relaxed);
+    fn event(&self) {
+        self.events.store(
+            self.events.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    /// `None` while a request is in flight, else the event count.
+    fn idle_since(&self) -> Option<u32> {
+        (self.in_flight.load(Ordering::Relaxed) == 0).then(|| self.events.load(Ordering::Relaxed))
     }
 }
 
@@ -65,15 +95,15 @@ impl HeadWatch {
 /// head; returns when the connection's task has ended, whichever way.
 pub async fn watch(watch: Arc<HeadWatch>, conn: AbortHandle, timeout: Duration) {
     let tick = (timeout / TICKS).max(Duration::from_millis(1));
-    let mut seen = watch.get();
+    let mut seen = watch.idle_since();
     let mut quiet = 0;
     loop {
         tokio::time::sleep(tick).await;
         if conn.is_finished() {
             return;
         }
-        let now = watch.get();
-        if now != seen || now & 1 == 0 {
+        let now = watch.idle_since();
+        if now.is_none() || now != seen {
             seen = now;
             quiet = 0;
             continue;
@@ -87,6 +117,43 @@ pub async fn watch(watch: Arc<HeadWatch>, conn: AbortHandle, timeout: Duration) 
             conn.abort();
             return;
         }
+    }
+}
+
+/// A response body that keeps its request counted in flight until hyper drops it.
+#[derive(Debug)]
+pub struct Tracked<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B> Tracked<B> {
+    /// `body`, holding `in_flight` until dropped.
+    pub fn new(body: B, in_flight: InFlight) -> Self {
+        Self {
+            body,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -158,20 +225,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn heads_and_writes_flip_the_waiting_bit_and_count() {
+    fn requests_in_flight_and_events_are_counted() {
         let w = HeadWatch::new();
-        let first = w.get();
-        assert_eq!(first & 1, 1, "a new connection waits for a head");
-        w.head_read();
-        let reading = w.get();
-        assert_eq!(reading & 1, 0, "a head read: not waiting");
-        assert_ne!(reading >> 1, first >> 1, "an event is counted");
+        let first = w.idle_since().expect("a new connection is idle");
+        let a = w.request_started();
+        assert_eq!(w.idle_since(), None, "a request in flight");
+        let b = w.request_started();
+        drop(a);
+        assert_eq!(w.idle_since(), None, "a pipelined request still in flight");
         w.wrote();
-        let written = w.get();
-        assert_eq!(written & 1, 1, "a response written: waiting again");
-        assert_ne!(written >> 1, reading >> 1);
+        drop(b);
+        let after = w.idle_since().expect("idle once every request is done");
+        assert_ne!(after, first, "events are counted");
         w.wrote();
-        assert_ne!(w.get(), written, "each write is an event");
+        assert_ne!(w.idle_since(), Some(after), "each write is an event");
     }
 
     #[tokio::test(start_paused = true)]
@@ -191,32 +258,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_connection_inside_a_request_or_making_progress_is_left_alone() {
+    async fn a_request_in_flight_is_never_cut_off_and_the_wait_starts_when_it_ends() {
         let timeout = Duration::from_secs(8);
         let conn = tokio::spawn(std::future::pending::<()>());
         let w = HeadWatch::new();
         let watcher = tokio::spawn(watch(w.clone(), conn.abort_handle(), timeout));
-        // Inside a request (a slow handler) for three timeouts.
-        w.head_read();
+        // A request in flight for three timeouts, its only write early on (a 100 Continue,
+        // then a slow body; or a response head, then a slow stream).
+        let request = w.request_started();
+        w.wrote();
         tokio::time::sleep(timeout * 3).await;
-        assert!(
-            !conn.is_finished(),
-            "a request in progress is not timed out"
-        );
-        // A response written slowly: a write every half timeout.
-        for _ in 0..6 {
-            w.wrote();
-            tokio::time::sleep(timeout / 2).await;
-        }
-        assert!(
-            !conn.is_finished(),
-            "writes that make progress are not timed out"
-        );
-        // Then nothing: closed within the timeout and a tick.
-        tokio::time::sleep(timeout + timeout / TICKS).await;
+        assert!(!conn.is_finished(), "a request in flight is not timed out");
+        drop(request);
+        let ended = tokio::time::Instant::now();
+        tokio::time::sleep(timeout - Duration::from_millis(1)).await;
+        assert!(!conn.is_finished(), "not before the timeout");
+        tokio::time::sleep(timeout / TICKS + Duration::from_millis(2)).await;
         assert!(
             conn.is_finished(),
-            "then it waits for a head, and is closed"
+            "closed after {:?} waiting",
+            ended.elapsed()
         );
         watcher.await.expect("the watchdog ends");
     }
@@ -227,7 +288,7 @@ mod tests {
         let handle = conn.abort_handle();
         conn.await.expect("ran");
         let w = HeadWatch::new();
-        w.head_read();
+        let _request = w.request_started();
         tokio::time::timeout(
             Duration::from_secs(1),
             watch(w, handle, Duration::from_secs(4)),

@@ -24,7 +24,7 @@ use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
 use crate::faults::{self, DamagedReads};
-use crate::head_timeout::{self, HeadWatch, Watched};
+use crate::head_timeout::{self, HeadWatch, Tracked, Watched};
 use crate::http::blocking;
 use crate::metrics::Metrics;
 use crate::router;
@@ -178,9 +178,12 @@ pub async fn run(
         let heads = HeadWatch::new();
         let heads_read = heads.clone();
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            heads_read.head_read();
+            let in_flight = heads_read.request_started();
             let state = state.clone();
-            async move { Ok::<_, Infallible>(router::serve(state, req, peer).await) }
+            async move {
+                let resp = router::serve(state, req, peer).await;
+                Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, in_flight)))
+            }
         });
         let io = Watched::new(TokioIo::new(stream), heads.clone());
         let conn = graceful.watch(builder.serve_connection(io, service));

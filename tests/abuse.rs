@@ -292,6 +292,46 @@ async fn a_keep_alive_connection_gets_the_header_timeout_anew_after_each_respons
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_after_100_continue_is_not_cut_off_by_the_header_timeout() {
+    let a = start().await;
+    let timeout = Duration::from_millis(300);
+    let mut conn = TcpStream::connect(a.s.addr).await.expect("connect");
+    let body = [b'u'; 500];
+    let head = format!(
+        "POST /c/slow-upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SAMPLE_JWT}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    let mut got = vec![0u8; 25];
+    tokio::time::timeout(BOUND, conn.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("100 Continue");
+    assert!(
+        got.starts_with(b"HTTP/1.1 100 Continue"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // The body in five parts, four timeouts in all: the request is in flight, never cut off.
+    for part in body.chunks(100) {
+        tokio::time::sleep(timeout).await;
+        conn.write_all(part).await.expect("a part of the body");
+    }
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(BOUND, conn.read_exact(&mut answer))
+        .await
+        .expect("in time")
+        .expect("the answer");
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 201",
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    alive(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_http_and_invalid_utf8() {
     let a = start().await;
     for bytes in [
