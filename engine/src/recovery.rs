@@ -52,6 +52,9 @@ pub struct Recovered {
     pub report: RecoveryReport,
     /// The sealed lengths the seal log gave (`seals.rs`), of the segment files there are.
     pub seals: HashMap<u32, u64>,
+    /// The seal log could not be read: the open leaves it as it is (not written anew from
+    /// what this open knows, which would erase what it held).
+    pub seals_unreadable: bool,
 }
 
 #[derive(Debug, Default)]
@@ -329,13 +332,16 @@ pub fn recover(
     let mut leftovers = Vec::new();
     // The log is advice: one that cannot be read (a bad sector) costs its checks, reported,
     // never the open.
-    let mut seals = crate::seals::read(fs, dir).unwrap_or_else(|e| {
-        report.ignored_files.push(format!(
-            "{}: unreadable ({e}): the lengths segments were sealed with are unknown, so zeros over a sealed segment's end can pass for the unused tail of one being appended to",
-            dir.join(crate::seals::SEALS_FILE).display()
-        ));
-        crate::seals::Seals::default()
-    });
+    let (mut seals, seals_unreadable) = match crate::seals::read(fs, dir) {
+        Ok(seals) => (seals, false),
+        Err(e) => {
+            report.ignored_files.push(format!(
+                "{}: unreadable ({e}): the lengths segments were sealed with are unknown, so zeros over a sealed segment's end can pass for the unused tail of one being appended to; the log is left as it is and no segment is removed as blank",
+                dir.join(crate::seals::SEALS_FILE).display()
+            ));
+            (crate::seals::Seals::default(), true)
+        }
+    };
     if let Some(first) = seals.damaged.first() {
         report.ignored_files.push(format!(
             "{}: {} entries fail their check, the first at offset {first} (their segments are judged by their ends)",
@@ -401,11 +407,13 @@ pub fn recover(
                 )));
             }
             Err(SegmentOpenError::Format(e)) => {
-                // The seal log names segments that held data when sealed: never blank.
-                let sealed = seals
-                    .lengths
-                    .get(&id)
-                    .is_some_and(|&l| l > format::SEGMENT_HEADER_LEN as u64);
+                // The seal log names segments that held data when sealed: never blank. An
+                // unreadable log might have named it.
+                let sealed = seals_unreadable
+                    || seals
+                        .lengths
+                        .get(&id)
+                        .is_some_and(|&l| l > format::SEGMENT_HEADER_LEN as u64);
                 let bytes = fs.read(&path)?;
                 if !sealed && bytes.iter().all(|&b| b == 0) {
                     // Created but its header never reached the disk: it holds nothing.
@@ -589,6 +597,7 @@ pub fn recover(
         max_segment_id,
         report,
         seals: seals.lengths,
+        seals_unreadable,
     })
 }
 
@@ -755,14 +764,21 @@ fn load_hinted(
         }
         match load_from_hint(fs, path, &seg, replay, report) {
             HintOutcome::Loaded(mut stats) => {
-                if let Some(mut damaged) = damage_before_the_end(fs, &seg, stats.data_len)? {
-                    // The hint indexed records in the damaged range: each is marked lost,
-                    // and `mark_lost` takes it out of the index, so that its key reads as
-                    // lost (and is counted) rather than failing its check at every read.
+                if let Some((mut damaged, intact)) =
+                    damage_before_the_end(fs, &seg, stats.data_len)?
+                {
+                    // The hint indexed records in the damaged range: each put the scan did
+                    // not find intact there is marked lost, and `mark_lost` takes it out of
+                    // the index, so that its key reads as lost (and is counted) rather than
+                    // failing its check at every read. Tombstones and namespace records are
+                    // whole in the hint: they stay as it indexed them.
                     if let Some(named) = hint_summaries(fs, path, seg.id) {
                         let mut records = 0;
                         for (summary, offset) in named {
-                            if offset + u64::from(summary.len) > damaged.offset {
+                            if summary.op == Op::Put as u8
+                                && offset + u64::from(summary.len) > damaged.offset
+                                && intact.binary_search(&offset).is_err()
+                            {
                                 replay.lost.push((summary, seg.id, offset));
                                 records += 1;
                             }
@@ -941,11 +957,13 @@ fn load_from_hint(
 /// 1 segments have no trailer); if it does not, say zeros over its last frames, the segment
 /// is scanned to find where its data stops being intact, and that range is reported (the
 /// caller marks the records the hint names there lost).
+/// Also returns the offsets of the records the scan found intact from the range's start on
+/// (damage in the middle as well as at the end: the range spans intact records).
 fn damage_before_the_end(
     fs: &dyn FileSystem,
     seg: &Segment,
     data_len: u64,
-) -> std::io::Result<Option<DamagedRange>> {
+) -> std::io::Result<Option<(DamagedRange, Vec<u64>)>> {
     let (header, end) = (&seg.header, usize::try_from(data_len).unwrap_or(usize::MAX));
     if header.format == format::FORMAT_V1 || end <= header.data_start() {
         return Ok(None);
@@ -965,13 +983,22 @@ fn damage_before_the_end(
         .first()
         .map_or(scanned.end, |d| d.offset)
         .min(end);
-    Ok(Some(DamagedRange {
-        segment: seg.id,
-        offset: offset as u64,
-        len: (end - offset).max(1) as u64,
-        records: None,
-        problem: "the data fails its checks before the length its hint names (the records the hint indexed there read as errors)".to_string(),
-    }))
+    let intact = scanned
+        .records
+        .iter()
+        .filter(|(at, _)| *at >= offset)
+        .map(|(at, _)| *at as u64)
+        .collect();
+    Ok(Some((
+        DamagedRange {
+            segment: seg.id,
+            offset: offset as u64,
+            len: (end - offset).max(1) as u64,
+            records: None,
+            problem: "the data fails its checks before the length its hint names (the records the hint indexed there read as errors)".to_string(),
+        },
+        intact,
+    )))
 }
 
 /// What a frame trailer would say of the record a hint entry names.
@@ -1100,7 +1127,10 @@ fn scan_segment(
     });
     if let Some(mut damaged) = torn.or(sealed_damage) {
         if damaged.lost.is_none() {
-            damaged.lost = named_in(fs, &seg, damaged.offset, damaged.len);
+            // Only what the file still spans: records past its end (a file cut short) are
+            // the short hint's to report.
+            let len = damaged.len.min(bytes.len().saturating_sub(damaged.offset));
+            damaged.lost = named_in(fs, &seg, damaged.offset, len);
         }
         note_damaged(id, &damaged, replay, report);
         stats.damaged = true;

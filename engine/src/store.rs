@@ -408,7 +408,7 @@ impl Store {
             fs.sync_dir(dir).map_err(io_err(dir))?;
         }
         // After the active segment, which on a nearly full disk comes first.
-        let seals = if read_only {
+        let seals = if read_only || recovered.seals_unreadable {
             crate::seals::SealLog::none(dir)
         } else {
             write_seal_log(&fs, dir, &mut state, &recovered.seals)

@@ -496,6 +496,89 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
     }
 }
 
+/// Damage in the middle of a hinted segment as well as zeros over its end: the range
+/// reported runs from the first damage to the end, but only the records the scan did not
+/// find intact in it are marked lost; the intact ones between keep their keys (found by
+/// review: every record after the first damage was taken out of the index).
+#[test]
+fn a_hinted_segment_damaged_in_the_middle_and_at_the_end_keeps_its_intact_records() {
+    let fs = SimFs::new();
+    let model = build(&fs);
+    let base = image_with_hints(&fs, true);
+    let mut tried = 0;
+    for name in files(&base, ".seg") {
+        let image = base.crash_image_now(Torn::No);
+        let path = Path::new(DIR).join(&name);
+        let mut bytes = image.read(&path).expect("read");
+        let frames: Vec<usize> = bytes
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == FRAME_MAGIC)
+            .map(|(i, _)| i)
+            .collect();
+        if frames.len() < 6 {
+            continue;
+        }
+        tried += 1;
+        // A byte in the second frame's body, and everything from the last frame on.
+        bytes[frames[1] + 40] ^= 0x55;
+        let last = frames[frames.len() - 1];
+        bytes[last..].fill(0);
+        overwrite(&image, &path, &bytes);
+        let what = format!("{name}: frame 2 and the tail from {last} damaged, hint kept");
+        // The second frame's record and the last frame's (at most the batch's three).
+        check_with(&image, &model, &what, 4);
+    }
+    assert!(tried > 0, "no segment had frames enough");
+}
+
+/// A tombstone in the zeroed tail of a hinted segment: the hint holds all of it, so the
+/// key stays deleted (neither lost nor its older value back).
+#[test]
+fn a_tombstone_in_a_damaged_tail_stays_a_tombstone_from_the_hint() {
+    let fs = SimFs::new();
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("open");
+    store
+        .put(b"ns", b"gone", b"the old value", PutOptions::default())
+        .expect("put");
+    for i in 0..5 {
+        store
+            .put(
+                b"ns",
+                format!("x{i}").as_bytes(),
+                b"kept",
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+    store.delete(b"ns", b"gone").expect("delete");
+    drop(store);
+    let image = fs.crash_image_now(Torn::No);
+    let name = files(&image, ".seg")
+        .into_iter()
+        .find(|n| files(&image, ".hint").contains(&n.replace(".seg", ".hint")))
+        .expect("a hinted segment");
+    let path = Path::new(DIR).join(&name);
+    let mut bytes = image.read(&path).expect("read");
+    let last = bytes
+        .windows(4)
+        .rposition(|w| w == FRAME_MAGIC)
+        .expect("a frame");
+    bytes[last..].fill(0);
+    overwrite(&image, &path, &bytes);
+    let store = open(&image, RecoveryPolicy::Salvage).expect("open");
+    assert!(
+        !store.recovery_report().damaged.is_empty(),
+        "{:?}",
+        store.recovery_report()
+    );
+    assert_eq!(store.get(b"ns", b"gone").expect("deleted, not lost"), None);
+    for i in 0..5 {
+        let v = store.get(b"ns", format!("x{i}").as_bytes()).expect("read");
+        assert_eq!(v.map(|v| v.value.to_vec()), Some(b"kept".to_vec()));
+    }
+}
+
 /// A sealed segment with its header and its last frames zeroed, its hint kept: the hint
 /// cannot index it (its header is gone; the segment is scanned with a header rebuilt from
 /// its frames), but the records it names in the zeroed tail are marked lost, so that their

@@ -970,6 +970,10 @@ fn an_unreadable_seal_log_is_reported_and_the_store_opens() {
     assert!(log.exists(), "the store logged its sealed segments");
     std::fs::remove_file(&log).expect("remove");
     std::fs::create_dir(&log).expect("a directory in its place");
+    // A segment file of zeros: blank, or a sealed one zeroed whole, which only the log could
+    // tell apart. With the log unreadable it is kept.
+    let zeroed = dir.path().join("0000000099.seg");
+    std::fs::write(&zeroed, vec![0u8; 4096]).expect("a zeroed segment");
     let report = ttlcask_engine::verify(dir.path()).expect("verify reads the rest");
     assert!(
         report
@@ -997,4 +1001,13 @@ fn an_unreadable_seal_log_is_reported_and_the_store_opens() {
         let item = store.get(b"ns", &i.to_le_bytes()).expect("read");
         assert_eq!(item.map(|v| v.value.len()), Some(100), "key {i}");
     }
+    drop(store);
+    assert!(
+        zeroed.exists(),
+        "not removed as blank while the log is unreadable"
+    );
+    assert!(
+        log.is_dir(),
+        "the unreadable log is left as it is, not written anew"
+    );
 }
