@@ -238,9 +238,20 @@ impl Inner {
             }
             slot
         };
-        let _ = self.fs.remove(&self.dir.join(segment::hint_file_name(id)));
+        let hint = self.dir.join(segment::hint_file_name(id));
+        let damaged = slot.as_ref().is_some_and(|s| s.damaged);
+        // A damaged segment's hint goes aside with it (its records are what the next open
+        // marks lost where the evidence's bytes no longer hold them); else it goes.
+        let hint_aside = damaged
+            && self
+                .fs
+                .rename(&hint, &self.dir.join(segment::evidence_hint_file_name(id)))
+                .is_ok();
+        if !hint_aside {
+            let _ = self.fs.remove(&hint);
+        }
         let path = self.dir.join(segment::segment_file_name(id));
-        if slot.as_ref().is_some_and(|s| s.damaged) {
+        if damaged {
             // Kept as evidence, and so that the next open learns again which keys it lost.
             let aside = self.dir.join(segment::evidence_file_name(id));
             if self.fs.rename(&path, &aside).is_ok() {

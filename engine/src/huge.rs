@@ -456,15 +456,26 @@ mod tests {
     fn collapse_moves_new_blocks_onto_huge_pages_and_keeps_their_contents() {
         let mut v: Vec<u8, HugePages> = Vec::with_capacity_in(2 * HUGE_PAGE, HugePages);
         v.extend((0..2 * HUGE_PAGE).map(|i| (i % 253) as u8));
-        // Another test's store may run `collapse_new` first and take this block.
+        // Another test's store may be running `collapse_new` (ours then returns at once) and
+        // take this block, or have listed its blocks before this one: asked again until the
+        // block is on huge pages, for at most 10 s.
         collapse_new();
         assert!(v.iter().enumerate().all(|(i, &b)| b == (i % 253) as u8));
         if !cfg!(target_os = "linux") || !kernel_has_huge_pages() {
             eprintln!("SKIPPED: no transparent huge pages here; checked the contents only");
             return;
         }
-        let kb = huge_kb_at(v.as_ptr() as usize).expect("the block's mapping in smaps");
+        let started = std::time::Instant::now();
+        let kb = loop {
+            let kb = huge_kb_at(v.as_ptr() as usize).expect("the block's mapping in smaps");
+            if kb >= 2 * 2048 || started.elapsed() > std::time::Duration::from_secs(10) {
+                break kb;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            collapse_new();
+        };
         assert!(kb >= 2 * 2048, "{kb} kB of the block on huge pages");
+        assert!(v.iter().enumerate().all(|(i, &b)| b == (i % 253) as u8));
     }
 
     #[test]

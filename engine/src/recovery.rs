@@ -1254,19 +1254,43 @@ fn load_evidence(
     report: &mut RecoveryReport,
 ) -> std::io::Result<()> {
     let bytes = fs.read(path)?;
-    let header = match format::decode_segment_header(&bytes) {
-        Ok(h) => h,
-        Err(e) => {
-            report.ignored_files.push(format!(
-                "{}: damaged segment kept as evidence, header unreadable ({e:?})",
-                path.display()
-            ));
-            return Ok(());
+    // The offsets of the records its bytes still hold intact.
+    let mut intact = HashSet::new();
+    match format::decode_segment_header(&bytes) {
+        Ok(header) => {
+            let scanned = scan::scan(&bytes, &header, false);
+            for d in &scanned.damaged {
+                note_damaged(id, d, replay, report);
+            }
+            intact.extend(scanned.records.iter().map(|(at, _)| *at as u64));
         }
-    };
-    let scanned = scan::scan(&bytes, &header, false);
-    for d in &scanned.damaged {
-        note_damaged(id, d, replay, report);
+        Err(e) => report.ignored_files.push(format!(
+            "{}: damaged segment kept as evidence, header unreadable ({e:?})",
+            path.display()
+        )),
+    }
+    // The puts its hint names that its bytes no longer hold intact (zeros over its end, say,
+    // where the scan sees only the end of the data; every one, if its header is gone): lost.
+    // Those compaction copied out are found at the same version elsewhere, which drops their
+    // marks (`Replay::mark_lost`).
+    let hint = path.with_file_name(segment::evidence_hint_file_name(id));
+    if let Some(named) = hint_summaries(fs, &hint, id) {
+        let lost: Vec<(Summary, u64)> = named
+            .into_iter()
+            .filter(|(s, at)| s.op == Op::Put as u8 && !intact.contains(at))
+            .collect();
+        if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+            report.damaged.push(DamagedRange {
+                segment: id,
+                offset: first.1,
+                len: (last.1 + u64::from(last.0.len)).saturating_sub(first.1).max(1),
+                records: Some(lost.len() as u64),
+                problem: "records the damaged segment's hint names that its bytes no longer hold: lost, their keys known".to_string(),
+            });
+        }
+        for (summary, offset) in lost {
+            replay.lost.push((summary, id, offset));
+        }
     }
     Ok(())
 }

@@ -30,6 +30,13 @@ pub fn evidence_file_name(id: u32) -> String {
     format!("{id:010}.{EVIDENCE_EXTENSION}")
 }
 
+/// File name of the hint of segment `id` kept beside its evidence file: what the segment
+/// held, so that an open after compaction still knows which of its keys were lost where its
+/// own bytes cannot say (zeros over its end).
+pub fn evidence_hint_file_name(id: u32) -> String {
+    format!("{id:010}.{EVIDENCE_EXTENSION}-hint")
+}
+
 /// Parses `0000000012.seg` into 12.
 pub fn parse_file_name(name: &str, extension: &str) -> Option<u32> {
     let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
