@@ -101,7 +101,7 @@ pub fn verify_with_progress(
             report.damage.push(Damage {
                 file: entry.path(),
                 offset: None,
-                problem: "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as errors while it is here (delete it once inspected to forget them)".to_string(),
+                problem: "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as errors while it is here (delete it and its .damaged-hint once inspected to forget them)".to_string(),
             });
         } else if name.ends_with(".tmp") && name != crate::space::RESERVE_FILE {
             report.warnings.push(format!(
