@@ -14,10 +14,16 @@ cd "$root"
 examples=${TTLCASK_SCHEMATHESIS_EXAMPLES:-25}
 venv=${TTLCASK_SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}
 version=4.32.5
+# hypothesis pinned too: 6.170.27 (released 2026-12-07) describes filter lambdas by
+# parsing their module's source with `ast.parse`, which on CPython 3.11.7 fails inside
+# schemathesis's deep generators ("AST constructor recursion depth mismatch"), a runtime
+# error in the Akka pass that has nothing to do with the server. 6.170.23 does not.
+hypothesis=6.170.23
 
-if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
+if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version" ||
+    ! "$venv/bin/python" -c "import hypothesis, sys; sys.exit(hypothesis.__version__ != '$hypothesis')" 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" "hypothesis==$hypothesis"
 fi
 
 source "$root/tests/support/dev-server.sh"
