@@ -501,6 +501,15 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
                     "{what}: {:?}",
                     files(&image, "")
                 );
+                // Every hint left is a live segment's: the compacted ones' went with them.
+                let segs = files(&image, ".seg");
+                for hint in files(&image, ".hint") {
+                    assert!(
+                        segs.contains(&hint.replace(".hint", ".seg")),
+                        "{what}: {hint} outlived its segment: {:?}",
+                        files(&image, "")
+                    );
+                }
                 let after = check_with(&image, &model, &format!("{what}, compacted"), 3);
                 assert_eq!(after, lost, "{what}: the same keys lost after compaction");
             }
