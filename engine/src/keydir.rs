@@ -492,7 +492,7 @@ impl KeyDir {
     pub fn insert_if_newer(&mut self, key: &[u8], entry: Entry) {
         if let Some(p) = self.find(key) {
             let slot = self.arena.slot_mut(p);
-            if read_meta(slot).version < entry.version {
+            if supersedes(&entry, &read_meta(slot)) {
                 write_meta(slot, &entry);
             }
             return;
@@ -873,8 +873,10 @@ impl Bulk {
                 dir.live += 1;
                 continue;
             };
-            let newer =
-                read_meta(arena.slot(*present)).version < read_meta(arena.slot(place)).version;
+            let newer = supersedes(
+                &read_meta(arena.slot(place)),
+                &read_meta(arena.slot(*present)),
+            );
             let loser = if newer {
                 std::mem::replace(present, place)
             } else {
@@ -888,6 +890,15 @@ impl Bulk {
         dir.maybe_rewrite();
         self.dir
     }
+}
+
+/// Whether `new` takes the place of `old` for their key when a store is read back: the
+/// higher version, and of two copies of one record (the same version: a compaction's output
+/// and its input, both found after a crash mid-compaction) the later segment's, the copy
+/// that outlives its input. Which copy came first used to decide, so the index could keep
+/// an input's damaged copy over the output's intact one, and read the key as lost.
+fn supersedes(new: &Entry, old: &Entry) -> bool {
+    (new.version, new.segment) > (old.version, old.segment)
 }
 
 /// Items of one bucket that [`Bulk::finish`] compares hashes with before it asks the table.
@@ -994,6 +1005,52 @@ mod tests {
         let mut expected: Vec<_> = model.into_iter().collect();
         expected.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(listed, expected);
+    }
+
+    #[test]
+    fn of_two_copies_of_one_record_the_later_segments_is_kept_whatever_the_order() {
+        let copy = |segment| Entry {
+            segment,
+            ..entry(42)
+        };
+        for (first, second) in [(3, 9), (9, 3)] {
+            let mut dir = KeyDir::default();
+            dir.insert_if_newer(b"k", copy(first));
+            dir.insert_if_newer(b"k", copy(second));
+            assert_eq!(
+                dir.get(b"k").map(|e| e.segment),
+                Some(9),
+                "{first} then {second}"
+            );
+            let mut bulk = Bulk::default();
+            bulk.insert_if_newer(b"k", copy(first));
+            bulk.insert_if_newer(b"k", copy(second));
+            let mut replaced = Vec::new();
+            let dir = bulk.finish(|e| replaced.push(e.segment));
+            assert_eq!(
+                dir.get(b"k").map(|e| e.segment),
+                Some(9),
+                "{first} then {second}"
+            );
+            assert_eq!(replaced, [3], "the input's copy is the one replaced");
+        }
+        // A newer version still wins over a later segment.
+        let mut dir = KeyDir::default();
+        dir.insert_if_newer(
+            b"k",
+            Entry {
+                segment: 2,
+                ..entry(43)
+            },
+        );
+        dir.insert_if_newer(
+            b"k",
+            Entry {
+                segment: 9,
+                ..entry(42)
+            },
+        );
+        assert_eq!(dir.get(b"k").map(|e| (e.version, e.segment)), Some((43, 2)));
     }
 
     #[test]
