@@ -481,6 +481,7 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
                     range.records.is_some_and(|n| n >= 1),
                     "{what}: the hint's records there are counted: {report:?}"
                 );
+                assert_eq!(range.len, (len - last) as u64, "{what}: {report:?}");
                 assert!(report.keys_lost >= 1, "{what}: {report:?}");
                 assert_eq!(lost as u64, report.keys_lost, "{what}: {report:?}");
                 for (ns, key) in model.keys() {
