@@ -1131,6 +1131,9 @@ fn scan_segment(
             // the short hint's to report.
             let len = damaged.len.min(bytes.len().saturating_sub(damaged.offset));
             damaged.lost = named_in(fs, &seg, damaged.offset, len);
+            if damaged.lost.is_some() {
+                damaged.problem = "the data ends here, before its length: the records the segment's hint names there are lost, their keys known";
+            }
         }
         note_damaged(id, &damaged, replay, report);
         stats.damaged = true;
