@@ -14,7 +14,7 @@ cd "$root"
 examples=${TTLCASK_SCHEMATHESIS_EXAMPLES:-25}
 venv=${TTLCASK_SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}
 version=4.32.5
-# hypothesis pinned too: 6.170.27 (released 2026-12-07) describes filter lambdas by
+# hypothesis pinned too: 6.170.27 (newer than the last passing run) describes filter lambdas by
 # parsing their module's source with `ast.parse`, which on CPython 3.11.7 fails inside
 # schemathesis's deep generators ("AST constructor recursion depth mismatch"), a runtime
 # error in the Akka pass that has nothing to do with the server. 6.170.23 does not.
