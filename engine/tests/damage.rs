@@ -85,6 +85,26 @@ fn build(fs: &SimFs) -> Model {
 /// A frame's first bytes (format 2).
 const FRAME_MAGIC: [u8; 4] = [0xF2, b'T', b'C', 0x9A];
 
+/// Where a frame magic stands in a segment's `bytes`, in order.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .windows(FRAME_MAGIC.len())
+        .enumerate()
+        .filter(|(_, w)| *w == FRAME_MAGIC)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Where a segment's first frame starts (the end of its header).
+fn first_frame(bytes: &[u8]) -> usize {
+    *frame_starts(bytes).first().expect("a frame")
+}
+
+/// Where a segment's last frame starts.
+fn last_frame(bytes: &[u8]) -> usize {
+    *frame_starts(bytes).last().expect("a frame")
+}
+
 /// Writes `bytes` over the start of the file at `path`, synced.
 fn overwrite(fs: &SimFs, path: &Path, bytes: &[u8]) {
     let f = fs.open(path).expect("open file");
@@ -375,10 +395,7 @@ fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
             let image = base.crash_image_now(Torn::No);
             let path = Path::new(DIR).join(&name);
             let mut bytes = image.read(&path).expect("read");
-            let header_len = bytes
-                .windows(4)
-                .position(|w| w == FRAME_MAGIC)
-                .expect("a frame");
+            let header_len = first_frame(&bytes);
             bytes[..header_len].fill(0);
             overwrite(&image, &path, &bytes);
             let what = format!("header of {name} zeroed (hints kept: {with_hints})");
@@ -416,10 +433,7 @@ fn a_zeroed_segment_header_is_reported_and_its_records_kept() {
     let name = files(&image, ".seg")[0].clone();
     let path = Path::new(DIR).join(&name);
     let mut bytes = image.read(&path).expect("read");
-    let header_len = bytes
-        .windows(4)
-        .position(|w| w == FRAME_MAGIC)
-        .expect("a frame");
+    let header_len = first_frame(&bytes);
     bytes[..header_len + 4].fill(0);
     overwrite(&image, &path, &bytes);
     check_with(&image, &model, "header and first magic zeroed", 3);
@@ -449,10 +463,7 @@ fn a_zeroed_tail_of_a_sealed_segment_is_reported_not_cut() {
             let mut bytes = image.read(&path).expect("read");
             let len = bytes.len();
             // From the start of its last frame to the end.
-            let last = bytes
-                .windows(4)
-                .rposition(|w| w == FRAME_MAGIC)
-                .expect("a frame");
+            let last = last_frame(&bytes);
             bytes[last..].fill(0);
             overwrite(&image, &path, &bytes);
             let what = format!("{name} zeroed from {last} (hints kept: {with_hints})");
@@ -550,12 +561,7 @@ fn a_hinted_segment_damaged_in_the_middle_and_at_the_end_keeps_its_intact_record
         let image = base.crash_image_now(Torn::No);
         let path = Path::new(DIR).join(&name);
         let mut bytes = image.read(&path).expect("read");
-        let frames: Vec<usize> = bytes
-            .windows(4)
-            .enumerate()
-            .filter(|(_, w)| *w == FRAME_MAGIC)
-            .map(|(i, _)| i)
-            .collect();
+        let frames = frame_starts(&bytes);
         if frames.len() < 6 {
             continue;
         }
@@ -600,10 +606,7 @@ fn a_tombstone_in_a_damaged_tail_stays_a_tombstone_from_the_hint() {
         .expect("a hinted segment");
     let path = Path::new(DIR).join(&name);
     let mut bytes = image.read(&path).expect("read");
-    let last = bytes
-        .windows(4)
-        .rposition(|w| w == FRAME_MAGIC)
-        .expect("a frame");
+    let last = last_frame(&bytes);
     bytes[last..].fill(0);
     overwrite(&image, &path, &bytes);
     let store = open(&image, RecoveryPolicy::Salvage).expect("open");
@@ -633,14 +636,8 @@ fn a_segment_zeroed_at_both_ends_loses_the_keys_its_hint_names_in_the_tail() {
         let image = base.crash_image_now(Torn::No);
         let path = Path::new(DIR).join(&name);
         let mut bytes = image.read(&path).expect("read");
-        let header_len = bytes
-            .windows(4)
-            .position(|w| w == FRAME_MAGIC)
-            .expect("a frame");
-        let last = bytes
-            .windows(4)
-            .rposition(|w| w == FRAME_MAGIC)
-            .expect("a frame");
+        let header_len = first_frame(&bytes);
+        let last = last_frame(&bytes);
         if last == header_len {
             continue; // one frame: nothing would be left to rebuild the header from
         }
@@ -677,10 +674,7 @@ fn a_sealed_segment_cut_short_loses_only_the_keys_its_hint_names_past_the_end() 
         let image = base.crash_image_now(Torn::No);
         let path = Path::new(DIR).join(&name);
         let bytes = image.read(&path).expect("read");
-        let last = bytes
-            .windows(4)
-            .rposition(|w| w == FRAME_MAGIC)
-            .expect("a frame");
+        let last = last_frame(&bytes);
         let f = image.open(&path).expect("open file");
         f.set_len(last as u64 + 10).expect("cut");
         f.sync().expect("sync");
