@@ -773,17 +773,11 @@ fn load_hinted(
                     // failing its check at every read. Tombstones and namespace records are
                     // whole in the hint: they stay as it indexed them.
                     if let Some(named) = hint_summaries(fs, path, seg.id) {
-                        let mut records = 0;
-                        for (summary, offset) in named {
-                            if summary.op == Op::Put as u8
-                                && offset + u64::from(summary.len) > damaged.offset
-                                && intact.binary_search(&offset).is_err()
-                            {
-                                replay.lost.push((summary, seg.id, offset));
-                                records += 1;
-                            }
+                        let lost = puts_not_intact(named, &intact, damaged.offset);
+                        damaged.records = Some(lost.len() as u64);
+                        for (summary, offset) in lost {
+                            replay.lost.push((summary, seg.id, offset));
                         }
-                        damaged.records = Some(records);
                         damaged.problem = "the data fails its checks before the length its hint names: the records the hint names there are lost, their keys known".to_string();
                     }
                     report.damaged.push(damaged);
@@ -1231,6 +1225,21 @@ fn named_in(fs: &dyn FileSystem, seg: &Segment, offset: usize, len: usize) -> Op
     (!lost.is_empty()).then_some(lost)
 }
 
+/// Of the records a hint names (`named`, with their offsets), the puts that end past `from`
+/// and that a scan did not find intact (`intact`: offsets in file order): lost. Tombstones
+/// and namespace records are whole in the hint. For a segment indexed from that hint, or
+/// moved aside after compaction copied its intact records out.
+fn puts_not_intact(named: Vec<(Summary, u64)>, intact: &[u64], from: u64) -> Vec<(Summary, u64)> {
+    named
+        .into_iter()
+        .filter(|(s, at)| {
+            s.op == Op::Put as u8
+                && at + u64::from(s.len) > from
+                && intact.binary_search(at).is_err()
+        })
+        .collect()
+}
+
 /// Reports a damaged range and remembers the records it held, to mark their keys lost.
 fn note_damaged(id: u32, d: &scan::Damaged, replay: &mut Replay, report: &mut RecoveryReport) {
     if let Some(lost) = &d.lost {
@@ -1257,8 +1266,8 @@ fn load_evidence(
     report: &mut RecoveryReport,
 ) -> std::io::Result<()> {
     let bytes = fs.read(path)?;
-    // The offsets of the records its bytes still hold intact.
-    let mut intact = HashSet::new();
+    // The offsets of the records its bytes still hold intact, in file order.
+    let mut intact = Vec::new();
     match format::decode_segment_header(&bytes) {
         Ok(header) => {
             let scanned = scan::scan(&bytes, &header, false);
@@ -1278,10 +1287,7 @@ fn load_evidence(
     // marks (`Replay::mark_lost`).
     let hint = path.with_file_name(segment::evidence_hint_file_name(id));
     if let Some(named) = hint_summaries(fs, &hint, id) {
-        let lost: Vec<(Summary, u64)> = named
-            .into_iter()
-            .filter(|(s, at)| s.op == Op::Put as u8 && !intact.contains(at))
-            .collect();
+        let lost = puts_not_intact(named, &intact, 0);
         if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
             report.damaged.push(DamagedRange {
                 segment: id,
