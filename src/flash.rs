@@ -62,7 +62,7 @@ impl Reply {
         let mut map = HeaderMap::with_capacity(8);
         let headers = &mut map;
         if self.body.is_some() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+            headers.insert(CONTENT_TYPE, http::content_type_value(JSON));
         }
         let success = self.status.is_success();
         headers.insert(REQUEST_ID, request_id());

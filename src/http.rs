@@ -228,7 +228,7 @@ pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into
 
 /// `content_type` as a header value: the common ones are constants, as `from_static` checks
 /// every byte at run time (270 instructions of an Akka GET for `application/octet-stream`).
-fn content_type_value(content_type: &'static str) -> HeaderValue {
+pub fn content_type_value(content_type: &'static str) -> HeaderValue {
     const JSON_VALUE: HeaderValue = HeaderValue::from_static(JSON);
     const TEXT_VALUE: HeaderValue = HeaderValue::from_static(TEXT);
     const OCTET_STREAM_VALUE: HeaderValue = HeaderValue::from_static(OCTET_STREAM);
