@@ -333,20 +333,78 @@ async fn export_from_one_server_and_import_into_another_keeps_versions_and_expir
     let expected: Vec<&str> = exported.lines().filter(live).collect();
     let expired = (exported.lines().count() - expected.len()) as u64;
     let c = c_dir.to_str().expect("utf-8").to_string();
+    // First a newer version of the first item, alone: it moves c's version counter past
+    // every version of the dump, so each namespace the dump's import then creates is newer
+    // than the items it imports into it (as when an import's earlier batches hold the
+    // newest versions). Compaction had dropped such items.
+    let mut expected: Vec<String> = expected.iter().map(|l| (*l).to_string()).collect();
+    let first = expected
+        .iter()
+        .position(|l| l.contains("\"version\""))
+        .expect("an item line");
+    let second = first
+        + 1
+        + expected[first + 1..]
+            .iter()
+            .position(|l| l.contains("\"version\""))
+            .expect("a second item line");
+    let with_version = |line: &str, version: u64| {
+        let mut line: Value = serde_json::from_str(line).expect("line");
+        line["version"] = json!(version);
+        line.to_string()
+    };
+    let import_line = |line: String| {
+        let path = tmp.path().join("one.jsonl");
+        std::fs::write(&path, format!("{line}\n")).expect("write");
+        let p = path.to_str().expect("utf-8").to_string();
+        ttlcask(args(&["import", "--data-dir", &c, &p]))
+    };
+    let newer = with_version(&expected[first], max_version + 1000);
+    let out = import_line(newer.clone()).await;
+    assert!(out.status.success(), "{out:?}");
     let out = ttlcask(args(&["import", "--data-dir", &c, &d])).await;
     assert!(out.status.success(), "{out:?}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("report");
     assert_eq!(report["expired"].as_u64(), Some(expired), "{report}");
-    assert_eq!(report["imported"].as_u64(), Some(item_count - expired));
+    assert_eq!(
+        (report["imported"].as_u64(), report["kept"].as_u64()),
+        (Some(item_count - expired - 1), Some(1)),
+        "{report}"
+    );
+    expected[first] = newer;
     let again = tmp.path().join("again.jsonl");
     let g = again.to_str().expect("utf-8").to_string();
-    let out = ttlcask(args(&["export", "--data-dir", &c, "-o", &g])).await;
-    assert!(out.status.success(), "{out:?}");
-    let again = std::fs::read_to_string(&again).expect("again");
+    let export_c = || async {
+        let out = ttlcask(args(&["export", "--data-dir", &c, "-o", &g])).await;
+        assert!(out.status.success(), "{out:?}");
+        std::fs::read_to_string(&again).expect("again")
+    };
+    let exported_c = export_c().await;
     assert!(
-        again.lines().eq(expected.iter().copied()),
+        exported_c.lines().eq(expected.iter().map(String::as_str)),
         "export → import into a stopped dir → export gives the same lines ({} against {})",
-        again.lines().count(),
+        exported_c.lines().count(),
+        expected.len()
+    );
+    // A newer version of a second item leaves its record from the dump dead, so compaction
+    // rewrites the dump's segment. It keeps every imported item.
+    let newest = with_version(&expected[second], max_version + 2000);
+    let out = import_line(newest.clone()).await;
+    assert!(out.status.success(), "{out:?}");
+    expected[second] = newest;
+    let out = ttlcask(args(&["compact", "--data-dir", &c])).await;
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("compaction report");
+    assert_eq!(report["records_lost"].as_u64(), Some(0), "{report}");
+    assert!(
+        report["records_dropped"].as_u64().is_some_and(|n| n > 0),
+        "the compaction reclaimed nothing: {report}"
+    );
+    let compacted = export_c().await;
+    assert!(
+        compacted.lines().eq(expected.iter().map(String::as_str)),
+        "compaction changed what the import stored ({} lines against {})",
+        compacted.lines().count(),
         expected.len()
     );
 }

@@ -620,7 +620,11 @@ fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
         }
     };
     let ns = st.namespaces.get(e.namespace);
-    let stale = |v: u64| ns.is_none_or(|ns| v <= ns.floor || v < ns.created_version);
+    // Hidden by a clear or a drop (the floor), or of a namespace that no longer exists. Not
+    // "older than the namespace's create record": an import keeps each item's version and
+    // creates a missing namespace with the store's next one, so its items can be older than
+    // their namespace and are live (recovery and reads agree).
+    let stale = |v: u64| ns.is_none_or(|ns| v <= ns.floor);
     match e.meta.op {
         Op::Put => {
             if stale(e.meta.version) {
