@@ -118,6 +118,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time allowed to send the request headers, in milliseconds (default 10 000).
     pub header_read_timeout_ms: u64,
+    /// Time a request body may go without a byte once the server waits for it, in
+    /// milliseconds (default 30 000); then 408 and the connection is closed.
+    pub body_idle_timeout_ms: u64,
     /// Time in-flight requests get to finish at shutdown, in milliseconds (default 30 000).
     pub shutdown_grace_ms: u64,
     /// Flash Cache request body (default 5000 bytes, as documented).
@@ -157,6 +160,7 @@ impl Default for Limits {
         Self {
             max_connections: 1024,
             header_read_timeout_ms: 10_000,
+            body_idle_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
             flash_body_bytes: 5000,
             flash_key_bytes: 256,

@@ -221,7 +221,16 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
     let Some(caller) = state.auth.flash(client_id, api_key) else {
         return Reply::fail(StatusCode::UNAUTHORIZED, "Invalid ClientId or API key");
     };
-    let Some(key) = header(&req, &DATA_KEY).map(str::to_string) else {
+    let Ok(data_key) = http::single_header(req.headers(), &DATA_KEY) else {
+        return Reply::fail(
+            StatusCode::BAD_REQUEST,
+            "Send one DataKey header, not several",
+        );
+    };
+    let Some(key) = data_key
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+    else {
         return Reply::fail(StatusCode::BAD_REQUEST, "DataKey header is required");
     };
     if !valid_data_key(&key, limits.flash_key_bytes) {

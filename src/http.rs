@@ -3,7 +3,11 @@
 //! async workers.
 
 use bytes::Bytes;
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -36,6 +40,8 @@ pub enum BodyError {
     /// The memory budget of bodies in flight is used up (for everyone, or for this
     /// tenant's half): 503 with `Retry-After`.
     Busy,
+    /// No byte of the body came for this long while the server waited for it: 408.
+    Stalled(std::time::Duration),
 }
 
 impl BodyError {
@@ -43,6 +49,7 @@ impl BodyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge(_) | Self::Read(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -55,6 +62,11 @@ impl std::fmt::Display for BodyError {
             Self::Read(e) => write!(f, "cannot read request body: {e}"),
             Self::Busy => f.write_str(
                 "the server holds as many request bodies in memory as it allows; retry shortly",
+            ),
+            Self::Stalled(idle) => write!(
+                f,
+                "the request body stopped arriving: no byte for {} ms",
+                idle.as_millis()
             ),
         }
     }
@@ -69,6 +81,11 @@ impl std::fmt::Display for BodyError {
 pub struct BodyBudget {
     total: u64,
     used: std::sync::Mutex<(u64, std::collections::HashMap<String, u64>)>,
+    /// How long a body may go without a byte while it is waited for
+    /// ([`Limits::body_idle_timeout_ms`](crate::config::Limits::body_idle_timeout_ms)):
+    /// a stalled upload would otherwise hold its connection and its share of the budget
+    /// for ever.
+    idle: std::time::Duration,
 }
 
 /// Bodies whose declared length is at most this are not counted against the budget (see
@@ -79,11 +96,12 @@ pub const UNCOUNTED_BODY_BYTES: u64 = 4096;
 const BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl BodyBudget {
-    /// A budget of `total` bytes.
-    pub fn new(total: u64) -> Arc<Self> {
+    /// A budget of `total` bytes, for bodies that may go `idle` without a byte.
+    pub fn new(total: u64, idle: std::time::Duration) -> Arc<Self> {
         Arc::new(Self {
             total,
             used: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+            idle,
         })
     }
 
@@ -182,15 +200,23 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
+    let idle = budget.map_or(Duration::MAX, |(b, _)| b.idle);
+    let read_error = |e: Box<dyn std::error::Error + Send + Sync>| match e.downcast::<Stalled>() {
+        Ok(_) => BodyError::Stalled(idle),
+        Err(e) => BodyError::Read(e.to_string()),
+    };
     // Small declared bodies skip the budget's bookkeeping (a shared lock, a per-tenant map,
     // five allocations: 1,500 of a durable POST's 31,000 instructions): together they hold
     // at most `max_connections` × UNCOUNTED_BODY_BYTES (4 MiB at the default cap).
     let budget = budget.filter(|_| declared.is_none_or(|n| n > UNCOUNTED_BODY_BYTES));
     let Some((budget, tenant)) = budget else {
-        return match Limited::new(req.into_body(), limit).collect().await {
+        return match Limited::new(Idle::new(req.into_body(), idle), limit)
+            .collect()
+            .await
+        {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-            Err(e) => Err(BodyError::Read(e.to_string())),
+            Err(e) => Err(read_error(e)),
         };
     };
     let mut held = Held {
@@ -202,9 +228,9 @@ pub async fn read_body(
     // reserved as they come.
     held.grow_to(declared.unwrap_or(0)).await?;
     let mut bytes = Vec::with_capacity(usize::try_from(held.bytes).unwrap_or(0));
-    let mut body = req.into_body();
+    let mut body = Idle::new(req.into_body(), idle);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let frame = frame.map_err(read_error)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -215,6 +241,78 @@ pub async fn read_body(
         bytes.extend_from_slice(&data);
     }
     Ok(Bytes::from_owner(Owned { bytes, _held: held }))
+}
+
+/// The error of a body that went idle too long (see [`Idle`]).
+#[derive(Debug)]
+struct Stalled;
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body stopped arriving")
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+/// A request body whose next frame must come within `idle` of being waited for. The timer
+/// starts only when a poll finds nothing (a body that came with its head never arms one)
+/// and is dropped at each frame, so time the reader spends between polls never counts.
+struct Idle<B> {
+    inner: B,
+    idle: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> Idle<B> {
+    fn new(inner: B, idle: Duration) -> Self {
+        Self {
+            inner,
+            idle,
+            timer: None,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Idle<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending if this.idle == Duration::MAX => Poll::Pending,
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A response with a body and a content type.

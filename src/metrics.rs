@@ -45,7 +45,7 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "o
 /// checks the sources against this list), plus a few a limit may answer. Anything else
 /// counts as `status="other"`, so the label set stays bounded.
 pub const STATUSES: &[u16] = &[
-    200, 201, 202, 204, 400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 500, 503, 507,
+    200, 201, 202, 204, 400, 401, 403, 404, 405, 406, 408, 409, 413, 415, 429, 500, 501, 503, 507,
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 /// Latency bucket bounds in seconds (`+Inf` follows).
@@ -601,11 +601,13 @@ mod tests {
             ("NOT_FOUND", S::NOT_FOUND),
             ("METHOD_NOT_ALLOWED", S::METHOD_NOT_ALLOWED),
             ("NOT_ACCEPTABLE", S::NOT_ACCEPTABLE),
+            ("REQUEST_TIMEOUT", S::REQUEST_TIMEOUT),
             ("CONFLICT", S::CONFLICT),
             ("PAYLOAD_TOO_LARGE", S::PAYLOAD_TOO_LARGE),
             ("UNSUPPORTED_MEDIA_TYPE", S::UNSUPPORTED_MEDIA_TYPE),
             ("TOO_MANY_REQUESTS", S::TOO_MANY_REQUESTS),
             ("INTERNAL_SERVER_ERROR", S::INTERNAL_SERVER_ERROR),
+            ("NOT_IMPLEMENTED", S::NOT_IMPLEMENTED),
             ("SERVICE_UNAVAILABLE", S::SERVICE_UNAVAILABLE),
             ("INSUFFICIENT_STORAGE", S::INSUFFICIENT_STORAGE),
         ];

@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST, RETRY_AFTER};
-use hyper::{Request, StatusCode, Version};
+use hyper::header::{
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST, RETRY_AFTER, TRANSFER_ENCODING,
+};
+use hyper::{Method, Request, StatusCode, Version};
 
 use crate::config::MetricsAccess;
 use crate::faults;
@@ -62,20 +64,27 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp {
 
 /// [`handle`] for a request from `peer`, as the accept loop calls it (an extension would
 /// allocate a map per request).
-pub async fn serve(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+pub async fn serve(state: Arc<AppState>, mut req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let started = std::time::Instant::now();
     let method = req.method().clone();
+    if method == Method::HEAD {
+        // Answered as GET (RFC 9110 section 9.3.2); hyper sends the head without the body,
+        // as it knows the request's own method.
+        *req.method_mut() = Method::GET;
+    }
     // A `Uri` clone shares its bytes: the path outlives the request without a copy.
     let uri = req.uri().clone();
     let path = uri.path();
     let given_id = given_request_id(&req);
     let route_index = routes::classify(path);
-    let mut resp = match host_problem(&req) {
+    let mut resp = match request_problem(&req) {
         None => match state.fences.admit(&req) {
             Ok(_write) => route(&state, req, route_index, peer).await,
             Err(refused) => refused,
         },
-        Some(reason) => bad_request(&state, &req, routes::get(route_index).api, reason),
+        Some((status, reason)) => {
+            refuse(&state, &req, routes::get(route_index).api, status, reason)
+        }
     };
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
@@ -155,6 +164,31 @@ async fn route(
     }
 }
 
+/// What makes the request one this server refuses before routing it, and the status.
+fn request_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
+    let bad = |reason| (StatusCode::BAD_REQUEST, reason);
+    host_problem(req)
+        .or_else(|| target_problem(req))
+        .map(bad)
+        .or_else(|| transfer_coding_problem(req))
+}
+
+/// A transfer coding other than `chunked` (hyper decodes `chunked` and leaves any other to
+/// the application; stored as it came, a gzip-coded body would be kept compressed): 501, as
+/// RFC 9112 section 6.1 asks of a coding the server does not understand.
+fn transfer_coding_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
+    let only_chunked = req
+        .headers()
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    (!only_chunked).then_some((
+        StatusCode::NOT_IMPLEMENTED,
+        "the only transfer coding this server takes is chunked (RFC 9112 section 6.1)",
+    ))
+}
+
 /// Why the request's `Host` breaks RFC 9112 §3.2, if it does: an HTTP/1.1 request without
 /// one (HTTP/1.0 may omit it), more than one, or a value that is not `uri-host [":" port]`.
 fn host_problem(req: &Request<Incoming>) -> Option<&'static str> {
@@ -170,6 +204,20 @@ fn host_problem(req: &Request<Incoming>) -> Option<&'static str> {
         }
         (Some(_), None) => None,
     }
+}
+
+/// Why the request-target is not one this server takes (RFC 9112 section 3.2): the
+/// authority form is CONNECT's, the asterisk form OPTIONS's; only the origin form
+/// (`/path?query`) and the absolute form (`http://host/path`) name a resource here.
+fn target_problem(req: &Request<Incoming>) -> Option<&'static str> {
+    let uri = req.uri();
+    if uri.scheme().is_none() && uri.authority().is_some() {
+        return Some("the request-target must start with / (RFC 9112 section 3.2)");
+    }
+    if uri.path() == "*" && req.method() != Method::OPTIONS {
+        return Some("the request-target * is for OPTIONS only (RFC 9112 section 3.2.4)");
+    }
+    None
 }
 
 /// `uri-host [":" port]` of RFC 3986: a bracketed IPv6 (or IPvFuture) literal, or a reg-name
@@ -251,13 +299,19 @@ const fn sub_delim(b: u8) -> bool {
 }
 
 /// A 400 before routing, in the error shape of the API the path belongs to.
-fn bad_request(state: &AppState, req: &Request<Incoming>, api: Api, reason: &'static str) -> Resp {
+fn refuse(
+    state: &AppState,
+    req: &Request<Incoming>,
+    api: Api,
+    status: StatusCode,
+    reason: &'static str,
+) -> Resp {
     match api {
-        Api::Flash => flash::refuse(req, StatusCode::BAD_REQUEST, reason),
-        Api::Iron => iron::msg(StatusCode::BAD_REQUEST, reason),
-        Api::Akka => akka::refuse(state, StatusCode::BAD_REQUEST, reason),
-        Api::Admin => admin::error(StatusCode::BAD_REQUEST, reason),
-        Api::Service => with_body(StatusCode::BAD_REQUEST, TEXT, format!("{reason}\n")),
+        Api::Flash => flash::refuse(req, status, reason),
+        Api::Iron => iron::msg(status, reason),
+        Api::Akka => akka::refuse(state, status, reason),
+        Api::Admin => admin::error(status, reason),
+        Api::Service => with_body(status, TEXT, format!("{reason}\n")),
     }
 }
 

@@ -127,11 +127,11 @@ route_table! {
     Flash   FlashGet       "GET, HEAD"                         ["v1" "cache" "get"];
     Flash   FlashDelete    "DELETE"                            ["v1" "cache" "delete"];
     Flash   NotFound       ""                                  ["v1" "cache" ..];
-    Iron    IronVersion    "GET"                               ["1" "version"] | ["version"];
-    Iron    IronCaches     "GET"                               ["1" "projects" {project} "caches"];
-    Iron    IronCache      "GET, DELETE"                       ["1" "projects" {project} "caches" {cache}];
+    Iron    IronVersion    "GET, HEAD"                         ["1" "version"] | ["version"];
+    Iron    IronCaches     "GET, HEAD"                         ["1" "projects" {project} "caches"];
+    Iron    IronCache      "GET, HEAD, DELETE"                 ["1" "projects" {project} "caches" {cache}];
     Iron    IronClear      "POST"                              ["1" "projects" {project} "caches" {cache} "clear"];
-    Iron    IronItem       "GET, PUT, DELETE"                  ["1" "projects" {project} "caches" {cache} "items" {key}];
+    Iron    IronItem       "GET, HEAD, PUT, DELETE"            ["1" "projects" {project} "caches" {cache} "items" {key}];
     Iron    IronIncrement  "POST"                              ["1" "projects" {project} "caches" {cache} "items" {key} "increment"];
     Iron    NotFound       ""                                  ["1" ..];
     Service Healthz        "GET, HEAD"                         ["healthz"];
@@ -140,12 +140,12 @@ route_table! {
     Service StatusPage     "GET, HEAD"                         [""];
     Admin   Admin          ""                                  ["admin" ..];
     Akka    AkkaNames      "POST, PUT, OPTIONS"                ["cacheName"];
-    Akka    AkkaNameList   "GET, OPTIONS"                      ["cacheName" "list"];
-    Akka    AkkaName       "GET, DELETE, OPTIONS"              ["cacheName" {cacheName}];
-    Akka    AkkaNameKeys   "GET, OPTIONS"                      ["cacheName" {cacheName} "keys"];
+    Akka    AkkaNameList   "GET, HEAD, OPTIONS"                ["cacheName" "list"];
+    Akka    AkkaName       "GET, HEAD, DELETE, OPTIONS"        ["cacheName" {cacheName}];
+    Akka    AkkaNameKeys   "GET, HEAD, OPTIONS"                ["cacheName" {cacheName} "keys"];
     Akka    AkkaNameFlush  "POST, PUT, OPTIONS"                ["cacheName" {cacheName} "flush"];
     Akka    AkkaSet        "POST, OPTIONS"                     ["set"];
-    Akka    AkkaJsonGet    "GET, OPTIONS"                      ["get" {cacheName} {key}];
+    Akka    AkkaJsonGet    "GET, HEAD, OPTIONS"                ["get" {cacheName} {key}];
     Akka    AkkaBatch      "POST, DELETE, OPTIONS"             ["batch"];
     Akka    AkkaBatchGet   "POST, OPTIONS"                     ["batch" "get"];
     Akka    AkkaItem       "GET, HEAD, POST, DELETE, OPTIONS"  [{cacheName} {key}];
@@ -477,6 +477,14 @@ mod tests {
             for m in r.allow.split(", ").filter(|m| !m.is_empty()) {
                 let m = Method::from_bytes(m.as_bytes()).expect("method");
                 assert!(r.allows(&m), "{} {m}", r.label());
+            }
+            // RFC 9110 section 9.1: a resource that answers GET answers HEAD.
+            if r.allows(&Method::GET) {
+                assert!(
+                    r.allows(&Method::HEAD),
+                    "{} lists GET but not HEAD",
+                    r.label()
+                );
             }
         }
     }

@@ -125,7 +125,10 @@ pub async fn run(
             .registered_tenants_only(config.akka.registered_tenants_only),
         store: store.clone(),
         admin_token,
-        body_budget: crate::http::BodyBudget::new(config.limits.body_budget_bytes),
+        body_budget: crate::http::BodyBudget::new(
+            config.limits.body_budget_bytes,
+            std::time::Duration::from_millis(config.limits.body_idle_timeout_ms),
+        ),
         config,
         metrics: Arc::new(Metrics::new()),
         damaged_reads: Arc::new(DamagedReads::new()),

@@ -36,6 +36,7 @@ async fn start() -> Abuse {
     let mut config = Config::new(true);
     config.limits.max_connections = 4;
     config.limits.header_read_timeout_ms = 300;
+    config.limits.body_idle_timeout_ms = 1000;
     config.limits.akka_value_bytes = 4096;
     config.akka.hs256_secret = Some("acme-secret".into());
     let mut creds = Vec::new();
@@ -913,5 +914,205 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
     assert_eq!(r.status, 400, "akka two Authorization: {r:?}");
     assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
     assert_eq!(akka_get(&a, "/c/amb").await.status, 404, "nothing stored");
+    alive(&a).await;
+}
+
+// Found from outside (eleventh session): HEAD answered 405 on most GET routes, request
+// targets not in origin form were routed (`GET healthz` served the status page), a
+// transfer coding other than chunked was ignored (the body stored still coded), and two
+// DataKey headers were resolved by taking the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
+    let a = start().await;
+    let iron_item = format!("/1/projects/{P}/caches/h/items/k");
+    let r = req(
+        &a,
+        "PUT",
+        &iron_item,
+        &[("Authorization", IRON)],
+        br#"{"value":"v"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let r = req(
+        &a,
+        "POST",
+        "/cacheName",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"cacheName":"h"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // HEAD on every kind of GET route: the GET's status and headers, no body; the
+    // connection stays usable (a second request on it is answered).
+    let gets: [(String, Vec<(&str, &str)>); 5] = [
+        (iron_item.clone(), vec![("Authorization", IRON)]),
+        (
+            format!("/1/projects/{P}/caches/h"),
+            vec![("Authorization", IRON)],
+        ),
+        ("/1/version".into(), vec![]),
+        ("/cacheName/h".into(), vec![("Authorization", &bearer)]),
+        ("/cacheName/list".into(), vec![("Authorization", &bearer)]),
+    ];
+    for (path, headers) in &gets {
+        let get = req(&a, "GET", path, headers, b"").await;
+        assert_eq!(get.status, 200, "GET {path}: {get:?}");
+        let mut two = String::new();
+        for (i, method) in ["HEAD", "GET"].iter().enumerate() {
+            two.push_str(&format!("{method} {path} HTTP/1.1\r\nHost: x\r\n"));
+            for (name, value) in headers {
+                two.push_str(&format!("{name}: {value}\r\n"));
+            }
+            if i == 1 {
+                two.push_str("Connection: close\r\n");
+            }
+            two.push_str("\r\n");
+        }
+        let answer = send_whole(a.s.addr, two.as_bytes()).await;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 200"), "HEAD {path}: {head}");
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("content-length");
+        assert_eq!(length, get.body.len().to_string(), "HEAD {path}");
+        assert!(
+            rest.starts_with("HTTP/1.1 200"),
+            "HEAD {path} sent a body: {rest:?}"
+        );
+    }
+    // A GET route's 405 lists HEAD.
+    let r = req(&a, "POST", &iron_item, &[("Authorization", IRON)], b"").await;
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, DELETE"));
+    // Request targets: only the origin and absolute forms.
+    for (line, status) in [
+        ("GET healthz", 400),
+        ("GET 127.0.0.1:9 ", 400),
+        ("GET *", 400),
+        ("GET http://x/healthz", 200),
+        ("GET /healthz", 200),
+    ] {
+        let bytes = with_hosts(line.trim_end(), "HTTP/1.1", &[], &["x"], b"");
+        let r = send_raw(a.s.addr, &bytes).await.expect("answer");
+        assert_eq!(r.status, status, "{line}: {r:?}");
+    }
+    // Transfer codings: chunked alone is taken; gzip (or any other) is refused, and nothing
+    // is stored.
+    let chunked = |coding: &str, key: &str| {
+        format!(
+            "PUT /1/projects/{P}/caches/h/items/{key} HTTP/1.1\r\nHost: x\r\nAuthorization: {IRON}\r\nConnection: close\r\nTransfer-Encoding: {coding}\r\n\r\ne\r\n{{\"value\":\"te\"}}\r\n0\r\n\r\n"
+        )
+    };
+    let r = send_raw(a.s.addr, chunked("chunked", "te1").as_bytes())
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 200, "{r:?}");
+    for coding in ["gzip, chunked", "identity, chunked", "x-custom,chunked"] {
+        let r = send_raw(a.s.addr, chunked(coding, "te2").as_bytes())
+            .await
+            .expect("answer");
+        assert_eq!(r.status, 501, "{coding}: {r:?}");
+    }
+    let te2 = format!("/1/projects/{P}/caches/h/items/te2");
+    assert_eq!(
+        req(&a, "GET", &te2, &[("Authorization", IRON)], b"")
+            .await
+            .status,
+        404
+    );
+    // Two DataKey headers: refused, nothing deleted.
+    let r = req(&a, "POST", "/v1/cache/add", &flash_headers("dup1"), b"{}").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let mut two = flash_headers("dup1");
+    two.push(("DataKey", "dup2"));
+    let r = req(&a, "DELETE", "/v1/cache/delete", &two, b"").await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.header("ResponseMessage")
+            .is_some_and(|m| m.contains("DataKey")),
+        "{r:?}"
+    );
+    let r = req(&a, "GET", "/v1/cache/get", &flash_headers("dup1"), b"").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    alive(&a).await;
+}
+
+/// Sends `bytes` and reads until the server closes.
+async fn send_whole(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let run = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.expect("read");
+        buf
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("answered in time")
+}
+
+// Found from outside (eleventh session): a body that stopped arriving held its connection
+// (and its share of the body budget) for as long as the client kept the socket open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_arriving_is_answered_408_and_its_connection_closed() {
+    let a = start().await;
+    let idle = Duration::from_millis(1000);
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let iron_put = format!(
+        "PUT /1/projects/{P}/caches/stall/items/k HTTP/1.1\r\nHost: x\r\nAuthorization: {IRON}\r\n"
+    );
+    let stalls = [
+        (
+            "iron, declared length",
+            format!("{iron_put}Content-Length: 100\r\n\r\n{{\"value\":"),
+        ),
+        (
+            "iron, chunked",
+            format!("{iron_put}Transfer-Encoding: chunked\r\n\r\n9\r\n{{\"value\":\r\n"),
+        ),
+        (
+            "akka, declared length",
+            format!("POST /stall/k HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\npart"),
+        ),
+    ];
+    for (what, bytes) in stalls {
+        let mut conn = TcpStream::connect(a.s.addr).await.expect("connect");
+        conn.write_all(bytes.as_bytes()).await.expect("write");
+        let waiting = std::time::Instant::now();
+        let mut buf = Vec::new();
+        tokio::time::timeout(BOUND, conn.read_to_end(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer, the connection is still open"))
+            .expect("read");
+        let r = common::parse(&buf);
+        assert_eq!(r.status, 408, "{what}: {r:?}");
+        assert!(
+            waiting.elapsed() >= idle,
+            "{what}: answered after {:?}",
+            waiting.elapsed()
+        );
+    }
+    // Nothing was stored.
+    let r = req(
+        &a,
+        "GET",
+        &format!("/1/projects/{P}/caches/stall/items/k"),
+        &[("Authorization", IRON)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(akka_get(&a, "/stall/k").await.status, 404);
     alive(&a).await;
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ttlcask_engine::PutOptions;
 
 use super::{bad_request, storage_error, write_error, Ctx};
-use crate::http::{self, blocking, empty, read_body, with_body, BodyError, Resp};
+use crate::http::{self, blocking, empty, read_body, with_body, Resp};
 
 /// Standard base64; padding optional on input, always written on output.
 pub const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -166,8 +166,7 @@ pub async fn binary_post(
     let budget = Some((&ctx.state.body_budget, ctx.caller.tenant()));
     let value = match read_body(req, limit, budget).await {
         Ok(b) => b.to_vec(),
-        Err(e @ BodyError::Busy) => return super::unavailable(e.to_string()),
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => return super::body_error(&e),
     };
     let write = Write {
         options: PutOptions {

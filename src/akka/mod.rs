@@ -16,7 +16,7 @@ use ttlcask_engine::WriteError;
 
 use crate::auth::AkkaCaller;
 use crate::faults;
-use crate::http::{self, read_body, with_body, BodyError, Resp, TEXT};
+use crate::http::{self, read_body, with_body, Resp, TEXT};
 use crate::namespace;
 use crate::routes::{self, Handler, RESERVED_FIRST_SEGMENTS};
 use crate::server::AppState;
@@ -24,6 +24,12 @@ use crate::server::AppState;
 /// A plain-text error (the Akka runtime's shape).
 pub fn bad_request(reason: impl Into<String>) -> Resp {
     with_body(StatusCode::BAD_REQUEST, TEXT, reason.into())
+}
+
+/// A body that could not be read, as plain text with its status (503 when the budget is
+/// busy: the router adds `Retry-After`; 408 when it stalled; else 400).
+pub fn body_error(e: &crate::http::BodyError) -> Resp {
+    with_body(e.status(), TEXT, e.to_string())
 }
 
 /// 503 with a plain-text reason (the router adds `Retry-After`).
@@ -145,8 +151,7 @@ impl Ctx<'_> {
         let budget = Some((&self.state.body_budget, self.caller.tenant()));
         let body = match read_body(req, limit, budget).await {
             Ok(b) => b,
-            Err(e @ BodyError::Busy) => return Err(unavailable(e.to_string())),
-            Err(e) => return Err(bad_request(e.to_string())),
+            Err(e) => return Err(body_error(&e)),
         };
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
     }

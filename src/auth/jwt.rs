@@ -140,6 +140,13 @@ impl JwtVerifier {
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| format!("malformed JWT: {e}"))?;
+        if names_critical_extensions(token) {
+            // RFC 7515 section 4.1.11: a recipient that does not understand every extension
+            // `crit` lists must refuse the token, and this one understands none.
+            return Err(
+                "JWT header lists critical extensions (crit), which are not supported".into(),
+            );
+        }
         let keys: Vec<&DecodingKey> = match header.alg {
             Algorithm::HS256 => self.hs256.iter().collect(),
             Algorithm::RS256 => self.rs256.iter().collect(),
@@ -171,6 +178,22 @@ impl JwtVerifier {
         }
         Err(last)
     }
+}
+
+/// Whether the token's header has a `crit` member (jsonwebtoken's `Header` drops it). A
+/// header that does not decode is left to `decode_header`, which has already read it.
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(encoded) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|json| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json).ok()
+        })
+        .is_some_and(|header| header.contains_key("crit"))
 }
 
 /// Mints an HS256 token for `org` (used by `ttlcask credential create --api akka`).
@@ -205,6 +228,27 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmciLCJuYW1lIjoiSm9obiBEb2UiLCJzZXJ2aWNlTGV2ZWwiOiJmcmVlIn0.rds8orVxVz149ovTxxYzFIqGmSdWJUlHONem9avKBgQ";
+
+    #[test]
+    fn a_token_with_critical_extensions_is_refused() {
+        use base64::Engine as _;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let claims =
+            b64(r#"{"iss":"https://session.firebase.google.com/akka-cache","org":"ttorg"}"#);
+        let key = EncodingKey::from_secret(crate::auth::DEV_AKKA_SECRET.as_bytes());
+        let sign = |header: &str| {
+            let input = format!("{}.{claims}", b64(header));
+            let sig =
+                jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).expect("sign");
+            format!("{input}.{sig}")
+        };
+        let dev = JwtVerifier::new(&AkkaConfig::default(), true).expect("no pem");
+        let plain = sign(r#"{"alg":"HS256","typ":"JWT"}"#);
+        assert!(dev.verify(&plain).is_ok(), "{:?}", dev.verify(&plain));
+        let crit = sign(r#"{"alg":"HS256","crit":["x"],"x":1}"#);
+        let refused = dev.verify(&crit).expect_err("crit is refused");
+        assert!(refused.contains("crit"), "{refused}");
+    }
 
     #[test]
     fn sample_token_verifies_only_in_dev() {
