@@ -497,13 +497,32 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
     })
 }
 
+/// Standard error for log lines, never failing: a log on a full disk (or a closed pipe)
+/// loses lines, never the request that logged them. On a failed write tracing-subscriber
+/// reports with `eprintln!`, which panics when standard error cannot be written: with the
+/// server's log on its full data disk, every refused write (logged at warn) panicked its
+/// request's task and the client got no answer (found from outside).
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = resolve(args)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
         .map_err(|e| format!("invalid log filter {:?}: {e}", settings.log))?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LossyStderr);
     match settings.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),

@@ -11,7 +11,9 @@ fn main() -> std::process::ExitCode {
     match ttlcask::cli::main(ttlcask::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("ttlcask: {message}");
+            // Not `eprintln!`, which panics when standard error cannot be written.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "ttlcask: {message}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -329,3 +329,64 @@ async fn admin_commands_on_a_stopped_and_a_running_server() {
     let (ok, out, _) = ttlcask(&["tenant", "list", "--data-dir", d, "--server", &server]);
     assert!(ok && out.contains("acme"));
 }
+
+/// Found from outside: with standard error on a full disk (the server's log in its data
+/// partition), a failed log write panicked the task of the request that logged, and the
+/// client got no answer. `/dev/full` fails every write with ENOSPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_written_costs_log_lines_not_requests() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("SKIPPED: no /dev/full here");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("addr")
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["serve", "--dev", "--log", "debug", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(full)
+        .spawn()
+        .expect("spawn ttlcask serve");
+    let mut up = false;
+    for _ in 0..300 {
+        if let Ok(r) = common::try_raw(
+            addr,
+            &common::request_bytes(addr, "GET", "/healthz", &[], b""),
+        )
+        .await
+        {
+            up = r.status == 200;
+            break;
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server did not come up: {:?}", child.try_wait());
+    // Every request logs at debug; a refused one (405, 404) and a stored one answer.
+    let iron = [("Authorization", "OAuth abc4c7c627376858")];
+    for (method, body, status) in [
+        ("PUT", &br#"{"value":1}"#[..], 200),
+        ("GET", b"", 200),
+        ("POST", b"", 405),
+    ] {
+        let bytes = common::request_bytes(addr, method, IRON, &iron, body);
+        let r = common::try_raw(addr, &bytes).await.expect("an answer");
+        assert_eq!(r.status, status, "{method}: {r:?}");
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit: {status:?}");
+}
