@@ -247,8 +247,18 @@ impl Inner {
                 .fs
                 .rename(&hint, &self.dir.join(segment::evidence_hint_file_name(id)))
                 .is_ok();
-        if !hint_aside {
-            let _ = self.fs.remove(&hint);
+        // The hint goes first, and its removal reaches the disk before the segment's: a hint
+        // whose segment is missing then always means a segment lost outside the store, which
+        // the next open reports and whose records it marks lost (`recovery`).
+        let hint_gone = hint_aside
+            || match self.fs.remove(&hint) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                // Still there: so is the segment (the next open reads both again).
+                Err(_) => return None,
+            };
+        if hint_gone && self.fs.sync_dir(&self.dir).is_err() {
+            return None;
         }
         let path = self.dir.join(segment::segment_file_name(id));
         if damaged {

@@ -349,9 +349,12 @@ pub fn recover(
             seals.damaged.len()
         ));
     }
+    let mut hint_ids = Vec::new();
     for name in fs.list(dir)? {
         if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
+        } else if let Some(id) = segment::parse_file_name(&name, "hint") {
+            hint_ids.push(id);
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             evidence.push((id, name));
         } else if name.ends_with(".tmp") && name != crate::space::RESERVE_FILE {
@@ -368,7 +371,16 @@ pub fn recover(
         .retain(|id, _| segment_ids.binary_search(id).is_ok());
 
     let mut state = State::default();
-    let mut max_segment_id = evidence.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    // A hint whose segment is gone names what the segment held: the store removes a
+    // segment's hint before the segment, so only a segment lost outside it leaves one. Its
+    // id is never given to a new segment (the hint would seem to describe it).
+    hint_ids.retain(|id| segment_ids.binary_search(id).is_err());
+    let mut max_segment_id = evidence
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(hint_ids.iter().copied())
+        .max()
+        .unwrap_or(0);
     let mut base_version = 0;
     // Each open reads its segment's header through the map: from the disk, one page fault
     // at a time (3 ms each here), unless the disk is asked for all of them first.
@@ -479,6 +491,29 @@ pub fn recover(
         });
         rebuilt.insert(id);
         opened.push(Segment::open_rebuilt(fs, &path, header)?);
+    }
+    for id in hint_ids {
+        let path = dir.join(segment::hint_file_name(id));
+        let Some(lost) = hint_summaries(fs, &path, id) else {
+            report.ignored_files.push(format!(
+                "{}: hint of a missing segment, and it fails its checks (ignored)",
+                path.display()
+            ));
+            continue;
+        };
+        // The records it names that no newer record covers (`Replay::mark_lost`) are lost:
+        // their keys read as lost, never as the older values other segments still hold.
+        report.damaged.push(DamagedRange {
+            segment: id,
+            offset: 0,
+            len: lost.iter().map(|(s, _)| u64::from(s.len)).sum(),
+            records: Some(lost.len() as u64),
+            problem: format!(
+                "the segment file is missing, but its hint {} is here: the records it names that no newer record covers are lost (the hint is kept; remove it once the loss is dealt with)",
+                path.display()
+            ),
+        });
+        lost_whole.push((id, lost));
     }
     opened.sort_unstable_by_key(|s| s.id);
     // Loading starts over (the segments opened again) without a hint found damaged after

@@ -49,7 +49,7 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Everything damaged, in file order.
     pub damage: Vec<Damage>,
-    /// Harmless oddities (leftover temporary files, hints of deleted segments).
+    /// Harmless oddities (leftover temporary files).
     pub warnings: Vec<String>,
 }
 
@@ -247,10 +247,19 @@ fn check_hint(
         problem: format!("{problem}; it is ignored at open and its segment is scanned instead"),
     };
     let Some(segment_len) = segment_len else {
-        report.warnings.push(format!(
-            "{}: hint of a segment that no longer exists (never used)",
-            path.display()
-        ));
+        // The store removes a segment's hint before the segment: this one was lost outside
+        // it, and an open marks lost the records the hint names that no newer record covers.
+        let named = hint::decode(bytes).map(|h| h.entries().count());
+        report.damage.push(Damage {
+            file: path.to_path_buf(),
+            offset: None,
+            problem: match named {
+                Ok(n) => format!(
+                    "hint of a segment that is missing: its {n} records are lost where no newer record covers them (an open reads those keys as lost)"
+                ),
+                Err(e) => format!("hint of a segment that is missing, and it fails its check ({e:?})"),
+            },
+        });
         return;
     };
     let decoded = match hint::decode(bytes) {
