@@ -550,6 +550,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 ),
                 e => e.to_string(),
             })?;
+        if store.segment_size() < settings.segment_size {
+            tracing::warn!(
+                configured = settings.segment_size,
+                used = store.segment_size(),
+                "segment size lowered: the data dir's file system has room for fewer than 16 segments of the configured size (the active one, a spare and the space reserve for deletes on a full disk need room beside the data)"
+            );
+        }
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;

@@ -263,6 +263,24 @@ impl std::fmt::Debug for Store {
 /// segment fills, and makes the background thread write a spare, within seconds of writing,
 /// where a full-size one took the first segment's worth of slower writes. A new or small
 /// store starts full-size, so that it never pays for a spare it does not need.
+/// The segment size for a file system with `free` bytes free beside the `stored` bytes of
+/// the store's segments: `configured`, unless that is more than a sixteenth of the two
+/// together; then the largest power of two within it (at least the smallest segment). The
+/// active segment, a spare and the space reserve (a segment and a quarter) must leave room
+/// for data: with 64 MiB segments on a 32 MB disk there was no reserve, and once the disk
+/// was full every delete was refused for good (found from outside).
+pub(crate) fn fitted_segment_size(configured: u64, free: Option<u64>, stored: u64) -> u64 {
+    let Some(free) = free else {
+        return configured;
+    };
+    let fitted = free.saturating_add(stored) / 16;
+    if configured <= fitted {
+        return configured;
+    }
+    let power = if fitted == 0 { 0 } else { 1 << fitted.ilog2() };
+    power.max(crate::options::MIN_SEGMENT_SIZE)
+}
+
 fn first_segment_size(segment_size: u64, spares: bool, stored: u64) -> u64 {
     if spares && stored >= segment_size {
         segment_size.min(FIRST_SEGMENT_SIZE)
@@ -334,6 +352,13 @@ impl Store {
         Self::builder().open(dir)
     }
 
+    /// The size at which the active segment is sealed: the configured one, or less on a
+    /// file system too small for it (at most a sixteenth of the room the store has there,
+    /// as the open found it).
+    pub fn segment_size(&self) -> u64 {
+        self.inner().options.segment_size
+    }
+
     /// A builder for other options.
     pub fn builder() -> StoreBuilder {
         StoreBuilder::default()
@@ -349,7 +374,7 @@ impl Store {
         self.handle.inner.clone()
     }
 
-    pub(crate) fn open_with(options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
+    pub(crate) fn open_with(mut options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
         let fs = options.file_system.clone();
         let read_only = options.read_only;
         let lock_path = dir.join("LOCK");
@@ -400,6 +425,8 @@ impl Store {
             (Segment::detached(dir, header), false)
         } else {
             let stored: u64 = state.segments.values().map(|s| s.data_len).sum();
+            options.segment_size =
+                fitted_segment_size(options.segment_size, fs.free_space(dir), stored);
             let spares = durable && options.spare_segments;
             let size = first_segment_size(options.segment_size, spares, stored);
             create_active(fs.as_ref(), dir, header, size, durable).map_err(io_err(dir))?
@@ -1131,6 +1158,29 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::sim::SimFs;
+
+    #[test]
+    fn the_segment_size_fits_the_file_system() {
+        const MIB: u64 = 1 << 20;
+        // Unknown free space, or room for sixteen: as configured.
+        assert_eq!(fitted_segment_size(64 * MIB, None, 0), 64 * MIB);
+        assert_eq!(fitted_segment_size(64 * MIB, Some(1024 * MIB), 0), 64 * MIB);
+        assert_eq!(
+            fitted_segment_size(64 * MIB, Some(512 * MIB), 512 * MIB),
+            64 * MIB
+        );
+        // A 32 MB disk: 2 MiB segments (a sixteenth, a power of two below it).
+        assert_eq!(fitted_segment_size(64 * MIB, Some(32_000_000), 0), MIB);
+        assert_eq!(fitted_segment_size(64 * MIB, Some(32 * MIB), 0), 2 * MIB);
+        // What the store holds counts as room; a smaller configured size stays.
+        assert_eq!(fitted_segment_size(64 * MIB, Some(0), 32 * MIB), 2 * MIB);
+        assert_eq!(fitted_segment_size(MIB, Some(32 * MIB), 0), MIB);
+        // Never below the smallest segment.
+        assert_eq!(
+            fitted_segment_size(64 * MIB, Some(0), 0),
+            crate::options::MIN_SEGMENT_SIZE
+        );
+    }
 
     fn store() -> Store {
         Store::builder()
