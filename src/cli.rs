@@ -414,8 +414,8 @@ pub struct ServeSettings {
     pub data_dir: PathBuf,
     /// Durability policy.
     pub durability: Durability,
-    /// Segment size in bytes.
-    pub segment_size: u64,
+    /// Segment size in bytes, if chosen (else the engine's default, fitted to the disk).
+    pub segment_size: Option<u64>,
     /// What opening a damaged data dir does.
     pub recovery: RecoveryPolicy,
     /// Log filter.
@@ -453,9 +453,9 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
             .unwrap_or("always"),
     )?;
     let segment_size = match (&args.segment_size, &file.segment_size) {
-        (Some(flag), _) => config::parse_segment_size(flag)?,
-        (None, Some(size)) => size.segment_size()?,
-        (None, None) => DEFAULT_SEGMENT_SIZE,
+        (Some(flag), _) => Some(config::parse_segment_size(flag)?),
+        (None, Some(size)) => Some(size.segment_size()?),
+        (None, None) => None,
     };
     let recovery = args.recovery.or(file.recovery).unwrap_or_default().into();
     let dev = args.dev || file.dev.unwrap_or(false);
@@ -536,10 +536,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let dir = settings.data_dir.clone();
-        let builder = Store::builder()
+        let mut builder = Store::builder()
             .durability(settings.durability)
-            .segment_size(settings.segment_size)
             .recovery_policy(settings.recovery);
+        if let Some(size) = settings.segment_size {
+            builder = builder.segment_size(size);
+        }
         let strict = settings.recovery == RecoveryPolicy::Strict;
         let store = tokio::task::spawn_blocking(move || builder.open(&dir))
             .await
@@ -550,11 +552,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 ),
                 e => e.to_string(),
             })?;
-        if store.segment_size() < settings.segment_size {
+        if settings.segment_size.is_none() && store.segment_size() < DEFAULT_SEGMENT_SIZE {
             tracing::warn!(
-                configured = settings.segment_size,
+                default = DEFAULT_SEGMENT_SIZE,
                 used = store.segment_size(),
-                "segment size lowered: the data dir's file system has room for fewer than 16 segments of the configured size (the active one, a spare and the space reserve for deletes on a full disk need room beside the data)"
+                "segment size lowered: the data dir's file system has room for fewer than 16 segments of the default size (the active one, a spare and the space reserve for deletes on a full disk need room beside the data); set segment_size to choose one"
             );
         }
         let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -51,6 +51,9 @@ pub enum RecoveryPolicy {
 pub struct StoreBuilder {
     pub(crate) durability: Durability,
     pub(crate) segment_size: u64,
+    /// Whether `segment_size` was chosen ([`StoreBuilder::segment_size`]); the default is
+    /// fitted to the file system at open.
+    pub(crate) segment_size_chosen: bool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) compaction_interval: Option<Duration>,
     pub(crate) compaction_dead_ratio: f64,
@@ -85,6 +88,7 @@ impl Default for StoreBuilder {
         Self {
             durability: Durability::Always,
             segment_size: DEFAULT_SEGMENT_SIZE,
+            segment_size_chosen: false,
             clock: Arc::new(SystemClock),
             compaction_interval: Some(Duration::from_secs(30)),
             compaction_dead_ratio: 0.5,
@@ -119,9 +123,13 @@ impl StoreBuilder {
         self
     }
 
-    /// Size at which the active segment is sealed (default 64 MiB, 4 KiB to 2 GiB).
+    /// Size at which the active segment is sealed (4 KiB to 2 GiB). Without it: 64 MiB, or
+    /// less on a file system where that is more than a sixteenth of the room the store has
+    /// (see [`Store::segment_size`](crate::Store::segment_size)); a size given here is used
+    /// as it is.
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes;
+        self.segment_size_chosen = true;
         self
     }
 

@@ -352,9 +352,9 @@ impl Store {
         Self::builder().open(dir)
     }
 
-    /// The size at which the active segment is sealed: the configured one, or less on a
-    /// file system too small for it (at most a sixteenth of the room the store has there,
-    /// as the open found it).
+    /// The size at which the active segment is sealed: the one the builder was given, or
+    /// else the default (64 MiB) lowered on a file system too small for it, to at most a
+    /// sixteenth of the room the store had there at open (free space plus its segments).
     pub fn segment_size(&self) -> u64 {
         self.inner().options.segment_size
     }
@@ -425,8 +425,10 @@ impl Store {
             (Segment::detached(dir, header), false)
         } else {
             let stored: u64 = state.segments.values().map(|s| s.data_len).sum();
-            options.segment_size =
-                fitted_segment_size(options.segment_size, fs.free_space(dir), stored);
+            if !options.segment_size_chosen {
+                options.segment_size =
+                    fitted_segment_size(options.segment_size, fs.free_space(dir), stored);
+            }
             let spares = durable && options.spare_segments;
             let size = first_segment_size(options.segment_size, spares, stored);
             create_active(fs.as_ref(), dir, header, size, durable).map_err(io_err(dir))?
