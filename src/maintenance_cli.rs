@@ -115,6 +115,7 @@ pub fn verify(dir: &Path) -> Result<(), String> {
         "segments": report.segments,
         "hints": report.hints,
         "records": report.records,
+        "hint_records": report.hint_records,
         "bytes": report.bytes,
         "damaged": report.damage.len(),
         "clean": report.is_clean(),

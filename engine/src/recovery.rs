@@ -1325,11 +1325,17 @@ fn load_evidence(
     let bytes = fs.read(path)?;
     // The offsets of the records its bytes still hold intact, in file order.
     let mut intact = Vec::new();
+    // Ranges the scan reported with their records known: the hint's records there are
+    // already counted (reported twice, one flipped byte made two ranges).
+    let mut reported = Vec::new();
     match format::decode_segment_header(&bytes) {
         Ok(header) => {
             let scanned = scan::scan(&bytes, &header, false);
             for d in &scanned.damaged {
                 note_damaged(id, d, replay, report);
+                if d.lost.is_some() {
+                    reported.push(d.offset as u64..(d.offset + d.len) as u64);
+                }
             }
             intact.extend(scanned.records.iter().map(|(at, _)| *at as u64));
         }
@@ -1345,12 +1351,16 @@ fn load_evidence(
     let hint = path.with_file_name(segment::evidence_hint_file_name(id));
     if let Some(named) = hint_summaries(fs, &hint, id) {
         let lost = puts_not_intact(named, &intact, 0);
-        if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+        let unreported: Vec<_> = lost
+            .iter()
+            .filter(|(_, at)| !reported.iter().any(|r| r.contains(at)))
+            .collect();
+        if let (Some(first), Some(last)) = (unreported.first(), unreported.last()) {
             report.damaged.push(DamagedRange {
                 segment: id,
                 offset: first.1,
                 len: (last.1 + u64::from(last.0.len)).saturating_sub(first.1).max(1),
-                records: Some(lost.len() as u64),
+                records: Some(unreported.len() as u64),
                 problem: "records the damaged segment's hint names that its bytes no longer hold: lost, their keys known".to_string(),
             });
         }

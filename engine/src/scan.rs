@@ -130,7 +130,7 @@ fn scan_v2<'a>(bytes: &'a [u8], header: &SegmentHeader, newest: bool) -> Scan<'a
                 scan.end = at;
                 return scan;
             }
-            Err(DecodeError::End) => "non-zero bytes after the end of the data",
+            Err(DecodeError::End) => "zeros where a frame should start, with data after them (a zeroed range, not the end of the data)",
             Err(DecodeError::Truncated) => "a frame runs past the end of the file",
             Err(DecodeError::BadChecksum) => "a frame header fails its checksum",
             Err(_) => "no frame starts here",
@@ -331,7 +331,7 @@ fn scan_v1(bytes: &[u8], start: usize) -> Scan<'_> {
                 scan.end = at;
                 return scan;
             }
-            Err(DecodeError::End) => "non-zero bytes after the end of the data",
+            Err(DecodeError::End) => "zeros where a frame should start, with data after them (a zeroed range, not the end of the data)",
             Err(_) => "a frame fails its checksum",
         };
         let next = (at + 1..bytes.len()).find(|&p| format::decode_v1_frame(&bytes[p..]).is_ok());

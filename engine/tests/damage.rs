@@ -817,3 +817,33 @@ fn a_strict_open_finds_damage_inside_a_hinted_segment() {
         );
     }
 }
+
+/// A damaged segment compaction moved aside with its hint is reported once per damaged
+/// range at the next open: the evidence's scan and its hint named the same record, and
+/// one flipped byte was reported as two ranges (found from outside).
+#[test]
+fn evidence_and_its_hint_report_a_lost_record_once() {
+    let fs = SimFs::new();
+    let model = build(&fs);
+    let second = files(&fs, ".seg")[1].clone();
+    let id: u32 = second.trim_end_matches(".seg").parse().expect("id");
+    let bytes = fs.read(&Path::new(DIR).join(&second)).expect("read");
+    assert!(damage(&fs, &second, first_frame(&bytes) + 40, false));
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("open");
+    let c = store.compact().expect("compact");
+    assert!(c.damaged_ranges >= 1, "{c:?}");
+    drop(store);
+    assert_eq!(files(&fs, ".damaged-hint").len(), 1, "the hint went aside");
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("reopen");
+    let report = store.recovery_report();
+    let lost = model
+        .keys()
+        .filter(|(ns, k)| matches!(store.get(ns, k), Err(ReadError::Lost { segment, .. }) if segment == id))
+        .count();
+    assert!(lost >= 1, "{report:?}");
+    assert_eq!(
+        records_known(&report, id, 0),
+        lost as u64,
+        "each lost record counted once: {report:?}"
+    );
+}

@@ -1109,3 +1109,45 @@ fn a_sealed_segment_is_hinted_soon_after_it_is_sealed() {
     assert!(hinted() > 0, "no hint 20 s after the segments were sealed");
     drop(store);
 }
+
+/// `verify` judges a sealed segment zeroed whole (or cut to nothing) as the open does:
+/// damage whose records are lost, where it had said "blank segment (removed at open)" while
+/// the open kept the file and reported the loss (found from outside).
+#[test]
+fn verify_calls_a_zeroed_sealed_segment_damage_not_blank() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::builder()
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .open(dir.path())
+        .expect("open");
+    for i in 0..200u32 {
+        store
+            .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
+            .expect("put");
+    }
+    drop(store);
+    let first = dir.path().join("0000000001.seg");
+    for emptied in [false, true] {
+        let len = std::fs::metadata(&first).expect("segment").len();
+        let bytes = if emptied {
+            Vec::new()
+        } else {
+            vec![0u8; len as usize]
+        };
+        std::fs::write(&first, bytes).expect("damage");
+        let report = ttlcask_engine::verify(dir.path()).expect("verify");
+        let said: Vec<_> = report
+            .damage
+            .iter()
+            .filter(|d| d.file == first)
+            .map(|d| d.problem.clone())
+            .collect();
+        assert!(
+            said.iter().any(|p| p.contains("sealed with"))
+                && !said.iter().any(|p| p.contains("blank")),
+            "emptied {emptied}: {said:?}"
+        );
+    }
+}
