@@ -149,7 +149,7 @@ impl fmt::Display for WriteError {
             ),
             Self::DiskFull(cause) => write!(
                 f,
-                "the disk is full ({cause}); nothing was stored: free space or delete items, then retry"
+                "the disk is full ({cause}); nothing was written: retry shortly (deletes taken on a full disk start a compaction that gives space back), or free space on the disk"
             ),
             Self::TooLarge { what, size, limit } => {
                 write!(f, "{what} of {size} bytes is larger than the limit of {limit} bytes")

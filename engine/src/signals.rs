@@ -51,6 +51,10 @@ impl HealthState {
         self.disk_full.store(full, Ordering::SeqCst);
     }
 
+    pub(crate) fn is_disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn snapshot(&self) -> Health {
         Health {
             poisoned: self.poisoned(),

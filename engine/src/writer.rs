@@ -686,6 +686,14 @@ impl Inner {
             w.active.write_at(frame, w.write_pos)
         };
         written.map_err(|e| self.fail(e))?;
+        if frees && self.health.is_disk_full() {
+            // A delete taken on a full disk becomes free space only through compaction: ask
+            // for one now (at most once a second), not at the next interval. Only refused
+            // deletes asked before, so writes stayed refused for up to 30 s after deletes
+            // had gone through (found from outside).
+            self.space_wanted.store(true, Ordering::Relaxed);
+            self.shutdown.nudge();
+        }
         let frame_pos = w.write_pos;
         w.write_pos += len;
         let half = w.active.capacity() / 2;
