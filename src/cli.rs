@@ -345,7 +345,7 @@ pub fn main(cli: Cli) -> Result<(), String> {
         }
         Command::Verify { data_dir, config } => {
             let dir = resolve_data_dir(data_dir, config.as_deref())?;
-            existing_data_dir(&dir)?;
+            existing_data_dir(&dir, false)?;
             eprintln!("ttlcask: verifying data dir {}", shown(&dir));
             crate::maintenance_cli::verify(&dir)
         }
@@ -635,14 +635,19 @@ fn shown(dir: &Path) -> String {
 
 /// Refuses a data dir that does not exist: only `serve` and `import` create one, so that a
 /// typo or a relative path run from elsewhere never writes into a store no server reads.
-fn existing_data_dir(dir: &Path) -> Result<(), String> {
+fn existing_data_dir(dir: &Path, server_option: bool) -> Result<(), String> {
     if dir.is_dir() {
         return Ok(());
     }
     Err(format!(
         "no data dir at {}: admin commands never create one (only `ttlcask serve` and `ttlcask import` do); \
-         give --data-dir (or data_dir in --config), or --server HOST:PORT for a running server",
-        shown(dir)
+         give --data-dir (or data_dir in --config){}",
+        shown(dir),
+        if server_option {
+            ", or --server HOST:PORT for a running server"
+        } else {
+            ""
+        }
     ))
 }
 
@@ -684,7 +689,7 @@ fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
     }
     // Only `serve` and `import` create a data dir.
     if !matches!(request, Request::Import(..)) {
-        existing_data_dir(&data_dir)?;
+        existing_data_dir(&data_dir, true)?;
     }
     let read_only = request.is_read_only();
     match Store::builder().read_only(read_only).open(&data_dir) {

@@ -220,7 +220,7 @@ fn print_import(report: &ImportReport) -> Result<(), String> {
     print_json(&serde_json::to_value(report).map_err(|e| e.to_string())?)?;
     if report.kept > 0 {
         eprintln!(
-            "{} items were kept as they were: the target holds newer records of them",
+            "{} items were kept as they were: the target holds the same or newer records of them (a delete counts as newer)",
             report.kept
         );
     }
