@@ -177,6 +177,12 @@ fn request_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)
 /// the application; stored as it came, a gzip-coded body would be kept compressed): 501, as
 /// RFC 9112 section 6.1 asks of a coding the server does not understand.
 fn transfer_coding_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
+    use hyper::body::Body as _;
+    if req.body().is_end_stream() {
+        // No body (a request with Transfer-Encoding has one to read): no header lookup on
+        // the GET path.
+        return None;
+    }
     let only_chunked = req
         .headers()
         .get_all(TRANSFER_ENCODING)
