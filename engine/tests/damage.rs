@@ -846,4 +846,43 @@ fn evidence_and_its_hint_report_a_lost_record_once() {
         lost as u64,
         "each lost record counted once: {report:?}"
     );
+    let report = report.clone();
+    drop(store);
+    // Then the evidence's last frame is zeroed too: the records its hint names there are
+    // reported (from the hint, the scan seeing only the end of the data), and still once.
+    let evidence = files(&fs, ".damaged")[0].clone();
+    let path = Path::new(DIR).join(&evidence);
+    let mut bytes = fs.read(&path).expect("read");
+    let evidence_len = bytes.len() as u64;
+    let last = last_frame(&bytes);
+    bytes[last..].fill(0);
+    overwrite(&fs, &path, &bytes);
+    let flipped: Vec<u64> = report
+        .damaged
+        .iter()
+        .filter(|d| d.segment == id)
+        .map(|d| d.offset)
+        .collect();
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("reopen");
+    let report = store.recovery_report();
+    // (Records compaction had copied out are named too: their copies keep their keys.)
+    for at in flipped {
+        let ranges = report
+            .damaged
+            .iter()
+            .filter(|d| d.segment == id && d.offset == at)
+            .count();
+        assert_eq!(ranges, 1, "the flipped record's range once: {report:?}");
+    }
+    let from_hint: Vec<_> = report
+        .damaged
+        .iter()
+        .filter(|d| d.segment == id && d.problem.contains("hint names"))
+        .collect();
+    assert_eq!(from_hint.len(), 1, "{report:?}");
+    let d = from_hint[0];
+    assert!(
+        d.offset >= last as u64 && d.len >= 30 && d.offset + d.len <= evidence_len,
+        "the range covers the zeroed frame's records, inside the file: {d:?}"
+    );
 }

@@ -420,3 +420,50 @@ fn a_delete_taken_on_a_full_disk_starts_a_compaction() {
         "a delete taken on a full disk started no compaction"
     );
 }
+
+/// Only a full disk makes writes ask for an early compaction: on a roomy one, compaction
+/// keeps its interval however much the writes leave dead.
+#[test]
+fn writes_on_a_roomy_disk_start_no_early_compaction() {
+    let fs = SimFs::new();
+    let store = open_with_background(&fs);
+    for round in 0..3u8 {
+        for i in 0..100u32 {
+            store
+                .put(
+                    b"ns",
+                    format!("k{i}").as_bytes(),
+                    &[round; 300],
+                    PutOptions::default(),
+                )
+                .expect("put");
+        }
+    }
+    for i in 0..50u32 {
+        store
+            .delete(b"ns", format!("k{i}").as_bytes())
+            .expect("delete");
+    }
+    assert!(!store.health().disk_full);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(store.stats().compactions, 0, "the interval is an hour");
+}
+
+/// Without a chosen size, segments fit the disk (at most a sixteenth of the room: here a
+/// 1 MiB disk); a chosen size is used as it is.
+#[test]
+fn the_default_segment_size_fits_a_small_disk_and_a_chosen_one_is_kept() {
+    let fs = SimFs::new();
+    fs.set_capacity(Some(1 << 20));
+    let builder = || {
+        Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .compaction_interval(None)
+    };
+    let store = builder().open("/fit").expect("open");
+    let fitted = store.segment_size();
+    assert!((32 << 10..=64 << 10).contains(&fitted), "{fitted}");
+    drop(store);
+    let store = builder().segment_size(SEGMENT).open("/fit").expect("open");
+    assert_eq!(store.segment_size(), SEGMENT);
+}
