@@ -973,7 +973,7 @@ async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
             }
             two.push_str("\r\n");
         }
-        let answer = send_whole(a.s.addr, two.as_bytes()).await;
+        let answer = common::raw_bytes(a.s.addr, two.as_bytes()).await;
         let text = String::from_utf8_lossy(&answer);
         let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
         assert!(head.starts_with("HTTP/1.1 200"), "HEAD {path}: {head}");
@@ -1046,20 +1046,6 @@ async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
     let r = req(&a, "GET", "/v1/cache/get", &flash_headers("dup1"), b"").await;
     assert_eq!(r.status, 200, "{r:?}");
     alive(&a).await;
-}
-
-/// Sends `bytes` and reads until the server closes.
-async fn send_whole(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let run = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream.write_all(bytes).await.expect("write");
-        let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await.expect("read");
-        buf
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), run)
-        .await
-        .expect("answered in time")
 }
 
 // Found from outside (eleventh session): a body that stopped arriving held its connection

@@ -960,11 +960,7 @@ fn an_unreadable_seal_log_is_reported_and_the_store_opens() {
             .open(dir.path())
     };
     let store = open(RecoveryPolicy::Salvage).expect("open");
-    for i in 0..200u32 {
-        store
-            .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
-            .expect("put");
-    }
+    put_200_keys(&store);
     drop(store);
     let log = dir.path().join("seals.log");
     assert!(log.exists(), "the store logged its sealed segments");
@@ -1090,11 +1086,7 @@ fn a_sealed_segment_is_hinted_soon_after_it_is_sealed() {
         .compaction_interval(Some(std::time::Duration::from_secs(3600)))
         .open(dir.path())
         .expect("open");
-    for i in 0..200u32 {
-        store
-            .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
-            .expect("put");
-    }
+    put_200_keys(&store);
     let hinted = || {
         std::fs::read_dir(dir.path())
             .expect("list")
@@ -1122,11 +1114,7 @@ fn verify_calls_a_zeroed_sealed_segment_damage_not_blank() {
         .compaction_interval(None)
         .open(dir.path())
         .expect("open");
-    for i in 0..200u32 {
-        store
-            .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
-            .expect("put");
-    }
+    put_200_keys(&store);
     drop(store);
     let first = dir.path().join("0000000001.seg");
     for emptied in [false, true] {
@@ -1149,5 +1137,14 @@ fn verify_calls_a_zeroed_sealed_segment_damage_not_blank() {
                 && !said.iter().any(|p| p.contains("blank")),
             "emptied {emptied}: {said:?}"
         );
+    }
+}
+
+/// Puts 200 keys of 100-byte values: several 4 KiB segments.
+fn put_200_keys(store: &Store) {
+    for i in 0..200u32 {
+        store
+            .put(b"ns", &i.to_le_bytes(), &[7; 100], PutOptions::default())
+            .expect("put");
     }
 }

@@ -155,6 +155,11 @@ impl Resp {
 
 /// Sends raw bytes and parses the response (the server closes after it).
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
+    parse(&raw_bytes(addr, bytes).await)
+}
+
+/// Sends raw bytes and returns every byte the server sends until it closes.
+pub async fn raw_bytes(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let run = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(bytes).await.expect("write");
@@ -162,10 +167,9 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
         stream.read_to_end(&mut buf).await.expect("read");
         buf
     };
-    let buf = tokio::time::timeout(REQUEST_TIMEOUT, run)
+    tokio::time::timeout(REQUEST_TIMEOUT, run)
         .await
-        .expect("request timed out");
-    parse(&buf)
+        .expect("request timed out")
 }
 
 /// Like [`raw`], for a server that may die meanwhile: any I/O error, a timeout or a response
