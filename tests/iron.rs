@@ -608,3 +608,48 @@ async fn tenants_and_projects_are_isolated() {
         .await;
     assert_eq!(r.status, 401, "the sample token needs --dev");
 }
+
+/// A number comes back as it was written: serde_json read it as an f64, so
+/// 123456789012345678901234567890 came back as 1.2345678901234568e29 and 1e3 as 1000.0
+/// (found from outside).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_come_back_as_written() {
+    let (s, _dir) = common::start_dev().await;
+    let auth = format!("OAuth {TOKEN}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    for (i, literal) in [
+        "123456789012345678901234567890",
+        "1e3",
+        "-0.50",
+        "7",
+        "2.5E-3",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let item = p(&format!("caches/n/items/k{i}"));
+        let body = format!("{{\"value\": {literal} , \"expires_in\": 60}}");
+        let r = s.req("PUT", &item, &headers, body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{literal}: {r:?}");
+        let got = s.req("GET", &item, &headers, b"").await;
+        assert!(
+            got.text().contains(&format!("\"value\":{literal},")),
+            "{literal}: {}",
+            got.text()
+        );
+        assert!(got.json()["value"].is_number(), "{}", got.text());
+    }
+    // Increments still take integers only, and make integers.
+    let r = s
+        .req(
+            "POST",
+            &p("caches/n/items/k3/increment"),
+            &headers,
+            br#"{"amount": 5}"#,
+        )
+        .await;
+    assert_eq!(r.json()["value"], 12, "{}", r.text());
+}

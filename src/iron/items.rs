@@ -105,6 +105,23 @@ fn parse_put(body: &Map<String, Value>, t: &Target<'_>) -> Result<PutRequest, Re
     })
 }
 
+/// The `value` member of a JSON object `body` as written, if it is there once.
+fn value_literal(body: &[u8]) -> Option<&str> {
+    #[derive(serde::Deserialize)]
+    struct Only<'a> {
+        #[serde(borrow)]
+        value: Option<&'a serde_json::value::RawValue>,
+    }
+    let only: Only<'_> = serde_json::from_slice(body).ok()?;
+    only.value.map(|v| v.get().trim())
+}
+
+/// Whether `text` is one JSON number literal (what a number value is stored as).
+fn is_number_literal(text: &str) -> bool {
+    text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        && serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
+}
+
 /// `PUT …/items/{k}`.
 pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incoming>) -> Resp {
     let body = match json_object(
@@ -117,10 +134,25 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
         Ok(b) => b,
         Err(r) => return r,
     };
-    let put = match parse_put(&body, t) {
+    let (body, bytes) = body;
+    let mut put = match parse_put(&body, t) {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if put.kind == KIND_NUMBER {
+        // The number as it was written: serde_json reads it as an i64, u64 or f64, so
+        // 123456789012345678901234567890 came back as 1.2345678901234568e29, 1e3 as 1000.0.
+        if let Some(literal) = value_literal(&bytes) {
+            put.value = literal.as_bytes().to_vec();
+        }
+        let limit = t.state.config.limits.iron_value_bytes;
+        if put.value.len() > limit {
+            return msg(
+                StatusCode::BAD_REQUEST,
+                &format!("value is larger than {limit} bytes"),
+            );
+        }
+    }
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
     let store = &t.state.store;
     let options = PutOptions {
@@ -166,12 +198,10 @@ fn item_body(cache: &str, key: &str, item: &ttlcask_engine::Item) -> Vec<u8> {
     http::push_json_str(&mut out, key);
     out.extend_from_slice(b",\"value\":");
     // A number comes back as a number, as it was sent.
-    let number = (item.kind == KIND_NUMBER)
-        .then(|| serde_json::from_str::<serde_json::Number>(&text).ok())
-        .flatten();
-    match number {
-        Some(n) if serde_json::to_writer(&mut out, &n).is_ok() => {}
-        _ => http::push_json_str(&mut out, &text),
+    if item.kind == KIND_NUMBER && is_number_literal(&text) {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        http::push_json_str(&mut out, &text);
     }
     out.extend_from_slice(b",\"cas\":");
     out.extend_from_slice(item.version.to_string().as_bytes());
@@ -218,6 +248,7 @@ pub async fn increment(t: &Target<'_>, cache: String, key: String, req: Request<
         Ok(b) => b,
         Err(r) => return r,
     };
+    let (body, _) = body;
     let amount = match body.get("amount") {
         None | Some(Value::Null) => return msg(StatusCode::NOT_ACCEPTABLE, "amount is required"),
         Some(Value::Number(n)) => match n.as_i64() {

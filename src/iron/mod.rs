@@ -177,12 +177,12 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, table: &routes::Ro
     }
 }
 
-/// Reads a JSON object body for a put or increment.
+/// Reads a JSON object body for a put or increment: the object, and the body's bytes.
 pub async fn json_object(
     req: Request<Incoming>,
     limit: usize,
     budget: Option<(&std::sync::Arc<http::BodyBudget>, &str)>,
-) -> Result<serde_json::Map<String, serde_json::Value>, Resp> {
+) -> Result<(serde_json::Map<String, serde_json::Value>, bytes::Bytes), Resp> {
     let body = match http::read_body(req, limit, budget).await {
         Ok(b) => b,
         Err(http::BodyError::TooLarge(n)) => {
@@ -194,7 +194,7 @@ pub async fn json_object(
         Err(e) => return Err(msg(e.status(), &e.to_string())),
     };
     match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(serde_json::Value::Object(map)) => Ok((map, body)),
         Ok(_) => Err(msg(
             StatusCode::BAD_REQUEST,
             "The body must be a JSON object",
