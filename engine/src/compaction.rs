@@ -150,8 +150,9 @@ impl Inner {
             let dead = slot.dead
                 + expired.get(&id).copied().unwrap_or(0)
                 + if hiding_droppable { slot.hiding } else { 0 };
-            // A damaged segment is always worth it: its intact records move out, its lost
-            // keys stay lost through the evidence file, and it stops pinning its space.
+            // A damaged segment is always worth it where there is room: its intact records
+            // move out and its lost keys stay lost through the evidence file (which keeps
+            // its space: see `fit_to_space`).
             let worth = slot.damaged
                 || match ratio {
                     // A full run also repacks segments of single writes, whose frames cost
@@ -160,16 +161,16 @@ impl Inner {
                     Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
                 };
             if worth {
-                rewrite.push((id, entries.saturating_sub(dead)));
+                rewrite.push((id, entries.saturating_sub(dead), !slot.damaged));
             } else if ratio.is_none() && sparse(slot, entries) {
-                repack.push((id, entries));
+                repack.push((id, entries, true));
             }
         }
         // A full run also repacks segments of single writes, whose frames cost more than
         // their records' headers: copied, they share large frames. That gives back little
         // and needs room for a whole copy first, so only while the disk has room for all of
         // them and two segments more.
-        let copies: u64 = repack.iter().map(|&(_, bytes)| bytes).sum();
+        let copies: u64 = repack.iter().map(|&(_, bytes, _)| bytes).sum();
         let roomy = self
             .fs
             .free_space(&self.dir)
@@ -180,30 +181,35 @@ impl Inner {
         (unread, self.fit_to_space(rewrite))
     }
 
-    /// The segments to rewrite, `(id, live bytes)`, cut down (most dead first) to what the
-    /// free space and the space reserve can hold as outputs: on a nearly full disk a run
-    /// that cannot place its outputs would reclaim nothing.
-    fn fit_to_space(&self, mut rewrite: Vec<(u32, u64)>) -> Vec<u32> {
+    /// The segments to rewrite, `(id, live bytes, whether rewriting it frees its space)`,
+    /// cut down (most dead first) to what the free space and the space reserve can hold as
+    /// outputs: on a nearly full disk a run that cannot place its outputs would reclaim
+    /// nothing. There, a damaged segment is left for later: it is kept as evidence once
+    /// rewritten, so its outputs would spend the reserve and free nothing, and the reserve
+    /// could not be made again (found from outside: a full 32 MB disk stuck for good, every
+    /// delete and compaction refused, after a run rewrote a damaged segment).
+    fn fit_to_space(&self, mut rewrite: Vec<(u32, u64, bool)>) -> Vec<u32> {
         let Some(free) = self.fs.free_space(&self.dir) else {
-            return rewrite.into_iter().map(|(id, _)| id).collect();
+            return rewrite.into_iter().map(|(id, _, _)| id).collect();
         };
         let segment = self.options.segment_size;
         let reserve = if self.reserve.held() { segment } else { 0 };
         if free >= 2 * segment {
-            return rewrite.into_iter().map(|(id, _)| id).collect();
+            return rewrite.into_iter().map(|(id, _, _)| id).collect();
         }
+        rewrite.retain(|&(_, _, frees)| frees);
         // Outputs hold the live records plus frame overhead (generously a quarter more)
         // and a header per segment.
         let budget = free + reserve;
-        rewrite.sort_by_key(|&(id, live)| (live, id));
+        rewrite.sort_by_key(|&(id, live, _)| (live, id));
         let mut need = 0;
         let mut chosen: Vec<u32> = rewrite
             .into_iter()
-            .take_while(|&(_, live)| {
+            .take_while(|&(_, live, _)| {
                 need += live + live / 4 + SEGMENT_HEADER_LEN as u64;
                 need <= budget
             })
-            .map(|(id, _)| id)
+            .map(|(id, _, _)| id)
             .collect();
         chosen.sort_unstable();
         chosen

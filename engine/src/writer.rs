@@ -760,11 +760,13 @@ impl Inner {
             Ok(seg) => seg,
             Err(e) if crate::fs::is_out_of_space(&e) => {
                 self.health.set_disk_full(true);
-                if frees {
-                    // Deletes only become free space through compaction: ask for one now.
-                    self.space_wanted.store(true, Ordering::Relaxed);
-                    self.shutdown.nudge();
-                }
+                // Dead records only become free space through compaction: ask for one now
+                // (at most once a second), for a refused write as for a refused delete. A
+                // run started by the first deletes of a burst frees little; the writes
+                // refused after the rest went through waited for the 30 s run (found from
+                // outside).
+                self.space_wanted.store(true, Ordering::Relaxed);
+                self.shutdown.nudge();
                 return Err(WriteError::DiskFull(e.to_string()));
             }
             Err(e) => return Err(self.fail(e)),
