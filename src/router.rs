@@ -89,14 +89,19 @@ pub async fn serve(state: Arc<AppState>, mut req: Request<Incoming>, peer: Socke
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     state.metrics.record(route_index, &method, status, elapsed);
-    if status >= 500 || tracing::enabled!(tracing::Level::DEBUG) {
+    // 501 (a transfer coding), 503 (the body budget, a passing state) and 507 (a full disk,
+    // shown by `/healthz` and the gauges) are the client's or the disk's state, not a
+    // failure of the server: logged at warn, every write refused on a full disk fed the log
+    // on that disk (found from outside).
+    let failed = status >= 500 && !matches!(status, 501 | 503 | 507);
+    if failed || tracing::enabled!(tracing::Level::DEBUG) {
         let id = match &given_id {
             Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
             None => generated_request_id(),
         };
         let (api, route_label) = metrics::ROUTES[route_index];
         tracing::debug!(request_id = %id, %peer, %method, path, api, status, elapsed_us = elapsed.as_micros() as u64, "request");
-        if status >= 500 {
+        if failed {
             tracing::warn!(request_id = %id, %method, route = route_label, api, status, "request failed with a server error");
         }
     }

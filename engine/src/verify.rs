@@ -91,6 +91,7 @@ pub fn verify_with_progress(
     let dir = dir.as_ref();
     let mut segments = Vec::new();
     let mut hints = Vec::new();
+    let mut evidence = Vec::new();
     let mut report = VerifyReport::default();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -99,12 +100,8 @@ pub fn verify_with_progress(
             segments.push((id, entry.path(), entry.metadata()?.len()));
         } else if let Some(id) = segment::parse_file_name(&name, "hint") {
             hints.push((id, entry.path(), entry.metadata()?.len()));
-        } else if segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION).is_some() {
-            report.damage.push(Damage {
-                file: entry.path(),
-                offset: None,
-                problem: "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as errors while it is here (delete it and its .damaged-hint once inspected to forget them)".to_string(),
-            });
+        } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
+            evidence.push((id, entry.path()));
         } else if name.ends_with(".tmp")
             && name != crate::space::RESERVE_FILE
             && name != crate::space::SPARE_FILE
@@ -118,6 +115,26 @@ pub fn verify_with_progress(
     }
     segments.sort_unstable();
     hints.sort_unstable();
+    for (id, path) in evidence {
+        // Older records of the keys it lost may lie in any older segment; while one is left,
+        // deleting the evidence lets the next open serve them (found from outside, when this
+        // message said deleting it was how to forget the lost keys).
+        let older = segments.iter().filter(|(s, _, _)| *s < id).count();
+        let advice = if older == 0 {
+            "no older segment is left, so deleting it and its .damaged-hint once inspected only turns those keys into misses".to_string()
+        } else {
+            format!(
+                "do not delete it yet: {older} older segment(s) may hold older values of those keys, which the next open would serve again (`ttlcask compact` rewrites the older segments that hold anything dead; while older ones are left, keeping the evidence is the safe choice)"
+            )
+        };
+        report.damage.push(Damage {
+            file: path,
+            offset: None,
+            problem: format!(
+                "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as lost (misses in the APIs) while it is here; {advice}"
+            ),
+        });
+    }
     let seals_path = dir.join(crate::seals::SEALS_FILE);
     let seals = crate::seals::read(&crate::fs::RealFs, dir).unwrap_or_else(|e| {
         report.damage.push(Damage {

@@ -1148,3 +1148,59 @@ fn put_200_keys(store: &Store) {
             .expect("put");
     }
 }
+
+/// `verify` says when a damaged segment's evidence may be deleted: not while an older
+/// segment is left, which may hold the older values of the keys it lost (found from
+/// outside: following its advice to delete the evidence served 16 overwritten values).
+#[test]
+fn verify_says_evidence_is_not_to_be_deleted_while_older_segments_are_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        Store::builder()
+            .segment_size(4096)
+            .compaction_interval(None)
+            .open(dir.path())
+            .expect("open")
+    };
+    let store = open();
+    // Older segments whose records stay live (never rewritten), then keys and their
+    // overwrites.
+    for i in 0..100u32 {
+        store
+            .put(b"kept", &i.to_le_bytes(), &[6; 100], PutOptions::default())
+            .expect("put");
+    }
+    put_200_keys(&store);
+    for i in 0..200u32 {
+        store
+            .put(b"ns", &i.to_le_bytes(), &[8; 100], PutOptions::default())
+            .expect("overwrite");
+    }
+    drop(store);
+    // A record of the newest sealed segment damaged, its hint gone: the open scans and
+    // finds it, compaction moves the segment aside as evidence.
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    segments.sort();
+    let victim = segments[segments.len() - 2].clone();
+    let _ = std::fs::remove_file(dir.path().join(victim.replace(".seg", ".hint")));
+    let path = dir.path().join(&victim);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[200] ^= 0x55;
+    std::fs::write(&path, bytes).expect("damage");
+    let store = open();
+    store.compact_dead_over(0.9).expect("compact");
+    drop(store);
+    let report = ttlcask_engine::verify(dir.path()).expect("verify");
+    let said: Vec<_> = report
+        .damage
+        .iter()
+        .filter(|d| d.file.extension().is_some_and(|e| e == "damaged"))
+        .map(|d| d.problem.clone())
+        .collect();
+    assert_eq!(said.len(), 1, "{report:?}");
+    assert!(said[0].contains("do not delete it yet"), "{said:?}");
+}

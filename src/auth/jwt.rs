@@ -27,6 +27,14 @@ pub struct Claims {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Issuer, as sent (any JSON value): [`JwtVerifier::verify`] takes only the configured
+    /// issuer as a string (jsonwebtoken also takes an array holding it).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iss: Option<serde_json::Value>,
     /// Expiry as sent; kept so that a cached token can be refused once it passes. Any JSON
     /// value (`null` included, as `Some(Null)`): [`JwtVerifier::verify`] refuses all but
     /// numbers.
@@ -170,6 +178,13 @@ impl JwtVerifier {
         for key in keys {
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
                 Ok(data) => {
+                    if data.claims.iss.as_ref().and_then(serde_json::Value::as_str)
+                        != Some(self.issuer.as_str())
+                    {
+                        // RFC 7519: `iss` is one StringOrURI (found from outside: an array
+                        // holding the issuer among others was accepted).
+                        return Err("invalid JWT: iss must be the issuer, as one string".into());
+                    }
                     check_time_claims(&data.claims, super::unix_now_secs())?;
                     return Ok(data.claims);
                 }
@@ -230,7 +245,7 @@ mod tests {
     const SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL3Nlc3Npb24uZmlyZWJhc2UuZ29vZ2xlLmNvbS9ha2thLWNhY2hlIiwib3JnIjoidHRvcmciLCJuYW1lIjoiSm9obiBEb2UiLCJzZXJ2aWNlTGV2ZWwiOiJmcmVlIn0.rds8orVxVz149ovTxxYzFIqGmSdWJUlHONem9avKBgQ";
 
     #[test]
-    fn a_token_with_critical_extensions_is_refused() {
+    fn a_token_with_critical_extensions_or_an_issuer_list_is_refused() {
         use base64::Engine as _;
         let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
         let claims =
@@ -245,6 +260,17 @@ mod tests {
         let dev = JwtVerifier::new(&AkkaConfig::default(), true).expect("no pem");
         let plain = sign(r#"{"alg":"HS256","typ":"JWT"}"#);
         assert!(dev.verify(&plain).is_ok(), "{:?}", dev.verify(&plain));
+        // An issuer among others in an array is not the issuer.
+        let listed = b64(
+            r#"{"iss":["https://evil.example","https://session.firebase.google.com/akka-cache"],"org":"ttorg"}"#,
+        );
+        let input = format!("{}.{listed}", b64(r#"{"alg":"HS256"}"#));
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).expect("sign");
+        let refused = dev
+            .verify(&format!("{input}.{sig}"))
+            .expect_err("an iss array is refused");
+        assert!(refused.contains("iss"), "{refused}");
         let crit = sign(r#"{"alg":"HS256","crit":["x"],"x":1}"#);
         let refused = dev.verify(&crit).expect_err("crit is refused");
         assert!(refused.contains("crit"), "{refused}");
