@@ -1036,12 +1036,7 @@ fn verify_reports_a_missing_segment_whose_hint_is_left() {
     }
     drop(store);
     // The newest hinted segment holds second-round values that overwrote older ones.
-    let mut hints: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".hint"))
-        .collect();
-    hints.sort();
+    let hints = files_ending(dir.path(), ".hint");
     let hint = hints.last().expect("a hinted segment").clone();
     let segment = dir.path().join(hint.replace(".hint", ".seg"));
     std::fs::remove_file(&segment).expect("remove the segment");
@@ -1087,13 +1082,7 @@ fn a_sealed_segment_is_hinted_soon_after_it_is_sealed() {
         .open(dir.path())
         .expect("open");
     put_200_keys(&store);
-    let hinted = || {
-        std::fs::read_dir(dir.path())
-            .expect("list")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".hint"))
-            .count()
-    };
+    let hinted = || files_ending(dir.path(), ".hint").len();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while hinted() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -1179,12 +1168,7 @@ fn verify_says_evidence_is_not_to_be_deleted_while_older_segments_are_left() {
     drop(store);
     // A record of the newest sealed segment damaged, its hint gone: the open scans and
     // finds it, compaction moves the segment aside as evidence.
-    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".seg"))
-        .collect();
-    segments.sort();
+    let segments = files_ending(dir.path(), ".seg");
     let victim = segments[segments.len() - 2].clone();
     let _ = std::fs::remove_file(dir.path().join(victim.replace(".seg", ".hint")));
     let path = dir.path().join(&victim);
@@ -1218,4 +1202,15 @@ fn verify_says_evidence_is_not_to_be_deleted_while_older_segments_are_left() {
         said.len() == 1 && said[0].contains("no older segment is left"),
         "{said:?}"
     );
+}
+
+/// The names of the files in `dir` ending in `suffix`, sorted.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
 }
