@@ -28,13 +28,14 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The client's `X-Request-Id` when it is short printable ASCII (it is echoed back).
+/// The client's `X-Request-Id` when it is short printable ASCII, spaces included (it is
+/// echoed back; one with a space was not, though the README promised printable ASCII).
 fn given_request_id(req: &Request<Incoming>) -> Option<HeaderValue> {
     req.headers()
         .get(&REQUEST_ID_HEADER)
         .filter(|v| {
             let v = v.as_bytes();
-            !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
+            !v.is_empty() && v.len() <= 128 && v.iter().all(|&b| b == b' ' || b.is_ascii_graphic())
         })
         .cloned()
 }

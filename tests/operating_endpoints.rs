@@ -476,6 +476,18 @@ async fn a_client_request_id_is_echoed() {
         .req("GET", "/healthz", &[("X-Request-Id", "abc-123")], b"")
         .await;
     assert_eq!(resp.header("x-request-id"), Some("abc-123"));
+    // Printable ASCII includes the space; a control byte or 129 bytes are not echoed.
+    let spaced = server
+        .req("GET", "/healthz", &[("X-Request-Id", "job 7 step 2")], b"")
+        .await;
+    assert_eq!(spaced.header("x-request-id"), Some("job 7 step 2"));
+    let long = "r".repeat(129);
+    for refused in ["a\tb", long.as_str()] {
+        let r = server
+            .req("GET", "/healthz", &[("X-Request-Id", refused)], b"")
+            .await;
+        assert_eq!(r.header("x-request-id"), None, "{refused:?}");
+    }
     let plain = server.req("GET", "/healthz", &[], b"").await;
     assert_eq!(plain.header("x-request-id"), None);
 }
