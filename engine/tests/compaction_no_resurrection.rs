@@ -55,3 +55,38 @@ fn cleared_namespace_stays_empty_after_partial_compaction_and_reopen() {
     });
     assert_eq!(got, None);
 }
+
+/// A run at a dead ratio counts expired items as dead: segments half of whose items have
+/// expired are rewritten, their live items kept (a mutant that stopped counting expired
+/// bytes, unless a segment held droppable tombstones, went unnoticed by every test).
+#[test]
+fn a_run_at_a_ratio_counts_expired_items_as_dead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ttlcask_engine::ManualClock::new(1_000_000);
+    let store = ttlcask_engine::Store::builder()
+        .segment_size(4096)
+        .compaction_interval(None)
+        .clock(clock.clone())
+        .open(dir.path())
+        .expect("open");
+    for i in 0..80u32 {
+        let options = if i % 2 == 0 {
+            ttlcask_engine::PutOptions::expiring_at(1_001_000)
+        } else {
+            ttlcask_engine::PutOptions::default()
+        };
+        store
+            .put(b"ns", &i.to_le_bytes(), &[7; 100], options)
+            .expect("put");
+    }
+    clock.advance_ms(5_000);
+    let report = store.compact_dead_over(0.25).expect("compact");
+    assert!(
+        report.segments_rewritten > 0 && report.bytes_reclaimed > 0,
+        "{report:?}"
+    );
+    for i in 0..80u32 {
+        let got = store.get(b"ns", &i.to_le_bytes()).expect("read");
+        assert_eq!(got.is_some(), i % 2 == 1, "key {i}");
+    }
+}
