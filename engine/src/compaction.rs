@@ -244,6 +244,10 @@ impl Inner {
             }
             slot
         };
+        // Logged first: a sealed segment the log names that is missing and not logged as
+        // removed was lost outside the store (`recovery`). If the log cannot take it, it is
+        // removed (`SealLog::append`), and the next open checks nothing against it.
+        self.seals.append_removed(id);
         let hint = self.dir.join(segment::hint_file_name(id));
         let damaged = slot.as_ref().is_some_and(|s| s.damaged);
         // A damaged segment's hint goes aside with it (its records are what the next open
@@ -506,6 +510,10 @@ impl Inner {
     }
 
     fn seal_output(&self, out: &Output) -> std::io::Result<()> {
+        // The output's name is made durable before its seal entry: a crash between them
+        // would leave the log naming a sealed segment the directory lacks, which the next
+        // open takes for one lost outside the store (the crash-point enumeration found it).
+        self.fs.sync_dir(&self.dir)?;
         // Always synced: inputs are deleted on the strength of it, whatever the policy.
         self.seal_segment(&out.segment, out.pos, true, crate::writer::Trim::Now)
     }

@@ -364,6 +364,36 @@ pub fn recover(
         }
     }
     segment_ids.sort_unstable();
+    // A segment the log names as sealed that is missing was lost outside the store, where
+    // the log records removals: the store logs a segment's removal before unlinking it.
+    // Its records are unknown (a hint left behind names them: handled below).
+    let mut missing_ids = Vec::new();
+    if seals.records_removals {
+        let mut missing: Vec<(u32, u64)> = seals
+            .lengths
+            .iter()
+            .filter(|(id, _)| {
+                segment_ids.binary_search(id).is_err()
+                    && !seals.removed.contains(id)
+                    && !hint_ids.contains(id)
+                    && !evidence.iter().any(|(e, _)| e == *id)
+            })
+            .map(|(&id, &len)| (id, len))
+            .collect();
+        missing.sort_unstable();
+        for (id, len) in missing {
+            missing_ids.push(id);
+            report.damaged.push(DamagedRange {
+                segment: id,
+                offset: 0,
+                len: len.max(1),
+                records: None,
+                problem: format!(
+                    "the segment file is missing (sealed with {len} bytes, seals.log) and the store did not remove it; no hint names its records: their keys may read older values"
+                ),
+            });
+        }
+    }
     // Entries of segments deleted since (compaction's inputs) are dropped here: the store
     // writes the log anew from what recovery hands back.
     seals
@@ -379,6 +409,7 @@ pub fn recover(
         .iter()
         .map(|(id, _)| *id)
         .chain(hint_ids.iter().copied())
+        .chain(missing_ids.iter().copied())
         .max()
         .unwrap_or(0);
     let mut base_version = 0;

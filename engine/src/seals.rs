@@ -27,6 +27,15 @@ use crate::fs::{FileSystem, StorageFile};
 /// The file's name in the data directory.
 pub(crate) const SEALS_FILE: &str = "seals.log";
 const ENTRY_LEN: usize = 16;
+/// The length of an entry that says the store removed the segment (compaction's inputs, an
+/// expired segment), appended before it unlinks the files.
+pub(crate) const REMOVED: u64 = u64::MAX;
+/// The id of the first entry of a log that records removals (its length is the log's
+/// layout, 1): only such a log can tell a segment the store removed from one lost outside
+/// it. Logs written before removals were recorded lack it (and name, until their next open,
+/// segments compaction removed).
+const LAYOUT_ID: u32 = u32::MAX;
+const LAYOUT_REMOVALS: u64 = 1;
 
 fn encode(id: u32, data_len: u64) -> [u8; ENTRY_LEN] {
     let mut e = [0; ENTRY_LEN];
@@ -43,6 +52,11 @@ fn encode(id: u32, data_len: u64) -> [u8; ENTRY_LEN] {
 #[derive(Debug, Default)]
 pub(crate) struct Seals {
     pub lengths: HashMap<u32, u64>,
+    /// Segments the store logged as removed.
+    pub removed: std::collections::HashSet<u32>,
+    /// Whether the log records removals (see [`LAYOUT_ID`]): a segment it names as sealed,
+    /// not removed, and missing was lost outside the store.
+    pub records_removals: bool,
     /// Offsets of damaged entries.
     pub damaged: Vec<u64>,
 }
@@ -71,14 +85,47 @@ fn parse(bytes: &[u8]) -> Seals {
         let id = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
         let mut len = [0; 8];
         len.copy_from_slice(&e[4..12]);
-        seals.lengths.insert(id, u64::from_le_bytes(len));
+        let len = u64::from_le_bytes(len);
+        match (id, len) {
+            (LAYOUT_ID, LAYOUT_REMOVALS) if i == 0 => seals.records_removals = true,
+            (LAYOUT_ID, _) => {}
+            (_, REMOVED) => {
+                seals.removed.insert(id);
+            }
+            _ => {
+                seals.lengths.insert(id, len);
+            }
+        }
     }
     seals
+}
+
+/// Makes the log at `path` one that does not record removals, so that the next open checks
+/// no missing segment against it: its first entry (the layout) is overwritten in place,
+/// which needs no space on a full disk, and the sealed lengths stay; where even that fails,
+/// the log goes.
+pub(crate) fn stop_recording_removals(fs: &dyn FileSystem, path: &Path) {
+    let claims = fs
+        .read(path)
+        .is_ok_and(|b| b.starts_with(&encode(LAYOUT_ID, LAYOUT_REMOVALS)));
+    if !claims {
+        return;
+    }
+    let overwritten = fs.open(path).and_then(|f| {
+        f.write_at_unmapped(&encode(LAYOUT_ID, 0), 0)?;
+        f.sync()
+    });
+    if overwritten.is_err() {
+        let _ = fs.remove(path);
+    }
 }
 
 /// The open seal log of a store, appended to at each seal.
 pub(crate) struct SealLog {
     path: PathBuf,
+    /// Where the file lives, to remove it when an append fails (`None`: a log that takes no
+    /// appends).
+    fs: Option<Arc<dyn FileSystem>>,
     /// The file and its length; `None` once an append failed (or the store is read-only):
     /// no more appends until the next open writes the log anew.
     file: Mutex<Option<(Box<dyn StorageFile>, u64)>>,
@@ -97,6 +144,7 @@ impl SealLog {
     pub(crate) fn none(dir: &Path) -> Self {
         Self {
             path: dir.join(SEALS_FILE),
+            fs: None,
             file: Mutex::new(None),
         }
     }
@@ -109,14 +157,15 @@ impl SealLog {
         entries: &[(u32, u64)],
     ) -> io::Result<Self> {
         let path = dir.join(SEALS_FILE);
-        let bytes: Vec<u8> = entries
-            .iter()
-            .flat_map(|&(id, len)| encode(id, len))
+        let bytes: Vec<u8> = std::iter::once((LAYOUT_ID, LAYOUT_REMOVALS))
+            .chain(entries.iter().copied())
+            .flat_map(|(id, len)| encode(id, len))
             .collect();
         crate::fs::write_atomically(fs.as_ref(), dir, &path, &bytes)?;
         let file = fs.open(&path)?;
         Ok(Self {
             path,
+            fs: Some(fs.clone()),
             file: Mutex::new(Some((file, bytes.len() as u64))),
         })
     }
@@ -138,16 +187,60 @@ impl SealLog {
             true
         } else {
             // A partial entry may be on disk: a later one after it would make it look
-            // like damage in the middle of the log.
+            // like damage in the middle of the log. And the removals it can no longer
+            // record would make the next open take segments the store removed for lost:
+            // the log goes (the next open writes it anew; removing a file needs no space).
             *file = None;
+            if let Some(fs) = &self.fs {
+                stop_recording_removals(fs.as_ref(), &self.path);
+            }
             false
         }
+    }
+
+    /// Appends (and syncs) that the store removes segment `id` now; false if it could not
+    /// (the log is then gone, see [`SealLog::append`]).
+    pub(crate) fn append_removed(&self, id: u32) -> bool {
+        self.append(id, REMOVED)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removals_are_recorded_only_by_a_log_that_says_so() {
+        let log = |entries: &[(u32, u64)]| -> Vec<u8> {
+            entries
+                .iter()
+                .flat_map(|&(id, len)| encode(id, len))
+                .collect()
+        };
+        let seals = parse(&log(&[
+            (LAYOUT_ID, LAYOUT_REMOVALS),
+            (1, 100),
+            (2, 200),
+            (1, REMOVED),
+        ]));
+        assert!(seals.records_removals);
+        assert_eq!(seals.lengths, HashMap::from([(1, 100), (2, 200)]));
+        assert_eq!(seals.removed, std::collections::HashSet::from([1]));
+        // The layout only counts as the first entry; an old log has none.
+        assert!(!parse(&log(&[(1, 100), (LAYOUT_ID, LAYOUT_REMOVALS)])).records_removals);
+        assert!(!parse(&log(&[(1, 100)])).records_removals);
+        // A log that cannot go on recording them stops saying so and keeps its lengths.
+        let fs: Arc<dyn FileSystem> = Arc::new(crate::sim::SimFs::new());
+        let dir = Path::new("/s");
+        let written = SealLog::write(&fs, dir, &[(3, 300)]).expect("write");
+        assert!(read(fs.as_ref(), dir).expect("read").records_removals);
+        drop(written);
+        stop_recording_removals(fs.as_ref(), &dir.join(SEALS_FILE));
+        let seals = read(fs.as_ref(), dir).expect("read");
+        assert!(!seals.records_removals);
+        assert_eq!(seals.lengths, HashMap::from([(3, 300)]));
+        assert!(seals.damaged.is_empty());
+    }
 
     #[test]
     fn entries_round_trip_and_a_torn_last_entry_is_no_damage() {

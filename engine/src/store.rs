@@ -1052,7 +1052,13 @@ fn write_seal_log(
             }
             log
         }
-        Err(_) => crate::seals::SealLog::none(dir),
+        Err(_) => {
+            // (A full disk.) The old log would go on naming segments this run's compactions
+            // remove, unlogged, which the next open would take for segments lost outside
+            // the store.
+            crate::seals::stop_recording_removals(fs.as_ref(), &dir.join(crate::seals::SEALS_FILE));
+            crate::seals::SealLog::none(dir)
+        }
     }
 }
 
@@ -1127,6 +1133,12 @@ impl Inner {
             .filter(|s| s.sealed && !s.logged && !s.untrimmed)
             .map(|s| (s.segment.clone(), s.data_len))
             .collect();
+        // Their names first (a `never` store syncs no directory at rollovers): a log entry
+        // for a segment whose name a crash could lose would read as a segment lost outside
+        // the store.
+        if pending.is_empty() || self.fs.sync_dir(&self.dir).is_err() {
+            return;
+        }
         for (segment, data_len) in pending {
             if segment.sync().is_ok() && self.seals.append(segment.id, data_len) {
                 if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {

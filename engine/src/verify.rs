@@ -115,6 +115,7 @@ pub fn verify_with_progress(
     }
     segments.sort_unstable();
     hints.sort_unstable();
+    let evidence_ids: Vec<u32> = evidence.iter().map(|(id, _)| *id).collect();
     for (id, path) in evidence {
         // Older records of the keys it lost may lie in any older segment; while one is left,
         // deleting the evidence lets the next open serve them (found from outside, when this
@@ -151,6 +152,30 @@ pub fn verify_with_progress(
             problem: "a seal log entry fails its check (its segment is judged by its end at open)"
                 .to_string(),
         });
+    }
+    if seals.records_removals {
+        // As the open judges it: sealed, never removed by the store, and gone with its hint.
+        let mut missing: Vec<(u32, u64)> = seals
+            .lengths
+            .iter()
+            .filter(|(id, _)| {
+                !segments.iter().any(|(s, _, _)| s == *id)
+                    && !hints.iter().any(|(h, _, _)| h == *id)
+                    && !seals.removed.contains(id)
+                    && !evidence_ids.contains(id)
+            })
+            .map(|(&id, &len)| (id, len))
+            .collect();
+        missing.sort_unstable();
+        for (id, len) in missing {
+            report.damage.push(Damage {
+                file: dir.join(segment::segment_file_name(id)),
+                offset: None,
+                problem: format!(
+                    "missing: seals.log says it was sealed with {len} bytes and the store never removed it, and no hint names its records (their keys may read older values)"
+                ),
+            });
+        }
     }
     let total: u64 = segments.iter().chain(&hints).map(|(_, _, len)| len).sum();
     let mut done = 0;
