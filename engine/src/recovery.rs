@@ -373,10 +373,10 @@ pub fn recover(
             .lengths
             .iter()
             .filter(|(id, _)| {
+                // (A segment moved aside as evidence was logged as removed first.)
                 segment_ids.binary_search(id).is_err()
                     && !seals.removed.contains(id)
                     && !hint_ids.contains(id)
-                    && !evidence.iter().any(|(e, _)| e == *id)
             })
             .map(|(&id, &len)| (id, len))
             .collect();

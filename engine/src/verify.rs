@@ -115,7 +115,6 @@ pub fn verify_with_progress(
     }
     segments.sort_unstable();
     hints.sort_unstable();
-    let evidence_ids: Vec<u32> = evidence.iter().map(|(id, _)| *id).collect();
     for (id, path) in evidence {
         // Older records of the keys it lost may lie in any older segment; while one is left,
         // deleting the evidence lets the next open serve them (found from outside, when this
@@ -162,7 +161,6 @@ pub fn verify_with_progress(
                 !segments.iter().any(|(s, _, _)| s == *id)
                     && !hints.iter().any(|(h, _, _)| h == *id)
                     && !seals.removed.contains(id)
-                    && !evidence_ids.contains(id)
             })
             .map(|(&id, &len)| (id, len))
             .collect();
