@@ -41,7 +41,7 @@ pub enum BodyError {
     /// tenant's half): 503 with `Retry-After`.
     Busy,
     /// No byte of the body came for this long while the server waited for it: 408.
-    Stalled(std::time::Duration),
+    Stalled(Duration),
 }
 
 impl BodyError {
@@ -85,7 +85,7 @@ pub struct BodyBudget {
     /// ([`Limits::body_idle_timeout_ms`](crate::config::Limits::body_idle_timeout_ms)):
     /// a stalled upload would otherwise hold its connection and its share of the budget
     /// for ever.
-    idle: std::time::Duration,
+    idle: Duration,
 }
 
 /// Bodies whose declared length is at most this are not counted against the budget (see
@@ -93,11 +93,11 @@ pub struct BodyBudget {
 pub const UNCOUNTED_BODY_BYTES: u64 = 4096;
 
 /// How long a body waits for the budget before it is refused.
-const BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
+const BUDGET_PATIENCE: Duration = Duration::from_millis(50);
 
 impl BodyBudget {
     /// A budget of `total` bytes, for bodies that may go `idle` without a byte.
-    pub fn new(total: u64, idle: std::time::Duration) -> Arc<Self> {
+    pub fn new(total: u64, idle: Duration) -> Arc<Self> {
         Arc::new(Self {
             total,
             used: std::sync::Mutex::new((0, std::collections::HashMap::new())),
@@ -159,7 +159,7 @@ impl Held {
             if tokio::time::Instant::now() >= deadline {
                 return Err(BodyError::Busy);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         self.bytes = bytes;
         Ok(())

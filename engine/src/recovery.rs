@@ -367,32 +367,20 @@ pub fn recover(
     // A segment the log names as sealed that is missing was lost outside the store, where
     // the log records removals: the store logs a segment's removal before unlinking it.
     // Its records are unknown (a hint left behind names them: handled below).
-    let mut missing_ids = Vec::new();
-    if seals.records_removals {
-        let mut missing: Vec<(u32, u64)> = seals
-            .lengths
-            .iter()
-            .filter(|(id, _)| {
-                // (A segment moved aside as evidence was logged as removed first.)
-                segment_ids.binary_search(id).is_err()
-                    && !seals.removed.contains(id)
-                    && !hint_ids.contains(id)
-            })
-            .map(|(&id, &len)| (id, len))
-            .collect();
-        missing.sort_unstable();
-        for (id, len) in missing {
-            missing_ids.push(id);
-            report.damaged.push(DamagedRange {
-                segment: id,
-                offset: 0,
-                len: len.max(1),
-                records: None,
-                problem: format!(
-                    "the segment file is missing (sealed with {len} bytes, seals.log) and the store did not remove it; no hint names its records: their keys may read older values"
-                ),
-            });
-        }
+    // (A segment moved aside as evidence was logged as removed first.)
+    let missing =
+        seals.lost_outside(|id| segment_ids.binary_search(&id).is_ok() || hint_ids.contains(&id));
+    let missing_ids: Vec<u32> = missing.iter().map(|&(id, _)| id).collect();
+    for (id, len) in missing {
+        report.damaged.push(DamagedRange {
+            segment: id,
+            offset: 0,
+            len: len.max(1),
+            records: None,
+            problem: format!(
+                "the segment file is missing (sealed with {len} bytes, seals.log) and the store did not remove it; no hint names its records: their keys may read older values"
+            ),
+        });
     }
     // Entries of segments deleted since (compaction's inputs) are dropped here: the store
     // writes the log anew from what recovery hands back.
@@ -597,13 +585,11 @@ pub fn recover(
             let bytes = &view[..(stats.data_len as usize).min(view.len())];
             let scanned = scan::scan(bytes, &seg.header, false);
             for d in &scanned.damaged {
-                report.damaged.push(DamagedRange {
-                    segment: *id,
-                    offset: d.offset as u64,
-                    len: d.len as u64,
-                    records: d.lost.as_ref().map(|l| l.len() as u64),
-                    problem: format!("{} (found reading the hinted segment whole)", d.problem),
-                });
+                let mut range = damaged_range(*id, d);
+                range
+                    .problem
+                    .push_str(" (found reading the hinted segment whole)");
+                report.damaged.push(range);
             }
         }
         let mut problems: Vec<String> = report
@@ -1335,13 +1321,18 @@ fn note_damaged(id: u32, d: &scan::Damaged, replay: &mut Replay, report: &mut Re
             replay.lost.push((*s, id, d.offset as u64));
         }
     }
-    report.damaged.push(DamagedRange {
+    report.damaged.push(damaged_range(id, d));
+}
+
+/// The report's range for what a scan of segment `id` found damaged.
+fn damaged_range(id: u32, d: &scan::Damaged) -> DamagedRange {
+    DamagedRange {
         segment: id,
         offset: d.offset as u64,
         len: d.len as u64,
         records: d.lost.as_ref().map(|l| l.len() as u64),
         problem: d.problem.to_string(),
-    });
+    }
 }
 
 /// Reads the lost records of a damaged segment that compaction moved aside (its intact

@@ -61,6 +61,25 @@ pub(crate) struct Seals {
     pub damaged: Vec<u64>,
 }
 
+impl Seals {
+    /// The segments this log names as sealed and never removed by the store, with their
+    /// lengths, for which `present` finds no file (its segment, or a hint naming its records):
+    /// lost outside the store. Empty for a log that does not record removals. In id order.
+    pub(crate) fn lost_outside(&self, present: impl Fn(u32) -> bool) -> Vec<(u32, u64)> {
+        if !self.records_removals {
+            return Vec::new();
+        }
+        let mut missing: Vec<(u32, u64)> = self
+            .lengths
+            .iter()
+            .filter(|&(&id, _)| !self.removed.contains(&id) && !present(id))
+            .map(|(&id, &len)| (id, len))
+            .collect();
+        missing.sort_unstable();
+        missing
+    }
+}
+
 /// Reads the seal log of `dir` (none: empty).
 pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> io::Result<Seals> {
     let bytes = match fs.read(&dir.join(SEALS_FILE)) {

@@ -152,28 +152,16 @@ pub fn verify_with_progress(
                 .to_string(),
         });
     }
-    if seals.records_removals {
-        // As the open judges it: sealed, never removed by the store, and gone with its hint.
-        let mut missing: Vec<(u32, u64)> = seals
-            .lengths
-            .iter()
-            .filter(|(id, _)| {
-                !segments.iter().any(|(s, _, _)| s == *id)
-                    && !hints.iter().any(|(h, _, _)| h == *id)
-                    && !seals.removed.contains(id)
-            })
-            .map(|(&id, &len)| (id, len))
-            .collect();
-        missing.sort_unstable();
-        for (id, len) in missing {
-            report.damage.push(Damage {
-                file: dir.join(segment::segment_file_name(id)),
-                offset: None,
-                problem: format!(
-                    "missing: seals.log says it was sealed with {len} bytes and the store never removed it, and no hint names its records (their keys may read older values)"
-                ),
-            });
-        }
+    // As the open judges it: sealed, never removed by the store, and gone with its hint.
+    let has_file = |files: &[(u32, PathBuf, u64)], id: u32| files.iter().any(|(f, _, _)| *f == id);
+    for (id, len) in seals.lost_outside(|id| has_file(&segments, id) || has_file(&hints, id)) {
+        report.damage.push(Damage {
+            file: dir.join(segment::segment_file_name(id)),
+            offset: None,
+            problem: format!(
+                "missing: seals.log says it was sealed with {len} bytes and the store never removed it, and no hint names its records (their keys may read older values)"
+            ),
+        });
     }
     let total: u64 = segments.iter().chain(&hints).map(|(_, _, len)| len).sum();
     let mut done = 0;

@@ -691,8 +691,7 @@ impl Inner {
             // for one now (at most once a second), not at the next interval. Only refused
             // deletes asked before, so writes stayed refused for up to 30 s after deletes
             // had gone through (found from outside).
-            self.space_wanted.store(true, Ordering::Relaxed);
-            self.shutdown.nudge();
+            self.want_space();
         }
         let frame_pos = w.write_pos;
         w.write_pos += len;
@@ -745,6 +744,13 @@ impl Inner {
         }
     }
 
+    /// Asks the background thread for a compaction now (it runs one at most once a
+    /// second): dead records become free space only through one.
+    fn want_space(&self) {
+        self.space_wanted.store(true, Ordering::Relaxed);
+        self.shutdown.nudge();
+    }
+
     fn fail(&self, e: std::io::Error) -> WriteError {
         let msg = e.to_string();
         self.health.poison(msg.clone());
@@ -765,8 +771,7 @@ impl Inner {
                 // run started by the first deletes of a burst frees little; the writes
                 // refused after the rest went through waited for the 30 s run (found from
                 // outside).
-                self.space_wanted.store(true, Ordering::Relaxed);
-                self.shutdown.nudge();
+                self.want_space();
                 return Err(WriteError::DiskFull(e.to_string()));
             }
             Err(e) => return Err(self.fail(e)),

@@ -22,14 +22,20 @@ struct PutRequest {
     condition: Option<Condition>,
 }
 
-fn parse_put(body: &Map<String, Value>, t: &Target<'_>) -> Result<PutRequest, Resp> {
+/// `body` as parsed, and `bytes` as sent (a number's value is kept as written).
+fn parse_put(body: &Map<String, Value>, bytes: &[u8], t: &Target<'_>) -> Result<PutRequest, Resp> {
     let limits = &t.state.config.limits;
     let (value, kind) = match body.get("value") {
         None | Some(Value::Null) => {
             return Err(msg(StatusCode::NOT_ACCEPTABLE, "value is required"))
         }
         Some(Value::String(s)) => (s.clone().into_bytes(), KIND_STRING),
-        Some(Value::Number(n)) => (n.to_string().into_bytes(), KIND_NUMBER),
+        // The number as it was written: serde_json reads it as an i64, u64 or f64, so
+        // 123456789012345678901234567890 came back as 1.2345678901234568e29, 1e3 as 1000.0.
+        Some(Value::Number(n)) => match value_literal(bytes) {
+            Some(literal) => (literal.as_bytes().to_vec(), KIND_NUMBER),
+            None => (n.to_string().into_bytes(), KIND_NUMBER),
+        },
         Some(_) => {
             return Err(msg(
                 StatusCode::BAD_REQUEST,
@@ -135,24 +141,10 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
         Err(r) => return r,
     };
     let (body, bytes) = body;
-    let mut put = match parse_put(&body, t) {
+    let put = match parse_put(&body, &bytes, t) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if put.kind == KIND_NUMBER {
-        // The number as it was written: serde_json reads it as an i64, u64 or f64, so
-        // 123456789012345678901234567890 came back as 1.2345678901234568e29, 1e3 as 1000.0.
-        if let Some(literal) = value_literal(&bytes) {
-            put.value = literal.as_bytes().to_vec();
-        }
-        let limit = t.state.config.limits.iron_value_bytes;
-        if put.value.len() > limit {
-            return msg(
-                StatusCode::BAD_REQUEST,
-                &format!("value is larger than {limit} bytes"),
-            );
-        }
-    }
     let ns = namespace::iron_cache(&t.tenant, &t.project, &cache);
     let store = &t.state.store;
     let options = PutOptions {
