@@ -12,8 +12,12 @@
 //! little-endian. An entry is appended, and synced, once a segment's data is synced at its
 //! seal (durable stores; compaction outputs and closes always). Every open (not read-only)
 //! writes the log anew with exactly the segments left, syncing first each segment it had no
-//! entry for. The log is advice: a segment without an entry is judged by its end as before,
-//! and a failed append only stops appends until the next open.
+//! entry for, after a layout entry (id `u32::MAX`, length 1) that says the log records
+//! removals: the store appends an entry of length [`REMOVED`] before it unlinks a segment,
+//! so a sealed segment that is missing and not removed was lost outside the store. The log
+//! is advice: a segment without an entry is judged by its end as before, and a failed
+//! append stops appends until the next open (and, the log no longer recording removals,
+//! overwrites the layout entry in place: see [`stop_recording_removals`]).
 
 use std::collections::HashMap;
 use std::io;
