@@ -878,3 +878,47 @@ async fn readme_order_of_the_akka_document_examples() {
     }
     assert_eq!(ran, 18, "every line of the block ran");
 }
+
+// A `--dev` server verifies tokens signed with the documents' sample secret, so with no
+// secret of its own it mints Akka credentials with that one (it answered 400 "configure
+// [akka] hs256_secret" before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_server_mints_akka_credentials_it_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(true);
+    config.admin_token_path = Some(dir.path().join("admin.token"));
+    let s = start_on(dir.path(), config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    assert_eq!(s.req("GET", "/healthz", &[], b"").await.status, 200);
+    let admin = format!(
+        "Bearer {}",
+        std::fs::read_to_string(dir.path().join("admin.token"))
+            .expect("token")
+            .trim()
+    );
+    let auth = [("Authorization", admin.as_str())];
+    let r = s
+        .req("POST", "/admin/tenants", &auth, br#"{"name":"zed"}"#)
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = s
+        .req(
+            "POST",
+            "/admin/credentials",
+            &auth,
+            br#"{"tenant":"zed","api":"akka"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let minted = format!("Bearer {}", r.json()["secret"].as_str().expect("secret"));
+    let mine = [("Authorization", minted.as_str())];
+    assert_eq!(s.req("POST", "/c/k", &mine, b"zed's").await.status, 201);
+    let r = s.req("GET", "/c/k", &mine, b"").await;
+    assert_eq!((r.status, r.text()), (200, "zed's".to_string()), "{r:?}");
+    // The sample token's org does not see it.
+    assert_eq!(
+        s.req("GET", "/c/k", &[("Authorization", &bearer())], b"")
+            .await
+            .status,
+        404
+    );
+}

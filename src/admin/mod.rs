@@ -143,11 +143,15 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
                 Err(e) => return error(StatusCode::BAD_REQUEST, e),
             };
             let akka = state.config.akka.clone();
+            let dev = state.config.dev;
             let created = blocking(&state.store, move |s| {
-                let signer = akka
+                // A `--dev` server verifies the documents' sample secret, so it signs with it
+                // when no secret of its own is configured.
+                let secret = akka
                     .hs256_secret
                     .as_deref()
-                    .map(|k| (k, akka.issuer.as_str()));
+                    .or(dev.then_some(crate::auth::DEV_AKKA_SECRET));
+                let signer = secret.map(|k| (k, akka.issuer.as_str()));
                 registry::create_credential(s, &body.tenant, api, body.app.as_deref(), signer)
             })
             .await;

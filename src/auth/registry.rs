@@ -364,7 +364,7 @@ pub fn create_credential(
         Api::Akka => {
             let (key, issuer) = akka_signer.ok_or_else(|| {
                 RegistryError::Invalid(
-                    "akka credentials are JWTs signed with [akka] hs256_secret; configure it (or sign tokens with your own RS256/ES256 key)".into(),
+                    "akka credentials are JWTs signed with [akka] hs256_secret: configure it or give --akka-hs256-secret (a --dev server with no secret of its own signs with the documents' sample secret), or sign tokens with your own RS256/ES256 key".into(),
                 )
             })?;
             super::jwt::mint_hs256(key, issuer, tenant, &id).map_err(RegistryError::Invalid)?
