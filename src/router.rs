@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, HOST, RETRY_AFTER, TRANSFER_ENCODING,
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER,
+    TRANSFER_ENCODING,
 };
 use hyper::{Method, Request, StatusCode, Version};
 
@@ -84,7 +85,14 @@ pub async fn serve(state: Arc<AppState>, mut req: Request<Incoming>, peer: Socke
             Err(refused) => refused,
         },
         Some((status, reason)) => {
-            refuse(&state, &req, routes::get(route_index).api, status, reason)
+            let mut resp = refuse(&state, &req, routes::get(route_index).api, status, reason);
+            if !hyper::body::Body::is_end_stream(req.body()) {
+                // The body is left unread: the connection cannot carry another request, and
+                // RFC 9112 section 9.6 asks the server to say so.
+                resp.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
         }
     };
     let elapsed = started.elapsed();
@@ -176,18 +184,26 @@ fn request_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)
     host_problem(req)
         .or_else(|| target_problem(req))
         .map(bad)
-        .or_else(|| transfer_coding_problem(req))
+        .or_else(|| body_problem(req))
 }
 
-/// A transfer coding other than `chunked` (hyper decodes `chunked` and leaves any other to
-/// the application; stored as it came, a gzip-coded body would be kept compressed): 501, as
-/// RFC 9112 section 6.1 asks of a coding the server does not understand.
-fn transfer_coding_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
+/// What is wrong with how the request's body is described, if anything: a transfer coding
+/// other than `chunked` (hyper decodes `chunked` and leaves any other to the application;
+/// stored as it came, a gzip-coded body would be kept compressed) is 501, as RFC 9112
+/// section 6.1 asks of a coding the server does not understand; two `Content-Type` headers
+/// are 400 (RFC 9110 section 8.3 allows one; which one the client meant is a guess).
+fn body_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
     use hyper::body::Body as _;
     if req.body().is_end_stream() {
         // No body (a request with Transfer-Encoding has one to read): no header lookup on
         // the GET path.
         return None;
+    }
+    if crate::http::single_header(req.headers(), &CONTENT_TYPE).is_err() {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "more than one Content-Type header (RFC 9110 section 8.3)",
+        ));
     }
     let only_chunked = req
         .headers()
