@@ -572,4 +572,19 @@ fn a_full_disk_run_leaves_a_damaged_segment_and_keeps_the_reserve() {
         .filter(|n| n.ends_with(".damaged"))
         .count();
     assert_eq!(evidence, 0, "the damaged segment waits for room");
+    // Room for one and a half segments is still less than two: it keeps waiting.
+    let count_evidence = || {
+        fs.list(dir)
+            .expect("list")
+            .into_iter()
+            .filter(|n| n.ends_with(".damaged"))
+            .count()
+    };
+    fs.set_capacity(Some(fs.used() + SEGMENT + SEGMENT / 2));
+    store.compact().expect("compact");
+    assert_eq!(count_evidence(), 0, "one and a half segments free");
+    // Once the disk has room, the run rewrites it and keeps it as evidence.
+    fs.set_capacity(None);
+    store.compact().expect("compact");
+    assert_eq!(count_evidence(), 1, "rewritten once there is room");
 }
