@@ -137,12 +137,40 @@ impl AdminClient {
         &self,
         input: &mut impl Read,
         batch: usize,
+        progress: impl FnMut(u64),
+    ) -> Result<ImportReport, String> {
+        self.send_import(&format!("/admin/import?batch={batch}"), input, progress)
+    }
+
+    /// As [`AdminClient::import`], with `over_clears=true`: the input is the owner's copy, let
+    /// in over clears and drops the server made after it (`cluster move`; see
+    /// [`crate::maintenance::Importer::over_clears`]).
+    ///
+    /// # Errors
+    /// As [`AdminClient::import`].
+    pub fn import_over_clears(
+        &self,
+        input: &mut impl Read,
+        batch: usize,
+        progress: impl FnMut(u64),
+    ) -> Result<ImportReport, String> {
+        self.send_import(
+            &format!("/admin/import?batch={batch}&over_clears=true"),
+            input,
+            progress,
+        )
+    }
+
+    fn send_import(
+        &self,
+        target: &str,
+        input: &mut impl Read,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportReport, String> {
         let mut stream = self.connect()?;
         let head = self.head(
             "POST",
-            &format!("/admin/import?batch={batch}"),
+            target,
             "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n",
         );
         // A server that stops early (a bad line) answers before reading the rest; its

@@ -855,8 +855,8 @@ impl Store {
                             let version = f.put(ns, key, value.to_string().as_bytes(), options)?;
                             BatchOutcome::Incremented { value, version }
                         }
-                        OpKind::Import(options, version) => {
-                            match f.import(ns, key, value, options, version) {
+                        OpKind::Import(options, version, over_clears) => {
+                            match f.import(ns, key, value, options, version, over_clears) {
                                 Ok(Ok(version)) => BatchOutcome::Stored { version },
                                 Ok(Err(newer)) => BatchOutcome::Kept { version: newer },
                                 Err(WriteError::ConditionFailed { reason, .. }) => {

@@ -102,7 +102,9 @@ pub(crate) enum OpKind {
     Put(PutOptions),
     PutIf(PutOptions, Condition),
     Increment(i64, PutOptions),
-    Import(PutOptions, u64),
+    /// Options, the exported version, and whether a newer clear or drop lets it through
+    /// with a new version.
+    Import(PutOptions, u64, bool),
     Delete,
 }
 
@@ -227,7 +229,36 @@ impl WriteBatch {
         options: PutOptions,
         version: u64,
     ) {
-        self.push(OpKind::Import(options, version), namespace, key, value);
+        self.push(
+            OpKind::Import(options, version, false),
+            namespace,
+            key,
+            value,
+        );
+    }
+
+    /// Adds an import of the owner's copy of an item: as [`WriteBatch::import`], except that
+    /// a clear or drop of the namespace newer than `version` does not keep it out. It is
+    /// stored with a new version instead (`Stored` names it), above the clear. A newer
+    /// record of the key still keeps it out (a clear forgets the records it hides).
+    ///
+    /// For a store taking back data it gave away: a cluster node that dropped a slot's
+    /// caches after moving them elsewhere holds drops newer than the versions the new owner
+    /// wrote since, and [`WriteBatch::import`] would keep every item of the move back out.
+    pub fn import_over_clears(
+        &mut self,
+        namespace: &[u8],
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        version: u64,
+    ) {
+        self.push(
+            OpKind::Import(options, version, true),
+            namespace,
+            key,
+            value,
+        );
     }
 
     /// Number of operations.

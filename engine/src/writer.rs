@@ -238,6 +238,11 @@ impl Frame<'_> {
 
     /// Appends an imported put with its own `version` if the store holds nothing newer for
     /// the key; `Err(newer)` (nothing appended) otherwise. Moves the version counter past it.
+    /// With `over_clears`, a clear or drop of the namespace newer than `version` does not
+    /// keep the put out: it is appended with a new
+    /// version instead (see [`WriteBatch::import_over_clears`]).
+    ///
+    /// [`WriteBatch::import_over_clears`]: crate::WriteBatch::import_over_clears
     pub fn import(
         &mut self,
         namespace: &[u8],
@@ -245,6 +250,7 @@ impl Frame<'_> {
         value: &[u8],
         options: PutOptions,
         version: u64,
+        over_clears: bool,
     ) -> Result<Result<u64, u64>, WriteError> {
         if version == 0 || version >= format::VERSION_LIMIT / 2 {
             return Err(WriteError::ConditionFailed {
@@ -252,6 +258,8 @@ impl Frame<'_> {
                 reason: format!("version {version} is out of range"),
             });
         }
+        // A clear or drop forgets the records it hides, so the newest record is newer than
+        // any clear.
         if let Some(newest) = self.newest_version(namespace, key) {
             if newest >= version {
                 return Ok(Err(newest));
@@ -263,9 +271,11 @@ impl Frame<'_> {
         } else {
             self.state.floor(namespace)
         };
-        if floor >= version {
-            return Ok(Err(floor));
-        }
+        let version = match (floor >= version, over_clears) {
+            (false, _) => version,
+            (true, false) => return Ok(Err(floor)),
+            (true, true) => self.next_version.max(floor + 1),
+        };
         let _ = self.ensure_namespace(namespace);
         self.push_versioned(Op::Put, namespace, key, value, options, version);
         self.next_version = self.next_version.max(version + 1);

@@ -363,3 +363,100 @@ fn an_imported_item_older_than_its_namespace_survives_compaction_and_reopen() {
         Some((b"older".to_vec(), 3))
     );
 }
+
+fn import_over_clears(store: &Store, key: &[u8], value: &[u8], version: u64) -> BatchOutcome {
+    let mut batch = WriteBatch::new();
+    batch.import_over_clears(b"ns", key, value, PutOptions::default(), version);
+    store.write_batch(batch).expect("import").remove(0)
+}
+
+/// A cluster node that moved a cache away dropped it; when the cache comes back, its items
+/// carry the new owner's versions, lower than the drop (found from outside, twelfth
+/// session: a move back stored nothing and then dropped the only copy). The owner's copy
+/// goes in over the drop with new versions, stays after compaction and reopen, and a
+/// re-run keeps what the first run stored; a plain import still keeps them out.
+#[test]
+fn the_owners_copy_goes_in_over_a_newer_drop_with_new_versions() {
+    owners_copy_over(|s| s.drop_namespace(b"ns"));
+}
+
+/// The same over a clear (the namespace stays, its older records hidden by its floor).
+#[test]
+fn the_owners_copy_goes_in_over_a_newer_clear_with_new_versions() {
+    owners_copy_over(|s| s.clear_namespace(b"ns"));
+}
+
+fn owners_copy_over(wipe: impl Fn(&Store) -> Result<bool, ttlcask_engine::WriteError>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let store = open(dir.path(), &clock);
+    for i in 0..50u32 {
+        store
+            .put(
+                b"ns",
+                format!("old{i}").as_bytes(),
+                b"stale",
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+    let deleted = store
+        .put(b"ns", b"gone", b"stale", PutOptions::default())
+        .expect("put");
+    assert!(store.delete(b"ns", b"gone").expect("delete"));
+    assert!(wipe(&store).expect("drop or clear"));
+    let plain = import(&store, b"old1", b"owner's", PutOptions::default(), 10);
+    assert!(
+        matches!(plain, BatchOutcome::Kept { version } if version > deleted),
+        "a plain import is kept out by the drop: {plain:?}"
+    );
+    let BatchOutcome::Stored {
+        version: renumbered,
+    } = import_over_clears(&store, b"old1", b"owner's", 10)
+    else {
+        panic!("the owner's copy was kept out");
+    };
+    assert!(
+        renumbered > deleted + 1,
+        "renumbered above the drop: {renumbered}"
+    );
+    // A key the store deleted before its drop: the tombstone is older than the drop.
+    assert!(matches!(
+        import_over_clears(&store, b"gone", b"owner's", deleted),
+        BatchOutcome::Stored { version } if version > renumbered
+    ));
+    // A version above the drop is kept as it came.
+    let above = renumbered + 1000;
+    assert_eq!(
+        import_over_clears(&store, b"new", b"owner's", above),
+        BatchOutcome::Stored { version: above }
+    );
+    // A re-run keeps what the first run stored: its records are newer than the drop.
+    assert_eq!(
+        import_over_clears(&store, b"old1", b"owner's", 10),
+        BatchOutcome::Kept {
+            version: renumbered
+        }
+    );
+    let check = |store: &Store, when: &str| {
+        for key in [&b"old1"[..], b"gone", b"new"] {
+            assert_eq!(
+                value(store, key).as_deref(),
+                Some(&b"owner's"[..]),
+                "{} ({when})",
+                String::from_utf8_lossy(key)
+            );
+        }
+        assert_eq!(
+            value(store, b"old2"),
+            None,
+            "the drop or clear still hides the rest ({when})"
+        );
+    };
+    check(&store, "live");
+    store.compact().expect("compact");
+    check(&store, "compacted");
+    drop(store);
+    let store = open(dir.path(), &clock);
+    check(&store, "reopened");
+}

@@ -128,15 +128,15 @@ impl Stop {
     }
 }
 
-/// `POST /admin/import[?batch=N]` with export lines as the body.
+/// `POST /admin/import[?batch=N][&over_clears=true]` with export lines as the body.
 pub async fn import(state: &AppState, req: Request<Incoming>, query: Option<&str>) -> Resp {
-    let batch = match import_batch(query) {
-        Ok(b) => b,
+    let (batch, over_clears) = match import_params(query) {
+        Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let mut body = req.into_body();
     let mut run = ImportRun {
-        importer: Some(Importer::new(batch)),
+        importer: Some(Importer::new(batch).over_clears(over_clears)),
         lines: Vec::new(),
         line_bytes: 0,
         batch,
@@ -163,21 +163,30 @@ pub async fn import(state: &AppState, req: Request<Incoming>, query: Option<&str
     }
 }
 
-fn import_batch(query: Option<&str>) -> Result<usize, String> {
+/// The batch size and whether items go in over newer clears ([`Importer::over_clears`]).
+fn import_params(query: Option<&str>) -> Result<(usize, bool), String> {
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
         let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        if !name.is_empty() && name != "batch" {
-            return Err(format!("unknown import parameter {name:?}: use batch="));
+        if !name.is_empty() && name != "batch" && name != "over_clears" {
+            return Err(format!(
+                "unknown import parameter {name:?}: use batch= or over_clears="
+            ));
         }
     }
-    match query_param(query, "batch") {
-        None => Ok(DEFAULT_BATCH),
+    let batch = match query_param(query, "batch") {
+        None => DEFAULT_BATCH,
         Some(b) => b
             .parse()
             .ok()
             .filter(|n| (1..=MAX_BATCH).contains(n))
-            .ok_or_else(|| format!("batch={b:?}: use 1 to {MAX_BATCH}")),
-    }
+            .ok_or_else(|| format!("batch={b:?}: use 1 to {MAX_BATCH}"))?,
+    };
+    let over_clears = match query_param(query, "over_clears").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(format!("over_clears={v:?}: use true or false")),
+    };
+    Ok((batch, over_clears))
 }
 
 /// An import in progress: the lines of the next batch, and the importer between batches.

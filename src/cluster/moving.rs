@@ -4,8 +4,11 @@
 //!    reads still reach the old node.
 //! 2. Fence each old node for its slots (it refuses their writes, and waits for the writes
 //!    it admitted before), so nothing lands there after the export.
-//! 3. Export the slots from each old node into the new one through the admin API (versions
-//!    and expiries kept; an import never overwrites a newer record, so it can run again).
+//! 3. If the new node is fenced on some of the slots (it gave them away before), drop what
+//!    it still holds of them. Export the slots from each old node into the new one through
+//!    the admin API (versions and expiries kept; an import never overwrites a newer record,
+//!    so it can run again; it goes in over the new node's clears and drops, which can be
+//!    newer by that node's counter than what the owner wrote since).
 //! 4. Lift any fence the new node has on the slots, point both maps at it (files, then
 //!    runtime), so a reload keeps the new owner.
 //! 5. Fence and drop the slots on every other node.
@@ -33,6 +36,9 @@ pub struct MoveReport {
     pub imported: u64,
     /// Caches dropped from other nodes.
     pub dropped: u64,
+    /// Of `imported`, items stored with new versions: the new node had dropped their caches
+    /// when it gave the slots away, after the versions the owner wrote since.
+    pub renumbered: u64,
 }
 
 /// Contiguous ranges of sorted slots.
@@ -114,6 +120,24 @@ pub fn run(
     }
     bar.inc(1);
 
+    // A new node fenced on the slots gave them away before: what it still holds of them is
+    // stale (a drop that failed, a copy half-made by a run that stopped), so it goes first.
+    // The copy then goes in over its drops (they are newer than what the owner wrote since).
+    let fenced = fenced_slots(target)?;
+    let stale: Vec<u16> = moving
+        .iter()
+        .copied()
+        .filter(|s| fenced.contains(s))
+        .collect();
+    for r in ranges(&stale) {
+        step(
+            &bar,
+            lines,
+            format!("dropping stale copies of {} on {to}", q(&r)),
+        );
+        target.call("POST", &format!("/admin/drop?{}", q(&r)), None)?;
+    }
+
     for (name, list) in &sources {
         let source = file.node(name)?;
         for r in ranges(list) {
@@ -127,7 +151,9 @@ pub fn run(
                 lines,
                 format!("copying {} from {name} to {to}", q(&r)),
             );
-            report.imported += copy(source, target, r)?;
+            let copied = copy(source, target, r)?;
+            report.imported += copied.imported;
+            report.renumbered += copied.renumbered;
         }
         bar.inc(1);
     }
@@ -174,8 +200,32 @@ pub fn run(
     Ok(report)
 }
 
-/// Streams one range from `source`'s export into `target`'s import.
-fn copy(source: &super::Node, target: &super::Node, r: RangeInclusive<u16>) -> Result<u64, String> {
+/// The slots `node` is fenced on.
+fn fenced_slots(node: &super::Node) -> Result<Vec<u16>, String> {
+    let answer = node.call("GET", "/admin/fence", None)?;
+    answer
+        .get("fenced")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| s.as_u64().and_then(|s| u16::try_from(s).ok()))
+                .collect()
+        })
+        .ok_or_else(|| {
+            format!(
+                "node {}: unexpected /admin/fence answer {answer}",
+                node.name
+            )
+        })
+}
+
+/// Streams one range from `source`'s export into `target`'s import, over the target's
+/// clears and drops (the source is the owner).
+fn copy(
+    source: &super::Node,
+    target: &super::Node,
+    r: RangeInclusive<u16>,
+) -> Result<crate::maintenance::ImportReport, String> {
     let (mut reader, mut writer) = std::io::pipe().map_err(|e| e.to_string())?;
     let exporter = source.client()?;
     let filter = ExportFilter {
@@ -191,12 +241,12 @@ fn copy(source: &super::Node, target: &super::Node, r: RangeInclusive<u16>) -> R
     });
     let imported = target
         .client()?
-        .import(&mut reader, 1000, |_| {})
+        .import_over_clears(&mut reader, 1000, |_| {})
         .map_err(|e| format!("import into node {}: {e}", target.name));
     drop(reader);
     let exported = export
         .join()
         .map_err(|_| "the export thread panicked".to_string())?;
     exported?;
-    Ok(imported?.imported)
+    imported
 }

@@ -47,6 +47,11 @@ pub struct ImportReport {
     pub batches: u64,
     /// Of `imported`, tenant and credential records (a running server reloads its registry).
     pub registry_records: u64,
+    /// Of `imported`, items stored with a new version because the store had cleared or
+    /// dropped their cache after the line's version (imports over clears only: the lines are
+    /// the owner's copy, which `cluster move` sends).
+    #[serde(default)]
+    pub renumbered: u64,
 }
 
 /// Why an import stopped. Batches before the failed one stay written; nothing of it is.
@@ -89,7 +94,7 @@ impl std::error::Error for ImportError {}
 #[derive(Debug, Clone, Copy)]
 struct Op {
     line: u64,
-    versioned: bool,
+    version: Option<u64>,
     registry: bool,
 }
 
@@ -106,12 +111,14 @@ pub struct Importer {
     namespaces: Vec<Vec<u8>>,
     seen: HashSet<Vec<u8>>,
     report: ImportReport,
+    over_clears: bool,
 }
 
 impl Importer {
     /// An importer writing batches of at most `batch_size` items.
     pub fn new(batch_size: usize) -> Self {
         Self {
+            over_clears: false,
             batch_size: batch_size.max(1),
             batch: WriteBatch::new(),
             ops: Vec::new(),
@@ -120,6 +127,15 @@ impl Importer {
             seen: HashSet::new(),
             report: ImportReport::default(),
         }
+    }
+
+    /// Lets items in over a newer clear or drop of their cache, with new versions
+    /// ([`WriteBatch::import_over_clears`]): the lines are the owner's copy, and whatever
+    /// this store cleared or dropped of them is stale. `cluster move` imports this way, so
+    /// that slots moved back to a node that gave them away are not kept out by its drops.
+    pub fn over_clears(mut self, yes: bool) -> Self {
+        self.over_clears = yes;
+        self
     }
 
     /// What was done so far.
@@ -172,6 +188,10 @@ impl Importer {
             return Ok(());
         }
         match item.version {
+            Some(v) if self.over_clears => {
+                self.batch
+                    .import_over_clears(&ns, &item.key, &item.value, item.options, v);
+            }
             Some(v) => self
                 .batch
                 .import(&ns, &item.key, &item.value, item.options, v),
@@ -179,7 +199,7 @@ impl Importer {
         }
         self.ops.push(Op {
             line: number,
-            versioned: item.version.is_some(),
+            version: item.version,
             registry,
         });
         self.batch_bytes += ns.len() + item.key.len() + item.value.len();
@@ -223,11 +243,14 @@ impl Importer {
         for (op, outcome) in ops.iter().zip(outcomes) {
             match outcome {
                 BatchOutcome::Kept { .. } => self.report.kept += 1,
-                _ => {
+                BatchOutcome::Stored { version } => {
                     self.report.imported += 1;
-                    self.report.unversioned += u64::from(!op.versioned);
+                    self.report.unversioned += u64::from(op.version.is_none());
+                    self.report.renumbered += u64::from(op.version.is_some_and(|v| v != version));
                     self.report.registry_records += u64::from(op.registry);
                 }
+                // Imports and puts answer only `Stored` or `Kept`.
+                _ => self.report.imported += 1,
             }
         }
         // A batch whose every item was kept writes nothing to disk.
