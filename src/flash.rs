@@ -154,7 +154,7 @@ fn ambiguous_credentials(req: &Request<Incoming>) -> Option<&'static str> {
 }
 
 /// A DataKey: 1 to `max` URL-safe characters (`A-Z a-z 0-9 - _ . ~`).
-fn valid_data_key(key: &str, max: usize) -> bool {
+pub(crate) fn valid_data_key(key: &str, max: usize) -> bool {
     !key.is_empty()
         && key.len() <= max
         && key

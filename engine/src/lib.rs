@@ -67,6 +67,6 @@ pub use options::{
 pub use store::{DamagedRange, DeferredError, Health, RecoveryReport, Store, Ticket};
 pub use types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,
-    FSYNC_BATCH_BUCKETS,
+    FSYNC_BATCH_BUCKETS, MAX_IMPORT_VERSION,
 };
 pub use verify::{verify, verify_with_progress, Damage, VerifyReport};

@@ -285,6 +285,10 @@ impl WriteBatch {
     }
 }
 
+/// The highest version an import may keep ([`WriteBatch::import`]); higher ones are
+/// refused, so that the store's counter always has room.
+pub const MAX_IMPORT_VERSION: u64 = crate::format::VERSION_LIMIT / 2 - 1;
+
 /// The result of one batch operation, in the order of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchOutcome {

@@ -252,7 +252,7 @@ impl Frame<'_> {
         version: u64,
         over_clears: bool,
     ) -> Result<Result<u64, u64>, WriteError> {
-        if version == 0 || version >= format::VERSION_LIMIT / 2 {
+        if version == 0 || version > crate::types::MAX_IMPORT_VERSION {
             return Err(WriteError::ConditionFailed {
                 op: 0,
                 reason: format!("version {version} is out of range"),

@@ -120,24 +120,28 @@ pub struct NewCredential {
 }
 
 impl Registry {
-    /// Reads every record from the store. A record lost to disk damage is left out with a
-    /// warning (a lost credential stops working, which fails closed), so that one damaged
-    /// record does not keep the server from starting.
+    /// Reads every record from the store. A record lost to disk damage, or one that is not
+    /// valid, is left out with a warning (a lost credential stops working, which fails
+    /// closed), so that one such record does not keep the server from starting.
     ///
     /// # Errors
-    /// A read failed for another reason, or a record does not parse.
+    /// A read failed for another reason.
     pub fn load(store: &Store) -> Result<Self, RegistryError> {
         let mut registry = Self::default();
         for key in store.keys(SYSTEM_TENANTS) {
             if let Some(item) = read_record(store, SYSTEM_TENANTS, &key)? {
-                let t: TenantRecord = serde_json::from_slice(&item.value).map_err(store_err)?;
-                registry.tenants.insert(t.name.clone(), t);
+                match check_tenant_record(&key, &item.value) {
+                    Ok(t) => drop(registry.tenants.insert(t.name.clone(), t)),
+                    Err(e) => unusable(&key, &e),
+                }
             }
         }
         for key in store.keys(SYSTEM_CREDENTIALS) {
             if let Some(item) = read_record(store, SYSTEM_CREDENTIALS, &key)? {
-                let c: CredentialRecord = serde_json::from_slice(&item.value).map_err(store_err)?;
-                registry.credentials.insert(c.id.clone(), c);
+                match check_credential_record(&key, &item.value) {
+                    Ok(c) => drop(registry.credentials.insert(c.id.clone(), c)),
+                    Err(e) => unusable(&key, &e),
+                }
             }
         }
         Ok(registry)
@@ -209,6 +213,17 @@ fn hex_digest(hash: &[u8; 32]) -> [u8; 64] {
 }
 
 /// One record; `None` if it is gone or lost to disk damage (logged).
+/// A record that is not a valid tenant or credential (written by an import before imports
+/// checked them) is left out, as a lost one is: one bad record must not keep every tenant
+/// of the node offline.
+fn unusable(key: &[u8], why: &str) {
+    tracing::error!(
+        key = %String::from_utf8_lossy(key),
+        error = %why,
+        "a tenant or credential record is not valid and is left out; import a valid record for the same key with a higher version to replace it"
+    );
+}
+
 fn read_record(store: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, RegistryError> {
     match store.get(ns, key) {
         Ok(found) => Ok(found),
@@ -250,6 +265,65 @@ fn put_record(
 /// Invalid name, existing tenant, or a store failure.
 pub fn create_tenant(store: &Store, name: &str) -> Result<TenantRecord, RegistryError> {
     create_tenant_with(store, name, None)
+}
+
+/// A tenant record as an import brings it (`key`, the JSON `value`): it must parse, be
+/// stored under its own name and follow `tenant create`'s rules. A record that does not
+/// parse kept every server on the data dir from starting (found from outside).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_tenant_record(key: &[u8], value: &[u8]) -> Result<TenantRecord, String> {
+    let t: TenantRecord = serde_json::from_slice(value)
+        .map_err(|e| format!("not a tenant record (name, flash_client_id, created_ms): {e}"))?;
+    if key != t.name.as_bytes() {
+        return Err(format!(
+            "tenant record {:?} under key {:?}",
+            t.name,
+            String::from_utf8_lossy(key)
+        ));
+    }
+    if !valid_tenant(&t.name) {
+        return Err(format!("invalid tenant name {:?}", t.name));
+    }
+    if !valid_client_id(&t.flash_client_id) {
+        return Err(format!("invalid Flash ClientId {:?}", t.flash_client_id));
+    }
+    Ok(t)
+}
+
+/// A credential record as an import brings it: it must parse, be stored under its own id
+/// and follow `credential create`'s rules (an id of 12 hex digits, a valid tenant name, a
+/// hex SHA-256, an app for Flash credentials only).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_credential_record(key: &[u8], value: &[u8]) -> Result<CredentialRecord, String> {
+    let c: CredentialRecord = serde_json::from_slice(value).map_err(|e| {
+        format!("not a credential record (id, tenant, api, secret_sha256, created_ms): {e}")
+    })?;
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if key != c.id.as_bytes() {
+        return Err(format!(
+            "credential record {:?} under key {:?}",
+            c.id,
+            String::from_utf8_lossy(key)
+        ));
+    }
+    if !hex(&c.id, ID_HEX) {
+        return Err(format!("invalid credential id {:?}: 12 hex digits", c.id));
+    }
+    if !valid_tenant(&c.tenant) {
+        return Err(format!("invalid tenant name {:?}", c.tenant));
+    }
+    if !hex(&c.secret_sha256, 64) {
+        return Err("secret_sha256 must be 64 hex digits".into());
+    }
+    match (c.api, &c.app) {
+        (Api::Flash, Some(app)) if !valid_tenant(app) => Err(format!("invalid app name {app:?}")),
+        (Api::Flash, _) | (_, None) => Ok(c),
+        (_, Some(_)) => Err("only Flash credentials have an app".into()),
+    }
 }
 
 /// Whether `id` may be a Flash `ClientId`: 1 to 128 printable ASCII characters, no spaces.
@@ -419,5 +493,31 @@ mod tests {
     fn digest_hex_matches_http_hex() {
         let hash = secret_hash("abc");
         assert_eq!(&hex_digest(&hash)[..], hex(&hash).as_bytes());
+    }
+
+    // An import before imports checked records could store one that is not a credential:
+    // the server then refused to start, taking every tenant offline (found from outside).
+    #[test]
+    fn a_record_that_is_not_valid_is_left_out_and_the_rest_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        create_tenant(&store, "acme").expect("tenant");
+        let good = create_credential(&store, "acme", Api::Iron, None, None).expect("credential");
+        for (ns, key, value) in [
+            (SYSTEM_CREDENTIALS, "deadbeef0001", &b"not json at all"[..]),
+            (
+                SYSTEM_TENANTS,
+                "other",
+                br#"{"name":"acme","flash_client_id":"x","created_ms":1}"#,
+            ),
+        ] {
+            store
+                .put(ns, key.as_bytes(), value, PutOptions::default())
+                .expect("put");
+        }
+        let registry = Registry::load(&store).expect("loads");
+        assert_eq!(registry.tenants().count(), 1);
+        assert!(registry.credential(&good.credential.id).is_some());
+        assert!(registry.credential("deadbeef0001").is_none());
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use ttlcask_engine::{BatchOutcome, PutOptions, Store, WriteBatch, WriteError};
 
 use super::line::Line;
+use crate::auth::registry::TenantRecord;
 use crate::namespace::Parsed;
 
 /// A batch is written once its keys and values reach this many bytes, whatever its length.
@@ -112,6 +113,8 @@ pub struct Importer {
     seen: HashSet<Vec<u8>>,
     report: ImportReport,
     over_clears: bool,
+    /// The pending batch's tenant records, by line.
+    tenants: Vec<(u64, TenantRecord)>,
 }
 
 impl Importer {
@@ -119,6 +122,7 @@ impl Importer {
     pub fn new(batch_size: usize) -> Self {
         Self {
             over_clears: false,
+            tenants: Vec::new(),
             batch_size: batch_size.max(1),
             batch: WriteBatch::new(),
             ops: Vec::new(),
@@ -149,6 +153,7 @@ impl Importer {
         self.batch_bytes = 0;
         self.namespaces.clear();
         self.seen.clear();
+        self.tenants.clear();
     }
 
     /// Takes one line (without its newline); writes the batch when it is full.
@@ -187,6 +192,11 @@ impl Importer {
             self.report.expired += 1;
             return Ok(());
         }
+        if ns == crate::namespace::SYSTEM_TENANTS {
+            if let Ok(t) = crate::auth::registry::check_tenant_record(&item.key, &item.value) {
+                self.tenants.push((number, t));
+            }
+        }
         match item.version {
             Some(v) if self.over_clears => {
                 self.batch
@@ -219,6 +229,11 @@ impl Importer {
             batch: number,
             error,
         };
+        if let Err((line, message)) = self.check_client_ids(store) {
+            self.discard_batch();
+            return Err(ImportError::Line { line, message });
+        }
+        self.tenants.clear();
         for ns in std::mem::take(&mut self.namespaces) {
             if store.namespace(&ns).is_none() && store.create_namespace(&ns).map_err(failed)? {
                 self.report.caches += 1;
@@ -258,6 +273,37 @@ impl Importer {
         Ok(())
     }
 
+    /// Whether the pending batch's tenant records keep every Flash `ClientId` to one tenant,
+    /// as `tenant create` does (an imported tenant with another's ClientId could never use
+    /// its Flash keys); `Err` names the line and the tenants.
+    fn check_client_ids(&self, store: &Store) -> Result<(), (u64, String)> {
+        use crate::auth::registry::Registry;
+        let Some(&(first, _)) = self.tenants.first() else {
+            return Ok(());
+        };
+        let mut owners: std::collections::HashMap<String, String> = Registry::load(store)
+            .map_err(|e| (first, e.to_string()))?
+            .tenants()
+            .map(|t| (t.flash_client_id.clone(), t.name.clone()))
+            .collect();
+        for (line, t) in &self.tenants {
+            let line = *line;
+            match owners.insert(t.flash_client_id.clone(), t.name.clone()) {
+                Some(other) if other != t.name => {
+                    return Err((
+                        line,
+                        format!(
+                        "tenant {:?} has Flash ClientId {:?}, which belongs to tenant {other:?}",
+                        t.name, t.flash_client_id
+                    ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Writes what is pending and returns the report.
     ///
     /// # Errors
@@ -289,12 +335,19 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
     let record = match line.key_bytes()? {
         None => None,
         Some(key) => {
-            if line.version == Some(0) {
-                return Err("version must be at least 1".into());
+            if let Some(v) = line.version {
+                if !(1..=ttlcask_engine::MAX_IMPORT_VERSION).contains(&v) {
+                    return Err(format!(
+                        "version {v} is out of range (1 to {})",
+                        ttlcask_engine::MAX_IMPORT_VERSION
+                    ));
+                }
             }
+            let value = line.value_bytes()?;
+            check_item(&parsed, &key, &value, line.kind)?;
             Some(Record {
                 key,
-                value: line.value_bytes()?,
+                value,
                 options: PutOptions {
                     expires_at_ms: line.expires_at_ms,
                     kind: line.kind,
@@ -309,6 +362,44 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
         registry,
         record,
     })
+}
+
+/// Whether an item line holds what its API can store, read and delete (sizes are the
+/// server's settings and are not checked): a non-empty key, a Flash `DataKey` of URL-safe
+/// characters, an Akka description named by a usable cacheName, a value kind its API
+/// writes, and tenant and credential records that follow `tenant create` and `credential
+/// create`. Found from outside: a credential record that was not JSON kept the server from
+/// starting, and items were imported that no API could reach.
+fn check_item(parsed: &Parsed, key: &[u8], value: &[u8], kind: u8) -> Result<(), String> {
+    use crate::auth::registry;
+    if key.is_empty() {
+        return Err("key is empty".into());
+    }
+    let kinds: &[u8] = match parsed {
+        Parsed::Iron { .. } => &[crate::iron::KIND_STRING, crate::iron::KIND_NUMBER],
+        _ => &[0],
+    };
+    if !kinds.contains(&kind) {
+        return Err(format!("kind {kind} is not one this line's API writes"));
+    }
+    let text = || std::str::from_utf8(key).map_err(|_| "the key is not UTF-8".to_string());
+    match parsed {
+        Parsed::Flash { .. } if !crate::flash::valid_data_key(text()?, usize::MAX) => Err(format!(
+            "invalid Flash DataKey {:?}: use A-Z a-z 0-9 - _ . ~",
+            text()?
+        )),
+        Parsed::AkkaDescriptions { .. }
+            if crate::routes::RESERVED_FIRST_SEGMENTS.contains(&text()?) =>
+        {
+            Err(format!(
+                "cacheName {:?} is reserved by another route",
+                text()?
+            ))
+        }
+        Parsed::SystemTenants => registry::check_tenant_record(key, value).map(drop),
+        Parsed::SystemCredentials => registry::check_credential_record(key, value).map(drop),
+        _ => Ok(()),
+    }
 }
 
 /// Reads export lines from `input` into `store`. `progress(bytes_read)` is called after
@@ -410,7 +501,7 @@ mod tests {
         src.put(
             namespace::SYSTEM_TENANTS,
             b"acme",
-            b"{\"name\":\"acme\"}",
+            br#"{"name":"acme","flash_client_id":"v1:uid_acme","created_ms":1}"#,
             PutOptions::default(),
         )
         .expect("put");

@@ -155,26 +155,46 @@ impl Line {
                 if !namespace::valid_tenant(&tenant) {
                     return Err(format!("invalid tenant name {tenant:?}"));
                 }
+                // The names each API can reach (sizes are the server's settings, not
+                // checked here): a line that breaks them would store what no API reads
+                // or deletes.
+                let cache = || {
+                    need(&self.cache, "cache")
+                        .and_then(|c| (!c.is_empty()).then_some(c).ok_or("cache is empty".into()))
+                };
                 match api {
-                    "flash" => Parsed::Flash {
-                        tenant,
-                        app: need(&self.cache, "cache")?,
-                    },
+                    "flash" => {
+                        let app = cache()?;
+                        if !namespace::valid_tenant(&app) {
+                            return Err(format!(
+                                "invalid Flash app {app:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"
+                            ));
+                        }
+                        Parsed::Flash { tenant, app }
+                    }
                     "iron" => {
-                        let project = need(&self.project, "project")?;
-                        if project.len() != namespace::IRON_PROJECT_LEN {
-                            return Err(format!("project must be 24 characters, got {project:?}"));
+                        // The API reads project ids in any case and keeps them lower-case.
+                        let project = need(&self.project, "project")?.to_ascii_lowercase();
+                        if project.len() != namespace::IRON_PROJECT_LEN
+                            || !project.bytes().all(|b| b.is_ascii_hexdigit())
+                        {
+                            return Err(format!("project must be 24 hex digits, got {project:?}"));
                         }
                         Parsed::Iron {
                             tenant,
                             project,
-                            cache: need(&self.cache, "cache")?,
+                            cache: cache()?,
                         }
                     }
-                    "akka" => Parsed::Akka {
-                        tenant,
-                        cache: need(&self.cache, "cache")?,
-                    },
+                    "akka" => {
+                        let cache = cache()?;
+                        if crate::routes::RESERVED_FIRST_SEGMENTS.contains(&cache.as_str()) {
+                            return Err(format!(
+                                "cacheName {cache:?} is reserved by another route"
+                            ));
+                        }
+                        Parsed::Akka { tenant, cache }
+                    }
                     "akka-descriptions" => Parsed::AkkaDescriptions { tenant },
                     other => return Err(format!("unknown api {other:?}")),
                 }
@@ -215,7 +235,7 @@ mod tests {
             },
             Parsed::Akka {
                 tenant: "t".into(),
-                cache: "".into(),
+                cache: "c".into(),
             },
             Parsed::AkkaDescriptions { tenant: "t".into() },
             Parsed::SystemTenants,
@@ -234,7 +254,7 @@ mod tests {
         assert!(
             line(r#"{"api":"iron","tenant":"t","cache":"c","project":"x"}"#)
                 .namespace()
-                .is_err_and(|e| e.contains("24 characters"))
+                .is_err_and(|e| e.contains("24 hex digits"))
         );
         assert!(line(r#"{"key":"k"}"#)
             .namespace()
