@@ -336,6 +336,9 @@ pub fn main(cli: Cli) -> Result<(), String> {
             registry,
             target,
         } => {
+            if let Some(t) = &tenant {
+                crate::maintenance::export::check_tenant(t)?;
+            }
             let filter = ExportFilter {
                 tenant,
                 slots: slots.as_deref().map(crate::slot::parse_range).transpose()?,
