@@ -1,31 +1,110 @@
-//! Atomic file replacement, the one helper for files a crash must never leave half-written
-//! (write fences, HAProxy slot maps): write a temp file, fsync it, rename it over the
-//! target, fsync the directory.
+//! Atomic file replacement, the one helper for files a crash or a failure must never leave
+//! half-written (write fences, HAProxy slot maps, `export -o`): write a temp file in the same
+//! directory, fsync it, rename it over the target, fsync the directory.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Replaces `path` with `bytes` atomically: a reader sees the old file or the new one.
 ///
 /// # Errors
 /// A message naming the file.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = sibling(path, "tmp")?;
+    let mut file = std::fs::File::create(&tmp).map_err(|e| cannot_write(path, &e))?;
+    file.write_all(bytes).map_err(|e| cannot_write(path, &e))?;
+    commit(path, &tmp, file)
+}
+
+/// Replaces `path` with what `fill` writes, streamed (an export may be larger than memory):
+/// into a temp file of its own (`.NAME.PID.tmp`, created new, so two writers of one path never
+/// share it), fsynced and renamed over `path` only if `fill` succeeds. On any failure the temp
+/// file is removed and `path` is left as it was. An existing file keeps its permissions.
+///
+/// # Errors
+/// `fill`'s error, or a message naming the file.
+pub fn write_streamed<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T, String>,
+) -> Result<T, String> {
+    let tmp = sibling(path, &format!("{}.tmp", std::process::id()))?;
+    let file = std::fs::File::create_new(&tmp)
+        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let done = (|| {
+        if let Ok(old) = std::fs::metadata(path) {
+            file.set_permissions(old.permissions())
+                .map_err(|e| cannot_write(path, &e))?;
+        }
+        let mut out = std::io::BufWriter::new(file);
+        let t = fill(&mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| cannot_write(path, e.error()))?;
+        commit(path, &tmp, file)?;
+        Ok(t)
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// `.NAME.SUFFIX` beside `path`.
+fn sibling(path: &Path, suffix: &str) -> Result<PathBuf, String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("{} is not a file path", path.display()))?;
-    let dir = match path.parent() {
+    Ok(dir_of(path).join(format!(".{}.{suffix}", name.to_string_lossy())))
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
+    }
+}
+
+fn cannot_write(path: &Path, e: &std::io::Error) -> String {
+    format!("cannot write {}: {e}", path.display())
+}
+
+/// Fsyncs `file` (written at `tmp`), renames it over `path` and fsyncs the directory.
+fn commit(path: &Path, tmp: &Path, file: std::fs::File) -> Result<(), String> {
+    let io = |e: std::io::Error| cannot_write(path, &e);
     file.sync_all().map_err(io)?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::rename(tmp, path).map_err(io)?;
     // The rename is durable only once the directory is.
-    std::fs::File::open(dir)
+    std::fs::File::open(dir_of(path))
         .and_then(|d| d.sync_all())
         .map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_streamed_write_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("backup.jsonl");
+        std::fs::write(&path, b"precious").expect("write");
+        let failed: Result<(), String> = write_streamed(&path, |out| {
+            out.write_all(b"half").map_err(|e| e.to_string())?;
+            Err("the server went away".into())
+        });
+        assert_eq!(failed, Err("the server went away".into()));
+        assert_eq!(std::fs::read(&path).expect("read"), b"precious");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["backup.jsonl"], "no temp file left");
+
+        write_streamed(&path, |out| {
+            out.write_all(b"new").map_err(|e| e.to_string())
+        })
+        .expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+    }
 }

@@ -336,6 +336,9 @@ pub fn main(cli: Cli) -> Result<(), String> {
             registry,
             target,
         } => {
+            if let Some(t) = &tenant {
+                crate::maintenance::export::check_tenant(t)?;
+            }
             let filter = ExportFilter {
                 tenant,
                 slots: slots.as_deref().map(crate::slot::parse_range).transpose()?,
@@ -530,6 +533,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if settings.config.dev && !settings.listen.ip().is_loopback() {
         return Err(crate::ServerError::DevNotLoopback(settings.listen.to_string()).to_string());
     }
+    // Before the data dir is opened (or created): a refused config leaves nothing behind.
+    settings
+        .config
+        .limits
+        .check_body_budget()
+        .map_err(|e| crate::ServerError::Config(e).to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -185,6 +185,42 @@ impl Limits {
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
     }
+
+    /// Refuses body limits that one tenant's share of the body budget (half of
+    /// `body_budget_bytes`) cannot hold: a body between the two could never be read, and would
+    /// get 503 `Retry-After` for ever, which clients retry (found from outside, twelfth
+    /// session). Refused at start rather than answered per request, so that the limits an
+    /// operator reads in the config are the ones clients meet.
+    ///
+    /// # Errors
+    /// A message naming each limit over the share, and the budget that would hold them.
+    pub fn check_body_budget(&self) -> Result<(), String> {
+        let share = self.body_budget_bytes / 2;
+        let over: Vec<(&str, usize)> = [
+            ("flash_body_bytes", self.flash_body_bytes),
+            ("iron_body_bytes", self.iron_body_bytes),
+            ("akka_value_bytes", self.akka_value_bytes),
+            ("akka_json_body_bytes", self.akka_json_body_bytes),
+        ]
+        .into_iter()
+        .filter(|&(_, limit)| limit as u64 > share)
+        .collect();
+        let Some(largest) = over.iter().map(|&(_, limit)| limit as u64).max() else {
+            return Ok(());
+        };
+        let names: Vec<String> = over
+            .iter()
+            .map(|(name, limit)| format!("{name} = {limit}"))
+            .collect();
+        Err(format!(
+            "[limits] {} {} above half of body_budget_bytes = {} (one tenant's share of the bodies in memory), so such a body could never be read; set body_budget_bytes to at least {} or lower {}",
+            names.join(", "),
+            if over.len() == 1 { "is" } else { "are" },
+            self.body_budget_bytes,
+            largest.saturating_mul(2),
+            if over.len() == 1 { "that limit" } else { "those limits" },
+        ))
+    }
 }
 
 /// Akka Cache options.
@@ -456,6 +492,30 @@ mod tests {
         let f: FileConfig = toml::from_str("segment_size = \"8MiB\"\n").expect("toml");
         assert_eq!(f.segment_size.map(|s| s.segment_size()), Some(Ok(8 << 20)));
         assert!(toml::from_str::<FileConfig>("recovery = \"maybe\"\n").is_err());
+    }
+
+    #[test]
+    fn body_limits_must_fit_one_tenants_share_of_the_budget() {
+        assert_eq!(Limits::default().check_body_budget(), Ok(()));
+        let small = Limits {
+            body_budget_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let e = small.check_body_budget().expect_err("refused");
+        assert!(
+            e.contains("iron_body_bytes = 1064960, akka_value_bytes = 8388608, akka_json_body_bytes = 16777216 are above half of body_budget_bytes = 1048576"),
+            "{e}"
+        );
+        assert!(e.contains("at least 33554432"), "{e}");
+        assert!(!e.contains("flash_body_bytes"), "{e}");
+        let fits = Limits {
+            body_budget_bytes: 1 << 20,
+            iron_body_bytes: 1 << 19,
+            akka_value_bytes: 1 << 19,
+            akka_json_body_bytes: 1 << 19,
+            ..Limits::default()
+        };
+        assert_eq!(fits.check_body_budget(), Ok(()), "exactly half fits");
     }
 
     #[test]

@@ -162,6 +162,46 @@ pub(crate) fn valid_data_key(key: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
+/// Whether `body` is a JSON text (RFC 8259): UTF-8, grammatical, and with no lone surrogate
+/// escape (`"\ud800"`). Parsing into `IgnoredAny` alone checks the grammar but skips string
+/// contents unread, so it let both through (found from outside, twelfth session). No tree
+/// is built: the UTF-8 check and the escape scan are one pass each over at most
+/// `flash_body_bytes`, and numbers stay unbounded as the grammar allows (`1e400`).
+fn is_json_text(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+        && surrogates_paired(body)
+}
+
+/// In a grammatical JSON text (so every `\` starts an escape inside a string), whether each
+/// `\uD800`–`\uDBFF` escape is followed by a `\uDC00`–`\uDFFF` one, and no low one stands alone.
+fn surrogates_paired(json: &[u8]) -> bool {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = json.get(at..at + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while let Some(skip) = json
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
+        i += skip;
+        match unit(i) {
+            Some(0xD800..=0xDBFF) => {
+                if !matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) {
+                    return false;
+                }
+                i += 12;
+            }
+            Some(0xDC00..=0xDFFF) => return false,
+            Some(_) => i += 6,
+            // `\"`, `\\`, `\n`, …: the escaped character is never the start of another escape.
+            None => i += 2,
+        }
+    }
+    true
+}
+
 /// The request's `DataKey`, echoed as sent (trimmed) when it is visible ASCII.
 fn echoed_data_key(req: &Request<Incoming>) -> Option<HeaderValue> {
     req.headers().get(&DATA_KEY).and_then(|v| {
@@ -285,7 +325,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
         let budget = Some((&state.body_budget, caller.tenant.as_str()));
         match read_body(req, limits.flash_body_bytes, budget).await {
             Ok(b) => {
-                if serde_json::from_slice::<serde::de::IgnoredAny>(&b).is_err() {
+                if !is_json_text(&b) {
                     return Reply::fail(StatusCode::BAD_REQUEST, "The body must be valid JSON");
                 }
                 b
@@ -450,6 +490,31 @@ fn delete(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_text_needs_utf8_and_paired_surrogates() {
+        for good in [
+            &br#"{"a":"\ud83d\ude00"}"#[..],
+            br#"{"a":"\\ud800"}"#,
+            br#"["\u0041\n\"\\", 1e400, null]"#,
+            "{\"caf\u{e9}\":\"\u{1f600}\"}".as_bytes(),
+        ] {
+            assert!(is_json_text(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"{\"a\":\"\xff\xfe\"}"[..],
+            b"{\"\xc3\":1}",
+            br#"{"value":"\ud800"}"#,
+            br#"{"value":"\ud800x"}"#,
+            br#"{"value":"\ud800\u0041"}"#,
+            br#"{"value":"\udc00"}"#,
+            br#"{"value":"\ude00\ud83d"}"#,
+            br#"["\ud83d"]"#,
+            b"{\"a\":",
+        ] {
+            assert!(!is_json_text(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn a_full_disk_is_507_in_flash_shape() {

@@ -131,8 +131,13 @@ pub fn verify(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// Runs `write` into the file at `path` (fsynced; removed again if `write` fails, so that
-/// no partial export looks complete), or into stdout.
+/// Runs `write` into the output `path`, or into stdout.
+///
+/// A regular file (or a path that does not exist yet) is replaced atomically
+/// ([`crate::atomic_file::write_streamed`]): a failed export leaves an earlier one as it was,
+/// and no partial export looks complete. Anything else that exists (a device such as
+/// `/dev/null`, a FIFO, or a symlink to one) is written into as it is: not fsynced (they
+/// answer EINVAL) and never removed, whatever happens.
 fn write_output<T>(
     path: Option<&Path>,
     write: impl FnOnce(&mut dyn Write) -> Result<T, String>,
@@ -140,20 +145,36 @@ fn write_output<T>(
     let Some(p) = path else {
         return write(&mut std::io::stdout().lock());
     };
-    let file =
-        std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    let done = write(&mut out).and_then(|t| {
-        out.into_inner()
-            .map_err(|e| e.to_string())?
-            .sync_all()
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        Ok(t)
-    });
-    if done.is_err() {
-        let _ = std::fs::remove_file(p);
+    // Follows symlinks: `/dev/stdout` is a link to a descriptor.
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => {
+            // Replace the file a symlink names, not the link.
+            let target =
+                std::fs::canonicalize(p).map_err(|e| format!("cannot use {}: {e}", p.display()))?;
+            crate::atomic_file::write_streamed(&target, write)
+        }
+        Ok(_) => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let t = write(&mut out)?;
+            out.flush()
+                .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            Ok(t)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(p).is_ok() {
+                return Err(format!(
+                    "{} is a symlink to nothing; give the path it should name",
+                    p.display()
+                ));
+            }
+            crate::atomic_file::write_streamed(p, write)
+        }
+        Err(e) => Err(format!("cannot use {}: {e}", p.display())),
     }
-    done
 }
 
 /// `ttlcask export` on an open store.

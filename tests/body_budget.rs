@@ -1,7 +1,7 @@
 //! Request bodies in flight share one memory budget (`[limits] body_budget_bytes`), one
 //! tenant at most half of it: past it a body waits briefly, then gets 503 with
 //! `Retry-After` in its API's error shape, and nothing of it is stored. The budget comes
-//! back when a body is done with.
+//! back when a body is done with. A body limit above one tenant's half is refused at start.
 
 mod common;
 
@@ -38,6 +38,10 @@ async fn bodies_in_flight_share_one_budget_and_one_tenant_gets_half() {
     let store = open_store(dir.path(), &clock);
     let mut config = Config::new(true);
     config.limits.body_budget_bytes = BUDGET;
+    // Every body limit must fit one tenant's half (a larger one is refused at start).
+    config.limits.akka_value_bytes = (BUDGET / 2) as usize;
+    config.limits.akka_json_body_bytes = (BUDGET / 2) as usize;
+    config.limits.iron_body_bytes = (BUDGET / 2) as usize;
     let s = start_with(store, dir.path(), config, clock).await;
     let other = token_for("otherorg");
     let third = token_for("thirdorg");
@@ -161,4 +165,60 @@ async fn bodies_in_flight_share_one_budget_and_one_tenant_gets_half() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+// Found from outside (twelfth session): with `body_budget_bytes = 1048576` and the default
+// limits, a 524289-byte Akka body got 503 `Retry-After: 1` for ever (it can never fit one
+// tenant's half), and the server started without a word.
+#[test]
+fn a_body_limit_above_one_tenants_half_of_the_budget_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ttlcask.toml");
+    std::fs::write(
+        &config,
+        "dev = true\nlisten = \"127.0.0.1:0\"\n[limits]\nbody_budget_bytes = 1048576\n",
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ttlcask"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TTLCASK_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started with body limits its budget can never hold");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("akka_value_bytes = 8388608")
+            && stderr.contains("above half of body_budget_bytes = 1048576")
+            && stderr.contains("at least 33554432"),
+        "{stderr}"
+    );
+    assert!(
+        !data.exists(),
+        "no data dir is created for a refused config"
+    );
 }

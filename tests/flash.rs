@@ -349,3 +349,31 @@ async fn reported_expiry_is_the_stored_expiry() {
     let updated = call(&s, "PUT", "update", &creds("default"), "{}").await;
     assert_eq!(expires(&updated).as_deref(), Some("10/04/2026 09:38:53"));
 }
+
+// Found from outside (twelfth session): bodies with invalid UTF-8 inside a string or a lone
+// surrogate escape were stored (201) and served as application/json, which IronCache and Akka
+// refuse and JSON parsers cannot read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_are_not_json_text_are_refused() {
+    let (s, _dir) = start_dev().await;
+    let bad: [&[u8]; 4] = [
+        b"{\"a\":\"\xff\xfe\"}",
+        br#"{"value":"\ud800"}"#,
+        br#"{"value":"\udc00"}"#,
+        br#"{"value":"\ud800\u0041"}"#,
+    ];
+    for (i, body) in bad.into_iter().enumerate() {
+        let headers = creds(&format!("bad{i}"));
+        let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        for (method, op) in [("POST", "add"), ("PUT", "update")] {
+            let r = s.req(method, &format!("/v1/cache/{op}"), &h, body).await;
+            assert_flash(&r, 400, false, "The body must be valid JSON", "0");
+        }
+        let r = call(&s, "GET", "get", &headers, "").await;
+        assert_eq!(r.status, 404, "nothing stored: {r:?}");
+    }
+    // A surrogate pair, an escaped backslash before `ud800` and UTF-8 are JSON text.
+    let good = r#"{"a":"\ud83d\ude00","b":"\\ud800","c":"café"}"#;
+    let r = call(&s, "POST", "add", &creds("good"), good).await;
+    assert_eq!(r.status, 201, "{r:?}");
+}

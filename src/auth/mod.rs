@@ -195,9 +195,17 @@ impl Authenticator {
                 .as_deref()
                 .and_then(|j| j.strip_prefix(jwt::JTI_PREFIX))
             {
+                // A revoke deletes the record, so a revoked credential and one never issued
+                // look the same here; the message says only what is known.
                 match r.credential(jti) {
                     Some(c) if c.api == Api::Akka && c.tenant == claims.org => {}
-                    _ => return Err("the JWT was revoked".to_string()),
+                    _ => {
+                        return Err(format!(
+                            "the JWT's jti {}{jti} names no Akka credential of tenant {:?}: it was revoked, or never issued to that org",
+                            jwt::JTI_PREFIX,
+                            claims.org
+                        ))
+                    }
                 }
             }
             if self.registered_only
@@ -282,10 +290,14 @@ mod tests {
     }
 
     fn token(exp: Option<u64>) -> String {
+        token_of("acme", CRED_ID, exp)
+    }
+
+    fn token_of(org: &str, credential: &str, exp: Option<u64>) -> String {
         let mut claims = serde_json::json!({
             "iss": DEFAULT_AKKA_ISSUER,
-            "org": "acme",
-            "jti": format!("{}{CRED_ID}", jwt::JTI_PREFIX),
+            "org": org,
+            "jti": format!("{}{credential}", jwt::JTI_PREFIX),
         });
         if let Some(exp) = exp {
             claims["exp"] = exp.into();
@@ -311,7 +323,26 @@ mod tests {
             .write()
             .expect("lock")
             .remove_credential(CRED_ID);
-        assert_eq!(auth.akka(&jwt), Err("the JWT was revoked".to_string()));
+        assert_eq!(
+            auth.akka(&jwt),
+            Err(format!("the JWT's jti ttlcask-{CRED_ID} names no Akka credential of tenant \"acme\": it was revoked, or never issued to that org"))
+        );
+    }
+
+    // Found from outside (twelfth session): a jti that was never a credential, or another
+    // tenant's, was answered "the JWT was revoked" although nothing was revoked.
+    #[test]
+    fn a_jti_of_no_credential_of_the_org_is_refused_saying_so() {
+        let auth = authenticator();
+        for (org, jti) in [("beta", CRED_ID), ("acme", "000000000000")] {
+            let e = auth
+                .akka(&token_of(org, jti, None))
+                .expect_err("not this org's credential");
+            assert_eq!(
+                e,
+                format!("the JWT's jti ttlcask-{jti} names no Akka credential of tenant {org:?}: it was revoked, or never issued to that org")
+            );
+        }
     }
 
     static NOW: AtomicU64 = AtomicU64::new(0);

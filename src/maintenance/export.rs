@@ -56,9 +56,7 @@ impl ExportFilter {
             }
         }
         if let Some(t) = query_params(query, "tenant").next() {
-            if !namespace::valid_tenant(&t) {
-                return Err(format!("invalid tenant name {t:?}"));
-            }
+            check_tenant(&t)?;
             filter.tenant = Some(t);
         }
         if let Some(s) = query_params(query, "slot").next() {
@@ -116,6 +114,19 @@ impl ExportFilter {
         let record: serde_json::Value = serde_json::from_slice(value).unwrap_or_default();
         // A tenant record names itself by `name`, a credential its owner by `tenant`.
         record.get("tenant").or_else(|| record.get("name")) == Some(&tenant.as_str().into())
+    }
+}
+
+/// Refuses a tenant filter that is no tenant name (the admin API and the CLI say the same),
+/// rather than exporting nothing as if the tenant had no data.
+///
+/// # Errors
+/// `invalid tenant name "…"`.
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    if namespace::valid_tenant(tenant) {
+        Ok(())
+    } else {
+        Err(format!("invalid tenant name {tenant:?}"))
     }
 }
 
