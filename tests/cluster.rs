@@ -14,6 +14,8 @@
 //!   one, items per node within ±25% of the mean (the same on every run: nothing is random);
 //!   a stopped node's Flash tenants get 503 in Flash's shape; no node holds an item of
 //!   a slot it does not own (asked on each node with `/admin/export?slot=…`).
+//! - Guards found from outside (twelfth session): a move refused while another holds the
+//!   move lock.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -946,4 +948,71 @@ fn move_under_load(c: &Cluster, slots: RangeInclusive<u16>, to: &str, kill_seed:
         acked.len(),
         started.elapsed()
     );
+}
+
+/// Runs `ttlcask cluster <args>` on the cluster file: (exit code 0?, stdout, stderr).
+fn cluster_cmd(c: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .arg("cluster")
+        .arg(args[0])
+        .arg(&c.file)
+        .args(&args[1..])
+        .output()
+        .expect("ttlcask cluster");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Found from outside (twelfth session): two `cluster move`s at once both exited 0 and each
+/// dropped the slots on the other's target. While one holds the move lock (taken here as a
+/// running move would), a second refuses at once naming the lock, changing nothing (maps,
+/// data, writes not paused); once the holder is gone (as a dead run is), it runs.
+#[test]
+fn a_second_move_refuses_while_one_holds_the_lock() {
+    let Some(c) = start() else { return };
+    let p = (0..4000)
+        .map(project)
+        .find(|p| slot::of_key(p.as_bytes()) <= 20)
+        .expect("a project in slots 0..20");
+    assert_eq!(iron_put(&c.proxy, &p, "k", "v").status, 200);
+    let (read_map, write_map) = (
+        c.dir.path().join("read.map"),
+        c.dir.path().join("write.map"),
+    );
+    let maps = || {
+        (
+            std::fs::read_to_string(&read_map).expect("read map"),
+            std::fs::read_to_string(&write_map).expect("write map"),
+        )
+    };
+    let before = maps();
+    let lock_path = c.dir.path().join("write.map.lock");
+    let mut held = std::fs::File::create(&lock_path).expect("lock file");
+    held.try_lock().expect("take the move lock");
+    let _ = writeln!(held, "pid 1 moving slots 0..20 to node2");
+
+    let (ok, _, err) = cluster_cmd(&c, &["move", "--slots", "0..20", "--to", "node3"]);
+    assert!(!ok, "a second move ran while one held the lock: {err}");
+    assert!(err.contains("another `cluster move` is running"), "{err}");
+    assert!(err.contains(&lock_path.display().to_string()), "{err}");
+    assert!(err.contains("moving slots 0..20 to node2"), "{err}");
+    assert_eq!(maps(), before, "the refused move changed a map");
+    assert_eq!(
+        iron_put(&c.proxy, &p, "k2", "v").status,
+        200,
+        "writes paused"
+    );
+    assert_eq!(iron_get(&c.node_addr("node1"), &p, "k").status, 200);
+
+    drop(held);
+    let (ok, _, err) = cluster_cmd(&c, &["move", "--slots", "0..20", "--to", "node3"]);
+    assert!(ok, "move after the lock was let go: {err}");
+    for k in ["k", "k2"] {
+        assert_eq!(iron_get(&c.proxy, &p, k).status, 200);
+        assert_eq!(iron_get(&c.node_addr("node3"), &p, k).status, 200);
+        assert_eq!(iron_get(&c.node_addr("node1"), &p, k).status, 404);
+    }
 }
