@@ -15,7 +15,8 @@
 //!   a stopped node's Flash tenants get 503 in Flash's shape; no node holds an item of
 //!   a slot it does not own (asked on each node with `/admin/export?slot=…`).
 //! - Guards found from outside (twelfth session): a move refused while another holds the
-//!   move lock.
+//!   move lock; a map value naming no node answers 503, `cluster haproxy` refuses it and
+//!   `cluster status` reports it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -1015,4 +1016,83 @@ fn a_second_move_refuses_while_one_holds_the_lock() {
         assert_eq!(iron_get(&c.node_addr("node3"), &p, k).status, 200);
         assert_eq!(iron_get(&c.node_addr("node1"), &p, k).status, 404);
     }
+}
+
+/// Found from outside (twelfth session): a map value naming no backend (a node renamed in
+/// the cluster file, a hand edit) made HAProxy skip the `use_backend` and round-robin the
+/// slot over every node: split brain. Such a slot now answers 503 (its writes land on no
+/// node), and `cluster haproxy` refuses maps naming unknown nodes while `cluster status`
+/// reports them.
+#[test]
+fn a_map_value_naming_no_node_is_paused_and_reported() {
+    let Some(c) = start() else { return };
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    let p = project(3);
+    let s = slot::of_key(p.as_bytes());
+    assert_eq!(iron_put(&c.proxy, &p, "k", "v").status, 200);
+    for map in [&cluster.read_map, &cluster.write_map] {
+        let cmd = format!("set map {} {s} node9", map.display());
+        let answer =
+            ttlcask::cluster::runtime::send(&cluster.haproxy_socket, &cmd).expect("set map");
+        assert!(answer.trim().is_empty(), "{answer}");
+    }
+    for i in 0..6 {
+        let r = iron_put(&c.proxy, &p, &format!("n{i}"), "v");
+        assert_eq!(r.status, 503, "write {i} to a slot of no node: {}", r.body);
+        assert!(r.body.contains("\"msg\""), "iron shape: {}", r.body);
+        assert_eq!(iron_get(&c.proxy, &p, "k").status, 503);
+    }
+    for (name, _, _) in &c.nodes {
+        for i in 0..6 {
+            let direct = iron_get(&c.node_addr(name), &p, &format!("n{i}")).status;
+            assert_eq!(direct, 404, "a write of slot {s} landed on {name}");
+        }
+    }
+
+    // node3 renamed to nodeC in a copy of the cluster file: both tools name node3's slots.
+    let renamed = c.dir.path().join("renamed.toml");
+    let text = std::fs::read_to_string(&c.file).expect("cluster file");
+    std::fs::write(
+        &renamed,
+        text.replace("name = \"node3\"", "name = \"nodeC\""),
+    )
+    .expect("write");
+    let map = c.read_map();
+    let first = (0..slot::SLOTS)
+        .find(|&s| map.get(s) == "node3")
+        .unwrap_or(0);
+    let last = (0..slot::SLOTS)
+        .rfind(|&s| map.get(s) == "node3")
+        .unwrap_or(0);
+    let expected = format!("slots {first}..{last} name \"node3\"");
+    let before = std::fs::read_to_string(&cluster.read_map).expect("read map");
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["cluster", "haproxy"])
+        .arg(&renamed)
+        .output()
+        .expect("cluster haproxy");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "cluster haproxy took maps naming node3: {err}"
+    );
+    assert!(out.stdout.is_empty(), "a config was printed");
+    assert!(err.contains(&expected), "{err}");
+    assert!(
+        err.contains(&cluster.read_map.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cluster.read_map).ok(),
+        Some(before)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["cluster", "status"])
+        .arg(&renamed)
+        .output()
+        .expect("cluster status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let listed = status["maps_name_unknown_nodes"].to_string();
+    assert!(listed.contains(&expected.replace('"', "\\\"")), "{listed}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
 }

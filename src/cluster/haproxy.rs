@@ -5,7 +5,10 @@
 //!   slot = `crc32 mod 1024`. A request without one (no credentials, `/version`) goes to
 //!   any node, which answers it without touching data.
 //! - Reads (GET, HEAD, OPTIONS, Akka `POST /batch/get`) use the read map, the rest the
-//!   write map; a slot missing from a map is paused.
+//!   write map; a slot missing from a map is paused, and so is one whose map value is not
+//!   a node of the cluster file (a renamed node, a hand edit): an ACL lists the node names,
+//!   and a name outside it goes to `paused`. Before, HAProxy skipped a `use_backend` naming
+//!   no backend and fell through to the round-robin `any`: split brain (found from outside).
 //! - Each node is its own backend with one server and no backup: a down node's slots
 //!   answer 503, never another node. HAProxy's own 502/503/504 and the paused backend's
 //!   503 come in the API's error shape with `Retry-After`, and say the slot.
@@ -62,8 +65,12 @@ frontend ttlcask
     http-request set-var-fmt(txn.err) '{{"Success":false,"ResponseMessage":"%[var(txn.why)]"}}' if flash
     http-request set-var-fmt(txn.err) '{{"msg":"%[var(txn.why)]"}}' if api_iron
     http-request set-var-fmt(txn.err) "%[var(txn.why)]" if !flash !api_iron
-    use_backend %[var(txn.slot),map({read_map},{PAUSED})] if reading {{ var(txn.slot) -m found }}
-    use_backend %[var(txn.slot),map({write_map},{PAUSED})] if {{ var(txn.slot) -m found }}
+    http-request set-var(txn.node) var(txn.slot),map({read_map},{PAUSED}) if reading {{ var(txn.slot) -m found }}
+    http-request set-var(txn.node) var(txn.slot),map({write_map},{PAUSED}) if !reading {{ var(txn.slot) -m found }}
+    # A slot reaches only a node of the cluster file; any other map value is paused (503).
+    acl known_node var(txn.node) -m str {known}
+    use_backend %[var(txn.node)] if known_node
+    use_backend {PAUSED} if {{ var(txn.slot) -m found }}
     default_backend {ANY}
     http-after-response set-header X-Ttlcask-Slot %[var(txn.slot)] if {{ var(txn.slot) -m found }}
     # The proxy's own errors in each API's shape (Flash: headers; IronCache: JSON; Akka: text).
@@ -78,6 +85,12 @@ backend {PAUSED}
 "#,
         socket = file.haproxy_socket.display(),
         bind = file.bind,
+        known = file
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     let errors = |c: &mut String| {
         for status in [502, 503, 504] {
