@@ -16,7 +16,7 @@
 //!   a slot it does not own (asked on each node with `/admin/export?slot=…`).
 //! - Guards found from outside (twelfth session): a move refused while another holds the
 //!   move lock; a map value naming no node answers 503, `cluster haproxy` refuses it and
-//!   `cluster status` reports it.
+//!   `cluster status` reports it; the service routes are refused at the proxy.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -1095,4 +1095,51 @@ fn a_map_value_naming_no_node_is_paused_and_reported() {
     let listed = status["maps_name_unknown_nodes"].to_string();
     assert!(listed.contains(&expected.replace('"', "\\\"")), "{listed}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+}
+
+/// Found from outside (twelfth session): through the proxy, `/`, `/metrics` and `/healthz`
+/// answered from a round-robin node (its status page shows tenants and paths). The service
+/// routes are refused (403) at the proxy as `/admin` is, matched exactly as the node's
+/// router matches them: Akka paths that merely start with those names still get through.
+#[test]
+fn the_service_routes_are_refused_at_the_proxy() {
+    let Some(c) = start() else { return };
+    let refused = [
+        ("GET", "/"),
+        ("GET", "/?x=1"),
+        ("GET", "/healthz"),
+        ("HEAD", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/admin/stats"),
+        ("GET", "http://ttlcask/metrics"),
+        ("GET", "http://ttlcask/"),
+    ];
+    for (method, path) in refused {
+        let r = http(&c.proxy, method, path, &[], "");
+        assert_eq!(
+            r.status, 403,
+            "{method} {path} through the proxy: {}",
+            r.body
+        );
+        // Each node still answers it directly.
+        if path == "/healthz" {
+            assert_eq!(
+                http(&c.node_addr("node1"), method, path, &[], "").status,
+                200
+            );
+        }
+    }
+    assert_eq!(http(&c.proxy, "GET", "/version", &[], "").status, 200);
+    let auth = format!("Bearer {}", akka_token("org-service"));
+    for path in [
+        "/healthz/k",
+        "/metricsfoo/k",
+        "/healthzz",
+        "/openapi.jsonx/k",
+    ] {
+        let r = http(&c.proxy, "GET", path, &[("Authorization", &auth)], "");
+        assert_ne!(r.status, 403, "{path} is not a service route: {}", r.body);
+        assert!(r.status != 0 && r.status != 503, "{path}: {}", r.status);
+    }
 }

@@ -12,11 +12,27 @@
 //! - Each node is its own backend with one server and no backup: a down node's slots
 //!   answer 503, never another node. HAProxy's own 502/503/504 and the paused backend's
 //!   503 come in the API's error shape with `Retry-After`, and say the slot.
-//! - `/admin` is refused (403): admin calls go to each node directly.
+//! - The service routes (`/`, `/healthz`, `/metrics`, `/openapi.json`: the route table's
+//!   [`Api::Service`] rows, matched exactly as the node's router does) and `/admin` are
+//!   refused (403): they are each node's own, reached directly. Through the proxy a random
+//!   node's status page (tenants, paths) and `/healthz` were served (found from outside).
+//!   HAProxy's health checks go to the servers directly and are not affected.
 
 use std::fmt::Write as _;
 
 use super::{ClusterFile, ANY, PAUSED};
+use crate::routes::{Api, ROUTES};
+
+/// The paths of the node's service routes, space-separated for an exact `path` match
+/// (`/`, `/healthz`, …): each is one fixed path in the route table.
+fn service_paths() -> String {
+    ROUTES
+        .iter()
+        .filter(|r| r.api == Api::Service)
+        .flat_map(|r| r.paths.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The configuration text for `file`.
 pub fn config(file: &ClusterFile) -> String {
@@ -47,8 +63,9 @@ frontend ttlcask
     bind {bind}
     # TLS, where wanted, terminates here (ttlcask nodes speak plain HTTP):
     # bind :443 ssl crt /etc/haproxy/certs/ttlcask.pem alpn http/1.1
-    # The admin API and the status page are reached on each node, never through the proxy.
-    http-request deny deny_status 403 if {{ path /admin }} || {{ path_beg /admin/ }}
+    # The admin API and the service routes (status page, /healthz, /metrics, /openapi.json)
+    # are reached on each node, never through the proxy.
+    http-request deny deny_status 403 if {{ path /admin }} || {{ path_beg /admin/ }} || {{ path {service} }}
     acl flash path_beg /v1/cache/
     acl iron path_beg /1/projects/
     acl api_iron path_beg /1/
@@ -85,6 +102,7 @@ backend {PAUSED}
 "#,
         socket = file.haproxy_socket.display(),
         bind = file.bind,
+        service = service_paths(),
         known = file
             .nodes
             .iter()
@@ -135,6 +153,19 @@ backend {PAUSED}
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    /// The refused paths are the node's service routes, exactly: fixed paths, none with a
+    /// `{param}` or a `...` tail that an exact match would miss.
+    #[test]
+    fn the_refused_service_paths_are_the_routers() {
+        let paths = super::service_paths();
+        assert_eq!(paths, "/healthz /metrics /openapi.json /");
+        for p in paths.split(' ') {
+            let route = crate::routes::get(crate::routes::classify(p));
+            assert_eq!(route.api, crate::routes::Api::Service, "{p}");
+            assert!(!p.contains('{') && !p.contains("..."), "{p}");
+        }
+    }
 
     /// `deploy/cluster/haproxy.cfg` is what `ttlcask cluster haproxy` prints for the
     /// example cluster file next to it, so the example never drifts from the generator.
