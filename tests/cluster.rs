@@ -16,7 +16,8 @@
 //!   a slot it does not own (asked on each node with `/admin/export?slot=…`).
 //! - Guards found from outside (twelfth session): a move refused while another holds the
 //!   move lock; a map value naming no node answers 503, `cluster haproxy` refuses it and
-//!   `cluster status` reports it; the service routes are refused at the proxy.
+//!   `cluster status` reports it; the service routes are refused at the proxy; `cluster
+//!   status` counts cache items apart from registry records.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -1142,4 +1143,49 @@ fn the_service_routes_are_refused_at_the_proxy() {
         assert_ne!(r.status, 403, "{path} is not a service route: {}", r.body);
         assert!(r.status != 0 && r.status != 503, "{path}: {}", r.status);
     }
+}
+
+/// Found from outside (twelfth session): `cluster status` counted tenant and credential
+/// records as items (4 on every node of a cluster holding no item). Items are cache items
+/// only; the registry records are shown apart.
+#[test]
+fn cluster_status_counts_cache_items_apart_from_registry_records() {
+    let Some(c) = start() else { return };
+    let file = c.file.to_string_lossy().into_owned();
+    cli(&["tenant", "create", "acme", "--cluster", &file]);
+    for api in ["flash", "iron"] {
+        cli(&[
+            "credential",
+            "create",
+            "--tenant",
+            "acme",
+            "--api",
+            api,
+            "--cluster",
+            &file,
+        ]);
+    }
+    let items = |status: &serde_json::Value| -> Vec<(u64, u64)> {
+        status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
+                let count = |k: &str| n[k].as_u64().unwrap_or(u64::MAX);
+                (count("items"), count("registry_records"))
+            })
+            .collect()
+    };
+    let status = cli(&["cluster", "status", &file]);
+    assert_eq!(items(&status), [(0, 3); 3], "{status}");
+    let p = project(11);
+    assert_eq!(iron_put(&c.proxy, &p, "k", "v").status, 200);
+    let owner = c.read_map().get(slot::of_key(p.as_bytes())).to_string();
+    let status = cli(&["cluster", "status", &file]);
+    let expected: Vec<(u64, u64)> = c
+        .nodes
+        .iter()
+        .map(|n| (u64::from(n.0 == owner), 3))
+        .collect();
+    assert_eq!(items(&status), expected, "{status}");
 }

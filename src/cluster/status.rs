@@ -54,7 +54,9 @@ pub fn collect(file: &ClusterFile) -> Result<Value, String> {
             "slots": read.count(&node.name),
             "write_slots": write.count(&node.name),
             "fenced_slots": fenced,
-            "items": stats.as_ref().and_then(|s| s.get("items")).cloned(),
+            // Cache items only: the engine's `items` counts registry records too.
+            "items": stats.as_ref().and_then(|s| s.get("cache_items")).cloned(),
+            "registry_records": stats.as_ref().and_then(|s| s.get("registry_items")).cloned(),
             "live_bytes": stats.as_ref().and_then(|s| s.get("live_bytes")).cloned(),
         }));
     }
