@@ -136,14 +136,28 @@ pub fn unknown_names_report(map: &SlotMap, path: &Path, nodes: &[&str]) -> Vec<S
 }
 
 /// `cluster haproxy`'s side of the maps: checks the existing map files against the cluster
-/// file's nodes and writes the missing ones with the initial layout. Returns a line per
-/// map saying which it did.
+/// file's nodes and writes both with the initial layout when neither exists. Returns a line
+/// per map saying which it did.
 ///
 /// # Errors
-/// A map names a node the cluster file lacks (nothing is written then), a map cannot be
-/// read, or one cannot be written.
+/// Only one of the maps exists (a new one could disagree with moves the other records:
+/// found from outside, twelfth session), a map names a node the cluster file lacks, a map
+/// cannot be read, or one cannot be written. Nothing is written then.
 pub fn prepare(file: &super::ClusterFile) -> Result<Vec<String>, String> {
     let names: Vec<&str> = file.nodes.iter().map(|n| n.name.as_str()).collect();
+    let (read, write) = (&file.read_map, &file.write_map);
+    let lone = |there: &Path, missing: &Path| {
+        format!(
+            "the slot map {there} exists but {missing} does not: a new one would send any slot moved since the first run back to its first owner. Copy the one that is left (cp {there} {missing}); if it names `paused` slots (a move was under way), make the read map name the node they were moving from, then run that move again. Nothing was written.",
+            there = there.display(),
+            missing = missing.display(),
+        )
+    };
+    match (read.exists(), write.exists()) {
+        (true, false) => return Err(lone(read, write)),
+        (false, true) => return Err(lone(write, read)),
+        _ => {}
+    }
     let mut unknown = Vec::new();
     for path in [&file.read_map, &file.write_map] {
         if path.exists() {
@@ -195,6 +209,40 @@ mod tests {
         assert!(create_if_missing(&path, &map)?);
         assert!(!create_if_missing(&path, &SlotMap::spread(&["z"]))?);
         assert_eq!(SlotMap::read(&path)?, map);
+        Ok(())
+    }
+
+    /// Found from outside (twelfth session): with one map lost, `cluster haproxy` wrote it
+    /// anew from the initial layout while the other recorded moved slots.
+    #[test]
+    fn a_lone_map_is_not_joined_by_a_new_one() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let toml = dir.path().join("cluster.toml");
+        std::fs::write(
+            &toml,
+            "haproxy_socket = \"s.sock\"\nread_map = \"read.map\"\nwrite_map = \"write.map\"\n[[nodes]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nadmin_token = \"t\"\n[[nodes]]\nname = \"b\"\naddress = \"127.0.0.1:9002\"\nadmin_token = \"t\"\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let file = super::super::ClusterFile::load(&toml)?;
+        assert_eq!(prepare(&file)?.len(), 2);
+        let mut moved = SlotMap::read(&file.read_map)?;
+        moved.set(0..=9, "b");
+        for (there, missing) in [
+            (&file.read_map, &file.write_map),
+            (&file.write_map, &file.read_map),
+        ] {
+            moved.write(there)?;
+            std::fs::remove_file(missing).map_err(|e| e.to_string())?;
+            let refused = prepare(&file).err().ok_or("a lone map was joined")?;
+            assert!(!missing.exists(), "{refused}");
+            assert!(
+                refused.contains(&format!("cp {} {}", there.display(), missing.display())),
+                "{refused}"
+            );
+            assert_eq!(SlotMap::read(there)?, moved);
+            std::fs::copy(there, missing).map_err(|e| e.to_string())?;
+            assert!(prepare(&file)?.iter().all(|l| l.starts_with("kept")));
+        }
         Ok(())
     }
 
