@@ -17,7 +17,8 @@
 //! - Guards found from outside (twelfth session): a move refused while another holds the
 //!   move lock; a map value naming no node answers 503, `cluster haproxy` refuses it and
 //!   `cluster status` reports it; the service routes are refused at the proxy; `cluster
-//!   status` counts cache items apart from registry records.
+//!   status` counts cache items apart from registry records; a failed move names the slots
+//!   it leaves paused.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -1188,4 +1189,43 @@ fn cluster_status_counts_cache_items_apart_from_registry_records() {
         .map(|n| (u64::from(n.0 == owner), 3))
         .collect();
     assert_eq!(items(&status), expected, "{status}");
+}
+
+/// Found from outside (twelfth session): a move that failed after pausing left the slots'
+/// writes answering 503 without saying so. Its error now says which slots stay paused and
+/// that running the move again ends it; here the target is down during the copy.
+#[test]
+fn a_failed_move_says_its_slots_stay_paused() {
+    let Some(mut c) = start() else { return };
+    let p = (0..4000)
+        .map(project)
+        .find(|p| slot::of_key(p.as_bytes()) <= 20)
+        .expect("a project in slots 0..20");
+    assert_eq!(iron_put(&c.proxy, &p, "k", "v").status, 200);
+    let node3_port = c.nodes[2].1;
+    c.nodes[2].2 = None;
+    let (ok, _, err) = cluster_cmd(&c, &["move", "--slots", "0..20", "--to", "node3"]);
+    assert!(!ok, "a move to a stopped node succeeded");
+    assert!(
+        err.contains("Writes to slots 0..20 stay paused")
+            && err.contains("--slots 0..20 --to node3"),
+        "{err}"
+    );
+    let r = iron_put(&c.proxy, &p, "k2", "v");
+    assert_eq!(r.status, 503, "the error said paused: {}", r.body);
+    assert_eq!(iron_get(&c.proxy, &p, "k").status, 200, "reads go on");
+
+    c.nodes[2].2 = Some(start_node(c.dir.path(), "node3", node3_port));
+    let (ok, _, err) = cluster_cmd(&c, &["move", "--slots", "0..20", "--to", "node3"]);
+    assert!(ok, "the re-run: {err}");
+    let mut r = iron_put(&c.proxy, &p, "k2", "v");
+    for _ in 0..50 {
+        if r.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        r = iron_put(&c.proxy, &p, "k2", "v");
+    }
+    assert_eq!(r.status, 200, "after the re-run: {}", r.body);
+    assert_eq!(iron_get(&c.node_addr("node3"), &p, "k").status, 200);
 }

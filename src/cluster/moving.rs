@@ -10,6 +10,9 @@
 //!    runtime), so a reload keeps the new owner.
 //! 5. Fence and drop the slots on every other node.
 //!
+//! A failure between the pause and the switch leaves the slots' writes paused (503), and its
+//! message says so and which command ends it.
+//!
 //! The map files are the record of progress: a re-run reads the owners from the read map,
 //! so after a crash at any step it repeats the unfinished steps (each is idempotent) and
 //! every acknowledged write is on the old node (fenced, not yet dropped) or the new one.
@@ -163,44 +166,65 @@ pub fn run(
         ..MoveReport::default()
     };
 
-    step(&bar, lines, "pausing writes");
-    if !moving.is_empty() {
-        for &s in &moving {
-            write.set(s..=s, PAUSED);
+    // From the pause until both maps name `to`, a failure leaves the slots' writes paused:
+    // the error says so, and how to end it (a failed move said nothing: found from outside).
+    let paused = |e: String| {
+        if moving.is_empty() {
+            return e;
         }
+        let list: Vec<String> = ranges(&moving)
+            .iter()
+            .map(|r| format!("{}..{}", r.start(), r.end()))
+            .collect();
+        format!(
+            "{e}\nWrites to slots {} stay paused (HAProxy answers them 503; reads go on) until a move of them finishes: fix the cause and run `ttlcask cluster move` again with --slots {}..{} --to {to} (or --to another node).",
+            list.join(", "),
+            slots.start(),
+            slots.end()
+        )
+    };
+    let mut pause_copy_switch = || -> Result<(), String> {
+        step(&bar, lines, "pausing writes");
+        if !moving.is_empty() {
+            for &s in &moving {
+                write.set(s..=s, PAUSED);
+            }
+            write.write(&file.write_map)?;
+            runtime::set_map(&file.haproxy_socket, &file.write_map, &moving, PAUSED)?;
+        }
+        bar.inc(1);
+
+        for (name, list) in &sources {
+            let source = file.node(name)?;
+            for r in ranges(list) {
+                step(&bar, lines, format!("fencing {} on {name}", q(&r)));
+                source.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
+            }
+            bar.inc(1);
+            for r in ranges(list) {
+                step(
+                    &bar,
+                    lines,
+                    format!("copying {} from {name} to {to}", q(&r)),
+                );
+                report.imported += copy(source, target, r)?;
+            }
+            bar.inc(1);
+        }
+
+        step(&bar, lines, format!("switching the maps to {to}"));
+        target.call("DELETE", &format!("/admin/fence?{}", q(&slots)), None)?;
+        read.set(slots.clone(), to);
+        write.set(slots.clone(), to);
+        read.write(&file.read_map)?;
         write.write(&file.write_map)?;
-        runtime::set_map(&file.haproxy_socket, &file.write_map, &moving, PAUSED)?;
-    }
-    bar.inc(1);
-
-    for (name, list) in &sources {
-        let source = file.node(name)?;
-        for r in ranges(list) {
-            step(&bar, lines, format!("fencing {} on {name}", q(&r)));
-            source.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
-        }
+        let all: Vec<u16> = slots.clone().collect();
+        runtime::set_map(&file.haproxy_socket, &file.read_map, &all, to)?;
+        runtime::set_map(&file.haproxy_socket, &file.write_map, &all, to)?;
         bar.inc(1);
-        for r in ranges(list) {
-            step(
-                &bar,
-                lines,
-                format!("copying {} from {name} to {to}", q(&r)),
-            );
-            report.imported += copy(source, target, r)?;
-        }
-        bar.inc(1);
-    }
-
-    step(&bar, lines, format!("switching the maps to {to}"));
-    target.call("DELETE", &format!("/admin/fence?{}", q(&slots)), None)?;
-    read.set(slots.clone(), to);
-    write.set(slots.clone(), to);
-    read.write(&file.read_map)?;
-    write.write(&file.write_map)?;
-    let all: Vec<u16> = slots.clone().collect();
-    runtime::set_map(&file.haproxy_socket, &file.read_map, &all, to)?;
-    runtime::set_map(&file.haproxy_socket, &file.write_map, &all, to)?;
-    bar.inc(1);
+        Ok(())
+    };
+    pause_copy_switch().map_err(paused)?;
 
     let mut missed = Vec::new();
     for node in file.nodes.iter().filter(|n| n.name != to) {
