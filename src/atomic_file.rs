@@ -1,25 +1,34 @@
 //! Atomic file replacement, the one helper for files a crash or a failure must never leave
 //! half-written (write fences, HAProxy slot maps, `export -o`): write a temp file in the same
 //! directory, fsync it, rename it over the target, fsync the directory.
+//!
+//! The temp file's name is unique to the process and the call (`.<name>.<pid>.<n>.tmp`,
+//! created new): with one shared name, two writers of the same file (two `cluster move`
+//! runs) renamed each other's temp file away and one failed with "No such file" (found from
+//! outside). A failed write removes its temp file (a unique name is never reused, so
+//! nothing else would).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces `path` with `bytes` atomically: a reader sees the old file or the new one.
 ///
 /// # Errors
 /// A message naming the file.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = sibling(path, "tmp")?;
-    let mut file = std::fs::File::create(&tmp).map_err(|e| cannot_write(path, &e))?;
-    file.write_all(bytes).map_err(|e| cannot_write(path, &e))?;
-    commit(path, &tmp, file)
+    write_streamed(path, |out| {
+        out.write_all(bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
 }
 
 /// Replaces `path` with what `fill` writes, streamed (an export may be larger than memory):
-/// into a temp file of its own (`.NAME.PID.tmp`, created new, so two writers of one path never
-/// share it), fsynced and renamed over `path` only if `fill` succeeds. On any failure the temp
-/// file is removed and `path` is left as it was. An existing file keeps its permissions.
+/// into a temp file of its own, fsynced and renamed over `path` only if `fill` succeeds. On
+/// any failure the temp file is removed and `path` is left as it was. An existing file keeps
+/// its permissions.
 ///
 /// # Errors
 /// `fill`'s error, or a message naming the file.
@@ -27,7 +36,12 @@ pub fn write_streamed<T>(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<T, String>,
 ) -> Result<T, String> {
-    let tmp = sibling(path, &format!("{}.tmp", std::process::id()))?;
+    let unique = format!(
+        "{}.{}.tmp",
+        std::process::id(),
+        NEXT_TMP.fetch_add(1, Ordering::Relaxed)
+    );
+    let tmp = sibling(path, &unique)?;
     let file = std::fs::File::create_new(&tmp)
         .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
     let done = (|| {
@@ -106,5 +120,36 @@ mod tests {
         })
         .expect("write");
         assert_eq!(std::fs::read(&path).expect("read"), b"new");
+    }
+
+    /// Eight threads replacing one file at once all succeed, and a reader sees one whole
+    /// version (with a shared temp name, one rename took another's temp file away).
+    #[test]
+    fn concurrent_writers_of_one_file_all_succeed() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("write.map");
+        let threads: Vec<_> = (0..8u8)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || -> Result<(), String> {
+                    for _ in 0..50 {
+                        super::write(&path, &[t; 4096])?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().map_err(|_| "writer panicked")??;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        assert!(bytes.len() == 4096 && bytes.iter().all(|&b| b == bytes[0]));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["write.map"], "temp files left behind");
+        Ok(())
     }
 }

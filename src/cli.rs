@@ -377,20 +377,26 @@ fn cluster_command(command: ClusterCommand) -> Result<(), String> {
     match command {
         ClusterCommand::Haproxy { file } => {
             let cluster = ClusterFile::load(&file)?;
-            let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
-            let spread = cluster::maps::SlotMap::spread(&names);
-            for path in [&cluster.read_map, &cluster.write_map] {
-                if cluster::maps::create_if_missing(path, &spread)? {
-                    eprintln!("ttlcask: wrote the slot map {}", path.display());
-                } else {
-                    eprintln!("ttlcask: kept the existing slot map {}", path.display());
-                }
+            for line in cluster::maps::prepare(&cluster)? {
+                eprintln!("ttlcask: {line}");
             }
             print!("{}", cluster::haproxy::config(&cluster));
             Ok(())
         }
         ClusterCommand::Status { file } => {
-            print_json(&cluster::status::collect(&ClusterFile::load(&file)?)?)
+            let status = cluster::status::collect(&ClusterFile::load(&file)?)?;
+            print_json(&status)?;
+            for line in status["maps_name_unknown_nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                eprintln!(
+                    "ttlcask: WARNING: {} (no node owns these slots: HAProxy answers 503)",
+                    line.as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
         }
         ClusterCommand::Move { file, slots, to } => {
             let cluster = ClusterFile::load(&file)?;

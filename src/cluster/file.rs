@@ -99,9 +99,55 @@ impl ClusterFile {
         Ok(file)
     }
 
+    /// Refuses what would make a broken or unsafe HAProxy config (each found from outside,
+    /// twelfth session, where `cluster haproxy` printed it with exit 0): a port that is not a
+    /// number, `check_interval_ms = 0`, one file for both maps (a move's write pause would
+    /// pause reads too), two nodes at one address; and text that would break the config's
+    /// syntax (spaces, `#`, control characters) where it is pasted in.
     fn check(&self) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("no [[nodes]]".into());
+        }
+        if self
+            .bind
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+        {
+            return Err(format!(
+                "bind {:?}: no spaces, control characters or # here",
+                self.bind
+            ));
+        }
+        if self.check_interval_ms == 0 {
+            return Err(
+                "check_interval_ms must be at least 1 (HAProxy refuses `inter 0ms`)".into(),
+            );
+        }
+        for (key, p) in [
+            ("haproxy_socket", &self.haproxy_socket),
+            ("read_map", &self.read_map),
+            ("write_map", &self.write_map),
+        ] {
+            let text = p.to_string_lossy();
+            if text
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "#,()".contains(c))
+            {
+                return Err(format!(
+                    "{key} {text:?}: a path pasted into the HAProxy config cannot hold spaces, control characters, #, comma or parentheses"
+                ));
+            }
+        }
+        let same_file = self.read_map == self.write_map
+            || matches!(
+                (self.read_map.canonicalize(), self.write_map.canonicalize()),
+                (Ok(a), Ok(b)) if a == b
+            );
+        if same_file {
+            return Err(format!(
+                "read_map and write_map are the same file ({}): a move pauses the write map while reads go on through the read map, so they must be two files",
+                self.read_map.display()
+            ));
         }
         for (i, n) in self.nodes.iter().enumerate() {
             let valid = !n.name.is_empty()
@@ -119,6 +165,16 @@ impl ClusterFile {
             }
             if self.nodes[..i].iter().any(|m| m.name == n.name) {
                 return Err(format!("node {:?} is listed twice", n.name));
+            }
+            check_address(&format!("node {:?}: address", n.name), &n.address)?;
+            if let Some(m) = self.nodes[..i]
+                .iter()
+                .find(|m| m.address.eq_ignore_ascii_case(&n.address))
+            {
+                return Err(format!(
+                    "nodes {:?} and {:?} have the same address {}: each node is its own server (a slot moved between them would be dropped from both)",
+                    m.name, n.name, n.address
+                ));
             }
             if n.admin_token.is_some() == n.admin_token_file.is_some() {
                 return Err(format!(
@@ -143,6 +199,34 @@ impl ClusterFile {
             )
         })
     }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` too) with a port of 1 to 65535.
+fn check_address(what: &str, address: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "{what} {address:?}: {why} (expected HOST:PORT, e.g. 10.0.0.1:9001)"
+        ))
+    };
+    if address
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    {
+        return bad("no spaces, control characters or # here");
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return bad("no port");
+    };
+    if !port.bytes().all(|b| b.is_ascii_digit()) || !matches!(port.parse::<u16>(), Ok(1..)) {
+        return bad("the port must be a number from 1 to 65535");
+    }
+    if host.is_empty() {
+        return bad("no host");
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return bad("an IPv6 address goes in brackets");
+    }
+    Ok(())
 }
 
 impl Node {
@@ -183,5 +267,75 @@ impl Node {
             "node {} ({}) answered {status} to {method} {path}: {msg}",
             self.name, self.address
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClusterFile;
+
+    const NODES: &str =
+        "[[nodes]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nadmin_token = \"t\"\n";
+
+    /// Loads `head` + two nodes (the second at `address`) from a file in a temp dir.
+    fn load(head: &str, address: &str) -> Result<ClusterFile, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("cluster.toml");
+        let text = format!(
+            "haproxy_socket = \"s.sock\"\n{head}\n{NODES}[[nodes]]\nname = \"b\"\naddress = \"{address}\"\nadmin_token = \"t\"\n"
+        );
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        ClusterFile::load(&path)
+    }
+
+    const MAPS: &str = "read_map = \"read.map\"\nwrite_map = \"write.map\"";
+
+    /// Found from outside (twelfth session): each of these gave a config HAProxy refuses
+    /// or an unsafe cluster, and `cluster haproxy` printed it with exit 0.
+    #[test]
+    fn files_that_make_a_broken_or_unsafe_config_are_refused() {
+        assert!(load(MAPS, "127.0.0.1:9002").is_ok());
+        assert!(load(MAPS, "[::1]:9002").is_ok());
+        assert!(load(MAPS, "node-b.example:9002").is_ok());
+        let refused = [
+            (
+                MAPS.to_string(),
+                "localhost:notaport",
+                "port must be a number",
+            ),
+            (MAPS.to_string(), "localhost:0", "port must be a number"),
+            (MAPS.to_string(), "localhost:65536", "port must be a number"),
+            (MAPS.to_string(), "localhost", "no port"),
+            (MAPS.to_string(), ":9002", "no host"),
+            (MAPS.to_string(), "::1:9002", "IPv6"),
+            (MAPS.to_string(), "127.0.0.1:9002 backup", "no spaces"),
+            (MAPS.to_string(), "127.0.0.1:9001", "same address"),
+            (
+                format!("{MAPS}\ncheck_interval_ms = 0"),
+                "127.0.0.1:9002",
+                "check_interval_ms",
+            ),
+            (
+                "read_map = \"m.map\"\nwrite_map = \"./m.map\"".into(),
+                "127.0.0.1:9002",
+                "same file",
+            ),
+            (
+                "read_map = \"my read.map\"\nwrite_map = \"write.map\"".into(),
+                "127.0.0.1:9002",
+                "read_map",
+            ),
+            (
+                format!("{MAPS}\nbind = \":80 #\""),
+                "127.0.0.1:9002",
+                "bind",
+            ),
+        ];
+        for (head, address, says) in refused {
+            match load(&head, address) {
+                Ok(_) => panic!("accepted {head:?} with address {address:?}"),
+                Err(e) => assert!(e.contains(says), "{head:?} {address:?}: {e}"),
+            }
+        }
     }
 }

@@ -5,15 +5,34 @@
 //!   slot = `crc32 mod 1024`. A request without one (no credentials, `/version`) goes to
 //!   any node, which answers it without touching data.
 //! - Reads (GET, HEAD, OPTIONS, Akka `POST /batch/get`) use the read map, the rest the
-//!   write map; a slot missing from a map is paused.
+//!   write map; a slot missing from a map is paused, and so is one whose map value is not
+//!   a node of the cluster file (a renamed node, a hand edit): an ACL lists the node names,
+//!   and a name outside it goes to `paused`. Before, HAProxy skipped a `use_backend` naming
+//!   no backend and fell through to the round-robin `any`: split brain (found from outside).
 //! - Each node is its own backend with one server and no backup: a down node's slots
 //!   answer 503, never another node. HAProxy's own 502/503/504 and the paused backend's
 //!   503 come in the API's error shape with `Retry-After`, and say the slot.
-//! - `/admin` is refused (403): admin calls go to each node directly.
+//! - The service routes (`/`, `/healthz`, `/metrics`, `/openapi.json`: the route table's
+//!   [`Api::Service`] rows, matched exactly as the node's router does) and `/admin` are
+//!   refused (403): they are each node's own, reached directly. Through the proxy a random
+//!   node's status page (tenants, paths) and `/healthz` were served (found from outside).
+//!   HAProxy's health checks go to the servers directly and are not affected.
 
 use std::fmt::Write as _;
 
 use super::{ClusterFile, ANY, PAUSED};
+use crate::routes::{Api, ROUTES};
+
+/// The paths of the node's service routes, space-separated for an exact `path` match
+/// (`/`, `/healthz`, …): each is one fixed path in the route table.
+fn service_paths() -> String {
+    ROUTES
+        .iter()
+        .filter(|r| r.api == Api::Service)
+        .flat_map(|r| r.paths.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The configuration text for `file`.
 pub fn config(file: &ClusterFile) -> String {
@@ -44,8 +63,9 @@ frontend ttlcask
     bind {bind}
     # TLS, where wanted, terminates here (ttlcask nodes speak plain HTTP):
     # bind :443 ssl crt /etc/haproxy/certs/ttlcask.pem alpn http/1.1
-    # The admin API and the status page are reached on each node, never through the proxy.
-    http-request deny deny_status 403 if {{ path /admin }} || {{ path_beg /admin/ }}
+    # The admin API and the service routes (status page, /healthz, /metrics, /openapi.json)
+    # are reached on each node, never through the proxy.
+    http-request deny deny_status 403 if {{ path /admin }} || {{ path_beg /admin/ }} || {{ path {service} }}
     acl flash path_beg /v1/cache/
     acl iron path_beg /1/projects/
     acl api_iron path_beg /1/
@@ -62,8 +82,12 @@ frontend ttlcask
     http-request set-var-fmt(txn.err) '{{"Success":false,"ResponseMessage":"%[var(txn.why)]"}}' if flash
     http-request set-var-fmt(txn.err) '{{"msg":"%[var(txn.why)]"}}' if api_iron
     http-request set-var-fmt(txn.err) "%[var(txn.why)]" if !flash !api_iron
-    use_backend %[var(txn.slot),map({read_map},{PAUSED})] if reading {{ var(txn.slot) -m found }}
-    use_backend %[var(txn.slot),map({write_map},{PAUSED})] if {{ var(txn.slot) -m found }}
+    http-request set-var(txn.node) var(txn.slot),map({read_map},{PAUSED}) if reading {{ var(txn.slot) -m found }}
+    http-request set-var(txn.node) var(txn.slot),map({write_map},{PAUSED}) if !reading {{ var(txn.slot) -m found }}
+    # A slot reaches only a node of the cluster file; any other map value is paused (503).
+    acl known_node var(txn.node) -m str {known}
+    use_backend %[var(txn.node)] if known_node
+    use_backend {PAUSED} if {{ var(txn.slot) -m found }}
     default_backend {ANY}
     http-after-response set-header X-Ttlcask-Slot %[var(txn.slot)] if {{ var(txn.slot) -m found }}
     # The proxy's own errors in each API's shape (Flash: headers; IronCache: JSON; Akka: text).
@@ -78,6 +102,13 @@ backend {PAUSED}
 "#,
         socket = file.haproxy_socket.display(),
         bind = file.bind,
+        service = service_paths(),
+        known = file
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     let errors = |c: &mut String| {
         for status in [502, 503, 504] {
@@ -122,6 +153,19 @@ backend {PAUSED}
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    /// The refused paths are the node's service routes, exactly: fixed paths, none with a
+    /// `{param}` or a `...` tail that an exact match would miss.
+    #[test]
+    fn the_refused_service_paths_are_the_routers() {
+        let paths = super::service_paths();
+        assert_eq!(paths, "/healthz /metrics /openapi.json /");
+        for p in paths.split(' ') {
+            let route = crate::routes::get(crate::routes::classify(p));
+            assert_eq!(route.api, crate::routes::Api::Service, "{p}");
+            assert!(!p.contains('{') && !p.contains("..."), "{p}");
+        }
+    }
 
     /// `deploy/cluster/haproxy.cfg` is what `ttlcask cluster haproxy` prints for the
     /// example cluster file next to it, so the example never drifts from the generator.

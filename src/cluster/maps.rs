@@ -101,6 +101,86 @@ impl SlotMap {
     pub fn count(&self, backend: &str) -> usize {
         self.0.iter().filter(|b| *b == backend).count()
     }
+
+    /// The slots whose value is neither one of `nodes` nor `paused`, as contiguous ranges
+    /// with the name they give (HAProxy answers 503 for them: no node owns them).
+    pub fn unknown_names(&self, nodes: &[&str]) -> Vec<(RangeInclusive<u16>, String)> {
+        let mut out: Vec<(RangeInclusive<u16>, String)> = Vec::new();
+        for (slot, name) in (0..SLOTS).zip(&self.0) {
+            if name == super::PAUSED || nodes.contains(&name.as_str()) {
+                continue;
+            }
+            match out.last_mut() {
+                Some((r, n)) if n == name && *r.end() + 1 == slot => *r = *r.start()..=slot,
+                _ => out.push((slot..=slot, name.clone())),
+            }
+        }
+        out
+    }
+}
+
+/// Each map value of `map` (read from `path`) that names no node of `nodes`, as
+/// `<path>: slots A..B name X` lines; empty when every value is a node or `paused`.
+pub fn unknown_names_report(map: &SlotMap, path: &Path, nodes: &[&str]) -> Vec<String> {
+    map.unknown_names(nodes)
+        .into_iter()
+        .map(|(r, name)| {
+            format!(
+                "{}: slots {}..{} name {name:?}, which is not a node of the cluster file",
+                path.display(),
+                r.start(),
+                r.end()
+            )
+        })
+        .collect()
+}
+
+/// `cluster haproxy`'s side of the maps: checks the existing map files against the cluster
+/// file's nodes and writes both with the initial layout when neither exists. Returns a line
+/// per map saying which it did.
+///
+/// # Errors
+/// Only one of the maps exists (a new one could disagree with moves the other records:
+/// found from outside, twelfth session), a map names a node the cluster file lacks, a map
+/// cannot be read, or one cannot be written. Nothing is written then.
+pub fn prepare(file: &super::ClusterFile) -> Result<Vec<String>, String> {
+    let names: Vec<&str> = file.nodes.iter().map(|n| n.name.as_str()).collect();
+    let (read, write) = (&file.read_map, &file.write_map);
+    let lone = |there: &Path, missing: &Path| {
+        format!(
+            "the slot map {there} exists but {missing} does not: a new one would send any slot moved since the first run back to its first owner. Copy the one that is left (cp {there} {missing}); if it names `paused` slots (a move was under way), make the read map name the node they were moving from, then run that move again. Nothing was written.",
+            there = there.display(),
+            missing = missing.display(),
+        )
+    };
+    match (read.exists(), write.exists()) {
+        (true, false) => return Err(lone(read, write)),
+        (false, true) => return Err(lone(write, read)),
+        _ => {}
+    }
+    let mut unknown = Vec::new();
+    for path in [&file.read_map, &file.write_map] {
+        if path.exists() {
+            unknown.extend(unknown_names_report(&SlotMap::read(path)?, path, &names));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!(
+            "the slot maps name nodes that are not in the cluster file (nodes: {}):\n  {}\nNo node would own those slots (HAProxy answers 503 for them). If a node was renamed, give it its old name again in the cluster file; if a map was edited, make both maps name the node that holds those slots' data. Nothing was written.",
+            names.join(", "),
+            unknown.join("\n  ")
+        ));
+    }
+    let spread = SlotMap::spread(&names);
+    let mut done = Vec::new();
+    for path in [&file.read_map, &file.write_map] {
+        done.push(if create_if_missing(path, &spread)? {
+            format!("wrote the slot map {}", path.display())
+        } else {
+            format!("kept the existing slot map {}", path.display())
+        });
+    }
+    Ok(done)
 }
 
 /// Writes a map only if no file is there yet (`cluster haproxy` never overwrites one).
@@ -130,5 +210,58 @@ mod tests {
         assert!(!create_if_missing(&path, &SlotMap::spread(&["z"]))?);
         assert_eq!(SlotMap::read(&path)?, map);
         Ok(())
+    }
+
+    /// Found from outside (twelfth session): with one map lost, `cluster haproxy` wrote it
+    /// anew from the initial layout while the other recorded moved slots.
+    #[test]
+    fn a_lone_map_is_not_joined_by_a_new_one() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let toml = dir.path().join("cluster.toml");
+        std::fs::write(
+            &toml,
+            "haproxy_socket = \"s.sock\"\nread_map = \"read.map\"\nwrite_map = \"write.map\"\n[[nodes]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nadmin_token = \"t\"\n[[nodes]]\nname = \"b\"\naddress = \"127.0.0.1:9002\"\nadmin_token = \"t\"\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let file = super::super::ClusterFile::load(&toml)?;
+        assert_eq!(prepare(&file)?.len(), 2);
+        let mut moved = SlotMap::read(&file.read_map)?;
+        moved.set(0..=9, "b");
+        for (there, missing) in [
+            (&file.read_map, &file.write_map),
+            (&file.write_map, &file.read_map),
+        ] {
+            moved.write(there)?;
+            std::fs::remove_file(missing).map_err(|e| e.to_string())?;
+            let refused = prepare(&file).err().ok_or("a lone map was joined")?;
+            assert!(!missing.exists(), "{refused}");
+            assert!(
+                refused.contains(&format!("cp {} {}", there.display(), missing.display())),
+                "{refused}"
+            );
+            assert_eq!(SlotMap::read(there)?, moved);
+            std::fs::copy(there, missing).map_err(|e| e.to_string())?;
+            assert!(prepare(&file)?.iter().all(|l| l.starts_with("kept")));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_names_are_listed_as_ranges() {
+        let mut map = SlotMap::spread(&["a", "b"]);
+        map.set(3..=5, "c");
+        map.set(6..=6, "paused");
+        map.set(7..=7, "c");
+        map.set(1000..=1023, "any");
+        let found = map.unknown_names(&["a", "b"]);
+        assert_eq!(
+            found,
+            [
+                (3..=5, "c".to_string()),
+                (7..=7, "c".to_string()),
+                (1000..=1023, "any".to_string())
+            ]
+        );
+        assert!(map.unknown_names(&["a", "b", "c", "any"]).is_empty());
     }
 }

@@ -13,13 +13,24 @@
 //!    runtime), so a reload keeps the new owner.
 //! 5. Fence and drop the slots on every other node.
 //!
+//! A failure between the pause and the switch leaves the slots' writes paused (503), and its
+//! message says so and which command ends it.
+//!
 //! The map files are the record of progress: a re-run reads the owners from the read map,
 //! so after a crash at any step it repeats the unfinished steps (each is idempotent) and
 //! every acknowledged write is on the old node (fenced, not yet dropped) or the new one.
+//!
+//! One move at a time: a run holds an exclusive `flock` on `<write map>.lock` from before it
+//! reads the maps until it returns, and a second run refuses at once. Two at once each
+//! dropped the slots everywhere but on their own target, the other's included (found from
+//! outside). The kernel releases the lock when its process dies, so a crashed run never
+//! blocks the re-run that finishes it.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
+use std::fs::{File, TryLockError};
+use std::io::{IsTerminal as _, Write as _};
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -62,6 +73,52 @@ fn step(bar: &ProgressBar, lines: bool, msg: impl Into<std::borrow::Cow<'static,
     bar.set_message(msg);
 }
 
+/// The lock file of moves on the maps whose write map is `write_map`.
+pub fn lock_path(write_map: &Path) -> PathBuf {
+    let mut name = write_map.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the move lock, or says who holds it. The returned file holds the lock until dropped
+/// (or until the process dies); its text says which run holds it, for the refusal of another.
+///
+/// # Errors
+/// Another move holds the lock, or the lock file cannot be opened.
+pub fn lock(write_map: &Path, what: &str) -> Result<File, String> {
+    let path = lock_path(write_map);
+    let io = |e: std::io::Error| format!("cannot take the move lock {}: {e}", path.display());
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(format!(
+                "another `cluster move` is running (it holds the lock {}{}); nothing was changed: wait for it to finish, then run this command again if it is still needed",
+                path.display(),
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {holder}")
+                }
+            ));
+        }
+        Err(TryLockError::Error(e)) => return Err(io(e)),
+    }
+    // Best effort: the lock, not this text, is what keeps another run out.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "pid {} {what}", std::process::id()));
+    Ok(file)
+}
+
 fn q(r: &RangeInclusive<u16>) -> String {
     format!("slot={}..{}", r.start(), r.end())
 }
@@ -77,6 +134,11 @@ pub fn run(
     show_progress: bool,
 ) -> Result<MoveReport, String> {
     let target = file.node(to)?;
+    // Held until this function returns: the maps are read under it.
+    let _lock = lock(
+        &file.write_map,
+        &format!("moving slots {}..{} to {to}", slots.start(), slots.end()),
+    )?;
     let mut read = SlotMap::read(&file.read_map)?;
     let mut write = SlotMap::read(&file.write_map)?;
     let mut sources: BTreeMap<String, Vec<u16>> = BTreeMap::new();
@@ -110,64 +172,85 @@ pub fn run(
         ..MoveReport::default()
     };
 
-    step(&bar, lines, "pausing writes");
-    if !moving.is_empty() {
-        for &s in &moving {
-            write.set(s..=s, PAUSED);
+    // From the pause until both maps name `to`, a failure leaves the slots' writes paused:
+    // the error says so, and how to end it (a failed move said nothing: found from outside).
+    let paused = |e: String| {
+        if moving.is_empty() {
+            return e;
         }
-        write.write(&file.write_map)?;
-        runtime::set_map(&file.haproxy_socket, &file.write_map, &moving, PAUSED)?;
-    }
-    bar.inc(1);
-
-    // A new node fenced on the slots gave them away before: what it still holds of them is
-    // stale (a drop that failed, a copy half-made by a run that stopped), so it goes first.
-    // The copy then goes in over its drops (they are newer than what the owner wrote since).
-    let fenced = fenced_slots(target)?;
-    let stale: Vec<u16> = moving
-        .iter()
-        .copied()
-        .filter(|s| fenced.contains(s))
-        .collect();
-    for r in ranges(&stale) {
-        step(
-            &bar,
-            lines,
-            format!("dropping stale copies of {} on {to}", q(&r)),
-        );
-        target.call("POST", &format!("/admin/drop?{}", q(&r)), None)?;
-    }
-
-    for (name, list) in &sources {
-        let source = file.node(name)?;
-        for r in ranges(list) {
-            step(&bar, lines, format!("fencing {} on {name}", q(&r)));
-            source.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
+        let list: Vec<String> = ranges(&moving)
+            .iter()
+            .map(|r| format!("{}..{}", r.start(), r.end()))
+            .collect();
+        format!(
+            "{e}\nWrites to slots {} stay paused (HAProxy answers them 503; reads go on) until a move of them finishes: fix the cause and run `ttlcask cluster move` again with --slots {}..{} --to {to} (or --to another node).",
+            list.join(", "),
+            slots.start(),
+            slots.end()
+        )
+    };
+    let mut pause_copy_switch = || -> Result<(), String> {
+        step(&bar, lines, "pausing writes");
+        if !moving.is_empty() {
+            for &s in &moving {
+                write.set(s..=s, PAUSED);
+            }
+            write.write(&file.write_map)?;
+            runtime::set_map(&file.haproxy_socket, &file.write_map, &moving, PAUSED)?;
         }
         bar.inc(1);
-        for r in ranges(list) {
+
+        // A new node fenced on the slots gave them away before: what it still holds of them
+        // is stale (a drop that failed, a copy half-made by a run that stopped), so it goes
+        // first. The copy then goes in over its drops (newer than what the owner wrote since).
+        let fenced = fenced_slots(target)?;
+        let stale: Vec<u16> = moving
+            .iter()
+            .copied()
+            .filter(|s| fenced.contains(s))
+            .collect();
+        for r in ranges(&stale) {
             step(
                 &bar,
                 lines,
-                format!("copying {} from {name} to {to}", q(&r)),
+                format!("dropping stale copies of {} on {to}", q(&r)),
             );
-            let copied = copy(source, target, r)?;
-            report.imported += copied.imported;
-            report.renumbered += copied.renumbered;
+            target.call("POST", &format!("/admin/drop?{}", q(&r)), None)?;
         }
-        bar.inc(1);
-    }
 
-    step(&bar, lines, format!("switching the maps to {to}"));
-    target.call("DELETE", &format!("/admin/fence?{}", q(&slots)), None)?;
-    read.set(slots.clone(), to);
-    write.set(slots.clone(), to);
-    read.write(&file.read_map)?;
-    write.write(&file.write_map)?;
-    let all: Vec<u16> = slots.clone().collect();
-    runtime::set_map(&file.haproxy_socket, &file.read_map, &all, to)?;
-    runtime::set_map(&file.haproxy_socket, &file.write_map, &all, to)?;
-    bar.inc(1);
+        for (name, list) in &sources {
+            let source = file.node(name)?;
+            for r in ranges(list) {
+                step(&bar, lines, format!("fencing {} on {name}", q(&r)));
+                source.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
+            }
+            bar.inc(1);
+            for r in ranges(list) {
+                step(
+                    &bar,
+                    lines,
+                    format!("copying {} from {name} to {to}", q(&r)),
+                );
+                let copied = copy(source, target, r)?;
+                report.imported += copied.imported;
+                report.renumbered += copied.renumbered;
+            }
+            bar.inc(1);
+        }
+
+        step(&bar, lines, format!("switching the maps to {to}"));
+        target.call("DELETE", &format!("/admin/fence?{}", q(&slots)), None)?;
+        read.set(slots.clone(), to);
+        write.set(slots.clone(), to);
+        read.write(&file.read_map)?;
+        write.write(&file.write_map)?;
+        let all: Vec<u16> = slots.clone().collect();
+        runtime::set_map(&file.haproxy_socket, &file.read_map, &all, to)?;
+        runtime::set_map(&file.haproxy_socket, &file.write_map, &all, to)?;
+        bar.inc(1);
+        Ok(())
+    };
+    pause_copy_switch().map_err(paused)?;
 
     let mut missed = Vec::new();
     for node in file.nodes.iter().filter(|n| n.name != to) {
@@ -249,4 +332,28 @@ fn copy(
         .map_err(|_| "the export thread panicked".to_string())?;
     exported?;
     imported
+}
+
+#[cfg(test)]
+mod tests {
+    /// A second taker of the move lock is refused at once with a message naming the lock
+    /// and the run holding it; once the first lets go (as a dead process does), it is free.
+    #[test]
+    fn the_move_lock_lets_one_move_run() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let map = dir.path().join("write.map");
+        let first = super::lock(&map, "moving slots 0..9 to node2")?;
+        let refused = super::lock(&map, "moving slots 5..20 to node3")
+            .err()
+            .ok_or("a second move took the lock")?;
+        let lock = super::lock_path(&map);
+        assert!(
+            refused.contains("another `cluster move` is running"),
+            "{refused}"
+        );
+        assert!(refused.contains(&lock.display().to_string()), "{refused}");
+        assert!(refused.contains("moving slots 0..9 to node2"), "{refused}");
+        drop(first);
+        super::lock(&map, "moving slots 5..20 to node3").map(drop)
+    }
 }

@@ -1,5 +1,6 @@
-//! `cluster status`: each node's health, slots, items and bytes, and whether the tenant and
-//! credential registries of all nodes agree.
+//! `cluster status`: each node's health, slots, items and bytes, whether the tenant and
+//! credential registries of all nodes agree, and any map value that names no node of the
+//! cluster file (`maps_name_unknown_nodes`: those slots have no owner and answer 503).
 
 use serde_json::{json, Value};
 
@@ -13,6 +14,13 @@ use super::ClusterFile;
 pub fn collect(file: &ClusterFile) -> Result<Value, String> {
     let read = SlotMap::read(&file.read_map)?;
     let write = SlotMap::read(&file.write_map)?;
+    let names: Vec<&str> = file.nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut unknown_names = super::maps::unknown_names_report(&read, &file.read_map, &names);
+    unknown_names.extend(super::maps::unknown_names_report(
+        &write,
+        &file.write_map,
+        &names,
+    ));
     let mut nodes = Vec::new();
     let mut registries: Vec<(String, Value)> = Vec::new();
     for node in &file.nodes {
@@ -46,7 +54,9 @@ pub fn collect(file: &ClusterFile) -> Result<Value, String> {
             "slots": read.count(&node.name),
             "write_slots": write.count(&node.name),
             "fenced_slots": fenced,
-            "items": stats.as_ref().and_then(|s| s.get("items")).cloned(),
+            // Cache items only: the engine's `items` counts registry records too.
+            "items": stats.as_ref().and_then(|s| s.get("cache_items")).cloned(),
+            "registry_records": stats.as_ref().and_then(|s| s.get("registry_items")).cloned(),
             "live_bytes": stats.as_ref().and_then(|s| s.get("live_bytes")).cloned(),
         }));
     }
@@ -65,6 +75,7 @@ pub fn collect(file: &ClusterFile) -> Result<Value, String> {
     Ok(json!({
         "nodes": nodes,
         "paused_slots": write.count(super::PAUSED),
+        "maps_name_unknown_nodes": unknown_names,
         "registries_agree": differing.is_empty() && unknown.is_empty(),
         "registries_differ_on": differing,
         "registries_unknown_on": unknown,
