@@ -408,17 +408,32 @@ pub fn recover(
     }
     let mut opened = Vec::new();
     let mut unreadable = Vec::new();
+    let present: HashSet<u32> = segment_ids.iter().copied().collect();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
         let seg = match Segment::open(fs, &path) {
             Ok(seg) if seg.id == id => seg,
-            Ok(seg) => {
+            Ok(seg) if !present.contains(&seg.id) => {
+                // A file renamed from another id (a careless restore): its records are that
+                // segment's, in the wrong place in the order of segments. Left out.
                 report.ignored_files.push(format!(
                     "{}: header names segment {}, not {id}",
                     path.display(),
                     seg.id
                 ));
+                continue;
+            }
+            Ok(seg) => {
+                // A header that names another segment that is here too: a misdirected or
+                // stale block write over this file's first block. Damaged, and the file
+                // read with a header rebuilt from its own frames, as one that fails its
+                // checks (ignored whole, its intact records were dropped, and the keys its
+                // hint names read older values: found from outside).
+                let why = format!("it names segment {}, not {id}", seg.id);
+                drop(seg);
+                let bytes = fs.read(&path)?;
+                unreadable.push((id, path, why, bytes));
                 continue;
             }
             Err(SegmentOpenError::Io(e)) => return Err(e.into()),
@@ -455,7 +470,7 @@ pub fn recover(
                 } else {
                     // A header that fails its checks before data: damage, never a blank
                     // segment to remove (its records may be the newest of their keys).
-                    unreadable.push((id, path, e, bytes));
+                    unreadable.push((id, path, format!("{e:?}"), bytes));
                 }
                 continue;
             }
@@ -472,7 +487,7 @@ pub fn recover(
         let Some(header) = rebuild_header(&bytes, id) else {
             let Some(&sealed_len) = seals.lengths.get(&id) else {
                 report.ignored_files.push(format!(
-                    "{}: the segment header fails its checks ({e:?}) and no frame after it checks: left in place, its records unknown (their keys may read older values)",
+                    "{}: the segment header fails its checks ({e}) and no frame after it checks: left in place, its records unknown (their keys may read older values)",
                     path.display()
                 ));
                 continue;
@@ -486,7 +501,7 @@ pub fn recover(
                 len: sealed_len,
                 records: lost.as_ref().map(|l| l.len() as u64),
                 problem: format!(
-                    "no frame reads in the file ({} bytes; sealed with {sealed_len}: {e:?}); left in place; {}",
+                    "no frame reads in the file ({} bytes; sealed with {sealed_len}: {e}); left in place; {}",
                     bytes.len(),
                     if lost.is_some() {
                         "the keys its hint names are lost"
@@ -505,7 +520,7 @@ pub fn recover(
             len: header.data_start() as u64,
             records: Some(0),
             problem: format!(
-                "the segment header fails its checks ({e:?}); its frames were read with a header rebuilt from them"
+                "the segment header fails its checks ({e}); its frames were read with a header rebuilt from them"
             ),
         });
         rebuilt.insert(id);
@@ -847,7 +862,7 @@ fn load_hinted(
                     // failing its check at every read. Tombstones and namespace records are
                     // whole in the hint: they stay as it indexed them.
                     if let Some(named) = hint_summaries(fs, path, seg.id) {
-                        let lost = puts_not_intact(named, &intact, damaged.offset);
+                        let lost = not_intact(named, &intact, damaged.offset, true);
                         damaged.records = Some(lost.len() as u64);
                         for (summary, offset) in lost {
                             replay.lost.push((summary, seg.id, offset));
@@ -1181,7 +1196,25 @@ fn scan_segment(
         stats.damaged = true;
     }
     for d in &scanned.damaged {
-        note_damaged(id, d, replay, report);
+        // A range whose frames do not say what they held: the segment's hint, where it
+        // checks whole, does (a zeroed first block, say, header and first frames: the
+        // keys it named read older values, found from outside).
+        let named = d
+            .lost
+            .is_none()
+            .then(|| named_in(fs, &seg, d.offset, d.len))
+            .flatten();
+        match named {
+            Some(lost) => {
+                let d = scan::Damaged {
+                    lost: Some(lost),
+                    problem: "the data fails its checks here: the records the segment's hint names there are lost, their keys known",
+                    ..d.clone()
+                };
+                note_damaged(id, &d, replay, report);
+            }
+            None => note_damaged(id, d, replay, report),
+        }
     }
     let mut valid = scanned.end as u64;
     // What is wrong at the end of the data, if anything: kept byte for byte, reported. Only
@@ -1299,15 +1332,21 @@ fn named_in(fs: &dyn FileSystem, seg: &Segment, offset: usize, len: usize) -> Op
     (!lost.is_empty()).then_some(lost)
 }
 
-/// Of the records a hint names (`named`, with their offsets), the puts that end past `from`
-/// and that a scan did not find intact (`intact`: offsets in file order): lost. Tombstones
-/// and namespace records are whole in the hint. For a segment indexed from that hint, or
-/// moved aside after compaction copied its intact records out.
-fn puts_not_intact(named: Vec<(Summary, u64)>, intact: &[u64], from: u64) -> Vec<(Summary, u64)> {
+/// Of the records a hint names (`named`, with their offsets), those that end past `from`
+/// and that a scan did not find intact (`intact`: offsets in file order): lost. With
+/// `puts_only`, for a segment indexed from that hint, where its tombstones and namespace
+/// records are applied whole from the hint; without, for a segment compaction moved aside,
+/// whose tombstones and clears nothing else holds any more.
+fn not_intact(
+    named: Vec<(Summary, u64)>,
+    intact: &[u64],
+    from: u64,
+    puts_only: bool,
+) -> Vec<(Summary, u64)> {
     named
         .into_iter()
         .filter(|(s, at)| {
-            s.op == Op::Put as u8
+            (s.op == Op::Put as u8 || !puts_only)
                 && at + u64::from(s.len) > from
                 && intact.binary_search(at).is_err()
         })
@@ -1366,13 +1405,16 @@ fn load_evidence(
             path.display()
         )),
     }
-    // The puts its hint names that its bytes no longer hold intact (zeros over its end, say,
-    // where the scan sees only the end of the data; every one, if its header is gone): lost.
-    // Those compaction copied out are found at the same version elsewhere, which drops their
-    // marks (`Replay::mark_lost`).
+    // The records its hint names that its bytes no longer hold intact (zeros over its end,
+    // say, where the scan sees only the end of the data; every one, if its header is gone):
+    // lost. Puts compaction copied out are found at the same version elsewhere, which drops
+    // their marks (`Replay::mark_lost`). Tombstones and namespace clears and drops count
+    // too: compaction could not copy them out, so without their marks what they hid would
+    // be served again (found from outside: a cleared cache and deleted keys came back, and
+    // a revoked credential worked again, after a compaction and a reopen).
     let hint = path.with_file_name(segment::evidence_hint_file_name(id));
     if let Some(named) = hint_summaries(fs, &hint, id) {
-        let lost = puts_not_intact(named, &intact, 0);
+        let lost = not_intact(named, &intact, 0, false);
         let unreported: Vec<_> = lost
             .iter()
             .filter(|(_, at)| !reported.iter().any(|r| r.contains(at)))

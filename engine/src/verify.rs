@@ -167,7 +167,15 @@ pub fn verify_with_progress(
     let mut done = 0;
     for (id, path, len) in &segments {
         let sealed = seals.lengths.get(id).copied();
-        check_segment(*id, path, &std::fs::read(path)?, sealed, &mut report);
+        let renamed = |other: u32| !has_file(&segments, other);
+        check_segment(
+            *id,
+            path,
+            &std::fs::read(path)?,
+            sealed,
+            renamed,
+            &mut report,
+        );
         done += len;
         progress(done, total);
     }
@@ -183,12 +191,15 @@ pub fn verify_with_progress(
     Ok(report)
 }
 
-/// `sealed`: the length the seal log says the segment was sealed with.
+/// `sealed`: the length the seal log says the segment was sealed with; `renamed(m)`: no
+/// segment `m` is here, so a header naming it is that of a file renamed from it (as the
+/// open judges it).
 fn check_segment(
     id: u32,
     path: &Path,
     bytes: &[u8],
     sealed: Option<u64>,
+    renamed: impl Fn(u32) -> bool,
     report: &mut VerifyReport,
 ) {
     report.segments += 1;
@@ -199,17 +210,22 @@ fn check_segment(
         problem,
     };
     let header = match format::decode_segment_header(bytes) {
-        Ok(h) if h.id == id => h,
-        Ok(h) => {
+        Ok(h) if h.id == id => Ok(h),
+        Ok(h) if renamed(h.id) => {
             report.damage.push(damage(
                 Some(0),
                 format!(
-                    "header names segment {}, not {id} (the file is ignored at open)",
+                    "header names segment {}, not {id}: a file renamed from another id (the file is ignored at open)",
                     h.id
                 ),
             ));
             return;
         }
+        Ok(h) => Err(format!("it names segment {}, not {id}", h.id)),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    let header = match header {
+        Ok(h) => h,
         Err(_) if bytes.iter().all(|&b| b == 0) => {
             // As the open judges it: a segment the seal log says held data is damage, kept.
             let problem = match sealed {
@@ -226,14 +242,14 @@ fn check_segment(
             Some(header) => {
                 report.damage.push(damage(
                     Some(0),
-                    format!("the segment header fails its checks ({e:?}); its frames read with a header rebuilt from them (as open reads them)"),
+                    format!("the segment header fails its checks ({e}); its frames read with a header rebuilt from them (as open reads them)"),
                 ));
                 header
             }
             None => {
                 report.damage.push(damage(
                     Some(0),
-                    format!("the segment header fails its checks ({e:?}) and no frame after it checks (open leaves the file in place; its records are unknown)"),
+                    format!("the segment header fails its checks ({e}) and no frame after it checks (open leaves the file in place; its records are unknown)"),
                 ));
                 return;
             }
