@@ -1384,6 +1384,9 @@ fn load_evidence(
     report: &mut RecoveryReport,
 ) -> std::io::Result<()> {
     let bytes = fs.read(path)?;
+    let ranges_before = report.damaged.len();
+    // Where its scan ends (the whole file when its header is unreadable).
+    let mut end = 0;
     // The offsets of the records its bytes still hold intact, in file order.
     let mut intact = Vec::new();
     // Ranges the scan reported with their records known: the hint's records there are
@@ -1392,6 +1395,7 @@ fn load_evidence(
     match format::decode_segment_header(&bytes) {
         Ok(header) => {
             let scanned = scan::scan(&bytes, &header, false);
+            end = scanned.end as u64;
             for d in &scanned.damaged {
                 note_damaged(id, d, replay, report);
                 if d.lost.is_some() {
@@ -1431,6 +1435,20 @@ fn load_evidence(
         for (summary, offset) in lost {
             replay.lost.push((summary, id, offset));
         }
+    }
+    if report.damaged.len() == ranges_before {
+        // Its bytes show no damage and no hint names what it lost: zeros over its end,
+        // say, where the scan sees only the end of the data, with no hint. The damage that
+        // made compaction move it aside is still there: reported at every open, with its
+        // records unknown (it went unreported after the compaction, and a strict open
+        // accepted the directory while `verify` called it damaged: found from outside).
+        report.damaged.push(DamagedRange {
+            segment: id,
+            offset: end,
+            len: (bytes.len() as u64).saturating_sub(end).max(1),
+            records: None,
+            problem: "a damaged segment that compaction moved aside: what it lost is unknown (no hint names it; those keys may read older values)".to_string(),
+        });
     }
     Ok(())
 }

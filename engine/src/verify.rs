@@ -131,7 +131,7 @@ pub fn verify_with_progress(
             file: path,
             offset: None,
             problem: format!(
-                "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as lost (misses in the APIs) while it is here; {advice}"
+                "a damaged segment that compaction moved aside after copying its intact records; the keys it lost read as lost (misses in the APIs) while it is here, where its bytes or its hint name them (records lost where neither does are unknown, and their keys may read older values); {advice}"
             ),
         });
     }
