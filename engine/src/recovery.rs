@@ -372,13 +372,17 @@ pub fn recover(
         seals.lost_outside(|id| segment_ids.binary_search(&id).is_ok() || hint_ids.contains(&id));
     let missing_ids: Vec<u32> = missing.iter().map(|&(id, _)| id).collect();
     for (id, len) in missing {
+        let how = match len {
+            Some(len) => format!("sealed with {len} bytes"),
+            None => "appended to when the store stopped".to_string(),
+        };
         report.damaged.push(DamagedRange {
             segment: id,
             offset: 0,
-            len: len.max(1),
+            len: len.unwrap_or(0).max(1),
             records: None,
             problem: format!(
-                "the segment file is missing (sealed with {len} bytes, seals.log) and the store did not remove it; no hint names its records: their keys may read older values"
+                "the segment file is missing ({how}, seals.log) and the store did not remove it; no hint names its records: their keys may read older values"
             ),
         });
     }
@@ -455,7 +459,9 @@ pub fn recover(
             Err(SegmentOpenError::Format(e)) => {
                 // The seal log names segments that held data when sealed: never blank. An
                 // unreadable log might have named it.
+                // A started one had its header synced before it was logged.
                 let sealed = seals_unreadable
+                    || seals.started.contains(&id)
                     || seals
                         .lengths
                         .get(&id)

@@ -14,7 +14,10 @@
 //! writes the log anew with exactly the segments left, syncing first each segment it had no
 //! entry for, after a layout entry (id `u32::MAX`, length 1) that says the log records
 //! removals: the store appends an entry of length [`REMOVED`] before it unlinks a segment,
-//! so a sealed segment that is missing and not removed was lost outside the store. The log
+//! so a sealed segment that is missing and not removed was lost outside the store. A durable
+//! store also logs each segment it starts appending to (length [`STARTED`]), once its file
+//! is durable and before anything in it is acknowledged, so the segment a crash left
+//! unsealed is known too. The log
 //! is advice: a segment without an entry is judged by its end as before, and a failed
 //! append stops appends until the next open (and, the log no longer recording removals,
 //! overwrites the layout entry in place: see [`stop_recording_removals`]).
@@ -34,6 +37,13 @@ const ENTRY_LEN: usize = 16;
 /// The length of an entry that says the store removed the segment (compaction's inputs, an
 /// expired segment), appended before it unlinks the files.
 pub(crate) const REMOVED: u64 = u64::MAX;
+/// The length of an entry that says the segment became the one appended to (a durable
+/// store's active segment, logged once its file and header are durable, before anything in
+/// it is acknowledged): missing later, without a seal or removal entry, it was lost outside
+/// the store, with whatever it held (found from outside: after a crash, the newest segment
+/// deleted by hand brought back overwritten values, deleted keys and a revoked credential,
+/// and every check said clean).
+pub(crate) const STARTED: u64 = u64::MAX - 1;
 /// The id of the first entry of a log that records removals (its length is the log's
 /// layout, 1): only such a log can tell a segment the store removed from one lost outside
 /// it. Logs written before removals were recorded lack it (and name, until their next open,
@@ -58,6 +68,8 @@ pub(crate) struct Seals {
     pub lengths: HashMap<u32, u64>,
     /// Segments the store logged as removed.
     pub removed: std::collections::HashSet<u32>,
+    /// Segments the store logged as started (appended to); a sealed one is in `lengths` too.
+    pub started: std::collections::HashSet<u32>,
     /// Whether the log records removals (see [`LAYOUT_ID`]): a segment it names as sealed,
     /// not removed, and missing was lost outside the store.
     pub records_removals: bool,
@@ -66,18 +78,25 @@ pub(crate) struct Seals {
 }
 
 impl Seals {
-    /// The segments this log names as sealed and never removed by the store, with their
-    /// lengths, for which `present` finds no file (its segment, or a hint naming its records):
-    /// lost outside the store. Empty for a log that does not record removals. In id order.
-    pub(crate) fn lost_outside(&self, present: impl Fn(u32) -> bool) -> Vec<(u32, u64)> {
+    /// The segments this log names as sealed (with their lengths) or started (`None`: the
+    /// length it reached is unknown) and never removed by the store, for which `present`
+    /// finds no file (its segment, or a hint naming its records): lost outside the store.
+    /// Empty for a log that does not record removals. In id order.
+    pub(crate) fn lost_outside(&self, present: impl Fn(u32) -> bool) -> Vec<(u32, Option<u64>)> {
         if !self.records_removals {
             return Vec::new();
         }
-        let mut missing: Vec<(u32, u64)> = self
+        let started = self
+            .started
+            .iter()
+            .filter(|id| !self.lengths.contains_key(id))
+            .map(|&id| (id, None));
+        let mut missing: Vec<(u32, Option<u64>)> = self
             .lengths
             .iter()
-            .filter(|&(&id, _)| !self.removed.contains(&id) && !present(id))
-            .map(|(&id, &len)| (id, len))
+            .map(|(&id, &len)| (id, Some(len)))
+            .chain(started)
+            .filter(|&(id, _)| !self.removed.contains(&id) && !present(id))
             .collect();
         missing.sort_unstable();
         missing
@@ -114,6 +133,9 @@ fn parse(bytes: &[u8]) -> Seals {
             (LAYOUT_ID, _) => {}
             (_, REMOVED) => {
                 seals.removed.insert(id);
+            }
+            (_, STARTED) => {
+                seals.started.insert(id);
             }
             _ => {
                 seals.lengths.insert(id, len);
@@ -225,6 +247,12 @@ impl SealLog {
     /// (the log is then gone, see [`SealLog::append`]).
     pub(crate) fn append_removed(&self, id: u32) -> bool {
         self.append(id, REMOVED)
+    }
+
+    /// Appends (and syncs) that segment `id`, whose file and header are durable, is the one
+    /// appended to from now on ([`STARTED`]); false if it could not.
+    pub(crate) fn append_started(&self, id: u32) -> bool {
+        self.append(id, STARTED)
     }
 }
 

@@ -440,7 +440,9 @@ impl Store {
         let seals = if read_only || recovered.seals_unreadable {
             crate::seals::SealLog::none(dir)
         } else {
-            write_seal_log(&fs, dir, &mut state, &recovered.seals)
+            // A durable store's active segment is synced, and its name: logged as started.
+            let started = (durable && active.capacity() > 0).then_some(active_id);
+            write_seal_log(&fs, dir, &mut state, &recovered.seals, started)
         };
         let active = Arc::new(active);
         if active.capacity() > 0 {
@@ -1011,8 +1013,8 @@ impl Item {
 /// Records up to this size are read under the index lock.
 const COPY_UNDER_LOCK: u32 = 16 << 10;
 
-/// Writes the seal log anew for the segments recovery left (all sealed): the entries it
-/// had for them, and for each segment it did not name (a data dir from before the log, a `never`
+/// Writes the seal log anew for the segments recovery left (all sealed), then `started`,
+/// the new active segment: the entries it had for them, and for each segment it did not name (a data dir from before the log, a `never`
 /// store's rollovers, a segment recovery cut) a new one once the segment is synced. The log
 /// is advice: where it cannot be written, the store opens with none (and recovery judges
 /// segments by their ends, as before it).
@@ -1021,8 +1023,9 @@ fn write_seal_log(
     dir: &Path,
     state: &mut State,
     logged: &std::collections::HashMap<u32, u64>,
+    started: Option<u32>,
 ) -> crate::seals::SealLog {
-    let mut entries = Vec::with_capacity(state.segments.len());
+    let mut entries = Vec::with_capacity(state.segments.len() + 1);
     // Segments recovery kept but could not read (damaged whole) keep their entries: without
     // one, a zeroed file would pass for a blank segment at the next open and be removed.
     // (`logged` names only segment files that are there.)
@@ -1043,6 +1046,7 @@ fn write_seal_log(
         listed.push(id);
     }
     entries.sort_unstable();
+    entries.extend(started.map(|id| (id, crate::seals::STARTED)));
     match crate::seals::SealLog::write(fs, dir, &entries) {
         Ok(log) => {
             for id in listed {

@@ -159,7 +159,11 @@ pub fn verify_with_progress(
             file: dir.join(segment::segment_file_name(id)),
             offset: None,
             problem: format!(
-                "missing: seals.log says it was sealed with {len} bytes and the store never removed it, and no hint names its records (their keys may read older values)"
+                "missing: seals.log says it was {} and the store never removed it, and no hint names its records (their keys may read older values)",
+                match len {
+                    Some(len) => format!("sealed with {len} bytes"),
+                    None => "being appended to when the store stopped".to_string(),
+                }
             ),
         });
     }
@@ -172,7 +176,7 @@ pub fn verify_with_progress(
             *id,
             path,
             &std::fs::read(path)?,
-            sealed,
+            (sealed, seals.started.contains(id)),
             renamed,
             &mut report,
         );
@@ -191,17 +195,18 @@ pub fn verify_with_progress(
     Ok(report)
 }
 
-/// `sealed`: the length the seal log says the segment was sealed with; `renamed(m)`: no
-/// segment `m` is here, so a header naming it is that of a file renamed from it (as the
-/// open judges it).
+/// `logged`: the length the seal log says the segment was sealed with, and whether it says
+/// the store started appending to it; `renamed(m)`: no segment `m` is here, so a header
+/// naming it is that of a file renamed from it (as the open judges it).
 fn check_segment(
     id: u32,
     path: &Path,
     bytes: &[u8],
-    sealed: Option<u64>,
+    logged: (Option<u64>, bool),
     renamed: impl Fn(u32) -> bool,
     report: &mut VerifyReport,
 ) {
+    let (sealed, started) = logged;
     report.segments += 1;
     report.bytes += bytes.len() as u64;
     let damage = |offset: Option<usize>, problem: String| Damage {
@@ -228,10 +233,17 @@ fn check_segment(
         Ok(h) => h,
         Err(_) if bytes.iter().all(|&b| b == 0) => {
             // As the open judges it: a segment the seal log says held data is damage, kept.
+            let what = if bytes.is_empty() {
+                "the file is empty"
+            } else {
+                "the file is all zeros"
+            };
             let problem = match sealed {
                 Some(len) if len > format::SEGMENT_HEADER_LEN as u64 => format!(
-                    "{} (sealed with {len} bytes, seals.log): its records are lost; open keeps the file, and reads the keys its hint names as lost (with no hint, they may read older values)",
-                    if bytes.is_empty() { "the file is empty" } else { "the file is all zeros" }
+                    "{what} (sealed with {len} bytes, seals.log): its records are lost; open keeps the file, and reads the keys its hint names as lost (with no hint, they may read older values)"
+                ),
+                _ if started => format!(
+                    "{what} (seals.log says it was being appended to, its header synced): what it held is lost; open leaves the file in place (those keys may read older values)"
                 ),
                 _ => "blank segment (removed at open; it holds nothing)".to_string(),
             };

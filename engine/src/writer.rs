@@ -790,10 +790,13 @@ impl Inner {
         self.health.set_disk_full(false);
         let seg = Arc::new(seg);
         self.seal_active(w).map_err(|e| self.fail(e))?;
+        let id = seg.id;
         if self.durable() {
             self.fs.sync_dir(&self.dir).map_err(|e| self.fail(e))?;
+            // Its name and header are durable: from here the seal log knows it is the one
+            // appended to, and a crash that leaves it missing is damage, not a clean open.
+            self.seals.append_started(id);
         }
-        let id = seg.id;
         self.state
             .write()
             .segments
@@ -888,8 +891,12 @@ impl Inner {
             // Nothing appended since open: the segment is removed, not sealed, so that
             // opening and closing leaves no file behind (every open made one, and a store
             // opened often piled up empty segments that each open read again). No record
-            // names its id: it holds none, and segments made since have higher ids.
+            // names its id: it holds none, and segments made since have higher ids. The
+            // seal log, which says it was started, hears of the removal first.
             self.state.write().segments.remove(&w.active.id);
+            if self.durable() {
+                self.seals.append_removed(w.active.id);
+            }
             return self.fs.remove(&w.active.path);
         }
         // Closing always syncs, whatever the policy: a clean close loses nothing.
