@@ -4,12 +4,14 @@
 //! [`RealFs`] is the default: a segment's blocks are reserved with `fallocate` when it is
 //! created, so appends are plain copies into its shared memory map (no system call per
 //! write, and no SIGBUS on a full disk); other files use `pwrite`. Reads go through the
-//! map; `fdatasync` makes mapped writes durable too. `flock` locks the directory.
+//! map; `fdatasync` makes mapped writes durable too. `flock` locks the directory. A segment
+//! found on disk with holes in it is filled, or read into memory, before anything reads it
+//! (see [`StorageFile::map_found`]).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -62,6 +64,17 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     }
     /// (Re)maps the file at its current length.
     fn map(&mut self) -> io::Result<()>;
+    /// Maps a file the store found on disk (a segment at open) rather than made, so that no
+    /// read of its view can kill the process. A hole in it (a run of zeros that a sparse copy
+    /// or restore left unallocated, or a range punched out of it) reads as zeros, but read
+    /// through a map on a full tmpfs it raises SIGBUS: the page cannot be allocated. So its
+    /// holes are filled with zeros first (`fill_holes`: the caller may change the file's
+    /// blocks, never its bytes), and where they are not (a read-only store, or no space for
+    /// them), the file is read into memory instead of mapped, and takes no writes. By
+    /// default the same as [`StorageFile::map`]: a file without holes.
+    fn map_found(&mut self, _fill_holes: bool) -> io::Result<()> {
+        self.map()
+    }
     /// Tells the file that its first `len` bytes are allocated on disk (it was written whole
     /// beforehand), so appends below that may go through the map.
     fn mark_allocated(&self, _len: u64) {}
@@ -177,6 +190,9 @@ pub struct RealFs;
 struct RealFile {
     file: File,
     map: Option<MmapRaw>,
+    /// The file's bytes, read into memory instead of mapped: it has holes that could not be
+    /// filled (see [`StorageFile::map_found`]). Such a file takes no writes.
+    copy: Option<Box<[u8]>>,
     /// Bytes reserved with `fallocate`: appends below this go through the map.
     allocated: std::sync::atomic::AtomicU64,
     /// While appended to (`advise_appending(true)`): where the pages asked for ahead of the
@@ -198,6 +214,7 @@ impl RealFile {
         Self {
             file,
             map: None,
+            copy: None,
             allocated: std::sync::atomic::AtomicU64::new(0),
             ahead: std::sync::atomic::AtomicU64::new(0),
         }
@@ -225,7 +242,21 @@ impl RealFile {
         }
     }
 
+    /// A file read into memory (see [`RealFile::copy`]) takes no writes: they would not
+    /// reach the copy.
+    fn refuse_write_to_copy(&self) -> io::Result<()> {
+        if self.copy.is_some() {
+            return Err(io::Error::other(
+                "a segment read into memory (holes it could not fill) takes no writes",
+            ));
+        }
+        Ok(())
+    }
+
     fn mapped(&self) -> &[u8] {
+        if let Some(copy) = &self.copy {
+            return copy;
+        }
         self.map.as_ref().map_or(&[], |m| {
             #[expect(unsafe_code, reason = "the map lives as long as self")]
             // SAFETY: the pointer and length come from a live map owned by self.
@@ -268,10 +299,12 @@ const PWRITE_FROM: usize = 64 << 10;
 
 impl StorageFile for RealFile {
     fn write_at_unmapped(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.refuse_write_to_copy()?;
         self.file.write_all_at(buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.refuse_write_to_copy()?;
         let end = offset.checked_add(buf.len() as u64);
         let allocated = self.allocated.load(std::sync::atomic::Ordering::Acquire);
         if let (Some(map), Some(end)) = (&self.map, end) {
@@ -334,8 +367,11 @@ impl StorageFile for RealFile {
     }
 
     fn view_range(&self, start: usize, len: usize) -> Option<View<'_>> {
-        let map = self.map.as_ref()?;
         let end = start.checked_add(len)?;
+        if let Some(copy) = &self.copy {
+            return copy.get(start..end).map(View::Slice);
+        }
+        let map = self.map.as_ref()?;
         if end > map.len() {
             return None;
         }
@@ -349,6 +385,9 @@ impl StorageFile for RealFile {
     }
 
     fn is_resident(&self, start: usize, len: usize) -> bool {
+        if self.copy.is_some() {
+            return true;
+        }
         let Some(map) = &self.map else { return false };
         let page = page_size();
         let Some(end) = start
@@ -404,6 +443,7 @@ impl StorageFile for RealFile {
     }
 
     fn map(&mut self) -> io::Result<()> {
+        self.copy = None;
         if self.file.metadata()?.len() == 0 {
             self.map = None;
             return Ok(());
@@ -413,6 +453,105 @@ impl StorageFile for RealFile {
         self.map = Some(MmapRaw::map_raw(&self.file)?);
         Ok(())
     }
+
+    fn map_found(&mut self, fill_holes: bool) -> io::Result<()> {
+        // Where the holes cannot be listed, the file is mapped as before.
+        let holes = holes(&self.file).unwrap_or_default();
+        if holes.is_empty() || (fill_holes && fill(&self.file, &holes).is_ok()) {
+            return self.map();
+        }
+        // Not filled (read-only, or no space: a full tmpfs): read(2) gives a hole's zeros
+        // without allocating anything, where a map's page fault would raise SIGBUS.
+        self.map = None;
+        self.copy = Some(read_around(&self.file, &holes)?);
+        Ok(())
+    }
+}
+
+/// The unallocated ranges (holes) of `file`: they read as zeros, but reading one through a
+/// map faults in a page the file system must allocate, which on a full tmpfs raises SIGBUS.
+/// Files with as many blocks as bytes have none to speak of: ranges reserved with
+/// `fallocate` and not written yet (a segment's pre-allocated tail), which `SEEK_HOLE`
+/// reports as holes on tmpfs, ext4 and XFS, have their blocks already. So the common case
+/// costs one `fstat`; a file with fewer blocks than bytes, one `lseek` per hole and data
+/// range.
+pub(crate) fn holes(file: &File) -> io::Result<Vec<Range<u64>>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    let len = meta.len();
+    if meta.blocks().saturating_mul(512) >= len {
+        return Ok(Vec::new());
+    }
+    let mut holes = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let start = seek(file, at, libc::SEEK_HOLE)?.unwrap_or(len);
+        if start >= len {
+            break;
+        }
+        // No data after it (ENXIO): the hole runs to the end of the file.
+        let end = seek(file, start, libc::SEEK_DATA)?.unwrap_or(len).min(len);
+        if end <= start {
+            break;
+        }
+        holes.push(start..end);
+        at = end;
+    }
+    Ok(holes)
+}
+
+/// `lseek(file, offset, whence)`: the offset it gives, or `None` for ENXIO (no hole or data
+/// at or after `offset`).
+fn seek(file: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    use std::os::fd::AsRawFd;
+    let offset = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+    #[expect(
+        unsafe_code,
+        reason = "lseek with SEEK_HOLE and SEEK_DATA has no safe wrapper"
+    )]
+    // SAFETY: a plain system call on a descriptor that lives through it; it reads no memory
+    // of ours. (The file's position moves: every read and write here gives its offset.)
+    let at = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+    if at >= 0 {
+        return Ok(u64::try_from(at).ok());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENXIO) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// Writes zeros over `holes` of `file`, so that the file system allocates them: its bytes
+/// stay what they were.
+fn fill(file: &File, holes: &[Range<u64>]) -> io::Result<()> {
+    const CHUNK: u64 = 64 << 10;
+    let zeros = vec![0u8; CHUNK as usize];
+    for hole in holes {
+        let mut at = hole.start;
+        while at < hole.end {
+            let n = (hole.end - at).min(CHUNK);
+            file.write_all_at(&zeros[..n as usize], at)?;
+            at += n;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of `file`, read with `pread` around its `holes` (left as the zeros they read
+/// as, in pages of the copy that are never touched).
+fn read_around(file: &File, holes: &[Range<u64>]) -> io::Result<Box<[u8]>> {
+    let len = file.metadata()?.len();
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
+    let mut at = 0;
+    for range in holes.iter().cloned().chain(std::iter::once(len..len)) {
+        if range.start > at {
+            file.read_exact_at(&mut bytes[at as usize..range.start as usize], at)?;
+        }
+        at = range.end;
+    }
+    Ok(bytes.into_boxed_slice())
 }
 
 impl FileSystem for RealFs {
@@ -574,6 +713,46 @@ mod tests {
         assert_eq!(&bytes[100_000..100_000 + PWRITE_FROM], &large[..]);
         assert_eq!(&bytes[6000..6024], b"past the reserved blocks");
         assert_eq!(&bytes[64 << 10..(64 << 10) + 12], b"past the map");
+        Ok(())
+    }
+
+    /// A file found with holes is filled (its bytes unchanged, no hole left) when it may be
+    /// changed, and read into memory otherwise (the file left as it was; the copy takes no
+    /// writes). Space reserved with `fallocate` is no hole.
+    #[test]
+    fn a_file_found_with_holes_is_filled_or_read_into_memory() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let reserved = RealFs.create(&dir.path().join("reserved"))?;
+        reserved.set_len(1 << 20)?;
+        assert!(holes(&File::open(dir.path().join("reserved"))?)?.is_empty());
+        let path = dir.path().join("segment");
+        let page = page_size();
+        let mut bytes = vec![0u8; 64 * page];
+        bytes[..page].fill(1);
+        bytes[63 * page..].fill(2);
+        let file = File::create(&path)?;
+        file.write_all_at(&bytes[..page], 0)?;
+        file.write_all_at(&bytes[63 * page..], 63 * page as u64)?;
+        if holes(&file)?.is_empty() {
+            eprintln!("SKIPPED: this file system leaves no holes");
+            return Ok(());
+        }
+        assert_eq!(holes(&file)?, vec![page as u64..63 * page as u64]);
+        let mut copied = RealFs.open(&path)?;
+        copied.map_found(false)?;
+        assert_eq!(&*copied.view(), &bytes[..]);
+        assert_eq!(
+            copied.view_range(62 * page, 2 * page).as_deref(),
+            Some(&bytes[62 * page..])
+        );
+        assert!(copied.view_range(63 * page, 2 * page).is_none());
+        assert!(copied.write_at(b"x", 0).is_err());
+        assert!(!holes(&file)?.is_empty(), "left as it was");
+        let mut filled = RealFs.open(&path)?;
+        filled.map_found(true)?;
+        assert_eq!(&*filled.view(), &bytes[..]);
+        assert!(holes(&file)?.is_empty());
+        assert_eq!(fs::read(&path)?, bytes);
         Ok(())
     }
 

@@ -416,7 +416,7 @@ pub fn recover(
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
-        let seg = match Segment::open(fs, &path) {
+        let seg = match Segment::open(fs, &path, !read_only) {
             Ok(seg) if seg.id == id => seg,
             Ok(seg) if !present.contains(&seg.id) => {
                 // A file renamed from another id (a careless restore): its records are that
@@ -530,7 +530,7 @@ pub fn recover(
             ),
         });
         rebuilt.insert(id);
-        opened.push(Segment::open_rebuilt(fs, &path, header)?);
+        opened.push(Segment::open_rebuilt(fs, &path, header, !read_only)?);
     }
     for id in hint_ids {
         let path = dir.join(segment::hint_file_name(id));
@@ -1316,7 +1316,7 @@ fn cut(fs: &dyn FileSystem, seg: Segment, len: u64, durable: bool) -> std::io::R
     seg.truncate(len, durable)?;
     let path = seg.path.clone();
     drop(seg);
-    Segment::open(fs, &path).map_err(|e| match e {
+    Segment::open(fs, &path, true).map_err(|e| match e {
         SegmentOpenError::Io(e) => e,
         SegmentOpenError::Format(e) => std::io::Error::other(format!("{e:?}")),
     })

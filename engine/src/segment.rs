@@ -195,10 +195,16 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment file and checks its header.
-    pub fn open(fs: &dyn FileSystem, path: &Path) -> Result<Self, SegmentOpenError> {
+    /// Opens an existing segment file and checks its header. Holes in the file are filled
+    /// first when `fill_holes` (a store that may change its files), else it is read into
+    /// memory: see [`StorageFile::map_found`].
+    pub fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        fill_holes: bool,
+    ) -> Result<Self, SegmentOpenError> {
         let mut file = fs.open(path).map_err(SegmentOpenError::Io)?;
-        file.map().map_err(SegmentOpenError::Io)?;
+        file.map_found(fill_holes).map_err(SegmentOpenError::Io)?;
         let header = {
             let view = file.view();
             format::decode_segment_header(&view).map_err(SegmentOpenError::Format)?
@@ -207,14 +213,15 @@ impl Segment {
     }
 
     /// Opens a segment whose header fails its checks, with `header` rebuilt by recovery
-    /// (see `recovery::rebuild_header`).
+    /// (see `recovery::rebuild_header`); `fill_holes` as for [`Segment::open`].
     pub(crate) fn open_rebuilt(
         fs: &dyn FileSystem,
         path: &Path,
         header: SegmentHeader,
+        fill_holes: bool,
     ) -> io::Result<Self> {
         let mut file = fs.open(path)?;
-        file.map()?;
+        file.map_found(fill_holes)?;
         Ok(Self::with_header(file, path, header))
     }
 
@@ -409,7 +416,7 @@ mod tests {
         );
         seg.write_at(&buf, SEGMENT_HEADER_LEN as u64)?;
         drop(seg);
-        let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(7)))
+        let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(7)), true)
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         let value = reopened
             .with_entry(SEGMENT_HEADER_LEN as u32, buf.len() as u32, |e| {
@@ -458,7 +465,7 @@ mod tests {
         assert_eq!(by_header, (b"v".to_vec(), buf.len()));
         assert!(seg.with_entry(4090, 100, |_| ()).is_err());
         drop(seg);
-        let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(1)))
+        let reopened = Segment::open(&RealFs, &dir.path().join(segment_file_name(1)), true)
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         assert_eq!((reopened.id, reopened.base_version), (1, 5));
         Ok(())

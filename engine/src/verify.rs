@@ -180,6 +180,7 @@ pub fn verify_with_progress(
             renamed,
             &mut report,
         );
+        check_holes(path, &mut report);
         done += len;
         progress(done, total);
     }
@@ -303,6 +304,26 @@ fn check_segment(
             ),
         ));
     }
+}
+
+/// Warns of holes in a segment (unallocated ranges, as a sparse copy or restore, or a
+/// punched range, leaves them). Not damage: a hole reads as zeros, so a record in one checks
+/// only where its bytes were zeros (and is then intact), and one that does not check is
+/// reported as damage by [`check_segment`]. But read through a memory map on a full tmpfs a
+/// hole raises SIGBUS, so the open fills them, or reads the segment into memory where it
+/// cannot; the operator should know why the store takes that space or memory.
+fn check_holes(path: &Path, report: &mut VerifyReport) {
+    let Ok(holes) = std::fs::File::open(path).and_then(|f| crate::fs::holes(&f)) else {
+        return;
+    };
+    let Some(first) = holes.first() else { return };
+    let bytes: u64 = holes.iter().map(|h| h.end - h.start).sum();
+    report.warnings.push(format!(
+        "{}: {bytes} bytes in {} hole(s), the first at offset {} (unallocated, as a sparse copy or a punched range leaves them): they read as zeros, so what checks there is intact and what does not is reported as damage; the next open fills them with zeros, or reads the segment into memory where the disk has no room for them",
+        path.display(),
+        holes.len(),
+        first.start
+    ));
 }
 
 fn check_hint(
