@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 use ttlcask_engine::Store;
 
-use crate::admin::fence::{Fences, FENCE_FILE};
+use crate::admin::fence::Fences;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
@@ -60,6 +60,9 @@ pub enum ServerError {
     DevNotLoopback(String),
     /// The configuration is unusable (bad key, unreadable file).
     Config(String),
+    /// A file of the server's own in the data dir (fences, admin token) is damaged or
+    /// unreadable; the message names it and says what to do.
+    DataDir(String),
     /// Reading tenants and credentials from the store failed.
     Registry(String),
     /// The final sync failed: acknowledged writes may not be durable under `every`/`never`.
@@ -76,6 +79,7 @@ impl std::fmt::Display for ServerError {
                 "--dev accepts the public sample credentials and binds loopback only; {addr} is not a loopback address (use 127.0.0.1 or ::1)"
             ),
             Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::DataDir(m) => write!(f, "cannot use the data dir: {m}"),
             Self::Registry(m) => write!(f, "cannot read tenants and credentials: {m}"),
             Self::Sync(m) => write!(f, "final sync failed: {m}"),
             Self::Io(e) => write!(f, "socket error: {e}"),
@@ -121,8 +125,7 @@ pub async fn run(
         Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::Config)?),
         None => None,
     };
-    let fences = Fences::load(config.data_dir.as_ref().map(|d| d.join(FENCE_FILE)))
-        .map_err(ServerError::Config)?;
+    let fences = Fences::load(config.data_dir.as_deref()).map_err(ServerError::DataDir)?;
     let state = Arc::new(AppState {
         fences,
         auth: Authenticator::new(config.dev, registry, verifier)

@@ -35,6 +35,7 @@ use crate::namespace::{SYSTEM_CREDENTIALS, SYSTEM_TENANTS};
 use crate::server::AppState;
 
 pub mod fence;
+pub mod fence_file;
 mod slots;
 mod transfer;
 
