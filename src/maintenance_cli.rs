@@ -112,9 +112,13 @@ pub fn verify(dir: &Path) -> Result<(), String> {
         eprintln!("damaged: {d}");
     }
     // The server's own files, checked as the server checks them when it starts (the engine
-    // knows nothing of them): found from outside, a damaged fence file refused the start
-    // while verify said clean.
-    let server_files = crate::admin::fence_file::check(dir);
+    // knows nothing of them): found from outside, a damaged fence file or admin token
+    // refused the start while verify said clean.
+    let mut server_files = crate::admin::fence_file::check(dir);
+    let token = dir.join(crate::cli::ADMIN_TOKEN_FILE);
+    if let Err(e) = crate::server::read_admin_token(&token) {
+        server_files.push(format!("the server refuses to start: {e}"));
+    }
     for d in &server_files {
         eprintln!("damaged: {d}");
     }
