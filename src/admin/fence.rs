@@ -91,9 +91,13 @@ impl Fences {
     /// it is reported done (and before a lift takes effect, so a crash never lifts one early).
     ///
     /// # Errors
-    /// The file could not be written; nothing changed then.
-    pub fn set(&self, range: RangeInclusive<u16>, on: bool) -> Result<Vec<u16>, String> {
-        let dir = self.dir.lock().map_err(|_| "fence lock poisoned")?;
+    /// The file could not be written (its I/O error, the kind kept: a full disk is 507);
+    /// the fences in force did not change then.
+    pub fn set(&self, range: RangeInclusive<u16>, on: bool) -> std::io::Result<Vec<u16>> {
+        let dir = self
+            .dir
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
         let mut slots: BTreeSet<u16> = self.list().into_iter().collect();
         for s in range {
             if on {
@@ -262,8 +266,8 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let fences = Fences::load(Some(dir.path()))?;
         assert!(!fences.contains(5));
-        fences.set(3..=70, true)?;
-        fences.set(10..=20, false)?;
+        fences.set(3..=70, true).map_err(|e| e.to_string())?;
+        fences.set(10..=20, false).map_err(|e| e.to_string())?;
         let again = Fences::load(Some(dir.path()))?;
         assert!(again.contains(3) && again.contains(70) && !again.contains(15));
         assert!(!again.contains(71) && !again.contains(1023));

@@ -223,9 +223,9 @@ fn why(copy: &Copy) -> String {
 /// Writes `slots` to both copies in `dir`, the first one first.
 ///
 /// # Errors
-/// A message naming the file that could not be written.
-pub fn write(dir: &Path, slots: &BTreeSet<u16>) -> Result<(), String> {
-    let bytes = encode(slots)?;
+/// The I/O error (its kind kept: a full disk is 507), naming the file.
+pub fn write(dir: &Path, slots: &BTreeSet<u16>) -> std::io::Result<()> {
+    let bytes = encode(slots).map_err(std::io::Error::other)?;
     for path in paths(dir) {
         crate::atomic_file::write(&path, &bytes)?;
     }
@@ -285,7 +285,7 @@ mod tests {
         let [main, copy] = paths(dir.path());
         assert_eq!(load(dir.path())?, Loaded::default(), "a new node");
 
-        write(dir.path(), &set(&[717]))?;
+        write(dir.path(), &set(&[717])).map_err(|e| e.to_string())?;
         assert_eq!(load(dir.path())?.slots, set(&[717]));
         assert!(check(dir.path()).is_empty());
 
@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(check(dir.path()).len(), 1);
 
         // A flipped digit in one copy: the other one's fences.
-        write(dir.path(), &set(&[717]))?;
+        write(dir.path(), &set(&[717])).map_err(|e| e.to_string())?;
         let flipped = std::fs::read_to_string(&copy)
             .map_err(|e| e.to_string())?
             .replacen("717", "711", 1);

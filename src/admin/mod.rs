@@ -50,6 +50,7 @@ fn registry_error(e: &RegistryError) -> Resp {
         RegistryError::Conflict(_) => StatusCode::CONFLICT,
         RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
         RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        RegistryError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
     };
     error(status, e)
 }
