@@ -17,12 +17,14 @@ static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 /// Replaces `path` with `bytes` atomically: a reader sees the old file or the new one.
 ///
 /// # Errors
-/// A message naming the file.
-pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    write_streamed(path, |out| {
-        out.write_all(bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
-    })
+/// The I/O error, its kind kept (a full disk is answered 507 by the admin API) and its
+/// message naming the file.
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(
+        path,
+        |out| out.write_all(bytes).map_err(|e| with_path(path, &e)),
+        |p, e| with_path(p, &e),
+    )
 }
 
 /// Replaces `path` with what `fill` writes, streamed (an export may be larger than memory):
@@ -36,25 +38,46 @@ pub fn write_streamed<T>(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<T, String>,
 ) -> Result<T, String> {
+    replace(path, fill, |p, e| with_path(p, &e).to_string())
+}
+
+/// `e` with a message that names `path`, its kind kept.
+fn with_path(path: &Path, e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+}
+
+/// [`write_streamed`] for any error type: `io` turns an I/O error on `path` into one.
+fn replace<T, E>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T, E>,
+    io: impl Fn(&Path, std::io::Error) -> E,
+) -> Result<T, E> {
     let unique = format!(
         "{}.{}.tmp",
         std::process::id(),
         NEXT_TMP.fetch_add(1, Ordering::Relaxed)
     );
-    let tmp = sibling(path, &unique)?;
-    let file = std::fs::File::create_new(&tmp)
-        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let tmp = sibling(path, &unique).map_err(|e| {
+        io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        )
+    })?;
+    let file = std::fs::File::create_new(&tmp).map_err(|e| {
+        io(
+            path,
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", tmp.display())),
+        )
+    })?;
     let done = (|| {
         if let Ok(old) = std::fs::metadata(path) {
             file.set_permissions(old.permissions())
-                .map_err(|e| cannot_write(path, &e))?;
+                .map_err(|e| io(path, e))?;
         }
         let mut out = std::io::BufWriter::new(file);
         let t = fill(&mut out)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| cannot_write(path, e.error()))?;
-        commit(path, &tmp, file)?;
+        let file = out.into_inner().map_err(|e| io(path, e.into_error()))?;
+        commit(path, &tmp, file).map_err(|e| io(path, e))?;
         Ok(t)
     })();
     if done.is_err() {
@@ -78,20 +101,13 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
-fn cannot_write(path: &Path, e: &std::io::Error) -> String {
-    format!("cannot write {}: {e}", path.display())
-}
-
 /// Fsyncs `file` (written at `tmp`), renames it over `path` and fsyncs the directory.
-fn commit(path: &Path, tmp: &Path, file: std::fs::File) -> Result<(), String> {
-    let io = |e: std::io::Error| cannot_write(path, &e);
-    file.sync_all().map_err(io)?;
+fn commit(path: &Path, tmp: &Path, file: std::fs::File) -> std::io::Result<()> {
+    file.sync_all()?;
     drop(file);
-    std::fs::rename(tmp, path).map_err(io)?;
+    std::fs::rename(tmp, path)?;
     // The rename is durable only once the directory is.
-    std::fs::File::open(dir_of(path))
-        .and_then(|d| d.sync_all())
-        .map_err(io)
+    std::fs::File::open(dir_of(path)).and_then(|d| d.sync_all())
 }
 
 #[cfg(test)]
@@ -133,7 +149,7 @@ mod tests {
                 let path = path.clone();
                 std::thread::spawn(move || -> Result<(), String> {
                     for _ in 0..50 {
-                        super::write(&path, &[t; 4096])?;
+                        super::write(&path, &[t; 4096]).map_err(|e| e.to_string())?;
                     }
                     Ok(())
                 })

@@ -111,21 +111,37 @@ pub fn verify(dir: &Path) -> Result<(), String> {
     for d in &report.damage {
         eprintln!("damaged: {d}");
     }
+    // The server's own files, checked as the server checks them when it starts (the engine
+    // knows nothing of them): found from outside, a damaged fence file or admin token
+    // refused the start while verify said clean.
+    let mut server_files = crate::admin::fence_file::check(dir);
+    let token = dir.join(crate::cli::ADMIN_TOKEN_FILE);
+    if let Err(e) = crate::server::read_admin_token(&token) {
+        server_files.push(format!("the server refuses to start: {e}"));
+    }
+    for d in &server_files {
+        eprintln!("damaged: {d}");
+    }
+    let damaged = report.damage.len() + server_files.len();
     print_json(&serde_json::json!({
         "segments": report.segments,
         "hints": report.hints,
         "records": report.records,
         "hint_records": report.hint_records,
         "bytes": report.bytes,
-        "damaged": report.damage.len(),
-        "clean": report.is_clean(),
+        "damaged": damaged,
+        "clean": damaged == 0,
     }))?;
-    if report.is_clean() {
+    if damaged == 0 {
         Ok(())
+    } else if server_files.is_empty() {
+        Err(format!(
+            "{damaged} damaged place(s) in {}; the store cuts or skips them at open (see above)",
+            dir.display()
+        ))
     } else {
         Err(format!(
-            "{} damaged place(s) in {}; the store cuts or skips them at open (see above)",
-            report.damage.len(),
+            "{damaged} damaged place(s) in {}; the store cuts or skips damaged records at open, and the server's files are repaired or refuse the start as said above",
             dir.display()
         ))
     }

@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 use ttlcask_engine::Store;
 
-use crate::admin::fence::{Fences, FENCE_FILE};
+use crate::admin::fence::Fences;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{Authenticator, Registry};
 use crate::config::Config;
@@ -60,6 +60,9 @@ pub enum ServerError {
     DevNotLoopback(String),
     /// The configuration is unusable (bad key, unreadable file).
     Config(String),
+    /// A file of the server's own in the data dir (fences, admin token) is damaged or
+    /// unreadable; the message names it and says what to do.
+    DataDir(String),
     /// Reading tenants and credentials from the store failed.
     Registry(String),
     /// The final sync failed: acknowledged writes may not be durable under `every`/`never`.
@@ -76,6 +79,7 @@ impl std::fmt::Display for ServerError {
                 "--dev accepts the public sample credentials and binds loopback only; {addr} is not a loopback address (use 127.0.0.1 or ::1)"
             ),
             Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::DataDir(m) => write!(f, "cannot use the data dir: {m}"),
             Self::Registry(m) => write!(f, "cannot read tenants and credentials: {m}"),
             Self::Sync(m) => write!(f, "final sync failed: {m}"),
             Self::Io(e) => write!(f, "socket error: {e}"),
@@ -118,11 +122,10 @@ pub async fn run(
         .map_err(|e| ServerError::Registry(e.to_string()))?;
     let verifier = JwtVerifier::new(&config.akka, config.dev).map_err(ServerError::Config)?;
     let admin_token = match &config.admin_token_path {
-        Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::Config)?),
+        Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::DataDir)?),
         None => None,
     };
-    let fences = Fences::load(config.data_dir.as_ref().map(|d| d.join(FENCE_FILE)))
-        .map_err(ServerError::Config)?;
+    let fences = Fences::load(config.data_dir.as_deref()).map_err(ServerError::DataDir)?;
     let state = Arc::new(AppState {
         fences,
         auth: Authenticator::new(config.dev, registry, verifier)
@@ -231,16 +234,46 @@ pub async fn run(
     Ok(())
 }
 
-/// Reads the admin token at `path`, or writes a new random one there with mode 0600.
+/// Reads the admin token at `path`: `None` when the file is missing or blank (the server
+/// then writes a new one). `ttlcask verify` reports what this refuses, as the start does.
+///
+/// # Errors
+/// The file cannot be read, or does not hold a token (not text, or characters no
+/// `Authorization` header can carry): a message naming the file and saying what to do
+/// (found from outside, twelfth session: two flipped bytes refused the start with "invalid
+/// configuration: … stream did not contain valid UTF-8" while `verify` said clean).
+pub fn read_admin_token(path: &Path) -> Result<Option<String>, String> {
+    let fix = "delete it and start the server again to get a new token (then give the new one to \
+               `--admin-token` users and to this node's `admin_token` in a cluster file)";
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "the data dir's admin token file {} cannot be read ({e}): make it readable by the server's user, or {fix}",
+                path.display()
+            ))
+        }
+    };
+    let token = std::str::from_utf8(&bytes).map(str::trim);
+    match token {
+        Ok("") => Ok(None),
+        Ok(t) if t.bytes().all(|b| (b' '..=b'~').contains(&b)) => Ok(Some(t.to_string())),
+        _ => Err(format!(
+            "the data dir's admin token file {} is damaged: it does not hold a token (one line of printable ASCII; the server writes 64 hex digits); {fix}",
+            path.display()
+        )),
+    }
+}
+
+/// Reads the admin token at `path` ([`read_admin_token`]), or writes a new random one there
+/// with mode 0600 when there is none.
 ///
 /// # Errors
 /// A message naming the file when it cannot be read or written.
 pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
-        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read admin token {}: {e}", path.display())),
+    if let Some(token) = read_admin_token(path)? {
+        return Ok(token);
     }
     let token = crate::http::secret_hex(32)?;
     if let Some(dir) = path.parent() {

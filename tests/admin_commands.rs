@@ -462,3 +462,72 @@ fn a_tenant_can_keep_its_flash_client_id() {
         .collect();
     assert_eq!(names, ["acme"]);
 }
+
+/// Runs `ttlcask serve` on `dir` until it exits by itself (`Some`) or `until` holds (`None`,
+/// then it is killed), for at most 20 s.
+fn serve_until(dir: &std::path::Path, until: impl Fn() -> bool) -> Option<std::process::Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env_remove("TTLCASK_DATA_DIR")
+        .env_remove("TTLCASK_LISTEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ttlcask serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(child.wait_with_output().expect("output"));
+        }
+        if until() || std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Found from outside, twelfth session: a damaged `admin.token` refused the start with
+/// "invalid configuration: cannot read admin token …" while `verify` said clean.
+#[test]
+fn a_damaged_admin_token_is_named_by_verify_and_the_refused_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    drop(open_when_free(|| Store::open(&dir)));
+    let token = dir.join("admin.token");
+    std::fs::write(&token, b"0123\xff\xfe89abcdef").expect("damage the token");
+    let d = dir.to_str().expect("utf-8 path");
+
+    let verify = ttlcask(&["verify", "--data-dir", d]);
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+    let said = stderr(&verify);
+    assert!(
+        said.contains("admin token file") && said.contains("admin.token"),
+        "{said}"
+    );
+
+    let out = serve_until(&dir, || false).expect("the start is refused");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = stderr(&out);
+    for what in [
+        "data dir's admin token file",
+        "admin.token",
+        "damaged",
+        "delete it",
+    ] {
+        assert!(said.contains(what), "{what:?} in {said}");
+    }
+
+    // What the message says to do works: a new token, and verify is clean.
+    std::fs::remove_file(&token).expect("delete");
+    let new_token = || {
+        std::fs::read_to_string(&token)
+            .is_ok_and(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    assert!(serve_until(&dir, new_token).is_none(), "the server started");
+    assert!(new_token(), "a new token was written");
+    let verify = ttlcask_when_free(&["verify", "--data-dir", d]);
+    assert!(verify.status.success(), "{verify:?}");
+}

@@ -6,13 +6,14 @@
 //! a move gives the slots back, which lifts it. A fenced write is answered 503 with
 //! `Retry-After` in the API's error shape, as HAProxy answers a paused slot.
 //!
-//! Fences are kept in `<data-dir>/fences.json` (replaced atomically), so a node restarted in
-//! the middle of a move still refuses them. Readers check a 1024-bit set of atomics, never a
-//! lock: the check runs on every write.
+//! Fences are kept in `<data-dir>/fences.json` and a copy, each checksummed and replaced
+//! atomically ([`super::fence_file`]), so a node restarted in the middle of a move still
+//! refuses them. Readers check a 1024-bit set of atomics, never a lock: the check runs on
+//! every write.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,11 +24,9 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 
+use super::fence_file;
 use crate::http::{percent_decode, Resp};
 use crate::slot::{self, SLOTS};
-
-/// Name of the fence file inside the data directory.
-pub const FENCE_FILE: &str = "fences.json";
 
 const WORDS: usize = SLOTS as usize / 64;
 
@@ -39,36 +38,39 @@ pub struct Fences {
     /// Writes in flight, per epoch: a fence waits for the writes admitted before it.
     epochs: [AtomicU64; 2],
     epoch: AtomicUsize,
-    /// Serialises changes and their file writes.
-    file: Mutex<Option<PathBuf>>,
+    /// Serialises changes and their file writes; the data dir that keeps them.
+    dir: Mutex<Option<PathBuf>>,
 }
 
 impl Fences {
-    /// Reads the fences kept in `path` (none if the file is missing); `None` keeps them in
-    /// memory only (tests that run a server without a data dir).
+    /// Reads the fences kept in the data dir `dir` ([`fence_file::load`]: a damaged or
+    /// missing copy is logged and written again from the other); `None` keeps them in memory
+    /// only (tests that run a server without a data dir).
     ///
     /// # Errors
-    /// The file exists but cannot be read or parsed.
-    pub fn load(path: Option<PathBuf>) -> Result<Self, String> {
+    /// Neither copy of the fence file can be trusted: the node must not start.
+    pub fn load(dir: Option<&Path>) -> Result<Self, String> {
         let fences = Self {
             bits: std::array::from_fn(|_| AtomicU64::new(0)),
             any: AtomicBool::new(false),
             epochs: [AtomicU64::new(0), AtomicU64::new(0)],
             epoch: AtomicUsize::new(0),
-            file: Mutex::new(None),
+            dir: Mutex::new(None),
         };
-        if let Some(p) = &path {
-            match std::fs::read(p) {
-                Ok(bytes) => {
-                    let slots: Vec<u16> = serde_json::from_slice(&bytes)
-                        .map_err(|e| format!("cannot parse {}: {e}", p.display()))?;
-                    fences.apply(&slots.into_iter().collect());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
+        if let Some(dir) = dir {
+            let loaded = fence_file::load(dir)?;
+            for problem in &loaded.problems {
+                tracing::warn!("fences: {problem}");
             }
+            if loaded.rewrite {
+                if let Err(e) = fence_file::write(dir, &loaded.slots) {
+                    // The fences in force are right; only a copy stays as it was.
+                    tracing::warn!("fences: cannot write them again: {e}");
+                }
+            }
+            fences.apply(&loaded.slots);
         }
-        *fences.file.lock().map_err(|_| "fence lock poisoned")? = path;
+        *fences.dir.lock().map_err(|_| "fence lock poisoned")? = dir.map(Path::to_path_buf);
         Ok(fences)
     }
 
@@ -85,13 +87,17 @@ impl Fences {
         (0..SLOTS).filter(|&s| self.contains(s)).collect()
     }
 
-    /// Fences (`on`) or lifts the fence of `range`, written to the file before it is
-    /// reported done (and before a lift takes effect, so a crash never lifts one early).
+    /// Fences (`on`) or lifts the fence of `range`, written to both copies of the file before
+    /// it is reported done (and before a lift takes effect, so a crash never lifts one early).
     ///
     /// # Errors
-    /// The file could not be written; nothing changed then.
-    pub fn set(&self, range: RangeInclusive<u16>, on: bool) -> Result<Vec<u16>, String> {
-        let file = self.file.lock().map_err(|_| "fence lock poisoned")?;
+    /// The file could not be written (its I/O error, the kind kept: a full disk is 507);
+    /// the fences in force did not change then.
+    pub fn set(&self, range: RangeInclusive<u16>, on: bool) -> std::io::Result<Vec<u16>> {
+        let dir = self
+            .dir
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
         let mut slots: BTreeSet<u16> = self.list().into_iter().collect();
         for s in range {
             if on {
@@ -100,9 +106,8 @@ impl Fences {
                 slots.remove(&s);
             }
         }
-        if let Some(path) = file.as_ref() {
-            let json = serde_json::to_vec(&slots).map_err(|e| e.to_string())?;
-            crate::atomic_file::write(path, &json)?;
+        if let Some(dir) = dir.as_ref() {
+            fence_file::write(dir, &slots)?;
         }
         self.apply(&slots);
         Ok(slots.into_iter().collect())
@@ -259,12 +264,11 @@ mod tests {
     #[test]
     fn fences_persist_and_lift() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join(FENCE_FILE);
-        let fences = Fences::load(Some(path.clone()))?;
+        let fences = Fences::load(Some(dir.path()))?;
         assert!(!fences.contains(5));
-        fences.set(3..=70, true)?;
-        fences.set(10..=20, false)?;
-        let again = Fences::load(Some(path))?;
+        fences.set(3..=70, true).map_err(|e| e.to_string())?;
+        fences.set(10..=20, false).map_err(|e| e.to_string())?;
+        let again = Fences::load(Some(dir.path()))?;
         assert!(again.contains(3) && again.contains(70) && !again.contains(15));
         assert!(!again.contains(71) && !again.contains(1023));
         assert_eq!(again.list().len(), 68 - 11);

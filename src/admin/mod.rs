@@ -35,6 +35,7 @@ use crate::namespace::{SYSTEM_CREDENTIALS, SYSTEM_TENANTS};
 use crate::server::AppState;
 
 pub mod fence;
+pub mod fence_file;
 mod slots;
 mod transfer;
 
@@ -49,6 +50,7 @@ fn registry_error(e: &RegistryError) -> Resp {
         RegistryError::Conflict(_) => StatusCode::CONFLICT,
         RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
         RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        RegistryError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
     };
     error(status, e)
 }

@@ -42,7 +42,11 @@ pub async fn fence(state: &AppState, query: Option<&str>, on: bool) -> Resp {
             }
             http::json(StatusCode::OK, &json!({ "fenced": list }))
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        // Found from outside, twelfth session: a full disk answered 500.
+        Err(e) => error(
+            crate::faults::io_status(&e),
+            format!("{e}; the fences in force are as they were"),
+        ),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use ttlcask_engine::{Condition, Item, PutOptions, ReadError, Store};
+use ttlcask_engine::{Condition, Item, PutOptions, ReadError, Store, WriteError};
 
 use super::{constant_time_eq, secret_hash};
 use crate::http::{hex, random_hex, secret_hex};
@@ -82,14 +82,18 @@ pub enum RegistryError {
     NotFound(String),
     /// The store failed.
     Store(String),
+    /// The disk is full: nothing was stored (507 in the admin API, as in the data APIs).
+    DiskFull(String),
 }
 
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Invalid(m) | Self::Conflict(m) | Self::NotFound(m) | Self::Store(m) => {
-                f.write_str(m)
-            }
+            Self::Invalid(m)
+            | Self::Conflict(m)
+            | Self::NotFound(m)
+            | Self::Store(m)
+            | Self::DiskFull(m) => f.write_str(m),
         }
     }
 }
@@ -98,6 +102,15 @@ impl std::error::Error for RegistryError {}
 
 fn store_err(e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Store(e.to_string())
+}
+
+/// A refused write: a full disk stays a full disk (found from outside, twelfth session:
+/// `credential create` on a full disk answered 500).
+fn write_err(e: WriteError) -> RegistryError {
+    match e {
+        WriteError::DiskFull(_) => RegistryError::DiskFull(e.to_string()),
+        e => store_err(e),
+    }
 }
 
 /// The in-memory mirror of the persisted records.
@@ -250,12 +263,12 @@ fn put_record(
     match cond {
         Some(c) => Ok(store
             .put_if(ns, key.as_bytes(), &bytes, PutOptions::default(), c)
-            .map_err(store_err)?
+            .map_err(write_err)?
             .is_some()),
         None => store
             .put(ns, key.as_bytes(), &bytes, PutOptions::default())
             .map(|_| true)
-            .map_err(store_err),
+            .map_err(write_err),
     }
 }
 
@@ -477,7 +490,7 @@ pub fn create_credential(
 pub fn revoke_credential(store: &Store, id: &str) -> Result<(), RegistryError> {
     if store
         .delete(SYSTEM_CREDENTIALS, id.as_bytes())
-        .map_err(store_err)?
+        .map_err(write_err)?
     {
         Ok(())
     } else {

@@ -78,7 +78,7 @@ impl SlotMap {
     /// # Errors
     /// The file cannot be written.
     pub fn write(&self, path: &Path) -> Result<(), String> {
-        crate::atomic_file::write(path, self.render().as_bytes())
+        crate::atomic_file::write(path, self.render().as_bytes()).map_err(|e| e.to_string())
     }
 
     /// Points `range` at `backend`.

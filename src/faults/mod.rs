@@ -28,6 +28,17 @@ pub fn write_status(e: &WriteError) -> StatusCode {
     }
 }
 
+/// The status of a failed write of a file of the server's own (the fence file): 507 when
+/// the disk or the quota is full, as [`write_status`] answers the engine's `DiskFull`, else 500.
+pub fn io_status(e: &std::io::Error) -> StatusCode {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// `GET /healthz`: 200 `{"status":"ok","disk_full":…}` while the store takes requests (a full
 /// disk stays 200: reads and deletes still work, and a load balancer must keep sending
 /// deletes), 503 `{"status":"poisoned","reason":…}` once an I/O failure poisoned the store.
@@ -74,6 +85,16 @@ mod tests {
             write_status(&WriteError::Io("EIO".into())),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn a_full_disk_under_a_file_write_is_507() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert_eq!(io_status(&enospc), StatusCode::INSUFFICIENT_STORAGE);
+        let edquot = std::io::Error::from_raw_os_error(122);
+        assert_eq!(io_status(&edquot), StatusCode::INSUFFICIENT_STORAGE);
+        let eio = std::io::Error::from_raw_os_error(5);
+        assert_eq!(io_status(&eio), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

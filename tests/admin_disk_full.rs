@@ -1,0 +1,182 @@
+//! Admin writes on a full disk answer 507, as the data APIs do (found from outside, twelfth
+//! session: `credential create` and `/admin/fence` answered 500 "No space left on device").
+//! - tenant and credential records: the store on the engine's `SimFs` with no room left;
+//! - the fence file: a real 64 KiB tmpfs holding the fence files, filled, as root; skips
+//!   LOUDLY (a line on stderr, then passes) where it is not root or mounting is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use common::{start_on, start_with, TestServer, DOC_NOW_MS, SAMPLE_JWT};
+use ttlcask::Config;
+use ttlcask_engine::sim::SimFs;
+use ttlcask_engine::{Durability, ManualClock, Store};
+
+const TOKEN: &str = "admin-disk-full-token";
+const BEARER: (&str, &str) = ("Authorization", "Bearer admin-disk-full-token");
+
+/// `config` with the admin endpoint on, its token written in `dir` (a real directory).
+fn with_admin(mut config: Config, dir: &Path) -> Config {
+    std::fs::write(dir.join("admin.token"), TOKEN).expect("token");
+    config.admin_token_path = Some(dir.join("admin.token"));
+    config
+}
+
+#[tokio::test]
+async fn tenant_and_credential_create_answer_507_on_a_full_disk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fs = SimFs::new();
+    let clock = ManualClock::new(DOC_NOW_MS);
+    let store = Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .durability(Durability::Always)
+        .segment_size(64 << 10)
+        .compaction_interval(None)
+        .clock(clock.clone())
+        .open("/data")
+        .expect("open a store on SimFs");
+    let config = with_admin(Config::new(true), tmp.path());
+    let s = start_with(store, "/data".as_ref(), config, clock).await;
+    let r = s
+        .req("POST", "/admin/tenants", &[BEARER], br#"{"name":"acme"}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // No room: fill the active segment with the smallest writes until one is refused.
+    fs.set_capacity(Some(fs.used()));
+    let auth = format!("Bearer {SAMPLE_JWT}");
+    let akka = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    let filled = {
+        let mut filled = false;
+        for i in 0..10_000 {
+            let r = s.req("POST", &format!("/c/f{i:04}"), &akka, b"v").await;
+            if r.status == 507 {
+                filled = true;
+                break;
+            }
+            assert_eq!(r.status, 201, "{}", r.text());
+        }
+        filled
+    };
+    assert!(filled, "the simulated disk never filled");
+
+    let tenant = s
+        .req("POST", "/admin/tenants", &[BEARER], br#"{"name":"beta"}"#)
+        .await;
+    assert_eq!(tenant.status, 507, "{}", tenant.text());
+    assert!(tenant.text().contains("disk is full"), "{}", tenant.text());
+    let body = br#"{"tenant":"acme","api":"akka"}"#;
+    let credential = s.req("POST", "/admin/credentials", &[BEARER], body).await;
+    assert_eq!(credential.status, 507, "{}", credential.text());
+    assert!(
+        credential.text().contains("disk is full"),
+        "{}",
+        credential.text()
+    );
+    let listed = s.req("GET", "/admin/tenants", &[BEARER], b"").await.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    s.stop().await.expect("stop");
+}
+
+/// Unmounts (and so frees) the file system when dropped, even when the test fails.
+struct Mount {
+    point: PathBuf,
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.point)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.point).status();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+fn mount_small_tmpfs(point: &Path) -> Result<Mount, String> {
+    std::fs::create_dir_all(point).map_err(|e| e.to_string())?;
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(point)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("mount: {e}"))?;
+    if out.status.success() {
+        Ok(Mount {
+            point: point.to_path_buf(),
+        })
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Fills the file system holding `dir` (bounded: at most its 64 KiB plus one write).
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    for _ in 0..1024 {
+        if file.write_all(&[0u8; 4096]).is_err() {
+            return filler;
+        }
+    }
+    panic!("a 64 KiB tmpfs took 4 MiB");
+}
+
+async fn fence(s: &TestServer, method: &str, slot: u16) -> common::Resp {
+    let path = format!("/admin/fence?slot={slot}");
+    s.req(method, &path, &[BEARER], b"").await
+}
+
+#[tokio::test]
+async fn a_fence_that_cannot_be_written_answers_507_and_changes_nothing() {
+    if !is_root() {
+        eprintln!("SKIPPED admin_disk_full fence: needs root to mount a small tmpfs");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mnt = match mount_small_tmpfs(&tmp.path().join("mnt")) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("SKIPPED admin_disk_full fence: mounting was refused: {e}");
+            return;
+        }
+    };
+    // The store in a directory of its own; the server's own files on the small tmpfs.
+    let store_dir = tmp.path().join("store");
+    let mut config = with_admin(Config::new(true), &mnt.point);
+    config.data_dir = Some(mnt.point.clone());
+    let s = start_on(&store_dir, config, ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    assert_eq!(fence(&s, "POST", 5).await.status, 200);
+
+    let filler = fill(&mnt.point);
+    for (method, slot) in [("POST", 6), ("DELETE", 5)] {
+        let r = fence(&s, method, slot).await;
+        assert_eq!(r.status, 507, "{method} {slot}: {}", r.text());
+        assert!(r.text().contains("fences.json"), "{}", r.text());
+    }
+    let fenced = s.req("GET", "/admin/fence", &[BEARER], b"").await.json();
+    assert_eq!(fenced["fenced"], serde_json::json!([5]), "nothing changed");
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    assert_eq!(fence(&s, "POST", 6).await.status, 200);
+    s.stop().await.expect("stop");
+    drop(mnt);
+}
