@@ -169,18 +169,33 @@ pub fn verify_with_progress(
     }
     let total: u64 = segments.iter().chain(&hints).map(|(_, _, len)| len).sum();
     let mut done = 0;
+    // A file that cannot be read is damage named as such, and the rest is still checked
+    // (`verify` gave up on the first one, naming no file: found from outside).
+    let read = |path: &Path, report: &mut VerifyReport| match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            report.damage.push(Damage {
+                file: path.to_path_buf(),
+                offset: None,
+                problem: format!("cannot be read: {e}"),
+            });
+            None
+        }
+    };
     for (id, path, len) in &segments {
         let sealed = seals.lengths.get(id).copied();
         let renamed = |other: u32| !has_file(&segments, other);
-        check_segment(
-            *id,
-            path,
-            &std::fs::read(path)?,
-            (sealed, seals.started.contains(id)),
-            renamed,
-            &mut report,
-        );
-        check_holes(path, &mut report);
+        if let Some(bytes) = read(path, &mut report) {
+            check_segment(
+                *id,
+                path,
+                &bytes,
+                (sealed, seals.started.contains(id)),
+                renamed,
+                &mut report,
+            );
+            check_holes(path, &mut report);
+        }
         done += len;
         progress(done, total);
     }
@@ -189,7 +204,9 @@ pub fn verify_with_progress(
             .iter()
             .find(|(s, _, _)| s == id)
             .map(|(_, _, l)| *l);
-        check_hint(*id, path, &std::fs::read(path)?, segment_len, &mut report);
+        if let Some(bytes) = read(path, &mut report) {
+            check_hint(*id, path, &bytes, segment_len, &mut report);
+        }
         done += len;
         progress(done, total);
     }
