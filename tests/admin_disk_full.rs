@@ -84,33 +84,7 @@ async fn tenant_and_credential_create_answer_507_on_a_full_disk() {
     s.stop().await.expect("stop");
 }
 
-/// Unmounts (and so frees) the file system when dropped, even when the test fails.
-struct Mount {
-    point: PathBuf,
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.point)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.point).status();
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-fn mount_small_tmpfs(point: &Path) -> Result<Mount, String> {
+fn mount_small_tmpfs(point: &Path) -> Result<common::Mount, String> {
     std::fs::create_dir_all(point).map_err(|e| e.to_string())?;
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
@@ -119,7 +93,7 @@ fn mount_small_tmpfs(point: &Path) -> Result<Mount, String> {
         .output()
         .map_err(|e| format!("mount: {e}"))?;
     if out.status.success() {
-        Ok(Mount {
+        Ok(common::Mount {
             point: point.to_path_buf(),
         })
     } else {
@@ -147,7 +121,7 @@ async fn fence(s: &TestServer, method: &str, slot: u16) -> common::Resp {
 
 #[tokio::test]
 async fn a_fence_that_cannot_be_written_answers_507_and_changes_nothing() {
-    if !is_root() {
+    if !common::is_root() {
         eprintln!("SKIPPED admin_disk_full fence: needs root to mount a small tmpfs");
         return;
     }

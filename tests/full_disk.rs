@@ -16,7 +16,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,24 +56,6 @@ enum Fs {
     Ext4,
 }
 
-/// Unmounts (and so frees) the file system when dropped, even when the test fails.
-struct Mount {
-    point: PathBuf,
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.point)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Busy (a server that did not die yet): detach it lazily.
-            let _ = Command::new("umount").arg("-l").arg(&self.point).status();
-        }
-    }
-}
-
 /// Kills the server when dropped.
 struct Server {
     child: Child,
@@ -85,15 +67,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -113,7 +86,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// Mounts `fs` at `<tmp>/mnt`; `Err` says why it could not.
-fn mount(tmp: &Path, fs: Fs) -> Result<Mount, String> {
+fn mount(tmp: &Path, fs: Fs) -> Result<common::Mount, String> {
     let point = tmp.join("mnt");
     std::fs::create_dir_all(&point).map_err(|e| e.to_string())?;
     match fs {
@@ -130,7 +103,7 @@ fn mount(tmp: &Path, fs: Fs) -> Result<Mount, String> {
                 .arg(&point))?;
         }
     }
-    Ok(Mount { point })
+    Ok(common::Mount { point })
 }
 
 fn free_addr() -> SocketAddr {
@@ -439,7 +412,7 @@ async fn compact(s: &mut Server, data: &Path) -> Resp {
 }
 
 async fn scenario(fs: Fs, segment: Option<&str>) {
-    if !is_root() {
+    if !common::is_root() {
         eprintln!("SKIPPED full_disk {fs:?}: needs root to mount a small file system");
         return;
     }

@@ -295,3 +295,34 @@ pub fn assert_request_id(resp: &Resp) {
     assert_eq!(hex.len(), 40, "{id}");
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
 }
+
+/// A file system mounted for a test: unmounted (and so freed) when dropped, even when the
+/// test fails (lazily, where a server that did not die yet keeps it busy).
+pub struct Mount {
+    pub point: PathBuf,
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let umount = |lazy: bool| {
+            let mut cmd = std::process::Command::new("umount");
+            if lazy {
+                cmd.arg("-l");
+            }
+            cmd.arg(&self.point).status().is_ok_and(|s| s.success())
+        };
+        if !umount(false) {
+            umount(true);
+        }
+    }
+}
+
+/// Whether the tests run as root (mounting needs it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
