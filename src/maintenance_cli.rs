@@ -158,11 +158,21 @@ fn write_output<T>(
     path: Option<&Path>,
     write: impl FnOnce(&mut dyn Write) -> Result<T, String>,
 ) -> Result<T, String> {
-    let Some(p) = path else {
+    // `-o -` is standard output, as for most tools (it wrote a file named `-`).
+    let Some(p) = path.filter(|p| *p != Path::new("-")) else {
         return write(&mut std::io::stdout().lock());
     };
+    // An error of the writing itself (a full disk, say) names the output.
+    let named = |e: String| {
+        let shown = p.display().to_string();
+        if e.contains(&shown) {
+            e
+        } else {
+            format!("{e} (writing {shown})")
+        }
+    };
     // Follows symlinks: `/dev/stdout` is a link to a descriptor.
-    match std::fs::metadata(p) {
+    let written = match std::fs::metadata(p) {
         Ok(m) if m.is_file() => {
             // Replace the file a symlink names, not the link.
             let target =
@@ -190,7 +200,8 @@ fn write_output<T>(
             crate::atomic_file::write_streamed(p, write)
         }
         Err(e) => Err(format!("cannot use {}: {e}", p.display())),
-    }
+    };
+    written.map_err(named)
 }
 
 /// `ttlcask export` on an open store.

@@ -50,6 +50,11 @@ pub struct AppState {
     pub body_budget: Arc<crate::http::BodyBudget>,
     /// Slots this node refuses writes for (a cluster moves them away).
     pub fences: Fences,
+    /// Imports hold it shared for as long as they run, `/admin/drop` exclusively: a drop
+    /// never runs beside an import still applying batches (a `cluster move` killed during
+    /// its copy, then undone, dropped the slots while the dead run's import went on, and
+    /// left its copies behind: found from outside).
+    pub transfers: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -140,6 +145,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::new()),
         damaged_reads: Arc::new(DamagedReads::new()),
         history: Arc::new(History::new()),
+        transfers: Arc::default(),
     });
     // Dropping `stop_sampler` (at shutdown, or if this future is dropped) ends the sampler.
     let (stop_sampler, sampler_stopped) = oneshot::channel::<()>();

@@ -186,3 +186,24 @@ fn an_export_filter_that_is_no_tenant_name_is_refused() {
     );
     assert!(!out_file.exists(), "nothing written");
 }
+
+/// `-o -` is standard output (it wrote a file named `-`: found from outside, twelfth
+/// session).
+#[test]
+fn an_export_to_dash_goes_to_standard_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir(tmp.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .current_dir(tmp.path())
+        .args(["export", "--data-dir", s(&dir), "-o", "-"])
+        .output()
+        .expect("run ttlcask");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("\"key\"")).count(),
+        3,
+        "{text}"
+    );
+    assert!(!tmp.path().join("-").exists(), "a file named - was written");
+}

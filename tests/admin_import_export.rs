@@ -440,6 +440,8 @@ async fn the_admin_endpoints_filter_report_and_refuse() {
         "/admin/export?project=x",
         "/admin/export?slot=5..1",
         "/admin/import?batch=0",
+        "/admin/import?over_clears=true&over_clears=false",
+        "/admin/import?over_clears=yes",
     ] {
         let r = admin(
             &s,
@@ -525,4 +527,82 @@ async fn the_admin_endpoints_filter_report_and_refuse() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("line {}", good_lines + 1)), "{err}");
     assert!(err.contains("done before"), "{err}");
+}
+
+// Found from outside (twelfth session): a `cluster move` killed during its copy and then
+// undone dropped the slots on the old target while the dead run's import was still
+// applying batches there, which left thousands of copies behind. A drop now waits for the
+// imports running on the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_waits_for_an_import_still_running_on_the_node() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (s, token) = server(tmp.path()).await;
+    let slot = ttlcask::slot::of_key(PROJECT.as_bytes());
+    let range = format!("slot={slot}..{slot}");
+    let r = admin(&s, &token, "POST", &format!("/admin/fence?{range}"), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let line = |i: u32| {
+        format!(
+            "{{\"tenant\":\"ttorg\",\"api\":\"iron\",\"project\":\"{PROJECT}\",\"cache\":\"c\",\"key\":\"k{i}\",\"value\":\"YWJj\",\"expires_at_ms\":null,\"kind\":0,\"version\":{}}}\n",
+            i + 1
+        )
+    };
+    let chunk = |text: &str| format!("{:x}\r\n{text}\r\n", text.len());
+    // An import that has sent part of its body, and goes on later.
+    let mut import = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /admin/import?batch=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let first: String = (0..5).map(line).collect();
+    import
+        .write_all((head + &chunk(&first)).as_bytes())
+        .await
+        .expect("send");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let drop = {
+        let (addr, token, range) = (s.addr, token.clone(), range.clone());
+        tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let req = format!(
+                "POST /admin/drop?{range} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            c.write_all(req.as_bytes()).await.expect("send");
+            let mut out = Vec::new();
+            let _ = c.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!drop.is_finished(), "the drop ran beside the import");
+    // The import's last lines, and its end.
+    let rest: String = (5..10).map(line).collect();
+    import
+        .write_all((chunk(&rest) + "0\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut answer = Vec::new();
+    import.read_to_end(&mut answer).await.expect("answer");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let dropped = tokio::time::timeout(std::time::Duration::from_secs(10), drop)
+        .await
+        .expect("the drop ends once the import has")
+        .expect("drop task");
+    assert!(dropped.starts_with("HTTP/1.1 200"), "{dropped}");
+    // Nothing of the import is left in the slot.
+    let left = admin(
+        &s,
+        &token,
+        "GET",
+        &format!("/admin/export?{range}&registry=false"),
+        b"",
+    )
+    .await;
+    assert!(!left.text().contains("\"key\""), "{}", left.text());
 }

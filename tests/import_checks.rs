@@ -82,6 +82,15 @@ fn lines_no_api_could_reach_are_refused_and_nothing_of_their_batch_is_stored() {
             registry_line("tenants", "acme", &tenant("other", "v1:uid_x"), 7),
             "under key",
         ),
+        (
+            registry_line(
+                "credentials",
+                "DEADBEEF0001",
+                r#"{"id":"DEADBEEF0001","tenant":"acme","api":"iron","secret_sha256":"7faf6e81abf8ea8fb8002d624a1ca2a0566f9ca391fff08ab943c8f03be96096","created_ms":1}"#,
+                7,
+            ),
+            "lower-case hex",
+        ),
     ];
     for (i, (line, why)) in bad.iter().enumerate() {
         let dir = tmp.path().join(format!("d{i}"));

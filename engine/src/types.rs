@@ -286,8 +286,11 @@ impl WriteBatch {
 }
 
 /// The highest version an import may keep ([`WriteBatch::import`]); higher ones are
-/// refused, so that the store's counter always has room.
-pub const MAX_IMPORT_VERSION: u64 = crate::format::VERSION_LIMIT / 2 - 1;
+/// refused. A quarter of the format's version space: a store whose counter passes half of
+/// it is refused at open as implausible (a crafted directory), so 2^54 writes must fit after
+/// the highest import (at half, the writes after it made the store impossible to open
+/// again: found from outside).
+pub const MAX_IMPORT_VERSION: u64 = crate::format::VERSION_LIMIT / 4 - 1;
 
 /// The result of one batch operation, in the order of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

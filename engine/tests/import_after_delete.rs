@@ -460,3 +460,40 @@ fn owners_copy_over(wipe: impl Fn(&Store) -> Result<bool, ttlcask_engine::WriteE
     let store = open(dir.path(), &clock);
     check(&store, "reopened");
 }
+
+/// An import of the highest version allowed leaves the store room to write and to open
+/// again (found from outside, twelfth session: at the old bound, the writes that followed
+/// took versions the open refuses as implausible: the store could not be opened again).
+/// The bound is a quarter of the format's version space, so 2^54 writes fit after it.
+#[test]
+fn the_highest_importable_version_leaves_room_to_write_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let store = open(dir.path(), &clock);
+    let top = ttlcask_engine::MAX_IMPORT_VERSION;
+    assert_eq!(
+        import(&store, b"k", b"v", PutOptions::default(), top),
+        BatchOutcome::Stored { version: top }
+    );
+    let mut last = top;
+    for i in 0..100u32 {
+        last = store
+            .put(
+                b"ns",
+                format!("w{i}").as_bytes(),
+                b"w",
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+    assert!(last > top);
+    drop(store);
+    let store = open(dir.path(), &clock);
+    assert_eq!(value(&store, b"w99").as_deref(), Some(&b"w"[..]));
+    assert!(
+        store
+            .put(b"ns", b"after", b"a", PutOptions::default())
+            .expect("put")
+            > last
+    );
+}

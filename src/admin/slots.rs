@@ -62,6 +62,9 @@ pub async fn drop(state: &AppState, query: Option<&str>) -> Resp {
             format!("slot {open} is not fenced; fence the range first (POST /admin/fence)"),
         );
     }
+    // After every import running now: one of a move killed during its copy can still be
+    // applying batches of these slots.
+    let _alone = state.transfers.write().await;
     let dropped = blocking(&state.store, move |store| {
         let client_ids =
             ClientIds::from_registry(&Registry::load(store).map_err(|e| e.to_string())?);

@@ -12,6 +12,7 @@
 //!   the rest of the body was read and dropped (so the client can read the answer).
 
 use std::io::Write;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -134,8 +135,12 @@ pub async fn import(state: &AppState, req: Request<Incoming>, query: Option<&str
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    // Held until the import is over, by the request and by any batch on the blocking pool
+    // (which goes on if the client goes away and the request is dropped).
+    let running = Arc::new(state.transfers.clone().read_owned().await);
     let mut body = req.into_body();
     let mut run = ImportRun {
+        running,
         importer: Some(Importer::new(batch).over_clears(over_clears)),
         lines: Vec::new(),
         line_bytes: 0,
@@ -181,6 +186,11 @@ fn import_params(query: Option<&str>) -> Result<(usize, bool), String> {
             .filter(|n| (1..=MAX_BATCH).contains(n))
             .ok_or_else(|| format!("batch={b:?}: use 1 to {MAX_BATCH}"))?,
     };
+    for name in ["batch", "over_clears"] {
+        if crate::http::query_params(query, name).nth(1).is_some() {
+            return Err(format!("{name}= is given twice"));
+        }
+    }
     let over_clears = match query_param(query, "over_clears").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -191,6 +201,8 @@ fn import_params(query: Option<&str>) -> Result<(usize, bool), String> {
 
 /// An import in progress: the lines of the next batch, and the importer between batches.
 struct ImportRun {
+    /// The node's transfer lock, held shared (see [`AppState::transfers`]).
+    running: Arc<tokio::sync::OwnedRwLockReadGuard<()>>,
     /// `None` only while a batch is applied on the blocking pool.
     importer: Option<Importer>,
     lines: Vec<Vec<u8>>,
@@ -242,7 +254,9 @@ impl ImportRun {
         let Some(mut importer) = self.importer.take() else {
             return Err(Stop::Internal("import state lost".into()));
         };
+        let running = self.running.clone();
         let (importer, result) = blocking(&state.store, move |s| {
+            let _running = running;
             let result = lines
                 .iter()
                 .try_for_each(|l| importer.line(s, l))

@@ -315,7 +315,11 @@ pub fn check_credential_record(key: &[u8], value: &[u8]) -> Result<CredentialRec
     let c: CredentialRecord = serde_json::from_slice(value).map_err(|e| {
         format!("not a credential record (id, tenant, api, secret_sha256, created_ms): {e}")
     })?;
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    // Lower-case, as `credential create` makes them (an id is looked up as the secret's
+    // first digits, which are lower-case).
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
     if key != c.id.as_bytes() {
         return Err(format!(
             "credential record {:?} under key {:?}",
@@ -324,13 +328,16 @@ pub fn check_credential_record(key: &[u8], value: &[u8]) -> Result<CredentialRec
         ));
     }
     if !hex(&c.id, ID_HEX) {
-        return Err(format!("invalid credential id {:?}: 12 hex digits", c.id));
+        return Err(format!(
+            "invalid credential id {:?}: 12 lower-case hex digits",
+            c.id
+        ));
     }
     if !valid_tenant(&c.tenant) {
         return Err(format!("invalid tenant name {:?}", c.tenant));
     }
     if !hex(&c.secret_sha256, 64) {
-        return Err("secret_sha256 must be 64 hex digits".into());
+        return Err("secret_sha256 must be 64 lower-case hex digits".into());
     }
     match (c.api, &c.app) {
         (Api::Flash, Some(app)) if !valid_tenant(app) => Err(format!("invalid app name {app:?}")),
