@@ -1208,3 +1208,75 @@ fn the_segment_being_appended_to_at_a_crash_is_missed_when_it_goes() {
         assert!(!report.is_clean(), "{what}: {report:?}");
     }
 }
+
+/// The active segment an open makes is logged as started too (a store that wrote less than
+/// a segment since it opened), and only where its file is durable: a `never` store's and a
+/// full disk's detached one are not, so a crash leaves no false report.
+#[test]
+fn the_segment_an_open_starts_is_missed_when_it_goes_and_never_falsely() {
+    let put_a_few = |store: &Store| {
+        for i in 0..5u32 {
+            store
+                .put(
+                    b"ns",
+                    format!("k{i}").as_bytes(),
+                    b"v",
+                    PutOptions::default(),
+                )
+                .expect("put");
+        }
+    };
+    // Durable: the open's own segment, deleted after a crash, is damage.
+    let fs = SimFs::new();
+    drop(open(&fs, RecoveryPolicy::Salvage).expect("open"));
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("reopen");
+    put_a_few(&store);
+    let image = fs.crash_image_now(Torn::No);
+    drop(store);
+    let newest = files(&image, ".seg").pop().expect("a segment");
+    image.remove(&Path::new(DIR).join(&newest)).expect("remove");
+    image.sync_dir(Path::new(DIR)).expect("sync dir");
+    assert!(
+        open(&image, RecoveryPolicy::Strict).is_err(),
+        "{newest} deleted after a crash: strict opened it"
+    );
+    // Not durable: nothing is logged as started, and a crash image opens clean.
+    let fs = SimFs::new();
+    let never = || {
+        Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .segment_size(4096)
+            .durability(ttlcask_engine::Durability::Never)
+            .compaction_interval(None)
+            .clock(ManualClock::new(1_000_000))
+            .open(DIR)
+            .expect("open")
+    };
+    drop(never());
+    let store = never();
+    put_a_few(&store);
+    let image = fs.crash_image_now(Torn::No);
+    drop(store);
+    // (Its own segment's header may not have reached the disk: a blank file, removed.)
+    let store = open(&image, RecoveryPolicy::Strict).expect("a never store's crash opens strict");
+    assert!(
+        store.recovery_report().damaged.is_empty(),
+        "{:?}",
+        store.recovery_report()
+    );
+    drop(store);
+    // A full disk: the open's segment is detached (no file), and logged as nothing.
+    let fs = SimFs::new();
+    drop(open(&fs, RecoveryPolicy::Salvage).expect("open"));
+    fs.set_capacity(Some(fs.used()));
+    let store = open(&fs, RecoveryPolicy::Salvage).expect("opens on a full disk");
+    let image = fs.crash_image_now(Torn::No);
+    drop(store);
+    image.set_capacity(None);
+    let store = open(&image, RecoveryPolicy::Strict).expect("a full disk's crash opens strict");
+    assert!(
+        store.recovery_report().damaged.is_empty(),
+        "{:?}",
+        store.recovery_report()
+    );
+}
