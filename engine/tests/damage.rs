@@ -1268,7 +1268,8 @@ fn the_segment_an_open_starts_is_missed_when_it_goes_and_never_falsely() {
     // A full disk: the open's segment is detached (no file), and logged as nothing.
     let fs = SimFs::new();
     drop(open(&fs, RecoveryPolicy::Salvage).expect("open"));
-    fs.set_capacity(Some(fs.used()));
+    // Room for the seal log, none for a segment.
+    fs.set_capacity(Some(fs.used() + 1024));
     let store = open(&fs, RecoveryPolicy::Salvage).expect("opens on a full disk");
     let image = fs.crash_image_now(Torn::No);
     drop(store);
