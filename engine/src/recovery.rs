@@ -22,7 +22,7 @@ use crate::store::{DamagedRange, RecoveryReport};
 
 /// How the report names a segment file that was created but whose header never reached
 /// the disk (a crash while starting a segment); it is removed.
-const BLANK_SEGMENT: &str = "blank segment removed (its header never reached the disk)";
+pub(crate) const BLANK_SEGMENT: &str = "blank segment removed (its header never reached the disk)";
 
 /// Why recovery did not produce an index.
 #[derive(Debug)]
@@ -629,7 +629,7 @@ pub fn recover(
             report
                 .ignored_files
                 .iter()
-                .filter(|f| !f.ends_with(BLANK_SEGMENT))
+                .filter(|f| !crate::store::is_blank_removal(f))
                 .cloned(),
         );
         if !problems.is_empty() {
@@ -1307,7 +1307,7 @@ fn garbage_after(tail: &[u8], header: &format::SegmentHeader) -> Option<usize> {
 /// Whether a segment file ends in the zeros of pre-allocated space (it was being appended
 /// to). A sealed format 2 segment ends with a trailer whose body length and CRC are never
 /// all zero.
-fn unsealed(bytes: &[u8]) -> bool {
+pub(crate) fn unsealed(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[bytes.len() - 8..].iter().all(|&b| b == 0)
 }
 

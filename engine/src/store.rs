@@ -56,15 +56,30 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    /// Whether opening found anything damaged, cut or unusable.
+    /// Whether opening found nothing damaged or unusable. What a crash leaves behind is no
+    /// damage, as a strict open judges it: a write torn in flight at the end of the segment
+    /// being appended to (cut, in `truncated`) and a segment whose header never reached the
+    /// disk (removed, in `ignored_files`). Both made an ordinary kill -9 read as "damage
+    /// found" (found from outside).
     pub fn is_clean(&self) -> bool {
-        self.truncated.is_empty() && self.ignored_files.is_empty() && self.damaged.is_empty()
+        self.damaged.is_empty() && self.ignored_files.iter().all(|f| is_blank_removal(f))
+    }
+
+    /// Whether opening found anything at all: damage, or what a crash left behind.
+    pub fn found_anything(&self) -> bool {
+        !self.truncated.is_empty() || !self.ignored_files.is_empty() || !self.damaged.is_empty()
     }
 
     /// Bytes cut off torn tails.
     pub fn bytes_cut(&self) -> u64 {
         self.truncated.iter().map(|t| t.2).sum()
     }
+}
+
+/// Whether an `ignored_files` line is that of a blank segment the open removed (created, its
+/// header not on disk yet, at a crash).
+pub fn is_blank_removal(line: &str) -> bool {
+    line.ends_with(crate::recovery::BLANK_SEGMENT)
 }
 
 /// A damaged byte range of a segment, found by recovery or compaction.

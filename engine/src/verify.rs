@@ -263,7 +263,16 @@ fn check_segment(
                 _ if started => format!(
                     "{what} (seals.log says it was being appended to, its header synced): what it held is lost; open leaves the file in place (those keys may read older values)"
                 ),
-                _ => "blank segment (removed at open; it holds nothing)".to_string(),
+                _ => {
+                    // What a crash while starting a segment leaves: no damage (it was, and
+                    // an ordinary kill -9 on a full disk made `verify` exit 1: found from
+                    // outside).
+                    report.warnings.push(format!(
+                        "{}: blank segment (a crash left it before its header reached the disk; removed at open; it holds nothing)",
+                        path.display()
+                    ));
+                    return;
+                }
             };
             report.damage.push(damage(Some(0), problem));
             return;
@@ -285,7 +294,11 @@ fn check_segment(
             }
         },
     };
-    let (scanned, sealed_damage) = crate::recovery::scan_sealed(bytes, &header, sealed, false);
+    // As the open judges it: a segment not sealed that ends in the zeros of its pre-allocated
+    // space was being appended to, and a write torn at its end by a crash is cut, no damage
+    // (verify called it damage, and an ordinary kill -9 made it exit 1: found from outside).
+    let appending = sealed.is_none() && crate::recovery::unsealed(bytes);
+    let (scanned, sealed_damage) = crate::recovery::scan_sealed(bytes, &header, sealed, appending);
     report.records += scanned.records.len() as u64;
     if let Some(d) = sealed_damage {
         report.damage.push(damage(
@@ -306,7 +319,14 @@ fn check_segment(
             ),
         ));
     }
-    if scanned.torn {
+    if scanned.torn && appending {
+        report.warnings.push(format!(
+            "{}: {} bytes at offset {} are a write torn by a crash at the end of the segment being appended to (cut at open; it was never acknowledged)",
+            path.display(),
+            bytes.len() - scanned.end,
+            scanned.end
+        ));
+    } else if scanned.torn {
         let what = match sealed {
             Some(len) => format!(
                 "the segment was sealed with {len} bytes (seals.log), so this is damage, not a torn write"

@@ -1294,3 +1294,58 @@ fn verify_names_a_file_it_cannot_read_and_checks_the_rest() {
     );
     assert_eq!(report.segments, segments.len() as u64, "{report:?}");
 }
+
+/// What a kill -9 leaves behind, a write torn at the end of the segment being appended to
+/// (cut) or a segment whose header never reached the disk (removed), is no damage: `verify`
+/// warns and exits clean, and the open report is clean (found from outside, twelfth
+/// session: both made an ordinary crash read as "recovery found damage", and `verify` exit 1).
+#[test]
+fn what_a_crash_leaves_is_a_warning_not_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        Store::builder()
+            .segment_size(4096)
+            .compaction_interval(None)
+            .open(dir.path())
+            .expect("open")
+    };
+    let store = open();
+    put_200_keys(&store);
+    drop(store);
+    // The newest segment as a crash leaves it: not sealed (no seal log entry), a torn write
+    // after its data, then the zeros of its pre-allocated space. And a blank segment.
+    std::fs::remove_file(dir.path().join("seals.log")).expect("remove the seal log");
+    let segments = files_ending(dir.path(), ".seg");
+    let newest = dir.path().join(segments.last().expect("a segment"));
+    // (It has no hint yet: hints come once a segment is sealed.)
+    std::fs::remove_file(newest.with_extension("hint")).expect("remove its hint");
+    let mut bytes = std::fs::read(&newest).expect("read");
+    bytes.extend_from_slice(&TORN);
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&newest, &bytes).expect("write");
+    let blank = dir.path().join("0000009999.seg");
+    std::fs::write(&blank, [0u8; 4096]).expect("a blank segment");
+    let report = ttlcask_engine::verify(dir.path()).expect("verify");
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("torn by a crash"))
+            && report.warnings.iter().any(|w| w.contains("blank segment")),
+        "{report:?}"
+    );
+    let store = open();
+    let found = store.recovery_report();
+    assert!(found.is_clean() && found.found_anything(), "{found:?}");
+    assert_eq!(found.truncated.len(), 1, "{found:?}");
+    drop(store);
+    // Damage is still damage: a byte flipped inside a sealed segment's data.
+    let first = dir.path().join(&files_ending(dir.path(), ".seg")[0]);
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes[200] ^= 0x40;
+    std::fs::write(&first, &bytes).expect("write");
+    assert!(!ttlcask_engine::verify(dir.path())
+        .expect("verify")
+        .is_clean());
+}

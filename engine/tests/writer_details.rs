@@ -328,9 +328,9 @@ fn deletes_on_a_full_disk_take_the_tombstone_part_of_the_space_reserve() {
     assert_eq!(store.keys(b"ns").count(), stored.len() - 180);
 }
 
-/// Imports keep their version within the range the index holds (1 to 2^55 − 1, leaving
-/// room above for the store's own), and the store's next version goes past the highest one
-/// imported, so no later write reuses it.
+/// Imports keep their version within 1 to `MAX_IMPORT_VERSION` (2^54 − 1, leaving room
+/// above for the store's own below the 2^55 an open takes for plausible), and the store's
+/// next version goes past the highest one imported, so no later write reuses it.
 #[test]
 fn imported_versions_are_bounded_and_raise_the_next_version() {
     let fs = SimFs::new();
@@ -340,8 +340,9 @@ fn imported_versions_are_bounded_and_raise_the_next_version() {
         batch.import(b"ns", key, b"v", PutOptions::default(), version);
         store.write_batch(batch)
     };
-    let limit = 1u64 << 55;
-    for bad in [0, limit, limit + 1, u64::MAX] {
+    let limit = ttlcask_engine::MAX_IMPORT_VERSION + 1;
+    assert_eq!(limit, 1 << 54);
+    for bad in [0, limit, limit + 1, 1 << 55, u64::MAX] {
         assert!(
             matches!(
                 import(b"bad", bad),

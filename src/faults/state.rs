@@ -46,7 +46,7 @@ impl StorageState {
             ),
             (
                 "recovery_clean",
-                "1 if opening the store found nothing damaged, cut or ignored.",
+                "1 if opening the store found nothing damaged or unusable (a write torn by a crash, cut, and a blank segment a crash left, removed, are no damage).",
                 u64::from(r.is_clean()),
             ),
             (
@@ -190,6 +190,16 @@ pub fn recovery_lines(r: &RecoveryReport) -> Vec<String> {
 pub fn log_recovery(r: &RecoveryReport) {
     let lines = recovery_lines(r);
     if lines.is_empty() {
+        // What a crash leaves is no damage: said at info, once per place.
+        for &(segment, offset, bytes) in &r.truncated {
+            tracing::info!(
+                "recovery: cut a write torn by a crash at the end of segment {} (offset {offset}, {bytes} bytes); it was never acknowledged",
+                segment_file(segment)
+            );
+        }
+        for file in &r.ignored_files {
+            tracing::info!("recovery: {file}");
+        }
         tracing::info!(
             segments_scanned = r.segments_scanned,
             segments_from_hints = r.segments_from_hints,
@@ -229,6 +239,33 @@ mod tests {
     #[test]
     fn a_clean_report_has_no_warn_lines() {
         assert!(recovery_lines(&RecoveryReport::default()).is_empty());
+    }
+
+    // What an ordinary kill -9 leaves (a torn write cut, a blank segment removed) is no
+    // damage: it was logged as "recovery found damage" and `ttlcask_recovery_clean` was 0
+    // (found from outside, twelfth session).
+    #[test]
+    fn what_a_crash_leaves_is_no_damage() {
+        let crash = RecoveryReport {
+            truncated: vec![(313, 72, 65464)],
+            ignored_files: vec![
+                "/d/0000008760.seg: blank segment removed (its header never reached the disk)"
+                    .into(),
+            ],
+            ..RecoveryReport::default()
+        };
+        assert!(crash.is_clean() && crash.found_anything());
+        assert!(recovery_lines(&crash).is_empty());
+        let mut other = crash.clone();
+        other
+            .ignored_files
+            .push("/d/0000000009.seg: bad header".into());
+        assert!(!other.is_clean());
+        assert_eq!(
+            recovery_lines(&other).len(),
+            4,
+            "the tail, both files, the summary"
+        );
     }
 
     #[test]
