@@ -1349,3 +1349,82 @@ fn what_a_crash_leaves_is_a_warning_not_damage() {
         .expect("verify")
         .is_clean());
 }
+
+/// `verify` judges headers and blank segments as the open does: a header naming another
+/// segment that is here is damage read with a rebuilt header, one naming a segment that is
+/// not here is a renamed file (ignored at open); a blank segment the seal log says was
+/// started is damage, one it does not name is what a crash leaves (a warning).
+#[test]
+fn verify_judges_foreign_headers_and_blank_segments_as_the_open_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::builder()
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .open(dir.path())
+        .expect("open");
+    put_200_keys(&store);
+    drop(store);
+    let segments = files_ending(dir.path(), ".seg");
+    let (first, second) = (dir.path().join(&segments[0]), dir.path().join(&segments[1]));
+    let header: Vec<u8> = std::fs::read(&first).expect("read")[..72].to_vec();
+    let mut bytes = std::fs::read(&second).expect("read");
+    bytes[..72].copy_from_slice(&header);
+    std::fs::write(&second, &bytes).expect("write");
+    let renamed = dir.path().join("0000009000.seg");
+    std::fs::rename(
+        dir.path().join(segments.last().expect("a segment")),
+        &renamed,
+    )
+    .expect("rename");
+    // A seal log entry saying segment 9001 was started (id, length u64::MAX - 1, CRC), its
+    // file all zeros; and a blank 9002 the log does not name.
+    let mut entry = Vec::new();
+    entry.extend_from_slice(&9001u32.to_le_bytes());
+    entry.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+    let crc = crc32fast::hash(&entry);
+    entry.extend_from_slice(&crc.to_le_bytes());
+    let mut log = std::fs::read(dir.path().join("seals.log")).expect("read the log");
+    log.extend_from_slice(&entry);
+    std::fs::write(dir.path().join("seals.log"), &log).expect("write the log");
+    std::fs::write(dir.path().join("0000009001.seg"), [0u8; 4096]).expect("write");
+    std::fs::write(dir.path().join("0000009002.seg"), [0u8; 4096]).expect("write");
+    let report = ttlcask_engine::verify(dir.path()).expect("verify");
+    let problem = |file: &std::path::Path| -> Vec<&str> {
+        report
+            .damage
+            .iter()
+            .filter(|d| d.file == file)
+            .map(|d| d.problem.as_str())
+            .collect()
+    };
+    assert!(
+        problem(&second)
+            .iter()
+            .any(|p| p.contains("names segment") && p.contains("rebuilt")),
+        "{report:?}"
+    );
+    assert!(
+        problem(&renamed)
+            .iter()
+            .any(|p| p.contains("renamed from another id")),
+        "{report:?}"
+    );
+    assert!(
+        problem(&dir.path().join("0000009001.seg"))
+            .iter()
+            .any(|p| p.contains("being appended to")),
+        "{report:?}"
+    );
+    assert!(
+        problem(&dir.path().join("0000009002.seg")).is_empty(),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("0000009002.seg") && w.contains("blank segment")),
+        "{report:?}"
+    );
+}
