@@ -769,7 +769,8 @@ fn load_segments(
     for seg in rescan {
         let id = seg.id;
         let sealed_len = sealed.get(&id).copied();
-        let (seg, stats) = scan_segment(fs, seg, sealed_len, replay, report)?;
+        let distrusted_hint = distrusted.contains(&id);
+        let (seg, stats) = scan_segment(fs, seg, sealed_len, distrusted_hint, replay, report)?;
         loaded.push((id, seg, stats));
     }
     loaded.sort_unstable_by_key(|(id, _, _)| *id);
@@ -1165,6 +1166,7 @@ fn scan_segment(
     fs: &dyn FileSystem,
     seg: Segment,
     sealed_len: Option<u64>,
+    distrusted_hint: bool,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> std::io::Result<(Segment, SlotStats)> {
@@ -1221,6 +1223,9 @@ fn scan_segment(
             }
             None => note_damaged(id, d, replay, report),
         }
+    }
+    if distrusted_hint {
+        foreign_frames(fs, &seg, &scanned, replay, report);
     }
     let mut valid = scanned.end as u64;
     // What is wrong at the end of the data, if anything: kept byte for byte, reported. Only
@@ -1357,6 +1362,62 @@ fn not_intact(
                 && intact.binary_search(at).is_err()
         })
         .collect()
+}
+
+/// A segment whose hint was not trusted (its header rebuilt, say) may hold, where its hint
+/// names records of its own, frames of another segment that check (a misdirected block
+/// write carries that segment's header and frames): the records the hint names at offsets
+/// where the scan found no intact record, outside the damaged ranges already reported, are
+/// lost. The other segment's records found there are the same versions as its own, and the
+/// marks keep its older values of those keys from being served (found from outside: one
+/// read an older value, three vanished, `keys_lost` 0).
+fn foreign_frames(
+    fs: &dyn FileSystem,
+    seg: &Segment,
+    scanned: &scan::Scan<'_>,
+    replay: &mut Replay,
+    report: &mut RecoveryReport,
+) {
+    let hint = seg.path.with_file_name(segment::hint_file_name(seg.id));
+    let Some(named) = hint_summaries(fs, &hint, seg.id) else {
+        return;
+    };
+    // Intact means the record the hint names, at its offset: another segment's record can
+    // stand at the same offset.
+    let intact: HashSet<(u64, u64)> = scanned
+        .records
+        .iter()
+        .map(|(at, e)| (*at as u64, e.meta.version))
+        .collect();
+    let reported: Vec<std::ops::Range<u64>> = scanned
+        .damaged
+        .iter()
+        .map(|d| d.offset as u64..(d.offset + d.len) as u64)
+        .collect();
+    // Past the end of the scanned data is the tail's to report (damage there, or a file cut
+    // short).
+    let end = scanned.end as u64;
+    let lost: Vec<(Summary, u64)> = named
+        .into_iter()
+        .filter(|(s, at)| {
+            *at < end
+                && !intact.contains(&(*at, s.version))
+                && !reported.iter().any(|r| r.contains(at))
+        })
+        .collect();
+    let (Some(first), Some(last)) = (lost.first(), lost.last()) else {
+        return;
+    };
+    report.damaged.push(DamagedRange {
+        segment: seg.id,
+        offset: first.1,
+        len: (last.1 + u64::from(last.0.len)).saturating_sub(first.1).max(1),
+        records: Some(lost.len() as u64),
+        problem: "records the segment's hint names that its bytes no longer hold (other frames stand there): lost, their keys known".to_string(),
+    });
+    for (summary, offset) in lost {
+        replay.lost.push((summary, seg.id, offset));
+    }
 }
 
 /// Reports a damaged range and remembers the records it held, to mark their keys lost.
