@@ -65,10 +65,6 @@ impl RecoveryReport {
         self.damaged.is_empty() && self.ignored_files.iter().all(|f| is_blank_removal(f))
     }
 
-    /// Whether opening found anything at all: damage, or what a crash left behind.
-    pub fn found_anything(&self) -> bool {
-        !self.truncated.is_empty() || !self.ignored_files.is_empty() || !self.damaged.is_empty()
-    }
 
     /// Bytes cut off torn tails.
     pub fn bytes_cut(&self) -> u64 {
