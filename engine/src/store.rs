@@ -65,7 +65,6 @@ impl RecoveryReport {
         self.damaged.is_empty() && self.ignored_files.iter().all(|f| is_blank_removal(f))
     }
 
-
     /// Bytes cut off torn tails.
     pub fn bytes_cut(&self) -> u64 {
         self.truncated.iter().map(|t| t.2).sum()

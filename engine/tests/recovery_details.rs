@@ -1340,6 +1340,30 @@ fn what_a_crash_leaves_is_a_warning_not_damage() {
     assert!(found.is_clean(), "{found:?}");
     assert_eq!(found.truncated.len(), 1, "{found:?}");
     drop(store);
+    assert_eq!(
+        ttlcask_engine::verify(dir.path())
+            .expect("verify")
+            .warnings
+            .iter()
+            .filter(|w| w.contains("torn by a crash"))
+            .count(),
+        0,
+        "the open cut the tail"
+    );
+    // Zeros alone after the data of a segment being appended to are no torn write.
+    let newest_now = dir
+        .path()
+        .join(files_ending(dir.path(), ".seg").last().expect("a segment"));
+    let _ = std::fs::remove_file(newest_now.with_extension("hint"));
+    let _ = std::fs::remove_file(dir.path().join("seals.log"));
+    let mut bytes = std::fs::read(&newest_now).expect("read");
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&newest_now, &bytes).expect("write");
+    let report = ttlcask_engine::verify(dir.path()).expect("verify");
+    assert!(
+        report.is_clean() && !report.warnings.iter().any(|w| w.contains("torn")),
+        "{report:?}"
+    );
     // Damage is still damage: a byte flipped inside a sealed segment's data.
     let first = dir.path().join(&files_ending(dir.path(), ".seg")[0]);
     let mut bytes = std::fs::read(&first).expect("read");
@@ -1425,6 +1449,49 @@ fn verify_judges_foreign_headers_and_blank_segments_as_the_open_does() {
             .warnings
             .iter()
             .any(|w| w.contains("0000009002.seg") && w.contains("blank segment")),
+        "{report:?}"
+    );
+}
+
+/// A torn write after the length the seal log says a segment was sealed with is damage, not
+/// what a crash leaves (only a segment being appended to can hold a write in flight).
+#[test]
+fn a_torn_write_after_a_sealed_length_is_damage_to_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::builder()
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .open(dir.path())
+        .expect("open");
+    put_200_keys(&store);
+    drop(store);
+    let sealed = dir.path().join(&files_ending(dir.path(), ".seg")[0]);
+    let mut bytes = std::fs::read(&sealed).expect("read");
+    bytes.extend_from_slice(&TORN);
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&sealed, &bytes).expect("write");
+    // And a sealed segment left uncut (zeros after its data) whose last frame is damaged:
+    // the zeros do not make it one being appended to.
+    let uncut = dir.path().join(&files_ending(dir.path(), ".seg")[1]);
+    let mut bytes = std::fs::read(&uncut).expect("read");
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0x55;
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&uncut, &bytes).expect("write");
+    let report = ttlcask_engine::verify(dir.path()).expect("verify");
+    for file in [&sealed, &uncut] {
+        assert!(
+            report.damage.iter().any(|d| &d.file == file),
+            "{}: {report:?}",
+            file.display()
+        );
+    }
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("torn by a crash")),
         "{report:?}"
     );
 }
