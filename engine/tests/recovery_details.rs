@@ -1096,15 +1096,7 @@ fn a_sealed_segment_is_hinted_soon_after_it_is_sealed() {
 /// the open kept the file and reported the loss (found from outside).
 #[test]
 fn verify_calls_a_zeroed_sealed_segment_damage_not_blank() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::builder()
-        .segment_size(4096)
-        .durability(Durability::Always)
-        .compaction_interval(None)
-        .open(dir.path())
-        .expect("open");
-    put_200_keys(&store);
-    drop(store);
+    let dir = closed_dir_of_200_keys();
     let first = dir.path().join("0000000001.seg");
     for emptied in [false, true] {
         let len = std::fs::metadata(&first).expect("segment").len();
@@ -1267,15 +1259,7 @@ fn verify_reports_a_segment_deleted_with_its_hint() {
 /// twelfth session).
 #[test]
 fn verify_names_a_file_it_cannot_read_and_checks_the_rest() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::builder()
-        .segment_size(4096)
-        .durability(Durability::Always)
-        .compaction_interval(None)
-        .open(dir.path())
-        .expect("open");
-    put_200_keys(&store);
-    drop(store);
+    let dir = closed_dir_of_200_keys();
     let hints = files_ending(dir.path(), ".hint");
     let segments = files_ending(dir.path(), ".seg");
     assert!(hints.len() >= 2 && segments.len() >= 2);
@@ -1380,15 +1364,7 @@ fn what_a_crash_leaves_is_a_warning_not_damage() {
 /// started is damage, one it does not name is what a crash leaves (a warning).
 #[test]
 fn verify_judges_foreign_headers_and_blank_segments_as_the_open_does() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::builder()
-        .segment_size(4096)
-        .durability(Durability::Always)
-        .compaction_interval(None)
-        .open(dir.path())
-        .expect("open");
-    put_200_keys(&store);
-    drop(store);
+    let dir = closed_dir_of_200_keys();
     let segments = files_ending(dir.path(), ".seg");
     let (first, second) = (dir.path().join(&segments[0]), dir.path().join(&segments[1]));
     let header: Vec<u8> = std::fs::read(&first).expect("read")[..72].to_vec();
@@ -1457,15 +1433,7 @@ fn verify_judges_foreign_headers_and_blank_segments_as_the_open_does() {
 /// what a crash leaves (only a segment being appended to can hold a write in flight).
 #[test]
 fn a_torn_write_after_a_sealed_length_is_damage_to_verify() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::builder()
-        .segment_size(4096)
-        .durability(Durability::Always)
-        .compaction_interval(None)
-        .open(dir.path())
-        .expect("open");
-    put_200_keys(&store);
-    drop(store);
+    let dir = closed_dir_of_200_keys();
     let sealed = dir.path().join(&files_ending(dir.path(), ".seg")[0]);
     let mut bytes = std::fs::read(&sealed).expect("read");
     bytes.extend_from_slice(&TORN);
@@ -1494,4 +1462,19 @@ fn a_torn_write_after_a_sealed_length_is_damage_to_verify() {
             .any(|w| w.contains("torn by a crash")),
         "{report:?}"
     );
+}
+
+/// A closed durable store of 4 KiB segments holding `put_200_keys`, on the real file system
+/// (`verify` reads real files).
+fn closed_dir_of_200_keys() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::builder()
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .open(dir.path())
+        .expect("open");
+    put_200_keys(&store);
+    drop(store);
+    dir
 }
