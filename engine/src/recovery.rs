@@ -1104,7 +1104,11 @@ fn hint_summary(e: &HintEntry<'_>) -> Summary {
 
 /// The records a sound hint of segment `id` names, as summaries with their offsets; `None`
 /// if there is no such hint.
-fn hint_summaries(fs: &dyn FileSystem, path: &Path, id: u32) -> Option<Vec<(Summary, u64)>> {
+pub(crate) fn hint_summaries(
+    fs: &dyn FileSystem,
+    path: &Path,
+    id: u32,
+) -> Option<Vec<(Summary, u64)>> {
     let bytes = fs.read(path).ok()?;
     let mut reader = HintReader::new(bytes.len());
     if reader.header(&bytes).ok()??.segment_id != id {
@@ -1382,29 +1386,7 @@ fn foreign_frames(
     let Some(named) = hint_summaries(fs, &hint, seg.id) else {
         return;
     };
-    // Intact means the record the hint names, at its offset: another segment's record can
-    // stand at the same offset.
-    let intact: HashSet<(u64, u64)> = scanned
-        .records
-        .iter()
-        .map(|(at, e)| (*at as u64, e.meta.version))
-        .collect();
-    let reported: Vec<std::ops::Range<u64>> = scanned
-        .damaged
-        .iter()
-        .map(|d| d.offset as u64..(d.offset + d.len) as u64)
-        .collect();
-    // Past the end of the scanned data is the tail's to report (damage there, or a file cut
-    // short).
-    let end = scanned.end as u64;
-    let lost: Vec<(Summary, u64)> = named
-        .into_iter()
-        .filter(|(s, at)| {
-            *at < end
-                && !intact.contains(&(*at, s.version))
-                && !reported.iter().any(|r| r.contains(at))
-        })
-        .collect();
+    let lost = replaced_records(named, scanned);
     let (Some(first), Some(last)) = (lost.first(), lost.last()) else {
         return;
     };
@@ -1418,6 +1400,36 @@ fn foreign_frames(
     for (summary, offset) in lost {
         replay.lost.push((summary, seg.id, offset));
     }
+}
+
+/// Of the records a hint names (`named`), those a scan found neither intact at their offset
+/// (the same version there: another segment's record can stand at the same offset) nor
+/// inside a damaged range it reports, before the end of the data it scanned (past it is the
+/// tail's to report: damage there, or a file cut short). Recovery and `verify` both judge
+/// a segment whose header was rebuilt so.
+pub(crate) fn replaced_records(
+    named: Vec<(Summary, u64)>,
+    scanned: &scan::Scan<'_>,
+) -> Vec<(Summary, u64)> {
+    let intact: HashSet<(u64, u64)> = scanned
+        .records
+        .iter()
+        .map(|(at, e)| (*at as u64, e.meta.version))
+        .collect();
+    let reported: Vec<std::ops::Range<u64>> = scanned
+        .damaged
+        .iter()
+        .map(|d| d.offset as u64..(d.offset + d.len) as u64)
+        .collect();
+    let end = scanned.end as u64;
+    named
+        .into_iter()
+        .filter(|(s, at)| {
+            *at < end
+                && !intact.contains(&(*at, s.version))
+                && !reported.iter().any(|r| r.contains(at))
+        })
+        .collect()
 }
 
 /// Reports a damaged range and remembers the records it held, to mark their keys lost.

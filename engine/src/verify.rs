@@ -232,6 +232,9 @@ fn check_segment(
         offset: offset.map(|o| o as u64),
         problem,
     };
+    // Whether the header was rebuilt from the frames: then the open distrusts the hint and
+    // compares it with what the scan found (`recovery::replaced_records`).
+    let mut rebuilt = false;
     let header = match format::decode_segment_header(bytes) {
         Ok(h) if h.id == id => Ok(h),
         Ok(h) if renamed(h.id) => {
@@ -283,6 +286,7 @@ fn check_segment(
                     Some(0),
                     format!("the segment header fails its checks ({e}); its frames read with a header rebuilt from them (as open reads them)"),
                 ));
+                rebuilt = true;
                 header
             }
             None => {
@@ -300,6 +304,21 @@ fn check_segment(
     let appending = sealed.is_none() && crate::recovery::unsealed(bytes);
     let (scanned, sealed_damage) = crate::recovery::scan_sealed(bytes, &header, sealed, appending);
     report.records += scanned.records.len() as u64;
+    let hint = path.with_file_name(segment::hint_file_name(id));
+    let replaced = rebuilt
+        .then(|| crate::recovery::hint_summaries(&crate::fs::RealFs, &hint, id))
+        .flatten()
+        .map(|named| crate::recovery::replaced_records(named, &scanned))
+        .unwrap_or_default();
+    if let Some((_, at)) = replaced.first() {
+        report.damage.push(damage(
+            usize::try_from(*at).ok(),
+            format!(
+                "{} record(s) its hint names are not in its bytes (other frames stand there): lost, their keys known (as open reads it)",
+                replaced.len()
+            ),
+        ));
+    }
     if let Some(d) = sealed_damage {
         report.damage.push(damage(
             Some(d.offset),

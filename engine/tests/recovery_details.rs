@@ -1389,6 +1389,21 @@ fn verify_judges_foreign_headers_and_blank_segments_as_the_open_does() {
     std::fs::write(dir.path().join("seals.log"), &log).expect("write the log");
     std::fs::write(dir.path().join("0000009001.seg"), [0u8; 4096]).expect("write");
     std::fs::write(dir.path().join("0000009002.seg"), [0u8; 4096]).expect("write");
+    // A misdirected block: the third segment's header and first frames over the fourth's.
+    let (donor, misdirected) = (dir.path().join(&segments[2]), dir.path().join(&segments[3]));
+    let donor_bytes = std::fs::read(&donor).expect("read");
+    let magic = [0xF2, b'T', b'C', 0x9A];
+    let frames: Vec<usize> = donor_bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == magic)
+        .map(|(i, _)| i)
+        .collect();
+    let end = frames[3];
+    let mut bytes = std::fs::read(&misdirected).expect("read");
+    assert!(end < bytes.len());
+    bytes[..end].copy_from_slice(&donor_bytes[..end]);
+    std::fs::write(&misdirected, &bytes).expect("write");
     let report = ttlcask_engine::verify(dir.path()).expect("verify");
     let problem = |file: &std::path::Path| -> Vec<&str> {
         report
@@ -1418,6 +1433,12 @@ fn verify_judges_foreign_headers_and_blank_segments_as_the_open_does() {
     );
     assert!(
         problem(&dir.path().join("0000009002.seg")).is_empty(),
+        "{report:?}"
+    );
+    assert!(
+        problem(&misdirected)
+            .iter()
+            .any(|p| p.contains("its hint names are not in its bytes")),
         "{report:?}"
     );
     assert!(
