@@ -1387,16 +1387,11 @@ fn foreign_frames(
         return;
     };
     let lost = replaced_records(named, scanned);
-    let (Some(first), Some(last)) = (lost.first(), lost.last()) else {
-        return;
-    };
-    report.damaged.push(DamagedRange {
-        segment: seg.id,
-        offset: first.1,
-        len: (last.1 + u64::from(last.0.len)).saturating_sub(first.1).max(1),
-        records: Some(lost.len() as u64),
-        problem: "records the segment's hint names that its bytes no longer hold (other frames stand there): lost, their keys known".to_string(),
-    });
+    report.damaged.extend(range_of_records(
+        seg.id,
+        &lost,
+        "records the segment's hint names that its bytes no longer hold (other frames stand there): lost, their keys known",
+    ));
     for (summary, offset) in lost {
         replay.lost.push((summary, seg.id, offset));
     }
@@ -1430,6 +1425,21 @@ pub(crate) fn replaced_records(
                 && !reported.iter().any(|r| r.contains(at))
         })
         .collect()
+}
+
+/// The report's range of segment `id` from the first of `records` (a hint's, in file order,
+/// with their offsets) to the end of the last, counting them; `None` for none.
+fn range_of_records(id: u32, records: &[(Summary, u64)], problem: &str) -> Option<DamagedRange> {
+    let (first, last) = (records.first()?, records.last()?);
+    Some(DamagedRange {
+        segment: id,
+        offset: first.1,
+        len: (last.1 + u64::from(last.0.len))
+            .saturating_sub(first.1)
+            .max(1),
+        records: Some(records.len() as u64),
+        problem: problem.to_string(),
+    })
 }
 
 /// Reports a damaged range and remembers the records it held, to mark their keys lost.
@@ -1498,19 +1508,16 @@ fn load_evidence(
     let hint = path.with_file_name(segment::evidence_hint_file_name(id));
     if let Some(named) = hint_summaries(fs, &hint, id) {
         let lost = not_intact(named, &intact, 0, false);
-        let unreported: Vec<_> = lost
+        let unreported: Vec<(Summary, u64)> = lost
             .iter()
             .filter(|(_, at)| !reported.iter().any(|r| r.contains(at)))
+            .copied()
             .collect();
-        if let (Some(first), Some(last)) = (unreported.first(), unreported.last()) {
-            report.damaged.push(DamagedRange {
-                segment: id,
-                offset: first.1,
-                len: (last.1 + u64::from(last.0.len)).saturating_sub(first.1).max(1),
-                records: Some(unreported.len() as u64),
-                problem: "records the damaged segment's hint names that its bytes no longer hold: lost, their keys known".to_string(),
-            });
-        }
+        report.damaged.extend(range_of_records(
+            id,
+            &unreported,
+            "records the damaged segment's hint names that its bytes no longer hold: lost, their keys known",
+        ));
         for (summary, offset) in lost {
             replay.lost.push((summary, id, offset));
         }

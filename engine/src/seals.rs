@@ -17,10 +17,10 @@
 //! so a sealed segment that is missing and not removed was lost outside the store. A durable
 //! store also logs each segment it starts appending to (length [`STARTED`]), once its file
 //! is durable and before anything in it is acknowledged, so the segment a crash left
-//! unsealed is known too. The log
-//! is advice: a segment without an entry is judged by its end as before, and a failed
-//! append stops appends until the next open (and, the log no longer recording removals,
-//! overwrites the layout entry in place: see [`stop_recording_removals`]).
+//! unsealed is known too. The log is advice: a segment without an entry is judged by its
+//! end as before, and a failed append stops appends until the next open (and, the log no
+//! longer recording removals, overwrites the layout entry in place: see
+//! [`stop_recording_removals`]).
 
 use std::collections::HashMap;
 use std::io;

@@ -1023,11 +1023,11 @@ impl Item {
 /// Records up to this size are read under the index lock.
 const COPY_UNDER_LOCK: u32 = 16 << 10;
 
-/// Writes the seal log anew for the segments recovery left (all sealed), then `started`,
-/// the new active segment: the entries it had for them, and for each segment it did not name (a data dir from before the log, a `never`
-/// store's rollovers, a segment recovery cut) a new one once the segment is synced. The log
-/// is advice: where it cannot be written, the store opens with none (and recovery judges
-/// segments by their ends, as before it).
+/// Writes the seal log anew for the segments recovery left (all sealed): the entries it
+/// had for them, and for each segment it did not name (a data dir from before the log, a
+/// `never` store's rollovers, a segment recovery cut) a new one once the segment is synced;
+/// then `started`, the new active segment. The log is advice: where it cannot be written,
+/// the store opens with none (and recovery judges segments by their ends, as before it).
 fn write_seal_log(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,

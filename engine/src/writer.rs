@@ -274,7 +274,8 @@ impl Frame<'_> {
         let version = match (floor >= version, over_clears) {
             (false, _) => version,
             (true, false) => return Ok(Err(floor)),
-            (true, true) => self.next_version.max(floor + 1),
+            // The counter is past every version issued, the clear's among them.
+            (true, true) => self.next_version,
         };
         let _ = self.ensure_namespace(namespace);
         self.push_versioned(Op::Put, namespace, key, value, options, version);
@@ -795,6 +796,9 @@ impl Inner {
             self.fs.sync_dir(&self.dir).map_err(|e| self.fail(e))?;
             // Its name and header are durable: from here the seal log knows it is the one
             // appended to, and a crash that leaves it missing is damage, not a clean open.
+            // (An append of its own, not one write with the seal entry above: the log takes
+            // only its last entry failing its check for a torn append, and a torn write of
+            // two entries can garble the first; the crash-point enumeration showed it.)
             self.seals.append_started(id);
         }
         self.state
