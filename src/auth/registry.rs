@@ -225,7 +225,6 @@ fn hex_digest(hash: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// One record; `None` if it is gone or lost to disk damage (logged).
 /// A record that is not a valid tenant or credential (written by an import before imports
 /// checked them) is left out, as a lost one is: one bad record must not keep every tenant
 /// of the node offline.
@@ -237,6 +236,7 @@ fn unusable(key: &[u8], why: &str) {
     );
 }
 
+/// One record; `None` if it is gone or lost to disk damage (logged).
 fn read_record(store: &Store, ns: &[u8], key: &[u8]) -> Result<Option<Item>, RegistryError> {
     match store.get(ns, key) {
         Ok(found) => Ok(found),

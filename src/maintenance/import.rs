@@ -192,10 +192,8 @@ impl Importer {
             self.report.expired += 1;
             return Ok(());
         }
-        if ns == crate::namespace::SYSTEM_TENANTS {
-            if let Ok(t) = crate::auth::registry::check_tenant_record(&item.key, &item.value) {
-                self.tenants.push((number, t));
-            }
+        if let Some(t) = item.tenant {
+            self.tenants.push((number, t));
         }
         match item.version {
             Some(v) if self.over_clears => {
@@ -326,6 +324,8 @@ struct Record {
     value: Vec<u8>,
     options: PutOptions,
     version: Option<u64>,
+    /// The tenant a tenant record holds, checked (for [`Importer::check_client_ids`]).
+    tenant: Option<TenantRecord>,
 }
 
 fn parse_line(text: &[u8]) -> Result<Entry, String> {
@@ -344,8 +344,9 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
                 }
             }
             let value = line.value_bytes()?;
-            check_item(&parsed, &key, &value, line.kind)?;
+            let tenant = check_item(&parsed, &key, &value, line.kind)?;
             Some(Record {
+                tenant,
                 key,
                 value,
                 options: PutOptions {
@@ -369,8 +370,14 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
 /// characters, an Akka description named by a usable cacheName, a value kind its API
 /// writes, and tenant and credential records that follow `tenant create` and `credential
 /// create`. Found from outside: a credential record that was not JSON kept the server from
-/// starting, and items were imported that no API could reach.
-fn check_item(parsed: &Parsed, key: &[u8], value: &[u8], kind: u8) -> Result<(), String> {
+/// starting, and items were imported that no API could reach. A tenant record's tenant is
+/// handed back.
+fn check_item(
+    parsed: &Parsed,
+    key: &[u8],
+    value: &[u8],
+    kind: u8,
+) -> Result<Option<TenantRecord>, String> {
     use crate::auth::registry;
     if key.is_empty() {
         return Err("key is empty".into());
@@ -396,9 +403,9 @@ fn check_item(parsed: &Parsed, key: &[u8], value: &[u8], kind: u8) -> Result<(),
                 text()?
             ))
         }
-        Parsed::SystemTenants => registry::check_tenant_record(key, value).map(drop),
-        Parsed::SystemCredentials => registry::check_credential_record(key, value).map(drop),
-        _ => Ok(()),
+        Parsed::SystemTenants => registry::check_tenant_record(key, value).map(Some),
+        Parsed::SystemCredentials => registry::check_credential_record(key, value).map(|_| None),
+        _ => Ok(None),
     }
 }
 
