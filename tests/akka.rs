@@ -450,6 +450,17 @@ async fn batch_failures_are_listed_in_order() {
         &r,
         r#"{"complete":true,"results":[{"cacheName":"b","key":"ok1","success":true,"value":"MQ=="},{"cacheName":"b","key":"nope","success":false,"value":""},{"cacheName":"zz","key":"ok1","success":false,"value":""}]}"#,
     );
+    // Keys of two caches interleaved (each cache's keys are read together): every result
+    // in request order, a key asked twice answered twice.
+    let two = json!({"cacheRequests": [{"cacheName": "c", "key": "ok1", "value": "OQ=="}]});
+    let r = akka(&s, "POST", "/batch", JSON, &two.to_string()).await;
+    assert_json(&r, r#"{"complete":true,"results":[]}"#);
+    let get = json!({"getCachedBatch": [{"cacheName": "c", "key": "ok1"}, {"cacheName": "b", "key": "ok2"}, {"cacheName": "", "key": "ok1"}, {"cacheName": "b", "key": "ok1"}, {"cacheName": "c", "key": "ok1"}]});
+    let r = akka(&s, "POST", "/batch/get", JSON, &get.to_string()).await;
+    assert_json(
+        &r,
+        r#"{"complete":true,"results":[{"cacheName":"c","key":"ok1","success":true,"value":"OQ=="},{"cacheName":"b","key":"ok2","success":true,"value":"Mw=="},{"cacheName":"","key":"ok1","success":false,"value":""},{"cacheName":"b","key":"ok1","success":true,"value":"MQ=="},{"cacheName":"c","key":"ok1","success":true,"value":"OQ=="}]}"#,
+    );
 
     let del = json!({"getCachedBatch": [{"cacheName": "b", "key": "ok1"}, {"cacheName": "b", "key": "nope"}]});
     let r = akka(&s, "DELETE", "/batch", JSON, &del.to_string()).await;

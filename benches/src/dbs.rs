@@ -98,6 +98,22 @@ impl BenchDatabase for Ttlcask {
         Ok(missing)
     }
 
+    fn read_batch(
+        &self,
+        keys: &[[u8; KEY_LEN]],
+        seen: &mut dyn FnMut(&[u8]),
+    ) -> Option<Result<u64>> {
+        let mut missing = 0;
+        for read in self.store.get_many(NS, keys) {
+            match read {
+                Ok(Some(item)) => seen(&item.value),
+                Ok(None) => missing += 1,
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+        Some(Ok(missing))
+    }
+
     fn compact(&mut self) -> Result<Compacted> {
         // The harness reopens before compacting, so every earlier record is in a sealed segment.
         self.store.compact()?;

@@ -94,6 +94,16 @@ pub trait BenchDatabase: Sized + Sync {
         seen: &mut dyn FnMut(&[u8]),
     ) -> Result<u64>;
 
+    /// Looks up `keys` with one call of the store's batched read, where it has one (ttlcask's
+    /// `get_many`), and hands each value found to `seen`; returns how many were missing.
+    fn read_batch(
+        &self,
+        _keys: &[[u8; KEY_LEN]],
+        _seen: &mut dyn FnMut(&[u8]),
+    ) -> Option<Result<u64>> {
+        None
+    }
+
     /// Compacts the store as far as it can.
     ///
     /// # Errors

@@ -100,6 +100,12 @@ pub fn render(all: &[Figures], raw: &RawLimits, keys: u64, threads: usize) -> St
             Some(f.reads_2)
         }),
         row(
+            "random reads, 1 thread, 16 keys per call (batched read; none in peers)",
+            "reads/s",
+            Better::Higher,
+            |f| f.reads_batched,
+        ),
+        row(
             "random reads, 2 threads ÷ 1 thread",
             "×",
             Better::Higher,
@@ -225,6 +231,17 @@ pub fn render(all: &[Figures], raw: &RawLimits, keys: u64, threads: usize) -> St
         ttl.hint_read_secs
             .map_or("n/a".into(), |s| format!("{:.3} s", s)),
     );
+    if let (Some(b), Some(l)) = (ttl.reads_batched, lmdb) {
+        // Not a target (DESIGN's are point reads, and LMDB has no batched read): what a caller
+        // with many keys at hand gets.
+        let _ = writeln!(
+            out,
+            "ttlcask's batched reads (16 keys per `get_many`) ÷ its point reads: {:.2}×; ÷ LMDB's \
+             point reads: {:.2}×.\n",
+            b / ttl.reads_1.max(1e-9),
+            b / l.reads_1.max(1e-9)
+        );
+    }
 
     // Targets.
     let mut targets: Vec<(String, String, bool)> = Vec::new();

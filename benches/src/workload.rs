@@ -118,6 +118,9 @@ pub struct Figures {
     pub reads_1: f64,
     /// Random point reads per second, 2 threads.
     pub reads_2: f64,
+    /// Random reads per second, 1 thread, [`BATCH`] keys per call of the store's batched
+    /// read (ttlcask's `get_many`); `None` for stores without one.
+    pub reads_batched: Option<f64>,
     /// Random point reads per second, 1 thread, while durable writes arrive at
     /// [`Config::paced_writes`] per second in all (the same rate for every store).
     pub reads_during_writes: f64,
@@ -217,6 +220,10 @@ pub fn run<T: BenchDatabase>(base: &Path, cfg: &Config) -> Result<Figures> {
     say(T::NAME, &format!("reads, 1 thread: {:.0}/s", f.reads_1));
     f.reads_2 = reads(&db, n, cfg.reads, 2)?;
     say(T::NAME, &format!("reads, 2 threads: {:.0}/s", f.reads_2));
+    f.reads_batched = reads_batched(&db, n, cfg.reads)?;
+    if let Some(r) = f.reads_batched {
+        say(T::NAME, &format!("reads, {BATCH} keys per call: {r:.0}/s"));
+    }
 
     // Reads while paced durable writes arrive.
     let next = AtomicU64::new(0);
@@ -360,6 +367,36 @@ fn reads<T: BenchDatabase>(db: &T, n: u64, count: u64, threads: usize) -> Result
     let elapsed = start.elapsed();
     results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(rate(per_thread * threads as u64, elapsed))
+}
+
+/// Keys per call of the batched read row.
+pub const BATCH: usize = 16;
+
+/// `count` random reads of loaded keys from one thread, [`BATCH`] keys per call of the
+/// store's batched read (the same keys as [`reads`] with one thread); `None` if it has none.
+fn reads_batched<T: BenchDatabase>(db: &T, n: u64, count: u64) -> Result<Option<f64>> {
+    let mut rng = Rng::new(0xBEEF);
+    let mut keys = [[0u8; KEY_LEN]; BATCH];
+    let (mut missing, mut bad) = (0u64, 0u64);
+    let start = Instant::now();
+    for _ in 0..count / BATCH as u64 {
+        for k in &mut keys {
+            *k = key(SPACE_LOAD + rng.below(n));
+        }
+        let Some(read) = db.read_batch(&keys, &mut |v| {
+            if v.len() != VALUE_LEN || v[0] != GEN_LOAD {
+                bad += 1;
+            }
+        }) else {
+            return Ok(None);
+        };
+        missing += read?;
+    }
+    let elapsed = start.elapsed();
+    if missing + bad > 0 {
+        return Err(format!("{missing} batched reads missing, {bad} wrong").into());
+    }
+    Ok(Some(rate(count / BATCH as u64 * BATCH as u64, elapsed)))
 }
 
 /// Random point reads from one thread for `cfg.paced_time` while `cfg.paced_writers` threads

@@ -326,6 +326,9 @@ fn hash_slot(hasher: &RandomState, arena: &Arena, place: u32) -> u64 {
     hasher.hash_one(slot_key(arena, place))
 }
 
+/// Keys [`KeyDir::get_many`] looks up together.
+pub const MANY: usize = 16;
+
 /// Tables smaller than this stay in the cache; their lookups are not prefetched.
 const PREFETCH_FROM: usize = 1 << 20;
 /// Control bytes hashbrown reads at once (its SSE2 group): slots prefetched per lookup.
@@ -377,7 +380,7 @@ fn prefetch_probe(table: &Table, hash: u64) {
 
 /// Asks the CPU to start loading the cache line at `at` (a hint: any address will do).
 #[inline]
-fn prefetch(at: usize) {
+pub(crate) fn prefetch(at: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -454,6 +457,39 @@ impl KeyDir {
     /// The entry of `key`.
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
         self.find(key).map(|p| read_meta(self.slot(p)))
+    }
+
+    /// The entries of `keys` (at most [`MANY`]) into `out`, looked up together: each step's
+    /// loads are started for every key before the first is used, so that their cache misses
+    /// overlap, where a lone lookup waits for the bucket, then the key's slot, one after the
+    /// other.
+    pub fn get_many(&self, keys: &[&[u8]], out: &mut [Option<Entry>]) {
+        debug_assert!(keys.len() <= MANY && out.len() >= keys.len());
+        let mut hashes = [0u64; MANY];
+        for (h, key) in hashes.iter_mut().zip(keys) {
+            *h = self.hash(key);
+            prefetch_probe(&self.table, *h);
+        }
+        // The slots of every key the buckets name (almost always one: the control byte
+        // matched seven bits of the hash).
+        for &h in &hashes[..keys.len()] {
+            let old = self
+                .migrating()
+                .then(|| self.old.iter_hash(h))
+                .into_iter()
+                .flatten();
+            for &p in self.table.iter_hash(h).chain(old) {
+                prefetch(self.slot(p).as_ptr() as usize);
+            }
+        }
+        for ((key, &h), out) in keys.iter().zip(&hashes).zip(out.iter_mut()) {
+            let same = |&p: &u32| self.key_of(p) == *key;
+            *out = self
+                .table
+                .find(h, same)
+                .or_else(|| self.old.find(h, same))
+                .map(|&p| read_meta(self.slot(p)));
+        }
     }
 
     /// Moves the record of `key` if its version is still `version`, to its copy at `to`

@@ -66,6 +66,10 @@ pub struct Segment {
     resident_until: AtomicU64,
 }
 
+/// Cache lines of an entry [`Segment::prefetch`] asks for: a 24-byte key and a 150-byte
+/// value with their header take three.
+const PREFETCH_LINES: u32 = 4;
+
 /// Milliseconds since this process first asked.
 pub fn monotonic_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -296,6 +300,17 @@ impl Segment {
             self.header.entry_layout,
             self.id,
         )?))
+    }
+
+    /// Starts loading the first lines of the entry at `offset` (of `len` bytes) into the
+    /// cache, for a read soon. A hint: it reads nothing and never faults.
+    pub fn prefetch(&self, offset: u32, len: u32) {
+        if let Some(View::Slice(bytes)) = self.file.view_range(offset as usize, 1) {
+            let at = bytes.as_ptr() as usize;
+            for line in (0..len.min(PREFETCH_LINES * 64) as usize).step_by(64) {
+                crate::keydir::prefetch(at + line);
+            }
+        }
     }
 
     /// Whether reading the entry at `offset` would not wait for the disk: true while the

@@ -20,6 +20,7 @@ use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::fs::FileSystem;
 use crate::group_commit::GroupCommit;
 use crate::index::{SegmentSlot, State};
+use crate::keydir::MANY;
 use crate::options::{Durability, StoreBuilder};
 use crate::recovery;
 use crate::segment::Segment;
@@ -603,6 +604,70 @@ impl Store {
             counted(e)
         })?;
         Ok(Some(Item::from_entry(&entry, value)))
+    }
+
+    /// The live items under `keys` of one namespace, in order: what [`Store::get`] answers
+    /// for each. Faster per key than a `get` each, as the lookups of up to 16 keys at a
+    /// time overlap their waits on memory (the index's bucket, the key's slot, then the
+    /// record: three cache misses a point read waits for one after another).
+    pub fn get_many<K: AsRef<[u8]>>(
+        &self,
+        namespace: &[u8],
+        keys: &[K],
+    ) -> Vec<Result<Option<Item>, ReadError>> {
+        let inner = self.inner();
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MANY) {
+            let keys: Vec<&[u8]> = chunk.iter().map(AsRef::as_ref).collect();
+            let mut entries = [None; MANY];
+            let st = inner.state.read();
+            if let Some(ns) = st.namespaces.get(namespace) {
+                ns.items.get_many(&keys, &mut entries);
+            }
+            let now = inner.now();
+            let mut segments: [Option<&Arc<Segment>>; MANY] = [None; MANY];
+            for (entry, seg) in entries.iter_mut().zip(segments.iter_mut()) {
+                if entry.is_some_and(|e| e.expires_ms != 0 && e.is_expired(now)) {
+                    *entry = None;
+                }
+                if let Some(e) = entry {
+                    *seg = st.segments.get(&e.segment).map(|s| &s.segment);
+                    if let Some(seg) = seg {
+                        seg.prefetch(e.offset, e.len);
+                    }
+                }
+            }
+            // Large values are copied once the lock is released, as `get` does.
+            let mut large = Vec::new();
+            let first = out.len();
+            for (i, (key, entry)) in keys.iter().zip(&entries).enumerate() {
+                let read = st
+                    .lost_check(namespace, key, entry.map(|e| e.version))
+                    .and_then(|()| {
+                        let Some(entry) = entry else { return Ok(None) };
+                        let seg = segments[i].ok_or(ReadError::MissingSegment(entry.segment))?;
+                        if entry.len > COPY_UNDER_LOCK {
+                            large.push((i, seg.clone(), *entry));
+                            return Ok(None);
+                        }
+                        read_value(seg, entry, namespace, key)
+                            .map(|v| Some(Item::from_entry(entry, v)))
+                    });
+                out.push(read);
+            }
+            drop(st);
+            for (i, seg, entry) in large {
+                out[first + i] = read_value(&seg, &entry, namespace, keys[i])
+                    .map(|v| Some(Item::from_entry(&entry, v)));
+            }
+        }
+        for r in &out {
+            if let Err(e) = r {
+                inner.counters.lost_reads.fetch_add(1, Ordering::Relaxed);
+                inner.note_damaged_segment(e);
+            }
+        }
+        out
     }
 
     /// Like [`Store::get`], but never waits for the disk or sleeps: [`TryGetError::WouldBlock`]

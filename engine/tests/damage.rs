@@ -38,6 +38,15 @@ fn open(fs: &SimFs, policy: RecoveryPolicy) -> Result<Store, OpenError> {
 
 /// Puts, overwrites, deletes and a batch over three namespaces, spread over several 4 KiB
 /// segments; returns the acknowledged state (None = deleted).
+/// The model's keys, by namespace.
+fn by_namespace(model: &Model) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
+    let mut out: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+    for (ns, k) in model.keys() {
+        out.entry(ns.clone()).or_default().push(k.clone());
+    }
+    out
+}
+
 fn build(fs: &SimFs) -> Model {
     let store = open(fs, RecoveryPolicy::Salvage).expect("open");
     let mut model = Model::new();
@@ -318,6 +327,11 @@ fn lost_keys_stay_lost_after_compaction_and_reopen_and_a_new_write_ends_it() {
     );
     for (ns, k) in &lost {
         assert!(matches!(store.get(ns, k), Err(ReadError::Lost { .. })));
+    }
+    // Read together, the keys answer as each read alone does: the lost ones lost.
+    for (ns, keys) in by_namespace(&model) {
+        let alone: Vec<_> = keys.iter().map(|k| store.get(&ns, k)).collect();
+        assert_eq!(store.get_many(&ns, &keys), alone, "get_many in {ns:?}");
     }
     drop(store);
     let store = open(&fs, RecoveryPolicy::Salvage).expect("reopen");

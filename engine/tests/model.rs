@@ -154,6 +154,14 @@ fn check_all(store: &Store, model: &Model, now: u64) {
                 (got, want) => panic!("{ns}/{key}: store has {got:?}, model has {want:?}"),
             }
         }
+        // Read together, every key twice: what each read alone answers.
+        let names: Vec<Vec<u8>> = (0..KEYS).chain(0..KEYS).map(key_name).collect();
+        let alone: Vec<_> = names.iter().map(|k| store.get(&ns_name(ns), k)).collect();
+        assert_eq!(
+            store.get_many(&ns_name(ns), &names),
+            alone,
+            "get_many of {ns}"
+        );
         let mut keys: Vec<_> = store.keys(&ns_name(ns)).collect();
         keys.sort();
         expected_keys.sort();

@@ -6,7 +6,9 @@ use base64::Engine;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::{Deserialize, Serialize};
-use ttlcask_engine::{BatchOutcome, WriteBatch};
+use std::collections::BTreeMap;
+
+use ttlcask_engine::{BatchOutcome, Item, ReadError, WriteBatch};
 
 use super::items::{CacheRequest, GetResult, Write, BASE64};
 use super::{bad_request, storage_error, write_error, Ctx};
@@ -173,22 +175,32 @@ pub async fn get(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
         .collect();
     let damaged = ctx.state.damaged_reads.clone();
     let results = blocking(&ctx.state.store, move |s| {
-        refs.into_iter()
-            .map(|(ns, cache_name, key, ok)| {
-                let found = if ok {
-                    // A damaged or lost record is a miss, as in a single get.
-                    damaged.as_miss(s.get(&ns, key.as_bytes()))
-                } else {
-                    Ok(None)
-                };
-                found.map(|item| GetResult {
+        let mut found: Vec<Option<Item>> = vec![None; refs.len()];
+        // The valid keys of each cache, read together (`get_many` overlaps their lookups).
+        let mut by_cache: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
+        for (i, (ns, _, _, ok)) in refs.iter().enumerate() {
+            if *ok {
+                by_cache.entry(ns).or_default().push(i);
+            }
+        }
+        for (ns, at) in by_cache {
+            let keys: Vec<&[u8]> = at.iter().map(|&i| refs[i].2.as_bytes()).collect();
+            for (i, read) in at.into_iter().zip(s.get_many(ns, &keys)) {
+                // A damaged or lost record is a miss, as in a single get.
+                found[i] = damaged.as_miss(read)?;
+            }
+        }
+        Ok::<_, ReadError>(
+            refs.into_iter()
+                .zip(found)
+                .map(|((_, cache_name, key, _), item)| GetResult {
                     success: item.is_some(),
                     value: item.map(|i| BASE64.encode(&i.value)).unwrap_or_default(),
                     cache_name,
                     key,
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()
+                .collect::<Vec<_>>(),
+        )
     })
     .await;
     match results {
