@@ -841,29 +841,23 @@ impl Inner {
         }
         let durable = self.durable();
         let mut size = capacity;
-        let mut allowance_taken = false;
         loop {
             match Segment::create(self.fs.as_ref(), &self.dir, header, size, durable) {
                 Ok(seg) => return Ok(seg),
                 Err(e) if crate::fs::is_out_of_space(&e) && size > floor => {
                     size = (size / 2).max(floor);
                 }
-                // Deletes, clears and drops may take the tombstone part of the reserve.
-                Err(e)
-                    if crate::fs::is_out_of_space(&e)
-                        && frees
-                        && !allowance_taken
-                        && self.reserve.release_tombstone_allowance() =>
-                {
-                    allowance_taken = true;
-                    size = self
-                        .reserve
-                        .tombstone_allowance()
-                        .saturating_sub(4096)
-                        .max(floor);
-                }
                 Err(e) => {
                     if crate::fs::is_out_of_space(&e) {
+                        // Deletes, clears and drops may take the tombstone part of the
+                        // reserve: a file of its own that becomes their segment, so it
+                        // needs neither a new inode nor new blocks (a file system out of
+                        // inodes refuses the create even with bytes free).
+                        if frees {
+                            if let Some(seg) = self.reserve.take_tombstones(header, floor) {
+                                return Ok(seg);
+                            }
+                        }
                         // Only a real attempt restarts the wait: refusals in between do not.
                         w.out_of_space_at = Some(std::time::Instant::now());
                     }
