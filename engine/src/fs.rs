@@ -162,6 +162,17 @@ pub fn is_out_of_space(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::QuotaExceeded
 }
 
+/// Whether an I/O error means the file system refused to make or change a name (permission
+/// denied, a read-only file system): a passing state an operator sets and lifts, not a
+/// failure of the disk.
+pub fn is_denied(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    ) || e.kind() == io::ErrorKind::PermissionDenied
+        || e.kind() == io::ErrorKind::ReadOnlyFilesystem
+}
+
 /// What a `stat`-like call (`statvfs`, `statfs`) says of the file system holding `path`:
 /// the struct it filled, or `None` if it failed.
 fn stat_path<T>(

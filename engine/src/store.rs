@@ -100,6 +100,11 @@ pub struct Health {
     /// Set while the disk is full: writes are refused (deletes, clears and drops still work)
     /// until space is free again; the store notices by itself.
     pub disk_full: bool,
+    /// Set while the data directory refuses new files (permission denied, a read-only file
+    /// system), with the reason: writes that need a new segment are refused
+    /// ([`WriteError::DirNotWritable`]) until it accepts them again; the store notices by
+    /// itself.
+    pub dir_not_writable: Option<String>,
 }
 
 /// Counters kept with atomics so that reading them takes no lock.

@@ -771,7 +771,8 @@ impl Inner {
     /// Starts a new segment big enough for `needed` bytes, then seals the active one and
     /// switches to it. Out of space, nothing changes: the active segment keeps taking what
     /// fits (its reserve is for writes that free space), and the write gets
-    /// [`WriteError::DiskFull`] without poisoning the store.
+    /// [`WriteError::DiskFull`] without poisoning the store; so does a directory that
+    /// refuses new files, with [`WriteError::DirNotWritable`].
     fn roll_over(&self, w: &mut Writer, needed: u64, frees: bool) -> Result<(), WriteError> {
         let seg = match self.start_segment(w, needed, frees) {
             Ok(seg) => seg,
@@ -785,10 +786,19 @@ impl Inner {
                 self.want_space();
                 return Err(WriteError::DiskFull(e.to_string()));
             }
+            // Nothing was written (`Segment::create` leaves no file behind): an operator's
+            // `chmod` or read-only remount is a passing state, as a full disk is, and the
+            // next write that needs a segment tries again. Poisoned, the store needed a
+            // restart (found from outside).
+            Err(e) if crate::fs::is_denied(&e) => {
+                self.health.set_dir_not_writable(Some(e.to_string()));
+                return Err(WriteError::DirNotWritable(e.to_string()));
+            }
             Err(e) => return Err(self.fail(e)),
         };
         w.out_of_space_at = None;
         self.health.set_disk_full(false);
+        self.health.set_dir_not_writable(None);
         let seg = Arc::new(seg);
         self.seal_active(w).map_err(|e| self.fail(e))?;
         let id = seg.id;
