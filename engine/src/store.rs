@@ -401,11 +401,20 @@ impl Store {
             fs.create_dir_all(dir).map_err(io_err(dir))?;
             vec!["LOCK".to_string()]
         };
+        // The directory is locked too: `LOCK` can be deleted under a running store, and a
+        // second one then made and locked a new `LOCK` and wrote into the same directory
+        // (found from outside). `LOCK` stays locked for releases that lock only it. Where no
+        // `LOCK` is taken (a read-only open of a directory without one), neither is this.
         let lock: Box<dyn Send + Sync> = if names.iter().any(|n| n == "LOCK") {
-            match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
+            let file = match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
                 Some(lock) => lock,
                 None => return Err(OpenError::Locked { path: lock_path }),
-            }
+            };
+            let dir_lock = match fs.try_lock_dir(dir).map_err(io_err(dir))? {
+                Some(lock) => lock,
+                None => return Err(OpenError::Locked { path: lock_path }),
+            };
+            Box::new((file, dir_lock))
         } else {
             Box::new(())
         };
