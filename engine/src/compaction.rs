@@ -88,7 +88,13 @@ impl Inner {
             return Err(CompactError::Io(e.to_string()));
         }
         if let Some(e) = failure {
-            return Err(CompactError::Io(e.to_string()));
+            // Out of room for another output (a full disk, or no inode left: one output
+            // came from the reserve), the run keeps what it did: the inputs it copied whole
+            // go, which gives space back. Failing the whole run kept them all, and a disk
+            // out of inodes never got one back.
+            if !fs::is_out_of_space(&e) || done.is_empty() {
+                return Err(CompactError::Io(e.to_string()));
+            }
         }
         let mut deleted = Vec::with_capacity(done.len());
         for &id in &done {

@@ -110,6 +110,10 @@ pub enum WriteError {
     /// The disk is full: nothing of the write was stored. Deletes, clears and drops still
     /// work; writes are taken again once space is free.
     DiskFull(String),
+    /// The data directory refused a new segment file (permission denied, or a read-only
+    /// file system): nothing of the write was stored and the store is not poisoned; writes
+    /// are taken again once the directory accepts files, with no reopen.
+    DirNotWritable(String),
     /// The store was opened read-only.
     ReadOnly,
     /// A condition of a batch operation did not hold (or an increment found no integer):
@@ -150,6 +154,10 @@ impl fmt::Display for WriteError {
             Self::DiskFull(cause) => write!(
                 f,
                 "the disk is full ({cause}); nothing was written: retry shortly (deletes taken on a full disk start a compaction that gives space back), or free space on the disk"
+            ),
+            Self::DirNotWritable(cause) => write!(
+                f,
+                "the data directory refused a new segment file ({cause}); nothing was written: make the directory writable again (its permissions, its mount), and writes go on by themselves"
             ),
             Self::TooLarge { what, size, limit } => {
                 write!(f, "{what} of {size} bytes is larger than the limit of {limit} bytes")

@@ -145,6 +145,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// Takes an exclusive lock on `path` for as long as the returned guard lives; `None`
     /// if someone else holds it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>>;
+    /// Takes an exclusive lock on the directory `dir` itself for as long as the returned
+    /// guard lives; `None` if someone else holds it. Unlike a lock file, a directory cannot
+    /// be deleted from under a running store while it holds files. By default (a file system
+    /// whose locks are by path, as [`crate::sim::SimFs`]'s) nothing is taken.
+    fn try_lock_dir(&self, _dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        Ok(Some(Box::new(())))
+    }
     /// Bytes free for new data on the file system holding `dir`, if it can tell.
     fn free_space(&self, _dir: &Path) -> Option<u64> {
         None
@@ -160,6 +167,17 @@ pub fn is_out_of_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
         || e.kind() == io::ErrorKind::StorageFull
         || e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+/// Whether an I/O error means the file system refused to make or change a name (permission
+/// denied, a read-only file system): a passing state an operator sets and lifts, not a
+/// failure of the disk.
+pub fn is_denied(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    ) || e.kind() == io::ErrorKind::PermissionDenied
+        || e.kind() == io::ErrorKind::ReadOnlyFilesystem
 }
 
 /// What a `stat`-like call (`statvfs`, `statfs`) says of the file system holding `path`:
@@ -658,6 +676,31 @@ impl FileSystem for RealFs {
             Ok(()) => Ok(Some(Box::new(file))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn try_lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(dir)?;
+        #[expect(
+            unsafe_code,
+            reason = "flock on a directory has no safe wrapper in std"
+        )]
+        // SAFETY: a plain system call on a descriptor that lives through it.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            // Released when the descriptor is closed, with the guard.
+            return Ok(Some(Box::new(file)));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(e)
         }
     }
 }

@@ -357,7 +357,7 @@ pub fn recover(
             hint_ids.push(id);
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             evidence.push((id, name));
-        } else if name.ends_with(".tmp") && name != crate::space::RESERVE_FILE {
+        } else if name.ends_with(".tmp") && !crate::space::is_reserve_file(&name) {
             // A hint that was never renamed into place, or a spare segment: never trusted,
             // safe to remove. (The space reserve is the store's to adopt.)
             leftovers.push(dir.join(name));

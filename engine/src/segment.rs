@@ -177,17 +177,33 @@ impl Segment {
         spare: &Path,
         header: SegmentHeader,
     ) -> io::Result<Self> {
+        Self::adopt_file(fs, dir, spare, header, true)
+    }
+
+    /// Turns the file at `from` (zeros, or blocks reserved for zeros) into segment `id` as
+    /// [`Segment::adopt_spare`] does. `written`: its bytes were written whole beforehand,
+    /// so appends may go through the map; otherwise they take `pwrite` (a file whose blocks
+    /// may not be reserved must never be written through a map: SIGBUS on a full disk).
+    pub fn adopt_file(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        from: &Path,
+        header: SegmentHeader,
+        written: bool,
+    ) -> io::Result<Self> {
         let (id, base_version) = (header.id, header.base_version);
-        let mut file = fs.open(spare)?;
+        let mut file = fs.open(from)?;
         file.write_at(&format::encode_segment_header(&header), 0)?;
         file.sync()?;
         file.map()?;
         file.advise_appending(true);
         let capacity = file.view().len() as u64;
-        file.mark_allocated(capacity);
+        if written {
+            file.mark_allocated(capacity);
+        }
         // Last, so that a failure leaves nothing under the segment's name.
         let path = dir.join(segment_file_name(id));
-        fs.rename(spare, &path)?;
+        fs.rename(from, &path)?;
         Ok(Self {
             id,
             path,

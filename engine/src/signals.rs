@@ -12,13 +12,16 @@ use crate::error::WriteError;
 use crate::store::Health;
 
 /// Whether the store takes writes: poisoned by a failed write or fsync (until reopened), and
-/// whether the last attempt to start a segment found the disk full.
+/// whether the last attempt to start a segment found the disk full or the directory closed
+/// to new files.
 #[derive(Debug, Default)]
 pub(crate) struct HealthState {
     poisoned: AtomicBool,
     /// Why it was poisoned: the first reason only.
     reason: Mutex<String>,
     disk_full: AtomicBool,
+    /// Why the last attempt to start a segment was refused by the directory, if it was.
+    dir_not_writable: Mutex<Option<String>>,
 }
 
 impl HealthState {
@@ -55,10 +58,16 @@ impl HealthState {
         self.disk_full.load(Ordering::Relaxed)
     }
 
+    /// Sets (or with `None` clears) why the directory refused the last new segment.
+    pub(crate) fn set_dir_not_writable(&self, reason: Option<String>) {
+        *self.dir_not_writable.lock() = reason;
+    }
+
     pub(crate) fn snapshot(&self) -> Health {
         Health {
             poisoned: self.poisoned(),
             disk_full: self.disk_full.load(Ordering::SeqCst),
+            dir_not_writable: self.dir_not_writable.lock().clone(),
         }
     }
 }

@@ -107,6 +107,8 @@ struct Control {
     crash_image: Mutex<Option<SimFs>>,
     fail_ops: Mutex<HashSet<u64>>,
     fail_writes: Mutex<Option<io::ErrorKind>>,
+    /// The OS error every create, rename and remove fails with (see [`SimFs::deny_names`]).
+    deny_names: Mutex<Option<i32>>,
     /// Total bytes the live files may hold (`None`: unlimited).
     capacity: Mutex<Option<u64>>,
     /// How long each file sync takes (a real disk's fsync latency).
@@ -164,6 +166,7 @@ impl SimFs {
                 crash_image: Mutex::new(None),
                 fail_ops: Mutex::new(HashSet::new()),
                 fail_writes: Mutex::new(None),
+                deny_names: Mutex::new(None),
                 capacity: Mutex::new(None),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
                 on_sync: Mutex::new(None),
@@ -214,6 +217,21 @@ impl SimFs {
     /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
     pub fn fail_writes(&self, kind: Option<io::ErrorKind>) {
         *self.control.fail_writes.lock() = kind;
+    }
+
+    /// While set, every create, rename and remove fails with this OS error (`EACCES`: the
+    /// data directory made read-only with `chmod`; `EROFS`), nothing changed; open files
+    /// still take writes. `None` lifts it.
+    pub fn deny_names(&self, errno: Option<i32>) {
+        *self.control.deny_names.lock() = errno;
+    }
+
+    /// Fails with the error [`SimFs::deny_names`] set, if any.
+    fn check_names(&self) -> io::Result<()> {
+        match *self.control.deny_names.lock() {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
+        }
     }
 
     /// Limits the bytes all live files may hold together: growing a file past it fails with
@@ -392,6 +410,7 @@ impl FileSystem for SimFs {
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         self.op(false)?;
+        self.check_names()?;
         let mut names = self.names.lock();
         if names.live.contains_key(path) {
             return Err(io::Error::new(
@@ -435,6 +454,7 @@ impl FileSystem for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.op(false)?;
+        self.check_names()?;
         let mut names = self.names.lock();
         let file = names.live.remove(from).ok_or_else(|| not_found(from))?;
         names.live.insert(to.to_path_buf(), file);
@@ -443,6 +463,7 @@ impl FileSystem for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.op(false)?;
+        self.check_names()?;
         let mut names = self.names.lock();
         names
             .live

@@ -14,19 +14,52 @@ use crate::segment::Segment;
 
 /// Name of the pre-written spare segment (a `.tmp`: recovery deletes a leftover one).
 pub(crate) const SPARE_FILE: &str = "spare-segment.tmp";
-/// Name of the space reserve. It stays with the data directory after a crash, and after a
-/// close on a nearly full disk; an open adopts it (see [`SpaceReserve::adopt`]).
+/// Name of the space reserve's output part: a compaction output's worth. It stays with the
+/// data directory after a crash, and after a close (empty on a roomy disk); an open adopts
+/// it (see [`SpaceReserve::adopt`]).
 pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
+/// Name of the space reserve's tombstone part: a file that becomes the segment of deletes,
+/// clears and drops on a full disk, as it is (see [`SpaceReserve::take_tombstones`]).
+pub(crate) const TOMBSTONE_RESERVE_FILE: &str = "tombstone-reserve.tmp";
 
-/// The space reserve file: a segment's worth for a compaction output, and a quarter more for
-/// tombstones (deletes, clears, drops) on a full disk.
+/// Whether `name` is a file of the space reserve: the store's to adopt, never a leftover.
+pub(crate) fn is_reserve_file(name: &str) -> bool {
+    name == RESERVE_FILE || name == TOMBSTONE_RESERVE_FILE
+}
+
+/// One file of the reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// A segment's worth, given up for a compaction output.
+    Output,
+    /// A quarter segment, taken whole as a segment by writes that free space.
+    Tombstones,
+}
+
+impl Part {
+    const ALL: [Self; 2] = [Self::Output, Self::Tombstones];
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Self::Output => RESERVE_FILE,
+            Self::Tombstones => TOMBSTONE_RESERVE_FILE,
+        }
+    }
+}
+
+/// The space reserve: two files, each holding blocks and an inode that a full disk would
+/// not give. A segment's worth for a compaction output (given back to the file system just
+/// before the output is created), and a quarter segment that becomes the segment of deletes,
+/// clears and drops (renamed into place: a file system out of inodes but not of bytes
+/// refuses to create a file, so freeing bytes alone would not help). Each file stays when
+/// its bytes are given back at a roomy close, so the next open has its inodes.
 pub(crate) struct SpaceReserve {
     fs: Arc<dyn FileSystem>,
-    /// The data directory: the file lives there, and its free space decides.
+    /// The data directory: the files live there, and its free space decides.
     dir: PathBuf,
     segment_size: u64,
-    /// Bytes the file holds; 0 = none.
-    held: Mutex<u64>,
+    /// Bytes each part holds ([`Part`] order); 0 = none (its file may be there, empty).
+    held: Mutex<[u64; 2]>,
 }
 
 impl std::fmt::Debug for SpaceReserve {
@@ -43,127 +76,149 @@ impl SpaceReserve {
             fs,
             dir: dir.to_path_buf(),
             segment_size,
-            held: Mutex::new(0),
+            held: Mutex::new([0; 2]),
         }
     }
 
     /// Bytes it holds.
     pub(crate) fn bytes(&self) -> u64 {
-        *self.held.lock()
+        self.held.lock().iter().sum()
     }
 
     /// Whether it holds a compaction output's worth.
     pub(crate) fn held(&self) -> bool {
-        *self.held.lock() >= self.segment_size
+        self.held.lock()[Part::Output as usize] >= self.segment_size
     }
 
-    /// Bytes the full reserve holds.
-    fn full_size(&self) -> u64 {
-        self.segment_size + self.tombstone_allowance()
+    /// Bytes the full part holds.
+    fn size(&self, part: Part) -> u64 {
+        match part {
+            Part::Output => self.segment_size,
+            Part::Tombstones => self.tombstone_allowance(),
+        }
     }
 
     /// The part of the reserve that writes freeing space may take.
-    pub(crate) fn tombstone_allowance(&self) -> u64 {
+    fn tombstone_allowance(&self) -> u64 {
         self.segment_size / 4
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.join(RESERVE_FILE)
+    fn path(&self, part: Part) -> PathBuf {
+        self.dir.join(part.file_name())
     }
 
-    /// Takes over the reserve file a run before left (cut to the full size if it is larger):
-    /// on a disk that filled, the space it holds is what lets compaction give space back
-    /// after a restart. Deleted and made again at every open, it could not be made again on
-    /// the full disk, and compaction then had no room for an output.
+    /// Takes over the reserve files a run before left (each cut to its full size if larger:
+    /// a release before this one kept the whole reserve in one file of a segment and a
+    /// quarter): on a disk that filled, the space they hold is what lets compaction give
+    /// space back after a restart. Deleted and made again at every open, they could not be
+    /// made again on the full disk, and compaction then had no room for an output.
     pub(crate) fn adopt(&self) {
         let mut held = self.held.lock();
-        let Ok(mut file) = self.fs.open(&self.path()) else {
-            return;
-        };
-        // Its length, from a map (nothing is read).
-        let len = file.map().map_or(0, |()| file.view().len() as u64);
-        let full = self.full_size();
-        *held = if len > full && file.set_len(full).is_ok() {
-            full
-        } else {
-            len.min(full)
-        };
+        for part in Part::ALL {
+            let Ok(mut file) = self.fs.open(&self.path(part)) else {
+                continue;
+            };
+            // Its length, from a map (nothing is read).
+            let len = file.map().map_or(0, |()| file.view().len() as u64);
+            let full = self.size(part);
+            held[part as usize] = if len > full && file.set_len(full).is_ok() {
+                full
+            } else {
+                len.min(full)
+            };
+        }
     }
 
-    /// Makes (or refills) the reserve when it fits in the directory's free space: it comes
-    /// before data.
+    /// Makes (or refills) each part when it fits in the directory's free space: it comes
+    /// before data. An existing file is grown, not made again: it holds an inode.
     pub(crate) fn ensure(&self) {
         let mut held = self.held.lock();
-        let full = self.full_size();
-        if *held >= full {
-            return;
-        }
-        let Some(free) = self.fs.free_space(&self.dir) else {
-            return;
-        };
-        if free < full - *held {
-            return;
-        }
-        let path = self.path();
-        let made = if *held == 0 {
-            let _ = self.fs.remove(&path);
-            self.fs.create(&path)
-        } else {
-            self.fs.open(&path)
-        }
-        .and_then(|f| {
-            f.set_len(full)?;
-            f.sync()
-        });
-        match made {
-            Ok(()) => *held = full,
-            Err(_) if *held == 0 => {
-                let _ = self.fs.remove(&path);
+        for part in Part::ALL {
+            let full = self.size(part);
+            let had = held[part as usize];
+            if had >= full {
+                continue;
             }
-            Err(_) => {}
+            let Some(free) = self.fs.free_space(&self.dir) else {
+                return;
+            };
+            // The output part first, and the tombstone part only once it fits too: the
+            // last free space is for data.
+            if free < full - had {
+                return;
+            }
+            let path = self.path(part);
+            let made = self
+                .fs
+                .open(&path)
+                .or_else(|_| self.fs.create(&path))
+                .and_then(|f| {
+                    f.set_len(full)?;
+                    f.sync()
+                });
+            // A file left empty by a failure holds its inode for the next try.
+            if made.is_ok() {
+                held[part as usize] = full;
+            }
         }
     }
 
-    /// Gives the whole reserve back to the file system (for a compaction output); false if
-    /// there was none.
+    /// Gives the output part back to the file system, its file removed (for a compaction
+    /// output: that frees its blocks and its inode); false if there was none.
     pub(crate) fn release(&self) -> bool {
         let mut held = self.held.lock();
-        if *held == 0 {
-            return false;
-        }
-        *held = 0;
-        self.fs.remove(&self.path()).is_ok()
+        let had = std::mem::take(&mut held[Part::Output as usize]);
+        self.fs.remove(&self.path(Part::Output)).is_ok() && had > 0
     }
 
-    /// At close: gives the reserve back where the disk has room for it and the next open's
-    /// segment four times over (a closed store holds no space it does not need: the bench's
-    /// disk use after a bulk load counted its 1.25 segments), and keeps it where not, or
-    /// where the free space is unknown: on a full disk the next open could not make it
-    /// again (the new active segment takes what freeing it gives), and compaction there
-    /// would have no room for an output.
+    /// At close: gives the reserve's bytes back where the disk has room for it and the next
+    /// open's segment four times over (a closed store holds no space it does not need: the
+    /// bench's disk use after a bulk load counted its 1.25 segments), and keeps them where
+    /// not, or where the free space is unknown: on a full disk the next open could not make
+    /// them again (the new active segment takes what freeing them gives), and compaction
+    /// there would have no room for an output. The files stay, empty: a file system whose
+    /// inodes run out while the store is closed still lets the next open make the reserve.
     pub(crate) fn release_if_roomy(&self) {
+        let full: u64 = Part::ALL.iter().map(|&p| self.size(p)).sum();
         let roomy = self
             .fs
             .free_space(&self.dir)
-            .is_some_and(|free| free >= 4 * (self.full_size() + self.segment_size));
-        if roomy {
-            self.release();
+            .is_some_and(|free| free >= 4 * (full + self.segment_size));
+        if !roomy {
+            return;
+        }
+        let mut held = self.held.lock();
+        for part in Part::ALL {
+            if self
+                .fs
+                .open(&self.path(part))
+                .and_then(|f| f.set_len(0))
+                .is_ok()
+            {
+                held[part as usize] = 0;
+            }
         }
     }
 
-    /// Gives the tombstone part back, keeping a compaction output's worth; false if it was
-    /// already taken.
-    pub(crate) fn release_tombstone_allowance(&self) -> bool {
+    /// The tombstone part as a new segment with `header`, for a write that frees space and
+    /// found no room for a segment of `needed` bytes; `None` if there is no file to take or
+    /// it cannot hold `needed` bytes. An empty file (given back at a roomy close) is grown
+    /// first: on a file system out of inodes but not of bytes that works.
+    pub(crate) fn take_tombstones(&self, header: SegmentHeader, needed: u64) -> Option<Segment> {
         let mut held = self.held.lock();
-        let keep = self.segment_size;
-        if *held <= keep {
-            return false;
+        let path = self.path(Part::Tombstones);
+        if held[Part::Tombstones as usize] < needed {
+            let size = self.tombstone_allowance().max(needed);
+            let grown = self.fs.open(&path).and_then(|f| {
+                f.set_len(size)?;
+                f.sync()
+            });
+            grown.ok()?;
         }
-        let shrunk = self.fs.open(&self.path()).and_then(|f| f.set_len(keep));
-        if shrunk.is_ok() {
-            *held = keep;
-        }
-        shrunk.is_ok()
+        held[Part::Tombstones as usize] = 0;
+        // Its blocks were reserved with `set_len`, or not at all where the file system
+        // cannot: appends to it go through `pwrite`, never the map.
+        Segment::adopt_file(self.fs.as_ref(), &self.dir, &path, header, false).ok()
     }
 }
 

@@ -101,6 +101,11 @@ pub struct Health {
     /// Set while the disk is full: writes are refused (deletes, clears and drops still work)
     /// until space is free again; the store notices by itself.
     pub disk_full: bool,
+    /// Set while the data directory refuses new files (permission denied, a read-only file
+    /// system), with the reason: writes that need a new segment are refused
+    /// ([`WriteError::DirNotWritable`]) until it accepts them again; the store notices by
+    /// itself.
+    pub dir_not_writable: Option<String>,
 }
 
 /// Counters kept with atomics so that reading them takes no lock.
@@ -397,11 +402,20 @@ impl Store {
             fs.create_dir_all(dir).map_err(io_err(dir))?;
             vec!["LOCK".to_string()]
         };
+        // The directory is locked too: `LOCK` can be deleted under a running store, and a
+        // second one then made and locked a new `LOCK` and wrote into the same directory
+        // (found from outside). `LOCK` stays locked for releases that lock only it. Where no
+        // `LOCK` is taken (a read-only open of a directory without one), neither is this.
         let lock: Box<dyn Send + Sync> = if names.iter().any(|n| n == "LOCK") {
-            match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
+            let file = match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
                 Some(lock) => lock,
                 None => return Err(OpenError::Locked { path: lock_path }),
-            }
+            };
+            let dir_lock = match fs.try_lock_dir(dir).map_err(io_err(dir))? {
+                Some(lock) => lock,
+                None => return Err(OpenError::Locked { path: lock_path }),
+            };
+            Box::new((file, dir_lock))
         } else {
             Box::new(())
         };

@@ -103,7 +103,7 @@ pub fn verify_with_progress(
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             evidence.push((id, entry.path()));
         } else if name.ends_with(".tmp")
-            && name != crate::space::RESERVE_FILE
+            && !crate::space::is_reserve_file(&name)
             && name != crate::space::SPARE_FILE
         {
             // (The spare segment is what a durable store keeps ready: expected, not odd.)

@@ -771,7 +771,8 @@ impl Inner {
     /// Starts a new segment big enough for `needed` bytes, then seals the active one and
     /// switches to it. Out of space, nothing changes: the active segment keeps taking what
     /// fits (its reserve is for writes that free space), and the write gets
-    /// [`WriteError::DiskFull`] without poisoning the store.
+    /// [`WriteError::DiskFull`] without poisoning the store; so does a directory that
+    /// refuses new files, with [`WriteError::DirNotWritable`].
     fn roll_over(&self, w: &mut Writer, needed: u64, frees: bool) -> Result<(), WriteError> {
         let seg = match self.start_segment(w, needed, frees) {
             Ok(seg) => seg,
@@ -785,10 +786,19 @@ impl Inner {
                 self.want_space();
                 return Err(WriteError::DiskFull(e.to_string()));
             }
+            // Nothing was written (`Segment::create` leaves no file behind): an operator's
+            // `chmod` or read-only remount is a passing state, as a full disk is, and the
+            // next write that needs a segment tries again. Poisoned, the store needed a
+            // restart (found from outside).
+            Err(e) if crate::fs::is_denied(&e) => {
+                self.health.set_dir_not_writable(Some(e.to_string()));
+                return Err(WriteError::DirNotWritable(e.to_string()));
+            }
             Err(e) => return Err(self.fail(e)),
         };
         w.out_of_space_at = None;
         self.health.set_disk_full(false);
+        self.health.set_dir_not_writable(None);
         let seg = Arc::new(seg);
         self.seal_active(w).map_err(|e| self.fail(e))?;
         let id = seg.id;
@@ -841,29 +851,23 @@ impl Inner {
         }
         let durable = self.durable();
         let mut size = capacity;
-        let mut allowance_taken = false;
         loop {
             match Segment::create(self.fs.as_ref(), &self.dir, header, size, durable) {
                 Ok(seg) => return Ok(seg),
                 Err(e) if crate::fs::is_out_of_space(&e) && size > floor => {
                     size = (size / 2).max(floor);
                 }
-                // Deletes, clears and drops may take the tombstone part of the reserve.
-                Err(e)
-                    if crate::fs::is_out_of_space(&e)
-                        && frees
-                        && !allowance_taken
-                        && self.reserve.release_tombstone_allowance() =>
-                {
-                    allowance_taken = true;
-                    size = self
-                        .reserve
-                        .tombstone_allowance()
-                        .saturating_sub(4096)
-                        .max(floor);
-                }
                 Err(e) => {
                     if crate::fs::is_out_of_space(&e) {
+                        // Deletes, clears and drops may take the tombstone part of the
+                        // reserve: a file of its own that becomes their segment, so it
+                        // needs neither a new inode nor new blocks (a file system out of
+                        // inodes refuses the create even with bytes free).
+                        if frees {
+                            if let Some(seg) = self.reserve.take_tombstones(header, floor) {
+                                return Ok(seg);
+                            }
+                        }
                         // Only a real attempt restarts the wait: refusals in between do not.
                         w.out_of_space_at = Some(std::time::Instant::now());
                     }

@@ -384,18 +384,25 @@ fn an_adopted_reserve_takes_the_size_of_the_segments_now() {
             .open(DIR)
             .expect("open")
     };
-    let reserve_len = || {
-        fs.read(&Path::new(DIR).join("space-reserve.tmp"))
-            .expect("the reserve is kept")
-            .len() as u64
+    // (The output part, and the tombstone part: a file each.)
+    let reserve_lens = || {
+        ["space-reserve.tmp", "tombstone-reserve.tmp"].map(|name| {
+            fs.read(&Path::new(DIR).join(name))
+                .expect("the reserve is kept")
+                .len() as u64
+        })
     };
     let store = open_sized(2 * SEGMENT);
     assert_eq!(store.stats().reserve_bytes, 2 * SEGMENT + 2 * SEGMENT / 4);
     drop(store);
-    assert_eq!(reserve_len(), 2 * SEGMENT + 2 * SEGMENT / 4, "kept");
+    assert_eq!(reserve_lens(), [2 * SEGMENT, 2 * SEGMENT / 4], "kept");
     let store = open_sized(SEGMENT);
     assert_eq!(store.stats().reserve_bytes, SEGMENT + SEGMENT / 4);
-    assert_eq!(reserve_len(), SEGMENT + SEGMENT / 4, "cut to the new size");
+    assert_eq!(
+        reserve_lens(),
+        [SEGMENT, SEGMENT / 4],
+        "cut to the new size"
+    );
 }
 
 /// A delete the full disk still takes asks for a compaction too, not only a refused one:

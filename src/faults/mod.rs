@@ -18,11 +18,13 @@ use crate::http::{self, Resp};
 
 /// The status every API answers a refused write with; each API wraps it in its own error
 /// shape. A full disk is 507 Insufficient Storage (nothing was stored, and the client may
-/// retry once space is freed), a value over the engine's limit is the client's 400, and a
-/// failed or poisoned store is 500.
+/// retry once space is freed), a data dir that refuses new files (an operator's `chmod` or
+/// read-only mount, which passes) is 503, a value over the engine's limit is the client's
+/// 400, and a failed or poisoned store is 500.
 pub fn write_status(e: &WriteError) -> StatusCode {
     match e {
         WriteError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+        WriteError::DirNotWritable(_) => StatusCode::SERVICE_UNAVAILABLE,
         WriteError::TooLarge { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -41,7 +43,9 @@ pub fn io_status(e: &std::io::Error) -> StatusCode {
 
 /// `GET /healthz`: 200 `{"status":"ok","disk_full":…}` while the store takes requests (a full
 /// disk stays 200: reads and deletes still work, and a load balancer must keep sending
-/// deletes), 503 `{"status":"poisoned","reason":…}` once an I/O failure poisoned the store.
+/// deletes; so does a data dir that refuses new files for a while, with
+/// `"dir_not_writable":` its reason added), 503 `{"status":"poisoned","reason":…}` once an
+/// I/O failure poisoned the store.
 pub fn healthz(health: &Health) -> Resp {
     match &health.poisoned {
         Some(reason) => http::json(
@@ -52,10 +56,15 @@ pub fn healthz(health: &Health) -> Resp {
                 "disk_full": health.disk_full,
             }),
         ),
-        None => http::json(
-            StatusCode::OK,
-            &json!({ "status": "ok", "disk_full": health.disk_full }),
-        ),
+        None => {
+            let mut body = json!({ "status": "ok", "disk_full": health.disk_full });
+            if let Some(reason) = &health.dir_not_writable {
+                body["dir_not_writable"] = json!(format!(
+                    "the data dir refuses new files ({reason}): writes that need a new segment are refused until it is writable again"
+                ));
+            }
+            http::json(StatusCode::OK, &body)
+        }
     }
 }
 
@@ -76,6 +85,10 @@ mod tests {
                 limit: 1
             }),
             StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            write_status(&WriteError::DirNotWritable("EACCES".into())),
+            StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
             write_status(&WriteError::Poisoned("EIO".into())),
@@ -104,11 +117,18 @@ mod tests {
         let full = healthz(&Health {
             poisoned: None,
             disk_full: true,
+            dir_not_writable: None,
         });
         assert_eq!(full.status(), StatusCode::OK);
+        let denied = healthz(&Health {
+            dir_not_writable: Some("Permission denied (os error 13)".into()),
+            ..Health::default()
+        });
+        assert_eq!(denied.status(), StatusCode::OK);
         let poisoned = healthz(&Health {
             poisoned: Some("fsync failed: EIO".into()),
             disk_full: false,
+            dir_not_writable: None,
         });
         assert_eq!(poisoned.status(), StatusCode::SERVICE_UNAVAILABLE);
     }

@@ -29,15 +29,20 @@ impl StorageState {
         }
     }
 
-    /// Prometheus samples: `ttlcask_disk_full`, `ttlcask_poisoned`,
+    /// Prometheus samples: `ttlcask_disk_full`, `ttlcask_dir_not_writable`, `ttlcask_poisoned`,
     /// `ttlcask_damaged_reads_total` and the `ttlcask_recovery_*` gauges.
     pub fn write_prometheus(&self, o: &mut String) {
         let r = &self.recovery;
-        let gauges: [(&str, &str, u64); 12] = [
+        let gauges: [(&str, &str, u64); 13] = [
             (
                 "disk_full",
                 "1 while the disk is full: writes get 507, reads and deletes go on.",
                 u64::from(self.health.disk_full),
+            ),
+            (
+                "dir_not_writable",
+                "1 while the data dir refuses new files (permissions, a read-only mount): writes that need a new segment get 503, reads go on.",
+                u64::from(self.health.dir_not_writable.is_some()),
             ),
             (
                 "poisoned",
@@ -104,11 +109,12 @@ impl StorageState {
         );
     }
 
-    /// `{"disk_full","poisoned","recovery":{…}}`, merged into `ttlcask stats`.
+    /// `{"disk_full","dir_not_writable","poisoned","recovery":{…}}`, merged into `ttlcask stats`.
     pub fn to_json(&self) -> Value {
         let r = &self.recovery;
         json!({
             "disk_full": self.health.disk_full,
+            "dir_not_writable": self.health.dir_not_writable,
             "poisoned": self.health.poisoned,
             "recovery": {
                 "clean": r.is_clean(),
@@ -287,6 +293,7 @@ mod tests {
             health: Health {
                 poisoned: Some("fsync: EIO".into()),
                 disk_full: true,
+                dir_not_writable: None,
             },
             recovery: damaged(),
             damaged_reads: 5,

@@ -563,6 +563,7 @@ mod tests {
             health: ttlcask_engine::Health {
                 poisoned: Some("fsync <EIO>".into()),
                 disk_full: true,
+                dir_not_writable: None,
             },
             recovery: ttlcask_engine::RecoveryReport {
                 truncated: vec![(7, 100, 24)],
