@@ -12,8 +12,9 @@
 //! Needs root and `mount`; skips LOUDLY (a line on stderr, then passes) where it is not root
 //! or mounting is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod tmpfs;
+
+use std::path::Path;
 
 use ttlcask_engine::{PutOptions, Store, WriteError};
 
@@ -21,48 +22,6 @@ const NS: &[u8] = b"ns";
 const KEYS: usize = 240;
 const VALUE: usize = 1024;
 const SEGMENT: u64 = 64 << 10;
-
-/// Unmounts the file system when dropped, even when the test fails.
-struct Mount {
-    point: PathBuf,
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.point)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.point).status();
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-/// A 16 MiB tmpfs with 64 inodes at `<tmp>/mnt`.
-fn mount_tmpfs(tmp: &Path) -> Result<Mount, String> {
-    let point = tmp.join("mnt");
-    std::fs::create_dir_all(&point).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m,nr_inodes=64", "tmpfs"])
-        .arg(&point)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    Ok(Mount { point })
-}
 
 fn open(dir: &Path) -> Store {
     Store::builder()
@@ -106,12 +65,12 @@ fn check(store: &Store, deleted: usize) {
 
 #[test]
 fn deletes_work_after_a_restart_on_a_file_system_out_of_inodes() {
-    if !is_root() {
+    if !tmpfs::is_root() {
         eprintln!("SKIPPED full_disk_inodes: needs root to mount a tmpfs");
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match mount_tmpfs(tmp.path()) {
+    let mnt = match tmpfs::mount(tmp.path(), "size=16m,nr_inodes=64") {
         Ok(m) => m,
         Err(e) => {
             eprintln!("SKIPPED full_disk_inodes: mounting a tmpfs was refused: {e}");

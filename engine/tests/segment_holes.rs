@@ -13,6 +13,8 @@
 //! Needs root and `mount`; skips LOUDLY (a line on stderr, then passes) where it is not root
 //! or mounting is refused.
 
+mod tmpfs;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -31,47 +33,6 @@ const ZEROS: usize = 64 << 10;
 const PAGE: u64 = 4096;
 /// Bytes of the value one page of which is punched out.
 const XS: usize = 16 << 10;
-
-/// Unmounts the file system when dropped, even when the test fails.
-struct Mount {
-    point: PathBuf,
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.point)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.point).status();
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-fn mount_tmpfs(tmp: &Path) -> Result<Mount, String> {
-    let point = tmp.join("mnt");
-    std::fs::create_dir_all(&point).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&point)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    Ok(Mount { point })
-}
 
 fn open(dir: &Path) -> Store {
     Store::builder()
@@ -208,12 +169,12 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn holes_in_a_segment_on_a_full_tmpfs_read_as_zeros_instead_of_killing_the_process() {
-    if !is_root() {
+    if !tmpfs::is_root() {
         eprintln!("SKIPPED segment_holes: needs root to mount a tmpfs");
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match mount_tmpfs(tmp.path()) {
+    let mnt = match tmpfs::mount(tmp.path(), "size=4m") {
         Ok(m) => m,
         Err(e) => {
             eprintln!("SKIPPED segment_holes: mounting a tmpfs was refused: {e}");
