@@ -338,15 +338,17 @@ async fn export_from_one_server_and_import_into_another_keeps_versions_and_expir
     // than the items it imports into it (as when an import's earlier batches hold the
     // newest versions). Compaction had dropped such items.
     let mut expected: Vec<String> = expected.iter().map(|l| (*l).to_string()).collect();
+    // Item lines: a key and a version (a cache's line carries the version that made it).
+    let is_item = |l: &str| l.contains("\"version\"") && l.contains("\"key");
     let first = expected
         .iter()
-        .position(|l| l.contains("\"version\""))
+        .position(|l| is_item(l))
         .expect("an item line");
     let second = first
         + 1
         + expected[first + 1..]
             .iter()
-            .position(|l| l.contains("\"version\""))
+            .position(|l| is_item(l))
             .expect("a second item line");
     let with_version = |line: &str, version: u64| {
         let mut line: Value = serde_json::from_str(line).expect("line");
@@ -359,8 +361,17 @@ async fn export_from_one_server_and_import_into_another_keeps_versions_and_expir
         let p = path.to_str().expect("utf-8").to_string();
         ttlcask(args(&["import", "--data-dir", &c, &p]))
     };
+    // With the line of its cache before it (an export's order), which the cache is made
+    // from, with the version that made it.
+    let cache_of = |expected: &[String], i: usize| {
+        let at = expected[..i]
+            .iter()
+            .rposition(|l| !l.contains("\"key"))
+            .expect("a cache line before each item");
+        expected[at].clone()
+    };
     let newer = with_version(&expected[first], max_version + 1000);
-    let out = import_line(newer.clone()).await;
+    let out = import_line(format!("{}\n{newer}", cache_of(&expected, first))).await;
     assert!(out.status.success(), "{out:?}");
     let out = ttlcask(args(&["import", "--data-dir", &c, &d])).await;
     assert!(out.status.success(), "{out:?}");
@@ -389,7 +400,7 @@ async fn export_from_one_server_and_import_into_another_keeps_versions_and_expir
     // A newer version of a second item leaves its record from the dump dead, so compaction
     // rewrites the dump's segment. It keeps every imported item.
     let newest = with_version(&expected[second], max_version + 2000);
-    let out = import_line(newest.clone()).await;
+    let out = import_line(format!("{}\n{newest}", cache_of(&expected, second))).await;
     assert!(out.status.success(), "{out:?}");
     expected[second] = newest;
     let out = ttlcask(args(&["compact", "--data-dir", &c])).await;

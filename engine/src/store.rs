@@ -542,6 +542,26 @@ impl Store {
         self.inner().commit(|f| Ok(f.ensure_namespace(namespace)))
     }
 
+    /// Creates the namespace as an import does: with the exported creation's version
+    /// `created` (0: a new one, for exports that did not keep it), unless it exists or the
+    /// store holds a drop of it at or above `newest`, the newest version the import brings
+    /// for the namespace (its creation's and its items'; `u64::MAX` for items stored
+    /// whatever the store holds); `Ok(false)`, nothing written, then. A drop is known for as
+    /// long as its record is on disk, as a delete's tombstone is. Run again, an import of a
+    /// cache that was dropped after the export therefore does not bring it back.
+    ///
+    /// # Errors
+    /// See [`WriteError`].
+    pub fn import_namespace(
+        &self,
+        namespace: &[u8],
+        created: u64,
+        newest: u64,
+    ) -> Result<bool, WriteError> {
+        self.inner()
+            .commit(|f| Ok(f.import_namespace(namespace, created, newest)))
+    }
+
     /// A namespace's live item count and bytes, or `None` if it does not exist.
     pub fn namespace(&self, namespace: &[u8]) -> Option<NamespaceInfo> {
         let now = self.now_ms();
@@ -1085,6 +1105,7 @@ fn namespace_info(
         name: name.to_vec(),
         items,
         live_bytes,
+        created_version: ns.created_version,
     }
 }
 

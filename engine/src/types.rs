@@ -85,6 +85,9 @@ pub struct NamespaceInfo {
     pub items: u64,
     /// Key and value bytes of the live items.
     pub live_bytes: u64,
+    /// Version of the record that created it (an export keeps it, so that an import can
+    /// tell it from a newer drop: see [`crate::Store::import_namespace`]).
+    pub created_version: u64,
 }
 
 /// One operation of a [`WriteBatch`], borrowing its bytes from the batch.

@@ -330,6 +330,31 @@ impl Frame<'_> {
         true
     }
 
+    /// Creates the namespace for an import, with the exported creation's version `created`
+    /// (0: a new one), unless it exists or was dropped (in the store, or earlier in this
+    /// frame) at or above `newest`, the newest version the import brings for it; true if
+    /// created. Moves the version counter past `created`.
+    pub fn import_namespace(&mut self, namespace: &[u8], created: u64, newest: u64) -> bool {
+        let dropped = self.wiped.contains(namespace)
+            || self
+                .state
+                .drop_floors
+                .get(namespace)
+                .is_some_and(|&floor| floor >= newest.max(created));
+        if dropped || self.namespace_exists(namespace) {
+            return false;
+        }
+        if !(1..=crate::types::MAX_IMPORT_VERSION).contains(&created) {
+            return self.ensure_namespace(namespace);
+        }
+        let options = PutOptions::default();
+        self.push_versioned(Op::CreateNamespace, namespace, b"", b"", options, created);
+        self.next_version = self.next_version.max(created + 1);
+        self.ns_overlay.insert(namespace.to_vec(), true);
+        self.cleared.insert(namespace.to_vec());
+        true
+    }
+
     /// The version of the live item under `key`, seeing this frame's earlier entries.
     pub fn live_version(&self, namespace: &[u8], key: &[u8]) -> Option<u64> {
         if self.track {

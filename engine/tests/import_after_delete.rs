@@ -497,3 +497,37 @@ fn the_highest_importable_version_leaves_room_to_write_and_reopen() {
             > last
     );
 }
+
+/// `import_namespace` keeps the exported creation's version, and a creation older than a
+/// drop the store holds stays out, live and after a reopen; a newer one (the namespace was
+/// made again after the drop, at the source) goes in.
+#[test]
+fn a_namespace_dropped_after_an_import_stays_dropped_when_the_import_runs_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let store = open(dir.path(), &clock);
+    assert!(store.import_namespace(b"c", 400, 400).expect("import"));
+    assert_eq!(store.namespace(b"c").map(|n| n.created_version), Some(400));
+    assert!(!store.import_namespace(b"c", 400, 400).expect("exists"));
+    assert!(store.drop_namespace(b"c").expect("drop"));
+    let kept_out = |store: &Store, when: &str| {
+        for (created, newest) in [(400, 400), (0, 400), (400, 401)] {
+            assert!(
+                !store
+                    .import_namespace(b"c", created, newest)
+                    .expect("again"),
+                "made again over the newer drop ({created}, {newest}; {when})"
+            );
+        }
+        assert!(store.namespace(b"c").is_none());
+    };
+    kept_out(&store, "live");
+    drop(store);
+    let store = open(dir.path(), &clock);
+    kept_out(&store, "after a reopen");
+    drop(store);
+    let store = open(dir.path(), &clock);
+    // Newer than the drop (the store's counter is past it): the source made it again.
+    assert!(store.import_namespace(b"c", 0, u64::MAX).expect("newer"));
+    assert!(store.namespace(b"c").is_some());
+}

@@ -183,13 +183,19 @@ pub fn export<W: Write + ?Sized>(
         }
         let system = matches!(parsed, Parsed::SystemTenants | Parsed::SystemCredentials);
         let base = Line::of_namespace(&parsed);
+        // The cache line carries the version that created the cache: an import into a store
+        // that dropped the cache since keeps it out, as it keeps out its items.
+        let cache = Line {
+            version: Some(info.created_version),
+            ..base.clone()
+        };
         let mut emit = |line: &Line| -> Result<(), String> {
             serde_json::to_writer(&mut *out, line).map_err(|e| e.to_string())?;
             out.write_all(b"\n").map_err(|e| e.to_string())?;
             report.lines += 1;
             Ok(())
         };
-        emit(&base)?;
+        emit(&cache)?;
         let mut keys: Vec<Vec<u8>> = store.keys(&info.name).collect();
         keys.sort();
         for key in keys {

@@ -11,7 +11,7 @@
 //! [`Importer`] serves `ttlcask import` on a stopped data dir ([`import`]) and
 //! `POST /admin/import` on a running server, which feeds it lines as they arrive.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
@@ -108,9 +108,13 @@ pub struct Importer {
     batch_bytes: usize,
     /// Namespaces the pending batch needs, created before it is written (in first-seen
     /// order): an import into a namespace created in the same batch would be kept against
-    /// the creation.
-    namespaces: Vec<Vec<u8>>,
-    seen: HashSet<Vec<u8>>,
+    /// the creation. Each with its cache line's version (the creation's, 0 if none) and the
+    /// newest version its lines carry (`u64::MAX` for a line that is stored whatever the
+    /// store holds: a plain put, or any item with `over_clears`), so that a cache the store
+    /// dropped since is not made again for lines the drop keeps out
+    /// ([`Store::import_namespace`]).
+    namespaces: Vec<(Vec<u8>, u64, u64)>,
+    seen: HashMap<Vec<u8>, usize>,
     report: ImportReport,
     over_clears: bool,
     /// The pending batch's tenant records, by line.
@@ -128,7 +132,7 @@ impl Importer {
             ops: Vec::new(),
             batch_bytes: 0,
             namespaces: Vec::new(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             report: ImportReport::default(),
         }
     }
@@ -177,10 +181,21 @@ impl Importer {
             ns,
             registry,
             record,
+            version,
         } = parsed;
-        if self.seen.insert(ns.clone()) {
-            self.namespaces.push(ns.clone());
-        }
+        let (created, newest) = match (&record, version) {
+            (Some(_), Some(v)) if !self.over_clears => (0, v),
+            (Some(_), _) => (0, u64::MAX),
+            // A cache line of an export before caches had versions: no drop is older.
+            (None, v) => (v.unwrap_or(0), v.unwrap_or(0)),
+        };
+        let at = *self.seen.entry(ns.clone()).or_insert_with(|| {
+            self.namespaces.push((ns.clone(), 0, 0));
+            self.namespaces.len() - 1
+        });
+        let pending = &mut self.namespaces[at];
+        pending.1 = pending.1.max(created);
+        pending.2 = pending.2.max(newest);
         let Some(item) = record else {
             return Ok(());
         };
@@ -232,8 +247,12 @@ impl Importer {
             return Err(ImportError::Line { line, message });
         }
         self.tenants.clear();
-        for ns in std::mem::take(&mut self.namespaces) {
-            if store.namespace(&ns).is_none() && store.create_namespace(&ns).map_err(failed)? {
+        for (ns, created, newest) in std::mem::take(&mut self.namespaces) {
+            if store.namespace(&ns).is_none()
+                && store
+                    .import_namespace(&ns, created, newest)
+                    .map_err(failed)?
+            {
                 self.report.caches += 1;
             }
         }
@@ -317,6 +336,8 @@ struct Entry {
     ns: Vec<u8>,
     registry: bool,
     record: Option<Record>,
+    /// The line's version: an item's, or the version that created a cache.
+    version: Option<u64>,
 }
 
 struct Record {
@@ -332,17 +353,17 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
     let line: Line = serde_json::from_slice(text).map_err(|e| e.to_string())?;
     let parsed = line.namespace()?;
     let registry = matches!(parsed, Parsed::SystemTenants | Parsed::SystemCredentials);
+    if let Some(v) = line.version {
+        if !(1..=ttlcask_engine::MAX_IMPORT_VERSION).contains(&v) {
+            return Err(format!(
+                "version {v} is out of range (1 to {})",
+                ttlcask_engine::MAX_IMPORT_VERSION
+            ));
+        }
+    }
     let record = match line.key_bytes()? {
         None => None,
         Some(key) => {
-            if let Some(v) = line.version {
-                if !(1..=ttlcask_engine::MAX_IMPORT_VERSION).contains(&v) {
-                    return Err(format!(
-                        "version {v} is out of range (1 to {})",
-                        ttlcask_engine::MAX_IMPORT_VERSION
-                    ));
-                }
-            }
             let value = line.value_bytes()?;
             let tenant = check_item(&parsed, &key, &value, line.kind)?;
             Some(Record {
@@ -362,6 +383,7 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
         ns: parsed.to_bytes(),
         registry,
         record,
+        version: line.version,
     })
 }
 
@@ -587,6 +609,53 @@ mod tests {
         assert_eq!(r.kept, 14);
         let item = dst.get(&ns, b"k\x01").expect("get").expect("item");
         assert_eq!((item.version, &item.value[..]), (newer, &b"mine"[..]));
+    }
+
+    // Found from outside (thirteenth session): run again after the target deleted caches,
+    // an import kept their items out (the drops were newer) but made the caches again, empty:
+    // cache lines carried no version to hold against the drop.
+    #[test]
+    fn a_rerun_does_not_bring_back_caches_dropped_since() {
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let clock = ManualClock::new(NOW);
+        let src = source(a.path(), &clock);
+        let lines = dump(&src);
+        let dst = store(b.path(), &clock);
+        import(&dst, lines.as_bytes(), 3, |_| {}).expect("import");
+        let empty = namespace::akka_cache("ttorg", "empty");
+        let iron = namespace::iron_cache("acme", "4ccf2c5da3c0f1a4d1000011", "c/\u{e9}");
+        for ns in [&empty, &iron] {
+            assert!(dst.drop_namespace(ns).expect("drop"), "{ns:?}");
+        }
+        let again = import(&dst, lines.as_bytes(), 3, |_| {}).expect("again");
+        assert_eq!((again.imported, again.caches), (0, 0), "{again:?}");
+        assert!(dst.namespace(&empty).is_none() && dst.namespace(&iron).is_none());
+        drop(dst);
+        // The drops are known after a reopen too (from their records).
+        let dst = store(b.path(), &clock);
+        let again = import(&dst, lines.as_bytes(), 3, |_| {}).expect("after reopen");
+        assert_eq!((again.imported, again.caches), (0, 0), "{again:?}");
+        assert!(dst.namespace(&empty).is_none() && dst.namespace(&iron).is_none());
+
+        // A cache made again on the target after the drop is its own: left as it is.
+        dst.create_namespace(&empty).expect("create");
+        let made = dst.namespace(&empty).expect("made").created_version;
+        import(&dst, lines.as_bytes(), 3, |_| {}).expect("import");
+        assert_eq!(dst.namespace(&empty).map(|n| n.created_version), Some(made));
+
+        // `cluster move` imports over drops (the lines are the owner's copy): back, with
+        // the item renumbered.
+        let mut importer = Importer::new(3).over_clears(true);
+        for line in lines.lines() {
+            importer.line(&dst, line.as_bytes()).expect("line");
+        }
+        let moved = importer.finish(&dst).expect("finish");
+        assert_eq!((moved.caches, moved.renumbered), (1, 1), "{moved:?}");
+        let item = dst.get(&iron, b"n").expect("get").expect("item");
+        assert_eq!(&item.value[..], b"42");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | `value` | base64 |
 //! | `expires_at_ms` | absolute expiry in ms since the epoch, `null` never |
 //! | `kind` | the engine's value-kind tag (IronCache numbers are 1) |
-//! | `version` | the item's version (IronCache's `cas`); absent in exports before versions were kept, and such a line is imported as a plain put with a new version |
+//! | `version` | the item's version (IronCache's `cas`), or on a line that records a cache the version that created it; absent in exports before versions were kept, and such an item line is imported as a plain put with a new version |
 //!
 //! Unknown fields are ignored, so an older ttlcask imports a newer export (as plain puts).
 
@@ -55,7 +55,8 @@ pub struct Line {
     /// The engine's value-kind tag (IronCache numbers are 1).
     #[serde(default)]
     pub kind: u8,
-    /// The item's version (IronCache's `cas`), kept by import.
+    /// The item's version (IronCache's `cas`), kept by import; on a line that records a cache,
+    /// the version that created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }
