@@ -303,10 +303,16 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
                 Some(ms) if ms <= now => {
                     return Reply::fail(StatusCode::BAD_REQUEST, "ExpiresUtc is in the past")
                 }
-                Some(ms) if ms - now > max_ms => {
+                // Against the latest expiry a default could have stored (whole seconds,
+                // rounded up): a client sends back the ExpiresUtc it was told. Found from
+                // outside: the default, up to a second past 30 days, was refused so.
+                Some(ms) if ms > stored_expiry(now.saturating_add(max_ms)) => {
                     return Reply::fail(
                         StatusCode::BAD_REQUEST,
-                        "ExpiresUtc is more than 30 days ahead",
+                        format!(
+                            "ExpiresUtc is more than {} ahead",
+                            span(limits.flash_max_ttl_secs)
+                        ),
                     )
                 }
                 // Reported as stored: whole seconds, rounded up.
@@ -484,6 +490,16 @@ fn delete(s: &Store, ns: &[u8], key: &[u8]) -> Reply {
         Ok(true) => Reply::ok(StatusCode::OK, "Deleted successfully", None),
         Ok(false) => Reply::fail(StatusCode::NOT_FOUND, "DataKey not found"),
         Err(e) => write_failed(&e),
+    }
+}
+
+/// A span of seconds as the limit messages say it: whole days where it is some.
+fn span(secs: u64) -> String {
+    match secs {
+        86_400 => "1 day".to_string(),
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        1 => "1 second".to_string(),
+        s => format!("{s} seconds"),
     }
 }
 

@@ -348,6 +348,20 @@ async fn reported_expiry_is_the_stored_expiry() {
     // An update without ExpiresUtc keeps (and reports) the stored expiry.
     let updated = call(&s, "PUT", "update", &creds("default"), "{}").await;
     assert_eq!(expires(&updated).as_deref(), Some("10/04/2026 09:38:53"));
+    // Sent back, the default expiry (0.655 s past 30 days) is taken, on update and on add
+    // (found from outside, thirteenth session: 400 "more than 30 days ahead"); a second
+    // later than that is refused.
+    for (method, op, app) in [("PUT", "update", "default"), ("POST", "add", "again")] {
+        let mut h = creds(app);
+        h.push(("ExpiresUtc", "10/04/2026 09:38:53".to_string()));
+        let r = call(&s, method, op, &h, "{}").await;
+        assert!(r.status == 200 || r.status == 201, "{op}: {r:?}");
+        assert_eq!(expires(&r).as_deref(), Some("10/04/2026 09:38:53"));
+    }
+    let mut h = creds("later");
+    h.push(("ExpiresUtc", "10/04/2026 09:38:54".to_string()));
+    let r = call(&s, "POST", "add", &h, "{}").await;
+    assert_flash(&r, 400, false, "ExpiresUtc is more than 30 days ahead", "0");
 }
 
 // Found from outside (twelfth session): bodies with invalid UTF-8 inside a string or a lone
