@@ -375,6 +375,13 @@ fn operator_access(
     };
     if allowed {
         Ok(())
+    } else if state.config.metrics_access == MetricsAccess::Token {
+        // Found from outside: the message offered a loopback client, which `token` refuses.
+        Err(with_body(
+            StatusCode::UNAUTHORIZED,
+            TEXT,
+            "this page needs the admin token (Authorization: Bearer <data-dir>/admin.token); see metrics_access\n",
+        ))
     } else {
         Err(with_body(
             StatusCode::UNAUTHORIZED,

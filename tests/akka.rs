@@ -389,6 +389,12 @@ async fn items_misses_ttl_and_content_type() {
         }
     }
     assert_eq!(akka(&s, "GET", "/c/x", None, "").await.status, 404);
+    // The binary route takes the ttlSeconds the JSON routes take, up to u64::MAX (found from
+    // outside: it refused those above i64::MAX); one more is not an integer it can hold.
+    let r = akka(&s, "POST", "/c/huge/18446744073709551615", OCTET, "v").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = akka(&s, "POST", "/c/huge/18446744073709551616", OCTET, "v").await;
+    assert_eq!(r.status, 400, "{r:?}");
     // In a batch, a wrong type refuses the whole body: nothing of it is stored.
     let batch = r#"{"cacheRequests":[{"cacheName":"c","key":"x","value":"YQ=="},{"cacheName":"c","key":"y","value":"YQ==","ttlSeconds":"5"}]}"#;
     assert_eq!(akka(&s, "POST", "/batch", JSON, batch).await.status, 400);

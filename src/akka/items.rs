@@ -157,7 +157,12 @@ pub async fn binary_post(
     if let Err(r) = check_names(ctx, &cache_name, &key) {
         return r;
     }
-    let ttl_seconds = match ttl.as_deref().map(str::parse::<i64>) {
+    // As the JSON routes take it: above `i64::MAX` (up to `u64::MAX`) is as good as never.
+    // Found from outside: this route refused what `/set` and `/batch` took.
+    let ttl_seconds = match ttl.as_deref().map(|t| {
+        t.parse::<i64>()
+            .or_else(|e| t.parse::<u64>().map(|_| i64::MAX).map_err(|_| e))
+    }) {
         None => None,
         Some(Ok(t)) => Some(t),
         Some(Err(_)) => return bad_request("ttlSeconds must be an integer"),

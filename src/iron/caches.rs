@@ -28,7 +28,14 @@ fn page_param(query: Option<&str>, name: &str, default: usize, max: usize) -> Re
             Ok(n) if n <= max => Ok(n),
             _ => Err(msg(
                 StatusCode::BAD_REQUEST,
-                &format!("{name} must be an integer from 0 to {max}"),
+                &format!(
+                    "{name} must be an integer from 0 to {max}{}",
+                    if name == "per_page" {
+                        " (0: the default, 30)"
+                    } else {
+                        ""
+                    }
+                ),
             )),
         },
     }
