@@ -337,6 +337,7 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
     let mut rng = Seeded(0x5eed_c1a5_7e12);
     // 100 Flash tenants, made on every node as an operator does: same ClientId everywhere.
     let mut flash_tenants = Vec::new();
+    let mut flash_tenants_names = Vec::new();
     for _ in 0..100 {
         let name = format!("f{:010x}", rng.next() >> 24);
         // Seeded ClientIds (as an operator keeps the ones existing Flash clients send), so
@@ -368,6 +369,7 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
         );
         let key = cred["secret"].as_str().expect("secret").to_string();
         flash_tenants.push((id, key));
+        flash_tenants_names.push(name);
     }
     eprintln!("100 Flash tenants on 3 nodes in {:?}", started.elapsed());
     let projects: Vec<String> = (0..100).map(|_| format!("{:024x}", rng.next())).collect();
@@ -467,6 +469,35 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
         }
     }
     assert!(down > 0 && up > 0);
+    // A credential made while a node is down is made nowhere (found from outside: it stayed
+    // on the nodes reached, and a re-run made a second one): revoked again on the others.
+    let tenant = &flash_tenants_names[0];
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    let count = |node: usize| {
+        cluster.nodes[node]
+            .call("GET", &format!("/admin/credentials?tenant={tenant}"), None)
+            .expect("credentials")
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before = (count(0), count(2));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args([
+            "credential",
+            "create",
+            "--tenant",
+            tenant,
+            "--api",
+            "iron",
+            "--cluster",
+            &file,
+        ])
+        .output()
+        .expect("ttlcask");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("node2"), "{err}");
+    assert!(err.contains("revoke"), "{err}");
+    assert_eq!((count(0), count(2)), before, "{err}");
     for p in projects
         .iter()
         .filter(|p| map.get(slot::of_key(p.as_bytes())) != "node2")

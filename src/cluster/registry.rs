@@ -5,7 +5,8 @@
 //! every other node, so all hold the same ids and hashes. A revoke is sent to every node.
 //! Any node that could not be reached is named in the error, so that a change that missed
 //! one never looks done; running the command again finishes it (a tenant that exists
-//! already is copied from the node that has it).
+//! already is copied from the node that has it). A credential that missed a node is revoked
+//! again everywhere instead (a re-run makes a new one, with a new secret).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -85,8 +86,12 @@ pub fn create_tenant(
 /// Creates a credential on the first node and copies its record to the others; returns
 /// what the first node answered (with the secret, shown once).
 ///
+/// All or nothing: if a node could not be reached, the credential is revoked again on every
+/// node, so that no half-made credential works on some nodes (found from outside: it stayed
+/// on the nodes reached, its secret printed in the error, and a re-run made a second one).
+///
 /// # Errors
-/// Names the nodes it did not reach (the secret is still printed in the message).
+/// Names the nodes it did not reach, and any node the credential could not be revoked on.
 pub fn create_credential(file: &ClusterFile, body: &Value) -> Result<Value, String> {
     let (first, rest) = file.nodes.split_first().ok_or("no nodes")?;
     let created = first.call("POST", "/admin/credentials", Some(body))?;
@@ -97,11 +102,20 @@ pub fn create_credential(file: &ClusterFile, body: &Value) -> Result<Value, Stri
         .unwrap_or_default()
         .to_string();
     let others: Vec<&Node> = rest.iter().collect();
-    done(
-        copy_to(&others, &record_line("credentials", &id, &record)),
-        &format!("credential {id} (created: {created})"),
-    )?;
-    Ok(created)
+    let missed = copy_to(&others, &record_line("credentials", &id, &record));
+    if missed.is_empty() {
+        return Ok(created);
+    }
+    let undone = match revoke(file, &id) {
+        Ok(_) => format!("credential {id} was revoked again on every node: nothing was created"),
+        Err(e) => format!(
+            "credential {id} could not be revoked again everywhere ({e}): run `ttlcask credential revoke {id} --cluster FILE` once every node is up"
+        ),
+    };
+    Err(format!(
+        "the credential did not reach every node: {}; {undone}; run the command again once every node is up",
+        missed.join("; ")
+    ))
 }
 
 /// Revokes `id` on every node (a node that no longer has it counts as done).
