@@ -358,7 +358,7 @@ impl Inner {
             let st = self.state.read();
             records
                 .iter()
-                .map(|(_, e)| decide(&st, id, e, now))
+                .map(|(at, e)| decide(&st, id, *at, e, now))
                 .collect()
         };
         let mut buf = Vec::new();
@@ -473,8 +473,8 @@ impl Inner {
         }
         for (i, d) in decisions.iter().enumerate() {
             if *d != Decision::Keep {
-                let e = &records[i].1;
-                if remove_if_current(&mut st, e) {
+                let (at, e) = &records[i];
+                if remove_if_current(&mut st, id, *at, e) {
                     self.counters
                         .expired_removed
                         .fetch_add(1, Ordering::Relaxed);
@@ -639,7 +639,15 @@ fn older_exists(st: &State, id: u32, horizon: u32, items_only: bool) -> bool {
         .any(|(&other, s)| other != id && (s.has_puts || !items_only))
 }
 
-fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
+/// What becomes of the record `e` at offset `at` of segment `id`.
+///
+/// A put or a create record is kept only where the index names it: a copy of it elsewhere
+/// (the same version at another place) is what a compaction killed after writing its output
+/// and before removing its inputs leaves, and keeping every copy copied them all again at
+/// each run. Found from outside: 25 killed compactions left 21,000 to 80,000 records
+/// (mostly 10-byte create records) for 135 items, which no compaction dropped.
+fn decide(st: &State, id: u32, at: usize, e: &EntryRef<'_>, now: u64) -> Decision {
+    let here = |segment: u32, offset: u64| segment == id && offset == at as u64;
     // A drop also hides older create records; everything else hides only items.
     let items_only = e.meta.op != Op::DropNamespace;
     let hides_older = |keep: Decision| {
@@ -664,7 +672,13 @@ fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
             let expired = e.meta.expires_ms != 0 && e.meta.expires_ms <= now;
             match current {
                 Some(cur) if cur.version > e.meta.version => Decision::Drop,
-                Some(cur) if cur.version == e.meta.version && !expired => Decision::Keep,
+                Some(cur) if cur.version == e.meta.version && !expired => {
+                    if here(cur.segment, u64::from(cur.offset)) {
+                        Decision::Keep
+                    } else {
+                        Decision::Drop
+                    }
+                }
                 _ if expired => hides_older(Decision::Tombstone),
                 // Not in the index and not expired: a newer tombstone deleted it.
                 _ => Decision::Drop,
@@ -684,7 +698,11 @@ fn decide(st: &State, id: u32, e: &EntryRef<'_>, now: u64) -> Decision {
             }
         }
         Op::CreateNamespace => {
-            if ns.is_some_and(|ns| ns.created_version == e.meta.version) {
+            let named = ns.is_some_and(|ns| {
+                ns.created_version == e.meta.version
+                    && here(ns.created_at.segment, u64::from(ns.created_at.offset))
+            });
+            if named {
                 Decision::Keep
             } else {
                 Decision::Drop
@@ -739,18 +757,19 @@ fn note_tombstone(
     }
 }
 
-fn remove_if_current(st: &mut State, e: &EntryRef<'_>) -> bool {
+/// Takes the put `e` (at offset `at` of segment `id`) out of the index if the index names
+/// it there; true if it did. Not a copy of it elsewhere (see [`decide`]): that is dropped as
+/// dead while the index keeps the record it names.
+fn remove_if_current(st: &mut State, id: u32, at: usize, e: &EntryRef<'_>) -> bool {
     if e.meta.op != Op::Put {
         return false;
     }
     let Some(ns) = st.namespaces.get_mut(e.namespace) else {
         return false;
     };
-    if ns
-        .items
-        .get(e.key)
-        .is_some_and(|cur| cur.version == e.meta.version)
-    {
+    if ns.items.get(e.key).is_some_and(|cur| {
+        cur.version == e.meta.version && cur.segment == id && u64::from(cur.offset) == at as u64
+    }) {
         ns.items.remove(e.key);
         return true;
     }
