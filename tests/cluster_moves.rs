@@ -371,3 +371,91 @@ fn a_failed_move_says_its_slots_stay_paused() {
     assert_eq!(r.status, 200, "after the re-run: {}", r.body);
     assert_eq!(iron_get(&c.node_addr("node3"), &p, "k").status, 200);
 }
+
+/// Found from outside (fourteenth session): a move to node2 stopped with node2 down, was
+/// undone (`--to` the owner) while node2 was still down, so node2 kept its half copy and had
+/// no fence; keys deleted on the owner after that came back, with their old values, when the
+/// slot was moved to node2 again (only a fenced target dropped what it held first). Here
+/// node2's half copy is node1's copy imported directly, as a killed run's import leaves it.
+/// Now a move's target always drops what it holds of slots it does not own before the copy,
+/// and an undo back to the owner drops nothing there.
+#[test]
+fn keys_deleted_after_an_undo_that_missed_the_target_stay_deleted() {
+    let Some(mut c) = start() else { return };
+    let map = c.read_map();
+    let p = (0..4000)
+        .map(project)
+        .find(|p| map.get(slot::of_key(p.as_bytes())) == "node1")
+        .expect("a project on node1");
+    let s = slot::of_key(p.as_bytes());
+    let slots = format!("{s}..{s}");
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        assert_eq!(iron_put(&c.proxy, &p, k, "old").status, 200);
+    }
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    let client = |name: &str| {
+        cluster
+            .node(name)
+            .and_then(|n| n.client())
+            .expect("admin client")
+    };
+    let filter = ttlcask::maintenance::ExportFilter {
+        tenant: None,
+        slots: Some(s..=s),
+        registry: Some(false),
+    };
+    let mut half_copy = Vec::new();
+    client("node1")
+        .export(&filter, &mut half_copy, |_| {})
+        .expect("export");
+    let report = client("node2")
+        .import_over_clears(&mut &half_copy[..], 10, |_| {})
+        .expect("import the half copy into node2");
+    assert_eq!(report.imported, 40, "{report:?}");
+
+    // node2 goes down: the move to it fails, and the undo cannot drop its copy.
+    let node2_port = c.nodes[1].1;
+    c.nodes[1].2 = None;
+    let (ok, _, err) = cluster_cmd(&c, &["move", "--slots", &slots, "--to", "node2"]);
+    assert!(!ok, "a move to a stopped node succeeded");
+    assert!(err.contains("stay paused"), "{err}");
+    let (ok, _, err) = cluster_cmd(&c, &["move", "--slots", &slots, "--to", "node1"]);
+    assert!(!ok, "the undo dropped on a stopped node: {err}");
+    assert!(err.contains("old copies could not be dropped"), "{err}");
+    for k in &keys {
+        // The undo back to the owner dropped nothing there.
+        assert_eq!(
+            iron_get(&c.proxy, &p, k).status,
+            200,
+            "{k} lost by the undo"
+        );
+        let r = http(
+            &c.proxy,
+            "DELETE",
+            &format!("/1/projects/{p}/caches/c/items/{k}"),
+            &[("Authorization", &iron_auth())],
+            "",
+        );
+        assert_eq!(r.status, 200, "delete {k}: {}", r.body);
+    }
+
+    c.nodes[1].2 = Some(start_node(c.dir.path(), "node2", node2_port));
+    let report = cluster_move(&c, &slots, "node2");
+    assert_eq!(report["imported"].as_u64(), Some(0), "{report}");
+    // HAProxy answers 503 for node2 until its health checks see it back.
+    let until = Instant::now() + Duration::from_secs(10);
+    while iron_get(&c.proxy, &p, &keys[0]).status == 503 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let back: Vec<(&String, u16)> = keys
+        .iter()
+        .map(|k| (k, iron_get(&c.proxy, &p, k).status))
+        .filter(|(_, status)| *status != 404)
+        .collect();
+    assert!(back.is_empty(), "deleted keys came back: {back:?}");
+    assert_eq!(iron_put(&c.proxy, &p, "after", "v").status, 200);
+    assert_eq!(iron_get(&c.node_addr("node2"), &p, "after").status, 200);
+    let stray = strays(&c);
+    assert!(stray.is_empty(), "items off their slot's node: {stray:?}");
+}

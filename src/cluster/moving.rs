@@ -4,8 +4,9 @@
 //!    reads still reach the old node.
 //! 2. Fence each old node for its slots (it refuses their writes, and waits for the writes
 //!    it admitted before), so nothing lands there after the export.
-//! 3. If the new node is fenced on some of the slots (it gave them away before), drop what
-//!    it still holds of them. Export the slots from each old node into the new one through
+//! 3. Fence the new node on the slots and drop what it holds of them: it owns none of them,
+//!    so anything it holds is stale (a half copy of a run that stopped, or one an undo could
+//!    not drop while it was down). Export the slots from each old node into the new one through
 //!    the admin API (versions and expiries kept; an import never overwrites a newer record,
 //!    so it can run again; it goes in over the new node's clears and drops, which can be
 //!    newer by that node's counter than what the owner wrote since).
@@ -200,21 +201,20 @@ pub fn run(
         }
         bar.inc(1);
 
-        // A new node fenced on the slots gave them away before: what it still holds of them
-        // is stale (a drop that failed, a copy half-made by a run that stopped), so it goes
-        // first. The copy then goes in over its drops (newer than what the owner wrote since).
-        let fenced = fenced_slots(target)?;
-        let stale: Vec<u16> = moving
-            .iter()
-            .copied()
-            .filter(|s| fenced.contains(s))
-            .collect();
-        for r in ranges(&stale) {
+        // The new node owns none of the moving slots (reads and writes of them go to their
+        // owners), so nothing it holds of them is current: a copy half-made by a run that
+        // stopped, or one an undo could not drop while the node was down (keys deleted on
+        // the owner since would come back: found from outside). It is fenced on them (a
+        // drop needs a fence, and the switch lifts it) and drops them before the copy,
+        // fenced before or not. The copy then goes in over its drops (newer, by its own
+        // counter, than what the owner wrote since).
+        for r in ranges(&moving) {
             step(
                 &bar,
                 lines,
-                format!("dropping stale copies of {} on {to}", q(&r)),
+                format!("dropping what {to} holds of {} before the copy", q(&r)),
             );
+            target.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
             target.call("POST", &format!("/admin/drop?{}", q(&r)), None)?;
         }
 
@@ -281,25 +281,6 @@ pub fn run(
         ));
     }
     Ok(report)
-}
-
-/// The slots `node` is fenced on.
-fn fenced_slots(node: &super::Node) -> Result<Vec<u16>, String> {
-    let answer = node.call("GET", "/admin/fence", None)?;
-    answer
-        .get("fenced")
-        .and_then(serde_json::Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|s| s.as_u64().and_then(|s| u16::try_from(s).ok()))
-                .collect()
-        })
-        .ok_or_else(|| {
-            format!(
-                "node {}: unexpected /admin/fence answer {answer}",
-                node.name
-            )
-        })
 }
 
 /// Streams one range from `source`'s export into `target`'s import, over the target's

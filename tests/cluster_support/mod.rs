@@ -401,8 +401,9 @@ pub fn move_under_load(c: &Cluster, slots: RangeInclusive<u16>, to: &str, kill_s
     let mut killed_at = String::from("not killed");
     if let Some(seed) = kill_seed {
         let mut rng = Seeded(seed | 1);
-        // pausing, fencing, copying, switching, and a drop on each of the two other nodes.
-        let steps = 6;
+        // pausing, dropping on the target, fencing, copying, switching, and a drop on each
+        // of the two other nodes.
+        let steps = 7;
         let after = rng.next() % (steps + 1);
         let delay = Duration::from_millis(rng.next() % 40);
         let mut child = move_cmd()
