@@ -1,5 +1,7 @@
 //! `cluster move --slots A..B --to NODE`: moves slots online.
 //!
+//! 0. The new node must hold the tenant and credential records the old ones hold: copied
+//!    into a node that has none, or the move refuses (`registry::before_move`).
 //! 1. Pause: the write map points the slots at `paused` (file first, then the runtime API);
 //!    reads still reach the old node.
 //! 2. Fence each old node for its slots (it refuses their writes, and waits for the writes
@@ -51,6 +53,8 @@ pub struct MoveReport {
     /// Of `imported`, items stored with new versions: the new node had dropped their caches
     /// when it gave the slots away, after the versions the owner wrote since.
     pub renumbered: u64,
+    /// Tenant and credential records copied into the new node, which had none.
+    pub registry_records_copied: usize,
 }
 
 /// Contiguous ranges of sorted slots.
@@ -157,6 +161,14 @@ pub fn run(
         }
     }
     let moving: Vec<u16> = sources.values().flatten().copied().collect();
+    // Before anything is paused: Flash and IronCache credentials are checked on the node a
+    // request lands on (found from outside: a move to a node added without them exited 0,
+    // and every client of the moved slots got 401).
+    let owners: Vec<&super::Node> = sources
+        .keys()
+        .map(|n| file.node(n))
+        .collect::<Result<_, _>>()?;
+    let registry_records_copied = super::registry::before_move(target, &owners)?;
     // A terminal gets a bar; anything else (a log, a supervising script) one line per step.
     let lines = show_progress && !std::io::stderr().is_terminal();
     let bar = if show_progress && !lines {
@@ -170,6 +182,7 @@ pub fn run(
     );
     let mut report = MoveReport {
         moved_slots: moving.len(),
+        registry_records_copied,
         ..MoveReport::default()
     };
 
