@@ -186,9 +186,13 @@ fn request_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)
     let bad = |reason| (StatusCode::BAD_REQUEST, reason);
     host_problem(req)
         .or_else(|| target_problem(req))
+        .or_else(|| crate::admin::fence::misrouted(req).then_some(MISROUTED))
         .map(bad)
         .or_else(|| body_problem(req))
 }
+
+/// Why a request the cluster's proxy routed by another slot than this node reads is refused.
+const MISROUTED: &str = "the cluster proxy routed this request by another slot than its shard key is in (an Akka JWT must spell its claim \"org\" plainly, with no JSON escape; a Flash ClientId must come once), so it would reach a node that does not own its data";
 
 /// What is wrong with how the request's body is described, if anything: a transfer coding
 /// other than `chunked` (hyper decodes `chunked` and leaves any other to the application;

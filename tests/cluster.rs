@@ -518,3 +518,87 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
         started.elapsed()
     );
 }
+
+/// An Akka JWT signed with the dev secret over `payload` exactly as given (so that a claim
+/// name can be spelled with a JSON escape).
+fn raw_akka_token(payload: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let head = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = URL_SAFE_NO_PAD.encode(payload);
+    let message = format!("{head}.{body}");
+    let key = jsonwebtoken::EncodingKey::from_secret(ttlcask::auth::DEV_AKKA_SECRET.as_bytes());
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .expect("sign");
+    format!("{message}.{signature}")
+}
+
+/// Found from outside (fourteenth session): an Akka JWT whose payload spells the claim name
+/// `"o\u0072g"` (valid JSON for `org`) went round-robin (HAProxy's `jwt_payload_query('$.org')`
+/// finds no such key), while the node decoded the org and stored the write: one org's items
+/// on several nodes. The proxy now tells the node the slot it routed by, and the node refuses
+/// (400) a request whose slot it reads otherwise; a node reached directly is unchanged.
+#[test]
+fn an_akka_token_whose_org_the_proxy_cannot_read_is_refused() {
+    let Some(c) = start() else { return };
+    let iss = "https://session.firebase.google.com/akka-cache";
+    let escaped = format!(
+        "Bearer {}",
+        raw_akka_token(&format!(r#"{{"iss":"{iss}","o\u0072g":"zorg"}}"#))
+    );
+    let plain = format!(
+        "Bearer {}",
+        raw_akka_token(&format!(r#"{{"iss":"{iss}","org":"zorg"}}"#))
+    );
+    let put = |addr: &str, auth: &str, key: &str, extra: &[(&str, &str)]| {
+        let mut h = vec![
+            ("Authorization", auth),
+            ("Content-Type", "application/octet-stream"),
+        ];
+        h.extend_from_slice(extra);
+        http(addr, "POST", &format!("/cA/{key}"), &h, "v")
+    };
+    let held_by = |key: &str| -> Vec<String> {
+        c.nodes
+            .iter()
+            .filter(|(name, _, _)| {
+                let h = [("Authorization", plain.as_str())];
+                http(&c.node_addr(name), "GET", &format!("/cA/{key}"), &h, "").status == 200
+            })
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    };
+    for i in 0..6 {
+        let key = format!("k{i}");
+        let r = put(&c.proxy, &escaped, &key, &[]);
+        assert_eq!(r.status, 400, "escaped org through the proxy: {}", r.body);
+        assert!(r.body.contains("\"org\""), "{}", r.body);
+        // A client's own slot header is replaced by the proxy's.
+        let s = slot::of_key(b"zorg").to_string();
+        let r = put(&c.proxy, &escaped, &key, &[("X-Ttlcask-Slot", &s)]);
+        assert_eq!(r.status, 400, "with a forged slot header: {}", r.body);
+        assert_eq!(held_by(&key), Vec::<String>::new(), "{key} was stored");
+    }
+    // The plain spelling goes to the org's node; Flash and Iron requests are not refused.
+    let r = put(&c.proxy, &plain, "ok", &[]);
+    assert!(r.status < 300, "{}: {}", r.status, r.body);
+    let owner = c.read_map().get(slot::of_key(b"zorg")).to_string();
+    assert_eq!(held_by("ok"), vec![owner]);
+    assert_eq!(iron_put(&c.proxy, &project(1), "k", "v").status, 200);
+    let r = flash(
+        &c.proxy,
+        "GET",
+        "get",
+        (
+            ttlcask::auth::DEV_FLASH_CLIENT_ID,
+            ttlcask::auth::DEV_FLASH_API_KEY,
+        ),
+        "missing",
+        "",
+    );
+    assert_eq!(r.status, 404, "{}", r.head);
+    // A node reached directly (as a single node is) takes the escaped spelling as before.
+    let r = put(&c.node_addr("node1"), &escaped, "direct", &[]);
+    assert!(r.status < 300, "{}: {}", r.status, r.body);
+}

@@ -12,7 +12,8 @@
 //! address = "10.0.0.1:9001"
 //! admin_token_file = "/etc/ttlcask/node1.token" # or admin_token = "…"
 //! ```
-//! Relative paths are read from the cluster file's directory.
+//! Relative paths are read from the cluster file's directory. README "The cluster file"
+//! documents every key with its default (a unit test holds it to the keys accepted here).
 
 use std::path::{Path, PathBuf};
 
@@ -273,6 +274,64 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::ClusterFile;
+
+    /// The keys serde accepts where `table` is (its `unknown field` error lists them).
+    fn accepted_keys(text: &str) -> Vec<String> {
+        let error = toml::from_str::<ClusterFile>(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let listed = error.split("expected one of").nth(1).unwrap_or_default();
+        listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Found from outside (fourteenth session): the README never said what a cluster file
+    /// holds (the tester had the binary, not `deploy/cluster/cluster.toml`). Every key
+    /// accepted, top level and in `[[nodes]]`, has a row in README's table, and the README's
+    /// example loads.
+    #[test]
+    fn the_readme_documents_every_key_of_the_cluster_file() -> Result<(), String> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### The cluster file")
+            .nth(1)
+            .and_then(|s| s.split("\n### ").next())
+            .ok_or("README has no \"### The cluster file\" section")?;
+        let top = accepted_keys("no_such_key = 1");
+        let node = accepted_keys(
+            "haproxy_socket = \"s\"\nread_map = \"r\"\nwrite_map = \"w\"\n[[nodes]]\nno_such_key = 1",
+        );
+        assert!(top.contains(&"retry_after_s".to_string()), "{top:?}");
+        assert!(node.contains(&"admin_token_file".to_string()), "{node:?}");
+        for key in top.iter().chain(&node) {
+            let row = if key == "nodes" {
+                "| `[[nodes]]` |".to_string()
+            } else {
+                format!("| `{key}`")
+            };
+            assert!(
+                section.lines().any(|l| l.starts_with(&row)
+                    || (l.starts_with("| `") && l.contains(&format!("`{key}`")))),
+                "README's cluster file table has no row for {key}"
+            );
+        }
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .ok_or("no toml example")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, example).map_err(|e| e.to_string())?;
+        let file = ClusterFile::load(&path)?;
+        assert_eq!(file.nodes.len(), 2);
+        Ok(())
+    }
 
     const NODES: &str =
         "[[nodes]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nadmin_token = \"t\"\n";

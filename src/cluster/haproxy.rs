@@ -17,6 +17,10 @@
 //!   refused (403): they are each node's own, reached directly. Through the proxy a random
 //!   node's status page (tenants, paths) and `/healthz` were served (found from outside).
 //!   HAProxy's health checks go to the servers directly and are not affected.
+//! - Each request carries the slot the proxy routed it by (`X-Ttlcask-Slot`, `none` without
+//!   a shard key; a client's own is replaced), and the node refuses it (400) when it reads
+//!   another ([`crate::admin::fence::misrouted`]): an Akka JWT spelling `"o\u0072g"` went
+//!   round-robin while the node decoded its org (found from outside).
 
 use std::fmt::Write as _;
 
@@ -78,6 +82,9 @@ frontend ttlcask
     http-request set-var(txn.key) path,field(4,/),url_dec,lower if iron
     http-request set-var(txn.key) http_auth_bearer,jwt_payload_query('$.org') if !flash !api_iron
     http-request set-var(txn.slot) var(txn.key),crc32,mod(1024) if {{ var(txn.key) -m found }}
+    # The node refuses a request whose slot it reads otherwise (an Akka org this cannot read).
+    http-request set-header X-Ttlcask-Slot %[var(txn.slot)] if {{ var(txn.slot) -m found }}
+    http-request set-header X-Ttlcask-Slot none unless {{ var(txn.slot) -m found }}
     http-request set-var-fmt(txn.why) "slot %[var(txn.slot)] is unavailable (its node is down, or it is moving); retry shortly"
     http-request set-var-fmt(txn.err) '{{"Success":false,"ResponseMessage":"%[var(txn.why)]"}}' if flash
     http-request set-var-fmt(txn.err) '{{"msg":"%[var(txn.why)]"}}' if api_iron

@@ -1,11 +1,14 @@
 //! `cluster move --slots A..B --to NODE`: moves slots online.
 //!
+//! 0. The new node must hold the tenant and credential records the old ones hold: copied
+//!    into a node that has none, or the move refuses (`registry::before_move`).
 //! 1. Pause: the write map points the slots at `paused` (file first, then the runtime API);
 //!    reads still reach the old node.
 //! 2. Fence each old node for its slots (it refuses their writes, and waits for the writes
 //!    it admitted before), so nothing lands there after the export.
-//! 3. If the new node is fenced on some of the slots (it gave them away before), drop what
-//!    it still holds of them. Export the slots from each old node into the new one through
+//! 3. Fence the new node on the slots and drop what it holds of them: it owns none of them,
+//!    so anything it holds is stale (a half copy of a run that stopped, or one an undo could
+//!    not drop while it was down). Export the slots from each old node into the new one through
 //!    the admin API (versions and expiries kept; an import never overwrites a newer record,
 //!    so it can run again; it goes in over the new node's clears and drops, which can be
 //!    newer by that node's counter than what the owner wrote since).
@@ -50,6 +53,8 @@ pub struct MoveReport {
     /// Of `imported`, items stored with new versions: the new node had dropped their caches
     /// when it gave the slots away, after the versions the owner wrote since.
     pub renumbered: u64,
+    /// Tenant and credential records copied into the new node, which had none.
+    pub registry_records_copied: usize,
 }
 
 /// Contiguous ranges of sorted slots.
@@ -156,6 +161,14 @@ pub fn run(
         }
     }
     let moving: Vec<u16> = sources.values().flatten().copied().collect();
+    // Before anything is paused: Flash and IronCache credentials are checked on the node a
+    // request lands on (found from outside: a move to a node added without them exited 0,
+    // and every client of the moved slots got 401).
+    let owners: Vec<&super::Node> = sources
+        .keys()
+        .map(|n| file.node(n))
+        .collect::<Result<_, _>>()?;
+    let registry_records_copied = super::registry::before_move(target, &owners)?;
     // A terminal gets a bar; anything else (a log, a supervising script) one line per step.
     let lines = show_progress && !std::io::stderr().is_terminal();
     let bar = if show_progress && !lines {
@@ -169,6 +182,7 @@ pub fn run(
     );
     let mut report = MoveReport {
         moved_slots: moving.len(),
+        registry_records_copied,
         ..MoveReport::default()
     };
 
@@ -200,21 +214,20 @@ pub fn run(
         }
         bar.inc(1);
 
-        // A new node fenced on the slots gave them away before: what it still holds of them
-        // is stale (a drop that failed, a copy half-made by a run that stopped), so it goes
-        // first. The copy then goes in over its drops (newer than what the owner wrote since).
-        let fenced = fenced_slots(target)?;
-        let stale: Vec<u16> = moving
-            .iter()
-            .copied()
-            .filter(|s| fenced.contains(s))
-            .collect();
-        for r in ranges(&stale) {
+        // The new node owns none of the moving slots (reads and writes of them go to their
+        // owners), so nothing it holds of them is current: a copy half-made by a run that
+        // stopped, or one an undo could not drop while the node was down (keys deleted on
+        // the owner since would come back: found from outside). It is fenced on them (a
+        // drop needs a fence, and the switch lifts it) and drops them before the copy,
+        // fenced before or not. The copy then goes in over its drops (newer, by its own
+        // counter, than what the owner wrote since).
+        for r in ranges(&moving) {
             step(
                 &bar,
                 lines,
-                format!("dropping stale copies of {} on {to}", q(&r)),
+                format!("dropping what {to} holds of {} before the copy", q(&r)),
             );
+            target.call("POST", &format!("/admin/fence?{}", q(&r)), None)?;
             target.call("POST", &format!("/admin/drop?{}", q(&r)), None)?;
         }
 
@@ -281,25 +294,6 @@ pub fn run(
         ));
     }
     Ok(report)
-}
-
-/// The slots `node` is fenced on.
-fn fenced_slots(node: &super::Node) -> Result<Vec<u16>, String> {
-    let answer = node.call("GET", "/admin/fence", None)?;
-    answer
-        .get("fenced")
-        .and_then(serde_json::Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|s| s.as_u64().and_then(|s| u16::try_from(s).ok()))
-                .collect()
-        })
-        .ok_or_else(|| {
-            format!(
-                "node {}: unexpected /admin/fence answer {answer}",
-                node.name
-            )
-        })
 }
 
 /// Streams one range from `source`'s export into `target`'s import, over the target's

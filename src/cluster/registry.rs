@@ -7,6 +7,13 @@
 //! one never looks done; running the command again finishes it (a tenant that exists
 //! already is copied from the node that has it). A credential that missed a node is revoked
 //! again everywhere instead (a re-run makes a new one, with a new secret).
+//!
+//! [`before_move`]: `cluster move` makes sure its target holds the records of the slots'
+//! owners before it switches the maps (a Flash or IronCache client is checked on whichever
+//! node its slot lives). A target with no record at all (a node added to scale out) gets
+//! theirs copied; one whose records differ makes the move refuse, naming the differences.
+
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -133,4 +140,128 @@ pub fn revoke(file: &ClusterFile, id: &str) -> Result<Value, String> {
     }
     done(missed, &format!("the revoke of {id}"))?;
     Ok(json!({ "revoked": id }))
+}
+
+/// A node's tenant and credential records, `{"tenants": [...], "credentials": [...]}` as its
+/// admin API lists them (credentials with their secrets' hashes, never the secrets).
+///
+/// # Errors
+/// The node cannot be reached.
+pub fn of(node: &Node) -> Result<Value, String> {
+    let tenants = node.call("GET", "/admin/tenants", None)?;
+    let credentials = node.call("GET", "/admin/credentials", None)?;
+    Ok(json!({ "tenants": tenants, "credentials": credentials }))
+}
+
+/// The records of `registry` (as [`of`] lists them) by kind and key: `tenants/NAME`,
+/// `credentials/ID`.
+fn records(registry: &Value) -> BTreeMap<String, &Value> {
+    let mut out = BTreeMap::new();
+    for (kind, key) in [("tenants", "name"), ("credentials", "id")] {
+        for record in registry[kind].as_array().into_iter().flatten() {
+            let id = record[key].as_str().unwrap_or_default();
+            out.insert(format!("{kind}/{id}"), record);
+        }
+    }
+    out
+}
+
+/// What differs between two nodes' records, one phrase per record (at most 10 named).
+fn differences(a: (&str, &Value), b: (&str, &Value)) -> String {
+    let (ra, rb) = (records(a.1), records(b.1));
+    let mut out: Vec<String> = Vec::new();
+    for (key, record) in &ra {
+        match rb.get(key) {
+            None => out.push(format!("{key} only on {}", a.0)),
+            Some(other) if other != record => out.push(format!("{key} differs")),
+            Some(_) => {}
+        }
+    }
+    out.extend(
+        rb.keys()
+            .filter(|k| !ra.contains_key(*k))
+            .map(|k| format!("{k} only on {}", b.0)),
+    );
+    let more = out.len().saturating_sub(10);
+    out.truncate(10);
+    if more > 0 {
+        out.push(format!("{more} more"));
+    }
+    out.join(", ")
+}
+
+/// Makes sure the move's target `to` holds the same tenant and credential records as each
+/// of `sources` (the slots' owners), before anything is paused; returns the number of
+/// records copied into it.
+///
+/// A target with no tenant and no credential record gets the first source's records,
+/// copied as the `--cluster` commands copy them. That cannot bring back a credential
+/// revoked on the target: a revoke deletes the credential's record, but tenants are never
+/// deleted, so a node that ever held a credential of a tenant holds that tenant's record
+/// (and is not empty). A target whose records differ otherwise is refused: which side is
+/// right (a revoke that missed a node, a credential made while one was down) is the
+/// operator's call.
+///
+/// # Errors
+/// A node cannot be reached, the sources differ among themselves, the target differs from
+/// them, or the copy failed; the message names the nodes and records.
+pub fn before_move(to: &Node, sources: &[&Node]) -> Result<usize, String> {
+    let Some(first) = sources.first() else {
+        return Ok(0);
+    };
+    let theirs = of(first)?;
+    for other in &sources[1..] {
+        let registry = of(other)?;
+        if registry != theirs {
+            return Err(refusal(
+                (&first.name, &theirs),
+                (&other.name, &registry),
+                "the slots' owners",
+            ));
+        }
+    }
+    let mut copied = 0;
+    let mut mine = of(to)?;
+    let empty = |r: &Value| {
+        ["tenants", "credentials"]
+            .iter()
+            .all(|k| r[k].as_array().is_some_and(Vec::is_empty))
+    };
+    if mine != theirs && empty(&mine) {
+        let mut lines = String::new();
+        // Tenants first: a credential names its tenant.
+        for (kind, key) in [("tenants", "name"), ("credentials", "id")] {
+            for record in theirs[kind].as_array().into_iter().flatten() {
+                let id = record[key].as_str().unwrap_or_default();
+                lines.push_str(&record_line(kind, id, record));
+                copied += 1;
+            }
+        }
+        to.client()
+            .and_then(|c| c.import(&mut lines.as_bytes(), 100_000, |_| {}))
+            .map_err(|e| {
+                format!(
+                    "copying the tenant and credential records of {} into node {}: {e}",
+                    first.name, to.name
+                )
+            })?;
+        mine = of(to)?;
+    }
+    if mine != theirs {
+        return Err(refusal(
+            (&first.name, &theirs),
+            (&to.name, &mine),
+            "the slots' owner and the target",
+        ));
+    }
+    Ok(copied)
+}
+
+fn refusal(a: (&str, &Value), b: (&str, &Value), who: &str) -> String {
+    format!(
+        "the tenant and credential records of nodes {} and {} ({who}) differ ({}): Flash and IronCache clients of the moved slots would get 401, so this run changed nothing (no slot paused or moved). Make the registries agree first (`ttlcask cluster status` lists `registries_differ_on`): `ttlcask tenant create NAME --cluster FILE` copies a tenant to the nodes missing it, `ttlcask credential revoke ID --cluster FILE` removes a credential everywhere. A node with no tenant or credential record at all gets the records copied by the move.",
+        a.0,
+        b.0,
+        differences(a, b)
+    )
 }

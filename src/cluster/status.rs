@@ -36,10 +36,7 @@ pub fn collect(file: &ClusterFile) -> Result<Value, String> {
             })
             .unwrap_or_else(|e| format!("unreachable: {e}"));
         let stats = node.call("GET", "/admin/stats", None).ok();
-        let registry = node.call("GET", "/admin/tenants", None).and_then(|t| {
-            node.call("GET", "/admin/credentials", None)
-                .map(|c| json!({ "tenants": t, "credentials": c }))
-        });
+        let registry = super::registry::of(node);
         if let Ok(r) = &registry {
             registries.push((node.name.clone(), r.clone()));
         }

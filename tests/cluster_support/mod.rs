@@ -225,6 +225,42 @@ pub fn start() -> Option<Cluster> {
 }
 
 impl Cluster {
+    /// Adds a node as an operator scales out: starts it (empty), appends it to the cluster
+    /// file, writes HAProxy's config again (the maps are kept) and reloads HAProxy (SIGUSR2
+    /// to the master), waiting until the runtime API knows the new backend.
+    pub fn add_node(&mut self, name: &str) {
+        let port = free_port();
+        let proc = start_node(self.dir.path(), name, port);
+        let mut toml = std::fs::read_to_string(&self.file).expect("cluster file");
+        toml.push_str(&format!(
+            "[[nodes]]\nname = \"{name}\"\naddress = \"127.0.0.1:{port}\"\nadmin_token_file = \"{name}/admin.token\"\n"
+        ));
+        std::fs::write(&self.file, toml).expect("write cluster file");
+        self.nodes.push((name.to_string(), port, Some(proc)));
+        let (ok, cfg, err) = cluster_cmd(self, &["haproxy"]);
+        assert!(ok, "cluster haproxy: {err}");
+        std::fs::write(self.dir.path().join("haproxy.cfg"), cfg).expect("write cfg");
+        let status = Command::new("kill")
+            .args(["-USR2", &self.haproxy.0.id().to_string()])
+            .status()
+            .expect("kill -USR2");
+        assert!(status.success());
+        let socket = ClusterFile::load(&self.file)
+            .expect("cluster file")
+            .haproxy_socket;
+        let started = Instant::now();
+        while !ttlcask::cluster::runtime::send(&socket, "show backend")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.trim() == name)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "haproxy did not reload with {name}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     pub fn node_addr(&self, name: &str) -> String {
         let port = self.nodes.iter().find(|n| n.0 == name).map_or(0, |n| n.1);
         format!("127.0.0.1:{port}")
@@ -401,8 +437,9 @@ pub fn move_under_load(c: &Cluster, slots: RangeInclusive<u16>, to: &str, kill_s
     let mut killed_at = String::from("not killed");
     if let Some(seed) = kill_seed {
         let mut rng = Seeded(seed | 1);
-        // pausing, fencing, copying, switching, and a drop on each of the two other nodes.
-        let steps = 6;
+        // pausing, dropping on the target, fencing, copying, switching, and a drop on each
+        // of the two other nodes.
+        let steps = 7;
         let after = rng.next() % (steps + 1);
         let delay = Duration::from_millis(rng.next() % 40);
         let mut child = move_cmd()
