@@ -350,6 +350,7 @@ pub fn recover(
         ));
     }
     let mut hint_ids = Vec::new();
+    let mut marked_missing = Vec::new();
     for name in fs.list(dir)? {
         if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
@@ -357,6 +358,8 @@ pub fn recover(
             hint_ids.push(id);
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             evidence.push((id, name));
+        } else if let Some(id) = segment::parse_file_name(&name, segment::MISSING_EXTENSION) {
+            marked_missing.push(id);
         } else if name.ends_with(".tmp") && !crate::space::is_reserve_file(&name) {
             // A hint that was never renamed into place, or a spare segment: never trusted,
             // safe to remove. (The space reserve is the store's to adopt.)
@@ -371,20 +374,31 @@ pub fn recover(
     let missing =
         seals.lost_outside(|id| segment_ids.binary_search(&id).is_ok() || hint_ids.contains(&id));
     let missing_ids: Vec<u32> = missing.iter().map(|&(id, _)| id).collect();
+    // Each gets a marker file once the open goes ahead (the log's entry is dropped below):
+    // the loss is reported at every open and by `verify` until the operator removes it.
+    // Found from outside: reported once, then every later open was clean while those keys
+    // read older values.
+    let mut markers = Vec::new();
     for (id, len) in missing {
         let how = match len {
             Some(len) => format!("sealed with {len} bytes"),
             None => "appended to when the store stopped".to_string(),
         };
+        let problem = format!(
+            "the segment file is missing ({how}, seals.log) and the store did not remove it; no hint names its records: their keys may read older values (recorded in {}; remove that file once the loss is dealt with)",
+            segment::missing_file_name(id)
+        );
+        markers.push((id, len, problem.clone()));
         report.damaged.push(DamagedRange {
             segment: id,
             offset: 0,
             len: len.unwrap_or(0).max(1),
             records: None,
-            problem: format!(
-                "the segment file is missing ({how}, seals.log) and the store did not remove it; no hint names its records: their keys may read older values"
-            ),
+            problem,
         });
+    }
+    for &id in marked_missing.iter().filter(|id| !missing_ids.contains(id)) {
+        report.damaged.push(missing_marked(dir, id));
     }
     // Entries of segments deleted since (compaction's inputs) are dropped here: the store
     // writes the log anew from what recovery hands back.
@@ -402,6 +416,7 @@ pub fn recover(
         .map(|(id, _)| *id)
         .chain(hint_ids.iter().copied())
         .chain(missing_ids.iter().copied())
+        .chain(marked_missing.iter().copied())
         .max()
         .unwrap_or(0);
     let mut base_version = 0;
@@ -642,6 +657,20 @@ pub fn recover(
     if !read_only {
         for path in leftovers {
             fs.remove(&path)?;
+        }
+        for (id, len, problem) in markers {
+            let path = dir.join(segment::missing_file_name(id));
+            if let Err(e) = crate::fs::write_atomically(fs, dir, &path, problem.as_bytes()) {
+                // Then the log keeps telling of it (a sealed one: a segment that was being
+                // appended to is told of by this open's report alone).
+                report.ignored_files.push(format!(
+                    "{}: could not be written ({e}); the seal log keeps the missing segment's entry instead",
+                    path.display()
+                ));
+                if let Some(len) = len {
+                    seals.lengths.insert(id, len);
+                }
+            }
         }
     }
     for (id, seg, slot_stats) in loaded {
@@ -1460,6 +1489,21 @@ fn damaged_range(id: u32, d: &scan::Damaged) -> DamagedRange {
         len: d.len as u64,
         records: d.lost.as_ref().map(|l| l.len() as u64),
         problem: d.problem.to_string(),
+    }
+}
+
+/// The damage a missing marker (`NNNNNNNNNN.missing`) reports: the segment an earlier open
+/// found missing.
+fn missing_marked(dir: &Path, id: u32) -> DamagedRange {
+    DamagedRange {
+        segment: id,
+        offset: 0,
+        len: 1,
+        records: None,
+        problem: format!(
+            "the segment file went missing before an earlier open, with no hint naming its records: their keys may read older values ({} records it; remove that file once the loss is dealt with)",
+            dir.join(segment::missing_file_name(id)).display()
+        ),
     }
 }
 

@@ -37,6 +37,17 @@ pub fn evidence_hint_file_name(id: u32) -> String {
     format!("{id:010}.{EVIDENCE_EXTENSION}-hint")
 }
 
+/// Extension of the marker an open leaves for a sealed segment it found missing (lost
+/// outside the store, with no hint naming its records): `0000000012.missing`. The seal log
+/// entry that told of it is dropped at that open, so the marker is what reports the loss at
+/// every later open and in `verify`, until the operator removes it.
+pub const MISSING_EXTENSION: &str = "missing";
+
+/// File name of the missing marker of segment `id`.
+pub fn missing_file_name(id: u32) -> String {
+    format!("{id:010}.{MISSING_EXTENSION}")
+}
+
 /// Parses `0000000012.seg` into 12.
 pub fn parse_file_name(name: &str, extension: &str) -> Option<u32> {
     let stem = name.strip_suffix(extension)?.strip_suffix('.')?;

@@ -1499,3 +1499,56 @@ fn closed_dir_of_200_keys() -> tempfile::TempDir {
     drop(store);
     dir
 }
+
+/// A segment deleted with its hint is reported at every open and by `verify`, not only at the
+/// first open (found from outside, thirteenth session: that open dropped the seal log's
+/// entry, and every later open and `verify` called the directory clean while the segment's
+/// keys read older values). The open leaves `NNNNNNNNNN.missing`; the loss is reported until
+/// the operator removes it, a strict open refuses meanwhile, and its id is never reused.
+#[test]
+fn a_segment_lost_outside_the_store_stays_reported_until_its_marker_is_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |policy| {
+        Store::builder()
+            .segment_size(4096)
+            .durability(Durability::Always)
+            .compaction_interval(None)
+            .recovery_policy(policy)
+            .open(dir.path())
+    };
+    let store = open(RecoveryPolicy::Salvage).expect("open");
+    put_200_keys(&store);
+    drop(store);
+    drop(open(RecoveryPolicy::Salvage).expect("open"));
+    let hint = files_ending(dir.path(), ".hint")[1].clone();
+    let segment = hint.replace(".hint", ".seg");
+    let marker = hint.replace(".hint", ".missing");
+    std::fs::remove_file(dir.path().join(&hint)).expect("remove hint");
+    std::fs::remove_file(dir.path().join(&segment)).expect("remove segment");
+    for round in 0..3 {
+        let store = open(RecoveryPolicy::Salvage).expect("salvage opens");
+        let report = store.recovery_report();
+        assert!(
+            report.damaged.iter().any(|d| d.problem.contains(&marker)),
+            "open {round}: {report:?}"
+        );
+        drop(store);
+        assert!(dir.path().join(&marker).exists(), "open {round}");
+        assert!(
+            !files_ending(dir.path(), ".seg").contains(&segment),
+            "id reused"
+        );
+        let verified = ttlcask_engine::verify(dir.path()).expect("verify");
+        assert!(
+            !verified.is_clean(),
+            "verify after open {round}: {verified:?}"
+        );
+        assert!(
+            open(RecoveryPolicy::Strict).is_err(),
+            "strict after open {round}"
+        );
+    }
+    std::fs::remove_file(dir.path().join(&marker)).expect("remove marker");
+    let store = open(RecoveryPolicy::Strict).expect("clean once the marker is removed");
+    assert!(store.recovery_report().damaged.is_empty());
+}
