@@ -689,7 +689,8 @@ fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let token = || match &target.admin_token {
         Some(t) => Ok(t.clone()),
-        None => std::fs::read_to_string(data_dir.join(ADMIN_TOKEN_FILE))
+        None => ttlcask_engine::read_regular(&data_dir.join(ADMIN_TOKEN_FILE))
+            .and_then(|t| String::from_utf8(t).map_err(std::io::Error::other))
             .map(|t| t.trim().to_string())
             .map_err(|e| {
                 format!(

@@ -251,7 +251,8 @@ pub async fn run(
 pub fn read_admin_token(path: &Path) -> Result<Option<String>, String> {
     let fix = "delete it and start the server again to get a new token (then give the new one to \
                `--admin-token` users and to this node's `admin_token` in a cluster file)";
-    let bytes = match std::fs::read(path) {
+    // Only a regular file: a FIFO there blocked the start (and `verify`) for good.
+    let bytes = match ttlcask_engine::read_regular(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -301,4 +302,61 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("cannot write admin token {}: {e}", path.display()))?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn mkfifo(path: &Path) -> Result<(), String> {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .map_err(|e| e.to_string())?;
+        made.success()
+            .then_some(())
+            .ok_or_else(|| format!("mkfifo {}: {made}", path.display()))
+    }
+
+    /// `f`'s result, or an error if it takes more than 10 s (left running: it is blocked).
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "did not return within 10 s".to_string())
+    }
+
+    /// The admin token or the fence file made a FIFO: read, it blocked the start (and
+    /// `verify`) for good, found from outside; now it is refused at once, naming the file.
+    #[test]
+    fn a_fifo_for_the_admin_token_or_the_fence_file_is_refused_not_waited_on() -> Result<(), String>
+    {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let token = dir.path().join(crate::cli::ADMIN_TOKEN_FILE);
+        mkfifo(&token)?;
+        let read = within_10s({
+            let token = token.clone();
+            move || super::read_admin_token(&token)
+        })?;
+        let why = read.err().ok_or("a FIFO is no token")?;
+        assert!(
+            why.contains(&*token.to_string_lossy()) && why.contains("FIFO"),
+            "{why}"
+        );
+
+        let [fences, _] = crate::admin::fence_file::paths(dir.path());
+        mkfifo(&fences)?;
+        let dir = dir.path().to_path_buf();
+        let loaded = within_10s(move || crate::admin::fence_file::load(&dir))?;
+        let said = match loaded {
+            Ok(loaded) => loaded.problems.join("; "),
+            Err(why) => why,
+        };
+        assert!(said.contains("FIFO"), "{said}");
+        Ok(())
+    }
 }

@@ -31,7 +31,7 @@ impl fmt::Display for OpenError {
         match self {
             Self::Io { path, source } => write!(
                 f,
-                "cannot use {}: {source}; check that the data directory exists, is writable and has free space",
+                "cannot use {}: {source}; check that the data directory exists, that its files are regular files its user can read and write, and that the disk has free space",
                 path.display()
             ),
             Self::Locked { path } => write!(

@@ -6,7 +6,8 @@
 //! write, and no SIGBUS on a full disk); other files use `pwrite`. Reads go through the
 //! map; `fdatasync` makes mapped writes durable too. `flock` locks the directory. A segment
 //! found on disk with holes in it is filled, or read into memory, before anything reads it
-//! (see [`StorageFile::map_found`]).
+//! (see [`StorageFile::map_found`]). Only regular files (symlinks followed) are opened or
+//! read: anything else found under a store file's name fails with [`is_not_regular`].
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -156,6 +157,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn free_space(&self, _dir: &Path) -> Option<u64> {
         None
     }
+    /// Fails if `path` is there but is not a regular file (see [`check_regular`]): the
+    /// store opens, reads and removes only regular files. By default (a file system of
+    /// files only, as [`crate::sim::SimFs`]) nothing fails.
+    fn check_regular(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
     /// Says that the first `len` bytes of `path` (`u64::MAX`: all of it) will be read soon,
     /// so that the disk can start on them while other files are read. Does nothing by
     /// default; errors are ignored.
@@ -178,6 +185,63 @@ pub fn is_denied(e: &io::Error) -> bool {
         Some(libc::EACCES | libc::EPERM | libc::EROFS)
     ) || e.kind() == io::ErrorKind::PermissionDenied
         || e.kind() == io::ErrorKind::ReadOnlyFilesystem
+}
+
+/// Why [`RealFs`] refused a path: it is there, but not a regular file (symlinks followed).
+#[derive(Debug)]
+struct NotRegular(&'static str);
+
+impl fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a regular file but {}", self.0)
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
+/// Whether an I/O error is [`check_regular`]'s: the path names a directory, a FIFO, a
+/// device or a socket, which the store never reads, writes or removes.
+pub fn is_not_regular(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<NotRegular>())
+}
+
+/// Fails unless `path`, its symlinks followed, is a regular file (`NotFound` if nothing is
+/// there). Asked before a file is opened: a FIFO blocks `open` until a writer comes (`verify`
+/// and the open hung on a `seals.log` made one), and a device such as `/dev/zero` never
+/// ends (a segment symlinked to it ate memory until the process was killed): found from
+/// outside. A symlink to a regular file is allowed.
+pub fn check_regular(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = fs::metadata(path)?.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "of an unknown type"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        NotRegular(what),
+    ))
+}
+
+/// Reads a whole file, only if it is a regular one ([`check_regular`]): what the store and
+/// the server read of a data directory.
+///
+/// # Errors
+/// The path is not a regular file, or reading it failed.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    check_regular(path)?;
+    fs::read(path)
 }
 
 /// What a `stat`-like call (`statvfs`, `statfs`) says of the file system holding `path`:
@@ -605,13 +669,20 @@ impl FileSystem for RealFs {
         Ok(Box::new(RealFile::new(file)))
     }
 
+    // Every call that opens or removes an existing file asks `check_regular` first (see
+    // there).
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        check_regular(path)?;
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Box::new(RealFile::new(file)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        read_regular(path)
+    }
+
+    fn check_regular(&self, path: &Path) -> io::Result<()> {
+        check_regular(path)
     }
 
     fn read_arriving(
@@ -623,6 +694,7 @@ impl FileSystem for RealFs {
         /// Small enough that work on the first bytes starts early, large enough that the
         /// system calls do not count.
         const CHUNK: u64 = 1 << 20;
+        check_regular(path)?;
         let file = File::open(path)?;
         let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
         let mut bytes = Vec::with_capacity(len);
@@ -644,6 +716,9 @@ impl FileSystem for RealFs {
         use std::os::fd::AsRawFd;
         // 0: to the end of the file.
         let len = libc::off_t::try_from(len).unwrap_or(0);
+        if check_regular(path).is_err() {
+            return;
+        }
         if let Ok(file) = File::open(path) {
             #[expect(unsafe_code, reason = "posix_fadvise has no safe wrapper in std")]
             // SAFETY: a plain system call on a descriptor that lives through it; it reads
@@ -659,6 +734,12 @@ impl FileSystem for RealFs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
+        // Not a FIFO (or a device) someone put under a store file's name: the open reported
+        // it left alone. (A directory `remove_file` refuses by itself.)
+        match check_regular(path) {
+            Err(e) if is_not_regular(&e) => return Err(e),
+            _ => {}
+        }
         fs::remove_file(path)
     }
 
@@ -667,6 +748,10 @@ impl FileSystem for RealFs {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        match check_regular(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

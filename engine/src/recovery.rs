@@ -7,7 +7,7 @@
 //! its version; a namespace exists when its newest create is newer than its newest drop.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::format::{self, EntryMeta, Op, Summary};
@@ -27,15 +27,25 @@ pub(crate) const BLANK_SEGMENT: &str = "blank segment removed (its header never 
 /// Why recovery did not produce an index.
 #[derive(Debug)]
 pub enum RecoverError {
-    /// The file system refused.
-    Io(std::io::Error),
+    /// The file system refused, at `path` (the file, or the directory: the open's error
+    /// names it; it named only the directory, found from outside).
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
     /// Damage that the policy does not accept.
     Damaged(String),
 }
 
-impl From<std::io::Error> for RecoverError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
+impl RecoverError {
+    /// An I/O error at `path`, for `map_err`.
+    fn at(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -351,7 +361,7 @@ pub fn recover(
     }
     let mut hint_ids = Vec::new();
     let mut marked_missing = Vec::new();
-    for name in fs.list(dir)? {
+    for name in fs.list(dir).map_err(RecoverError::at(dir))? {
         if let Some(id) = segment::parse_file_name(&name, "seg") {
             segment_ids.push(id);
         } else if let Some(id) = segment::parse_file_name(&name, "hint") {
@@ -360,10 +370,21 @@ pub fn recover(
             evidence.push((id, name));
         } else if let Some(id) = segment::parse_file_name(&name, segment::MISSING_EXTENSION) {
             marked_missing.push(id);
-        } else if name.ends_with(".tmp") && !crate::space::is_reserve_file(&name) {
-            // A hint that was never renamed into place, or a spare segment: never trusted,
-            // safe to remove. (The space reserve is the store's to adopt.)
-            leftovers.push(dir.join(name));
+        } else if name.ends_with(".tmp") {
+            let path = dir.join(&name);
+            match fs.check_regular(&path) {
+                // A directory (or a FIFO) under a scratch file's name is not the store's:
+                // left alone and reported (removing it stopped the open, naming no file).
+                Err(e) if crate::fs::is_not_regular(&e) => report.ignored_files.push(format!(
+                    "{}: {e}, where the store keeps a scratch file: left alone (the store removes and reuses only regular files)",
+                    path.display()
+                )),
+                // The space reserve is the store's to adopt.
+                _ if crate::space::is_reserve_file(&name) => {}
+                // A hint that was never renamed into place, or a spare segment: never
+                // trusted, safe to remove.
+                _ => leftovers.push(path),
+            }
         }
     }
     segment_ids.sort_unstable();
@@ -427,6 +448,8 @@ pub fn recover(
     }
     let mut opened = Vec::new();
     let mut unreadable = Vec::new();
+    // Segments with nothing readable left, and the records their hints name (marked lost).
+    let mut lost_whole: Vec<(u32, Vec<(Summary, u64)>)> = Vec::new();
     let present: HashSet<u32> = segment_ids.iter().copied().collect();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
@@ -451,11 +474,35 @@ pub fn recover(
                 // hint names read older values: found from outside).
                 let why = format!("it names segment {}, not {id}", seg.id);
                 drop(seg);
-                let bytes = fs.read(&path)?;
+                let bytes = fs.read(&path).map_err(RecoverError::at(&path))?;
                 unreadable.push((id, path, why, bytes));
                 continue;
             }
-            Err(SegmentOpenError::Io(e)) => return Err(e.into()),
+            Err(SegmentOpenError::Io(e)) => {
+                // A segment file that cannot be opened (its mode, or not a regular file: a
+                // directory, a FIFO, a symlink to a device) is damage, left as it is, as
+                // one whose bytes are lost: the keys its hint names are lost, else its
+                // records are unknown. (It refused the open naming only the directory, or
+                // hung it: found from outside.)
+                let lost = hint_summaries(fs, &dir.join(segment::hint_file_name(id)), id);
+                report.damaged.push(DamagedRange {
+                    segment: id,
+                    offset: 0,
+                    len: seals.lengths.get(&id).copied().unwrap_or(0).max(1),
+                    records: lost.as_ref().map(|l| l.len() as u64),
+                    problem: format!(
+                        "the segment file {} cannot be read ({e}); left in place; {}",
+                        path.display(),
+                        if lost.is_some() {
+                            "the keys its hint names are lost"
+                        } else {
+                            "its records are unknown (their keys may read older values)"
+                        }
+                    ),
+                });
+                lost_whole.push((id, lost.unwrap_or_default()));
+                continue;
+            }
             Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v))) => {
                 return Err(RecoverError::Damaged(format!(
                     "{} is in segment format version {v}, written by a newer ttlcask; this release reads format versions {} and {}: upgrade ttlcask (nothing was changed)",
@@ -481,7 +528,7 @@ pub fn recover(
                         .lengths
                         .get(&id)
                         .is_some_and(|&l| l > format::SEGMENT_HEADER_LEN as u64);
-                let bytes = fs.read(&path)?;
+                let bytes = fs.read(&path).map_err(RecoverError::at(&path))?;
                 if !sealed && bytes.iter().all(|&b| b == 0) {
                     // Created but its header never reached the disk: it holds nothing.
                     leftovers.push(path.clone());
@@ -502,8 +549,6 @@ pub fn recover(
     // Segments whose header fails its checks are read with a header rebuilt from their id
     // and their frames, and reported; kept in place if no frame reads.
     let mut rebuilt = HashSet::new();
-    // Segments with nothing readable left, and the records their hints name (marked lost).
-    let mut lost_whole: Vec<(u32, Vec<(Summary, u64)>)> = Vec::new();
     for (id, path, e, bytes) in unreadable {
         let Some(header) = rebuild_header(&bytes, id) else {
             let Some(&sealed_len) = seals.lengths.get(&id) else {
@@ -545,13 +590,16 @@ pub fn recover(
             ),
         });
         rebuilt.insert(id);
-        opened.push(Segment::open_rebuilt(fs, &path, header, !read_only)?);
+        opened.push(
+            Segment::open_rebuilt(fs, &path, header, !read_only)
+                .map_err(RecoverError::at(&path))?,
+        );
     }
     for id in hint_ids {
         let path = dir.join(segment::hint_file_name(id));
         let Some(lost) = hint_summaries(fs, &path, id) else {
             report.ignored_files.push(format!(
-                "{}: hint of a missing segment, and it fails its checks (ignored)",
+                "{}: hint of a missing segment, and it cannot be read or fails its checks (ignored)",
                 path.display()
             ));
             continue;
@@ -588,7 +636,7 @@ pub fn recover(
         }
         report = opened_report.clone();
         for (id, name) in &evidence {
-            load_evidence(fs, &dir.join(name), *id, &mut replay, &mut report)?;
+            load_evidence(fs, &dir.join(name), *id, &mut replay, &mut report);
         }
         match load_segments(
             fs,
@@ -600,7 +648,7 @@ pub fn recover(
             &mut report,
         ) {
             Ok(loaded) => break (replay, loaded),
-            Err(LoadStop::Io(e)) => return Err(e.into()),
+            Err(LoadStop::Io(path, source)) => return Err(RecoverError::Io { path, source }),
             Err(LoadStop::Distrust(id, segments)) => {
                 distrusted.insert(id);
                 opened = segments;
@@ -656,7 +704,7 @@ pub fn recover(
     }
     if !read_only {
         for path in leftovers {
-            fs.remove(&path)?;
+            fs.remove(&path).map_err(RecoverError::at(&path))?;
         }
         for (id, len, problem) in markers {
             let path = dir.join(segment::missing_file_name(id));
@@ -675,7 +723,8 @@ pub fn recover(
     }
     for (id, seg, slot_stats) in loaded {
         let seg = if slot_stats.cut && !read_only {
-            cut(fs, seg, slot_stats.data_len, durable)?
+            let path = seg.path.clone();
+            cut(fs, seg, slot_stats.data_len, durable).map_err(RecoverError::at(&path))?
         } else {
             seg
         };
@@ -799,7 +848,9 @@ fn load_segments(
         let id = seg.id;
         let sealed_len = sealed.get(&id).copied();
         let distrusted_hint = distrusted.contains(&id);
-        let (seg, stats) = scan_segment(fs, seg, sealed_len, distrusted_hint, replay, report)?;
+        let path = seg.path.clone();
+        let (seg, stats) = scan_segment(fs, seg, sealed_len, distrusted_hint, replay, report)
+            .map_err(|e| LoadStop::Io(path, e))?;
         loaded.push((id, seg, stats));
     }
     loaded.sort_unstable_by_key(|(id, _, _)| *id);
@@ -820,7 +871,7 @@ fn stop_with_every_segment(
                 segments.extend(loaded.into_iter().map(|(_, seg, _)| seg));
                 segments.extend(rescan);
             }
-            Err(LoadStop::Io(e)) => return LoadStop::Io(e),
+            Err(LoadStop::Io(path, e)) => return LoadStop::Io(path, e),
             Err(LoadStop::Distrust(id, all)) => {
                 distrust.get_or_insert(id);
                 segments.extend(all);
@@ -889,8 +940,8 @@ fn load_hinted(
         }
         match load_from_hint(fs, path, &seg, replay, report) {
             HintOutcome::Loaded(mut stats) => {
-                if let Some((mut damaged, intact)) =
-                    damage_before_the_end(fs, &seg, stats.data_len)?
+                if let Some((mut damaged, intact)) = damage_before_the_end(fs, &seg, stats.data_len)
+                    .map_err(|e| LoadStop::Io(seg.path.clone(), e))?
                 {
                     // The hint indexed records in the damaged range: each put the scan did
                     // not find intact there is marked lost, and `mark_lost` takes it out of
@@ -940,16 +991,11 @@ type HintedLoad = (Vec<(u32, Segment, SlotStats)>, Vec<Segment>);
 
 /// Why loading the segments stopped.
 enum LoadStop {
-    Io(std::io::Error),
+    /// The file, and what the file system said.
+    Io(PathBuf, std::io::Error),
     /// The hint of this segment was found damaged after some of its records were applied:
     /// loading starts over without it, with every segment (here) again.
     Distrust(u32, Vec<Segment>),
-}
-
-impl From<std::io::Error> for LoadStop {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
-    }
 }
 
 enum HintOutcome {
@@ -1508,15 +1554,16 @@ fn missing_marked(dir: &Path, id: u32) -> DamagedRange {
 }
 
 /// Reads the lost records of a damaged segment that compaction moved aside (its intact
-/// records were copied out then), so that their keys stay lost.
+/// records were copied out then), so that their keys stay lost. One that cannot be read (or
+/// is not a regular file) is reported and left in place; its hint still names what it lost.
 fn load_evidence(
     fs: &dyn FileSystem,
     path: &Path,
     id: u32,
     replay: &mut Replay,
     report: &mut RecoveryReport,
-) -> std::io::Result<()> {
-    let bytes = fs.read(path)?;
+) {
+    let bytes = fs.read(path);
     let ranges_before = report.damaged.len();
     // Where its scan ends (the whole file when its header is unreadable).
     let mut end = 0;
@@ -1525,9 +1572,10 @@ fn load_evidence(
     // Ranges the scan reported with their records known: the hint's records there are
     // already counted (reported twice, one flipped byte made two ranges).
     let mut reported = Vec::new();
-    match format::decode_segment_header(&bytes) {
-        Ok(header) => {
-            let scanned = scan::scan(&bytes, &header, false);
+    match bytes.as_deref().map(format::decode_segment_header) {
+        Ok(Ok(header)) => {
+            let bytes = bytes.as_deref().unwrap_or_default();
+            let scanned = scan::scan(bytes, &header, false);
             end = scanned.end as u64;
             for d in &scanned.damaged {
                 note_damaged(id, d, replay, report);
@@ -1537,8 +1585,12 @@ fn load_evidence(
             }
             intact.extend(scanned.records.iter().map(|(at, _)| *at as u64));
         }
-        Err(e) => report.ignored_files.push(format!(
+        Ok(Err(e)) => report.ignored_files.push(format!(
             "{}: damaged segment kept as evidence, header unreadable ({e:?})",
+            path.display()
+        )),
+        Err(e) => report.ignored_files.push(format!(
+            "{}: damaged segment kept as evidence cannot be read ({e}): left in place",
             path.display()
         )),
     }
@@ -1575,12 +1627,13 @@ fn load_evidence(
         report.damaged.push(DamagedRange {
             segment: id,
             offset: end,
-            len: (bytes.len() as u64).saturating_sub(end).max(1),
+            len: (bytes.as_ref().map_or(0, Vec::len) as u64)
+                .saturating_sub(end)
+                .max(1),
             records: None,
             problem: "a damaged segment that compaction moved aside: what it lost is unknown (no hint names it; those keys may read older values)".to_string(),
         });
     }
-    Ok(())
 }
 
 /// Bytes of records per segment, summed as they arrive, in runs: records come mostly in

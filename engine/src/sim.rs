@@ -109,6 +109,9 @@ struct Control {
     fail_writes: Mutex<Option<io::ErrorKind>>,
     /// The OS error every create, rename and remove fails with (see [`SimFs::deny_names`]).
     deny_names: Mutex<Option<i32>>,
+    /// Files whose open and read fail, with the OS error each fails with (see
+    /// [`SimFs::deny_access`]).
+    deny_access: Mutex<HashMap<PathBuf, i32>>,
     /// Total bytes the live files may hold (`None`: unlimited).
     capacity: Mutex<Option<u64>>,
     /// How long each file sync takes (a real disk's fsync latency).
@@ -167,6 +170,7 @@ impl SimFs {
                 fail_ops: Mutex::new(HashSet::new()),
                 fail_writes: Mutex::new(None),
                 deny_names: Mutex::new(None),
+                deny_access: Mutex::new(HashMap::new()),
                 capacity: Mutex::new(None),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
                 on_sync: Mutex::new(None),
@@ -224,6 +228,25 @@ impl SimFs {
     /// still take writes. `None` lifts it.
     pub fn deny_names(&self, errno: Option<i32>) {
         *self.control.deny_names.lock() = errno;
+    }
+
+    /// While set, every open and read of `path` fails with this OS error (`EACCES`: a file
+    /// of mode 000, or owned by another user, as a server not run as root finds it); the
+    /// file stays as it is. `None` lifts it.
+    pub fn deny_access(&self, path: impl Into<PathBuf>, errno: Option<i32>) {
+        let mut denied = self.control.deny_access.lock();
+        match errno {
+            Some(errno) => denied.insert(path.into(), errno),
+            None => denied.remove(&path.into()),
+        };
+    }
+
+    /// Fails with the error [`SimFs::deny_access`] set for `path`, if any.
+    fn check_access(&self, path: &Path) -> io::Result<()> {
+        match self.control.deny_access.lock().get(path) {
+            Some(&errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
+        }
     }
 
     /// Fails with the error [`SimFs::deny_names`] set, if any.
@@ -427,6 +450,7 @@ impl FileSystem for SimFs {
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.check_access(path)?;
         let file = self
             .names
             .lock()
@@ -441,6 +465,7 @@ impl FileSystem for SimFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.check_access(path)?;
         let file = self
             .names
             .lock()

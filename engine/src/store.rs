@@ -428,7 +428,7 @@ impl Store {
             read_only,
         )
         .map_err(|e| match e {
-            recovery::RecoverError::Io(e) => io_err(dir)(e),
+            recovery::RecoverError::Io { path, source } => OpenError::Io { path, source },
             recovery::RecoverError::Damaged(why) => OpenError::Damaged(why),
         })?;
         let mut state = recovered.state;

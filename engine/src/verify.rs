@@ -101,7 +101,25 @@ pub fn verify_with_progress(
         } else if let Some(id) = segment::parse_file_name(&name, "hint") {
             hints.push((id, entry.path(), entry.metadata()?.len()));
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
-            evidence.push((id, entry.path()));
+            match not_regular(&entry.path()) {
+                Some(e) => report.damage.push(Damage {
+                    file: entry.path(),
+                    offset: None,
+                    problem: format!("{e}, under the name of a damaged segment that compaction moved aside: open leaves it in place and reports it (what that segment lost is read from its hint, if any)"),
+                }),
+                None => evidence.push((id, entry.path())),
+            }
+        } else if let Some(e) = name
+            .ends_with(".tmp")
+            .then(|| not_regular(&entry.path()))
+            .flatten()
+        {
+            // As the open judges it: left alone and reported (a strict open refuses).
+            report.damage.push(Damage {
+                file: entry.path(),
+                offset: None,
+                problem: format!("{e}, where the store keeps a scratch file: open leaves it alone and reports it"),
+            });
         } else if segment::parse_file_name(&name, segment::MISSING_EXTENSION).is_some() {
             // As the open reports it, at every open until it is removed.
             report.damage.push(Damage {
@@ -177,22 +195,32 @@ pub fn verify_with_progress(
     let total: u64 = segments.iter().chain(&hints).map(|(_, _, len)| len).sum();
     let mut done = 0;
     // A file that cannot be read is damage named as such, and the rest is still checked
-    // (`verify` gave up on the first one, naming no file: found from outside).
-    let read = |path: &Path, report: &mut VerifyReport| match std::fs::read(path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            report.damage.push(Damage {
-                file: path.to_path_buf(),
-                offset: None,
-                problem: format!("cannot be read: {e}"),
-            });
-            None
-        }
-    };
+    // (`verify` gave up on the first one, naming no file: found from outside). Only regular
+    // files are read: a FIFO made it wait forever, `/dev/zero` ate memory.
+    let read =
+        |path: &Path, at_open: &str, report: &mut VerifyReport| match crate::fs::read_regular(path)
+        {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                report.damage.push(Damage {
+                    file: path.to_path_buf(),
+                    offset: None,
+                    problem: format!("cannot be read ({e}): {at_open}"),
+                });
+                None
+            }
+        };
+    // Segments that could not be read: their hints name what the open marks lost.
+    let mut unread = Vec::new();
     for (id, path, len) in &segments {
         let sealed = seals.lengths.get(id).copied();
         let renamed = |other: u32| !has_file(&segments, other);
-        if let Some(bytes) = read(path, &mut report) {
+        let at_open = "open leaves it in place as damage: the keys its hint names read as lost, the other records it held are unknown (their keys may read older values)";
+        let bytes = read(path, at_open, &mut report);
+        if bytes.is_none() {
+            unread.push(*id);
+        }
+        if let Some(bytes) = bytes {
             check_segment(
                 *id,
                 path,
@@ -211,13 +239,36 @@ pub fn verify_with_progress(
             .iter()
             .find(|(s, _, _)| s == id)
             .map(|(_, _, l)| *l);
-        if let Some(bytes) = read(path, &mut report) {
-            check_hint(*id, path, &bytes, segment_len, &mut report);
+        let at_open = "it is ignored at open and its segment is scanned instead";
+        if let Some(bytes) = read(path, at_open, &mut report) {
+            let segment = match segment_len {
+                _ if unread.contains(id) => Segment::Unread,
+                Some(len) => Segment::Len(len),
+                None => Segment::Missing,
+            };
+            check_hint(*id, path, &bytes, segment, &mut report);
         }
         done += len;
         progress(done, total);
     }
     Ok(report)
+}
+
+/// Why `path` is not read, if it is there but not a regular file (a directory, a FIFO).
+fn not_regular(path: &Path) -> Option<std::io::Error> {
+    crate::fs::check_regular(path)
+        .err()
+        .filter(crate::fs::is_not_regular)
+}
+
+/// What [`check_hint`] knows of the hint's segment.
+enum Segment {
+    /// Its length.
+    Len(u64),
+    /// There, but it could not be read (already reported).
+    Unread,
+    /// Not there.
+    Missing,
 }
 
 /// `logged`: the length the seal log says the segment was sealed with, and whether it says
@@ -376,7 +427,10 @@ fn check_segment(
 /// hole raises SIGBUS, so the open fills them, or reads the segment into memory where it
 /// cannot; the operator should know why the store takes that space or memory.
 fn check_holes(path: &Path, report: &mut VerifyReport) {
-    let Ok(holes) = std::fs::File::open(path).and_then(|f| crate::fs::holes(&f)) else {
+    let holes = crate::fs::check_regular(path)
+        .and_then(|()| std::fs::File::open(path))
+        .and_then(|f| crate::fs::holes(&f));
+    let Ok(holes) = holes else {
         return;
     };
     let Some(first) = holes.first() else { return };
@@ -389,13 +443,7 @@ fn check_holes(path: &Path, report: &mut VerifyReport) {
     ));
 }
 
-fn check_hint(
-    id: u32,
-    path: &Path,
-    bytes: &[u8],
-    segment_len: Option<u64>,
-    report: &mut VerifyReport,
-) {
+fn check_hint(id: u32, path: &Path, bytes: &[u8], segment: Segment, report: &mut VerifyReport) {
     report.hints += 1;
     report.bytes += bytes.len() as u64;
     let damage = |problem: String| Damage {
@@ -403,21 +451,37 @@ fn check_hint(
         offset: None,
         problem: format!("{problem}; it is ignored at open and its segment is scanned instead"),
     };
-    let Some(segment_len) = segment_len else {
-        // The store removes a segment's hint before the segment: this one was lost outside
-        // it, and an open marks lost the records the hint names that no newer record covers.
-        let named = hint::decode(bytes).map(|h| h.entries().count());
-        report.damage.push(Damage {
-            file: path.to_path_buf(),
-            offset: None,
-            problem: match named {
-                Ok(n) => format!(
-                    "hint of a segment that is missing: its {n} records are lost where no newer record covers them (an open reads those keys as lost)"
-                ),
-                Err(e) => format!("hint of a segment that is missing, and it fails its check ({e:?})"),
-            },
-        });
-        return;
+    let segment_len = match segment {
+        Segment::Len(len) => len,
+        // The open marks lost what it names: its segment's line says so.
+        Segment::Unread => {
+            match hint::decode(bytes) {
+                Ok(h) => report.hint_records += h.entries().filter(Result::is_ok).count() as u64,
+                Err(e) => report.damage.push(Damage {
+                    file: path.to_path_buf(),
+                    offset: None,
+                    problem: format!("hint of a segment that cannot be read, and it fails its check ({e:?}): the segment's records are unknown"),
+                }),
+            }
+            return;
+        }
+        Segment::Missing => {
+            // The store removes a segment's hint before the segment: this one was lost
+            // outside it, and an open marks lost the records the hint names that no newer
+            // record covers.
+            let named = hint::decode(bytes).map(|h| h.entries().count());
+            report.damage.push(Damage {
+                file: path.to_path_buf(),
+                offset: None,
+                problem: match named {
+                    Ok(n) => format!(
+                        "hint of a segment that is missing: its {n} records are lost where no newer record covers them (an open reads those keys as lost)"
+                    ),
+                    Err(e) => format!("hint of a segment that is missing, and it fails its check ({e:?})"),
+                },
+            });
+            return;
+        }
     };
     let decoded = match hint::decode(bytes) {
         Ok(h) => h,

@@ -118,7 +118,8 @@ enum Copy {
 }
 
 fn read(path: &Path) -> Copy {
-    match std::fs::read(path) {
+    // Only a regular file: a FIFO there would block the start (and `verify`) for good.
+    match ttlcask_engine::read_regular(path) {
         Ok(bytes) => match decode(&bytes) {
             Ok((slots, plain)) => Copy::Valid { slots, plain },
             Err(why) => Copy::Damaged(why),
