@@ -358,6 +358,41 @@ fn a_flipped_bit_in_a_value_is_never_served() -> TestResult {
     Ok(())
 }
 
+/// Expired records in a segment compaction rewrites (not wholly expired) leave the index,
+/// each counted once in `expired_removed`; live ones stay.
+#[test]
+fn expired_records_a_compaction_rewrites_leave_the_index() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(0);
+    let store = quiet(dir.path(), &clock)?;
+    for i in 0..10u32 {
+        store.put(
+            b"ns",
+            &i.to_be_bytes(),
+            &[3; 50],
+            PutOptions::expiring_at(1_000),
+        )?;
+        store.put(
+            b"ns",
+            &(100 + i).to_be_bytes(),
+            &[4; 50],
+            PutOptions::default(),
+        )?;
+    }
+    // Reopened, so that their segment is sealed and can be compacted.
+    drop(store);
+    let store = quiet(dir.path(), &clock)?;
+    clock.set_ms(2_000);
+    let report = store.compact()?;
+    assert_eq!(report.segments_deleted_unread, 0, "{report:?}");
+    assert_eq!(store.stats().expired_removed, 10);
+    assert_eq!(store.stats().items, 10);
+    for i in 0..10u32 {
+        assert!(store.get(b"ns", &(100 + i).to_be_bytes())?.is_some());
+    }
+    Ok(())
+}
+
 #[test]
 fn wholly_expired_segments_are_deleted_without_reading() -> TestResult {
     let dir = tempfile::tempdir()?;
