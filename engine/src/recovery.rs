@@ -484,23 +484,9 @@ pub fn recover(
                 // one whose bytes are lost: the keys its hint names are lost, else its
                 // records are unknown. (It refused the open naming only the directory, or
                 // hung it: found from outside.)
-                let lost = hint_summaries(fs, &dir.join(segment::hint_file_name(id)), id);
-                report.damaged.push(DamagedRange {
-                    segment: id,
-                    offset: 0,
-                    len: seals.lengths.get(&id).copied().unwrap_or(0).max(1),
-                    records: lost.as_ref().map(|l| l.len() as u64),
-                    problem: format!(
-                        "the segment file {} cannot be read ({e}); left in place; {}",
-                        path.display(),
-                        if lost.is_some() {
-                            "the keys its hint names are lost"
-                        } else {
-                            "its records are unknown (their keys may read older values)"
-                        }
-                    ),
-                });
-                lost_whole.push((id, lost.unwrap_or_default()));
+                let len = seals.lengths.get(&id).copied().unwrap_or(0).max(1);
+                let how = format!("the segment file {} cannot be read ({e})", path.display());
+                lose_whole(fs, dir, id, len, &how, &mut report, &mut lost_whole);
                 continue;
             }
             Err(SegmentOpenError::Format(format::DecodeError::NewerFormat(v))) => {
@@ -560,23 +546,11 @@ pub fn recover(
             };
             // A segment the seal log says held data, with none left (zeroed, or cut to
             // nothing): damage. Its hint, if sound, names the keys it held.
-            let lost = hint_summaries(fs, &dir.join(segment::hint_file_name(id)), id);
-            report.damaged.push(DamagedRange {
-                segment: id,
-                offset: 0,
-                len: sealed_len,
-                records: lost.as_ref().map(|l| l.len() as u64),
-                problem: format!(
-                    "no frame reads in the file ({} bytes; sealed with {sealed_len}: {e}); left in place; {}",
-                    bytes.len(),
-                    if lost.is_some() {
-                        "the keys its hint names are lost"
-                    } else {
-                        "its records are unknown (their keys may read older values)"
-                    }
-                ),
-            });
-            lost_whole.push((id, lost.unwrap_or_default()));
+            let how = format!(
+                "no frame reads in the file ({} bytes; sealed with {sealed_len}: {e})",
+                bytes.len()
+            );
+            lose_whole(fs, dir, id, sealed_len, &how, &mut report, &mut lost_whole);
             continue;
         };
         drop(bytes);
@@ -1536,6 +1510,33 @@ fn damaged_range(id: u32, d: &scan::Damaged) -> DamagedRange {
         records: d.lost.as_ref().map(|l| l.len() as u64),
         problem: d.problem.to_string(),
     }
+}
+
+/// Segment `id` (of `len` bytes) lost whole, `how` says why: reported and left in place; the
+/// records its hint names, if the hint is sound, are marked lost, and unknown otherwise.
+fn lose_whole(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u32,
+    len: u64,
+    how: &str,
+    report: &mut RecoveryReport,
+    lost_whole: &mut Vec<(u32, Vec<(Summary, u64)>)>,
+) {
+    let lost = hint_summaries(fs, &dir.join(segment::hint_file_name(id)), id);
+    let keys = if lost.is_some() {
+        "the keys its hint names are lost"
+    } else {
+        "its records are unknown (their keys may read older values)"
+    };
+    report.damaged.push(DamagedRange {
+        segment: id,
+        offset: 0,
+        len,
+        records: lost.as_ref().map(|l| l.len() as u64),
+        problem: format!("{how}; left in place; {keys}"),
+    });
+    lost_whole.push((id, lost.unwrap_or_default()));
 }
 
 /// The damage a missing marker (`NNNNNNNNNN.missing`) reports: the segment an earlier open
