@@ -944,6 +944,16 @@ fn strict_accepts_a_blank_segment_but_not_a_foreign_one() {
     assert!(refused.to_string().contains("0000000095.seg"), "{refused}");
 }
 
+/// A durable store of 4 KiB segments in `dir`, without background compaction.
+fn durable_store(dir: &Path, policy: RecoveryPolicy) -> Result<Store, ttlcask_engine::OpenError> {
+    Store::builder()
+        .segment_size(4096)
+        .durability(Durability::Always)
+        .compaction_interval(None)
+        .recovery_policy(policy)
+        .open(dir)
+}
+
 /// The seal log is advice: one that cannot be read (here a directory in its place, as a bad
 /// sector would make it) is reported and costs its checks; a salvaging open goes on (it
 /// failed with the read's error before), a strict one refuses as for any reported problem,
@@ -951,14 +961,7 @@ fn strict_accepts_a_blank_segment_but_not_a_foreign_one() {
 #[test]
 fn an_unreadable_seal_log_is_reported_and_the_store_opens() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open = |policy| {
-        Store::builder()
-            .segment_size(4096)
-            .durability(Durability::Always)
-            .compaction_interval(None)
-            .recovery_policy(policy)
-            .open(dir.path())
-    };
+    let open = |policy| durable_store(dir.path(), policy);
     let store = open(RecoveryPolicy::Salvage).expect("open");
     put_200_keys(&store);
     drop(store);
@@ -1508,14 +1511,7 @@ fn closed_dir_of_200_keys() -> tempfile::TempDir {
 #[test]
 fn a_segment_lost_outside_the_store_stays_reported_until_its_marker_is_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open = |policy| {
-        Store::builder()
-            .segment_size(4096)
-            .durability(Durability::Always)
-            .compaction_interval(None)
-            .recovery_policy(policy)
-            .open(dir.path())
-    };
+    let open = |policy| durable_store(dir.path(), policy);
     let store = open(RecoveryPolicy::Salvage).expect("open");
     put_200_keys(&store);
     drop(store);
