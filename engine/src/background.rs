@@ -180,7 +180,12 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                         && inner.space_wanted.swap(false, Ordering::Relaxed);
                     if wanted || last_compaction.elapsed() >= interval {
                         last_compaction = Instant::now();
-                        let _ = inner.compact(Some(inner.options.compaction_dead_ratio));
+                        // Asked for by writes that found the disk full: whatever can be
+                        // reclaimed, not only segments past the dead ratio. Found from
+                        // outside: after a restart on a full disk, deletes got 507 for good,
+                        // as no segment passed the ratio and no run started.
+                        let ratio = (!wanted).then_some(inner.options.compaction_dead_ratio);
+                        let _ = inner.compact(ratio);
                     }
                 }
             }

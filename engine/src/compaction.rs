@@ -398,7 +398,7 @@ impl Inner {
                 .is_none_or(|o| o.pos + len > o.segment.capacity());
             if need_new {
                 filled = outputs.len().checked_sub(1);
-                let out_id = w.allocate_segment_id()?;
+                let out_id = self.free_segment_id(&mut w)?;
                 let header = self.segment_header(out_id, w.next_version);
                 let seg = Arc::new(self.create_output(header, len)?);
                 self.state.write().segments.insert(

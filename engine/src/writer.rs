@@ -335,16 +335,19 @@ impl Frame<'_> {
     /// frame) at or above `newest`, the newest version the import brings for it; true if
     /// created. Moves the version counter past `created`.
     pub fn import_namespace(&mut self, namespace: &[u8], created: u64, newest: u64) -> bool {
-        let dropped = self.wiped.contains(namespace)
-            || self
-                .state
-                .drop_floors
-                .get(namespace)
-                .is_some_and(|&floor| floor >= newest.max(created));
+        let floor = self.state.drop_floors.get(namespace).copied();
+        let dropped =
+            self.wiped.contains(namespace) || floor.is_some_and(|f| f >= newest.max(created));
         if dropped || self.namespace_exists(namespace) {
             return false;
         }
-        if !(1..=crate::types::MAX_IMPORT_VERSION).contains(&created) {
+        // A creation at or below a drop the store holds (let in by `newest`: an import over
+        // clears, as `cluster move` runs) takes a new version, as its items do: at its own,
+        // the drop would hide it again at the next open. Found from outside: slots moved
+        // away and back lost their empty caches.
+        if !(1..=crate::types::MAX_IMPORT_VERSION).contains(&created)
+            || floor.is_some_and(|f| f >= created)
+        {
             return self.ensure_namespace(namespace);
         }
         let options = PutOptions::default();
@@ -852,6 +855,22 @@ impl Inner {
     /// file of the segment size, else (out of space) smaller ones down to what the write
     /// needs. A write that frees space may then take the tombstone part of the space reserve
     /// (the rest is for a compaction output: it is what turns deletes into free space).
+    /// The next segment id that no file in the directory is named for: a directory or a file
+    /// put there from outside (a segment restored from a backup, say) is skipped, never
+    /// replaced or taken for the store's own. Found from outside: a directory at the next
+    /// segment's name poisoned the store (its create failed with EEXIST), and a file there
+    /// would have been replaced by the adopted spare's rename.
+    pub(crate) fn free_segment_id(&self, w: &mut Writer) -> std::io::Result<u32> {
+        let names = self.fs.list(&self.dir)?;
+        loop {
+            let id = w.allocate_segment_id()?;
+            let prefix = format!("{id:010}.");
+            if !names.iter().any(|n| n.starts_with(&prefix)) {
+                return Ok(id);
+            }
+        }
+    }
+
     fn start_segment(&self, w: &mut Writer, needed: u64, frees: bool) -> std::io::Result<Segment> {
         let floor = (SEGMENT_HEADER_LEN as u64 + needed).max(crate::options::MIN_SEGMENT_SIZE);
         let capacity = self.options.segment_size.max(floor);
@@ -866,7 +885,7 @@ impl Inner {
                 return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
             }
         }
-        let id = w.allocate_segment_id()?;
+        let id = self.free_segment_id(w)?;
         let header = self.segment_header(id, w.next_version);
         // A ready spare is adopted unless the background thread is busy writing it.
         if capacity == self.options.segment_size {

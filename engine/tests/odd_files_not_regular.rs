@@ -236,3 +236,50 @@ fn fifos_for_the_other_store_files_neither_hang_nor_are_removed() -> Result {
     }
     Ok(())
 }
+
+/// A directory, or a file put there from outside (a segment restored from a backup), at the
+/// names the store would give its next segments while it runs: skipped, never replaced, and
+/// writes go on. Found from outside (thirteenth session): a directory at the next segment's
+/// name made its create fail (EEXIST) and poisoned the store until a restart.
+#[test]
+fn names_taken_from_outside_are_skipped_by_new_segments() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder()
+        .segment_size(4096)
+        .compaction_interval(None)
+        .durability(ttlcask_engine::Durability::Always)
+        .open(dir.path())?;
+    let newest = |dir: &Path| -> Result<u32> {
+        let mut ids: Vec<u32> = std::fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        ids.sort_unstable();
+        Ok(*ids.last().unwrap_or(&0))
+    };
+    let next = newest(dir.path())? + 1;
+    let taken_dir = dir.path().join(format!("{next:010}.seg"));
+    let taken_file = dir.path().join(format!("{:010}.seg", next + 1));
+    std::fs::create_dir(&taken_dir)?;
+    std::fs::write(&taken_file, b"restored by hand")?;
+    for i in 0..KEYS * 3 {
+        store.put(b"ns", &key(i), &value(i), PutOptions::default())?;
+    }
+    assert!(store.health().poisoned.is_none(), "{:?}", store.health());
+    assert!(
+        newest(dir.path())? > next + 1,
+        "no segment was started past the taken names"
+    );
+    assert!(taken_dir.is_dir());
+    assert_eq!(std::fs::read(&taken_file)?, b"restored by hand");
+    for i in 0..KEYS * 3 {
+        assert_eq!(
+            store.get(b"ns", &key(i))?.map(|it| it.value.to_vec()),
+            Some(value(i))
+        );
+    }
+    Ok(())
+}

@@ -186,6 +186,8 @@ impl Importer {
         let (created, newest) = match (&record, version) {
             (Some(_), Some(v)) if !self.over_clears => (0, v),
             (Some(_), _) => (0, u64::MAX),
+            // Over clears, a cache line is the owner's copy, as its items are.
+            (None, v) if self.over_clears => (v.unwrap_or(0), u64::MAX),
             // A cache line of an export before caches had versions: no drop is older.
             (None, v) => (v.unwrap_or(0), v.unwrap_or(0)),
         };
@@ -656,6 +658,20 @@ mod tests {
         assert_eq!((moved.caches, moved.renumbered), (1, 1), "{moved:?}");
         let item = dst.get(&iron, b"n").expect("get").expect("item");
         assert_eq!(&item.value[..], b"42");
+        // An empty cache too (found from outside: slots moved away and back lost their empty
+        // caches), and it stays after a reopen (its creation renumbered above the drop).
+        dst.drop_namespace(&empty).expect("drop");
+        let mut importer = Importer::new(3).over_clears(true);
+        for line in lines.lines() {
+            importer.line(&dst, line.as_bytes()).expect("line");
+        }
+        assert_eq!(importer.finish(&dst).expect("finish").caches, 1);
+        drop(dst);
+        let dst = store(b.path(), &clock);
+        assert!(
+            dst.namespace(&empty).is_some(),
+            "an empty cache moved back stays"
+        );
     }
 
     #[test]
