@@ -161,6 +161,10 @@ pub async fn run(
     // The header read timeout is ours, per connection (`head_timeout`): hyper's armed a timer
     // for every request. Without a timer hyper has none of its own.
     builder.keep_alive(true);
+    // A client that closes its sending side after its request (`nc -N`, some HTTP/1.0
+    // clients) still gets the response: found from outside, the connection was closed with
+    // no answer, and a write could be stored without its acknowledgement.
+    builder.half_close(true);
     let header_timeout = limits.header_read_timeout();
     let graceful = GracefulShutdown::new();
     info!(%addr, dev = state.config.dev, "ttlcask listening");

@@ -534,3 +534,31 @@ async fn a_client_request_id_is_echoed() {
     assert_eq!(twice.status, 200);
     assert_eq!(twice.header("x-request-id"), None);
 }
+
+// Found from outside (thirteenth session): a client that shut down its sending side after
+// its request (`nc -N`, some HTTP/1.0 clients) got the connection closed with no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_gets_the_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _dir) = start_dev().await;
+    for request in [
+        &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /healthz HTTP/1.0\r\n\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
+        stream.write_all(request).await.expect("write");
+        stream.shutdown().await.expect("half-close");
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .expect("an answer within 10 s")
+        .expect("read");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.") && text[8..].starts_with(" 200"), "{text:?}");
+    }
+}
