@@ -151,6 +151,9 @@ impl Registry {
         }
         for key in store.keys(SYSTEM_CREDENTIALS) {
             if let Some(item) = read_record(store, SYSTEM_CREDENTIALS, &key)? {
+                if is_revoked_record(&item.value) {
+                    continue;
+                }
                 match check_credential_record(&key, &item.value) {
                     Ok(c) => drop(registry.credentials.insert(c.id.clone(), c)),
                     Err(e) => unusable(&key, &e),
@@ -490,18 +493,46 @@ pub fn create_credential(
     })
 }
 
-/// Revokes a credential.
+/// The field of the record a revoked credential keeps under its id (its only field).
+const REVOKED_MS: &str = "revoked_ms";
+
+/// Whether `value` is the record a revoked credential keeps: `{"revoked_ms": N}`. Not a
+/// credential record to any release (an older one leaves it out as unusable, or refuses to
+/// start; never takes it for a live credential).
+pub fn is_revoked_record(value: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(value)
+        .is_ok_and(|m| m.len() == 1 && m.get(REVOKED_MS).is_some_and(serde_json::Value::is_u64))
+}
+
+/// Revokes a credential: its record is overwritten with a revoked one (`{"revoked_ms": N}`),
+/// kept for good, not deleted. A delete's tombstone goes at a compaction once nothing older
+/// of the key is left, and an export taken before the revoke, imported again after that,
+/// brought the credential back to life (found from outside, thirteenth session); a newer
+/// record is never overwritten by an import, and an export carries the revocation to the
+/// store it is imported into.
 ///
 /// # Errors
-/// Unknown id or a store failure.
+/// Unknown (or already revoked) id, or a store failure.
 pub fn revoke_credential(store: &Store, id: &str) -> Result<(), RegistryError> {
-    if store
-        .delete(SYSTEM_CREDENTIALS, id.as_bytes())
-        .map_err(write_err)?
-    {
+    let missing = || RegistryError::NotFound(format!("no credential {id:?}"));
+    let Some(current) = read_record(store, SYSTEM_CREDENTIALS, id.as_bytes())? else {
+        return Err(missing());
+    };
+    if is_revoked_record(&current.value) {
+        return Err(missing());
+    }
+    let revoked = serde_json::json!({ REVOKED_MS: store.now_ms() });
+    if put_record(
+        store,
+        SYSTEM_CREDENTIALS,
+        id,
+        &revoked,
+        Some(Condition::VersionIs(current.version)),
+    )? {
         Ok(())
     } else {
-        Err(RegistryError::NotFound(format!("no credential {id:?}")))
+        // Revoked (or changed) meanwhile by another caller.
+        Err(missing())
     }
 }
 

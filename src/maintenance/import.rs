@@ -428,6 +428,7 @@ fn check_item(
             ))
         }
         Parsed::SystemTenants => registry::check_tenant_record(key, value).map(Some),
+        Parsed::SystemCredentials if registry::is_revoked_record(value) => Ok(None),
         Parsed::SystemCredentials => registry::check_credential_record(key, value).map(|_| None),
         _ => Ok(None),
     }
@@ -672,6 +673,72 @@ mod tests {
             dst.namespace(&empty).is_some(),
             "an empty cache moved back stays"
         );
+    }
+
+    // Found from outside (thirteenth session): an export taken before a revoke, imported
+    // again after a compaction had dropped the revoke's tombstone, brought the credential
+    // back to life. A revoke now keeps a revoked record, which no older line overwrites.
+    #[test]
+    fn a_revoked_credential_stays_revoked_when_an_older_export_is_imported_after_compaction() {
+        use crate::auth::registry::{self, Api, Registry};
+        let dir = tempfile::tempdir().expect("dir");
+        let clock = ManualClock::new(NOW);
+        let open = || {
+            Store::builder()
+                .durability(ttlcask_engine::Durability::Never)
+                .compaction_interval(None)
+                .segment_size(4096)
+                .clock(clock.clone())
+                .open(dir.path())
+                .expect("open")
+        };
+        let store = open();
+        registry::create_tenant(&store, "acme").expect("tenant");
+        let id = registry::create_credential(&store, "acme", Api::Iron, None, None)
+            .expect("credential")
+            .credential
+            .id;
+        let lines = dump(&store);
+        registry::revoke_credential(&store, &id).expect("revoke");
+        assert!(
+            registry::revoke_credential(&store, &id).is_err(),
+            "revoked once"
+        );
+        // Enough later writes that compaction rewrites the segments of the old records.
+        let ns = namespace::akka_cache("acme", "filler");
+        for i in 0..200u32 {
+            store
+                .put(&ns, &i.to_be_bytes(), &[1; 100], PutOptions::default())
+                .expect("put");
+        }
+        drop(store);
+        let store = open();
+        for _ in 0..3 {
+            store.compact().expect("compact");
+        }
+        let report = import(&store, lines.as_bytes(), 10, |_| {}).expect("import");
+        assert_eq!(report.registry_records, 0, "{report:?}");
+        let loaded = Registry::load(&store).expect("registry");
+        assert!(
+            loaded.credential(&id).is_none(),
+            "the revoked credential came back"
+        );
+        assert!(loaded.tenant("acme").is_some());
+        // Its export carries the revocation: imported into a store that holds the credential,
+        // it revokes it there.
+        let revoked = dump(&store);
+        let other_dir = tempfile::tempdir().expect("dir");
+        let other = super::tests::store(other_dir.path(), &clock);
+        import(&other, lines.as_bytes(), 10, |_| {}).expect("import");
+        assert!(Registry::load(&other)
+            .expect("registry")
+            .credential(&id)
+            .is_some());
+        import(&other, revoked.as_bytes(), 10, |_| {}).expect("import");
+        assert!(Registry::load(&other)
+            .expect("registry")
+            .credential(&id)
+            .is_none());
     }
 
     #[test]
