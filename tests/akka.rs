@@ -526,6 +526,46 @@ async fn a_large_batch_get_answer_is_streamed_and_whole() {
             "item {i}"
         );
     }
+    // A 4 MiB value goes out a piece at a time (found from outside: each answer item was
+    // one chunk, and the server held about the whole answer): no chunk near its 5.6 MB of
+    // base64, and the answer still whole.
+    let large: Vec<u8> = (0..(4usize << 20)).map(|i| (i % 253) as u8).collect();
+    assert_eq!(
+        s.req("POST", "/big/large", &headers, &large).await.status,
+        201
+    );
+    let asks: Vec<Value> = (0..6)
+        .map(|_| json!({"cacheName": "big", "key": "large"}))
+        .collect();
+    let body = json!({ "getCachedBatch": asks }).to_string();
+    let request = format!(
+        "POST /batch/get HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let raw = common::raw_bytes(s.addr, request.as_bytes()).await;
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    let (mut rest, mut biggest) = (&raw[head_end..], 0);
+    loop {
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..end]).expect("hex"), 16)
+            .expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        biggest = biggest.max(size);
+        rest = &rest[end + 2 + size + 2..];
+    }
+    assert!(biggest < 3 << 20, "a chunk of {biggest} bytes");
+    let answer: Value =
+        serde_json::from_slice(&common::dechunk(&raw[head_end..]).expect("a whole chunked answer"))
+            .expect("json");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&large);
+    for r in answer["results"].as_array().expect("results") {
+        assert_eq!(r["value"].as_str(), Some(encoded.as_str()));
+    }
     // A small answer is sent whole, with its length.
     let small = json!({"getCachedBatch": [{"cacheName": "big", "key": "nope"}]}).to_string();
     let r = akka(&s, "POST", "/batch/get", JSON, &small).await;

@@ -559,6 +559,9 @@ async fn a_client_that_half_closes_after_its_request_gets_the_response() {
         .expect("an answer within 10 s")
         .expect("read");
         let text = String::from_utf8_lossy(&answer);
-        assert!(text.starts_with("HTTP/1.") && text[8..].starts_with(" 200"), "{text:?}");
+        assert!(
+            text.starts_with("HTTP/1.") && text[8..].starts_with(" 200"),
+            "{text:?}"
+        );
     }
 }

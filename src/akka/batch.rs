@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use ttlcask_engine::{BatchOutcome, Item, ReadError, WriteBatch};
 
-use super::items::{CacheRequest, GetResult, Write, BASE64};
+use super::items::{CacheRequest, Write, BASE64};
 use super::{bad_request, storage_error, write_error, Ctx};
 use crate::http::{self, blocking, Resp};
 
@@ -178,24 +178,53 @@ pub async fn get(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
         out.buf
             .extend_from_slice(br#"{"complete":true,"results":["#);
         let (mut hits, mut misses) = (0, 0);
-        for (n, step) in refs.chunks(GET_STEP).enumerate() {
+        // Keys read together: 1 at first, doubled up to GET_STEP while a step's values stay
+        // small, so that a batch of large values holds one at a time.
+        let (mut at, mut step_len) = (0, 1);
+        while at < refs.len() {
+            let step = &refs[at..(at + step_len).min(refs.len())];
             let found = match read_step(&store, &damaged, step) {
                 Ok(found) => found,
                 Err(e) => return out.fail(e),
             };
-            for (i, ((_, cache_name, key, _), item)) in step.iter().zip(found).enumerate() {
-                if n + i > 0 {
+            let bytes: usize = found.iter().flatten().map(|i| i.value.len()).sum();
+            step_len = if bytes <= WHOLE_UP_TO {
+                (step_len * 2).min(GET_STEP)
+            } else {
+                1
+            };
+            for ((_, cache_name, key, _), item) in step.iter().zip(found) {
+                if at > 0 {
                     out.buf.push(b',');
                 }
+                at += 1;
                 hits += u64::from(item.is_some());
                 misses += u64::from(item.is_none());
-                let result = GetResult {
-                    success: item.is_some(),
-                    value: item.map(|i| BASE64.encode(&i.value)).unwrap_or_default(),
-                    cache_name: cache_name.clone(),
-                    key: key.clone(),
-                };
-                if serde_json::to_writer(&mut out.buf, &result).is_err() || !out.flush(false) {
+                // As serde writes a `GetResult`, with the value's base64 written a piece at a
+                // time (each a multiple of 3 bytes, so the pieces join into the whole).
+                out.buf.extend_from_slice(br#"{"cacheName":"#);
+                http::push_json_str(&mut out.buf, cache_name);
+                out.buf.extend_from_slice(br#","key":"#);
+                http::push_json_str(&mut out.buf, key);
+                out.buf.extend_from_slice(if item.is_some() {
+                    br#","success":true,"value":""#
+                } else {
+                    br#","success":false,"value":""#
+                });
+                for piece in item.iter().flat_map(|i| i.value.chunks(BASE64_PIECE)) {
+                    let start = out.buf.len();
+                    let len = base64::encoded_len(piece.len(), true).unwrap_or(0);
+                    out.buf.resize(start + len, 0);
+                    let written = BASE64
+                        .encode_slice(piece, &mut out.buf[start..])
+                        .unwrap_or(0);
+                    out.buf.truncate(start + written);
+                    if !out.flush(false) {
+                        return;
+                    }
+                }
+                out.buf.extend_from_slice(br#""}"#);
+                if !out.flush(false) {
                     return;
                 }
             }
@@ -223,6 +252,9 @@ pub async fn get(ctx: &Ctx<'_>, req: Request<Incoming>) -> Resp {
 /// Items of a batch get read, and their answers written, at a time (`get_many` takes 16
 /// keys at a time).
 const GET_STEP: usize = 16;
+/// Bytes of a value base64-encoded at a time into a batch get's answer (a multiple of 3).
+const BASE64_PIECE: usize = 3 << 18;
+
 /// An answer up to this size is sent whole (with its length, and a 500 if a read fails);
 /// a larger one is streamed as it is written, in chunks of about this size, a few ahead of
 /// the client. Found from outside: answers were built whole, and 20 asks for one 8 MiB
