@@ -562,6 +562,18 @@ impl Store {
             .commit(|f| Ok(f.import_namespace(namespace, created, newest)))
     }
 
+    /// The version of the newest drop of `namespace` the store knows (it knows a drop for as
+    /// long as its record is on disk), or `None`. An importer holds records that belong with
+    /// a namespace against it (a cache's description, say).
+    pub fn namespace_dropped_at(&self, namespace: &[u8]) -> Option<u64> {
+        self.inner()
+            .state
+            .read()
+            .drop_floors
+            .get(namespace)
+            .copied()
+    }
+
     /// A namespace's live item count and bytes, or `None` if it does not exist.
     pub fn namespace(&self, namespace: &[u8]) -> Option<NamespaceInfo> {
         let now = self.now_ms();

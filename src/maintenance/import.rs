@@ -182,7 +182,20 @@ impl Importer {
             registry,
             record,
             version,
+            description_of,
         } = parsed;
+        // A cache's description goes with the cache: kept out of a target that dropped the
+        // cache since, as the cache is. Found from outside: its tombstone gone at a
+        // compaction, an older export brought the description back, and the cache made
+        // again by a write wore it.
+        if let (Some(cache), Some(v), false) = (&description_of, version, self.over_clears) {
+            if store.namespace(cache).is_none()
+                && store.namespace_dropped_at(cache).is_some_and(|d| d >= v)
+            {
+                self.report.kept += 1;
+                return Ok(());
+            }
+        }
         let (created, newest) = match (&record, version) {
             (Some(_), Some(v)) if !self.over_clears => (0, v),
             (Some(_), _) => (0, u64::MAX),
@@ -338,6 +351,8 @@ struct Entry {
     ns: Vec<u8>,
     registry: bool,
     record: Option<Record>,
+    /// For an Akka cacheName's description, the cache's namespace.
+    description_of: Option<Vec<u8>>,
     /// The line's version: an item's, or the version that created a cache.
     version: Option<u64>,
 }
@@ -381,11 +396,18 @@ fn parse_line(text: &[u8]) -> Result<Entry, String> {
             })
         }
     };
+    let description_of = match (&parsed, &record) {
+        (Parsed::AkkaDescriptions { tenant }, Some(r)) => std::str::from_utf8(&r.key)
+            .ok()
+            .map(|cache| crate::namespace::akka_cache(tenant, cache)),
+        _ => None,
+    };
     Ok(Entry {
         ns: parsed.to_bytes(),
         registry,
         record,
         version: line.version,
+        description_of,
     })
 }
 
@@ -739,6 +761,70 @@ mod tests {
             .expect("registry")
             .credential(&id)
             .is_none());
+    }
+
+    // Found from outside (thirteenth session): after a compaction had dropped the tombstone
+    // of a dropped Akka cache's description, an older export brought the description back,
+    // and the cache, made again by a write, wore it. A description goes with its cache.
+    #[test]
+    fn a_dropped_caches_description_stays_dropped_when_an_older_export_is_imported() {
+        let dir = tempfile::tempdir().expect("dir");
+        let clock = ManualClock::new(NOW);
+        let open = || {
+            Store::builder()
+                .durability(ttlcask_engine::Durability::Never)
+                .compaction_interval(None)
+                .segment_size(4096)
+                .clock(clock.clone())
+                .open(dir.path())
+                .expect("open")
+        };
+        let store = open();
+        let cache = namespace::akka_cache("ttorg", "orders");
+        let descriptions = namespace::akka_descriptions("ttorg");
+        store.create_namespace(&cache).expect("create");
+        store
+            .put(&cache, b"k", b"v", PutOptions::default())
+            .expect("put");
+        store
+            .put(
+                &descriptions,
+                b"orders",
+                b"order cache",
+                PutOptions::default(),
+            )
+            .expect("describe");
+        let lines = dump(&store);
+        // DELETE /cacheName/orders: the cache and its description.
+        assert!(store.drop_namespace(&cache).expect("drop"));
+        assert!(store.delete(&descriptions, b"orders").expect("delete"));
+        let filler = namespace::akka_cache("ttorg", "filler");
+        for i in 0..200u32 {
+            store
+                .put(&filler, &i.to_be_bytes(), &[1; 100], PutOptions::default())
+                .expect("put");
+        }
+        drop(store);
+        let store = open();
+        for _ in 0..3 {
+            store.compact().expect("compact");
+        }
+        let report = import(&store, lines.as_bytes(), 10, |_| {}).expect("import");
+        assert_eq!(report.imported, 0, "{report:?}");
+        assert!(store.namespace(&cache).is_none());
+        assert!(
+            store.get(&descriptions, b"orders").expect("read").is_none(),
+            "the dropped cache's description came back"
+        );
+        // Over clears (`cluster move`: the lines are the owner's copy) it comes back with
+        // its cache.
+        let mut importer = Importer::new(10).over_clears(true);
+        for line in lines.lines() {
+            importer.line(&store, line.as_bytes()).expect("line");
+        }
+        importer.finish(&store).expect("finish");
+        assert!(store.namespace(&cache).is_some());
+        assert!(store.get(&descriptions, b"orders").expect("read").is_some());
     }
 
     #[test]
