@@ -395,6 +395,11 @@ async fn items_misses_ttl_and_content_type() {
     assert_eq!(r.status, 201, "{r:?}");
     let r = akka(&s, "POST", "/c/huge/18446744073709551616", OCTET, "v").await;
     assert_eq!(r.status, 400, "{r:?}");
+    // Nor what a JSON integer is not (`/set` refuses them).
+    for ttl in ["+5", "05", "-", "5a", "%2B5"] {
+        let r = akka(&s, "POST", &format!("/c/odd/{ttl}"), OCTET, "v").await;
+        assert_eq!(r.status, 400, "{ttl}: {r:?}");
+    }
     // In a batch, a wrong type refuses the whole body: nothing of it is stored.
     let batch = r#"{"cacheRequests":[{"cacheName":"c","key":"x","value":"YQ=="},{"cacheName":"c","key":"y","value":"YQ==","ttlSeconds":"5"}]}"#;
     assert_eq!(akka(&s, "POST", "/batch", JSON, batch).await.status, 400);

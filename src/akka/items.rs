@@ -157,11 +157,20 @@ pub async fn binary_post(
     if let Err(r) = check_names(ctx, &cache_name, &key) {
         return r;
     }
-    // As the JSON routes take it: above `i64::MAX` (up to `u64::MAX`) is as good as never.
-    // Found from outside: this route refused what `/set` and `/batch` took.
+    // As the JSON routes take it: a JSON integer (no `+`, no leading zero), above
+    // `i64::MAX` (up to `u64::MAX`) as good as never. Found from outside: this route refused
+    // what `/set` and `/batch` took, and took `+5` and `05`, which they refuse.
     let ttl_seconds = match ttl.as_deref().map(|t| {
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        let json_integer = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if !json_integer {
+            return Err(());
+        }
         t.parse::<i64>()
-            .or_else(|e| t.parse::<u64>().map(|_| i64::MAX).map_err(|_| e))
+            .or_else(|_| t.parse::<u64>().map(|_| i64::MAX))
+            .map_err(|_| ())
     }) {
         None => None,
         Some(Ok(t)) => Some(t),
