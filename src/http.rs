@@ -184,10 +184,39 @@ impl AsRef<[u8]> for Owned {
     }
 }
 
+/// Set once a request's body was read to its end (a request extension the router adds to a
+/// request with a body): a refusal with the body unread says `Connection: close`.
+#[derive(Debug, Clone, Default)]
+pub struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
+
+impl BodyRead {
+    /// Whether the body was read to its end.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Reads the whole body, refusing more than `limit` bytes whatever Content-Length says.
 /// With a budget (and the tenant the body counts against), the body's bytes hold their
 /// share of it until the returned `Bytes` (and every clone) are dropped.
 pub async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    budget: Option<(&Arc<BodyBudget>, &str)>,
+) -> Result<Bytes, BodyError> {
+    let read = req.extensions().get::<BodyRead>().cloned();
+    let body = read_whole_body(req, limit, budget).await;
+    if let (Some(read), Ok(_)) = (read, &body) {
+        read.set();
+    }
+    body
+}
+
+async fn read_whole_body(
     req: Request<Incoming>,
     limit: usize,
     budget: Option<(&Arc<BodyBudget>, &str)>,

@@ -565,3 +565,52 @@ async fn a_client_that_half_closes_after_its_request_gets_the_response() {
         );
     }
 }
+
+// Found from outside (thirteenth session): a request refused before its body arrived (a 401
+// here) was answered and its connection closed, with no `Connection: close` in the answer,
+// so a keep-alive client's next request met a closed connection. A refusal after the body
+// was read keeps the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_leaves_the_body_unread_says_connection_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _dir) = start_dev().await;
+    let answer_to = |head: String, body: &'static [u8]| {
+        let addr = server.addr;
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(head.as_bytes()).await.expect("head");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let _ = stream.write_all(body).await;
+            let mut buf = vec![0; 4096];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+                .await
+                .expect("an answer")
+                .expect("read");
+            String::from_utf8_lossy(&buf[..n]).to_lowercase()
+        }
+    };
+    let post = |auth: &str, path: &str, body: &[u8], kind: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    let refused = answer_to(
+        post("nope", "/c/k", b"hello", "application/octet-stream"),
+        b"hello",
+    )
+    .await;
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+    let stored = answer_to(
+        post(SAMPLE_JWT, "/c/k", b"hello", "application/octet-stream"),
+        b"hello",
+    )
+    .await;
+    assert!(stored.starts_with("http/1.1 201"), "{stored}");
+    assert!(!stored.contains("connection: close"), "{stored}");
+    // Read, then refused (not JSON): the connection can carry the next request.
+    let bad = answer_to(post(SAMPLE_JWT, "/set", b"[1]", "application/json"), b"[1]").await;
+    assert!(bad.starts_with("http/1.1 400"), "{bad}");
+    assert!(!bad.contains("connection: close"), "{bad}");
+}
