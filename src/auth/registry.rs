@@ -493,18 +493,25 @@ pub fn create_credential(
     })
 }
 
-/// The field of the record a revoked credential keeps under its id (its only field).
+/// The fields of the record a revoked credential keeps under its id: when, and whose (so that
+/// `export --tenant` carries it with the tenant's other records; found from outside).
 const REVOKED_MS: &str = "revoked_ms";
+const REVOKED_TENANT: &str = "tenant";
 
-/// Whether `value` is the record a revoked credential keeps: `{"revoked_ms": N}`. Not a
-/// credential record to any release (an older one leaves it out as unusable, or refuses to
-/// start; never takes it for a live credential).
+/// Whether `value` is the record a revoked credential keeps: `{"revoked_ms": N, "tenant":
+/// T}`. Not a credential record to any release (an older one leaves it out as unusable, or
+/// refuses to start; never takes it for a live credential).
 pub fn is_revoked_record(value: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(value)
-        .is_ok_and(|m| m.len() == 1 && m.get(REVOKED_MS).is_some_and(serde_json::Value::is_u64))
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(value).is_ok_and(|m| {
+        m.len() == 2
+            && m.get(REVOKED_MS).is_some_and(serde_json::Value::is_u64)
+            && m.get(REVOKED_TENANT)
+                .is_some_and(serde_json::Value::is_string)
+    })
 }
 
-/// Revokes a credential: its record is overwritten with a revoked one (`{"revoked_ms": N}`),
+/// Revokes a credential: its record is overwritten with a revoked one (`{"revoked_ms": N,
+/// "tenant": T}`),
 /// kept for good, not deleted. A delete's tombstone goes at a compaction once nothing older
 /// of the key is left, and an export taken before the revoke, imported again after that,
 /// brought the credential back to life (found from outside, thirteenth session); a newer
@@ -521,7 +528,10 @@ pub fn revoke_credential(store: &Store, id: &str) -> Result<(), RegistryError> {
     if is_revoked_record(&current.value) {
         return Err(missing());
     }
-    let revoked = serde_json::json!({ REVOKED_MS: store.now_ms() });
+    let tenant = check_credential_record(id.as_bytes(), &current.value)
+        .map(|c| c.tenant)
+        .unwrap_or_default();
+    let revoked = serde_json::json!({ REVOKED_MS: store.now_ms(), REVOKED_TENANT: tenant });
     if put_record(
         store,
         SYSTEM_CREDENTIALS,

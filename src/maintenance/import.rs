@@ -746,9 +746,16 @@ mod tests {
             "the revoked credential came back"
         );
         assert!(loaded.tenant("acme").is_some());
-        // Its export carries the revocation: imported into a store that holds the credential,
-        // it revokes it there.
-        let revoked = dump(&store);
+        // Its export carries the revocation, also one of the tenant alone: imported into a
+        // store that holds the credential, it revokes it there.
+        let mut revoked = Vec::new();
+        let filter = ExportFilter {
+            tenant: Some("acme".into()),
+            ..ExportFilter::default()
+        };
+        export(&store, &mut revoked, &filter, |_, _| {}).expect("export");
+        let revoked = String::from_utf8(revoked).expect("utf-8");
+        assert!(revoked.contains("\"credentials\""), "{revoked}");
         let other_dir = tempfile::tempdir().expect("dir");
         let other = super::tests::store(other_dir.path(), &clock);
         import(&other, lines.as_bytes(), 10, |_| {}).expect("import");
