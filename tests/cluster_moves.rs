@@ -498,6 +498,19 @@ fn a_move_to_a_new_node_brings_the_tenant_and_credential_records() {
         .as_str()
         .expect("id")
         .to_string();
+    // An export of the tenant taken before the revoke (found from outside: imported into a
+    // node a move had given the records, it brought the revoked credential back).
+    let mut before_revoke = Vec::new();
+    let filter = ttlcask::maintenance::ExportFilter {
+        tenant: Some("acme".into()),
+        ..Default::default()
+    };
+    ClusterFile::load(&c.file)
+        .expect("cluster file")
+        .node("node1")
+        .and_then(|n| n.client())
+        .and_then(|cl| cl.export(&filter, &mut before_revoke, |_| {}))
+        .expect("export before the revoke");
     cli(&["credential", "revoke", &revoked_id, "--cluster", &file]);
     let revoked_token = format!("OAuth {}", revoked["secret"].as_str().expect("token"));
 
@@ -578,6 +591,17 @@ fn a_move_to_a_new_node_brings_the_tenant_and_credential_records() {
         iron_read(&c.node_addr("node5"), &revoked_token).status,
         401,
         "a revoked credential works on the new node"
+    );
+    ClusterFile::load(&c.file)
+        .expect("cluster file")
+        .node("node5")
+        .and_then(|n| n.client())
+        .and_then(|cl| cl.import(&mut before_revoke.as_slice(), 1000, |_| {}))
+        .expect("import the export from before the revoke");
+    assert_eq!(
+        iron_read(&c.node_addr("node5"), &revoked_token).status,
+        401,
+        "an export from before the revoke brought it back on the new node"
     );
     let status = cli(&["cluster", "status", &file]);
     assert_eq!(

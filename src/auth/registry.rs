@@ -510,6 +510,23 @@ pub fn is_revoked_record(value: &[u8]) -> bool {
     })
 }
 
+/// Every revoked credential's record, as `(id, record)`: `{"revoked_ms", "tenant"}`.
+///
+/// # Errors
+/// A store failure.
+pub fn revoked_records(store: &Store) -> Result<Vec<(String, serde_json::Value)>, RegistryError> {
+    let mut out = Vec::new();
+    for key in store.keys(SYSTEM_CREDENTIALS) {
+        if let Some(item) = read_record(store, SYSTEM_CREDENTIALS, &key)? {
+            if is_revoked_record(&item.value) {
+                let record = serde_json::from_slice(&item.value).map_err(store_err)?;
+                out.push((String::from_utf8_lossy(&key).into_owned(), record));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Revokes a credential: its record is overwritten with a revoked one (`{"revoked_ms": N,
 /// "tenant": T}`),
 /// kept for good, not deleted. A delete's tombstone goes at a compaction once nothing older

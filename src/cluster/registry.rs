@@ -237,6 +237,19 @@ pub fn before_move(to: &Node, sources: &[&Node]) -> Result<usize, String> {
                 copied += 1;
             }
         }
+        // And the records revoked credentials keep: without them, an export from before a
+        // revoke imported into the new node would bring the credential back (found from
+        // outside). Not compared (`of` lists live records): a node that never held a
+        // credential has no revoked record of it.
+        let revoked = first
+            .call("GET", "/admin/credentials?revoked=true", None)
+            .unwrap_or_default();
+        for pair in revoked.as_array().into_iter().flatten() {
+            if let (Some(id), Some(record)) = (pair[0].as_str(), pair.get(1)) {
+                lines.push_str(&record_line("credentials", id, record));
+                copied += 1;
+            }
+        }
         to.client()
             .and_then(|c| c.import(&mut lines.as_bytes(), 100_000, |_| {}))
             .map_err(|e| {
