@@ -184,20 +184,10 @@ impl AsRef<[u8]> for Owned {
     }
 }
 
-/// Set once a request's body was read to its end (a request extension the router adds to a
-/// request with a body): a refusal with the body unread says `Connection: close`.
-#[derive(Debug, Clone, Default)]
-pub struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
-
-impl BodyRead {
-    /// Whether the body was read to its end.
-    pub fn is_set(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn set(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+tokio::task_local! {
+    /// Set once a request's body was read to its end, in the task that serves a request with
+    /// a body (the router scopes it): a refusal with the body unread says `Connection: close`.
+    pub static BODY_READ: std::cell::Cell<bool>;
 }
 
 /// Reads the whole body, refusing more than `limit` bytes whatever Content-Length says.
@@ -208,10 +198,9 @@ pub async fn read_body(
     limit: usize,
     budget: Option<(&Arc<BodyBudget>, &str)>,
 ) -> Result<Bytes, BodyError> {
-    let read = req.extensions().get::<BodyRead>().cloned();
     let body = read_whole_body(req, limit, budget).await;
-    if let (Some(read), Ok(_)) = (read, &body) {
-        read.set();
+    if body.is_ok() {
+        let _ = BODY_READ.try_with(|read| read.set(true));
     }
     body
 }
