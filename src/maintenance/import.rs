@@ -697,6 +697,34 @@ mod tests {
         );
     }
 
+    /// A store of 4 KiB segments, so that a compaction rewrites what a few writes left.
+    fn small_segments(dir: &std::path::Path, clock: &ManualClock) -> Store {
+        Store::builder()
+            .durability(ttlcask_engine::Durability::Never)
+            .compaction_interval(None)
+            .segment_size(4096)
+            .clock(clock.clone())
+            .open(dir)
+            .expect("open")
+    }
+
+    /// `store` after enough later writes, a reopen and three compactions that the segments
+    /// of its earlier records are rewritten (dropping the tombstones nothing older needs).
+    fn compacted_after_filler(store: Store, dir: &std::path::Path, clock: &ManualClock) -> Store {
+        let filler = namespace::akka_cache("ttorg", "filler");
+        for i in 0..200u32 {
+            store
+                .put(&filler, &i.to_be_bytes(), &[1; 100], PutOptions::default())
+                .expect("put");
+        }
+        drop(store);
+        let store = small_segments(dir, clock);
+        for _ in 0..3 {
+            store.compact().expect("compact");
+        }
+        store
+    }
+
     // Found from outside (thirteenth session): an export taken before a revoke, imported
     // again after a compaction had dropped the revoke's tombstone, brought the credential
     // back to life. A revoke now keeps a revoked record, which no older line overwrites.
@@ -705,16 +733,7 @@ mod tests {
         use crate::auth::registry::{self, Api, Registry};
         let dir = tempfile::tempdir().expect("dir");
         let clock = ManualClock::new(NOW);
-        let open = || {
-            Store::builder()
-                .durability(ttlcask_engine::Durability::Never)
-                .compaction_interval(None)
-                .segment_size(4096)
-                .clock(clock.clone())
-                .open(dir.path())
-                .expect("open")
-        };
-        let store = open();
+        let store = small_segments(dir.path(), &clock);
         registry::create_tenant(&store, "acme").expect("tenant");
         let id = registry::create_credential(&store, "acme", Api::Iron, None, None)
             .expect("credential")
@@ -726,18 +745,7 @@ mod tests {
             registry::revoke_credential(&store, &id).is_err(),
             "revoked once"
         );
-        // Enough later writes that compaction rewrites the segments of the old records.
-        let ns = namespace::akka_cache("acme", "filler");
-        for i in 0..200u32 {
-            store
-                .put(&ns, &i.to_be_bytes(), &[1; 100], PutOptions::default())
-                .expect("put");
-        }
-        drop(store);
-        let store = open();
-        for _ in 0..3 {
-            store.compact().expect("compact");
-        }
+        let store = compacted_after_filler(store, dir.path(), &clock);
         let report = import(&store, lines.as_bytes(), 10, |_| {}).expect("import");
         assert_eq!(report.registry_records, 0, "{report:?}");
         let loaded = Registry::load(&store).expect("registry");
@@ -777,16 +785,7 @@ mod tests {
     fn a_dropped_caches_description_stays_dropped_when_an_older_export_is_imported() {
         let dir = tempfile::tempdir().expect("dir");
         let clock = ManualClock::new(NOW);
-        let open = || {
-            Store::builder()
-                .durability(ttlcask_engine::Durability::Never)
-                .compaction_interval(None)
-                .segment_size(4096)
-                .clock(clock.clone())
-                .open(dir.path())
-                .expect("open")
-        };
-        let store = open();
+        let store = small_segments(dir.path(), &clock);
         let cache = namespace::akka_cache("ttorg", "orders");
         let descriptions = namespace::akka_descriptions("ttorg");
         store.create_namespace(&cache).expect("create");
@@ -805,17 +804,7 @@ mod tests {
         // DELETE /cacheName/orders: the cache and its description.
         assert!(store.drop_namespace(&cache).expect("drop"));
         assert!(store.delete(&descriptions, b"orders").expect("delete"));
-        let filler = namespace::akka_cache("ttorg", "filler");
-        for i in 0..200u32 {
-            store
-                .put(&filler, &i.to_be_bytes(), &[1; 100], PutOptions::default())
-                .expect("put");
-        }
-        drop(store);
-        let store = open();
-        for _ in 0..3 {
-            store.compact().expect("compact");
-        }
+        let store = compacted_after_filler(store, dir.path(), &clock);
         let report = import(&store, lines.as_bytes(), 10, |_| {}).expect("import");
         assert_eq!(report.imported, 0, "{report:?}");
         assert!(store.namespace(&cache).is_none());
