@@ -610,3 +610,70 @@ fn a_move_to_a_new_node_brings_the_tenant_and_credential_records() {
         "{status}"
     );
 }
+
+/// A revoke with `--cluster` leaves the record a revoke keeps on every node, also one that
+/// never had the credential (found from outside, thirteenth session: such a node, say one
+/// that was down while the credential's create was undone, took an export from before the
+/// revoke and the credential worked there again).
+#[test]
+fn a_cluster_revoke_leaves_its_record_on_nodes_that_never_had_the_credential() {
+    let Some(c) = start() else { return };
+    let file = c.file.to_string_lossy().into_owned();
+    cli(&["tenant", "create", "acme", "--cluster", &file]);
+    let cluster = ClusterFile::load(&c.file).expect("cluster file");
+    let node = |name: &str| cluster.node(name).expect("node");
+    // Made on node1 alone, and exported there before the revoke.
+    let made = node("node1")
+        .call(
+            "POST",
+            "/admin/credentials",
+            Some(&serde_json::json!({"tenant": "acme", "api": "iron"})),
+        )
+        .expect("credential on node1");
+    let id = made["credential"]["id"].as_str().expect("id").to_string();
+    let token = format!("OAuth {}", made["secret"].as_str().expect("secret"));
+    let filter = ttlcask::maintenance::ExportFilter {
+        tenant: Some("acme".into()),
+        ..Default::default()
+    };
+    let mut backup = Vec::new();
+    node("node1")
+        .client()
+        .and_then(|cl| cl.export(&filter, &mut backup, |_| {}))
+        .expect("export");
+    let restore = |name: &str| {
+        node(name)
+            .client()
+            .and_then(|cl| cl.import(&mut backup.as_slice(), 1000, |_| {}))
+            .expect("import the backup");
+    };
+    let p = project(5);
+    let read = |name: &str| {
+        http(
+            &c.node_addr(name),
+            "GET",
+            &format!("/1/projects/{p}/caches/c/items/k"),
+            &[("Authorization", &token)],
+            "",
+        )
+        .status
+    };
+    // The backup makes the credential work on a node (node2 then holds it too).
+    restore("node2");
+    assert_ne!(
+        read("node2"),
+        401,
+        "the backup did not bring the credential"
+    );
+    cli(&["credential", "revoke", &id, "--cluster", &file]);
+    for name in ["node1", "node2", "node3"] {
+        assert_eq!(read(name), 401, "{name} after the revoke");
+    }
+    // node3 never had it: the backup must not bring it there either.
+    restore("node3");
+    assert_eq!(
+        read("node3"),
+        401,
+        "the backup brought the revoked credential back on node3"
+    );
+}
