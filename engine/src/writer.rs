@@ -318,16 +318,25 @@ impl Frame<'_> {
         if self.namespace_exists(namespace) {
             return false;
         }
-        self.push(
-            Op::CreateNamespace,
-            namespace,
-            b"",
-            b"",
-            PutOptions::default(),
-        );
+        self.push_create(namespace, None);
+        true
+    }
+
+    /// Appends the create record of `namespace`: with `version` (an import's, moving the
+    /// version counter past it) or a new one.
+    fn push_create(&mut self, namespace: &[u8], version: Option<u64>) {
+        let options = PutOptions::default();
+        match version {
+            Some(v) => {
+                self.push_versioned(Op::CreateNamespace, namespace, b"", b"", options, v);
+                self.next_version = self.next_version.max(v + 1);
+            }
+            None => {
+                self.push(Op::CreateNamespace, namespace, b"", b"", options);
+            }
+        }
         self.ns_overlay.insert(namespace.to_vec(), true);
         self.cleared.insert(namespace.to_vec());
-        true
     }
 
     /// Creates the namespace for an import, with the exported creation's version `created`
@@ -350,11 +359,7 @@ impl Frame<'_> {
         {
             return self.ensure_namespace(namespace);
         }
-        let options = PutOptions::default();
-        self.push_versioned(Op::CreateNamespace, namespace, b"", b"", options, created);
-        self.next_version = self.next_version.max(created + 1);
-        self.ns_overlay.insert(namespace.to_vec(), true);
-        self.cleared.insert(namespace.to_vec());
+        self.push_create(namespace, Some(created));
         true
     }
 

@@ -145,14 +145,10 @@ pub fn revoke(file: &ClusterFile, id: &str) -> Result<Value, String> {
     // back (found from outside, thirteenth session).
     if !without.is_empty() {
         let record = file.nodes.iter().find_map(|node| {
-            let revoked = node
-                .call("GET", "/admin/credentials?revoked=true", None)
-                .ok()?;
-            revoked
-                .as_array()?
-                .iter()
-                .find(|pair| pair[0].as_str() == Some(id))
-                .map(|pair| pair[1].clone())
+            revoked_of(node)
+                .into_iter()
+                .find(|(revoked, _)| revoked == id)
+                .map(|(_, record)| record)
         });
         if let Some(record) = record {
             missed.extend(copy_to(&without, &record_line("credentials", id, &record)));
@@ -160,6 +156,20 @@ pub fn revoke(file: &ClusterFile, id: &str) -> Result<Value, String> {
     }
     done(missed, &format!("the revoke of {id}"))?;
     Ok(json!({ "revoked": id }))
+}
+
+/// The records revoked credentials keep on `node`, as `(id, record)`; none from a node that
+/// cannot be reached or lists no such records (a release before them).
+fn revoked_of(node: &Node) -> Vec<(String, Value)> {
+    let Ok(listed) = node.call("GET", "/admin/credentials?revoked=true", None) else {
+        return Vec::new();
+    };
+    listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| Some((pair[0].as_str()?.to_string(), pair.get(1)?.clone())))
+        .collect()
 }
 
 /// A node's tenant and credential records, `{"tenants": [...], "credentials": [...]}` as its
@@ -261,14 +271,9 @@ pub fn before_move(to: &Node, sources: &[&Node]) -> Result<usize, String> {
         // revoke imported into the new node would bring the credential back (found from
         // outside). Not compared (`of` lists live records): a node that never held a
         // credential has no revoked record of it.
-        let revoked = first
-            .call("GET", "/admin/credentials?revoked=true", None)
-            .unwrap_or_default();
-        for pair in revoked.as_array().into_iter().flatten() {
-            if let (Some(id), Some(record)) = (pair[0].as_str(), pair.get(1)) {
-                lines.push_str(&record_line("credentials", id, record));
-                copied += 1;
-            }
+        for (id, record) in revoked_of(first) {
+            lines.push_str(&record_line("credentials", &id, &record));
+            copied += 1;
         }
         to.client()
             .and_then(|c| c.import(&mut lines.as_bytes(), 100_000, |_| {}))
