@@ -32,7 +32,8 @@ pub(crate) fn is_reserve_file(name: &str) -> bool {
 enum Part {
     /// A segment's worth, given up for a compaction output.
     Output,
-    /// A quarter segment, taken whole as a segment by writes that free space.
+    /// A quarter segment (at least the smallest segment), taken whole as a segment by
+    /// writes that free space.
     Tombstones,
 }
 
@@ -98,9 +99,13 @@ impl SpaceReserve {
         }
     }
 
-    /// The part of the reserve that writes freeing space may take.
+    /// The part of the reserve that writes freeing space may take: a quarter segment, but
+    /// never less than the smallest segment, which is what such a write asks for. With
+    /// 8 KiB segments the quarter (2 KiB) had to grow when taken, on a disk with no room
+    /// for that, and after a restart that left no active segment every delete was refused
+    /// for good (found as a flaky CI run).
     fn tombstone_allowance(&self) -> u64 {
-        self.segment_size / 4
+        (self.segment_size / 4).max(crate::options::MIN_SEGMENT_SIZE)
     }
 
     fn path(&self, part: Part) -> PathBuf {
