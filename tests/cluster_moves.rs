@@ -676,4 +676,14 @@ fn a_cluster_revoke_leaves_its_record_on_nodes_that_never_had_the_credential() {
         401,
         "the backup brought the revoked credential back on node3"
     );
+    // Run again it is done (every node holds the revoked record); an id that no node has
+    // is an error, not a revoke reported done.
+    cli(&["credential", "revoke", &id, "--cluster", &file]);
+    let typo = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["credential", "revoke", "0123456789ab", "--cluster", &file])
+        .output()
+        .expect("ttlcask");
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(1), "{said}");
+    assert!(said.contains("no node has a credential"), "{said}");
 }

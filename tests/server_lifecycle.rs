@@ -326,6 +326,17 @@ async fn admin_commands_on_a_stopped_and_a_running_server() {
         401,
         "revoked at once"
     );
+    // Again: an error that says so, not "no credential" (its record is kept).
+    let (ok, _, err) = ttlcask(&[
+        "credential",
+        "revoke",
+        id,
+        "--data-dir",
+        d,
+        "--server",
+        &server,
+    ]);
+    assert!(!ok && err.contains("already revoked"), "{err}");
     let (ok, out, _) = ttlcask(&["tenant", "list", "--data-dir", d, "--server", &server]);
     assert!(ok && out.contains("acme"));
 }

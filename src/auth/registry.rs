@@ -543,7 +543,9 @@ pub fn revoke_credential(store: &Store, id: &str) -> Result<(), RegistryError> {
         return Err(missing());
     };
     if is_revoked_record(&current.value) {
-        return Err(missing());
+        return Err(RegistryError::NotFound(format!(
+            "credential {id:?} is already revoked"
+        )));
     }
     let tenant = check_credential_record(id.as_bytes(), &current.value)
         .map(|c| c.tenant)

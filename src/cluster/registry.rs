@@ -128,7 +128,7 @@ pub fn create_credential(file: &ClusterFile, body: &Value) -> Result<Value, Stri
 /// Revokes `id` on every node (a node that no longer has it counts as done).
 ///
 /// # Errors
-/// Names the nodes it did not reach.
+/// Names the nodes it did not reach; an id that no node has, live or revoked.
 pub fn revoke(file: &ClusterFile, id: &str) -> Result<Value, String> {
     let mut missed = Vec::new();
     let mut without = Vec::new();
@@ -150,8 +150,16 @@ pub fn revoke(file: &ClusterFile, id: &str) -> Result<Value, String> {
                 .find(|(revoked, _)| revoked == id)
                 .map(|(_, record)| record)
         });
-        if let Some(record) = record {
-            missed.extend(copy_to(&without, &record_line("credentials", id, &record)));
+        match record {
+            Some(record) => {
+                missed.extend(copy_to(&without, &record_line("credentials", id, &record)));
+            }
+            // No node has it, live or revoked, and every node answered: a mistyped id, which
+            // the revoke must not report done (it did, found in a review).
+            None if missed.is_empty() && without.len() == file.nodes.len() => {
+                return Err(format!("no node has a credential {id:?}"));
+            }
+            None => {}
         }
     }
     done(missed, &format!("the revoke of {id}"))?;
