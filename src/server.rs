@@ -258,7 +258,18 @@ pub fn read_admin_token(path: &Path) -> Result<Option<String>, String> {
     // Only a regular file: a FIFO there blocked the start (and `verify`) for good.
     let bytes = match ttlcask_engine::read_regular(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // A link to nowhere is not "no token": the server could not write one through it,
+        // and refused to start while `verify` said clean (found in a review).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match std::fs::read_link(path) {
+                Ok(target) => Err(format!(
+                    "the data dir's admin token file {} is a symbolic link to {}, which does not exist: make it point to the token, or {fix}",
+                    path.display(),
+                    target.display()
+                )),
+                Err(_) => Ok(None),
+            };
+        }
         Err(e) => {
             return Err(format!(
                 "the data dir's admin token file {} cannot be read ({e}): make it readable by the server's user, or {fix}",

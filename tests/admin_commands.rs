@@ -533,3 +533,29 @@ fn a_damaged_admin_token_is_named_by_verify_and_the_refused_start() {
     let verify = ttlcask_when_free(&["verify", "--data-dir", d]);
     assert!(verify.status.success(), "{verify:?}");
 }
+
+/// An `admin.token` that is a symbolic link to nowhere is named by `verify` and by the
+/// refused start (found in a review: `verify` said clean while the start failed with "cannot
+/// write admin token … No such file or directory").
+#[test]
+fn a_dangling_admin_token_link_is_named_by_verify_and_the_refused_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    drop(open_when_free(|| Store::open(&dir)));
+    let token = dir.join("admin.token");
+    let _ = std::fs::remove_file(&token);
+    std::os::unix::fs::symlink(tmp.path().join("nowhere/token"), &token).expect("link");
+    let d = dir.to_str().expect("utf-8 path");
+
+    let verify = ttlcask(&["verify", "--data-dir", d]);
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+    let said = stderr(&verify);
+    assert!(
+        said.contains("symbolic link") && said.contains("nowhere"),
+        "{said}"
+    );
+
+    let out = serve_until(&dir, || false).expect("the start is refused");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("symbolic link"), "{out:?}");
+}
