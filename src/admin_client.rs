@@ -6,15 +6,21 @@
 //! ends before its last chunk (the server aborted an export) is an error, never a short file.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::maintenance::{ExportFilter, ImportReport};
 
-/// How long a reply may keep the client waiting between two reads.
+/// How long a reply may keep the client waiting between two reads (and a request between
+/// two writes).
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection may take. Without a limit, a node whose host is down (no answer
+/// at all, not a refusal) kept each call of a `--cluster` command waiting for the kernel's
+/// two minutes of retries, and `cluster status` makes five calls per node (found in a
+/// review).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes per chunk of an import upload.
 const UPLOAD_CHUNK: usize = 64 << 10;
 
@@ -45,12 +51,25 @@ impl AdminClient {
     }
 
     fn connect(&self) -> Result<TcpStream, String> {
-        let stream = TcpStream::connect(&self.host)
-            .map_err(|e| format!("cannot connect to {}: {e}", self.host))?;
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .map_err(|e| e.to_string())?;
-        Ok(stream)
+        let failed = |e: &dyn std::fmt::Display| format!("cannot connect to {}: {e}", self.host);
+        let addrs = self.host.to_socket_addrs().map_err(|e| failed(&e))?;
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(READ_TIMEOUT))
+                        .and_then(|()| stream.set_write_timeout(Some(READ_TIMEOUT)))
+                        .map_err(|e| e.to_string())?;
+                    return Ok(stream);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => failed(&e),
+            None => failed(&"the name has no address"),
+        })
     }
 
     fn head(&self, method: &str, path: &str, framing: &str) -> String {
