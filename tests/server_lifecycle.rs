@@ -309,15 +309,18 @@ async fn admin_commands_on_a_stopped_and_a_running_server() {
     );
 
     let id = created["credential"]["id"].as_str().expect("id");
-    let (ok, _, err) = ttlcask(&[
-        "credential",
-        "revoke",
-        id,
-        "--data-dir",
-        d,
-        "--server",
-        &server,
-    ]);
+    let revoke = || {
+        ttlcask(&[
+            "credential",
+            "revoke",
+            id,
+            "--data-dir",
+            d,
+            "--server",
+            &server,
+        ])
+    };
+    let (ok, _, err) = revoke();
     assert!(ok, "{err}");
     assert_eq!(
         s.req("GET", IRON, &[("Authorization", &auth)], b"")
@@ -327,15 +330,7 @@ async fn admin_commands_on_a_stopped_and_a_running_server() {
         "revoked at once"
     );
     // Again: an error that says so, not "no credential" (its record is kept).
-    let (ok, _, err) = ttlcask(&[
-        "credential",
-        "revoke",
-        id,
-        "--data-dir",
-        d,
-        "--server",
-        &server,
-    ]);
+    let (ok, _, err) = revoke();
     assert!(!ok && err.contains("already revoked"), "{err}");
     let (ok, out, _) = ttlcask(&["tenant", "list", "--data-dir", d, "--server", &server]);
     assert!(ok && out.contains("acme"));

@@ -697,16 +697,23 @@ fn retried_deletes_after_a_restart(room: bool) {
     // with no file, whose seal at the first rollover was logged (as 72 bytes), and the next
     // open reported it lost outside the store.
     drop(store);
+    let store = reopen_with_room(&fs);
+    for (ns, k) in &acked {
+        assert!(store.get(ns, k.as_bytes()).expect("read").is_none(), "{k}");
+    }
+}
+
+/// Opens the store on a disk with room again, and checks the open found nothing missing or
+/// damaged.
+fn reopen_with_room(fs: &SimFs) -> Store {
     fs.set_capacity(None);
-    let store = open(&fs);
+    let store = open(fs);
     assert!(
         store.recovery_report().damaged.is_empty(),
         "{:?}",
         store.recovery_report()
     );
-    for (ns, k) in &acked {
-        assert!(store.get(ns, k.as_bytes()).expect("read").is_none(), "{k}");
-    }
+    store
 }
 
 /// A store opened with no room for an active segment and closed without a write leaves no
@@ -724,13 +731,7 @@ fn a_store_opened_and_closed_on_a_full_disk_leaves_nothing_missing() {
     let store = open(&fs);
     assert!(store.health().disk_full, "no room for an active segment");
     drop(store);
-    fs.set_capacity(None);
-    let store = open(&fs);
-    assert!(
-        store.recovery_report().damaged.is_empty(),
-        "{:?}",
-        store.recovery_report()
-    );
+    let store = reopen_with_room(&fs);
     assert_eq!(
         store
             .get(b"ns", b"k")
