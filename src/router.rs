@@ -220,8 +220,9 @@ const MISROUTED: &str = "the cluster proxy routed this request by another slot t
 /// What is wrong with how the request's body is described, if anything: a transfer coding
 /// other than `chunked` (hyper decodes `chunked` and leaves any other to the application;
 /// stored as it came, a gzip-coded body would be kept compressed) is 501, as RFC 9112
-/// section 6.1 asks of a coding the server does not understand; two `Content-Type` headers
-/// are 400 (RFC 9110 section 8.3 allows one; which one the client meant is a guess).
+/// section 6.1 asks of a coding the server does not understand; `chunked` more than once, and
+/// two `Content-Type` headers, are 400 (RFC 9110 section 8.3 allows one `Content-Type`;
+/// which one the client meant is a guess).
 fn body_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
     use hyper::body::Body as _;
     if req.body().is_end_stream() {
@@ -235,15 +236,27 @@ fn body_problem(req: &Request<Incoming>) -> Option<(StatusCode, &'static str)> {
             "more than one Content-Type header (RFC 9110 section 8.3)",
         ));
     }
-    let only_chunked = req
+    let mut chunked = 0;
+    for coding in req
         .headers()
         .get_all(TRANSFER_ENCODING)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-    (!only_chunked).then_some((
-        StatusCode::NOT_IMPLEMENTED,
-        "the only transfer coding this server takes is chunked (RFC 9112 section 6.1)",
+    {
+        if !coding.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Some((
+                StatusCode::NOT_IMPLEMENTED,
+                "the only transfer coding this server takes is chunked (RFC 9112 section 6.1)",
+            ));
+        }
+        chunked += 1;
+    }
+    // hyper decodes one layer; a body said to be chunked twice would be stored with the
+    // second layer's framing in it (or, sent chunked once, read otherwise than a proxy
+    // in front that decodes both reads it).
+    (chunked > 1).then_some((
+        StatusCode::BAD_REQUEST,
+        "chunked more than once (RFC 9112 section 6.1: a sender must not apply chunked twice)",
     ))
 }
 
@@ -386,15 +399,20 @@ fn operator_access(
     req: &Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<(), Resp> {
-    let has_token = state.admin_token.as_deref().is_some_and(|expected| {
-        let given = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        crate::auth::constant_time_eq(given.trim().as_bytes(), expected.as_bytes())
-    });
+    // Two Authorization headers are 400 here too, as in the admin API: the first one
+    // decided (found from outside).
+    let has_token = match state.admin_token.as_deref() {
+        Some(expected) => {
+            crate::admin::holds_admin_token(req.headers(), expected).map_err(|_| {
+                with_body(
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    format!("{}\n", crate::admin::SEVERAL_AUTHORIZATIONS),
+                )
+            })?
+        }
+        None => false,
+    };
     let allowed = match state.config.metrics_access {
         MetricsAccess::Public => true,
         MetricsAccess::Local => has_token || peer.ip().is_loopback(),

@@ -135,6 +135,22 @@ async fn metrics_and_status_need_the_admin_token_when_configured() {
             .req("GET", path, &[("Authorization", auth.as_str())], b"")
             .await;
         assert_eq!(ok.status, 200, "{path}");
+        // Two Authorization headers are ambiguous: 400, whichever comes first (found from
+        // outside: the first one decided).
+        for pair in [
+            [auth.as_str(), "Bearer nope"],
+            ["Bearer nope", auth.as_str()],
+        ] {
+            let two = server
+                .req(
+                    "GET",
+                    path,
+                    &[("Authorization", pair[0]), ("Authorization", pair[1])],
+                    b"",
+                )
+                .await;
+            assert_eq!(two.status, 400, "{path} {pair:?}");
+        }
     }
     // The health check stays open.
     assert_eq!(server.req("GET", "/healthz", &[], b"").await.status, 200);

@@ -71,23 +71,39 @@ struct NewCredential {
     app: Option<String>,
 }
 
+/// Why a request with more than one `Authorization` header is refused (400): which one the
+/// client meant is a guess (DESIGN.md: ambiguous credentials are never resolved by picking
+/// one).
+pub const SEVERAL_AUTHORIZATIONS: &str = "send one Authorization header, not several";
+
+/// Whether `headers` carry the admin token `expected` (`Authorization: Bearer <token>`,
+/// compared in constant time).
+///
+/// # Errors
+/// More than one `Authorization` header.
+pub fn holds_admin_token(
+    headers: &hyper::HeaderMap,
+    expected: &str,
+) -> Result<bool, http::Repeated> {
+    let given = http::single_header(headers, &hyper::header::AUTHORIZATION)?
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    Ok(constant_time_eq(
+        given.trim().as_bytes(),
+        expected.as_bytes(),
+    ))
+}
+
 /// Handles `/admin/…`.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     let Some(expected) = state.admin_token.as_deref() else {
         return error(StatusCode::NOT_FOUND, "the admin endpoint is off");
     };
-    let Ok(authorization) = http::single_header(req.headers(), &hyper::header::AUTHORIZATION)
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "send one Authorization header, not several",
-        );
+    let Ok(holds) = holds_admin_token(req.headers(), expected) else {
+        return error(StatusCode::BAD_REQUEST, SEVERAL_AUTHORIZATIONS);
     };
-    let given = authorization
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+    if !holds {
         return error(
             StatusCode::UNAUTHORIZED,
             "a valid admin token is required (see <data-dir>/admin.token)",
