@@ -5,8 +5,10 @@
 //! every other node, so all hold the same ids and hashes. A revoke is sent to every node.
 //! Any node that could not be reached is named in the error, so that a change that missed
 //! one never looks done; running the command again finishes it (a tenant that exists
-//! already is copied from the node that has it). A credential that missed a node is revoked
-//! again everywhere instead (a re-run makes a new one, with a new secret).
+//! already is copied from a node that has it; a node with another record of it is named,
+//! never overwritten). A credential is made only once every node holds its tenant, the same
+//! record; one that then missed a node is revoked again everywhere (a re-run makes a new
+//! one, with a new secret).
 //!
 //! [`before_move`]: `cluster move` makes sure its target holds the records of the slots'
 //! owners before it switches the maps (a Flash or IronCache client is checked on whichever
@@ -54,40 +56,85 @@ fn done(missed: Vec<String>, what: &str) -> Result<(), String> {
     }
 }
 
-/// Creates `name` on every node; returns its record.
+/// Tenant `name`'s record on `node`, if it has one.
+fn tenant_on(node: &Node, name: &str) -> Result<Option<Value>, String> {
+    let all = node.call("GET", "/admin/tenants", None)?;
+    Ok(all
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t.get("name") == Some(&json!(name))))
+        .cloned())
+}
+
+/// What each node holds of tenant `name`: `(node, record)` for the nodes reached, and the
+/// errors of the others.
+fn tenant_everywhere<'a>(
+    file: &'a ClusterFile,
+    name: &str,
+) -> (Vec<(&'a Node, Option<Value>)>, Vec<String>) {
+    let (mut held, mut missed) = (Vec::new(), Vec::new());
+    for node in &file.nodes {
+        match tenant_on(node, name) {
+            Ok(record) => held.push((node, record)),
+            Err(e) => missed.push(e),
+        }
+    }
+    (held, missed)
+}
+
+/// The nodes of `held` whose record of a tenant is there but not `record`, named.
+fn differing(held: &[(&Node, Option<Value>)], record: &Value) -> Vec<String> {
+    held.iter()
+        .filter(|(_, r)| r.as_ref().is_some_and(|r| r != record))
+        .map(|(node, _)| node.name.clone())
+        .collect()
+}
+
+/// Creates `name` on every node; returns its record. A tenant that some node holds already
+/// is copied from it to the nodes missing it; a node whose record of it differs (made there
+/// on its own, with another Flash `ClientId`) is named and left as it is: replacing its
+/// record cut off that node's Flash clients (found from outside).
 ///
 /// # Errors
-/// Names the nodes it did not reach.
+/// Names the nodes it did not reach, and the nodes whose record differs.
 pub fn create_tenant(
     file: &ClusterFile,
     name: &str,
     flash_client_id: Option<&str>,
 ) -> Result<Value, String> {
-    let (first, rest) = file.nodes.split_first().ok_or("no nodes")?;
-    let mut body = json!({ "name": name });
-    if let Some(id) = flash_client_id {
-        body["flash_client_id"] = json!(id);
-    }
-    let record = match first.call("POST", "/admin/tenants", Some(&body)) {
-        Ok(r) => r,
-        Err(e) if e.contains(" 409 ") => {
-            let all = first.call("GET", "/admin/tenants", None)?;
-            all.as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .find(|t| t.get("name") == Some(&json!(name)))
-                        .cloned()
-                })
-                .ok_or(e)?
+    let (held, mut missed) = tenant_everywhere(file, name);
+    let (record, made_on) = match held.iter().find_map(|(_, r)| r.clone()) {
+        Some(record) => (record, None),
+        None => {
+            let (first, _) = held
+                .first()
+                .ok_or_else(|| format!("tenant {name} reached no node: {}", missed.join("; ")))?;
+            let mut body = json!({ "name": name });
+            if let Some(id) = flash_client_id {
+                body["flash_client_id"] = json!(id);
+            }
+            let made = first.call("POST", "/admin/tenants", Some(&body))?;
+            (made, Some(first.name.as_str()))
         }
-        Err(e) => return Err(e),
     };
-    let others: Vec<&Node> = rest.iter().collect();
-    done(
-        copy_to(&others, &record_line("tenants", name, &record)),
-        &format!("tenant {name}"),
-    )?;
-    Ok(record)
+    let without: Vec<&Node> = held
+        .iter()
+        .filter(|(node, r)| r.is_none() && made_on != Some(node.name.as_str()))
+        .map(|(node, _)| *node)
+        .collect();
+    missed.extend(copy_to(&without, &record_line("tenants", name, &record)));
+    let reached = done(missed, &format!("tenant {name}"));
+    let differ = differing(&held, &record);
+    if differ.is_empty() {
+        return reached.map(|()| record);
+    }
+    let differ = format!(
+        "nodes {} hold another record of tenant {name} (another Flash ClientId) and were left as they are: make the nodes agree by hand (`cluster status` shows them)",
+        differ.join(", ")
+    );
+    Err(match reached {
+        Ok(()) => differ,
+        Err(e) => format!("{e}; {differ}"),
+    })
 }
 
 /// Creates a credential on the first node and copies its record to the others; returns
@@ -101,6 +148,42 @@ pub fn create_tenant(
 /// Names the nodes it did not reach, and any node the credential could not be revoked on.
 pub fn create_credential(file: &ClusterFile, body: &Value) -> Result<Value, String> {
     let (first, rest) = file.nodes.split_first().ok_or("no nodes")?;
+    // The tenant first, the same on every node: a node without it took the credential's
+    // copy anyway, and it worked there for a tenant that node does not have (found from
+    // outside); one whose tenant differs has another Flash ClientId.
+    let tenant = body
+        .get("tenant")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (held, missed) = tenant_everywhere(file, tenant);
+    if !missed.is_empty() {
+        return Err(format!(
+            "could not check tenant {tenant} on every node: {}; nothing was created, run the command again once every node is up",
+            missed.join("; ")
+        ));
+    }
+    let Some(record) = held.iter().find_map(|(_, r)| r.clone()) else {
+        return Err(format!("no node has a tenant {tenant:?}; create it first"));
+    };
+    let lacking: Vec<&str> = held
+        .iter()
+        .filter(|(_, r)| r.is_none())
+        .map(|(n, _)| n.name.as_str())
+        .collect();
+    if !lacking.is_empty() {
+        return Err(format!(
+            "tenant {tenant} is not on nodes {}: run `ttlcask tenant create {tenant} --cluster FILE` first; nothing was created",
+            lacking.join(", ")
+        ));
+    }
+    let differ = differing(&held, &record);
+    if !differ.is_empty() {
+        return Err(format!(
+            "nodes {} hold another record of tenant {tenant} than node {}: make the nodes agree first (`cluster status`); nothing was created",
+            differ.join(", "),
+            held[0].0.name
+        ));
+    }
     let created = first.call("POST", "/admin/credentials", Some(body))?;
     let record = created.get("credential").cloned().unwrap_or(Value::Null);
     let id = record
