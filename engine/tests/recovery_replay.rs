@@ -6,6 +6,7 @@
 mod recovery_support;
 
 use std::sync::Arc;
+
 use ttlcask_engine::sim::{SimFs, Torn};
 use ttlcask_engine::{
     BatchOutcome, Durability, FileSystem, ManualClock, PutOptions, ReadError, Store, WriteBatch,

@@ -9,6 +9,7 @@ mod recovery_support;
 
 use std::path::Path;
 use std::sync::Arc;
+
 use ttlcask_engine::sim::{SimFs, Torn};
 use ttlcask_engine::{
     Durability, FileSystem, PutOptions, ReadError, RecoveryPolicy, RecoveryReport, Store,

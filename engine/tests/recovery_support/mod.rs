@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
 use ttlcask_engine::sim::SimFs;
 use ttlcask_engine::{Durability, FileSystem, ManualClock, PutOptions, Store};
 
