@@ -22,6 +22,8 @@
 //!
 //! All integers are little-endian. Four zero bytes where a frame's magic would be mark the
 //! end of the data (an active segment is pre-allocated with zeros).
+//!
+//! This file has the segment header and the entries; `frame.rs` the frames around them.
 
 use std::mem::size_of;
 

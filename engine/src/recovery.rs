@@ -1,5 +1,6 @@
 //! Opening a data directory: read every segment (through its hint when one is valid), cut
-//! torn tails, and rebuild the index.
+//! torn tails, and rebuild the index. Loading the segments is in `load.rs`; scanning one and
+//! judging its damage, in `damage.rs`.
 //!
 //! Replay does not depend on the order of records: compaction moves records between
 //! segments, so each record is judged by its version. A put or tombstone wins over every

@@ -1,4 +1,5 @@
 //! The public handle, [`Store`], and the state it shares with its background thread.
+//! Opening a store is in `open.rs`; what the open found, [`RecoveryReport`], in `report.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

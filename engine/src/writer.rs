@@ -5,6 +5,7 @@
 //! Under `Durability::Always` it then waits until an fsync covers its frame: the first
 //! waiter becomes the leader and syncs everything appended so far, the others wait for it,
 //! so concurrent writers share one fsync. A failed write or fsync poisons the store.
+//! Rolling over to a new active segment, and sealing the old one, is in `rollover.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
