@@ -1,4 +1,5 @@
 //! The public handle, [`Store`], and the state it shares with its background thread.
+//! Opening a store is in `open.rs`; what the open found, [`RecoveryReport`], in `report.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,17 +13,15 @@ use parking_lot::Mutex;
 /// below [`crate::keydir::MAX_RECORD_LEN`].
 const MAX_VALUE_LEN: usize = crate::keydir::MAX_RECORD_LEN - (1 << 18);
 
-use crate::background::{spawn_background, spawn_syncer};
 use crate::clock::Clock;
 use crate::combine::Combiner;
 use crate::error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
-use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::format;
 use crate::fs::FileSystem;
 use crate::group_commit::GroupCommit;
-use crate::index::{SegmentSlot, State};
+use crate::index::State;
 use crate::keydir::MANY;
 use crate::options::{Durability, StoreBuilder};
-use crate::recovery;
 use crate::segment::Segment;
 use crate::sharded::ShardedRwLock;
 use crate::signals::{DurableQueue, HealthState, Shutdown};
@@ -33,65 +32,10 @@ use crate::types::{
 };
 use crate::writer::{Refused, Writer};
 
-/// What opening the store found and repaired.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Segments whose index came from a hint file.
-    pub segments_from_hints: u64,
-    /// Segments that were read record by record.
-    pub segments_scanned: u64,
-    /// Records indexed.
-    pub records: u64,
-    /// Torn or corrupt tails cut off: (segment id, offset of the cut, bytes dropped).
-    pub truncated: Vec<(u32, u64, u64)>,
-    /// Files that were not usable and were left alone, with the reason.
-    pub ignored_files: Vec<String>,
-    /// Damaged byte ranges found inside segments that were kept (never cut), in segment
-    /// and offset order.
-    pub damaged: Vec<DamagedRange>,
-    /// Keys whose newest record may lie in a damaged range: reads of them return
-    /// [`ReadError::Lost`](crate::ReadError::Lost) until they are written again.
-    pub keys_lost: u64,
-    /// Records read intact from damaged segments (around the damage).
-    pub records_salvaged: u64,
-}
+mod open;
+mod report;
 
-impl RecoveryReport {
-    /// Whether opening found nothing damaged or unusable. What a crash leaves behind is no
-    /// damage, as a strict open judges it: a write torn in flight at the end of the segment
-    /// being appended to (cut, in `truncated`) and a segment whose header never reached the
-    /// disk (removed, in `ignored_files`). Both made an ordinary kill -9 read as "damage
-    /// found" (found from outside).
-    pub fn is_clean(&self) -> bool {
-        self.damaged.is_empty() && self.ignored_files.iter().all(|f| is_blank_removal(f))
-    }
-
-    /// Bytes cut off torn tails.
-    pub fn bytes_cut(&self) -> u64 {
-        self.truncated.iter().map(|t| t.2).sum()
-    }
-}
-
-/// Whether an `ignored_files` line is that of a blank segment the open removed (created, its
-/// header not on disk yet, at a crash).
-pub fn is_blank_removal(line: &str) -> bool {
-    line.ends_with(crate::recovery::BLANK_SEGMENT)
-}
-
-/// A damaged byte range of a segment, found by recovery or compaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DamagedRange {
-    /// Segment id.
-    pub segment: u32,
-    /// Offset of the first damaged byte range in the segment file.
-    pub offset: u64,
-    /// Length of the damaged range in bytes.
-    pub len: u64,
-    /// Records the range held, where the frame's trailer says; `None` if unknown.
-    pub records: Option<u64>,
-    /// What was wrong.
-    pub problem: String,
-}
+pub use report::{is_blank_removal, DamagedRange, RecoveryReport};
 
 /// Whether the store takes writes, as a load balancer or supervisor needs to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -272,68 +216,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Capacity of the active segment an open starts. A store that makes spares (durable ones,
-/// by default) and already holds a segment's worth of data starts with a small one,
-/// [`FIRST_SEGMENT_SIZE`]: appends into blocks never written cost a dearer fsync than appends
-/// into a spare's zeros (64 writers made 120k writes/s against 133k), and a small first
-/// segment fills, and makes the background thread write a spare, within seconds of writing,
-/// where a full-size one took the first segment's worth of slower writes. A new or small
-/// store starts full-size, so that it never pays for a spare it does not need.
-/// The segment size for a file system with `free` bytes free beside the `stored` bytes of
-/// the store's segments: `configured`, unless that is more than a sixteenth of the two
-/// together; then the largest power of two within it (at least the smallest segment). The
-/// active segment, a spare and the space reserve (a segment and a quarter) must leave room
-/// for data: with 64 MiB segments on a 32 MB disk there was no reserve, and once the disk
-/// was full every delete was refused for good (found from outside).
-pub(crate) fn fitted_segment_size(configured: u64, free: Option<u64>, stored: u64) -> u64 {
-    let Some(free) = free else {
-        return configured;
-    };
-    let fitted = free.saturating_add(stored) / 16;
-    if configured <= fitted {
-        return configured;
-    }
-    let power = if fitted == 0 { 0 } else { 1 << fitted.ilog2() };
-    power.max(crate::options::MIN_SEGMENT_SIZE)
-}
-
-fn first_segment_size(segment_size: u64, spares: bool, stored: u64) -> u64 {
-    if spares && stored >= segment_size {
-        segment_size.min(FIRST_SEGMENT_SIZE)
-    } else {
-        segment_size
-    }
-}
-
-/// See [`first_segment_size`].
-const FIRST_SEGMENT_SIZE: u64 = 4 << 20;
-
-/// The active segment of a store being opened: `wanted` bytes, or on a full disk smaller
-/// ones, or at last a detached segment with no file that the first write replaces (or is
-/// refused with `DiskFull`): a full disk never keeps a store from opening. True if the disk
-/// was full.
-fn create_active(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    header: format::SegmentHeader,
-    wanted: u64,
-    durable: bool,
-) -> std::io::Result<(Segment, bool)> {
-    let mut size = wanted;
-    loop {
-        match Segment::create(fs, dir, header, size, durable) {
-            Ok(seg) => return Ok((seg, size < wanted)),
-            Err(e) if crate::fs::is_out_of_space(&e) => {
-                if size / 2 < crate::options::MIN_SEGMENT_SIZE {
-                    return Ok((Segment::detached(dir, header), true));
-                }
-                size /= 2;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 fn new_segment_header(id: u32, base_version: u64, salt: u32) -> format::SegmentHeader {
     format::SegmentHeader {
         id,
@@ -341,21 +223,6 @@ fn new_segment_header(id: u32, base_version: u64, salt: u32) -> format::SegmentH
         format: format::FORMAT_VERSION,
         salt,
         entry_layout: format::WRITE_LAYOUT,
-    }
-}
-
-/// A salt that a client cannot predict: std's `RandomState` keys come from the operating
-/// system's random source.
-fn random_salt() -> u32 {
-    use std::hash::BuildHasher;
-    let h = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-    (h ^ (h >> 32)) as u32
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
-    move |source| OpenError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -388,140 +255,6 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn inner_arc(&self) -> Arc<Inner> {
         self.handle.inner.clone()
-    }
-
-    pub(crate) fn open_with(mut options: StoreBuilder, dir: &Path) -> Result<Self, OpenError> {
-        let fs = options.file_system.clone();
-        let read_only = options.read_only;
-        let lock_path = dir.join("LOCK");
-        let names = if read_only {
-            // Nothing is created: the directory (and its LOCK, if a store ever ran here)
-            // must be there.
-            fs.list(dir).map_err(io_err(dir))?
-        } else {
-            fs.create_dir_all(dir).map_err(io_err(dir))?;
-            vec!["LOCK".to_string()]
-        };
-        // The directory is locked too: `LOCK` can be deleted under a running store, and a
-        // second one then made and locked a new `LOCK` and wrote into the same directory
-        // (found from outside). `LOCK` stays locked for releases that lock only it. Where no
-        // `LOCK` is taken (a read-only open of a directory without one), neither is this.
-        let lock: Box<dyn Send + Sync> = if names.iter().any(|n| n == "LOCK") {
-            let file = match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
-                Some(lock) => lock,
-                None => return Err(OpenError::Locked { path: lock_path }),
-            };
-            let dir_lock = match fs.try_lock_dir(dir).map_err(io_err(dir))? {
-                Some(lock) => lock,
-                None => return Err(OpenError::Locked { path: lock_path }),
-            };
-            Box::new((file, dir_lock))
-        } else {
-            Box::new(())
-        };
-        let durable = options.durability != Durability::Never && !read_only;
-        let recovered = recovery::recover(
-            fs.as_ref(),
-            dir,
-            durable,
-            options.recovery_policy,
-            read_only,
-        )
-        .map_err(|e| match e {
-            recovery::RecoverError::Io { path, source } => OpenError::Io { path, source },
-            recovery::RecoverError::Damaged(why) => OpenError::Damaged(why),
-        })?;
-        let mut state = recovered.state;
-        // Headers and records above these limits were refused while reading; these checks
-        // keep a crafted directory from exhausting ids or versions (found by fuzzing).
-        if recovered.max_version >= format::VERSION_LIMIT / 2
-            || recovered.max_segment_id >= format::SEGMENT_ID_LIMIT / 2
-        {
-            return Err(OpenError::Damaged(format!(
-                "its highest version ({}) or segment id ({}) is implausibly large",
-                recovered.max_version, recovered.max_segment_id
-            )));
-        }
-        let next_version = recovered.max_version + 1;
-        let active_id = recovered.max_segment_id + 1;
-        let salt = random_salt();
-        let header = new_segment_header(active_id, next_version, salt);
-        let (active, disk_full) = if read_only {
-            (Segment::detached(dir, header), false)
-        } else {
-            let stored: u64 = state.segments.values().map(|s| s.data_len).sum();
-            if !options.segment_size_chosen {
-                options.segment_size =
-                    fitted_segment_size(options.segment_size, fs.free_space(dir), stored);
-            }
-            let spares = durable && options.spare_segments;
-            let size = first_segment_size(options.segment_size, spares, stored);
-            create_active(fs.as_ref(), dir, header, size, durable).map_err(io_err(dir))?
-        };
-        if durable && active.capacity() > 0 {
-            fs.sync_dir(dir).map_err(io_err(dir))?;
-        }
-        // After the active segment, which on a nearly full disk comes first.
-        let seals = if read_only || recovered.seals_unreadable {
-            crate::seals::SealLog::none(dir)
-        } else {
-            // A durable store's active segment is synced, and its name: logged as started.
-            let started = (durable && active.capacity() > 0).then_some(active_id);
-            write_seal_log(&fs, dir, &mut state, &recovered.seals, started)
-        };
-        let active = Arc::new(active);
-        if active.capacity() > 0 {
-            state.segments.insert(
-                active_id,
-                SegmentSlot::new(active.clone(), SEGMENT_HEADER_LEN as u64),
-            );
-        }
-        let health = HealthState::default();
-        health.set_disk_full(disk_full);
-        let segment_size = options.segment_size;
-        let spare = Spare::new(fs.clone(), dir, segment_size);
-        let reserve = SpaceReserve::new(fs.clone(), dir, segment_size);
-        let inner = Arc::new(Inner {
-            salt,
-            dir: dir.to_path_buf(),
-            fs,
-            clock: options.clock.clone(),
-            options,
-            state: ShardedRwLock::new(state),
-            writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
-            combiner: Combiner::default(),
-            sync: GroupCommit::default(),
-            health,
-            counters: Counters::default(),
-            report: recovered.report,
-            compaction: Mutex::new(()),
-            space_wanted: std::sync::atomic::AtomicBool::new(false),
-            shutdown: Shutdown::default(),
-            _lock: lock,
-            deferred: DurableQueue::default(),
-            spare,
-            reserve,
-            seals,
-        });
-        // The index the open built onto huge pages, on the process's own thread for that.
-        crate::huge::collapse_soon();
-        let (thread, syncer) = if read_only {
-            (None, None)
-        } else {
-            inner.reserve.adopt();
-            inner.reserve.ensure();
-            (
-                spawn_background(&inner).map_err(io_err(dir))?,
-                spawn_syncer(&inner).map_err(io_err(dir))?,
-            )
-        };
-        Ok(Self {
-            handle: Arc::new(Handle {
-                inner,
-                thread,
-                syncer,
-            }),
-        })
     }
 
     /// What opening the store found and repaired.
@@ -1135,59 +868,6 @@ impl Item {
 /// Records up to this size are read under the index lock.
 const COPY_UNDER_LOCK: u32 = 16 << 10;
 
-/// Writes the seal log anew for the segments recovery left (all sealed): the entries it
-/// had for them, and for each segment it did not name (a data dir from before the log, a
-/// `never` store's rollovers, a segment recovery cut) a new one once the segment is synced;
-/// then `started`, the new active segment. The log is advice: where it cannot be written,
-/// the store opens with none (and recovery judges segments by their ends, as before it).
-fn write_seal_log(
-    fs: &Arc<dyn FileSystem>,
-    dir: &Path,
-    state: &mut State,
-    logged: &std::collections::HashMap<u32, u64>,
-    started: Option<u32>,
-) -> crate::seals::SealLog {
-    let mut entries = Vec::with_capacity(state.segments.len() + 1);
-    // Segments recovery kept but could not read (damaged whole) keep their entries: without
-    // one, a zeroed file would pass for a blank segment at the next open and be removed.
-    // (`logged` names only segment files that are there.)
-    for (&id, &len) in logged {
-        if !state.segments.contains_key(&id) {
-            entries.push((id, len));
-        }
-    }
-    let mut listed = Vec::with_capacity(state.segments.len());
-    for (&id, slot) in &state.segments {
-        // A logged length stays as it was sealed, also for a segment found short of it
-        // (damaged: reported again at every open until compaction moves its records).
-        match logged.get(&id) {
-            Some(&len) => entries.push((id, len)),
-            None if slot.segment.sync().is_ok() => entries.push((id, slot.data_len)),
-            None => continue,
-        }
-        listed.push(id);
-    }
-    entries.sort_unstable();
-    entries.extend(started.map(|id| (id, crate::seals::STARTED)));
-    match crate::seals::SealLog::write(fs, dir, &entries) {
-        Ok(log) => {
-            for id in listed {
-                if let Some(slot) = state.segments.get_mut(&id) {
-                    slot.logged = true;
-                }
-            }
-            log
-        }
-        Err(_) => {
-            // (A full disk.) The old log would go on naming segments this run's compactions
-            // remove, unlogged, which the next open would take for segments lost outside
-            // the store.
-            crate::seals::stop_recording_removals(fs.as_ref(), &dir.join(crate::seals::SEALS_FILE));
-            crate::seals::SealLog::none(dir)
-        }
-    }
-}
-
 /// How long [`Store::try_get`] spins for a writer that holds the index before it answers
 /// `WouldBlock`. A writer holds it for an index update, a microsecond or two. Beside one
 /// thread putting as fast as it can, giving up at once answered `WouldBlock` to 70–73% of
@@ -1295,83 +975,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sim::SimFs;
-
-    #[test]
-    fn the_segment_size_fits_the_file_system() {
-        const MIB: u64 = 1 << 20;
-        // Unknown free space, or room for sixteen: as configured.
-        assert_eq!(fitted_segment_size(64 * MIB, None, 0), 64 * MIB);
-        assert_eq!(fitted_segment_size(64 * MIB, Some(1024 * MIB), 0), 64 * MIB);
-        assert_eq!(
-            fitted_segment_size(64 * MIB, Some(512 * MIB), 512 * MIB),
-            64 * MIB
-        );
-        // A 32 MB disk: 2 MiB segments (a sixteenth, a power of two below it).
-        assert_eq!(fitted_segment_size(64 * MIB, Some(32_000_000), 0), MIB);
-        assert_eq!(fitted_segment_size(64 * MIB, Some(32 * MIB), 0), 2 * MIB);
-        // What the store holds counts as room; a smaller configured size stays.
-        assert_eq!(fitted_segment_size(64 * MIB, Some(0), 32 * MIB), 2 * MIB);
-        assert_eq!(fitted_segment_size(MIB, Some(32 * MIB), 0), MIB);
-        // Never below the smallest segment.
-        assert_eq!(
-            fitted_segment_size(64 * MIB, Some(0), 0),
-            crate::options::MIN_SEGMENT_SIZE
-        );
-    }
-
-    fn store() -> Store {
-        Store::builder()
-            .file_system(Arc::new(SimFs::new()))
-            .compaction_interval(None)
-            .open("/s")
-            .expect("open")
-    }
-
-    /// A deferred write never waits behind an index scan or another writer: it gives up
-    /// with `WouldBlock` (the async caller then writes from a thread that may block), and
-    /// writes nothing.
-    #[test]
-    fn a_deferred_put_gives_up_rather_than_wait_for_the_index() {
-        let store = store();
-        let opts = PutOptions::default();
-        for hold_write in [false, true] {
-            {
-                let (_read, _write);
-                if hold_write {
-                    _write = Some(store.inner().state.write());
-                    _read = None;
-                } else {
-                    // A long scan holds the read lock; a writer queued behind it would make
-                    // the next reader wait too.
-                    _read = Some(store.inner().state.read());
-                    _write = None;
-                }
-                let (tx, rx) = std::sync::mpsc::channel();
-                let writer = store.clone();
-                std::thread::spawn(move || {
-                    let _ = tx.send(writer.try_put_deferred(b"ns", b"k", b"v", opts, None));
-                });
-                let r = rx
-                    .recv_timeout(std::time::Duration::from_secs(5))
-                    .expect("a deferred put waited for the index lock instead of giving up");
-                assert_eq!(
-                    r.err(),
-                    Some(DeferredError::WouldBlock),
-                    "hold_write {hold_write}"
-                );
-            }
-            assert_eq!(
-                store.get(b"ns", b"k").expect("read"),
-                None,
-                "nothing written"
-            );
-        }
-        let (version, _) = store
-            .try_put_deferred(b"ns", b"k", b"v", opts, None)
-            .expect("free locks: written");
-        assert!(version.is_some());
-    }
-}
+mod tests;

@@ -1,7 +1,7 @@
 //! `Store::get_many` answers what a `get` of each key answers: hits, misses, expired items,
 //! large values (copied outside the index lock), keys asked twice, a namespace that does not
 //! exist, and keys looked up while the key directory grows (its old table still searched).
-//! The model test (`model.rs`) and the damage test (`damage.rs`, lost keys) check it too.
+//! The model test (`model.rs`) and the damage tests (`damage_*.rs`, lost keys) check it too.
 
 use ttlcask_engine::{Durability, ManualClock, PutOptions, Store};
 

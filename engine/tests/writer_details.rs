@@ -1,7 +1,7 @@
 //! Promises of the appender that the broader suites do not pin: which durability policies
 //! wait for an fsync, and the adoption of the pre-written spare segment. Each test fails
-//! against a mutation of `writer.rs` that the others let through (see "Mutation testing"
-//! in ARCHITECTURE.md).
+//! against a mutation of `writer.rs` or `writer/rollover.rs` that the others let through (see
+//! "Mutation testing" in ARCHITECTURE.md).
 
 use std::path::Path;
 use std::sync::Arc;
