@@ -122,6 +122,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// [`FileSystem::open`] of a file the store owns and may grow or cut (the space
+    /// reserve), never through a symbolic link: one put there from outside would have the
+    /// store write into and then cut whatever it points at. By default, `open`.
+    fn open_own(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.open(path)
+    }
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Reads a whole file chunk by chunk, calling `arrived` after each chunk with the bytes
@@ -674,6 +680,25 @@ impl FileSystem for RealFs {
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         check_regular(path)?;
         let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(RealFile::new(file)))
+    }
+
+    fn open_own(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: a symbolic link is refused (ELOOP), whatever it points at. Found from
+        // outside: `space-reserve.tmp` linked to a segment had the segment grown to the
+        // reserve's size and then cut to nothing at a roomy close, its keys lost.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
         Ok(Box::new(RealFile::new(file)))
     }
 

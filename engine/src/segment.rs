@@ -203,7 +203,8 @@ impl Segment {
         written: bool,
     ) -> io::Result<Self> {
         let (id, base_version) = (header.id, header.base_version);
-        let mut file = fs.open(from)?;
+        // Never through a link: the store writes the file and renames it into a segment.
+        let mut file = fs.open_own(from)?;
         file.write_at(&format::encode_segment_header(&header), 0)?;
         file.sync()?;
         file.map()?;

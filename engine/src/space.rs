@@ -120,7 +120,7 @@ impl SpaceReserve {
     pub(crate) fn adopt(&self) {
         let mut held = self.held.lock();
         for part in Part::ALL {
-            let Ok(mut file) = self.fs.open(&self.path(part)) else {
+            let Ok(mut file) = self.fs.open_own(&self.path(part)) else {
                 continue;
             };
             // Its length, from a map (nothing is read).
@@ -155,7 +155,7 @@ impl SpaceReserve {
             let path = self.path(part);
             let made = self
                 .fs
-                .open(&path)
+                .open_own(&path)
                 .or_else(|_| self.fs.create(&path))
                 .and_then(|f| {
                     f.set_len(full)?;
@@ -196,7 +196,7 @@ impl SpaceReserve {
         for part in Part::ALL {
             if self
                 .fs
-                .open(&self.path(part))
+                .open_own(&self.path(part))
                 .and_then(|f| f.set_len(0))
                 .is_ok()
             {
@@ -214,7 +214,7 @@ impl SpaceReserve {
         let path = self.path(Part::Tombstones);
         if held[Part::Tombstones as usize] < needed {
             let size = self.tombstone_allowance().max(needed);
-            let grown = self.fs.open(&path).and_then(|f| {
+            let grown = self.fs.open_own(&path).and_then(|f| {
                 f.set_len(size)?;
                 f.sync()
             });

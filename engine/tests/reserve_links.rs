@@ -1,0 +1,82 @@
+//! The space reserve's files are the store's own: a symbolic link put at their names from
+//! outside is never written through, grown or cut (found from outside, fourteenth session:
+//! `space-reserve.tmp` linked to a segment had the segment grown to the reserve's size and
+//! cut to nothing at a roomy close, 21 of 60 acknowledged keys lost; a link to a file
+//! outside the data directory emptied that file).
+
+use std::path::Path;
+
+use ttlcask_engine::{PutOptions, Store};
+
+fn open(dir: &Path) -> Store {
+    Store::builder()
+        .segment_size(4 << 10)
+        .open(dir)
+        .expect("open")
+}
+
+#[test]
+fn links_at_the_reserve_names_are_never_followed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let store = open(&dir);
+    let value = vec![b'v'; 100];
+    for i in 0..60 {
+        store
+            .put(
+                b"ns",
+                format!("k{i}").as_bytes(),
+                &value,
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+    drop(store);
+    let first_segment = dir.join("0000000001.seg");
+    let segment_bytes = std::fs::read(&first_segment).expect("segment");
+    let outside = tmp.path().join("outside.txt");
+    std::fs::write(&outside, b"precious").expect("outside file");
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    std::os::unix::fs::symlink("0000000001.seg", dir.join("space-reserve.tmp")).expect("link");
+    std::os::unix::fs::symlink(&outside, dir.join("tombstone-reserve.tmp")).expect("link");
+
+    // An open, writes and deletes (rollovers, the background thread's reserve top-ups), a
+    // compaction, and a close on a roomy disk (which gives the reserve's bytes back).
+    let store = open(&dir);
+    for i in 60..120 {
+        store
+            .put(
+                b"ns",
+                format!("k{i}").as_bytes(),
+                &value,
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+    for i in (60..120).step_by(2) {
+        store
+            .delete(b"ns", format!("k{i}").as_bytes())
+            .expect("delete");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    drop(store);
+
+    assert_eq!(std::fs::read(&outside).expect("outside"), b"precious");
+    assert_eq!(
+        std::fs::read(&first_segment).expect("segment"),
+        segment_bytes,
+        "the segment behind the link changed"
+    );
+    let store = open(&dir);
+    assert!(
+        store.recovery_report().damaged.is_empty(),
+        "{:?}",
+        store.recovery_report()
+    );
+    for i in 0..120 {
+        let got = store.get(b"ns", format!("k{i}").as_bytes()).expect("read");
+        assert_eq!(got.is_some(), i < 60 || i % 2 == 1, "k{i}");
+    }
+}
