@@ -244,8 +244,9 @@ impl Segment {
         Ok(Self::with_header(file, path, header))
     }
 
-    /// Opens a segment whose header fails its checks, with `header` rebuilt by recovery
-    /// (see `recovery::rebuild_header`); `fill_holes` as for [`Segment::open`].
+    /// Opens a segment with a `header` known already, not read from the file: one that fails
+    /// its checks, rebuilt by recovery (see `recovery::rebuild_header`), or one read before
+    /// (a segment recovery cut and opens again); `fill_holes` as for [`Segment::open`].
     pub(crate) fn open_rebuilt(
         fs: &dyn FileSystem,
         path: &Path,

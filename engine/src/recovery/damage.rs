@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::format::{self, Op, Summary};
 use crate::fs::FileSystem;
 use crate::scan;
-use crate::segment::{self, Segment, SegmentOpenError};
+use crate::segment::{self, Segment};
 use crate::store::{DamagedRange, RecoveryReport};
 
 use super::load::hint_summaries;
@@ -211,7 +211,10 @@ pub(crate) fn unsealed(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[bytes.len() - 8..].iter().all(|&b| b == 0)
 }
 
-/// Cuts `seg` to `len` bytes and opens it again (its map covered the old length).
+/// Cuts `seg` to `len` bytes and opens it again (its map covered the old length), with the
+/// header it was read with: a header rebuilt from the frames is not the file's, whose
+/// bytes fail their checks (opened by them, the segment a crash left being appended to
+/// with a zeroed header failed the whole open with `BadHeader`: found from outside).
 pub(super) fn cut(
     fs: &dyn FileSystem,
     seg: Segment,
@@ -219,12 +222,9 @@ pub(super) fn cut(
     durable: bool,
 ) -> std::io::Result<Segment> {
     seg.truncate(len, durable)?;
-    let path = seg.path.clone();
+    let (path, header) = (seg.path.clone(), seg.header);
     drop(seg);
-    Segment::open(fs, &path, true).map_err(|e| match e {
-        SegmentOpenError::Io(e) => e,
-        SegmentOpenError::Format(e) => std::io::Error::other(format!("{e:?}")),
-    })
+    Segment::open_rebuilt(fs, &path, header, true)
 }
 
 /// The records that the sound hint of `seg`, if it has one, names in the `len` bytes at
