@@ -166,8 +166,19 @@ impl Inner {
                     None => dead > 0,
                     Some(r) => dead > 0 && dead as f64 >= r * entries as f64,
                 };
+            // What a rewrite copies: its records' bytes less the dead ones, not its framing
+            // (frame headers, trailers, summaries), which is never dead. Counted in, every
+            // segment of a store whose keys were all deleted still looked like it needed an
+            // output, and a full disk with no reserve left never got space back (found from
+            // outside). A segment whose records were never counted (`records` 0) is
+            // judged by its bytes.
+            let live = if slot.records > 0 {
+                slot.entry_bytes.saturating_sub(dead)
+            } else {
+                entries.saturating_sub(dead)
+            };
             if worth {
-                rewrite.push((id, entries.saturating_sub(dead), !slot.damaged));
+                rewrite.push((id, live, !slot.damaged));
             } else if ratio.is_none() && sparse(slot, entries) {
                 repack.push((id, entries, true));
             }
@@ -208,11 +219,18 @@ impl Inner {
         // and a header per segment.
         let budget = free + reserve;
         rewrite.sort_by_key(|&(id, live, _)| (live, id));
+        // A segment with nothing live needs no output at all: it is only deleted. Counted
+        // with an output's header, it never fit a disk with no byte free and no reserve
+        // (found from outside: a 32 MiB ext4 wedged for good, every key deleted, 25 MB
+        // dead, every write and compaction refused; `f_bavail` there is 0 while root may
+        // still write).
         let mut need = 0;
         let mut chosen: Vec<u32> = rewrite
             .into_iter()
             .take_while(|&(_, live, _)| {
-                need += live + live / 4 + SEGMENT_HEADER_LEN as u64;
+                if live > 0 {
+                    need += live + live / 4 + SEGMENT_HEADER_LEN as u64;
+                }
                 need <= budget
             })
             .map(|(id, _, _)| id)

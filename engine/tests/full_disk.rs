@@ -740,3 +740,54 @@ fn a_store_opened_and_closed_on_a_full_disk_leaves_nothing_missing() {
         Some(b"v".to_vec())
     );
 }
+
+/// A full disk with no byte free and no space reserve left, keys deleted: compaction gives
+/// the space of segments holding nothing live back, as deleting them needs no output.
+/// Found from outside: a 32 MiB ext4 wedged for good (25 MB dead, every write and every
+/// compaction refused, also offline), as each segment's framing (never dead) was counted
+/// as live bytes an output would need room for.
+#[test]
+fn with_no_reserve_and_no_byte_free_deleted_keys_still_give_space_back() {
+    let fs = SimFs::new();
+    drop(open(&fs));
+    // The reopen finds no room for the reserve (nor an active segment); the disk grows after.
+    fs.set_capacity(Some(fs.used()));
+    let store = Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(SEGMENT)
+        .compaction_interval(None)
+        .spare_segments(false)
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+        .expect("open");
+    fs.set_capacity(Some(fs.used() + 12 * SEGMENT));
+    // Segments of puts only, then their deletes: the puts' segments hold nothing live.
+    let value = [b'x'; 500];
+    let mut keys = Vec::new();
+    for i in 0..10_000 {
+        let key = format!("k{i:05}");
+        match store.put(b"ns", key.as_bytes(), &value, PutOptions::default()) {
+            Ok(_) => keys.push(key),
+            Err(WriteError::DiskFull(_)) => break,
+            Err(e) => panic!("put: {e}"),
+        }
+        if store.stats().segments >= 8 {
+            break;
+        }
+    }
+    for key in &keys {
+        store.delete(b"ns", key.as_bytes()).expect("delete");
+    }
+    assert_eq!(store.stats().items, 0);
+    assert_eq!(store.stats().reserve_bytes, 0, "the test needs no reserve");
+    fs.set_capacity(Some(fs.used()));
+    let report = store.compact().expect("compact");
+    assert!(
+        report.segments_rewritten >= 5 && report.bytes_reclaimed > 5 * SEGMENT / 2,
+        "{report:?}, {:?}",
+        store.stats()
+    );
+    store
+        .put(b"ns", b"after", &value, PutOptions::default())
+        .expect("a put once compaction gave space back");
+}
