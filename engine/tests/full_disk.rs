@@ -750,8 +750,12 @@ fn a_store_opened_and_closed_on_a_full_disk_leaves_nothing_missing() {
 fn with_no_reserve_and_no_byte_free_deleted_keys_still_give_space_back() {
     let fs = SimFs::new();
     drop(open(&fs));
-    // The reopen finds no room for the reserve (nor an active segment); the disk grows after.
-    fs.set_capacity(Some(fs.used()));
+    // No reserve: its files cannot be opened (as with a mode of 000).
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let path = Path::new(DIR).join(name);
+        let _ = fs.create(&path);
+        fs.deny_access(path, Some(libc::EACCES));
+    }
     let store = Store::builder()
         .file_system(Arc::new(fs.clone()))
         .segment_size(SEGMENT)
@@ -790,4 +794,40 @@ fn with_no_reserve_and_no_byte_free_deleted_keys_still_give_space_back() {
     store
         .put(b"ns", b"after", &value, PutOptions::default())
         .expect("a put once compaction gave space back");
+}
+
+/// A reserve that is missing (spent by a compaction, or never made for want of room) is
+/// made again at the next rollover, before writes take the space: found from outside,
+/// under busy writers the space a compaction gave back went to new segments before the
+/// run's end could make the reserve again, and the next time the disk filled no compaction
+/// had room for an output (a 32 MiB ext4 wedged for good).
+#[test]
+fn a_missing_reserve_is_made_again_before_writes_take_the_space() {
+    let fs = SimFs::new();
+    drop(open(&fs));
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let _ = fs.remove(&Path::new(DIR).join(name));
+    }
+    // No room for it at the open; no background thread to make it later.
+    fs.set_capacity(Some(fs.used()));
+    let store = Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(SEGMENT)
+        .compaction_interval(None)
+        .spare_segments(false)
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+        .expect("open");
+    assert_eq!(store.stats().reserve_bytes, 0);
+    fs.set_capacity(Some(fs.used() + 6 * SEGMENT));
+    let full = SEGMENT + ttlcask_engine::MIN_SEGMENT_SIZE;
+    let (acked, _) = fill(&store, b"ns", 0);
+    assert!(!acked.is_empty());
+    assert_eq!(
+        store.stats().reserve_bytes,
+        full,
+        "the writes took the reserve's room: {:?}",
+        store.stats()
+    );
+    check_all(&store, b"ns", &acked);
 }
