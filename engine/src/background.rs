@@ -111,6 +111,27 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
         .map(Some)
 }
 
+impl Inner {
+    /// Clears the full-disk flag once the disk has room for a segment and the reserve again
+    /// (and an inode where the file system counts them). Set by a write the disk refused,
+    /// it stayed until the next write that needed a segment: `/healthz` said full with
+    /// 15.7 MB of a 16 MiB disk free after a cache was cleared (found from outside).
+    pub(crate) fn recheck_disk_full(&self) {
+        if !self.health.is_disk_full() {
+            return;
+        }
+        let room = self.options.segment_size + self.reserve.missing();
+        let bytes = self
+            .fs
+            .free_space(&self.dir)
+            .is_some_and(|free| free >= room);
+        let inodes = self.fs.free_inodes(&self.dir).is_none_or(|free| free > 0);
+        if bytes && inodes {
+            self.health.set_disk_full(false);
+        }
+    }
+}
+
 /// How often the background thread checks which segments are wholly in memory.
 const RESIDENCY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -152,6 +173,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     last_residency = Some(Instant::now());
                     inner.check_residency();
                     inner.reserve.ensure();
+                    inner.recheck_disk_full();
                 }
                 // Also as soon as the writer asks (half a segment written, or a rollover).
                 if periodic || nudged {

@@ -124,6 +124,8 @@ impl Inner {
             .store(self.now().max(1), Ordering::Relaxed);
         // The reserve is what lets the next run work on a full disk: take it back first.
         self.reserve.ensure();
+        // And the full-disk flag says at once whether there is room again.
+        self.recheck_disk_full();
         Ok(report)
     }
 

@@ -163,6 +163,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn free_space(&self, _dir: &Path) -> Option<u64> {
         None
     }
+    /// Inodes free for new files on the file system holding `dir`, if it can tell (some
+    /// file systems have no fixed number: they say so with a count of 0 total, taken as
+    /// unknown).
+    fn free_inodes(&self, _dir: &Path) -> Option<u64> {
+        None
+    }
     /// Fails if `path` is there but is not a regular file (see [`check_regular`]): the
     /// store opens, reads and removes only regular files. By default (a file system of
     /// files only, as [`crate::sim::SimFs`]) nothing fails.
@@ -650,6 +656,16 @@ impl FileSystem for RealFs {
             reason = "the field types differ by platform"
         )]
         u64::from(st.f_bavail).checked_mul(u64::from(st.f_frsize))
+    }
+
+    fn free_inodes(&self, dir: &Path) -> Option<u64> {
+        let st = stat_path(dir, libc::statvfs)?;
+        #[allow(
+            clippy::useless_conversion,
+            reason = "the field types differ by platform"
+        )]
+        let (total, free) = (u64::from(st.f_files), u64::from(st.f_favail));
+        (total > 0).then_some(free)
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {

@@ -29,8 +29,8 @@ impl Inner {
         needed: u64,
         frees: bool,
     ) -> Result<(), WriteError> {
-        let seg = match self.start_segment(w, needed, frees) {
-            Ok(seg) => seg,
+        let (seg, from_reserve) = match self.start_segment(w, needed, frees) {
+            Ok(started) => started,
             Err(e) if crate::fs::is_out_of_space(&e) => {
                 self.health.set_disk_full(true);
                 // Dead records only become free space through compaction: ask for one now
@@ -52,7 +52,15 @@ impl Inner {
             Err(e) => return Err(self.fail(e)),
         };
         w.out_of_space_at = None;
-        self.health.set_disk_full(false);
+        // The tombstone part of the reserve is no sign the disk has room (writes other than
+        // deletes are still refused): the flag stays, and a compaction is asked for.
+        // Cleared by such a rollover, the flag said 0 with no byte free, and deletes taken
+        // after it no longer asked for one: the space came back at the 30 s run (found
+        // from outside).
+        self.health.set_disk_full(from_reserve);
+        if from_reserve {
+            self.want_space();
+        }
         self.health.set_dir_not_writable(None);
         let seg = Arc::new(seg);
         self.seal_active(w).map_err(|e| self.fail(e))?;
@@ -98,7 +106,14 @@ impl Inner {
         }
     }
 
-    fn start_segment(&self, w: &mut Writer, needed: u64, frees: bool) -> std::io::Result<Segment> {
+    /// The new segment, and whether it is the tombstone part of the reserve (the disk had
+    /// no room for one).
+    fn start_segment(
+        &self,
+        w: &mut Writer,
+        needed: u64,
+        frees: bool,
+    ) -> std::io::Result<(Segment, bool)> {
         let floor = (SEGMENT_HEADER_LEN as u64 + needed).max(crate::options::MIN_SEGMENT_SIZE);
         let capacity = self.options.segment_size.max(floor);
         if let Some(at) = w.out_of_space_at {
@@ -127,14 +142,14 @@ impl Inner {
         // A ready spare is adopted unless the background thread is busy writing it.
         if capacity == self.options.segment_size {
             if let Some(seg) = self.spare.adopt(header) {
-                return Ok(seg);
+                return Ok((seg, false));
             }
         }
         let durable = self.durable();
         let mut size = capacity;
         loop {
             match Segment::create(self.fs.as_ref(), &self.dir, header, size, durable) {
-                Ok(seg) => return Ok(seg),
+                Ok(seg) => return Ok((seg, false)),
                 Err(e) if crate::fs::is_out_of_space(&e) && size > floor => {
                     size = (size / 2).max(floor);
                 }
@@ -146,7 +161,7 @@ impl Inner {
                         // inodes refuses the create even with bytes free).
                         if frees {
                             if let Some(seg) = self.reserve.take_tombstones(header, floor) {
-                                return Ok(seg);
+                                return Ok((seg, true));
                             }
                         }
                         // Only a real attempt restarts the wait: refusals in between do not.
