@@ -112,15 +112,16 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
 }
 
 impl Inner {
-    /// Clears the full-disk flag once the disk has room for a segment and the reserve again
-    /// (and an inode where the file system counts them). Set by a write the disk refused,
-    /// it stayed until the next write that needed a segment: `/healthz` said full with
-    /// 15.7 MB of a 16 MiB disk free after a cache was cleared (found from outside).
+    /// Clears the full-disk flag once the disk has room for a new segment of the smallest
+    /// size a write may start (and an inode where the file system counts them): writes
+    /// would be taken again. Set by a write the disk refused, it stayed until
+    /// the next write that needed a segment: `/healthz` said full with 15.7 MB of a 16 MiB
+    /// disk free after a cache was cleared (found from outside).
     pub(crate) fn recheck_disk_full(&self) {
         if !self.health.is_disk_full() {
             return;
         }
-        let room = self.options.segment_size + self.reserve.missing();
+        let room = crate::options::MIN_SEGMENT_SIZE;
         let bytes = self
             .fs
             .free_space(&self.dir)
