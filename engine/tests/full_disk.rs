@@ -36,6 +36,19 @@ fn open_with_background(fs: &SimFs) -> Store {
         .expect("open")
 }
 
+/// [`open`] with no background thread at all (no spare segment either): nothing but the
+/// test's own calls makes the space reserve or touches the full-disk flag.
+fn open_without_background(fs: &SimFs) -> Store {
+    Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .segment_size(SEGMENT)
+        .compaction_interval(None)
+        .spare_segments(false)
+        .clock(ManualClock::new(1_000_000))
+        .open(DIR)
+        .expect("open")
+}
+
 /// Puts 300-byte values until the disk refuses one; returns what was acknowledged.
 fn fill(store: &Store, ns: &[u8], from: usize) -> (BTreeMap<String, Vec<u8>>, String) {
     let mut acked = BTreeMap::new();
@@ -756,14 +769,7 @@ fn with_no_reserve_and_no_byte_free_deleted_keys_still_give_space_back() {
         let _ = fs.create(&path);
         fs.deny_access(path, Some(libc::EACCES));
     }
-    let store = Store::builder()
-        .file_system(Arc::new(fs.clone()))
-        .segment_size(SEGMENT)
-        .compaction_interval(None)
-        .spare_segments(false)
-        .clock(ManualClock::new(1_000_000))
-        .open(DIR)
-        .expect("open");
+    let store = open_without_background(&fs);
     fs.set_capacity(Some(fs.used() + 12 * SEGMENT));
     // Segments of puts only, then their deletes: the puts' segments hold nothing live.
     let value = [b'x'; 500];
@@ -810,14 +816,7 @@ fn a_missing_reserve_is_made_again_before_writes_take_the_space() {
     }
     // No room for it at the open; no background thread to make it later.
     fs.set_capacity(Some(fs.used()));
-    let store = Store::builder()
-        .file_system(Arc::new(fs.clone()))
-        .segment_size(SEGMENT)
-        .compaction_interval(None)
-        .spare_segments(false)
-        .clock(ManualClock::new(1_000_000))
-        .open(DIR)
-        .expect("open");
+    let store = open_without_background(&fs);
     assert_eq!(store.stats().reserve_bytes, 0);
     fs.set_capacity(Some(fs.used() + 6 * SEGMENT));
     let full = SEGMENT + ttlcask_engine::MIN_SEGMENT_SIZE;
@@ -842,7 +841,7 @@ fn the_full_disk_flag_follows_the_disk() {
     let fs = SimFs::new();
     fs.set_capacity(Some(128 << 10));
     // No background thread: nothing but the writes touches the flag.
-    let store = open(&fs);
+    let store = open_without_background(&fs);
     let (acked, _) = fill(&store, b"ns", 0);
     assert!(store.health().disk_full, "filled");
     let reserve_taken = || !has_file(&fs, "tombstone-reserve.tmp");
