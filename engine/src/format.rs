@@ -840,6 +840,41 @@ pub fn encode_segment_header(h: &SegmentHeader) -> [u8; SEGMENT_HEADER_LEN] {
     out[V2_HEADER_COPY_LEN..].copy_from_slice(&copy);
     out
 }
+
+/// Where the copy of a format 2 segment header that fails its checks starts, when the other
+/// copy passes (or both pass but differ: the second is taken as the damaged one): the header
+/// still reads, from the sound copy, but the file took damage there, which open and
+/// `verify` report (found from outside: one zeroed header byte went unreported). `None` for
+/// a format 1 header, which has one copy, and for a copy of zeros in a file of nothing but
+/// its header: a segment whose creation a crash cut short holds nothing to lose.
+pub fn damaged_header_copy(bytes: &[u8]) -> Option<usize> {
+    let damaged = damaged_copy(bytes)?;
+    let zeros = |b: &[u8]| b.iter().all(|&x| x == 0);
+    let torn_at_creation = zeros(&bytes[damaged..damaged + V2_HEADER_COPY_LEN])
+        && bytes.get(SEGMENT_HEADER_LEN..).is_none_or(zeros);
+    (!torn_at_creation).then_some(damaged)
+}
+
+/// See [`damaged_header_copy`]: which copy fails, before the torn creation is told apart.
+fn damaged_copy(bytes: &[u8]) -> Option<usize> {
+    let sound = |at: usize| {
+        bytes.get(at..at + V2_HEADER_COPY_LEN).is_some_and(|b| {
+            b[..FORMAT_OFFSET] == SEGMENT_MAGIC
+                && crc32fast::hash(&b[..HEADER_CRC_OFFSET]) == read_u32(b, HEADER_CRC_OFFSET)
+        })
+    };
+    match (sound(0), sound(V2_HEADER_COPY_LEN)) {
+        (true, false) => Some(V2_HEADER_COPY_LEN),
+        (false, true) => Some(0),
+        (true, true)
+            if bytes[..V2_HEADER_COPY_LEN] != bytes[V2_HEADER_COPY_LEN..SEGMENT_HEADER_LEN] =>
+        {
+            Some(V2_HEADER_COPY_LEN)
+        }
+        _ => None,
+    }
+}
+
 /// Decodes a segment header of format 1 or 2 (for format 2, the first copy whose CRC
 /// checks).
 ///

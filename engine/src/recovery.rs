@@ -459,6 +459,8 @@ pub fn recover(
     // Segments with nothing readable left, and the records their hints name (marked lost).
     let mut lost_whole: Vec<(u32, Vec<(Summary, u64)>)> = Vec::new();
     let present: HashSet<u32> = segment_ids.iter().copied().collect();
+    // Segments one of whose two header copies fails its check (read from the other).
+    let mut header_damaged = HashSet::new();
     for id in segment_ids {
         max_segment_id = max_segment_id.max(id);
         let path = dir.join(segment::segment_file_name(id));
@@ -537,6 +539,19 @@ pub fn recover(
                 continue;
             }
         };
+        if let Some(at) = format::damaged_header_copy(&seg.bytes()) {
+            // One copy of the header fails its check: read from the other, nothing lost,
+            // but the file took damage, reported (it went unreported: found from outside),
+            // and the segment marked damaged so that compaction moves its records out.
+            report.damaged.push(DamagedRange {
+                segment: id,
+                offset: at as u64,
+                len: format::SEGMENT_HEADER_LEN as u64 / 2,
+                records: Some(0),
+                problem: "one of the two copies of the segment header fails its check; the other was read (nothing lost)".into(),
+            });
+            header_damaged.insert(id);
+        }
         base_version = base_version.max(seg.base_version);
         opened.push(seg);
     }
@@ -716,7 +731,7 @@ pub fn recover(
         slot.has_puts = slot_stats.has_puts;
         slot.sealed = true;
         slot.hinted = slot_stats.hinted;
-        slot.damaged = slot_stats.damaged || rebuilt.contains(&id);
+        slot.damaged = slot_stats.damaged || rebuilt.contains(&id) || header_damaged.contains(&id);
         slot.records = slot_stats.records;
         slot.entry_bytes = slot_stats.entry_bytes;
         state.segments.insert(id, slot);

@@ -308,6 +308,15 @@ fn check_segment(
         Ok(h) => Err(format!("it names segment {}, not {id}", h.id)),
         Err(e) => Err(format!("{e:?}")),
     };
+    if header.is_ok() {
+        if let Some(at) = format::damaged_header_copy(bytes) {
+            // As the open reports it: read from the sound copy, nothing lost.
+            report.damage.push(damage(
+                Some(at),
+                "one of the two copies of the segment header fails its check; the other is read (nothing lost)".into(),
+            ));
+        }
+    }
     let header = match header {
         Ok(h) => h,
         Err(_) if bytes.iter().all(|&b| b == 0) => {

@@ -755,3 +755,26 @@ fn v1_segment_headers_still_decode() {
     assert_eq!((h.id, h.base_version, h.format), (9, 77, FORMAT_V1));
     assert_eq!(h.data_start(), V1_SEGMENT_HEADER_LEN);
 }
+
+#[test]
+fn a_damaged_header_copy_is_found_unless_the_segment_holds_nothing() {
+    let mut file = encode_segment_header(&header(7, 100)).to_vec();
+    file.extend_from_slice(&[1; 64]);
+    assert_eq!(damaged_header_copy(&file), None, "intact");
+    for (at, copy) in [(0, 0), (20, 0), (35, 0), (36, 36), (50, 36), (71, 36)] {
+        let mut bad = file.clone();
+        bad[at] ^= 0x10;
+        assert_eq!(damaged_header_copy(&bad), Some(copy), "byte {at} flipped");
+        assert!(decode_segment_header(&bad).is_ok(), "read from the other copy");
+    }
+    let mut both = file.clone();
+    both[3] ^= 1;
+    both[40] ^= 1;
+    assert_eq!(damaged_header_copy(&both), None, "no sound copy: not this check's");
+    // A second copy of zeros: damage where data follows, a torn creation where none does.
+    let mut zeroed = file.clone();
+    zeroed[V2_HEADER_COPY_LEN..SEGMENT_HEADER_LEN].fill(0);
+    assert_eq!(damaged_header_copy(&zeroed), Some(V2_HEADER_COPY_LEN));
+    zeroed[SEGMENT_HEADER_LEN..].fill(0);
+    assert_eq!(damaged_header_copy(&zeroed), None);
+}
