@@ -793,11 +793,29 @@ impl FileSystem for RealFs {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: through a symbolic link (to a segment name compaction had removed,
+        // say) O_CREAT made the target, an empty segment that every open after reported
+        // damaged (found from outside). A link there is refused, named.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(path)?;
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "{} is a symbolic link: the store's lock file must be a regular file (remove the link; nothing it points at is touched)",
+                            path.display()
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(file))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

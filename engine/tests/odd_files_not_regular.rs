@@ -283,3 +283,23 @@ fn names_taken_from_outside_are_skipped_by_new_segments() -> Result {
     }
     Ok(())
 }
+
+/// `LOCK` made a symbolic link (here to the name of a segment compaction removed): the
+/// open refuses, naming it, and creates nothing through it. Found from outside (fourteenth
+/// session): the open made the link's target, an empty segment, which every open after
+/// reported as damage.
+#[test]
+fn a_lock_file_that_is_a_symbolic_link_is_refused_and_nothing_made_through_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    drop(ttlcask_engine::Store::open(&dir).expect("open"));
+    let lock = dir.join("LOCK");
+    std::fs::remove_file(&lock).expect("remove LOCK");
+    std::os::unix::fs::symlink("0000000099.seg", &lock).expect("link");
+    let err = ttlcask_engine::Store::open(&dir).expect_err("a LOCK link is refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(
+        !dir.join("0000000099.seg").exists(),
+        "made through the link"
+    );
+}
