@@ -127,7 +127,20 @@ pub async fn run(
         .map_err(|e| ServerError::Registry(e.to_string()))?;
     let verifier = JwtVerifier::new(&config.akka, config.dev).map_err(ServerError::Config)?;
     let admin_token = match &config.admin_token_path {
-        Some(path) => Some(load_or_create_admin_token(path).map_err(ServerError::DataDir)?),
+        Some(path) => match load_or_create_admin_token(path) {
+            Ok(token) => Some(token),
+            // A full disk never keeps the server from starting: the APIs serve reads and
+            // the deletes that free space, and the admin endpoint stays off until a start
+            // can write the token (found from outside: with `admin.token` deleted on a disk
+            // out of inodes, the start failed, and nothing could free space).
+            Err(e) if e.out_of_space => {
+                tracing::error!(
+                    "the admin endpoint is off: {e}; free space (delete items through the APIs) and restart for a new token"
+                );
+                None
+            }
+            Err(e) => return Err(ServerError::DataDir(e.message)),
+        },
         None => None,
     };
     let fences = Fences::load(config.data_dir.as_deref()).map_err(ServerError::DataDir)?;
@@ -292,9 +305,9 @@ pub fn read_admin_token(path: &Path) -> Result<Option<String>, String> {
 /// with mode 0600 when there is none.
 ///
 /// # Errors
-/// A message naming the file when it cannot be read or written.
-pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
-    if let Some(token) = read_admin_token(path)? {
+/// A message naming the file when it cannot be read or written; out of space, it says so.
+pub fn load_or_create_admin_token(path: &Path) -> Result<String, TokenError> {
+    if let Some(token) = read_admin_token(path).map_err(TokenError::from)? {
         return Ok(token);
     }
     let token = crate::http::secret_hex(32)?;
@@ -302,6 +315,10 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    let cannot_write = |e: std::io::Error| TokenError {
+        out_of_space: ttlcask_engine::is_out_of_space(&e),
+        message: format!("cannot write admin token {}: {e}", path.display()),
+    };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -309,14 +326,36 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<String, String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot write admin token {}: {e}", path.display()))?;
+    let mut file = options.open(path).map_err(cannot_write)?;
     use std::io::Write;
     file.write_all(token.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write admin token {}: {e}", path.display()))?;
+        .map_err(cannot_write)?;
     Ok(token)
+}
+
+/// Why [`load_or_create_admin_token`] failed.
+#[derive(Debug)]
+pub struct TokenError {
+    /// What failed, naming the file.
+    pub message: String,
+    /// A new token could not be written for want of space (or inodes).
+    pub out_of_space: bool,
+}
+
+impl From<String> for TokenError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            out_of_space: false,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 #[cfg(test)]

@@ -154,3 +154,64 @@ async fn a_fence_that_cannot_be_written_answers_507_and_changes_nothing() {
     s.stop().await.expect("stop");
     drop(mnt);
 }
+
+/// No `admin.token` on a full disk: the server starts all the same, with the admin endpoint
+/// off, so that the APIs serve reads and the deletes that free space; a start once there is
+/// room writes the token. Found from outside (fourteenth session): the start failed with
+/// "cannot write admin token … No space left on device".
+#[tokio::test]
+async fn a_token_that_cannot_be_written_for_space_leaves_the_admin_endpoint_off() {
+    if !common::is_root() {
+        eprintln!("SKIPPED admin_disk_full token: needs root to mount a small tmpfs");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mnt = match mount_small_tmpfs(&tmp.path().join("mnt")) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("SKIPPED admin_disk_full token: mounting was refused: {e}");
+            return;
+        }
+    };
+    let store_dir = tmp.path().join("store");
+    let token = mnt.point.join("admin.token");
+    let config = || {
+        let mut config = Config::new(true);
+        config.admin_token_path = Some(token.clone());
+        config
+    };
+    let filler = fill(&mnt.point);
+    let s = start_on(&store_dir, config(), ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    assert_eq!(s.req("GET", "/healthz", &[], b"").await.status, 200);
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let put = s
+        .req(
+            "POST",
+            "/c/k",
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            b"v",
+        )
+        .await;
+    assert_eq!(put.status, 201, "the store's own disk has room");
+    let admin = s.req("GET", "/admin/stats", &[BEARER], b"").await;
+    assert_eq!(admin.status, 404, "{}", admin.text());
+    s.stop().await.expect("stop");
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    let s = start_on(&store_dir, config(), ManualClock::new(DOC_NOW_MS), |_| {}).await;
+    // (Answered once the token is written: it comes before the first connection.)
+    assert_eq!(s.req("GET", "/healthz", &[], b"").await.status, 200);
+    let written = std::fs::read_to_string(&token).expect("a token once there is room");
+    let auth = format!("Bearer {}", written.trim());
+    assert_eq!(
+        s.req("GET", "/admin/stats", &[("Authorization", &auth)], b"")
+            .await
+            .status,
+        200
+    );
+    s.stop().await.expect("stop");
+    drop(mnt);
+}
