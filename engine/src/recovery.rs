@@ -705,7 +705,9 @@ pub fn recover(
         }
         for (id, len, problem) in markers {
             let path = dir.join(segment::missing_file_name(id));
-            if let Err(e) = crate::fs::write_atomically(fs, dir, &path, problem.as_bytes()) {
+            let written = crate::fs::write_atomically(fs, dir, &path, problem.as_bytes())
+                .or_else(|e| place_empty_marker(fs, dir, &path).map_err(|_| e));
+            if let Err(e) = written {
                 // Then the log keeps telling of it (a sealed one: a segment that was being
                 // appended to is told of by this open's report alone).
                 report.ignored_files.push(format!(
@@ -797,6 +799,25 @@ impl SlotStats {
         self.entry_bytes += u64::from(len);
         self.records += 1;
     }
+}
+
+/// A marker with no text at `path`, for a disk with no room for the text: its name is what
+/// every later open and `verify` read. An empty file needs no data block; where no inode is
+/// left either, a file of the space reserve gives its own, renamed (the reserve is made
+/// again once there is room). Found from outside: on a full disk neither the marker nor the
+/// seal log (which was to keep the entry instead) could be written, and from the second
+/// open on the missing segment went unreported.
+fn place_empty_marker(fs: &dyn FileSystem, dir: &Path, path: &Path) -> std::io::Result<()> {
+    let placed = fs.create(path).map(drop).or_else(|e| {
+        [
+            crate::space::TOMBSTONE_RESERVE_FILE,
+            crate::space::RESERVE_FILE,
+        ]
+        .iter()
+        .find_map(|name| fs.rename(&dir.join(name), path).ok())
+        .ok_or(e)
+    });
+    placed.and_then(|()| fs.sync_dir(dir))
 }
 
 /// The damage a missing marker (`NNNNNNNNNN.missing`) reports: the segment an earlier open

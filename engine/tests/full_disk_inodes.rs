@@ -130,3 +130,48 @@ fn deletes_work_after_a_restart_on_a_file_system_out_of_inodes() {
         Some(b"data".to_vec())
     );
 }
+
+/// A segment deleted with its hint while the store was stopped, found by an open with no
+/// inode left: reported at that open and at every one after. Found from outside (fourteenth
+/// session): the marker could not be written, nor the seal log that was to keep the entry
+/// instead, and from the second open on it went unreported.
+#[test]
+fn a_missing_segment_found_with_no_inode_left_is_reported_at_every_open() {
+    if !tmpfs::is_root() {
+        eprintln!("SKIPPED full_disk_inodes: needs root to mount a tmpfs");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mnt = match tmpfs::mount(tmp.path(), "size=16m,nr_inodes=64") {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("SKIPPED full_disk_inodes: mounting a tmpfs was refused: {e}");
+            return;
+        }
+    };
+    let dir = mnt.point.join("data");
+    {
+        let store = open(&dir);
+        for i in 0..KEYS {
+            store
+                .put(NS, &key(i), &value(i), PutOptions::default())
+                .expect("put");
+        }
+    }
+    for file in ["0000000001.seg", "0000000001.hint"] {
+        std::fs::remove_file(dir.join(file)).expect("remove");
+    }
+    assert!(use_up_inodes(&mnt.point) > 0);
+    for round in ["first open", "second open", "third open"] {
+        let store = open(&dir);
+        assert!(
+            store
+                .recovery_report()
+                .damaged
+                .iter()
+                .any(|d| d.segment == 1 && d.problem.contains("missing")),
+            "{round}: {:?}",
+            store.recovery_report()
+        );
+    }
+}
