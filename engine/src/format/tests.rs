@@ -765,12 +765,19 @@ fn a_damaged_header_copy_is_found_unless_the_segment_holds_nothing() {
         let mut bad = file.clone();
         bad[at] ^= 0x10;
         assert_eq!(damaged_header_copy(&bad), Some(copy), "byte {at} flipped");
-        assert!(decode_segment_header(&bad).is_ok(), "read from the other copy");
+        assert!(
+            decode_segment_header(&bad).is_ok(),
+            "read from the other copy"
+        );
     }
     let mut both = file.clone();
     both[3] ^= 1;
     both[40] ^= 1;
-    assert_eq!(damaged_header_copy(&both), None, "no sound copy: not this check's");
+    assert_eq!(
+        damaged_header_copy(&both),
+        None,
+        "no sound copy: not this check's"
+    );
     // A second copy of zeros: damage where data follows, a torn creation where none does.
     let mut zeroed = file.clone();
     zeroed[V2_HEADER_COPY_LEN..SEGMENT_HEADER_LEN].fill(0);
