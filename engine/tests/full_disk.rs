@@ -877,3 +877,26 @@ fn has_file(fs: &SimFs, name: &str) -> bool {
         .iter()
         .any(|n| n == name)
 }
+
+/// A read-only open (`ttlcask stats`, `export` of a stopped dir) says whether the disk is
+/// full, though it makes no segment: found from outside, `ttlcask stats` of a stopped dir
+/// with no byte free said `disk_full: false`.
+#[test]
+fn a_read_only_open_says_whether_the_disk_is_full() {
+    let fs = SimFs::new();
+    fs.set_capacity(Some(128 << 10));
+    let store = open(&fs);
+    fill(&store, b"ns", 0);
+    drop(store);
+    let read_only = || {
+        Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .read_only(true)
+            .open(DIR)
+            .expect("open read-only")
+    };
+    fs.set_capacity(Some(fs.used()));
+    assert!(read_only().health().disk_full, "no byte free");
+    fs.set_capacity(Some(fs.used() + 100 * SEGMENT));
+    assert!(!read_only().health().disk_full, "room again");
+}

@@ -158,7 +158,13 @@ impl Store {
         let salt = random_salt();
         let header = new_segment_header(active_id, next_version, salt);
         let (active, disk_full) = if read_only {
-            (Segment::detached(dir, header), false)
+            // Nothing is made: the disk is full if not even the smallest segment would fit
+            // (found from outside: `ttlcask stats` of a stopped dir on a full disk said
+            // `disk_full: false`).
+            let full = fs
+                .free_space(dir)
+                .is_some_and(|free| free < crate::options::MIN_SEGMENT_SIZE);
+            (Segment::detached(dir, header), full)
         } else {
             let stored: u64 = state.segments.values().map(|s| s.data_len).sum();
             if !options.segment_size_chosen {
