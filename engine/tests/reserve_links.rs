@@ -15,22 +15,26 @@ fn open(dir: &Path) -> Store {
         .expect("open")
 }
 
+/// Puts `k{i}` for each `i` of `keys`, 100-byte values.
+fn put_range(store: &Store, keys: std::ops::Range<usize>) {
+    for i in keys {
+        store
+            .put(
+                b"ns",
+                format!("k{i}").as_bytes(),
+                &[b'v'; 100],
+                PutOptions::default(),
+            )
+            .expect("put");
+    }
+}
+
 #[test]
 fn links_at_the_reserve_names_are_never_followed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
     let store = open(&dir);
-    let value = vec![b'v'; 100];
-    for i in 0..60 {
-        store
-            .put(
-                b"ns",
-                format!("k{i}").as_bytes(),
-                &value,
-                PutOptions::default(),
-            )
-            .expect("put");
-    }
+    put_range(&store, 0..60);
     drop(store);
     let first_segment = dir.join("0000000001.seg");
     let segment_bytes = std::fs::read(&first_segment).expect("segment");
@@ -45,16 +49,7 @@ fn links_at_the_reserve_names_are_never_followed() {
     // An open, writes and deletes (rollovers, the background thread's reserve top-ups), a
     // compaction, and a close on a roomy disk (which gives the reserve's bytes back).
     let store = open(&dir);
-    for i in 60..120 {
-        store
-            .put(
-                b"ns",
-                format!("k{i}").as_bytes(),
-                &value,
-                PutOptions::default(),
-            )
-            .expect("put");
-    }
+    put_range(&store, 60..120);
     for i in (60..120).step_by(2) {
         store
             .delete(b"ns", format!("k{i}").as_bytes())
