@@ -858,10 +858,9 @@ pub fn damaged_header_copy(bytes: &[u8]) -> Option<usize> {
 /// See [`damaged_header_copy`]: which copy fails, before the torn creation is told apart.
 fn damaged_copy(bytes: &[u8]) -> Option<usize> {
     let sound = |at: usize| {
-        bytes.get(at..at + V2_HEADER_COPY_LEN).is_some_and(|b| {
-            b[..FORMAT_OFFSET] == SEGMENT_MAGIC
-                && crc32fast::hash(&b[..HEADER_CRC_OFFSET]) == read_u32(b, HEADER_CRC_OFFSET)
-        })
+        bytes
+            .get(at..at + V2_HEADER_COPY_LEN)
+            .is_some_and(header_copy_checks)
     };
     match (sound(0), sound(V2_HEADER_COPY_LEN)) {
         (true, false) => Some(V2_HEADER_COPY_LEN),
@@ -873,6 +872,13 @@ fn damaged_copy(bytes: &[u8]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// Whether one copy of a format 2 segment header (`V2_HEADER_COPY_LEN` bytes) has the magic
+/// and its CRC checks.
+fn header_copy_checks(b: &[u8]) -> bool {
+    b[..FORMAT_OFFSET] == SEGMENT_MAGIC
+        && crc32fast::hash(&b[..HEADER_CRC_OFFSET]) == read_u32(b, HEADER_CRC_OFFSET)
 }
 
 /// Decodes a segment header of format 1 or 2 (for format 2, the first copy whose CRC
@@ -890,9 +896,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, DecodeError>
         let Some(b) = bytes.get(copy..copy + V2_HEADER_COPY_LEN) else {
             continue;
         };
-        if b[..FORMAT_OFFSET] != SEGMENT_MAGIC
-            || crc32fast::hash(&b[..HEADER_CRC_OFFSET]) != read_u32(b, HEADER_CRC_OFFSET)
-        {
+        if !header_copy_checks(b) {
             continue;
         }
         let format = read_u32(b, FORMAT_OFFSET);

@@ -86,15 +86,6 @@ impl SpaceReserve {
         self.held.lock().iter().sum()
     }
 
-    /// Bytes it lacks of its full size (both parts).
-    pub(crate) fn missing(&self) -> u64 {
-        let held = self.held.lock();
-        Part::ALL
-            .iter()
-            .map(|&p| self.size(p).saturating_sub(held[p as usize]))
-            .sum()
-    }
-
     /// Whether it holds a compaction output's worth.
     pub(crate) fn held(&self) -> bool {
         self.held.lock()[Part::Output as usize] >= self.segment_size

@@ -127,14 +127,15 @@ impl Inner {
                 return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
             }
         }
-        if !frees && self.reserve.missing() > 0 {
+        if !frees {
             // The reserve before data: one spent by a compaction on a full disk is made
             // again, where the space allows, before a write takes the space that compaction
             // gave back. Found from outside: under four busy writers the freed space went to
             // new segments before the run's end made the reserve again, and once the disk
             // filled again no compaction had room for an output (a 32 MiB ext4 wedged for
             // good). Writes are not refused for it: where the space is short of the reserve
-            // they take what there is, as before.
+            // they take what there is, as before. (A whole reserve costs `ensure` a lock and
+            // no system call.)
             self.reserve.ensure();
         }
         let id = self.free_segment_id(w)?;
