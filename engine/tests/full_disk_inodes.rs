@@ -63,30 +63,39 @@ fn check(store: &Store, deleted: usize) {
     }
 }
 
-#[test]
-fn deletes_work_after_a_restart_on_a_file_system_out_of_inodes() {
+/// A tmpfs with 64 inodes (dropped before its mount point: unmounted first), with a store
+/// in `data` written with `KEYS` keys over several segments and closed; `None` (said on
+/// stderr) where it is not root or mounting is refused.
+fn written_store_on_few_inodes() -> Option<(tmpfs::Mount, tempfile::TempDir)> {
     if !tmpfs::is_root() {
         eprintln!("SKIPPED full_disk_inodes: needs root to mount a tmpfs");
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let mnt = match tmpfs::mount(tmp.path(), "size=16m,nr_inodes=64") {
         Ok(m) => m,
         Err(e) => {
             eprintln!("SKIPPED full_disk_inodes: mounting a tmpfs was refused: {e}");
-            return;
+            return None;
         }
     };
-    let dir = mnt.point.join("data");
-    {
-        let store = open(&dir);
-        for i in 0..KEYS {
-            store
-                .put(NS, &key(i), &value(i), PutOptions::default())
-                .expect("put");
-        }
-        assert!(store.stats().segments >= 3, "{:?}", store.stats());
+    let store = open(&mnt.point.join("data"));
+    for i in 0..KEYS {
+        store
+            .put(NS, &key(i), &value(i), PutOptions::default())
+            .expect("put");
     }
+    assert!(store.stats().segments >= 3, "{:?}", store.stats());
+    drop(store);
+    Some((mnt, tmp))
+}
+
+#[test]
+fn deletes_work_after_a_restart_on_a_file_system_out_of_inodes() {
+    let Some((mnt, _tmp)) = written_store_on_few_inodes() else {
+        return;
+    };
+    let dir = mnt.point.join("data");
     let fillers = use_up_inodes(&mnt.point);
     assert!(fillers > 0, "the store left inodes to use up");
 
@@ -137,27 +146,10 @@ fn deletes_work_after_a_restart_on_a_file_system_out_of_inodes() {
 /// instead, and from the second open on it went unreported.
 #[test]
 fn a_missing_segment_found_with_no_inode_left_is_reported_at_every_open() {
-    if !tmpfs::is_root() {
-        eprintln!("SKIPPED full_disk_inodes: needs root to mount a tmpfs");
+    let Some((mnt, _tmp)) = written_store_on_few_inodes() else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match tmpfs::mount(tmp.path(), "size=16m,nr_inodes=64") {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED full_disk_inodes: mounting a tmpfs was refused: {e}");
-            return;
-        }
     };
     let dir = mnt.point.join("data");
-    {
-        let store = open(&dir);
-        for i in 0..KEYS {
-            store
-                .put(NS, &key(i), &value(i), PutOptions::default())
-                .expect("put");
-        }
-    }
     for file in ["0000000001.seg", "0000000001.hint"] {
         std::fs::remove_file(dir.join(file)).expect("remove");
     }
