@@ -128,6 +128,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn open_own(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         self.open(path)
     }
+    /// [`FileSystem::open`] for reading only, by a read-only store: a file on a read-only
+    /// file system opens (a read-write open fails there with `EROFS`), and nothing can be
+    /// written through it. By default, `open`.
+    fn open_read_only(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.open(path)
+    }
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Reads a whole file chunk by chunk, calling `arrived` after each chunk with the bytes
@@ -152,6 +158,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// Takes an exclusive lock on `path` for as long as the returned guard lives; `None`
     /// if someone else holds it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>>;
+    /// [`try_lock`](Self::try_lock) for a read-only open: the lock file must already be
+    /// there, and is opened for reading only, so that a directory on a read-only file system
+    /// (a snapshot, or a disk the kernel remounted read-only after errors) can still be read
+    /// and exported. By default, `try_lock`.
+    fn try_lock_existing(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        self.try_lock(path)
+    }
     /// Takes an exclusive lock on the directory `dir` itself for as long as the returned
     /// guard lives; `None` if someone else holds it. Unlike a lock file, a directory cannot
     /// be deleted from under a running store while it holds files. By default (a file system
@@ -292,6 +305,9 @@ struct RealFile {
     /// While appended to (`advise_appending(true)`): where the pages asked for ahead of the
     /// appends end (see [`READ_AHEAD_STEP`]); 0 otherwise.
     ahead: std::sync::atomic::AtomicU64,
+    /// Opened for writing. Opened for reading only ([`FileSystem::open_read_only`]), the
+    /// map is read-only and every write is refused before it reaches the map.
+    writable: bool,
 }
 
 /// How far ahead of the appends the pages of a segment being appended to are asked for
@@ -311,6 +327,7 @@ impl RealFile {
             copy: None,
             allocated: std::sync::atomic::AtomicU64::new(0),
             ahead: std::sync::atomic::AtomicU64::new(0),
+            writable: true,
         }
     }
 
@@ -337,8 +354,14 @@ impl RealFile {
     }
 
     /// A file read into memory (see [`RealFile::copy`]) takes no writes: they would not
-    /// reach the copy.
-    fn refuse_write_to_copy(&self) -> io::Result<()> {
+    /// reach the copy. Nor does one opened for reading only: a write through its read-only
+    /// map would fault.
+    fn refuse_write(&self) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::other(
+                "a file opened read-only (by a read-only store) takes no writes",
+            ));
+        }
         if self.copy.is_some() {
             return Err(io::Error::other(
                 "a segment read into memory (holes it could not fill) takes no writes",
@@ -393,12 +416,12 @@ const PWRITE_FROM: usize = 64 << 10;
 
 impl StorageFile for RealFile {
     fn write_at_unmapped(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.refuse_write_to_copy()?;
+        self.refuse_write()?;
         self.file.write_all_at(buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.refuse_write_to_copy()?;
+        self.refuse_write()?;
         let end = offset.checked_add(buf.len() as u64);
         let allocated = self.allocated.load(std::sync::atomic::Ordering::Acquire);
         if let (Some(map), Some(end)) = (&self.map, end) {
@@ -429,6 +452,7 @@ impl StorageFile for RealFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.refuse_write()?;
         let current = self.file.metadata()?.len();
         self.file.set_len(len)?;
         if len > current {
@@ -544,14 +568,18 @@ impl StorageFile for RealFile {
         }
         // Segment files are only written by this store (the lock file keeps other stores
         // out), appended past the bytes readers use, and never cut below them.
-        self.map = Some(MmapRaw::map_raw(&self.file)?);
+        self.map = Some(if self.writable {
+            MmapRaw::map_raw(&self.file)?
+        } else {
+            memmap2::MmapOptions::new().map_raw_read_only(&self.file)?
+        });
         Ok(())
     }
 
     fn map_found(&mut self, fill_holes: bool) -> io::Result<()> {
         // Where the holes cannot be listed, the file is mapped as before.
         let holes = holes(&self.file).unwrap_or_default();
-        if holes.is_empty() || (fill_holes && fill(&self.file, &holes).is_ok()) {
+        if holes.is_empty() || (fill_holes && self.writable && fill(&self.file, &holes).is_ok()) {
             return self.map();
         }
         // Not filled (read-only, or no space: a full tmpfs): read(2) gives a hole's zeros
@@ -699,6 +727,15 @@ impl FileSystem for RealFs {
         Ok(Box::new(RealFile::new(file)))
     }
 
+    fn open_read_only(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        check_regular(path)?;
+        let file = OpenOptions::new().read(true).open(path)?;
+        Ok(Box::new(RealFile {
+            writable: false,
+            ..RealFile::new(file)
+        }))
+    }
+
     fn open_own(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         use std::os::unix::fs::OpenOptionsExt;
         // O_NOFOLLOW: a symbolic link is refused (ELOOP), whatever it points at. Found from
@@ -789,38 +826,16 @@ impl FileSystem for RealFs {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
-        match check_regular(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NOFOLLOW: through a symbolic link (to a segment name compaction had removed,
-        // say) O_CREAT made the target, an empty segment that every open after reported
-        // damaged (found from outside). A link there is refused, named.
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "{} is a symbolic link: the store's lock file must be a regular file (remove the link; nothing it points at is touched)",
-                            path.display()
-                        ),
-                    )
-                } else {
-                    e
-                }
-            })?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Box::new(file))),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        lock_file(path, &options)
+    }
+
+    fn try_lock_existing(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        // flock needs no write access: a read-only descriptor takes the same lock.
+        let mut options = OpenOptions::new();
+        options.read(true);
+        lock_file(path, &options)
     }
 
     fn try_lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
@@ -846,6 +861,41 @@ impl FileSystem for RealFs {
         } else {
             Err(e)
         }
+    }
+}
+
+/// Opens `path` with `options` (never through a symbolic link) and takes an exclusive
+/// `flock` on it; `None` if someone else holds it.
+fn lock_file(path: &Path, options: &OpenOptions) -> io::Result<Option<Box<dyn Send + Sync>>> {
+    match check_regular(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW: through a symbolic link (to a segment name compaction had removed, say)
+    // O_CREAT made the target, an empty segment that every open after reported damaged
+    // (found from outside). A link there is refused, named.
+    let file = options
+        .clone()
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symbolic link: the store's lock file must be a regular file (remove the link; nothing it points at is touched)",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Box::new(file))),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
 

@@ -227,16 +227,16 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment file and checks its header. Holes in the file are filled
-    /// first when `fill_holes` (a store that may change its files), else it is read into
-    /// memory: see [`StorageFile::map_found`].
+    /// Opens an existing segment file and checks its header. `writable`: by a store that
+    /// may change its files, which fills holes in the file first; else the file is opened
+    /// for reading only ([`FileSystem::open_read_only`]) and, with holes, read into memory:
+    /// see [`StorageFile::map_found`].
     pub fn open(
         fs: &dyn FileSystem,
         path: &Path,
-        fill_holes: bool,
+        writable: bool,
     ) -> Result<Self, SegmentOpenError> {
-        let mut file = fs.open(path).map_err(SegmentOpenError::Io)?;
-        file.map_found(fill_holes).map_err(SegmentOpenError::Io)?;
+        let file = Self::open_file(fs, path, writable).map_err(SegmentOpenError::Io)?;
         let header = {
             let view = file.view();
             format::decode_segment_header(&view).map_err(SegmentOpenError::Format)?
@@ -246,16 +246,29 @@ impl Segment {
 
     /// Opens a segment with a `header` known already, not read from the file: one that fails
     /// its checks, rebuilt by recovery (see `recovery::rebuild_header`), or one read before
-    /// (a segment recovery cut and opens again); `fill_holes` as for [`Segment::open`].
+    /// (a segment recovery cut and opens again); `writable` as for [`Segment::open`].
     pub(crate) fn open_rebuilt(
         fs: &dyn FileSystem,
         path: &Path,
         header: SegmentHeader,
-        fill_holes: bool,
+        writable: bool,
     ) -> io::Result<Self> {
-        let mut file = fs.open(path)?;
-        file.map_found(fill_holes)?;
+        let file = Self::open_file(fs, path, writable)?;
         Ok(Self::with_header(file, path, header))
+    }
+
+    fn open_file(
+        fs: &dyn FileSystem,
+        path: &Path,
+        writable: bool,
+    ) -> io::Result<Box<dyn StorageFile>> {
+        let mut file = if writable {
+            fs.open(path)?
+        } else {
+            fs.open_read_only(path)?
+        };
+        file.map_found(writable)?;
+        Ok(file)
     }
 
     fn with_header(file: Box<dyn StorageFile>, path: &Path, header: SegmentHeader) -> Self {

@@ -118,7 +118,12 @@ impl Store {
         // (found from outside). `LOCK` stays locked for releases that lock only it. Where no
         // `LOCK` is taken (a read-only open of a directory without one), neither is this.
         let lock: Box<dyn Send + Sync> = if names.iter().any(|n| n == "LOCK") {
-            let file = match fs.try_lock(&lock_path).map_err(io_err(&lock_path))? {
+            let file = if read_only {
+                fs.try_lock_existing(&lock_path)
+            } else {
+                fs.try_lock(&lock_path)
+            };
+            let file = match file.map_err(io_err(&lock_path))? {
                 Some(lock) => lock,
                 None => return Err(OpenError::Locked { path: lock_path }),
             };

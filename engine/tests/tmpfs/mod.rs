@@ -47,3 +47,18 @@ pub fn mount(tmp: &Path, options: &str) -> Result<Mount, String> {
     }
     Ok(Mount { point })
 }
+
+/// Remounts `mount` with `options` (`ro`, `rw`); the error is `mount`'s message.
+#[allow(dead_code, reason = "a shared test module: not every test binary remounts")]
+pub fn remount(mount: &Mount, options: &str) -> Result<(), String> {
+    let out = Command::new("mount")
+        .args(["-o", &format!("remount,{options}")])
+        .arg(&mount.point)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(())
+}
