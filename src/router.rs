@@ -12,8 +12,8 @@ use std::sync::{Arc, OnceLock};
 
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER,
-    TRANSFER_ENCODING,
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+    RETRY_AFTER, TRANSFER_ENCODING,
 };
 use hyper::{Method, Request, StatusCode, Version};
 
@@ -156,6 +156,15 @@ pub async fn serve(state: Arc<AppState>, mut req: Request<Incoming>, peer: Socke
     }
     if let Some(id) = given_id {
         resp.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    if method == Method::HEAD && !resp.headers().contains_key(CONTENT_LENGTH) {
+        // The GET's length (RFC 9110 section 8.6): hyper gives a HEAD answer the length of a
+        // body it knows, but none at all for an empty one, where the GET says 0 (found from
+        // outside: HEAD of a missing Flash key).
+        if let Some(len) = hyper::body::Body::size_hint(resp.body()).exact() {
+            resp.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
     }
     resp
 }

@@ -312,20 +312,34 @@ async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
     .await;
     assert_eq!(r.status, 201, "{r:?}");
     // HEAD on every kind of GET route: the GET's status and headers, no body; the
-    // connection stays usable (a second request on it is answered).
-    let gets: [(String, Vec<(&str, &str)>); 5] = [
-        (iron_item.clone(), vec![("Authorization", IRON)]),
+    // connection stays usable (a second request on it is answered). An empty answer says
+    // `Content-Length: 0` too (HEAD of a missing Flash key said no length at all).
+    let flash = [
+        ("ClientId", FLASH_ID),
+        ("Authorization", FLASH_KEY),
+        ("DataKey", "missing"),
+    ];
+    // (path, headers, the GET's status)
+    let gets = [
+        (iron_item.clone(), vec![("Authorization", IRON)], 200),
         (
             format!("/1/projects/{P}/caches/h"),
             vec![("Authorization", IRON)],
+            200,
         ),
-        ("/1/version".into(), vec![]),
-        ("/cacheName/h".into(), vec![("Authorization", &bearer)]),
-        ("/cacheName/list".into(), vec![("Authorization", &bearer)]),
+        ("/1/version".into(), vec![], 200),
+        ("/cacheName/h".into(), vec![("Authorization", &bearer)], 200),
+        (
+            "/cacheName/list".into(),
+            vec![("Authorization", &bearer)],
+            200,
+        ),
+        ("/v1/cache/get".into(), flash.to_vec(), 404),
+        ("/h/missing".into(), vec![("Authorization", &bearer)], 404),
     ];
-    for (path, headers) in &gets {
+    for (path, headers, status) in &gets {
         let get = req(&a, "GET", path, headers, b"").await;
-        assert_eq!(get.status, 200, "GET {path}: {get:?}");
+        assert_eq!(get.status, *status, "GET {path}: {get:?}");
         let mut two = String::new();
         for (i, method) in ["HEAD", "GET"].iter().enumerate() {
             two.push_str(&format!("{method} {path} HTTP/1.1\r\nHost: x\r\n"));
@@ -340,7 +354,10 @@ async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
         let answer = common::raw_bytes(a.s.addr, two.as_bytes()).await;
         let text = String::from_utf8_lossy(&answer);
         let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
-        assert!(head.starts_with("HTTP/1.1 200"), "HEAD {path}: {head}");
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "HEAD {path}: {head}"
+        );
         let length = head
             .lines()
             .find_map(|l| {
@@ -351,7 +368,7 @@ async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
             .expect("content-length");
         assert_eq!(length, get.body.len().to_string(), "HEAD {path}");
         assert!(
-            rest.starts_with("HTTP/1.1 200"),
+            rest.starts_with(&format!("HTTP/1.1 {status}")),
             "HEAD {path} sent a body: {rest:?}"
         );
     }
