@@ -249,6 +249,14 @@ pub async fn run(
     if let Err(e) = sampler.await {
         warn!(error = %e, "the status page's sampler ended abnormally");
     }
+    // A drained connection's task drops its handle on the server's state (and the store) a
+    // moment after the drain is seen: the store closes only once the last one is gone, and
+    // a caller that opened it again at once found it locked (a test's restart, in CI).
+    let deadline = tokio::time::Instant::now() + grace;
+    while Arc::strong_count(&state) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    drop(state);
     blocking(&store, |s| s.sync().map_err(|e| e.to_string()))
         .await
         .map_err(ServerError::Sync)?

@@ -396,3 +396,32 @@ async fn a_log_that_cannot_be_written_costs_log_lines_not_requests() {
     let status = child.wait().expect("wait");
     assert!(status.success(), "exit: {status:?}");
 }
+
+/// The store is closed once the server's future returns: a connection's task dropped its
+/// handle on the server's state a moment after the drain was seen, and a restart at once
+/// found the data dir locked (`admin_disk_full.rs`, once in CI). 30 stops, each right after
+/// requests on several connections at once, each followed at once by an open of the dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_closed_when_the_server_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(DOC_NOW_MS);
+    for round in 0..30 {
+        let s = start_on(dir.path(), Config::new(true), clock.clone(), |_| {}).await;
+        let addr = s.addr;
+        let requests: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(
+                    async move { common::request(addr, "GET", "/healthz", &[], b"").await },
+                )
+            })
+            .collect();
+        for r in requests {
+            assert_eq!(r.await.expect("request task").status, 200);
+        }
+        s.stop().await.expect("stop");
+        match ttlcask_engine::Store::open(dir.path()) {
+            Ok(store) => drop(store),
+            Err(e) => panic!("round {round}: the store is still open after the stop: {e}"),
+        }
+    }
+}
