@@ -49,7 +49,10 @@ pub fn mount(tmp: &Path, options: &str) -> Result<Mount, String> {
 }
 
 /// Remounts `mount` with `options` (`ro`, `rw`); the error is `mount`'s message.
-#[allow(dead_code, reason = "a shared test module: not every test binary remounts")]
+#[allow(
+    dead_code,
+    reason = "a shared test module: not every test binary remounts"
+)]
 pub fn remount(mount: &Mount, options: &str) -> Result<(), String> {
     let out = Command::new("mount")
         .args(["-o", &format!("remount,{options}")])
