@@ -123,8 +123,9 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// [`FileSystem::open`] of a file the store owns and may grow or cut (the space
-    /// reserve), never through a symbolic link: one put there from outside would have the
-    /// store write into and then cut whatever it points at. By default, `open`.
+    /// reserve), never through a symbolic link and never one with other names (hard links):
+    /// one put there from outside would have the store write into and then cut whatever it
+    /// points at. By default, `open`.
     fn open_own(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         self.open(path)
     }
@@ -746,10 +747,19 @@ impl FileSystem for RealFs {
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        if !file.metadata()?.is_file() {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} is not a regular file", path.display()),
+            ));
+        }
+        // Nor a file with other names (hard links): growing and cutting it changed what they
+        // name, a segment or a file outside the dir.
+        if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} has other names (hard links)", path.display()),
             ));
         }
         Ok(Box::new(RealFile::new(file)))

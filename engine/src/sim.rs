@@ -231,8 +231,10 @@ impl SimFs {
     }
 
     /// While set, every open and read of `path` fails with this OS error (`EACCES`: a file
-    /// of mode 000, or owned by another user, as a server not run as root finds it); the
-    /// file stays as it is. `None` lifts it.
+    /// of mode 000, or owned by another user, as a server not run as root finds it; its
+    /// name can still be removed, as in a directory the store may write). With `EPERM` (an
+    /// immutable file, `chattr +i`) removing it fails too. The file stays as it is. `None`
+    /// lifts it.
     pub fn deny_access(&self, path: impl Into<PathBuf>, errno: Option<i32>) {
         let mut denied = self.control.deny_access.lock();
         match errno {
@@ -489,6 +491,9 @@ impl FileSystem for SimFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.op(false)?;
         self.check_names()?;
+        if self.control.deny_access.lock().get(path) == Some(&libc::EPERM) {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         let mut names = self.names.lock();
         names
             .live

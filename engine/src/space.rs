@@ -153,10 +153,17 @@ impl SpaceReserve {
                 return;
             }
             let path = self.path(part);
+            // A name the store cannot take as its own (a hard link: another name of a
+            // file) is removed, which leaves the file to its other names, and made anew.
+            // A symbolic link is not removed (`remove` refuses one): no reserve then.
             let made = self
                 .fs
                 .open_own(&path)
                 .or_else(|_| self.fs.create(&path))
+                .or_else(|_| {
+                    self.fs.remove(&path)?;
+                    self.fs.create(&path)
+                })
                 .and_then(|f| {
                     f.set_len(full)?;
                     f.sync()
