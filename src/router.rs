@@ -424,7 +424,9 @@ fn operator_access(
     };
     let allowed = match state.config.metrics_access {
         MetricsAccess::Public => true,
-        MetricsAccess::Local => has_token || peer.ip().is_loopback(),
+        // Canonical: a dual-stack listener (`[::]`) sees 127.0.0.1 as `::ffff:127.0.0.1`,
+        // which is not loopback as an IPv6 address (found from outside).
+        MetricsAccess::Local => has_token || peer.ip().to_canonical().is_loopback(),
         MetricsAccess::Token => has_token,
     };
     if allowed {

@@ -630,3 +630,33 @@ async fn a_refusal_that_leaves_the_body_unread_says_connection_close() {
     assert!(bad.starts_with("http/1.1 400"), "{bad}");
     assert!(!bad.contains("connection: close"), "{bad}");
 }
+
+/// `metrics_access = "local"` on a dual-stack listener (`[::]`): a client on 127.0.0.1
+/// arrives as `::ffff:127.0.0.1` and is local too (found from outside: 401, while `[::1]`
+/// got 200). Skips LOUDLY where the machine has no IPv6.
+#[tokio::test]
+async fn a_v4_loopback_client_of_a_dual_stack_listener_is_local() {
+    let listener = match tokio::net::TcpListener::bind("[::]:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("SKIPPED dual-stack metrics access: cannot listen on [::]: {e}");
+            return;
+        }
+    };
+    let port = listener.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::open_store(dir.path(), &ManualClock::new(DOC_NOW_MS));
+    let mut config = Config::new(false);
+    config.metrics_access = MetricsAccess::Local;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ttlcask::run(listener, store, config, async move {
+        let _ = stopped.await;
+    }));
+    let v4: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    for path in ["/metrics", "/"] {
+        let r = common::request(v4, "GET", path, &[], b"").await;
+        assert_eq!(r.status, 200, "{path} from 127.0.0.1: {}", r.text());
+    }
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}
