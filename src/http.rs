@@ -105,6 +105,11 @@ impl BodyBudget {
         })
     }
 
+    /// How long a body may go without a byte while it is waited for.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
     /// Bytes held by bodies right now.
     pub fn in_use(&self) -> u64 {
         self.lock().0
@@ -198,7 +203,23 @@ pub async fn read_body(
     limit: usize,
     budget: Option<(&Arc<BodyBudget>, &str)>,
 ) -> Result<Bytes, BodyError> {
-    let body = read_whole_body(req, limit, budget).await;
+    let idle = budget.map_or(Duration::MAX, |(b, _)| b.idle);
+    let body = read_whole_body(req, limit, budget, idle).await;
+    if body.is_ok() {
+        let _ = BODY_READ.try_with(|read| read.set(true));
+    }
+    body
+}
+
+/// [`read_body`] of a body that counts against no budget (the admin endpoint's), which may
+/// still go `idle` without a byte for no longer than that: a stalled admin request held its
+/// connection for ever, and a stalled import every drop behind it (found from outside).
+pub async fn read_unbudgeted_body(
+    req: Request<Incoming>,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, BodyError> {
+    let body = read_whole_body(req, limit, None, idle).await;
     if body.is_ok() {
         let _ = BODY_READ.try_with(|read| read.set(true));
     }
@@ -209,6 +230,7 @@ async fn read_whole_body(
     req: Request<Incoming>,
     limit: usize,
     budget: Option<(&Arc<BodyBudget>, &str)>,
+    idle: Duration,
 ) -> Result<Bytes, BodyError> {
     let declared = req
         .headers()
@@ -218,11 +240,7 @@ async fn read_whole_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    let idle = budget.map_or(Duration::MAX, |(b, _)| b.idle);
-    let read_error = |e: Box<dyn std::error::Error + Send + Sync>| match e.downcast::<Stalled>() {
-        Ok(_) => BodyError::Stalled(idle),
-        Err(e) => BodyError::Read(e.to_string()),
-    };
+    let read_error = |e| body_error(e, idle);
     // Small declared bodies skip the budget's bookkeeping (a shared lock, a per-tenant map,
     // five allocations: 1,500 of a durable POST's 31,000 instructions): together they hold
     // at most `max_connections` × UNCOUNTED_BODY_BYTES (4 MiB at the default cap).
@@ -261,6 +279,14 @@ async fn read_whole_body(
     Ok(Bytes::from_owner(Owned { bytes, _held: held }))
 }
 
+/// The [`BodyError`] of a frame error of an [`Idle`] body that may go `idle`.
+pub fn body_error(e: Box<dyn std::error::Error + Send + Sync>, idle: Duration) -> BodyError {
+    match e.downcast::<Stalled>() {
+        Ok(_) => BodyError::Stalled(idle),
+        Err(e) => BodyError::Read(e.to_string()),
+    }
+}
+
 /// The error of a body that went idle too long (see [`Idle`]).
 #[derive(Debug)]
 struct Stalled;
@@ -276,14 +302,15 @@ impl std::error::Error for Stalled {}
 /// A request body whose next frame must come within `idle` of being waited for. The timer
 /// starts only when a poll finds nothing (a body that came with its head never arms one)
 /// and is dropped at each frame, so time the reader spends between polls never counts.
-struct Idle<B> {
+pub struct Idle<B> {
     inner: B,
     idle: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Idle<B> {
-    fn new(inner: B, idle: Duration) -> Self {
+    /// `inner`, whose frames must each come within `idle` (`Duration::MAX`: no limit).
+    pub fn new(inner: B, idle: Duration) -> Self {
         Self {
             inner,
             idle,

@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::auth::constant_time_eq;
 use crate::auth::registry::{self, Api, RegistryError};
 use crate::faults::StorageState;
-use crate::http::{self, blocking, query_param, read_body, Resp};
+use crate::http::{self, blocking, query_param, Resp};
 use crate::namespace::{SYSTEM_CREDENTIALS, SYSTEM_TENANTS};
 use crate::server::AppState;
 
@@ -122,7 +122,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
             http::json(StatusCode::OK, &list)
         }
         (Method::POST, "/admin/tenants") => {
-            let body: NewTenant = match parse(req, limit).await {
+            let body: NewTenant = match parse(state, req, limit).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -166,7 +166,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
             http::json(StatusCode::OK, &list)
         }
         (Method::POST, "/admin/credentials") => {
-            let body: NewCredential = match parse(req, limit).await {
+            let body: NewCredential = match parse(state, req, limit).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -273,12 +273,17 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
 }
 
 async fn parse<T: serde::de::DeserializeOwned>(
+    state: &AppState,
     req: Request<Incoming>,
     limit: usize,
 ) -> Result<T, Resp> {
-    let body = read_body(req, limit, None)
+    let idle = state.body_budget.idle_timeout();
+    let body = http::read_unbudgeted_body(req, limit, idle)
         .await
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| match e {
+            http::BodyError::Stalled(_) => error(StatusCode::REQUEST_TIMEOUT, e),
+            e => error(StatusCode::BAD_REQUEST, e),
+        })?;
     serde_json::from_slice(&body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
 }

@@ -107,7 +107,7 @@ impl Write for ChunkWriter {
 /// Why an import over HTTP stopped.
 enum Stop {
     Import(ImportError),
-    Body(String),
+    Body(http::BodyError),
     Internal(String),
 }
 
@@ -115,7 +115,8 @@ impl Stop {
     fn status(&self) -> StatusCode {
         match self {
             Self::Import(ImportError::Write { error, .. }) => faults::write_status(error),
-            Self::Import(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
+            Self::Body(e) => e.status(),
+            Self::Import(_) => StatusCode::BAD_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,7 +124,7 @@ impl Stop {
     fn message(&self) -> String {
         match self {
             Self::Import(e) => e.to_string(),
-            Self::Body(e) => format!("cannot read the request body: {e}"),
+            Self::Body(e) => e.to_string(),
             Self::Internal(e) => e.clone(),
         }
     }
@@ -138,7 +139,11 @@ pub async fn import(state: &AppState, req: Request<Incoming>, query: Option<&str
     // Held until the import is over, by the request and by any batch on the blocking pool
     // (which goes on if the client goes away and the request is dropped).
     let running = Arc::new(state.transfers.clone().read_owned().await);
-    let mut body = req.into_body();
+    // A body that stops arriving is answered 408 after the idle timeout, as the APIs' are:
+    // a stalled import held its connection and the transfer lock, and every drop behind
+    // it, for ever (found from outside).
+    let idle = state.body_budget.idle_timeout();
+    let mut body = http::Idle::new(req.into_body(), idle);
     let mut run = ImportRun {
         running,
         importer: Some(Importer::new(batch).over_clears(over_clears)),
@@ -146,8 +151,8 @@ pub async fn import(state: &AppState, req: Request<Incoming>, query: Option<&str
         line_bytes: 0,
         batch,
     };
-    let stopped = run.feed(state, &mut body).await.err();
-    if stopped.is_some() {
+    let stopped = run.feed(state, &mut body, idle).await.err();
+    if stopped.is_some() && !matches!(stopped, Some(Stop::Body(_))) {
         // Read the rest so that the client, still sending, gets the answer.
         while let Some(Ok(_)) = body.frame().await {}
     }
@@ -211,10 +216,15 @@ struct ImportRun {
 }
 
 impl ImportRun {
-    async fn feed(&mut self, state: &AppState, body: &mut Incoming) -> Result<(), Stop> {
+    async fn feed(
+        &mut self,
+        state: &AppState,
+        body: &mut http::Idle<Incoming>,
+        idle: std::time::Duration,
+    ) -> Result<(), Stop> {
         let mut partial: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Stop::Body(e.to_string()))?;
+            let frame = frame.map_err(|e| Stop::Body(http::body_error(e, idle)))?;
             let Ok(data) = frame.into_data() else {
                 continue; // trailers
             };
