@@ -63,7 +63,7 @@ impl Fences {
                 tracing::warn!("fences: {problem}");
             }
             if loaded.rewrite {
-                if let Err(e) = fence_file::write(dir, &loaded.slots) {
+                if let Err(e) = fence_file::write(dir, &loaded.slots, &loaded.slots) {
                     // The fences in force are right; only a copy stays as it was.
                     tracing::warn!("fences: cannot write them again: {e}");
                 }
@@ -98,7 +98,8 @@ impl Fences {
             .dir
             .lock()
             .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
-        let mut slots: BTreeSet<u16> = self.list().into_iter().collect();
+        let in_force: BTreeSet<u16> = self.list().into_iter().collect();
+        let mut slots = in_force.clone();
         for s in range {
             if on {
                 slots.insert(s);
@@ -107,7 +108,7 @@ impl Fences {
             }
         }
         if let Some(dir) = dir.as_ref() {
-            fence_file::write(dir, &slots)?;
+            fence_file::write(dir, &slots, &in_force)?;
         }
         self.apply(&slots);
         Ok(slots.into_iter().collect())

@@ -221,14 +221,31 @@ fn why(copy: &Copy) -> String {
     }
 }
 
-/// Writes `slots` to both copies in `dir`, the first one first.
+/// Writes `slots` to both copies in `dir`, the first one first. Where the second cannot be
+/// written, the first is written back to `in_force`, the fences the node keeps then: a
+/// change reported as failed must not take effect at the next start, which reads the first
+/// copy alone when the second is damaged (found from outside: a lift answered 500, "the
+/// fences in force are as they were", and the restart lifted them).
 ///
 /// # Errors
 /// The I/O error (its kind kept: a full disk is 507), naming the file.
-pub fn write(dir: &Path, slots: &BTreeSet<u16>) -> std::io::Result<()> {
+pub fn write(dir: &Path, slots: &BTreeSet<u16>, in_force: &BTreeSet<u16>) -> std::io::Result<()> {
     let bytes = encode(slots).map_err(std::io::Error::other)?;
-    for path in paths(dir) {
-        crate::atomic_file::write(&path, &bytes)?;
+    let [main, copy] = paths(dir);
+    crate::atomic_file::write(&main, &bytes)?;
+    if let Err(e) = crate::atomic_file::write(&copy, &bytes) {
+        if slots != in_force {
+            let restored = encode(in_force)
+                .map_err(std::io::Error::other)
+                .and_then(|old| crate::atomic_file::write(&main, &old));
+            if let Err(r) = restored {
+                tracing::error!(
+                    "fences: {} holds a change that was refused, and cannot be written back ({r}); the next start reads it",
+                    main.display()
+                );
+            }
+        }
+        return Err(e);
     }
     Ok(())
 }
@@ -280,13 +297,33 @@ mod tests {
         Ok(())
     }
 
+    /// A change whose second copy cannot be written is refused, and the first copy is
+    /// written back, so the next start keeps the fences in force (found from outside: with
+    /// the copy made a directory, a lift reported as failed took effect at the restart).
+    #[test]
+    fn a_change_whose_copy_cannot_be_written_leaves_the_next_start_as_it_was() -> Result<(), String>
+    {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let [_, copy] = paths(dir.path());
+        let fenced = set(&[5, 6, 7]);
+        write(dir.path(), &fenced, &set(&[])).map_err(|e| e.to_string())?;
+        std::fs::remove_file(&copy).map_err(|e| e.to_string())?;
+        std::fs::create_dir(&copy).map_err(|e| e.to_string())?;
+        for change in [set(&[]), set(&[5, 6, 7, 9])] {
+            assert!(write(dir.path(), &change, &fenced).is_err(), "{change:?}");
+            let loaded = load(dir.path())?;
+            assert_eq!(loaded.slots, fenced, "after a refused change to {change:?}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn one_good_copy_is_enough_and_none_refuses() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let [main, copy] = paths(dir.path());
         assert_eq!(load(dir.path())?, Loaded::default(), "a new node");
 
-        write(dir.path(), &set(&[717])).map_err(|e| e.to_string())?;
+        write(dir.path(), &set(&[717]), &set(&[])).map_err(|e| e.to_string())?;
         assert_eq!(load(dir.path())?.slots, set(&[717]));
         assert!(check(dir.path()).is_empty());
 
@@ -298,7 +335,7 @@ mod tests {
         assert_eq!(check(dir.path()).len(), 1);
 
         // A flipped digit in one copy: the other one's fences.
-        write(dir.path(), &set(&[717])).map_err(|e| e.to_string())?;
+        write(dir.path(), &set(&[717]), &set(&[])).map_err(|e| e.to_string())?;
         let flipped = std::fs::read_to_string(&copy)
             .map_err(|e| e.to_string())?
             .replacen("717", "711", 1);
