@@ -31,13 +31,27 @@ pub struct TestServer {
     handle: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
-/// Opens a store on `dir` with a manual clock.
+/// Opens a store on `dir` with a manual clock. `Locked` is tried again for up to 10 s: a
+/// test of the same binary that starts a process (`mount`, the CLI) forks while this one's
+/// earlier store holds its lock files, and the child holds the same `flock`s until its
+/// `exec` closes them, so a reopen right after a stop found the dir locked (twice, once in
+/// CI, in `admin_disk_full.rs`, whose other tests run `mount`).
 pub fn open_store(dir: &Path, clock: &ManualClock) -> Store {
-    Store::builder()
-        .clock(clock.clone())
-        .compaction_interval(None)
-        .open(dir)
-        .expect("open store")
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let opened = Store::builder()
+            .clock(clock.clone())
+            .compaction_interval(None)
+            .open(dir);
+        match opened {
+            Err(ttlcask_engine::OpenError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            opened => return opened.expect("open store"),
+        }
+    }
 }
 
 /// Starts a server on `dir` with `config`, after `setup` ran on the store.
