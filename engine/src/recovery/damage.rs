@@ -123,9 +123,16 @@ pub(super) fn scan_segment(
         foreign_frames(fs, &seg, &scanned, replay, report);
     }
     let mut valid = scanned.end as u64;
+    // A segment that looks as if it was being appended to, whose hint names records past
+    // where its data ends, was sealed with them (a hint is written only for a sealed
+    // segment): what follows is lost data, not a write torn in flight. Found from outside:
+    // a copy of a live data dir took this file while it was written and its hint after the
+    // seal, and an overwritten value came back, reported nowhere.
+    let sealed_by_hint =
+        appending && named_in(fs, &seg, scanned.end, bytes.len() - scanned.end).is_some();
     // What is wrong at the end of the data, if anything: kept byte for byte, reported. Only
     // a segment being appended to can hold a write that was in flight.
-    let torn = (scanned.torn && !appending).then(|| scan::Damaged {
+    let torn = ((scanned.torn && !appending) || sealed_by_hint).then(|| scan::Damaged {
         offset: scanned.end,
         len: sealed_len.map_or(bytes.len(), |l| usize::try_from(l).unwrap_or(usize::MAX))
             - scanned.end,
