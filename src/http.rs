@@ -512,7 +512,12 @@ pub fn query_params<'a>(
         .flat_map(|q| q.split('&'))
         .filter_map(move |pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == name).then(|| percent_decode(&v.replace('+', " ")))?
+            // A name is percent-decoded too (`o%61uth` is `oauth`, RFC 3986 section 2.3:
+            // found from outside, it was ignored, and did not count as a second credential).
+            let same = k == name
+                || (k.contains('%')
+                    && percent_decode(&k.replace('+', " ")).as_deref() == Some(name));
+            same.then(|| percent_decode(&v.replace('+', " ")))?
         })
 }
 

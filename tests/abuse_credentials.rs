@@ -258,7 +258,7 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
     // IronCache: header and query.
     let item = format!("/1/projects/{P}/caches/c/items/amb");
     let wrong_iron = "OAuth ffffffffffffffffffffffffffffffff";
-    let cases: [(&str, String, Headers); 4] = [
+    let cases: [(&str, String, Headers); 5] = [
         (
             "two Authorization",
             item.clone(),
@@ -277,6 +277,12 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
         (
             "?oauth= twice, different",
             format!("{item}?oauth=abc4c7c627376858&oauth=ffff"),
+            vec![],
+        ),
+        (
+            // `%61` is an escaped `a`: the same name (found from outside: the first one won).
+            "?oauth= and ?o%61uth=, different",
+            format!("{item}?oauth=abc4c7c627376858&o%61uth=ffff"),
             vec![],
         ),
     ];
@@ -302,6 +308,10 @@ async fn ambiguous_credentials_are_refused_not_resolved() {
         r.status, 200,
         "the same token twice is not ambiguous: {r:?}"
     );
+    // A percent-encoded parameter name is the same name (it was ignored: 401).
+    let escaped = format!("{item}?o%61uth=abc4c7c627376858");
+    let r = req(&a, "GET", &escaped, &[], b"").await;
+    assert_eq!(r.status, 200, "?o%61uth=: {r:?}");
 
     // Akka: two bearer tokens, the first valid.
     let bearer = format!("Bearer {SAMPLE_JWT}");
