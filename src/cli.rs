@@ -361,6 +361,13 @@ pub fn main(cli: Cli) -> Result<(), String> {
             server,
             admin_token,
         } => {
+            // `-` is standard input, as `export -o -` is standard output; a file is opened
+            // once before anything else, so that a missing one creates no data dir (found
+            // from outside: an empty store was left behind).
+            let input = file.or(input).filter(|p| p.as_os_str() != "-");
+            if let Some(p) = &input {
+                std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+            }
             let target = AdminTarget {
                 data_dir,
                 config,
@@ -368,7 +375,7 @@ pub fn main(cli: Cli) -> Result<(), String> {
                 admin_token,
                 akka_hs256_secret: None,
             };
-            admin(&target, Request::Import(file.or(input), batch))
+            admin(&target, Request::Import(input, batch))
         }
     }
 }

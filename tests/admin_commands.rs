@@ -559,3 +559,44 @@ fn a_dangling_admin_token_link_is_named_by_verify_and_the_refused_start() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stderr(&out).contains("symbolic link"), "{out:?}");
 }
+
+/// `import -` reads standard input, as `export -o -` writes standard output; a missing
+/// input file is refused before anything is made (found from outside: `-` was "cannot open
+/// -", and a missing file left an empty data dir behind).
+#[test]
+fn import_reads_stdin_from_dash_and_a_missing_file_makes_no_data_dir() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let dir_s = dir.to_str().expect("utf-8");
+    let missing = tmp.path().join("no-such.jsonl");
+    let out = ttlcask(&[
+        "import",
+        "--data-dir",
+        dir_s,
+        missing.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("cannot open"), "{}", stderr(&out));
+    assert!(
+        !dir.exists(),
+        "a data dir was made for an import that could not start"
+    );
+
+    let line = r#"{"tenant":"ttorg","api":"akka","cache":"orders","description":"","expires_at_ms":null,"kind":0,"version":1}"#;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ttlcask"))
+        .args(["import", "--data-dir", dir_s, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ttlcask");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{line}").expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["lines"], 1, "{report}");
+}
