@@ -316,6 +316,12 @@ pub fn main(cli: Cli) -> Result<(), String> {
             admin(&target, Request::CreateCredential { tenant, api, app })
         }
         Command::Credential(CredentialCommand::List { tenant, target }) => {
+            if let Some(t) = tenant
+                .as_deref()
+                .filter(|t| !crate::namespace::valid_tenant(t))
+            {
+                return Err(format!("invalid tenant name {t:?}"));
+            }
             admin(&target, Request::ListCredentials(tenant))
         }
         Command::Credential(CredentialCommand::Revoke {

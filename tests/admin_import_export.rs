@@ -669,3 +669,40 @@ async fn stalled_admin_bodies_are_answered_408() {
         assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
     }
 }
+
+/// Admin routes refuse query parameters they do not take, given twice, or with values they
+/// cannot use (found from outside: answered as if absent); the ones they take still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_refuse_parameters_they_do_not_take() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, token) = server(dir.path()).await;
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str())];
+    for (method, path) in [
+        ("GET", "/admin/credentials?tenant=a%20b"),
+        ("GET", "/admin/credentials?revoked=maybe"),
+        ("GET", "/admin/credentials?tenant=ttorg&tenant=other"),
+        ("GET", "/admin/credentials?tenat=ttorg"),
+        ("GET", "/admin/tenants?x=1"),
+        ("POST", "/admin/drop?slot=331&x=1"),
+        ("POST", "/admin/fence?slot=3&slot=4"),
+        ("GET", "/admin/stats?verbose=1"),
+    ] {
+        let r = s.req(method, path, &h, b"").await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text());
+    }
+    assert!(s.req("GET", "/admin/fence", &h, b"").await.json()["fenced"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
+    for (method, path) in [
+        ("GET", "/admin/credentials?tenant=ttorg"),
+        ("GET", "/admin/credentials?revoked=true"),
+        ("GET", "/admin/credentials?revoked=false"),
+        ("GET", "/admin/credentials?%74enant=ttorg"),
+        ("POST", "/admin/fence?slot=3"),
+        ("DELETE", "/admin/fence?slot=3"),
+    ] {
+        let r = s.req(method, path, &h, b"").await;
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+    }
+}

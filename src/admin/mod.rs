@@ -113,6 +113,9 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_string);
     let limit = state.config.limits.admin_body_bytes;
+    if let Err(e) = check_params(&method, &path, query.as_deref()) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
     match (method, path.as_str()) {
         (Method::GET, "/admin/tenants") => {
             let list: Vec<_> = match state.auth.registry().read() {
@@ -269,6 +272,50 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         "/admin/fence" => Some("GET, POST, DELETE"),
         p if p.starts_with("/admin/credentials/") => Some("DELETE"),
         _ => None,
+    }
+}
+
+/// Refuses query parameters a route does not take, given twice, or with a value it cannot
+/// use (found from outside: `?tenant=a%20b`, `?revoked=maybe` and `drop?slot=331&x=1` were
+/// answered as if absent). `/admin/export` and `/admin/import` check their own.
+fn check_params(method: &Method, path: &str, query: Option<&str>) -> Result<(), String> {
+    let takes: &[&str] = match (method, path) {
+        (&Method::GET, "/admin/credentials") => &["tenant", "revoked"],
+        (&Method::POST | &Method::DELETE, "/admin/fence") | (&Method::POST, "/admin/drop") => {
+            &["slot"]
+        }
+        (&Method::GET, "/admin/export") | (&Method::POST, "/admin/import") => return Ok(()),
+        _ => &[],
+    };
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let name = http::percent_decode(name).unwrap_or_else(|| name.to_string());
+        if name.is_empty() {
+            continue;
+        }
+        if !takes.contains(&name.as_str()) {
+            return Err(match takes {
+                [] => format!("{path} takes no query parameter ({name:?} given)"),
+                _ => format!(
+                    "unknown parameter {name:?}: {path} takes {}",
+                    takes.join("=, ") + "="
+                ),
+            });
+        }
+    }
+    for name in takes {
+        if http::query_params(query, name).nth(1).is_some() {
+            return Err(format!("{name}= is given twice"));
+        }
+    }
+    if let Some(t) = http::query_param(query, "tenant") {
+        if !crate::namespace::valid_tenant(&t) {
+            return Err(format!("invalid tenant name {t:?}"));
+        }
+    }
+    match http::query_param(query, "revoked").as_deref() {
+        None | Some("true" | "false") => Ok(()),
+        Some(v) => Err(format!("revoked={v:?}: use true or false")),
     }
 }
 
