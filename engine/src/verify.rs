@@ -96,10 +96,24 @@ pub fn verify_with_progress(
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        // A file listed and removed before its length is asked (compaction, next to a live
+        // server) is left out, as one removed before its read is below.
+        let len = |report: &mut VerifyReport| match entry.metadata() {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.warnings.push(removed_meanwhile(&entry.path()));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
         if let Some(id) = segment::parse_file_name(&name, "seg") {
-            segments.push((id, entry.path(), entry.metadata()?.len()));
+            if let Some(len) = len(&mut report)? {
+                segments.push((id, entry.path(), len));
+            }
         } else if let Some(id) = segment::parse_file_name(&name, "hint") {
-            hints.push((id, entry.path(), entry.metadata()?.len()));
+            if let Some(len) = len(&mut report)? {
+                hints.push((id, entry.path(), len));
+            }
         } else if let Some(id) = segment::parse_file_name(&name, segment::EVIDENCE_EXTENSION) {
             match not_regular(&entry.path()) {
                 Some(e) => report.damage.push(Damage {
@@ -206,26 +220,23 @@ pub fn verify_with_progress(
     // files are read: a FIFO made it wait forever, `/dev/zero` ate memory.
     // A file listed and gone when read was removed meanwhile: next to a live server,
     // compaction removes what it rewrote (it was reported as damage, found from outside).
-    let read = |path: &Path, at_open: &str, report: &mut VerifyReport| match crate::fs::read_regular(
-        path,
-    ) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            report.warnings.push(format!(
-                    "{}: removed while verify ran (by the store's compaction, if a server runs here); not checked",
-                    path.display()
-                ));
-            None
-        }
-        Err(e) => {
-            report.damage.push(Damage {
-                file: path.to_path_buf(),
-                offset: None,
-                problem: format!("cannot be read ({e}): {at_open}"),
-            });
-            None
-        }
-    };
+    let read =
+        |path: &Path, at_open: &str, report: &mut VerifyReport| match crate::fs::read_regular(path)
+        {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.warnings.push(removed_meanwhile(path));
+                None
+            }
+            Err(e) => {
+                report.damage.push(Damage {
+                    file: path.to_path_buf(),
+                    offset: None,
+                    problem: format!("cannot be read ({e}): {at_open}"),
+                });
+                None
+            }
+        };
     // Segments that could not be read: their hints name what the open marks lost.
     let mut unread = Vec::new();
     for (id, path, len) in &segments {
@@ -268,6 +279,14 @@ pub fn verify_with_progress(
         progress(done, total);
     }
     Ok(report)
+}
+
+/// The warning for a file listed and gone when verify came to it.
+fn removed_meanwhile(path: &Path) -> String {
+    format!(
+        "{}: removed while verify ran (by the store's compaction, if a server runs here); not checked",
+        path.display()
+    )
 }
 
 /// Why `path` is not read, if it is there but not a regular file (a directory, a FIFO).
