@@ -278,7 +278,13 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
 /// Refuses query parameters a route does not take, given twice, or with a value it cannot
 /// use (found from outside: `?tenant=a%20b`, `?revoked=maybe` and `drop?slot=331&x=1` were
 /// answered as if absent). `/admin/export` and `/admin/import` check their own.
+/// A route unknown, or asked with a method it does not take, is left to its 404 or 405.
 fn check_params(method: &Method, path: &str, query: Option<&str>) -> Result<(), String> {
+    let known =
+        allowed_methods(path).is_some_and(|allow| allow.split(", ").any(|m| m == method.as_str()));
+    if !known {
+        return Ok(());
+    }
     let takes: &[&str] = match (method, path) {
         (&Method::GET, "/admin/credentials") => &["tenant", "revoked"],
         (&Method::POST | &Method::DELETE, "/admin/fence") | (&Method::POST, "/admin/drop") => {
