@@ -620,6 +620,29 @@ mod tests {
         );
     }
 
+    /// A segment longer than its hint says (a copy that took the file before it was cut to
+    /// its data, and the hint after): the hint is reported as describing another length,
+    /// the one report of such a copy where the segment's bytes still check.
+    #[test]
+    fn a_segment_longer_than_its_hint_names_is_reported() {
+        let dir = filled_dir();
+        let seg = file_with_ext(dir.path(), "seg");
+        let len = std::fs::metadata(&seg).expect("segment").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .and_then(|f| f.set_len(len + 4096))
+            .expect("grow");
+        let report = verify(dir.path()).expect("verify");
+        assert!(
+            report
+                .damage
+                .iter()
+                .any(|d| d.problem.contains("hint describes segment")),
+            "{report:?}"
+        );
+    }
+
     fn file_with_ext(dir: &Path, ext: &str) -> PathBuf {
         std::fs::read_dir(dir)
             .expect("list")
