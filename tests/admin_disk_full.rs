@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::{start_on, start_with, TestServer, DOC_NOW_MS, SAMPLE_JWT};
@@ -84,23 +83,6 @@ async fn tenant_and_credential_create_answer_507_on_a_full_disk() {
     s.stop().await.expect("stop");
 }
 
-fn mount_small_tmpfs(point: &Path) -> Result<common::Mount, String> {
-    std::fs::create_dir_all(point).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(point)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("mount: {e}"))?;
-    if out.status.success() {
-        Ok(common::Mount {
-            point: point.to_path_buf(),
-        })
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
 /// Fills the file system holding `dir` (bounded: at most its 64 KiB plus one write).
 fn fill(dir: &Path) -> PathBuf {
     use std::io::Write;
@@ -121,18 +103,12 @@ async fn fence(s: &TestServer, method: &str, slot: u16) -> common::Resp {
 
 #[tokio::test]
 async fn a_fence_that_cannot_be_written_answers_507_and_changes_nothing() {
-    if !common::is_root() {
-        eprintln!("SKIPPED admin_disk_full fence: needs root to mount a small tmpfs");
-        return;
-    }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match mount_small_tmpfs(&tmp.path().join("mnt")) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED admin_disk_full fence: mounting was refused: {e}");
-            return;
-        }
-    };
+    let mnt =
+        match common::tmpfs_or_skip("admin_disk_full fence", &tmp.path().join("mnt"), "size=64k") {
+            Some(m) => m,
+            None => return,
+        };
     // The store in a directory of its own; the server's own files on the small tmpfs.
     let store_dir = tmp.path().join("store");
     let mut config = with_admin(Config::new(true), &mnt.point);
@@ -161,18 +137,12 @@ async fn a_fence_that_cannot_be_written_answers_507_and_changes_nothing() {
 /// "cannot write admin token … No space left on device".
 #[tokio::test]
 async fn a_token_that_cannot_be_written_for_space_leaves_the_admin_endpoint_off() {
-    if !common::is_root() {
-        eprintln!("SKIPPED admin_disk_full token: needs root to mount a small tmpfs");
-        return;
-    }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match mount_small_tmpfs(&tmp.path().join("mnt")) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED admin_disk_full token: mounting was refused: {e}");
-            return;
-        }
-    };
+    let mnt =
+        match common::tmpfs_or_skip("admin_disk_full token", &tmp.path().join("mnt"), "size=64k") {
+            Some(m) => m,
+            None => return,
+        };
     let store_dir = tmp.path().join("store");
     let token = mnt.point.join("admin.token");
     let config = || {

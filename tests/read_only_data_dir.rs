@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Runs the binary without any `TTLCASK_*` setting of the caller's environment.
@@ -27,48 +26,17 @@ fn ttlcask(args: &[&str]) -> Output {
         .expect("run ttlcask")
 }
 
-fn mount(point: &Path, options: &str) -> Result<(), String> {
-    let out = Command::new("mount")
-        .args(["-o", options])
-        .arg(point)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("mount: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
 fn export_stats_and_verify_work_on_a_read_only_file_system() {
-    if !common::is_root() {
-        eprintln!("SKIPPED read_only_data_dir: needs root to mount a tmpfs");
-        return;
-    }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let point = tmp.path().join("mnt");
-    std::fs::create_dir_all(&point).expect("mount point");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&point)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mount");
-    if !mounted.status.success() {
-        eprintln!(
-            "SKIPPED read_only_data_dir: mounting a tmpfs was refused: {}",
-            text(&mounted.stderr)
-        );
+    let Some(mnt) =
+        common::tmpfs_or_skip("read_only_data_dir", &tmp.path().join("mnt"), "size=16m")
+    else {
         return;
-    }
-    let mnt = common::Mount {
-        point: point.clone(),
     };
     let dir = mnt.point.join("data");
     let dir_arg = dir.to_str().expect("utf-8 path");
@@ -99,7 +67,7 @@ fn export_stats_and_verify_work_on_a_read_only_file_system() {
     let exported = text(&before.stdout);
     assert_eq!(exported.lines().count(), 301, "{exported}");
 
-    mount(&mnt.point, "remount,ro").expect("remount read-only");
+    common::remount(&mnt, "ro").expect("remount read-only");
 
     let after = ttlcask(&["export", "--data-dir", dir_arg, "--registry", "false"]);
     assert!(after.status.success(), "export: {}", text(&after.stderr));
@@ -142,7 +110,7 @@ fn export_stats_and_verify_work_on_a_read_only_file_system() {
         "serve: {}",
         text(&serve.stderr)
     );
-    mount(&mnt.point, "remount,rw").expect("remount read-write");
+    common::remount(&mnt, "rw").expect("remount read-write");
 }
 
 fn base64_of(bytes: &[u8]) -> String {

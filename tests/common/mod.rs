@@ -331,6 +331,48 @@ impl Drop for Mount {
     }
 }
 
+/// Runs `mount` with `args` then `point`; `Err` is its message.
+fn mount_command(args: &[&str], point: &Path) -> Result<(), String> {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .arg(point)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("mount: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// A tmpfs with mount `options` (`size=64k`, …) at `point` (made if missing), unmounted
+/// when the returned guard is dropped; `Err` is `mount`'s message.
+pub fn mount_tmpfs(point: &Path, options: &str) -> Result<Mount, String> {
+    std::fs::create_dir_all(point).map_err(|e| e.to_string())?;
+    mount_command(&["-t", "tmpfs", "-o", options, "tmpfs"], point)?;
+    Ok(Mount {
+        point: point.to_path_buf(),
+    })
+}
+
+/// [`mount_tmpfs`] as root, else `None` after a SKIPPED line on stderr naming `test` (not
+/// root, or mounting refused).
+pub fn tmpfs_or_skip(test: &str, point: &Path, options: &str) -> Option<Mount> {
+    if !is_root() {
+        eprintln!("SKIPPED {test}: needs root to mount a tmpfs");
+        return None;
+    }
+    mount_tmpfs(point, options)
+        .map_err(|e| eprintln!("SKIPPED {test}: mounting a tmpfs was refused: {e}"))
+        .ok()
+}
+
+/// Remounts `mount` with `options` (`ro`, `rw`); `Err` is `mount`'s message.
+pub fn remount(mount: &Mount, options: &str) -> Result<(), String> {
+    mount_command(&["-o", &format!("remount,{options}")], &mount.point)
+}
+
 /// Whether the tests run as root (mounting needs it).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
