@@ -754,6 +754,15 @@ fn a_store_opened_and_closed_on_a_full_disk_leaves_nothing_missing() {
     );
 }
 
+/// Makes both reserve files (if missing) and has every open of them fail with `errno`.
+fn deny_reserve(fs: &SimFs, errno: i32) {
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let path = Path::new(DIR).join(name);
+        let _ = fs.create(&path);
+        fs.deny_access(path, Some(errno));
+    }
+}
+
 /// A full disk with no byte free and no space reserve left, keys deleted: compaction gives
 /// the space of segments holding nothing live back, as deleting them needs no output.
 /// Found from outside: a 32 MiB ext4 wedged for good (25 MB dead, every write and every
@@ -765,11 +774,7 @@ fn with_no_reserve_and_no_byte_free_deleted_keys_still_give_space_back() {
     drop(open(&fs));
     // No reserve: its files can be neither opened nor removed (immutable, `chattr +i`; a
     // file of mode 000 is replaced, see the next test).
-    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
-        let path = Path::new(DIR).join(name);
-        let _ = fs.create(&path);
-        fs.deny_access(path, Some(libc::EPERM));
-    }
+    deny_reserve(&fs, libc::EPERM);
     let store = open_without_background(&fs);
     fs.set_capacity(Some(fs.used() + 12 * SEGMENT));
     // Segments of puts only, then their deletes: the puts' segments hold nothing live.
@@ -811,11 +816,7 @@ fn with_no_reserve_and_no_byte_free_deleted_keys_still_give_space_back() {
 fn a_reserve_file_that_cannot_be_opened_is_made_again() {
     let fs = SimFs::new();
     drop(open(&fs));
-    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
-        let path = Path::new(DIR).join(name);
-        let _ = fs.create(&path);
-        fs.deny_access(path, Some(libc::EACCES));
-    }
+    deny_reserve(&fs, libc::EACCES);
     // A known free space: the reserve is made only where it fits.
     fs.set_capacity(Some(fs.used() + 64 * SEGMENT));
     let store = open_without_background(&fs);
