@@ -223,10 +223,10 @@ pub fn verify_with_progress(
     let read =
         |path: &Path, at_open: &str, report: &mut VerifyReport| match crate::fs::read_regular(path)
         {
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 report.warnings.push(removed_meanwhile(path));
-                None
+                Err(Unread::Gone)
             }
             Err(e) => {
                 report.damage.push(Damage {
@@ -234,7 +234,7 @@ pub fn verify_with_progress(
                     offset: None,
                     problem: format!("cannot be read ({e}): {at_open}"),
                 });
-                None
+                Err(Unread::Damaged)
             }
         };
     // Segments that could not be read: their hints name what the open marks lost.
@@ -243,20 +243,20 @@ pub fn verify_with_progress(
         let sealed = seals.lengths.get(id).copied();
         let renamed = |other: u32| !has_file(&segments, other);
         let at_open = "open leaves it in place as damage: the keys its hint names read as lost, the other records it held are unknown (their keys may read older values)";
-        let bytes = read(path, at_open, &mut report);
-        if bytes.is_none() && path.exists() {
-            unread.push(*id);
-        }
-        if let Some(bytes) = bytes {
-            check_segment(
-                *id,
-                path,
-                &bytes,
-                (sealed, seals.started.contains(id)),
-                renamed,
-                &mut report,
-            );
-            check_holes(path, &mut report);
+        match read(path, at_open, &mut report) {
+            Ok(bytes) => {
+                check_segment(
+                    *id,
+                    path,
+                    &bytes,
+                    (sealed, seals.started.contains(id)),
+                    renamed,
+                    &mut report,
+                );
+                check_holes(path, &mut report);
+            }
+            Err(Unread::Damaged) => unread.push(*id),
+            Err(Unread::Gone) => {}
         }
         done += len;
         progress(done, total);
@@ -267,7 +267,7 @@ pub fn verify_with_progress(
             .find(|(s, _, _)| s == id)
             .map(|(_, _, l)| *l);
         let at_open = "it is ignored at open and its segment is scanned instead";
-        if let Some(bytes) = read(path, at_open, &mut report) {
+        if let Ok(bytes) = read(path, at_open, &mut report) {
             let segment = match segment_len {
                 _ if unread.contains(id) => Segment::Unread,
                 Some(len) => Segment::Len(len),
@@ -279,6 +279,14 @@ pub fn verify_with_progress(
         progress(done, total);
     }
     Ok(report)
+}
+
+/// Why a file verify listed was not read.
+enum Unread {
+    /// It could not be read: damage, reported.
+    Damaged,
+    /// It was gone: removed since the listing, a warning.
+    Gone,
 }
 
 /// The warning for a file listed and gone when verify came to it.
