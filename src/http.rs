@@ -204,11 +204,7 @@ pub async fn read_body(
     budget: Option<(&Arc<BodyBudget>, &str)>,
 ) -> Result<Bytes, BodyError> {
     let idle = budget.map_or(Duration::MAX, |(b, _)| b.idle);
-    let body = read_whole_body(req, limit, budget, idle).await;
-    if body.is_ok() {
-        let _ = BODY_READ.try_with(|read| read.set(true));
-    }
-    body
+    read_marked(req, limit, budget, idle).await
 }
 
 /// [`read_body`] of a body that counts against no budget (the admin endpoint's), which may
@@ -219,7 +215,17 @@ pub async fn read_unbudgeted_body(
     limit: usize,
     idle: Duration,
 ) -> Result<Bytes, BodyError> {
-    let body = read_whole_body(req, limit, None, idle).await;
+    read_marked(req, limit, None, idle).await
+}
+
+/// [`read_whole_body`], and [`BODY_READ`] set once the body was read to its end.
+async fn read_marked(
+    req: Request<Incoming>,
+    limit: usize,
+    budget: Option<(&Arc<BodyBudget>, &str)>,
+    idle: Duration,
+) -> Result<Bytes, BodyError> {
+    let body = read_whole_body(req, limit, budget, idle).await;
     if body.is_ok() {
         let _ = BODY_READ.try_with(|read| read.set(true));
     }
@@ -512,13 +518,20 @@ pub fn query_params<'a>(
         .flat_map(|q| q.split('&'))
         .filter_map(move |pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            // A name is percent-decoded too (`o%61uth` is `oauth`, RFC 3986 section 2.3:
-            // found from outside, it was ignored, and did not count as a second credential).
-            let same = k == name
-                || (k.contains('%')
-                    && percent_decode(&k.replace('+', " ")).as_deref() == Some(name));
-            same.then(|| percent_decode(&v.replace('+', " ")))?
+            (query_name(k).as_deref() == Some(name))
+                .then(|| percent_decode(&v.replace('+', " ")))?
         })
+}
+
+/// A query parameter's name `k` as it reads decoded (`o%61uth` is `oauth`, RFC 3986 section
+/// 2.3: found from outside, an encoded name was ignored, and did not count as a second
+/// credential); a name without `%` or `+` is borrowed as it is. `None`: not UTF-8 decoded.
+pub fn query_name(k: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if k.contains(['%', '+']) {
+        percent_decode(&k.replace('+', " ")).map(std::borrow::Cow::Owned)
+    } else {
+        Some(std::borrow::Cow::Borrowed(k))
+    }
 }
 
 /// A header sent more than once where one value is expected (a credential): refused

@@ -294,12 +294,12 @@ fn check_params(method: &Method, path: &str, query: Option<&str>) -> Result<(), 
         _ => &[],
     };
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        let name = http::percent_decode(name).unwrap_or_else(|| name.to_string());
+        let raw = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let name = http::query_name(raw).unwrap_or(std::borrow::Cow::Borrowed(raw));
         if name.is_empty() {
             continue;
         }
-        if !takes.contains(&name.as_str()) {
+        if !takes.contains(&name.as_ref()) {
             return Err(match takes {
                 [] => format!("{path} takes no query parameter ({name:?} given)"),
                 _ => format!(
