@@ -251,7 +251,7 @@ pub async fn run(
     }
     // A drained connection's task drops its handle on the server's state (and the store) a
     // moment after the drain is seen: the store closes only once the last one is gone, and
-    // a caller that opened it again at once found it locked (a test's restart, in CI).
+    // a caller that opens the data dir again once `run` returns must find it closed.
     let deadline = tokio::time::Instant::now() + grace;
     while Arc::strong_count(&state) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
