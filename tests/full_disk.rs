@@ -87,23 +87,10 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 /// Mounts `fs` at `<tmp>/mnt`; `Err` says why it could not.
 fn mount(tmp: &Path, fs: Fs) -> Result<common::Mount, String> {
-    let point = tmp.join("mnt");
-    std::fs::create_dir_all(&point).map_err(|e| e.to_string())?;
     match fs {
-        Fs::Tmpfs => run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-            .arg(&point))?,
-        Fs::Ext4 => {
-            let image = tmp.join("ext4.img");
-            run(Command::new("truncate").args(["-s", "32M"]).arg(&image))?;
-            run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))?;
-            run(Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&image)
-                .arg(&point))?;
-        }
+        Fs::Tmpfs => common::mount_tmpfs(&tmp.join("mnt"), "size=16m"),
+        Fs::Ext4 => common::mount_ext4(tmp, 32),
     }
-    Ok(common::Mount { point })
 }
 
 fn free_addr() -> SocketAddr {

@@ -118,6 +118,8 @@ struct Control {
     sync_delay: Mutex<std::time::Duration>,
     /// Called with a file's bytes at each of its syncs (see [`SimFs::on_sync`]).
     on_sync: Mutex<Option<SyncHook>>,
+    /// Called before each write (see [`SimFs::on_write`]).
+    on_write: Mutex<Option<WriteHook>>,
 }
 
 /// What [`SimFs::on_sync`] calls with a file's bytes.
@@ -125,6 +127,18 @@ pub type SyncFn = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 #[derive(Clone)]
 struct SyncHook(SyncFn);
+
+/// What [`SimFs::on_write`] calls before a write.
+pub type WriteFn = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Clone)]
+struct WriteHook(WriteFn);
+
+impl std::fmt::Debug for WriteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHook")
+    }
+}
 
 impl std::fmt::Debug for SyncHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,6 +188,7 @@ impl SimFs {
                 capacity: Mutex::new(None),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
                 on_sync: Mutex::new(None),
+                on_write: Mutex::new(None),
             }),
         }
     }
@@ -216,6 +231,13 @@ impl SimFs {
     /// meanwhile). `None` removes it.
     pub fn on_sync(&self, hook: Option<SyncFn>) {
         *self.control.on_sync.lock() = hook.map(SyncHook);
+    }
+
+    /// Calls `hook` before every file write, on the writing thread, with no lock of this
+    /// file system held: a hook that blocks is a write the kernel holds (a frozen file
+    /// system, `fsfreeze`; a stalled device). `None` removes it.
+    pub fn on_write(&self, hook: Option<WriteFn>) {
+        *self.control.on_write.lock() = hook.map(WriteHook);
     }
 
     /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
@@ -341,6 +363,10 @@ struct SimHandle {
 
 impl StorageFile for SimHandle {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let hook = self.fs.control.on_write.lock().clone();
+        if let Some(WriteHook(hook)) = hook {
+            hook();
+        }
         self.fs.op(true)?;
         let offset = usize::try_from(offset).map_err(io::Error::other)?;
         self.fs.check_growth(&self.file, offset + buf.len())?;

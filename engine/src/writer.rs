@@ -679,23 +679,20 @@ impl Inner {
             return Ok((result, 0));
         }
         format::finish_frame(&mut buf, start, self.salt);
-        let index = if nonblocking {
-            if !fits(w, buf.len() as u64, frees) {
+        if nonblocking {
+            // Starting a segment creates a file and fsyncs: not on a caller that must not
+            // wait. Nor is an index scan (`stats`, `keys`, expired-segment removal) to be
+            // waited for: the index lock is tried, and let go at once; it is taken again once
+            // the frame is written (see `append`), which a scan beginning in between makes
+            // wait.
+            let idle = fits(w, buf.len() as u64, frees)
+                && self.state.try_write_for(LOCK_PATIENCE).is_some();
+            if !idle {
                 w.buf = buf;
                 return Err(Refused::WouldBlock);
             }
-            // Taken before any byte is written: once written, a frame must be applied.
-            match self.state.try_write_for(LOCK_PATIENCE) {
-                Some(st) => Some(st),
-                None => {
-                    w.buf = buf;
-                    return Err(Refused::WouldBlock);
-                }
-            }
-        } else {
-            None
-        };
-        let appended = self.append(w, &buf, frees, index);
+        }
+        let appended = self.append(w, &buf, frees);
         w.buf = buf;
         appended.map_err(failed)?;
         w.next_version = next_version;
@@ -706,20 +703,18 @@ impl Inner {
     /// Appends a finished frame to the active segment (rolling over when full) and applies
     /// its entries to the index.
     /// `frees`: every entry of the frame frees space (it may use the reserves).
-    /// `index`: the index write lock, already held (non-blocking callers, whose frame fits
-    /// the active segment so that no rollover needs the lock).
-    fn append(
-        &self,
-        w: &mut Writer,
-        frame: &[u8],
-        frees: bool,
-        index: Option<crate::sharded::WriteGuard<'_, State>>,
-    ) -> Result<(), WriteError> {
+    ///
+    /// The index lock is taken only once the bytes are written: a write the kernel holds (a
+    /// frozen file system, a stalled device) then holds the writer lock alone, and reads go
+    /// on. Until it was, a non-blocking caller took the index lock first and every read
+    /// waited for the stalled write (found from outside, with `fsfreeze`). The frame is
+    /// applied before the writer lock is let go, so no later frame is written before it is.
+    fn append(&self, w: &mut Writer, frame: &[u8], frees: bool) -> Result<(), WriteError> {
         check_frame_len(frame.len())?;
         let len = frame.len() as u64;
         #[cfg(debug_assertions)]
         assert_eq!(frees, frame_frees_space(frame));
-        if index.is_none() && !fits(w, len, frees) {
+        if !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
         // Under `Always` an fsync follows every write: see `write_at_unmapped`.
@@ -747,10 +742,7 @@ impl Inner {
         w.frames += 1;
         self.sync.publish(w.lsn, w.frames, &w.active);
         let seg_id = w.active.id;
-        let mut st = match index {
-            Some(st) => st,
-            None => self.state.write(),
-        };
+        let mut st = self.state.write();
         if let Some(slot) = st.segments.get_mut(&seg_id) {
             slot.data_len = w.write_pos;
         }
