@@ -1,7 +1,8 @@
 //! A frozen file system (`fsfreeze`, as snapshot tools hold one; a stalled device does the
 //! same to a write): the writes wait, and everything else goes on. Found from outside: with
 //! one durable PUT held in its `pwrite`, every GET of the server hung until the file system
-//! was thawed, because the write held the index lock while it wrote.
+//! was thawed, because the write held the index lock while it wrote. And nothing said that
+//! writes waited: `/healthz` and `/metrics` now do, once a write has waited a second.
 //!
 //! As root, on a loop-mounted ext4 (tmpfs cannot be frozen) holding the data dir of the real
 //! `ttlcask serve` binary; skips LOUDLY (a line on stderr, then passes) where it is not root
@@ -151,6 +152,26 @@ async fn reads_answer_while_a_durable_write_waits_on_a_frozen_file_system() {
     assert_eq!(other.status, 404, "{}", other.text());
     let health = answered(addr, "GET", "/healthz").await;
     assert_eq!(health.status, 200, "{}", health.text());
+    // The wait is reported once it has lasted a second (polled for up to 5 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let waited = loop {
+        let health = answered(addr, "GET", "/healthz").await;
+        assert_eq!(health.status, 200, "{}", health.text());
+        let waited = health.json()["disk_waiting_ms"].as_u64();
+        if waited.is_some() || Instant::now() > deadline {
+            break waited;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        waited.is_some_and(|ms| ms >= 1000),
+        "/healthz reports the write waiting: {waited:?}"
+    );
+    let metrics = answered(addr, "GET", "/metrics").await.text();
+    assert!(
+        !metrics.contains("ttlcask_disk_waiting_milliseconds 0\n"),
+        "/metrics reports it too: {metrics}"
+    );
 
     drop(frozen);
     let put = tokio::time::timeout(Duration::from_secs(20), waiting)
@@ -166,6 +187,8 @@ async fn reads_answer_while_a_durable_write_waits_on_a_frozen_file_system() {
     );
     let get = answered(addr, "GET", "/frozen/a").await;
     assert_eq!(get.body, b"new", "the write that waited is stored");
+    let health = answered(addr, "GET", "/healthz").await.json();
+    assert_eq!(health.get("disk_waiting_ms"), None, "{health}");
     drop(server);
     drop(mnt);
 }

@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::WriteError;
 use crate::segment::Segment;
-use crate::signals::HealthState;
+use crate::signals::{HealthState, Io};
 use crate::store::Counters;
 
 /// Group commit: how far appends have gone, how far they are durable, and the writers
@@ -109,6 +109,7 @@ impl GroupCommit {
             // panics (an embedder's `FileSystem` may) fails like one that errs: the store is
             // poisoned and every waiter learns of it, rather than wait for a leader gone.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _waiting = health.begin_io(Io::Sync);
                 active.map_or(Ok(()), |seg| seg.sync())
             }))
             .unwrap_or_else(|_| Err(std::io::Error::other("the sync panicked")));

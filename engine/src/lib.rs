@@ -64,6 +64,7 @@ pub use options::{
     Durability, RecoveryPolicy, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE,
     MIN_SEGMENT_SIZE,
 };
+pub use signals::DISK_WAIT_REPORTED;
 pub use store::{DamagedRange, DeferredError, Health, RecoveryReport, Store, Ticket};
 pub use types::{
     BatchOutcome, CompactionReport, Condition, Item, NamespaceInfo, PutOptions, Stats, WriteBatch,

@@ -3,7 +3,7 @@
 //! deferred writes its sync thread answers ([`DurableQueue`]). Each owns its state, behind
 //! its own lock, and depends on nothing else of the store.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -22,6 +22,42 @@ pub(crate) struct HealthState {
     disk_full: AtomicBool,
     /// Why the last attempt to start a segment was refused by the directory, if it was.
     dir_not_writable: Mutex<Option<String>>,
+    /// When the append and the group-commit fsync in progress began ([`since_origin_ms`]),
+    /// 0 for none: see [`HealthState::disk_wait`].
+    io_began: [AtomicU64; 2],
+}
+
+/// Which disk wait of the store [`HealthState::begin_io`] times: the two that acknowledged
+/// writes wait for, each made by one thread at a time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Io {
+    /// An append (its `pwrite`, or a new segment's start) under the writer lock.
+    Append = 0,
+    /// The fsync that group commit's leader makes.
+    Sync = 1,
+}
+
+/// How long a disk wait must last before [`Health::disk_waiting_ms`] reports it: longer than
+/// any fsync of a working disk (tens of milliseconds), well under what a client waits.
+pub const DISK_WAIT_REPORTED: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the first call in this process, plus one (never 0): a monotonic clock
+/// for the disk-wait stamps.
+fn since_origin_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    u64::try_from(origin.elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// Ends the disk wait [`HealthState::begin_io`] began, when dropped.
+pub(crate) struct IoWait<'a>(&'a AtomicU64);
+
+impl Drop for IoWait<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 impl HealthState {
@@ -63,11 +99,37 @@ impl HealthState {
         *self.dir_not_writable.lock() = reason;
     }
 
+    /// Marks a disk wait of kind `io` as begun, until the returned guard is dropped: one
+    /// that lasts (a frozen file system, a stalled device) is reported by
+    /// [`HealthState::disk_wait`], as nothing else tells of it (writes just wait).
+    pub(crate) fn begin_io(&self, io: Io) -> IoWait<'_> {
+        let slot = &self.io_began[io as usize];
+        slot.store(since_origin_ms(), Ordering::Relaxed);
+        IoWait(slot)
+    }
+
+    /// How long the oldest disk wait in progress has lasted, if one is.
+    pub(crate) fn disk_wait(&self) -> Option<Duration> {
+        let began = self
+            .io_began
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .filter(|&b| b != 0)
+            .min()?;
+        Some(Duration::from_millis(
+            since_origin_ms().saturating_sub(began),
+        ))
+    }
+
     pub(crate) fn snapshot(&self) -> Health {
         Health {
             poisoned: self.poisoned(),
             disk_full: self.disk_full.load(Ordering::SeqCst),
             dir_not_writable: self.dir_not_writable.lock().clone(),
+            disk_waiting_ms: self
+                .disk_wait()
+                .filter(|&d| d >= DISK_WAIT_REPORTED)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }

@@ -50,6 +50,11 @@ pub struct Health {
     /// ([`WriteError::DirNotWritable`]) until it accepts them again; the store notices by
     /// itself.
     pub dir_not_writable: Option<String>,
+    /// Set while a write or fsync that acknowledged writes wait for has lasted
+    /// [`DISK_WAIT_REPORTED`](crate::DISK_WAIT_REPORTED) or more (a frozen file system, a
+    /// stalled device), with how long so far in milliseconds: writes wait meanwhile (none is
+    /// refused); reads go on.
+    pub disk_waiting_ms: Option<u64>,
 }
 
 /// Counters kept with atomics so that reading them takes no lock.

@@ -17,6 +17,7 @@ use crate::format::{self, EntryMeta, FrameNames, Op, FRAME_HEADER_LEN, SEGMENT_H
 use crate::index::State;
 use crate::options::Durability;
 use crate::segment::Segment;
+use crate::signals::Io;
 use crate::store::Inner;
 use crate::types::{Condition, PutOptions};
 
@@ -714,6 +715,7 @@ impl Inner {
         let len = frame.len() as u64;
         #[cfg(debug_assertions)]
         assert_eq!(frees, frame_frees_space(frame));
+        let waiting = self.health.begin_io(Io::Append);
         if !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
@@ -723,6 +725,7 @@ impl Inner {
         } else {
             w.active.write_at(frame, w.write_pos)
         };
+        drop(waiting);
         written.map_err(|e| self.fail(e))?;
         if frees && self.health.is_disk_full() {
             // A delete taken on a full disk becomes free space only through compaction: ask

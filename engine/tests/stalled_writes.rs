@@ -1,14 +1,15 @@
 //! A write the kernel holds (a frozen file system, `fsfreeze`; a stalled device) must stall
-//! writes only: reads, `stats` and the status of the store go on meanwhile. Found from
+//! writes only: reads, `stats` and the status of the store go on meanwhile, and the status
+//! says a write waits for the disk once it has for a second. Found from
 //! outside: with one PUT frozen in its `pwrite`, every GET of the server hung, because the
 //! non-blocking write path took the index lock before writing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ttlcask_engine::sim::SimFs;
-use ttlcask_engine::{DeferredError, Durability, PutOptions, Store};
+use ttlcask_engine::{DeferredError, Durability, PutOptions, Store, DISK_WAIT_REPORTED};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -74,6 +75,15 @@ fn reads_go_on_while(write: fn(&Store) -> bool) -> TestResult {
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| "the write never reached the file system")?;
     let during = read_within_patience(&store, b"a");
+    // The wait is reported once it has lasted a second (polled for up to 5 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reported = loop {
+        let waiting = store.health().disk_waiting_ms;
+        if waiting.is_some() || Instant::now() > deadline {
+            break waiting;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let _ = stall.release.send(());
     let written = writer.join().map_err(|_| "the writer panicked")?;
     fs.on_write(None);
@@ -85,6 +95,15 @@ fn reads_go_on_while(write: fn(&Store) -> bool) -> TestResult {
     assert!(
         written,
         "the stalled write must land once the file system lets it go"
+    );
+    assert!(
+        reported.is_some_and(|ms| ms >= DISK_WAIT_REPORTED.as_millis() as u64),
+        "a write held for a second is reported by health(): {reported:?}"
+    );
+    assert_eq!(
+        store.health().disk_waiting_ms,
+        None,
+        "and no longer once done"
     );
     let after = store.get(b"ns", b"a")?.map(|item| item.value.to_vec());
     assert_eq!(after, Some(b"new".to_vec()));

@@ -44,7 +44,8 @@ pub fn io_status(e: &std::io::Error) -> StatusCode {
 /// `GET /healthz`: 200 `{"status":"ok","disk_full":…}` while the store takes requests (a full
 /// disk stays 200: reads and deletes still work, and a load balancer must keep sending
 /// deletes; so does a data dir that refuses new files for a while, with
-/// `"dir_not_writable":` its reason added), 503 `{"status":"poisoned","reason":…}` once an
+/// `"dir_not_writable":` its reason added; and a write that has waited a second or more for the
+/// disk, with `"disk_waiting_ms"`: writes wait, reads go on), 503 `{"status":"poisoned","reason":…}` once an
 /// I/O failure poisoned the store.
 pub fn healthz(health: &Health) -> Resp {
     match &health.poisoned {
@@ -61,6 +62,12 @@ pub fn healthz(health: &Health) -> Resp {
             if let Some(reason) = &health.dir_not_writable {
                 body["dir_not_writable"] = json!(format!(
                     "the data dir refuses new files ({reason}): writes that need a new segment are refused until it is writable again"
+                ));
+            }
+            if let Some(ms) = health.disk_waiting_ms {
+                body["disk_waiting_ms"] = json!(ms);
+                body["disk_waiting"] = json!(format!(
+                    "a write has waited {ms} ms for the disk (a frozen file system, a stalled device): writes wait until it answers, reads go on"
                 ));
             }
             http::json(StatusCode::OK, &body)
@@ -115,9 +122,8 @@ mod tests {
         let ok = healthz(&Health::default());
         assert_eq!(ok.status(), StatusCode::OK);
         let full = healthz(&Health {
-            poisoned: None,
             disk_full: true,
-            dir_not_writable: None,
+            ..Health::default()
         });
         assert_eq!(full.status(), StatusCode::OK);
         let denied = healthz(&Health {
@@ -125,10 +131,14 @@ mod tests {
             ..Health::default()
         });
         assert_eq!(denied.status(), StatusCode::OK);
+        let stalled = healthz(&Health {
+            disk_waiting_ms: Some(1500),
+            ..Health::default()
+        });
+        assert_eq!(stalled.status(), StatusCode::OK);
         let poisoned = healthz(&Health {
             poisoned: Some("fsync failed: EIO".into()),
-            disk_full: false,
-            dir_not_writable: None,
+            ..Health::default()
         });
         assert_eq!(poisoned.status(), StatusCode::SERVICE_UNAVAILABLE);
     }

@@ -30,10 +30,11 @@ impl StorageState {
     }
 
     /// Prometheus samples: `ttlcask_disk_full`, `ttlcask_dir_not_writable`, `ttlcask_poisoned`,
+    /// `ttlcask_disk_waiting_milliseconds`,
     /// `ttlcask_damaged_reads_total` and the `ttlcask_recovery_*` gauges.
     pub fn write_prometheus(&self, o: &mut String) {
         let r = &self.recovery;
-        let gauges: [(&str, &str, u64); 13] = [
+        let gauges: [(&str, &str, u64); 14] = [
             (
                 "disk_full",
                 "1 while the disk is full: writes get 507, reads and deletes go on.",
@@ -48,6 +49,11 @@ impl StorageState {
                 "poisoned",
                 "1 once an I/O failure poisoned the store: writes are refused until a restart.",
                 u64::from(self.health.poisoned.is_some()),
+            ),
+            (
+                "disk_waiting_milliseconds",
+                "How long the write or fsync in progress has waited for the disk, once a second or more (a frozen file system, a stalled device: writes wait, reads go on); 0 otherwise.",
+                self.health.disk_waiting_ms.unwrap_or(0),
             ),
             (
                 "recovery_clean",
@@ -109,12 +115,13 @@ impl StorageState {
         );
     }
 
-    /// `{"disk_full","dir_not_writable","poisoned","recovery":{…}}`, merged into `ttlcask stats`.
+    /// `{"disk_full","dir_not_writable","disk_waiting_ms","poisoned","recovery":{…}}`, merged into `ttlcask stats`.
     pub fn to_json(&self) -> Value {
         let r = &self.recovery;
         json!({
             "disk_full": self.health.disk_full,
             "dir_not_writable": self.health.dir_not_writable,
+            "disk_waiting_ms": self.health.disk_waiting_ms,
             "poisoned": self.health.poisoned,
             "recovery": {
                 "clean": r.is_clean(),
@@ -294,6 +301,7 @@ mod tests {
                 poisoned: Some("fsync: EIO".into()),
                 disk_full: true,
                 dir_not_writable: None,
+                disk_waiting_ms: Some(2500),
             },
             recovery: damaged(),
             damaged_reads: 5,
@@ -303,6 +311,7 @@ mod tests {
         for expected in [
             "ttlcask_disk_full 1",
             "ttlcask_poisoned 1",
+            "ttlcask_disk_waiting_milliseconds 2500",
             "ttlcask_recovery_clean 0",
             "ttlcask_recovery_damaged_ranges 1",
             "ttlcask_recovery_keys_lost 3",
@@ -316,6 +325,7 @@ mod tests {
         let v = state.to_json();
         assert_eq!(v["disk_full"], true);
         assert_eq!(v["poisoned"], "fsync: EIO");
+        assert_eq!(v["disk_waiting_ms"], 2500);
         assert_eq!(v["recovery"]["clean"], false);
         assert_eq!(v["recovery"]["damaged"][0]["offset"], 4096);
         assert_eq!(v["recovery"]["bytes_cut"], 24);

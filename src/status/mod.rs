@@ -157,7 +157,10 @@ fn storage_section(st: &StorageState, s: &Stats) -> String {
             escape(reason)
         ),
         (None, true) => "<b class=\"bad\">refused: the disk is full (507); reads and deletes go on, writes resume once space is free</b>".to_string(),
-        (None, false) => "accepted".to_string(),
+        (None, false) => match st.health.disk_waiting_ms {
+            Some(ms) => format!("<b class=\"bad\">waiting: one has waited {ms} ms for the disk (a frozen file system, a stalled device); reads go on</b>"),
+            None => "accepted".to_string(),
+        },
     };
     let r = &st.recovery;
     let mut o = format!(
@@ -561,12 +564,30 @@ mod tests {
     }
 
     #[test]
+    fn shows_a_write_waiting_for_the_disk() {
+        let storage = StorageState {
+            health: ttlcask_engine::Health {
+                disk_waiting_ms: Some(4200),
+                ..Default::default()
+            },
+            recovery: ttlcask_engine::RecoveryReport::default(),
+            damaged_reads: 0,
+        };
+        let html = storage_section(&storage, &Stats::default());
+        assert!(
+            html.contains("Writes: <b class=\"bad\">waiting: one has waited 4200 ms for the disk"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn shows_disk_full_poison_and_recovery_findings() {
         let storage = StorageState {
             health: ttlcask_engine::Health {
                 poisoned: Some("fsync <EIO>".into()),
                 disk_full: true,
                 dir_not_writable: None,
+                disk_waiting_ms: None,
             },
             recovery: ttlcask_engine::RecoveryReport {
                 truncated: vec![(7, 100, 24)],
