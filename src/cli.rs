@@ -155,9 +155,17 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "TTLCASK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Accept the documents' sample credentials (loopback only).
-    #[arg(long, env = "TTLCASK_DEV")]
-    pub dev: bool,
+    /// Accept the documents' sample credentials (loopback only). `--dev=false` (or
+    /// `TTLCASK_DEV=false`) turns off a config file's `dev = true`.
+    #[arg(
+        long,
+        env = "TTLCASK_DEV",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub dev: Option<bool>,
     /// Log filter, e.g. `info` or `ttlcask=debug` [default: info].
     #[arg(long, env = "TTLCASK_LOG")]
     pub log: Option<String>,
@@ -480,7 +488,10 @@ pub fn resolve(args: ServeArgs) -> Result<ServeSettings, String> {
         (None, None) => None,
     };
     let recovery = args.recovery.or(file.recovery).unwrap_or_default().into();
-    let dev = args.dev || file.dev.unwrap_or(false);
+    // Flags, then the environment (clap reads both into `args`), then the file: an explicit
+    // false must win over the file's true (`args.dev || file.dev` kept a file's `dev = true`
+    // whatever TTLCASK_DEV said: found from outside).
+    let dev = args.dev.or(file.dev).unwrap_or(false);
     let mut akka_file = file.akka;
     if args.akka_hs256_secret.is_some() {
         akka_file.hs256_secret = args.akka_hs256_secret;
@@ -695,9 +706,17 @@ fn admin(target: &AdminTarget, request: Request) -> Result<(), String> {
         .issuer
         .clone()
         .unwrap_or_else(|| config::DEFAULT_AKKA_ISSUER.to_string());
+    // Where the server listens, as `serve` works it out: `TTLCASK_LISTEN` wins over the
+    // config's `listen` (it was skipped, so a command run with the server's own environment
+    // tried the file's address: found from outside).
     let server = target
         .server
         .clone()
+        .or_else(|| {
+            std::env::var("TTLCASK_LISTEN")
+                .ok()
+                .filter(|l| !l.is_empty())
+        })
         .or(file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let token = || match &target.admin_token {

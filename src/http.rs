@@ -552,6 +552,21 @@ pub fn single_header<'a>(
     }
 }
 
+/// The value of header `name` where every line of it agrees: `Ok(None)` when absent,
+/// `Err(Repeated)` when two lines differ. For a header that says one thing (`Content-Type`)
+/// and that scripts repeat by copy and paste: identical lines are no guess.
+pub fn agreed_header<'a>(
+    headers: &'a hyper::HeaderMap,
+    name: &hyper::header::HeaderName,
+) -> Result<Option<&'a HeaderValue>, Repeated> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    match first {
+        Some(first) if values.any(|v| v != first) => Err(Repeated),
+        _ => Ok(first),
+    }
+}
+
 /// Runs `f` on the blocking pool: engine calls do file I/O and may fsync.
 pub async fn blocking<T, F>(store: &Store, f: F) -> Result<T, String>
 where

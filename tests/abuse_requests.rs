@@ -431,6 +431,21 @@ async fn head_target_forms_transfer_codings_and_repeated_data_keys() {
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.text().contains("Content-Type"), "{r:?}");
     assert_eq!(akka_get(&a, "/ct/two").await.status, 404, "nothing stored");
+    // The same Content-Type twice (a curl script's repeated -H) is no guess: taken.
+    let r = req(
+        &a,
+        "POST",
+        "/ct/same",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        b"same",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(akka_get(&a, "/ct/same").await.body, b"same");
     let te2 = format!("/1/projects/{P}/caches/h/items/te2");
     assert_eq!(
         req(&a, "GET", &te2, &[("Authorization", IRON)], b"")

@@ -127,6 +127,24 @@ async fn document_examples_replay() {
         &r,
         r#"{"complete":true,"results":[{"cacheName":"cache1","key":"key3","success":true,"value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0aHJlZQ=="},{"cacheName":"cache1","key":"key2","success":true,"value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiB0d28="},{"cacheName":"cache1","key":"key1","success":true,"value":"dGhpcyBpcyB0aGUgcGF5bG9hZCBvZiBvbmU="}]}"#,
     );
+    // The document's Batch Get command as curl sends it (README: its two -d bodies joined with
+    // `&`, its Content-Type header twice): the invalid JSON is what is refused, not the
+    // repeated header (it was, found from outside).
+    let bearer = format!("Bearer {SAMPLE_JWT}");
+    let r = s
+        .req(
+            "POST",
+            "/batch/get",
+            &[
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+                ("Content-Type", "application/json"),
+            ],
+            format!("{get}&{get}").as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.text().starts_with("invalid JSON body"), "{r:?}");
     // Batch Delete: as the transcript, without the org prefix it leaked.
     let del = r#"{"getCachedBatch" : [{"cacheName":"cache1", "key":"key3"}, {"cacheName":"cache1", "key":"key2"}]}"#;
     let r = akka(&s, "DELETE", "/batch", JSON, del).await;
@@ -369,6 +387,7 @@ async fn items_misses_ttl_and_content_type() {
     assert_eq!(r.status, 201, "{r:?}");
     let r = akka(&s, "POST", "/c/huge/18446744073709551616", OCTET, "v").await;
     assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.text().contains("at most 18446744073709551615"), "{r:?}");
     // Nor what a JSON integer is not (`/set` refuses them).
     for ttl in ["+5", "05", "-", "5a", "%2B5"] {
         let r = akka(&s, "POST", &format!("/c/odd/{ttl}"), OCTET, "v").await;

@@ -302,10 +302,32 @@ async fn put_validation_and_conditions() {
     assert_json(&r, 200, json!({"msg": "Stored."}));
     let got = iron(&s, "GET", &item, None).await.json();
     assert_eq!(got["value"], "v4");
-    assert!(
-        got["cas"].as_u64().expect("cas") > cas,
-        "cas changes on every write"
-    );
+    let cas4 = got["cas"].as_u64().expect("cas");
+    assert!(cas4 > cas, "cas changes on every write");
+    // add with a matching cas or with replace: add wants the item missing, cas and replace
+    // want it there, so nothing is stored, the item there or not (cas overwrote it).
+    for (key, extra) in [
+        ("caches/c/items/k", json!({"cas": cas4})),
+        ("caches/c/items/k", json!({"replace": true})),
+        ("caches/c/items/never", json!({"replace": true})),
+        ("caches/c/items/never", json!({"cas": 1})),
+    ] {
+        let mut body = json!({"value": "both", "add": true});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        let r = iron(&s, "PUT", &p(key), Some(body.clone())).await;
+        assert_eq!(r.status, 200, "{body}: {r:?}");
+        assert!(
+            r.json()["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Not stored")),
+            "{body}: {r:?}"
+        );
+    }
+    assert_eq!(iron(&s, "GET", &item, None).await.json()["value"], "v4");
+    let r = iron(&s, "GET", &p("caches/c/items/never"), None).await;
+    assert_eq!(r.status, 404, "{r:?}");
     // add on a missing key stores.
     let r = iron(
         &s,

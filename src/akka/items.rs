@@ -43,6 +43,11 @@ pub struct CacheRequest {
     pub ttl_seconds: Option<i64>,
 }
 
+/// Why a `ttlSeconds` is refused: it says the bound, which an integer above it passes
+/// (found from outside: "must be an integer" for an integer).
+const TTL_NOT_AN_INTEGER: &str =
+    "ttlSeconds must be an integer number of seconds, at most 18446744073709551615 (0 or less: no expiry)";
+
 /// `ttlSeconds`: an integer (above `i64::MAX` is as good as never), or null; any other
 /// type is refused, never ignored (DESIGN.md "Limits and bad input").
 fn ttl_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -51,9 +56,7 @@ fn ttl_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D:
         serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
             Ok(Some(n.as_i64().unwrap_or(i64::MAX)))
         }
-        _ => Err(serde::de::Error::custom(
-            "ttlSeconds must be an integer number of seconds",
-        )),
+        _ => Err(serde::de::Error::custom(TTL_NOT_AN_INTEGER)),
     }
 }
 
@@ -174,7 +177,7 @@ pub async fn binary_post(
     }) {
         None => None,
         Some(Ok(t)) => Some(t),
-        Some(Err(_)) => return bad_request("ttlSeconds must be an integer"),
+        Some(Err(_)) => return bad_request(TTL_NOT_AN_INTEGER),
     };
     let limit = ctx.state.config.limits.akka_value_bytes;
     let budget = Some((&ctx.state.body_budget, ctx.caller.tenant()));

@@ -22,7 +22,15 @@ struct PutRequest {
     condition: Option<Condition>,
 }
 
+/// The answer to a put whose conditions cannot all hold: `add` wants the item missing,
+/// `replace` and `cas` want it there. Each is a condition the put must meet, so together
+/// nothing is stored (`cas` used to stand in for `add`, and the put overwrote the item it
+/// said it would not: found from outside; with `replace`, `add` stood in).
+const NEVER_BOTH: &str =
+    "Not stored: add (the item must not exist) and replace or cas (it must) cannot both hold.";
+
 /// `body` as parsed, and `bytes` as sent (a number's value is kept as written).
+/// `Err` is the answer, given without touching the store.
 fn parse_put(body: &Map<String, Value>, bytes: &[u8], t: &Target<'_>) -> Result<PutRequest, Resp> {
     let limits = &t.state.config.limits;
     let (value, kind) = match body.get("value") {
@@ -92,13 +100,14 @@ fn parse_put(body: &Map<String, Value>, bytes: &[u8], t: &Target<'_>) -> Result<
         Some(_) => Some(None),
     };
     let condition = match cas {
-        Some(Some(v)) => Some(Condition::VersionIs(v)),
         Some(None) => {
             return Err(msg(
                 StatusCode::BAD_REQUEST,
                 "cas must be an unsigned integer, as a number or a string of digits",
             ))
         }
+        _ if add && (replace || cas.is_some()) => return Err(msg(StatusCode::OK, NEVER_BOTH)),
+        Some(Some(v)) => Some(Condition::VersionIs(v)),
         None if add => Some(Condition::Absent),
         None if replace => Some(Condition::Present),
         None => None,

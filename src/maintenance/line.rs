@@ -116,10 +116,14 @@ impl Line {
     /// The key bytes, or `None` for a line that records a cache.
     ///
     /// # Errors
-    /// `key_base64` is not base64.
+    /// `key_base64` is not base64, or the line has both `key` and `key_base64` (which one
+    /// it meant is a guess: `key` was taken, found from outside).
     pub fn key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
         match (&self.key, &self.key_base64) {
-            (Some(k), _) => Ok(Some(k.as_bytes().to_vec())),
+            (Some(_), Some(_)) => {
+                Err("a line has key or key_base64, not both (which key it means is a guess)".into())
+            }
+            (Some(k), None) => Ok(Some(k.as_bytes().to_vec())),
             (None, Some(b)) => BASE64
                 .decode(b)
                 .map(Some)
@@ -261,5 +265,12 @@ mod tests {
             .namespace()
             .is_err_and(|e| e.contains("system or api")));
         assert!(line(r#"{"key_base64":"!!"}"#).key_bytes().is_err());
+        assert!(line(r#"{"key":"k","key_base64":"aw=="}"#)
+            .key_bytes()
+            .is_err_and(|e| e.contains("not both")));
+        assert_eq!(
+            line(r#"{"key_base64":"aw=="}"#).key_bytes(),
+            Ok(Some(b"k".to_vec()))
+        );
     }
 }
