@@ -160,6 +160,8 @@ pub async fn run(
         history: Arc::new(History::new()),
         transfers: Arc::default(),
     });
+    // Dropped (stopped) when `run` returns.
+    let _stall_watch = faults::StallWatch::start(store.clone(), tokio::runtime::Handle::current());
     // Dropping `stop_sampler` (at shutdown, or if this future is dropped) ends the sampler.
     let (stop_sampler, sampler_stopped) = oneshot::channel::<()>();
     let sampler = tokio::spawn(history::sample_every(

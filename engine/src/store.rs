@@ -772,6 +772,15 @@ impl Store {
         inner.health.snapshot()
     }
 
+    /// How long the write or fsync in progress that acknowledged writes wait for (an
+    /// append, a group-commit fsync) has waited for the disk so far, if one is in progress.
+    /// A caller that makes writes on threads that must not block for long (an async
+    /// runtime's, through [`Store::try_put_deferred`]) can tell a stall from it within
+    /// milliseconds; [`Health::disk_waiting_ms`] reports one only after a second.
+    pub fn disk_wait(&self) -> Option<std::time::Duration> {
+        self.inner().health.disk_wait()
+    }
+
     /// Counters and sizes. Not a snapshot while others write: items are counted a part of
     /// the index at a time, and writers go on between parts.
     pub fn stats(&self) -> Stats {

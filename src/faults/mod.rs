@@ -5,6 +5,7 @@
 //! page and `ttlcask stats` ([`StorageState`]).
 
 mod damaged_reads;
+mod stall_watch;
 mod state;
 
 use hyper::StatusCode;
@@ -12,6 +13,7 @@ use serde_json::json;
 use ttlcask_engine::{Health, WriteError};
 
 pub use damaged_reads::{DamagedReads, LOGGED_PLACES};
+pub use stall_watch::StallWatch;
 pub use state::{log_recovery, recovery_lines, StorageState};
 
 use crate::http::{self, Resp};

@@ -157,9 +157,13 @@ fn storage_section(st: &StorageState, s: &Stats) -> String {
             escape(reason)
         ),
         (None, true) => "<b class=\"bad\">refused: the disk is full (507); reads and deletes go on, writes resume once space is free</b>".to_string(),
-        (None, false) => match st.health.disk_waiting_ms {
-            Some(ms) => format!("<b class=\"bad\">waiting: one has waited {ms} ms for the disk (a frozen file system, a stalled device); reads go on</b>"),
-            None => "accepted".to_string(),
+        (None, false) => match (&st.health.dir_not_writable, st.health.disk_waiting_ms) {
+            (Some(reason), _) => format!(
+                "<b class=\"bad\">refused where they need a new segment (503): the data dir refuses new files ({}); they resume once it takes them</b>",
+                escape(reason)
+            ),
+            (None, Some(ms)) => format!("<b class=\"bad\">waiting: one has waited {ms} ms for the disk (a frozen file system, a stalled device); reads go on</b>"),
+            (None, None) => "accepted".to_string(),
         },
     };
     let r = &st.recovery;
@@ -561,6 +565,25 @@ mod tests {
         assert!(!html.contains("http://") && !html.contains("https://"));
         assert!(html.contains("Writes: accepted. Disk full: no. Poisoned: no."));
         assert!(html.contains("Recovery at open: clean."));
+    }
+
+    /// Found from outside: with `chattr +i` on the data dir every write got 503 while the
+    /// page said "Writes: accepted".
+    #[test]
+    fn shows_a_data_dir_that_refuses_new_files() {
+        let storage = StorageState {
+            health: ttlcask_engine::Health {
+                dir_not_writable: Some("Operation not permitted <os error 1>".into()),
+                ..Default::default()
+            },
+            recovery: ttlcask_engine::RecoveryReport::default(),
+            damaged_reads: 0,
+        };
+        let html = storage_section(&storage, &Stats::default());
+        assert!(
+            html.contains("Writes: <b class=\"bad\">refused where they need a new segment (503): the data dir refuses new files (Operation not permitted &lt;os error 1&gt;)"),
+            "{html}"
+        );
     }
 
     #[test]
