@@ -534,6 +534,39 @@ pub fn query_name(k: &str) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
+/// Why a query's parameter names do not fit a route (see [`check_param_names`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamProblem {
+    /// A name the route does not take: decoded, or as given where that is not UTF-8.
+    Unknown(String),
+    /// A name the route takes, given more than once.
+    Repeated(&'static str),
+}
+
+/// Checks a query's parameter names against the ones a route `takes`: each name read
+/// decoded, as [`query_params`] reads it, so that an encoded name is neither unknown here
+/// nor ignored there. Empty pairs (`a=1&&b=2`) are skipped. The admin routes, export and
+/// import each had a loop of their own, two of which compared names undecoded.
+///
+/// # Errors
+/// The first unknown name, else the first name given twice.
+pub fn check_param_names(query: Option<&str>, takes: &[&'static str]) -> Result<(), ParamProblem> {
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        let raw = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let name = query_name(raw).unwrap_or(std::borrow::Cow::Borrowed(raw));
+        if !name.is_empty() && !takes.contains(&name.as_ref()) {
+            return Err(ParamProblem::Unknown(name.into_owned()));
+        }
+    }
+    match takes
+        .iter()
+        .find(|name| query_params(query, name).nth(1).is_some())
+    {
+        Some(name) => Err(ParamProblem::Repeated(name)),
+        None => Ok(()),
+    }
+}
+
 /// A header sent more than once where one value is expected (a credential): refused
 /// rather than resolved by picking one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -681,6 +714,30 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_names_are_checked_decoded() {
+        let takes = ["tenant", "slot"];
+        let check = |q: &str| check_param_names(Some(q), &takes);
+        assert_eq!(check("tenant=a&&slot=1"), Ok(()));
+        assert_eq!(check("t%65nant=a"), Ok(()), "an encoded name is the name");
+        assert_eq!(check_param_names(None, &takes), Ok(()));
+        assert_eq!(
+            check("tenant=a&t%65nant=b"),
+            Err(ParamProblem::Repeated("tenant")),
+            "an encoded name counts as a second one"
+        );
+        assert_eq!(check("slot=1&slot=2"), Err(ParamProblem::Repeated("slot")));
+        assert_eq!(
+            check("tenant=a&x%79=1"),
+            Err(ParamProblem::Unknown("xy".into()))
+        );
+        assert_eq!(
+            check("%FF=1"),
+            Err(ParamProblem::Unknown("%FF".into())),
+            "not UTF-8 decoded: named as given"
+        );
+    }
 
     #[test]
     fn decodes_segments() {

@@ -687,6 +687,11 @@ async fn admin_routes_refuse_parameters_they_do_not_take() {
         ("POST", "/admin/drop?slot=331&x=1"),
         ("POST", "/admin/fence?slot=3&slot=4"),
         ("GET", "/admin/stats?verbose=1"),
+        // Export and import read names decoded too: an encoded one is a second one.
+        ("GET", "/admin/export?tenant=ttorg&t%65nant=other"),
+        ("GET", "/admin/export?tenants=ttorg"),
+        ("POST", "/admin/import?batch=1&b%61tch=2"),
+        ("POST", "/admin/import?size=1"),
     ] {
         let r = s.req(method, path, &h, b"").await;
         assert_eq!(r.status, 400, "{method} {path}: {}", r.text());
@@ -709,6 +714,8 @@ async fn admin_routes_refuse_parameters_they_do_not_take() {
         ("GET", "/admin/credentials?revoked=true"),
         ("GET", "/admin/credentials?revoked=false"),
         ("GET", "/admin/credentials?%74enant=ttorg"),
+        // Refused as unknown before (export compared names undecoded).
+        ("GET", "/admin/export?t%65nant=ttorg"),
         ("POST", "/admin/fence?slot=3"),
         ("DELETE", "/admin/fence?slot=3"),
     ] {

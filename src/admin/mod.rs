@@ -293,27 +293,16 @@ fn check_params(method: &Method, path: &str, query: Option<&str>) -> Result<(), 
         (&Method::GET, "/admin/export") | (&Method::POST, "/admin/import") => return Ok(()),
         _ => &[],
     };
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        let raw = pair.split_once('=').map_or(pair, |(n, _)| n);
-        let name = http::query_name(raw).unwrap_or(std::borrow::Cow::Borrowed(raw));
-        if name.is_empty() {
-            continue;
+    http::check_param_names(query, takes).map_err(|p| match (p, takes) {
+        (http::ParamProblem::Unknown(name), []) => {
+            format!("{path} takes no query parameter ({name:?} given)")
         }
-        if !takes.contains(&name.as_ref()) {
-            return Err(match takes {
-                [] => format!("{path} takes no query parameter ({name:?} given)"),
-                _ => format!(
-                    "unknown parameter {name:?}: {path} takes {}",
-                    takes.join("=, ") + "="
-                ),
-            });
-        }
-    }
-    for name in takes {
-        if http::query_params(query, name).nth(1).is_some() {
-            return Err(format!("{name}= is given twice"));
-        }
-    }
+        (http::ParamProblem::Unknown(name), _) => format!(
+            "unknown parameter {name:?}: {path} takes {}",
+            takes.join("=, ") + "="
+        ),
+        (http::ParamProblem::Repeated(name), _) => format!("{name}= is given twice"),
+    })?;
     if let Some(t) = http::query_param(query, "tenant") {
         if !crate::namespace::valid_tenant(&t) {
             return Err(format!("invalid tenant name {t:?}"));

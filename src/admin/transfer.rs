@@ -175,14 +175,13 @@ pub async fn import(state: &AppState, req: Request<Incoming>, query: Option<&str
 
 /// The batch size and whether items go in over newer clears ([`Importer::over_clears`]).
 fn import_params(query: Option<&str>) -> Result<(usize, bool), String> {
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        if !name.is_empty() && name != "batch" && name != "over_clears" {
-            return Err(format!(
-                "unknown import parameter {name:?}: use batch= or over_clears="
-            ));
+    use crate::http::ParamProblem;
+    crate::http::check_param_names(query, &["batch", "over_clears"]).map_err(|p| match p {
+        ParamProblem::Unknown(name) => {
+            format!("unknown import parameter {name:?}: use batch= or over_clears=")
         }
-    }
+        ParamProblem::Repeated(name) => format!("{name}= is given twice"),
+    })?;
     let batch = match query_param(query, "batch") {
         None => DEFAULT_BATCH,
         Some(b) => b
@@ -191,11 +190,6 @@ fn import_params(query: Option<&str>) -> Result<(usize, bool), String> {
             .filter(|n| (1..=MAX_BATCH).contains(n))
             .ok_or_else(|| format!("batch={b:?}: use 1 to {MAX_BATCH}"))?,
     };
-    for name in ["batch", "over_clears"] {
-        if crate::http::query_params(query, name).nth(1).is_some() {
-            return Err(format!("{name}= is given twice"));
-        }
-    }
     let over_clears = match query_param(query, "over_clears").as_deref() {
         None | Some("false") => false,
         Some("true") => true,

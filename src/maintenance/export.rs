@@ -13,7 +13,7 @@ use ttlcask_engine::{ReadError, Store};
 
 use super::line::Line;
 use crate::auth::registry::Registry;
-use crate::http::{percent_decode, query_params};
+use crate::http::{check_param_names, query_params, ParamProblem};
 use crate::namespace::{self, Parsed};
 use crate::slot::{self, ClientIds};
 
@@ -40,21 +40,12 @@ impl ExportFilter {
     /// A message naming the parameter.
     pub fn from_query(query: Option<&str>) -> Result<Self, String> {
         let mut filter = Self::default();
-        for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            if pair.is_empty() {
-                continue;
+        check_param_names(query, &["tenant", "slot", "registry"]).map_err(|p| match p {
+            ParamProblem::Unknown(name) => {
+                format!("unknown export parameter {name:?}: use tenant=, slot=A..B, registry=")
             }
-            let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
-            if !matches!(name, "tenant" | "slot" | "registry") {
-                return Err(format!(
-                    "unknown export parameter {:?}: use tenant=, slot=A..B, registry=",
-                    percent_decode(name).unwrap_or_default()
-                ));
-            }
-            if query_params(query, name).count() > 1 {
-                return Err(format!("give {name}= once"));
-            }
-        }
+            ParamProblem::Repeated(name) => format!("give {name}= once"),
+        })?;
         if let Some(t) = query_params(query, "tenant").next() {
             check_tenant(&t)?;
             filter.tenant = Some(t);
