@@ -13,7 +13,7 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{request_bytes, try_raw, Resp, SAMPLE_JWT};
@@ -21,18 +21,7 @@ use common::{request_bytes, try_raw, Resp, SAMPLE_JWT};
 /// How long a read may take while a write waits before the test calls it hung.
 const READ_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Kills the server when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::ServerProcess as Server;
 
 /// Thaws the file system when dropped (a process blocked on a frozen file system cannot be
 /// killed, so this guard is dropped before the server's).
@@ -97,6 +86,21 @@ async fn send(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::i
     try_raw(addr, &request_bytes(addr, method, path, &headers, body)).await
 }
 
+/// A server on a fresh 32 MiB ext4 (dropped in the order server, mount, directory); `None`
+/// after a SKIPPED line where that cannot be had (not root, mounting refused).
+async fn mounted_server() -> Option<(tempfile::TempDir, common::Mount, Server)> {
+    if !common::is_root() {
+        eprintln!("SKIPPED frozen_disk: needs root to mount and freeze a file system");
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mnt = common::mount_ext4(tmp.path(), 32)
+        .map_err(|e| eprintln!("SKIPPED frozen_disk: mounting an ext4 image was refused: {e}"))
+        .ok()?;
+    let server = start(&mnt.point.join("data")).await;
+    Some((tmp, mnt, server))
+}
+
 /// `send` that must answer within [`READ_PATIENCE`].
 async fn answered(addr: SocketAddr, method: &str, path: &str) -> Resp {
     match tokio::time::timeout(READ_PATIENCE, send(addr, method, path, b"")).await {
@@ -108,19 +112,9 @@ async fn answered(addr: SocketAddr, method: &str, path: &str) -> Resp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_answer_while_a_durable_write_waits_on_a_frozen_file_system() {
-    if !common::is_root() {
-        eprintln!("SKIPPED frozen_disk: needs root to mount and freeze a file system");
+    let Some((_tmp, mnt, server)) = mounted_server().await else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match common::mount_ext4(tmp.path(), 32) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED frozen_disk: mounting an ext4 image was refused: {e}");
-            return;
-        }
     };
-    let server = start(&mnt.point.join("data")).await;
     let addr = server.addr;
     let put = send(addr, "POST", "/frozen/a", b"old")
         .await
@@ -202,19 +196,9 @@ async fn reads_answer_while_a_durable_write_waits_on_a_frozen_file_system() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_answer_while_several_durable_writes_wait_on_a_frozen_file_system() {
     const CYCLES: usize = 20;
-    if !common::is_root() {
-        eprintln!("SKIPPED frozen_disk: needs root to mount and freeze a file system");
+    let Some((_tmp, mnt, server)) = mounted_server().await else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mnt = match common::mount_ext4(tmp.path(), 32) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED frozen_disk: mounting an ext4 image was refused: {e}");
-            return;
-        }
     };
-    let server = start(&mnt.point.join("data")).await;
     let addr = server.addr;
     let put = send(addr, "POST", "/frozen/pre", b"pre")
         .await

@@ -17,7 +17,7 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{request_bytes, try_raw, Resp, SAMPLE_JWT};
@@ -56,34 +56,7 @@ enum Fs {
     Ext4,
 }
 
-/// Kills the server when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+use common::ServerProcess as Server;
 
 /// Mounts `fs` at `<tmp>/mnt`; `Err` says why it could not.
 fn mount(tmp: &Path, fs: Fs) -> Result<common::Mount, String> {
@@ -141,7 +114,7 @@ async fn start(data: &Path, log: &Path, segment: Option<&str>) -> Server {
 /// Stops the server with SIGTERM and waits (bounded) for a clean exit.
 fn stop(mut server: Server, log: &Path) {
     let pid = server.child.id().to_string();
-    run(Command::new("kill").args(["-TERM", &pid])).expect("send SIGTERM");
+    common::run_command(Command::new("kill").args(["-TERM", &pid])).expect("send SIGTERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = server.child.try_wait().expect("try_wait") {

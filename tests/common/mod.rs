@@ -356,34 +356,53 @@ pub fn mount_tmpfs(point: &Path, options: &str) -> Result<Mount, String> {
     })
 }
 
+/// Runs `cmd` to its end (no stdin); `Err` names it with its status and stderr.
+pub fn run_command(cmd: &mut std::process::Command) -> Result<(), String> {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A `ttlcask serve` process and its address, killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loop-mounted ext4 of `megabytes` at `<dir>/mnt`, its image `<dir>/ext4.img`, unmounted
 /// when the returned guard is dropped; `Err` says which step was refused.
 pub fn mount_ext4(dir: &Path, megabytes: u32) -> Result<Mount, String> {
     let point = dir.join("mnt");
     std::fs::create_dir_all(&point).map_err(|e| e.to_string())?;
     let image = dir.join("ext4.img");
-    let run = |cmd: &mut std::process::Command| {
-        let out = cmd
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?}: {} {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(std::process::Command::new("truncate")
-        .arg("-s")
-        .arg(format!("{megabytes}M"))
-        .arg(&image))?;
-    run(std::process::Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&image))?;
+    run_command(
+        std::process::Command::new("truncate")
+            .arg("-s")
+            .arg(format!("{megabytes}M"))
+            .arg(&image),
+    )?;
+    run_command(
+        std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image),
+    )?;
     mount_command(
         &["-o", "loop", image.to_str().ok_or("non-UTF-8 path")?],
         &point,
