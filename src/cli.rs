@@ -255,6 +255,9 @@ pub enum CredentialCommand {
         /// Only this tenant's.
         #[arg(long)]
         tenant: Option<String>,
+        /// The revoked ones instead: `[[id, {"revoked_ms", "tenant"}]]`.
+        #[arg(long)]
+        revoked: bool,
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -323,14 +326,18 @@ pub fn main(cli: Cli) -> Result<(), String> {
             let api: Api = api.parse()?;
             admin(&target, Request::CreateCredential { tenant, api, app })
         }
-        Command::Credential(CredentialCommand::List { tenant, target }) => {
+        Command::Credential(CredentialCommand::List {
+            tenant,
+            revoked,
+            target,
+        }) => {
             if let Some(t) = tenant
                 .as_deref()
                 .filter(|t| !crate::namespace::valid_tenant(t))
             {
                 return Err(format!("invalid tenant name {t:?}"));
             }
-            admin(&target, Request::ListCredentials(tenant))
+            admin(&target, Request::ListCredentials { tenant, revoked })
         }
         Command::Credential(CredentialCommand::Revoke {
             id,
@@ -645,7 +652,10 @@ enum Request {
         api: Api,
         app: Option<String>,
     },
-    ListCredentials(Option<String>),
+    ListCredentials {
+        tenant: Option<String>,
+        revoked: bool,
+    },
     Revoke(String),
     Stats,
     Compact,
@@ -658,7 +668,7 @@ impl Request {
     fn is_read_only(&self) -> bool {
         matches!(
             self,
-            Self::ListTenants | Self::ListCredentials(_) | Self::Stats | Self::Export(..)
+            Self::ListTenants | Self::ListCredentials { .. } | Self::Stats | Self::Export(..)
         )
     }
 }
@@ -806,9 +816,19 @@ fn offline(
                 .map_err(|e| e.to_string())?;
             print_json(&created)
         }
-        Request::ListCredentials(tenant) => {
+        Request::ListCredentials {
+            tenant,
+            revoked: false,
+        } => {
             let r = Registry::load(store).map_err(|e| e.to_string())?;
             print_json(&r.credentials(tenant.as_deref()).collect::<Vec<_>>())
+        }
+        Request::ListCredentials {
+            tenant,
+            revoked: true,
+        } => {
+            let records = registry::revoked_records(store).map_err(|e| e.to_string())?;
+            print_json(&registry::of_tenant(records, tenant.as_deref()))
         }
         Request::Revoke(id) => {
             registry::revoke_credential(store, &id).map_err(|e| e.to_string())?;
@@ -851,10 +871,19 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
                 Some(json!({ "tenant": tenant, "api": api, "app": app })),
             )
         }
-        Request::ListCredentials(Some(t)) => {
-            ("GET", format!("/admin/credentials?tenant={t}"), None)
+        Request::ListCredentials { tenant, revoked } => {
+            // Tenant names are URL-safe (checked above).
+            let params: Vec<String> = tenant
+                .map(|t| format!("tenant={t}"))
+                .into_iter()
+                .chain(revoked.then(|| "revoked=true".to_string()))
+                .collect();
+            let path = match params.is_empty() {
+                true => "/admin/credentials".to_string(),
+                false => format!("/admin/credentials?{}", params.join("&")),
+            };
+            ("GET", path, None)
         }
-        Request::ListCredentials(None) => ("GET", "/admin/credentials".to_string(), None),
         Request::Revoke(id) => ("DELETE", format!("/admin/credentials/{id}"), None),
         Request::Stats => ("GET", "/admin/stats".to_string(), None),
         Request::Compact => ("POST", "/admin/compact".to_string(), None),

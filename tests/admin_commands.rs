@@ -60,6 +60,12 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The JSON a command that succeeded printed.
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 #[test]
 fn maintenance_commands_work_on_a_stopped_data_dir() {
     let a = tempfile::tempdir().expect("tempdir");
@@ -413,10 +419,6 @@ fn a_tenant_can_keep_its_flash_client_id() {
     let data = dir.path().join("data");
     drop(open_when_free(|| Store::open(&data)));
     let d = data.to_str().expect("utf-8 path");
-    let json = |out: &std::process::Output| -> serde_json::Value {
-        assert!(out.status.success(), "{out:?}");
-        serde_json::from_slice(&out.stdout).expect("json")
-    };
     let acme = json(&ttlcask_when_free(&[
         "tenant",
         "create",
@@ -463,6 +465,55 @@ fn a_tenant_can_keep_its_flash_client_id() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert_eq!(names, ["acme"]);
+}
+
+/// `credential list --revoked` on a stopped dir lists the records revoked credentials keep,
+/// of one tenant with `--tenant` (the CLI had no way to see them).
+#[test]
+fn revoked_credentials_are_listed_on_a_stopped_data_dir() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    drop(open_when_free(|| Store::open(&dir)));
+    let d = dir.to_str().expect("utf-8 path");
+    for tenant in ["acme", "beta"] {
+        let out = ttlcask(&["tenant", "create", tenant, "--data-dir", d]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = ttlcask(&[
+        "credential",
+        "create",
+        "--tenant",
+        "acme",
+        "--api",
+        "iron",
+        "--data-dir",
+        d,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created = json(&out);
+    let id = created["credential"]["id"].as_str().expect("id");
+    let listed = |args: &[&str]| {
+        let mut all = vec!["credential", "list", "--data-dir", d];
+        all.extend_from_slice(args);
+        json(&ttlcask(&all))
+    };
+    assert_eq!(listed(&["--revoked"]), serde_json::json!([]));
+    let out = ttlcask(&["credential", "revoke", id, "--data-dir", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let revoked = listed(&["--revoked"]);
+    assert_eq!(revoked[0][0], id, "{revoked}");
+    assert_eq!(revoked[0][1]["tenant"], "acme", "{revoked}");
+    assert!(revoked[0][1]["revoked_ms"].as_u64().is_some(), "{revoked}");
+    assert_eq!(listed(&["--revoked", "--tenant", "acme"]), revoked);
+    assert_eq!(
+        listed(&["--revoked", "--tenant", "beta"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        listed(&[]),
+        serde_json::json!([]),
+        "no live credential left"
+    );
 }
 
 /// Runs `ttlcask serve` on `dir` until it exits by itself (`Some`) or `until` holds (`None`,

@@ -332,6 +332,26 @@ async fn admin_commands_on_a_stopped_and_a_running_server() {
     // Again: an error that says so, not "no credential" (its record is kept).
     let (ok, _, err) = revoke();
     assert!(!ok && err.contains("already revoked"), "{err}");
+    // Listed among the revoked (of its tenant only), through the server.
+    let revoked = |tenant: &str| {
+        let (ok, out, err) = ttlcask(&[
+            "credential",
+            "list",
+            "--revoked",
+            "--tenant",
+            tenant,
+            "--data-dir",
+            d,
+            "--server",
+            &server,
+        ]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).expect("json")
+    };
+    let acme = revoked("acme");
+    assert_eq!(acme[0][0], id, "{acme}");
+    assert_eq!(acme[0][1]["tenant"], "acme", "{acme}");
+    assert_eq!(revoked("ttorg"), serde_json::json!([]));
     let (ok, out, _) = ttlcask(&["tenant", "list", "--data-dir", d, "--server", &server]);
     assert!(ok && out.contains("acme"));
 }

@@ -6,7 +6,7 @@
 //! | GET | `/admin/tenants` | | `[TenantRecord]` |
 //! | POST | `/admin/tenants` | `{"name", "flash_client_id"?}` | 201 `TenantRecord` |
 //! | GET | `/admin/credentials[?tenant=]` | | `[CredentialRecord]` (no secrets) |
-//! | GET | `/admin/credentials?revoked=true` | | `[[id, {"revoked_ms","tenant"}]]`: the records revoked credentials keep |
+//! | GET | `/admin/credentials?revoked=true` (`&tenant=`) | | `[[id, {"revoked_ms","tenant"}]]`: the records revoked credentials keep |
 //! | POST | `/admin/credentials` | `{"tenant","api","app"?}` | 201 `NewCredential` (secret shown once) |
 //! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
 //! | GET | `/admin/stats` | | engine stats, disk full, poisoned, recovery report (as `ttlcask stats`); `items` split into `cache_items` and `registry_items` (tenant and credential records) |
@@ -149,9 +149,14 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
         {
             // The records revoked credentials keep (with their ids), for `cluster move` to
             // copy into a new node with the others: without them an older export imported
-            // there brought a revoked credential back (found from outside).
+            // there brought a revoked credential back (found from outside). `tenant=`
+            // narrows them as it narrows the live ones (it was ignored).
+            let tenant = query_param(query.as_deref(), "tenant");
             match blocking(&state.store, registry::revoked_records).await {
-                Ok(Ok(list)) => http::json(StatusCode::OK, &list),
+                Ok(Ok(list)) => {
+                    let list = registry::of_tenant(list, tenant.as_deref());
+                    http::json(StatusCode::OK, &list)
+                }
                 Ok(Err(e)) => registry_error(&e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }

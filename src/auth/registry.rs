@@ -527,6 +527,17 @@ pub fn revoked_records(store: &Store) -> Result<Vec<(String, serde_json::Value)>
     Ok(out)
 }
 
+/// The records of [`revoked_records`] that are `tenant`'s (all of them for `None`).
+pub fn of_tenant(
+    records: Vec<(String, serde_json::Value)>,
+    tenant: Option<&str>,
+) -> Vec<(String, serde_json::Value)> {
+    records
+        .into_iter()
+        .filter(|(_, record)| tenant.is_none_or(|t| record["tenant"] == t))
+        .collect()
+}
+
 /// Revokes a credential: its record is overwritten with a revoked one (`{"revoked_ms": N,
 /// "tenant": T}`),
 /// kept for good, not deleted. A delete's tombstone goes at a compaction once nothing older
