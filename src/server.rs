@@ -55,6 +55,11 @@ pub struct AppState {
     /// its copy, then undone, dropped the slots while the dead run's import went on, and
     /// left its copies behind: found from outside).
     pub transfers: Arc<tokio::sync::RwLock<()>>,
+    /// Random per start: `/admin/stats` shows it, so that `cluster move` can tell one
+    /// server reached at two addresses of a cluster file (`127.0.0.1:P` and
+    /// `localhost:P`) from two servers (it moved a slot "between" them and dropped it: found
+    /// from outside).
+    pub instance: String,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -159,6 +164,7 @@ pub async fn run(
         damaged_reads: Arc::new(DamagedReads::new()),
         history: Arc::new(History::new()),
         transfers: Arc::default(),
+        instance: crate::http::random_hex(16),
     });
     // Dropped (stopped) when `run` returns.
     let _stall_watch = faults::StallWatch::start(store.clone(), tokio::runtime::Handle::current());

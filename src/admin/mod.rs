@@ -9,7 +9,7 @@
 //! | GET | `/admin/credentials?revoked=true` (`&tenant=`) | | `[[id, {"revoked_ms","tenant"}]]`: the records revoked credentials keep |
 //! | POST | `/admin/credentials` | `{"tenant","api","app"?}` | 201 `NewCredential` (secret shown once) |
 //! | DELETE | `/admin/credentials/{id}` | | 200 `{"revoked": id}` |
-//! | GET | `/admin/stats` | | engine stats, disk full, poisoned, recovery report (as `ttlcask stats`); `items` split into `cache_items` and `registry_items` (tenant and credential records) |
+//! | GET | `/admin/stats` | | engine stats, disk full, poisoned, recovery report (as `ttlcask stats`); `items` split into `cache_items` and `registry_items` (tenant and credential records); `server_instance`, random per start |
 //! | POST | `/admin/compact` | | 200 compaction report |
 //! | GET | `/admin/export[?tenant=&slot=A..B&registry=]` | | JSON lines, streamed (as `ttlcask export`) |
 //! | POST | `/admin/import[?batch=N]` | JSON lines, streamed, any length | 200 `ImportReport` |
@@ -222,6 +222,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
         }
         (Method::GET, "/admin/stats") => {
             let damaged_reads = state.damaged_reads.count();
+            let instance = state.instance.clone();
             let stats = blocking(&state.store, move |s| {
                 let mut v =
                     crate::maintenance::stats_json(&s.stats(), &StorageState::of(s, damaged_reads));
@@ -236,6 +237,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
                 if let Some(out) = v.as_object_mut() {
                     out.insert("registry_items".into(), json!(registry));
                     out.insert("cache_items".into(), json!(items.saturating_sub(registry)));
+                    out.insert("server_instance".into(), json!(instance));
                 }
                 v
             });

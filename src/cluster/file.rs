@@ -80,7 +80,12 @@ impl ClusterFile {
             .map_err(|e| format!("cannot read cluster file {}: {e}", path.display()))?;
         let mut file: Self = toml::from_str(&text)
             .map_err(|e| format!("invalid cluster file {}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        // Absolute, so that the paths pasted into the HAProxy config (which HAProxy reads
+        // from its own working directory) and compared below are too: `cluster haproxy
+        // cluster.toml` printed `stats socket h.sock`, which HAProxy refused (found from
+        // outside).
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = absolute.parent().unwrap_or(Path::new("."));
         for p in [
             &mut file.haproxy_socket,
             &mut file.read_map,
@@ -109,16 +114,13 @@ impl ClusterFile {
         if self.nodes.is_empty() {
             return Err("no [[nodes]]".into());
         }
-        if self
-            .bind
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
-        {
-            return Err(format!(
-                "bind {:?}: no spaces, control characters or # here",
-                self.bind
-            ));
-        }
+        // HAProxy's `:PORT` and `*:PORT` listen on every address; a bind without a port
+        // was printed into a config HAProxy refused (found from outside).
+        let bind = match self.bind.strip_prefix(':') {
+            Some(port) => format!("*:{port}"),
+            None => self.bind.clone(),
+        };
+        check_address("bind", &bind)?;
         if self.check_interval_ms == 0 {
             return Err(
                 "check_interval_ms must be at least 1 (HAProxy refuses `inter 0ms`)".into(),
@@ -139,12 +141,7 @@ impl ClusterFile {
                 ));
             }
         }
-        let same_file = self.read_map == self.write_map
-            || matches!(
-                (self.read_map.canonicalize(), self.write_map.canonicalize()),
-                (Ok(a), Ok(b)) if a == b
-            );
-        if same_file {
+        if same_file(&self.read_map, &self.write_map) {
             return Err(format!(
                 "read_map and write_map are the same file ({}): a move pauses the write map while reads go on through the read map, so they must be two files",
                 self.read_map.display()
@@ -170,11 +167,11 @@ impl ClusterFile {
             check_address(&format!("node {:?}: address", n.name), &n.address)?;
             if let Some(m) = self.nodes[..i]
                 .iter()
-                .find(|m| m.address.eq_ignore_ascii_case(&n.address))
+                .find(|m| same_server_address(&m.address, &n.address))
             {
                 return Err(format!(
-                    "nodes {:?} and {:?} have the same address {}: each node is its own server (a slot moved between them would be dropped from both)",
-                    m.name, n.name, n.address
+                    "nodes {:?} ({}) and {:?} ({}) have the same address: each node is its own server (a slot moved between them would be dropped from both)",
+                    m.name, m.address, n.name, n.address
                 ));
             }
             if n.admin_token.is_some() == n.admin_token_file.is_some() {
@@ -200,6 +197,53 @@ impl ClusterFile {
             )
         })
     }
+}
+
+/// Whether `a` and `b` name one file: the same path once `.` and `..` are read, or, where
+/// the directory exists, the same file once links are followed (`r.map` and `./r.map` were
+/// taken for two: found from outside).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| -> Option<PathBuf> {
+        if let Ok(p) = p.canonicalize() {
+            return Some(p);
+        }
+        Some(p.parent()?.canonicalize().ok()?.join(p.file_name()?))
+    };
+    a == b || matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The socket addresses `address` (checked by [`check_address`]) names without a name
+/// lookup: an IP address, or `localhost` (both loopback addresses); `None` for another name.
+fn literal_addresses(address: &str) -> Option<Vec<std::net::SocketAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ips = if host.eq_ignore_ascii_case("localhost") {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        vec![host.parse::<IpAddr>().ok()?.to_canonical()]
+    };
+    Some(
+        ips.into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect(),
+    )
+}
+
+/// Whether two node addresses reach one server as far as the file can tell: the same text,
+/// or addresses that share a socket address (`127.0.0.1:P` and `localhost:P` passed the
+/// check, and a slot moved "between" them was dropped: found from outside; `cluster move`
+/// also asks each server who it is).
+fn same_server_address(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+        || matches!(
+            (literal_addresses(a), literal_addresses(b)),
+            (Some(x), Some(y)) if x.iter().any(|s| y.contains(s))
+        )
 }
 
 /// `HOST:PORT` (`[v6]:PORT` too) with a port of 1 to 65535.
@@ -356,6 +400,11 @@ mod tests {
         assert!(load(MAPS, "127.0.0.1:9002").is_ok());
         assert!(load(MAPS, "[::1]:9002").is_ok());
         assert!(load(MAPS, "node-b.example:9002").is_ok());
+        assert!(load(MAPS, "localhost:9002").is_ok(), "another port");
+        for bind in [":8080", "*:8080", "[::]:8080", "10.0.0.1:80"] {
+            let head = format!("{MAPS}\nbind = \"{bind}\"");
+            assert!(load(&head, "127.0.0.1:9002").is_ok(), "{bind}");
+        }
         let refused = [
             (
                 MAPS.to_string(),
@@ -369,6 +418,19 @@ mod tests {
             (MAPS.to_string(), "::1:9002", "IPv6"),
             (MAPS.to_string(), "127.0.0.1:9002 backup", "no spaces"),
             (MAPS.to_string(), "127.0.0.1:9001", "same address"),
+            (MAPS.to_string(), "localhost:9001", "same address"),
+            (MAPS.to_string(), "LOCALHOST:9001", "same address"),
+            (MAPS.to_string(), "[::ffff:127.0.0.1]:9001", "same address"),
+            (
+                format!("{MAPS}\nbind = \"nonsense\""),
+                "127.0.0.1:9002",
+                "bind",
+            ),
+            (
+                format!("{MAPS}\nbind = \":http\""),
+                "127.0.0.1:9002",
+                "bind",
+            ),
             (
                 format!("{MAPS}\ncheck_interval_ms = 0"),
                 "127.0.0.1:9002",

@@ -102,7 +102,7 @@ frontend ttlcask
     http-after-response set-header Success false if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
     http-after-response set-header Count 0 if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
     http-after-response set-header ResponseMessage %[var(txn.why)] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
-    http-after-response set-header RequestId v1:req_%[uuid,regsub(-,,g)]%[rand,hex,bytes(0,8)] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
+    http-after-response set-header RequestId v1:req_%[uuid,regsub(-,,g)]%[rand,hex,bytes(8,8)] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
 
 backend {PAUSED}
     http-request return status 503 content-type application/json lf-string "%[var(txn.err)]" hdr Retry-After {retry} hdr X-Ttlcask-Unavailable paused

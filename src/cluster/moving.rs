@@ -132,6 +132,33 @@ fn q(r: &RangeInclusive<u16>) -> String {
 ///
 /// # Errors
 /// A message naming the step and node; re-run the same command to finish.
+/// Refuses a move whose target is the same server as one of its sources under another
+/// address (`127.0.0.1:P` and `localhost:P`, or two addresses of one host): the copy would
+/// import into the source itself and the drop then delete the slots' items from it (found
+/// from outside: the move said it moved, and the items were gone). Told by the
+/// `server_instance` each server draws at its start (a node without it is not compared).
+///
+/// # Errors
+/// One of `sources` is `target`'s server, or a node cannot be asked.
+pub fn one_server_each(target: &super::Node, sources: &[&super::Node]) -> Result<(), String> {
+    let instance = |node: &super::Node| -> Result<Option<String>, String> {
+        let stats = node.call("GET", "/admin/stats", None)?;
+        Ok(stats["server_instance"].as_str().map(str::to_string))
+    };
+    let Some(target_instance) = instance(target)? else {
+        return Ok(());
+    };
+    for source in sources {
+        if instance(source)?.as_deref() == Some(target_instance.as_str()) {
+            return Err(format!(
+                "nodes {:?} ({}) and {:?} ({}) are one server (the same one answers at both addresses): a slot moved between them would be dropped from it; give each node of the cluster file its own server",
+                source.name, source.address, target.name, target.address
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(
     file: &ClusterFile,
     slots: RangeInclusive<u16>,
@@ -168,6 +195,7 @@ pub fn run(
         .keys()
         .map(|n| file.node(n))
         .collect::<Result<_, _>>()?;
+    one_server_each(target, &owners)?;
     let registry_records_copied = super::registry::before_move(target, &owners)?;
     // A terminal gets a bar; anything else (a log, a supervising script) one line per step.
     let lines = show_progress && !std::io::stderr().is_terminal();
