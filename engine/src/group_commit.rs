@@ -104,12 +104,13 @@ impl GroupCommit {
             };
             s.leader = true;
             s.target = target;
+            let sync_number = s.generation + 1;
             drop(s);
             // No segment: nothing appended since open, so nothing to wait for. A sync that
             // panics (an embedder's `FileSystem` may) fails like one that errs: the store is
             // poisoned and every waiter learns of it, rather than wait for a leader gone.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _waiting = health.begin_io(Io::Sync);
+                let _waiting = health.begin_io(Io::Sync, sync_number);
                 active.map_or(Ok(()), |seg| seg.sync())
             }))
             .unwrap_or_else(|_| Err(std::io::Error::other("the sync panicked")));

@@ -22,9 +22,11 @@ pub(crate) struct HealthState {
     disk_full: AtomicBool,
     /// Why the last attempt to start a segment was refused by the directory, if it was.
     dir_not_writable: Mutex<Option<String>>,
-    /// When the append and the group-commit fsync in progress began ([`since_origin_ms`]),
-    /// 0 for none: see [`HealthState::disk_wait`].
-    io_began: [AtomicU64; 2],
+    /// The append and the group-commit fsync in progress, each by a tag no other of its
+    /// kind has (0: none in progress): see [`HealthState::disk_wait`].
+    io_in_progress: [AtomicU64; 2],
+    /// The tag [`HealthState::disk_wait`] last found in each slot, and when it first did.
+    io_seen: Mutex<[Option<(u64, Instant)>; 2]>,
 }
 
 /// Which disk wait of the store [`HealthState::begin_io`] times: the two that acknowledged
@@ -40,16 +42,6 @@ pub(crate) enum Io {
 /// How long a disk wait must last before [`Health::disk_waiting_ms`] reports it: longer than
 /// any fsync of a working disk (tens of milliseconds), well under what a client waits.
 pub const DISK_WAIT_REPORTED: Duration = Duration::from_secs(1);
-
-/// Milliseconds since the first call in this process, plus one (never 0): a monotonic clock
-/// for the disk-wait stamps.
-fn since_origin_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    u64::try_from(origin.elapsed().as_millis())
-        .unwrap_or(u64::MAX - 1)
-        .saturating_add(1)
-}
 
 /// Ends the disk wait [`HealthState::begin_io`] began, when dropped.
 pub(crate) struct IoWait<'a>(&'a AtomicU64);
@@ -101,24 +93,38 @@ impl HealthState {
 
     /// Marks a disk wait of kind `io` as begun, until the returned guard is dropped: one
     /// that lasts (a frozen file system, a stalled device) is reported by
-    /// [`HealthState::disk_wait`], as nothing else tells of it (writes just wait).
-    pub(crate) fn begin_io(&self, io: Io) -> IoWait<'_> {
-        let slot = &self.io_began[io as usize];
-        slot.store(since_origin_ms(), Ordering::Relaxed);
+    /// [`HealthState::disk_wait`], as nothing else tells of it (writes just wait). `tag`
+    /// must differ from the last one of its kind (an append's offset in the log, a sync's
+    /// number). One store, no clock read on the write path.
+    pub(crate) fn begin_io(&self, io: Io, tag: u64) -> IoWait<'_> {
+        let slot = &self.io_in_progress[io as usize];
+        slot.store(tag.max(1), Ordering::Relaxed);
         IoWait(slot)
     }
 
-    /// How long the oldest disk wait in progress has lasted, if one is.
+    /// How long the oldest disk wait in progress has lasted, if one is: counted from the
+    /// first call that found it, so short by up to the time between calls (the server's
+    /// stall watch calls every 50 ms; a wait no call found before is 0).
     pub(crate) fn disk_wait(&self) -> Option<Duration> {
-        let began = self
-            .io_began
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .filter(|&b| b != 0)
-            .min()?;
-        Some(Duration::from_millis(
-            since_origin_ms().saturating_sub(began),
-        ))
+        let now = Instant::now();
+        let mut seen = self.io_seen.lock();
+        let mut longest = None;
+        for (slot, seen) in self.io_in_progress.iter().zip(seen.iter_mut()) {
+            let tag = slot.load(Ordering::Relaxed);
+            if tag == 0 {
+                *seen = None;
+                continue;
+            }
+            let since = match *seen {
+                Some((t, at)) if t == tag => at,
+                _ => {
+                    *seen = Some((tag, now));
+                    now
+                }
+            };
+            longest = longest.max(Some(now.saturating_duration_since(since)));
+        }
+        longest
     }
 
     pub(crate) fn snapshot(&self) -> Health {

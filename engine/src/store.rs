@@ -773,10 +773,12 @@ impl Store {
     }
 
     /// How long the write or fsync in progress that acknowledged writes wait for (an
-    /// append, a group-commit fsync) has waited for the disk so far, if one is in progress.
-    /// A caller that makes writes on threads that must not block for long (an async
-    /// runtime's, through [`Store::try_put_deferred`]) can tell a stall from it within
-    /// milliseconds; [`Health::disk_waiting_ms`] reports one only after a second.
+    /// append, a group-commit fsync) has waited for the disk so far, if one is in progress:
+    /// counted from the first call (of this or [`Store::health`]) that found it, so a caller
+    /// that looks every few milliseconds knows within a few more. One that makes writes on
+    /// threads that must not block for long (an async runtime's, through
+    /// [`Store::try_put_deferred`]) can tell a stall from it; [`Health::disk_waiting_ms`]
+    /// reports one only after a second.
     pub fn disk_wait(&self) -> Option<std::time::Duration> {
         self.inner().health.disk_wait()
     }

@@ -715,7 +715,7 @@ impl Inner {
         let len = frame.len() as u64;
         #[cfg(debug_assertions)]
         assert_eq!(frees, frame_frees_space(frame));
-        let waiting = self.health.begin_io(Io::Append);
+        let waiting = self.health.begin_io(Io::Append, w.lsn + 1);
         if !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
