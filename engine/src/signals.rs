@@ -95,7 +95,7 @@ impl HealthState {
     /// that lasts (a frozen file system, a stalled device) is reported by
     /// [`HealthState::disk_wait`], as nothing else tells of it (writes just wait). `tag`
     /// must differ from the last one of its kind (an append's offset in the log, a sync's
-    /// number). One store, no clock read on the write path.
+    /// number; 0 is taken as 1). One store, no clock read on the write path.
     pub(crate) fn begin_io(&self, io: Io, tag: u64) -> IoWait<'_> {
         let slot = &self.io_in_progress[io as usize];
         slot.store(tag.max(1), Ordering::Relaxed);
@@ -270,6 +270,31 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::sync::Arc;
+
+    /// A wait is timed from the first look that found it, and a later write in the same
+    /// slot (another tag) is a new wait, even where no look saw the slot empty between.
+    #[test]
+    fn each_disk_wait_is_timed_on_its_own() {
+        let health = HealthState::default();
+        assert_eq!(health.disk_wait(), None);
+        let first = health.begin_io(Io::Append, 7);
+        assert_eq!(health.disk_wait(), Some(Duration::ZERO), "first found now");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(health.disk_wait() >= Some(Duration::from_millis(60)));
+        drop(first);
+        let _second = health.begin_io(Io::Append, 8);
+        assert!(
+            health.disk_wait() < Some(Duration::from_millis(60)),
+            "the next write is not the first one's wait: {:?}",
+            health.disk_wait()
+        );
+        let _sync = health.begin_io(Io::Sync, 1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            health.disk_wait() >= Some(Duration::from_millis(20)),
+            "the longest"
+        );
+    }
 
     fn push(queue: &DurableQueue, lsn: u64) {
         queue.push(lsn, Box::new(|_| {}));

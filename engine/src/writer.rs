@@ -715,7 +715,8 @@ impl Inner {
         let len = frame.len() as u64;
         #[cfg(debug_assertions)]
         assert_eq!(frees, frame_frees_space(frame));
-        let waiting = self.health.begin_io(Io::Append, w.lsn + 1);
+        // Tagged by where it starts in the log: every append starts further on.
+        let waiting = self.health.begin_io(Io::Append, w.lsn);
         if !fits(w, len, frees) {
             self.roll_over(w, len, frees)?;
         }
