@@ -574,7 +574,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     settings
         .config
         .limits
-        .check_body_budget()
+        .check()
         .map_err(|e| crate::ServerError::Config(e).to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -186,7 +186,9 @@ impl Limits {
         Duration::from_millis(self.header_read_timeout_ms)
     }
 
-    /// Refuses body limits that one tenant's share of the body budget (half of
+    /// Refuses limits the server cannot keep: `max_connections = 0` (it served one
+    /// connection at a time, saying nothing: found from outside), and body limits that one
+    /// tenant's share of the body budget (half of
     /// `body_budget_bytes`) cannot hold: a body between the two could never be read, and would
     /// get 503 `Retry-After` for ever, which clients retry (found from outside, twelfth
     /// session). Refused at start rather than answered per request, so that the limits an
@@ -194,7 +196,13 @@ impl Limits {
     ///
     /// # Errors
     /// A message naming each limit over the share, and the budget that would hold them.
-    pub fn check_body_budget(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err(
+                "[limits] max_connections = 0 would refuse every connection; give at least 1"
+                    .into(),
+            );
+        }
         let share = self.body_budget_bytes / 2;
         let over: Vec<(&str, usize)> = [
             ("flash_body_bytes", self.flash_body_bytes),
@@ -496,12 +504,19 @@ mod tests {
 
     #[test]
     fn body_limits_must_fit_one_tenants_share_of_the_budget() {
-        assert_eq!(Limits::default().check_body_budget(), Ok(()));
+        assert_eq!(Limits::default().check(), Ok(()));
+        let none = Limits {
+            max_connections: 0,
+            ..Limits::default()
+        };
+        assert!(none
+            .check()
+            .is_err_and(|e| e.contains("max_connections = 0")));
         let small = Limits {
             body_budget_bytes: 1 << 20,
             ..Limits::default()
         };
-        let e = small.check_body_budget().expect_err("refused");
+        let e = small.check().expect_err("refused");
         assert!(
             e.contains("iron_body_bytes = 1064960, akka_value_bytes = 8388608, akka_json_body_bytes = 16777216 are above half of body_budget_bytes = 1048576"),
             "{e}"
@@ -515,7 +530,7 @@ mod tests {
             akka_json_body_bytes: 1 << 19,
             ..Limits::default()
         };
-        assert_eq!(fits.check_body_budget(), Ok(()), "exactly half fits");
+        assert_eq!(fits.check(), Ok(()), "exactly half fits");
     }
 
     #[test]

@@ -120,10 +120,7 @@ pub async fn run(
     if config.dev && !addr.ip().is_loopback() {
         return Err(ServerError::DevNotLoopback(addr.to_string()));
     }
-    config
-        .limits
-        .check_body_budget()
-        .map_err(ServerError::Config)?;
+    config.limits.check().map_err(ServerError::Config)?;
     // Damage is never silent: what opening the store found is the first thing logged.
     faults::log_recovery(&store.recovery_report());
     let registry = blocking(&store, Registry::load)
