@@ -293,7 +293,7 @@ fn differences(a: (&str, &Value), b: (&str, &Value)) -> String {
     let mut out: Vec<String> = Vec::new();
     for (key, record) in &ra {
         match rb.get(key) {
-            None => out.push(format!("{key} only on {}", a.0)),
+            None => out.push(only_on(key, a.0, b.0)),
             Some(other) if other != record => out.push(format!("{key} differs")),
             Some(_) => {}
         }
@@ -301,7 +301,7 @@ fn differences(a: (&str, &Value), b: (&str, &Value)) -> String {
     out.extend(
         rb.keys()
             .filter(|k| !ra.contains_key(*k))
-            .map(|k| format!("{k} only on {}", b.0)),
+            .map(|k| only_on(k, b.0, a.0)),
     );
     let more = out.len().saturating_sub(10);
     out.truncate(10);
@@ -309,6 +309,17 @@ fn differences(a: (&str, &Value), b: (&str, &Value)) -> String {
         out.push(format!("{more} more"));
     }
     out.join(", ")
+}
+
+/// The phrase for a record `key` that node `here` lists and node `there` does not. Nodes list
+/// live credentials only, so `there` may hold the credential revoked (a move refusal said
+/// "only on" of a credential the other node had revoked: found from outside).
+fn only_on(key: &str, here: &str, there: &str) -> String {
+    if key.starts_with("credentials/") {
+        format!("{key} live only on {here} ({there} has none, or has it revoked)")
+    } else {
+        format!("{key} only on {here}")
+    }
 }
 
 /// Makes sure the move's target `to` holds the same tenant and credential records as each
@@ -393,4 +404,30 @@ fn refusal(a: (&str, &Value), b: (&str, &Value), who: &str) -> String {
         b.0,
         differences(a, b)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_each_record_and_a_credential_only_one_node_lists_as_maybe_revoked() {
+        let a = json!({
+            "tenants": [{"name": "acme", "flash_client_id": "x"}, {"name": "only-a"}],
+            "credentials": [{"id": "c1", "tenant": "acme"}],
+        });
+        let b = json!({
+            "tenants": [{"name": "acme", "flash_client_id": "y"}, {"name": "only-b"}],
+            "credentials": [],
+        });
+        let said = differences(("node1", &a), ("node2", &b));
+        for phrase in [
+            "credentials/c1 live only on node1 (node2 has none, or has it revoked)",
+            "tenants/acme differs",
+            "tenants/only-a only on node1",
+            "tenants/only-b only on node2",
+        ] {
+            assert!(said.contains(phrase), "{phrase:?} not in {said:?}");
+        }
+    }
 }
