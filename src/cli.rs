@@ -878,9 +878,10 @@ fn online(server: &str, token: &str, request: Request) -> Result<(), String> {
                 .into_iter()
                 .chain(revoked.then(|| "revoked=true".to_string()))
                 .collect();
-            let path = match params.is_empty() {
-                true => "/admin/credentials".to_string(),
-                false => format!("/admin/credentials?{}", params.join("&")),
+            let path = if params.is_empty() {
+                "/admin/credentials".to_string()
+            } else {
+                format!("/admin/credentials?{}", params.join("&"))
             };
             ("GET", path, None)
         }

@@ -476,10 +476,9 @@ fn revoked_credentials_are_listed_on_a_stopped_data_dir() {
     drop(open_when_free(|| Store::open(&dir)));
     let d = dir.to_str().expect("utf-8 path");
     for tenant in ["acme", "beta"] {
-        let out = ttlcask(&["tenant", "create", tenant, "--data-dir", d]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        json(&ttlcask(&["tenant", "create", tenant, "--data-dir", d]));
     }
-    let out = ttlcask(&[
+    let created = json(&ttlcask(&[
         "credential",
         "create",
         "--tenant",
@@ -488,9 +487,7 @@ fn revoked_credentials_are_listed_on_a_stopped_data_dir() {
         "iron",
         "--data-dir",
         d,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let created = json(&out);
+    ]));
     let id = created["credential"]["id"].as_str().expect("id");
     let listed = |args: &[&str]| {
         let mut all = vec!["credential", "list", "--data-dir", d];

@@ -4,24 +4,19 @@
 //! admin commands looked for the server at the file's `listen` where `TTLCASK_LISTEN` had
 //! moved it.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::ServerProcess as Server;
 
 /// The IronCache document's sample token and project, accepted only by a `dev` server.
 const DEV_IRON: &str = "OAuth abc4c7c627376858";
 const PROJECT: &str = "4ccf2c5da3c0f1a4d1000011";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -67,11 +62,11 @@ fn serve(config: &Path, addr: SocketAddr, env: &[(&str, &str)], extra: &[&str]) 
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn ttlcask serve");
-    let mut server = Server(child);
+    let mut server = Server { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
     while status(addr, "/healthz", "") != Some(200) {
         assert!(
-            server.0.try_wait().expect("try_wait").is_none(),
+            server.child.try_wait().expect("try_wait").is_none(),
             "the server exited while starting"
         );
         assert!(Instant::now() < deadline, "server not healthy within 30 s");

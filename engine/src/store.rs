@@ -53,7 +53,9 @@ pub struct Health {
     /// Set while a write or fsync that acknowledged writes wait for has lasted
     /// [`DISK_WAIT_REPORTED`](crate::DISK_WAIT_REPORTED) or more (a frozen file system, a
     /// stalled device), with how long so far in milliseconds: writes wait meanwhile (none is
-    /// refused); reads go on.
+    /// refused); reads go on. Counted from the first look that found the wait (this, or
+    /// [`Store::disk_wait`](crate::Store::disk_wait)): a caller that looks rarely sees it
+    /// late.
     pub disk_waiting_ms: Option<u64>,
 }
 

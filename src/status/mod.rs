@@ -151,20 +151,24 @@ struct Row {
 /// The "Storage health" section: whether writes are taken, damaged reads, and the recovery
 /// report of the last open, one row per finding.
 fn storage_section(st: &StorageState, s: &Stats) -> String {
-    let writes = match (&st.health.poisoned, st.health.disk_full) {
-        (Some(reason), _) => format!(
+    // The first that holds, most severe first.
+    let h = &st.health;
+    let writes = if let Some(reason) = &h.poisoned {
+        format!(
             "<b class=\"bad\">refused: the store is poisoned ({}); restart after fixing the disk</b>",
             escape(reason)
-        ),
-        (None, true) => "<b class=\"bad\">refused: the disk is full (507); reads and deletes go on, writes resume once space is free</b>".to_string(),
-        (None, false) => match (&st.health.dir_not_writable, st.health.disk_waiting_ms) {
-            (Some(reason), _) => format!(
-                "<b class=\"bad\">refused where they need a new segment (503): the data dir refuses new files ({}); they resume once it takes them</b>",
-                escape(reason)
-            ),
-            (None, Some(ms)) => format!("<b class=\"bad\">waiting: one has waited {ms} ms for the disk (a frozen file system, a stalled device); reads go on</b>"),
-            (None, None) => "accepted".to_string(),
-        },
+        )
+    } else if h.disk_full {
+        "<b class=\"bad\">refused: the disk is full (507); reads and deletes go on, writes resume once space is free</b>".to_string()
+    } else if let Some(reason) = &h.dir_not_writable {
+        format!(
+            "<b class=\"bad\">refused where they need a new segment (503): the data dir refuses new files ({}); they resume once it takes them</b>",
+            escape(reason)
+        )
+    } else if let Some(ms) = h.disk_waiting_ms {
+        format!("<b class=\"bad\">waiting: one has waited {ms} ms for the disk (a frozen file system, a stalled device); reads go on</b>")
+    } else {
+        "accepted".to_string()
     };
     let r = &st.recovery;
     let mut o = format!(
