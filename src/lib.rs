@@ -29,6 +29,7 @@ pub mod fuzzing;
 pub mod head_timeout;
 pub mod http;
 pub mod iron;
+pub mod linger;
 pub mod maintenance;
 pub mod maintenance_cli;
 pub mod metrics;

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::faults::{self, DamagedReads};
 use crate::head_timeout::{self, HeadWatch, Tracked, Watched};
 use crate::http::blocking;
+use crate::linger::Lingering;
 use crate::metrics::Metrics;
 use crate::router;
 use crate::status::history::{self, History};
@@ -223,7 +224,7 @@ pub async fn run(
                 Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, in_flight)))
             }
         });
-        let io = Watched::new(TokioIo::new(stream), heads.clone());
+        let io = Watched::new(TokioIo::new(Lingering::new(stream)), heads.clone());
         let conn = graceful.watch(builder.serve_connection(io, service));
         let task = tokio::spawn(async move {
             if let Err(e) = conn.await {

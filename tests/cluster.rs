@@ -458,10 +458,16 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
             assert_eq!(r.header("Count").as_deref(), Some("0"));
             let request_id = r.header("RequestId").unwrap_or_default();
             let hex = request_id.strip_prefix("v1:req_").unwrap_or_default();
+            // Lower case, as the nodes write it (its tail was upper case: found from outside).
             assert!(
-                hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+                hex.len() == 40
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
                 "{request_id}"
             );
+            // The DataKey is echoed, as by the nodes (found from outside).
+            assert_eq!(r.header("DataKey"), Some(format!("c{i}")), "{}", r.head);
             // Its last 8 digits are random too (they were always 0: found from outside).
             id_tails.insert(hex[32..].to_string());
             assert!(r
@@ -478,6 +484,27 @@ fn three_hundred_tenants_spread_evenly_and_flash_routes_by_client_id() {
     assert!(
         down < 2 || id_tails.len() > 1 || !id_tails.contains("00000000"),
         "{id_tails:?}"
+    );
+    // An Akka tenant on node2 gets the 503 with the CORS header the nodes send, so that a
+    // browser can read it (found from outside).
+    let org = orgs
+        .iter()
+        .find(|org| map.get(slot::of_key(org.as_bytes())) == "node2")
+        .expect("an Akka tenant on node2");
+    let auth = format!("Bearer {}", akka_token(org));
+    let r = http(
+        &c.proxy,
+        "GET",
+        "/c/a",
+        &[("Authorization", auth.as_str())],
+        "",
+    );
+    assert_eq!(r.status, 503, "{}", r.head);
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin").as_deref(),
+        Some("*"),
+        "{}",
+        r.head
     );
     // A credential made while a node is down is made nowhere (found from outside: it stayed
     // on the nodes reached, and a re-run made a second one): the tenant check that comes

@@ -40,6 +40,10 @@ pub struct ClusterFile {
     /// Seconds a client is told to wait (`Retry-After`) on a paused or down slot.
     #[serde(default = "default_retry_after")]
     pub retry_after_s: u32,
+    /// `Access-Control-Allow-Origin` of the proxy's own Akka errors (the nodes' `[akka]
+    /// cors_allow_origin`; empty: none).
+    #[serde(default = "default_cors_origin")]
+    pub akka_cors_allow_origin: String,
     /// The nodes, in order (the initial maps spread slots over them in this order).
     pub nodes: Vec<Node>,
 }
@@ -68,6 +72,9 @@ fn default_check_interval() -> u64 {
 }
 fn default_retry_after() -> u32 {
     1
+}
+fn default_cors_origin() -> String {
+    "*".into()
 }
 
 impl ClusterFile {
@@ -140,6 +147,17 @@ impl ClusterFile {
                     "{key} {text:?}: a path pasted into the HAProxy config cannot hold spaces, control characters, #, comma or parentheses"
                 ));
             }
+        }
+        // Pasted into a quoted header value, where `%` starts an expression.
+        if !self
+            .akka_cors_allow_origin
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"'%#\\".contains(&b))
+        {
+            return Err(format!(
+                "akka_cors_allow_origin {:?}: an origin (such as https://app.example.com) or *, without spaces, quotes, % or #",
+                self.akka_cors_allow_origin
+            ));
         }
         if same_file(&self.read_map, &self.write_map) {
             return Err(format!(
@@ -401,6 +419,10 @@ mod tests {
         assert!(load(MAPS, "[::1]:9002").is_ok());
         assert!(load(MAPS, "node-b.example:9002").is_ok());
         assert!(load(MAPS, "localhost:9002").is_ok(), "another port");
+        for origin in ["", "*", "https://app.example.com:8443"] {
+            let head = format!("{MAPS}\nakka_cors_allow_origin = \"{origin}\"");
+            assert!(load(&head, "127.0.0.1:9002").is_ok(), "{origin}");
+        }
         for bind in [":8080", "*:8080", "[::]:8080", "10.0.0.1:80"] {
             let head = format!("{MAPS}\nbind = \"{bind}\"");
             assert!(load(&head, "127.0.0.1:9002").is_ok(), "{bind}");
@@ -430,6 +452,16 @@ mod tests {
                 format!("{MAPS}\nbind = \":http\""),
                 "127.0.0.1:9002",
                 "bind",
+            ),
+            (
+                format!("{MAPS}\nakka_cors_allow_origin = \"https://a.example %[env(X)]\""),
+                "127.0.0.1:9002",
+                "akka_cors_allow_origin",
+            ),
+            (
+                format!("{MAPS}\nakka_cors_allow_origin = \"x\\\"\""),
+                "127.0.0.1:9002",
+                "akka_cors_allow_origin",
             ),
             (
                 format!("{MAPS}\ncheck_interval_ms = 0"),

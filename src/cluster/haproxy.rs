@@ -79,6 +79,7 @@ frontend ttlcask
     http-request set-var(txn.api) str(iron) if api_iron
     http-request set-var(txn.api) str(akka) if !flash !api_iron
     http-request set-var(txn.key) req.hdr(ClientId) if flash
+    http-request set-var(txn.data_key) req.hdr(DataKey) if flash
     http-request set-var(txn.key) path,field(4,/),url_dec,lower if iron
     http-request set-var(txn.key) http_auth_bearer,jwt_payload_query('$.org') if !flash !api_iron
     http-request set-var(txn.slot) var(txn.key),crc32,mod(1024) if {{ var(txn.key) -m found }}
@@ -102,11 +103,20 @@ frontend ttlcask
     http-after-response set-header Success false if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
     http-after-response set-header Count 0 if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
     http-after-response set-header ResponseMessage %[var(txn.why)] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
-    http-after-response set-header RequestId v1:req_%[uuid,regsub(-,,g)]%[rand,hex,bytes(8,8)] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
-
+    http-after-response set-header RequestId v1:req_%[uuid,regsub(-,,g),lower]%[rand,hex,bytes(8,8),lower] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str flash }}
+    http-after-response set-header DataKey %[var(txn.data_key)] if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.data_key) -m found }}
+{cors}
 backend {PAUSED}
     http-request return status 503 content-type application/json lf-string "%[var(txn.err)]" hdr Retry-After {retry} hdr X-Ttlcask-Unavailable paused
 "#,
+        cors = if file.akka_cors_allow_origin.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "    http-after-response set-header Access-Control-Allow-Origin \"{}\" if {{ res.hdr(X-Ttlcask-Unavailable) -m found }} {{ var(txn.api) -m str akka }}\n",
+                file.akka_cors_allow_origin
+            )
+        },
         socket = file.haproxy_socket.display(),
         bind = file.bind,
         service = service_paths(),
