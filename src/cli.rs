@@ -685,8 +685,15 @@ fn shown(dir: &Path) -> String {
 /// Refuses a data dir that does not exist: only `serve` and `import` create one, so that a
 /// typo or a relative path run from elsewhere never writes into a store no server reads.
 fn existing_data_dir(dir: &Path, server_option: bool) -> Result<(), String> {
-    if dir.is_dir() {
-        return Ok(());
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => return Err(format!("{} is not a directory", shown(dir))),
+        // An I/O error or a denied search is not a missing dir: say what it is (found from
+        // outside: a disk that failed every read was reported as "no data dir").
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot read the data dir {}: {e}", shown(dir)))
+        }
+        Err(_) => {}
     }
     Err(format!(
         "no data dir at {}: admin commands never create one (only `ttlcask serve` and `ttlcask import` do); \

@@ -185,6 +185,21 @@ fn admin_commands_never_create_a_data_dir() {
         assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
         assert!(!missing.exists(), "{args:?} created the dir");
     }
+    // A dir that cannot be read is not called missing (found from outside: a disk that
+    // failed every read was "no data dir"). Here a path through a regular file (ENOTDIR; an
+    // I/O error takes the same way), and a regular file itself.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").expect("file");
+    let through = file.join("data");
+    for (dir, says) in [
+        (&through, "cannot read the data dir"),
+        (&file, "is not a directory"),
+    ] {
+        let out = ttlcask(&["stats", "--data-dir", dir.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(stderr(&out).contains(says), "{dir:?}: {out:?}");
+        assert!(!stderr(&out).contains("no data dir"), "{dir:?}: {out:?}");
+    }
     // The relative default of a config file, from another working directory.
     let config = tmp.path().join("ttlcask.toml");
     std::fs::write(&config, "data_dir = \"./ttlcask-data\"\n").expect("config");
