@@ -576,6 +576,22 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .limits
         .check()
         .map_err(|e| crate::ServerError::Config(e).to_string())?;
+    let max_connections = settings.config.limits.max_connections;
+    match crate::rlimit::raise_open_files() {
+        Ok(files) if !files.fits(max_connections) => tracing::warn!(
+            open_file_limit = files.now,
+            max_connections,
+            "the open-file limit is below max_connections + {}: a busy server may run out of file descriptors (raise the hard limit: `ulimit -Hn`, systemd's LimitNOFILE)",
+            crate::rlimit::SPARE_FILES
+        ),
+        Ok(files) if files.now > files.before => tracing::info!(
+            from = files.before,
+            to = files.now,
+            "raised the open-file limit to its hard limit"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -34,6 +34,7 @@ pub mod maintenance;
 pub mod maintenance_cli;
 pub mod metrics;
 pub mod namespace;
+pub mod rlimit;
 pub mod router;
 pub mod routes;
 pub mod server;

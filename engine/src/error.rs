@@ -114,6 +114,10 @@ pub enum WriteError {
     /// file system): nothing of the write was stored and the store is not poisoned; writes
     /// are taken again once the directory accepts files, with no reopen.
     DirNotWritable(String),
+    /// The process had no file descriptor left for a new segment file (its open-file limit,
+    /// or the system's): nothing of the write was stored and the store is not poisoned;
+    /// writes are taken again once a descriptor is free, with no reopen.
+    OutOfDescriptors(String),
     /// The store was opened read-only.
     ReadOnly,
     /// A condition of a batch operation did not hold (or an increment found no integer):
@@ -158,6 +162,10 @@ impl fmt::Display for WriteError {
             Self::DirNotWritable(cause) => write!(
                 f,
                 "the data directory refused a new segment file ({cause}); nothing was written: make the directory writable again (its permissions, its mount), and writes go on by themselves"
+            ),
+            Self::OutOfDescriptors(cause) => write!(
+                f,
+                "no file descriptor is left for a new segment file ({cause}); nothing was written: close files or connections, or raise the open-file limit (`ulimit -n`), and writes go on by themselves"
             ),
             Self::TooLarge { what, size, limit } => {
                 write!(f, "{what} of {size} bytes is larger than the limit of {limit} bytes")

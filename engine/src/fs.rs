@@ -156,6 +156,14 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// What [`sync_dir`](Self::sync_dir) does, opened now and run later: a rollover takes
+    /// it before it changes anything, so that a process out of file descriptors has its
+    /// write refused rather than failing half-way (which poisons the store). By default,
+    /// `sync_dir` when run.
+    fn dir_syncer(&self, dir: &Path) -> io::Result<DirSyncer<'_>> {
+        let dir = dir.to_path_buf();
+        Ok(Box::new(move || self.sync_dir(&dir)))
+    }
     /// Takes an exclusive lock on `path` for as long as the returned guard lives; `None`
     /// if someone else holds it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>>;
@@ -200,6 +208,15 @@ pub fn is_out_of_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
         || e.kind() == io::ErrorKind::StorageFull
         || e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+/// A directory sync opened ahead of time ([`FileSystem::dir_syncer`]).
+pub type DirSyncer<'a> = Box<dyn FnOnce() -> io::Result<()> + 'a>;
+
+/// Whether an I/O error means the process (EMFILE) or the system (ENFILE) has no file
+/// descriptor left: a passing state, as connections and files are closed.
+pub fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Whether an I/O error means the file system refused to make or change a name (permission
@@ -833,6 +850,11 @@ impl FileSystem for RealFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn dir_syncer(&self, dir: &Path) -> io::Result<DirSyncer<'_>> {
+        let dir = File::open(dir)?;
+        Ok(Box::new(move || dir.sync_all()))
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {

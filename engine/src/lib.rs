@@ -58,7 +58,7 @@ mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
-pub use fs::{is_out_of_space, read_regular, FileSystem, RealFs, StorageFile, View};
+pub use fs::{is_out_of_space, read_regular, DirSyncer, FileSystem, RealFs, StorageFile, View};
 pub use huge::mapped_bytes as index_mapped_bytes;
 pub use options::{
     Durability, RecoveryPolicy, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE,

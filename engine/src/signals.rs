@@ -20,13 +20,23 @@ pub(crate) struct HealthState {
     /// Why it was poisoned: the first reason only.
     reason: Mutex<String>,
     disk_full: AtomicBool,
-    /// Why the last attempt to start a segment was refused by the directory, if it was.
-    dir_not_writable: Mutex<Option<String>>,
+    /// Why the last attempt to start a segment was refused for a passing reason (the
+    /// directory, or no file descriptor left), if it was.
+    segment_refused: Mutex<Option<(Refused, String)>>,
     /// The append and the group-commit fsync in progress, each by a tag no other of its
     /// kind has (0: none in progress): see [`HealthState::disk_wait`].
     io_in_progress: [AtomicU64; 2],
     /// The tag [`HealthState::disk_wait`] last found in each slot, and when it first did.
     io_seen: Mutex<[Option<(u64, Instant)>; 2]>,
+}
+
+/// What refused the last attempt to start a segment, for a passing reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The directory refused new files (permission denied, a read-only file system).
+    Dir,
+    /// The process had no file descriptor left (EMFILE, ENFILE).
+    Descriptors,
 }
 
 /// Which disk wait of the store [`HealthState::begin_io`] times: the two that acknowledged
@@ -86,9 +96,9 @@ impl HealthState {
         self.disk_full.load(Ordering::Relaxed)
     }
 
-    /// Sets (or with `None` clears) why the directory refused the last new segment.
-    pub(crate) fn set_dir_not_writable(&self, reason: Option<String>) {
-        *self.dir_not_writable.lock() = reason;
+    /// Sets (or with `None` clears) what refused the last new segment, and why.
+    pub(crate) fn set_segment_refused(&self, refused: Option<(Refused, String)>) {
+        *self.segment_refused.lock() = refused;
     }
 
     /// Marks a disk wait of kind `io` as begun, until the returned guard is dropped: one
@@ -127,11 +137,19 @@ impl HealthState {
         longest
     }
 
+    fn segment_refused(&self, by: Refused) -> Option<String> {
+        match &*self.segment_refused.lock() {
+            Some((refused, why)) if *refused == by => Some(why.clone()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Health {
         Health {
             poisoned: self.poisoned(),
             disk_full: self.disk_full.load(Ordering::SeqCst),
-            dir_not_writable: self.dir_not_writable.lock().clone(),
+            dir_not_writable: self.segment_refused(Refused::Dir),
+            out_of_descriptors: self.segment_refused(Refused::Descriptors),
             disk_waiting_ms: self
                 .disk_wait()
                 .filter(|&d| d >= DISK_WAIT_REPORTED)

@@ -114,6 +114,9 @@ struct Control {
     deny_access: Mutex<HashMap<PathBuf, i32>>,
     /// Total bytes the live files may hold (`None`: unlimited).
     capacity: Mutex<Option<u64>>,
+    /// While set, everything that opens a file fails with EMFILE (see
+    /// [`SimFs::run_out_of_descriptors`]).
+    no_descriptors: AtomicBool,
     /// How long each file sync takes (a real disk's fsync latency).
     sync_delay: Mutex<std::time::Duration>,
     /// Called with a file's bytes at each of its syncs (see [`SimFs::on_sync`]).
@@ -186,6 +189,7 @@ impl SimFs {
                 deny_names: Mutex::new(None),
                 deny_access: Mutex::new(HashMap::new()),
                 capacity: Mutex::new(None),
+                no_descriptors: AtomicBool::new(false),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
                 on_sync: Mutex::new(None),
                 on_write: Mutex::new(None),
@@ -263,6 +267,36 @@ impl SimFs {
             Some(errno) => denied.insert(path.into(), errno),
             None => denied.remove(&path.into()),
         };
+    }
+
+    /// While `out`, the process has no file descriptor left: every call that opens a file
+    /// or directory (create, open, read, list, a directory sync, and taking a
+    /// [`FileSystem::dir_syncer`]) fails with EMFILE, nothing changed; open files still
+    /// take writes and syncs, and a syncer taken before still syncs.
+    pub fn run_out_of_descriptors(&self, out: bool) {
+        self.control.no_descriptors.store(out, Ordering::SeqCst);
+    }
+
+    /// A directory sync, the directory already open.
+    fn sync_dir_opened(&self, dir: &Path) -> io::Result<()> {
+        self.op(false)?;
+        let mut names = self.names.lock();
+        names.durable.retain(|p, _| p.parent() != Some(dir));
+        let live: Vec<_> = names
+            .live
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, f)| (p.clone(), f.clone()))
+            .collect();
+        names.durable.extend(live);
+        Ok(())
+    }
+
+    fn check_descriptors(&self) -> io::Result<()> {
+        if self.control.no_descriptors.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        }
+        Ok(())
     }
 
     /// Fails with the error [`SimFs::deny_access`] set for `path`, if any.
@@ -450,6 +484,7 @@ impl FileSystem for SimFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.check_descriptors()?;
         let names = self.names.lock();
         Ok(names
             .live
@@ -460,6 +495,7 @@ impl FileSystem for SimFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.check_descriptors()?;
         self.op(false)?;
         self.check_names()?;
         let mut names = self.names.lock();
@@ -478,6 +514,7 @@ impl FileSystem for SimFs {
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.check_descriptors()?;
         self.check_access(path)?;
         let file = self
             .names
@@ -493,6 +530,7 @@ impl FileSystem for SimFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.check_descriptors()?;
         self.check_access(path)?;
         let file = self
             .names
@@ -529,17 +567,14 @@ impl FileSystem for SimFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.op(false)?;
-        let mut names = self.names.lock();
-        names.durable.retain(|p, _| p.parent() != Some(dir));
-        let live: Vec<_> = names
-            .live
-            .iter()
-            .filter(|(p, _)| p.parent() == Some(dir))
-            .map(|(p, f)| (p.clone(), f.clone()))
-            .collect();
-        names.durable.extend(live);
-        Ok(())
+        self.check_descriptors()?;
+        self.sync_dir_opened(dir)
+    }
+
+    fn dir_syncer(&self, dir: &Path) -> io::Result<crate::fs::DirSyncer<'_>> {
+        self.check_descriptors()?;
+        let dir = dir.to_path_buf();
+        Ok(Box::new(move || self.sync_dir_opened(&dir)))
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {

@@ -50,6 +50,10 @@ pub struct Health {
     /// ([`WriteError::DirNotWritable`]) until it accepts them again; the store notices by
     /// itself.
     pub dir_not_writable: Option<String>,
+    /// Set while the process has no file descriptor left for a new segment file (EMFILE,
+    /// ENFILE), with the reason: writes that need a new segment are refused
+    /// ([`WriteError::OutOfDescriptors`]) until one is free; the store notices by itself.
+    pub out_of_descriptors: Option<String>,
     /// Set while a write or fsync that acknowledged writes wait for has lasted
     /// [`DISK_WAIT_REPORTED`](crate::DISK_WAIT_REPORTED) or more (a frozen file system, a
     /// stalled device), with how long so far in milliseconds: writes wait meanwhile (none is

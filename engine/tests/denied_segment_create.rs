@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ttlcask_engine::sim::SimFs;
-use ttlcask_engine::{Durability, PutOptions, Store, WriteError};
+use ttlcask_engine::{Durability, FileSystem, PutOptions, Store, WriteError};
 
 const DIR: &str = "/data";
 
@@ -83,6 +83,89 @@ fn a_segment_create_refused_for_permission_refuses_writes_until_allowed_again() 
                 PutOptions::default(),
             )
             .expect("a write once the directory takes files again");
+        assert_eq!(store.health(), Default::default());
+        check(&store, acked + 1, acked + 1);
+        drop(store);
+        let store = open(&fs);
+        check(&store, acked + 1, acked + 1);
+    }
+}
+
+/// Found from outside (seventeenth session): a process out of file descriptors (EMFILE,
+/// with many client connections) could not open the next segment, or the directory to sync
+/// its name, and the store was poisoned for good. Now such a write is refused with
+/// `OutOfDescriptors`, nothing of it stored, and writes go on once a descriptor is free.
+/// With spare segments the new segment is a rename of the spare, which needs no descriptor,
+/// but the directory's sync after the seal did: it is now opened before anything changes.
+#[test]
+fn a_process_out_of_file_descriptors_refuses_writes_until_one_is_free() {
+    for spare in [false, true] {
+        let fs = SimFs::new();
+        let store = Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .durability(Durability::Always)
+            .segment_size(4096)
+            .compaction_interval(None)
+            .spare_segments(spare)
+            .open(DIR)
+            .expect("open");
+        let mut acked = 0u32;
+        if spare {
+            // A spare is made once the active segment is half full.
+            let ready = std::time::Instant::now();
+            while !fs
+                .list(std::path::Path::new(DIR))
+                .expect("list")
+                .iter()
+                .any(|n| n == "spare-segment.tmp")
+            {
+                assert!(ready.elapsed().as_secs() < 10, "no spare segment was made");
+                store
+                    .put(
+                        b"ns",
+                        &key(acked),
+                        &[acked as u8; 200],
+                        PutOptions::default(),
+                    )
+                    .expect("put");
+                acked += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        fs.run_out_of_descriptors(true);
+        let err = loop {
+            match store.put(
+                b"ns",
+                &key(acked),
+                &[acked as u8; 200],
+                PutOptions::default(),
+            ) {
+                Ok(_) => acked += 1,
+                Err(e) => break e,
+            }
+            assert!(acked < 1000, "no write needed a new segment");
+        };
+        assert!(
+            matches!(err, WriteError::OutOfDescriptors(_)),
+            "spare {spare}: {err:?}"
+        );
+        assert!(err.to_string().contains("ulimit"), "says what to do: {err}");
+        let health = store.health();
+        assert_eq!(health.poisoned, None, "spare {spare}: not poisoned");
+        assert!(health.out_of_descriptors.is_some(), "{health:?}");
+        assert_eq!(health.dir_not_writable, None, "{health:?}");
+        check(&store, acked, acked);
+
+        fs.run_out_of_descriptors(false);
+        store
+            .put(
+                b"ns",
+                &key(acked),
+                &[acked as u8; 200],
+                PutOptions::default(),
+            )
+            .expect("a write once a descriptor is free");
         assert_eq!(store.health(), Default::default());
         check(&store, acked + 1, acked + 1);
         drop(store);

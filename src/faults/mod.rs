@@ -21,12 +21,14 @@ use crate::http::{self, Resp};
 /// The status every API answers a refused write with; each API wraps it in its own error
 /// shape. A full disk is 507 Insufficient Storage (nothing was stored, and the client may
 /// retry once space is freed), a data dir that refuses new files (an operator's `chmod` or
-/// read-only mount, which passes) is 503, a value over the engine's limit is the client's
+/// read-only mount, which passes) or a process out of file descriptors is 503, a value over the engine's limit is the client's
 /// 400, and a failed or poisoned store is 500.
 pub fn write_status(e: &WriteError) -> StatusCode {
     match e {
         WriteError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
-        WriteError::DirNotWritable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        WriteError::DirNotWritable(_) | WriteError::OutOfDescriptors(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         WriteError::TooLarge { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -46,7 +48,8 @@ pub fn io_status(e: &std::io::Error) -> StatusCode {
 /// `GET /healthz`: 200 `{"status":"ok","disk_full":…}` while the store takes requests (a full
 /// disk stays 200: reads and deletes still work, and a load balancer must keep sending
 /// deletes; so does a data dir that refuses new files for a while, with
-/// `"dir_not_writable":` its reason added; and a write that has waited a second or more for the
+/// `"dir_not_writable":` its reason added, and a process out of file descriptors with
+/// `"out_of_descriptors"`; and a write that has waited a second or more for the
 /// disk, with `"disk_waiting_ms"`: writes wait, reads go on), 503 `{"status":"poisoned","reason":…}` once an
 /// I/O failure poisoned the store.
 pub fn healthz(health: &Health) -> Resp {
@@ -64,6 +67,11 @@ pub fn healthz(health: &Health) -> Resp {
             if let Some(reason) = &health.dir_not_writable {
                 body["dir_not_writable"] = json!(format!(
                     "the data dir refuses new files ({reason}): writes that need a new segment are refused until it is writable again"
+                ));
+            }
+            if let Some(reason) = &health.out_of_descriptors {
+                body["out_of_descriptors"] = json!(format!(
+                    "the server has no file descriptor left for a new segment ({reason}): writes that need one are refused until one is free (close connections, or raise the open-file limit)"
                 ));
             }
             if let Some(ms) = health.disk_waiting_ms {
@@ -133,6 +141,11 @@ mod tests {
             ..Health::default()
         });
         assert_eq!(denied.status(), StatusCode::OK);
+        let no_files = healthz(&Health {
+            out_of_descriptors: Some("Too many open files (os error 24)".into()),
+            ..Health::default()
+        });
+        assert_eq!(no_files.status(), StatusCode::OK);
         let stalled = healthz(&Health {
             disk_waiting_ms: Some(1500),
             ..Health::default()

@@ -29,12 +29,13 @@ impl StorageState {
         }
     }
 
-    /// Prometheus samples: `ttlcask_disk_full`, `ttlcask_dir_not_writable`, `ttlcask_poisoned`,
+    /// Prometheus samples: `ttlcask_disk_full`, `ttlcask_dir_not_writable`,
+    /// `ttlcask_out_of_descriptors`, `ttlcask_poisoned`,
     /// `ttlcask_disk_waiting_milliseconds`,
     /// `ttlcask_damaged_reads_total` and the `ttlcask_recovery_*` gauges.
     pub fn write_prometheus(&self, o: &mut String) {
         let r = &self.recovery;
-        let gauges: [(&str, &str, u64); 14] = [
+        let gauges: [(&str, &str, u64); 15] = [
             (
                 "disk_full",
                 "1 while the disk is full: writes get 507, reads and deletes go on.",
@@ -44,6 +45,11 @@ impl StorageState {
                 "dir_not_writable",
                 "1 while the data dir refuses new files (permissions, a read-only mount): writes that need a new segment get 503, reads go on.",
                 u64::from(self.health.dir_not_writable.is_some()),
+            ),
+            (
+                "out_of_descriptors",
+                "1 while the server has no file descriptor left for a new segment (its open-file limit): writes that need one get 503, reads go on.",
+                u64::from(self.health.out_of_descriptors.is_some()),
             ),
             (
                 "poisoned",
@@ -115,12 +121,13 @@ impl StorageState {
         );
     }
 
-    /// `{"disk_full","dir_not_writable","disk_waiting_ms","poisoned","recovery":{…}}`, merged into `ttlcask stats`.
+    /// `{"disk_full","dir_not_writable","out_of_descriptors","disk_waiting_ms","poisoned","recovery":{…}}`, merged into `ttlcask stats`.
     pub fn to_json(&self) -> Value {
         let r = &self.recovery;
         json!({
             "disk_full": self.health.disk_full,
             "dir_not_writable": self.health.dir_not_writable,
+            "out_of_descriptors": self.health.out_of_descriptors,
             "disk_waiting_ms": self.health.disk_waiting_ms,
             "poisoned": self.health.poisoned,
             "recovery": {
@@ -301,6 +308,7 @@ mod tests {
                 poisoned: Some("fsync: EIO".into()),
                 disk_full: true,
                 dir_not_writable: None,
+                out_of_descriptors: Some("Too many open files (os error 24)".into()),
                 disk_waiting_ms: Some(2500),
             },
             recovery: damaged(),
@@ -311,6 +319,8 @@ mod tests {
         for expected in [
             "ttlcask_disk_full 1",
             "ttlcask_poisoned 1",
+            "ttlcask_out_of_descriptors 1",
+            "ttlcask_dir_not_writable 0",
             "ttlcask_disk_waiting_milliseconds 2500",
             "ttlcask_recovery_clean 0",
             "ttlcask_recovery_damaged_ranges 1",
@@ -326,6 +336,7 @@ mod tests {
         assert_eq!(v["disk_full"], true);
         assert_eq!(v["poisoned"], "fsync: EIO");
         assert_eq!(v["disk_waiting_ms"], 2500);
+        assert_eq!(v["out_of_descriptors"], "Too many open files (os error 24)");
         assert_eq!(v["recovery"]["clean"], false);
         assert_eq!(v["recovery"]["damaged"][0]["offset"], 4096);
         assert_eq!(v["recovery"]["bytes_cut"], 24);

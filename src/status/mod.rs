@@ -165,6 +165,11 @@ fn storage_section(st: &StorageState, s: &Stats) -> String {
             "<b class=\"bad\">refused where they need a new segment (503): the data dir refuses new files ({}); they resume once it takes them</b>",
             escape(reason)
         )
+    } else if let Some(reason) = &h.out_of_descriptors {
+        format!(
+            "<b class=\"bad\">refused where they need a new segment (503): no file descriptor is left ({}); they resume once one is free (close connections, or raise the open-file limit)</b>",
+            escape(reason)
+        )
     } else if let Some(ms) = h.disk_waiting_ms {
         format!("<b class=\"bad\">waiting: one has waited {ms} ms for the disk (a frozen file system, a stalled device); reads go on</b>")
     } else {
@@ -591,6 +596,23 @@ mod tests {
     }
 
     #[test]
+    fn shows_a_server_out_of_file_descriptors() {
+        let storage = StorageState {
+            health: ttlcask_engine::Health {
+                out_of_descriptors: Some("Too many open files (os error 24)".into()),
+                ..Default::default()
+            },
+            recovery: ttlcask_engine::RecoveryReport::default(),
+            damaged_reads: 0,
+        };
+        let html = storage_section(&storage, &Stats::default());
+        assert!(
+            html.contains("Writes: <b class=\"bad\">refused where they need a new segment (503): no file descriptor is left (Too many open files (os error 24))"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn shows_a_write_waiting_for_the_disk() {
         let storage = StorageState {
             health: ttlcask_engine::Health {
@@ -614,6 +636,7 @@ mod tests {
                 poisoned: Some("fsync <EIO>".into()),
                 disk_full: true,
                 dir_not_writable: None,
+                out_of_descriptors: None,
                 disk_waiting_ms: None,
             },
             recovery: ttlcask_engine::RecoveryReport {

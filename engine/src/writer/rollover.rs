@@ -9,6 +9,7 @@ use crate::error::WriteError;
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::index::SegmentSlot;
 use crate::segment::Segment;
+use crate::signals::Refused;
 use crate::store::Inner;
 
 use super::{Trim, Writer};
@@ -29,6 +30,16 @@ impl Inner {
         needed: u64,
         frees: bool,
     ) -> Result<(), WriteError> {
+        // Everything that opens a file comes before anything changes, the directory sync
+        // below too (`FileSystem::dir_syncer`).
+        let dir_sync = if self.durable() {
+            match self.fs.dir_syncer(&self.dir) {
+                Ok(sync) => Some(sync),
+                Err(e) => return Err(self.segment_refused(e)),
+            }
+        } else {
+            None
+        };
         let (seg, from_reserve) = match self.start_segment(w, needed, frees) {
             Ok(started) => started,
             Err(e) if crate::fs::is_out_of_space(&e) => {
@@ -41,15 +52,7 @@ impl Inner {
                 self.want_space();
                 return Err(WriteError::DiskFull(e.to_string()));
             }
-            // Nothing was written (`Segment::create` leaves no file behind): an operator's
-            // `chmod` or read-only remount is a passing state, as a full disk is, and the
-            // next write that needs a segment tries again. Poisoned, the store needed a
-            // restart (found from outside).
-            Err(e) if crate::fs::is_denied(&e) => {
-                self.health.set_dir_not_writable(Some(e.to_string()));
-                return Err(WriteError::DirNotWritable(e.to_string()));
-            }
-            Err(e) => return Err(self.fail(e)),
+            Err(e) => return Err(self.segment_refused(e)),
         };
         w.out_of_space_at = None;
         // The tombstone part of the reserve is no sign the disk has room (writes other than
@@ -61,12 +64,12 @@ impl Inner {
         if from_reserve {
             self.want_space();
         }
-        self.health.set_dir_not_writable(None);
+        self.health.set_segment_refused(None);
         let seg = Arc::new(seg);
         self.seal_active(w).map_err(|e| self.fail(e))?;
         let id = seg.id;
-        if self.durable() {
-            self.fs.sync_dir(&self.dir).map_err(|e| self.fail(e))?;
+        if let Some(sync) = dir_sync {
+            sync().map_err(|e| self.fail(e))?;
             // Its name and header are durable: from here the seal log knows it is the one
             // appended to, and a crash that leaves it missing is damage, not a clean open.
             // (An append of its own, not one write with the seal entry above: the log takes
@@ -84,6 +87,24 @@ impl Inner {
         // The background thread writes the next spare now rather than at its next tick.
         self.shutdown.nudge();
         Ok(())
+    }
+
+    /// The error of a rollover that changed nothing: nothing was written (`Segment::create`
+    /// leaves no file behind), so an operator's `chmod` or read-only remount, or a process
+    /// out of file descriptors, is a passing state, as a full disk is, and the next write
+    /// that needs a segment tries again. Poisoned, the store needed a restart (each found
+    /// from outside). Any other error poisons.
+    fn segment_refused(&self, e: std::io::Error) -> WriteError {
+        let (refused, error): (_, fn(String) -> WriteError) = if crate::fs::is_denied(&e) {
+            (Refused::Dir, WriteError::DirNotWritable)
+        } else if crate::fs::is_out_of_descriptors(&e) {
+            (Refused::Descriptors, WriteError::OutOfDescriptors)
+        } else {
+            return self.fail(e);
+        };
+        self.health
+            .set_segment_refused(Some((refused, e.to_string())));
+        error(e.to_string())
     }
 
     /// A new segment file for at least `needed` bytes: the spare if one is ready, else a new
