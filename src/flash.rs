@@ -306,7 +306,10 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
                 // Against the latest expiry a default could have stored (whole seconds,
                 // rounded up): a client sends back the ExpiresUtc it was told. Found from
                 // outside: the default, up to a second past 30 days, was refused so.
-                Some(ms) if ms > stored_expiry(now.saturating_add(max_ms)) => {
+                Some(ms)
+                    if stored_expiry(now.saturating_add(max_ms))
+                        .is_some_and(|latest| ms > latest) =>
+                {
                     return Reply::fail(
                         StatusCode::BAD_REQUEST,
                         format!(
@@ -316,7 +319,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
                     )
                 }
                 // Reported as stored: whole seconds, rounded up.
-                Some(ms) => Some(stored_expiry(ms)),
+                // Past 2106 the engine keeps it as never (a `flash_max_ttl_secs` of
+                // decades); reported as asked.
+                Some(ms) => Some(stored_expiry(ms).unwrap_or(ms)),
                 None => {
                     return Reply::fail(
                         StatusCode::BAD_REQUEST,
@@ -351,7 +356,10 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, route: &Route) -> Re
     let done = match op {
         Op::Get => return get(state, ns, key_bytes).await,
         Op::Add => {
-            let expires = expires.unwrap_or_else(|| stored_expiry(now + max_ms));
+            let expires = expires.unwrap_or_else(|| {
+                let latest = now.saturating_add(max_ms);
+                stored_expiry(latest).unwrap_or(latest)
+            });
             return add(state, ns, key_bytes, &body, expires).await;
         }
         Op::Update => {

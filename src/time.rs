@@ -52,10 +52,12 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 /// The expiry the engine stores for `ms`: whole seconds, rounded up so that nothing expires
-/// early, at most `u32::MAX` seconds (ARCHITECTURE.md "Index"). Every API rounds with this
-/// before it answers, so a response reports the expiry that a later read shows.
-pub fn stored_expiry(ms: u64) -> u64 {
-    ms.max(1).div_ceil(MS_PER_SEC).min(u64::from(u32::MAX)) * MS_PER_SEC
+/// early; `None` (never) past `u32::MAX` seconds, 2106-02-07 (ARCHITECTURE.md "Index"). Every
+/// API rounds with this before it answers, so a response reports the expiry that a later
+/// read shows.
+pub fn stored_expiry(ms: u64) -> Option<u64> {
+    let secs = ms.max(1).div_ceil(MS_PER_SEC);
+    (secs <= u64::from(u32::MAX)).then(|| secs * MS_PER_SEC)
 }
 
 impl Civil {
@@ -282,7 +284,7 @@ mod tests {
             let options = ttlcask_engine::PutOptions::expiring_at(ms);
             store.put(b"ns", &key, b"v", options).expect("put");
             let item = store.get(b"ns", &key).expect("get").expect("live");
-            assert_eq!(item.expires_at_ms, Some(stored_expiry(ms)), "{ms}");
+            assert_eq!(item.expires_at_ms, stored_expiry(ms), "{ms}");
         }
     }
 

@@ -108,7 +108,9 @@ pub enum WriteError {
     /// Writing or syncing failed just now; the store is poisoned from here on.
     Io(String),
     /// The disk is full: nothing of the write was stored. Deletes, clears and drops still
-    /// work; writes are taken again once space is free.
+    /// work while the space kept for them lasts (an eighth of each segment, and a reserve
+    /// file of a quarter segment), then get this too until compaction or the operator frees
+    /// space; writes are taken again once space is free.
     DiskFull(String),
     /// The data directory refused a new segment file (permission denied, or a read-only
     /// file system): nothing of the write was stored and the store is not poisoned; writes

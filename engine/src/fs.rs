@@ -80,7 +80,8 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// beforehand), so appends below that may go through the map.
     fn mark_allocated(&self, _len: u64) {}
     /// Tells the kernel how the map will be used: `true` while appends copy into it (no
-    /// read-ahead: see [`crate::segment::Segment::set_appending`]), `false` once sealed
+    /// read-ahead: a page read ahead of the appends is one the appends then write again),
+    /// `false` once sealed
     /// (the default read-ahead, for the sequential scans of compaction and hint writing).
     fn advise_appending(&self, _appending: bool) {}
 }

@@ -86,7 +86,16 @@ impl GroupCommit {
     ) -> Result<(), WriteError> {
         let mut s = self.state.lock();
         loop {
-            health.check()?;
+            if let Err(poisoned) = health.check() {
+                // A waiter woken to lead the next sync leaves without leading it: the others
+                // would wait for it for good (found from outside: a failed append poisoned
+                // the store while a sync was in flight, and half the writers hung). All of
+                // them learn of the poison instead.
+                for done in &self.done {
+                    done.notify_all();
+                }
+                return Err(poisoned);
+            }
             if s.synced_lsn >= lsn {
                 return Ok(());
             }

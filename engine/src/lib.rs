@@ -3,8 +3,8 @@
 //! Items live in namespaces (byte strings; the ttlcask server uses tenant + API + cache).
 //! Every write is appended to a CRC-checked segment file and indexed in memory; reads go
 //! through memory maps. A background compactor rewrites segments that are mostly dead and
-//! deletes wholly expired ones. See `ARCHITECTURE.md` for the on-disk format and the
-//! crash argument.
+//! deletes wholly expired ones. The ttlcask source tree's `ARCHITECTURE.md` has the on-disk
+//! format and the crash argument.
 //!
 //! ```
 //! # let dir = tempfile::tempdir()?;
@@ -58,7 +58,9 @@ mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CompactError, IncrementError, OpenError, ReadError, TryGetError, WriteError};
-pub use fs::{is_out_of_space, read_regular, DirSyncer, FileSystem, RealFs, StorageFile, View};
+pub use fs::{
+    check_regular, is_out_of_space, read_regular, DirSyncer, FileSystem, RealFs, StorageFile, View,
+};
 pub use huge::mapped_bytes as index_mapped_bytes;
 pub use options::{
     Durability, RecoveryPolicy, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE,

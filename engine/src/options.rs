@@ -111,7 +111,9 @@ impl StoreBuilder {
     /// Opens without changing anything on disk: no new segment, no cut tail, no removed
     /// leftovers, no hints, no background threads; every write and compaction is refused
     /// with a `ReadOnly` error. The directory must exist. For tools that only read (stats,
-    /// export, listing), so that running them leaves no files behind.
+    /// export, listing), so that running them leaves no files behind. It still takes the
+    /// directory's lock: a directory another store holds (a running server) is refused with
+    /// `OpenError::Locked`; read a copy from a file-system snapshot instead.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self

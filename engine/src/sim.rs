@@ -244,7 +244,9 @@ impl SimFs {
         *self.control.on_write.lock() = hook.map(WriteHook);
     }
 
-    /// While set, every write and set_len fails with this error kind (e.g. `StorageFull`).
+    /// While set, every write and set_len fails with this error kind: a failing device
+    /// (the store is poisoned, as by any failed write). For a full disk, which the store
+    /// refuses writes for without poisoning, use [`SimFs::set_capacity`].
     pub fn fail_writes(&self, kind: Option<io::ErrorKind>) {
         *self.control.fail_writes.lock() = kind;
     }

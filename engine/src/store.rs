@@ -283,6 +283,7 @@ impl Store {
     /// # Errors
     /// See [`WriteError`].
     pub fn create_namespace(&self, namespace: &[u8]) -> Result<bool, WriteError> {
+        self.inner().check_sizes(namespace, b"", b"")?;
         self.inner().commit(|f| Ok(f.ensure_namespace(namespace)))
     }
 
@@ -302,6 +303,7 @@ impl Store {
         created: u64,
         newest: u64,
     ) -> Result<bool, WriteError> {
+        self.inner().check_sizes(namespace, b"", b"")?;
         self.inner()
             .commit(|f| Ok(f.import_namespace(namespace, created, newest)))
     }
@@ -568,7 +570,9 @@ impl Store {
     /// once for `Every` and `Never` (as for `put`), after the fsync that covers it for
     /// `Always` (on the store's sync thread, which shares one fsync among every waiting
     /// write; once an fsync covered 8 or more, the next waits up to 300 µs for as many to
-    /// arrive). `then` gets the error if the store is poisoned before that.
+    /// arrive). `then` gets the error if the store is poisoned before that. A `then` that
+    /// panics on the sync thread is caught there (the panic hook reports it): the other
+    /// callbacks still run.
     pub fn when_durable(
         &self,
         ticket: Ticket,

@@ -19,7 +19,8 @@ pub struct Item {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PutOptions {
     /// Absolute expiry in milliseconds since the Unix epoch; `None` never expires. Expiry is
-    /// kept in whole seconds: it is rounded up to the next second (never early).
+    /// kept in whole seconds: it is rounded up to the next second (never early). One past
+    /// 2106-02-07T06:28:15Z (`u32::MAX` seconds) is kept as never.
     pub expires_at_ms: Option<u64>,
     /// A small tag the caller can use to remember how to present the value.
     pub kind: u8,
@@ -388,9 +389,11 @@ impl Stats {
     /// assert_eq!(Stats::fsync_batch_bound(0), Some(1));
     /// assert_eq!(Stats::fsync_batch_bound(3), Some(8));
     /// assert_eq!(Stats::fsync_batch_bound(FSYNC_BATCH_BUCKETS - 1), None);
+    /// assert_eq!(Stats::fsync_batch_bound(usize::MAX), None);
     /// ```
     pub fn fsync_batch_bound(i: usize) -> Option<u64> {
-        (i + 1 < FSYNC_BATCH_BUCKETS).then(|| 1u64 << i)
+        // Not `i + 1 < …`: it overflowed at `usize::MAX` (found from outside).
+        (i < FSYNC_BATCH_BUCKETS - 1).then(|| 1u64 << i)
     }
 }
 

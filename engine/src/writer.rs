@@ -181,10 +181,16 @@ pub struct Frame<'a> {
 }
 
 /// Expiries are kept in whole seconds (rounded up, so never early), from 1970-01-01T00:00:01Z
-/// to the year 2106; 0 on disk means "never".
+/// to 2106-02-07T06:28:15Z (`u32::MAX` seconds); 0 on disk means "never", and so does any
+/// later expiry: one moved back to 2106 expired early (found from outside).
 pub(crate) fn stored_expiry(expires_at_ms: Option<u64>) -> u64 {
     expires_at_ms.map_or(0, |ms| {
-        ms.max(1).div_ceil(1000).min(u64::from(u32::MAX)) * 1000
+        let secs = ms.max(1).div_ceil(1000);
+        if secs > u64::from(u32::MAX) {
+            0
+        } else {
+            secs * 1000
+        }
     })
 }
 

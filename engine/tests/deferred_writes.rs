@@ -130,3 +130,18 @@ fn other_policies_acknowledge_at_once() -> TestResult {
     wait(&store, ticket)?;
     Ok(())
 }
+
+/// Found from outside (seventeenth session): a callback that panicked ended the sync
+/// thread, and every later deferred write's callback was never called.
+#[test]
+fn a_panicking_callback_does_not_stop_the_ones_after_it() -> TestResult {
+    let fs = SimFs::new();
+    let store = open(&fs)?;
+    let (_, first) = store.try_put_deferred(b"ns", b"k1", b"v", PutOptions::default(), None)?;
+    store.when_durable(first, |_| panic!("a caller's bug (this panic is expected)"));
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, second) = store.try_put_deferred(b"ns", b"k2", b"v", PutOptions::default(), None)?;
+    wait(&store, second)?;
+    assert_eq!(store.health(), Default::default());
+    Ok(())
+}

@@ -133,3 +133,55 @@ fn every_waiting_writer_is_woken_when_fsyncs_are_slow() {
         stats.fsyncs
     );
 }
+
+/// Found from outside (seventeenth session): writers waiting for the next sync while a
+/// failed append poisoned the store. The sync in flight ended and woke one of them to lead
+/// the next; it saw the poison and returned, and the others slept for good (2 of 4 writers
+/// hung in 3 of 3 tries). Each must return, with the poison or its own acknowledgement.
+#[test]
+fn writers_waiting_for_the_next_sync_return_when_an_append_poisons_the_store() {
+    for round in 0..3 {
+        let fs = SimFs::new();
+        let store = Store::builder()
+            .file_system(Arc::new(fs.clone()))
+            .durability(Durability::Always)
+            .spare_segments(false)
+            .compaction_interval(None)
+            .open("/data")
+            .expect("open");
+        store
+            .put(b"ns", b"warm", b"v", PutOptions::default())
+            .expect("put");
+        fs.set_sync_delay(std::time::Duration::from_millis(300));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spawn = |key: &'static str| {
+            let (store, done_tx) = (store.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let r = store.put(b"ns", key.as_bytes(), b"v", PutOptions::default());
+                let _ = done_tx.send((key, r));
+            });
+        };
+        // The leader's sync takes 300 ms; three writers come too late for it.
+        spawn("leader");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for key in ["w1", "w2", "w3"] {
+            spawn(key);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        fs.fail_op(fs.ops());
+        let failed = store.put(b"ns", b"failing", b"v", PutOptions::default());
+        assert!(failed.is_err(), "round {round}: {failed:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for n in 0..4 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if let Err(e) = done_rx.recv_timeout(left) {
+                panic!(
+                    "round {round}: {} of 4 writers never returned ({e:?})",
+                    4 - n
+                );
+            }
+        }
+        assert!(store.health().poisoned.is_some());
+    }
+}

@@ -130,6 +130,73 @@ fn oversized_values_are_refused_and_nothing_is_stored() -> TestResult {
     Ok(())
 }
 
+/// Found from outside (seventeenth session): an expiry past 2106 (past `u32::MAX` seconds,
+/// what a record keeps) was moved back to 2106, so the item expired early. Such an expiry
+/// is kept as never; the last one that fits is kept as it is.
+#[test]
+fn an_expiry_past_2106_is_kept_as_never_not_moved_earlier() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(1_000);
+    let store = Store::builder().clock(clock.clone()).open(dir.path())?;
+    let last = u64::from(u32::MAX) * 1000;
+    store.put(b"ns", b"far", b"v", PutOptions::expiring_at(1 << 42))?;
+    store.put(b"ns", b"max", b"v", PutOptions::expiring_at(u64::MAX))?;
+    store.put(
+        b"ns",
+        b"in",
+        b"v",
+        PutOptions::expiring_in(std::time::Duration::MAX),
+    )?;
+    store.put(b"ns", b"last", b"v", PutOptions::expiring_at(last))?;
+    for key in [&b"far"[..], b"max", b"in"] {
+        let item = store.get(b"ns", key)?.expect("stored");
+        assert_eq!(item.expires_at_ms, None, "{key:?}");
+    }
+    assert_eq!(
+        store.get(b"ns", b"last")?.expect("stored").expires_at_ms,
+        Some(last)
+    );
+    clock.advance_ms(last - 1_000);
+    assert!(store.get(b"ns", b"far")?.is_some(), "not expired in 2106");
+    assert!(store.get(b"ns", b"last")?.is_none(), "expired at its time");
+    Ok(())
+}
+
+/// Found from outside (seventeenth session): `create_namespace` and `import_namespace` took
+/// a name over the 65,535-byte limit, wrote a frame that did not read back whole, and
+/// poisoned the store. Every call that takes a namespace or key refuses or ignores one over
+/// the limit, and the store goes on.
+#[test]
+fn oversized_namespaces_and_keys_never_poison_the_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let long = vec![b'x'; 70_000];
+    let refused = |r: Result<bool, WriteError>, what: &str| match r {
+        Err(WriteError::TooLarge {
+            what: "namespace", ..
+        })
+        | Ok(false) => {}
+        other => panic!("{what}: {other:?}"),
+    };
+    refused(store.create_namespace(&long), "create_namespace");
+    refused(
+        store.import_namespace(&long, 0, u64::MAX),
+        "import_namespace",
+    );
+    refused(store.clear_namespace(&long), "clear_namespace");
+    refused(store.drop_namespace(&long), "drop_namespace");
+    for (ns, key) in [(&long[..], &b"k"[..]), (&b"ns"[..], &long[..])] {
+        match store.delete(ns, key) {
+            Ok(false) | Err(WriteError::TooLarge { .. }) => {}
+            other => panic!("delete: {other:?}"),
+        }
+    }
+    assert_eq!(store.health(), Default::default());
+    store.put(b"ns", b"k", b"v", PutOptions::default())?;
+    assert_eq!(&store.get(b"ns", b"k")?.expect("stored").value[..], b"v");
+    Ok(())
+}
+
 #[test]
 fn values_larger_than_a_segment_get_a_segment_of_their_own() -> TestResult {
     let dir = tempfile::tempdir()?;

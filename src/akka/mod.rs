@@ -109,7 +109,7 @@ impl Ctx<'_> {
             .store
             .now_ms()
             .saturating_add(ttl.saturating_mul(1000));
-        Some(crate::time::stored_expiry(at))
+        crate::time::stored_expiry(at)
     }
 
     /// `Err(reason)` when the tenant's quota refuses writes (only when quotas are on).

@@ -159,7 +159,7 @@ pub async fn put(t: &Target<'_>, cache: String, key: String, req: Request<Incomi
     let options = PutOptions {
         expires_at_ms: put
             .expires_in
-            .map(|secs| stored_expiry(store.now_ms().saturating_add(secs * 1000))),
+            .and_then(|secs| stored_expiry(store.now_ms().saturating_add(secs * 1000))),
         kind: put.kind,
         ..PutOptions::default()
     };
