@@ -79,6 +79,11 @@ pub enum ReadError {
         /// Offset of the damaged range.
         offset: u64,
     },
+    /// The key's newest record was written after the store's last good fsync, and the next
+    /// one failed (the store is poisoned): whether it is on disk is unknown until the store
+    /// is reopened, which reads what the disk kept. Neither it nor an older value is
+    /// returned meanwhile.
+    Unsynced,
 }
 
 impl fmt::Display for ReadError {
@@ -89,6 +94,7 @@ impl fmt::Display for ReadError {
                 "record at segment {segment} offset {offset} failed its checksum; the disk may be damaged, run `ttlcask verify`"
             ),
             Self::MissingSegment(id) => write!(f, "segment {id} is missing; this is a bug in ttlcask-engine"),
+            Self::Unsynced => f.write_str("the key was written after the last good fsync, and the next one failed: whether it is on disk is unknown until the store is reopened (fix the disk and restart)"),
             Self::Lost { segment, offset } => write!(
                 f,
                 "the key's newest record was in a damaged range of segment {segment} at offset {offset} and is lost; write the key again"

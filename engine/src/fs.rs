@@ -315,6 +315,9 @@ pub struct RealFs;
 #[derive(Debug)]
 struct RealFile {
     file: File,
+    /// The map's range, registered for reads the disk cannot serve (`map_faults`); before
+    /// `map`, so that it is dropped (unregistered) before the map is unmapped.
+    registered: Option<crate::map_faults::Registered>,
     map: Option<MmapRaw>,
     /// The file's bytes, read into memory instead of mapped: it has holes that could not be
     /// filled (see [`StorageFile::map_found`]). Such a file takes no writes.
@@ -342,6 +345,7 @@ impl RealFile {
     fn new(file: File) -> Self {
         Self {
             file,
+            registered: None,
             map: None,
             copy: None,
             allocated: std::sync::atomic::AtomicU64::new(0),
@@ -457,13 +461,13 @@ impl StorageFile for RealFile {
                 )]
                 // SAFETY: the range is inside the live map and reserved on disk; the single
                 // appender writes bytes no reader has been handed yet.
-                unsafe {
+                crate::map_faults::writing(|| unsafe {
                     std::ptr::copy_nonoverlapping(
                         buf.as_ptr(),
                         map.as_mut_ptr().add(offset as usize),
                         buf.len(),
                     );
-                }
+                });
                 return Ok(());
             }
         }
@@ -581,17 +585,20 @@ impl StorageFile for RealFile {
 
     fn map(&mut self) -> io::Result<()> {
         self.copy = None;
+        self.registered = None;
         if self.file.metadata()?.len() == 0 {
             self.map = None;
             return Ok(());
         }
         // Segment files are only written by this store (the lock file keeps other stores
         // out), appended past the bytes readers use, and never cut below them.
-        self.map = Some(if self.writable {
+        let map = if self.writable {
             MmapRaw::map_raw(&self.file)?
         } else {
             memmap2::MmapOptions::new().map_raw_read_only(&self.file)?
-        });
+        };
+        self.registered = Some(crate::map_faults::Registered::new(map.as_ptr(), map.len()));
+        self.map = Some(map);
         Ok(())
     }
 
@@ -603,6 +610,7 @@ impl StorageFile for RealFile {
         }
         // Not filled (read-only, or no space: a full tmpfs): read(2) gives a hole's zeros
         // without allocating anything, where a map's page fault would raise SIGBUS.
+        self.registered = None;
         self.map = None;
         self.copy = Some(read_around(&self.file, &holes)?);
         Ok(())

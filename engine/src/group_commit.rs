@@ -26,6 +26,9 @@ pub(crate) struct GroupCommit {
     /// 64 writers went back to sleep each time) was most of the CPU under many writers.
     done: [Condvar; 2],
     appended: Mutex<Appended>,
+    /// Whether [`Appended::unsynced`] is kept (`Durability::Always`: there a write not yet
+    /// synced is not acknowledged).
+    track: bool,
 }
 
 /// How far appends have gone, published by the appender after each frame. A sync leader
@@ -40,6 +43,21 @@ struct Appended {
     /// The segment it went to. Every earlier segment was synced when it was sealed, so
     /// syncing this one makes everything up to `lsn` durable.
     active: Option<Arc<Segment>>,
+    /// The frames appended since the last sync that covered them (when tracked): where a
+    /// failed sync leaves writes that may or may not be on disk ([`GroupCommit::unsynced`]).
+    unsynced: std::collections::VecDeque<Pending>,
+}
+
+/// Where a frame is in its segment: position and length.
+pub(crate) type FramePlace = (u64, u64);
+
+/// A frame appended and not yet synced: the `lsn` after it, its segment and place.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    lsn: u64,
+    segment: u32,
+    pos: u64,
+    len: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,15 +72,48 @@ struct SyncProgress {
 }
 
 impl GroupCommit {
+    /// Group commit that keeps the frames not yet synced when `track` (see
+    /// [`GroupCommit::unsynced`]).
+    pub(crate) fn new(track: bool) -> Self {
+        Self {
+            track,
+            ..Self::default()
+        }
+    }
+
     /// Publishes the appender's progress after a frame: `lsn` and `frames` so far, the last
-    /// one in `active`.
-    pub(crate) fn publish(&self, lsn: u64, frames: u64, active: &Arc<Segment>) {
+    /// one in `active`, at `pos` for `len` bytes.
+    pub(crate) fn publish(&self, lsn: u64, frames: u64, active: &Arc<Segment>, pos: u64, len: u64) {
         let mut a = self.appended.lock();
         a.lsn = lsn;
         a.frames = frames;
         if a.active.as_ref().is_none_or(|s| !Arc::ptr_eq(s, active)) {
             a.active = Some(active.clone());
         }
+        if self.track {
+            a.unsynced.push_back(Pending {
+                lsn,
+                segment: active.id,
+                pos,
+                len,
+            });
+        }
+    }
+
+    /// The frames of the active segment that no successful sync covered, with the segment:
+    /// after a failed sync, whether they are on disk is unknown until the store is reopened
+    /// (frames of earlier segments were synced when those were sealed). Kept only when
+    /// tracked.
+    pub(crate) fn unsynced(&self) -> Option<(Arc<Segment>, Vec<FramePlace>)> {
+        let a = self.appended.lock();
+        let active = a.active.clone()?;
+        let frames = a
+            .unsynced
+            .iter()
+            .filter(|p| p.segment == active.id)
+            .map(|p| (p.pos, p.len))
+            .collect();
+        Some((active, frames))
     }
 
     /// The sequence number up to which everything is known durable.
@@ -131,6 +182,12 @@ impl GroupCommit {
                 Ok(()) => {
                     counters.fsyncs.fetch_add(1, Ordering::Relaxed);
                     s.synced_lsn = s.synced_lsn.max(target);
+                    if self.track {
+                        let mut a = self.appended.lock();
+                        while a.unsynced.front().is_some_and(|p| p.lsn <= target) {
+                            a.unsynced.pop_front();
+                        }
+                    }
                     if frames > s.synced_frames {
                         counters.record_fsync_batch(frames - s.synced_frames);
                         s.synced_frames = frames;

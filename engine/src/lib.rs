@@ -41,6 +41,7 @@ mod hint;
 mod huge;
 mod index;
 mod keydir;
+mod map_faults;
 mod options;
 mod recovery;
 mod scan;
@@ -62,6 +63,7 @@ pub use fs::{
     check_regular, is_out_of_space, read_regular, DirSyncer, FileSystem, RealFs, StorageFile, View,
 };
 pub use huge::mapped_bytes as index_mapped_bytes;
+pub use map_faults::unreadable_pages;
 pub use options::{
     Durability, RecoveryPolicy, StoreBuilder, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE,
     MIN_SEGMENT_SIZE,

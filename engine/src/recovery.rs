@@ -484,8 +484,13 @@ pub fn recover(
                 // hint names read older values: found from outside).
                 let why = format!("it names segment {}, not {id}", seg.id);
                 drop(seg);
-                let bytes = fs.read(&path).map_err(RecoverError::at(&path))?;
-                unreadable.push((id, path, why, bytes));
+                match fs.read(&path) {
+                    Ok(bytes) => unreadable.push((id, path, why, bytes)),
+                    Err(e) => {
+                        let (len, how) = cannot_read(&seals, id, &path, &e);
+                        lose_whole(fs, dir, id, len, &how, &mut report, &mut lost_whole);
+                    }
+                }
                 continue;
             }
             Err(SegmentOpenError::Io(e)) => {
@@ -494,8 +499,7 @@ pub fn recover(
                 // one whose bytes are lost: the keys its hint names are lost, else its
                 // records are unknown. (It refused the open naming only the directory, or
                 // hung it: found from outside.)
-                let len = seals.lengths.get(&id).copied().unwrap_or(0).max(1);
-                let how = format!("the segment file {} cannot be read ({e})", path.display());
+                let (len, how) = cannot_read(&seals, id, &path, &e);
                 lose_whole(fs, dir, id, len, &how, &mut report, &mut lost_whole);
                 continue;
             }
@@ -524,7 +528,18 @@ pub fn recover(
                         .lengths
                         .get(&id)
                         .is_some_and(|&l| l > format::SEGMENT_HEADER_LEN as u64);
-                let bytes = fs.read(&path).map_err(RecoverError::at(&path))?;
+                // A block the disk cannot read (EIO): the header read through the map as
+                // zeros, and the whole file cannot be read to rebuild it. Damage, left in
+                // place, as `verify` says (the open stopped, naming the error: found from
+                // outside).
+                let bytes = match fs.read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        let (len, how) = cannot_read(&seals, id, &path, &e);
+                        lose_whole(fs, dir, id, len, &how, &mut report, &mut lost_whole);
+                        continue;
+                    }
+                };
                 if !sealed && bytes.iter().all(|&b| b == 0) {
                     // Created but its header never reached the disk: it holds nothing.
                     leftovers.push(path.clone());
@@ -833,6 +848,21 @@ fn missing_marked(dir: &Path, id: u32) -> DamagedRange {
             dir.join(segment::missing_file_name(id)).display()
         ),
     }
+}
+
+/// What [`lose_whole`] is told of a segment file that cannot be read: the length its seal
+/// logged (at least 1), and why.
+fn cannot_read(
+    seals: &crate::seals::Seals,
+    id: u32,
+    path: &Path,
+    e: &dyn std::fmt::Display,
+) -> (u64, String) {
+    let len = seals.lengths.get(&id).copied().unwrap_or(0).max(1);
+    (
+        len,
+        format!("the segment file {} cannot be read ({e})", path.display()),
+    )
 }
 
 /// Reads the lost records of a damaged segment that compaction moved aside (its intact

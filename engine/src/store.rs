@@ -34,6 +34,7 @@ use crate::writer::{Refused, Writer};
 
 mod open;
 mod report;
+mod unsynced;
 
 pub use report::{is_blank_removal, DamagedRange, RecoveryReport};
 
@@ -107,6 +108,8 @@ pub(crate) struct Inner {
     /// `combine.rs`).
     pub combiner: Combiner<Writer>,
     pub sync: GroupCommit,
+    /// What a failed sync left in doubt, found at the first read after it (`unsynced.rs`).
+    pub unsynced: std::sync::OnceLock<unsynced::Unsynced>,
     /// Poisoned, and disk full (set when a write found no space; cleared once a segment can
     /// be started again).
     pub health: HealthState,
@@ -364,6 +367,7 @@ impl Store {
     /// [`ReadError::Corrupt`] if the record fails its checksum.
     pub fn get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, ReadError> {
         let inner = self.inner();
+        inner.unsynced_check(namespace, key)?;
         let counted = |e: ReadError| {
             inner.counters.lost_reads.fetch_add(1, Ordering::Relaxed);
             e
@@ -433,8 +437,9 @@ impl Store {
             let mut large = Vec::new();
             let first = out.len();
             for (i, (key, entry)) in keys.iter().zip(&entries).enumerate() {
-                let read = st
-                    .lost_check(namespace, key, entry.map(|e| e.version))
+                let read = inner
+                    .unsynced_check(namespace, key)
+                    .and_then(|()| st.lost_check(namespace, key, entry.map(|e| e.version)))
                     .and_then(|()| {
                         let Some(entry) = entry else { return Ok(None) };
                         let seg = segments[i].ok_or(ReadError::MissingSegment(entry.segment))?;
@@ -471,6 +476,7 @@ impl Store {
     /// [`TryGetError::WouldBlock`], or [`TryGetError::Read`] as for `get`.
     pub fn try_get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, TryGetError> {
         let inner = self.inner();
+        inner.unsynced_check(namespace, key)?;
         let st = inner
             .state
             .try_read_spinning(TRY_GET_SPIN)

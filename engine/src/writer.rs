@@ -750,7 +750,8 @@ impl Inner {
         }
         w.lsn += len;
         w.frames += 1;
-        self.sync.publish(w.lsn, w.frames, &w.active);
+        self.sync
+            .publish(w.lsn, w.frames, &w.active, frame_pos, len);
         let seg_id = w.active.id;
         let mut st = self.state.write();
         if let Some(slot) = st.segments.get_mut(&seg_id) {

@@ -32,7 +32,8 @@ impl StorageState {
     /// Prometheus samples: `ttlcask_disk_full`, `ttlcask_dir_not_writable`,
     /// `ttlcask_out_of_descriptors`, `ttlcask_poisoned`,
     /// `ttlcask_disk_waiting_milliseconds`,
-    /// `ttlcask_damaged_reads_total` and the `ttlcask_recovery_*` gauges.
+    /// `ttlcask_damaged_reads_total`, `ttlcask_unreadable_pages_total` and the
+    /// `ttlcask_recovery_*` gauges.
     pub fn write_prometheus(&self, o: &mut String) {
         let r = &self.recovery;
         let gauges: [(&str, &str, u64); 15] = [
@@ -118,6 +119,11 @@ impl StorageState {
             o,
             "# HELP ttlcask_damaged_reads_total Reads that found a damaged or lost record and were answered as misses.\n# TYPE ttlcask_damaged_reads_total counter\nttlcask_damaged_reads_total {}",
             self.damaged_reads
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ttlcask_unreadable_pages_total Pages of the store's files the disk could not read (or past the end of a file cut short), read as zeros instead: damage where the store reads them.\n# TYPE ttlcask_unreadable_pages_total counter\nttlcask_unreadable_pages_total {}",
+            ttlcask_engine::unreadable_pages()
         );
     }
 
@@ -329,6 +335,7 @@ mod tests {
             "ttlcask_recovery_bytes_cut 24",
             "ttlcask_recovery_ignored_files 1",
             "ttlcask_damaged_reads_total 5",
+            "ttlcask_unreadable_pages_total ",
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }

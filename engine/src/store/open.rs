@@ -203,6 +203,7 @@ impl Store {
         let segment_size = options.segment_size;
         let spare = Spare::new(fs.clone(), dir, segment_size);
         let reserve = SpaceReserve::new(fs.clone(), dir, segment_size);
+        let always = options.durability == crate::Durability::Always;
         let inner = Arc::new(Inner {
             salt,
             dir: dir.to_path_buf(),
@@ -212,7 +213,8 @@ impl Store {
             state: ShardedRwLock::new(state),
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
             combiner: Combiner::default(),
-            sync: GroupCommit::default(),
+            sync: GroupCommit::new(always),
+            unsynced: std::sync::OnceLock::new(),
             health,
             counters: Counters::default(),
             report: recovered.report,

@@ -1,0 +1,72 @@
+//! Writes a failed sync left in doubt. Under `Durability::Always` a write is applied to the
+//! index when appended and acknowledged once an fsync covers it, so a read may see it
+//! before. When that fsync fails, the store is poisoned and the write refused, yet its
+//! value stayed readable, and after a restart the older value came back (found from
+//! outside: a PUT answered 500 was read back as stored, then rolled back; a DELETE
+//! answered 500 read as gone, then came back). Once poisoned, a read of a key (or of a
+//! namespace cleared or dropped) that a frame no sync covered touched answers
+//! [`ReadError::Unsynced`] until the store is reopened, which reads what the disk kept.
+
+use std::collections::HashSet;
+
+use crate::error::ReadError;
+use crate::format::{self, Op};
+use crate::store::Inner;
+
+/// The keys and namespaces the frames no sync covered touched (see the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced {
+    keys: HashSet<(Vec<u8>, Vec<u8>)>,
+    namespaces: HashSet<Vec<u8>>,
+}
+
+impl Inner {
+    /// `Err(ReadError::Unsynced)` when the store is poisoned under `Durability::Always` and
+    /// a frame no sync covered touched `key` of `namespace` (or the whole namespace). One
+    /// atomic load otherwise.
+    pub(crate) fn unsynced_check(&self, namespace: &[u8], key: &[u8]) -> Result<(), ReadError> {
+        if !self.health.is_poisoned() {
+            return Ok(());
+        }
+        let unsynced = self.unsynced.get_or_init(|| self.collect_unsynced());
+        if unsynced.namespaces.contains(namespace)
+            || unsynced.keys.contains(&(namespace.to_vec(), key.to_vec()))
+        {
+            return Err(ReadError::Unsynced);
+        }
+        Ok(())
+    }
+
+    /// Decodes the frames of the active segment no sync covered (group commit keeps where
+    /// they are: tracked under `Always` only).
+    fn collect_unsynced(&self) -> Unsynced {
+        let mut unsynced = Unsynced::default();
+        let Some((segment, frames)) = self.sync.unsynced() else {
+            return unsynced;
+        };
+        let bytes = segment.bytes();
+        for (pos, len) in frames {
+            let Some(frame) = usize::try_from(pos)
+                .ok()
+                .zip(usize::try_from(pos + len).ok())
+                .and_then(|(start, end)| bytes.get(start..end))
+            else {
+                continue;
+            };
+            let body = format::own_frame_body(frame);
+            for (_, entry) in format::own_frame_entries(body, segment.id).flatten() {
+                match entry.meta.op {
+                    Op::Put | Op::Tombstone => {
+                        unsynced
+                            .keys
+                            .insert((entry.namespace.to_vec(), entry.key.to_vec()));
+                    }
+                    Op::CreateNamespace | Op::ClearNamespace | Op::DropNamespace => {
+                        unsynced.namespaces.insert(entry.namespace.to_vec());
+                    }
+                }
+            }
+        }
+        unsynced
+    }
+}
