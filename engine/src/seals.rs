@@ -174,6 +174,9 @@ pub(crate) struct SealLog {
     /// The file and its length; `None` once an append failed (or the store is read-only):
     /// no more appends until the next open writes the log anew.
     file: Mutex<Option<(Box<dyn StorageFile>, u64)>>,
+    /// Why the last append failed, if for another reason than space (see
+    /// [`SealLog::take_failure`]).
+    failure: Mutex<Option<io::Error>>,
 }
 
 impl std::fmt::Debug for SealLog {
@@ -191,6 +194,7 @@ impl SealLog {
             path: dir.join(SEALS_FILE),
             fs: None,
             file: Mutex::new(None),
+            failure: Mutex::new(None),
         }
     }
 
@@ -212,6 +216,7 @@ impl SealLog {
             path,
             fs: Some(fs.clone()),
             file: Mutex::new(Some((file, bytes.len() as u64))),
+            failure: Mutex::new(None),
         })
     }
 
@@ -224,23 +229,30 @@ impl SealLog {
             return false;
         };
         let entry = encode(id, data_len);
-        if f.write_at_unmapped(&entry, *len)
-            .and_then(|()| f.sync())
-            .is_ok()
-        {
+        let Err(e) = f.write_at_unmapped(&entry, *len).and_then(|()| f.sync()) else {
             *len += ENTRY_LEN as u64;
-            true
-        } else {
-            // A partial entry may be on disk: a later one after it would make it look
-            // like damage in the middle of the log. And the removals it can no longer
-            // record would make the next open take segments the store removed for lost:
-            // the log goes (the next open writes it anew; removing a file needs no space).
-            *file = None;
-            if let Some(fs) = &self.fs {
-                stop_recording_removals(fs.as_ref(), &self.path);
-            }
-            false
+            return true;
+        };
+        if !crate::fs::is_out_of_space(&e) {
+            *self.failure.lock() = Some(e);
         }
+        // A partial entry may be on disk: a later one after it would make it look like
+        // damage in the middle of the log. And the removals it can no longer record would
+        // make the next open take segments the store removed for lost: the log goes (the
+        // next open writes it anew; removing a file needs no space).
+        *file = None;
+        if let Some(fs) = &self.fs {
+            stop_recording_removals(fs.as_ref(), &self.path);
+        }
+        false
+    }
+
+    /// Why the last append failed, once, where it was not for space: the disk failed a write
+    /// or an fsync (EIO), and the store must stop as for any failed fsync (it dropped the log
+    /// and went on, saying nothing: found from outside). Out of space, the log is advice
+    /// the store goes on without.
+    pub(crate) fn take_failure(&self) -> Option<io::Error> {
+        self.failure.lock().take()
     }
 
     /// Appends (and syncs) that the store removes segment `id` now; false if it could not

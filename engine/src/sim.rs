@@ -112,6 +112,8 @@ struct Control {
     /// Files whose open and read fail, with the OS error each fails with (see
     /// [`SimFs::deny_access`]).
     deny_access: Mutex<HashMap<PathBuf, i32>>,
+    /// Files whose writes and syncs fail, with the OS error (see [`SimFs::fail_io_of`]).
+    fail_io: Mutex<HashMap<PathBuf, i32>>,
     /// Total bytes the live files may hold (`None`: unlimited).
     capacity: Mutex<Option<u64>>,
     /// While set, everything that opens a file fails with EMFILE (see
@@ -188,6 +190,7 @@ impl SimFs {
                 fail_writes: Mutex::new(None),
                 deny_names: Mutex::new(None),
                 deny_access: Mutex::new(HashMap::new()),
+                fail_io: Mutex::new(HashMap::new()),
                 capacity: Mutex::new(None),
                 no_descriptors: AtomicBool::new(false),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
@@ -301,6 +304,16 @@ impl SimFs {
         Ok(())
     }
 
+    /// While set, every write and sync of the file opened as `path` fails with this OS error
+    /// (`EIO`: a failing block under that one file), nothing changed. `None` lifts it.
+    pub fn fail_io_of(&self, path: impl Into<PathBuf>, errno: Option<i32>) {
+        let mut failing = self.control.fail_io.lock();
+        match errno {
+            Some(errno) => failing.insert(path.into(), errno),
+            None => failing.remove(&path.into()),
+        };
+    }
+
     /// Fails with the error [`SimFs::deny_access`] set for `path`, if any.
     fn check_access(&self, path: &Path) -> io::Result<()> {
         match self.control.deny_access.lock().get(path) {
@@ -395,6 +408,18 @@ impl SimFs {
 struct SimHandle {
     fs: SimFs,
     file: Arc<SimFile>,
+    /// The name it was opened by (see [`SimFs::fail_io_of`]).
+    path: PathBuf,
+}
+
+impl SimHandle {
+    /// Fails with the error [`SimFs::fail_io_of`] set for this file, if any.
+    fn check_io(&self) -> io::Result<()> {
+        match self.fs.control.fail_io.lock().get(&self.path) {
+            Some(&errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl StorageFile for SimHandle {
@@ -403,6 +428,7 @@ impl StorageFile for SimHandle {
         if let Some(WriteHook(hook)) = hook {
             hook();
         }
+        self.check_io()?;
         self.fs.op(true)?;
         let offset = usize::try_from(offset).map_err(io::Error::other)?;
         self.fs.check_growth(&self.file, offset + buf.len())?;
@@ -428,6 +454,7 @@ impl StorageFile for SimHandle {
     }
 
     fn sync(&self) -> io::Result<()> {
+        self.check_io()?;
         self.fs.op(false)?;
         let delay = *self.fs.control.sync_delay.lock();
         if !delay.is_zero() {
@@ -512,6 +539,7 @@ impl FileSystem for SimFs {
         Ok(Box::new(SimHandle {
             fs: self.clone(),
             file,
+            path: path.to_path_buf(),
         }))
     }
 
@@ -528,6 +556,7 @@ impl FileSystem for SimFs {
         Ok(Box::new(SimHandle {
             fs: self.clone(),
             file,
+            path: path.to_path_buf(),
         }))
     }
 

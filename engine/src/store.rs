@@ -983,6 +983,7 @@ impl Inner {
                     slot.logged = true;
                 }
             }
+            self.check_seal_log();
         }
     }
 

@@ -144,6 +144,42 @@ fn a_write_whose_fsync_failed_is_never_read_back_meanwhile() -> TestResult {
     Ok(())
 }
 
+/// Found from outside (seventeenth session): an EIO on the fsync of `seals.log` at a seal was
+/// swallowed, the log removed, and nothing said so (`/healthz` 200). A disk that fails a
+/// write or an fsync poisons the store, whichever file it was.
+#[test]
+fn an_io_error_on_the_seal_log_poisons_the_store() -> TestResult {
+    let fs = SimFs::new();
+    let store = open(&fs);
+    store.put(b"ns", b"a", b"1", PutOptions::default())?;
+    fs.fail_io_of("/data/seals.log", Some(libc::EIO));
+    let mut acked = 0u32;
+    let err = loop {
+        match store.put(
+            b"ns",
+            &acked.to_be_bytes(),
+            &[7; 200],
+            PutOptions::default(),
+        ) {
+            Ok(_) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 200, "no write reached a seal");
+    };
+    let reason = store.health().poisoned.expect("poisoned");
+    assert!(reason.contains("seal log"), "{reason}");
+    assert!(err.to_string().contains("seal log"), "{err}");
+    assert_eq!(&store.get(b"ns", b"a")?.expect("read").value[..], b"1");
+    // Reopened once the disk is sound, everything acknowledged is there.
+    fs.fail_io_of("/data/seals.log", None);
+    drop(store);
+    let store = open(&fs);
+    for i in 0..acked {
+        assert!(store.get(b"ns", &i.to_be_bytes())?.is_some(), "{i}");
+    }
+    Ok(())
+}
+
 #[test]
 fn enospc_during_compaction_leaves_the_store_usable() -> TestResult {
     let fs = SimFs::new();

@@ -76,6 +76,7 @@ impl Inner {
             // only its last entry failing its check for a torn append, and a torn write of
             // two entries can garble the first; the crash-point enumeration showed it.)
             self.seals.append_started(id);
+            self.check_seal_log();
         }
         self.state
             .write()
@@ -87,6 +88,18 @@ impl Inner {
         // The background thread writes the next spare now rather than at its next tick.
         self.shutdown.nudge();
         Ok(())
+    }
+
+    /// Poisons the store when the seal log's last append failed for another reason than
+    /// space: the disk failed a write or an fsync, as a failed fsync of a segment does (the
+    /// log was dropped in silence: found from outside, an EIO on its fsync).
+    pub(crate) fn check_seal_log(&self) {
+        if let Some(e) = self.seals.take_failure() {
+            self.health.poison(format!(
+                "writing the seal log ({}) failed: {e}",
+                crate::seals::SEALS_FILE
+            ));
+        }
     }
 
     /// The error of a rollover that changed nothing: nothing was written (`Segment::create`
@@ -232,6 +245,7 @@ impl Inner {
             self.state.write().segments.remove(&w.active.id);
             if self.durable() {
                 self.seals.append_removed(w.active.id);
+                self.check_seal_log();
             }
             return self.fs.remove(&w.active.path);
         }
@@ -265,6 +279,7 @@ impl Inner {
         }
         // Its data is synced: from here the seal log vouches for its length.
         let logged = durable && self.seals.append(segment.id, data_len);
+        self.check_seal_log();
         if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
             slot.logged = logged;
             slot.sealed = true;
