@@ -179,6 +179,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 if periodic {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
+                    let _ = inner.check_dir();
                     inner.reserve.ensure();
                     inner.recheck_disk_full();
                 }

@@ -182,6 +182,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn try_lock_dir(&self, _dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
         Ok(Some(Box::new(())))
     }
+    /// What `dir` names now (device and inode), if the file system can tell: a store
+    /// compares it with what it opened, to notice its directory moved or replaced under it.
+    fn dir_identity(&self, _dir: &Path) -> Option<(u64, u64)> {
+        None
+    }
     /// Bytes free for new data on the file system holding `dir`, if it can tell.
     fn free_space(&self, _dir: &Path) -> Option<u64> {
         None
@@ -859,6 +864,11 @@ impl FileSystem for RealFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn dir_identity(&self, dir: &Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
     }
 
     fn dir_syncer(&self, dir: &Path) -> io::Result<DirSyncer<'_>> {

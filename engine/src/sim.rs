@@ -114,6 +114,8 @@ struct Control {
     deny_access: Mutex<HashMap<PathBuf, i32>>,
     /// Files whose writes and syncs fail, with the OS error (see [`SimFs::fail_io_of`]).
     fail_io: Mutex<HashMap<PathBuf, i32>>,
+    /// Times the directory was replaced (see [`SimFs::replace_dir`]).
+    dir_generation: AtomicU64,
     /// Total bytes the live files may hold (`None`: unlimited).
     capacity: Mutex<Option<u64>>,
     /// While set, everything that opens a file fails with EMFILE (see
@@ -191,6 +193,7 @@ impl SimFs {
                 deny_names: Mutex::new(None),
                 deny_access: Mutex::new(HashMap::new()),
                 fail_io: Mutex::new(HashMap::new()),
+                dir_generation: AtomicU64::new(0),
                 capacity: Mutex::new(None),
                 no_descriptors: AtomicBool::new(false),
                 sync_delay: Mutex::new(std::time::Duration::ZERO),
@@ -312,6 +315,13 @@ impl SimFs {
             Some(errno) => failing.insert(path.into(), errno),
             None => failing.remove(&path.into()),
         };
+    }
+
+    /// Makes every directory name another directory from now on, as `mv data data.old;
+    /// mkdir data` under a running store does ([`FileSystem::dir_identity`] changes; the
+    /// files stay as they are).
+    pub fn replace_dir(&self) {
+        self.control.dir_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Fails with the error [`SimFs::deny_access`] set for `path`, if any.
@@ -510,6 +520,10 @@ impl FileSystem for SimFs {
 
     fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
+    }
+
+    fn dir_identity(&self, _dir: &Path) -> Option<(u64, u64)> {
+        Some((0, self.control.dir_generation.load(Ordering::SeqCst)))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -108,6 +108,8 @@ pub(crate) struct Inner {
     /// `combine.rs`).
     pub combiner: Combiner<Writer>,
     pub sync: GroupCommit,
+    /// What the data directory named when the store locked it (`Inner::check_dir`).
+    pub dir_identity: Option<(u64, u64)>,
     /// What a failed sync left in doubt, found at the first read after it (`unsynced.rs`).
     pub unsynced: std::sync::OnceLock<unsynced::Unsynced>,
     /// Poisoned, and disk full (set when a write found no space; cleared once a segment can

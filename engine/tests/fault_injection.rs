@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ttlcask_engine::sim::{SimFs, Torn};
 use ttlcask_engine::{
-    CompactError, Durability, PutOptions, ReadError, Store, TryGetError, WriteError,
+    CompactError, Durability, FileSystem, PutOptions, ReadError, Store, TryGetError, WriteError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -177,6 +177,60 @@ fn an_io_error_on_the_seal_log_poisons_the_store() -> TestResult {
     for i in 0..acked {
         assert!(store.get(b"ns", &i.to_be_bytes())?.is_some(), "{i}");
     }
+    Ok(())
+}
+
+/// Found from outside (seventeenth session): `mv data data.old; mkdir data` under a running
+/// server went unnoticed; new segments and hints went into the new `data`, which held no
+/// lock, and a second server started there. The store now notices before its next segment
+/// and within a second or so (its background thread), and stops taking writes.
+#[test]
+fn a_data_dir_moved_or_replaced_under_the_store_stops_its_writes() -> TestResult {
+    // Noticed by the background thread, with no write.
+    let fs = SimFs::new();
+    let store = open(&fs);
+    store.put(b"ns", b"a", b"1", PutOptions::default())?;
+    fs.replace_dir();
+    let since = std::time::Instant::now();
+    while store.health().poisoned.is_none() {
+        assert!(since.elapsed().as_secs() < 10, "not noticed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let reason = store.health().poisoned.expect("poisoned");
+    assert!(reason.contains("moved or replaced"), "{reason}");
+    assert!(store.put(b"ns", b"b", b"2", PutOptions::default()).is_err());
+    assert_eq!(&store.get(b"ns", b"a")?.expect("read").value[..], b"1");
+    // Noticed before the next segment, where no background thread runs.
+    let fs = SimFs::new();
+    let store = Store::builder()
+        .file_system(Arc::new(fs.clone()))
+        .durability(Durability::Always)
+        .segment_size(4096)
+        .compaction_interval(None)
+        .spare_segments(false)
+        .open("/data")?;
+    store.put(b"ns", b"a", b"1", PutOptions::default())?;
+    fs.replace_dir();
+    let mut acked = 0u32;
+    let err = loop {
+        match store.put(
+            b"ns",
+            &acked.to_be_bytes(),
+            &[7; 200],
+            PutOptions::default(),
+        ) {
+            Ok(_) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 200, "no write needed a new segment");
+    };
+    assert!(err.to_string().contains("moved or replaced"), "{err}");
+    let segments = fs.list(std::path::Path::new("/data"))?;
+    assert_eq!(
+        segments.iter().filter(|n| n.ends_with(".seg")).count(),
+        1,
+        "no new segment made: {segments:?}"
+    );
     Ok(())
 }
 

@@ -204,6 +204,7 @@ impl Store {
         let spare = Spare::new(fs.clone(), dir, segment_size);
         let reserve = SpaceReserve::new(fs.clone(), dir, segment_size);
         let always = options.durability == crate::Durability::Always;
+        let dir_identity = fs.dir_identity(dir);
         let inner = Arc::new(Inner {
             salt,
             dir: dir.to_path_buf(),
@@ -215,6 +216,7 @@ impl Store {
             combiner: Combiner::default(),
             sync: GroupCommit::new(always),
             unsynced: std::sync::OnceLock::new(),
+            dir_identity,
             health,
             counters: Counters::default(),
             report: recovered.report,

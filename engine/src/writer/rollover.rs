@@ -30,6 +30,7 @@ impl Inner {
         needed: u64,
         frees: bool,
     ) -> Result<(), WriteError> {
+        self.check_dir()?;
         // Everything that opens a file comes before anything changes, the directory sync
         // below too (`FileSystem::dir_syncer`).
         let dir_sync = if self.durable() {
@@ -88,6 +89,25 @@ impl Inner {
         // The background thread writes the next spare now rather than at its next tick.
         self.shutdown.nudge();
         Ok(())
+    }
+
+    /// Poisons the store when its data directory's name now names another directory
+    /// (moved, or moved and replaced: `mv data data.old; mkdir data`). Its open files go on
+    /// in the directory it locked, but new segments and hints are made by name: they went
+    /// into the new directory, which holds no lock, and a second server started there
+    /// (found from outside). Checked before every new segment and once a second by the
+    /// background thread.
+    pub(crate) fn check_dir(&self) -> Result<(), WriteError> {
+        let Some(opened) = self.dir_identity else {
+            return Ok(());
+        };
+        if self.fs.dir_identity(&self.dir) == Some(opened) {
+            return Ok(());
+        }
+        Err(self.fail(std::io::Error::other(format!(
+            "the data directory {} was moved or replaced while the store ran (the name no longer leads to the directory it locked): restart on the right directory",
+            self.dir.display()
+        ))))
     }
 
     /// Poisons the store when the seal log's last append failed for another reason than
