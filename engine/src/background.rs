@@ -179,12 +179,14 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 if periodic {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
-                    let _ = inner.check_dir();
                     inner.reserve.ensure();
                     inner.recheck_disk_full();
                 }
                 // Also as soon as the writer asks (half a segment written, or a rollover).
-                if periodic || nudged {
+                // Files are made by name: none once the directory's name leads elsewhere (a
+                // spare went into the new directory of a data dir replaced under the store:
+                // found from outside).
+                if (periodic || nudged) && inner.check_dir().is_ok() {
                     // What could not be cut is tried again at the next tick.
                     let _ = inner.trim_sealed();
                     inner.prepare_spare();

@@ -54,6 +54,8 @@ impl Inner {
         if self.options.read_only {
             return Err(CompactError::ReadOnly);
         }
+        // Its outputs are made by name: not in a directory that replaced the store's.
+        let _ = self.check_dir();
         if let Some(reason) = self.health.poisoned() {
             return Err(CompactError::Poisoned(reason));
         }
