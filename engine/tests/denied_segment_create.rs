@@ -34,6 +34,23 @@ fn check(store: &Store, acked: u32, refused: u32) {
     assert_eq!(store.get(b"ns", &key(refused)).expect("read"), None);
 }
 
+/// Puts `key(acked)`, `key(acked + 1)`, … until one is refused (counting the others in
+/// `acked`), and returns its error: the write that needed a new segment.
+fn put_until_refused(store: &Store, acked: &mut u32) -> WriteError {
+    loop {
+        match store.put(
+            b"ns",
+            &key(*acked),
+            &[*acked as u8; 200],
+            PutOptions::default(),
+        ) {
+            Ok(_) => *acked += 1,
+            Err(e) => return e,
+        }
+        assert!(*acked < 1000, "no write needed a new segment");
+    }
+}
+
 #[test]
 fn a_segment_create_refused_for_permission_refuses_writes_until_allowed_again() {
     for errno in [libc::EACCES, libc::EROFS] {
@@ -42,18 +59,7 @@ fn a_segment_create_refused_for_permission_refuses_writes_until_allowed_again() 
         fs.deny_names(Some(errno));
         // Writes fill the active segment, then the one that needs a new segment is refused.
         let mut acked = 0u32;
-        let err = loop {
-            match store.put(
-                b"ns",
-                &key(acked),
-                &[acked as u8; 200],
-                PutOptions::default(),
-            ) {
-                Ok(_) => acked += 1,
-                Err(e) => break e,
-            }
-            assert!(acked < 1000, "no write needed a new segment");
-        };
+        let err = put_until_refused(&store, &mut acked);
         assert!(
             matches!(err, WriteError::DirNotWritable(_)),
             "errno {errno}: {err:?}"
@@ -134,18 +140,7 @@ fn a_process_out_of_file_descriptors_refuses_writes_until_one_is_free() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         fs.run_out_of_descriptors(true);
-        let err = loop {
-            match store.put(
-                b"ns",
-                &key(acked),
-                &[acked as u8; 200],
-                PutOptions::default(),
-            ) {
-                Ok(_) => acked += 1,
-                Err(e) => break e,
-            }
-            assert!(acked < 1000, "no write needed a new segment");
-        };
+        let err = put_until_refused(&store, &mut acked);
         assert!(
             matches!(err, WriteError::OutOfDescriptors(_)),
             "spare {spare}: {err:?}"

@@ -144,6 +144,17 @@ fn a_write_whose_fsync_failed_is_never_read_back_meanwhile() -> TestResult {
     Ok(())
 }
 
+/// Puts 200 bytes under `0u32.to_be_bytes()`, `1u32…`, … until one is refused; how many
+/// were taken, and the refusal.
+fn put_until_refused(store: &Store) -> (u32, WriteError) {
+    for i in 0..200u32 {
+        if let Err(e) = store.put(b"ns", &i.to_be_bytes(), &[7; 200], PutOptions::default()) {
+            return (i, e);
+        }
+    }
+    panic!("200 writes and none refused");
+}
+
 /// Found from outside (seventeenth session): an EIO on the fsync of `seals.log` at a seal was
 /// swallowed, the log removed, and nothing said so (`/healthz` 200). A disk that fails a
 /// write or an fsync poisons the store, whichever file it was.
@@ -153,19 +164,7 @@ fn an_io_error_on_the_seal_log_poisons_the_store() -> TestResult {
     let store = open(&fs);
     store.put(b"ns", b"a", b"1", PutOptions::default())?;
     fs.fail_io_of("/data/seals.log", Some(libc::EIO));
-    let mut acked = 0u32;
-    let err = loop {
-        match store.put(
-            b"ns",
-            &acked.to_be_bytes(),
-            &[7; 200],
-            PutOptions::default(),
-        ) {
-            Ok(_) => acked += 1,
-            Err(e) => break e,
-        }
-        assert!(acked < 200, "no write reached a seal");
-    };
+    let (acked, err) = put_until_refused(&store);
     let reason = store.health().poisoned.expect("poisoned");
     assert!(reason.contains("seal log"), "{reason}");
     assert!(err.to_string().contains("seal log"), "{err}");
@@ -211,19 +210,7 @@ fn a_data_dir_moved_or_replaced_under_the_store_stops_its_writes() -> TestResult
         .open("/data")?;
     store.put(b"ns", b"a", b"1", PutOptions::default())?;
     fs.replace_dir();
-    let mut acked = 0u32;
-    let err = loop {
-        match store.put(
-            b"ns",
-            &acked.to_be_bytes(),
-            &[7; 200],
-            PutOptions::default(),
-        ) {
-            Ok(_) => acked += 1,
-            Err(e) => break e,
-        }
-        assert!(acked < 200, "no write needed a new segment");
-    };
+    let (_, err) = put_until_refused(&store);
     assert!(err.to_string().contains("moved or replaced"), "{err}");
     let segments = fs.list(std::path::Path::new("/data"))?;
     assert_eq!(
