@@ -349,6 +349,13 @@ impl Inner {
         let bytes = &view[..(data_len as usize).min(view.len())];
         let scanned = scan::scan(bytes, &seg.header, false);
         if !scanned.is_clean() {
+            if seg.unreadable() {
+                // The disk failed to read part of it (it reads as zeros): kept as it is, its
+                // records not marked lost, until a reopen reads it again (found from
+                // outside: a passing read error during a run lost acknowledged keys for
+                // good, as the segment went aside as damaged).
+                return Ok(false);
+            }
             self.note_damage(id, &scanned, report);
         }
         let records = scanned.records;

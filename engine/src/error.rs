@@ -79,6 +79,15 @@ pub enum ReadError {
         /// Offset of the damaged range.
         offset: u64,
     },
+    /// The record could not be read: the disk failed to read its page (an I/O error), which
+    /// reads as zeros until the store is reopened (see [`crate::unreadable_pages`]). Nothing
+    /// is judged lost from it: reopen once the disk is sound.
+    Unreadable {
+        /// Segment id.
+        segment: u32,
+        /// Offset of the record in the segment.
+        offset: u32,
+    },
     /// The key's newest record was written after the store's last good fsync, and the next
     /// one failed (the store is poisoned): whether it is on disk is unknown until the store
     /// is reopened, which reads what the disk kept. Neither it nor an older value is
@@ -94,6 +103,10 @@ impl fmt::Display for ReadError {
                 "record at segment {segment} offset {offset} failed its checksum; the disk may be damaged, run `ttlcask verify`"
             ),
             Self::MissingSegment(id) => write!(f, "segment {id} is missing; this is a bug in ttlcask-engine"),
+            Self::Unreadable { segment, offset } => write!(
+                f,
+                "record at segment {segment} offset {offset} could not be read (the disk returned an I/O error); reopen the store once the disk is sound"
+            ),
             Self::Unsynced => f.write_str("the key was written after the last good fsync, and the next one failed: whether it is on disk is unknown until the store is reopened (fix the disk and restart)"),
             Self::Lost { segment, offset } => write!(
                 f,

@@ -84,6 +84,11 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// `false` once sealed
     /// (the default read-ahead, for the sequential scans of compaction and hint writing).
     fn advise_appending(&self, _appending: bool) {}
+    /// Whether a page of the file's map could not be read (an I/O error) and reads as zeros
+    /// (see `map_faults.rs`): its bytes are not the file's until it is mapped again.
+    fn unreadable(&self) -> bool {
+        false
+    }
 }
 
 /// A file that is not there: no bytes, every write refused for want of space. The active
@@ -569,6 +574,10 @@ impl StorageFile for RealFile {
     fn mark_allocated(&self, len: u64) {
         self.allocated
             .store(len, std::sync::atomic::Ordering::Release);
+    }
+
+    fn unreadable(&self) -> bool {
+        self.registered.as_ref().is_some_and(|r| r.faulted())
     }
 
     fn advise_appending(&self, appending: bool) {

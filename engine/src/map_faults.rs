@@ -24,7 +24,7 @@
 //!   reason: a later append into it faults again, rather than write where no file is.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 /// Maps that can be registered at once; a map beyond them is not protected.
@@ -46,6 +46,15 @@ const FREE: Slot = Slot {
 };
 
 static RANGES: [Slot; SLOTS] = [FREE; SLOTS];
+
+#[expect(
+    clippy::declare_interior_mutable_const,
+    reason = "an array initialiser"
+)]
+const CLEAR: AtomicBool = AtomicBool::new(false);
+
+/// Whether a page of the range in the same slot was replaced with zeros.
+static FAULTED: [AtomicBool; SLOTS] = [CLEAR; SLOTS];
 
 /// Pages replaced with zeros so far, in this process.
 static UNREADABLE: AtomicU64 = AtomicU64::new(0);
@@ -89,6 +98,7 @@ impl Registered {
             }
             // The length first: a handler that finds the start finds its length.
             slot.len.store(len, Ordering::Release);
+            FAULTED[i].store(false, Ordering::Release);
             if slot
                 .start
                 .compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed)
@@ -98,6 +108,15 @@ impl Registered {
             }
         }
         Self(None)
+    }
+}
+
+impl Registered {
+    /// Whether a page of this map could not be read and reads as zeros: what reads there
+    /// find is not the file's, so nothing may be judged from it for good (no record marked
+    /// lost, no segment cut or moved aside) until a new map reads the file again.
+    pub(crate) fn faulted(&self) -> bool {
+        self.0.is_some_and(|i| FAULTED[i].load(Ordering::Acquire))
     }
 }
 
@@ -142,9 +161,9 @@ fn install() {
     });
 }
 
-/// The registered range holding `addr`, if one does.
-fn registered(addr: usize) -> bool {
-    RANGES.iter().any(|slot| {
+/// The slot of the registered range holding `addr`, if one does.
+fn registered(addr: usize) -> Option<usize> {
+    RANGES.iter().position(|slot| {
         let start = slot.start.load(Ordering::Acquire);
         start != 0 && addr >= start && addr - start < slot.len.load(Ordering::Acquire)
     })
@@ -158,8 +177,12 @@ extern "C" fn on_sigbus(
 ) {
     // SAFETY: the kernel hands a valid siginfo for a SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let ours = !WRITING.with(Cell::get) && registered(addr);
-    if ours {
+    let ours = if WRITING.with(Cell::get) {
+        None
+    } else {
+        registered(addr)
+    };
+    if let Some(slot) = ours {
         let page = PAGE.load(Ordering::Relaxed);
         let at = addr & !(page - 1);
         // SAFETY: the page lies inside a live map of ours (registered), which is replaced
@@ -175,6 +198,7 @@ extern "C" fn on_sigbus(
             )
         };
         if mapped != libc::MAP_FAILED {
+            FAULTED[slot].store(true, Ordering::Release);
             UNREADABLE.fetch_add(1, Ordering::Relaxed);
             return;
         }

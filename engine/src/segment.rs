@@ -297,6 +297,13 @@ impl Segment {
         self.file.advise_appending(appending);
     }
 
+    /// Whether a page of the file could not be read (an I/O error) and reads as zeros: its
+    /// damage may be the disk's passing failure, not the file's, so it is never judged for
+    /// good (cut, moved aside, its records marked lost) from this opening.
+    pub(crate) fn unreadable(&self) -> bool {
+        self.file.unreadable()
+    }
+
     /// The file's bytes.
     pub fn bytes(&self) -> View<'_> {
         self.file.view()

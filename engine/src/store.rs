@@ -926,9 +926,16 @@ fn read_value(
     })
     .ok()
     .flatten()
-    .ok_or(ReadError::Corrupt {
-        segment: entry.segment,
-        offset: entry.offset,
+    .ok_or(if seg.unreadable() {
+        ReadError::Unreadable {
+            segment: entry.segment,
+            offset: entry.offset,
+        }
+    } else {
+        ReadError::Corrupt {
+            segment: entry.segment,
+            offset: entry.offset,
+        }
     })
 }
 
