@@ -404,6 +404,25 @@ impl ByteSize {
     }
 }
 
+/// Checks an `Access-Control-Allow-Origin` value: empty (no header), `*`, or one origin
+/// (`https://app.example.com:8443`): visible ASCII with no comma, quote, `%`, `#` or
+/// backslash. A list, a line break or a byte outside ASCII made a header browsers refuse,
+/// or none at all, with nothing said (found from outside).
+///
+/// # Errors
+/// A message naming `key` and what it takes.
+pub fn check_cors_origin(key: &str, origin: &str) -> Result<(), String> {
+    if origin
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b",\"'%#\\".contains(&b))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} {origin:?}: one origin (such as https://app.example.com), *, or empty for no header; without spaces, commas, quotes, % or #"
+    ))
+}
+
 /// Parses a listen address.
 ///
 /// # Errors
@@ -417,8 +436,11 @@ impl AkkaFileConfig {
     /// Resolves file paths and defaults into an [`AkkaConfig`].
     ///
     /// # Errors
-    /// A message naming a key file that cannot be read.
+    /// A message naming a key file that cannot be read, or a CORS origin that is not one.
     pub fn resolve(self, base: AkkaConfig) -> Result<AkkaConfig, String> {
+        if let Some(origin) = &self.cors_allow_origin {
+            check_cors_origin("[akka] cors_allow_origin", origin)?;
+        }
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p)
                 .map_err(|e| format!("cannot read key file {}: {e}", p.display()))
@@ -543,5 +565,28 @@ mod tests {
         assert_eq!(f.limits.flash_body_bytes, 5000);
         assert_eq!(f.akka.hs256_secret.as_deref(), Some("s"));
         assert!(toml::from_str::<FileConfig>("nonsense = 1").is_err());
+    }
+
+    // Found from outside (seventeenth session): a line break in the origin dropped the
+    // header from every Akka response, and a list was sent as it was; neither was refused.
+    #[test]
+    fn a_cors_origin_that_is_not_one_is_refused() {
+        let resolve = |origin: &str| {
+            let text = format!("[akka]\ncors_allow_origin = {origin:?}\n");
+            let file: FileConfig = toml::from_str(&text).expect("valid toml");
+            file.akka.resolve(AkkaConfig::default())
+        };
+        for good in ["", "*", "https://app.example.com:8443", "null"] {
+            assert!(resolve(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "https://a.example\r\nSet-Cookie: x=y",
+            "https://a.example, https://b.example",
+            "https://h\u{e9}llo.example",
+            "https://a.example/%41",
+        ] {
+            let e = resolve(bad).expect_err(bad);
+            assert!(e.contains("[akka] cors_allow_origin"), "{e}");
+        }
     }
 }

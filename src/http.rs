@@ -572,6 +572,13 @@ pub fn check_param_names(query: Option<&str>, takes: &[&'static str]) -> Result<
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repeated;
 
+/// The token of an `Authorization` value in the `Bearer` scheme, the scheme's name in any
+/// case (RFC 9110 §11.1; the admin token was refused as `bearer`: found from outside).
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The only value of header `name`: `Ok(None)` when absent, `Err(Repeated)` when it came
 /// more than once.
 pub fn single_header<'a>(

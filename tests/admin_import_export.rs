@@ -706,6 +706,23 @@ async fn admin_routes_refuse_parameters_they_do_not_take() {
         let r = s.req(method, path, &h, b"").await;
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
     }
+    // `Allow` names HEAD wherever HEAD is served (found from outside: it was left out).
+    for path in [
+        "/admin/stats",
+        "/admin/tenants",
+        "/admin/credentials",
+        "/admin/fence",
+    ] {
+        assert_eq!(
+            s.req("HEAD", path, &h, b"").await.status,
+            200,
+            "HEAD {path}"
+        );
+        let r = s.req("PATCH", path, &h, b"").await;
+        assert_eq!(r.status, 405, "PATCH {path}");
+        let allow = r.header("Allow").unwrap_or_default();
+        assert!(allow.starts_with("GET, HEAD"), "{path}: {allow}");
+    }
     assert!(s.req("GET", "/admin/fence", &h, b"").await.json()["fenced"]
         .as_array()
         .is_some_and(Vec::is_empty));

@@ -135,6 +135,15 @@ async fn metrics_and_status_need_the_admin_token_when_configured() {
             .req("GET", path, &[("Authorization", auth.as_str())], b"")
             .await;
         assert_eq!(ok.status, 200, "{path}");
+        // The scheme's name in any case (RFC 9110 §11.1; found from outside: `bearer` was
+        // refused), also on the admin API.
+        let lower = format!("bearer {}", token.trim());
+        for at in [path, "/admin/stats"] {
+            let ok = server
+                .req("GET", at, &[("Authorization", lower.as_str())], b"")
+                .await;
+            assert_eq!(ok.status, 200, "{at}");
+        }
         // Two Authorization headers are ambiguous: 400, whichever comes first (found from
         // outside: the first one decided).
         for pair in [

@@ -226,9 +226,8 @@ pub fn shard_key(req: &Request<Incoming>) -> Option<(ApiKind, Vec<u8>)> {
         .headers()
         .get(AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
+        .ok()
+        .and_then(crate::http::bearer_token)?;
     let payload = BASE64URL.decode(token.split('.').nth(1)?).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
     let org = claims.get("org")?.as_str()?;

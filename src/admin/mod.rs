@@ -87,12 +87,9 @@ pub fn holds_admin_token(
 ) -> Result<bool, http::Repeated> {
     let given = http::single_header(headers, &hyper::header::AUTHORIZATION)?
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(http::bearer_token)
         .unwrap_or("");
-    Ok(constant_time_eq(
-        given.trim().as_bytes(),
-        expected.as_bytes(),
-    ))
+    Ok(constant_time_eq(given.as_bytes(), expected.as_bytes()))
 }
 
 /// Handles `/admin/…`.
@@ -270,13 +267,15 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Resp {
     }
 }
 
-/// The methods an admin path accepts (the table at the top of this module).
+/// The methods an admin path accepts (the table at the top of this module). HEAD is served
+/// wherever GET is (by the router), so it is named beside it (found from outside: HEAD
+/// answered 200 and `Allow` left it out).
 fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
-        "/admin/tenants" | "/admin/credentials" => Some("GET, POST"),
-        "/admin/stats" | "/admin/export" => Some("GET"),
+        "/admin/tenants" | "/admin/credentials" => Some("GET, HEAD, POST"),
+        "/admin/stats" | "/admin/export" => Some("GET, HEAD"),
         "/admin/compact" | "/admin/import" | "/admin/drop" => Some("POST"),
-        "/admin/fence" => Some("GET, POST, DELETE"),
+        "/admin/fence" => Some("GET, HEAD, POST, DELETE"),
         p if p.starts_with("/admin/credentials/") => Some("DELETE"),
         _ => None,
     }

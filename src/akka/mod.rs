@@ -269,10 +269,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, table: &routes::Rout
     else {
         return bad_request("send one Authorization header, not several");
     };
-    let token = authorization.and_then(|v| v.to_str().ok()).and_then(|v| {
-        let (scheme, tok) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
-    });
+    let token = authorization
+        .and_then(|v| v.to_str().ok())
+        .and_then(http::bearer_token);
     let Some(token) = token else {
         return with_body(StatusCode::UNAUTHORIZED, TEXT, "a bearer token is required");
     };

@@ -149,16 +149,7 @@ impl ClusterFile {
             }
         }
         // Pasted into a quoted header value, where `%` starts an expression.
-        if !self
-            .akka_cors_allow_origin
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"\"'%#\\".contains(&b))
-        {
-            return Err(format!(
-                "akka_cors_allow_origin {:?}: an origin (such as https://app.example.com) or *, without spaces, quotes, % or #",
-                self.akka_cors_allow_origin
-            ));
-        }
+        crate::config::check_cors_origin("akka_cors_allow_origin", &self.akka_cors_allow_origin)?;
         if same_file(&self.read_map, &self.write_map) {
             return Err(format!(
                 "read_map and write_map are the same file ({}): a move pauses the write map while reads go on through the read map, so they must be two files",
