@@ -29,6 +29,13 @@ pub enum OpenError {
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // An I/O error is the disk's, not the directory's set-up (found from outside: one
+            // was met with advice on permissions and space).
+            Self::Io { path, source } if source.raw_os_error() == Some(libc::EIO) => write!(
+                f,
+                "cannot use {}: {source}; the disk failed to read or write it: check the disk (its kernel log), then start again (nothing was changed)",
+                path.display()
+            ),
             Self::Io { path, source } => write!(
                 f,
                 "cannot use {}: {source}; check that the data directory exists, that its files are regular files its user can read and write, and that the disk has free space",
@@ -285,7 +292,7 @@ impl fmt::Display for CompactError {
         match self {
             Self::Io(cause) => write!(
                 f,
-                "compaction failed: {cause}; the old segments were kept, free disk space and try again"
+                "compaction failed: {cause}; the old segments were kept, nothing was lost: free disk space if it is full, check the disk if it failed a read or write, and try again"
             ),
             Self::Poisoned(cause) => write!(f, "compaction refused: the store is poisoned ({cause}); reopen it"),
             Self::ReadOnly => f.write_str("compaction refused: the store was opened read-only"),

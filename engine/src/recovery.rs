@@ -738,6 +738,14 @@ pub fn recover(
     for (id, seg, slot_stats) in loaded {
         let seg = if slot_stats.cut && !read_only {
             let path = seg.path.clone();
+            if seg.unreadable() {
+                // Its end read as zeros where the disk failed to read it: cut there,
+                // acknowledged records could go for good (see `cut`).
+                return Err(RecoverError::Damaged(format!(
+                    "{}: part of this segment could not be read (the disk returned an I/O error), so where its data ends cannot be told; nothing was cut or changed: start again once the disk reads it (`ttlcask verify` names the damage)",
+                    path.display()
+                )));
+            }
             cut(fs, seg, slot_stats.data_len, durable).map_err(RecoverError::at(&path))?
         } else {
             seg
