@@ -436,12 +436,6 @@ fn check_item(
         return Err(format!("kind {kind} is not one this line's API writes"));
     }
     let text = || std::str::from_utf8(key).map_err(|_| "the key is not UTF-8".to_string());
-    // Every API names its keys in UTF-8 (a path segment, a JSON string, a header): a key
-    // that is not would be stored where no route reads or deletes it (found from outside:
-    // an Akka or IronCache line with `"key_base64": "/w=="` was taken).
-    if parsed.tenant().is_some() {
-        text()?;
-    }
     match parsed {
         Parsed::Flash { .. } if !crate::flash::valid_data_key(text()?, usize::MAX) => Err(format!(
             "invalid Flash DataKey {:?}: use A-Z a-z 0-9 - _ . ~",
