@@ -903,7 +903,12 @@ fn load_evidence(
                     reported.push(d.offset as u64..(d.offset + d.len) as u64);
                 }
             }
-            intact.extend(scanned.records.iter().map(|(at, _)| *at as u64));
+            intact.extend(
+                scanned
+                    .records
+                    .iter()
+                    .map(|(at, e)| (*at as u64, e.meta.version)),
+            );
         }
         Ok(Err(e)) => report.ignored_files.push(format!(
             "{}: damaged segment kept as evidence, header unreadable ({e:?})",

@@ -264,19 +264,31 @@ fn named_in(fs: &dyn FileSystem, seg: &Segment, offset: usize, len: usize) -> Op
 /// whose tombstones and clears nothing else holds any more.
 pub(super) fn not_intact(
     named: Vec<(Summary, u64)>,
-    intact: &[u64],
+    intact: &[Held],
     from: u64,
     puts_only: bool,
 ) -> Vec<(Summary, u64)> {
+    // Intact at the same place is not enough: the record there must be the one named, of
+    // the same version (found from outside: a segment copied over another held, at the
+    // same offset, an older record of the same key, and after a compaction that older
+    // value was served).
+    let holds = |at: &u64, version: u64| {
+        intact
+            .binary_search_by_key(at, |&(offset, _)| offset)
+            .is_ok_and(|i| intact[i].1 == version)
+    };
     named
         .into_iter()
         .filter(|(s, at)| {
             (s.op == Op::Put as u8 || !puts_only)
                 && at + u64::from(s.len) > from
-                && intact.binary_search(at).is_err()
+                && !holds(at, s.version)
         })
         .collect()
 }
+
+/// A record a scan found intact: its offset and version.
+pub(super) type Held = (u64, u64);
 
 /// A segment whose hint was not trusted (its header rebuilt, say) may hold, where its hint
 /// names records of its own, frames of another segment that check (a misdirected block

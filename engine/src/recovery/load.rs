@@ -335,13 +335,14 @@ fn load_from_hint(
 /// 1 segments have no trailer); if it does not, say zeros over its last frames, the segment
 /// is scanned to find where its data stops being intact, and that range is reported (the
 /// caller marks the records the hint names there lost).
-/// Also returns the offsets of the records the scan found intact from the range's start on
-/// (damage in the middle as well as at the end: the range spans intact records).
+/// Also returns the offsets and versions of the records the scan found intact from the
+/// range's start on (damage in the middle as well as at the end: the range spans intact
+/// records).
 fn damage_before_the_end(
     fs: &dyn FileSystem,
     seg: &Segment,
     data_len: u64,
-) -> std::io::Result<Option<(DamagedRange, Vec<u64>)>> {
+) -> std::io::Result<Option<(DamagedRange, Vec<super::damage::Held>)>> {
     let (header, end) = (&seg.header, usize::try_from(data_len).unwrap_or(usize::MAX));
     if header.format == format::FORMAT_V1 || end <= header.data_start() {
         return Ok(None);
@@ -365,7 +366,7 @@ fn damage_before_the_end(
         .records
         .iter()
         .filter(|(at, _)| *at >= offset)
-        .map(|(at, _)| *at as u64)
+        .map(|(at, e)| (*at as u64, e.meta.version))
         .collect();
     Ok(Some((
         DamagedRange {
