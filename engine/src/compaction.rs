@@ -275,8 +275,7 @@ impl Inner {
         // Logged first: a sealed segment the log names that is missing and not logged as
         // removed was lost outside the store (`recovery`). If the log cannot take it, it is
         // removed (`SealLog::append`), and the next open checks nothing against it.
-        self.seals.append_removed(id);
-        self.check_seal_log();
+        self.seals.append_removed(id, &self.health);
         let hint = self.dir.join(segment::hint_file_name(id));
         let damaged = slot.as_ref().is_some_and(|s| s.damaged);
         // A damaged segment's hint goes aside with it (its records are what the next open

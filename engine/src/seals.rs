@@ -30,6 +30,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, StorageFile};
+use crate::signals::HealthState;
 
 /// The file's name in the data directory.
 pub(crate) const SEALS_FILE: &str = "seals.log";
@@ -174,9 +175,6 @@ pub(crate) struct SealLog {
     /// The file and its length; `None` once an append failed (or the store is read-only):
     /// no more appends until the next open writes the log anew.
     file: Mutex<Option<(Box<dyn StorageFile>, u64)>>,
-    /// Why the last append failed, if for another reason than space (see
-    /// [`SealLog::take_failure`]).
-    failure: Mutex<Option<io::Error>>,
 }
 
 impl std::fmt::Debug for SealLog {
@@ -194,7 +192,6 @@ impl SealLog {
             path: dir.join(SEALS_FILE),
             fs: None,
             file: Mutex::new(None),
-            failure: Mutex::new(None),
         }
     }
 
@@ -216,14 +213,16 @@ impl SealLog {
             path,
             fs: Some(fs.clone()),
             file: Mutex::new(Some((file, bytes.len() as u64))),
-            failure: Mutex::new(None),
         })
     }
 
     /// Appends (and syncs) the sealed length of segment `id`, whose data is synced; false if
     /// it could not. A failure stops appends until the next open and is not an error of the
     /// seal: without an entry, recovery judges the segment by its end, as before the log.
-    pub(crate) fn append(&self, id: u32, data_len: u64) -> bool {
+    /// One that is not for space (an EIO on the write or the fsync) poisons the store through
+    /// `health`, as a failed fsync of a segment does (the log was dropped in silence: found
+    /// from outside); out of space, the log is advice the store goes on without.
+    pub(crate) fn append(&self, id: u32, data_len: u64, health: &HealthState) -> bool {
         let mut file = self.file.lock();
         let Some((f, len)) = file.as_mut() else {
             return false;
@@ -234,7 +233,7 @@ impl SealLog {
             return true;
         };
         if !crate::fs::is_out_of_space(&e) {
-            *self.failure.lock() = Some(e);
+            health.poison(format!("writing the seal log ({SEALS_FILE}) failed: {e}"));
         }
         // A partial entry may be on disk: a later one after it would make it look like
         // damage in the middle of the log. And the removals it can no longer record would
@@ -247,24 +246,16 @@ impl SealLog {
         false
     }
 
-    /// Why the last append failed, once, where it was not for space: the disk failed a write
-    /// or an fsync (EIO), and the store must stop as for any failed fsync (it dropped the log
-    /// and went on, saying nothing: found from outside). Out of space, the log is advice
-    /// the store goes on without.
-    pub(crate) fn take_failure(&self) -> Option<io::Error> {
-        self.failure.lock().take()
-    }
-
     /// Appends (and syncs) that the store removes segment `id` now; false if it could not
     /// (the log is then gone, see [`SealLog::append`]).
-    pub(crate) fn append_removed(&self, id: u32) -> bool {
-        self.append(id, REMOVED)
+    pub(crate) fn append_removed(&self, id: u32, health: &HealthState) -> bool {
+        self.append(id, REMOVED, health)
     }
 
     /// Appends (and syncs) that segment `id`, whose file and header are durable, is the one
     /// appended to from now on ([`STARTED`]); false if it could not.
-    pub(crate) fn append_started(&self, id: u32) -> bool {
-        self.append(id, STARTED)
+    pub(crate) fn append_started(&self, id: u32, health: &HealthState) -> bool {
+        self.append(id, STARTED, health)
     }
 }
 

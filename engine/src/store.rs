@@ -987,12 +987,11 @@ impl Inner {
             return;
         }
         for (segment, data_len) in pending {
-            if segment.sync().is_ok() && self.seals.append(segment.id, data_len) {
+            if segment.sync().is_ok() && self.seals.append(segment.id, data_len, &self.health) {
                 if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
                     slot.logged = true;
                 }
             }
-            self.check_seal_log();
         }
     }
 

@@ -13,11 +13,16 @@ use ttlcask_engine::{Durability, FileSystem, PutOptions, Store, WriteError};
 const DIR: &str = "/data";
 
 fn open(fs: &SimFs) -> Store {
+    open_with_spares(fs, true)
+}
+
+fn open_with_spares(fs: &SimFs, spare: bool) -> Store {
     Store::builder()
         .file_system(Arc::new(fs.clone()))
         .durability(Durability::Always)
         .segment_size(4096)
         .compaction_interval(None)
+        .spare_segments(spare)
         .open(DIR)
         .expect("open")
 }
@@ -34,21 +39,31 @@ fn check(store: &Store, acked: u32, refused: u32) {
     assert_eq!(store.get(b"ns", &key(refused)).expect("read"), None);
 }
 
+/// Puts write `i`: `key(i)`, 200 bytes of `i`.
+fn put(store: &Store, i: u32) -> Result<u64, WriteError> {
+    store.put(b"ns", &key(i), &[i as u8; 200], PutOptions::default())
+}
+
 /// Puts `key(acked)`, `key(acked + 1)`, … until one is refused (counting the others in
 /// `acked`), and returns its error: the write that needed a new segment.
 fn put_until_refused(store: &Store, acked: &mut u32) -> WriteError {
     loop {
-        match store.put(
-            b"ns",
-            &key(*acked),
-            &[*acked as u8; 200],
-            PutOptions::default(),
-        ) {
+        match put(store, *acked) {
             Ok(_) => *acked += 1,
             Err(e) => return e,
         }
         assert!(*acked < 1000, "no write needed a new segment");
     }
+}
+
+/// Once the refusal is lifted: the next write goes through with no reopen, the health is
+/// clean, and every acknowledged write is there, before and after a reopen.
+fn writes_resume(fs: &SimFs, store: Store, acked: u32) {
+    put(&store, acked).expect("a write once the refusal is lifted");
+    assert_eq!(store.health(), Default::default());
+    check(&store, acked + 1, acked + 1);
+    drop(store);
+    check(&open(fs), acked + 1, acked + 1);
 }
 
 #[test]
@@ -81,19 +96,7 @@ fn a_segment_create_refused_for_permission_refuses_writes_until_allowed_again() 
 
         // The directory takes files again: writes go on, no reopen.
         fs.deny_names(None);
-        store
-            .put(
-                b"ns",
-                &key(acked),
-                &[acked as u8; 200],
-                PutOptions::default(),
-            )
-            .expect("a write once the directory takes files again");
-        assert_eq!(store.health(), Default::default());
-        check(&store, acked + 1, acked + 1);
-        drop(store);
-        let store = open(&fs);
-        check(&store, acked + 1, acked + 1);
+        writes_resume(&fs, store, acked);
     }
 }
 
@@ -107,14 +110,7 @@ fn a_segment_create_refused_for_permission_refuses_writes_until_allowed_again() 
 fn a_process_out_of_file_descriptors_refuses_writes_until_one_is_free() {
     for spare in [false, true] {
         let fs = SimFs::new();
-        let store = Store::builder()
-            .file_system(Arc::new(fs.clone()))
-            .durability(Durability::Always)
-            .segment_size(4096)
-            .compaction_interval(None)
-            .spare_segments(spare)
-            .open(DIR)
-            .expect("open");
+        let store = open_with_spares(&fs, spare);
         let mut acked = 0u32;
         if spare {
             // A spare is made once the active segment is half full.
@@ -126,14 +122,7 @@ fn a_process_out_of_file_descriptors_refuses_writes_until_one_is_free() {
                 .any(|n| n == "spare-segment.tmp")
             {
                 assert!(ready.elapsed().as_secs() < 10, "no spare segment was made");
-                store
-                    .put(
-                        b"ns",
-                        &key(acked),
-                        &[acked as u8; 200],
-                        PutOptions::default(),
-                    )
-                    .expect("put");
+                put(&store, acked).expect("put");
                 acked += 1;
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -153,18 +142,6 @@ fn a_process_out_of_file_descriptors_refuses_writes_until_one_is_free() {
         check(&store, acked, acked);
 
         fs.run_out_of_descriptors(false);
-        store
-            .put(
-                b"ns",
-                &key(acked),
-                &[acked as u8; 200],
-                PutOptions::default(),
-            )
-            .expect("a write once a descriptor is free");
-        assert_eq!(store.health(), Default::default());
-        check(&store, acked + 1, acked + 1);
-        drop(store);
-        let store = open(&fs);
-        check(&store, acked + 1, acked + 1);
+        writes_resume(&fs, store, acked);
     }
 }

@@ -7,18 +7,22 @@ use std::sync::Arc;
 
 use ttlcask_engine::sim::{SimFs, Torn};
 use ttlcask_engine::{
-    CompactError, Durability, FileSystem, PutOptions, ReadError, Store, TryGetError, WriteError,
+    CompactError, Durability, FileSystem, PutOptions, ReadError, Store, StoreBuilder, TryGetError,
+    WriteError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn try_open(fs: &SimFs) -> Result<Store, ttlcask_engine::OpenError> {
+fn builder(fs: &SimFs) -> StoreBuilder {
     Store::builder()
         .file_system(Arc::new(fs.clone()))
         .durability(Durability::Always)
         .segment_size(4096)
         .compaction_interval(None)
-        .open("/data")
+}
+
+fn try_open(fs: &SimFs) -> Result<Store, ttlcask_engine::OpenError> {
+    builder(fs).open("/data")
 }
 
 fn open(fs: &SimFs) -> Store {
@@ -201,13 +205,7 @@ fn a_data_dir_moved_or_replaced_under_the_store_stops_its_writes() -> TestResult
     assert_eq!(&store.get(b"ns", b"a")?.expect("read").value[..], b"1");
     // Noticed before the next segment, where no background thread runs.
     let fs = SimFs::new();
-    let store = Store::builder()
-        .file_system(Arc::new(fs.clone()))
-        .durability(Durability::Always)
-        .segment_size(4096)
-        .compaction_interval(None)
-        .spare_segments(false)
-        .open("/data")?;
+    let store = builder(&fs).spare_segments(false).open("/data")?;
     store.put(b"ns", b"a", b"1", PutOptions::default())?;
     fs.replace_dir();
     let (_, err) = put_until_refused(&store);

@@ -76,8 +76,7 @@ impl Inner {
             // (An append of its own, not one write with the seal entry above: the log takes
             // only its last entry failing its check for a torn append, and a torn write of
             // two entries can garble the first; the crash-point enumeration showed it.)
-            self.seals.append_started(id);
-            self.check_seal_log();
+            self.seals.append_started(id, &self.health);
         }
         self.state
             .write()
@@ -108,18 +107,6 @@ impl Inner {
             "the data directory {} was moved or replaced while the store ran (the name no longer leads to the directory it locked): restart on the right directory",
             self.dir.display()
         ))))
-    }
-
-    /// Poisons the store when the seal log's last append failed for another reason than
-    /// space: the disk failed a write or an fsync, as a failed fsync of a segment does (the
-    /// log was dropped in silence: found from outside, an EIO on its fsync).
-    pub(crate) fn check_seal_log(&self) {
-        if let Some(e) = self.seals.take_failure() {
-            self.health.poison(format!(
-                "writing the seal log ({}) failed: {e}",
-                crate::seals::SEALS_FILE
-            ));
-        }
     }
 
     /// The error of a rollover that changed nothing: nothing was written (`Segment::create`
@@ -264,8 +251,7 @@ impl Inner {
             // seal log, which says it was started, hears of the removal first.
             self.state.write().segments.remove(&w.active.id);
             if self.durable() {
-                self.seals.append_removed(w.active.id);
-                self.check_seal_log();
+                self.seals.append_removed(w.active.id, &self.health);
             }
             return self.fs.remove(&w.active.path);
         }
@@ -298,8 +284,7 @@ impl Inner {
             segment.truncate(data_len, durable)?;
         }
         // Its data is synced: from here the seal log vouches for its length.
-        let logged = durable && self.seals.append(segment.id, data_len);
-        self.check_seal_log();
+        let logged = durable && self.seals.append(segment.id, data_len, &self.health);
         if let Some(slot) = self.state.write().segments.get_mut(&segment.id) {
             slot.logged = logged;
             slot.sealed = true;
