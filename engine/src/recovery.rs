@@ -740,7 +740,7 @@ pub fn recover(
             let path = seg.path.clone();
             if seg.unreadable() {
                 // Its end read as zeros where the disk failed to read it: cut there,
-                // acknowledged records could go for good (see `cut`).
+                // acknowledged records could go for good. The open stops, changing nothing.
                 return Err(RecoverError::Damaged(format!(
                     "{}: part of this segment could not be read (the disk returned an I/O error), so where its data ends cannot be told; nothing was cut or changed: start again once the disk reads it (`ttlcask verify` names the damage)",
                     path.display()

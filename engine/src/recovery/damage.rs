@@ -228,13 +228,6 @@ pub(super) fn cut(
     len: u64,
     durable: bool,
 ) -> std::io::Result<Segment> {
-    if seg.unreadable() {
-        // Its end read as zeros because the disk failed to read it: cut there, acknowledged
-        // records could go for good. The open stops instead, changing nothing.
-        return Err(std::io::Error::other(
-            "part of the segment could not be read (the disk returned an I/O error), so its end cannot be told: nothing was cut; start again once the disk is sound",
-        ));
-    }
     seg.truncate(len, durable)?;
     let (path, header) = (seg.path.clone(), seg.header);
     drop(seg);
