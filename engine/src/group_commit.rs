@@ -29,6 +29,8 @@ pub(crate) struct GroupCommit {
     /// Whether [`Appended::unsynced`] is kept (`Durability::Always`: there a write not yet
     /// synced is not acknowledged).
     track: bool,
+    /// Whether [`GroupCommit::doubt_once`] has answered.
+    doubt_told: std::sync::atomic::AtomicBool,
 }
 
 /// How far appends have gone, published by the appender after each frame. A sync leader
@@ -114,6 +116,19 @@ impl GroupCommit {
             .map(|p| (p.pos, p.len))
             .collect();
         Some((active, frames))
+    }
+
+    /// Where the frames no successful sync covered begin in the active segment (its id and
+    /// the first one's position), once: once the store is poisoned, nothing past there is
+    /// ever acknowledged (see `seals::IN_DOUBT`). `None` once it has answered, while no
+    /// frame is in doubt, or untracked.
+    pub(crate) fn doubt_once(&self) -> Option<(u32, u64)> {
+        if self.doubt_told.load(Ordering::Acquire) {
+            return None;
+        }
+        let (segment, frames) = self.unsynced()?;
+        let first = frames.iter().map(|&(pos, _)| pos).min()?;
+        (!self.doubt_told.swap(true, Ordering::AcqRel)).then_some((segment.id, first))
     }
 
     /// The sequence number up to which everything is known durable.

@@ -655,7 +655,7 @@ pub fn recover(
             dir,
             opened,
             &distrusted,
-            &seals.lengths,
+            &seals,
             &mut replay,
             &mut report,
         ) {

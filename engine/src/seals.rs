@@ -17,7 +17,10 @@
 //! so a sealed segment that is missing and not removed was lost outside the store. A durable
 //! store also logs each segment it starts appending to (length [`STARTED`]), once its file
 //! is durable and before anything in it is acknowledged, so the segment a crash left
-//! unsealed is known too. The log is advice: a segment without an entry is judged by its
+//! unsealed is known too. When a failed sync poisons a durable store, it logs where in the
+//! active segment the frames no sync covered begin ([`IN_DOUBT`]): none of them was
+//! acknowledged, and the next open drops them, as a write torn in flight is dropped. The
+//! log is advice: a segment without an entry is judged by its
 //! end as before, and a failed append stops appends until the next open (and, the log no
 //! longer recording removals, overwrites the layout entry in place: see
 //! [`stop_recording_removals`]).
@@ -45,6 +48,15 @@ pub(crate) const REMOVED: u64 = u64::MAX;
 /// deleted by hand brought back overwritten values, deleted keys and a revoked credential,
 /// and every check said clean).
 pub(crate) const STARTED: u64 = u64::MAX - 1;
+/// The flag of a length that says where, in the segment being appended to, the frames a
+/// failed sync left in doubt begin (`IN_DOUBT | offset`): logged once, when a failed sync
+/// poisons a durable store, whose writes are acknowledged only once synced. What follows was
+/// never acknowledged and the next open drops it. Without it, the failed write-back left a
+/// bad range in the middle of the segment, with intact frames after it, which the open
+/// could only take for damage: the key whose refused write lay there read as lost, not as
+/// its acknowledged value (found from outside, with EIO injected under ext4). Lengths below
+/// [`STARTED`] never reach this bit.
+pub(crate) const IN_DOUBT: u64 = 1 << 62;
 /// The id of the first entry of a log that records removals (its length is the log's
 /// layout, 1): only such a log can tell a segment the store removed from one lost outside
 /// it. Logs written before removals were recorded lack it (and name, until their next open,
@@ -71,6 +83,9 @@ pub(crate) struct Seals {
     pub removed: std::collections::HashSet<u32>,
     /// Segments the store logged as started (appended to); a sealed one is in `lengths` too.
     pub started: std::collections::HashSet<u32>,
+    /// Segments a failed sync left in doubt ([`IN_DOUBT`]), with the length their
+    /// acknowledged data ends at: what follows it was never acknowledged.
+    pub acknowledged: HashMap<u32, u64>,
     /// Whether the log records removals (see [`LAYOUT_ID`]): a segment it names as sealed,
     /// not removed, and missing was lost outside the store.
     pub records_removals: bool,
@@ -137,6 +152,9 @@ fn parse(bytes: &[u8]) -> Seals {
             }
             (_, STARTED) => {
                 seals.started.insert(id);
+            }
+            (_, len) if len & IN_DOUBT != 0 => {
+                seals.acknowledged.insert(id, len & !IN_DOUBT);
             }
             _ => {
                 seals.lengths.insert(id, len);
@@ -252,6 +270,13 @@ impl SealLog {
         self.append(id, REMOVED, health)
     }
 
+    /// Appends (and syncs) that a failed sync left in doubt what segment `id` holds past
+    /// `acknowledged` bytes ([`IN_DOUBT`]); false if it could not (then the next open takes
+    /// what it finds there for damage, as before).
+    pub(crate) fn append_in_doubt(&self, id: u32, acknowledged: u64, health: &HealthState) -> bool {
+        self.append(id, IN_DOUBT | acknowledged, health)
+    }
+
     /// Appends (and syncs) that segment `id`, whose file and header are durable, is the one
     /// appended to from now on ([`STARTED`]); false if it could not.
     pub(crate) fn append_started(&self, id: u32, health: &HealthState) -> bool {
@@ -276,10 +301,14 @@ mod tests {
             (1, 100),
             (2, 200),
             (1, REMOVED),
+            (3, STARTED),
+            (3, IN_DOUBT | 4096),
         ]));
         assert!(seals.records_removals);
         assert_eq!(seals.lengths, HashMap::from([(1, 100), (2, 200)]));
         assert_eq!(seals.removed, std::collections::HashSet::from([1]));
+        assert_eq!(seals.started, std::collections::HashSet::from([3]));
+        assert_eq!(seals.acknowledged, HashMap::from([(3, 4096)]));
         // The layout only counts as the first entry; an old log has none.
         assert!(!parse(&log(&[(1, 100), (LAYOUT_ID, LAYOUT_REMOVALS)])).records_removals);
         assert!(!parse(&log(&[(1, 100)])).records_removals);

@@ -241,15 +241,32 @@ pub fn verify_with_progress(
     let mut unread = Vec::new();
     for (id, path, len) in &segments {
         let sealed = seals.lengths.get(id).copied();
+        // As the open judges it: what a failed sync left in doubt was never acknowledged,
+        // and is dropped; the rest is judged as if sealed there.
+        let acknowledged = seals
+            .acknowledged
+            .get(id)
+            .copied()
+            .filter(|_| sealed.is_none());
         let renamed = |other: u32| !has_file(&segments, other);
         let at_open = "open leaves it in place as damage: the keys its hint names read as lost, the other records it held are unknown (their keys may read older values)";
         match read(path, at_open, &mut report) {
             Ok(bytes) => {
+                let end = acknowledged.map_or(bytes.len(), |len| {
+                    usize::try_from(len).unwrap_or(usize::MAX).min(bytes.len())
+                });
+                if bytes[end..].iter().any(|&b| b != 0) {
+                    report.warnings.push(format!(
+                        "{}: the {} bytes from offset {end} were left in doubt by a failed fsync (seals.log): never acknowledged, dropped at open",
+                        path.display(),
+                        bytes.len() - end
+                    ));
+                }
                 check_segment(
                     *id,
                     path,
-                    &bytes,
-                    (sealed, seals.started.contains(id)),
+                    &bytes[..end],
+                    (sealed.or(acknowledged), seals.started.contains(id)),
                     renamed,
                     &mut report,
                 );

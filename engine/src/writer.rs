@@ -813,9 +813,12 @@ impl Inner {
         self.sync.appended_lsn()
     }
 
-    /// Returns once everything up to `lsn` is on disk (or the store is poisoned).
+    /// Returns once everything up to `lsn` is on disk (or the store is poisoned: then the
+    /// first to learn of it logs where the writes left in doubt begin).
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<(), WriteError> {
-        self.sync.wait(lsn, &self.health, &self.counters)
+        self.sync
+            .wait(lsn, &self.health, &self.counters)
+            .inspect_err(|_| self.log_doubt())
     }
 }
 

@@ -148,6 +148,101 @@ fn a_write_whose_fsync_failed_is_never_read_back_meanwhile() -> TestResult {
     Ok(())
 }
 
+/// Found from outside (seventeenth session, EIO injected under ext4): writes appended
+/// together, whose fsync failed, were refused; the write-back of the first of them failed and
+/// the others reached the disk. After kill -9 the open found a bad range in the middle of
+/// the segment with intact frames after it, took it for damage, and the key whose refused
+/// write lay there read as lost, not as its acknowledged value. The seal log now hears
+/// where the writes a failed sync left in doubt begin, and the open drops them: every key
+/// reads its acknowledged value, and nothing is reported damaged.
+#[test]
+fn writes_a_failed_fsync_left_in_doubt_never_hide_an_acknowledged_value() -> TestResult {
+    let fs = SimFs::new();
+    let store = open(&fs);
+    let keys: [&[u8]; 3] = [b"a", b"b", b"c"];
+    for k in keys {
+        store.put(b"ns", k, b"acknowledged", PutOptions::default())?;
+    }
+    let synced = fs.crash_image_now(Torn::No);
+    // Appended, not synced: never acknowledged.
+    for k in keys {
+        store.try_put_deferred(b"ns", k, b"refused", PutOptions::default(), None)?;
+    }
+    fs.fail_op(fs.ops()); // the fsync that would cover them fails
+    assert!(store.sync().is_err());
+    assert!(store.health().poisoned.is_some());
+    // What the disk kept: the synced bytes, and of the three frames the first gone (its
+    // write-back failed: the zeros of pre-allocated space stayed), the other two whole.
+    let image = fs.crash_image_now(Torn::No);
+    let dir = std::path::Path::new("/data");
+    let active = fs
+        .list(dir)?
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .max()
+        .expect("a segment");
+    let path = dir.join(&active);
+    let live = fs.read(&path)?;
+    let kept = synced.read(&path)?;
+    let from = (0..live.len())
+        .find(|&i| kept.get(i) != live.get(i))
+        .expect("unsynced frames");
+    let kept = image.read(&path)?;
+    let end = live.iter().rposition(|&b| b != 0).expect("data") + 1;
+    let mut disk = live[..end].to_vec();
+    // The three frames are alike: the first a third of what they took.
+    disk[from..from + (end - from) / 3].fill(0);
+    let file = image.open(&path)?;
+    file.write_at_unmapped(&disk[from..], from as u64)?;
+    file.sync()?;
+    drop((file, store));
+    // `verify` judges the directory as the open will: no damage, the writes in doubt named.
+    let copy = tempfile::tempdir()?;
+    for name in image.list(dir)? {
+        std::fs::write(copy.path().join(&name), image.read(&dir.join(&name))?)?;
+    }
+    let verified = ttlcask_engine::verify(copy.path())?;
+    assert!(verified.damage.is_empty(), "{verified:?}");
+    assert!(
+        verified
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("from offset {from}")) && w.contains("in doubt")),
+        "{verified:?}"
+    );
+    let store = open(&image);
+    for k in keys {
+        assert_eq!(
+            &store.get(b"ns", k)?.expect("acknowledged").value[..],
+            b"acknowledged",
+            "{}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    let report = store.recovery_report();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.keys_lost, 0);
+    assert_eq!(
+        report.truncated,
+        vec![(
+            active.trim_end_matches(".seg").parse()?,
+            from as u64,
+            kept.len().max(end) as u64 - from as u64
+        )],
+        "the writes in doubt are cut, as a torn write is"
+    );
+    // Written again, and reopened: the cut held.
+    store.put(b"ns", b"a", b"again", PutOptions::default())?;
+    drop(store);
+    let store = open(&image);
+    assert_eq!(&store.get(b"ns", b"a")?.expect("kept").value[..], b"again");
+    assert_eq!(
+        &store.get(b"ns", b"b")?.expect("kept").value[..],
+        b"acknowledged"
+    );
+    Ok(())
+}
+
 /// Puts 200 bytes under `0u32.to_be_bytes()`, `1u32…`, … until one is refused; how many
 /// were taken, and the refusal.
 fn put_until_refused(store: &Store) -> (u32, WriteError) {

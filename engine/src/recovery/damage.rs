@@ -55,12 +55,25 @@ pub(crate) fn rebuild_header(bytes: &[u8], id: u32) -> Option<format::SegmentHea
         .then(|| header(format::FORMAT_V1, 0, format::EntryLayout::V1))
 }
 
-/// Indexes one segment by reading it record by record. `sealed_len`: the length the seal
-/// log says it was sealed with, if it names it.
+/// What the seal log says of a segment's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Logged {
+    /// Nothing: the segment is judged by its end.
+    Nothing,
+    /// It was sealed with this length.
+    Sealed(u64),
+    /// It was being appended to when a failed sync poisoned the store, and its
+    /// acknowledged data ends at this length (`seals::IN_DOUBT`): what follows was never
+    /// acknowledged.
+    AcknowledgedTo(u64),
+}
+
+/// Indexes one segment by reading it record by record, judged by what the seal log says of
+/// its length.
 pub(super) fn scan_segment(
     fs: &dyn FileSystem,
     seg: Segment,
-    sealed_len: Option<u64>,
+    logged: Logged,
     distrusted_hint: bool,
     replay: &mut Replay,
     report: &mut RecoveryReport,
@@ -70,8 +83,26 @@ pub(super) fn scan_segment(
     let mut stats = SlotStats::default();
     // Read with read(2), not through the map: a sparse tail on a full tmpfs reads as zeros
     // here, where a page fault on the map would raise SIGBUS.
-    let bytes = fs.read(&seg.path)?;
+    let mut bytes = fs.read(&seg.path)?;
     let file_len = bytes.len() as u64;
+    // Frames a failed sync left in doubt were never acknowledged: dropped as a write torn in
+    // flight is, and what comes before is judged as a segment sealed there (a failed
+    // write-back in their midst, frames intact after it, read as damage before: found from
+    // outside). Only what the file holds past that length (not its pre-allocated zeros) is
+    // reported cut.
+    let mut doubted = None;
+    let sealed_len = match logged {
+        Logged::Nothing => None,
+        Logged::Sealed(len) => Some(len),
+        Logged::AcknowledgedTo(len) => {
+            let at = usize::try_from(len).unwrap_or(usize::MAX).min(bytes.len());
+            if bytes[at..].iter().any(|&b| b != 0) {
+                doubted = Some((at as u64, file_len - at as u64));
+            }
+            bytes.truncate(at);
+            Some(len)
+        }
+    };
     // A segment still being appended to when the process stopped (the active one, or a
     // compaction output) has the zeros of its pre-allocated space at its end; a sealed one
     // was cut to its data, which ends with a frame trailer. Only the former can hold a
@@ -151,10 +182,14 @@ pub(super) fn scan_segment(
         }
         note_damaged(id, &damaged, replay, report);
         stats.damaged = true;
-        valid = file_len;
+        // Kept byte for byte, up to what was never acknowledged.
+        valid = bytes.len() as u64;
     } else if scanned.torn {
         report.truncated.push((id, valid, file_len - valid));
     }
+    report
+        .truncated
+        .extend(doubted.map(|(at, len)| (id, at, len)));
     drop(bytes);
     stats.data_len = valid;
     // A torn tail of a segment being appended to, the zeros of its pre-allocated space, or

@@ -2,7 +2,7 @@
 //! indexed from its hint where the hint is usable (applied as its bytes arrive), the rest
 //! left to scan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::format::{self, Summary};
@@ -12,7 +12,7 @@ use crate::scan;
 use crate::segment::{self, Segment};
 use crate::store::{DamagedRange, RecoveryReport};
 
-use super::damage::{not_intact, scan_segment};
+use super::damage::{not_intact, scan_segment, Logged};
 use super::{Replay, Seen, SlotStats};
 
 /// Indexes every opened segment: from its hint where that is usable, else by scanning it.
@@ -25,7 +25,7 @@ pub(super) fn load_segments(
     dir: &Path,
     opened: Vec<Segment>,
     distrusted: &HashSet<u32>,
-    sealed: &HashMap<u32, u64>,
+    seals: &crate::seals::Seals,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> Result<Vec<(u32, Segment, SlotStats)>, LoadStop> {
@@ -59,10 +59,14 @@ pub(super) fn load_segments(
     rescan.sort_unstable_by_key(|seg| seg.id);
     for seg in rescan {
         let id = seg.id;
-        let sealed_len = sealed.get(&id).copied();
+        let logged = match (seals.lengths.get(&id), seals.acknowledged.get(&id)) {
+            (Some(&len), _) => Logged::Sealed(len),
+            (None, Some(&len)) => Logged::AcknowledgedTo(len),
+            (None, None) => Logged::Nothing,
+        };
         let distrusted_hint = distrusted.contains(&id);
         let path = seg.path.clone();
-        let (seg, stats) = scan_segment(fs, seg, sealed_len, distrusted_hint, replay, report)
+        let (seg, stats) = scan_segment(fs, seg, logged, distrusted_hint, replay, report)
             .map_err(|e| LoadStop::Io(path, e))?;
         loaded.push((id, seg, stats));
     }

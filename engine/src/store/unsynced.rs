@@ -6,6 +6,10 @@
 //! answered 500 read as gone, then came back). Once poisoned, a read of a key (or of a
 //! namespace cleared or dropped) that a frame no sync covered touched answers
 //! [`ReadError::Unsynced`] until the store is reopened, which reads what the disk kept.
+//!
+//! And the seal log hears where those frames begin ([`Inner::log_doubt`]): none of them was
+//! acknowledged, so the next open drops them rather than take a failed write-back in their
+//! midst for damage, which made a key read as lost instead of its acknowledged value.
 
 use std::collections::HashSet;
 
@@ -35,6 +39,15 @@ impl Inner {
             return Err(ReadError::Unsynced);
         }
         Ok(())
+    }
+
+    /// Logs, once, where in the active segment the frames no sync covered begin
+    /// (`seals::IN_DOUBT`), for the next open to drop them. Called when a wait for a sync
+    /// finds the store poisoned: from then on none of them is acknowledged.
+    pub(crate) fn log_doubt(&self) {
+        if let Some((segment, from)) = self.sync.doubt_once() {
+            self.seals.append_in_doubt(segment, from, &self.health);
+        }
     }
 
     /// Decodes the frames of the active segment no sync covered (group commit keeps where
