@@ -74,6 +74,15 @@ fn lines_no_api_could_reach_are_refused_and_nothing_of_their_batch_is_stored() {
             r#"{"tenant":"ttorg","api":"akka","cache":"healthz","key":"k","value":"YWJj","expires_at_ms":null,"kind":0,"version":5}"#.into(),
             "reserved",
         ),
+        // Keys no route names (found from outside: taken, then neither read nor deleted).
+        (
+            r#"{"tenant":"ttorg","api":"akka","cache":"bk","key_base64":"/w==","value":"AA==","expires_at_ms":null,"kind":0,"version":5}"#.into(),
+            "not UTF-8",
+        ),
+        (
+            iron_line(PROJECT, "c", "k", 0, 5).replace(r#""key":"k""#, r#""key_base64":"/w==""#),
+            "not UTF-8",
+        ),
         (
             registry_line("credentials", "deadbeef0001", "not json at all", 7),
             "not a credential record",
