@@ -100,7 +100,7 @@ impl Inner {
         }
         let mut deleted = Vec::with_capacity(done.len());
         for &id in &done {
-            if let Some(bytes) = self.delete_segment_files(id) {
+            if let Some(bytes) = self.delete_segment_files(id, &mut report.records_lost) {
                 report.bytes_reclaimed += bytes;
                 deleted.push(id);
             }
@@ -257,18 +257,23 @@ impl Inner {
                 .expired_removed
                 .fetch_add(removed, Ordering::Relaxed);
         }
-        self.delete_segment_files(id).unwrap_or(0)
+        self.delete_segment_files(id, &mut 0).unwrap_or(0)
     }
 
     /// Drops segment `id` from the index and deletes its files (a damaged one is moved aside
-    /// as evidence). Its bytes, or `None` if its file could not be removed and is still
-    /// there (the next open reads it again).
-    fn delete_segment_files(&self, id: u32) -> Option<u64> {
+    /// as evidence, and the keys whose records it lost, not known lost yet, are added to
+    /// `lost`). Its bytes, or `None` if its file could not be removed and is still there
+    /// (the next open reads it again).
+    fn delete_segment_files(&self, id: u32, lost: &mut u64) -> Option<u64> {
         let slot = {
             let mut st = self.state.write();
             let slot = st.segments.remove(&id);
             if slot.as_ref().is_some_and(|s| s.damaged) {
-                forget_damaged_entries(&mut st, id);
+                let forgotten = forget_damaged_entries(&mut st, id);
+                *lost += forgotten;
+                self.counters
+                    .damaged_records_dropped
+                    .fetch_add(forgotten, Ordering::Relaxed);
             }
             slot
         };
@@ -636,14 +641,18 @@ fn build_hint(seg: &Segment, data_len: u64) -> Option<Vec<u8>> {
 }
 
 /// After a damaged segment's intact records moved out, index entries still pointing into it
-/// are damaged records: they leave the index and their keys are marked lost.
-fn forget_damaged_entries(st: &mut State, id: u32) {
+/// are damaged records: they leave the index and their keys are marked lost. Returns how
+/// many were not marked lost already (by the scan, which knew them from their frames):
+/// those the index alone knew, from the segment's hint, went uncounted in the compaction's
+/// `records_lost` (found from outside: a punched range lost 16 keys, the report said 1).
+fn forget_damaged_entries(st: &mut State, id: u32) -> u64 {
     let mut gone = Vec::new();
     for (name, ns) in &st.namespaces {
         for (key, e) in ns.items.iter().filter(|(_, e)| e.segment == id) {
             gone.push((name.clone(), key.to_vec(), e.version, e.offset));
         }
     }
+    let mut newly = 0;
     for (name, key, version, offset) in gone {
         if let Some(ns) = st.namespaces.get_mut(&name) {
             ns.items.remove(&key);
@@ -656,8 +665,14 @@ fn forget_damaged_entries(st: &mut State, id: u32) {
             len: 0,
             op: Op::Put as u8,
         };
+        let known = st
+            .lost
+            .get(&(ns_hash, key_hash))
+            .is_some_and(|m| m.version >= version);
         st.mark_lost(&s, id, u64::from(offset));
+        newly += u64::from(!known);
     }
+    newly
 }
 
 /// Whether a segment other than `id`, with an id at or below `horizon`, still exists that
