@@ -41,11 +41,10 @@ impl Inner {
             w.write_pos * 2 >= w.active.capacity() || w.rolled_over
         };
         let free = self.fs.free_space(&self.dir);
-        let reserve_missing = if self.reserve.held() {
-            0
-        } else {
-            self.options.segment_size
-        };
+        let reserve_missing = self
+            .options
+            .segment_size
+            .saturating_sub(self.reserve.output_bytes());
         self.spare.prepare(free, wanted, reserve_missing, &|| {
             self.shutdown.is_stopping()
         });

@@ -214,7 +214,8 @@ impl Inner {
             return rewrite.into_iter().map(|(id, _, _)| id).collect();
         };
         let segment = self.options.segment_size;
-        let reserve = if self.reserve.held() { segment } else { 0 };
+        // What the reserve holds, whole or not: an output takes it (`create_output`).
+        let reserve = self.reserve.output_bytes();
         if free >= 2 * segment {
             return rewrite.into_iter().map(|(id, _, _)| id).collect();
         }

@@ -22,6 +22,10 @@ pub(crate) const RESERVE_FILE: &str = "space-reserve.tmp";
 /// clears and drops on a full disk, as it is (see [`SpaceReserve::take_tombstones`]).
 pub(crate) const TOMBSTONE_RESERVE_FILE: &str = "tombstone-reserve.tmp";
 
+/// The smallest growth of a reserve part tried after the file system refused a larger one
+/// for space.
+const RESERVE_STEP: u64 = 4096;
+
 /// Whether `name` is a file of the space reserve: the store's to adopt, never a leftover.
 pub(crate) fn is_reserve_file(name: &str) -> bool {
     name == RESERVE_FILE || name == TOMBSTONE_RESERVE_FILE
@@ -86,9 +90,9 @@ impl SpaceReserve {
         self.held.lock().iter().sum()
     }
 
-    /// Whether it holds a compaction output's worth.
-    pub(crate) fn held(&self) -> bool {
-        self.held.lock()[Part::Output as usize] >= self.segment_size
+    /// Bytes the output part holds (a compaction output may take them, whole or not).
+    pub(crate) fn output_bytes(&self) -> u64 {
+        self.held.lock()[Part::Output as usize]
     }
 
     /// Bytes the full part holds.
@@ -134,8 +138,14 @@ impl SpaceReserve {
         }
     }
 
-    /// Makes (or refills) each part when it fits in the directory's free space: it comes
-    /// before data. An existing file is grown, not made again: it holds an inode.
+    /// Makes (or refills) each part from the directory's free space, the output part first:
+    /// it comes before data. A part grows by what there is, up to its size: all or nothing,
+    /// a reserve spent on a nearly full disk (a compaction output, the tombstones' segment,
+    /// both lost to a crash before they were made again) was never made again once less
+    /// than a part was free, new segments took each byte compaction gave back, and once the
+    /// disk filled no compaction had room for an output and every delete was refused for
+    /// good (found from outside: kill -9 cycles under writes and deletes on a full 32 MiB
+    /// ext4). An existing file is grown, not made again: it holds an inode.
     pub(crate) fn ensure(&self) {
         let mut held = self.held.lock();
         for part in Part::ALL {
@@ -147,11 +157,9 @@ impl SpaceReserve {
             let Some(free) = self.fs.free_space(&self.dir) else {
                 return;
             };
-            // The output part first, and the tombstone part only once it fits too: the
-            // last free space is for data.
-            if free < full - had {
-                return;
-            }
+            // What the file system may take (its blocks' own metadata aside: a grow it
+            // refuses for space is tried again smaller).
+            let mut target = had + (full - had).min(free);
             let path = self.path(part);
             // A name the store cannot take as its own (a hard link: another name of a
             // file) is removed, which leaves the file to its other names, and made anew.
@@ -165,12 +173,26 @@ impl SpaceReserve {
                     self.fs.create(&path)
                 })
                 .and_then(|f| {
-                    f.set_len(full)?;
+                    loop {
+                        match f.set_len(target) {
+                            Err(e)
+                                if crate::fs::is_out_of_space(&e)
+                                    && target - had > RESERVE_STEP =>
+                            {
+                                target = had + (target - had) / 2;
+                            }
+                            other => break other,
+                        }
+                    }?;
                     f.sync()
                 });
             // A file left empty by a failure holds its inode for the next try.
             if made.is_ok() {
-                held[part as usize] = full;
+                held[part as usize] = target;
+            }
+            // The tombstone part only once the output part is whole.
+            if held[part as usize] < full {
+                return;
             }
         }
     }

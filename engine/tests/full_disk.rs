@@ -921,3 +921,87 @@ fn a_read_only_open_says_whether_the_disk_is_full() {
     fs.set_capacity(Some(fs.used() + 100 * SEGMENT));
     assert!(!read_only().health().disk_full, "room again");
 }
+
+/// Found from outside (seventeenth session): kill -9 cycles under puts and deletes on a full
+/// 32 MiB ext4 left both files of the space reserve spent (the tombstones' part taken as a
+/// segment, the output part given to a compaction output) and not made again; each open
+/// gave what recovery freed to the new active segment, whose puts took it, and from then on
+/// every delete was refused and no compaction had room for an output. The reserve now comes
+/// before data, whole or not: at the open, and at every rollover.
+#[test]
+fn a_reserve_a_crash_spent_is_made_again_before_data_and_deletes_go_through() {
+    const CAPACITY: u64 = 128 << 10;
+    let fs = SimFs::new();
+    fs.set_capacity(Some(CAPACITY));
+    let store = open_without_background(&fs);
+    let mut acked: Vec<(&[u8], String)> = Vec::new();
+    'fill: for i in 0..10_000 {
+        for ns in [&b"a"[..], b"b"] {
+            let key = format!("k{i:05}");
+            match store.put(ns, key.as_bytes(), &[7; 300], PutOptions::default()) {
+                Ok(_) => acked.push((ns, key)),
+                Err(WriteError::DiskFull(_)) => break 'fill,
+                Err(e) => panic!("put: {e}"),
+            }
+        }
+    }
+    drop(store);
+    // What the crash left: no reserve file, their bytes free.
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let _ = fs.remove(&Path::new(DIR).join(name));
+    }
+    let free = CAPACITY - fs.used();
+    assert!(free >= SEGMENT, "the reserve's bytes are free: {free}");
+    let store = open_without_background(&fs);
+    assert!(
+        store.stats().reserve_bytes >= SEGMENT,
+        "the open made the reserve again before its active segment: {:?}",
+        store.stats()
+    );
+    // Puts take what is left, then are refused.
+    let mut more = 0;
+    while more < 1000 {
+        match store.put(
+            b"c",
+            format!("m{more}").as_bytes(),
+            &[8; 300],
+            PutOptions::default(),
+        ) {
+            Ok(_) => more += 1,
+            Err(WriteError::DiskFull(_)) => break,
+            Err(e) => panic!("put: {e}"),
+        }
+    }
+    // Every key of cache "a" deleted: refused ones retried after a compaction.
+    let mut pending: Vec<&String> = acked
+        .iter()
+        .filter(|(ns, _)| *ns == b"a")
+        .map(|(_, k)| k)
+        .collect();
+    let total = pending.len();
+    for _round in 0..50 {
+        pending.retain(|k| match store.delete(b"a", k.as_bytes()) {
+            Ok(_) => false,
+            Err(WriteError::DiskFull(_)) => true,
+            Err(e) => panic!("delete {k}: {e}"),
+        });
+        if pending.is_empty() {
+            break;
+        }
+        let _ = store.compact();
+    }
+    assert!(
+        pending.is_empty(),
+        "{} of {total} deletes still refused ({:?})",
+        pending.len(),
+        store.stats()
+    );
+    store.compact().expect("compaction");
+    store
+        .put(b"c", b"after", &[9; 300], PutOptions::default())
+        .expect("space came back");
+    for (ns, k) in &acked {
+        let got = store.get(ns, k.as_bytes()).expect("read");
+        assert_eq!(got.is_some(), *ns == b"b", "{k}");
+    }
+}

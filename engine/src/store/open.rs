@@ -162,6 +162,7 @@ impl Store {
         let active_id = recovered.max_segment_id + 1;
         let salt = random_salt();
         let header = new_segment_header(active_id, next_version, salt);
+        let mut reserve = None;
         let (active, disk_full) = if read_only {
             // Nothing is made: the disk is full if not even the smallest segment would fit
             // (found from outside: `ttlcask stats` of a stopped dir on a full disk said
@@ -176,6 +177,15 @@ impl Store {
                 options.segment_size =
                     fitted_segment_size(options.segment_size, fs.free_space(dir), stored);
             }
+            // The space reserve before the active segment: what recovery gave back (the
+            // cut tail of the segment a crash stopped, say) goes to it first where it is
+            // short, as at every rollover, so that compaction has room for an output. Made
+            // after, on a full disk it got nothing: a reserve a crash had spent was never
+            // made again, and every delete was refused for good (found from outside).
+            let made = SpaceReserve::new(fs.clone(), dir, options.segment_size);
+            made.adopt();
+            made.ensure();
+            reserve = Some(made);
             let spares = durable && options.spare_segments;
             let size = first_segment_size(options.segment_size, spares, stored);
             create_active(fs.as_ref(), dir, header, size, durable).map_err(io_err(dir))?
@@ -202,7 +212,7 @@ impl Store {
         health.set_disk_full(disk_full);
         let segment_size = options.segment_size;
         let spare = Spare::new(fs.clone(), dir, segment_size);
-        let reserve = SpaceReserve::new(fs.clone(), dir, segment_size);
+        let reserve = reserve.unwrap_or_else(|| SpaceReserve::new(fs.clone(), dir, segment_size));
         let always = options.durability == crate::Durability::Always;
         let dir_identity = fs.dir_identity(dir);
         let inner = Arc::new(Inner {
@@ -234,8 +244,6 @@ impl Store {
         let (thread, syncer) = if read_only {
             (None, None)
         } else {
-            inner.reserve.adopt();
-            inner.reserve.ensure();
             (
                 spawn_background(&inner).map_err(io_err(dir))?,
                 spawn_syncer(&inner).map_err(io_err(dir))?,

@@ -174,9 +174,10 @@ impl Inner {
             // gave back. Found from outside: under four busy writers the freed space went to
             // new segments before the run's end made the reserve again, and once the disk
             // filled again no compaction had room for an output (a 32 MiB ext4 wedged for
-            // good). Writes are not refused for it: where the space is short of the reserve
-            // they take what there is, as before. (A whole reserve costs `ensure` a lock and
-            // no system call.)
+            // good). Where the space is short of the reserve, the reserve takes what there
+            // is and the write is refused for want of space (`SpaceReserve::ensure`): a
+            // write that took the last bytes left a reserve that a crash had spent short
+            // for good. (A whole reserve costs `ensure` a lock and no system call.)
             self.reserve.ensure();
         }
         let id = self.free_segment_id(w)?;
