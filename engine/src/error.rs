@@ -170,9 +170,11 @@ pub enum WriteError {
 impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Also what the writer whose own fsync failed is told: "earlier" was wrong there
+            // (found from outside).
             Self::Poisoned(cause) => write!(
                 f,
-                "the store refuses writes after an earlier I/O failure ({cause}); fix the disk and reopen the store"
+                "the store refuses writes since an I/O failure ({cause}), and this one was not acknowledged; fix the disk and reopen the store"
             ),
             Self::Io(cause) => write!(
                 f,

@@ -75,6 +75,8 @@ fn a_failed_fsync_poisons_and_the_write_is_not_acknowledged() -> TestResult {
         .put(b"ns", b"b", b"2", PutOptions::default())
         .expect_err("fsync fails");
     assert!(err.to_string().contains("fsync"), "{err}");
+    // Its own fsync failed, not an earlier one's (found from outside: it said "earlier").
+    assert!(!err.to_string().contains("earlier"), "{err}");
     assert!(store.put(b"ns", b"c", b"3", PutOptions::default()).is_err());
     // After a power cut only durable data is there: the unacknowledged write is not.
     let image = fs.crash_image_now(Torn::No);
