@@ -154,12 +154,18 @@ impl SpaceReserve {
             if had >= full {
                 continue;
             }
-            let Some(free) = self.fs.free_space(&self.dir) else {
+            // Where the free space is unknown, nothing is made (a file system that cannot
+            // tell is not one the store can fill with care).
+            if self.fs.free_space(&self.dir).is_none() {
                 return;
-            };
-            // What the file system may take (its blocks' own metadata aside: a grow it
-            // refuses for space is tried again smaller).
-            let mut target = had + (full - had).min(free);
+            }
+            // What the file system takes, tried rather than read from `statvfs`: on ext4 a
+            // process of root may write into the blocks kept for root, which `f_bavail`
+            // leaves out, so the reserve saw no byte free where every new segment still
+            // found room, and those took the last of the disk (found from outside: a full
+            // 32 MiB ext4 under kill -9 cycles, the reserve at 0 for good). A grow refused
+            // for space is tried again smaller.
+            let mut target = full;
             let path = self.path(part);
             // A name the store cannot take as its own (a hard link: another name of a
             // file) is removed, which leaves the file to its other names, and made anew.
@@ -195,6 +201,18 @@ impl SpaceReserve {
                 return;
             }
         }
+    }
+
+    /// Makes the reserve where it is short ([`SpaceReserve::ensure`]), and says whether it
+    /// still is for want of room: then what is optional (a hint) waits, and writes take none.
+    /// False where the free space is unknown.
+    pub(crate) fn short(&self) -> bool {
+        self.ensure();
+        let short = {
+            let held = self.held.lock();
+            Part::ALL.iter().any(|&p| held[p as usize] < self.size(p))
+        };
+        short && self.fs.free_space(&self.dir).is_some()
     }
 
     /// Gives the output part back to the file system, its file removed (for a compaction

@@ -50,6 +50,11 @@ pub struct Writer {
     pub out_of_space_at: Option<std::time::Instant>,
     /// A segment filled since the store opened: it writes steadily, so a spare is kept ready.
     pub rolled_over: bool,
+    /// The active segment refused an append for want of space, though its blocks were
+    /// reserved (ext4 may, on a full disk, where writing into them needs blocks of its
+    /// own): the next write starts a new segment, and this one is cut to its data when
+    /// sealed (part of the refused frame may stand past it).
+    pub space_refused: bool,
     buf: Vec<u8>,
 }
 
@@ -65,6 +70,7 @@ impl Writer {
             frames: 0,
             out_of_space_at: None,
             rolled_over: false,
+            space_refused: false,
             buf: Vec::with_capacity(4096),
         }
     }
@@ -92,6 +98,9 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_micros(100)
 /// the last eighth of a segment free, so that deletes, clears and drops still have room
 /// when the disk is full and no new segment can be started.
 fn fits(w: &Writer, len: u64, frees: bool) -> bool {
+    if w.space_refused {
+        return false;
+    }
     let capacity = w.active.capacity();
     let empty = w.write_pos <= SEGMENT_HEADER_LEN as u64;
     let limit = if frees || empty {
@@ -733,7 +742,20 @@ impl Inner {
             w.active.write_at(frame, w.write_pos)
         };
         drop(waiting);
-        written.map_err(|e| self.fail(e))?;
+        if let Err(e) = written {
+            if crate::fs::is_out_of_space(&e) {
+                // A full disk, not a failing one: the write is refused and nothing of it
+                // counts (the index never heard of it; the next frame, in a new segment,
+                // never follows its bytes), and the store goes on (found from outside: a
+                // full ext4 refused an append into reserved blocks, and the store was
+                // poisoned until a restart).
+                w.space_refused = true;
+                self.health.set_disk_full(true);
+                self.want_space();
+                return Err(WriteError::DiskFull(e.to_string()));
+            }
+            return Err(self.fail(e));
+        }
         if frees && self.health.is_disk_full() {
             // A delete taken on a full disk becomes free space only through compaction: ask
             // for one now (at most once a second), not at the next interval. Only refused

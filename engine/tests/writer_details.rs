@@ -210,6 +210,62 @@ fn only_a_full_disk_spares_the_store_when_a_segment_cannot_be_started() {
     }
 }
 
+/// Found from outside: a full ext4 refused an append into the active segment's reserved
+/// blocks with ENOSPC (writing into them needed blocks of its own), and the store was
+/// poisoned until a restart. A full disk is refused as one: `DiskFull`, nothing stored, the
+/// store not poisoned; the next write starts a new segment once there is room, and a
+/// reopen finds every acknowledged write and no damage.
+#[test]
+fn an_append_refused_for_space_is_a_full_disk_not_a_poisoned_store() {
+    let fs = SimFs::new();
+    let store = open_without_spares(&fs);
+    store
+        .put(b"ns", b"first", b"1", PutOptions::default())
+        .expect("put");
+    let segments_before = segments(&fs).len();
+    fs.fail_writes(Some(std::io::ErrorKind::StorageFull));
+    let err = store
+        .put(b"ns", b"refused", &[2; 300], PutOptions::default())
+        .expect_err("no space");
+    assert!(
+        matches!(err, ttlcask_engine::WriteError::DiskFull(_)),
+        "{err}"
+    );
+    let health = store.health();
+    assert!(health.poisoned.is_none() && health.disk_full, "{health:?}");
+    assert_eq!(store.get(b"ns", b"refused").expect("read"), None);
+    fs.fail_writes(None);
+    // Writes go on, in a new segment.
+    store
+        .put(b"ns", b"after", b"3", PutOptions::default())
+        .expect("room again");
+    assert!(segments(&fs).len() > segments_before, "a new segment");
+    drop(store);
+    let store = open_without_spares(&fs);
+    assert!(
+        store.recovery_report().is_clean(),
+        "{:?}",
+        store.recovery_report()
+    );
+    assert_eq!(
+        &store
+            .get(b"ns", b"first")
+            .expect("read")
+            .expect("kept")
+            .value[..],
+        b"1"
+    );
+    assert_eq!(
+        &store
+            .get(b"ns", b"after")
+            .expect("read")
+            .expect("kept")
+            .value[..],
+        b"3"
+    );
+    assert_eq!(store.get(b"ns", b"refused").expect("read"), None);
+}
+
 /// Where the file system cannot say how much is free, a store that just found no space
 /// waits a little before trying to start a segment again (refusing writes at once in
 /// between), then tries again by itself.

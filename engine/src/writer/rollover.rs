@@ -85,6 +85,7 @@ impl Inner {
         w.active = seg;
         w.write_pos = SEGMENT_HEADER_LEN as u64;
         w.rolled_over = true;
+        w.space_refused = false;
         // The background thread writes the next spare now rather than at its next tick.
         self.shutdown.nudge();
         Ok(())
@@ -168,18 +169,18 @@ impl Inner {
                 return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
             }
         }
-        if !frees {
-            // The reserve before data: one spent by a compaction on a full disk is made
-            // again, where the space allows, before a write takes the space that compaction
-            // gave back. Found from outside: under four busy writers the freed space went to
-            // new segments before the run's end made the reserve again, and once the disk
-            // filled again no compaction had room for an output (a 32 MiB ext4 wedged for
-            // good). Where the space is short of the reserve, the reserve takes what there
-            // is and the write is refused for want of space (`SpaceReserve::ensure`): a
-            // write that took the last bytes left a reserve that a crash had spent short
-            // for good. (A whole reserve costs `ensure` a lock and no system call.)
-            self.reserve.ensure();
-        }
+        // The reserve before data: one spent by a compaction on a full disk is made again,
+        // where the space allows, before a write takes the space that compaction gave back.
+        // Found from outside: under four busy writers the freed space went to new segments
+        // before the run's end made the reserve again, and once the disk filled again no
+        // compaction had room for an output (a 32 MiB ext4 wedged for good). Where the space
+        // is short of the reserve, the reserve takes what there is and the write is refused
+        // for want of space (`SpaceReserve::ensure`), deletes included: their segments took
+        // the bytes the output part needed, and with it spent no compaction could turn
+        // their tombstones into space (kill -9 cycles under puts and deletes on a full ext4
+        // wedged for good). A delete refused so takes the tombstone part instead, below.
+        // (A whole reserve costs `ensure` a lock and no system call.)
+        self.reserve.ensure();
         let id = self.free_segment_id(w)?;
         let header = self.segment_header(id, w.next_version);
         // A ready spare is adopted unless the background thread is busy writing it.
@@ -224,8 +225,10 @@ impl Inner {
             return Ok(());
         }
         let durable = self.durable();
-        // A background thread cuts the sealed segment's tail later, off the writers' path.
-        let trim = if self.runs_background() {
+        // A background thread cuts the sealed segment's tail later, off the writers' path;
+        // now where a refused append may have left bytes past the data (a seal frame there
+        // would leave them after it, which an open takes for damage).
+        let trim = if self.runs_background() && !w.space_refused {
             Trim::Later
         } else {
             Trim::Now
