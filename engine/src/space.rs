@@ -204,8 +204,8 @@ impl SpaceReserve {
     }
 
     /// Makes the reserve where it is short ([`SpaceReserve::ensure`]), and says whether it
-    /// still is for want of room: then what is optional (a hint) waits, and writes take none.
-    /// False where the free space is unknown.
+    /// still is for want of room: then what is optional (a hint) waits. False where the
+    /// free space is unknown.
     pub(crate) fn short(&self) -> bool {
         self.ensure();
         let short = {

@@ -86,6 +86,23 @@ fn fill_settled(store: &Store, ns: &[u8]) -> (BTreeMap<String, Vec<u8>>, String)
     (acked, refused)
 }
 
+/// Puts 300-byte values under the same keys in each of `namespaces` in turn until the disk
+/// refuses one; returns what was acknowledged.
+fn fill_interleaved<'a>(store: &Store, namespaces: &[&'a [u8]]) -> Vec<(&'a [u8], String)> {
+    let mut acked = Vec::new();
+    for i in 0..10_000 {
+        for &ns in namespaces {
+            let key = format!("k{i:05}");
+            match store.put(ns, key.as_bytes(), &[7; 300], PutOptions::default()) {
+                Ok(_) => acked.push((ns, key)),
+                Err(WriteError::DiskFull(_)) => return acked,
+                Err(e) => panic!("put: {e}"),
+            }
+        }
+    }
+    panic!("the disk never filled");
+}
+
 fn check_all(store: &Store, ns: &[u8], acked: &BTreeMap<String, Vec<u8>>) {
     for (k, v) in acked {
         let item = store
@@ -639,17 +656,7 @@ fn retried_deletes_after_a_restart(room: bool) {
     let fs = SimFs::new();
     fs.set_capacity(Some(CAPACITY));
     let store = open(&fs);
-    let mut acked: Vec<(&[u8], String)> = Vec::new();
-    'fill: for i in 0..10_000 {
-        for ns in [&b"a"[..], b"b", b"c"] {
-            let key = format!("k{i:05}");
-            match store.put(ns, key.as_bytes(), &[7; 300], PutOptions::default()) {
-                Ok(_) => acked.push((ns, key)),
-                Err(WriteError::DiskFull(_)) => break 'fill,
-                Err(e) => panic!("put: {e}"),
-            }
-        }
-    }
+    let mut acked = fill_interleaved(&store, &[b"a", b"b", b"c"]);
     drop(store);
     // Whether the open finds room for an active segment is up to the test, not to how much
     // the close's cut of the last segment gave back.
@@ -934,17 +941,7 @@ fn a_reserve_a_crash_spent_is_made_again_before_data_and_deletes_go_through() {
     let fs = SimFs::new();
     fs.set_capacity(Some(CAPACITY));
     let store = open_without_background(&fs);
-    let mut acked: Vec<(&[u8], String)> = Vec::new();
-    'fill: for i in 0..10_000 {
-        for ns in [&b"a"[..], b"b"] {
-            let key = format!("k{i:05}");
-            match store.put(ns, key.as_bytes(), &[7; 300], PutOptions::default()) {
-                Ok(_) => acked.push((ns, key)),
-                Err(WriteError::DiskFull(_)) => break 'fill,
-                Err(e) => panic!("put: {e}"),
-            }
-        }
-    }
+    let acked = fill_interleaved(&store, &[b"a", b"b"]);
     drop(store);
     // What the crash left: no reserve file, their bytes free.
     for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
