@@ -110,8 +110,9 @@ pub(crate) struct Inner {
     pub sync: GroupCommit,
     /// What the data directory named when the store locked it (`Inner::check_dir`).
     pub dir_identity: Option<(u64, u64)>,
-    /// What a failed sync left in doubt, found at the first read after it (`unsynced.rs`).
-    pub unsynced: std::sync::OnceLock<unsynced::Unsynced>,
+    /// What a failed sync left in doubt, decoded at the first read after it, and again when
+    /// more frames joined it (`unsynced.rs`): how many it covers, and what they touched.
+    pub unsynced: Mutex<Option<(usize, Arc<unsynced::Unsynced>)>>,
     /// Poisoned, and disk full (set when a write found no space; cleared once a segment can
     /// be started again).
     pub health: HealthState,
@@ -369,13 +370,14 @@ impl Store {
     /// [`ReadError::Corrupt`] if the record fails its checksum.
     pub fn get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, ReadError> {
         let inner = self.inner();
-        inner.unsynced_check(namespace, key)?;
         let counted = |e: ReadError| {
             inner.counters.lost_reads.fetch_add(1, Ordering::Relaxed);
             e
         };
         let st = inner.state.read();
         let live = st.live(namespace, key, || inner.now());
+        // After the entry is read: a frame applied before it was published before it.
+        inner.unsynced_check(namespace, key)?;
         st.lost_check(namespace, key, live.map(|e| e.version))
             .map_err(counted)?;
         let Some(entry) = live else {
@@ -478,12 +480,13 @@ impl Store {
     /// [`TryGetError::WouldBlock`], or [`TryGetError::Read`] as for `get`.
     pub fn try_get(&self, namespace: &[u8], key: &[u8]) -> Result<Option<Item>, TryGetError> {
         let inner = self.inner();
-        inner.unsynced_check(namespace, key)?;
         let st = inner
             .state
             .try_read_spinning(TRY_GET_SPIN)
             .ok_or(TryGetError::WouldBlock)?;
         let live = st.live(namespace, key, || inner.now());
+        // After the entry is read, as in `get`.
+        inner.unsynced_check(namespace, key)?;
         if st
             .lost_check(namespace, key, live.map(|e| e.version))
             .is_err()

@@ -225,7 +225,7 @@ impl Store {
             writer: Mutex::new(Writer::new(active, active_id + 1, next_version)),
             combiner: Combiner::default(),
             sync: GroupCommit::new(always),
-            unsynced: std::sync::OnceLock::new(),
+            unsynced: Mutex::new(None),
             dir_identity,
             health,
             counters: Counters::default(),
