@@ -180,6 +180,9 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     inner.check_residency();
                     inner.reserve.ensure();
                     inner.recheck_disk_full();
+                    if inner.health.is_poisoned() {
+                        inner.log_doubt();
+                    }
                 }
                 // Also as soon as the writer asks (half a segment written, or a rollover).
                 // Files are made by name: none once the directory's name leads elsewhere (a

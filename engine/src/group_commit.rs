@@ -29,8 +29,9 @@ pub(crate) struct GroupCommit {
     /// Whether [`Appended::unsynced`] is kept (`Durability::Always`: there a write not yet
     /// synced is not acknowledged).
     track: bool,
-    /// Whether [`GroupCommit::doubt_once`] has answered.
-    doubt_told: std::sync::atomic::AtomicBool,
+    /// Where the frames a failed sync left in doubt begin, once known, and whether the seal
+    /// log has it ([`GroupCommit::doubt_to_log`]).
+    doubt: Mutex<(Option<(u32, u64)>, bool)>,
 }
 
 /// How far appends have gone, published by the appender after each frame. A sync leader
@@ -119,16 +120,27 @@ impl GroupCommit {
     }
 
     /// Where the frames no successful sync covered begin in the active segment (its id and
-    /// the first one's position), once: once the store is poisoned, nothing past there is
-    /// ever acknowledged (see `seals::IN_DOUBT`). `None` once it has answered, while no
-    /// frame is in doubt, or untracked.
-    pub(crate) fn doubt_once(&self) -> Option<(u32, u64)> {
-        if self.doubt_told.load(Ordering::Acquire) {
+    /// the first one's position), until [`GroupCommit::doubt_logged`]: once the store is
+    /// poisoned, nothing past there is ever acknowledged (see `seals::IN_DOUBT`). Found at
+    /// the first call that finds such frames, and kept: the seal log may fail to take it as
+    /// the disk fails, and is asked again later. `None` once logged, while no frame is in
+    /// doubt, or untracked.
+    pub(crate) fn doubt_to_log(&self) -> Option<(u32, u64)> {
+        let mut doubt = self.doubt.lock();
+        if doubt.1 {
             return None;
         }
-        let (segment, frames) = self.unsynced()?;
-        let first = frames.iter().map(|&(pos, _)| pos).min()?;
-        (!self.doubt_told.swap(true, Ordering::AcqRel)).then_some((segment.id, first))
+        if doubt.0.is_none() {
+            let (segment, frames) = self.unsynced()?;
+            let first = frames.iter().map(|&(pos, _)| pos).min()?;
+            doubt.0 = Some((segment.id, first));
+        }
+        doubt.0
+    }
+
+    /// The seal log has the point [`GroupCommit::doubt_to_log`] gave.
+    pub(crate) fn doubt_logged(&self) {
+        self.doubt.lock().1 = true;
     }
 
     /// The sequence number up to which everything is known durable.

@@ -193,6 +193,8 @@ pub(crate) struct SealLog {
     /// The file and its length; `None` once an append failed (or the store is read-only):
     /// no more appends until the next open writes the log anew.
     file: Mutex<Option<(Box<dyn StorageFile>, u64)>>,
+    /// The log's length when an append failed (where the failed entry began).
+    failed_at: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SealLog {
@@ -210,6 +212,7 @@ impl SealLog {
             path: dir.join(SEALS_FILE),
             fs: None,
             file: Mutex::new(None),
+            failed_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -231,6 +234,7 @@ impl SealLog {
             path,
             fs: Some(fs.clone()),
             file: Mutex::new(Some((file, bytes.len() as u64))),
+            failed_at: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -257,6 +261,8 @@ impl SealLog {
         // damage in the middle of the log. And the removals it can no longer record would
         // make the next open take segments the store removed for lost: the log goes (the
         // next open writes it anew; removing a file needs no space).
+        self.failed_at
+            .store(*len, std::sync::atomic::Ordering::Relaxed);
         *file = None;
         if let Some(fs) = &self.fs {
             stop_recording_removals(fs.as_ref(), &self.path);
@@ -274,7 +280,35 @@ impl SealLog {
     /// `acknowledged` bytes ([`IN_DOUBT`]); false if it could not (then the next open takes
     /// what it finds there for damage, as before).
     pub(crate) fn append_in_doubt(&self, id: u32, acknowledged: u64, health: &HealthState) -> bool {
-        self.append(id, IN_DOUBT | acknowledged, health)
+        let len = IN_DOUBT | acknowledged;
+        let Some(fs) = self.fs.as_ref() else {
+            return false;
+        };
+        let file = self.file.lock();
+        if file.is_some() {
+            drop(file);
+            return self.append(id, len, health);
+        }
+        // An append failed before (the disk failed every write for a moment, this one's
+        // first try included), and the log takes no more: the entry goes where that append
+        // began, over whatever part of it stands there, or, where the log went, into a log
+        // of its own (one that records no removals). The store is poisoned already.
+        let entry = encode(id, len);
+        let written = match fs.open(&self.path) {
+            Ok(f) => f
+                .write_at_unmapped(
+                    &entry,
+                    self.failed_at.load(std::sync::atomic::Ordering::Relaxed),
+                )
+                .and_then(|()| f.sync()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self
+                .path
+                .parent()
+                .ok_or_else(|| io::Error::other("the seal log has no directory"))
+                .and_then(|dir| crate::fs::write_atomically(fs.as_ref(), dir, &self.path, &entry)),
+            Err(e) => Err(e),
+        };
+        written.is_ok()
     }
 
     /// Appends (and syncs) that segment `id`, whose file and header are durable, is the one

@@ -1003,7 +1003,11 @@ impl Inner {
         if self.options.read_only {
             return;
         }
-        if !self.health.is_poisoned() {
+        if self.health.is_poisoned() {
+            // Where the writes a failed sync left in doubt begin, if the log has not taken
+            // it yet (`unsynced.rs`).
+            self.log_doubt();
+        } else {
             let _ = self.seal_active_on_close();
             // Before the hints: a segment gets one once cut to its data.
             let _ = self.trim_sealed();

@@ -43,10 +43,16 @@ impl Inner {
 
     /// Logs, once, where in the active segment the frames no sync covered begin
     /// (`seals::IN_DOUBT`), for the next open to drop them. Called when a wait for a sync
-    /// finds the store poisoned: from then on none of them is acknowledged.
+    /// finds the store poisoned (from then on none of them is acknowledged), and while the
+    /// log has not taken it, at every background tick and at the close: a disk that failed
+    /// every write for a moment failed the log's append too, and after the disk came back
+    /// and a clean restart a key read as lost, not as its acknowledged value (found from
+    /// outside).
     pub(crate) fn log_doubt(&self) {
-        if let Some((segment, from)) = self.sync.doubt_once() {
-            self.seals.append_in_doubt(segment, from, &self.health);
+        if let Some((segment, from)) = self.sync.doubt_to_log() {
+            if self.seals.append_in_doubt(segment, from, &self.health) {
+                self.sync.doubt_logged();
+            }
         }
     }
 
