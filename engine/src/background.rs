@@ -102,11 +102,17 @@ pub(crate) fn spawn_syncer(inner: &Arc<Inner>) -> std::io::Result<Option<JoinHan
                 // One fsync covers every write waiting now; later ones form the next batch.
                 let target = batch.iter().map(|(lsn, _)| *lsn).max().unwrap_or(0);
                 let result = inner.wait_durable(target);
-                for (_, then) in batch {
+                let synced = inner.synced_lsn();
+                for (lsn, then) in batch {
                     // One that panics must not end the thread: every later deferred write
                     // would wait for good (found from outside: a callback's `send` on a
                     // channel whose receiver had gone). The panic hook has printed it.
-                    let result = result.clone();
+                    // One made durable is acknowledged, whatever failed since.
+                    let result = if lsn <= synced {
+                        Ok(())
+                    } else {
+                        result.clone()
+                    };
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         then(result);
                     }));

@@ -164,6 +164,13 @@ impl GroupCommit {
     ) -> Result<(), WriteError> {
         let mut s = self.state.lock();
         loop {
+            // Durable is acknowledged, whatever failed since: a write whose fsync had
+            // succeeded was answered 500 when another failure poisoned the store before its
+            // writer woke, and its value, on disk, was served then and after the restart
+            // (found from outside).
+            if s.synced_lsn >= lsn {
+                return Ok(());
+            }
             if let Err(poisoned) = health.check() {
                 // A waiter woken to lead the next sync leaves without leading it: the others
                 // would wait for it for good (found from outside: a failed append poisoned
@@ -173,9 +180,6 @@ impl GroupCommit {
                     done.notify_all();
                 }
                 return Err(poisoned);
-            }
-            if s.synced_lsn >= lsn {
-                return Ok(());
             }
             if s.leader {
                 let covered = lsn <= s.target;

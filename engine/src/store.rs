@@ -593,11 +593,13 @@ impl Store {
         if ticket.0 == 0 || inner.options.durability != Durability::Always {
             return then(Ok(()));
         }
-        if let Err(e) = inner.health.check() {
-            return then(Err(e));
-        }
+        // Durable first: a write made durable is acknowledged whatever failed since (see
+        // `GroupCommit::wait`).
         if inner.synced_lsn() >= ticket.0 {
             return then(Ok(()));
+        }
+        if let Err(e) = inner.health.check() {
+            return then(Err(e));
         }
         inner.deferred.push(ticket.0, Box::new(then));
     }

@@ -1002,3 +1002,58 @@ fn a_reserve_a_crash_spent_is_made_again_before_data_and_deletes_go_through() {
         assert_eq!(got.is_some(), *ns == b"b", "{k}");
     }
 }
+
+/// With less room than a part of the reserve, the output part grows by what there is (a
+/// grow the disk refuses is tried again smaller), the tombstone part waits until the output
+/// part is whole, and hints, which only save a scan at the next open, wait too.
+#[test]
+fn a_reserve_short_of_room_grows_by_what_there_is_and_hints_wait() {
+    const CAPACITY: u64 = 128 << 10;
+    let fs = SimFs::new();
+    fs.set_capacity(Some(CAPACITY));
+    let store = open_without_background(&fs);
+    fill_interleaved(&store, &[b"a"]);
+    drop(store);
+    let dir = Path::new(DIR);
+    for name in files_ending(&fs, ".hint")
+        .into_iter()
+        .chain(["space-reserve.tmp".into(), "tombstone-reserve.tmp".into()])
+    {
+        let _ = fs.remove(&dir.join(name));
+    }
+    fs.set_capacity(Some(fs.used() + SEGMENT / 2));
+    let store = open_without_background(&fs);
+    let reserve = store.stats().reserve_bytes;
+    assert!(
+        reserve > 0 && reserve < SEGMENT,
+        "the output part took what there was: {reserve}"
+    );
+    let len = |name: &str| fs.read(&dir.join(name)).map_or(0, |b| b.len() as u64);
+    assert_eq!(len("space-reserve.tmp"), reserve);
+    assert_eq!(len("tombstone-reserve.tmp"), 0, "waits for the output part");
+    drop(store);
+    assert!(
+        files_ending(&fs, ".hint").is_empty(),
+        "no hint while the reserve is short"
+    );
+    // Room for hints but not for a step of the reserve (4 KiB): the hints still wait.
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let _ = fs.remove(&dir.join(name));
+    }
+    fs.set_capacity(Some(fs.used() + 3000));
+    let store = open_without_background(&fs);
+    assert_eq!(store.stats().reserve_bytes, 0);
+    drop(store);
+    assert!(
+        files_ending(&fs, ".hint").is_empty(),
+        "no hint while the reserve is short, though one would fit"
+    );
+}
+
+fn files_ending(fs: &SimFs, ext: &str) -> Vec<String> {
+    fs.list(Path::new(DIR))
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.ends_with(ext))
+        .collect()
+}

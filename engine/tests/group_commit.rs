@@ -185,3 +185,37 @@ fn writers_waiting_for_the_next_sync_return_when_an_append_poisons_the_store() {
         assert!(store.health().poisoned.is_some());
     }
 }
+
+/// Found from outside: a write whose fsync had succeeded was answered 500 because another
+/// failure poisoned the store before its writer woke; its value, on disk, was then served,
+/// and again after the restart. A write made durable is acknowledged, whatever failed
+/// since; one that is not is refused.
+#[test]
+fn a_write_made_durable_is_acknowledged_though_the_store_was_poisoned_since() {
+    let fs = SimFs::new();
+    let store = open(&fs);
+    let (_, durable) = store
+        .try_put_deferred(b"ns", b"a", b"1", PutOptions::default(), None)
+        .expect("append");
+    store.sync().expect("synced");
+    let (_, not_durable) = store
+        .try_put_deferred(b"ns", b"b", b"2", PutOptions::default(), None)
+        .expect("append");
+    // The next write fails: the store is poisoned.
+    fs.fail_writes(Some(std::io::ErrorKind::Other));
+    assert!(store
+        .put(b"ns", b"c", &[3; 100], PutOptions::default())
+        .is_err());
+    fs.fail_writes(None);
+    assert!(store.health().poisoned.is_some());
+    let answer = |ticket| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.when_durable(ticket, move |r| {
+            let _ = tx.send(r.is_ok());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("answered")
+    };
+    assert!(answer(durable), "durable before the store was poisoned");
+    assert!(!answer(not_durable), "never synced: refused");
+}

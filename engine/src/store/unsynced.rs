@@ -50,7 +50,13 @@ impl Inner {
     /// outside).
     pub(crate) fn log_doubt(&self) {
         if let Some((segment, from)) = self.sync.doubt_to_log() {
-            if self.seals.append_in_doubt(segment, from, &self.health) {
+            // An embedder's file system may panic (as a sync that panics poisons the store,
+            // see `GroupCommit::wait`); this runs at the close too, in `Drop`.
+            let logged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.seals.append_in_doubt(segment, from, &self.health)
+            }))
+            .unwrap_or(false);
+            if logged {
                 self.sync.doubt_logged();
             }
         }
