@@ -931,15 +931,18 @@ fn read_value(
     })
     .ok()
     .flatten()
-    .ok_or(if seg.unreadable() {
-        ReadError::Unreadable {
-            segment: entry.segment,
-            offset: entry.offset,
-        }
-    } else {
-        ReadError::Corrupt {
-            segment: entry.segment,
-            offset: entry.offset,
+    // Asked only on failure: every read asked the file (a call and an atomic load).
+    .ok_or_else(|| {
+        if seg.unreadable() {
+            ReadError::Unreadable {
+                segment: entry.segment,
+                offset: entry.offset,
+            }
+        } else {
+            ReadError::Corrupt {
+                segment: entry.segment,
+                offset: entry.offset,
+            }
         }
     })
 }
