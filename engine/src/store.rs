@@ -111,8 +111,13 @@ pub(crate) struct Inner {
     /// What the data directory named when the store locked it (`Inner::check_dir`).
     pub dir_identity: Option<(u64, u64)>,
     /// What a failed sync left in doubt, decoded at the first read after it, and again when
-    /// more frames joined it (`unsynced.rs`): how many it covers, and what they touched.
-    pub unsynced: Mutex<Option<(usize, Arc<unsynced::Unsynced>)>>,
+    /// its frames changed (`unsynced.rs`): the frames it covers, and what they touched.
+    pub unsynced: Mutex<
+        Option<(
+            Vec<crate::group_commit::FramePlace>,
+            Arc<unsynced::Unsynced>,
+        )>,
+    >,
     /// Poisoned, and disk full (set when a write found no space; cleared once a segment can
     /// be started again).
     pub health: HealthState,

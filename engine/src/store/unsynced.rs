@@ -63,22 +63,24 @@ impl Inner {
     }
 
     /// What the frames of the active segment no sync covered touched (group commit keeps
-    /// where they are: tracked under `Always` only), decoded again whenever more frames
-    /// joined them: decoded once, at the first read after the failed sync, it missed a
-    /// write appended (and readable) after that read, which was refused all the same, and
-    /// its refused value was read back (found from outside, about 1 trial in 20).
+    /// where they are: tracked under `Always` only), decoded again whenever those frames
+    /// changed: decoded once, at the first read after the failed sync, it missed a write
+    /// appended (and readable) after that read, which was refused all the same, and its
+    /// refused value was read back (found from outside, about 1 trial in 20). Compared by
+    /// the frames themselves, not their count: a sync in flight may drain some as an
+    /// append adds as many.
     fn unsynced_now(&self) -> std::sync::Arc<Unsynced> {
         let Some((segment, frames)) = self.sync.unsynced() else {
             return std::sync::Arc::default();
         };
         let mut cached = self.unsynced.lock();
         if let Some((covered, unsynced)) = cached.as_ref() {
-            if *covered == frames.len() {
+            if *covered == frames {
                 return unsynced.clone();
             }
         }
         let unsynced = std::sync::Arc::new(decode(&segment, &frames));
-        *cached = Some((frames.len(), unsynced.clone()));
+        *cached = Some((frames, unsynced.clone()));
         unsynced
     }
 }
