@@ -98,7 +98,6 @@ impl Registered {
             }
             // The length first: a handler that finds the start finds its length.
             slot.len.store(len, Ordering::Release);
-            FAULTED[i].store(false, Ordering::Release);
             if slot
                 .start
                 .compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed)
@@ -109,9 +108,7 @@ impl Registered {
         }
         Self(None)
     }
-}
 
-impl Registered {
     /// Whether a page of this map could not be read and reads as zeros: what reads there
     /// find is not the file's, so nothing may be judged from it for good (no record marked
     /// lost, no segment cut or moved aside) until a new map reads the file again.
@@ -123,6 +120,10 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(i) = self.0 {
+            // Cleared while the slot is still this map's: cleared by the next owner before
+            // it had claimed the slot, a registration that lost the race for it wiped the
+            // flag of the map that won.
+            FAULTED[i].store(false, Ordering::Release);
             RANGES[i].start.store(0, Ordering::Release);
         }
     }
