@@ -284,9 +284,7 @@ impl SealLog {
         let Some(fs) = self.fs.as_ref() else {
             return false;
         };
-        let file = self.file.lock();
-        if file.is_some() {
-            drop(file);
+        if self.file.lock().is_some() {
             return self.append(id, len, health);
         }
         // An append failed before (the disk failed every write for a moment, this one's

@@ -944,9 +944,7 @@ fn a_reserve_a_crash_spent_is_made_again_before_data_and_deletes_go_through() {
     let acked = fill_interleaved(&store, &[b"a", b"b"]);
     drop(store);
     // What the crash left: no reserve file, their bytes free.
-    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
-        let _ = fs.remove(&Path::new(DIR).join(name));
-    }
+    remove_reserve(&fs);
     let free = CAPACITY - fs.used();
     assert!(free >= SEGMENT, "the reserve's bytes are free: {free}");
     let store = open_without_background(&fs);
@@ -1015,12 +1013,10 @@ fn a_reserve_short_of_room_grows_by_what_there_is_and_hints_wait() {
     fill_interleaved(&store, &[b"a"]);
     drop(store);
     let dir = Path::new(DIR);
-    for name in files_ending(&fs, ".hint")
-        .into_iter()
-        .chain(["space-reserve.tmp".into(), "tombstone-reserve.tmp".into()])
-    {
-        let _ = fs.remove(&dir.join(name));
+    for name in files_ending(&fs, ".hint") {
+        fs.remove(&dir.join(name)).expect("remove hint");
     }
+    remove_reserve(&fs);
     fs.set_capacity(Some(fs.used() + SEGMENT / 2));
     let store = open_without_background(&fs);
     let reserve = store.stats().reserve_bytes;
@@ -1037,9 +1033,7 @@ fn a_reserve_short_of_room_grows_by_what_there_is_and_hints_wait() {
         "no hint while the reserve is short"
     );
     // Room for hints but not for a step of the reserve (4 KiB): the hints still wait.
-    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
-        let _ = fs.remove(&dir.join(name));
-    }
+    remove_reserve(&fs);
     fs.set_capacity(Some(fs.used() + 3000));
     let store = open_without_background(&fs);
     assert_eq!(store.stats().reserve_bytes, 0);
@@ -1048,6 +1042,14 @@ fn a_reserve_short_of_room_grows_by_what_there_is_and_hints_wait() {
         files_ending(&fs, ".hint").is_empty(),
         "no hint while the reserve is short, though one would fit"
     );
+}
+
+/// Removes the reserve's files, as a crash that spent them leaves the directory (either may
+/// be missing already).
+fn remove_reserve(fs: &SimFs) {
+    for name in ["space-reserve.tmp", "tombstone-reserve.tmp"] {
+        let _ = fs.remove(&Path::new(DIR).join(name));
+    }
 }
 
 fn files_ending(fs: &SimFs, ext: &str) -> Vec<String> {
