@@ -30,6 +30,9 @@ use std::sync::Once;
 /// Maps that can be registered at once; a map beyond them is not protected.
 const SLOTS: usize = 1 << 14;
 
+/// A slot's `start` while a registration fills it in: no range (see [`registered`]).
+const CLAIMING: usize = usize::MAX;
+
 /// One registered range: `start` 0 when free.
 struct Slot {
     start: AtomicUsize,
@@ -96,13 +99,16 @@ impl Registered {
             if slot.start.load(Ordering::Relaxed) != 0 {
                 continue;
             }
-            // The length first: a handler that finds the start finds its length.
-            slot.len.store(len, Ordering::Release);
+            // Claimed first, then the length, then the start: a handler that finds the start
+            // finds its length. Storing the length before claiming let two registrations
+            // racing for one free slot leave the winner with the loser's length.
             if slot
                 .start
-                .compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(0, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                slot.len.store(len, Ordering::Release);
+                slot.start.store(start, Ordering::Release);
                 return Self(Some(i));
             }
         }
@@ -166,7 +172,10 @@ fn install() {
 fn registered(addr: usize) -> Option<usize> {
     RANGES.iter().position(|slot| {
         let start = slot.start.load(Ordering::Acquire);
-        start != 0 && addr >= start && addr - start < slot.len.load(Ordering::Acquire)
+        start != 0
+            && start != CLAIMING
+            && addr >= start
+            && addr - start < slot.len.load(Ordering::Acquire)
     })
 }
 
@@ -230,5 +239,46 @@ extern "C" fn on_sigbus(
                 libc::sigaction(libc::SIGBUS, &default, std::ptr::null_mut());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Registrations racing for the same free slots each keep their own length. Before the
+    /// slot was claimed first, a registration that lost a slot had stored its length in it,
+    /// and the winner's range could end where the loser's did.
+    #[test]
+    fn registrations_racing_for_a_slot_each_keep_their_own_length() {
+        // Above the user address space: no map of this process (another test's, whose
+        // faults are real) can ever lie in these ranges.
+        const BASE: usize = 1 << 60;
+        let threads = 4;
+        let rounds = 2_000;
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                s.spawn(move || {
+                    for r in 0..rounds {
+                        // Each its own range, apart from every other's.
+                        let id = t * rounds + r;
+                        let len = 4096 * (1 + id);
+                        let start = BASE + (id << 30);
+                        let reg = Registered::new(start as *const u8, len);
+                        let Some(i) = reg.0 else {
+                            panic!("no free slot");
+                        };
+                        assert_eq!(RANGES[i].start.load(Ordering::Acquire), start);
+                        assert_eq!(
+                            RANGES[i].len.load(Ordering::Acquire),
+                            len,
+                            "slot {i} holds another registration's length"
+                        );
+                        assert_eq!(registered(start + len - 1), Some(i));
+                        assert_eq!(registered(start + len), None);
+                    }
+                });
+            }
+        });
     }
 }
