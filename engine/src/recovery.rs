@@ -26,7 +26,7 @@ mod load;
 use damage::{cut, damaged_range, lose_whole, not_intact, note_damaged, range_of_records};
 pub(crate) use damage::{rebuild_header, replaced_records, scan_sealed, unsealed};
 pub(crate) use load::hint_summaries;
-use load::{load_segments, LoadStop};
+use load::{load_segments, Distrust, LoadStop};
 
 /// How the report names a segment file that was created but whose header never reached
 /// the disk (a crash while starting a segment); it is removed.
@@ -635,7 +635,8 @@ pub fn recover(
     // some of its records were applied: at most once per hint.
     let opened_report = report.clone();
     // A hint of a segment with a rebuilt header is not trusted either: it is scanned.
-    let mut distrusted = rebuilt.clone();
+    let mut distrusted: HashMap<u32, Distrust> =
+        rebuilt.iter().map(|&id| (id, Distrust::Damaged)).collect();
     let (mut replay, loaded) = loop {
         let mut replay = Replay {
             max_version: base_version,
@@ -661,8 +662,8 @@ pub fn recover(
         ) {
             Ok(loaded) => break (replay, loaded),
             Err(LoadStop::Io(path, source)) => return Err(RecoverError::Io { path, source }),
-            Err(LoadStop::Distrust(id, segments)) => {
-                distrusted.insert(id);
+            Err(LoadStop::Distrust(id, why, segments)) => {
+                distrusted.insert(id, why);
                 opened = segments;
             }
         }

@@ -239,8 +239,22 @@ pub fn verify_with_progress(
         };
     // Segments that could not be read: their hints name what the open marks lost.
     let mut unread = Vec::new();
+    // Of each segment found intact, what its records are ([`records_digest`]).
+    let mut digests = std::collections::HashMap::new();
     for (id, path, len) in &segments {
-        let sealed = seals.lengths.get(id).copied();
+        let logged = seals.lengths.get(id).copied();
+        // As the open judges it: a segment whose own hint names at least the file's length is
+        // read to that length, and seals.log is not asked (a seals.log copied from another
+        // data dir made `verify` call every such segment damaged while each open was clean:
+        // found from outside).
+        let hinted = hint_data_len(dir, *id).filter(|&l| l >= *len);
+        if let (Some(h), Some(l)) = (hinted, logged.filter(|&l| Some(l) != hinted)) {
+            report.warnings.push(format!(
+                "{}: seals.log says it was sealed with {l} bytes, its hint {h}: the open goes by the hint (a seals.log of another data dir?)",
+                path.display()
+            ));
+        }
+        let sealed = hinted.or(logged);
         // As the open judges it: what a failed sync left in doubt was never acknowledged,
         // and is dropped; the rest is judged as if sealed there.
         let acknowledged = seals
@@ -262,14 +276,16 @@ pub fn verify_with_progress(
                         bytes.len() - end
                     ));
                 }
-                check_segment(
+                if let Some(digest) = check_segment(
                     *id,
                     path,
                     &bytes[..end],
                     (sealed.or(acknowledged), seals.started.contains(id)),
                     renamed,
                     &mut report,
-                );
+                ) {
+                    digests.insert(*id, digest);
+                }
                 check_holes(path, &mut report);
             }
             Err(Unread::Damaged) => unread.push(*id),
@@ -287,7 +303,7 @@ pub fn verify_with_progress(
         if let Ok(bytes) = read(path, at_open, &mut report) {
             let segment = match segment_len {
                 _ if unread.contains(id) => Segment::Unread,
-                Some(len) => Segment::Len(len),
+                Some(len) => Segment::Len(len, digests.get(id).copied()),
                 None => Segment::Missing,
             };
             check_hint(*id, path, &bytes, segment, &mut report);
@@ -296,6 +312,18 @@ pub fn verify_with_progress(
         progress(done, total);
     }
     Ok(report)
+}
+
+/// The data length the hint of segment `id` in `dir` names, if it is there, checks, and
+/// names that segment.
+fn hint_data_len(dir: &Path, id: u32) -> Option<u64> {
+    let path = dir.join(segment::hint_file_name(id));
+    crate::fs::check_regular(&path).ok()?;
+    let bytes = std::fs::read(&path).ok()?;
+    hint::decode(&bytes)
+        .ok()
+        .filter(|h| h.segment_id == id)
+        .map(|h| h.data_len)
 }
 
 /// Why a file verify listed was not read.
@@ -323,8 +351,8 @@ fn not_regular(path: &Path) -> Option<std::io::Error> {
 
 /// What [`check_hint`] knows of the hint's segment.
 enum Segment {
-    /// Its length.
-    Len(u64),
+    /// Its length, and what its records are if it is intact ([`records_digest`]).
+    Len(u64, Option<u64>),
     /// There, but it could not be read (already reported).
     Unread,
     /// Not there.
@@ -341,7 +369,7 @@ fn check_segment(
     logged: (Option<u64>, bool),
     renamed: impl Fn(u32) -> bool,
     report: &mut VerifyReport,
-) {
+) -> Option<u64> {
     let (sealed, started) = logged;
     report.segments += 1;
     report.bytes += bytes.len() as u64;
@@ -363,7 +391,7 @@ fn check_segment(
                     h.id
                 ),
             ));
-            return;
+            return None;
         }
         Ok(h) => Err(format!("it names segment {}, not {id}", h.id)),
         Err(e) => Err(format!("{e:?}")),
@@ -401,11 +429,11 @@ fn check_segment(
                         "{}: blank segment (a crash left it before its header reached the disk; removed at open; it holds nothing)",
                         path.display()
                     ));
-                    return;
+                    return None;
                 }
             };
             report.damage.push(damage(Some(0), problem));
-            return;
+            return None;
         }
         Err(e) => match crate::recovery::rebuild_header(bytes, id) {
             Some(header) => {
@@ -421,7 +449,7 @@ fn check_segment(
                     Some(0),
                     format!("the segment header fails its checks ({e}) and no frame after it checks (open leaves the file in place; its records are unknown)"),
                 ));
-                return;
+                return None;
             }
         },
     };
@@ -446,6 +474,11 @@ fn check_segment(
             ),
         ));
     }
+    let clean = !rebuilt
+        && replaced.is_empty()
+        && sealed_damage.is_none()
+        && scanned.damaged.is_empty()
+        && !scanned.torn;
     if let Some(d) = sealed_damage {
         report.damage.push(damage(
             Some(d.offset),
@@ -487,6 +520,14 @@ fn check_segment(
             ),
         ));
     }
+    clean.then(|| {
+        records_digest(
+            scanned
+                .records
+                .iter()
+                .map(|(at, e)| (*at as u64, e.meta.op, e.meta.version, e.len as u64, e.key)),
+        )
+    })
 }
 
 /// Warns of holes in a segment (unallocated ranges, as a sparse copy or restore, or a
@@ -520,8 +561,8 @@ fn check_hint(id: u32, path: &Path, bytes: &[u8], segment: Segment, report: &mut
         offset: None,
         problem: format!("{problem}; it is ignored at open and its segment is scanned instead"),
     };
-    let segment_len = match segment {
-        Segment::Len(len) => len,
+    let (segment_len, records) = match segment {
+        Segment::Len(len, records) => (len, records),
         // The open marks lost what it names: its segment's line says so.
         Segment::Unread => {
             match hint::decode(bytes) {
@@ -568,9 +609,10 @@ fn check_hint(id: u32, path: &Path, bytes: &[u8], segment: Segment, report: &mut
         )));
         return;
     }
+    let mut named = Vec::new();
     for entry in decoded.entries() {
         match entry {
-            Ok(_) => report.hint_records += 1,
+            Ok(e) => named.push(e),
             Err(e) => {
                 report
                     .damage
@@ -579,6 +621,37 @@ fn check_hint(id: u32, path: &Path, bytes: &[u8], segment: Segment, report: &mut
             }
         }
     }
+    report.hint_records += named.len() as u64;
+    let digest = records_digest((named.iter()).map(|e| {
+        (
+            u64::from(e.offset),
+            e.meta.op,
+            e.meta.version,
+            u64::from(e.len),
+            e.key,
+        )
+    }));
+    if records.is_some_and(|records| records != digest) {
+        // The open checks a hint's first and last records, and scans the segment where they
+        // are other intact entries than the ones the hint names; a foreign hint whose ends
+        // match would be taken at its word, and the keys it does not name read as misses.
+        report.damage.push(Damage {
+            file: path.to_path_buf(),
+            offset: None,
+            problem: "hint names other records than its segment holds (a hint of another segment or data dir?): the open ignores it where its first or last record is another, else the keys it does not name read as misses; remove it (the open then scans the segment)".to_string(),
+        });
+    }
+}
+
+/// What a segment's records are, as its hint should name them: each one's offset, operation,
+/// version, length and key, in order.
+fn records_digest<'a>(records: impl Iterator<Item = (u64, format::Op, u64, u64, &'a [u8])>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    for record in records {
+        record.hash(&mut h);
+    }
+    h.finish()
 }
 
 #[cfg(test)]
@@ -597,6 +670,86 @@ mod tests {
         }
         drop(store); // seals the segment and writes its hint
         dir
+    }
+
+    /// A hint of another data dir's segment of the same id and length is damage to
+    /// `verify`, which compares every record it names with the segment's (the open looks
+    /// at its first and last only).
+    /// `verify` judges as the open does: a segment whose own hint checks is read to the
+    /// length the hint names, and a seals.log of another data dir (other lengths) is a
+    /// warning, not damage (it was damage to `verify`, while every open was clean).
+    #[test]
+    fn a_seals_log_of_another_data_dir_is_judged_as_the_open_judges_it() {
+        let fill = |value_len: usize| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::builder()
+                .segment_size(8 << 10)
+                .open(dir.path())
+                .expect("open");
+            for i in 0..200u32 {
+                store
+                    .put(
+                        b"ns",
+                        &i.to_le_bytes(),
+                        &vec![7u8; value_len],
+                        PutOptions::default(),
+                    )
+                    .expect("put");
+            }
+            drop(store);
+            dir
+        };
+        let (a, b) = (fill(100), fill(90));
+        std::fs::copy(b.path().join("seals.log"), a.path().join("seals.log")).expect("copy");
+        let report = verify(a.path()).expect("verify");
+        assert!(report.is_clean(), "{:?}", report.damage);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("the open goes by the hint")),
+            "{report:?}"
+        );
+        let store = Store::open(a.path()).expect("open");
+        assert!(store.recovery_report().is_clean());
+        for i in 0..200u32 {
+            let item = store
+                .get(b"ns", &i.to_le_bytes())
+                .expect("read")
+                .expect("item");
+            assert_eq!(item.value.len(), 100);
+        }
+    }
+
+    #[test]
+    fn a_hint_of_another_data_dirs_segment_is_damage() {
+        let fill = |prefix: char| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::builder()
+                .segment_size(8 << 10)
+                .open(dir.path())
+                .expect("open");
+            for i in 0..200u32 {
+                let key = format!("{prefix}{i:03}");
+                store
+                    .put(b"ns", key.as_bytes(), &[7u8; 100], PutOptions::default())
+                    .expect("put");
+            }
+            drop(store);
+            dir
+        };
+        let (a, b) = (fill('a'), fill('b'));
+        assert!(verify(a.path()).expect("verify").is_clean());
+        let name = segment::hint_file_name(2);
+        std::fs::copy(b.path().join(&name), a.path().join(&name)).expect("copy the hint");
+        let report = verify(a.path()).expect("verify");
+        assert!(
+            report
+                .damage
+                .iter()
+                .any(|d| d.file.ends_with(&name) && d.problem.contains("other records")),
+            "{report:?}"
+        );
     }
 
     /// Next to a live server, compaction removes segments and hints between verify's

@@ -2,7 +2,7 @@
 //! indexed from its hint where the hint is usable (applied as its bytes arrive), the rest
 //! left to scan.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::format::{self, Summary};
@@ -24,7 +24,7 @@ pub(super) fn load_segments(
     fs: &dyn FileSystem,
     dir: &Path,
     opened: Vec<Segment>,
-    distrusted: &HashSet<u32>,
+    distrusted: &HashMap<u32, Distrust>,
     seals: &crate::seals::Seals,
     replay: &mut Replay,
     report: &mut RecoveryReport,
@@ -64,7 +64,7 @@ pub(super) fn load_segments(
             (None, Some(&len)) => Logged::AcknowledgedTo(len),
             (None, None) => Logged::Nothing,
         };
-        let distrusted_hint = distrusted.contains(&id);
+        let distrusted_hint = distrusted.get(&id) == Some(&Distrust::Damaged);
         let path = seg.path.clone();
         let (seg, stats) = scan_segment(fs, seg, logged, distrusted_hint, replay, report)
             .map_err(|e| LoadStop::Io(path, e))?;
@@ -89,14 +89,15 @@ fn stop_with_every_segment(
                 segments.extend(rescan);
             }
             Err(LoadStop::Io(path, e)) => return LoadStop::Io(path, e),
-            Err(LoadStop::Distrust(id, all)) => {
-                distrust.get_or_insert(id);
+            Err(LoadStop::Distrust(id, why, all)) => {
+                distrust.get_or_insert((id, why));
                 segments.extend(all);
             }
         }
     }
     // One of the two stopped, and not for I/O: for a hint.
-    LoadStop::Distrust(distrust.unwrap_or_default(), segments)
+    let (id, why) = distrust.unwrap_or((0, Distrust::Damaged));
+    LoadStop::Distrust(id, why, segments)
 }
 
 /// Splits `items` in two shares of about equal `size`: largest first, each to the lighter
@@ -128,7 +129,7 @@ fn load_hinted(
     fs: &dyn FileSystem,
     dir: &Path,
     segments: Vec<Segment>,
-    distrusted: &HashSet<u32>,
+    distrusted: &HashMap<u32, Distrust>,
     replay: &mut Replay,
     report: &mut RecoveryReport,
 ) -> Result<HintedLoad, LoadStop> {
@@ -147,9 +148,13 @@ fn load_hinted(
         if let Some(next) = paths.get(i + 1) {
             fs.prefetch(next, u64::MAX);
         }
-        if distrusted.contains(&seg.id) {
+        if let Some(why) = distrusted.get(&seg.id) {
+            let why = match why {
+                Distrust::Damaged => "damaged hint (or segment header)",
+                Distrust::Foreign => FOREIGN_HINT,
+            };
             report.ignored_files.push(format!(
-                "{}: damaged hint (or segment header), segment scanned instead",
+                "{}: {why}, segment scanned instead",
                 path.display()
             ));
             rescan.push(seg);
@@ -187,7 +192,7 @@ fn load_hinted(
                 }
                 rescan.push(seg);
             }
-            HintOutcome::DamagedAfterApplying => {
+            HintOutcome::AfterApplying(why) => {
                 let id = seg.id;
                 let all = loaded
                     .into_iter()
@@ -196,7 +201,7 @@ fn load_hinted(
                     .chain(std::iter::once(seg))
                     .chain(segments.map(|(_, seg)| seg))
                     .collect();
-                return Err(LoadStop::Distrust(id, all));
+                return Err(LoadStop::Distrust(id, why, all));
             }
         }
     }
@@ -210,16 +215,29 @@ type HintedLoad = (Vec<(u32, Segment, SlotStats)>, Vec<Segment>);
 pub(super) enum LoadStop {
     /// The file, and what the file system said.
     Io(PathBuf, std::io::Error),
-    /// The hint of this segment was found damaged after some of its records were applied:
-    /// loading starts over without it, with every segment (here) again.
-    Distrust(u32, Vec<Segment>),
+    /// The hint of this segment was found damaged (or another segment's) after some of its
+    /// records were applied: loading starts over without it, with every segment (here)
+    /// again.
+    Distrust(u32, Distrust, Vec<Segment>),
+}
+
+/// Why a segment's hint is not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Distrust {
+    /// Damaged (or its segment's header rebuilt): the segment is scanned, and the records
+    /// the hint names that the scan does not find are lost, their keys known.
+    Damaged,
+    /// It names records its segment does not hold ([`differs_from_segment`]): the segment
+    /// is scanned as if it had no hint.
+    Foreign,
 }
 
 enum HintOutcome {
     Loaded(SlotStats),
     /// No hint (`None`: no file), or one found unusable before any record was applied.
     Unusable(Option<&'static str>),
-    DamagedAfterApplying,
+    /// Found unusable after some of its records were applied.
+    AfterApplying(Distrust),
 }
 
 /// Reads the hint of `seg` at `path` and applies its records as they arrive.
@@ -246,6 +264,10 @@ fn load_from_hint(
     // the older values they had overwritten.
     let mut short = false;
     let mut beyond = Vec::new();
+    // Whether the hint's first record with a key was looked for in the segment, and its
+    // last record so far (looked for once the hint is whole): see [`differs_from_segment`].
+    let mut first_checked = false;
+    let mut last = None;
     let read = fs.read_arriving(path, &mut |bytes, total| {
         if unusable.is_some() {
             return;
@@ -283,6 +305,15 @@ fn load_from_hint(
                 unusable = Some("damaged hint record");
                 return;
             };
+            if !first_checked && u64::from(e.offset) + u64::from(e.len) <= seg.capacity() {
+                if differs_from_segment(seg, &e) {
+                    unusable = Some(FOREIGN_HINT);
+                    return;
+                }
+                // Up to the first record with a key: namespace records alone may match
+                // another store's, made in the same order.
+                first_checked = !e.key.is_empty();
+            }
             if short {
                 if u64::from(e.offset) + u64::from(e.len) > seg.capacity() {
                     beyond.push((hint_summary(&e), u64::from(e.offset)));
@@ -291,6 +322,11 @@ fn load_from_hint(
             }
             stats.note(&e.meta, e.len);
             applied += 1;
+            // Where its key lies in the hint's bytes (they only grow), not a copy of each.
+            last = Some((
+                Checked::of(&e),
+                (e.key.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize),
+            ));
             replay.apply(&Seen {
                 meta: e.meta,
                 namespace: e.namespace,
@@ -306,6 +342,20 @@ fn load_from_hint(
         (Ok(bytes), Some(reader)) if unusable.is_none() => reader.finish(bytes).is_ok(),
         _ => false,
     };
+    let last_matches = || {
+        let Some((last, key_at)) = &last else {
+            return true;
+        };
+        let key = (read.as_ref().ok())
+            .zip(key_at.checked_add(last.key_len))
+            .and_then(|(bytes, end)| bytes.get(*key_at..end));
+        !key.is_some_and(|key| last.differs(seg, key))
+    };
+    if sound && !last_matches() {
+        // Its first record matched (or could not be read), its last is another intact
+        // record: a hint of another segment all the same. Loading starts over without it.
+        return HintOutcome::AfterApplying(Distrust::Foreign);
+    }
     if sound && short {
         report.damaged.push(DamagedRange {
             segment: seg.id,
@@ -325,12 +375,63 @@ fn load_from_hint(
         return HintOutcome::Loaded(stats);
     }
     if applied > 0 {
-        return HintOutcome::DamagedAfterApplying;
+        return HintOutcome::AfterApplying(Distrust::Damaged);
     }
     match read {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HintOutcome::Unusable(None),
         Err(_) => HintOutcome::Unusable(Some("unreadable hint")),
         Ok(_) => HintOutcome::Unusable(Some(unusable.unwrap_or("damaged hint"))),
+    }
+}
+
+/// Why a hint whose records are not its segment's is not used.
+const FOREIGN_HINT: &str =
+    "hint names records its segment does not hold (a hint of another segment or data dir)";
+
+/// Whether `seg` holds another intact entry where a hint record names one: a different key,
+/// operation, version or length. A hint names only its segment's id and length, and a hint
+/// of another data dir's segment of that id and length (a restore from the wrong node's
+/// backup) was taken at its word: the keys it did not name read as misses, nothing was
+/// reported, and compaction then dropped their records for good (found from outside).
+///
+/// The open looks at a hint's first record with a key (and any before it) and its last
+/// (two reads of the segment, as a rule); `verify` compares every one. Only an intact entry that differs tells: one that fails its check is
+/// the segment's damage, which the hint is there to name (its keys are then known lost
+/// rather than read as older values). A hint's first records are its segment's first
+/// entries, so a foreign hint is caught unless those are damaged too.
+fn differs_from_segment(seg: &Segment, e: &HintEntry<'_>) -> bool {
+    Checked::of(e).differs(seg, e.key)
+}
+
+/// What [`differs_from_segment`] compares but the key, kept past the hint's bytes for its
+/// last record.
+struct Checked {
+    offset: u32,
+    len: u32,
+    op: format::Op,
+    version: u64,
+    key_len: usize,
+}
+
+impl Checked {
+    fn of(e: &HintEntry<'_>) -> Self {
+        Self {
+            offset: e.offset,
+            len: e.len,
+            op: e.meta.op,
+            version: e.meta.version,
+            key_len: e.key.len(),
+        }
+    }
+
+    fn differs(&self, seg: &Segment, key: &[u8]) -> bool {
+        seg.with_entry(self.offset, self.len, |found| {
+            found.meta.op != self.op
+                || found.meta.version != self.version
+                || found.key != key
+                || (self.len < crate::keydir::HUGE_LEN && found.len != self.len as usize)
+        })
+        .unwrap_or(false)
     }
 }
 

@@ -444,6 +444,55 @@ fn a_hint_with_a_record_past_its_segment_is_not_used_even_with_a_good_crc() {
     }
 }
 
+/// A hint whose CRC, segment id and length check but whose first or last record names
+/// another intact entry than the one its segment holds there (a hint of another data dir's
+/// segment) is not used: its segment is scanned, and every key reads its value. Taken at
+/// its word, the keys it did not name read as misses and compaction dropped them.
+#[test]
+fn a_hint_naming_other_records_than_its_segments_is_not_used() {
+    type Edit = fn(&mut Vec<crate::hint::HintEntry<'_>>);
+    let edits: [(&str, Edit); 3] = [
+        ("first key", |entries| {
+            let first = entries
+                .iter_mut()
+                .find(|e| !e.key.is_empty())
+                .expect("a put");
+            first.key = b"kX";
+        }),
+        ("last key", |entries| {
+            entries.last_mut().expect("records").key = b"kY";
+        }),
+        ("last version", |entries| {
+            entries.last_mut().expect("records").meta.version += 1000;
+        }),
+    ];
+    for (what, edit) in edits {
+        let fs = SimFs::new();
+        let dir = Path::new("/foreign");
+        {
+            let store = open_store(&fs, dir, "open");
+            for i in 0..20u8 {
+                store
+                    .put(b"ns", &[b'k', i], &[i; 50], PutOptions::default())
+                    .expect("put");
+            }
+        }
+        crate::hint::rewrite_the_hint(&fs, dir, |entries, _| edit(entries));
+        let store = open_store(&fs, dir, "reopen");
+        let report = store.recovery_report();
+        assert_eq!(report.segments_from_hints, 0, "{what}: {report:?}");
+        assert!(
+            report.ignored_files.iter().any(|f| f.contains(".hint")),
+            "{what}: the ignored hint is reported: {report:?}"
+        );
+        assert!(report.damaged.is_empty(), "{what}: {report:?}");
+        for i in 0..20u8 {
+            let item = store.get(b"ns", &[b'k', i]).expect("read").expect(what);
+            assert_eq!(item.value[..], [i; 50]);
+        }
+    }
+}
+
 /// The same record in two segments (a compaction output whose input a crash kept), and
 /// the copy in the older one damaged: the intact copy serves the key, it is not lost.
 #[test]
