@@ -184,6 +184,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                 if periodic {
                     last_residency = Some(Instant::now());
                     inner.check_residency();
+                    inner.check_active_linked();
                     inner.reserve.ensure();
                     inner.recheck_disk_full();
                     if inner.health.is_poisoned() {

@@ -52,6 +52,11 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes written data (and the length) durable: `fdatasync`.
     fn sync(&self) -> io::Result<()>;
+    /// Whether the file has no name left in any directory (removed while open), as far as
+    /// the file system can tell: what is written to it then is gone once it is closed.
+    fn is_unlinked(&self) -> bool {
+        false
+    }
     /// The file's bytes as of the last [`StorageFile::map`] (a real file) or now (a simulated
     /// one). Readers only use bytes of complete, checked frames, which never change.
     fn view(&self) -> View<'_>;
@@ -515,6 +520,11 @@ impl StorageFile for RealFile {
 
     fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    fn is_unlinked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().is_ok_and(|m| m.nlink() == 0)
     }
 
     fn view(&self) -> View<'_> {

@@ -202,7 +202,8 @@ impl GroupCommit {
             // poisoned and every waiter learns of it, rather than wait for a leader gone.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _waiting = health.begin_io(Io::Sync, sync_number);
-                active.map_or(Ok(()), |seg| seg.sync())
+                // The file synced must still be there for what it holds to count.
+                active.map_or(Ok(()), |seg| seg.sync().and_then(|()| seg.check_linked()))
             }))
             .unwrap_or_else(|_| Err(std::io::Error::other("the sync panicked")));
             s = self.state.lock();

@@ -400,6 +400,20 @@ impl Segment {
         self.file.sync()
     }
 
+    /// An error when the file was removed from its directory while the store ran (an
+    /// operator's `rm`, a cleanup job): what it holds, and every write appended to it, is
+    /// gone at the next restart. Writes went on being acknowledged into a deleted active
+    /// segment, and were lost at the restart (found from outside).
+    pub fn check_linked(&self) -> io::Result<()> {
+        if self.file.is_unlinked() {
+            return Err(io::Error::other(format!(
+                "the segment file {} was deleted while the store ran: what it holds is lost at the next restart, so no write is acknowledged any more (restore the file from a copy, or restart to go on without it)",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Cuts the file to `len` bytes and makes that durable when `durable`.
     pub fn truncate(&self, len: u64, durable: bool) -> io::Result<()> {
         self.file.set_len(len)?;

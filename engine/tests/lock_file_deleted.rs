@@ -21,3 +21,54 @@ fn a_second_store_is_refused_after_lock_is_deleted() -> TestResult {
     Store::open(dir.path())?;
     Ok(())
 }
+
+/// The active segment deleted while the store runs (an operator's `rm`, a cleanup job):
+/// writes went on being acknowledged into the deleted file, and were gone at the restart
+/// (found from outside). Under `Always`, the sync that would acknowledge the next write
+/// finds the file gone; under `Never`, the background thread does within a second or two.
+/// Either way no write is acknowledged after that, and `health()` says why.
+#[test]
+fn writes_into_a_deleted_active_segment_are_not_acknowledged() -> TestResult {
+    use std::time::{Duration, Instant};
+    use ttlcask_engine::{Durability, PutOptions};
+    for durability in [Durability::Always, Durability::Never] {
+        let dir = tempfile::tempdir()?;
+        let store = Store::builder().durability(durability).open(dir.path())?;
+        for i in 0..20u32 {
+            store.put(b"ns", &i.to_le_bytes(), &[1; 100], PutOptions::default())?;
+        }
+        let mut segments: Vec<_> = std::fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        segments.sort();
+        let active = segments.last().expect("an active segment");
+        std::fs::remove_file(active)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            let put = store.put(b"ns", b"after", &[2; 100], PutOptions::default());
+            if let Err(e) = put {
+                break e;
+            }
+            assert!(
+                durability == Durability::Never,
+                "a durable write into the deleted segment was acknowledged"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "writes still acknowledged after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(refused.to_string().contains("deleted"), "{refused}");
+        let health = store.health();
+        assert!(
+            health
+                .poisoned
+                .as_deref()
+                .is_some_and(|p| p.contains("deleted")),
+            "{health:?}"
+        );
+    }
+    Ok(())
+}

@@ -110,6 +110,23 @@ impl Inner {
         ))))
     }
 
+    /// Poisons the store when its active segment was deleted under it (see
+    /// [`Segment::check_linked`]; a sync checks it too, before its writes are acknowledged).
+    /// Once a second, by the background thread; a writer holding the lock meanwhile puts it
+    /// off to the next tick.
+    pub(crate) fn check_active_linked(&self) {
+        let Some(w) = self.writer.try_lock() else {
+            return;
+        };
+        let active = w.active.clone();
+        drop(w);
+        if let Err(e) = active.check_linked() {
+            if !self.health.is_poisoned() {
+                let _ = self.fail(e);
+            }
+        }
+    }
+
     /// The error of a rollover that changed nothing: nothing was written (`Segment::create`
     /// leaves no file behind), so an operator's `chmod` or read-only remount, or a process
     /// out of file descriptors, is a passing state, as a full disk is, and the next write
