@@ -39,7 +39,7 @@ impl SlotMap {
     pub fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read map {}: {e}", path.display()))?;
-        let mut slots = vec![None; usize::from(SLOTS)];
+        let mut slots: Vec<Option<(String, usize)>> = vec![None; usize::from(SLOTS)];
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -52,14 +52,37 @@ impl SlotMap {
                     i + 1
                 )
             };
-            let (slot, backend) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
-            let slot: usize = slot.parse().map_err(|_| bad())?;
-            *slots.get_mut(slot).ok_or_else(bad)? = Some(backend.trim().to_string());
+            let (key, backend) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
+            let slot: usize = key.parse().map_err(|_| bad())?;
+            // HAProxy looks slots up as text: `0331` or `+331` is never the key `331` it is
+            // asked for, and that slot would answer 503 while this count gave it an owner
+            // (found from outside).
+            if key != slot.to_string() {
+                return Err(format!(
+                    "map {} line {}: slot `{key}` is not written as HAProxy looks it up (`{slot}`)",
+                    path.display(),
+                    i + 1
+                ));
+            }
+            let entry = slots.get_mut(slot).ok_or_else(bad)?;
+            if let Some((_, first)) = entry {
+                // HAProxy takes the first line for a key, a later one here took the last:
+                // the two sent the slot to different nodes.
+                return Err(format!(
+                    "map {} line {}: slot {slot} is listed again (first on line {first})",
+                    path.display(),
+                    i + 1
+                ));
+            }
+            *entry = Some((backend.trim().to_string(), i + 1));
         }
         slots
             .into_iter()
             .enumerate()
-            .map(|(s, b)| b.ok_or_else(|| format!("map {} lacks slot {s}", path.display())))
+            .map(|(s, b)| {
+                b.map(|(backend, _)| backend)
+                    .ok_or_else(|| format!("map {} lacks slot {s}", path.display()))
+            })
             .collect::<Result<_, _>>()
             .map(Self)
     }
@@ -209,6 +232,35 @@ mod tests {
         assert!(create_if_missing(&path, &map)?);
         assert!(!create_if_missing(&path, &SlotMap::spread(&["z"]))?);
         assert_eq!(SlotMap::read(&path)?, map);
+        Ok(())
+    }
+
+    /// Found from outside (nineteenth session): HAProxy looks a slot up as text and takes
+    /// the first line of a key, so a slot written `0331`, or listed twice, went elsewhere
+    /// through the proxy than this reading said. Both are refused, naming the line; what
+    /// HAProxy reads alike (spaces, tabs, comments) is still taken.
+    #[test]
+    fn slots_haproxy_would_read_otherwise_are_refused() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("m.map");
+        let good = SlotMap::spread(&["a", "b"]).render();
+        let edit = |from: &str, to: &str| good.replacen(from, to, 1);
+        for (text, says) in [
+            (edit("\n331 ", "\n0331 "), "`0331`"),
+            (edit("\n331 ", "\n+331 "), "`+331`"),
+            (
+                edit("\n331 a\n", "\n331 a\n331 b\n"),
+                "listed again (first on line 332)",
+            ),
+        ] {
+            std::fs::write(&path, &text).map_err(|e| e.to_string())?;
+            let refused = SlotMap::read(&path).err().ok_or("taken")?;
+            assert!(refused.contains(says), "{refused}");
+            assert!(refused.contains("line 332"), "{refused}");
+        }
+        let spaced = edit("\n331 a", "\n  331\ta  ") + "# a comment\n";
+        std::fs::write(&path, spaced).map_err(|e| e.to_string())?;
+        assert_eq!(SlotMap::read(&path)?, SlotMap::spread(&["a", "b"]));
         Ok(())
     }
 
