@@ -87,8 +87,8 @@ pub enum Command {
         /// Input file (as FILE).
         #[arg(long, short)]
         input: Option<PathBuf>,
-        /// Items per all-or-nothing batch.
-        #[arg(long, default_value_t = 1000)]
+        /// Items per all-or-nothing batch (1 to 100000).
+        #[arg(long, default_value_t = 1000, value_parser = crate::maintenance::import::parse_batch)]
         batch: usize,
         /// Data directory [default: ./ttlcask-data]; created if missing.
         #[arg(long, env = "TTLCASK_DATA_DIR")]

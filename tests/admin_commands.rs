@@ -359,6 +359,19 @@ fn import_into_a_stopped_dir_keeps_versions_and_a_rerun_changes_nothing() {
         assert!(out.status.success(), "{what}: {out:?}");
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("report")
     };
+    // The batch sizes the admin API refuses are refused here too, before anything is
+    // written (0 was taken as one line per batch, and a bad third line left two stored:
+    // found from outside).
+    for batch in ["0", "100001", "x"] {
+        let out = ttlcask(&["import", "--data-dir", dst_s, dump_s, "--batch", batch]);
+        assert!(!out.status.success(), "--batch {batch}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("use 1 to 100000"), "--batch {batch}: {err}");
+        assert!(
+            !dst.exists() || files(&dst).is_empty(),
+            "--batch {batch} wrote"
+        );
+    }
     let first = import("first");
     assert_eq!(
         (first["imported"].as_u64(), first["kept"].as_u64()),

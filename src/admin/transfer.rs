@@ -36,8 +36,6 @@ const EXPORT_CHUNK: usize = 64 << 10;
 const EXPORT_CHUNKS_AHEAD: usize = 4;
 /// Lines per batch of an import, unless `?batch=` says otherwise.
 const DEFAULT_BATCH: usize = 1000;
-/// The largest `?batch=` accepted.
-const MAX_BATCH: usize = 100_000;
 
 /// `GET /admin/export[?tenant=&slot=A..B&registry=]`.
 pub fn export(state: &AppState, query: Option<&str>) -> Resp {
@@ -184,11 +182,7 @@ fn import_params(query: Option<&str>) -> Result<(usize, bool), String> {
     })?;
     let batch = match query_param(query, "batch") {
         None => DEFAULT_BATCH,
-        Some(b) => b
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_BATCH).contains(n))
-            .ok_or_else(|| format!("batch={b:?}: use 1 to {MAX_BATCH}"))?,
+        Some(b) => crate::maintenance::import::parse_batch(&b)?,
     };
     let over_clears = match query_param(query, "over_clears").as_deref() {
         None | Some("false") => false,

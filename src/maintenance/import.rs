@@ -24,6 +24,20 @@ use crate::namespace::Parsed;
 /// A batch is written once its keys and values reach this many bytes, whatever its length.
 pub const MAX_BATCH_BYTES: usize = 16 << 20;
 
+/// The most lines a batch may be asked to hold (`--batch`, `?batch=`).
+pub const MAX_BATCH: usize = 100_000;
+
+/// A batch size as asked for (`--batch`, `?batch=`): 1 to [`MAX_BATCH`].
+///
+/// # Errors
+/// Anything else, in the words both the CLI and the admin API answer.
+pub fn parse_batch(text: &str) -> Result<usize, String> {
+    text.parse()
+        .ok()
+        .filter(|n| (1..=MAX_BATCH).contains(n))
+        .ok_or_else(|| format!("batch={text:?}: use 1 to {MAX_BATCH}"))
+}
+
 /// The longest line accepted: the base64 of the engine's largest value (64 MiB) and a key.
 pub const MAX_LINE_BYTES: usize = 96 << 20;
 
