@@ -433,7 +433,21 @@ pub fn segments(path: &str) -> Option<Vec<String>> {
     if trimmed.is_empty() {
         return Some(Vec::new());
     }
-    trimmed.split('/').map(percent_decode).collect()
+    trimmed.split('/').map(percent_decode_strict).collect()
+}
+
+/// A path segment percent-decoded: `None` unless every `%` begins an escape (`%` and two hex
+/// digits, RFC 3986) and the bytes are UTF-8. A `%` that is no escape was kept as written,
+/// so `c%zz` and `c%25zz` named one cache (found from outside). Query values stay lenient
+/// ([`percent_decode`]): `?q=100%` is what a shell script sends.
+pub fn percent_decode_strict(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let escapes_whole = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || (bytes.get(i + 1).copied().and_then(hex_val).is_some()
+                && bytes.get(i + 2).copied().and_then(hex_val).is_some())
+    });
+    escapes_whole.then(|| percent_decode(s)).flatten()
 }
 
 /// [`segments`] without copying: borrows the segments of a path that has no `%`, and keeps
@@ -778,6 +792,10 @@ mod tests {
         assert_eq!(percent_decode("100%"), Some("100%".into()));
         assert_eq!(percent_decode("%4"), Some("%4".into()));
         assert_eq!(percent_decode("%41"), Some("A".into()));
+        assert_eq!(percent_decode_strict("%41%2f%25"), Some("A/%".into()));
+        for bad in ["100%", "%4", "%zz", "a%g0", "%%41", "%\u{e9}1"] {
+            assert_eq!(percent_decode_strict(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -38,9 +38,11 @@ async fn malformed_http_and_invalid_utf8() {
     raw.extend_from_slice(b"\xff\xfe\r\n\r\n{}");
     let r = send_raw(a.s.addr, &raw).await.expect("answer");
     assert_eq!(r.status, 400, "{r:?}");
-    // Invalid UTF-8 after percent-decoding, and overlong UTF-8 for '/', in each API.
+    // Invalid UTF-8 after percent-decoding, overlong UTF-8 for '/', and a `%` that is no
+    // escape (stored under its literal name, `c%zz` and `c%25zz` were one cache: found from
+    // outside), in each API.
     let iron_put = |key: &str| format!("/1/projects/{P}/caches/c/items/{key}");
-    for key in ["%FF", "%C0%AF", "a%E2%82"] {
+    for key in ["%FF", "%C0%AF", "a%E2%82", "k%zz", "k%", "k%2", "k%g0"] {
         let r = req(
             &a,
             "PUT",

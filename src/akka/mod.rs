@@ -258,7 +258,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, table: &routes::Rout
     let uri = req.uri().clone();
     let mut decoded = Vec::new();
     let Some(segs) = http::split_path(uri.path(), &mut decoded) else {
-        return bad_request("path segments must be valid UTF-8 after percent-decoding");
+        return bad_request(
+            "path segments must be percent-encoded UTF-8 (`%` only before two hex digits)",
+        );
     };
     let route = match route(table, req.method(), &segs) {
         Ok(r) => r,

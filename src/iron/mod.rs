@@ -105,7 +105,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, table: &routes::Ro
     let Some(segs) = http::split_path(req.uri().path(), &mut decoded) else {
         return msg(
             StatusCode::BAD_REQUEST,
-            "Path segments must be valid UTF-8 after percent-decoding",
+            "Path segments must be percent-encoded UTF-8 (`%` only before two hex digits)",
         );
     };
     let Some((route, project)) = route(table.handler, &segs) else {
