@@ -185,6 +185,7 @@ pub(crate) fn spawn_background(inner: &Arc<Inner>) -> std::io::Result<Option<Joi
                     last_residency = Some(Instant::now());
                     inner.check_residency();
                     inner.check_active_linked();
+                    inner.check_sealed_linked();
                     inner.reserve.ensure();
                     inner.recheck_disk_full();
                     if inner.health.is_poisoned() {

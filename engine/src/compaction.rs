@@ -164,6 +164,7 @@ impl Inner {
             // move out and its lost keys stay lost through the evidence file (which keeps
             // its space: see `fit_to_space`).
             let worth = slot.damaged
+                || slot.unlinked
                 || match ratio {
                     // A full run also repacks segments of single writes, whose frames cost
                     // more than their records' headers: copied, they share large frames.
@@ -312,7 +313,13 @@ impl Inner {
                 return Some(0);
             }
         }
-        self.fs.remove(&path).ok()?;
+        match self.fs.remove(&path) {
+            // Gone already: deleted under the store, its live records copied out (see
+            // `SegmentSlot::unlinked`).
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
         Some(slot.map_or(0, |s| s.data_len))
     }
 
@@ -585,7 +592,7 @@ impl Inner {
             .read()
             .segments
             .iter()
-            .filter(|(_, s)| s.sealed && !s.untrimmed && !s.hinted && !s.damaged)
+            .filter(|(_, s)| s.sealed && !s.untrimmed && !s.hinted && !s.damaged && !s.unlinked)
             .map(|(&id, _)| id)
             .collect();
         for id in ids {

@@ -115,6 +115,10 @@ pub struct SegmentSlot {
     pub records: u64,
     /// See `records`.
     pub entry_bytes: u64,
+    /// Its file was deleted under the store (sealed segments only): the open file still
+    /// holds its records, so compaction copies the live ones out at once
+    /// ([`crate::store::Inner::check_sealed_linked`]); it gets no hint.
+    pub unlinked: bool,
 }
 
 impl SegmentSlot {
@@ -136,6 +140,7 @@ impl SegmentSlot {
             damaged: false,
             records: 0,
             entry_bytes: 0,
+            unlinked: false,
         }
     }
 

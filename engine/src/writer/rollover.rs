@@ -127,6 +127,40 @@ impl Inner {
         }
     }
 
+    /// Marks sealed segments whose files were deleted under the store (an operator's `rm`
+    /// of old segments, `rm data/*`) and asks for a compaction now: their open files still
+    /// hold the records, which it copies into new segments, so that nothing acknowledged is
+    /// lost at the next restart (a deleted sealed segment's live keys were, and the open
+    /// reported them missing). Once a second, by the background thread. The store deletes
+    /// a segment's files only once it is out of the index, so none of its own is seen here.
+    pub(crate) fn check_sealed_linked(&self) {
+        let sealed: Vec<(u32, Arc<Segment>)> = {
+            let st = self.state.read();
+            st.segments
+                .iter()
+                .filter(|(_, s)| s.sealed && !s.unlinked)
+                .map(|(&id, s)| (id, s.segment.clone()))
+                .collect()
+        };
+        let gone: Vec<u32> = sealed
+            .into_iter()
+            .filter(|(_, seg)| seg.check_linked().is_err())
+            .map(|(id, _)| id)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut st = self.state.write();
+        for id in gone {
+            if let Some(slot) = st.segments.get_mut(&id) {
+                slot.unlinked = true;
+            }
+        }
+        drop(st);
+        self.space_wanted.store(true, Ordering::Relaxed);
+        self.shutdown.nudge();
+    }
+
     /// The error of a rollover that changed nothing: nothing was written (`Segment::create`
     /// leaves no file behind), so an operator's `chmod` or read-only remount, or a process
     /// out of file descriptors, is a passing state, as a full disk is, and the next write
