@@ -202,10 +202,14 @@ impl GroupCommit {
             // poisoned and every waiter learns of it, rather than wait for a leader gone.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _waiting = health.begin_io(Io::Sync, sync_number);
+                let Some(seg) = active else {
+                    return Ok(());
+                };
+                seg.sync().map_err(|e| format!("fsync failed: {e}"))?;
                 // The file synced must still be there for what it holds to count.
-                active.map_or(Ok(()), |seg| seg.sync().and_then(|()| seg.check_linked()))
+                seg.check_linked().map_err(|e| e.to_string())
             }))
-            .unwrap_or_else(|_| Err(std::io::Error::other("the sync panicked")));
+            .unwrap_or_else(|_| Err("fsync failed: the sync panicked".to_string()));
             s = self.state.lock();
             s.leader = false;
             let ours = (s.generation % 2) as usize;
@@ -226,7 +230,7 @@ impl GroupCommit {
                     }
                 }
                 Err(e) => {
-                    health.poison(format!("fsync failed: {e}"));
+                    health.poison(e);
                     // Everyone learns of the poison.
                     self.done[1 - ours].notify_all();
                 }

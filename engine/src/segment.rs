@@ -75,6 +75,9 @@ pub struct Segment {
     /// Until when (monotonic ms, see [`monotonic_ms`]) the whole segment is taken to be in
     /// memory, from the background residency check.
     resident_until: AtomicU64,
+    /// Sealed by this store (appends ended): from then on the store may delete the file
+    /// itself (compaction), so its being unlinked is no loss ([`Segment::check_linked`]).
+    sealed: std::sync::atomic::AtomicBool,
 }
 
 /// Cache lines of an entry [`Segment::prefetch`] asks for: a 24-byte key and a 150-byte
@@ -138,6 +141,7 @@ impl Segment {
             file,
             capacity,
             resident_until: AtomicU64::new(0),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -151,6 +155,7 @@ impl Segment {
             file: Box::new(crate::fs::NoFile),
             capacity: 0,
             resident_until: AtomicU64::new(0),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -224,6 +229,7 @@ impl Segment {
             file,
             capacity,
             resident_until: AtomicU64::new(0),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -281,6 +287,7 @@ impl Segment {
             file,
             capacity: len,
             resident_until: AtomicU64::new(0),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -295,6 +302,12 @@ impl Segment {
     /// hint writing.
     pub fn set_appending(&self, appending: bool) {
         self.file.advise_appending(appending);
+        if !appending {
+            // Before any deletion of it: compaction and expired-segment removal take only
+            // sealed segments.
+            self.sealed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 
     /// Whether a page of the file could not be read (an I/O error) and reads as zeros: its
@@ -319,6 +332,20 @@ impl Segment {
         self.capacity
     }
 
+    /// Whether the file has no name left (deleted under the store), sealed or not.
+    pub(crate) fn is_unlinked(&self) -> bool {
+        self.file.is_unlinked()
+    }
+
+    /// The length the header of the entry at `offset` gives, if it can be read.
+    pub(crate) fn entry_len(&self, offset: u32) -> Option<usize> {
+        let head = self
+            .file
+            .view_range(offset as usize, 64)
+            .or_else(|| self.file.view_range(offset as usize, 40))?;
+        format::entry_len_at(&head, self.header.entry_layout)
+    }
+
     /// Decodes and checks the entry at `offset`, `len` bytes long, and hands it to `f`. A
     /// `len` of [`crate::keydir::HUGE_LEN`] or more means "as long as its header says" (a
     /// record too long for the index's length field, written by an older release).
@@ -329,13 +356,7 @@ impl Segment {
         f: impl FnOnce(EntryRef<'_>) -> R,
     ) -> Result<R, DecodeError> {
         let len = if len >= crate::keydir::HUGE_LEN {
-            let head = self
-                .file
-                .view_range(offset as usize, 64)
-                .or_else(|| self.file.view_range(offset as usize, 40))
-                .ok_or(DecodeError::Truncated)?;
-            let len = format::entry_len_at(&head, self.header.entry_layout)
-                .ok_or(DecodeError::Truncated)?;
+            let len = self.entry_len(offset).ok_or(DecodeError::Truncated)?;
             u32::try_from(len).map_err(|_| DecodeError::BadField)?
         } else {
             len
@@ -404,8 +425,12 @@ impl Segment {
     /// operator's `rm`, a cleanup job): what it holds, and every write appended to it, is
     /// gone at the next restart. Writes went on being acknowledged into a deleted active
     /// segment, and were lost at the restart (found from outside).
+    ///
+    /// Only while it is appended to: once sealed, the store may delete it itself (a
+    /// compaction that ran while a sync of it was in flight), and the link count is read
+    /// before the seal, which comes before any such deletion.
     pub fn check_linked(&self) -> io::Result<()> {
-        if self.file.is_unlinked() {
+        if self.file.is_unlinked() && !self.sealed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(io::Error::other(format!(
                 "the segment file {} was deleted while the store ran: what it holds is lost at the next restart, so no write is acknowledged any more (restore the file from a copy, or restart to go on without it)",
                 self.path.display()

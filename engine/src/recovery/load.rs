@@ -227,8 +227,8 @@ pub(super) enum Distrust {
     /// Damaged (or its segment's header rebuilt): the segment is scanned, and the records
     /// the hint names that the scan does not find are lost, their keys known.
     Damaged,
-    /// It names records its segment does not hold ([`differs_from_segment`]): the segment
-    /// is scanned as if it had no hint.
+    /// It names records its segment does not hold ([`Checked`]): the segment is scanned as
+    /// if it had no hint.
     Foreign,
 }
 
@@ -264,9 +264,11 @@ fn load_from_hint(
     // the older values they had overwritten.
     let mut short = false;
     let mut beyond = Vec::new();
-    // Whether the hint's first record with a key was looked for in the segment, and its
-    // last record so far (looked for once the hint is whole): see [`differs_from_segment`].
-    let mut first_checked = false;
+    // How many of the hint's first records were looked for in the segment, and whether one
+    // with a key was found there (then no more are); its last record so far (looked for
+    // once the hint is whole). See [`Checked`].
+    let mut first_looked = 0;
+    let mut first_found = false;
     let mut last = None;
     let read = fs.read_arriving(path, &mut |bytes, total| {
         if unusable.is_some() {
@@ -305,14 +307,21 @@ fn load_from_hint(
                 unusable = Some("damaged hint record");
                 return;
             };
-            if !first_checked && u64::from(e.offset) + u64::from(e.len) <= seg.capacity() {
-                if differs_from_segment(seg, &e) {
-                    unusable = Some(FOREIGN_HINT);
-                    return;
+            if !first_found
+                && first_looked < FIRST_LOOKED
+                && u64::from(e.offset) + u64::from(e.len) <= seg.capacity()
+            {
+                first_looked += 1;
+                match Checked::of(&e).in_segment(seg, e.key) {
+                    Found::Other => {
+                        unusable = Some(FOREIGN_HINT);
+                        return;
+                    }
+                    // Up to the first record with a key: namespace records alone may
+                    // match another store's, made in the same order.
+                    Found::Same => first_found = !e.key.is_empty(),
+                    Found::Unknown => {}
                 }
-                // Up to the first record with a key: namespace records alone may match
-                // another store's, made in the same order.
-                first_checked = !e.key.is_empty();
             }
             if short {
                 if u64::from(e.offset) + u64::from(e.len) > seg.capacity() {
@@ -349,7 +358,7 @@ fn load_from_hint(
         let key = (read.as_ref().ok())
             .zip(key_at.checked_add(last.key_len))
             .and_then(|(bytes, end)| bytes.get(*key_at..end));
-        !key.is_some_and(|key| last.differs(seg, key))
+        !key.is_some_and(|key| last.in_segment(seg, key) == Found::Other)
     };
     if sound && !last_matches() {
         // Its first record matched (or could not be read), its last is another intact
@@ -375,7 +384,13 @@ fn load_from_hint(
         return HintOutcome::Loaded(stats);
     }
     if applied > 0 {
-        return HintOutcome::AfterApplying(Distrust::Damaged);
+        // Namespace records applied before a record with a key was found to be another's.
+        let why = if unusable == Some(FOREIGN_HINT) {
+            Distrust::Foreign
+        } else {
+            Distrust::Damaged
+        };
+        return HintOutcome::AfterApplying(why);
     }
     match read {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HintOutcome::Unusable(None),
@@ -388,23 +403,35 @@ fn load_from_hint(
 const FOREIGN_HINT: &str =
     "hint names records its segment does not hold (a hint of another segment or data dir)";
 
-/// Whether `seg` holds another intact entry where a hint record names one: a different key,
-/// operation, version or length. A hint names only its segment's id and length, and a hint
-/// of another data dir's segment of that id and length (a restore from the wrong node's
-/// backup) was taken at its word: the keys it did not name read as misses, nothing was
-/// reported, and compaction then dropped their records for good (found from outside).
-///
-/// The open looks at a hint's first record with a key (and any before it) and its last
-/// (two reads of the segment, as a rule); `verify` compares every one. Only an intact entry that differs tells: one that fails its check is
-/// the segment's damage, which the hint is there to name (its keys are then known lost
-/// rather than read as older values). A hint's first records are its segment's first
-/// entries, so a foreign hint is caught unless those are damaged too.
-fn differs_from_segment(seg: &Segment, e: &HintEntry<'_>) -> bool {
-    Checked::of(e).differs(seg, e.key)
+/// The hint's first records looked for in its segment, at most, until one with a key is
+/// found there (each may be unknown: damaged, or too long to read at the open).
+const FIRST_LOOKED: u32 = 8;
+
+/// Entries longer than this are not read to be looked for (their CRC covers the whole
+/// value): a store of large values would read a value per segment at every open.
+const LOOKED_UP_TO: usize = 64 << 10;
+
+/// What the segment holds where a hint record names an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// That entry: the same key, operation, version and length.
+    Same,
+    /// Another intact entry: the hint is not this segment's.
+    Other,
+    /// Nothing that can tell: no intact entry there (the segment's damage, which the hint
+    /// is there to name: its keys are then known lost rather than read as older values),
+    /// or one too long to read at the open.
+    Unknown,
 }
 
-/// What [`differs_from_segment`] compares but the key, kept past the hint's bytes for its
-/// last record.
+/// A hint record, as looked for in the segment. A hint names only its segment's id and
+/// length, and a hint of another data dir's segment of that id and length (a restore from
+/// the wrong node's backup) was taken at its word: the keys it did not name read as misses,
+/// nothing was reported, and compaction then dropped their records for good (found from
+/// outside). The open looks its first records up to one with a key (one or two reads, as a
+/// rule) and its last; `verify` compares every one. The entry's length is taken from its
+/// own header: read at the hint's, a longer entry of another store failed its check and
+/// told nothing.
 struct Checked {
     offset: u32,
     len: u32,
@@ -424,14 +451,28 @@ impl Checked {
         }
     }
 
-    fn differs(&self, seg: &Segment, key: &[u8]) -> bool {
-        seg.with_entry(self.offset, self.len, |found| {
-            found.meta.op != self.op
-                || found.meta.version != self.version
-                || found.key != key
-                || (self.len < crate::keydir::HUGE_LEN && found.len != self.len as usize)
+    fn in_segment(&self, seg: &Segment, key: &[u8]) -> Found {
+        let Some(len) = seg.entry_len(self.offset) else {
+            return Found::Unknown;
+        };
+        if len > LOOKED_UP_TO {
+            return Found::Unknown;
+        }
+        let Ok(len32) = u32::try_from(len) else {
+            return Found::Unknown;
+        };
+        seg.with_entry(self.offset, len32, |found| {
+            let same = found.meta.op == self.op
+                && found.meta.version == self.version
+                && found.key == key
+                && (self.len >= crate::keydir::HUGE_LEN || found.len == self.len as usize);
+            if same {
+                Found::Same
+            } else {
+                Found::Other
+            }
         })
-        .unwrap_or(false)
+        .unwrap_or(Found::Unknown)
     }
 }
 

@@ -451,7 +451,24 @@ fn a_hint_with_a_record_past_its_segment_is_not_used_even_with_a_good_crc() {
 #[test]
 fn a_hint_naming_other_records_than_its_segments_is_not_used() {
     type Edit = fn(&mut Vec<crate::hint::HintEntry<'_>>);
-    let edits: [(&str, Edit); 3] = [
+    let edits: [(&str, Edit); 5] = [
+        // Another store's puts after the same namespace record: that record is applied
+        // before the first put is found to be another's, and the hint must still be
+        // ignored as a whole, not distrusted as damaged (which marks what it names lost).
+        ("versions of the puts", |entries| {
+            for e in entries.iter_mut().filter(|e| !e.key.is_empty()) {
+                e.meta.version += 1000;
+            }
+        }),
+        // Read at the hint's length, the longer entry there failed its check and told
+        // nothing.
+        ("first length", |entries| {
+            let first = entries
+                .iter_mut()
+                .find(|e| !e.key.is_empty())
+                .expect("a put");
+            first.len -= 10;
+        }),
         ("first key", |entries| {
             let first = entries
                 .iter_mut()
@@ -486,6 +503,7 @@ fn a_hint_naming_other_records_than_its_segments_is_not_used() {
             "{what}: the ignored hint is reported: {report:?}"
         );
         assert!(report.damaged.is_empty(), "{what}: {report:?}");
+        assert_eq!(report.keys_lost, 0, "{what}: {report:?}");
         for i in 0..20u8 {
             let item = store.get(b"ns", &[b'k', i]).expect("read").expect(what);
             assert_eq!(item.value[..], [i; 50]);

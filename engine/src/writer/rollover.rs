@@ -144,7 +144,7 @@ impl Inner {
         };
         let gone: Vec<u32> = sealed
             .into_iter()
-            .filter(|(_, seg)| seg.check_linked().is_err())
+            .filter(|(_, seg)| seg.is_unlinked())
             .map(|(id, _)| id)
             .collect();
         if gone.is_empty() {
