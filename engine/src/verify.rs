@@ -683,26 +683,7 @@ mod tests {
     /// warning, not damage (it was damage to `verify`, while every open was clean).
     #[test]
     fn a_seals_log_of_another_data_dir_is_judged_as_the_open_judges_it() {
-        let fill = |value_len: usize| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = Store::builder()
-                .segment_size(8 << 10)
-                .open(dir.path())
-                .expect("open");
-            for i in 0..200u32 {
-                store
-                    .put(
-                        b"ns",
-                        &i.to_le_bytes(),
-                        &vec![7u8; value_len],
-                        PutOptions::default(),
-                    )
-                    .expect("put");
-            }
-            drop(store);
-            dir
-        };
-        let (a, b) = (fill(100), fill(90));
+        let (a, b) = (segments_of_200("k", 100), segments_of_200("k", 90));
         std::fs::copy(b.path().join("seals.log"), a.path().join("seals.log")).expect("copy");
         let report = verify(a.path()).expect("verify");
         assert!(report.is_clean(), "{:?}", report.damage);
@@ -717,7 +698,7 @@ mod tests {
         assert!(store.recovery_report().is_clean());
         for i in 0..200u32 {
             let item = store
-                .get(b"ns", &i.to_le_bytes())
+                .get(b"ns", format!("k{i:03}").as_bytes())
                 .expect("read")
                 .expect("item");
             assert_eq!(item.value.len(), 100);
@@ -726,22 +707,7 @@ mod tests {
 
     #[test]
     fn a_hint_of_another_data_dirs_segment_is_damage() {
-        let fill = |prefix: char| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = Store::builder()
-                .segment_size(8 << 10)
-                .open(dir.path())
-                .expect("open");
-            for i in 0..200u32 {
-                let key = format!("{prefix}{i:03}");
-                store
-                    .put(b"ns", key.as_bytes(), &[7u8; 100], PutOptions::default())
-                    .expect("put");
-            }
-            drop(store);
-            dir
-        };
-        let (a, b) = (fill('a'), fill('b'));
+        let (a, b) = (segments_of_200("a", 100), segments_of_200("b", 100));
         assert!(verify(a.path()).expect("verify").is_clean());
         let name = segment::hint_file_name(2);
         std::fs::copy(b.path().join(&name), a.path().join(&name)).expect("copy the hint");
@@ -755,24 +721,36 @@ mod tests {
         );
     }
 
-    /// Next to a live server, compaction removes segments and hints between verify's
-    /// listing and its reads: a warning, never damage (found from outside: 8 of 250 runs
-    /// next to a compacting server exited 1). Here the progress callback removes the
-    /// segment and hint verify has not read yet.
-    #[test]
-    fn files_removed_while_verify_runs_are_warnings_not_damage() {
+    /// A closed store of 200 items over 8 KiB segments: keys `{prefix}000`… with values of
+    /// `value_len` bytes.
+    fn segments_of_200(prefix: &str, value_len: usize) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::builder()
             .segment_size(8 << 10)
             .open(dir.path())
             .expect("open");
         for i in 0..200u32 {
-            let key = format!("key-{i}");
+            let key = format!("{prefix}{i:03}");
             store
-                .put(b"ns", key.as_bytes(), &[7u8; 100], PutOptions::default())
+                .put(
+                    b"ns",
+                    key.as_bytes(),
+                    &vec![7u8; value_len],
+                    PutOptions::default(),
+                )
                 .expect("put");
         }
         drop(store);
+        dir
+    }
+
+    /// Next to a live server, compaction removes segments and hints between verify's
+    /// listing and its reads: a warning, never damage (found from outside: 8 of 250 runs
+    /// next to a compacting server exited 1). Here the progress callback removes the
+    /// segment and hint verify has not read yet.
+    #[test]
+    fn files_removed_while_verify_runs_are_warnings_not_damage() {
+        let dir = segments_of_200("key-", 100);
         let last = (1..100)
             .rev()
             .find(|&id| dir.path().join(segment::segment_file_name(id)).exists())
