@@ -675,9 +675,6 @@ mod tests {
         dir
     }
 
-    /// A hint of another data dir's segment of the same id and length is damage to
-    /// `verify`, which compares every record it names with the segment's (the open looks
-    /// at its first and last only).
     /// `verify` judges as the open does: a segment whose own hint checks is read to the
     /// length the hint names, and a seals.log of another data dir (other lengths) is a
     /// warning, not damage (it was damage to `verify`, while every open was clean).
@@ -705,6 +702,9 @@ mod tests {
         }
     }
 
+    /// A hint of another data dir's segment of the same id and length is damage to
+    /// `verify`, which compares every record it names with the segment's (the open looks
+    /// at its first and last only).
     #[test]
     fn a_hint_of_another_data_dirs_segment_is_damage() {
         let (a, b) = (segments_of_200("a", 100), segments_of_200("b", 100));
